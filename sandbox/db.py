@@ -1,0 +1,194 @@
+"""Per-service database: one engine, nested transactions scoped to the current thread.
+
+Every request runs inside :meth:`Database.transaction`; a ``$batch`` change set or a business action
+that writes several rows opens an outer transaction and every write inside joins it, so the whole unit
+commits or rolls back together. Callbacks registered with :meth:`Database.before_commit` run just
+before the outermost commit (the live-sync hook uses this: a failure there rolls everything back).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel
+
+from sandbox.errors import ServiceUnavailable
+
+# SQLite has one writer at a time; waiting longer than this for the service's lock means something is stuck.
+LOCK_TIMEOUT_SECONDS = 30.0
+
+
+class _TxState(threading.local):
+    def __init__(self) -> None:
+        self.connection: sa.Connection | None = None
+        self.transaction: sa.RootTransaction | None = None
+        self.depth = 0
+        self.before_commit: list[Callable[[], None]] = []
+        self.after_commit: list[Callable[[], None]] = []
+        self.after_rollback: list[Callable[[], None]] = []
+        self.bag: dict[str, Any] = {}
+
+
+def sqlite_url_for(data_dir: Path | None, name: str) -> str:
+    """The SQLite URL of one service: a file in the data folder, or throwaway memory when no folder."""
+    if data_dir is None:
+        return "sqlite://"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(data_dir / f'{name}.sqlite').as_posix()}"
+
+
+class Database:
+    """An engine plus thread-scoped nested transactions.
+
+    ``metadatas`` are created on :meth:`create_all`; the service model's tables and the platform's own
+    SQLModel tables (outbox, journal) live side by side in the same database so they commit together.
+    """
+
+    def __init__(self, url: str, metadatas: list[sa.MetaData]) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False}
+            if url in ("sqlite://", "sqlite:///:memory:"):
+                # One shared connection keeps the in-memory database alive across threads.
+                kwargs["poolclass"] = StaticPool
+        self.engine = sa.create_engine(url, **kwargs)
+        if self.is_sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            # pysqlite opens transactions lazily and breaks SAVEPOINT; take over BEGIN ourselves.
+            sa.event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        self.metadatas = metadatas
+        self._state = _TxState()
+        # SQLite: serialize transactions (one writer, and a shared in-memory connection). Server DBs need none.
+        self._lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
+
+    # ---- schema -----------------------------------------------------------------------------------
+    def create_all(self) -> None:
+        for metadata in self.metadatas:
+            metadata.create_all(self.engine)
+
+    def drop_all(self) -> None:
+        for metadata in reversed(self.metadatas):
+            metadata.drop_all(self.engine)
+
+    def tables(self) -> list[sa.Table]:
+        return [table for metadata in self.metadatas for table in metadata.sorted_tables]
+
+    # ---- transactions -----------------------------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        return self._state.depth > 0
+
+    @property
+    def connection(self) -> sa.Connection:
+        """The current thread's connection; only valid inside :meth:`transaction`."""
+        if self._state.connection is None:
+            raise RuntimeError("no transaction is open on this thread")
+        return self._state.connection
+
+    @property
+    def bag(self) -> dict[str, Any]:
+        """Per-transaction scratch space (e.g. the changes recorded by the outbox in this transaction)."""
+        return self._state.bag
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """Open (or join) the thread's transaction. The outermost level commits or rolls back."""
+        state = self._state
+        if state.depth > 0:
+            state.depth += 1
+            try:
+                yield state.connection  # type: ignore[misc]
+            finally:
+                state.depth -= 1
+            return
+        if self._lock is not None and not self._lock.acquire(timeout=LOCK_TIMEOUT_SECONDS):
+            raise ServiceUnavailable("The database is busy; try again.", "0x80040216",
+                                     headers={"Retry-After": "1"})
+        try:
+            connection = self.engine.connect()
+            state.connection = connection
+            state.transaction = connection.begin()
+            state.depth = 1
+            state.bag = {}
+            state.before_commit, state.after_commit, state.after_rollback = [], [], []
+            try:
+                yield connection
+                # Before-commit hooks may add more hooks (a sync that writes more rows); drain them all.
+                while state.before_commit:
+                    state.before_commit.pop(0)()
+                state.transaction.commit()
+            except BaseException:
+                if state.transaction.is_active:
+                    state.transaction.rollback()
+                for callback in state.after_rollback:
+                    _quietly(callback)
+                raise
+            else:
+                for callback in state.after_commit:
+                    _quietly(callback)
+            finally:
+                connection.close()
+                state.connection = None
+                state.transaction = None
+                state.depth = 0
+                state.bag = {}
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[sa.Connection]:
+        """A nested unit inside the current transaction that can fail alone (``$batch`` without change set)."""
+        with self.transaction() as connection:
+            nested = connection.begin_nested()
+            try:
+                yield connection
+            except BaseException:
+                if nested.is_active:
+                    nested.rollback()
+                raise
+            else:
+                if nested.is_active:
+                    nested.commit()
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` just before the outermost commit; raising from it rolls everything back."""
+        self._state.before_commit.append(callback)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._state.after_commit.append(callback)
+
+    def after_rollback(self, callback: Callable[[], None]) -> None:
+        self._state.after_rollback.append(callback)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _quietly(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:  # noqa: BLE001 - post-commit notifications must not undo a committed write
+        pass
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
+
+
+def platform_metadata() -> sa.MetaData:
+    """The metadata of the platform's own SQLModel tables (outbox, journal, ...)."""
+    return SQLModel.metadata

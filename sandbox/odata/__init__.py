@@ -1,0 +1,1 @@
+"""One server-side OData layer for both mock services; dialects keep the differences in one place."""
