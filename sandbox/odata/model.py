@@ -108,6 +108,7 @@ class NavigationProperty:
     pairs: list[tuple[str, str]]
     owns_fk: bool = False
     local_condition: dict[str, Any] = field(default_factory=dict)
+    target_condition: dict[str, Any] = field(default_factory=dict)
     partner: str | None = None
 
 
@@ -118,6 +119,9 @@ class EntityType:
     ``name`` is the type name (Dataverse logical name ``account``; F&O singular ``CustomerV3``).
     ``key`` lists the property names of the primary key (one GUID in Dataverse; a compound natural key
     including ``dataAreaId`` in F&O). ``alternate_keys`` lists further unique keys addressable by URL.
+    ``alias_of`` names another entity whose table this one shares (F&O CDS entities are views over the
+    same tables as their V2/V3 siblings); its properties must be a subset of the base entity's.
+    ``company_property`` names the company column of company-specific entities (F&O ``dataAreaId``).
     """
 
     name: str
@@ -131,6 +135,7 @@ class EntityType:
     company_property: str | None = None
     read_only: bool = False
     description: str | None = None
+    alias_of: str | None = None
     table: sa.Table | None = field(default=None, repr=False)
 
     def prop(self, name: str) -> Property | None:
@@ -144,8 +149,12 @@ class EntityType:
 class Model:
     """All entity types of one service, bound to their own SQLAlchemy MetaData."""
 
-    def __init__(self, namespace: str, entities: Iterable[EntityType], enums: Iterable[EnumType] = ()):
+    def __init__(self, namespace: str, entities: Iterable[EntityType], enums: Iterable[EnumType] = (),
+                 created_on: str | None = None, modified_on: str | None = None):
         self.namespace = namespace
+        #: names of the properties the store stamps on create / on every write, when an entity has them
+        self.created_on = created_on
+        self.modified_on = modified_on
         self.metadata = sa.MetaData()
         self.entities: dict[str, EntityType] = {}
         self.by_set: dict[str, EntityType] = {}
@@ -156,7 +165,14 @@ class Model:
     def add(self, entity: EntityType) -> None:
         if entity.name in self.entities or entity.entity_set in self.by_set:
             raise ValueError(f"duplicate entity {entity.name}/{entity.entity_set}")
-        entity.table = _build_table(self.metadata, entity)
+        if entity.alias_of is not None:
+            base = self.entities[entity.alias_of]
+            unknown = set(entity.properties) - set(base.properties)
+            if unknown:
+                raise ValueError(f"{entity.name}: properties {sorted(unknown)} are not in {base.name}")
+            entity.table = base.table
+        else:
+            entity.table = _build_table(self.metadata, entity)
         self.entities[entity.name] = entity
         self.by_set[entity.entity_set] = entity
         for prop in entity.properties.values():
@@ -165,6 +181,11 @@ class Model:
 
     def entity(self, name: str) -> EntityType:
         return self.entities[name]
+
+    def storage_name(self, name: str) -> str:
+        """The entity whose table ``name`` is stored in (itself unless it is an alias)."""
+        entity = self.entities[name]
+        return entity.alias_of or entity.name
 
     def check(self) -> None:
         """Fail fast on a navigation or key that names something undeclared."""

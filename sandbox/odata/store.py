@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from sandbox.db import Database
 from sandbox.errors import BadRequest, Conflict, NotFound
-from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model
+from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, utcnow
 
 if TYPE_CHECKING:
     from sandbox.outbox import Outbox
@@ -125,7 +125,8 @@ class Store:
                 row[prop.name] = values[prop.name]
             else:
                 row[prop.name] = prop.default_value()
-        behavior = self.behaviors.get(entity.name)
+        self._stamp(entity, row, created=True)
+        behavior = self.behavior(entity)
         if behavior is not None:
             behavior.on_create(ctx, row)
         self._check_unique(entity, row, None)
@@ -146,12 +147,13 @@ class Store:
         entity = self.entity(entity_name)
         ctx = WriteContext(self, entity, identity, via_api, extra or {})
         pending: Row = dict(changes)
-        behavior = self.behaviors.get(entity.name)
+        behavior = self.behavior(entity)
         if behavior is not None:
             behavior.on_update(ctx, before, pending)
         effective = {k: v for k, v in pending.items() if k in entity.properties and before.get(k) != v}
         if not effective:
             return before
+        self._stamp(entity, effective, created=False)
         after = {**before, **effective}
         if any(k in effective for key in [entity.key, *entity.alternate_keys] for k in key):
             self._check_unique(entity, after, before[ROWID])
@@ -171,7 +173,7 @@ class Store:
                via_api: bool = False, extra: dict[str, Any] | None = None) -> None:
         entity = self.entity(entity_name)
         ctx = WriteContext(self, entity, identity, via_api, extra or {})
-        behavior = self.behaviors.get(entity.name)
+        behavior = self.behavior(entity)
         if behavior is not None:
             behavior.on_delete(ctx, row)
         table = entity.table
@@ -182,6 +184,18 @@ class Store:
             behavior.after_write(ctx, "delete", row, row)
 
     # ---- helpers ----------------------------------------------------------------------------------
+    def behavior(self, entity: EntityType) -> EntityBehavior | None:
+        """The rules of an entity; an alias (a view over another entity's table) shares its base's."""
+        return self.behaviors.get(entity.name) or (
+            self.behaviors.get(entity.alias_of) if entity.alias_of else None)
+
+    def _stamp(self, entity: EntityType, row: Row, *, created: bool) -> None:
+        now = utcnow()
+        if created and self.model.created_on and self.model.created_on in entity.properties:
+            row[self.model.created_on] = now
+        if self.model.modified_on and self.model.modified_on in entity.properties:
+            row[self.model.modified_on] = now
+
     def next_version(self) -> int:
         """A service-wide increasing row version (Dataverse ``versionnumber`` semantics)."""
         with self._version_lock:
@@ -227,6 +241,8 @@ class Store:
                 identity: str) -> None:
         if self.outbox is None or not entity.tracked:
             return
+        if entity.alias_of is not None:
+            entity = self.model.entities[entity.alias_of]
         key = {k: row.get(k) for k in entity.key}
         after = None if operation == "delete" else {k: row.get(k) for k in entity.properties}
         self.outbox.record(self.db, entity.name, key, operation, changed, after, identity)

@@ -1,0 +1,65 @@
+"""The ``sandbox`` command: ``up``, ``demo`` and friends."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sandbox.stack import DEFAULT_PORTS, StackConfig, build_apps
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """The lead-to-cash sandbox: mock Dynamics 365 Sales and SCM on your laptop."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--sales-port", default=DEFAULT_PORTS["sales"], show_default=True, type=int)
+@click.option("--scm-port", default=DEFAULT_PORTS["scm"], show_default=True, type=int)
+@click.option("--bridge-port", default=DEFAULT_PORTS["bridge"], show_default=True, type=int)
+@click.option("--data-dir", default=".sandbox", show_default=True, type=click.Path(path_type=Path),
+              help="Folder of the SQLite files that survive restarts.")
+@click.option("--memory", is_flag=True, help="Throwaway in-memory state instead of files.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the deterministic demo data.")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a generated localhost certificate.")
+def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Path, memory: bool, seed: int,
+       tls: bool) -> None:
+    """Start the services and serve until interrupted (Ctrl+C or SIGTERM)."""
+    from sandbox.server import ServerGroup, ensure_tls_files
+
+    config = StackConfig(data_dir=data_dir, memory=memory, seed=seed)
+    apps = build_apps(config)
+    tls_files = ensure_tls_files(data_dir / "tls") if tls else None
+    group = ServerGroup(host=host, tls=tls_files)
+    ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
+    roots = {"sales": "/api/data/v9.2/", "scm": "/data/", "bridge": "/"}
+    try:
+        for name, app in apps.items():
+            server = group.start(name, app, ports[name])
+            click.echo(f"{name:<6} {server.url}{roots[name]}")
+    except Exception as exc:  # a port in use, most often
+        group.stop_all()
+        raise click.ClickException(str(exc)) from exc
+    if tls_files is not None:
+        click.echo(f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
+                   f"REQUESTS_CA_BUNDLE={tls_files.ca_cert} NODE_EXTRA_CA_CERTS={tls_files.ca_cert})")
+    click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
+    sys.stdout.flush()
+    group.wait_for_signal()
+    click.echo("stopped.")
+
+
+@main.command()
+@click.option("--seed", default=1, show_default=True, type=int)
+def demo(seed: int) -> None:
+    """Run the lead-to-cash walk-through in-process on throwaway state and print what happened."""
+    from sandbox.demo import run_demo
+
+    sys.exit(run_demo(seed=seed, echo=click.echo))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

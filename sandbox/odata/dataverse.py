@@ -1,0 +1,473 @@
+"""The Dataverse Web API dialect (Dynamics 365 Sales): ``/api/data/v9.2/``.
+
+GUID keys and alternate keys, ``@odata.bind`` / ``_x_value``, 204 + ``OData-EntityId`` on create,
+PATCH as upsert, ``Prefer: odata.maxpagesize`` with ``$skiptoken`` paging (no ``$skip``), formatted-value
+and lookup annotations, change tracking with delta links, ``EntityDefinitions``, ``WhoAmI`` and the bulk
+actions ``CreateMultiple`` / ``UpdateMultiple`` / ``UpsertMultiple``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import html
+import re
+import urllib.parse
+import uuid
+from typing import TYPE_CHECKING, Any, Callable
+
+import sqlalchemy as sa
+from flask import Response
+
+from sandbox.errors import BadRequest, NotFound, SandboxError
+from sandbox.odata import entitydefs
+from sandbox.odata import model as m
+from sandbox.odata.batch import BatchDialect
+from sandbox.odata.dialect import Dialect, query_string
+from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Property
+from sandbox.odata.options import ExpandItem, FilterDialect
+from sandbox.odata.urls import Segment, is_guid, parse_key_predicate
+
+if TYPE_CHECKING:
+    from sandbox.odata.service import ODataService, QueryOptions, RequestState
+
+FORMATTED = "@OData.Community.Display.V1.FormattedValue"
+LOOKUP_LOGICAL = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+ASSOCIATED_NAV = "@Microsoft.Dynamics.CRM.associatednavigationproperty"
+NAMESPACE = "Microsoft.Dynamics.CRM"
+
+
+class DataverseDialect(Dialect):
+    name = "dataverse"
+    csdl_name = "dataverse"
+    root = "/api/data/v9.2/"
+    namespace = NAMESPACE
+    max_page_size = 5000
+    allow_skip = False
+    patch_upserts = True
+    deep_insert = True
+    enums_as_names = False
+    filter_dialect = FilterDialect(case_insensitive=True, string_functions=True, wildcard_eq=False,
+                                   enum_literals=False, query_functions_namespace=NAMESPACE, lambdas=True,
+                                   entity_label=lambda e: f"{NAMESPACE}.{e.name}")
+    batch_dialect = BatchDialect(fail_outer_status=True, stop_on_error=True, changeset_failure_status=None,
+                                 require_crlf=True, max_requests=1000, service_root="/api/data/v9.2/")
+
+    def __init__(self, *, max_page_size: int = 5000) -> None:
+        self.max_page_size = max_page_size
+        self.service: ODataService | None = None
+        self._definitions: list[dict[str, Any]] | None = None
+
+    def bind(self, service: "ODataService") -> None:
+        self.service = service
+
+    def roots(self) -> list[str]:
+        return ["/api/data/v9.2/", "/api/data/v9.1/", "/api/data/v9.0/"]
+
+    def root_for(self, path: str) -> str:
+        for root in self.roots():
+            if path.startswith(root) or path + "/" == root:
+                return root
+        return self.root
+
+    # ---- keys -------------------------------------------------------------------------------------
+    def invalid_key(self, entity: EntityType) -> SandboxError:
+        label = self.type_label(entity)
+        return BadRequest(f"The key in the request URI is not valid for resource '{label}'. Ensure that the "
+                          f"names and number of key properties match the declared or alternate key properties "
+                          f"for the resource '{label}'.", "0x80060888")
+
+    def key_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
+        if prop.type == m.GUID:
+            if not isinstance(value, str) or not is_guid(value):
+                raise BadRequest(f"Bad Request - Error in query syntax: '{value}' is not a valid GUID for "
+                                 f"'{prop.name}'.", "0x80060888")
+            return value.lower()
+        return self.in_value(entity, prop, value)
+
+    def key_condition(self, entity: EntityType, column: Any, value: Any) -> Any:
+        return column == value
+
+    def scope(self, entity: EntityType, state: "RequestState") -> list[Any]:
+        return []
+
+    def entity_conditions(self, entity: EntityType) -> list[Any]:
+        return []
+
+    def format_key(self, entity: EntityType, row: dict[str, Any]) -> str:
+        if len(entity.key) == 1:
+            return str(row.get(entity.key[0]))
+        return super().format_key(entity, row)
+
+    # ---- options and paging -----------------------------------------------------------------------
+    def check_options(self, args: dict[str, str]) -> None:
+        if "$search" in args:
+            raise BadRequest("The query parameter $search is not supported.", "0x80060888")
+
+    def check_expand(self, item: ExpandItem) -> None:
+        if item.skip is not None:
+            raise BadRequest("The query parameter $skip is not supported inside $expand.", "0x80060888")
+
+    def cap_count(self, total: int) -> int:
+        return min(total, 5000)
+
+    def page_size(self, state: "RequestState") -> int:
+        requested = state.prefer.get("odata.maxpagesize")
+        if requested is None:
+            return self.max_page_size
+        try:
+            size = int(requested)
+        except ValueError:
+            raise BadRequest(f"The odata.maxpagesize preference '{requested}' is not a number.",
+                             "0x80060888") from None
+        size = max(1, min(size, self.max_page_size))
+        state.applied.append(f"odata.maxpagesize={size}")
+        return size
+
+    def top_ignored_with_paging(self, state: "RequestState") -> bool:
+        return "odata.maxpagesize" in state.prefer
+
+    def page_offset(self, state: "RequestState", options: "QueryOptions") -> int:
+        token = state.args.get("$skiptoken")
+        if not token:
+            return 0
+        match = re.search(r'pagingcookie="(\d+)"', html.unescape(token)) or re.search(r"pagingcookie=%22(\d+)%22", token)
+        if not match:
+            raise BadRequest("The $skiptoken is not valid.", "0x80060888")
+        return int(match.group(1))
+
+    def next_link(self, state: "RequestState", offset: int, page_size: int) -> str:
+        page = offset // max(page_size, 1) + 1
+        cookie = f'<cookie pagenumber="{page}" pagingcookie="{offset}" istracking="False" />'
+        args = {k: v for k, v in state.args.items() if k != "$skiptoken"}
+        args["$skiptoken"] = cookie
+        return f"{state.base_url}{_current_path(state)}?{query_string(args)}"
+
+    def effective_select(self, entity: EntityType, select: list[str] | None) -> list[str] | None:
+        if select is None:
+            return None
+        out = list(select)
+        for key in entity.key:
+            if key not in out:
+                out.append(key)
+        if "_transactioncurrencyid_value" in entity.properties and "_transactioncurrencyid_value" not in out and any(
+                entity.properties[n].type == m.DECIMAL and (entity.properties[n].scale or 0) == 4 for n in select):
+            out.append("_transactioncurrencyid_value")
+        return out
+
+    # ---- rows -------------------------------------------------------------------------------------
+    def serialize(self, entity: EntityType, row: dict[str, Any], select: list[str] | None,
+                  annotations: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = super().serialize(entity, row, select, annotations)
+        if select is None:
+            out["versionnumber"] = row.get(ROWVERSION)
+        if annotations:
+            for name in list(out):
+                prop = entity.properties.get(name)
+                if prop is None:
+                    continue
+                formatted = self.formatted(prop, row.get(name))
+                if formatted is not None:
+                    out[name + FORMATTED] = formatted
+        return out
+
+    def formatted(self, prop: Property, value: Any) -> str | None:
+        if value is None or prop.lookup is not None:
+            return None
+        if prop.enum is not None:
+            return prop.enum.name_of(value)
+        if prop.type == m.BOOLEAN:
+            return "Yes" if value else "No"
+        if prop.type == m.DECIMAL and (prop.scale or 0) == 4:
+            return f"${decimal.Decimal(value):,.2f}"
+        if prop.type in (m.DECIMAL, m.DOUBLE, m.INT32, m.INT64) and prop.name not in ("statecode", "statuscode"):
+            return f"{value:,}" if not isinstance(value, decimal.Decimal) else f"{value:,.2f}"
+        if isinstance(value, dt.datetime):
+            return f"{value.month}/{value.day}/{value.year} {value.strftime('%I:%M %p').lstrip('0')}"
+        return None
+
+    def annotate(self, service: "ODataService", entity: EntityType, rows: list[dict[str, Any]],
+                 rendered: list[dict[str, Any]], select: list[str] | None) -> None:
+        """Lookup annotations: the target's logical name, the navigation property and its primary name."""
+        for name, prop in entity.properties.items():
+            if prop.lookup is None or (select is not None and name not in select):
+                continue
+            navs = [n for n in entity.navigations.values() if n.owns_fk and n.pairs[0][0] == name]
+            if not navs:
+                continue
+            for row, out in zip(rows, rendered):
+                value = row.get(name)
+                if value is None:
+                    continue
+                nav = navs[0]
+                for candidate in navs:
+                    if all(row.get(k) == v for k, v in candidate.local_condition.items()):
+                        nav = candidate
+                        break
+                target = service.model.entities[nav.target]
+                out[name + LOOKUP_LOGICAL] = target.name
+                out[name + ASSOCIATED_NAV] = nav.name
+                if target.primary_name:
+                    related = service.store.find(target.name, {nav.pairs[0][1]: value}, limit=1)
+                    if related:
+                        out[name + FORMATTED] = related[0].get(target.primary_name)
+
+    # ---- writes -----------------------------------------------------------------------------------
+    def check_odata_annotation(self, entity: EntityType, name: str, value: Any) -> None:
+        if name == "@odata.type" and isinstance(value, str):
+            if value.lstrip("#") != self.type_label(entity):
+                raise BadRequest(f"The type '{value}' in the payload does not match the entity set's type "
+                                 f"'{self.type_label(entity)}'.", "0x80048d19")
+
+    def complete_values(self, entity: EntityType, values: dict[str, Any], state: "RequestState", *,
+                        creating: bool) -> None:
+        return None
+
+    def lookup_write(self, entity: EntityType, name: str) -> SandboxError:
+        return BadRequest(f"Invalid property '{name}' was found in entity '{self.type_label(entity)}'. "
+                          "Lookup columns are read-only: write them through their navigation property with "
+                          "@odata.bind.", "0x80048d19")
+
+    def unknown_property(self, entity: EntityType, name: str) -> SandboxError:
+        return BadRequest(f"Invalid property '{name}' was found in entity '{self.type_label(entity)}'.", "0x0")
+
+    def malformed_json(self, detail: str) -> SandboxError:
+        return BadRequest(f"Error in the request payload: {detail}", "0x80048d19")
+
+    def created_response(self, service: "ODataService", entity: EntityType, row: dict[str, Any],
+                         state: "RequestState") -> Response:
+        url = self.entity_url(state.base_url, entity, row)
+        if state.prefer.get("return") == "representation":
+            state.applied.append("return=representation")
+            options = service.parse_options(entity, state)
+            body = {"@odata.context": service.context_url(state, entity, options.select, "/$entity")}
+            body.update(service.render_rows(entity, [row], options, state)[0])
+            response = service._json(body, status=201)
+        else:
+            response = Response(status=204)
+        response.headers["OData-EntityId"] = url
+        response.headers["Location"] = url
+        response.headers["ETag"] = self.etag(row)
+        return response
+
+    def upserted_response(self, service: "ODataService", entity: EntityType, row: dict[str, Any],
+                          state: "RequestState", *, created: bool) -> Response:
+        url = self.entity_url(state.base_url, entity, row)
+        if state.prefer.get("return") == "representation":
+            state.applied.append("return=representation")
+            options = service.parse_options(entity, state)
+            body = {"@odata.context": service.context_url(state, entity, options.select, "/$entity")}
+            body.update(service.render_rows(entity, [row], options.__class__(select=options.select), state)[0])
+            response = service._json(body, status=201 if created else 200)
+        else:
+            response = Response(status=204)
+        response.headers["OData-EntityId"] = url
+        response.headers["ETag"] = self.etag(row)
+        return response
+
+    # ---- special resources --------------------------------------------------------------------------
+    def special(self, service: "ODataService", method: str, segments: list[Segment],
+                state: "RequestState") -> Response | None:
+        head = segments[0]
+        if head.name == "EntityDefinitions":
+            if method != "GET":
+                raise BadRequest("EntityDefinitions are read-only here.", "0x80060888")
+            return self._entity_definitions(service, segments, state)
+        if head.name in ("WhoAmI", f"{NAMESPACE}.WhoAmI"):
+            if method != "GET":
+                raise NotFound("No HTTP resource was found that matches the request URI for WhoAmI "
+                               "(it is a function: use GET).", "0x80060888")
+            return service._json(self.who_am_i(service, state))
+        return None
+
+    def who_am_i(self, service: "ODataService", state: "RequestState") -> dict[str, Any]:
+        def first_id(entity_name: str, fallback: str) -> str:
+            entity = service.model.entities.get(entity_name)
+            if entity is not None:
+                with service.db.transaction():
+                    rows = service.store.find(entity_name, limit=1)
+                if rows:
+                    return str(rows[0][entity.key[0]])
+            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:{fallback}"))
+        return {"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.WhoAmIResponse",
+                "BusinessUnitId": first_id("businessunit", "businessunit"),
+                "UserId": first_id("systemuser", "systemuser"),
+                "OrganizationId": first_id("organization", "organization")}
+
+    def definitions(self, service: "ODataService") -> list[dict[str, Any]]:
+        if self._definitions is None:
+            self._definitions = entitydefs.entity_definitions(service.model)
+        return self._definitions
+
+    def _entity_definitions(self, service: "ODataService", segments: list[Segment],
+                            state: "RequestState") -> Response:
+        from sandbox.odata.options import parse_expand
+        defs = self.definitions(service)
+        select = [s.strip() for s in state.args["$select"].split(",")] if state.args.get("$select") else None
+        context = f"{state.base_url}$metadata#EntityDefinitions"
+        if len(segments) == 1 and segments[0].args is None:
+            items = entitydefs.filter_definitions(defs, state.args.get("$filter"), select)
+            return service._json({"@odata.context": context, "value": items})
+        head = segments[0]
+        named, bare = parse_key_predicate(head.args or "")
+        match: dict[str, Any] | None = None
+        for item in defs:
+            if named is not None and item.get("LogicalName") == named.get("LogicalName"):
+                match = item
+            elif bare is not None and str(item.get("MetadataId")) == str(bare):
+                match = item
+        if match is None:
+            raise NotFound(f"Could not find an entity with key '{head.args}'.", "0x80040217")
+        rest = segments[1:]
+        if not rest:
+            return service._json({"@odata.context": context + "/$entity", **entitydefs.project(match, select, None)})
+        sub = rest[0].name
+        if sub == "Attributes":
+            attrs = entitydefs.attributes(service.model, match["LogicalName"])
+            type_cast = rest[1].name if len(rest) > 1 else None
+            attrs = entitydefs.attributes_of_type(attrs, type_cast)
+            expand: dict[str, list[str] | None] = {}
+            for item in parse_expand(state.args.get("$expand")):
+                expand[item.nav] = item.select
+            if state.args.get("$filter"):
+                attrs = entitydefs.filter_definitions(attrs, state.args.get("$filter"), None)
+            attrs = [entitydefs.project(a, select, expand or None) for a in attrs]
+            return service._json({"@odata.context": f"{context}('{match['LogicalName']}')/Attributes", "value": attrs})
+        if sub == "Keys":
+            keys = match.get("Keys", [])
+            return service._json({"@odata.context": f"{context}('{match['LogicalName']}')/Keys", "value": keys})
+        raise NotFound(f"Resource not found for the segment '{sub}'.", "0x8006088a")
+
+    # ---- bulk actions -------------------------------------------------------------------------------
+    def generic_bound_action(self, service: "ODataService", entity: EntityType, name: str,
+                             collection: bool) -> Callable[[dict[str, Any], "RequestState"], Response] | None:
+        if not collection or name not in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple"):
+            return None
+
+        def run(body: dict[str, Any], state: "RequestState") -> Response:
+            targets = body.get("Targets")
+            if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
+                raise BadRequest("The parameter 'Targets' must be an array of entity objects.", "0x80048d19")
+            if len(targets) > 1000:
+                raise BadRequest("The number of records in 'Targets' exceeds the limit of 1000.", "0x80048d19")
+            ids: list[str] = []
+            results: list[dict[str, Any]] = []
+            pk = entity.key[0]
+            for target in targets:
+                target = dict(target)
+                self.check_odata_annotation(entity, "@odata.type", target.pop("@odata.type", self.type_label(entity)))
+                reference = target.pop("@odata.id", None)
+                if name == "CreateMultiple":
+                    row = service.create_row(entity, target, state)
+                    ids.append(row[pk])
+                    continue
+                key: dict[str, Any] | None = None
+                if reference:
+                    _, existing = service.resolve_reference(reference, state) if name == "UpdateMultiple" else (
+                        None, None)
+                    if name == "UpsertMultiple":
+                        key = self._key_from_reference(service, entity, reference, state)
+                    else:
+                        key = {pk: existing[pk]}  # type: ignore[index]
+                elif target.get(pk):
+                    key = {pk: service.dialect.key_value(entity, entity.properties[pk], target.pop(pk))}
+                if key is None:
+                    if name == "UpdateMultiple":
+                        raise BadRequest(f"Each target of UpdateMultiple needs '{pk}' or '@odata.id'.", "0x80048d19")
+                    row = service.create_row(entity, target, state)
+                    results.append({"RecordCreated": True, "Target": self._typed_ref(entity, row)})
+                    continue
+                existing_row = service.find_row(entity, key, state)
+                if existing_row is None:
+                    if name == "UpdateMultiple":
+                        raise service.dialect.not_found(entity, service.key_text(entity, key))
+                    row = service.create_row(entity, target, state, url_key=key)
+                    results.append({"RecordCreated": True, "Target": self._typed_ref(entity, row)})
+                else:
+                    values, _ = service.values_from_body(entity, target, state, creating=False)
+                    row = service.store.update(entity.name, existing_row, values, identity=state.identity, via_api=True)
+                    results.append({"RecordCreated": False, "Target": self._typed_ref(entity, row)})
+            if name == "CreateMultiple":
+                return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.CreateMultipleResponse",
+                                      "Ids": ids})
+            if name == "UpsertMultiple":
+                return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.UpsertMultipleResponse",
+                                      "Results": results})
+            return Response(status=204)
+
+        return run
+
+    def _key_from_reference(self, service: "ODataService", entity: EntityType, reference: str,
+                            state: "RequestState") -> dict[str, Any]:
+        text = reference.rsplit("/", 1)[-1]
+        if "(" not in text:
+            raise BadRequest(f"'{reference}' is not an entity reference.", "0x80048d19")
+        return service.resolve_key(entity, text[text.index("(") + 1:-1], state)
+
+    def _typed_ref(self, entity: EntityType, row: dict[str, Any]) -> dict[str, Any]:
+        return {"@odata.type": f"#{self.type_label(entity)}", entity.key[0]: row[entity.key[0]]}
+
+    # ---- change tracking ----------------------------------------------------------------------------
+    def wants_change_tracking(self, state: "RequestState") -> bool:
+        return "odata.track-changes" in state.prefer or "$deltatoken" in state.args
+
+    def change_tracking(self, service: "ODataService", entity: EntityType, state: "RequestState") -> Response:
+        for option in ("$filter", "$orderby", "$expand", "$top"):
+            if option in state.args:
+                raise BadRequest(f'The "{option}" query parameter isn\'t supported when Change Tracking is enabled.',
+                                 "0x80060888")
+        if not entity.tracked:
+            raise BadRequest(f"Change tracking is not enabled for entity '{entity.name}'.", "0x80060888")
+        outbox = service.store.outbox
+        if outbox is None:
+            raise BadRequest("Change tracking is not available on this service.", "0x80060888")
+        if "odata.track-changes" in state.prefer:
+            state.applied.append("odata.track-changes")
+        options = service.parse_options(entity, state)
+        select = self.effective_select(entity, options.select)
+        token = state.args.get("$deltatoken")
+        latest = outbox.latest_seq(service.db)
+        body: dict[str, Any]
+        if token is None:
+            rows = service.store.find(entity.name)
+            body = {"@odata.context": service.context_url(state, entity, options.select),
+                    "value": [self.serialize(entity, r, select) for r in rows]}
+        else:
+            try:
+                since = int(urllib.parse.unquote(token).split("!", 1)[0])
+            except ValueError:
+                raise BadRequest(f"The delta token '{token}' is not valid.", "0x80060888") from None
+            changes = outbox.read(service.db, since, 1_000_000, {entity.name}, None)
+            last_op: dict[str, str] = {}
+            for change in changes:
+                key = change["key"]
+                last_op[str(key.get(entity.key[0]))] = change["operation"]
+            values: list[dict[str, Any]] = []
+            for key_value, operation in last_op.items():
+                row = service.store.get(entity.name, {entity.key[0]: key_value})
+                if row is not None:
+                    values.append(self.serialize(entity, row, select))
+                elif operation == "delete":
+                    values.append({"@odata.context": f"{state.base_url}$metadata#{entity.entity_set}/$deletedEntity",
+                                   "id": key_value, "reason": "deleted"})
+            body = {"@odata.context": service.context_url(state, entity, options.select, "/$delta"), "value": values}
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
+        args = {k: v for k, v in state.args.items() if k not in ("$deltatoken", "$skiptoken")}
+        args["$deltatoken"] = f"{latest}!{stamp}"
+        body["@odata.deltaLink"] = (f"{state.base_url}{entity.entity_set}?"
+                                    f"{query_string(args)}")
+        return service._json(body)
+
+
+def _current_path(state: "RequestState") -> str:
+    from flask import request
+    path = request.path
+    for root in ("/api/data/v9.2/", "/api/data/v9.1/", "/api/data/v9.0/"):
+        if path.startswith(root):
+            return path[len(root):]
+    return path.lstrip("/")
+
+
+__all__ = ["DataverseDialect", "NAMESPACE"]
+
+_unused = (sa, ROWID)

@@ -1,0 +1,859 @@
+"""The generic OData service: routing, CRUD, queries, navigation, references, actions and ``$batch``.
+
+One instance serves one model under one dialect. Mock Sales and mock SCM both build on it; they add
+entity behaviors and actions, and their dialect decides every wire detail that differs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, Response, request
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from sandbox.db import Database
+from sandbox.errors import (BadRequest, MethodNotAllowed, NotFound, PreconditionFailed, SandboxError)
+from sandbox.odata import batch as batchlib
+from sandbox.odata import csdl
+from sandbox.odata.actions import ActionContext, ActionRegistry, ActionSpec, CollectionResult, EntityResult
+from sandbox.odata.dialect import JSON_CONTENT_TYPE, Dialect
+from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, NavigationProperty
+from sandbox.odata.options import (ExpandItem, compile_filter, parse_expand, parse_int_option, parse_orderby,
+                                   parse_select)
+from sandbox.odata.store import Row, Store
+from sandbox.odata.urls import Segment, parse_key_predicate, parse_literal, parse_segment, split_args, split_path
+
+IDENTITY_HEADERS = ("X-Sandbox-Identity", "CallerObjectId", "MSCRM.CallerID")
+DEFAULT_IDENTITY = "user"
+
+
+def identity_of(req: Any) -> str:
+    """Who is calling: the sandbox identity header, Dataverse impersonation headers, else a plain user."""
+    for header in IDENTITY_HEADERS:
+        value = req.headers.get(header)
+        if value:
+            return value.strip()
+    return DEFAULT_IDENTITY
+
+
+def parse_prefer(header: str | None) -> dict[str, str]:
+    """``Prefer: return=representation, odata.maxpagesize=50`` -> {'return': 'representation', ...}."""
+    prefs: dict[str, str] = {}
+    if not header:
+        return prefs
+    for part in re.findall(r'(?:[^,"]|"[^"]*")+', header):
+        name, _, value = part.strip().partition("=")
+        if name:
+            prefs[name.strip().lower()] = value.strip().strip('"')
+    return prefs
+
+
+@dataclass
+class QueryOptions:
+    select: list[str] | None = None
+    filter: str | None = None
+    orderby: str | None = None
+    top: int | None = None
+    skip: int | None = None
+    expand: list[ExpandItem] = field(default_factory=list)
+    count: bool = False
+
+
+@dataclass
+class RequestState:
+    """What a handler needs about the current request (kept explicit so ``$batch`` parts work the same)."""
+
+    identity: str
+    prefer: dict[str, str]
+    args: dict[str, str]
+    base_url: str
+    applied: list[str] = field(default_factory=list)
+
+    @property
+    def annotations(self) -> bool:
+        return "odata.include-annotations" in self.prefer
+
+
+class ODataService:
+    """Serves ``model`` at ``dialect.root`` with CRUD, queries, actions and ``$batch``."""
+
+    def __init__(self, *, name: str, model: Model, dialect: Dialect, db: Database, store: Store,
+                 actions: ActionRegistry | None = None) -> None:
+        self.name = name
+        self.model = model
+        self.dialect = dialect
+        self.db = db
+        self.store = store
+        self.actions = actions or ActionRegistry()
+        self._metadata_cache: dict[bool, str] = {}
+        dialect.bind(self)
+
+    # ---- wiring ---------------------------------------------------------------------------------------
+    def register(self, app: Flask) -> None:
+        """Mount the service on every root the dialect answers to (Dataverse: v9.0, v9.1, v9.2)."""
+        for index, root in enumerate(self.dialect.roots()):
+            blueprint = Blueprint(f"{self.name}_odata_{index}", __name__, url_prefix=root.rstrip("/"))
+            blueprint.add_url_rule("/", "root", self._dispatch, methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+                                   defaults={"path": ""}, strict_slashes=False)
+            blueprint.add_url_rule("/<path:path>", "resource", self._dispatch,
+                                   methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
+            app.register_blueprint(blueprint)
+
+    def _dispatch(self, path: str) -> Response:
+        state = RequestState(
+            identity=identity_of(request),
+            prefer=parse_prefer(request.headers.get("Prefer")),
+            args=self._query_args(),
+            base_url=request.host_url.rstrip("/") + self.dialect.root_for(request.path),
+        )
+        try:
+            response = self.handle(request.method, path, state)
+        except SandboxError as error:
+            return self.dialect.render_error(error)
+        response.headers.setdefault("OData-Version", "4.0")
+        if state.applied:
+            response.headers["Preference-Applied"] = ",".join(state.applied)
+        return response
+
+    @staticmethod
+    def _query_args() -> dict[str, str]:
+        args: dict[str, str] = {}
+        for name, value in request.args.items(multi=False):
+            args[name] = value
+        return args
+
+    # ---- top-level routing ----------------------------------------------------------------------------
+    def handle(self, method: str, path: str, state: RequestState) -> Response:
+        path = urllib.parse.unquote(path) if "%" in path else path
+        if path in ("", "/"):
+            return self._json({"@odata.context": f"{state.base_url}$metadata", "value": [
+                {"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set}
+                for e in self.model.entities.values()]})
+        if path == "$metadata":
+            return self._metadata(state)
+        if path == "$batch":
+            if method != "POST":
+                raise MethodNotAllowed("$batch accepts POST only.")
+            return self._batch(state)
+        segments = [parse_segment(s) for s in split_path(path)]
+        special = self.dialect.special(self, method, segments, state)
+        if special is not None:
+            return special
+        head = segments[0]
+        entity = self.model.by_set.get(head.name)
+        if entity is None:
+            return self._unbound_operation(method, segments, state)
+        with self.db.transaction():
+            return self._entity_set(method, entity, segments, state)
+
+    def _metadata(self, state: RequestState) -> Response:
+        annotations = state.args.get("annotations", "").lower() == "true"
+        if annotations not in self._metadata_cache:
+            self._metadata_cache[annotations] = csdl.render_csdl(
+                self.model, self.actions.all(), dialect=self.dialect.csdl_name, annotations=annotations)
+        return Response(self._metadata_cache[annotations], content_type="application/xml")
+
+    # ---- entity sets ----------------------------------------------------------------------------------
+    def _entity_set(self, method: str, entity: EntityType, segments: list[Segment], state: RequestState) -> Response:
+        head, rest = segments[0], segments[1:]
+        if head.args is None:
+            if not rest:
+                if method == "GET":
+                    return self.read_collection(entity, state)
+                if method == "POST":
+                    return self.create(entity, self._body(), state)
+                raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+            if rest[0].name == "$count" and len(rest) == 1 and method == "GET":
+                return self.count(entity, state)
+            if len(rest) == 1:
+                return self._bound_operation(method, entity, None, rest[0], state, collection=True)
+            raise self.dialect.unknown_set("/".join(s.name for s in segments))
+        key = self.resolve_key(entity, head.args, state)
+        if not rest:
+            if method == "GET":
+                return self.read_entity(entity, key, state)
+            if method in ("PATCH", "PUT"):
+                return self.update_or_upsert(entity, key, self._body(), state, method=method)
+            if method == "DELETE":
+                return self.delete(entity, key, state)
+            raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+        name = rest[0].name
+        if name in entity.navigations:
+            return self._navigation(method, entity, key, entity.navigations[name], rest, state)
+        if name in entity.properties and not entity.properties[name].hidden:
+            return self._property(method, entity, key, name, rest[1:], state)
+        if len(rest) == 1:
+            return self._bound_operation(method, entity, key, rest[0], state, collection=False)
+        raise self.dialect.unknown_property(entity, name)
+
+    def resolve_key(self, entity: EntityType, args: str, state: RequestState) -> dict[str, Any]:
+        """The URL key predicate as a dict of property values matching the key or an alternate key."""
+        named, bare = parse_key_predicate(args)
+        if named is None:
+            if len(entity.key) != 1:
+                raise self.dialect.invalid_key(entity)
+            named = {entity.key[0]: bare}
+        if set(named) != set(entity.key) and not any(set(named) == set(alt) for alt in entity.alternate_keys):
+            raise self.dialect.invalid_key(entity)
+        converted: dict[str, Any] = {}
+        for name, value in named.items():
+            prop = entity.properties[name]
+            try:
+                converted[name] = self.dialect.key_value(entity, prop, value)
+            except SandboxError:
+                raise
+            except (ValueError, TypeError, ArithmeticError):
+                raise self.dialect.type_error(entity, prop, value) from None
+        return converted
+
+    def key_text(self, entity: EntityType, key: dict[str, Any]) -> str:
+        if set(key) == set(entity.key) and len(entity.key) == 1:
+            return str(next(iter(key.values())))
+        return ",".join(f"{k}={v}" for k, v in key.items())
+
+    def find_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row | None:
+        table = entity.table
+        assert table is not None
+        query = sa.select(table).where(*[self.dialect.key_condition(entity, table.c[k], v) for k, v in key.items()])
+        for condition in self.dialect.scope(entity, state):
+            query = query.where(condition)
+        row = self.db.connection.execute(query.limit(1)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def require_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row:
+        row = self.find_row(entity, key, state)
+        if row is None:
+            raise self.dialect.not_found(entity, self.key_text(entity, key))
+        return row
+
+    # ---- reads ----------------------------------------------------------------------------------------
+    def parse_options(self, entity: EntityType, state: RequestState, *, allow_paging: bool = True) -> QueryOptions:
+        args = state.args
+        known = {"$select", "$filter", "$orderby", "$top", "$skip", "$expand", "$count", "$skiptoken",
+                 "$deltatoken", "$format", "cross-company", "annotations", "$apply", "$search"}
+        for name in args:
+            if name.startswith("$") and name not in known:
+                raise BadRequest(f"The query parameter '{name}' is not supported.", "0x80060888")
+            if name.startswith("@"):
+                continue
+        self.dialect.check_options(args)
+        options = QueryOptions(
+            select=parse_select(args.get("$select"), entity, self.dialect.filter_dialect),
+            filter=self._substitute_aliases(args.get("$filter"), args),
+            orderby=args.get("$orderby"),
+            top=parse_int_option("$top", args.get("$top")),
+            skip=parse_int_option("$skip", args.get("$skip")),
+            expand=parse_expand(args.get("$expand")),
+            count=args.get("$count", "").lower() == "true",
+        )
+        if options.skip is not None and not self.dialect.allow_skip:
+            raise BadRequest("The query parameter $skip is not supported.", "0x80060888")
+        self._check_expand(entity, options.expand)
+        return options
+
+    @staticmethod
+    def _substitute_aliases(text: str | None, args: dict[str, str]) -> str | None:
+        if not text or "@" not in text:
+            return text
+        return re.sub(r"@(\w+)", lambda m: args.get(f"@{m.group(1)}", m.group(0)), text)
+
+    def _check_expand(self, entity: EntityType, items: list[ExpandItem]) -> None:
+        for item in items:
+            nav = entity.navigations.get(item.nav)
+            if nav is None:
+                raise BadRequest(f"Could not find a property named '{item.nav}' on type "
+                                 f"'{self.dialect.type_label(entity)}'.", "0x0")
+            if item.ref and nav.many:
+                raise BadRequest("Expand with $ref is only supported on lookup type navigation property.",
+                                 "0x80060888")
+            self.dialect.check_expand(item)
+            target = self.model.entities[nav.target]
+            if item.select is not None:
+                parse_select(",".join(item.select), target, self.dialect.filter_dialect)
+            self._check_expand(target, item.expand)
+
+    def base_query(self, entity: EntityType, options: QueryOptions, state: RequestState,
+                   extra: Iterable[Any] = ()) -> sa.Select:
+        table = entity.table
+        assert table is not None
+        query = sa.select(table)
+        for condition in self.dialect.scope(entity, state):
+            query = query.where(condition)
+        for condition in extra:
+            query = query.where(condition)
+        for condition in self.dialect.entity_conditions(entity):
+            query = query.where(condition)
+        if options.filter:
+            query = query.where(compile_filter(options.filter, entity, self.model, self.dialect.filter_dialect))
+        return query
+
+    def read_collection(self, entity: EntityType, state: RequestState, extra: Iterable[Any] = (),
+                        context_suffix: str | None = None) -> Response:
+        if self.dialect.wants_change_tracking(state):
+            return self.dialect.change_tracking(self, entity, state)
+        options = self.parse_options(entity, state)
+        query = self.base_query(entity, options, state, extra)
+        body: dict[str, Any] = {"@odata.context": self.context_url(state, entity, options.select, context_suffix)}
+        if options.count:
+            total = self.db.connection.execute(
+                sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
+            body["@odata.count"] = self.dialect.cap_count(total)
+        orders = parse_orderby(options.orderby, entity, self.model, self.dialect.filter_dialect)
+        table = entity.table
+        assert table is not None
+        query = query.order_by(*orders, *[table.c[k] for k in entity.key] if not orders else [], table.c[ROWID])
+        page_size = self.dialect.page_size(state)
+        offset = self.dialect.page_offset(state, options)
+        limit = page_size
+        remaining_top = None
+        if options.top is not None and not self.dialect.top_ignored_with_paging(state):
+            remaining_top = max(options.top - (offset - (options.skip or 0)), 0)
+            limit = min(limit, remaining_top)
+        rows = [dict(r._mapping) for r in
+                self.db.connection.execute(query.offset(offset).limit(limit + 1))]
+        more = len(rows) > limit and (remaining_top is None or remaining_top > limit)
+        rows = rows[:limit]
+        body["value"] = self.render_rows(entity, rows, options, state)
+        if more:
+            body["@odata.nextLink"] = self.dialect.next_link(state, offset + limit, page_size)
+        return self._json(body)
+
+    def render_rows(self, entity: EntityType, rows: list[Row], options: QueryOptions,
+                    state: RequestState) -> list[dict[str, Any]]:
+        select = self.dialect.effective_select(entity, options.select)
+        rendered = [self.dialect.serialize(entity, row, select, state.annotations) for row in rows]
+        if state.annotations:
+            self.dialect.annotate(self, entity, rows, rendered, select)
+        for item in options.expand:
+            self._expand(entity, rows, rendered, item, state)
+        return rendered
+
+    def _expand(self, entity: EntityType, rows: list[Row], rendered: list[dict[str, Any]], item: ExpandItem,
+                state: RequestState) -> None:
+        nav = entity.navigations[item.nav]
+        target = self.model.entities[nav.target]
+        sub = QueryOptions(select=item.select, filter=item.filter, orderby=item.orderby, top=item.top,
+                           expand=item.expand)
+        for row, out in zip(rows, rendered):
+            related = self.related_rows(entity, row, nav, sub, state)
+            if item.ref:
+                out[item.nav] = ({"@odata.id": self.dialect.entity_url(state.base_url, target, related[0])}
+                                 if related else None)
+            elif nav.many:
+                out[item.nav] = self.render_rows(target, related, sub, state)
+            else:
+                out[item.nav] = self.render_rows(target, related[:1], sub, state)[0] if related else None
+
+    def related_rows(self, entity: EntityType, row: Row, nav: NavigationProperty, options: QueryOptions,
+                     state: RequestState, limit: int | None = None) -> list[Row]:
+        target = self.model.entities[nav.target]
+        conditions = self.nav_conditions(entity, row, nav)
+        if conditions is None:
+            return []
+        query = self.base_query(target, options, state, conditions) if options.filter else (
+            sa.select(target.table).where(*conditions))
+        orders = parse_orderby(options.orderby, target, self.model, self.dialect.filter_dialect)
+        query = query.order_by(*orders, target.table.c[ROWID])
+        top = options.top if options.top is not None else limit
+        if top is not None:
+            query = query.limit(top)
+        return [dict(r._mapping) for r in self.db.connection.execute(query)]
+
+    def nav_conditions(self, entity: EntityType, row: Row, nav: NavigationProperty) -> list[Any] | None:
+        """SQL conditions selecting the rows ``nav`` points at from ``row`` (None: it points nowhere)."""
+        target = self.model.entities[nav.target]
+        table = target.table
+        assert table is not None
+        for name, value in nav.local_condition.items():
+            if row.get(name) != value:
+                return None
+        conditions: list[Any] = []
+        for local, remote in nav.pairs:
+            value = row.get(local)
+            if value is None:
+                return None
+            conditions.append(table.c[remote] == value)
+        for name, value in nav.target_condition.items():
+            conditions.append(table.c[name] == value)
+        return conditions
+
+    def read_entity(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
+        options = self.parse_options(entity, state, allow_paging=False)
+        row = self.require_row(entity, key, state)
+        etag = self.dialect.etag(row)
+        if_none_match = request.headers.get("If-None-Match")
+        if (if_none_match and if_none_match != "null" and if_none_match == etag and not options.expand
+                and not state.annotations):
+            return Response(status=304, headers={"ETag": etag})
+        body = {"@odata.context": self.context_url(state, entity, options.select, "/$entity")}
+        body.update(self.render_rows(entity, [row], options, state)[0])
+        response = self._json(body)
+        response.headers["ETag"] = etag
+        return response
+
+    def count(self, entity: EntityType, state: RequestState, extra: Iterable[Any] = ()) -> Response:
+        options = self.parse_options(entity, state)
+        query = self.base_query(entity, options, state, extra)
+        total = self.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
+        return Response(str(total or 0), content_type="text/plain; charset=utf-8")
+
+    def context_url(self, state: RequestState, entity: EntityType, select: list[str] | None,
+                    suffix: str | None = None) -> str:
+        projection = f"({','.join(select)})" if select else ""
+        return f"{state.base_url}$metadata#{entity.entity_set}{projection}{suffix or ''}"
+
+    # ---- writes ---------------------------------------------------------------------------------------
+    def _body(self) -> dict[str, Any]:
+        raw = request.get_data()
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise self.dialect.malformed_json(str(exc)) from None
+        if not isinstance(body, dict):
+            raise self.dialect.malformed_json("The request body must be a JSON object.")
+        return body
+
+    def values_from_body(self, entity: EntityType, body: dict[str, Any], state: RequestState, *,
+                         creating: bool) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+        """Validate a JSON body: (column values incl. resolved binds, deep-insert children by nav)."""
+        values: dict[str, Any] = {}
+        children: dict[str, list[dict[str, Any]]] = {}
+        privileged = state.identity in self.dialect.privileged_identities
+        for name, value in body.items():
+            if name.startswith("@odata."):
+                self.dialect.check_odata_annotation(entity, name, value)
+                continue
+            if name.endswith("@odata.bind"):
+                nav_name = name[: -len("@odata.bind")]
+                nav = entity.navigations.get(nav_name)
+                if nav is None or (not nav.owns_fk and not nav.many):
+                    raise self.dialect.unknown_property(entity, nav_name)
+                if nav.many:
+                    raise BadRequest(f"Collection binding on '{nav_name}' is not supported on this table.",
+                                     "0x80048d19")
+                values.update(self.bind_values(entity, nav, value, state))
+                continue
+            if "@" in name:
+                continue  # instance annotations on properties are informational
+            nav = entity.navigations.get(name)
+            if nav is not None and self.dialect.deep_insert:
+                if nav.many:
+                    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                        raise self.dialect.malformed_json(f"'{name}' must be an array of objects.")
+                    children[name] = value
+                elif value is None and nav.owns_fk:
+                    values.update(self.bind_values(entity, nav, None, state))
+                elif isinstance(value, dict) and nav.owns_fk:
+                    target = self.model.entities[nav.target]
+                    created = self.create_row(target, value, state)
+                    values.update(self.bind_values(entity, nav, created, state))
+                else:
+                    raise self.dialect.malformed_json(f"'{name}' must be an object.")
+                continue
+            prop = entity.properties.get(name)
+            if prop is None or prop.hidden:
+                raise self.dialect.unknown_property(entity, name)
+            if prop.lookup is not None and not privileged:
+                raise self.dialect.lookup_write(entity, name)
+            if prop.read_only and not privileged:
+                continue  # system-owned columns are ignored on user writes, as the real services do
+            values[name] = self.dialect.in_value(entity, prop, value)
+        self.dialect.complete_values(entity, values, state, creating=creating)
+        return values, children
+
+    def bind_values(self, entity: EntityType, nav: NavigationProperty, value: Any,
+                    state: RequestState) -> dict[str, Any]:
+        """Columns set by binding ``nav`` to a reference (``"/contacts(<id>)"``) or a row, or cleared by None."""
+        if value is None:
+            out = {local: None for local, _ in nav.pairs}
+            out.update({k: None for k in nav.local_condition})
+            return out
+        if isinstance(value, dict) and ROWID in value:
+            target_row = value
+            target = self.model.entities[nav.target]
+        else:
+            if not isinstance(value, str):
+                raise self.dialect.malformed_json(f"The value of '{nav.name}@odata.bind' must be a URL string.")
+            target, target_row = self.resolve_reference(value, state)
+            if target.name != nav.target:
+                raise BadRequest(f"The reference '{value}' is not of type '{nav.target}' required by "
+                                 f"'{nav.name}'.", "0x80048d19")
+        out = {local: target_row[remote] for local, remote in nav.pairs}
+        out.update(nav.local_condition)
+        return out
+
+    def resolve_reference(self, value: Any, state: RequestState) -> tuple[EntityType, Row]:
+        """``/accounts(<id>)``, ``accounts(key='x')``, an absolute URL, or a typed dict -> (entity, row)."""
+        if isinstance(value, dict):
+            type_name = str(value.get("@odata.type", "")).lstrip("#").rsplit(".", 1)[-1]
+            entity = self.model.entities.get(type_name)
+            if entity is None:
+                raise BadRequest(f"Unknown entity type '{value.get('@odata.type')}' in a parameter.", "0x80048d19")
+            key = {k: value.get(k) for k in entity.key}
+            if any(v is None for v in key.values()):
+                raise BadRequest(f"The parameter of type '{entity.name}' lacks its key.", "0x80048d19")
+            converted = {k: self.dialect.key_value(entity, entity.properties[k], v) for k, v in key.items()}
+            return entity, self.require_row(entity, converted, state)
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest("A reference must be a non-empty URL.", "0x80048d19")
+        text = value.strip()
+        for root in self.dialect.roots():
+            position = text.find(root)
+            if position >= 0:
+                text = text[position + len(root):]
+                break
+        text = text.lstrip("/")
+        segments = [parse_segment(s) for s in split_path(text)]
+        if len(segments) != 1 or segments[0].args is None:
+            raise BadRequest(f"The reference '{value}' is not a single-entity URL.", "0x80048d19")
+        entity = self.model.by_set.get(segments[0].name)
+        if entity is None:
+            raise self.dialect.unknown_set(segments[0].name)
+        key = self.resolve_key(entity, segments[0].args, state)
+        return entity, self.require_row(entity, key, state)
+
+    def create_row(self, entity: EntityType, body: dict[str, Any], state: RequestState,
+                   url_key: dict[str, Any] | None = None) -> Row:
+        """Insert one row (and its deep-insert children) from a JSON body."""
+        if entity.read_only:
+            raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
+        values, children = self.values_from_body(entity, body, state, creating=True)
+        if url_key:
+            for name, value in url_key.items():
+                values.setdefault(name, value)
+        row = self.store.insert(self.model.storage_name(entity.name) if entity.alias_of else entity.name,
+                                values, identity=state.identity, via_api=True)
+        for nav_name, items in children.items():
+            nav = entity.navigations[nav_name]
+            target = self.model.entities[nav.target]
+            for item in items:
+                child = dict(item)
+                child_values = {remote: row[local] for local, remote in nav.pairs}
+                child_values.update(nav.target_condition)
+                self.create_row(target, child, state, url_key=child_values)
+        return row
+
+    def create(self, entity: EntityType, body: dict[str, Any], state: RequestState) -> Response:
+        row = self.create_row(entity, body, state)
+        row = self.store.get(entity.name, {ROWID: row[ROWID]}) or row
+        return self.dialect.created_response(self, entity, row, state)
+
+    def update_or_upsert(self, entity: EntityType, key: dict[str, Any], body: dict[str, Any], state: RequestState,
+                         *, method: str) -> Response:
+        if entity.read_only:
+            raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
+        row = self.find_row(entity, key, state)
+        if_match = request.headers.get("If-Match")
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match == "null":
+            if_none_match = None
+        if row is None:
+            if if_match is not None or not self.dialect.patch_upserts:
+                raise self.dialect.not_found(entity, self.key_text(entity, key))
+            row = self.create_row(entity, body, state, url_key=key)
+            return self.dialect.upserted_response(self, entity, row, state, created=True)
+        if if_none_match == "*":
+            raise PreconditionFailed("A record with matching key values already exists.", "0x80040237")
+        self.check_etag(row, if_match)
+        values, _children = self.values_from_body(entity, body, state, creating=False)
+        for name in key:
+            if name not in entity.key:
+                values.pop(name, None)  # alternate-key columns in the body are ignored on update
+        row = self.store.update(entity.name if not entity.alias_of else entity.alias_of, row, values,
+                                identity=state.identity, via_api=True)
+        return self.dialect.upserted_response(self, entity, row, state, created=False)
+
+    def check_etag(self, row: Row, if_match: str | None) -> None:
+        if if_match is None or if_match.strip() == "*":
+            return
+        candidates = [tag.strip() for tag in if_match.split(",")]
+        if self.dialect.etag(row) not in candidates:
+            raise PreconditionFailed(
+                "The version of the existing record doesn't match the RowVersion property provided.",
+                "0x80060882")
+
+    def delete(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
+        if entity.read_only:
+            raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
+        row = self.require_row(entity, key, state)
+        self.check_etag(row, request.headers.get("If-Match"))
+        self.store.delete(entity.alias_of or entity.name, row, identity=state.identity, via_api=True)
+        return Response(status=204)
+
+    # ---- single properties, navigations, references ---------------------------------------------------
+    def _property(self, method: str, entity: EntityType, key: dict[str, Any], name: str, rest: list[Segment],
+                  state: RequestState) -> Response:
+        row = self.require_row(entity, key, state)
+        prop = entity.properties[name]
+        if method == "GET":
+            value = self.dialect.out_value(prop, row.get(name))
+            if rest and rest[0].name == "$value":
+                if value is None:
+                    return Response(status=204)
+                return Response(str(value), content_type="text/plain; charset=utf-8")
+            if rest:
+                raise self.dialect.unknown_property(entity, rest[0].name)
+            return self._json({"@odata.context": f"{state.base_url}$metadata#{entity.entity_set}"
+                                                 f"({self.dialect.format_key(entity, row)})/{name}",
+                               "value": value})
+        if method == "PUT":
+            body = self._body()
+            if "value" not in body:
+                raise self.dialect.malformed_json("The body must be {\"value\": ...}.")
+            values, _ = self.values_from_body(entity, {name: body["value"]}, state, creating=False)
+        elif method == "DELETE":
+            values, _ = self.values_from_body(entity, {name: None}, state, creating=False)
+        else:
+            raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+        self.check_etag(row, request.headers.get("If-Match"))
+        self.store.update(entity.alias_of or entity.name, row, values, identity=state.identity, via_api=True)
+        return Response(status=204)
+
+    def _navigation(self, method: str, entity: EntityType, key: dict[str, Any], nav: NavigationProperty,
+                    rest: list[Segment], state: RequestState) -> Response:
+        row = self.require_row(entity, key, state)
+        target = self.model.entities[nav.target]
+        nav_segment = rest[0]
+        is_ref = len(rest) > 1 and rest[-1].name == "$ref"
+        if is_ref:
+            return self._reference(method, entity, row, nav, nav_segment, state)
+        if len(rest) > 1:
+            raise self.dialect.unknown_property(target, rest[1].name)
+        if method != "GET":
+            raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+        conditions = self.nav_conditions(entity, row, nav)
+        if nav.many:
+            if conditions is None:
+                conditions = [sa.false()]
+            return self.read_collection(target, state, extra=conditions)
+        if conditions is None:
+            return Response(status=204)
+        options = self.parse_options(target, state)
+        related = self.related_rows(entity, row, nav, QueryOptions(), state, limit=1)
+        if not related:
+            return Response(status=204)
+        body = {"@odata.context": self.context_url(state, target, options.select, "/$entity")}
+        body.update(self.render_rows(target, related, options, state)[0])
+        return self._json(body)
+
+    def _reference(self, method: str, entity: EntityType, row: Row, nav: NavigationProperty, segment: Segment,
+                   state: RequestState) -> Response:
+        target = self.model.entities[nav.target]
+        if not nav.many:
+            if not nav.owns_fk:
+                raise MethodNotAllowed("This navigation property cannot be changed through $ref.")
+            if method == "GET":
+                related = self.related_rows(entity, row, nav, QueryOptions(), state, limit=1)
+                if not related:
+                    return Response(status=204)
+                return self._json({"@odata.id": self.dialect.entity_url(state.base_url, target, related[0])})
+            if method == "PUT":
+                body = self._body()
+                values = self.bind_values(entity, nav, body.get("@odata.id"), state)
+            elif method == "DELETE":
+                values = self.bind_values(entity, nav, None, state)
+            else:
+                raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+            self.store.update(entity.alias_of or entity.name, row, values, identity=state.identity, via_api=True)
+            return Response(status=204)
+        partner = self._owning_partner(entity, nav)
+        if method == "GET":
+            conditions = self.nav_conditions(entity, row, nav) or [sa.false()]
+            rows = [dict(r._mapping) for r in self.db.connection.execute(
+                sa.select(target.table).where(*conditions).order_by(target.table.c[ROWID]))]
+            return self._json({"value": [{"@odata.id": self.dialect.entity_url(state.base_url, target, r)}
+                                         for r in rows]})
+        if partner is None:
+            raise MethodNotAllowed("This collection cannot be changed through $ref.")
+        if method == "POST":
+            body = self._body()
+            child_entity, child = self.resolve_reference(body.get("@odata.id"), state)
+            if child_entity.name != target.name:
+                raise BadRequest(f"The reference is not of type '{target.name}'.", "0x80048d19")
+            values = self.bind_values(target, partner, row, state)
+        elif method == "DELETE":
+            if segment.args is None:
+                raise BadRequest("Name the related row to remove: nav(<id>)/$ref.", "0x80048d19")
+            child = self.require_row(target, self.resolve_key(target, segment.args, state), state)
+            values = self.bind_values(target, partner, None, state)
+        else:
+            raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+        self.store.update(target.alias_of or target.name, child, values, identity=state.identity, via_api=True)
+        return Response(status=204)
+
+    def _owning_partner(self, entity: EntityType, nav: NavigationProperty) -> NavigationProperty | None:
+        """The single-valued navigation on the target that owns the foreign key behind collection ``nav``."""
+        target = self.model.entities[nav.target]
+        wanted = {(remote, local) for local, remote in nav.pairs}
+        for candidate in target.navigations.values():
+            if (candidate.owns_fk and candidate.target == entity.name and set(candidate.pairs) == wanted
+                    and candidate.local_condition == nav.target_condition):
+                return candidate
+        return None
+
+    # ---- actions and functions ------------------------------------------------------------------------
+    def _operation_name(self, segment: Segment) -> str:
+        name = segment.name
+        prefix = self.model.namespace + "."
+        if name.startswith(prefix):
+            return name[len(prefix):]
+        return name
+
+    def _bound_operation(self, method: str, entity: EntityType, key: dict[str, Any] | None, segment: Segment,
+                         state: RequestState, *, collection: bool) -> Response:
+        name = self._operation_name(segment)
+        qualified = segment.name.startswith(self.model.namespace + ".")
+        base = entity.alias_of
+        spec = (self.actions.find(name, entity.name, collection)
+                or (self.actions.find(name, base, collection) if base else None))
+        generic = self.dialect.generic_bound_action(self, entity, name, collection) if qualified else None
+        if spec is None and generic is None:
+            if key is not None and segment.name not in entity.properties:
+                raise self.dialect.unknown_property(entity, segment.name)
+            raise self.dialect.unknown_set(segment.name)
+        if not qualified:
+            raise BadRequest("Request message has unresolved parameters: bound operations need the namespace "
+                             f"'{self.model.namespace}.'.", "0x80060888")
+        if generic is not None:
+            if method != "POST":
+                raise MethodNotAllowed(f"The action '{name}' accepts POST only.")
+            return generic(self._body(), state)
+        assert spec is not None
+        target = self.require_row(entity, key, state) if key is not None else None
+        return self._run_operation(method, spec, target, segment, state)
+
+    def _unbound_operation(self, method: str, segments: list[Segment], state: RequestState) -> Response:
+        head = segments[0]
+        if len(segments) != 1:
+            raise self.dialect.unknown_set(head.name)
+        name = self._operation_name(head)
+        spec = self.actions.find(name, None, False)
+        if spec is None:
+            raise self.dialect.unknown_set(head.name)
+        with self.db.transaction():
+            return self._run_operation(method, spec, None, head, state)
+
+    def _run_operation(self, method: str, spec: ActionSpec, target: Row | None, segment: Segment,
+                       state: RequestState) -> Response:
+        if spec.is_function:
+            if method != "GET":
+                raise MethodNotAllowed(f"The function '{spec.name}' accepts GET only.")
+            params = self._function_params(segment, state)
+        else:
+            if method != "POST":
+                raise NotFound(f"No HTTP resource was found that matches the request URI "
+                               f"'{request.url}'.", "0x80060888")
+            params = self._body()
+        ctx = ActionContext(store=self.store, identity=state.identity,
+                            resolve_reference=lambda value: self.resolve_reference(value, state), service=self)
+        result = spec.handler(ctx, target, params)
+        return self.operation_response(result, state)
+
+    def _function_params(self, segment: Segment, state: RequestState) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if segment.args:
+            for arg in split_args(segment.args):
+                name, _, value = arg.partition("=")
+                value = value.strip()
+                if value.startswith("@"):
+                    value = state.args.get(value, "null")
+                params[name.strip()] = parse_literal(value)
+        return params
+
+    def operation_response(self, result: Any, state: RequestState) -> Response:
+        if result is None:
+            return Response(status=204)
+        if isinstance(result, EntityResult):
+            entity = self.model.entities[result.entity]
+            select = result.columns if result.columns else None
+            if select is not None:
+                select = [c for c in select if c in entity.properties]
+                for key in entity.key:
+                    if key not in select:
+                        select.insert(0, key)
+            body = {"@odata.context": self.context_url(state, entity, None, "/$entity")}
+            body.update(self.dialect.serialize(entity, result.row, self.dialect.effective_select(entity, select),
+                                               state.annotations))
+            return self._json(body)
+        if isinstance(result, CollectionResult):
+            items = []
+            for entity_name, row in result.items:
+                entity = self.model.entities[entity_name]
+                item = {"@odata.type": f"#{self.dialect.type_label(entity)}"}
+                item.update(self.dialect.serialize(entity, row, None, state.annotations))
+                items.append(item)
+            return self._json({"@odata.context": f"{state.base_url}$metadata#{result.context}", "value": items})
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, dict):
+            body = dict(result)
+            body.setdefault("@odata.context", f"{state.base_url}$metadata")
+            return self._json(body)
+        raise TypeError(f"unsupported action result {type(result).__name__}")
+
+    # ---- $batch ---------------------------------------------------------------------------------------
+    def _batch(self, state: RequestState) -> Response:
+        dialect = self.dialect.batch_dialect
+        items = batchlib.parse_batch(request.get_data(), request.headers.get("Content-Type", ""), dialect)
+        app = _current_app()
+        outer_headers = {k: v for k, v in request.headers.items()
+                         if k.lower() in ("authorization", "x-sandbox-identity", "callerobjectid", "mscrm.callerid")}
+        host = request.host_url
+
+        def dispatch(part: batchlib.BatchRequest) -> batchlib.BatchResponse:
+            headers = {**outer_headers, **part.headers}
+            path, _, query = part.url.partition("?")
+            builder = EnvironBuilder(path=path, base_url=host, query_string=query, method=part.method,
+                                     headers=headers, data=part.body)
+            try:
+                environ = builder.get_environ()
+            finally:
+                builder.close()
+            app_iter, status, response_headers = run_wsgi_app(app.wsgi_app, environ)
+            try:
+                body = b"".join(app_iter)
+            finally:
+                if hasattr(app_iter, "close"):
+                    app_iter.close()
+            code, _, reason = status.partition(" ")
+            return batchlib.BatchResponse(status=int(code), reason=reason, headers=dict(response_headers),
+                                          body=body, content_id=part.content_id)
+
+        continue_on_error = "odata.continue-on-error" in state.prefer
+        if continue_on_error:
+            state.applied.append("odata.continue-on-error")
+        status, responses = batchlib.execute_batch(items, dispatch, self.db.transaction, dialect, continue_on_error)
+        body, content_type = batchlib.render_batch(responses)
+        return Response(body, status=status, content_type=content_type)
+
+    # ---- helpers --------------------------------------------------------------------------------------
+    @staticmethod
+    def _json(body: Any, status: int = 200) -> Response:
+        return Response(json.dumps(body, separators=(",", ":")), status=status, content_type=JSON_CONTENT_TYPE)
+
+
+def _current_app() -> Flask:
+    from flask import current_app
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def row_key(entity: EntityType, row: Row) -> dict[str, Any]:
+    return {k: row.get(k) for k in entity.key}
+
+
+def refresh(store: Store, entity: EntityType, row: Row) -> Row:
+    return store.get(entity.alias_of or entity.name, {ROWID: row[ROWID]}) or row
+
+
+__all__ = ["ODataService", "RequestState", "QueryOptions", "identity_of", "parse_prefer", "row_key",
+           "ROWVERSION"]
+
+
+Handler = Callable[..., Response]

@@ -1,0 +1,181 @@
+"""Parsing of OData resource paths and key predicates (``accounts(accountnumber='C-1')/name/$value``)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.errors import BadRequest
+
+_GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?[mMdDfFlL]?$")
+
+
+@dataclass
+class Segment:
+    """One path segment: a name and, when it carried parentheses, the raw text inside them."""
+
+    name: str
+    args: str | None = None
+    key: dict[str, Any] | None = None
+    #: a single unnamed key value (``accounts(<guid>)``)
+    bare_key: Any = None
+
+
+@dataclass
+class ResourcePath:
+    segments: list[Segment] = field(default_factory=list)
+
+
+def split_path(path: str) -> list[str]:
+    """Split on ``/`` outside quotes and parentheses."""
+    parts: list[str] = []
+    depth = 0
+    quoted = False
+    current: list[str] = []
+    i = 0
+    while i < len(path):
+        ch = path[i]
+        if quoted:
+            current.append(ch)
+            if ch == "'":
+                if i + 1 < len(path) and path[i + 1] == "'":
+                    current.append("'")
+                    i += 1
+                else:
+                    quoted = False
+        elif ch == "'":
+            quoted = True
+            current.append(ch)
+        elif ch == "(":
+            depth += 1
+            current.append(ch)
+        elif ch == ")":
+            depth -= 1
+            current.append(ch)
+        elif ch == "/" and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    if quoted:
+        raise BadRequest(f"There is an unterminated literal in '{path}'.", "0x80060888")
+    if depth != 0:
+        raise BadRequest(f"Bad Request - Error in query syntax: unbalanced parentheses in '{path}'.",
+                         "0x80060888")
+    parts.append("".join(current))
+    return [p for p in parts if p != ""]
+
+
+def parse_segment(text: str) -> Segment:
+    if "(" in text and text.endswith(")"):
+        name, _, rest = text.partition("(")
+        return Segment(name=name, args=rest[:-1])
+    if "(" in text or ")" in text:
+        raise BadRequest(f"Bad Request - Error in query syntax in segment '{text}'.", "0x80060888")
+    return Segment(name=text)
+
+
+def parse_literal(text: str) -> Any:
+    """A key or parameter literal: 'string', number, GUID, true/false/null."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == "'" and text[-1] == "'":
+        inner = text[1:-1]
+        if re.search(r"(?<!')'(?!')", inner.replace("''", "")):
+            raise BadRequest(f"There is an unterminated literal in '{text}'.", "0x80060888")
+        return inner.replace("''", "'")
+    if text.startswith("'"):
+        raise BadRequest(f"There is an unterminated literal at position 0 in '{text}'.", "0x80060888")
+    lowered = text.lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    if lowered == "null":
+        return None
+    if _GUID_RE.match(text):
+        return str(uuid.UUID(text))
+    if _NUMBER_RE.match(text):
+        cleaned = text.rstrip("mMdDfFlL")
+        return int(cleaned) if re.match(r"^-?\d+$", cleaned) else float(cleaned)
+    raise BadRequest(f"Unrecognized literal '{text}' in the key or parameter list.", "0x80060888")
+
+
+def split_args(text: str) -> list[str]:
+    """Split ``a='x,y',b=2`` on commas outside quotes and brackets."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    depth = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quoted:
+            current.append(ch)
+            if ch == "'":
+                if i + 1 < len(text) and text[i + 1] == "'":
+                    current.append("'")
+                    i += 1
+                else:
+                    quoted = False
+        elif ch == "'":
+            quoted = True
+            current.append(ch)
+        elif ch in "([{":
+            depth += 1
+            current.append(ch)
+        elif ch in ")]}":
+            depth -= 1
+            current.append(ch)
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    if quoted:
+        raise BadRequest(f"There is an unterminated literal in '{text}'.", "0x80060888")
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_key_predicate(text: str) -> tuple[dict[str, Any] | None, Any]:
+    """``(guid)`` -> (None, guid); ``(a='x',b=1)`` -> ({'a': 'x', 'b': 1}, None)."""
+    args = split_args(text)
+    if not args:
+        raise BadRequest("The key predicate is empty.", "0x80060888")
+    if len(args) == 1 and "=" not in _outside_quotes(args[0]):
+        return None, parse_literal(args[0])
+    key: dict[str, Any] = {}
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if not eq or not name.strip():
+            raise BadRequest(f"Bad Request - Error in query syntax: key part '{arg}' is not name=value.",
+                             "0x80060888")
+        key[name.strip()] = parse_literal(value)
+    return key, None
+
+
+def _outside_quotes(text: str) -> str:
+    return re.sub(r"'(?:[^']|'')*'", "", text)
+
+
+def format_literal(value: Any, *, guid_bare: bool = True) -> str:
+    """The URL form of a key value (inverse of :func:`parse_literal`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    text = str(value)
+    if guid_bare and _GUID_RE.match(text):
+        return text
+    return "'" + text.replace("'", "''") + "'"
+
+
+def is_guid(text: Any) -> bool:
+    return isinstance(text, str) and bool(_GUID_RE.match(text))

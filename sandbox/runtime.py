@@ -1,0 +1,147 @@
+"""Builds one emulated service as a Flask app: the piece every mock's ``create_app`` delegates to.
+
+A :class:`ServiceSpec` says what a mock consists of (model, dialect, rules, actions, seed); :func:`build_app`
+wires those to a database, the outbox, the OData service, the control plane, fault injection, the request
+journal and error handlers that always answer in the service's own error shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from sandbox.control import control_blueprint
+from sandbox.db import Database, platform_metadata
+from sandbox.errors import MethodNotAllowed, SandboxError, error_for_status
+from sandbox.faults import FaultRegistry, install_fault_hook
+from sandbox.journal import Journal, install_journal_hook
+from sandbox.odata.actions import ActionRegistry
+from sandbox.odata.dialect import Dialect
+from sandbox.odata.model import Model
+from sandbox.odata.service import ODataService, identity_of
+from sandbox.odata.store import EntityBehavior, Store
+from sandbox.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+SeedFunction = Callable[[Store, int, dict[str, Any]], dict[str, int]]
+
+
+@dataclass
+class ServiceSpec:
+    """What one emulated service is made of."""
+
+    name: str
+    build_model: Callable[[], Model]
+    build_dialect: Callable[["ServiceConfig"], Dialect]
+    behaviors: Callable[[], dict[str, EntityBehavior]]
+    register_actions: Callable[[ActionRegistry], None]
+    seed: SeedFunction
+
+
+@dataclass
+class ServiceConfig:
+    """How to run a service: storage, seed data, and dialect settings."""
+
+    database_url: str = "sqlite://"
+    seed: int | None = 1
+    seed_options: dict[str, Any] = field(default_factory=dict)
+    journal_capacity: int = 1000
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime:
+    """The live parts of one service, kept in ``app.extensions['sandbox']``."""
+
+    def __init__(self, spec: ServiceSpec, config: ServiceConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.name = spec.name
+        self.model = spec.build_model()
+        self.model.check()
+        self.dialect = spec.build_dialect(config)
+        self.db = Database(config.database_url, [self.model.metadata, platform_metadata()])
+        self.db.create_all()
+        self.outbox = Outbox()
+        self.faults = FaultRegistry()
+        self.journal = Journal(config.journal_capacity)
+        self.actions = ActionRegistry()
+        spec.register_actions(self.actions)
+        self.store = Store(self.model, self.db, self.outbox, spec.behaviors())
+        self.service = ODataService(name=spec.name, model=self.model, dialect=self.dialect, db=self.db,
+                                    store=self.store, actions=self.actions)
+        self.started_at = dt.datetime.now(dt.timezone.utc)
+
+    # ---- ServiceRuntime protocol (control plane) ------------------------------------------------------
+    def render_error(self, err: SandboxError) -> Response:
+        return self.dialect.render_error(err)
+
+    def reset(self) -> None:
+        self.db.drop_all()
+        self.db.create_all()
+        self.store.reset_versions()
+        self.outbox.latest_seq(self.db)
+
+    def seed(self, seed: int, options: dict[str, Any]) -> dict[str, Any]:
+        with self.db.transaction():
+            return self.spec.seed(self.store, seed, options)
+
+    def is_empty(self) -> bool:
+        with self.db.transaction():
+            for entity in self.model.entities.values():
+                if entity.alias_of is None and self.store.find(entity.name, limit=1):
+                    return False
+        return True
+
+    def info(self) -> dict[str, Any]:
+        return {"dialect": self.dialect.name, "root": self.dialect.root,
+                "entity_sets": sorted(e.entity_set for e in self.model.entities.values()),
+                "actions": sorted(self.actions.names())}
+
+
+def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
+    """The Flask app of one service. Seeds an empty database when ``config.seed`` is set."""
+    config = config or ServiceConfig()
+    runtime = Runtime(spec, config)
+    app = Flask(spec.name)
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["sandbox"] = runtime
+    install_fault_hook(app, runtime.faults, runtime.render_error)
+    install_journal_hook(app, runtime.journal, identity_of)
+    app.register_blueprint(control_blueprint(runtime))
+    runtime.service.register(app)
+    _install_error_handlers(app, runtime)
+    if config.seed is not None and runtime.is_empty():
+        runtime.seed(config.seed, dict(config.seed_options))
+    return app
+
+
+def runtime_of(app: Flask) -> Runtime:
+    return app.extensions["sandbox"]
+
+
+def _install_error_handlers(app: Flask, runtime: Runtime) -> None:
+    @app.errorhandler(SandboxError)
+    def sandbox_error(err: SandboxError) -> Response:
+        return runtime.render_error(err)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        status = err.code or 500
+        if status == 404:
+            return runtime.render_error(runtime.dialect.unknown_set(request.path))
+        if status == 405:
+            return runtime.render_error(MethodNotAllowed(
+                f"The requested resource does not support http method '{request.method}'."))
+        return runtime.render_error(error_for_status(status, err.description or err.name))
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> Response:
+        log.error("unexpected error on %s %s\n%s", request.method, request.path, traceback.format_exc())
+        return runtime.render_error(error_for_status(500, f"An unexpected error occurred: {type(err).__name__}: {err}"))

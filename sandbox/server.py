@@ -1,0 +1,139 @@
+"""Serving the services on loopback ports: waitress for plain HTTP, werkzeug with a local CA for ``--tls``.
+
+Each service gets its own server thread; :class:`ServerGroup` starts them, reports their URLs when they
+accept connections, and stops them all on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import Flask
+
+WAITRESS_THREADS = 8
+
+
+@dataclass
+class TlsFiles:
+    """A local certificate authority and a certificate for localhost/127.0.0.1 signed by it."""
+
+    ca_cert: Path
+    cert_chain: Path
+    key: Path
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(self.cert_chain), str(self.key))
+        return context
+
+
+def ensure_tls_files(folder: Path) -> TlsFiles:
+    """Create (once) and reuse the CA and server certificate in ``folder``; clients trust ``ca.pem``."""
+    import trustme
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(folder / "ca.pem", folder / "server-chain.pem", folder / "server-key.pem")
+    if files.ca_cert.exists() and files.cert_chain.exists() and files.key.exists():
+        return files
+    authority = trustme.CA(organization_name="Lead-to-cash sandbox local CA")
+    certificate = authority.issue_cert("localhost", "127.0.0.1", "::1")
+    authority.cert_pem.write_to_path(str(files.ca_cert))
+    certificate.private_key_pem.write_to_path(str(files.key))
+    with files.cert_chain.open("wb") as chain:
+        for blob in certificate.cert_chain_pems:
+            chain.write(blob.bytes())
+    files.key.chmod(0o600)
+    return files
+
+
+@dataclass
+class RunningServer:
+    name: str
+    url: str
+    stop: Callable[[], None]
+    thread: threading.Thread
+
+
+@dataclass
+class ServerGroup:
+    """Servers for several apps, each on its own port and thread."""
+
+    host: str = "127.0.0.1"
+    tls: TlsFiles | None = None
+    servers: list[RunningServer] = field(default_factory=list)
+
+    def start(self, name: str, app: Flask, port: int) -> RunningServer:
+        scheme = "https" if self.tls else "http"
+        if self.tls is not None:
+            from werkzeug.serving import make_server
+
+            server = make_server(self.host, port, app, threaded=True, ssl_context=self.tls.ssl_context())
+            thread = threading.Thread(target=server.serve_forever, name=f"serve-{name}", daemon=True)
+            stop: Callable[[], None] = server.shutdown
+            bound_port = server.server_port
+        else:
+            from waitress.server import create_server
+
+            server = create_server(app, host=self.host, port=port, threads=WAITRESS_THREADS,
+                                   ident="lead-to-cash-sandbox", clear_untrusted_proxy_headers=True)
+            thread = threading.Thread(target=server.run, name=f"serve-{name}", daemon=True)
+            stop = server.close
+            bound_port = server.effective_port  # type: ignore[union-attr]
+        thread.start()
+        running = RunningServer(name, f"{scheme}://{self.host}:{bound_port}", stop, thread)
+        self.servers.append(running)
+        wait_until_listening(self.host, int(bound_port))
+        return running
+
+    def stop_all(self) -> None:
+        for server in reversed(self.servers):
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001 - stopping must carry on for the others
+                pass
+        for server in self.servers:
+            server.thread.join(timeout=5)
+        self.servers.clear()
+
+    def wait_for_signal(self) -> None:
+        """Block until SIGINT or SIGTERM, then stop every server."""
+        stopped = threading.Event()
+
+        def handler(_signum: int, _frame: Any) -> None:
+            stopped.set()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stopped.wait(0.5):
+                pass
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            self.stop_all()
+
+
+def wait_until_listening(host: str, port: int, timeout: float = 10.0) -> None:
+    """Return once ``host:port`` accepts a TCP connection (raise after ``timeout``)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing is listening on {host}:{port}") from None
+            time.sleep(0.05)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
