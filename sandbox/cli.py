@@ -61,5 +61,22 @@ def demo(seed: int) -> None:
     sys.exit(run_demo(seed=seed, echo=click.echo))
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="A short run (seconds rather than minutes).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option("--threads", default=4, show_default=True, type=int, help="Concurrent client threads.")
+def bench(quick: bool, json_path: str | None, threads: int) -> None:
+    """Measure the mocks' request throughput beside a bare-server baseline, in one run."""
+    from sandbox import bench as benchmarks
+
+    on_terminal = sys.stderr.isatty()
+    results = benchmarks.run_bench(quick=quick, threads=threads,
+                                   progress=(lambda text: click.echo(f"  running {text} ...", err=True))
+                                   if on_terminal else None)
+    benchmarks.print_table(results)
+    if json_path:
+        benchmarks.dump(results, json_path)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

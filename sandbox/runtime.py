@@ -88,6 +88,11 @@ class Runtime:
         self.store.reset_versions()
         self.outbox.latest_seq(self.db)
 
+    def after_import(self) -> None:
+        """A snapshot import bypassed the store: row versions must be re-read from the data."""
+        self.store.reset_versions()
+        self.outbox.latest_seq(self.db)
+
     def seed(self, seed: int, options: dict[str, Any]) -> dict[str, Any]:
         with self.db.transaction():
             return self.spec.seed(self.store, seed, options)
@@ -112,8 +117,9 @@ def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
     app = Flask(spec.name)
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["sandbox"] = runtime
-    install_fault_hook(app, runtime.faults, runtime.render_error)
+    # The journal goes first: a fault answers from before_request and would skip later hooks.
     install_journal_hook(app, runtime.journal, identity_of)
+    install_fault_hook(app, runtime.faults, runtime.render_error)
     app.register_blueprint(control_blueprint(runtime))
     runtime.service.register(app)
     _install_error_handlers(app, runtime)

@@ -26,7 +26,7 @@ from sandbox.odata.batch import BatchDialect
 from sandbox.odata.dialect import Dialect, query_string
 from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Property
 from sandbox.odata.options import ExpandItem, FilterDialect
-from sandbox.odata.urls import Segment, is_guid, parse_key_predicate
+from sandbox.odata.urls import Segment, is_guid
 
 if TYPE_CHECKING:
     from sandbox.odata.service import ODataService, QueryOptions, RequestState
@@ -294,49 +294,45 @@ class DataverseDialect(Dialect):
                 "UserId": first_id("systemuser", "systemuser"),
                 "OrganizationId": first_id("organization", "organization")}
 
-    def definitions(self, service: "ODataService") -> list[dict[str, Any]]:
+    def definitions(self, service: "ODataService", with_attributes: bool = False) -> list[dict[str, Any]]:
+        if with_attributes:
+            return entitydefs.entity_definitions(service.model, include_attributes=True)
         if self._definitions is None:
             self._definitions = entitydefs.entity_definitions(service.model)
         return self._definitions
 
     def _entity_definitions(self, service: "ODataService", segments: list[Segment],
                             state: "RequestState") -> Response:
-        from sandbox.odata.options import parse_expand
-        defs = self.definitions(service)
-        select = [s.strip() for s in state.args["$select"].split(",")] if state.args.get("$select") else None
+        """``EntityDefinitions`` as metadata clients read it: the set, one entity, its attributes and keys."""
+        select = entitydefs.parse_select(state.args.get("$select"))
+        expand = entitydefs.parse_expand(state.args.get("$expand"))
         context = f"{state.base_url}$metadata#EntityDefinitions"
-        if len(segments) == 1 and segments[0].args is None:
-            items = entitydefs.filter_definitions(defs, state.args.get("$filter"), select)
-            return service._json({"@odata.context": context, "value": items})
+        defs = self.definitions(service, with_attributes=bool(expand and "Attributes" in expand))
         head = segments[0]
-        named, bare = parse_key_predicate(head.args or "")
-        match: dict[str, Any] | None = None
-        for item in defs:
-            if named is not None and item.get("LogicalName") == named.get("LogicalName"):
-                match = item
-            elif bare is not None and str(item.get("MetadataId")) == str(bare):
-                match = item
-        if match is None:
-            raise NotFound(f"Could not find an entity with key '{head.args}'.", "0x80040217")
+        if head.args is None:
+            if len(segments) > 1:
+                raise NotFound(f"Resource not found for the segment '{segments[1].name}'.", "0x8006088a")
+            items = entitydefs.filter_definitions(defs, state.args.get("$filter"), select, expand)
+            return service._json({"@odata.context": context, "value": items})
+        match = entitydefs.find_by_key(defs, head.args)
         rest = segments[1:]
         if not rest:
-            return service._json({"@odata.context": context + "/$entity", **entitydefs.project(match, select, None)})
-        sub = rest[0].name
-        if sub == "Attributes":
-            attrs = entitydefs.attributes(service.model, match["LogicalName"])
-            type_cast = rest[1].name if len(rest) > 1 else None
-            attrs = entitydefs.attributes_of_type(attrs, type_cast)
-            expand: dict[str, list[str] | None] = {}
-            for item in parse_expand(state.args.get("$expand")):
-                expand[item.nav] = item.select
-            if state.args.get("$filter"):
-                attrs = entitydefs.filter_definitions(attrs, state.args.get("$filter"), None)
-            attrs = [entitydefs.project(a, select, expand or None) for a in attrs]
-            return service._json({"@odata.context": f"{context}('{match['LogicalName']}')/Attributes", "value": attrs})
-        if sub == "Keys":
-            keys = match.get("Keys", [])
-            return service._json({"@odata.context": f"{context}('{match['LogicalName']}')/Keys", "value": keys})
-        raise NotFound(f"Resource not found for the segment '{sub}'.", "0x8006088a")
+            return service._json({"@odata.context": context + "/$entity", **entitydefs.project(match, select, expand)})
+        sub = rest[0]
+        logical = match["LogicalName"]
+        if sub.name == "Attributes":
+            attrs = entitydefs.attributes(service.model, logical)
+            cast = next((s.name for s in rest[1:] if s.name.startswith(NAMESPACE)), None)
+            attrs = entitydefs.attributes_of_type(attrs, cast)
+            if sub.args is not None:
+                attribute = entitydefs.find_by_key(attrs, sub.args, kind="AttributeMetadata")
+                return service._json({"@odata.context": f"{context}('{logical}')/Attributes/$entity",
+                                      **entitydefs.project(attribute, select, expand)})
+            attrs = entitydefs.filter_definitions(attrs, state.args.get("$filter"), select, expand)
+            return service._json({"@odata.context": f"{context}('{logical}')/Attributes", "value": attrs})
+        if sub.name == "Keys":
+            return service._json({"@odata.context": f"{context}('{logical}')/Keys", "value": match.get("Keys", [])})
+        raise NotFound(f"Resource not found for the segment '{sub.name}'.", "0x8006088a")
 
     # ---- bulk actions -------------------------------------------------------------------------------
     def generic_bound_action(self, service: "ODataService", entity: EntityType, name: str,

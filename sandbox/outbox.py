@@ -1,0 +1,352 @@
+"""Change capture: every tracked write leaves a row in the ``sandbox_outbox`` table of the same database.
+
+The :class:`~sandbox.odata.store.Store` calls :meth:`Outbox.record` inside the write's own transaction, so a
+change row exists exactly when the data change committed (a rollback takes both away). Rows carry a
+gap-tolerant, increasing ``seq``; consumers (the bridge, change tracking) read the feed after a cursor::
+
+    GET /_sandbox/changes?after=<seq>&limit=500&tables=account,contact&exclude_identity=bridge&wait=20
+
+    {"changes": [{"seq", "table", "key", "operation", "changed", "after", "transaction_id",
+                  "identity", "created_at"}, ...],
+     "next": <cursor to pass as ``after`` next time>, "latest": <highest committed seq>}
+
+Ordering guarantee: a reader never receives a row while a row with a lower ``seq`` may still commit. On
+SQLite transactions are serialized, so this holds trivially; on a server database (PostgreSQL) concurrent
+transactions can commit out of ``seq`` order, so :meth:`Outbox.read_page` stops short of the first ``seq``
+still owned by an open transaction *of this process*. (One writing process per service database is
+assumed; writes from another process are not covered by that watermark.)
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import enum
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Optional
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, request
+from sqlmodel import Field, SQLModel
+
+from sandbox.db import Database
+from sandbox.errors import BadRequest
+
+if TYPE_CHECKING:
+    from sandbox.control import ServiceRuntime
+
+OPERATIONS = ("create", "update", "delete")
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 5000
+MAX_WAIT_SECONDS = 30.0
+
+_BAG_KEY = "sandbox.outbox"
+
+
+# ---- JSON that survives Decimal/datetime/date ----------------------------------------------------------
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback: Decimal -> string (no float rounding), temporal -> ISO 8601, UUID -> str."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text using :func:`json_default`."""
+    return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    """A JSON response encoded with :func:`json_default` (Flask's provider would render datetimes as HTTP dates)."""
+    return Response(dumps(payload), status=status, mimetype="application/json")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso_utc(value: dt.datetime) -> str:
+    # SQLite hands DateTime back naive; every timestamp this module writes is UTC.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.isoformat()
+
+
+# ---- the table ---------------------------------------------------------------------------------------
+class ChangeRecord(SQLModel, table=True):
+    """One captured create/update/delete. JSON columns are stored as text for portability."""
+
+    __tablename__ = "sandbox_outbox"
+    # AUTOINCREMENT on SQLite: a purged seq is never handed out again, so consumer cursors stay valid.
+    __table_args__ = (sa.Index("ix_sandbox_outbox_table_seq", "table", "seq"), {"sqlite_autoincrement": True})
+
+    seq: Optional[int] = Field(default=None, primary_key=True)
+    table: str = Field(max_length=128)
+    key: str  # JSON object
+    operation: str = Field(max_length=8)
+    changed: str  # JSON list of property names
+    after: Optional[str] = None  # JSON object, null for a delete
+    transaction_id: str = Field(max_length=64)
+    identity: str = Field(max_length=128)
+    created_at: dt.datetime
+
+
+def _row_to_change(row: sa.Row[Any]) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "seq": m["seq"],
+        "table": m["table"],
+        "key": json.loads(m["key"]),
+        "operation": m["operation"],
+        "changed": json.loads(m["changed"]),
+        "after": None if m["after"] is None else json.loads(m["after"]),
+        "transaction_id": m["transaction_id"],
+        "identity": m["identity"],
+        "created_at": _iso_utc(m["created_at"]),
+    }
+
+
+@dataclass
+class _TxChanges:
+    """What the outbox remembers about the current DB transaction (kept in ``db.bag``)."""
+
+    transaction_id: str
+    first_seq: int
+    last_seq: int
+
+
+@dataclass
+class ChangePage:
+    """One read of the feed.
+
+    ``next`` is the cursor to resume from: the last returned ``seq`` when the page is full, otherwise the
+    highest ``seq`` scanned (so rows filtered out by ``tables``/``exclude_identity`` are not rescanned).
+    ``latest`` is the highest committed ``seq`` (0 when the feed is empty).
+    """
+
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    next: int = 0
+    latest: int = 0
+
+
+class Outbox:
+    """Writes change rows inside the caller's transaction and serves them in ``seq`` order."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._generation = 0  # bumps on every commit that recorded changes (and every notify())
+        self._latest = 0  # highest seq known committed; refreshed exactly by latest_seq()
+        self._in_flight: set[int] = set()  # first seq of each open transaction that recorded changes
+        self.table = ChangeRecord.__table__
+
+    # ---- writing ----------------------------------------------------------------------------------
+    def record(self, db: Database, entity_name: str, key: dict[str, Any], operation: str,
+               changed: list[str], after: dict[str, Any] | None, identity: str) -> None:
+        """Insert one change row on ``db.connection`` (the data write's transaction).
+
+        All records of one DB transaction share a ``transaction_id``; listeners are notified once the
+        outermost transaction commits. Must be called inside ``db.transaction()``.
+        """
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown outbox operation {operation!r}")
+        tx: _TxChanges | None = db.bag.get(_BAG_KEY)
+        values = {
+            "table": entity_name,
+            "key": dumps(key),
+            "operation": operation,
+            "changed": dumps(list(changed)),
+            "after": None if after is None else dumps(after),
+            "transaction_id": tx.transaction_id if tx else uuid.uuid4().hex,
+            "identity": identity,
+            "created_at": _utcnow(),
+        }
+        # Insert and in-flight registration are atomic with respect to readers' watermark snapshot.
+        with self._cond:
+            seq = int(db.connection.execute(sa.insert(self.table).values(**values)).inserted_primary_key[0])
+            if tx is None:
+                tx = _TxChanges(values["transaction_id"], seq, seq)
+                db.bag[_BAG_KEY] = tx
+                self._in_flight.add(seq)
+            else:
+                tx.last_seq = max(tx.last_seq, seq)
+        if tx.first_seq == seq:
+            db.after_commit(lambda: self._committed(tx))
+            db.after_rollback(lambda: self._rolled_back(tx))
+
+    def _committed(self, tx: _TxChanges) -> None:
+        with self._cond:
+            self._in_flight.discard(tx.first_seq)
+            self._latest = max(self._latest, tx.last_seq)
+        self.notify()
+
+    def _rolled_back(self, tx: _TxChanges) -> None:
+        with self._cond:
+            self._in_flight.discard(tx.first_seq)
+            # A rolled-back writer may have held back the watermark: let waiting readers look again.
+            self._generation += 1
+            self._cond.notify_all()
+
+    def notify(self) -> None:
+        """Wake every long-poller (called after each commit that recorded changes)."""
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    # ---- reading ----------------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        """A counter that changes whenever new changes may be readable; pair with :meth:`wait_for_change`."""
+        with self._cond:
+            return self._generation
+
+    def latest_seq(self, db: Database) -> int:
+        """The highest committed ``seq`` (0 when empty); also refreshes the cache :meth:`wait` uses."""
+        with self._cond:
+            generation = self._generation
+        with db.transaction() as connection:
+            value = int(connection.execute(sa.select(sa.func.max(self.table.c.seq))).scalar() or 0)
+        with self._cond:
+            # Set exactly (a reset may have rewound the feed) unless a commit raced with our query.
+            self._latest = value if self._generation == generation else max(self._latest, value)
+        return value
+
+    def read_page(self, db: Database, after_seq: int = 0, limit: int = DEFAULT_LIMIT,
+                  tables: set[str] | None = None, exclude_identity: str | None = None) -> ChangePage:
+        """Changes with ``seq > after_seq`` in ``seq`` order, at most ``limit``, optionally filtered."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        latest = self.latest_seq(db)  # committed before the watermark snapshot below
+        with self._cond:
+            ceiling = min([latest, *(seq - 1 for seq in self._in_flight)])
+        query = (sa.select(self.table).where(self.table.c.seq > after_seq, self.table.c.seq <= ceiling)
+                 .order_by(self.table.c.seq).limit(limit))
+        if tables is not None:
+            query = query.where(self.table.c.table.in_(sorted(tables)))
+        if exclude_identity is not None:
+            query = query.where(self.table.c.identity != exclude_identity)
+        with db.transaction() as connection:
+            changes = [_row_to_change(row) for row in connection.execute(query)]
+        if len(changes) >= limit:
+            next_seq = changes[-1]["seq"]
+        else:
+            next_seq = max(after_seq, ceiling)
+        return ChangePage(changes, next_seq, latest)
+
+    def read(self, db: Database, after_seq: int = 0, limit: int = DEFAULT_LIMIT,
+             tables: set[str] | None = None, exclude_identity: str | None = None) -> list[dict[str, Any]]:
+        """The change dicts of :meth:`read_page` (without the cursors)."""
+        return self.read_page(db, after_seq, limit, tables, exclude_identity).changes
+
+    def wait(self, after_seq: int, timeout: float) -> bool:
+        """Block until a change with ``seq > after_seq`` is known committed, or ``timeout`` seconds pass.
+
+        Knowledge comes from commits seen by this process and from the last :meth:`latest_seq` call;
+        call :meth:`latest_seq` first after a restart. Returns whether such a change exists.
+        """
+        with self._cond:
+            return self._cond.wait_for(lambda: self._latest > after_seq, timeout=max(0.0, timeout))
+
+    def wait_for_change(self, generation: int, timeout: float) -> bool:
+        """Block until :attr:`generation` differs from ``generation`` or ``timeout`` passes."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._generation != generation, timeout=max(0.0, timeout))
+
+    def purge(self, db: Database, through_seq: int | None = None) -> int:
+        """Delete change rows (all, or those with ``seq <= through_seq``); returns how many."""
+        statement = sa.delete(self.table)
+        if through_seq is not None:
+            statement = statement.where(self.table.c.seq <= through_seq)
+        with db.transaction() as connection:
+            count = connection.execute(statement).rowcount
+        self.latest_seq(db)
+        self.notify()
+        return int(count or 0)
+
+
+# ---- the feed over HTTP ------------------------------------------------------------------------------
+def _int_arg(name: str, default: int, minimum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"Query parameter '{name}' must be an integer, got '{raw}'.") from None
+    if value < minimum:
+        raise BadRequest(f"Query parameter '{name}' must be at least {minimum}, got {value}.")
+    return value
+
+
+def _float_arg(name: str, default: float, minimum: float) -> float:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"Query parameter '{name}' must be a number of seconds, got '{raw}'.") from None
+    if not value >= minimum:  # also rejects NaN
+        raise BadRequest(f"Query parameter '{name}' must be at least {minimum}, got '{raw}'.")
+    return value
+
+
+def changes_view(runtime: "ServiceRuntime") -> Response:
+    """``GET /_sandbox/changes``: one page of the feed, long-polling up to ``wait`` seconds when empty."""
+    after = _int_arg("after", 0, 0)
+    limit = min(_int_arg("limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
+    wait = min(_float_arg("wait", 0.0, 0.0), MAX_WAIT_SECONDS)
+    tables_raw = request.args.get("tables")
+    tables = None
+    if tables_raw is not None:
+        tables = {name.strip() for name in tables_raw.split(",") if name.strip()}
+        if not tables:
+            raise BadRequest("Query parameter 'tables' must name at least one table.")
+    exclude_identity = request.args.get("exclude_identity") or None
+    outbox, db = runtime.outbox, runtime.db
+    if db.in_transaction:
+        # Waiting inside a transaction would hold SQLite's writer lock and starve the writers we wait for.
+        wait = 0.0
+    deadline = time.monotonic() + wait
+    cursor = after
+    while True:
+        generation = outbox.generation  # before the read, so a commit during the read is not missed
+        page = outbox.read_page(db, cursor, limit, tables, exclude_identity)
+        remaining = deadline - time.monotonic()
+        if page.changes or remaining <= 0:
+            break
+        cursor = page.next  # filtered-out rows need not be scanned again
+        outbox.wait_for_change(generation, remaining)
+    return json_response({"changes": page.changes, "next": page.next, "latest": page.latest})
+
+
+def add_changes_route(blueprint: Blueprint, runtime: "ServiceRuntime") -> None:
+    """Register ``GET changes`` on ``blueprint`` (the control blueprint shares its URL prefix and errors)."""
+    blueprint.add_url_rule("/changes", "changes", lambda: changes_view(runtime), methods=["GET"])
+
+
+def changes_blueprint(runtime: "ServiceRuntime") -> Blueprint:
+    """A stand-alone blueprint serving only ``GET /_sandbox/changes``.
+
+    :func:`sandbox.control.control_blueprint` already includes this route; register one or the other.
+    """
+    blueprint = Blueprint("sandbox_changes", __name__, url_prefix="/_sandbox")
+    add_changes_route(blueprint, runtime)
+    from sandbox.control import install_error_handlers  # control imports this module at load time
+
+    install_error_handlers(blueprint, runtime)
+    return blueprint

@@ -1,0 +1,83 @@
+"""The ``sandbox`` command as a user runs it: real processes on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.server import free_port
+from sandbox.testing import poll_until
+
+pytestmark = pytest.mark.live
+
+
+def start_up(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, str]]:
+    ports = {"sales": free_port(), "scm": free_port(), "bridge": free_port()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.cli", "up", "--sales-port", str(ports["sales"]), "--scm-port",
+         str(ports["scm"]), "--bridge-port", str(ports["bridge"]), "--data-dir", str(tmp_path / "data"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    urls: dict[str, str] = {}
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "Ctrl+C" in line:
+            break
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ports:
+            urls[parts[0]] = parts[1]
+    return process, urls
+
+
+def stop(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=20)
+
+
+def test_up_serves_both_mocks_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """`sandbox up` prints each service's URL when ready, serves them, and exits 0 on SIGTERM."""
+    process, urls = start_up(tmp_path, "--memory")
+    try:
+        assert set(urls) >= {"sales", "scm"}, urls
+        assert urls["sales"].endswith("/api/data/v9.2/") and urls["scm"].endswith("/data/")
+        accounts = httpx.get(urls["sales"] + "accounts?$top=1", headers={"Authorization": "Bearer anything"})
+        assert accounts.status_code == 200 and "value" in accounts.json()
+        health = httpx.get(urls["scm"].replace("/data/", "/_sandbox/health"))
+        assert health.json()["status"] == "ok"
+    finally:
+        assert stop(process) == 0
+
+
+def test_up_keeps_data_in_the_data_dir_across_restarts(tmp_path: Path) -> None:
+    """Without --memory, what was written survives a restart."""
+    process, urls = start_up(tmp_path)
+    try:
+        created = httpx.post(urls["sales"] + "accounts", json={"name": "Survivor"})
+        assert created.status_code == 204
+    finally:
+        assert stop(process) == 0
+    process, urls = start_up(tmp_path)
+    try:
+        found = httpx.get(urls["sales"] + "accounts", params={"$filter": "name eq 'Survivor'"}).json()["value"]
+        assert len(found) == 1
+    finally:
+        assert stop(process) == 0
+
+
+def test_up_tls_serves_https_trusted_through_the_generated_ca(tmp_path: Path) -> None:
+    """--tls serves HTTPS with a localhost certificate that verifies against the printed CA file."""
+    process, urls = start_up(tmp_path, "--memory", "--tls")
+    try:
+        assert urls["sales"].startswith("https://")
+        ca = tmp_path / "data" / "tls" / "ca.pem"
+        poll_until(ca.exists, message="the CA file")
+        response = httpx.get(urls["sales"] + "WhoAmI()", verify=str(ca))
+        assert response.status_code == 200 and response.json()["UserId"]
+    finally:
+        assert stop(process) == 0
