@@ -21,6 +21,7 @@ from sandbox.db import Database, platform_metadata
 from sandbox.errors import MethodNotAllowed, SandboxError, error_for_status
 from sandbox.faults import FaultRegistry, install_fault_hook
 from sandbox.journal import Journal, install_journal_hook
+from sandbox.livesync import LiveSyncHook, Sender
 from sandbox.odata.actions import ActionRegistry
 from sandbox.odata.dialect import Dialect
 from sandbox.odata.model import Model
@@ -87,6 +88,11 @@ class Runtime:
         self.db.create_all()
         self.store.reset_versions()
         self.outbox.latest_seq(self.db)
+
+    def set_live_sync(self, sender: "Sender | None") -> None:
+        """Call ``sender`` with each transaction's changes before it commits (None turns live sync off)."""
+        self.store.commit_hooks = [] if sender is None else [
+            LiveSyncHook(self.name, self.model, self.store, sender)]
 
     def after_import(self) -> None:
         """A snapshot import bypassed the store: row versions must be re-read from the data."""

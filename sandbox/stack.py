@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import httpx
 
 from flask import Flask
 
@@ -61,3 +64,79 @@ def build_apps(config: StackConfig, names: list[str] | None = None) -> dict[str,
         if make is not None:
             apps[name] = make(config.service_config(name))
     return apps
+
+
+@dataclass
+class Stack:
+    """The running services of one sandbox: apps by name, and how to talk to each."""
+
+    apps: dict[str, Flask]
+    transports: dict[str, "httpx.BaseTransport"] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def transport(self, name: str) -> "httpx.BaseTransport | None":
+        return self.transports.get(name)
+
+    def url(self, name: str) -> str:
+        return self.urls.get(name, f"http://{name}.sandbox")
+
+    def close(self) -> None:
+        bridge = self.apps.get("bridge")
+        if bridge is not None:
+            bridge.extensions["bridge"].close()
+        for name in ("sales", "scm"):
+            if name in self.apps:
+                self.apps[name].extensions["sandbox"].set_live_sync(None)
+                self.apps[name].extensions["sandbox"].db.dispose()
+
+
+def wire_bridge(apps: dict[str, Flask], *, bridge_database_url: str = "sqlite://", maps_dirs: list[Path] | None = None,
+                urls: dict[str, str] | None = None) -> Flask | None:
+    """Build the bridge for ``apps`` and point both mocks' live sync at it.
+
+    In one process (``urls`` None) all traffic goes through ``httpx.WSGITransport``; with ``urls`` (servers
+    on ports) the bridge calls the mocks over HTTP and the mocks call the bridge at ``urls['bridge']``.
+    """
+    import httpx
+
+    make = factory("bridge")
+    if make is None or "sales" not in apps or "scm" not in apps:
+        return None
+    from bridge.app import BridgeConfig
+    from sandbox.livesync import http_sender
+
+    if urls is None:
+        config = BridgeConfig(sales_url="http://sales.sandbox", scm_url="http://scm.sandbox",
+                              sales_transport=httpx.WSGITransport(app=apps["sales"]),
+                              scm_transport=httpx.WSGITransport(app=apps["scm"]),
+                              database_url=bridge_database_url, maps_dirs=list(maps_dirs or []))
+    else:
+        config = BridgeConfig(sales_url=urls["sales"], scm_url=urls["scm"], database_url=bridge_database_url,
+                              maps_dirs=list(maps_dirs or []))
+    bridge_app = make(config)
+    if urls is None:
+        client = httpx.Client(transport=httpx.WSGITransport(app=bridge_app), base_url="http://bridge.sandbox",
+                              timeout=120.0)
+    else:
+        client = httpx.Client(base_url=urls["bridge"], timeout=120.0)
+    for name in ("sales", "scm"):
+        apps[name].extensions["sandbox"].set_live_sync(http_sender(client))
+    return bridge_app
+
+
+def build_stack(config: StackConfig, *, bridge: bool = True, start_maps: bool = True,
+                maps_dirs: list[Path] | None = None) -> Stack:
+    """All services in this process, wired through WSGI transports (tests, ``sandbox demo``)."""
+    import httpx
+
+    apps = build_apps(config)
+    if bridge:
+        bridge_url = config.database_urls.get("bridge") or sqlite_url_for(
+            None if config.memory else config.data_dir, "bridge")
+        bridge_app = wire_bridge(apps, bridge_database_url=bridge_url, maps_dirs=maps_dirs)
+        if bridge_app is not None:
+            apps["bridge"] = bridge_app
+            if start_maps:
+                bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm")
+    transports = {name: httpx.WSGITransport(app=app) for name, app in apps.items()}
+    return Stack(apps, transports, {name: f"http://{name}.sandbox" for name in apps})

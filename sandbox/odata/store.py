@@ -14,7 +14,7 @@ import itertools
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 import sqlalchemy as sa
 
@@ -24,6 +24,8 @@ from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, utcnow
 
 if TYPE_CHECKING:
     from sandbox.outbox import Outbox
+
+_PENDING_KEY = "sandbox.store.pending"
 
 Row = dict[str, Any]
 Operation = Literal["create", "update", "delete"]
@@ -75,6 +77,8 @@ class Store:
         self._version_lock = threading.Lock()
         self._versions = itertools.count(1)
         self._version_floor_loaded = False
+        #: called once per transaction, just before it commits, with every change it made (live sync)
+        self.commit_hooks: list[Callable[[list[dict[str, Any]]], None]] = []
 
     # ---- reads ------------------------------------------------------------------------------------
     def entity(self, name: str) -> EntityType:
@@ -244,8 +248,20 @@ class Store:
         if entity.alias_of is not None:
             entity = self.model.entities[entity.alias_of]
         key = {k: row.get(k) for k in entity.key}
-        after = None if operation == "delete" else {k: row.get(k) for k in entity.properties}
+        # A delete keeps the row's last image so consumers can still tell which record it was.
+        after = {k: row.get(k) for k in entity.properties}
         self.outbox.record(self.db, entity.name, key, operation, changed, after, identity)
+        if self.commit_hooks:
+            pending: list[dict[str, Any]] | None = self.db.bag.get(_PENDING_KEY)
+            if pending is None:
+                pending = self.db.bag[_PENDING_KEY] = []
+                self.db.before_commit(lambda: self._run_commit_hooks(pending))
+            pending.append({"table": entity.name, "key": key, "operation": operation, "changed": list(changed),
+                            "after": after, "identity": identity})
+
+    def _run_commit_hooks(self, changes: list[dict[str, Any]]) -> None:
+        for hook in list(self.commit_hooks):
+            hook(changes)
 
 
 def new_transaction_id() -> str:

@@ -1,0 +1,265 @@
+"""The bridge service: admin API, live-sync endpoint, and the wiring of engine, lifecycle and state."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+from flask import Blueprint, Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from bridge.engine import Source, SyncEngine, SyncError
+from bridge.lifecycle import Lifecycle
+from bridge.mapping import BUILTIN_MAPS, MapValidationError, TableMap, load_maps
+from bridge.state import (RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow)
+from sandbox.clients import ControlClient, SalesClient, ScmClient
+from sandbox.db import Database
+from sandbox.errors import BadRequest, NotFound, SandboxError, error_for_status
+from sandbox.odata.model import Model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BridgeConfig:
+    """Where the two services are and how the bridge keeps its state.
+
+    ``sales_url``/``scm_url`` are server origins (``http://127.0.0.1:5101``); the transports, when given,
+    carry the traffic instead (``httpx.WSGITransport`` in one process).
+    """
+
+    sales_url: str = "http://127.0.0.1:5101"
+    scm_url: str = "http://127.0.0.1:5102"
+    database_url: str = "sqlite://"
+    maps_dirs: list[Path] = field(default_factory=list)
+    sales_transport: httpx.BaseTransport | None = None
+    scm_transport: httpx.BaseTransport | None = None
+    sales_model: Callable[[], Model] | None = None
+    scm_model: Callable[[], Model] | None = None
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, default=str), status=status, content_type="application/json")
+
+
+def error_response(error: SandboxError) -> Response:
+    response = _json({"error": {"code": error.code, "message": error.message}}, error.status)
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+class BridgeRuntime:
+    """Everything the bridge app holds, in ``app.extensions['bridge']``."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        from mock_sales.schema import build_model as sales_model
+        from mock_scm.schema import build_model as scm_model
+
+        self.config = config
+        self.sales_model = (config.sales_model or sales_model)()
+        self.scm_model = (config.scm_model or scm_model)()
+        self.maps: list[TableMap] = load_maps([BUILTIN_MAPS, *config.maps_dirs], self.scm_model, self.sales_model)
+        self.db = Database(config.database_url, [BridgeMetadata.metadata])
+        self.db.create_all()
+        self.state = BridgeState(self.db)
+        identity = "dualwrite"
+        self.sales = SalesClient(config.sales_url, transport=config.sales_transport, identity=identity)
+        self.scm = ScmClient(config.scm_url, transport=config.scm_transport, identity=identity)
+        self.controls: dict[Source, ControlClient] = {
+            "sales": ControlClient(config.sales_url, transport=config.sales_transport, identity=identity),
+            "scm": ControlClient(config.scm_url, transport=config.scm_transport, identity=identity),
+        }
+        self.engine = SyncEngine(self.maps, self.sales, self.scm, self.sales_model, self.scm_model, self.state)
+        self.lifecycle = Lifecycle(self.engine, self.state, self.controls)
+        self.started_at = dt.datetime.now(dt.timezone.utc)
+        for table_map in self.maps:
+            self.state.map_row(table_map.id)
+
+    def live_maps(self) -> Callable[[TableMap], bool]:
+        states = {m.id: self.state.map_row(m.id) for m in self.maps}
+        return lambda m: states[m.id]["state"] == RUNNING and states[m.id]["mode"] == "live"
+
+    def live(self, payload: dict[str, Any]) -> int:
+        """Apply one source transaction synchronously (called by a service before it commits)."""
+        source = payload.get("source")
+        if source not in ("sales", "scm"):
+            raise BadRequest("'source' must be 'sales' or 'scm'.")
+        changes = payload.get("changes")
+        if not isinstance(changes, list):
+            raise BadRequest("'changes' must be a list.")
+        return self.engine.apply(source, changes, maps=self.live_maps(), related=payload.get("related") or {},
+                                 allow_fetch=False, via="live")
+
+    def run_all(self, *, initial_sync: bool = True, master: str = "scm") -> list[dict[str, Any]]:
+        """Start every map in dependency order (what ``sandbox up`` does)."""
+        return [self.lifecycle.run(m.id, initial_sync=initial_sync, master=master) for m in self.maps]
+
+    def close(self) -> None:
+        for client in (self.sales, self.scm, *self.controls.values()):
+            client.close()
+        self.db.dispose()
+
+
+def create_app(config: BridgeConfig | None = None) -> Flask:
+    """The bridge Flask app: ``/api/maps`` admin API, ``/api/live`` for services, ``/_sandbox/health``."""
+    runtime = BridgeRuntime(config or BridgeConfig())
+    app = Flask("bridge")
+    app.extensions["bridge"] = runtime
+    app.register_blueprint(api_blueprint(runtime))
+
+    @app.errorhandler(SandboxError)
+    def sandbox_error(err: SandboxError) -> Response:
+        return error_response(err)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        return error_response(error_for_status(err.code or 500, err.description or err.name, ""))
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> Response:
+        log.exception("unexpected bridge error")
+        return error_response(error_for_status(500, f"An unexpected error occurred: {type(err).__name__}: {err}", ""))
+
+    return app
+
+
+def runtime_of(app: Flask) -> BridgeRuntime:
+    return app.extensions["bridge"]
+
+
+def _body() -> dict[str, Any]:
+    raw = request.get_data()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}", "") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", "")
+    return body
+
+
+def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
+    api = Blueprint("bridge_api", __name__)
+    life = runtime.lifecycle
+
+    @api.get("/_sandbox/health")
+    def health() -> Response:
+        return _json({"status": "ok", "service": "bridge"})
+
+    @api.get("/api/maps")
+    def maps() -> Response:
+        return _json([life.status(m.id) for m in runtime.maps])
+
+    @api.get("/api/maps/<map_id>")
+    def one_map(map_id: str) -> Response:
+        table_map = life.table_map(map_id)
+        status = life.status(map_id)
+        status["fields"] = [{"scm": f.scm, "dir": f.direction, "sales": "|".join(p.text for p in f.sales),
+                             "values": f.values} for f in table_map.fields]
+        status["keys"] = [{"scm": k.scm, "sales": k.sales[0].text} for k in table_map.keys]
+        status["filters"] = {"scm": table_map.scm_filter, "sales": table_map.sales_filter}
+        status["defaults"] = {"scm": table_map.defaults_scm, "sales": table_map.defaults_sales}
+        return _json(status)
+
+    @api.post("/api/maps/<map_id>/run")
+    def run(map_id: str) -> Response:
+        body = _body()
+        return _json(life.run(map_id, initial_sync=bool(body.get("initial_sync", True)),
+                              master=str(body.get("master", "sales")), mode=str(body.get("mode", "live")),
+                              with_dependencies=bool(body.get("with_dependencies", False)),
+                              skip_errors=bool(body.get("skip_errors", False))))
+
+    @api.post("/api/maps/<map_id>/pause")
+    def pause(map_id: str) -> Response:
+        return _json(life.pause(map_id))
+
+    @api.post("/api/maps/<map_id>/resume")
+    def resume(map_id: str) -> Response:
+        return _json(life.resume(map_id, str(_body().get("mode", "catchup"))))  # type: ignore[arg-type]
+
+    @api.post("/api/maps/<map_id>/stop")
+    def stop(map_id: str) -> Response:
+        return _json(life.stop(map_id))
+
+    @api.post("/api/maps/run-all")
+    def run_all() -> Response:
+        body = _body()
+        return _json(runtime.run_all(initial_sync=bool(body.get("initial_sync", True)),
+                                     master=str(body.get("master", "scm"))))
+
+    @api.get("/api/maps/<map_id>/activity")
+    def activity(map_id: str) -> Response:
+        life.table_map(map_id)
+        return _json(runtime.state.rows(ActivityRow, map_id, limit=_limit()))
+
+    @api.get("/api/maps/<map_id>/queued")
+    def queued(map_id: str) -> Response:
+        return _json(life.queued(map_id, limit=_limit()))
+
+    @api.get("/api/maps/<map_id>/catchup-errors")
+    def catchup_errors(map_id: str) -> Response:
+        life.table_map(map_id)
+        return _json(runtime.state.rows(CatchupErrorRow, map_id, limit=_limit()))
+
+    @api.post("/api/maps/<map_id>/catchup-errors/retry")
+    def retry(map_id: str) -> Response:
+        ids = _body().get("ids")
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, int) for i in ids)):
+            raise BadRequest("'ids' must be a list of catch-up error ids.", "")
+        return _json(life.retry_catchup(map_id, ids))
+
+    @api.delete("/api/maps/<map_id>/catchup-errors")
+    def delete_catchup(map_id: str) -> Response:
+        life.table_map(map_id)
+        return _json({"deleted": runtime.state.delete_catchup_errors(map_id)})
+
+    @api.get("/api/maps/<map_id>/initial-sync")
+    def initial_sync(map_id: str) -> Response:
+        life.table_map(map_id)
+        report = life.initial.last_reports.get(map_id)
+        return _json({"last": report.as_dict() if report else None, "errors": life.initial.errors(map_id)})
+
+    @api.put("/api/maps/<map_id>/alerts")
+    def alerts(map_id: str) -> Response:
+        rules = json.loads(request.get_data() or b"[]")
+        if not isinstance(rules, list):
+            raise BadRequest("Send a list of alert rules.", "")
+        return _json(life.set_alerts(map_id, rules))
+
+    @api.get("/api/maps/<map_id>/traces")
+    def traces(map_id: str) -> Response:
+        life.table_map(map_id)
+        rows = runtime.state.rows(TraceRow, map_id, limit=_limit())
+        key = request.args.get("key")
+        if key:
+            rows = [r for r in rows if key.lower() in json.dumps(r.get("key"), default=str).lower()]
+        return _json(rows)
+
+    @api.post("/api/live")
+    def live() -> Response:
+        try:
+            written = runtime.live(_body())
+        except SyncError as error:
+            status = 503 if error.transient else 400
+            return error_response(error_for_status(status, error.message, ""))
+        return _json({"written": written})
+
+    return api
+
+
+def _limit() -> int:
+    try:
+        return max(1, min(int(request.args.get("limit", 100)), 10_000))
+    except ValueError:
+        raise BadRequest("'limit' must be a number.", "") from None
+
+
+__all__ = ["create_app", "BridgeConfig", "BridgeRuntime", "runtime_of", "MapValidationError", "NotFound"]

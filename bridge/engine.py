@@ -1,0 +1,424 @@
+"""The dual-write engine: plans target writes from source changes and executes them as one unit.
+
+Live sync, catch-up, async draining and initial sync all come down to the same two moves:
+:meth:`SyncEngine.plan` (source changes -> transformed :class:`Write` objects, through the pure pipeline)
+and :meth:`SyncEngine.execute` (the writes of one source transaction -> one atomic ``$batch`` change set on
+the target, parents before children). Reads of the other side (does the row exist? which company id?) go
+through the typed clients; the engine never touches a database of a service.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Literal
+
+from bridge.mapping import TableMap
+from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
+from bridge.state import BridgeState
+from sandbox.clients import BatchOp, SalesClient, ScmClient, ServiceError
+from sandbox.livesync import related_token
+from sandbox.odata.model import EntityType, Model
+from sandbox.odata.urls import format_literal
+
+log = logging.getLogger(__name__)
+
+Source = Literal["sales", "scm"]
+INTEGRATION_IDENTITY = "dualwrite"
+
+
+class SyncError(Exception):
+    """A sync unit failed; ``message`` says what failed on which side (shown to the writing user)."""
+
+    def __init__(self, message: str, status: int = 400, transient: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+@dataclass
+class Write:
+    """One write on the target side, derived from one source change through one map."""
+
+    map: TableMap
+    target: Source
+    operation: Literal["upsert", "delete"]
+    key: dict[str, Any]
+    payload: dict[str, Any]
+    company: str | None
+    company_id: str | None
+    change: dict[str, Any]
+    order: int = 0
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- wire normalization ---------------------------------------------------------------------------------
+
+def wire_row(entity: EntityType, raw: dict[str, Any], enums_as_names: bool) -> dict[str, Any]:
+    """An outbox/after image (JSON of stored values) in the service's wire format."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        prop = entity.properties.get(name)
+        if prop is None:
+            continue
+        if value is not None and prop.enum is not None and enums_as_names and isinstance(value, int):
+            value = prop.enum.name_of(value) or value
+        elif isinstance(value, str) and prop.type == "Edm.Decimal":
+            try:
+                value = float(decimal.Decimal(value))
+            except decimal.InvalidOperation:
+                pass
+        elif isinstance(value, decimal.Decimal):
+            value = float(value)
+        out[name] = value
+    return out
+
+
+class SyncEngine:
+    """Transforms and writes across; owns no thread (the bridge runtime schedules it)."""
+
+    def __init__(self, maps: list[TableMap], sales: SalesClient, scm: ScmClient, sales_model: Model,
+                 scm_model: Model, state: BridgeState) -> None:
+        self.maps = maps
+        self.by_id = {m.id: m for m in maps}
+        self.order = {m.id: index for index, m in enumerate(maps)}
+        self.sales = sales
+        self.scm = scm
+        self.sales_model = sales_model
+        self.scm_model = scm_model
+        self.state = state
+        self._companies: dict[str, str] = {}  # dataAreaId -> cdm_companyid
+        self._company_codes: dict[str, str] = {}  # cdm_companyid -> dataAreaId
+        self._lock = threading.RLock()
+        self.listeners: list[Callable[[str, str, Any], None]] = []
+
+    # ---- maps per source table ---------------------------------------------------------------------------
+    def maps_for(self, source: Source, table: str) -> list[TableMap]:
+        found = []
+        for table_map in self.maps:
+            if source == "scm":
+                entity = table_map.scm_type
+                if entity is not None and (entity.alias_of or entity.name) == table and table_map.syncs_to_sales:
+                    found.append(table_map)
+            else:
+                entity = table_map.sales_type
+                if entity is not None and entity.name == table and table_map.syncs_to_scm:
+                    found.append(table_map)
+        return found
+
+    def source_entity(self, source: Source, table: str) -> EntityType:
+        return (self.scm_model if source == "scm" else self.sales_model).entities[table]
+
+    # ---- companies ---------------------------------------------------------------------------------------
+    def company_id(self, code: str | None) -> str | None:
+        """The Sales cdm_companyid of a dataAreaId (cached; None when Sales does not know the company)."""
+        if not code:
+            return None
+        code = code.lower()
+        if code not in self._companies:
+            rows = self.sales.query("cdm_companies", select=["cdm_companyid", "cdm_companycode"],
+                                    filter=f"cdm_companycode eq {format_literal(code, guid_bare=False)}")
+            if not rows:
+                return None
+            self._remember_company(rows[0]["cdm_companycode"], rows[0]["cdm_companyid"])
+        return self._companies.get(code)
+
+    def company_code(self, company_id: str | None) -> str | None:
+        if not company_id:
+            return None
+        if company_id not in self._company_codes:
+            try:
+                row = self.sales.retrieve("cdm_companies", company_id, select=["cdm_companycode"])
+            except ServiceError:
+                return None
+            self._remember_company(row["cdm_companycode"], company_id)
+        return self._company_codes.get(company_id)
+
+    def _remember_company(self, code: str, company_id: str) -> None:
+        self._companies[code.lower()] = company_id
+        self._company_codes[company_id] = code.lower()
+
+    def load_companies(self) -> None:
+        """Read every Sales company once (so live sync from Sales never needs to read Sales back)."""
+        for row in self.sales.query("cdm_companies", select=["cdm_companyid", "cdm_companycode"]):
+            if row.get("cdm_companycode"):
+                self._remember_company(row["cdm_companycode"], row["cdm_companyid"])
+
+    # ---- planning ----------------------------------------------------------------------------------------
+    def related_getter(self, related: dict[str, dict[str, Any]] | None, allow_fetch: bool
+                       ) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+        """How the pipeline finds the Sales row a lookup of a Sales row points at."""
+        cache: dict[str, dict[str, Any] | None] = {}
+
+        def get(nav_name: str, row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None:
+                return None
+            if isinstance(row.get(nav_name), dict):
+                return row[nav_name]  # expanded by a query
+            table = row.get("@sandbox.table")
+            candidates = [self.sales_model.entities[table]] if table else list(self.sales_model.entities.values())
+            for entity in candidates:
+                nav = entity.navigations.get(nav_name)
+                if nav is None or nav.many or not nav.owns_fk:
+                    continue
+                if any(row.get(k) != v for k, v in nav.local_condition.items()):
+                    continue
+                values = {remote: row.get(local) for local, remote in nav.pairs}
+                if any(v is None for v in values.values()):
+                    return None
+                target = self.sales_model.entities[nav.target]
+                if target.name == "cdm_company":
+                    code = self.company_code(str(next(iter(values.values())))) if allow_fetch else \
+                        self._company_codes.get(str(next(iter(values.values()))))
+                    if code is None and related:
+                        found = related.get(related_token(target.name, values))
+                        code = found.get("cdm_companycode") if found else None
+                    return {"cdm_companycode": code, "@sandbox.table": "cdm_company"} if code else None
+                token = related_token(target.name, values)
+                if related and token in related:
+                    image = wire_row(target, related[token], enums_as_names=False)
+                    return {**image, "@sandbox.table": target.name}
+                if not allow_fetch:
+                    return None
+                if token not in cache:
+                    try:
+                        fetched = self.sales.retrieve(target.entity_set, next(iter(values.values())))
+                        cache[token] = {**fetched, "@sandbox.table": target.name}
+                    except ServiceError:
+                        cache[token] = None
+                return cache[token]
+            return None
+
+        return get
+
+    def plan(self, source: Source, changes: Iterable[dict[str, Any]], *, maps: Callable[[TableMap], bool],
+             related: dict[str, dict[str, Any]] | None = None, allow_fetch: bool = True) -> list[Write]:
+        """The target writes for ``changes`` through every map ``maps`` admits, parents first."""
+        writes: list[Write] = []
+        getter = self.related_getter(related, allow_fetch)
+        target: Source = "sales" if source == "scm" else "scm"
+        for position, change in enumerate(changes):
+            for table_map in self.maps_for(source, change["table"]):
+                if not maps(table_map):
+                    continue
+                write = self.plan_one(source, target, table_map, change, getter)
+                if write is not None:
+                    write.order = self.order[table_map.id] * 1_000_000 + position
+                    writes.append(write)
+        writes.sort(key=lambda w: w.order if w.operation == "upsert" else -w.order)
+        return writes
+
+    def plan_one(self, source: Source, target: Source, table_map: TableMap, change: dict[str, Any],
+                 getter: Callable[[str, dict[str, Any]], dict[str, Any] | None]) -> Write | None:
+        entity = self.source_entity(source, change["table"])
+        raw = change.get("after") or {}
+        row = wire_row(entity, raw, enums_as_names=(source == "scm"))
+        if source == "sales":
+            row["@sandbox.table"] = entity.name
+        record = Record(map=table_map, direction="to_sales" if target == "sales" else "to_scm", source=row,
+                        related=getter, sales_model=self.sales_model)
+        if target == "sales":
+            code = str(row.get("dataAreaId") or "").lower() or None
+            record.company = code
+            record.company_id = self.company_id(code) if (table_map.company or table_map.company_from) else None
+            self._choose_polymorphic(record)
+        try:
+            record = transform(record)
+        except Drop as dropped:
+            if change["operation"] == "delete":
+                pass  # a filtered row may still exist on the other side from before; deletes go through
+            else:
+                log.debug("%s: %s", table_map.id, dropped.reason)
+                return None
+        except MissingParent as exc:
+            raise SyncError(f"{table_map.name}: {exc}") from None
+        key = key_values(table_map, record)
+        operation: Literal["upsert", "delete"] = "delete" if change["operation"] == "delete" else "upsert"
+        if target == "sales":
+            record.target.pop("@sandbox.table", None)
+        return Write(table_map, target, operation, key, record.target, record.company, record.company_id, change)
+
+    def _choose_polymorphic(self, record: Record) -> None:
+        """Polymorphic lookups to Sales: use the first alternative whose row exists in Sales."""
+        for item in record.map.fields:
+            if len(item.sales) < 2 or not item.to_sales:
+                continue
+            value = record.source.get(item.scm)
+            if value in (None, ""):
+                continue
+            entity = record.map.sales_type
+            assert entity is not None
+            for index, path in enumerate(item.sales):
+                nav = entity.navigations[path.nav or ""]
+                target = self.sales_model.entities[nav.target]
+                conditions = [f"{path.column} eq {format_literal(value, guid_bare=False)}"]
+                if record.company_id and "_msdyn_company_value" in target.properties:
+                    conditions.append(f"_msdyn_company_value eq {record.company_id}")
+                if self.sales.query(target.entity_set, select=[target.key[0]], filter=" and ".join(conditions), top=1):
+                    record.target[f"@sandbox.lookup.{item.scm}"] = index
+                    break
+
+    # ---- executing ---------------------------------------------------------------------------------------
+    def execute(self, writes: list[Write]) -> None:
+        """Write everything as one change set per target side; raise :class:`SyncError` on any failure."""
+        for side in ("sales", "scm"):
+            batch = [w for w in writes if w.target == side]
+            if batch:
+                self._execute_side(side, batch)  # type: ignore[arg-type]
+
+    def _execute_side(self, side: Source, writes: list[Write]) -> None:
+        ops: list[BatchOp] = []
+        described: list[Write] = []
+        for write in writes:
+            op = self._sales_op(write) if side == "sales" else self._scm_op(write)
+            if op is not None:
+                ops.append(op)
+                described.append(write)
+        if not ops:
+            return
+        client = self.sales if side == "sales" else self.scm
+        try:
+            results = client.batch([ops], headers={"X-Sandbox-Identity": INTEGRATION_IDENTITY})
+        except ServiceError as exc:
+            raise SyncError(f"Writing to {self._label(side)} failed: {exc.message}", exc.status,
+                            transient=exc.transient, retry_after=exc.retry_after) from None
+        except Exception as exc:  # noqa: BLE001 - the other side being down is a sync error, not a crash
+            raise SyncError(f"{self._label(side)} could not be reached: {exc}", 503, transient=True) from None
+        by_id = {r.content_id: r for r in results if r.content_id}
+        for index, write in enumerate(described, 1):
+            result = by_id.get(str(index))
+            if result is not None:
+                write.response = {"status": result.status, "body": result.json}
+        failures = [r for r in results if not r.ok]
+        if failures:
+            failure = failures[0]
+            error = failure.error()
+            position = int(failure.content_id) - 1 if failure.content_id and failure.content_id.isdigit() else 0
+            write = described[min(position, len(described) - 1)]
+            for item in described:
+                item.response = item.response or {"status": failure.status, "body": failure.json}
+            message = error.message if error else f"status {failure.status}"
+            raise SyncError(f"{write.map.name}: writing {self._describe_key(write)} to {self._label(side)} failed: "
+                            f"{message}", failure.status if failure.status < 500 else 400,
+                            transient=bool(error and error.transient), retry_after=error.retry_after if error else None)
+
+    @staticmethod
+    def _label(side: str) -> str:
+        return "Dynamics 365 Sales" if side == "sales" else "Supply Chain Management"
+
+    @staticmethod
+    def _describe_key(write: Write) -> str:
+        key = ", ".join(f"{k}={v}" for k, v in write.key.items())
+        return f"{key}" + (f" in {write.company}" if write.company else "")
+
+    def _sales_filter(self, write: Write) -> str:
+        entity = write.map.sales_type
+        assert entity is not None
+        parts = []
+        for name, value in write.key.items():
+            path = name.replace(".", "/")
+            parts.append(f"{path} eq null" if value is None else f"{path} eq {format_literal(value, guid_bare=False)}")
+        if write.map.company:
+            if write.company_id is None:
+                raise SyncError(f"{write.map.name}: company '{write.company}' does not exist in Dynamics 365 Sales "
+                                "(run the legal entities map first)")
+            parts.append(f"_msdyn_company_value eq {write.company_id}")
+        elif write.map.company_from and write.company_id:
+            parts.append(f"{write.map.company_from}/_msdyn_company_value eq {write.company_id}")
+        return " and ".join(parts)
+
+    def _sales_op(self, write: Write) -> BatchOp | None:
+        entity = write.map.sales_type
+        assert entity is not None
+        existing = self.sales.query(entity.entity_set, select=[entity.key[0]], filter=self._sales_filter(write), top=1)
+        if write.operation == "delete":
+            if not existing:
+                return None
+            return BatchOp.delete(f"{entity.entity_set}({existing[0][entity.key[0]]})")
+        if existing:
+            return BatchOp.patch(f"{entity.entity_set}({existing[0][entity.key[0]]})", write.payload,
+                                 headers={"If-Match": "*"})
+        return BatchOp.post(entity.entity_set, write.payload)
+
+    def _scm_op(self, write: Write) -> BatchOp | None:
+        entity = write.map.scm_type
+        assert entity is not None
+        parts = []
+        for name, value in write.key.items():
+            parts.append(f"{name} eq {format_literal(value, guid_bare=False)}")
+        company = write.payload.get("dataAreaId") or write.company
+        if entity.company_property and company:
+            parts.append(f"dataAreaId eq {format_literal(company, guid_bare=False)}")
+        existing = self.scm.query(entity.entity_set, select=list(entity.key), filter=" and ".join(parts), top=1,
+                                  cross_company=True)
+        if write.operation == "delete":
+            if not existing:
+                return None
+            return BatchOp.delete(self.scm.entity_path(entity.entity_set, {k: existing[0][k] for k in entity.key}))
+        if existing:
+            payload = {k: v for k, v in write.payload.items() if k not in entity.key}
+            return BatchOp.patch(self.scm.entity_path(entity.entity_set, {k: existing[0][k] for k in entity.key}),
+                                 payload)
+        return BatchOp.post(entity.entity_set, write.payload)
+
+    # ---- bookkeeping -------------------------------------------------------------------------------------
+    def record_success(self, writes: list[Write], via: str) -> None:
+        counts: dict[str, int] = defaultdict(int)
+        for write in writes:
+            counts[write.map.id] += 1
+            self.state.trace(write.map.id, f"to_{write.target}", write.key, write.operation, _clean(write.change),
+                             write.payload, write.response, True)
+        for map_id, count in counts.items():
+            self.state.count(map_id, synced=count)
+            self._notify("synced", map_id, count)
+
+    def record_failure(self, writes: list[Write], error: SyncError, via: str) -> None:
+        seen: set[str] = set()
+        for write in writes:
+            self.state.trace(write.map.id, f"to_{write.target}", write.key, write.operation, _clean(write.change),
+                             write.payload, write.response or {"error": error.message}, False)
+            if write.map.id not in seen:
+                seen.add(write.map.id)
+                self.state.count(write.map.id, failed=1, error=error.message)
+                self.state.activity(write.map.id, "error", f"{via}: {error.message}")
+                self._notify("failed", write.map.id, error)
+
+    def _notify(self, event: str, map_id: str, detail: Any) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, map_id, detail)
+            except Exception:  # noqa: BLE001 - observers must not break sync
+                log.exception("listener failed")
+
+    def apply(self, source: Source, changes: list[dict[str, Any]], *, maps: Callable[[TableMap], bool],
+              related: dict[str, dict[str, Any]] | None = None, allow_fetch: bool = True, via: str = "live") -> int:
+        """Plan and execute one unit; returns how many writes it made. Raises :class:`SyncError`."""
+        try:
+            writes = self.plan(source, changes, maps=maps, related=related, allow_fetch=allow_fetch)
+        except SyncError as error:
+            involved = [m for c in changes for m in self.maps_for(source, c["table"]) if maps(m)]
+            for table_map in {m.id: m for m in involved}.values():
+                self.state.count(table_map.id, failed=1, error=error.message)
+                self.state.activity(table_map.id, "error", f"{via}: {error.message}")
+                self._notify("failed", table_map.id, error)
+            raise
+        if not writes:
+            return 0
+        try:
+            self.execute(writes)
+        except SyncError as error:
+            self.record_failure(writes, error, via)
+            raise
+        self.record_success(writes, via)
+        return len(writes)
+
+
+def _clean(change: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(change, default=str))

@@ -1,0 +1,268 @@
+"""Initial sync: copy the rows that exist before a map runs, both ways, in bulk.
+
+Both sides are read page by page, transformed through the same pipeline as live sync and matched on the
+integration key (with the company). Rows on one side only are created on the other; rows on both sides
+that differ are settled by the master side. Writes go out in ``$batch`` requests without change sets, so
+one bad row fails alone; every failure is kept with the execution number and shown.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from bridge.engine import INTEGRATION_IDENTITY, SyncEngine, wire_row
+from bridge.mapping import TableMap
+from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
+from bridge.state import BridgeState, InitialSyncErrorRow
+from sandbox.clients import BatchOp, ServiceError
+
+BATCH_SIZE = 500
+PAGE_SIZE = 5000
+
+
+@dataclass
+class InitialSyncReport:
+    map_id: str
+    execution: int
+    to_sales: int = 0
+    to_scm: int = 0
+    unchanged: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"Initial sync execution {self.execution}: {self.to_sales} written to Sales, {self.to_scm} written "
+                f"to SCM, {self.unchanged} already equal, {len(self.errors)} errors")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"map": self.map_id, "execution": self.execution, "to_sales": self.to_sales, "to_scm": self.to_scm,
+                "unchanged": self.unchanged, "errors": self.errors[:5], "error_count": len(self.errors)}
+
+
+@dataclass
+class _Side:
+    """Rows of one side by integration key: the transformed payload for the other side and the row itself."""
+
+    payloads: dict[str, Record] = field(default_factory=dict)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ids: dict[str, Any] = field(default_factory=dict)
+
+
+class InitialSync:
+    def __init__(self, engine: SyncEngine, state: BridgeState) -> None:
+        self.engine = engine
+        self.state = state
+        self.last_reports: dict[str, InitialSyncReport] = {}
+
+    def run(self, table_map: TableMap, *, master: str = "sales", skip_errors: bool = False) -> InitialSyncReport:
+        previous = self.last_reports.get(table_map.id)
+        execution = (previous.execution + 1) if previous else 1
+        skipped_keys = {json.dumps(e["key"], sort_keys=True, default=str) for e in previous.errors} \
+            if (previous and skip_errors) else set()
+        report = InitialSyncReport(table_map.id, execution)
+        self.engine.load_companies()
+        scm_side = self._read_scm(table_map) if table_map.syncs_to_sales or table_map.syncs_to_scm else _Side()
+        sales_side = self._read_sales(table_map)
+        to_sales: list[tuple[str, Record]] = []
+        to_scm: list[tuple[str, Record]] = []
+        for key, record in scm_side.payloads.items():
+            if key in skipped_keys:
+                continue
+            if key not in sales_side.rows:
+                if table_map.syncs_to_sales:
+                    to_sales.append((key, record))
+            elif (master == "scm" or not table_map.syncs_to_scm) and table_map.syncs_to_sales:
+                if _differs(record.target, sales_side.rows[key]):
+                    to_sales.append((key, record))
+                else:
+                    report.unchanged += 1
+        for key, record in sales_side.payloads.items():
+            if key in skipped_keys:
+                continue
+            if key not in scm_side.rows:
+                if table_map.syncs_to_scm:
+                    to_scm.append((key, record))
+            elif (master == "sales" or not table_map.syncs_to_sales) and table_map.syncs_to_scm:
+                if _differs(record.target, scm_side.rows[key]):
+                    to_scm.append((key, record))
+                else:
+                    report.unchanged += 1
+        report.to_sales = self._write_sales(table_map, to_sales, sales_side, report)
+        report.to_scm = self._write_scm(table_map, to_scm, scm_side, report)
+        self.state.clear_initial_sync_errors(table_map.id)
+        self.state.add_initial_sync_errors(table_map.id, execution, report.errors)
+        self.last_reports[table_map.id] = report
+        return report
+
+    def errors(self, map_id: str) -> list[dict[str, Any]]:
+        return self.state.rows(InitialSyncErrorRow, map_id, limit=1000)
+
+    # ---- reading -----------------------------------------------------------------------------------------
+    def _read_scm(self, table_map: TableMap) -> _Side:
+        side = _Side()
+        entity = table_map.scm_type
+        assert entity is not None
+        getter = self.engine.related_getter(None, allow_fetch=True)
+        for page in self.engine.scm.iter_pages(entity.entity_set, extra={"cross-company": "true"}, page_size=PAGE_SIZE):
+            for row in page:
+                record = Record(table_map, "to_sales", row, related=getter, sales_model=self.engine.sales_model)
+                record.company = str(row.get("dataAreaId") or "").lower() or None
+                if table_map.company or table_map.company_from:
+                    record.company_id = self.engine.company_id(record.company)
+                self.engine._choose_polymorphic(record) if any(len(f.sales) > 1 for f in table_map.fields) else None
+                try:
+                    record = transform(record)
+                except (Drop, MissingParent):
+                    continue
+                key = _key(table_map, record, "to_sales")
+                side.payloads[key] = record
+                side.rows[key] = row
+                side.ids[key] = {k: row[k] for k in entity.key}
+        return side
+
+    def _sales_expand(self, table_map: TableMap) -> list[str]:
+        expands: dict[str, set[str]] = {}
+        for item in table_map.fields:
+            for path in item.sales:
+                if path.nav:
+                    expands.setdefault(path.nav, set()).add(path.column)
+        if table_map.company_from:
+            expands.setdefault(table_map.company_from, set()).add("_msdyn_company_value")
+        return [f"{nav}($select={','.join(sorted(cols))})" for nav, cols in expands.items()]
+
+    def _read_sales(self, table_map: TableMap) -> _Side:
+        side = _Side()
+        entity = table_map.sales_type
+        assert entity is not None
+        getter = self.engine.related_getter(None, allow_fetch=True)
+        expand = self._sales_expand(table_map)
+        for page in self.engine.sales.iter_pages(entity.entity_set, expand=expand or None, page_size=PAGE_SIZE):
+            for row in page:
+                row = {**row, "@sandbox.table": entity.name}
+                record = Record(table_map, "to_scm", row, related=getter, sales_model=self.engine.sales_model)
+                try:
+                    record = transform(record)
+                except (Drop, MissingParent):
+                    # Not synced to SCM, but still matched as "present in Sales" when its key can be read.
+                    key = self._sales_key(table_map, row)
+                    if key is not None:
+                        side.rows[key] = row
+                        side.ids[key] = row[entity.key[0]]
+                    continue
+                key = _key(table_map, record, "to_scm")
+                side.payloads[key] = record
+                side.rows[key] = row
+                side.ids[key] = row[entity.key[0]]
+        return side
+
+    def _sales_key(self, table_map: TableMap, row: dict[str, Any]) -> str | None:
+        values: dict[str, Any] = {}
+        for key in table_map.keys:
+            path = key.sales[0]
+            if path.nav:
+                related = row.get(path.nav)
+                if not isinstance(related, dict):
+                    return None
+                values[key.scm] = key.value_to_scm(related.get(path.column))
+            else:
+                values[key.scm] = key.value_to_scm(row.get(path.column))
+        company = None
+        if table_map.company:
+            company = self.engine.company_code(row.get("_msdyn_company_value"))
+        elif table_map.company_from:
+            parent = row.get(table_map.company_from)
+            company = self.engine.company_code(parent.get("_msdyn_company_value")) if isinstance(parent, dict) else None
+        return json.dumps({"company": company, "key": {k.lower(): v for k, v in values.items()}}, sort_keys=True,
+                          default=str)
+
+    # ---- writing -----------------------------------------------------------------------------------------
+    def _write_sales(self, table_map: TableMap, items: list[tuple[str, Record]], sales_side: _Side,
+                     report: InitialSyncReport) -> int:
+        entity = table_map.sales_type
+        assert entity is not None
+        ops = []
+        for key, record in items:
+            existing = sales_side.ids.get(key)
+            payload = {k: v for k, v in record.target.items() if not k.startswith("@sandbox")}
+            if existing:
+                ops.append((key, BatchOp.patch(f"{entity.entity_set}({existing})", payload, headers={"If-Match": "*"})))
+            else:
+                ops.append((key, BatchOp.post(entity.entity_set, payload)))
+        return self._send(self.engine.sales, table_map, ops, "to_sales", report)
+
+    def _write_scm(self, table_map: TableMap, items: list[tuple[str, Record]], scm_side: _Side,
+                   report: InitialSyncReport) -> int:
+        entity = table_map.scm_type
+        assert entity is not None
+        ops = []
+        for key, record in items:
+            existing = scm_side.ids.get(key)
+            if existing:
+                payload = {k: v for k, v in record.target.items() if k not in entity.key}
+                ops.append((key, BatchOp.patch(self.engine.scm.entity_path(entity.entity_set, existing), payload)))
+            else:
+                ops.append((key, BatchOp.post(entity.entity_set, record.target)))
+        return self._send(self.engine.scm, table_map, ops, "to_scm", report)
+
+    def _send(self, client: Any, table_map: TableMap, ops: list[tuple[str, BatchOp]], direction: str,
+              report: InitialSyncReport) -> int:
+        written = 0
+        for chunk in _chunks(ops, BATCH_SIZE):
+            for index, (_, op) in enumerate(chunk, 1):
+                op.content_id = str(index)
+            try:
+                results = client.batch([op for _, op in chunk], continue_on_error=True,
+                                       headers={"X-Sandbox-Identity": INTEGRATION_IDENTITY})
+            except ServiceError as exc:
+                for key, _ in chunk:
+                    report.errors.append({"direction": direction, "key": json.loads(key), "message": exc.message})
+                continue
+            by_id = {r.content_id: r for r in results}
+            for index, (key, _) in enumerate(chunk, 1):
+                result = by_id.get(str(index))
+                if result is not None and result.ok:
+                    written += 1
+                else:
+                    error = result.error() if result is not None else None
+                    report.errors.append({"direction": direction, "key": json.loads(key),
+                                          "message": error.message if error else "no answer for this row"})
+        if written:
+            self.state.count(table_map.id, synced=written)
+        return written
+
+
+def _key(table_map: TableMap, record: Record, direction: str) -> str:
+    values = key_values(table_map, record)
+    normalized: dict[str, Any] = {}
+    for key in table_map.keys:
+        if direction == "to_sales":
+            normalized[key.scm.lower()] = key.value_to_scm(values[key.sales[0].text])
+        else:
+            normalized[key.scm.lower()] = next((v for k, v in values.items() if k.lower() == key.scm.lower()), None)
+    return json.dumps({"company": record.company, "key": normalized}, sort_keys=True, default=str)
+
+
+def _differs(payload: dict[str, Any], row: dict[str, Any]) -> bool:
+    for name, value in payload.items():
+        if "@" in name or name.startswith("_"):
+            continue
+        current = row.get(name)
+        if isinstance(value, float) or isinstance(current, float):
+            try:
+                if abs(float(value or 0) - float(current or 0)) > 1e-6:
+                    return True
+            except (TypeError, ValueError):
+                return True
+            continue
+        if value != current and not (value in (None, "") and current in (None, "")):
+            return True
+    return False
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+__all__ = ["InitialSync", "InitialSyncReport", "wire_row"]

@@ -1,0 +1,305 @@
+"""Map lifecycle: run (with or without initial sync), pause, resume (catch-up or skip), stop, retries, alerts.
+
+States follow dual-write: Not running -> Initializing -> Running <-> Paused -> Resuming -> Running. While a
+map is paused its changes wait in the source outbox; the map remembers the cursor to replay them from.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from bridge.engine import INTEGRATION_IDENTITY, Source, SyncEngine, SyncError
+from bridge.initial import InitialSync
+from bridge.mapping import TableMap
+from bridge.state import (INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, BridgeState, CatchupErrorRow,
+                          InitialSyncErrorRow)
+from sandbox.clients import ControlClient
+from sandbox.errors import BadRequest, Conflict, NotFound
+
+ResumeMode = Literal["catchup", "skip_keep", "skip_discard"]
+CATCHUP_PAGE = 500
+
+
+@dataclass
+class AlertRule:
+    """N errors of a kind within a window pause or stop the map (dual-write alert settings)."""
+
+    count: int
+    window_seconds: float
+    action: Literal["pause", "stop"] = "pause"
+    kind: str = "any"  # any | application | network
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "window_seconds": self.window_seconds, "action": self.action, "kind": self.kind}
+
+
+@dataclass
+class MapRuntime:
+    alerts: list[AlertRule] = field(default_factory=list)
+    errors: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
+
+
+class Lifecycle:
+    """Drives map states; every transition is persisted and written to the map's activity log."""
+
+    def __init__(self, engine: SyncEngine, state: BridgeState, controls: dict[Source, ControlClient]) -> None:
+        self.engine = engine
+        self.state = state
+        self.controls = controls
+        self.runtime: dict[str, MapRuntime] = {m.id: MapRuntime() for m in engine.maps}
+        self.lock = threading.RLock()
+        self.initial = InitialSync(engine, state)
+        engine.listeners.append(self._on_event)
+
+    # ---- queries -----------------------------------------------------------------------------------------
+    def table_map(self, map_id: str) -> TableMap:
+        table_map = self.engine.by_id.get(map_id)
+        if table_map is None:
+            raise NotFound(f"No table map with id '{map_id}'.")
+        return table_map
+
+    def status(self, map_id: str) -> dict[str, Any]:
+        table_map = self.table_map(map_id)
+        row = self.state.map_row(map_id)
+        queued = self.queued_count(table_map, row) if row["state"] in (PAUSED, RESUMING) else 0
+        errors = len(self.state.rows(CatchupErrorRow, map_id, limit=10_000, status="Error"))
+        return {
+            "id": table_map.id, "name": table_map.name, "scm_entity": table_map.scm_entity,
+            "sales_table": table_map.sales_table, "state": row["state"], "mode": row["mode"],
+            "master": row["master"], "direction": "both" if table_map.syncs_to_scm and table_map.syncs_to_sales
+            else ("scm_to_sales" if table_map.syncs_to_sales else "sales_to_scm"),
+            "depends_on": table_map.depends_on, "synced": row["synced"], "failed": row["failed"], "queued": queued,
+            "catchup_errors": errors, "last_error": row["last_error"],
+            "last_synced_at": row["last_synced_at"].isoformat() if row["last_synced_at"] else None,
+            "initial_sync_done": bool(row["initial_sync_done"]),
+            "alerts": [rule.as_dict() for rule in self.runtime[map_id].alerts],
+        }
+
+    def sources(self, table_map: TableMap) -> list[Source]:
+        out: list[Source] = []
+        if table_map.syncs_to_sales:
+            out.append("scm")
+        if table_map.syncs_to_scm:
+            out.append("sales")
+        return out
+
+    def source_table(self, table_map: TableMap, source: Source) -> str:
+        entity = table_map.scm_type if source == "scm" else table_map.sales_type
+        assert entity is not None
+        return entity.alias_of or entity.name
+
+    def queued_changes(self, table_map: TableMap, row: dict[str, Any], source: Source,
+                       limit: int = CATCHUP_PAGE) -> tuple[list[dict[str, Any]], int]:
+        cursor = row[f"paused_{source}_seq"] or 0
+        page = self.controls[source].changes(after=cursor, limit=limit, tables=[self.source_table(table_map, source)],
+                                             exclude_identity=INTEGRATION_IDENTITY)
+        return page["changes"], int(page["next"])
+
+    def queued_count(self, table_map: TableMap, row: dict[str, Any]) -> int:
+        total = 0
+        for source in self.sources(table_map):
+            cursor = row[f"paused_{source}_seq"] or 0
+            while True:
+                page = self.controls[source].changes(after=cursor, limit=5000,
+                                                     tables=[self.source_table(table_map, source)],
+                                                     exclude_identity=INTEGRATION_IDENTITY)
+                total += len(page["changes"])
+                if len(page["changes"]) < 5000:
+                    break
+                cursor = int(page["next"])
+        return total
+
+    def queued(self, map_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        table_map = self.table_map(map_id)
+        row = self.state.map_row(map_id)
+        if row["state"] not in (PAUSED, RESUMING):
+            return []
+        out: list[dict[str, Any]] = []
+        for source in self.sources(table_map):
+            changes, _ = self.queued_changes(table_map, row, source, limit)
+            out.extend({**c, "source": source} for c in changes)
+        return out[:limit]
+
+    # ---- transitions -------------------------------------------------------------------------------------
+    def run(self, map_id: str, *, initial_sync: bool = True, master: str = "sales", mode: str = "live",
+            with_dependencies: bool = False, skip_errors: bool = False) -> dict[str, Any]:
+        """Start a map (and, if asked, the maps it depends on first)."""
+        if master not in ("sales", "scm"):
+            raise BadRequest("master must be 'sales' or 'scm'.")
+        if mode not in ("live", "async"):
+            raise BadRequest("mode must be 'live' or 'async'.")
+        table_map = self.table_map(map_id)
+        with self.lock:
+            if with_dependencies:
+                for parent in table_map.depends_on:
+                    if self.state.map_row(parent)["state"] == NOT_RUNNING:
+                        self.run(parent, initial_sync=initial_sync, master=master, mode=mode, with_dependencies=True)
+            row = self.state.map_row(map_id)
+            if row["state"] in (PAUSED, RESUMING):
+                raise Conflict(f"Map '{map_id}' is {row['state']}: resume it instead.")
+            if row["state"] == RUNNING and not initial_sync:
+                return self.status(map_id)
+            self.state.update_map(map_id, state=INITIALIZING if initial_sync else RUNNING, mode=mode, master=master)
+            self.state.activity(map_id, "state", f"Run requested (initial sync {'on' if initial_sync else 'off'}, "
+                                                 f"master {master}, mode {mode})")
+        if initial_sync:
+            try:
+                report = self.initial.run(table_map, master=master, skip_errors=skip_errors)
+            except Exception as exc:  # noqa: BLE001 - a failed initial sync leaves the map Not running
+                self.state.update_map(map_id, state=NOT_RUNNING)
+                self.state.activity(map_id, "error", f"Initial sync failed: {exc}")
+                raise
+            self.state.activity(map_id, "initial-sync", report.summary())
+            self.state.update_map(map_id, state=RUNNING, initial_sync_done=True)
+        self.state.activity(map_id, "state", "Running")
+        return self.status(map_id)
+
+    def stop(self, map_id: str) -> dict[str, Any]:
+        self.table_map(map_id)
+        with self.lock:
+            self.state.update_map(map_id, state=NOT_RUNNING, paused_sales_seq=None, paused_scm_seq=None)
+            self.state.activity(map_id, "state", "Stopped (Not running)")
+        return self.status(map_id)
+
+    def pause(self, map_id: str) -> dict[str, Any]:
+        table_map = self.table_map(map_id)
+        with self.lock:
+            row = self.state.map_row(map_id)
+            if row["state"] != RUNNING:
+                raise Conflict(f"Only a running map can be paused; '{map_id}' is {row['state']}.")
+            cursors = {f"paused_{source}_seq": int(self.controls[source].changes(after=0, limit=1)["latest"])
+                       for source in self.sources(table_map)}
+            self.state.update_map(map_id, state=PAUSED, **cursors)
+            self.state.activity(map_id, "state", "Paused: changes queue in the source until resumed")
+        return self.status(map_id)
+
+    def resume(self, map_id: str, mode: ResumeMode = "catchup") -> dict[str, Any]:
+        """Catch up (replay the queue in order, then live), or skip to live keeping or discarding the queue."""
+        if mode not in ("catchup", "skip_keep", "skip_discard"):
+            raise BadRequest("mode must be 'catchup', 'skip_keep' or 'skip_discard'.")
+        table_map = self.table_map(map_id)
+        with self.lock:
+            row = self.state.map_row(map_id)
+            if row["state"] not in (PAUSED, RESUMING):
+                raise Conflict(f"Only a paused map can be resumed; '{map_id}' is {row['state']}.")
+            self.state.update_map(map_id, state=RESUMING)
+            self.state.activity(map_id, "state", f"Resuming ({mode})")
+        replayed = failed = 0
+        for source in self.sources(table_map):
+            replayed_here, failed_here = self._drain(table_map, source, mode)
+            replayed += replayed_here
+            failed += failed_here
+        with self.lock:
+            self.state.update_map(map_id, state=RUNNING)
+        # Changes committed while the state switched are still after the cursor: one more pass takes them.
+        for source in self.sources(table_map):
+            replayed_here, failed_here = self._drain(table_map, source, mode)
+            replayed += replayed_here
+            failed += failed_here
+        self.state.update_map(map_id, paused_sales_seq=None, paused_scm_seq=None)
+        self.state.activity(map_id, "state", f"Running: {replayed} queued changes replayed, {failed} catch-up errors")
+        return self.status(map_id)
+
+    def _drain(self, table_map: TableMap, source: Source, mode: ResumeMode) -> tuple[int, int]:
+        replayed = failed = 0
+        while True:
+            row = self.state.map_row(table_map.id)
+            if row[f"paused_{source}_seq"] is None:
+                return replayed, failed
+            changes, next_seq = self.queued_changes(table_map, row, source)
+            if not changes:
+                self.state.update_map(table_map.id, **{f"paused_{source}_seq": next_seq})
+                return replayed, failed
+            for group in _by_transaction(changes):
+                if mode == "skip_discard":
+                    continue
+                if mode == "skip_keep":
+                    for change in group:
+                        self.state.add_catchup_error(table_map.id, change, source, "Skipped to live sync")
+                    failed += len(group)
+                    continue
+                try:
+                    replayed += self.engine.apply(source, group, maps=lambda m: m.id == table_map.id,
+                                                  via="catch-up")
+                except SyncError as error:
+                    for change in group:
+                        self.state.add_catchup_error(table_map.id, change, source, error.message)
+                    failed += len(group)
+            self.state.update_map(table_map.id, **{f"paused_{source}_seq": next_seq})
+
+    def retry_catchup(self, map_id: str, ids: list[int] | None = None) -> dict[str, Any]:
+        """Retry catch-up errors (all, or the given ids) in their original order."""
+        self.table_map(map_id)
+        rows = [r for r in reversed(self.state.rows(CatchupErrorRow, map_id, limit=100_000, status="Error"))
+                if ids is None or r["id"] in ids]
+        done = failed = 0
+        for row in rows:
+            change = row["change"]
+            try:
+                self.engine.apply(row["source"], [change], maps=lambda m: m.id == map_id, via="catch-up retry")
+            except SyncError as error:
+                self.state.set_catchup_status(row["id"], "Error", error.message)
+                failed += 1
+            else:
+                self.state.set_catchup_status(row["id"], "Completed")
+                done += 1
+        return {"retried": len(rows), "completed": done, "failed": failed}
+
+    # ---- alerts ------------------------------------------------------------------------------------------
+    def set_alerts(self, map_id: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.table_map(map_id)
+        parsed: list[AlertRule] = []
+        for rule in rules:
+            try:
+                parsed.append(AlertRule(count=int(rule["count"]), window_seconds=float(rule["window_seconds"]),
+                                        action=rule.get("action", "pause"), kind=rule.get("kind", "any")))
+            except (KeyError, TypeError, ValueError):
+                raise BadRequest("An alert rule needs count, window_seconds and optionally action "
+                                 "(pause|stop) and kind (any|application|network).") from None
+            if parsed[-1].action not in ("pause", "stop") or parsed[-1].count < 1:
+                raise BadRequest("An alert rule's action is pause or stop and its count at least 1.")
+        self.runtime[map_id].alerts = parsed
+        self.state.activity(map_id, "alerts", f"{len(parsed)} alert rule(s) set")
+        return [rule.as_dict() for rule in parsed]
+
+    def _on_event(self, event: str, map_id: str, detail: Any) -> None:
+        if event != "failed" or map_id not in self.runtime:
+            return
+        runtime = self.runtime[map_id]
+        kind = "network" if isinstance(detail, SyncError) and detail.transient else "application"
+        now = time.monotonic()
+        runtime.errors.append((now, kind))
+        for rule in runtime.alerts:
+            recent = [t for t, k in runtime.errors if now - t <= rule.window_seconds and rule.kind in ("any", k)]
+            if len(recent) >= rule.count:
+                runtime.errors.clear()
+                threading.Thread(target=self._alert, args=(map_id, rule), daemon=True).start()
+                return
+
+    def _alert(self, map_id: str, rule: AlertRule) -> None:
+        self.state.activity(map_id, "alert", f"{rule.count} {rule.kind} errors within {rule.window_seconds}s: "
+                                             f"{rule.action}")
+        try:
+            if rule.action == "pause" and self.state.map_row(map_id)["state"] == RUNNING:
+                self.pause(map_id)
+            elif rule.action == "stop":
+                self.stop(map_id)
+        except Exception:  # noqa: BLE001 - an alert that cannot act is logged, not raised
+            self.state.activity(map_id, "alert", "the alert action could not be applied")
+
+
+def _by_transaction(changes: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: list[list[dict[str, Any]]] = []
+    for change in changes:
+        if groups and groups[-1][0].get("transaction_id") == change.get("transaction_id"):
+            groups[-1].append(change)
+        else:
+            groups.append([change])
+    return groups
+
+
+__all__ = ["Lifecycle", "AlertRule", "InitialSyncErrorRow", "Callable"]

@@ -1,0 +1,245 @@
+"""The bridge's durable state: map lifecycle, cursors, catch-up errors, initial-sync errors, activity, traces.
+
+Everything a restart (even a kill) must not lose lives in the bridge's own database. Queued changes are
+not copied here: while a map is paused they wait in the source service's outbox, and the map remembers the
+cursor from which catch-up replays them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from sandbox.db import Database
+from sandbox.outbox import dumps
+
+NOT_RUNNING = "Not running"
+INITIALIZING = "Initializing"
+RUNNING = "Running"
+PAUSED = "Paused"
+RESUMING = "Resuming"
+STATES = (NOT_RUNNING, INITIALIZING, RUNNING, PAUSED, RESUMING)
+
+ACTIVITY_CAP = 2000
+TRACE_CAP = 2000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class BridgeMetadata:
+    """The bridge's tables live in their own MetaData (not SQLModel's shared one used by the mocks)."""
+
+    metadata = sa.MetaData()
+
+
+class _Base(SQLModel):
+    metadata = BridgeMetadata.metadata  # type: ignore[assignment]
+
+
+class MapRow(_Base, table=True):
+    __tablename__ = "bridge_map"
+    id: str = Field(primary_key=True)
+    state: str = NOT_RUNNING
+    mode: str = "live"  # live | async
+    master: str = "sales"
+    paused_sales_seq: Optional[int] = None
+    paused_scm_seq: Optional[int] = None
+    initial_sync_done: bool = False
+    synced: int = 0
+    failed: int = 0
+    last_error: Optional[str] = None
+    last_synced_at: Optional[dt.datetime] = None
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class CursorRow(_Base, table=True):
+    __tablename__ = "bridge_cursor"
+    source: str = Field(primary_key=True)
+    seq: int = 0
+
+
+class CatchupErrorRow(_Base, table=True):
+    __tablename__ = "bridge_catchup_error"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    map_id: str = Field(index=True)
+    source: str
+    seq: int
+    transaction_id: str = ""
+    change: str  # JSON of the outbox change
+    message: str = ""
+    status: str = "Error"  # Error | Completed
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class InitialSyncErrorRow(_Base, table=True):
+    __tablename__ = "bridge_initial_sync_error"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    map_id: str = Field(index=True)
+    execution: int
+    direction: str
+    key: str
+    message: str
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ActivityRow(_Base, table=True):
+    __tablename__ = "bridge_activity"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    map_id: str = Field(index=True)
+    kind: str
+    message: str
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class TraceRow(_Base, table=True):
+    __tablename__ = "bridge_trace"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    map_id: str = Field(index=True)
+    direction: str
+    key: str = Field(index=True)
+    operation: str
+    source: str  # JSON: the source change
+    payload: str  # JSON: the transformed payload
+    response: str  # JSON: status and body of the target write
+    ok: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping) if hasattr(row, "_mapping") else row.model_dump()
+    for name in ("change", "source", "payload", "response"):
+        if isinstance(data.get(name), str):
+            try:
+                data[name] = json.loads(data[name])
+            except ValueError:
+                pass
+    for name, value in list(data.items()):
+        if isinstance(value, dt.datetime):
+            data[name] = value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return data
+
+
+class BridgeState:
+    """Reads and writes of the bridge tables (each call its own short transaction)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def table(self, model: type[SQLModel]) -> sa.Table:
+        return model.__table__  # type: ignore[attr-defined,return-value]
+
+    # ---- maps ----------------------------------------------------------------------------------------
+    def map_row(self, map_id: str) -> dict[str, Any]:
+        table = self.table(MapRow)
+        with self.db.transaction() as connection:
+            row = connection.execute(sa.select(table).where(table.c.id == map_id)).first()
+            if row is None:
+                connection.execute(sa.insert(table).values(id=map_id, state=NOT_RUNNING, mode="live", master="sales",
+                                                           initial_sync_done=False, synced=0, failed=0,
+                                                           updated_at=utcnow()))
+                row = connection.execute(sa.select(table).where(table.c.id == map_id)).first()
+        return dict(row._mapping)
+
+    def update_map(self, map_id: str, **values: Any) -> None:
+        self.map_row(map_id)
+        table = self.table(MapRow)
+        with self.db.transaction() as connection:
+            connection.execute(sa.update(table).where(table.c.id == map_id).values(**values, updated_at=utcnow()))
+
+    def count(self, map_id: str, *, synced: int = 0, failed: int = 0, error: str | None = None) -> None:
+        table = self.table(MapRow)
+        values: dict[str, Any] = {"synced": table.c.synced + synced, "failed": table.c.failed + failed}
+        if synced:
+            values["last_synced_at"] = utcnow()
+        if error is not None:
+            values["last_error"] = error[:2000]
+        self.map_row(map_id)
+        with self.db.transaction() as connection:
+            connection.execute(sa.update(table).where(table.c.id == map_id).values(**values))
+
+    # ---- cursors -------------------------------------------------------------------------------------
+    def cursor(self, source: str) -> int | None:
+        table = self.table(CursorRow)
+        with self.db.transaction() as connection:
+            value = connection.execute(sa.select(table.c.seq).where(table.c.source == source)).scalar()
+        return None if value is None else int(value)
+
+    def set_cursor(self, source: str, seq: int) -> None:
+        table = self.table(CursorRow)
+        with self.db.transaction() as connection:
+            updated = connection.execute(sa.update(table).where(table.c.source == source).values(seq=seq)).rowcount
+            if not updated:
+                connection.execute(sa.insert(table).values(source=source, seq=seq))
+
+    # ---- logs ----------------------------------------------------------------------------------------
+    def activity(self, map_id: str, kind: str, message: str) -> None:
+        self._append(ActivityRow, ACTIVITY_CAP, map_id=map_id, kind=kind, message=message[:4000], created_at=utcnow())
+
+    def trace(self, map_id: str, direction: str, key: Any, operation: str, source: Any, payload: Any,
+              response: Any, ok: bool) -> None:
+        self._append(TraceRow, TRACE_CAP, map_id=map_id, direction=direction, key=dumps(key), operation=operation,
+                     source=dumps(source), payload=dumps(payload), response=dumps(response), ok=ok,
+                     created_at=utcnow())
+
+    def _append(self, model: type[SQLModel], cap: int, **values: Any) -> None:
+        table = self.table(model)
+        with self.db.transaction() as connection:
+            new_id = connection.execute(sa.insert(table).values(**values)).inserted_primary_key[0]
+            if new_id and new_id % 100 == 0:  # trim now and then, not on every write
+                connection.execute(sa.delete(table).where(table.c.id <= new_id - cap))
+
+    def rows(self, model: type[SQLModel], map_id: str | None = None, limit: int = 100,
+             **where: Any) -> list[dict[str, Any]]:
+        table = self.table(model)
+        query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
+        if map_id is not None:
+            query = query.where(table.c.map_id == map_id)
+        for name, value in where.items():
+            query = query.where(table.c[name] == value)
+        with self.db.transaction() as connection:
+            return [row_dict(r) for r in connection.execute(query)]
+
+    # ---- catch-up and initial sync errors --------------------------------------------------------------
+    def add_catchup_error(self, map_id: str, change: dict[str, Any], source: str, message: str) -> None:
+        table = self.table(CatchupErrorRow)
+        with self.db.transaction() as connection:
+            connection.execute(sa.insert(table).values(
+                map_id=map_id, source=source, seq=int(change.get("seq", 0)),
+                transaction_id=str(change.get("transaction_id", "")), change=dumps(change), message=message[:4000],
+                status="Error", created_at=utcnow()))
+
+    def set_catchup_status(self, error_id: int, status: str, message: str | None = None) -> None:
+        table = self.table(CatchupErrorRow)
+        values: dict[str, Any] = {"status": status}
+        if message is not None:
+            values["message"] = message[:4000]
+        with self.db.transaction() as connection:
+            connection.execute(sa.update(table).where(table.c.id == error_id).values(**values))
+
+    def delete_catchup_errors(self, map_id: str, ids: list[int] | None = None) -> int:
+        table = self.table(CatchupErrorRow)
+        query = sa.delete(table).where(table.c.map_id == map_id)
+        if ids is not None:
+            query = query.where(table.c.id.in_(ids))
+        with self.db.transaction() as connection:
+            return int(connection.execute(query).rowcount or 0)
+
+    def add_initial_sync_errors(self, map_id: str, execution: int, errors: list[dict[str, Any]]) -> None:
+        if not errors:
+            return
+        table = self.table(InitialSyncErrorRow)
+        with self.db.transaction() as connection:
+            connection.execute(sa.insert(table), [
+                {"map_id": map_id, "execution": execution, "direction": e["direction"], "key": dumps(e["key"]),
+                 "message": str(e["message"])[:4000], "created_at": utcnow()} for e in errors])
+
+    def clear_initial_sync_errors(self, map_id: str) -> None:
+        table = self.table(InitialSyncErrorRow)
+        with self.db.transaction() as connection:
+            connection.execute(sa.delete(table).where(table.c.map_id == map_id))
