@@ -1,0 +1,70 @@
+"""``sandbox demo``: the lead-to-cash scenario on fresh throwaway state, told as a readable report."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from scenarios.context import ScenarioContext
+from scenarios.registry import load_builtin
+from scenarios.runner import stack_context
+
+
+def run_demo(*, seed: int = 1, keep: bool = False, host: str = "127.0.0.1", ports: dict[str, int] | None = None,
+             echo: Callable[[str], None] = print) -> int:
+    """Run the journey and print it; returns the process exit code (0 when every step passed)."""
+    from sandbox.stack import StackConfig, build_stack
+
+    echo("Starting mock Sales, mock SCM and the dual-write bridge in this process (throwaway state) ...")
+    stack = build_stack(StackConfig(memory=True, seed=seed))
+    scenario = load_builtin()["lead-to-cash"]
+    passed = False
+    try:
+        with stack_context(stack.transports, {n: f"http://{n}.sandbox" for n in ("sales", "scm", "bridge")},
+                           seed) as ctx:
+            try:
+                scenario(ctx)
+                passed = all(step.passed for step in ctx.steps)
+            except Exception as exc:  # noqa: BLE001 - the report shows where the journey stopped
+                echo(f"\nThe journey stopped: {type(exc).__name__}: {exc}")
+            print_report(ctx, echo)
+        if keep:
+            serve_until_interrupted(stack.apps, host, ports or {}, echo)
+    finally:
+        stack.close()
+    return 0 if passed else 1
+
+
+def print_report(ctx: ScenarioContext, echo: Callable[[str], None]) -> None:
+    echo("\nLead to cash, step by step")
+    echo("=" * 100)
+    for step in ctx.steps:
+        sync = f"{step.sync_seconds * 1000:7.0f} ms" if step.sync_seconds is not None else "      --  "
+        echo(f"{'ok  ' if step.passed else 'FAIL'} {step.name:<58} {step.seconds * 1000:7.0f} ms   sync {sync}")
+        if not step.passed and step.error:
+            echo(f"     {step.error}")
+    if ctx.journey:
+        echo("\nDocuments on both sides")
+        echo("-" * 100)
+        echo(f"{'step':<34} {'system':<6} {'document':<22} {'number':<20} {'status':<14} {'amount':>10}")
+        for entry in ctx.journey:
+            amount = f"{entry.amount:10.2f}" if entry.amount is not None else ""
+            echo(f"{entry.step[:34]:<34} {entry.side:<6} {entry.document[:22]:<22} {entry.number[:20]:<20} "
+                 f"{entry.status[:14]:<14} {amount:>10}")
+    passed = sum(1 for s in ctx.steps if s.passed)
+    echo(f"\n{passed} of {len(ctx.steps)} steps passed.")
+
+
+def serve_until_interrupted(apps: dict, host: str, ports: dict[str, int], echo: Callable[[str], None]) -> None:
+    from sandbox.server import ServerGroup
+
+    roots = {"sales": "/api/data/v9.2/", "scm": "/data/", "bridge": "/"}
+    group = ServerGroup(host=host)
+    for name in ("sales", "scm", "bridge"):
+        if name in apps:
+            server = group.start(name, apps[name], ports.get(name, 0))
+            echo(f"{name:<6} {server.url}{roots[name]}")
+    echo("The demo's stack stays up; Ctrl+C stops it.")
+    group.wait_for_signal()
+
+
+__all__ = ["run_demo", "load_builtin"]

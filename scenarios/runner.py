@@ -1,0 +1,156 @@
+"""Runs scenarios in-process (a fresh throwaway stack each) or against running servers, and reports them:
+a step table on the terminal, JSON, and JUnit XML."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any, Iterator
+
+import httpx
+from faker import Faker
+
+from sandbox.clients import ControlClient, SalesClient, ScmClient
+from scenarios.context import JourneyEntry, Mismatch, ScenarioContext, StepResult
+from scenarios.registry import Scenario
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    description: str
+    passed: bool
+    seconds: float
+    steps: list[StepResult] = field(default_factory=list)
+    error: str | None = None
+    journey: list[JourneyEntry] = field(default_factory=list)
+
+
+@dataclass
+class Endpoints:
+    """Where the services are: None = a fresh in-process stack per scenario."""
+
+    sales_url: str | None = None
+    scm_url: str | None = None
+    bridge_url: str | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return self.sales_url is None
+
+
+@contextlib.contextmanager
+def open_context(endpoints: Endpoints, seed: int = 1) -> Iterator[ScenarioContext]:
+    """A :class:`ScenarioContext` on the endpoints (building and tearing down a stack when in-process)."""
+    if endpoints.in_process:
+        from sandbox.stack import StackConfig, build_stack
+
+        stack = build_stack(StackConfig(memory=True, seed=seed))
+        try:
+            with stack_context(stack.transports, {n: f"http://{n}.sandbox" for n in ("sales", "scm", "bridge")},
+                               seed) as ctx:
+                yield ctx
+        finally:
+            stack.close()
+        return
+    urls = {"sales": endpoints.sales_url or "", "scm": endpoints.scm_url or "", "bridge": endpoints.bridge_url or ""}
+    with stack_context({}, urls, seed) as ctx:
+        yield ctx
+
+
+@contextlib.contextmanager
+def stack_context(transports: dict[str, Any], urls: dict[str, str], seed: int = 1) -> Iterator[ScenarioContext]:
+    """A context on services reached at ``urls`` (through ``transports`` when given)."""
+    sales = SalesClient(urls["sales"], transport=transports.get("sales"))
+    scm = ScmClient(urls["scm"], transport=transports.get("scm"))
+    bridge = None
+    if transports.get("bridge") is not None or urls.get("bridge"):
+        bridge = httpx.Client(base_url=urls["bridge"], transport=transports.get("bridge"), timeout=120.0)
+    control = {name: ControlClient(urls[name], transport=transports.get(name)) for name in ("sales", "scm")}
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    ctx = ScenarioContext(sales=sales, scm=scm, bridge=bridge, control=control, fake=fake, rng=random.Random(seed))
+    try:
+        yield ctx
+    finally:
+        for client in (sales, scm, *control.values()):
+            client.close()
+        if bridge is not None:
+            bridge.close()
+
+
+def run_scenario(item: Scenario, endpoints: Endpoints, seed: int = 1) -> ScenarioResult:
+    started = time.perf_counter()
+    result = ScenarioResult(item.name, item.description, False, 0.0)
+    try:
+        with open_context(endpoints, seed) as ctx:
+            try:
+                item(ctx)
+                result.passed = all(step.passed for step in ctx.steps)
+            except Mismatch as exc:
+                result.error = exc.message
+            except Exception as exc:  # noqa: BLE001 - a broken scenario is a failed scenario, not a crash
+                result.error = f"{type(exc).__name__}: {exc}"
+            result.steps = list(ctx.steps)
+            result.journey = list(ctx.journey)
+    except Exception as exc:  # noqa: BLE001 - the stack itself failed to start
+        result.error = f"could not start the stack: {type(exc).__name__}: {exc}"
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+# ---- reports ----------------------------------------------------------------------------------------------
+
+def print_results(results: list[ScenarioResult], out: IO[str]) -> None:
+    """A step table per scenario; failures show what differed, with the record on both sides."""
+    for result in results:
+        mark = "PASS" if result.passed else "FAIL"
+        out.write(f"\n{mark}  {result.name}  ({result.seconds:.2f}s)  {result.description}\n")
+        width = max([len(step.name) for step in result.steps] + [20])
+        for step in result.steps:
+            sync = f"  sync {step.sync_seconds * 1000:.0f} ms" if step.sync_seconds is not None else ""
+            out.write(f"  {'ok  ' if step.passed else 'FAIL'}  {step.name:<{width}}  {step.seconds * 1000:8.0f} ms{sync}\n")
+            if not step.passed:
+                out.write(f"        {step.error}\n")
+                if step.sales is not None or step.scm is not None:
+                    out.write(f"        Sales: {json.dumps(step.sales, default=str)[:600]}\n")
+                    out.write(f"        SCM:   {json.dumps(step.scm, default=str)[:600]}\n")
+        if result.error and (not result.steps or result.steps[-1].passed):
+            out.write(f"        {result.error}\n")
+    passed = sum(1 for r in results if r.passed)
+    out.write(f"\n{passed} passed, {len(results) - passed} failed\n")
+
+
+def write_json(results: list[ScenarioResult], path: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"scenarios": [asdict(r) for r in results],
+                   "passed": sum(1 for r in results if r.passed), "failed": sum(1 for r in results if not r.passed)},
+                  handle, indent=2, default=str)
+
+
+def write_junit(results: list[ScenarioResult], path: str) -> None:
+    """JUnit XML: one testsuite per scenario, one testcase per step."""
+    suites = ET.Element("testsuites", name="lead-to-cash-sandbox")
+    for result in results:
+        failures = sum(1 for step in result.steps if not step.passed) + (1 if result.error and not result.steps else 0)
+        suite = ET.SubElement(suites, "testsuite", name=result.name, tests=str(max(len(result.steps), 1)),
+                              failures=str(failures), time=f"{result.seconds:.3f}")
+        if not result.steps:
+            case = ET.SubElement(suite, "testcase", classname=result.name, name="(scenario)", time=f"{result.seconds:.3f}")
+            if result.error:
+                ET.SubElement(case, "failure", message=result.error[:500]).text = result.error
+        for step in result.steps:
+            case = ET.SubElement(suite, "testcase", classname=result.name, name=step.name, time=f"{step.seconds:.3f}")
+            if not step.passed:
+                failure = ET.SubElement(case, "failure", message=(step.error or "")[:500])
+                failure.text = json.dumps({"error": step.error, "sales": step.sales, "scm": step.scm}, default=str,
+                                          indent=2)
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def as_dict(result: ScenarioResult) -> dict[str, Any]:
+    return asdict(result)
