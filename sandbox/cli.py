@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,21 +29,48 @@ def main() -> None:
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a generated localhost certificate.")
 def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Path, memory: bool, seed: int,
        tls: bool) -> None:
-    """Start the services and serve until interrupted (Ctrl+C or SIGTERM)."""
+    """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
+
+    The bridge comes up last, on --bridge-port, with the shipped maps running (reference data first,
+    initial sync done), so a customer created on either side appears on the other at once.
+    """
+    import os
+
+    from sandbox.db import sqlite_url_for
     from sandbox.server import ServerGroup, ensure_tls_files
+    from sandbox.stack import wire_bridge
 
     config = StackConfig(data_dir=data_dir, memory=memory, seed=seed)
     apps = build_apps(config)
     tls_files = ensure_tls_files(data_dir / "tls") if tls else None
+    if tls_files is not None:
+        # The bridge and the mocks call each other over HTTPS: trust the local CA in this process (httpx
+        # reads SSL_CERT_FILE). A CA the user already set wins.
+        os.environ.setdefault("SSL_CERT_FILE", str(tls_files.ca_cert))
     group = ServerGroup(host=host, tls=tls_files)
     ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
     roots = {"sales": "/api/data/v9.2/", "scm": "/data/", "bridge": "/"}
+    bridge_app = None
     try:
+        urls: dict[str, str] = {}
         for name, app in apps.items():
             server = group.start(name, app, ports[name])
+            urls[name] = server.url
             click.echo(f"{name:<6} {server.url}{roots[name]}")
+        if {"sales", "scm"} <= set(apps):
+            scheme = "https" if tls_files else "http"
+            urls["bridge"] = f"{scheme}://{host}:{bridge_port}"
+            bridge_app = wire_bridge(apps, urls=urls,
+                                     bridge_database_url=sqlite_url_for(None if memory else data_dir, "bridge"))
+        if bridge_app is not None:
+            server = group.start("bridge", bridge_app, bridge_port)
+            # Only maps that never ran: after a restart, what the user paused or stopped stays so.
+            bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm", only_new=True)
+            click.echo(f"{'bridge':<6} {server.url}{roots['bridge']}")
     except Exception as exc:  # a port in use, most often
         group.stop_all()
+        if bridge_app is not None:
+            bridge_app.extensions["bridge"].close()
         raise click.ClickException(str(exc)) from exc
     if tls_files is not None:
         click.echo(f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
@@ -49,6 +78,8 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
     click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
     sys.stdout.flush()
     group.wait_for_signal()
+    if bridge_app is not None:
+        bridge_app.extensions["bridge"].close()  # stops the async drainers before the process ends
     click.echo("stopped.")
 
 
@@ -65,6 +96,36 @@ def demo(seed: int, keep: bool, host: str, sales_port: int, scm_port: int, bridg
 
     sys.exit(run_demo(seed=seed, keep=keep, host=host,
                       ports={"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, echo=click.echo))
+
+
+@main.command()
+@click.option("--scm-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['scm']}", show_default=True,
+              help="The running mock SCM (customers, products and orders reach Sales through the bridge).")
+@click.option("--accounts", default=100, show_default=True, type=click.IntRange(0, 1_000_000))
+@click.option("--products", default=20, show_default=True, type=click.IntRange(0, 100_000))
+@click.option("--orders", default=50, show_default=True, type=click.IntRange(0, 1_000_000))
+@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data.")
+def seed(scm_url: str, accounts: int, products: int, orders: int, seed: int) -> None:
+    """Fill a running stack with a deterministic volume of realistic data."""
+    from sandbox.clients import ScmClient, ServiceError
+    from sandbox.volume import seed_volume
+
+    total = accounts + products + orders
+    with ScmClient(scm_url, timeout=300.0) as scm:
+        try:
+            if sys.stderr.isatty():
+                with click.progressbar(length=total, label="seeding", file=sys.stderr) as bar:
+                    report = seed_volume(scm, accounts=accounts, products=products, orders=orders, seed=seed,
+                                         progress=bar.update)
+            else:
+                report = seed_volume(scm, accounts=accounts, products=products, orders=orders, seed=seed)
+        except (ServiceError, OSError) as exc:
+            raise click.ClickException(f"could not seed {scm_url}: {exc}") from exc
+    click.echo(f"customers {report.customers}, products {report.products}, orders {report.orders}, "
+               f"failed {report.failed}")
+    if report.first_error:
+        click.echo(f"first error: {report.first_error}")
+    sys.exit(1 if report.failed else 0)
 
 
 @main.group()
@@ -143,6 +204,175 @@ def bench(quick: bool, json_path: str | None, threads: int) -> None:
     benchmarks.print_table(results)
     if json_path:
         benchmarks.dump(results, json_path)
+
+
+# ---- maps: the bridge's map lifecycle over its admin API -------------------------------------------------
+BRIDGE_URL = f"http://127.0.0.1:{DEFAULT_PORTS['bridge']}"
+bridge_url_option = click.option("--bridge-url", default=BRIDGE_URL, show_default=True, envvar="SANDBOX_BRIDGE_URL",
+                                  help="Where the bridge serves (its origin).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+
+
+def _bridge_call(bridge_url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One admin API call; a refusal or an unreachable bridge becomes a clear error (exit 1)."""
+    import httpx
+
+    try:
+        response = httpx.request(method, bridge_url.rstrip("/") + path, json=body, timeout=600.0)
+    except httpx.TransportError as exc:
+        raise click.ClickException(f"cannot reach the bridge at {bridge_url}: {exc}") from None
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text or response.reason_phrase
+        raise click.ClickException(f"{response.status_code}: {message}")
+    return response.json()
+
+
+def _lag(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1f}s"
+
+
+def _print_maps(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    headers = ["MAP", "STATE", "MODE", "SYNCED", "FAILED", "QUEUED", "LAG", "ERRORS", "LAST ERROR"]
+    table = [[r["id"], r["state"], r["mode"], str(r["synced"]), str(r["failed"]),
+              "-" if r.get("queued") is None else str(r["queued"]), _lag(r.get("lag_seconds")),
+              str(r.get("catchup_errors", 0)), (r.get("last_error") or "")[:60]] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
+    for row in [headers, *table]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@main.group()
+def maps() -> None:
+    """List the bridge's table maps and run, pause, resume or stop them."""
+
+
+@maps.command("list")
+@bridge_url_option
+@json_option
+def maps_list(bridge_url: str, as_json: bool) -> None:
+    """Every map with its state, mode, counters, queue, lag and last error."""
+    _print_maps(_bridge_call(bridge_url, "GET", "/api/maps"), as_json)
+
+
+@maps.command("run")
+@click.argument("map_ids", nargs=-1, required=True)
+@click.option("--mode", type=click.Choice(["live", "async"]), default="live", show_default=True)
+@click.option("--initial-sync/--no-initial-sync", default=True, show_default=True,
+              help="Copy the rows that exist first.")
+@click.option("--master", type=click.Choice(["scm", "sales"]), default="scm", show_default=True,
+              help="The side that wins when initial sync finds a row on both sides that differs.")
+@click.option("--with-dependencies", is_flag=True, help="Run the maps these depend on first.")
+@bridge_url_option
+@json_option
+def maps_run(map_ids: tuple[str, ...], mode: str, initial_sync: bool, master: str, with_dependencies: bool,
+             bridge_url: str, as_json: bool) -> None:
+    """Run maps (a running map given another --mode without initial sync switches mode)."""
+    body = {"mode": mode, "initial_sync": initial_sync, "master": master, "with_dependencies": with_dependencies}
+    _print_maps([_bridge_call(bridge_url, "POST", f"/api/maps/{m}/run", body) for m in map_ids], as_json)
+
+
+def _simple_action(action: str, help_text: str) -> None:
+    @maps.command(action, help=help_text)
+    @click.argument("map_ids", nargs=-1, required=True)
+    @bridge_url_option
+    @json_option
+    def command(map_ids: tuple[str, ...], bridge_url: str, as_json: bool) -> None:
+        _print_maps([_bridge_call(bridge_url, "POST", f"/api/maps/{m}/{action}") for m in map_ids], as_json)
+
+
+_simple_action("pause", "Pause maps: their changes queue in the source until resumed.")
+_simple_action("stop", "Stop maps (Not running); nothing queues.")
+
+
+@maps.command("resume")
+@click.argument("map_ids", nargs=-1, required=True)
+@click.option("--mode", type=click.Choice(["catchup", "skip-keep", "skip-discard"]), default="catchup",
+              show_default=True, help="Replay the queue in order, or skip to live keeping it as catch-up errors "
+                                      "or discarding it.")
+@bridge_url_option
+@json_option
+def maps_resume(map_ids: tuple[str, ...], mode: str, bridge_url: str, as_json: bool) -> None:
+    """Resume paused maps."""
+    body = {"mode": mode.replace("-", "_")}
+    _print_maps([_bridge_call(bridge_url, "POST", f"/api/maps/{m}/resume", body) for m in map_ids], as_json)
+
+
+# ---- reconcile ----------------------------------------------------------------------------------------
+@main.command()
+@click.option("--sales-url", required=True, help="Mock (or real) Sales origin, e.g. http://127.0.0.1:5101.")
+@click.option("--scm-url", required=True, help="Mock (or real) SCM origin, e.g. http://127.0.0.1:5102.")
+@bridge_url_option
+@click.option("--map", "map_ids", multiple=True, help="Compare this map (repeatable) instead of asking the bridge "
+                                                      "which maps run.")
+@click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A folder of your own map files (as the bridge was given).")
+@json_option
+def reconcile(sales_url: str, scm_url: str, bridge_url: str, map_ids: tuple[str, ...], maps_dirs: tuple[Path, ...],
+              as_json: bool) -> None:
+    """Compare both sides for every running map; exit 1 when anything is missing or differs, 0 when equal
+    (2 when the comparison could not be made)."""
+    from bridge.app import BridgeConfig, BridgeRuntime
+    from bridge.reconcile import Reconciler, describe_key
+
+    if map_ids:
+        wanted = list(map_ids)
+    else:
+        try:
+            wanted = [m["id"] for m in _bridge_call(bridge_url, "GET", "/api/maps") if m["state"] == "Running"]
+        except click.ClickException as exc:
+            raise _CannotCompare(f"{exc.message} (or name the maps with --map)") from None
+    runtime = BridgeRuntime(BridgeConfig(sales_url=_origin(sales_url, "api/data/v9.2"), scm_url=_origin(scm_url, "data"),
+                                         database_url="sqlite://", maps_dirs=list(maps_dirs), start_worker=False))
+    try:
+        unknown = [m for m in wanted if m not in runtime.engine.by_id]
+        if unknown:
+            raise click.ClickException(f"unknown map(s): {', '.join(unknown)}")
+        reconciler = Reconciler(runtime.lifecycle.initial)
+        results = [reconciler.compare(runtime.engine.by_id[m]) for m in wanted]
+    except click.ClickException as exc:
+        raise _CannotCompare(exc.message) from None
+    except Exception as exc:  # a service down or answering errors: not "different", but no answer either
+        raise _CannotCompare(f"comparing failed: {exc}") from None
+    finally:
+        runtime.close()
+    equal = all(r.equal for r in results)
+    if as_json:
+        click.echo(json.dumps({"equal": equal, "maps": [r.as_dict() for r in results]}, indent=2, default=str))
+    else:
+        for r in results:
+            c = r.counts
+            click.echo(f"{r.id}: {r.compared} on both sides, {c['missing_in_sales']} missing in Sales, "
+                       f"{c['missing_in_scm']} missing in SCM, {c['differing']} differing")
+            for item in r.missing_in_sales:
+                click.echo(f"  missing in Sales: {describe_key(item)}")
+            for item in r.missing_in_scm:
+                click.echo(f"  missing in SCM:   {describe_key(item)}")
+            for item in r.differing:
+                fields = "; ".join(f"{f['scm_field'] or '-'}={f['scm_value']!r} (SCM) vs "
+                                   f"{f['sales_field'] or '-'}={f['sales_value']!r} (Sales)" for f in item["fields"])
+                click.echo(f"  differs: {describe_key(item)}: {fields}")
+        if not results:
+            click.echo("no running maps to compare")
+        click.echo("equal" if equal else "DIFFERENT")
+    sys.exit(0 if equal else 1)
+
+
+class _CannotCompare(click.ClickException):
+    """Reconcile could not compare (exit 2, so scripts can tell it from "the sides differ", exit 1)."""
+
+    exit_code = 2
+
+
+def _origin(url: str, root: str) -> str:
+    """A service origin from what a user pastes (the printed service root works too)."""
+    base = url.rstrip("/")
+    return base[: -len(root) - 1] if base.endswith("/" + root) else base
 
 
 if __name__ == "__main__":  # pragma: no cover
