@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import sqlalchemy as sa
 from flask import Response
 
-from sandbox.errors import BadRequest, NotFound, SandboxError
-from sandbox.odata import entitydefs
+from sandbox.errors import BadRequest, NotFound, NotImplementedYet, SandboxError
+from sandbox.odata import dvquery, entitydefs
 from sandbox.odata import model as m
 from sandbox.odata.batch import BatchDialect
 from sandbox.odata.dialect import Dialect, query_string
@@ -278,7 +278,133 @@ class DataverseDialect(Dialect):
                 raise NotFound("No HTTP resource was found that matches the request URI for WhoAmI "
                                "(it is a function: use GET).", "0x80060888")
             return service._json(self.who_am_i(service, state))
+        if head.name == "RelationshipDefinitions":
+            if method != "GET":
+                raise BadRequest("RelationshipDefinitions are read-only here.", "0x80060888")
+            return self._relationship_definitions(service, segments, state)
+        if head.name in ("RetrieveMetadataChanges", f"{NAMESPACE}.RetrieveMetadataChanges") and len(segments) == 1:
+            if method != "GET":
+                raise NotFound("No HTTP resource was found that matches the request URI for "
+                               "RetrieveMetadataChanges (it is a function: use GET).", "0x80060888")
+            return self._retrieve_metadata_changes(service, head, state)
+        if head.name in ("BulkDelete", f"{NAMESPACE}.BulkDelete") and len(segments) == 1:
+            if method != "POST":
+                raise NotFound("No HTTP resource was found that matches the request URI for BulkDelete "
+                               "(it is an action: use POST).", "0x80060888")
+            return self._bulk_delete(service, state)
         return None
+
+    # ---- FetchXML and other query parameters --------------------------------------------------------
+    def collection_query(self, service: "ODataService", entity: EntityType, state: "RequestState",
+                         nested: bool) -> Response | None:
+        """``?fetchXml=`` runs FetchXML; ``?sql=``, ``?savedQuery=``, ``?userQuery=`` are refused (501)
+        rather than ignored, since ignoring them would answer with every row of the table."""
+        for name, what in (("sql", "The Dataverse SQL endpoint (?sql=)"), ("savedQuery", "Saved views (?savedQuery=)"),
+                           ("userQuery", "Personal views (?userQuery=)")):
+            if name in state.args:
+                raise NotImplementedYet(f"{what} is not supported by the sandbox; query with $filter/$select "
+                                        "or fetchXml instead.")
+        if "fetchXml" not in state.args:
+            return None
+        if nested:
+            raise BadRequest("fetchXml can only be sent to an entity set.", "0x80060888")
+        return self._fetch_xml(service, entity, state)
+
+    def _fetch_xml(self, service: "ODataService", entity: EntityType, state: "RequestState") -> Response:
+        from sandbox.odata.options import parse_orderby
+        from sandbox.odata.service import QueryOptions
+
+        fetch = dvquery.parse_fetchxml(state.args["fetchXml"], service.model, entity)
+        query = service.base_query(entity, QueryOptions(filter=fetch.filter), state)
+        body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
+        if fetch.total_count and _annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
+            total = service.db.connection.execute(
+                sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
+            body[f"@{NAMESPACE}.totalrecordcount"] = min(total, 5000)
+            body[f"@{NAMESPACE}.totalrecordcountlimitexceeded"] = total > 5000
+        table = entity.table
+        assert table is not None
+        orders = parse_orderby(fetch.orderby, entity, service.model, self.filter_dialect)
+        query = query.order_by(*orders, *[table.c[k] for k in entity.key], table.c[ROWID])
+        if fetch.top is not None:
+            limit, offset = fetch.top, 0
+        else:
+            limit = max(1, min(fetch.count or self.max_page_size, self.max_page_size))
+            offset = (fetch.page - 1) * limit
+        rows = [dict(r._mapping) for r in service.db.connection.execute(query.offset(offset).limit(limit + 1))]
+        more = fetch.top is None and len(rows) > limit
+        rows = rows[:limit]
+        if more and _annotation_wanted(state, f"{NAMESPACE}.fetchxmlpagingcookie"):
+            key = entity.key[0]
+            body[f"@{NAMESPACE}.fetchxmlpagingcookie"] = dvquery.paging_cookie(
+                fetch.page, str(rows[0][key]), str(rows[-1][key]), key)
+        if _annotation_wanted(state, f"{NAMESPACE}.morerecords"):
+            body[f"@{NAMESPACE}.morerecords"] = more
+        select = self.effective_select(entity, fetch.select)
+        formatted = _annotation_wanted(state, FORMATTED[1:])
+        rendered = [self.serialize(entity, row, select, formatted) for row in rows]
+        if formatted or _annotation_wanted(state, LOOKUP_LOGICAL[1:]):
+            self.annotate(service, entity, rows, rendered, select)
+        # FetchXML, unlike OData, leaves out the columns whose value is null.
+        body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
+        return service._json(body)
+
+    # ---- BulkDelete ---------------------------------------------------------------------------------
+    def _bulk_delete(self, service: "ODataService", state: "RequestState") -> Response:
+        """Delete the rows the ``QuerySet`` QueryExpressions select and answer with a ``JobId``.
+
+        Dataverse runs the job in the background; the sandbox deletes at once, in one transaction, through
+        the store (so rules and change tracking see every delete). A row a rule refuses to delete fails the
+        whole call with that rule's error instead of being reported in a job log.
+        """
+        body = service._body()
+        query_set = body.get("QuerySet")
+        if not isinstance(query_set, list) or not query_set:
+            raise BadRequest("The parameter 'QuerySet' must be a non-empty array of QueryExpression.", "0x80040203")
+        for required in ("JobName", "SendEmailNotification", "ToRecipients", "CCRecipients", "RecurrencePattern",
+                         "StartDateTime"):
+            if required not in body:
+                raise BadRequest(f"Request message has unresolved parameters: '{required}' is required by "
+                                 "BulkDelete.", "0x80040203")
+        from sandbox.odata.service import QueryOptions
+
+        with service.db.transaction():
+            for query in query_set:
+                entity, filter_text = dvquery.query_expression(query, service.model)
+                if entity.read_only:
+                    raise BadRequest(f"The entity '{entity.name}' is read-only.", "0x80040203")
+                select = service.base_query(entity, QueryOptions(filter=filter_text), state)
+                for row in [dict(r._mapping) for r in service.db.connection.execute(select)]:
+                    service.store.delete(entity.alias_of or entity.name, row, identity=state.identity, via_api=True)
+        return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.BulkDeleteResponse",
+                              "JobId": str(uuid.uuid4())})
+
+    # ---- RetrieveMetadataChanges ----------------------------------------------------------------------
+    def _retrieve_metadata_changes(self, service: "ODataService", head: Segment, state: "RequestState") -> Response:
+        """``RetrieveMetadataChanges(Query=@p1)`` with an EntityQueryExpression: the entities its criteria
+        select (conditions on entity properties such as ``LogicalName``), projected to its
+        ``Properties``, with ``Attributes`` filtered and projected by its ``AttributeQuery``."""
+        query = _function_json_parameter(head, state, "Query")
+        entity_criteria = query.get("Criteria")
+        entity_props = _property_names(query.get("Properties"))
+        attribute_query = query.get("AttributeQuery") or {}
+        attribute_props = _property_names(attribute_query.get("Properties"))
+        attribute_criteria = attribute_query.get("Criteria")
+        found = []
+        for definition in self.definitions(service):
+            if not _metadata_matches(definition, entity_criteria):
+                continue
+            item = entitydefs.project(definition, entity_props, None)
+            if entity_props is None or "Attributes" in entity_props:
+                attrs = entitydefs.attributes(service.model, definition["LogicalName"])
+                item["Attributes"] = [entitydefs.project(a, attribute_props, None) for a in attrs
+                                      if _metadata_matches(a, attribute_criteria)]
+            found.append(item)
+        return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}."
+                                                "RetrieveMetadataChangesResponse",
+                              "EntityMetadata": found, "ServerVersionStamp": "1!" + dt.datetime.now(
+                                  dt.timezone.utc).strftime("%m/%d/%Y %H:%M:%S"),
+                              "DeletedMetadata": None})
 
     def who_am_i(self, service: "ODataService", state: "RequestState") -> dict[str, Any]:
         def first_id(entity_name: str, fallback: str) -> str:
@@ -294,9 +420,11 @@ class DataverseDialect(Dialect):
                 "UserId": first_id("systemuser", "systemuser"),
                 "OrganizationId": first_id("organization", "organization")}
 
-    def definitions(self, service: "ODataService", with_attributes: bool = False) -> list[dict[str, Any]]:
-        if with_attributes:
-            return entitydefs.entity_definitions(service.model, include_attributes=True)
+    def definitions(self, service: "ODataService", with_attributes: bool = False,
+                    with_relationships: bool = False) -> list[dict[str, Any]]:
+        if with_attributes or with_relationships:
+            return entitydefs.entity_definitions(service.model, include_attributes=with_attributes,
+                                                 include_relationships=with_relationships)
         if self._definitions is None:
             self._definitions = entitydefs.entity_definitions(service.model)
         return self._definitions
@@ -307,7 +435,9 @@ class DataverseDialect(Dialect):
         select = entitydefs.parse_select(state.args.get("$select"))
         expand = entitydefs.parse_expand(state.args.get("$expand"))
         context = f"{state.base_url}$metadata#EntityDefinitions"
-        defs = self.definitions(service, with_attributes=bool(expand and "Attributes" in expand))
+        defs = self.definitions(service, with_attributes=bool(expand and "Attributes" in expand),
+                                with_relationships=bool(expand and set(expand) & set(
+                                    entitydefs.RELATIONSHIP_NAVIGATIONS)))
         head = segments[0]
         if head.args is None:
             if len(segments) > 1:
@@ -332,7 +462,43 @@ class DataverseDialect(Dialect):
             return service._json({"@odata.context": f"{context}('{logical}')/Attributes", "value": attrs})
         if sub.name == "Keys":
             return service._json({"@odata.context": f"{context}('{logical}')/Keys", "value": match.get("Keys", [])})
+        if sub.name in entitydefs.RELATIONSHIP_NAVIGATIONS:
+            items = entitydefs.entity_relationships(service.model, logical, sub.name)
+            if sub.args is not None:
+                item = entitydefs.find_by_key(items, sub.args, kind="RelationshipMetadata")
+                return service._json({"@odata.context": f"{context}('{logical}')/{sub.name}/$entity",
+                                      **entitydefs.project(item, select, None)})
+            items = entitydefs.filter_definitions(items, state.args.get("$filter"), select)
+            return service._json({"@odata.context": f"{context}('{logical}')/{sub.name}", "value": items})
         raise NotFound(f"Resource not found for the segment '{sub.name}'.", "0x8006088a")
+
+    def _relationship_definitions(self, service: "ODataService", segments: list[Segment],
+                                  state: "RequestState") -> Response:
+        """``RelationshipDefinitions``: every relationship, one by MetadataId or ``(SchemaName='x')``."""
+        select = entitydefs.parse_select(state.args.get("$select"))
+        context = f"{state.base_url}$metadata#RelationshipDefinitions"
+        items = entitydefs.relationships(service.model)
+        head, rest = segments[0], segments[1:]
+        cast = next((s.name for s in rest if s.name.startswith(NAMESPACE)), None)
+        if cast is not None and cast.rsplit(".", 1)[-1] not in ("RelationshipMetadataBase",
+                                                                "OneToManyRelationshipMetadata"):
+            items = []  # ManyToManyRelationshipMetadata: the sandbox tables have none
+        if len(rest) > (1 if cast else 0):
+            raise NotFound(f"Resource not found for the segment '{rest[-1].name}'.", "0x8006088a")
+        if head.args is None:
+            items = entitydefs.filter_definitions(items, state.args.get("$filter"), select)
+            return service._json({"@odata.context": context, "value": items})
+        key = head.args.strip()
+        match = re.fullmatch(r"SchemaName\s*=\s*'((?:[^']|'')*)'", key)
+        if match:
+            wanted = match.group(1).replace("''", "'")
+            found = [item for item in items if item["SchemaName"] == wanted]
+            if not found:
+                raise NotFound(f"Could not find RelationshipMetadata with SchemaName = '{wanted}'.")
+            item = found[0]
+        else:
+            item = entitydefs.find_by_key(items, key, kind="RelationshipMetadata")
+        return service._json({"@odata.context": context + "/$entity", **entitydefs.project(item, select, None)})
 
     # ---- bulk actions -------------------------------------------------------------------------------
     def generic_bound_action(self, service: "ODataService", entity: EntityType, name: str,
@@ -453,6 +619,74 @@ class DataverseDialect(Dialect):
         body["@odata.deltaLink"] = (f"{state.base_url}{entity.entity_set}?"
                                     f"{query_string(args)}")
         return service._json(body)
+
+
+def _annotation_wanted(state: "RequestState", name: str) -> bool:
+    """Whether ``Prefer: odata.include-annotations`` names ``name`` (``*`` and ``Namespace.*`` match)."""
+    requested = state.prefer.get("odata.include-annotations")
+    if not requested:
+        return False
+    for pattern in (part.strip().strip('"') for part in requested.split(",")):
+        if pattern == "*" or pattern == name or (pattern.endswith(".*") and name.startswith(pattern[:-1])):
+            return True
+    return False
+
+
+def _function_json_parameter(segment: Segment, state: "RequestState", name: str) -> dict[str, Any]:
+    """A complex function parameter: ``Fn(Query=@p1)`` with ``@p1`` a JSON object in the query string."""
+    import json
+
+    from sandbox.odata.urls import split_args
+
+    for arg in split_args(segment.args or ""):
+        key, _, value = arg.partition("=")
+        if key.strip() != name:
+            continue
+        value = value.strip()
+        if value.startswith("@"):
+            value = state.args.get(value, "")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise BadRequest(f"The parameter '{name}' must be a JSON object.", "0x80040203") from None
+        if not isinstance(parsed, dict):
+            raise BadRequest(f"The parameter '{name}' must be a JSON object.", "0x80040203")
+        return parsed
+    raise BadRequest(f"Request message has unresolved parameters: '{name}' is required.", "0x80040203")
+
+
+def _property_names(properties: Any) -> list[str] | None:
+    """``{"AllProperties": false, "PropertyNames": [...]}`` -> the names; all properties -> None."""
+    if not isinstance(properties, dict) or properties.get("AllProperties"):
+        return None
+    names = properties.get("PropertyNames")
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def _metadata_matches(item: dict[str, Any], criteria: Any) -> bool:
+    """A MetadataFilterExpression (``Equals``, ``NotEquals``, ``In``, ``NotIn``) over one metadata dict."""
+    if not isinstance(criteria, dict):
+        return True
+    results = []
+    for condition in criteria.get("Conditions") or []:
+        operator = str(condition.get("ConditionOperator") or "Equals")
+        value = condition.get("Value")
+        if isinstance(value, dict) and "Value" in value:
+            value = value["Value"]
+        actual = item.get(str(condition.get("PropertyName") or ""))
+        values = value if isinstance(value, list) else [value]
+        values = [v.get("Value") if isinstance(v, dict) and "Value" in v else v for v in values]
+        if operator in ("Equals", "In"):
+            results.append(actual in values)
+        elif operator in ("NotEquals", "NotIn"):
+            results.append(actual not in values)
+        else:
+            raise NotImplementedYet(f"The metadata condition operator '{operator}' is not supported by the sandbox.")
+    for nested in criteria.get("Filters") or []:
+        results.append(_metadata_matches(item, nested))
+    if not results:
+        return True
+    return any(results) if str(criteria.get("FilterOperator") or "And").lower() == "or" else all(results)
 
 
 def _current_path(state: "RequestState") -> str:

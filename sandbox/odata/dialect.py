@@ -175,6 +175,14 @@ class Dialect:
             out[name] = self.out_value(prop, row.get(name))
         return out
 
+    # ---- collection reads in another query language -----------------------------------------------
+    def collection_query(self, service: Any, entity: EntityType, state: Any, nested: bool) -> Response | None:
+        """A response for a collection GET that is not plain OData (Dataverse ``?fetchXml=``), else None.
+
+        ``nested`` is true for a collection reached through a navigation property.
+        """
+        return None
+
     # ---- errors -----------------------------------------------------------------------------------
     def error_body(self, error: SandboxError) -> dict[str, Any]:
         return {"error": {"code": error.code, "message": error.message}}

@@ -131,13 +131,18 @@ def object_type_codes(model: Model) -> dict[str, int]:
 
 # ---- entity definitions ---------------------------------------------------------------------------------
 
+RELATIONSHIP_NAVIGATIONS = ("OneToManyRelationships", "ManyToOneRelationships", "ManyToManyRelationships")
+
+
 def entity_definitions(model: Model, dialect_label: str = DEFAULT_NAMESPACE, *,
-                       include_attributes: bool = False) -> list[dict[str, Any]]:
+                       include_attributes: bool = False,
+                       include_relationships: bool = False) -> list[dict[str, Any]]:
     """One ``EntityMetadata`` dict per entity of ``model``, in declaration order.
 
     ``dialect_label`` is the namespace used in ``@odata.type`` values and seeds the MetadataIds.
     ``Keys`` (alternate keys) is always present; ``Attributes`` only with ``include_attributes=True``
-    (what ``$expand=Attributes`` needs). Both are navigation properties: :func:`project` emits them only
+    (what ``$expand=Attributes`` needs) and the three relationship collections only with
+    ``include_relationships=True``. All are navigation properties: :func:`project` emits them only
     when expanded.
     """
     codes = object_type_codes(model)
@@ -146,6 +151,9 @@ def entity_definitions(model: Model, dialect_label: str = DEFAULT_NAMESPACE, *,
         definition = _entity_definition(entity, dialect_label, codes[entity.name])
         if include_attributes:
             definition["Attributes"] = attributes(model, entity.name, namespace=dialect_label)
+        if include_relationships:
+            for kind in RELATIONSHIP_NAVIGATIONS:
+                definition[kind] = entity_relationships(model, entity.name, kind, dialect_label)
         definitions.append(definition)
     return definitions
 
@@ -192,6 +200,72 @@ def _key_definition(entity: EntityType, namespace: str, index: int, key: tuple[s
         "EntityKeyIndexStatus": "Active",
         "IsManaged": True,
     }
+
+
+# ---- relationships --------------------------------------------------------------------------------------
+
+_CASCADE = {"Assign": "NoCascade", "Delete": "RemoveLink", "Merge": "NoCascade", "Reparent": "NoCascade",
+            "Share": "NoCascade", "Unshare": "NoCascade", "RollupView": "NoCascade", "Archive": "NoCascade"}
+
+
+def relationships(model: Model, namespace: str = DEFAULT_NAMESPACE) -> list[dict[str, Any]]:
+    """One ``OneToManyRelationshipMetadata`` per lookup (FK-owning single-valued navigation) of the model.
+
+    Each relationship shows up as ``OneToManyRelationships`` of the referenced table and
+    ``ManyToOneRelationships`` of the referencing one (Dataverse serves the same type for both). The
+    schema name is the collection navigation on the referenced table when the model declares one (as in
+    Dataverse, where that navigation is named after the relationship), else ``<table>_<lookup>``.
+    Clients such as the Python client's ``query.odata_expands`` read the navigation property names here.
+    """
+    result: list[dict[str, Any]] = []
+    used: set[str] = set()
+    for entity in model.entities.values():
+        if entity.alias_of is not None:
+            continue
+        for nav in entity.navigations.values():
+            if nav.many or not nav.owns_fk or nav.target not in model.entities:
+                continue
+            target = model.entities[nav.target]
+            local = nav.pairs[0][0]
+            referencing_attribute = lookup_logical_name(local) or local
+            partner = nav.partner if nav.partner in target.navigations else None
+            schema = partner or f"{entity.name}_{nav.name}"
+            while schema in used:
+                schema += "_"
+            used.add(schema)
+            result.append({
+                "@odata.type": f"#{namespace}.OneToManyRelationshipMetadata",
+                "MetadataId": metadata_id(namespace, "relationship", schema),
+                "SchemaName": schema,
+                "RelationshipType": "OneToManyRelationship",
+                "IsCustomRelationship": False,
+                "IsManaged": True,
+                "IsValidForAdvancedFind": True,
+                "IsHierarchical": entity.name == target.name,
+                "SecurityTypes": "Append" if entity.name != target.name else "None",
+                "ReferencedEntity": target.name,
+                "ReferencedAttribute": nav.pairs[0][1],
+                "ReferencingEntity": entity.name,
+                "ReferencingAttribute": referencing_attribute,
+                "ReferencedEntityNavigationPropertyName": partner,
+                "ReferencingEntityNavigationPropertyName": nav.name,
+                "RelationshipBehavior": 0,
+                "CascadeConfiguration": dict(_CASCADE),
+            })
+    return result
+
+
+def entity_relationships(model: Model, entity_name: str, kind: str,
+                         namespace: str = DEFAULT_NAMESPACE) -> list[dict[str, Any]]:
+    """The relationships navigation ``kind`` of ``entity_name`` addresses: ``OneToManyRelationships``
+    (the table is referenced), ``ManyToOneRelationships`` (it references) or ``ManyToManyRelationships``
+    (always empty: the sandbox tables have no N:N relationships)."""
+    if entity_name not in model.entities:
+        raise NotFound(f"Could not find entity with LogicalName = '{entity_name}'.")
+    if kind == "ManyToManyRelationships":
+        return []
+    side = "ReferencedEntity" if kind == "OneToManyRelationships" else "ReferencingEntity"
+    return [item for item in relationships(model, namespace) if item[side] == entity_name]
 
 
 # ---- attributes -----------------------------------------------------------------------------------------

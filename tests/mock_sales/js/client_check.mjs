@@ -199,6 +199,8 @@ await step("retrieveMultipleExpand", async () => {
 
 await step("count", () => api.count({ collection: "accounts", filter: "startswith(accountnumber,'US-')" }));
 
+await step("countWholeTable", () => api.count({ collection: "transactioncurrencies" }));
+
 await step("countAll", () => api.countAll({ collection: "accounts", filter: "startswith(accountnumber,'US-')", select: ["accountid"] }));
 
 await step("useEntityNames", async () => {
@@ -221,7 +223,46 @@ await step("fetchXml", async () => {
     return page.value.map((row) => row.accountnumber);
 });
 
+await step("fetchAllPaged", async () => {
+    const fetchXml = "<fetch count='2'><entity name='account'><attribute name='accountnumber'/>"
+        + "<filter><condition attribute='accountnumber' operator='begins-with' value='US-'/></filter>"
+        + "<order attribute='accountnumber' descending='true'/></entity></fetch>";
+    const all = await api.fetchAll({
+        collection: "accounts",
+        fetchXml,
+        includeAnnotations: "Microsoft.Dynamics.CRM.fetchxmlpagingcookie",
+    });
+    return all.value.map((row) => row.accountnumber);
+});
+
 // ---- actions and batches --------------------------------------------------------------------------------
+await step("callActionQualifyLeadThenWinOpportunity", async () => {
+    const leads = await api.retrieveMultiple({ collection: "leads", select: ["fullname"], filter: "statecode eq 0", top: 1 });
+    const leadId = leads.value[0].leadid;
+    const created = await api.callAction({
+        collection: "leads",
+        key: leadId,
+        actionName: "Microsoft.Dynamics.CRM.QualifyLead",
+        action: { CreateAccount: false, CreateContact: false, CreateOpportunity: true, Status: 3 },
+    });
+    const opportunity = created.value.find((row) => row["@odata.type"] === "#Microsoft.Dynamics.CRM.opportunity");
+    const won = await api.callAction({
+        actionName: "WinOpportunity",
+        action: {
+            Status: 3,
+            OpportunityClose: { subject: "Won by the JS client", "opportunityid@odata.bind": `/opportunities(${opportunity.opportunityid})` },
+        },
+    });
+    const lead = await api.retrieve({ collection: "leads", key: leadId, select: ["statecode"] });
+    const after = await api.retrieve({ collection: "opportunities", key: opportunity.opportunityid, select: ["statecode", "statuscode"] });
+    return {
+        createdTypes: created.value.map((row) => row["@odata.type"]),
+        winResult: won ?? null,
+        leadState: lead.statecode,
+        opportunityState: [after.statecode, after.statuscode],
+    };
+});
+
 await step("callActionCreateMultiple", async () => {
     const result = await api.callAction({
         collection: "accounts",
@@ -284,6 +325,14 @@ await step("retrieveAttributes", async () => {
 await step("retrieveEntities", async () => {
     const entities = await api.retrieveEntities({ select: ["LogicalName", "EntitySetName"], filter: "LogicalName eq 'salesorder'" });
     return entities.value;
+});
+
+await step("retrieveRelationships", async () => {
+    const relationships = await api.retrieveRelationships({
+        select: ["SchemaName", "ReferencingEntity", "ReferencedEntity", "ReferencingEntityNavigationPropertyName"],
+        filter: "SchemaName eq 'account_primary_contact'",
+    });
+    return relationships.value;
 });
 
 // ---- delete ---------------------------------------------------------------------------------------------

@@ -1,0 +1,343 @@
+"""Dataverse's other query languages, translated to the OData text the shared query layer already runs.
+
+Dataverse clients do not only send OData ``$filter``: ``GET <set>?fetchXml=<fetch .../>`` is how the
+JavaScript client's ``fetch``/``fetchAll`` and the Python client's ``query.fetchxml`` query, and the
+Python client's ``records.delete(table, [ids])`` sends ``POST BulkDelete`` whose ``QuerySet`` holds
+``QueryExpression`` objects. Both are turned into a ``$filter`` / ``$orderby`` string here, so they get
+exactly the semantics (case-insensitive strings, LIKE wildcards, query functions) of the OData path.
+
+Supported FetchXML: ``<fetch top count page paging-cookie returntotalrecordcount distinct>`` with one
+``<entity>`` holding ``<attribute>`` / ``<all-attributes/>``, ``<order attribute descending>`` and nested
+``<filter type="and|or">`` of ``<condition attribute operator value>`` (``<value>`` children for ``in``,
+``between``...). The comparison operators, ``like`` / ``begins-with`` / ``ends-with`` (and their
+``not-`` forms), ``null`` / ``not-null``, ``in`` / ``not-in``, ``between`` and the date operators
+(``today``, ``last-x-days``, ``on-or-after``...) are understood. ``<link-entity>`` and aggregates are
+refused with 501, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.errors import BadRequest, NotImplementedYet
+from sandbox.odata import model as m
+from sandbox.odata.model import EntityType, Model, Property
+
+NAMESPACE = "Microsoft.Dynamics.CRM"
+#: Dataverse's code for a malformed FetchXML/QueryExpression ("Invalid XML." / "Invalid argument.")
+QUERY_ERROR = "0x80040203"
+
+_GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
+_COMPARISONS = {"eq": "eq", "ne": "ne", "neq": "ne", "gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}
+#: FetchXML operators that are Dataverse query functions taking no value (PropertyName only)
+_NO_VALUE_FUNCTIONS = {"today", "yesterday", "tomorrow", "last-seven-days", "next-seven-days", "this-week",
+                       "last-week", "next-week", "this-month", "last-month", "next-month", "this-year",
+                       "last-year", "next-year"}
+_FUNCTION_ALIASES = {"last-seven-days": "Last7Days", "next-seven-days": "Next7Days"}
+
+
+# ---- attribute names and literals -------------------------------------------------------------------------
+
+def property_for(entity: EntityType, logical_name: str) -> Property:
+    """The property a logical attribute name means: ``name`` itself, or ``_x_value`` for lookup ``x``."""
+    prop = entity.properties.get(logical_name)
+    if prop is None or prop.hidden:
+        prop = entity.properties.get(f"_{logical_name}_value")
+    if prop is None or prop.hidden:
+        raise BadRequest(f"'{entity.name}' entity doesn't contain attribute with Name = '{logical_name}'.",
+                         "0x80041103")
+    return prop
+
+
+def literal(prop: Property, value: Any) -> str:
+    """``value`` (text in FetchXML, JSON in a QueryExpression) as an OData literal for ``prop``."""
+    if value is None:
+        return "null"
+    text = value if isinstance(value, str) else json.dumps(value)
+    kind = prop.type
+    if prop.enum is not None or kind in (m.INT32, m.INT64):
+        if isinstance(value, bool) or not re.fullmatch(r"-?\d+", text.strip()):
+            raise BadRequest(f"The value '{text}' is not a valid integer for attribute '{prop.name}'.", QUERY_ERROR)
+        return text.strip()
+    if kind in (m.DECIMAL, m.DOUBLE):
+        if isinstance(value, bool) or not re.fullmatch(r"-?\d+(\.\d+)?", text.strip()):
+            raise BadRequest(f"The value '{text}' is not a valid number for attribute '{prop.name}'.", QUERY_ERROR)
+        return text.strip()
+    if kind == m.BOOLEAN:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true"):
+            return "true"
+        if lowered in ("0", "false"):
+            return "false"
+        raise BadRequest(f"The value '{text}' is not a valid boolean for attribute '{prop.name}'.", QUERY_ERROR)
+    if kind == m.GUID:
+        match = _GUID.match(text.strip())
+        if match is None:
+            raise BadRequest(f"The value '{text}' is not a valid GUID for attribute '{prop.name}'.", QUERY_ERROR)
+        return match.group(1).lower()
+    if kind in (m.DATETIME, m.DATE):
+        stripped = text.strip()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?", stripped):
+            raise BadRequest(f"The value '{text}' is not a valid date for attribute '{prop.name}'.", QUERY_ERROR)
+        if kind == m.DATE:
+            return stripped[:10]
+        stripped = stripped.replace(" ", "T")
+        if len(stripped) == 10:
+            stripped += "T00:00:00Z"
+        elif not re.search(r"(Z|[+-]\d{2}:?\d{2})$", stripped):
+            stripped += "Z"
+        return stripped
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _function(name: str, prop: Property, values: list[str] | None = None, value: str | None = None) -> str:
+    args = f"PropertyName='{prop.name}'"
+    if value is not None:
+        args += f",PropertyValue={_string(value)}"
+    if values is not None:
+        args += ",PropertyValues=[" + ",".join(json.dumps(v) for v in values) + "]"
+    return f"{NAMESPACE}.{name}({args})"
+
+
+def _like(prop: Property, pattern: str, negate: bool) -> str:
+    """A SQL LIKE pattern as Dataverse's string functions (which keep ``%``/``_`` as wildcards)."""
+    if prop.type != m.STRING:
+        raise BadRequest(f"The like operator needs a string attribute, not '{prop.name}'.", QUERY_ERROR)
+    if len(pattern) > 1 and pattern.startswith("%") and pattern.endswith("%"):
+        text = f"contains({prop.name},{_string(pattern[1:-1])})"
+    elif pattern.endswith("%"):
+        text = f"startswith({prop.name},{_string(pattern[:-1])})"
+    elif pattern.startswith("%"):
+        text = f"endswith({prop.name},{_string(pattern[1:])})"
+    else:
+        text = f"{prop.name} eq {_string(pattern)}"
+    return f"not ({text})" if negate else text
+
+
+def condition(entity: EntityType, attribute: str, operator: str, values: list[Any]) -> str:
+    """One condition (FetchXML operator names; QueryExpression names are mapped to them first)."""
+    prop = property_for(entity, attribute)
+    op = operator.strip().lower()
+    name = prop.name
+
+    def single() -> Any:
+        if len(values) != 1:
+            raise BadRequest(f"The operator '{operator}' needs exactly one value for attribute '{attribute}'.",
+                             QUERY_ERROR)
+        return values[0]
+
+    if op in _COMPARISONS:
+        return f"{name} {_COMPARISONS[op]} {literal(prop, single())}"
+    if op == "null":
+        return f"{name} eq null"
+    if op == "not-null":
+        return f"{name} ne null"
+    if op in ("like", "not-like"):
+        return _like(prop, str(single()), op == "not-like")
+    if op in ("begins-with", "not-begin-with"):
+        return _like(prop, f"{single()}%", op == "not-begin-with")
+    if op in ("ends-with", "not-end-with"):
+        return _like(prop, f"%{single()}", op == "not-end-with")
+    if op in ("in", "not-in"):
+        if not values:
+            raise BadRequest(f"The operator '{operator}' needs at least one value for attribute '{attribute}'.",
+                             QUERY_ERROR)
+        texts = [literal(prop, v) for v in values]
+        joiner, compare = (" or ", "eq") if op == "in" else (" and ", "ne")
+        return "(" + joiner.join(f"{name} {compare} {t}" for t in texts) + ")"
+    if op in ("between", "not-between"):
+        if len(values) != 2:
+            raise BadRequest(f"The operator '{operator}' needs two values for attribute '{attribute}'.",
+                             QUERY_ERROR)
+        low, high = (literal(prop, v) for v in values)
+        text = f"({name} ge {low} and {name} le {high})"
+        return f"not {text}" if op == "not-between" else text
+    function = _FUNCTION_ALIASES.get(op) or "".join(part[:1].upper() + part[1:] for part in op.split("-"))
+    if op in _NO_VALUE_FUNCTIONS:
+        return _function(function, prop)
+    if re.fullmatch(r"(last|next|older-than)-x-(hours|days|weeks|months|years|minutes)", op) or op in (
+            "on", "on-or-after", "on-or-before"):
+        return _function(function, prop, value=str(single()))
+    raise NotImplementedYet(f"The condition operator '{operator}' is not supported by the sandbox.")
+
+
+# ---- FetchXML ---------------------------------------------------------------------------------------------
+
+@dataclass
+class FetchQuery:
+    """A parsed ``<fetch>``: what to select, filter and order, and how to page."""
+
+    entity: EntityType
+    select: list[str] | None
+    filter: str | None
+    orderby: str | None
+    top: int | None
+    count: int | None
+    page: int
+    total_count: bool
+
+
+def _int_attribute(element: ET.Element, name: str) -> int | None:
+    text = element.get(name)
+    if text is None or text == "":
+        return None
+    if not re.fullmatch(r"\d+", text.strip()):
+        raise BadRequest(f"The fetch attribute '{name}' must be a whole number, not '{text}'.", QUERY_ERROR)
+    return int(text)
+
+
+def _true(element: ET.Element, name: str) -> bool:
+    return (element.get(name) or "").strip().lower() in ("true", "1")
+
+
+def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) -> FetchQuery:
+    """Parse FetchXML for ``expected`` (the entity set it was sent to). Unsupported parts raise 501."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise BadRequest(f"Invalid XML in the fetchXml parameter: {exc}.", "0x80041130") from None
+    if root.tag != "fetch":
+        raise BadRequest("The fetchXml parameter must hold a <fetch> element.", "0x80041130")
+    if _true(root, "aggregate"):
+        raise NotImplementedYet("Aggregate FetchXML queries are not supported by the sandbox; use $apply.")
+    entities = root.findall("entity")
+    if len(entities) != 1:
+        raise BadRequest("A <fetch> element must hold exactly one <entity>.", "0x80041130")
+    element = entities[0]
+    entity = model.entities.get(element.get("name") or "")
+    if entity is None:
+        raise BadRequest(f"The entity with a name = '{element.get('name')}' was not found in the MetadataCache.",
+                         "0x80041102")
+    if expected is not None and entity.name != expected.name:
+        raise BadRequest(f"The FetchXML entity '{entity.name}' does not match the entity set "
+                         f"'{expected.entity_set}' it was sent to.", QUERY_ERROR)
+    select: list[str] | None = []
+    orders: list[str] = []
+    filters: list[str] = []
+    for child in element:
+        tag = child.tag
+        if tag == "all-attributes":
+            select = None
+        elif tag == "attribute":
+            if child.get("aggregate") or child.get("groupby"):
+                raise NotImplementedYet("Aggregate FetchXML queries are not supported by the sandbox; use $apply.")
+            name = property_for(entity, child.get("name") or "").name
+            if select is not None and name not in select:
+                select.append(name)
+        elif tag == "order":
+            if child.get("alias"):
+                raise NotImplementedYet("Ordering by an aggregate alias is not supported by the sandbox.")
+            name = property_for(entity, child.get("attribute") or "").name
+            orders.append(f"{name} desc" if _true(child, "descending") else name)
+        elif tag == "filter":
+            text_filter = _fetch_filter(entity, child)
+            if text_filter:
+                filters.append(text_filter)
+        elif tag == "link-entity":
+            raise NotImplementedYet("<link-entity> (joins) in FetchXML is not supported by the sandbox; query the "
+                                    "related table with $expand or a second request.")
+        else:
+            raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", "0x80041130")
+    if select == []:
+        select = [entity.key[0]]
+    page = _int_attribute(root, "page") or 1
+    return FetchQuery(entity=entity, select=select,
+                      filter=" and ".join(f"({f})" for f in filters) if filters else None,
+                      orderby=",".join(orders) if orders else None, top=_int_attribute(root, "top"),
+                      count=_int_attribute(root, "count"), page=max(page, 1),
+                      total_count=_true(root, "returntotalrecordcount"))
+
+
+def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
+    kind = (element.get("type") or "and").lower()
+    if kind not in ("and", "or"):
+        raise BadRequest(f"The filter type '{kind}' is not valid: use 'and' or 'or'.", "0x80041130")
+    parts: list[str] = []
+    for child in element:
+        if child.tag == "condition":
+            if child.get("entityname"):
+                raise NotImplementedYet("Conditions on linked entities are not supported by the sandbox.")
+            values: list[Any] = [v.text or "" for v in child.findall("value")]
+            if child.get("value") is not None:
+                values.insert(0, child.get("value"))
+            parts.append(condition(entity, child.get("attribute") or "", child.get("operator") or "", values))
+        elif child.tag == "filter":
+            nested = _fetch_filter(entity, child)
+            if nested:
+                parts.append(nested)
+        else:
+            raise BadRequest(f"The element '{child.tag}' is not valid inside <filter>.", "0x80041130")
+    return f" {kind} ".join(f"({p})" for p in parts)
+
+
+def paging_cookie(page: int, first: str | None, last: str | None, key: str) -> str:
+    """The ``@Microsoft.Dynamics.CRM.fetchxmlpagingcookie`` value for the page after ``page``.
+
+    Dataverse sends ``<cookie pagenumber="n+1" pagingcookie="<double URL-encoded inner cookie>" ... />``;
+    the inner cookie names the first and last primary key of the page just returned.
+    """
+    inner = f'<cookie page="{page}"><{key} last="{{{(last or "").upper()}}}" first="{{{(first or "").upper()}}}" />' \
+            f"</cookie>"
+    once = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), urllib.parse.quote(inner, safe=""))
+    encoded = urllib.parse.quote(once, safe="")  # lower-case hex as Dataverse writes it: %253c, not %253C
+    return f'<cookie pagenumber="{page + 1}" pagingcookie="{encoded}" istracking="False" />'
+
+
+# ---- QueryExpression (BulkDelete) -------------------------------------------------------------------------
+
+_QE_OPERATORS = {
+    "equal": "eq", "notequal": "ne", "greaterthan": "gt", "greaterequal": "ge", "lessthan": "lt",
+    "lessequal": "le", "null": "null", "notnull": "not-null", "in": "in", "notin": "not-in", "like": "like",
+    "notlike": "not-like", "beginswith": "begins-with", "doesnotbeginwith": "not-begin-with",
+    "endswith": "ends-with", "doesnotendwith": "not-end-with", "between": "between", "notbetween": "not-between",
+}
+
+
+def query_expression(query: Any, model: Model) -> tuple[EntityType, str | None]:
+    """(entity, ``$filter`` text) of a ``Microsoft.Dynamics.CRM.QueryExpression`` JSON object."""
+    if not isinstance(query, dict):
+        raise BadRequest("Each QuerySet item must be a QueryExpression object.", QUERY_ERROR)
+    entity = model.entities.get(str(query.get("EntityName") or ""))
+    if entity is None:
+        raise BadRequest(f"The entity with a name = '{query.get('EntityName')}' was not found in the "
+                         "MetadataCache.", "0x80041102")
+    if query.get("LinkEntities"):
+        raise NotImplementedYet("LinkEntities in a QueryExpression are not supported by the sandbox.")
+    criteria = query.get("Criteria")
+    return entity, _qe_filter(entity, criteria) if criteria else None
+
+
+def _qe_filter(entity: EntityType, criteria: Any) -> str:
+    if not isinstance(criteria, dict):
+        raise BadRequest("Criteria must be a FilterExpression object.", QUERY_ERROR)
+    kind = str(criteria.get("FilterOperator") or "And").lower()
+    if kind not in ("and", "or"):
+        raise BadRequest(f"The FilterOperator '{criteria.get('FilterOperator')}' is not valid.", QUERY_ERROR)
+    parts: list[str] = []
+    for item in criteria.get("Conditions") or []:
+        if not isinstance(item, dict):
+            raise BadRequest("Each condition must be a ConditionExpression object.", QUERY_ERROR)
+        operator = str(item.get("Operator") or "")
+        mapped = _QE_OPERATORS.get(operator.lower())
+        if mapped is None:
+            raise NotImplementedYet(f"The condition operator '{operator}' is not supported by the sandbox.")
+        values = [v.get("Value") if isinstance(v, dict) else v for v in item.get("Values") or []]
+        parts.append(condition(entity, str(item.get("AttributeName") or ""), mapped, values))
+    for nested in criteria.get("Filters") or []:
+        text = _qe_filter(entity, nested)
+        if text:
+            parts.append(text)
+    return f" {kind} ".join(f"({p})" for p in parts)
+
+
+__all__ = ["FetchQuery", "condition", "literal", "paging_cookie", "parse_fetchxml", "property_for",
+           "query_expression"]
