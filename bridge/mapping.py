@@ -15,10 +15,40 @@ A map file::
       - {scm: CustomerAccount, dir: "=", sales: accountnumber}
       - {scm: CustomerGroupId, dir: "=", sales: msdyn_customergroupid.msdyn_groupid}      # lookup
       - {scm: OnHoldStatus, dir: "=", sales: msdyn_onholdstatus, values: {No: 806380000, All: 806380002}}
+      - {scm: IsOneTimeCustomer, dir: "=", sales: msdyn_onetimecustomer, values: noyes}    # named value map
+      - {scm: SalesUnitDecimalPrecision, dir: ">", sales: quantitydecimal, default: 0}
 
 Directions: ``=`` both ways, ``>`` SCM to Sales, ``<`` Sales to SCM. A Sales side of ``nav.column`` is a
 lookup resolved through the related table's integration key; ``a.x|b.y`` is a polymorphic lookup tried in
 order (``customerid_account.accountnumber|customerid_contact.msdyn_contactpersonid``).
+
+Transforms of a field (dual-write's "Default" and "Value map"):
+
+- ``values``: SCM value -> Sales value pairs, or the name of a shared map (:data:`NAMED_VALUE_MAPS`:
+  ``noyes`` for NoYes <-> false/true, ``country`` for ISO codes <-> the English names on Sales addresses).
+  An SCM value mapped to ``~`` (null) leaves the Sales column as it is (a status whose Sales state depends
+  on what came before); one mapped to a list stands for several Sales values (the first is written to Sales,
+  any of them reads back as the SCM value). Unmapped values pass through unchanged (the target then says what
+  is wrong).
+- ``default``: written when the source has no value (null or ``""``), and to Sales for unmapped values.
+- ``scm_default: true``: SCM fills the field itself (from the customer, the header or the product) when it
+  is not given, so an empty Sales value is not sent to SCM: it would clear SCM's default (and a mandatory
+  one, like an order's invoice account or a stocked line's site, would refuse the write).
+
+Map-level options beside the fields:
+
+- ``defaults``: constants per direction (``none`` on one side of a dual-write mapping row).
+- ``scm.computed`` / ``sales.computed``: mandatory target columns the target fills itself (Sales makes a
+  product's ``productnumber`` from company + ``msdyn_productnumber``), so DIPV1010 does not apply.
+- ``sales.price_list: {currency: <SCM field>}``: new rows get the alphabetically first active price list in
+  that currency as ``pricelevelid`` (one is created when the currency has none); see
+  :func:`bridge.pipeline.assign_price_list`.
+
+Validation codes: DIPV1000 malformed map, DIPV1001 unknown entity/table, DIPV1002 company mismatch,
+DIPV1003 no key, DIPV1004 one-way key on a two-way map, DIPV1008 unknown column, DIPV1010 mandatory target
+not mapped, DIPV1012 bad filter, DIPV1014 key not mapped, DIPV1016 bad dependency, DIPV1023/DIPV1029 two
+mappings write the same SCM field / Sales column, DIPV1027 lookup without an alternate key, DIPV1030 type
+mismatch.
 """
 
 from __future__ import annotations
@@ -37,6 +67,31 @@ Side = Literal["scm", "sales"]
 
 #: folder of the maps that ship in the box
 BUILTIN_MAPS = Path(__file__).parent / "maps"
+
+#: Value maps shared by many fields, named in a map file instead of listed (``values: noyes``).
+NAMED_VALUE_MAPS: dict[str, dict[str, Any]] = {
+    # F&O NoYes enum <-> Dataverse two-option columns
+    "noyes": {"No": False, "Yes": True},
+    # Delivery address country: ISO code <-> the lower-case English name (dual-write.md 4.7, "columbia" as
+    # published by Microsoft)
+    "country": {
+        "US": "united states", "DE": "germany", "FR": "france", "GB": "united kingdom", "JP": "japan",
+        "IN": "india", "ES": "spain", "NZ": "new zealand", "AU": "australia", "CO": "columbia",
+        "ZA": "south africa", "BE": "belgium", "CA": "canada", "AT": "austria", "TR": "türkiye", "CN": "china",
+        "DK": "denmark", "SE": "sweden", "NO": "norway", "FI": "finland", "EG": "egypt",
+    },
+}
+
+
+class _Keep:
+    """The value map says: leave the target column as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: returned by :meth:`FieldMap.value_to_sales` for values mapped to null
+KEEP: Any = _Keep()
 
 
 class MapValidationError(Exception):
@@ -71,6 +126,8 @@ class FieldMap:
     direction: Direction = "="
     values: dict[str, Any] = field(default_factory=dict)
     default: Any = None
+    #: SCM defaults the field itself: an empty Sales value is left out of writes to SCM
+    scm_default: bool = False
 
     @property
     def to_sales(self) -> bool:
@@ -85,18 +142,27 @@ class FieldMap:
         return self.sales[0].nav is not None
 
     def value_to_sales(self, value: Any) -> Any:
+        """The Sales value of an SCM value: default for empty, value map, or :data:`KEEP`."""
+        if value in (None, "") and self.default is not None:
+            return self.default
         if not self.values:
             return value
         for scm_value, sales_value in self.values.items():
             if _same(scm_value, value):
-                return sales_value
+                if isinstance(sales_value, list):
+                    return sales_value[0] if sales_value else KEEP
+                return KEEP if sales_value is None else sales_value
         return self.default if self.default is not None else value
 
     def value_to_scm(self, value: Any) -> Any:
+        """The SCM value of a Sales value: default for empty, else the value map read backwards."""
+        if value in (None, "") and self.default is not None:
+            return self.default
         if not self.values:
             return value
         for scm_value, sales_value in self.values.items():
-            if _same(sales_value, value):
+            alternatives = sales_value if isinstance(sales_value, list) else [sales_value]
+            if any(alternative is not None and _same(alternative, value) for alternative in alternatives):
                 return scm_value
         return value
 
@@ -127,6 +193,11 @@ class TableMap:
     defaults_sales: dict[str, Any] = field(default_factory=dict)
     defaults_scm: dict[str, Any] = field(default_factory=dict)
     depends_on: list[str] = field(default_factory=list)
+    #: mandatory target columns the target side fills itself (exempt from DIPV1010)
+    computed_sales: list[str] = field(default_factory=list)
+    computed_scm: list[str] = field(default_factory=list)
+    #: new Sales rows get a default price list in this SCM field's currency (products)
+    price_list: "PriceListRule | None" = None
     source_file: str = ""
     #: filled on validation: the entity types behind the map
     scm_type: EntityType | None = None
@@ -144,6 +215,15 @@ class TableMap:
     @property
     def syncs_to_scm(self) -> bool:
         return any(f.to_scm for f in self.fields)
+
+
+@dataclass(frozen=True)
+class PriceListRule:
+    """How new products land on a Sales price list (dual-write.md 4.2): the alphabetically first active
+    price list in the currency the SCM field ``currency`` names, or a new one called ``name``."""
+
+    currency: str
+    name: str = "{currency} price list"
 
 
 # ---- loading --------------------------------------------------------------------------------------------
@@ -201,13 +281,22 @@ def parse_map(data: Any, source: str = "") -> TableMap:
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise fail("'defaults' must be a mapping with 'sales' and/or 'scm'")
+    price_list = sales.get("price_list")
+    if price_list is not None:
+        if not isinstance(price_list, dict) or not price_list.get("currency"):
+            raise fail("'sales.price_list' needs 'currency' (the SCM field naming the currency)")
+        price_list = PriceListRule(str(price_list["currency"]),
+                                   str(price_list.get("name") or PriceListRule.name))
     return TableMap(
         id=map_id, name=str(data.get("name") or map_id), scm_entity=str(scm["entity"]),
         sales_table=str(sales["table"]), keys=keys, fields=fields, company=bool(data.get("company", False)),
         company_from=data.get("company_from"),
         scm_filter=scm.get("filter"), sales_filter=sales.get("filter"),
         defaults_sales=dict(defaults.get("sales") or {}), defaults_scm=dict(defaults.get("scm") or {}),
-        depends_on=[str(d) for d in _as_list(data.get("depends_on"), "depends_on", fail)], source_file=source)
+        depends_on=[str(d) for d in _as_list(data.get("depends_on"), "depends_on", fail)],
+        computed_sales=[str(c) for c in _as_list(sales.get("computed"), "sales.computed", fail)],
+        computed_scm=[str(c) for c in _as_list(scm.get("computed"), "scm.computed", fail)],
+        price_list=price_list, source_file=source)
 
 
 def _as_list(value: Any, name: str, fail: Any) -> list[Any]:
@@ -229,10 +318,18 @@ def _parse_field(item: Any, fail: Any) -> FieldMap:
         nav, dot, column = alternative.strip().partition(".")
         paths.append(SalesPath(nav if dot else None, column if dot else nav))
     values = item.get("values") or {}
+    if isinstance(values, str):
+        if values not in NAMED_VALUE_MAPS:
+            raise fail(f"field {item['scm']}: unknown value map '{values}' (known: "
+                       f"{', '.join(sorted(NAMED_VALUE_MAPS))})")
+        values = NAMED_VALUE_MAPS[values]
     if not isinstance(values, dict):
-        raise fail(f"field {item['scm']}: 'values' must be a mapping")
+        raise fail(f"field {item['scm']}: 'values' must be a mapping or the name of a shared value map")
+    unknown = set(item) - {"scm", "sales", "dir", "values", "default", "scm_default"}
+    if unknown:
+        raise fail(f"field {item['scm']}: unknown option(s) {', '.join(sorted(unknown))}")
     return FieldMap(scm=str(item["scm"]), sales=paths, direction=direction,  # type: ignore[arg-type]
-                    values=values, default=item.get("default"))
+                    values=values, default=item.get("default"), scm_default=bool(item.get("scm_default", False)))
 
 
 # ---- validation -------------------------------------------------------------------------------------------
@@ -292,14 +389,28 @@ def validate_map(table_map: TableMap, scm_model: Model, sales_model: Model) -> N
     for name in table_map.defaults_scm:
         if _scm_property(scm_type, name) is None:
             raise fail("DIPV1008", f"default for unknown SCM field {name}")
+    for name in table_map.computed_sales:
+        if name not in sales_type.properties:
+            raise fail("DIPV1008", f"computed: unknown Sales column {name}")
+    for name in table_map.computed_scm:
+        if _scm_property(scm_type, name) is None:
+            raise fail("DIPV1008", f"computed: unknown SCM field {name}")
+    if table_map.price_list is not None:
+        nav = sales_type.navigations.get("pricelevelid")
+        if nav is None or nav.many or nav.target != "pricelevel":
+            raise fail("DIPV1008", f"price_list: {table_map.sales_table} has no pricelevelid lookup")
+        if _scm_property(scm_type, table_map.price_list.currency) is None:
+            raise fail("DIPV1008", f"price_list: unknown SCM field {table_map.price_list.currency}")
+        if not table_map.syncs_to_sales:
+            raise fail("DIPV1000", "price_list only applies to maps that write to Sales")
     if table_map.syncs_to_scm:
         _check_mandatory(fail, scm_type, {f.scm for f in table_map.fields if f.to_scm} | set(table_map.defaults_scm),
-                         "SCM", skip={scm_type.company_property or ""})
+                         "SCM", skip={scm_type.company_property or "", *table_map.computed_scm})
     if table_map.syncs_to_sales:
         mapped = {f.sales[0].column if not f.is_lookup else f"_{f.sales[0].nav}_value"
                   for f in table_map.fields if f.to_sales}
         _check_mandatory(fail, sales_type, mapped | set(table_map.defaults_sales), "Sales",
-                         skip=set(sales_type.key))
+                         skip={*sales_type.key, *table_map.computed_sales})
     for text, label in ((table_map.scm_filter, "SCM"), (table_map.sales_filter, "Sales")):
         if text:
             from bridge.pipeline import compile_predicate

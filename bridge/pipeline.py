@@ -1,8 +1,25 @@
 """The sync pipeline: small pure steps that turn a source row into the target payload.
 
 Each step takes and returns a :class:`Record` (plain dicts inside) and may raise :class:`Drop` to leave a
-row out (a filter said no). I/O happens elsewhere: the engine supplies what the steps need to know about the
-other side (the company's Sales id, the rows a Sales lookup points at) as plain values and callables.
+row out (a filter said no) or :class:`MissingParent` to refuse it (a lookup or the integration key cannot be
+resolved; the engine turns that into a sync error, so both sides roll back). I/O happens elsewhere: the
+engine supplies what the steps need to know about the other side (the company's Sales id, the rows a Sales
+lookup points at, a reader of Sales for the price-list rule) as plain values and callables.
+
+The steps, in order (:data:`STEPS`):
+
+1. :func:`source_filter` - the map's filter of the source side (SCM filter / Dataverse reversed filter);
+2. :func:`company_scope` - ``dataAreaId`` <-> the ``msdyn_company`` lookup, or the document's company for
+   line maps (``company_from``);
+3. :func:`map_fields` - plain fields through their default and value map (``KEEP`` leaves a column out;
+   an empty Sales value of an ``scm_default`` field is not sent to SCM);
+4. :func:`resolve_lookups` - ``nav@odata.bind`` by alternate key to Sales; the related row's key to SCM;
+5. :func:`apply_defaults` - the map's constants for the target side;
+6. :func:`coerce_values` - each value in the target's conventions (F&O: no null strings, "no date" is
+   1900-01-01T12:00:00Z, dates at 12:00:00Z; Dataverse: null for empty, ``Edm.Date`` as ``YYYY-MM-DD``,
+   whole numbers for integer columns);
+7. :func:`check_key` - the integration key must have a value;
+8. :func:`assign_price_list` - new Sales products land on a price list (maps with ``sales.price_list``).
 
 Rows are in wire format: SCM enums as member names, Sales choices as integers, Sales lookups as
 ``_x_value`` GUIDs. Payloads for Sales write lookups as ``nav@odata.bind`` references by alternate key.
@@ -13,15 +30,17 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import threading
+import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
 from odata_query import ast as q
 from odata_query.exceptions import ODataException
 from odata_query.grammar import ODataLexer, ODataParser
 
-from bridge.mapping import FieldMap, SalesPath, TableMap
-from sandbox.odata.model import EntityType, Model
+from bridge.mapping import KEEP, FieldMap, SalesPath, TableMap
+from sandbox.odata import model as m
+from sandbox.odata.model import EntityType, Model, Property
 from sandbox.odata.urls import format_literal
 
 Direction = Literal["to_sales", "to_scm"]
@@ -40,6 +59,19 @@ class MissingParent(Exception):
     """A lookup points at a row the other side cannot resolve (dual-write: "Unable to look up ...")."""
 
 
+class MissingKey(MissingParent):
+    """The row has no integration key value, so the other side could never match it again."""
+
+
+class SalesReader(Protocol):
+    """What :func:`assign_price_list` needs from Sales (the engine passes its ``SalesClient``)."""
+
+    def query(self, entity_set: str, *, filter: str | None = None, select: str | Sequence[str] | None = None,
+              orderby: str | Sequence[str] | None = None, top: int | None = None) -> list[dict[str, Any]]: ...
+
+    def upsert(self, entity_set: str, key: Any, body: Mapping[str, Any]) -> None: ...
+
+
 @dataclass
 class Record:
     """A row on its way through the pipeline."""
@@ -56,6 +88,8 @@ class Record:
     related: Related | None = None
     #: the Sales model (entity sets and alternate keys of lookup targets)
     sales_model: Model | None = None
+    #: reads (and, for a missing price list, writes) Sales; only the price-list rule uses it
+    sales: SalesReader | None = None
 
 
 Step = Callable[[Record], Record]
@@ -166,16 +200,21 @@ def _scm_value(row: dict[str, Any], name: str) -> Any:
 
 
 def map_fields(record: Record) -> Record:
-    """Copy plain (non-lookup) fields in the record's direction, through their value maps."""
+    """Copy plain (non-lookup) fields in the record's direction, through their defaults and value maps.
+    A value mapped to ``KEEP`` leaves the target column out of the payload (it keeps its value)."""
     for item in record.map.fields:
         if item.is_lookup:
             continue
         column = item.sales[0].column
         if record.direction == "to_sales" and item.to_sales:
-            record.target[column] = _to_wire(item.value_to_sales(_scm_value(record.source, item.scm)))
+            value = item.value_to_sales(_scm_value(record.source, item.scm))
+            if value is not KEEP:
+                record.target[column] = _to_wire(value)
         elif record.direction == "to_scm" and item.to_scm:
-            record.target[_canonical_scm_name(record.map, item.scm)] = _to_wire(
-                item.value_to_scm(record.source.get(column)))
+            value = record.source.get(column)
+            if item.scm_default and value in (None, ""):
+                continue  # SCM keeps (or makes) its own value
+            record.target[_canonical_scm_name(record.map, item.scm)] = _to_wire(item.value_to_scm(value))
     return record
 
 
@@ -237,6 +276,8 @@ def resolve_lookups(record: Record) -> Record:
 
 def _lookup_to_sales(record: Record, item: FieldMap) -> None:
     value = item.value_to_sales(_scm_value(record.source, item.scm))
+    if value is KEEP:
+        return
     entity = record.map.sales_type
     assert entity is not None and record.sales_model is not None
     path = item.sales[0]
@@ -257,7 +298,15 @@ def _lookup_to_scm(record: Record, item: FieldMap) -> None:
         related = record.related(path.nav or "", record.source) if record.related else None
         if related is not None:
             value = related.get(path.column)
+            if value in (None, ""):
+                # The lookup is set but its row has no integration key (a prospect without an account
+                # number, a product that did not come from SCM): SCM could never find it.
+                table = str(related.get("@sandbox.table") or path.nav)
+                raise MissingParent(f"Unable to look up {item.scm}: the {table} that {path.nav} points at has "
+                                    f"no {path.column}")
             break
+    if value is None and item.scm_default:
+        return  # an unset Sales lookup leaves SCM's own default alone
     record.target[_canonical_scm_name(record.map, item.scm)] = item.value_to_scm(value) if value is not None else ""
 
 
@@ -294,9 +343,142 @@ def company_scope(record: Record) -> Record:
     return record
 
 
+# ---- target conventions -------------------------------------------------------------------------------------
+
+#: F&O's "no date" (date-only fields are stored at 12:00:00Z)
+SCM_EMPTY_DATE = "1900-01-01T12:00:00Z"
+
+
+def coerce_values(record: Record) -> Record:
+    """Each target value in the target's conventions (see the module docstring); lookups are left alone."""
+    entity = record.map.sales_type if record.direction == "to_sales" else record.map.scm_type
+    if entity is None:
+        return record
+    for name in list(record.target):
+        if "@" in name:
+            continue
+        prop = entity.properties.get(name)
+        if prop is None:
+            continue
+        if record.direction == "to_sales":
+            record.target[name] = to_sales_value(prop, record.target[name])
+        else:
+            value = to_scm_value(prop, record.target[name])
+            if value is _OMIT:
+                del record.target[name]
+            else:
+                record.target[name] = value
+    return record
+
+
+_OMIT: Any = object()
+
+
+def _is_empty_date(value: Any) -> bool:
+    return isinstance(value, str) and value[:4].isdigit() and int(value[:4]) <= 1900
+
+
+def to_sales_value(prop: Property, value: Any) -> Any:
+    """A value for a Dataverse column: "" and F&O's "no date" become null, dates lose their time."""
+    if value is None:
+        return None
+    if prop.type == m.STRING and prop.enum is None:
+        return None if value == "" else value
+    if prop.type in (m.DATE, m.DATETIME) and isinstance(value, str):
+        if value == "" or _is_empty_date(value):
+            return None
+        return value[:10] if prop.type == m.DATE else value
+    if prop.type in (m.INT32, m.INT64) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def to_scm_value(prop: Property, value: Any) -> Any:
+    """A value for an F&O field: null strings are "", a missing date is "no date", a date gets 12:00:00Z;
+    a null number or enum is left out (F&O has no nulls: the field keeps or takes its default)."""
+    if prop.type == m.STRING and prop.enum is None:
+        return "" if value is None else value
+    if prop.type == m.DATETIME:
+        if value in (None, ""):
+            return SCM_EMPTY_DATE
+        if isinstance(value, str) and len(value) == 10:
+            return f"{value}T12:00:00Z"
+        return value
+    if value is None:
+        return _OMIT
+    if prop.type in (m.INT32, m.INT64) and prop.enum is None and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# ---- integration key -----------------------------------------------------------------------------------------
+
+def check_key(record: Record) -> Record:
+    """Refuse a row whose integration key is empty: it could never be matched on the other side again."""
+    for key in record.map.keys:
+        if record.direction == "to_sales":
+            name, value = key.scm, _scm_value(record.source, key.scm)
+        else:
+            name = _canonical_scm_name(record.map, key.scm)
+            value = record.target.get(name)
+        if value in (None, ""):
+            column = key.sales[0].text if record.direction == "to_scm" else key.scm
+            raise MissingKey(f"the integration key {column} has no value")
+    return record
+
+
+# ---- price list of new products ---------------------------------------------------------------------------------
+
+#: namespace of the ids of the price lists the bridge creates (the same currency always gets the same id)
+PRICE_LIST_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-4b8a-9a51-0d3c2f5e8b17")
+
+
+def assign_price_list(record: Record) -> Record:
+    """New Sales rows of a map with ``sales.price_list`` get the alphabetically first active price list in
+    their currency; when the currency has none, one is created first (dual-write.md 4.2). Rows that exist in
+    Sales keep whatever price list they have. Needs ``record.sales``; without it the step does nothing."""
+    rule = record.map.price_list
+    if rule is None or record.direction != "to_sales" or record.sales is None:
+        return record
+    if "pricelevelid@odata.bind" in record.target:
+        return record  # the map writes the price list itself
+    currency = _scm_value(record.source, rule.currency)
+    if not currency or _exists_in_sales(record):
+        return record
+    literal = format_literal(str(currency), guid_bare=False)
+    found = record.sales.query("pricelevels", filter=f"statecode eq 0 and transactioncurrencyid/isocurrencycode eq "
+                                                     f"{literal}", select=["pricelevelid", "name"], orderby="name")
+    if found:
+        price_list_id = str(found[0]["pricelevelid"])
+    else:
+        price_list_id = str(uuid.uuid5(PRICE_LIST_NAMESPACE, str(currency).upper()))
+        # Created at once (outside the row's change set) so that every later product finds it; an empty
+        # price list left behind by a failed write is harmless and is reused next time.
+        record.sales.upsert("pricelevels", price_list_id, {
+            "name": rule.name.format(currency=str(currency).upper()),
+            "transactioncurrencyid@odata.bind": f"/transactioncurrencies(isocurrencycode={literal})"})
+    record.target["pricelevelid@odata.bind"] = f"/pricelevels({price_list_id})"
+    return record
+
+
+def _exists_in_sales(record: Record) -> bool:
+    entity = record.map.sales_type
+    assert entity is not None and record.sales is not None
+    parts = []
+    for key in record.map.keys:
+        value = key.value_to_sales(_scm_value(record.source, key.scm))
+        parts.append(f"{key.sales[0].text.replace('.', '/')} eq {format_literal(value, guid_bare=False)}")
+    if record.map.company:
+        if record.company_id is None:
+            return False
+        parts.append(f"_msdyn_company_value eq {record.company_id}")
+    return bool(record.sales.query(entity.entity_set, filter=" and ".join(parts), select=[entity.key[0]], top=1))
+
+
 # ---- the whole pipeline --------------------------------------------------------------------------------------
 
-STEPS: tuple[Step, ...] = (source_filter, company_scope, map_fields, resolve_lookups, apply_defaults)
+STEPS: tuple[Step, ...] = (source_filter, company_scope, map_fields, resolve_lookups, apply_defaults, coerce_values,
+                           check_key, assign_price_list)
 
 
 def transform(record: Record, steps: tuple[Step, ...] = STEPS) -> Record:

@@ -46,6 +46,7 @@ from mock_sales import numbering
 from mock_sales.schema import STATE_MODELS, StateModel
 from sandbox.errors import BadRequest, NotFound
 from sandbox.odata.model import DATE, DATETIME, DECIMAL, GUID, EntityType, Property
+from sandbox.livesync import INTEGRATION_IDENTITIES
 from sandbox.odata.store import EntityBehavior, Operation, Row, Store, WriteContext
 
 MONEY = Decimal("0.0001")
@@ -691,6 +692,8 @@ class LineBehavior(SalesBehavior):
     def after_write(self, ctx: WriteContext, operation: Operation, row: Row, before: Row | None) -> None:
         if ctx.extra.get("cascade"):
             return  # the header is being deleted with its lines
+        if ctx.identity in INTEGRATION_IDENTITIES:
+            return  # dual-write: SCM owns prices, tax and totals; the header arrives with them
         header = ctx.store.get(self.document, {f"{self.document}id": row.get(self.fk)})
         if header is not None:
             recompute_document(ctx.store, self.document, header, ctx.identity)

@@ -159,11 +159,11 @@ def run(ctx: ScenarioContext) -> None:
                  scm_row.get("OrderTotalAmount"))
 
     def processing_status(expected: str) -> dict[str, Any]:
-        return ctx.wait_for(
-            lambda: (row := ctx.sales.retrieve("salesorders", state["order"],
-                                               select=["msdyn_processingstatus", "totalamount", "statecode"]))
-            if row_status(row) == expected else None,
-            f"the Sales order to show processing status {expected}")
+        def probe() -> dict[str, Any] | None:
+            row = ctx.sales.retrieve("salesorders", state["order"],
+                                     select=["msdyn_processingstatus", "totalamount", "statecode"])
+            return row if row_status(row) == expected else None
+        return ctx.wait_for(probe, f"the Sales order to show processing status {expected}")
 
     def row_status(row: dict[str, Any]) -> str:
         value = row.get("msdyn_processingstatus")
