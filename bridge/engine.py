@@ -199,8 +199,13 @@ class SyncEngine:
         return get
 
     def plan(self, source: Source, changes: Iterable[dict[str, Any]], *, maps: Callable[[TableMap], bool],
-             related: dict[str, dict[str, Any]] | None = None, allow_fetch: bool = True) -> list[Write]:
-        """The target writes for ``changes`` through every map ``maps`` admits, parents first."""
+             related: dict[str, dict[str, Any]] | None = None, allow_fetch: bool = True,
+             partial: bool = False) -> list[Write]:
+        """The target writes for ``changes`` through every map ``maps`` admits, parents first.
+
+        ``partial`` (replays: catch-up, async) sends only what each update changed, so edits made on both
+        sides while a map was paused converge instead of overwriting each other with whole stale rows.
+        """
         writes: list[Write] = []
         getter = self.related_getter(related, allow_fetch)
         target: Source = "sales" if source == "scm" else "scm"
@@ -209,6 +214,9 @@ class SyncEngine:
                 if not maps(table_map):
                     continue
                 write = self.plan_one(source, target, table_map, change, getter)
+                if write is not None and partial and change["operation"] == "update":
+                    write.payload = changed_only(table_map, write.payload, change.get("changed") or [],
+                                                 to_sales=(target == "sales"))
                 if write is not None:
                     write.order = self.order[table_map.id] * 1_000_000 + position
                     writes.append(write)
@@ -228,6 +236,7 @@ class SyncEngine:
             code = str(row.get("dataAreaId") or "").lower() or None
             record.company = code
             record.company_id = self.company_id(code) if (table_map.company or table_map.company_from) else None
+            record.sales = self.sales  # reads for the price-list rule of product maps (pipeline.assign_price_list)
             self._choose_polymorphic(record)
         try:
             record = transform(record)
@@ -274,13 +283,23 @@ class SyncEngine:
                 self._execute_side(side, batch)  # type: ignore[arg-type]
 
     def _execute_side(self, side: Source, writes: list[Write]) -> None:
-        ops: list[BatchOp] = []
-        described: list[Write] = []
-        for write in writes:
-            op = self._sales_op(write) if side == "sales" else self._scm_op(write)
-            if op is not None:
-                ops.append(op)
-                described.append(write)
+        pairs: list[tuple[BatchOp, Write]] = []
+        try:
+            for write in writes:
+                op = self._sales_op(write) if side == "sales" else self._scm_op(write)
+                if op is not None:
+                    pairs.append((op, write))
+        except ServiceError as exc:
+            raise SyncError(f"Reading {self._label(side)} failed: {exc.message}", exc.status,
+                            transient=exc.transient, retry_after=exc.retry_after) from None
+        # Deletes (children first) and creates (parents first) keep their order; updates go last, children
+        # before parents: a target that recomputes a parent from its children (Sales order totals from its
+        # lines) must not overwrite what this unit writes to the parent (SCM's totals and status).
+        updates = sorted((p for p in pairs if p[0].method not in ("POST", "DELETE")),
+                         key=lambda p: -self.order[p[1].map.id])
+        pairs = [p for p in pairs if p[0].method in ("POST", "DELETE")] + updates
+        ops = [op for op, _ in pairs]
+        described = [write for _, write in pairs]
         if not ops:
             return
         client = self.sales if side == "sales" else self.scm
@@ -358,15 +377,16 @@ class SyncEngine:
             parts.append(f"dataAreaId eq {format_literal(company, guid_bare=False)}")
         existing = self.scm.query(entity.entity_set, select=list(entity.key), filter=" and ".join(parts), top=1,
                                   cross_company=True)
+        if not existing:
+            return None if write.operation == "delete" else BatchOp.post(entity.entity_set, write.payload)
+        # Without cross-company, F&O scopes a key to the caller's default company: rows of any other legal
+        # entity would be "not found".
+        path = self.scm.entity_path(entity.entity_set, {k: existing[0][k] for k in entity.key})
+        if entity.company_property:
+            path += "?cross-company=true"
         if write.operation == "delete":
-            if not existing:
-                return None
-            return BatchOp.delete(self.scm.entity_path(entity.entity_set, {k: existing[0][k] for k in entity.key}))
-        if existing:
-            payload = {k: v for k, v in write.payload.items() if k not in entity.key}
-            return BatchOp.patch(self.scm.entity_path(entity.entity_set, {k: existing[0][k] for k in entity.key}),
-                                 payload)
-        return BatchOp.post(entity.entity_set, write.payload)
+            return BatchOp.delete(path)
+        return BatchOp.patch(path, {k: v for k, v in write.payload.items() if k not in entity.key})
 
     # ---- bookkeeping -------------------------------------------------------------------------------------
     def record_success(self, writes: list[Write], via: str) -> None:
@@ -378,6 +398,9 @@ class SyncEngine:
         for map_id, count in counts.items():
             self.state.count(map_id, synced=count)
             self._notify("synced", map_id, count)
+        # Per direction as well, for metrics (a bidirectional map's writes go one way per unit).
+        for write in writes:
+            self._notify("written", write.map.id, {"direction": f"to_{write.target}", "count": 1, "via": via})
 
     def record_failure(self, writes: list[Write], error: SyncError, via: str) -> None:
         seen: set[str] = set()
@@ -389,6 +412,8 @@ class SyncEngine:
                 self.state.count(write.map.id, failed=1, error=error.message)
                 self.state.activity(write.map.id, "error", f"{via}: {error.message}")
                 self._notify("failed", write.map.id, error)
+                self._notify("write_failed", write.map.id, {"direction": f"to_{write.target}", "via": via,
+                                                             "error": error})
 
     def _notify(self, event: str, map_id: str, detail: Any) -> None:
         for listener in self.listeners:
@@ -398,16 +423,20 @@ class SyncEngine:
                 log.exception("listener failed")
 
     def apply(self, source: Source, changes: list[dict[str, Any]], *, maps: Callable[[TableMap], bool],
-              related: dict[str, dict[str, Any]] | None = None, allow_fetch: bool = True, via: str = "live") -> int:
+              related: dict[str, dict[str, Any]] | None = None, allow_fetch: bool = True, via: str = "live",
+              partial: bool = False) -> int:
         """Plan and execute one unit; returns how many writes it made. Raises :class:`SyncError`."""
         try:
-            writes = self.plan(source, changes, maps=maps, related=related, allow_fetch=allow_fetch)
+            writes = self.plan(source, changes, maps=maps, related=related, allow_fetch=allow_fetch,
+                               partial=partial)
         except SyncError as error:
             involved = [m for c in changes for m in self.maps_for(source, c["table"]) if maps(m)]
             for table_map in {m.id: m for m in involved}.values():
                 self.state.count(table_map.id, failed=1, error=error.message)
                 self.state.activity(table_map.id, "error", f"{via}: {error.message}")
                 self._notify("failed", table_map.id, error)
+                self._notify("write_failed", table_map.id, {"direction": "to_scm" if source == "sales" else
+                                                             "to_sales", "via": via, "error": error})
             raise
         if not writes:
             return 0
@@ -418,6 +447,27 @@ class SyncEngine:
             raise
         self.record_success(writes, via)
         return len(writes)
+
+
+def changed_only(table_map: TableMap, payload: dict[str, Any], changed: list[str], *,
+                 to_sales: bool) -> dict[str, Any]:
+    """The part of a target payload that comes from the source columns an update changed (plus the key
+    and the company, which locate the row)."""
+    changed_lower = {name.lower() for name in changed}
+    keep: set[str] = {"dataAreaId", "msdyn_company@odata.bind"}
+    for item in table_map.keys:
+        keep.add(item.sales[0].column if to_sales else item.scm)
+    for item in table_map.fields:
+        if to_sales:
+            source_changed = item.scm.lower() in changed_lower
+            targets = {p.column if p.nav is None else f"{p.nav}@odata.bind" for p in item.sales}
+        else:
+            source_changed = any((p.column if p.nav is None else f"_{p.nav}_value").lower() in changed_lower
+                                 for p in item.sales)
+            targets = {item.scm}
+        if source_changed:
+            keep |= targets
+    return {k: v for k, v in payload.items() if k in keep or k.lower() in {t.lower() for t in keep}}
 
 
 def _clean(change: dict[str, Any]) -> dict[str, Any]:

@@ -307,6 +307,9 @@ def _lookup_to_scm(record: Record, item: FieldMap) -> None:
             break
     if value is None and item.scm_default:
         return  # an unset Sales lookup leaves SCM's own default alone
+    if value is None and item.default is not None:
+        record.target[_canonical_scm_name(record.map, item.scm)] = item.default
+        return
     record.target[_canonical_scm_name(record.map, item.scm)] = item.value_to_scm(value) if value is not None else ""
 
 

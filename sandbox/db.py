@@ -99,8 +99,13 @@ class Database:
         return self._state.bag
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        """Open (or join) the thread's transaction. The outermost level commits or rolls back."""
+    def transaction(self, timeout: float | None = None) -> Iterator[sa.Connection]:
+        """Open (or join) the thread's transaction. The outermost level commits or rolls back.
+
+        ``timeout`` bounds the wait for SQLite's writer lock (default :data:`LOCK_TIMEOUT_SECONDS`); the
+        bridge's writes use a short one so two live syncs crossing each other fail fast and retry instead
+        of stalling both writers.
+        """
         state = self._state
         if state.depth > 0:
             state.depth += 1
@@ -109,7 +114,8 @@ class Database:
             finally:
                 state.depth -= 1
             return
-        if self._lock is not None and not self._lock.acquire(timeout=LOCK_TIMEOUT_SECONDS):
+        if self._lock is not None and not self._lock.acquire(
+                timeout=LOCK_TIMEOUT_SECONDS if timeout is None else timeout):
             raise ServiceUnavailable("The database is busy; try again.", "0x80040216",
                                      headers={"Retry-After": "1"})
         try:

@@ -30,6 +30,8 @@ from sandbox.odata.urls import Segment, parse_key_predicate, parse_literal, pars
 
 IDENTITY_HEADERS = ("X-Sandbox-Identity", "CallerObjectId", "MSCRM.CallerID")
 DEFAULT_IDENTITY = "user"
+#: seconds an integration (bridge) write waits for a busy SQLite database before answering 503
+INTEGRATION_LOCK_TIMEOUT = 3.0
 
 
 def identity_of(req: Any) -> str:
@@ -151,7 +153,7 @@ class ODataService:
         entity = self.model.by_set.get(head.name)
         if entity is None:
             return self._unbound_operation(method, segments, state)
-        with self.db.transaction():
+        with self.db.transaction(self.lock_timeout(state)):
             return self._entity_set(method, entity, segments, state)
 
     def _metadata(self, state: RequestState) -> Response:
@@ -160,6 +162,13 @@ class ODataService:
             self._metadata_cache[annotations] = csdl.render_csdl(
                 self.model, self.actions.all(), dialect=self.dialect.csdl_name, annotations=annotations)
         return Response(self._metadata_cache[annotations], content_type="application/xml")
+
+    @staticmethod
+    def lock_timeout(state: RequestState) -> float | None:
+        """Integration writes wait briefly for the database: a live sync that meets another one coming the
+        other way fails fast (503, retried by the caller) instead of holding both writers for long."""
+        from sandbox.livesync import INTEGRATION_IDENTITIES
+        return INTEGRATION_LOCK_TIMEOUT if state.identity in INTEGRATION_IDENTITIES else None
 
     # ---- entity sets ----------------------------------------------------------------------------------
     def _entity_set(self, method: str, entity: EntityType, segments: list[Segment], state: RequestState) -> Response:
@@ -757,7 +766,7 @@ class ODataService:
         spec = self.actions.find(name, None, False)
         if spec is None:
             raise self.dialect.unknown_set(head.name)
-        with self.db.transaction():
+        with self.db.transaction(self.lock_timeout(state)):
             return self._run_operation(method, spec, None, head, state)
 
     def _run_operation(self, method: str, spec: ActionSpec, target: Row | None, segment: Segment,
@@ -850,7 +859,9 @@ class ODataService:
         continue_on_error = "odata.continue-on-error" in state.prefer
         if continue_on_error:
             state.applied.append("odata.continue-on-error")
-        status, responses = batchlib.execute_batch(items, dispatch, self.db.transaction, dialect, continue_on_error)
+        timeout = self.lock_timeout(state)
+        status, responses = batchlib.execute_batch(items, dispatch, lambda: self.db.transaction(timeout), dialect,
+                                                   continue_on_error)
         body, content_type = batchlib.render_batch(responses)
         return Response(body, status=status, content_type=content_type)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sandbox.odata.urls import format_literal
 from scenarios import scenario
+from scenarios.builtin._helpers import unique_number
 from scenarios.context import ScenarioContext
 
 NS_SCM = "Microsoft.Dynamics.DataEntities"
@@ -38,8 +39,7 @@ def scm_order_action(ctx: ScenarioContext, number: str, action: str, body: dict 
 def run(ctx: ScenarioContext) -> None:
     """Lead, qualification, prospect, customer, quote, order, confirmation, delivery, invoice, payment."""
     company = company_id(ctx)
-    suffix = ctx.rng.randint(10000, 99999)
-    account_number = f"CRM-C{suffix}"
+    account_number = unique_number(ctx, "CRM-C")
     state: dict[str, Any] = {}
 
     with ctx.step("Create a lead in Sales"):

@@ -1,0 +1,114 @@
+"""What the user classes share: where the services are, reference data, unique ids, the ``sync`` metric.
+
+Imported by Locust (under gevent) only; the ``sandbox load`` command never imports this module.
+
+Where the services are comes from Locust options or environment variables, so workers on other
+machines find them too: ``--sales-url``/``SANDBOX_SALES_URL``, ``--scm-url``/``SANDBOX_SCM_URL``,
+``--bridge-url``/``SANDBOX_BRIDGE_URL`` (origins, e.g. ``http://127.0.0.1:5101``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+
+COMPANY = "usmf"
+SCM_NS = "Microsoft.Dynamics.DataEntities"
+CRM_NS = "Microsoft.Dynamics.CRM"
+#: seeded usmf customers that are neither on hold nor under a mandatory credit limit
+CUSTOMERS = ["US-001", "US-002", "US-003", "US-009", "US-040"]
+#: the request type of the propagation-latency samples (shown beside GET/POST in every Locust report)
+SYNC = "SYNC"
+SYNC_TIMEOUT = float(os.environ.get("SANDBOX_SYNC_TIMEOUT", "15"))
+JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument("--sales-url", type=str, env_var="SANDBOX_SALES_URL", default="http://127.0.0.1:5101",
+                        help="Origin of mock Sales")
+    parser.add_argument("--scm-url", type=str, env_var="SANDBOX_SCM_URL", default="http://127.0.0.1:5102",
+                        help="Origin of mock SCM")
+    parser.add_argument("--bridge-url", type=str, env_var="SANDBOX_BRIDGE_URL", default="http://127.0.0.1:5103",
+                        help="Origin of the bridge")
+
+
+def urls(environment: Environment) -> dict[str, str]:
+    options = environment.parsed_options
+    def pick(name: str, env: str, default: str) -> str:
+        value = getattr(options, name, None) if options is not None else None
+        return (value or os.environ.get(env) or default).rstrip("/")
+    return {"sales": pick("sales_url", "SANDBOX_SALES_URL", "http://127.0.0.1:5101") + "/api/data/v9.2",
+            "scm": pick("scm_url", "SANDBOX_SCM_URL", "http://127.0.0.1:5102") + "/data",
+            "bridge": pick("bridge_url", "SANDBOX_BRIDGE_URL", "http://127.0.0.1:5103")}
+
+
+def unique(prefix: str, length: int = 10) -> str:
+    """A key no other user, worker or run picks (fits F&O's 20-character account numbers)."""
+    return f"{prefix}{uuid.uuid4().hex[:length].upper()}"
+
+
+def quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def fire_sync(environment: Environment, name: str, started: float, error: Exception | None = None) -> None:
+    """Report one propagation (written on one side -> visible on the other) as a ``SYNC`` sample in ms."""
+    environment.events.request.fire(request_type=SYNC, name=name,
+                                    response_time=(time.perf_counter() - started) * 1000.0, response_length=0,
+                                    exception=error, context={})
+
+
+def poll_until(check: Any, timeout: float = SYNC_TIMEOUT, interval: float = 0.05) -> Any:
+    """Call ``check`` until it returns something truthy (cooperatively, under gevent) or ``timeout`` passes."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.perf_counter() >= deadline:
+            return None
+        gevent.sleep(interval)
+
+
+class Reference:
+    """Ids of seeded Sales rows the salespeople need (company, price list, products, accounts), looked up once."""
+
+    _cache: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def get(cls, client: Any, sales: str) -> dict[str, Any] | None:
+        if sales in cls._cache:
+            return cls._cache[sales]
+
+        def first(path: str, params: dict[str, str]) -> dict[str, Any] | None:
+            response = client.get(f"{sales}/{path}", params=params, headers=JSON_HEADERS,
+                                  name=f"[setup] {path}")
+            rows = response.json().get("value", []) if response.ok else []
+            return rows[0] if rows else None
+
+        company = first("cdm_companies", {"$filter": f"cdm_companycode eq '{COMPANY}'"})
+        if company is None:
+            return None
+        company_id = company["cdm_companyid"]
+        product = first("products", {"$filter": f"msdyn_productnumber eq 'D0001' and _msdyn_company_value eq "
+                                                f"{company_id}"})
+        price_list = first("pricelevels", {"$filter": "name ne null", "$select": "pricelevelid"})
+        currency = first("transactioncurrencies", {"$filter": "isocurrencycode eq 'USD'"})
+        accounts = client.get(f"{sales}/accounts", headers=JSON_HEADERS, name="[setup] accounts", params={
+            "$select": "accountid,accountnumber", "$filter": f"_msdyn_company_value eq {company_id} and "
+            + "(" + " or ".join(f"accountnumber eq '{number}'" for number in CUSTOMERS) + ")"})
+        account_ids = [row["accountid"] for row in accounts.json().get("value", [])] if accounts.ok else []
+        if not (product and price_list and currency and account_ids):
+            return None
+        cls._cache[sales] = {
+            "company": company_id, "product": product["productid"], "uom": product.get("_defaultuomid_value"),
+            "price_list": price_list["pricelevelid"], "currency": currency["transactioncurrencyid"],
+            "accounts": account_ids}
+        return cls._cache[sales]

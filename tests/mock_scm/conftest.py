@@ -1,0 +1,153 @@
+"""Harness and fixtures for the SCM model, rules and processes, exercised through the store (no HTTP layer).
+
+Each helper call of :class:`Scm` runs in its own database transaction, like one HTTP request: a refusal
+rolls back everything the call wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from sandbox.db import Database, platform_metadata
+from sandbox.errors import SandboxError
+from sandbox.odata.actions import ActionContext, ActionRegistry, EntityResult
+from sandbox.odata.store import Row, Store
+
+from mock_scm import processes
+from mock_scm.actions import register_actions
+from mock_scm.rules import behaviors
+from mock_scm.schema import build_model
+from mock_scm.seed import seed
+
+TODAY = dt.date(2024, 5, 17)
+
+
+class Scm:
+    """One in-memory SCM database with the real rules, actions and (optionally) the default seed."""
+
+    def __init__(self, *, seeded: bool = True, seed_value: int = 1, options: dict[str, Any] | None = None) -> None:
+        self.model = build_model()
+        self.db = Database("sqlite://", [self.model.metadata, platform_metadata()])
+        self.db.create_all()
+        self.store = Store(self.model, self.db, None, behaviors())
+        self.registry = ActionRegistry()
+        register_actions(self.registry)
+        self.seed_counts: dict[str, int] = {}
+        if seeded:
+            self.seed_counts = seed(self.store, seed_value, options)
+
+    # ---- CRUD as one request each -----------------------------------------------------------------------
+    def insert(self, entity: str, values: dict[str, Any], *, identity: str = "user", via_api: bool = True) -> Row:
+        with self.db.transaction():
+            return self.store.insert(entity, {"dataAreaId": "usmf", **values}
+                                     if self.model.entities[entity].company_property else values,
+                                     identity=identity, via_api=via_api)
+
+    def get(self, entity: str, key: dict[str, Any]) -> Row | None:
+        with self.db.transaction():
+            company = self.model.entities[entity].company_property
+            return self.store.get(entity, {"dataAreaId": "usmf", **key} if company else key)
+
+    def require(self, entity: str, key: dict[str, Any]) -> Row:
+        row = self.get(entity, key)
+        assert row is not None, f"{entity} {key} missing"
+        return row
+
+    def update(self, entity: str, key: dict[str, Any], changes: dict[str, Any], *, identity: str = "user",
+               via_api: bool = True) -> Row:
+        with self.db.transaction():
+            company = self.model.entities[entity].company_property
+            before = self.store.get(entity, {"dataAreaId": "usmf", **key} if company else key)
+            assert before is not None
+            return self.store.update(entity, before, changes, identity=identity, via_api=via_api)
+
+    def delete(self, entity: str, key: dict[str, Any], *, via_api: bool = True) -> None:
+        with self.db.transaction():
+            company = self.model.entities[entity].company_property
+            row = self.store.get(entity, {"dataAreaId": "usmf", **key} if company else key)
+            assert row is not None
+            self.store.delete(entity, row, via_api=via_api)
+
+    def find(self, entity: str, where: dict[str, Any] | None = None) -> list[Row]:
+        with self.db.transaction():
+            return self.store.find(entity, where)
+
+    # ---- actions ------------------------------------------------------------------------------------------
+    def act(self, name: str, bound: str, key: dict[str, Any], params: dict[str, Any] | None = None, *,
+            identity: str = "user", company: str = "usmf") -> EntityResult:
+        """Run the action ``name`` bound to ``bound`` on the row with ``key`` in ``company``."""
+        spec = self.registry.find(name, bound)
+        assert spec is not None, f"no action {name} bound to {bound}"
+        with self.db.transaction():
+            target = self.store.get(bound, {"dataAreaId": company, **key})
+            assert target is not None
+            ctx = ActionContext(self.store, identity, resolve_reference=_no_references)
+            return spec.handler(ctx, target, params or {})
+
+    def order_action(self, name: str, number: str, params: dict[str, Any] | None = None, *,
+                     company: str = "usmf") -> Row:
+        """Run an order action on SalesOrderHeadersV2 and return the row it answers with."""
+        return self.act(name, "SalesOrderHeaderV2", {"SalesOrderNumber": number}, params, company=company).row
+
+    @staticmethod
+    def refused(excinfo: pytest.ExceptionInfo[SandboxError]) -> str:
+        """The Infolog text of a refusal (after checking it is a 400 with the F&O empty code)."""
+        error = excinfo.value
+        assert error.status == 400, error.status
+        assert error.code == ""
+        return error.detail or error.message
+
+    # ---- shortcuts ----------------------------------------------------------------------------------------
+    def order(self, customer: str = "US-001", lines: list[tuple[str, Any]] | None = None, **header: Any) -> str:
+        """A new sales order with ``lines`` (item, quantity); returns its number."""
+        row = self.insert("SalesOrderHeaderV2", {"OrderingCustomerAccountNumber": customer, **header})
+        for item, quantity in (lines if lines is not None else [("D0001", 5)]):
+            self.insert("SalesOrderLine", {"dataAreaId": row["dataAreaId"], "SalesOrderNumber": row["SalesOrderNumber"],
+                                           "ItemNumber": item, "OrderedSalesQuantity": Decimal(str(quantity))})
+        return row["SalesOrderNumber"]
+
+    def header(self, number: str) -> Row:
+        return self.require("SalesOrderHeaderV2", {"SalesOrderNumber": number})
+
+    def lines(self, number: str, company: str = "usmf") -> list[Row]:
+        with self.db.transaction():
+            return processes.order_lines(self.store, company, number)
+
+    def onhand(self, item: str, warehouse: str = "11", site: str = "1", company: str = "usmf") -> Row:
+        row = self.get("WarehouseOnHandV2", {"dataAreaId": company, "ItemNumber": item, "InventorySiteId": site,
+                                             "InventoryWarehouseId": warehouse})
+        assert row is not None
+        return row
+
+
+def _no_references(value: Any) -> Any:
+    raise AssertionError(f"unexpected reference {value!r}")
+
+
+@pytest.fixture(autouse=True)
+def fixed_today(monkeypatch: pytest.MonkeyPatch) -> dt.date:
+    """Dates are computed from a fixed 'today' so expectations do not depend on the clock."""
+    monkeypatch.setattr(processes, "TODAY", lambda: TODAY)
+    return TODAY
+
+
+@pytest.fixture
+def scm_env() -> Scm:
+    """The SCM with the default seed (seed 1)."""
+    return Scm()
+
+
+@pytest.fixture
+def make_scm_env() -> type[Scm]:
+    """The harness class itself, for tests that build several SCMs (other seeds, options)."""
+    return Scm
+
+
+@pytest.fixture
+def empty_scm_env() -> Scm:
+    """The SCM with empty tables."""
+    return Scm(seeded=False)
