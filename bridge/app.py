@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,10 +14,13 @@ import httpx
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from bridge.console import console_blueprint
 from bridge.engine import Source, SyncEngine, SyncError
 from bridge.lifecycle import Lifecycle
 from bridge.mapping import BUILTIN_MAPS, MapValidationError, TableMap, load_maps
-from bridge.state import (RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow)
+from bridge.metrics import BridgeMetrics, metrics_blueprint
+from bridge.state import (NOT_RUNNING, RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow)
+from bridge.worker import AsyncWorker
 from sandbox.clients import ControlClient, SalesClient, ScmClient
 from sandbox.db import Database
 from sandbox.errors import BadRequest, NotFound, SandboxError, error_for_status
@@ -41,6 +45,10 @@ class BridgeConfig:
     scm_transport: httpx.BaseTransport | None = None
     sales_model: Callable[[], Model] | None = None
     scm_model: Callable[[], Model] | None = None
+    #: run the async drainers with the app (off: tests drive ``runtime.worker`` step by step)
+    start_worker: bool = True
+    #: how long one long poll of a change feed waits for news (also bounds how long stopping takes)
+    async_poll_wait: float = 1.0
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -77,13 +85,16 @@ class BridgeRuntime:
         }
         self.engine = SyncEngine(self.maps, self.sales, self.scm, self.sales_model, self.scm_model, self.state)
         self.lifecycle = Lifecycle(self.engine, self.state, self.controls)
+        self.worker = AsyncWorker(self.engine, self.state, self.lifecycle, self.controls,
+                                  poll_wait=config.async_poll_wait)
+        self.metrics = BridgeMetrics(self)
         self.started_at = dt.datetime.now(dt.timezone.utc)
         for table_map in self.maps:
             self.state.map_row(table_map.id)
 
     def live_maps(self) -> Callable[[TableMap], bool]:
-        states = {m.id: self.state.map_row(m.id) for m in self.maps}
-        return lambda m: states[m.id]["state"] == RUNNING and states[m.id]["mode"] == "live"
+        states = self.state.map_rows()  # one read per live call, not one per map
+        return lambda m: m.id in states and states[m.id]["state"] == RUNNING and states[m.id]["mode"] == "live"
 
     def live(self, payload: dict[str, Any]) -> int:
         """Apply one source transaction synchronously (called by a service before it commits)."""
@@ -96,22 +107,40 @@ class BridgeRuntime:
         return self.engine.apply(source, changes, maps=self.live_maps(), related=payload.get("related") or {},
                                  allow_fetch=False, via="live")
 
-    def run_all(self, *, initial_sync: bool = True, master: str = "scm") -> list[dict[str, Any]]:
-        """Start every map in dependency order (what ``sandbox up`` does)."""
-        return [self.lifecycle.run(m.id, initial_sync=initial_sync, master=master) for m in self.maps]
+    def run_all(self, *, initial_sync: bool = True, master: str = "scm", only_new: bool = False
+                ) -> list[dict[str, Any]]:
+        """Start every map in dependency order (what ``sandbox up`` does).
+
+        ``only_new`` starts only maps that never finished an initial sync and are not running, so a
+        restart keeps what the user paused or stopped (and the worker's recovery finishes the rest).
+        """
+        out = []
+        for table_map in self.maps:
+            row = self.state.map_row(table_map.id)
+            if only_new and (row["initial_sync_done"] or row["state"] != NOT_RUNNING):
+                out.append(self.lifecycle.status(table_map.id))
+                continue
+            out.append(self.lifecycle.run(table_map.id, initial_sync=initial_sync, master=master))
+        return out
 
     def close(self) -> None:
+        self.worker.stop()
         for client in (self.sales, self.scm, *self.controls.values()):
             client.close()
         self.db.dispose()
 
 
 def create_app(config: BridgeConfig | None = None) -> Flask:
-    """The bridge Flask app: ``/api/maps`` admin API, ``/api/live`` for services, ``/_sandbox/health``."""
+    """The bridge Flask app: ``/api/maps`` admin API, ``/api/live`` for services, ``/_sandbox/health``,
+    ``/metrics`` (Prometheus) and the console at ``/``; the async drainers start with it."""
     runtime = BridgeRuntime(config or BridgeConfig())
     app = Flask("bridge")
     app.extensions["bridge"] = runtime
     app.register_blueprint(api_blueprint(runtime))
+    app.register_blueprint(metrics_blueprint(runtime))
+    app.register_blueprint(console_blueprint(runtime))
+    if runtime.config.start_worker:
+        runtime.worker.start()
 
     @app.errorhandler(SandboxError)
     def sandbox_error(err: SandboxError) -> Response:
@@ -243,13 +272,20 @@ def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
             rows = [r for r in rows if key.lower() in json.dumps(r.get("key"), default=str).lower()]
         return _json(rows)
 
+    @api.get("/api/async")
+    def async_info() -> Response:
+        return _json(runtime.worker.info())
+
     @api.post("/api/live")
     def live() -> Response:
+        started = time.perf_counter()
         try:
             written = runtime.live(_body())
         except SyncError as error:
             status = 503 if error.transient else 400
             return error_response(error_for_status(status, error.message, ""))
+        if written:
+            runtime.metrics.observe_live(time.perf_counter() - started)
         return _json({"written": written})
 
     return api

@@ -17,6 +17,7 @@ from bridge.initial import InitialSync
 from bridge.mapping import TableMap
 from bridge.state import (INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, BridgeState, CatchupErrorRow,
                           InitialSyncErrorRow)
+from bridge.worker import apply_in_order
 from sandbox.clients import ControlClient
 from sandbox.errors import BadRequest, Conflict, NotFound
 
@@ -53,6 +54,7 @@ class Lifecycle:
         self.runtime: dict[str, MapRuntime] = {m.id: MapRuntime() for m in engine.maps}
         self.lock = threading.RLock()
         self.initial = InitialSync(engine, state)
+        self.worker: Any = None  # the AsyncWorker, when the bridge runs one (it registers itself)
         engine.listeners.append(self._on_event)
 
     # ---- queries -----------------------------------------------------------------------------------------
@@ -67,7 +69,7 @@ class Lifecycle:
         row = self.state.map_row(map_id)
         queued = self.queued_count(table_map, row) if row["state"] in (PAUSED, RESUMING) else 0
         errors = len(self.state.rows(CatchupErrorRow, map_id, limit=10_000, status="Error"))
-        return {
+        status = {
             "id": table_map.id, "name": table_map.name, "scm_entity": table_map.scm_entity,
             "sales_table": table_map.sales_table, "state": row["state"], "mode": row["mode"],
             "master": row["master"], "direction": "both" if table_map.syncs_to_scm and table_map.syncs_to_sales
@@ -78,6 +80,9 @@ class Lifecycle:
             "initial_sync_done": bool(row["initial_sync_done"]),
             "alerts": [rule.as_dict() for rule in self.runtime[map_id].alerts],
         }
+        if self.worker is not None:  # lag (and, in async mode, the backlog) come from the change feeds
+            status.update(self.worker.status_fields(table_map, row))
+        return status
 
     def sources(self, table_map: TableMap) -> list[Source]:
         out: list[Source] = []
@@ -142,7 +147,11 @@ class Lifecycle:
             if row["state"] in (PAUSED, RESUMING):
                 raise Conflict(f"Map '{map_id}' is {row['state']}: resume it instead.")
             if row["state"] == RUNNING and not initial_sync:
+                if row["mode"] != mode:
+                    self._switch_mode(table_map, row["mode"], mode)
                 return self.status(map_id)
+            if mode == "async" and self.worker is not None:
+                self.worker.begin(table_map)  # before the state changes, so the drainer knows its floor
             self.state.update_map(map_id, state=INITIALIZING if initial_sync else RUNNING, mode=mode, master=master)
             self.state.activity(map_id, "state", f"Run requested (initial sync {'on' if initial_sync else 'off'}, "
                                                  f"master {master}, mode {mode})")
@@ -156,7 +165,21 @@ class Lifecycle:
             self.state.activity(map_id, "initial-sync", report.summary())
             self.state.update_map(map_id, state=RUNNING, initial_sync_done=True)
         self.state.activity(map_id, "state", "Running")
+        if self.worker is not None:
+            self.worker.wake()  # an async map has work for the drainers from now on
         return self.status(map_id)
+
+    def _switch_mode(self, table_map: TableMap, old: str, new: str) -> None:
+        """A running map changes between live and async without an initial sync."""
+        if new == "async" and self.worker is not None:
+            self.worker.begin(table_map)
+        self.state.update_map(table_map.id, mode=new)
+        if self.worker is not None:
+            self.worker.wake()
+        if old == "async" and self.worker is not None:
+            # What the drainer had not applied yet is applied now, so leaving async mode loses nothing.
+            self.worker.flush(table_map)
+        self.state.activity(table_map.id, "state", f"Mode switched from {old} to {new}")
 
     def stop(self, map_id: str) -> dict[str, Any]:
         self.table_map(map_id)
@@ -173,6 +196,10 @@ class Lifecycle:
                 raise Conflict(f"Only a running map can be paused; '{map_id}' is {row['state']}.")
             cursors = {f"paused_{source}_seq": int(self.controls[source].changes(after=0, limit=1)["latest"])
                        for source in self.sources(table_map)}
+            if row["mode"] == "async" and self.worker is not None:
+                # The drainer's backlog is part of the queue: catch-up starts where the drainer was.
+                cursors = {name: min(seq, self.worker.position(table_map, name[len("paused_"):-len("_seq")]))
+                           for name, seq in cursors.items()}
             self.state.update_map(map_id, state=PAUSED, **cursors)
             self.state.activity(map_id, "state", "Paused: changes queue in the source until resumed")
         return self.status(map_id)
@@ -215,21 +242,28 @@ class Lifecycle:
                 self.state.update_map(table_map.id, **{f"paused_{source}_seq": next_seq})
                 return replayed, failed
             for group in _by_transaction(changes):
-                if mode == "skip_discard":
-                    continue
                 if mode == "skip_keep":
                     for change in group:
                         self.state.add_catchup_error(table_map.id, change, source, "Skipped to live sync")
                     failed += len(group)
-                    continue
-                try:
-                    replayed += self.engine.apply(source, group, maps=lambda m: m.id == table_map.id,
-                                                  via="catch-up")
-                except SyncError as error:
-                    for change in group:
-                        self.state.add_catchup_error(table_map.id, change, source, error.message)
-                    failed += len(group)
-            self.state.update_map(table_map.id, **{f"paused_{source}_seq": next_seq})
+                elif mode == "catchup":
+                    # In order, through the per-record guard: a change already applied (a replay after a
+                    # restart, or the drainer of an async map) is not applied again.
+                    result = apply_in_order(self.engine, self.state, source, group, {table_map.id}, via="catch-up")
+                    replayed += result.written
+                    for outcome in result.failures:
+                        assert outcome.error is not None
+                        for change in outcome.changes:
+                            self.state.add_catchup_error(table_map.id, change, source, outcome.error.message)
+                        failed += len(outcome.changes)
+                # The queue position moves per source transaction: a bridge killed mid-catch-up replays at
+                # most the transaction it was in.
+                self._advance_queue(table_map.id, source, int(group[-1]["seq"]))
+            self._advance_queue(table_map.id, source, next_seq)
+
+    def _advance_queue(self, map_id: str, source: Source, seq: int) -> None:
+        if self.state.map_row(map_id)[f"paused_{source}_seq"] is not None:  # None: stopped meanwhile
+            self.state.update_map(map_id, **{f"paused_{source}_seq": seq})
 
     def retry_catchup(self, map_id: str, ids: list[int] | None = None) -> dict[str, Any]:
         """Retry catch-up errors (all, or the given ids) in their original order."""
@@ -238,12 +272,17 @@ class Lifecycle:
                 if ids is None or r["id"] in ids]
         done = failed = 0
         for row in rows:
-            change = row["change"]
-            try:
-                self.engine.apply(row["source"], [change], maps=lambda m: m.id == map_id, via="catch-up retry")
-            except SyncError as error:
-                self.state.set_catchup_status(row["id"], "Error", error.message)
+            result = apply_in_order(self.engine, self.state, row["source"], [row["change"]], {map_id},
+                                    via="catch-up retry")
+            if result.failures:
+                error = result.failures[0].error
+                self.state.set_catchup_status(row["id"], "Error", error.message if error else None)
                 failed += 1
+            elif not result.outcomes and result.skipped:
+                # A newer change of the same record was applied since: replaying this one would undo it.
+                self.state.set_catchup_status(row["id"], "Completed", "Superseded by a newer change of the "
+                                                                      "same record; not applied again")
+                done += 1
             else:
                 self.state.set_catchup_status(row["id"], "Completed")
                 done += 1

@@ -59,8 +59,29 @@ class MapRow(_Base, table=True):
 
 
 class CursorRow(_Base, table=True):
+    """A named position in a service's change feed.
+
+    ``sales``/``scm``: how far the async worker has drained that feed. ``async:<map>:<source>``: the seq
+    a map switched to async mode at (the worker applies only later changes to it: initial sync covered
+    the rest).
+    """
+
     __tablename__ = "bridge_cursor"
     source: str = Field(primary_key=True)
+    seq: int = 0
+
+
+class AppliedRow(_Base, table=True):
+    """The newest source change applied per map and record: the guard that keeps per-record order.
+
+    A redelivered (at-least-once) or reordered change whose seq is not newer than this is skipped, so an
+    older image never overwrites a newer one. ``key`` is ``<table>|<source key as sorted JSON>``.
+    """
+
+    __tablename__ = "bridge_applied"
+    map_id: str = Field(primary_key=True)
+    source: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
     seq: int = 0
 
 
@@ -146,6 +167,12 @@ class BridgeState:
                 row = connection.execute(sa.select(table).where(table.c.id == map_id)).first()
         return dict(row._mapping)
 
+    def map_rows(self) -> dict[str, dict[str, Any]]:
+        """Every map row by id, in one read (the async drainers look at all maps on every pass)."""
+        table = self.table(MapRow)
+        with self.db.transaction() as connection:
+            return {row.id: dict(row._mapping) for row in connection.execute(sa.select(table))}
+
     def update_map(self, map_id: str, **values: Any) -> None:
         self.map_row(map_id)
         table = self.table(MapRow)
@@ -176,6 +203,38 @@ class BridgeState:
             updated = connection.execute(sa.update(table).where(table.c.source == source).values(seq=seq)).rowcount
             if not updated:
                 connection.execute(sa.insert(table).values(source=source, seq=seq))
+
+    # ---- per-record ordering guard ---------------------------------------------------------------------
+    def applied_seqs(self, source: str, map_ids: Any, keys: Any) -> dict[tuple[str, str], int]:
+        """The newest applied seq per (map id, record key) among ``map_ids`` x ``keys`` (absent: never)."""
+        map_ids, keys = list(map_ids), list(keys)
+        if not map_ids or not keys:
+            return {}
+        table = self.table(AppliedRow)
+        query = sa.select(table.c.map_id, table.c.key, table.c.seq).where(
+            table.c.source == source, table.c.map_id.in_(map_ids), table.c.key.in_(keys))
+        with self.db.transaction() as connection:
+            return {(r.map_id, r.key): int(r.seq) for r in connection.execute(query)}
+
+    def mark_applied(self, source: str, entries: list[tuple[str, str, int]]) -> None:
+        """Remember (map id, record key, seq) as applied; a guard only ever moves forward."""
+        if not entries:
+            return
+        table = self.table(AppliedRow)
+        with self.db.transaction() as connection:
+            for map_id, key, seq in entries:
+                where = sa.and_(table.c.map_id == map_id, table.c.source == source, table.c.key == key)
+                current = connection.execute(sa.select(table.c.seq).where(where)).scalar()
+                if current is None:
+                    connection.execute(sa.insert(table).values(map_id=map_id, source=source, key=key, seq=seq))
+                elif current < seq:
+                    connection.execute(sa.update(table).where(where).values(seq=seq))
+
+    def clear_applied(self, source: str) -> None:
+        """Forget the guard of one source (its feed was reset, so its seqs start over)."""
+        table = self.table(AppliedRow)
+        with self.db.transaction() as connection:
+            connection.execute(sa.delete(table).where(table.c.source == source))
 
     # ---- logs ----------------------------------------------------------------------------------------
     def activity(self, map_id: str, kind: str, message: str) -> None:

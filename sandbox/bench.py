@@ -1,25 +1,54 @@
-"""``sandbox bench``: throughput of the mock services, each result beside a baseline measured in the same run.
+"""``sandbox bench``: a fixed suite, each result beside a baseline measured in the same run on the same machine.
 
-The baseline of request throughput is a bare WSGI endpoint served by the same server, on the same machine,
-at the same moment, so the ratio says how much of the server's capacity our OData stack uses, whatever
-the machine. Numbers are for orientation: a shared 2-core machine moves them by tens of percent.
+Every number comes with the number it is compared against, measured side by side in the same process, so
+the ratio says something whatever the machine (absolute numbers on a shared 2-core machine move by tens of
+percent from run to run; the ratios move much less):
+
+* ``initial-sync``: rows/s of the initial sync of N customers from SCM to Sales (the ``customers-accounts``
+  map, through the mocks' OData APIs and ``$batch``, as ``sandbox maps run`` does it) against a raw bulk copy
+  of the same rows and mapped columns from the SCM database into the Sales database (one ``SELECT``, one
+  ``executemany``: the physical limit of SQLite here).
+* ``live-sync-writes``: customers created per second in SCM with the map running in live mode (every write
+  calls the bridge, which writes Sales, before it commits) against the same writes with the map stopped.
+* ``async-sync-throughput``: customers per second the bridge brings to Sales in async mode while the writers
+  are held back whenever the oldest unsynced change gets 0.5 s old (so lag stays under 1 s), against the raw
+  write rate of the same writers with the map stopped.
+* ``sales-*`` / ``scm-*``: requests/s of writes, reads by key and typical filtered, paged queries of each
+  mock against a bare WSGI endpoint served by the same server (waitress) at the same moment.
+
+The sync benchmarks run the three services like ``sandbox up`` does (one process, waitress on loopback
+ports, SQLite files in a temporary folder); the request benchmarks use in-memory databases.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
+import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import httpx
 from flask import Flask
 
 from sandbox.server import ServerGroup, free_port
 from sandbox.stack import StackConfig, build_apps
+
+MAP_ID = "customers-accounts"
+COMPANY = "usmf"
+ALL = ("initial-sync", "live-sync-writes", "async-sync-throughput", "requests")
+
+Progress = Callable[[str], None]
 
 
 @dataclass
@@ -30,8 +59,472 @@ class BenchResult:
     baseline: float
     baseline_name: str
     ratio: float
+    #: what else was measured (sizes, seconds, lag), for the JSON report
+    details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class BenchSizes:
+    """How much work each benchmark does. ``full()`` and ``quick()`` are the suite; tests pass tiny ones."""
+
+    customers: int = 100_000  # initial sync
+    writes: int = 1000  # per timed round of the live-sync benchmark (two rounds each way)
+    async_seconds: float = 15.0  # length of the async window (and of its raw-rate baseline)
+    requests: int = 2000  # per request benchmark
+
+    @classmethod
+    def full(cls) -> "BenchSizes":
+        return cls()
+
+    @classmethod
+    def quick(cls) -> "BenchSizes":
+        return cls(customers=20_000, writes=250, async_seconds=5.0, requests=300)
+
+
+def _ratio(value: float, baseline: float) -> float:
+    return round(value / baseline, 3) if baseline > 0 else 0.0
+
+
+def run_bench(*, quick: bool = False, threads: int = 4, sizes: BenchSizes | None = None,
+              only: tuple[str, ...] | list[str] | None = None, progress: Progress | None = None,
+              time_budget: float = 600.0) -> list[BenchResult]:
+    """Run the suite (or the groups in ``only``, from :data:`ALL`) and return every result with its baseline."""
+    say = progress or (lambda _text: None)
+    sizes = sizes or (BenchSizes.quick() if quick else BenchSizes.full())
+    wanted = tuple(only or ALL)
+    unknown = set(wanted) - set(ALL)
+    if unknown:
+        raise ValueError(f"unknown benchmark group(s): {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
+    results: list[BenchResult] = []
+    if {"initial-sync", "live-sync-writes", "async-sync-throughput"} & set(wanted):
+        with _sync_stack() as stack:
+            if "initial-sync" in wanted:
+                results.append(_initial_sync(stack, sizes.customers, say, ticking=progress is not None))
+            else:
+                stack.run_map(MAP_ID, initial_sync=True)
+            if "live-sync-writes" in wanted:
+                results.append(_live_sync_writes(stack, sizes.writes, threads, say))
+            if "async-sync-throughput" in wanted:
+                results.append(_async_throughput(stack, sizes.async_seconds, threads, say))
+    if "requests" in wanted:
+        results.extend(_request_throughput(sizes.requests, threads, time.monotonic() + time_budget, say))
+    return results
+
+
+# ---- the stack the sync benchmarks run on -----------------------------------------------------------------
+@dataclass
+class _SyncStack:
+    folder: Path
+    apps: dict[str, Flask]
+    urls: dict[str, str]
+    group: ServerGroup
+    client: httpx.Client
+
+    @property
+    def bridge(self) -> Any:
+        return self.apps["bridge"].extensions["bridge"]
+
+    def runtime(self, name: str) -> Any:
+        return self.apps[name].extensions["sandbox"]
+
+    def run_map(self, map_id: str, *, initial_sync: bool, mode: str = "live") -> dict[str, Any]:
+        """Run ``map_id`` after the maps it depends on (reference data: a few rows each)."""
+        lifecycle = self.bridge.lifecycle
+        for parent in _dependencies(self.bridge.engine, map_id):
+            if self.bridge.state.map_row(parent)["state"] == "Not running":
+                lifecycle.run(parent, initial_sync=True, master="scm")
+        return lifecycle.run(map_id, initial_sync=initial_sync, master="scm", mode=mode)
+
+
+def _dependencies(engine: Any, map_id: str) -> list[str]:
+    ordered: list[str] = []
+
+    def visit(current: str) -> None:
+        for parent in engine.by_id[current].depends_on:
+            visit(parent)
+            if parent not in ordered:
+                ordered.append(parent)
+
+    visit(map_id)
+    return ordered
+
+
+@contextlib.contextmanager
+def _sync_stack() -> Iterator[_SyncStack]:
+    """Sales, SCM and the bridge as ``sandbox up`` runs them, on SQLite files in a temporary folder."""
+    from sandbox.db import sqlite_url_for
+    from sandbox.loadtest import quiet_waitress
+    from sandbox.stack import wire_bridge
+
+    folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
+    apps = build_apps(StackConfig(data_dir=folder, seed=1))
+    group = ServerGroup()
+    client = httpx.Client(timeout=120.0, headers={"Accept": "application/json"})
+    try:
+        urls = {name: group.start(name, app, free_port()).url for name, app in apps.items()}
+        bridge_port = free_port()
+        urls["bridge"] = f"http://127.0.0.1:{bridge_port}"
+        bridge = wire_bridge(apps, urls=urls, bridge_database_url=sqlite_url_for(folder, "bridge"))
+        if bridge is None:
+            raise RuntimeError("the bridge is not available in this build")
+        apps["bridge"] = bridge
+        group.start("bridge", bridge, bridge_port)
+        yield _SyncStack(folder, apps, urls, group, client)
+    finally:
+        # Close every client's keep-alive connection first (live-sync hooks, the bridge's drainers and
+        # clients): a waitress server stops only once its connections are closed.
+        client.close()
+        for name in ("sales", "scm"):
+            if name in apps:
+                apps[name].extensions["sandbox"].set_live_sync(None)
+        if "bridge" in apps:
+            apps["bridge"].extensions["bridge"].close()
+        gc.collect()  # the dropped live-sync clients close their keep-alive connections
+        with quiet_waitress():
+            group.stop_all()
+        for name in ("sales", "scm"):
+            if name in apps:
+                apps[name].extensions["sandbox"].db.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---- initial sync ----------------------------------------------------------------------------------------
+def _customer(index: int, prefix: str = "BI") -> dict[str, Any]:
+    return {"dataAreaId": COMPANY, "CustomerAccount": f"{prefix}-{index:06d}", "OrganizationName": f"Bench {index}",
+            "CustomerGroupId": "10", "SalesCurrencyCode": "USD", "AddressCity": "Seattle",
+            "AddressStreet": f"{index} Main Street", "AddressZipCode": "98101", "CreditLimit": 1000 + index % 500,
+            "PrimaryContactEmail": f"bench{index}@example.com"}
+
+
+def _bulk_customers(scm: Any, count: int, progress: Progress) -> None:
+    """Put ``count`` customers into the SCM database (setup, not timed).
+
+    The first goes through the store, so every default and rule applies; the rest are copies of it with
+    their own account, party number, name and address, inserted in bulk (the store would take minutes).
+    """
+    import sqlalchemy as sa
+
+    from sandbox.odata.model import ROWID
+
+    if count <= 0:
+        return
+    entity = scm.model.entities["CustomerV3"]
+    table = entity.table
+    with scm.db.transaction():
+        template = scm.store.insert("CustomerV3", _customer(0), identity="system")
+    template.pop(ROWID, None)
+    base_party = int("".join(ch for ch in str(template.get("PartyNumber") or "0") if ch.isdigit()) or 0)
+    rows: list[dict[str, Any]] = []
+    with scm.db.transaction() as connection:
+        for index in range(1, count):
+            row = dict(template)
+            row.update(_customer(index))
+            row["Name"] = row["OrganizationName"]
+            row["PartyNumber"] = f"B{base_party + index:09d}"
+            rows.append(row)
+            if len(rows) == 5000:
+                connection.execute(sa.insert(table), rows)
+                rows = []
+                progress(f"initial-sync: setting up {index + 1:,} of {count:,} SCM customers")
+        if rows:
+            connection.execute(sa.insert(table), rows)
+
+
+def _raw_copy(stack: _SyncStack, table_map: Any) -> tuple[int, float]:
+    """Copy the map's rows SCM -> Sales as plain SQL: one SELECT, lookups from in-memory dicts, one executemany.
+
+    The target is a scratch copy of the Sales table in the Sales database, dropped afterwards.
+    Returns (rows, seconds).
+    """
+    import sqlalchemy as sa
+
+    scm, sales = stack.runtime("scm"), stack.runtime("sales")
+    source = table_map.scm_type.table
+    target_entity = table_map.sales_type
+    scratch = target_entity.table.to_metadata(sa.MetaData(), name="bench_raw_copy")
+    for index in list(scratch.indexes):
+        scratch.indexes.discard(index)
+    scratch.create(sales.db.engine)
+    try:
+        # Lookups (currency, customer group, ...) resolve like the bridge's: related row by its key columns.
+        lookups: dict[str, dict[Any, Any]] = {}
+        direct: list[tuple[str, str, dict[str, Any]]] = []
+        bound: list[tuple[str, str, str]] = []
+        with sales.db.transaction() as connection:
+            for item in table_map.fields:
+                if not item.to_sales or len(item.sales) != 1:
+                    continue
+                path = item.sales[0]
+                if path.nav is None:
+                    direct.append((item.scm, path.column, item.values or {}))
+                    continue
+                nav = target_entity.navigations[path.nav]
+                remote = sales.model.entities[nav.target]
+                local_column, remote_key = nav.pairs[0]
+                rows = connection.execute(sa.select(remote.table.c[path.column], remote.table.c[remote_key]))
+                lookups[item.scm] = {value: key for value, key in rows}
+                bound.append((item.scm, local_column, item.scm))
+            company_nav = target_entity.navigations.get("msdyn_company") if table_map.company else None
+            if company_nav is not None:
+                companies = sales.model.entities[company_nav.target]
+                local_column, remote_key = company_nav.pairs[0]
+                rows = connection.execute(sa.select(companies.table.c.cdm_companycode, companies.table.c[remote_key]))
+                lookups["dataAreaId"] = {str(code).lower(): key for code, key in rows}
+                bound.append(("dataAreaId", local_column, "dataAreaId"))
+        started = time.perf_counter()
+        copied = 0
+        with scm.db.engine.connect() as reader, sales.db.engine.begin() as writer:
+            batch: list[dict[str, Any]] = []
+            for row in reader.execute(sa.select(source)).mappings():
+                out: dict[str, Any] = {target_entity.key[0]: str(uuid.uuid4()), "_rowversion": 1}
+                for scm_name, sales_name, values in direct:
+                    value = row[scm_name]
+                    out[sales_name] = values.get(value, value) if values else value
+                for scm_name, local_column, _ in bound:
+                    out[local_column] = lookups[scm_name].get(row[scm_name])
+                batch.append(out)
+                if len(batch) == 5000:
+                    writer.execute(sa.insert(scratch), batch)
+                    copied += len(batch)
+                    batch = []
+            if batch:
+                writer.execute(sa.insert(scratch), batch)
+                copied += len(batch)
+        seconds = time.perf_counter() - started
+    finally:
+        scratch.drop(sales.db.engine)
+    return copied, seconds
+
+
+def _count_rows(runtime: Any, entity_name: str) -> int:
+    import sqlalchemy as sa
+
+    table = runtime.model.entities[entity_name].table
+    with runtime.db.transaction() as connection:
+        return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
+
+
+def _initial_sync(stack: _SyncStack, customers: int, say: Progress, ticking: bool) -> BenchResult:
+    say(f"initial-sync: setting up {customers:,} SCM customers")
+    _bulk_customers(stack.runtime("scm"), customers, say)
+    table_map = stack.bridge.engine.by_id[MAP_ID]
+    say("initial-sync: baseline, raw bulk copy SCM -> Sales database")
+    copied, raw_seconds = _raw_copy(stack, table_map)
+    raw_rate = copied / raw_seconds if raw_seconds > 0 else 0.0
+    say(f"initial-sync: {copied:,} rows copied raw in {raw_seconds:.2f} s; now the bridge's initial sync")
+    for parent in _dependencies(stack.bridge.engine, MAP_ID):
+        stack.bridge.lifecycle.run(parent, initial_sync=True, master="scm")
+    sales = stack.runtime("sales")
+    before = _count_rows(sales, "account")
+    stop = threading.Event()
+
+    def ticker() -> None:
+        started = time.monotonic()
+        while not stop.wait(2.0):
+            done = _count_rows(sales, "account") - before
+            say(f"initial-sync: {done:,} of {copied:,} rows in Sales after {time.monotonic() - started:.0f} s")
+
+    watcher = threading.Thread(target=ticker, name="bench-progress", daemon=True)
+    if ticking:
+        watcher.start()
+    started = time.perf_counter()
+    try:
+        stack.run_map(MAP_ID, initial_sync=True)
+    finally:
+        seconds = time.perf_counter() - started
+        stop.set()
+    report = stack.bridge.lifecycle.initial.last_reports[MAP_ID]
+    written = report.to_sales
+    value = written / seconds if seconds > 0 else 0.0
+    return BenchResult("initial-sync", round(value, 1), "rows/s", round(raw_rate, 1),
+                       "raw bulk copy of the same rows and columns, SCM -> Sales database (SQLite)",
+                       _ratio(value, raw_rate),
+                       {"rows": written, "seconds": round(seconds, 2), "errors": len(report.errors),
+                        "raw_rows": copied, "raw_seconds": round(raw_seconds, 3)})
+
+
+# ---- writes with live sync on and off -------------------------------------------------------------------
+class _Writer:
+    """Creates SCM customers over HTTP from ``threads`` threads, one client each."""
+
+    def __init__(self, stack: _SyncStack, threads: int, prefix: str) -> None:
+        self.url = stack.urls["scm"] + "/data/CustomersV3"
+        self.threads = max(1, threads)
+        self.prefix = prefix
+        self.next_index = 0
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.errors: list[str] = []
+        self.clients: list[httpx.Client] = []
+
+    def client(self) -> httpx.Client:
+        client = getattr(self.local, "client", None)
+        if client is None:
+            client = self.local.client = httpx.Client(timeout=60.0, headers={"Accept": "application/json"})
+            with self.lock:
+                self.clients.append(client)
+        return client
+
+    def write(self) -> bool:
+        with self.lock:
+            index = self.next_index
+            self.next_index += 1
+        response = self.client().post(self.url, json=_customer(index, self.prefix))
+        if response.status_code >= 400:
+            if len(self.errors) < 5:
+                self.errors.append(f"{response.status_code}: {response.text[:200]}")
+            return False
+        return True
+
+    def run(self, *, count: int | None = None, seconds: float | None = None,
+            gate: Callable[[], None] | None = None, on_write: Callable[[float], None] | None = None) -> tuple[int, float]:
+        """Write ``count`` rows or for ``seconds``; returns (successful writes, elapsed seconds)."""
+        done = 0
+        lock = threading.Lock()
+        remaining = [count if count is not None else 1 << 62]
+        deadline = time.monotonic() + seconds if seconds is not None else None
+
+        def work(_worker: int) -> None:
+            nonlocal done
+            while True:
+                with lock:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                if gate is not None:
+                    gate()
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return
+                if self.write():
+                    with lock:
+                        done += 1
+                    if on_write is not None:
+                        on_write(time.monotonic())
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(work, range(self.threads)))
+        return done, time.perf_counter() - started
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+def _live_sync_writes(stack: _SyncStack, writes: int, threads: int, say: Progress) -> BenchResult:
+    lifecycle = stack.bridge.lifecycle
+    if stack.bridge.state.map_row(MAP_ID)["state"] != "Running":
+        stack.run_map(MAP_ID, initial_sync=True)
+    writer = _Writer(stack, threads, "BL")
+    sales = stack.runtime("sales")
+    totals = {"live": [0, 0.0], "stopped": [0, 0.0]}
+    try:
+        writer.run(count=min(50, writes))  # warm up connections and caches
+        for round_number in (1, 2):  # alternate, so drift (table growth, a busy neighbour) hits both alike
+            for mode in ("stopped", "live"):
+                if mode == "stopped":
+                    lifecycle.stop(MAP_ID)
+                else:
+                    lifecycle.run(MAP_ID, initial_sync=False, master="scm")
+                say(f"live-sync-writes: round {round_number}, {writes:,} writes with the map {mode}")
+                done, seconds = writer.run(count=writes)
+                totals[mode][0] += done
+                totals[mode][1] += seconds
+        synced = _count_rows(sales, "account")
+    finally:
+        writer.close()
+        if stack.bridge.state.map_row(MAP_ID)["state"] != "Running":
+            lifecycle.run(MAP_ID, initial_sync=False, master="scm")
+    live = totals["live"][0] / totals["live"][1] if totals["live"][1] else 0.0
+    stopped = totals["stopped"][0] / totals["stopped"][1] if totals["stopped"][1] else 0.0
+    return BenchResult("live-sync-writes", round(live, 1), "writes/s", round(stopped, 1),
+                       "the same writes with the map stopped", _ratio(live, stopped),
+                       {"writes_live": totals["live"][0], "writes_stopped": totals["stopped"][0],
+                        "threads": threads, "sales_accounts_after": synced, "errors": writer.errors})
+
+
+# ---- async mode: throughput with lag held under a second --------------------------------------------------
+LAG_HOLD = 0.5  # writers wait while the oldest unsynced change is older than this (so lag stays < 1 s)
+
+
+def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Progress) -> BenchResult:
+    lifecycle = stack.bridge.lifecycle
+    worker = stack.bridge.worker
+    if stack.bridge.state.map_row(MAP_ID)["state"] != "Running":
+        stack.run_map(MAP_ID, initial_sync=True)
+    writer = _Writer(stack, threads, "BA")
+    try:
+        say(f"async-sync-throughput: baseline, raw write rate for {seconds:.0f} s with the map stopped")
+        lifecycle.stop(MAP_ID)
+        raw_done, raw_seconds = writer.run(seconds=seconds)
+        raw_rate = raw_done / raw_seconds if raw_seconds else 0.0
+
+        lifecycle.run(MAP_ID, initial_sync=False, master="scm", mode="async")
+        written: deque[float] = deque()  # write times of changes not yet applied, oldest first
+        applied = [0]
+        latencies: list[float] = []
+        lock = threading.Lock()
+        max_age = [0.0]
+
+        def on_write(at: float) -> None:
+            with lock:
+                written.append(at)
+
+        def on_event(event: str, detail: dict[str, Any]) -> None:
+            if event != "applied" or MAP_ID not in detail.get("maps", ()):
+                return
+            with lock:
+                for _ in range(int(detail.get("changes") or 0)):
+                    if written:
+                        written.popleft()
+                applied[0] += int(detail.get("changes") or 0)
+                if detail.get("latency") is not None:
+                    latencies.append(float(detail["latency"]))
+
+        def oldest_age() -> float:
+            with lock:
+                age = time.monotonic() - written[0] if written else 0.0
+            max_age[0] = max(max_age[0], age)
+            return age
+
+        def gate() -> None:
+            while oldest_age() > LAG_HOLD:
+                time.sleep(0.005)
+
+        worker.listeners.append(on_event)
+        try:
+            say(f"async-sync-throughput: writing for {seconds:.0f} s in async mode, lag held under 1 s")
+            with lock:
+                applied_before = applied[0]
+            started = time.perf_counter()
+            done, _ = writer.run(seconds=seconds, gate=gate, on_write=on_write)
+            # What is still pending is not counted: only what reached Sales inside the window.
+            window = time.perf_counter() - started
+            with lock:
+                synced = applied[0] - applied_before
+            # Let the drainer finish before the map is switched back (and report the final lag).
+            deadline = time.monotonic() + 30.0
+            while oldest_age() > 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            worker.listeners.remove(on_event)
+        lifecycle.run(MAP_ID, initial_sync=False, master="scm", mode="live")
+    finally:
+        writer.close()
+    rate = synced / window if window else 0.0
+    ordered = sorted(latencies)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else None
+    return BenchResult("async-sync-throughput", round(rate, 1), "records/s", round(raw_rate, 1),
+                       "raw write rate of the same writers with the map stopped", _ratio(rate, raw_rate),
+                       {"window_seconds": round(window, 2), "written": done, "synced_in_window": synced,
+                        "raw_writes": raw_done, "lag_p95_seconds": round(p95, 3) if p95 is not None else None,
+                        "lag_max_seconds": round(max(ordered), 3) if ordered else None,
+                        "lag_hold_seconds": LAG_HOLD, "errors": writer.errors})
+
+
+# ---- request throughput of the mocks ----------------------------------------------------------------------
 def _bare_app() -> Flask:
     app = Flask("baseline")
 
@@ -63,48 +556,51 @@ def _rate(count: int, work: Callable[[int], None], threads: int, deadline: float
     return done / elapsed if elapsed > 0 else 0.0
 
 
-def run_bench(*, quick: bool = False, threads: int = 4, time_budget: float = 120.0,
-              progress: Callable[[str], None] | None = None) -> list[BenchResult]:
-    """Serve Sales, SCM and a bare baseline app on loopback and measure reads, writes and queries per second."""
-    say = progress or (lambda _text: None)
-    count = 300 if quick else 2000
-    deadline = time.monotonic() + time_budget
+def _request_throughput(count: int, threads: int, deadline: float, say: Progress) -> list[BenchResult]:
+    """Serve Sales, SCM and a bare baseline app on loopback and measure writes, reads and queries per second."""
     apps = build_apps(StackConfig(memory=True, seed=1))
     group = ServerGroup()
     results: list[BenchResult] = []
+    local = threading.local()
+    clients: list[httpx.Client] = []
     try:
         base = group.start("baseline", _bare_app(), free_port())
         urls = {name: group.start(name, app, free_port()).url for name, app in apps.items()}
-        local = threading.local()
 
         def client() -> httpx.Client:
             if not hasattr(local, "client"):
                 local.client = httpx.Client(timeout=30.0, headers={"Accept": "application/json"})
+                clients.append(local.client)
             return local.client
 
-        say("baseline: bare WSGI endpoint")
+        say("requests: baseline, bare WSGI endpoint")
+        _rate(min(count, 100), lambda i: client().get(f"{base.url}/ping").raise_for_status(), threads, deadline)
         baseline = _rate(count, lambda i: client().get(f"{base.url}/ping").raise_for_status(), threads, deadline)
 
         def measure(name: str, work: Callable[[int], None]) -> None:
-            say(name)
+            say(f"requests: {name}")
             value = _rate(count, work, threads, deadline)
             results.append(BenchResult(name, round(value, 1), "requests/s", round(baseline, 1),
-                                       "bare WSGI endpoint, same server", round(value / baseline, 3)))
+                                       "bare WSGI endpoint, same server", _ratio(value, baseline),
+                                       {"requests": count, "threads": threads}))
 
         if "sales" in urls:
             root = urls["sales"] + "/api/data/v9.2"
             ids: list[str] = []
 
             def sales_write(i: int) -> None:
-                response = client().post(f"{root}/accounts", json={"name": f"Bench {i}", "accountnumber": f"B-{i}"})
+                response = client().post(f"{root}/accounts", json={
+                    "name": f"Bench {i}", "accountnumber": f"B-{i}", "creditlimit": i % 1000})
                 response.raise_for_status()
                 ids.append(response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")"))
 
             measure("sales-writes", sales_write)
             measure("sales-reads", lambda i: client().get(f"{root}/accounts({ids[i % len(ids)]})").raise_for_status())
+            # A typical list view: filtered, sorted, a few columns, 50 rows a page (server-driven paging).
             measure("sales-queries", lambda i: client().get(
-                f"{root}/accounts", params={"$select": "name,accountnumber", "$filter": "startswith(name,'Bench 1')",
-                                            "$top": "50"}).raise_for_status())
+                f"{root}/accounts", headers={"Prefer": "odata.maxpagesize=50"},
+                params={"$select": "name,accountnumber,creditlimit", "$orderby": "name",
+                        "$filter": f"statecode eq 0 and startswith(name,'Bench {i % 10}')"}).raise_for_status())
         if "scm" in urls:
             root = urls["scm"] + "/data"
 
@@ -115,35 +611,63 @@ def run_bench(*, quick: bool = False, threads: int = 4, time_budget: float = 120
 
             measure("scm-writes", scm_write)
             measure("scm-reads", lambda i: client().get(
-                f"{root}/CustomersV3(dataAreaId='usmf',CustomerAccount='BENCH-{i % count:05d}')").raise_for_status())
-            measure("scm-queries", lambda i: client().get(
-                f"{root}/CustomersV3", params={"$select": "CustomerAccount,OrganizationName",
-                                               "$filter": "CustomerAccount eq 'BENCH-001*'", "$top": "50"}
+                f"{root}/CustomersV3(dataAreaId='{COMPANY}',CustomerAccount='BENCH-{i % count:05d}')"
             ).raise_for_status())
+            # The same list view in F&O style: $top/$skip pages of a filtered, sorted entity.
+            measure("scm-queries", lambda i: client().get(
+                f"{root}/CustomersV3", params={"$select": "CustomerAccount,OrganizationName,CreditLimit",
+                                               "$filter": "CustomerGroupId eq '10'", "$orderby": "OrganizationName",
+                                               "$top": "50", "$skip": str((i % 5) * 50)}).raise_for_status())
     finally:
-        group.stop_all()
+        from sandbox.loadtest import quiet_waitress
+
+        for item in clients:
+            item.close()
+        with quiet_waitress():
+            group.stop_all()
         for app in apps.values():
             app.extensions["sandbox"].db.dispose()
     return results
 
 
-def report(results: list[BenchResult], machine: dict[str, Any]) -> dict[str, Any]:
-    return {"results": [asdict(r) for r in results], "machine": machine}
+# ---- reporting --------------------------------------------------------------------------------------------
+def report(results: list[BenchResult], machine: dict[str, Any], seconds: float | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"results": [asdict(r) for r in results], "machine": machine}
+    if seconds is not None:
+        out["seconds"] = round(seconds, 1)
+    return out
 
 
 def machine_info() -> dict[str, Any]:
-    import os
     import platform
 
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+    info: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                            "platform": platform.platform()}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import sqlite3
+
+        info["sqlite"] = sqlite3.sqlite_version
+    except ImportError:  # pragma: no cover
+        pass
+    return info
 
 
-def print_table(results: list[BenchResult], out: Any = sys.stdout) -> None:
-    out.write(f"{'benchmark':<16} {'value':>10} {'unit':<11} {'baseline':>10}  {'ratio':>6}  baseline is\n")
+def print_table(results: list[BenchResult], out: Any = None) -> None:
+    out = out or sys.stdout
+    out.write(f"{'benchmark':<22} {'value':>10} {'unit':<11} {'baseline':>10}  {'ratio':>6}  baseline is\n")
     for r in results:
-        out.write(f"{r.name:<16} {r.value:>10.1f} {r.unit:<11} {r.baseline:>10.1f}  {r.ratio:>6.3f}  {r.baseline_name}\n")
+        out.write(f"{r.name:<22} {r.value:>10.1f} {r.unit:<11} {r.baseline:>10.1f}  {r.ratio:>6.3f}  "
+                  f"{r.baseline_name}\n")
 
 
-def dump(results: list[BenchResult], path: str) -> None:
+def dump(results: list[BenchResult], path: str, seconds: float | None = None) -> None:
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(report(results, machine_info()), handle, indent=2)
+        json.dump(report(results, machine_info(), seconds), handle, indent=2)

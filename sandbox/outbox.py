@@ -153,6 +153,7 @@ class Outbox:
         self._latest = 0  # highest seq known committed; refreshed exactly by latest_seq()
         self._in_flight: set[int] = set()  # first seq of each open transaction that recorded changes
         self.table = ChangeRecord.__table__
+        self._insert = sa.insert(self.table)  # built once: a statement per change cost more than the insert
 
     # ---- writing ----------------------------------------------------------------------------------
     def record(self, db: Database, entity_name: str, key: dict[str, Any], operation: str,
@@ -177,7 +178,7 @@ class Outbox:
         }
         # Insert and in-flight registration are atomic with respect to readers' watermark snapshot.
         with self._cond:
-            seq = int(db.connection.execute(sa.insert(self.table).values(**values)).inserted_primary_key[0])
+            seq = int(db.connection.execute(self._insert, values).inserted_primary_key[0])
             if tx is None:
                 tx = _TxChanges(values["transaction_id"], seq, seq)
                 db.bag[_BAG_KEY] = tx

@@ -238,6 +238,14 @@ def _build_table(metadata: sa.MetaData, entity: EntityType) -> sa.Table:
     for index, alt in enumerate(entity.alternate_keys):
         # Alternate keys are unique only when every part is set (NULLs never collide in SQL).
         sa.Index(f"ux_{entity.entity_set}_alt{index}", *[table.c[k] for k in alt], unique=True)
+    for index, key in enumerate([entity.key, *entity.alternate_keys]):
+        # $filter compares strings case-insensitively (lower(column) = 'value'), which no plain index
+        # serves: without these, every lookup by key in a $filter (the bridge's "does it exist?") scans
+        # the whole table. SQLite and PostgreSQL both index expressions.
+        folded = [entity.properties[k].type == STRING and entity.properties[k].enum is None for k in key]
+        if any(folded):
+            sa.Index(f"ix_{entity.entity_set}_ci{index}",
+                     *[sa.func.lower(table.c[k]) if fold else table.c[k] for k, fold in zip(key, folded)])
     for nav in entity.navigations.values():
         if nav.owns_fk:
             for local, _ in nav.pairs:

@@ -79,6 +79,9 @@ class Store:
         self._version_floor_loaded = False
         #: called once per transaction, just before it commits, with every change it made (live sync)
         self.commit_hooks: list[Callable[[list[dict[str, Any]]], None]] = []
+        # Statements built once and reused with bound parameters: building a SQLAlchemy statement and its
+        # cache key per call (``.values(**row)``, ``column == value``) cost more than SQLite's work itself.
+        self._statements: dict[tuple[Any, ...], Any] = {}
 
     # ---- reads ------------------------------------------------------------------------------------
     def entity(self, name: str) -> EntityType:
@@ -103,19 +106,27 @@ class Store:
              order_by: Iterable[str] = (), limit: int | None = None) -> list[Row]:
         """Rows matching equality conditions, in ``order_by`` (property names; prefix ``-`` = desc)."""
         entity = self.entity(entity_name)
-        table = entity.table
-        assert table is not None
-        query = sa.select(table)
-        for name, value in (where or {}).items():
-            column = table.c[name]
-            query = query.where(column.is_(None) if value is None else column == value)
-        orders = []
-        for name in order_by:
-            orders.append(table.c[name[1:]].desc() if name.startswith("-") else table.c[name])
-        query = query.order_by(*orders, table.c[ROWID]) if orders else query.order_by(table.c[ROWID])
+        where = where or {}
+        order = tuple(order_by)
+        signature = ("find", entity.name, tuple((name, value is None) for name, value in where.items()), order,
+                     limit is not None)
+        query = self._statements.get(signature)
+        if query is None:
+            table = entity.table
+            assert table is not None
+            query = sa.select(table)
+            for name, value in where.items():
+                column = table.c[name]
+                query = query.where(column.is_(None) if value is None else column == sa.bindparam(f"sandbox_w_{name}"))
+            orders = [table.c[name[1:]].desc() if name.startswith("-") else table.c[name] for name in order]
+            query = query.order_by(*orders, table.c[ROWID]) if orders else query.order_by(table.c[ROWID])
+            if limit is not None:
+                query = query.limit(sa.bindparam("sandbox_limit", type_=sa.Integer))
+            self._statements[signature] = query
+        params = {f"sandbox_w_{name}": value for name, value in where.items() if value is not None}
         if limit is not None:
-            query = query.limit(limit)
-        return [dict(r._mapping) for r in self.db.connection.execute(query)]
+            params["sandbox_limit"] = limit
+        return [dict(r._mapping) for r in self.db.connection.execute(query, params)]
 
     # ---- writes -----------------------------------------------------------------------------------
     def insert(self, entity_name: str, values: Mapping[str, Any], *, identity: str = DEFAULT_IDENTITY,
@@ -137,7 +148,7 @@ class Store:
         row[ROWVERSION] = self.next_version()
         table = entity.table
         assert table is not None
-        result = self.db.connection.execute(sa.insert(table).values(**row))
+        result = self.db.connection.execute(self._statement("insert", table), row)
         row[ROWID] = result.inserted_primary_key[0]
         self._record(entity, "create", row, list(entity.properties), identity)
         if behavior is not None:
@@ -164,10 +175,8 @@ class Store:
         after[ROWVERSION] = self.next_version()
         table = entity.table
         assert table is not None
-        self.db.connection.execute(
-            sa.update(table).where(table.c[ROWID] == before[ROWID])
-            .values(**effective, **{ROWVERSION: after[ROWVERSION]})
-        )
+        self.db.connection.execute(self._statement("update", table),
+                                   {**effective, ROWVERSION: after[ROWVERSION], "sandbox_rowid": before[ROWID]})
         self._record(entity, "update", after, list(effective), identity)
         if behavior is not None:
             behavior.after_write(ctx, "update", after, before)
@@ -182,12 +191,25 @@ class Store:
             behavior.on_delete(ctx, row)
         table = entity.table
         assert table is not None
-        self.db.connection.execute(sa.delete(table).where(table.c[ROWID] == row[ROWID]))
+        self.db.connection.execute(self._statement("delete", table), {"sandbox_rowid": row[ROWID]})
         self._record(entity, "delete", row, [], identity)
         if behavior is not None:
             behavior.after_write(ctx, "delete", row, row)
 
     # ---- helpers ----------------------------------------------------------------------------------
+    def _statement(self, kind: str, table: sa.Table) -> Any:
+        """The reusable insert/update/delete of ``table`` (updates set the columns given as parameters)."""
+        statement = self._statements.get((kind, table.name))
+        if statement is None:
+            if kind == "insert":
+                statement = sa.insert(table)
+            elif kind == "update":
+                statement = sa.update(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
+            else:
+                statement = sa.delete(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
+            self._statements[(kind, table.name)] = statement
+        return statement
+
     def behavior(self, entity: EntityType) -> EntityBehavior | None:
         """The rules of an entity; an alias (a view over another entity's table) shares its base's."""
         return self.behaviors.get(entity.name) or (
@@ -232,10 +254,18 @@ class Store:
                     raise BadRequest(f"The key property '{missing[0]}' of '{entity.name}' must have a value.",
                                      "0x80040203")
                 continue
-            query = sa.select(table.c[ROWID]).where(*[table.c[k] == v for k, v in values.items()])
+            signature = ("unique", table.name, tuple(key), own_rowid is not None)
+            query = self._statements.get(signature)
+            if query is None:
+                query = sa.select(table.c[ROWID]).where(*[table.c[k] == sa.bindparam(f"sandbox_w_{k}") for k in key])
+                if own_rowid is not None:
+                    query = query.where(table.c[ROWID] != sa.bindparam("sandbox_own_rowid"))
+                query = query.limit(1)
+                self._statements[signature] = query
+            params = {f"sandbox_w_{k}": v for k, v in values.items()}
             if own_rowid is not None:
-                query = query.where(table.c[ROWID] != own_rowid)
-            if self.db.connection.execute(query.limit(1)).first() is not None:
+                params["sandbox_own_rowid"] = own_rowid
+            if self.db.connection.execute(query, params).first() is not None:
                 described = ", ".join(f"{k}: {v}" for k, v in values.items())
                 raise Conflict("A record with matching key values already exists.", "0x80040237",
                                detail=f"Cannot create a record in {entity.name}. {described}. "

@@ -1,0 +1,545 @@
+"""Async mode: a drainer per source service that applies its change feed to the other side, continuously.
+
+Like dual-write's async mode, an async map is eventually consistent: the source write commits on its own
+and the bridge catches up from the source outbox (``GET /_sandbox/changes``). The guarantees:
+
+* **At least once, effectively exactly once.** The worker's position per source feed is a durable cursor
+  (``bridge_cursor``) that moves only after a source transaction was applied (or kept as an error). A
+  kill between the two redelivers that transaction; writes upsert on integration keys and the per-record
+  guard (``bridge_applied``: newest seq applied per map and record) skips what was already applied.
+* **Per-record order.** A change whose seq is not newer than the guard is never applied, so a duplicated or
+  reordered delivery cannot put an older image over a newer one. One source transaction is applied as one
+  target change set, parents before children (the engine orders the writes).
+* **Retries.** Transient failures (429, 5xx, the other side unreachable) are retried with exponential
+  backoff that waits at least the ``Retry-After`` the target asked for, a bounded number of times. What
+  still fails (and every non-transient failure) is kept as a **catch-up error** of the map: shown beside
+  the queue, retried with the map's catch-up "Retry" (which skips rows a newer change has superseded) and
+  counted as failed. Keeping the drainer moving rather than blocking the whole feed on one bad record is
+  the trade-off; an alert rule can pause the map when errors pile up.
+* **Where a map starts.** When a map switches to async, its floor is the feed's latest seq at that moment
+  (``bridge_cursor`` row ``async:<map>:<source>``): initial sync covers what existed, the worker the rest.
+
+Deletes, filters and value maps behave as in live sync: the same :meth:`SyncEngine.apply` does the work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import tenacity
+
+from bridge.engine import INTEGRATION_IDENTITY, Source, SyncEngine, SyncError
+from bridge.mapping import TableMap
+from bridge.state import INITIALIZING, PAUSED, RESUMING, RUNNING, BridgeState
+from sandbox.clients import ServiceError
+from sandbox.livesync import coalesce
+
+if TYPE_CHECKING:
+    from bridge.lifecycle import Lifecycle
+    from sandbox.clients import ControlClient
+
+log = logging.getLogger(__name__)
+
+SOURCES: tuple[Source, ...] = ("sales", "scm")
+PAGE_SIZE = 200
+BACKLOG_LIMIT = 5000  # status counts the queue up to this many changes per source (more shows as 5000+)
+
+
+class Stopping(BaseException):
+    """Raised inside a backoff sleep when the worker is stopping; a BaseException so no handler eats it."""
+
+
+@dataclass
+class RetryPolicy:
+    """How the worker retries a transient failure: ``attempts`` tries in all, exponential backoff with jitter
+    from ``initial`` up to ``maximum`` seconds, never shorter than the target's ``Retry-After`` (capped at
+    ``max_retry_after`` so a silly header cannot park the drainer for hours)."""
+
+    attempts: int = 6
+    initial: float = 0.2
+    maximum: float = 30.0
+    max_retry_after: float = 120.0
+
+
+@dataclass
+class Outcome:
+    """What happened to one slice of a source transaction (the changes that go to the same set of maps)."""
+
+    map_ids: frozenset[str]
+    changes: list[dict[str, Any]]
+    written: int = 0
+    error: SyncError | None = None
+    counted: bool = False  # the engine already counted the failure (its own SyncError)
+
+
+@dataclass
+class GroupResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: int = 0  # changes not applied again: stale (guard) or before a map's async floor
+
+    @property
+    def written(self) -> int:
+        return sum(o.written for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+
+def record_key(change: dict[str, Any]) -> str:
+    """How the ordering guard names a source record: its table and its key."""
+    return f"{change['table']}|{json.dumps(change.get('key') or {}, sort_keys=True, default=str)}"
+
+
+def floor_name(map_id: str, source: str) -> str:
+    return f"async:{map_id}:{source}"
+
+
+def as_sync_error(exc: Exception) -> SyncError:
+    """Any failure of one apply as a :class:`SyncError` that says whether retrying may help."""
+    if isinstance(exc, SyncError):
+        return exc
+    if isinstance(exc, ServiceError):  # a read the engine made before writing (lookups, existing rows)
+        return SyncError(f"Reading from the other side failed: {exc.message}", exc.status,
+                         transient=exc.transient, retry_after=exc.retry_after)
+    if isinstance(exc, httpx.TransportError):
+        return SyncError(f"The other side could not be reached: {exc}", 503, transient=True)
+    return SyncError(f"Unexpected error: {type(exc).__name__}: {exc}", 500)
+
+
+def by_transaction(changes: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive changes of one source transaction, together (the feed keeps a transaction contiguous)."""
+    groups: list[list[dict[str, Any]]] = []
+    for change in changes:
+        if groups and groups[-1][0].get("transaction_id") == change.get("transaction_id"):
+            groups[-1].append(change)
+        else:
+            groups.append([change])
+    return groups
+
+
+def apply_in_order(engine: SyncEngine, state: BridgeState, source: Source, group: list[dict[str, Any]],
+                   map_ids: Iterable[str], *, via: str, floors: dict[str, int] | None = None,
+                   call: Callable[[Callable[[], int]], int] | None = None) -> GroupResult:
+    """Apply one source transaction through ``map_ids``, skipping what the ordering guard says is stale.
+
+    The transaction is first coalesced (one change per record, the last image), then each change goes to
+    the maps for which it is newer than both the map's floor and the newest change already applied for
+    that record. Changes bound for the same set of maps are applied as one unit (``call`` wraps the
+    attempt, e.g. with retries); after a success the guard moves forward. Failures are returned, never
+    raised, so the caller decides whether they become catch-up errors.
+    """
+    wanted = set(map_ids)
+    floors = floors or {}
+    result = GroupResult()
+    changes = coalesce(group)
+    relevant = {id(c): [m.id for m in engine.maps_for(source, c["table"]) if m.id in wanted] for c in changes}
+    applied = state.applied_seqs(source, wanted, {record_key(c) for c in changes})
+    buckets: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for change in changes:
+        seq = int(change.get("seq") or 0)
+        fresh = frozenset(m for m in relevant[id(change)]
+                          if seq > floors.get(m, 0) and seq > applied.get((m, record_key(change)), 0))
+        if not fresh:
+            result.skipped += 1
+            continue
+        buckets.setdefault(fresh, []).append(change)
+    for fresh, subset in buckets.items():
+        outcome = Outcome(fresh, subset)
+        result.outcomes.append(outcome)
+
+        def attempt(subset: list[dict[str, Any]] = subset, fresh: frozenset[str] = fresh) -> int:
+            try:
+                return engine.apply(source, subset, maps=lambda m: m.id in fresh, allow_fetch=True, via=via,
+                                    partial=True)
+            except SyncError:
+                raise
+            except (ServiceError, httpx.TransportError) as exc:
+                raise as_sync_error(exc) from exc
+
+        try:
+            outcome.written = call(attempt) if call else attempt()
+        except Exception as exc:  # noqa: BLE001 - one failing unit must not stop the others
+            if not isinstance(exc, (SyncError, ServiceError, httpx.TransportError)):
+                log.exception("%s: applying %s changes failed unexpectedly", via, source)
+            outcome.error = as_sync_error(exc)
+            # The engine counts the SyncErrors it raises itself; failed reads and bugs reach us uncounted.
+            outcome.counted = isinstance(exc, SyncError) and exc.__cause__ is None
+            continue
+        state.mark_applied(source, [(m, record_key(c), int(c.get("seq") or 0))
+                                    for c in subset for m in relevant[id(c)] if m in fresh])
+    return result
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def age_seconds(created_at: str | None) -> float | None:
+    when = _parse_time(created_at)
+    if when is None:
+        return None
+    return max(0.0, (dt.datetime.now(dt.timezone.utc) - when).total_seconds())
+
+
+class AsyncWorker:
+    """One drainer thread per source service; owns the async cursors and the ordering guard.
+
+    ``deliver`` and ``drain_once`` work without the threads (tests drive them step by step); ``start``
+    runs them continuously until ``stop``.
+    """
+
+    def __init__(self, engine: SyncEngine, state: BridgeState, lifecycle: "Lifecycle",
+                 controls: dict[Source, "ControlClient"], *, poll_wait: float = 1.0,
+                 retry: RetryPolicy | None = None) -> None:
+        self.engine = engine
+        self.state = state
+        self.lifecycle = lifecycle
+        self.controls = controls
+        self.poll_wait = poll_wait
+        self.retry = retry or RetryPolicy()
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.last_error: dict[str, str | None] = {source: None for source in SOURCES}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        # Cursor moves and rewinds (a map joining async mode) must not interleave: a drainer that read a
+        # page before a rewind must not then move the cursor past the rewound position.
+        self._cursor_lock = threading.Lock()
+        self._epoch = {source: 0 for source in SOURCES}
+        lifecycle.worker = self
+
+    # ---- which maps ----------------------------------------------------------------------------------
+    def async_maps(self, source: Source) -> list[TableMap]:
+        """Maps running in async mode that read from ``source``."""
+        rows = self.state.map_rows()
+        found = []
+        for table_map in self.engine.maps:
+            row = rows.get(table_map.id)
+            if (row and row["state"] == RUNNING and row["mode"] == "async"
+                    and source in self.lifecycle.sources(table_map)):
+                found.append(table_map)
+        return found
+
+    def latest(self, source: Source) -> int:
+        return int(self.controls[source].changes(after=0, limit=1)["latest"])
+
+    def begin(self, table_map: TableMap) -> None:
+        """A map is switching to async: its floor is the feed's latest seq now; rewind the drainer to it."""
+        for source in self.lifecycle.sources(table_map):
+            seq = self.latest(source)
+            self.state.set_cursor(floor_name(table_map.id, source), seq)
+            with self._cursor_lock:
+                cursor = self.state.cursor(source)
+                if cursor is None or cursor > seq:
+                    self.state.set_cursor(source, seq)
+                    self._epoch[source] += 1
+        self.wake()
+
+    def floor(self, table_map: TableMap, source: Source) -> int:
+        value = self.state.cursor(floor_name(table_map.id, source))
+        if value is None:  # async set some other way (an older database): start where the drainer is
+            value = self.state.cursor(source) or self.latest(source)
+            self.state.set_cursor(floor_name(table_map.id, source), value)
+        return value
+
+    def position(self, table_map: TableMap, source: Source) -> int:
+        """The seq through which ``source``'s changes have been handled for ``table_map``."""
+        return max(self.state.cursor(source) or 0, self.floor(table_map, source))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ---- applying ------------------------------------------------------------------------------------
+    def deliver(self, source: Source, changes: list[dict[str, Any]], maps: list[TableMap] | None = None
+                ) -> GroupResult:
+        """Apply ``changes`` (as delivered: maybe duplicated or out of order) to the async maps; no cursor move.
+
+        Failures become catch-up errors. Returns the combined result of every transaction.
+        """
+        maps = self.async_maps(source) if maps is None else maps
+        floors = {m.id: self.floor(m, source) for m in maps}
+        total = GroupResult()
+        for group in by_transaction(changes):
+            result = self._deliver_group(source, group, {m.id for m in maps}, floors)
+            total.outcomes.extend(result.outcomes)
+            total.skipped += result.skipped
+        return total
+
+    def _deliver_group(self, source: Source, group: list[dict[str, Any]], map_ids: set[str],
+                       floors: dict[str, int]) -> GroupResult:
+        result = apply_in_order(self.engine, self.state, source, group, map_ids, via="async", floors=floors,
+                                call=lambda attempt: self._with_retry(attempt, source))
+        for outcome in result.outcomes:
+            if outcome.error is None:
+                if not outcome.written:
+                    continue  # filtered out by the map: nothing reached the other side
+                ages = [a for a in (age_seconds(c.get("created_at")) for c in outcome.changes) if a is not None]
+                self._emit("applied", {"source": source, "maps": sorted(outcome.map_ids),
+                                       "changes": len(outcome.changes), "latency": max(ages) if ages else None})
+            else:
+                self._keep(source, outcome)
+        return result
+
+    def _keep(self, source: Source, outcome: Outcome) -> None:
+        """A unit that failed for good: keep its changes as catch-up errors of each map it was bound for."""
+        error = outcome.error
+        assert error is not None
+        for map_id in sorted(outcome.map_ids):
+            mine = [c for c in outcome.changes
+                    if any(m.id == map_id for m in self.engine.maps_for(source, c["table"]))]
+            for change in mine:
+                self.state.add_catchup_error(map_id, change, source, f"Async: {error.message}")
+            if not outcome.counted:
+                self.state.count(map_id, failed=1, error=error.message)
+            self.state.activity(map_id, "error", f"async: {len(mine)} change(s) kept as catch-up errors "
+                                                 f"({'gave up retrying: ' if error.transient else ''}{error.message})")
+        self._emit("kept", {"source": source, "maps": sorted(outcome.map_ids), "changes": len(outcome.changes)})
+
+    def _with_retry(self, attempt: Callable[[], int], source: Source) -> int:
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(max(1, self.retry.attempts)),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, SyncError) and exc.transient),
+            sleep=self._sleep,
+            before_sleep=lambda retry_state: self._before_sleep(retry_state, source),
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        """Exponential backoff, but never sooner than the target's Retry-After."""
+        # initial, 2x, 4x ... up to maximum, plus up to one `initial` of jitter so retries do not align
+        policy = self.retry
+        backoff = (tenacity.wait_exponential(multiplier=policy.initial, max=policy.maximum)
+                   + tenacity.wait_random(0, policy.initial))(retry_state)
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        hint = getattr(error, "retry_after", None) or 0.0
+        return min(max(backoff, float(hint)), max(policy.max_retry_after, policy.maximum))
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise Stopping()
+
+    def _before_sleep(self, retry_state: tenacity.RetryCallState, source: Source) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self._emit("retry", {"source": source, "attempt": retry_state.attempt_number, "wait": wait,
+                             "error": getattr(error, "message", str(error))})
+
+    def _emit(self, event: str, detail: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, detail)
+            except Exception:  # noqa: BLE001 - observers must not break the drainer
+                log.exception("async listener failed")
+
+    # ---- draining ------------------------------------------------------------------------------------
+    def drain_once(self, source: Source, wait: float = 0.0) -> int:
+        """Read one page of ``source``'s feed after the cursor and apply it; returns how many changes it read."""
+        maps = self.async_maps(source)
+        if not maps:
+            return 0
+        floors = {m.id: self.floor(m, source) for m in maps}
+        tables = sorted({self.lifecycle.source_table(m, source) for m in maps})
+        with self._cursor_lock:
+            cursor = self.state.cursor(source)
+            if cursor is None:
+                cursor = min(floors.values())
+                self.state.set_cursor(source, cursor)
+            epoch = self._epoch[source]
+        page = self.controls[source].changes(after=cursor, limit=PAGE_SIZE, tables=tables,
+                                             exclude_identity=INTEGRATION_IDENTITY, wait=wait)
+        changes = page.get("changes") or []
+        if int(page.get("latest") or 0) < cursor:
+            self._feed_rewound(source, maps, int(page.get("latest") or 0))
+            return 0
+        map_ids = {m.id for m in maps}
+        for group in by_transaction(changes):
+            if self._stop.is_set():
+                raise Stopping()
+            self._deliver_group(source, group, map_ids, floors)
+            if not self._advance(source, epoch, int(group[-1]["seq"])):
+                return len(changes)  # rewound meanwhile: read again from the new position
+        self._advance(source, epoch, int(page.get("next") or cursor))
+        return len(changes)
+
+    def _feed_rewound(self, source: Source, maps: list[TableMap], latest: int) -> None:
+        """The source's feed restarted below our cursor (a control-plane reset): its seqs mean new rows now.
+
+        Every position and guard of that feed is void; the async maps continue from its latest change, as
+        if switched to async now (an initial sync settles whatever the reset changed).
+        """
+        with self._cursor_lock:
+            self.state.clear_applied(source)
+            self.state.set_cursor(source, latest)
+            for table_map in maps:
+                self.state.set_cursor(floor_name(table_map.id, source), latest)
+            self._epoch[source] += 1
+        for table_map in maps:
+            self.state.activity(table_map.id, "state", f"The {source} change feed was reset: async sync continues "
+                                                       "from its latest change (run an initial sync to settle)")
+
+    def _advance(self, source: Source, epoch: int, seq: int) -> bool:
+        with self._cursor_lock:
+            if self._epoch[source] != epoch:
+                return False
+            if seq > (self.state.cursor(source) or 0):
+                self.state.set_cursor(source, seq)
+            return True
+
+    def drain(self, source: Source | None = None, max_pages: int = 1000) -> int:
+        """Apply everything pending now (no waiting); returns how many changes were read."""
+        total = 0
+        for name in ([source] if source else SOURCES):
+            for _ in range(max_pages):
+                read = self.drain_once(name)
+                total += read
+                if not read:
+                    break
+        return total
+
+    def flush(self, table_map: TableMap) -> int:
+        """Apply what is pending for one map right now (before it leaves async mode)."""
+        total = 0
+        for source in self.lifecycle.sources(table_map):
+            after = self.position(table_map, source)
+            floors = {table_map.id: self.floor(table_map, source)}
+            while True:
+                page = self.controls[source].changes(after=after, limit=PAGE_SIZE,
+                                                     tables=[self.lifecycle.source_table(table_map, source)],
+                                                     exclude_identity=INTEGRATION_IDENTITY)
+                changes = page.get("changes") or []
+                for group in by_transaction(changes):
+                    self._deliver_group(source, group, {table_map.id}, floors)
+                total += len(changes)
+                if not changes:
+                    break
+                after = int(page["next"])
+        return total
+
+    # ---- status --------------------------------------------------------------------------------------
+    def backlog(self, table_map: TableMap, row: dict[str, Any]) -> tuple[int, float | None]:
+        """How many changes wait for ``table_map`` and the age in seconds of the oldest (0.0 when none)."""
+        queued = 0
+        oldest: float | None = None
+        for source in self.lifecycle.sources(table_map):
+            if row["state"] in (PAUSED, RESUMING):
+                after = row[f"paused_{source}_seq"] or 0
+            else:
+                after = self.position(table_map, source)
+            page = self.controls[source].changes(after=after, limit=BACKLOG_LIMIT,
+                                                 tables=[self.lifecycle.source_table(table_map, source)],
+                                                 exclude_identity=INTEGRATION_IDENTITY)
+            changes = page.get("changes") or []
+            queued += len(changes)
+            if changes:
+                age = age_seconds(changes[0].get("created_at"))
+                if age is not None:
+                    oldest = age if oldest is None else max(oldest, age)
+        return queued, (oldest if oldest is not None else 0.0)
+
+    def status_fields(self, table_map: TableMap, row: dict[str, Any]) -> dict[str, Any]:
+        """Fields the map status gains: ``queued`` and ``lag_seconds`` (age of the oldest unapplied change)."""
+        state, mode = row["state"], row["mode"]
+        if state == RUNNING and mode == "live":
+            return {"lag_seconds": 0.0}
+        if not ((state == RUNNING and mode == "async") or state in (PAUSED, RESUMING)):
+            return {"lag_seconds": None}
+        try:
+            queued, lag = self.backlog(table_map, row)
+        except Exception as exc:  # noqa: BLE001 - a status page must render when a service is down
+            return {"lag_seconds": None, "feed_error": str(exc)}
+        fields: dict[str, Any] = {"lag_seconds": round(lag, 3) if lag is not None else None}
+        if state == RUNNING:  # paused maps already count their queue the lifecycle's way
+            fields["queued"] = queued
+        return fields
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "cursors": {source: self.state.cursor(source) for source in SOURCES},
+            "last_error": dict(self.last_error),
+            "poll_wait": self.poll_wait,
+            "retry": {"attempts": self.retry.attempts, "initial": self.retry.initial, "maximum": self.retry.maximum},
+        }
+
+    # ---- threads -------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def start(self, recover: bool = True) -> None:
+        """Start the drainers (and, once, carry on what a previous run left half done)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._run, args=(source,), name=f"bridge-async-{source}",
+                                          daemon=True) for source in SOURCES]
+        if recover:
+            self._threads.append(threading.Thread(target=self.recover, name="bridge-recover", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the drainers; an in-flight long poll ends within ``poll_wait``, a backoff sleep at once."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout if timeout is not None else self.poll_wait + 30.0)
+        if not self.running:
+            # Stopped for good: drain()/deliver() may still be called by hand (tests, a flush).
+            self._threads = []
+            self._stop.clear()
+
+    def _run(self, source: Source) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if not self.async_maps(source):
+                    self._wake.wait(1.0)  # begin() wakes us at once when a map switches to async
+                    self._wake.clear()
+                    continue
+                self.drain_once(source, wait=self.poll_wait)
+                failures = 0
+                self.last_error[source] = None
+            except Stopping:
+                return
+            except Exception as exc:  # noqa: BLE001 - the feed being down must not kill the drainer
+                failures += 1
+                self.last_error[source] = f"{type(exc).__name__}: {exc}"
+                log.warning("async %s drainer: %s", source, exc)
+                if self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6))):
+                    return
+
+    def recover(self) -> None:
+        """Finish what a killed bridge left half done: resume interrupted catch-ups, rerun initial syncs."""
+        for table_map in self.engine.maps:
+            if self._stop.is_set():
+                return
+            row = self.state.map_row(table_map.id)
+            try:
+                if row["state"] == RESUMING:
+                    self.state.activity(table_map.id, "state", "Restarted while resuming: continuing the catch-up")
+                    self.lifecycle.resume(table_map.id, "catchup")
+                elif row["state"] == INITIALIZING:
+                    self.state.activity(table_map.id, "state", "Restarted during initial sync: running it again")
+                    self.lifecycle.run(table_map.id, initial_sync=True, master=row["master"], mode=row["mode"])
+            except Exception as exc:  # noqa: BLE001 - one map failing to recover must not stop the others
+                self.state.activity(table_map.id, "error", f"Recovery after restart failed: {exc}")
+
+
+__all__ = ["AsyncWorker", "RetryPolicy", "apply_in_order", "record_key", "by_transaction", "Stopping"]

@@ -1,0 +1,270 @@
+"""Async mode: the drainer applies change feeds in the background, once per change, in order per record."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from bridge.state import ActivityRow, CatchupErrorRow
+from bridge.worker import RetryPolicy
+from sandbox.testing import poll_until
+
+CUSTOMERS = "customers-accounts"
+
+
+def go_async(sandbox: Any) -> None:
+    sandbox.runtime.lifecycle.run(CUSTOMERS, initial_sync=False, mode="async")
+
+
+def test_an_async_map_syncs_creates_and_updates_both_ways_in_the_background(sandbox: Any) -> None:
+    """With the drainers running, a customer created or changed on either side shows up on the other."""
+    go_async(sandbox)
+    sandbox.create_customer("US-900", "Async Ltd")
+    poll_until(lambda: sandbox.account_name("US-900") == "Async Ltd", message="the new customer in Sales")
+    sandbox.rename_customer("US-900", "Async Ltd renamed")
+    poll_until(lambda: sandbox.account_name("US-900") == "Async Ltd renamed", message="the rename in Sales")
+
+    account = sandbox.account("US-900")
+    sandbox.sales.update("accounts", account["accountid"], {"name": "Named in Sales"})
+
+    def in_scm() -> bool:
+        rows = sandbox.scm.query("CustomersV3", filter="CustomerAccount eq 'US-900'", cross_company=True)
+        return bool(rows) and rows[0]["OrganizationName"] == "Named in Sales"
+
+    poll_until(in_scm, message="the Sales rename in SCM")
+    status = sandbox.runtime.lifecycle.status(CUSTOMERS)
+    assert status["mode"] == "async" and status["failed"] == 0
+
+
+def test_an_async_source_write_commits_even_when_the_target_refuses(quiet_sandbox: Any) -> None:
+    """Unlike live sync, an async map never blocks the source write: the failure is the bridge's to keep."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=400, times=1)
+    sandbox.rename_customer("US-001", "Committed anyway")  # would raise in live mode
+
+    sandbox.runtime.worker.drain()
+
+    errors = sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS)
+    assert len(errors) == 1 and errors[0]["message"].startswith("Async:")
+    assert sandbox.runtime.lifecycle.status(CUSTOMERS)["failed"] == 1
+
+
+def test_duplicated_deliveries_are_applied_once(quiet_sandbox: Any) -> None:
+    """The same feed delivered twice (at-least-once) writes each change once: the second pass is skipped."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    after = sandbox.scm_changes()[-1]["seq"]
+    for name in ("A", "B", "C"):
+        sandbox.rename_customer("US-001", name)
+    sandbox.rename_customer("US-002", "X")
+    changes = sandbox.scm_changes(after)
+    mark = sandbox.sales_seq()
+    worker = sandbox.runtime.worker
+
+    first = worker.deliver("scm", changes)
+    second = worker.deliver("scm", changes)
+
+    assert first.written == 4 and second.written == 0 and second.skipped == 4
+    assert len(sandbox.bridge_writes_to_sales(mark)) == 4
+    assert sandbox.account_name("US-001") == "C" and sandbox.account_name("US-002") == "X"
+
+
+def test_reordered_deliveries_never_apply_an_older_image_over_a_newer_one(quiet_sandbox: Any) -> None:
+    """Shuffled across records and newest-first within one: each record ends at its newest image and no
+    older change is written after it."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    after = sandbox.scm_changes()[-1]["seq"]
+    for name in ("A", "B", "C"):
+        sandbox.rename_customer("US-001", name)
+    for name in ("X", "Y"):
+        sandbox.rename_customer("US-002", name)
+    changes = sandbox.scm_changes(after)
+    shuffled = list(reversed(changes))
+    random.Random(7).shuffle(shuffled)
+    mark = sandbox.sales_seq()
+
+    sandbox.runtime.worker.deliver("scm", shuffled + changes)
+
+    assert sandbox.account_name("US-001") == "C" and sandbox.account_name("US-002") == "Y"
+    written = sandbox.bridge_writes_to_sales(mark)
+    assert len(written) <= len(changes)  # never more writes than changes: nothing applied twice
+    last_by_record: dict[str, str] = {}
+    for write in written:
+        last_by_record[write["key"]["accountid"]] = write["after"]["name"]
+    assert sorted(last_by_record.values()) == ["C", "Y"]
+
+
+def test_a_429_with_retry_after_is_retried_after_waiting_and_then_applied(quiet_sandbox: Any) -> None:
+    """Throttled by the target (429, Retry-After: 1), the drainer waits at least that long and retries."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.rename_customer("US-003", "After throttling")
+    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=429, retry_after=1,
+                                    times=1)
+    retries: list[dict[str, Any]] = []
+    sandbox.runtime.worker.listeners.append(lambda event, detail: retries.append(detail) if event == "retry" else None)
+
+    started = time.monotonic()
+    sandbox.runtime.worker.drain("scm")
+    elapsed = time.monotonic() - started
+
+    assert sandbox.account_name("US-003") == "After throttling"
+    assert len(retries) == 1 and retries[0]["wait"] >= 1.0
+    assert elapsed >= 1.0
+    assert sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS) == []
+
+
+def test_transient_failures_past_the_retry_budget_become_catchup_errors_that_retry_completes(
+        quiet_sandbox: Any) -> None:
+    """5xx on every attempt: after the bounded retries the change is kept as a catch-up error (the drainer
+    moves on); Retry applies it once the target is back."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.runtime.worker.retry = RetryPolicy(attempts=3, initial=0.01, maximum=0.02)
+    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=503, times=3)
+    sandbox.rename_customer("US-004", "Eventually")
+
+    sandbox.runtime.worker.drain("scm")
+
+    errors = sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS)
+    assert len(errors) == 1 and errors[0]["message"].startswith("Async:")
+    assert sandbox.account_name("US-004") != "Eventually"
+    assert sandbox.runtime.lifecycle.status(CUSTOMERS)["queued"] == 0  # the drainer is not stuck on it
+
+    assert sandbox.runtime.lifecycle.retry_catchup(CUSTOMERS)["completed"] == 1
+    assert sandbox.account_name("US-004") == "Eventually"
+
+
+def test_retrying_a_catchup_error_superseded_by_a_newer_change_does_not_undo_it(quiet_sandbox: Any) -> None:
+    """A failed older change retried after a newer one of the same record was applied is marked completed
+    without writing: per-record order holds across retries."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=400, times=1)
+    sandbox.rename_customer("US-001", "Older")
+    sandbox.runtime.worker.drain("scm")
+    sandbox.rename_customer("US-001", "Newer")
+    sandbox.runtime.worker.drain("scm")
+    assert sandbox.account_name("US-001") == "Newer"
+
+    result = sandbox.runtime.lifecycle.retry_catchup(CUSTOMERS)
+
+    assert result["completed"] == 1
+    assert sandbox.account_name("US-001") == "Newer"
+    row = sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS)[0]
+    assert row["status"] == "Completed" and "Superseded" in row["message"]
+
+
+def test_switching_a_running_map_to_async_starts_at_the_latest_change(quiet_sandbox: Any) -> None:
+    """Changes from before the switch (already synced live) are not replayed; later ones are applied."""
+    sandbox = quiet_sandbox
+    sandbox.rename_customer("US-002", "Synced live")
+    mark = sandbox.sales_seq()
+    go_async(sandbox)
+
+    assert sandbox.runtime.worker.drain("scm") == 0
+    assert sandbox.bridge_writes_to_sales(mark) == []
+    sandbox.rename_customer("US-002", "Synced async")
+    assert sandbox.account_name("US-002") == "Synced live"  # not live any more
+    sandbox.runtime.worker.drain("scm")
+    assert sandbox.account_name("US-002") == "Synced async"
+
+
+def test_switching_back_to_live_applies_what_the_drainer_had_not_yet(quiet_sandbox: Any) -> None:
+    """Leaving async mode flushes the map's backlog first, so nothing is lost between the modes."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.rename_customer("US-003", "Pending async")
+
+    status = sandbox.runtime.lifecycle.run(CUSTOMERS, initial_sync=False, mode="live")
+
+    assert status["mode"] == "live"
+    assert sandbox.account_name("US-003") == "Pending async"
+    sandbox.rename_customer("US-003", "Live again")
+    assert sandbox.account_name("US-003") == "Live again"
+
+
+def test_status_reports_the_backlog_and_lag_of_an_async_map(quiet_sandbox: Any) -> None:
+    """Queued = changes not yet applied; lag = age of the oldest of them; both drop to 0 once drained."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.rename_customer("US-001", "Lagging 1")
+    sandbox.rename_customer("US-002", "Lagging 2")
+    life = sandbox.runtime.lifecycle
+
+    poll_until(lambda: life.status(CUSTOMERS)["lag_seconds"] > 0, message="a measurable lag")
+    assert life.status(CUSTOMERS)["queued"] == 2
+    sandbox.runtime.worker.drain()
+
+    status = life.status(CUSTOMERS)
+    assert status["queued"] == 0 and status["lag_seconds"] == 0.0
+
+
+def test_a_restarted_bridge_continues_from_its_durable_cursor(sandbox: Any) -> None:
+    """Changes made while the bridge is down are applied after a restart on the same database, once each."""
+    go_async(sandbox)
+    sandbox.create_customer("US-901", "Before restart")
+    poll_until(lambda: sandbox.account_name("US-901") == "Before restart", message="the first sync")
+    sandbox.runtime.worker.stop()  # the bridge is down from here on
+    mark = sandbox.sales_seq()
+    sandbox.rename_customer("US-901", "While down 1")
+    sandbox.rename_customer("US-901", "While down 2")
+    assert sandbox.account_name("US-901") == "Before restart"
+
+    sandbox.restart_bridge()
+
+    poll_until(lambda: sandbox.account_name("US-901") == "While down 2", message="the restarted drainer")
+    assert len(sandbox.bridge_writes_to_sales(mark)) == 2
+
+
+def test_the_drainers_stop_cleanly_and_report_it(sandbox: Any) -> None:
+    """stop() ends both drainer threads promptly, even in the middle of a long poll."""
+    go_async(sandbox)
+    worker = sandbox.runtime.worker
+    poll_until(lambda: worker.running, message="the drainers")
+    started = time.monotonic()
+    worker.stop()
+    assert not worker.running and time.monotonic() - started < 5
+    assert sandbox.bridge.get("/api/async").json["running"] is False
+
+
+def test_a_reset_source_feed_restarts_the_drainer_at_its_latest_change(quiet_sandbox: Any) -> None:
+    """A control-plane reset restarts the SCM feed's seqs below the drainer's cursor: the drainer notices,
+    continues from the new latest change (not replaying the re-seed) and applies later changes again."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.rename_customer("US-001", "Before reset")
+    sandbox.runtime.worker.drain("scm")
+    sandbox.runtime.lifecycle.stop(CUSTOMERS)  # the re-seed below must not go anywhere either
+    sandbox.scm_control.reset()
+    sandbox.scm_control.seed(1)
+    go_async(sandbox)
+    sandbox.runtime.state.set_cursor("scm", 10**9)  # as a long-running drainer's cursor would be
+    mark = sandbox.sales_seq()
+
+    assert sandbox.runtime.worker.drain("scm") == 0
+    assert sandbox.bridge_writes_to_sales(mark) == []
+    sandbox.rename_customer("US-001", "After reset")
+    sandbox.runtime.worker.drain("scm")
+
+    assert sandbox.account_name("US-001") == "After reset"
+    assert any("change feed was reset" in a["message"]
+               for a in sandbox.runtime.state.rows(ActivityRow, CUSTOMERS))
+
+
+def test_pausing_an_async_map_keeps_its_backlog_in_the_queue(quiet_sandbox: Any) -> None:
+    """Changes the drainer had not applied when the map was paused are replayed by the catch-up."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.rename_customer("US-002", "In the backlog")
+    life = sandbox.runtime.lifecycle
+
+    assert life.pause(CUSTOMERS)["queued"] == 1
+    sandbox.runtime.worker.drain()  # the drainer leaves a paused map alone
+    assert sandbox.account_name("US-002") != "In the backlog"
+
+    life.resume(CUSTOMERS)
+    assert sandbox.account_name("US-002") == "In the backlog"

@@ -1,0 +1,63 @@
+"""``sandbox bench``: the suite runs end to end and reports every result beside its baseline.
+
+Smoke tests only: the sizes are tiny and nothing here asserts how fast anything is (timings on a shared
+machine are not a test); the numbers worth reading come from ``sandbox bench`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sandbox import bench
+from sandbox.cli import main
+
+pytestmark = pytest.mark.live
+
+EXPECTED = {"initial-sync", "live-sync-writes", "async-sync-throughput", "sales-writes", "sales-reads",
+            "sales-queries", "scm-writes", "scm-reads", "scm-queries"}
+
+
+def test_suite_at_tiny_sizes_reports_every_benchmark_with_a_baseline_measured_in_the_same_run() -> None:
+    """Each result names its baseline; value, baseline and ratio are consistent and nothing failed."""
+    sizes = bench.BenchSizes(customers=60, writes=8, async_seconds=1.0, requests=8)
+    results = bench.run_bench(sizes=sizes, threads=2)
+    by_name = {r.name: r for r in results}
+    assert set(by_name) == EXPECTED
+    for result in results:
+        assert result.value > 0 and result.baseline > 0, result
+        assert result.baseline_name
+        assert result.ratio == pytest.approx(result.value / result.baseline, abs=0.002)
+    initial = by_name["initial-sync"].details
+    assert initial["errors"] == 0 and initial["rows"] >= 60 and initial["raw_rows"] >= 60
+    assert by_name["live-sync-writes"].details["errors"] == []
+    assert by_name["async-sync-throughput"].details["errors"] == []
+    assert by_name["async-sync-throughput"].details["synced_in_window"] > 0
+
+
+def test_unknown_group_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown benchmark group"):
+        bench.run_bench(only=["nope"])
+
+
+def test_bench_command_prints_the_table_writes_json_and_stays_quiet_off_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                                                   tmp_path: Path) -> None:
+    """The command's wiring (the suite itself is covered above): JSON shape, table, no progress when piped."""
+    seen: dict[str, object] = {}
+
+    def fake_run_bench(**kwargs: object) -> list[bench.BenchResult]:
+        seen.update(kwargs)
+        return [bench.BenchResult("initial-sync", 500.0, "rows/s", 50000.0, "raw bulk copy", 0.01, {"rows": 10})]
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--quick", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert seen["quick"] is True and seen["progress"] is None  # CliRunner's stderr is not a terminal
+    assert "initial-sync" in result.output and "raw bulk copy" in result.output
+    document = json.loads(out.read_text())
+    assert set(document["results"][0]) >= {"name", "value", "unit", "baseline", "baseline_name", "ratio"}
+    assert document["machine"]["cpus"] and "seconds" in document
