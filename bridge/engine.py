@@ -98,6 +98,8 @@ class SyncEngine:
         self._company_codes: dict[str, str] = {}  # cdm_companyid -> dataAreaId
         self._lock = threading.RLock()
         self.listeners: list[Callable[[str, str, Any], None]] = []
+        #: set during a catch-up to drop fields the master side changed too (see Lifecycle.resume)
+        self.field_guard: Callable[[Write], None] | None = None
 
     # ---- maps per source table ---------------------------------------------------------------------------
     def maps_for(self, source: Source, table: str) -> list[TableMap]:
@@ -217,6 +219,8 @@ class SyncEngine:
                 if write is not None and partial and change["operation"] == "update":
                     write.payload = changed_only(table_map, write.payload, change.get("changed") or [],
                                                  to_sales=(target == "sales"))
+                if write is not None and self.field_guard is not None:
+                    self.field_guard(write)
                 if write is not None:
                     write.order = self.order[table_map.id] * 1_000_000 + position
                     writes.append(write)
@@ -468,6 +472,37 @@ def changed_only(table_map: TableMap, payload: dict[str, Any], changed: list[str
         if source_changed:
             keep |= targets
     return {k: v for k, v in payload.items() if k in keep or k.lower() in {t.lower() for t in keep}}
+
+
+def record_identity(write: Write) -> tuple[str, str, tuple[str, ...]]:
+    """The same record seen from either side: map, company and integration key values."""
+    return (write.map.id, (write.company or "").lower(),
+            tuple(sorted(str(v).lower() for v in write.key.values())))
+
+
+def scm_field_names(write: Write) -> set[str]:
+    """The SCM fields a write's payload carries (its own names toward SCM, mapped back toward Sales)."""
+    if write.target == "scm":
+        return {k.lower() for k in write.payload}
+    names: set[str] = set()
+    for item in write.map.fields:
+        targets = {p.column if p.nav is None else f"{p.nav}@odata.bind" for p in item.sales}
+        if targets & set(write.payload):
+            names.add(item.scm.lower())
+    return names
+
+
+def drop_scm_fields(write: Write, protected: set[str]) -> None:
+    """Remove from a write's payload the fields that stand for the SCM fields in ``protected``."""
+    key_fields = {k.scm.lower() for k in write.map.keys}
+    protected = protected - key_fields
+    if write.target == "scm":
+        write.payload = {k: v for k, v in write.payload.items() if k.lower() not in protected}
+        return
+    for item in write.map.fields:
+        if item.scm.lower() in protected:
+            for path in item.sales:
+                write.payload.pop(path.column if path.nav is None else f"{path.nav}@odata.bind", None)
 
 
 def _clean(change: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from bridge.engine import INTEGRATION_IDENTITY, Source, SyncEngine, SyncError
+from bridge.engine import (INTEGRATION_IDENTITY, Source, SyncEngine, SyncError, drop_scm_fields, record_identity,
+                           scm_field_names)
 from bridge.initial import InitialSync
 from bridge.mapping import TableMap
 from bridge.state import (INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, BridgeState, CatchupErrorRow,
@@ -216,8 +217,18 @@ class Lifecycle:
             self.state.update_map(map_id, state=RESUMING)
             self.state.activity(map_id, "state", f"Resuming ({mode})")
         replayed = failed = 0
-        for source in self.sources(table_map):
-            replayed_here, failed_here = self._drain(table_map, source, mode)
+        # The master side replays first; fields it changed are then left out of the other side's replay of
+        # the same records, so edits made on both sides while paused converge on the master's value.
+        sources = sorted(self.sources(table_map), key=lambda s: s != row["master"])
+        protected = self._master_fields(table_map, sources[0], row) if len(sources) > 1 and mode == "catchup" else {}
+        for index, source in enumerate(sources):
+            if index > 0 and protected:
+                self.engine.field_guard = lambda write: drop_scm_fields(
+                    write, protected.get(record_identity(write), set()))
+            try:
+                replayed_here, failed_here = self._drain(table_map, source, mode)
+            finally:
+                self.engine.field_guard = None
             replayed += replayed_here
             failed += failed_here
         with self.lock:
@@ -230,6 +241,25 @@ class Lifecycle:
         self.state.update_map(map_id, paused_sales_seq=None, paused_scm_seq=None)
         self.state.activity(map_id, "state", f"Running: {replayed} queued changes replayed, {failed} catch-up errors")
         return self.status(map_id)
+
+    def _master_fields(self, table_map: TableMap, source: Source,
+                       row: dict[str, Any]) -> dict[tuple[str, str, tuple[str, ...]], set[str]]:
+        """Per record, the SCM fields the master side's queue changes (planned, not written)."""
+        protected: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
+        cursor_row = dict(row)
+        while True:
+            changes, next_seq = self.queued_changes(table_map, cursor_row, source, limit=5000)
+            if not changes:
+                return protected
+            try:
+                writes = self.engine.plan(source, changes, maps=lambda m: m.id == table_map.id, partial=True)
+            except SyncError:
+                return protected
+            for write in writes:
+                protected.setdefault(record_identity(write), set()).update(scm_field_names(write))
+            if len(changes) < 5000:
+                return protected
+            cursor_row[f"paused_{source}_seq"] = next_seq
 
     def _drain(self, table_map: TableMap, source: Source, mode: ResumeMode) -> tuple[int, int]:
         replayed = failed = 0

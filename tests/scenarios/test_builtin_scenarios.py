@@ -19,10 +19,7 @@ REQUIRED = {
 
 #: Scenarios that fail because of a known bug outside the scenarios (name -> where). Each is an xfail
 #: with strict=True: when the fix lands the test XPASSes, fails, and the entry must go.
-KNOWN_BUGS: dict[str, str] = {
-    "concurrent-edits-on-both-sides": "catch-up replays each side's queue in turn, so a field edited on both "
-                                      "sides while paused swaps instead of converging on the master's value",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def failure_report(result: ScenarioResult) -> str:
