@@ -27,8 +27,10 @@ def main() -> None:
 @click.option("--memory", is_flag=True, help="Throwaway in-memory state instead of files.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the deterministic demo data.")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a generated localhost certificate.")
+@click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of your own table maps (*.yaml) for the bridge; repeatable.")
 def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Path, memory: bool, seed: int,
-       tls: bool) -> None:
+       tls: bool, maps_dirs: tuple[Path, ...]) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
     The bridge comes up last, on --bridge-port, with the shipped maps running (reference data first,
@@ -55,7 +57,7 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
             urls["bridge"] = f"http://{host}:{bridge_port}"
             # Over HTTP the bridge and the mocks call each other on their ports, as separate servers would.
             # With --tls they are wired in-process instead: their clients would not trust the local CA.
-            bridge_app = wire_bridge(apps, urls=None if tls_files else urls,
+            bridge_app = wire_bridge(apps, urls=None if tls_files else urls, maps_dirs=list(maps_dirs),
                                      bridge_database_url=sqlite_url_for(None if memory else data_dir, "bridge"))
         if bridge_app is not None:
             server = group.start("bridge", bridge_app, bridge_port)
