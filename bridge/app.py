@@ -189,14 +189,7 @@ def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
 
     @api.get("/api/maps/<map_id>")
     def one_map(map_id: str) -> Response:
-        table_map = life.table_map(map_id)
-        status = life.status(map_id)
-        status["fields"] = [{"scm": f.scm, "dir": f.direction, "sales": "|".join(p.text for p in f.sales),
-                             "values": f.values} for f in table_map.fields]
-        status["keys"] = [{"scm": k.scm, "sales": k.sales[0].text} for k in table_map.keys]
-        status["filters"] = {"scm": table_map.scm_filter, "sales": table_map.sales_filter}
-        status["defaults"] = {"scm": table_map.defaults_scm, "sales": table_map.defaults_sales}
-        return _json(status)
+        return _json(life.detail(map_id))
 
     @api.post("/api/maps/<map_id>/run")
     def run(map_id: str) -> Response:

@@ -288,12 +288,7 @@ def console_blueprint(runtime: "BridgeRuntime") -> Blueprint:
 
     @console.get("/maps/<map_id>")
     def one_map(map_id: str) -> Response:
-        table_map = life.table_map(map_id)
-        status = life.status(map_id)
-        status["fields"] = [{"scm": f.scm, "dir": f.direction, "sales": "|".join(p.text for p in f.sales),
-                             "values": f.values} for f in table_map.fields]
-        status["keys"] = [{"scm": k.scm, "sales": k.sales[0].text} for k in table_map.keys]
-        status["filters"] = {"scm": table_map.scm_filter, "sales": table_map.sales_filter}
+        status = life.detail(map_id)
         key = (request.args.get("key") or "").strip()
         traces = runtime.state.rows(TraceRow, map_id, limit=1000 if key else 50)
         if key:

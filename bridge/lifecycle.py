@@ -18,7 +18,7 @@ from bridge.initial import InitialSync
 from bridge.mapping import TableMap
 from bridge.state import (INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, BridgeState, CatchupErrorRow,
                           InitialSyncErrorRow)
-from bridge.worker import apply_in_order
+from bridge.worker import apply_in_order, by_transaction
 from sandbox.clients import ControlClient
 from sandbox.errors import BadRequest, Conflict, NotFound
 
@@ -83,6 +83,17 @@ class Lifecycle:
         }
         if self.worker is not None:  # lag (and, in async mode, the backlog) come from the change feeds
             status.update(self.worker.status_fields(table_map, row))
+        return status
+
+    def detail(self, map_id: str) -> dict[str, Any]:
+        """The status of a map plus its definition: fields, keys, filters and defaults."""
+        table_map = self.table_map(map_id)
+        status = self.status(map_id)
+        status["fields"] = [{"scm": f.scm, "dir": f.direction, "sales": "|".join(p.text for p in f.sales),
+                             "values": f.values} for f in table_map.fields]
+        status["keys"] = [{"scm": k.scm, "sales": k.sales[0].text} for k in table_map.keys]
+        status["filters"] = {"scm": table_map.scm_filter, "sales": table_map.sales_filter}
+        status["defaults"] = {"scm": table_map.defaults_scm, "sales": table_map.defaults_sales}
         return status
 
     def sources(self, table_map: TableMap) -> list[Source]:
@@ -271,7 +282,7 @@ class Lifecycle:
             if not changes:
                 self.state.update_map(table_map.id, **{f"paused_{source}_seq": next_seq})
                 return replayed, failed
-            for group in _by_transaction(changes):
+            for group in by_transaction(changes):
                 if mode == "skip_keep":
                     for change in group:
                         self.state.add_catchup_error(table_map.id, change, source, "Skipped to live sync")
@@ -361,14 +372,6 @@ class Lifecycle:
             self.state.activity(map_id, "alert", "the alert action could not be applied")
 
 
-def _by_transaction(changes: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    groups: list[list[dict[str, Any]]] = []
-    for change in changes:
-        if groups and groups[-1][0].get("transaction_id") == change.get("transaction_id"):
-            groups[-1].append(change)
-        else:
-            groups.append([change])
-    return groups
 
 
 __all__ = ["Lifecycle", "AlertRule", "InitialSyncErrorRow", "Callable"]

@@ -47,7 +47,7 @@ from sandbox.db import Database
 from sandbox.errors import BadRequest, InternalError, MethodNotAllowed, NotFound, SandboxError, error_for_status
 from sandbox.faults import FaultRegistry
 from sandbox.journal import Journal
-from sandbox.outbox import Outbox, add_changes_route, json_response
+from sandbox.outbox import Outbox, add_changes_route, int_arg, json_response
 
 SNAPSHOT_FORMAT = 1
 DEFAULT_JOURNAL_LIMIT = 100
@@ -321,19 +321,6 @@ def table_counts(db: Database) -> dict[str, int]:
 
 
 # ---- the blueprint ------------------------------------------------------------------------------------
-def _int_arg(name: str, default: int | None, minimum: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"Query parameter '{name}' must be an integer, got '{raw}'.") from None
-    if value < minimum:
-        raise BadRequest(f"Query parameter '{name}' must be at least {minimum}, got {value}.")
-    return value
-
-
 def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
     """The ``/_sandbox`` control plane of one service, change feed included."""
     bp = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
@@ -399,7 +386,7 @@ def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
 
     @route("/journal", ["GET"])
     def journal_list() -> Response:
-        limit = _int_arg("limit", DEFAULT_JOURNAL_LIMIT, 1)
+        limit = int_arg("limit", DEFAULT_JOURNAL_LIMIT, 1)
         method = request.args.get("method") or None
         path = request.args.get("path") or None
         try:

@@ -280,7 +280,8 @@ class Outbox:
 
 
 # ---- the feed over HTTP ------------------------------------------------------------------------------
-def _int_arg(name: str, default: int, minimum: int) -> int:
+def int_arg(name: str, default: int | None, minimum: int) -> int | None:
+    """An integer query parameter (``default`` when absent), or a 400 naming the parameter."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
@@ -308,8 +309,8 @@ def _float_arg(name: str, default: float, minimum: float) -> float:
 
 def changes_view(runtime: "ServiceRuntime") -> Response:
     """``GET /_sandbox/changes``: one page of the feed, long-polling up to ``wait`` seconds when empty."""
-    after = _int_arg("after", 0, 0)
-    limit = min(_int_arg("limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
+    after = int_arg("after", 0, 0)
+    limit = min(int_arg("limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
     wait = min(_float_arg("wait", 0.0, 0.0), MAX_WAIT_SECONDS)
     tables_raw = request.args.get("tables")
     tables = None

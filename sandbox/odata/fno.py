@@ -9,7 +9,6 @@ the Infolog text in ``innererror``.
 from __future__ import annotations
 
 import base64
-import urllib.parse
 from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Response, request

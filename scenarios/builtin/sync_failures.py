@@ -82,7 +82,7 @@ def failing_side_rolls_back(ctx: ScenarioContext) -> None:
         scm_orders = ctx.scm.query("SalesOrderHeadersV2", cross_company=True, select=["SalesOrderNumber"],
                                    filter=f"OrderingCustomerAccountNumber eq {q(number)}")
         sales_lines = ctx.sales.query("salesorderdetails", select=["salesorderdetailid"],
-                                      filter=f"_salesorderid_value eq null")
+                                      filter="_salesorderid_value eq null")
         ctx.check(not sales_orders and not scm_orders and not sales_lines, "no order and no orphan line on either side",
                   sales=sales_orders, scm=scm_orders)
 
