@@ -29,45 +29,46 @@ class ResourcePath:
     segments: list[Segment] = field(default_factory=list)
 
 
-def split_path(path: str) -> list[str]:
-    """Split on ``/`` outside quotes and parentheses."""
+def _split_outside(text: str, separator: str, openers: str, closers: str) -> list[str]:
+    """Split ``text`` on ``separator`` where it is outside single quotes ('' escapes) and brackets."""
     parts: list[str] = []
-    depth = 0
-    quoted = False
     current: list[str] = []
+    quoted = False
+    depth = 0
     i = 0
-    while i < len(path):
-        ch = path[i]
+    while i < len(text):
+        ch = text[i]
+        current.append(ch)
         if quoted:
-            current.append(ch)
             if ch == "'":
-                if i + 1 < len(path) and path[i + 1] == "'":
+                if i + 1 < len(text) and text[i + 1] == "'":
                     current.append("'")
                     i += 1
                 else:
                     quoted = False
         elif ch == "'":
             quoted = True
-            current.append(ch)
-        elif ch == "(":
+        elif ch in openers:
             depth += 1
-            current.append(ch)
-        elif ch == ")":
+        elif ch in closers:
             depth -= 1
-            current.append(ch)
-        elif ch == "/" and depth == 0:
+        elif ch == separator and depth == 0:
+            current.pop()
             parts.append("".join(current))
             current = []
-        else:
-            current.append(ch)
         i += 1
     if quoted:
-        raise BadRequest(f"There is an unterminated literal in '{path}'.", "0x80060888")
+        raise BadRequest(f"There is an unterminated literal in '{text}'.", "0x80060888")
     if depth != 0:
-        raise BadRequest(f"Bad Request - Error in query syntax: unbalanced parentheses in '{path}'.",
+        raise BadRequest(f"Bad Request - Error in query syntax: unbalanced parentheses in '{text}'.",
                          "0x80060888")
     parts.append("".join(current))
-    return [p for p in parts if p != ""]
+    return parts
+
+
+def split_path(path: str) -> list[str]:
+    """Split on ``/`` outside quotes and parentheses."""
+    return [p for p in _split_outside(path, "/", "(", ")") if p != ""]
 
 
 def parse_segment(text: str) -> Segment:
@@ -106,40 +107,7 @@ def parse_literal(text: str) -> Any:
 
 def split_args(text: str) -> list[str]:
     """Split ``a='x,y',b=2`` on commas outside quotes and brackets."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    depth = 0
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quoted:
-            current.append(ch)
-            if ch == "'":
-                if i + 1 < len(text) and text[i + 1] == "'":
-                    current.append("'")
-                    i += 1
-                else:
-                    quoted = False
-        elif ch == "'":
-            quoted = True
-            current.append(ch)
-        elif ch in "([{":
-            depth += 1
-            current.append(ch)
-        elif ch in ")]}":
-            depth -= 1
-            current.append(ch)
-        elif ch == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    if quoted:
-        raise BadRequest(f"There is an unterminated literal in '{text}'.", "0x80060888")
-    parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
+    return [p.strip() for p in _split_outside(text, ",", "([{", ")]}") if p.strip()]
 
 
 def parse_key_predicate(text: str) -> tuple[dict[str, Any] | None, Any]:

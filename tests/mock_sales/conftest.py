@@ -156,3 +156,22 @@ def env(_seeded_template: tuple[Model, Database]) -> Iterator[Sales]:
     with db.transaction():
         yield Sales(model, db, store, registry)
     db.dispose()
+
+
+@pytest.fixture(scope="module")
+def https_sales(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, Any]]:
+    """Mock Sales (seed 1, in memory) served over HTTPS on a free loopback port for one module:
+    ``(url, CA file, app)``; the real-client tests point Microsoft's and the JavaScript client at it."""
+    from mock_sales import create_app
+    from sandbox.runtime import ServiceConfig
+    from sandbox.server import ServerGroup, ensure_tls_files
+
+    tls = ensure_tls_files(tmp_path_factory.mktemp("tls"))
+    app = create_app(ServiceConfig(database_url="sqlite://", seed=1))
+    group = ServerGroup(host="127.0.0.1", tls=tls)
+    server = group.start("sales", app, 0)
+    try:
+        yield server.url, tls.ca_cert, app
+    finally:
+        group.stop_all()
+        app.extensions["sandbox"].db.dispose()

@@ -23,9 +23,7 @@ from PowerPlatform.Dataverse.client import DataverseClient
 from PowerPlatform.Dataverse.core.errors import HttpError
 from PowerPlatform.Dataverse.models.upsert import UpsertItem
 
-from mock_sales import create_app
-from sandbox.runtime import Runtime, ServiceConfig
-from sandbox.server import ServerGroup, ensure_tls_files
+from sandbox.runtime import Runtime
 
 pytestmark = pytest.mark.live
 
@@ -71,17 +69,9 @@ class Sandbox:
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def sandbox(https_sales: tuple[str, Path, Flask]) -> Sandbox:
     """Mock Sales (seed 1, in memory) served over HTTPS on a free loopback port for this module."""
-    tls = ensure_tls_files(tmp_path_factory.mktemp("tls"))
-    app = create_app(ServiceConfig(database_url="sqlite://", seed=1))
-    group = ServerGroup(host="127.0.0.1", tls=tls)
-    server = group.start("sales", app, 0)
-    try:
-        yield Sandbox(server.url, tls.ca_cert, app)
-    finally:
-        group.stop_all()
-        app.extensions["sandbox"].db.dispose()
+    return Sandbox(*https_sales)
 
 
 @pytest.fixture
