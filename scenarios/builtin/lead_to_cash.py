@@ -176,7 +176,8 @@ def run(ctx: ScenarioContext) -> None:
         scm_order_action(ctx, state["order_number"], "Confirm")
         row = processing_status("Confirmed")
         ctx.note("Confirm", "SCM", "sales order", state["order_number"], "Confirmed")
-        ctx.note("Confirm", "Sales", "sales order", state["order_number"], row_status(row))
+        # SCM owns totals (tax included): they reach the Sales order with the first SCM change.
+        ctx.note("Confirm", "Sales", "sales order", state["order_number"], row_status(row), row.get("totalamount"))
 
     with ctx.step("SCM picks the order; Sales shows Picked"):
         scm_order_action(ctx, state["order_number"], "PostPickingList")
