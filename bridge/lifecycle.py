@@ -10,14 +10,13 @@ import collections
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from bridge.engine import (INTEGRATION_IDENTITY, Source, SyncEngine, SyncError, drop_scm_fields, record_identity,
                            scm_field_names)
 from bridge.initial import InitialSync
 from bridge.mapping import TableMap
-from bridge.state import (INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, BridgeState, CatchupErrorRow,
-                          InitialSyncErrorRow)
+from bridge.state import INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, BridgeState, CatchupErrorRow
 from bridge.worker import apply_in_order, by_transaction
 from sandbox.clients import ControlClient
 from sandbox.errors import BadRequest, Conflict, NotFound
@@ -374,4 +373,4 @@ class Lifecycle:
 
 
 
-__all__ = ["Lifecycle", "AlertRule", "InitialSyncErrorRow", "Callable"]
+__all__ = ["Lifecycle", "AlertRule"]

@@ -67,4 +67,4 @@ def serve_until_interrupted(apps: dict, host: str, ports: dict[str, int], echo: 
     group.wait_for_signal()
 
 
-__all__ = ["run_demo", "load_builtin"]
+__all__ = ["run_demo"]

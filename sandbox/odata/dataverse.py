@@ -700,4 +700,3 @@ def _current_path(state: "RequestState") -> str:
 
 __all__ = ["DataverseDialect", "NAMESPACE"]
 
-_unused = (sa, ROWID)
