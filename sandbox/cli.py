@@ -27,10 +27,13 @@ def main() -> None:
 @click.option("--memory", is_flag=True, help="Throwaway in-memory state instead of files.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the deterministic demo data.")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a generated localhost certificate.")
+@click.option("--database-url", "database_urls", multiple=True, metavar="SERVICE=URL",
+              help="A SQLAlchemy URL for one service instead of its SQLite file, e.g. "
+                   "sales=postgresql+psycopg://user:pw@127.0.0.1/sales; repeatable.")
 @click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder of your own table maps (*.yaml) for the bridge; repeatable.")
 def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Path, memory: bool, seed: int,
-       tls: bool, maps_dirs: tuple[Path, ...]) -> None:
+       tls: bool, database_urls: tuple[str, ...], maps_dirs: tuple[Path, ...]) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
     The bridge comes up last, on --bridge-port, with the shipped maps running (reference data first,
@@ -40,7 +43,7 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
     from sandbox.server import ServerGroup, ensure_tls_files
     from sandbox.stack import wire_bridge
 
-    config = StackConfig(data_dir=data_dir, memory=memory, seed=seed)
+    config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
     apps = build_apps(config)
     tls_files = ensure_tls_files(data_dir / "tls") if tls else None
     group = ServerGroup(host=host, tls=tls_files)
@@ -58,7 +61,8 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
             # Over HTTP the bridge and the mocks call each other on their ports, as separate servers would.
             # With --tls they are wired in-process instead: their clients would not trust the local CA.
             bridge_app = wire_bridge(apps, urls=None if tls_files else urls, maps_dirs=list(maps_dirs),
-                                     bridge_database_url=sqlite_url_for(None if memory else data_dir, "bridge"))
+                                     bridge_database_url=config.database_urls.get("bridge")
+                                     or sqlite_url_for(None if memory else data_dir, "bridge"))
         if bridge_app is not None:
             server = group.start("bridge", bridge_app, bridge_port)
             # Only maps that never ran: after a restart, what the user paused or stopped stays so.
@@ -78,6 +82,18 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
     if bridge_app is not None:
         bridge_app.extensions["bridge"].close()  # stops the async drainers before the process ends
     click.echo("stopped.")
+
+
+def parse_database_urls(values: tuple[str, ...]) -> dict[str, str]:
+    """``("sales=postgresql://...",)`` -> ``{"sales": "postgresql://..."}``; unknown services are refused."""
+    urls: dict[str, str] = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or name not in DEFAULT_PORTS or not url:
+            raise click.BadParameter(f"expected SERVICE=URL with SERVICE one of {', '.join(DEFAULT_PORTS)}: {value!r}",
+                                     param_hint="--database-url")
+        urls[name] = url
+    return urls
 
 
 @main.command()
@@ -320,6 +336,9 @@ def maps_resume(map_ids: tuple[str, ...], mode: str, bridge_url: str, as_json: b
 @bridge_url_option
 @click.option("--map", "map_ids", multiple=True, help="Compare this map (repeatable) instead of asking the bridge "
                                                       "which maps run.")
+@click.option("--database-url", "database_urls", multiple=True, metavar="SERVICE=URL",
+              help="A SQLAlchemy URL for one service instead of its SQLite file, e.g. "
+                   "sales=postgresql+psycopg://user:pw@127.0.0.1/sales; repeatable.")
 @click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A folder of your own map files (as the bridge was given).")
 @json_option

@@ -81,3 +81,24 @@ def test_up_tls_serves_https_trusted_through_the_generated_ca(tmp_path: Path) ->
         assert response.status_code == 200 and response.json()["UserId"]
     finally:
         assert stop(process) == 0
+
+
+def test_up_uses_the_database_url_given_for_a_service(tmp_path: Path) -> None:
+    """--database-url SERVICE=URL puts that service's data where the URL says."""
+    target = tmp_path / "elsewhere.sqlite"
+    process, urls = start_up(tmp_path, "--database-url", f"sales=sqlite:///{target}")
+    try:
+        assert httpx.post(urls["sales"] + "accounts", json={"name": "Placed"}).status_code == 204
+        assert target.exists() and not (tmp_path / "data" / "sales.sqlite").exists()
+    finally:
+        assert stop(process) == 0
+
+
+def test_database_url_needs_a_known_service() -> None:
+    """A malformed --database-url is a usage error naming the expected form."""
+    from click.testing import CliRunner
+
+    from sandbox.cli import main
+
+    result = CliRunner().invoke(main, ["up", "--database-url", "nope"])
+    assert result.exit_code == 2 and "SERVICE=URL" in result.output
