@@ -336,9 +336,6 @@ def maps_resume(map_ids: tuple[str, ...], mode: str, bridge_url: str, as_json: b
 @bridge_url_option
 @click.option("--map", "map_ids", multiple=True, help="Compare this map (repeatable) instead of asking the bridge "
                                                       "which maps run.")
-@click.option("--database-url", "database_urls", multiple=True, metavar="SERVICE=URL",
-              help="A SQLAlchemy URL for one service instead of its SQLite file, e.g. "
-                   "sales=postgresql+psycopg://user:pw@127.0.0.1/sales; repeatable.")
 @click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A folder of your own map files (as the bridge was given).")
 @json_option
