@@ -251,7 +251,10 @@ def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
 
     @api.put("/api/maps/<map_id>/alerts")
     def alerts(map_id: str) -> Response:
-        rules = json.loads(request.get_data() or b"[]")
+        try:
+            rules = json.loads(request.get_data() or b"[]")
+        except ValueError as exc:
+            raise BadRequest(f"The request body is not valid JSON: {exc}", "") from None
         if not isinstance(rules, list):
             raise BadRequest("Send a list of alert rules.", "")
         return _json(life.set_alerts(map_id, rules))

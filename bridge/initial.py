@@ -62,7 +62,7 @@ class InitialSync:
             if (previous and skip_errors) else set()
         report = InitialSyncReport(table_map.id, execution)
         self.engine.load_companies()
-        scm_side = self._read_scm(table_map) if table_map.syncs_to_sales or table_map.syncs_to_scm else _Side()
+        scm_side = self._read_scm(table_map)
         sales_side = self._read_sales(table_map)
         to_sales: list[tuple[str, Record]] = []
         to_scm: list[tuple[str, Record]] = []
@@ -111,7 +111,7 @@ class InitialSync:
                 if table_map.company or table_map.company_from:
                     record.company_id = self.engine.company_id(record.company)
                 record.sales = self.engine.sales  # pipeline.assign_price_list reads Sales
-                self.engine._choose_polymorphic(record) if any(len(f.sales) > 1 for f in table_map.fields) else None
+                self.engine._choose_polymorphic(record)
                 try:
                     record = transform(record)
                 except (Drop, MissingParent):

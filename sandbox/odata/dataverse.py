@@ -141,7 +141,7 @@ class DataverseDialect(Dialect):
         cookie = f'<cookie pagenumber="{page}" pagingcookie="{offset}" istracking="False" />'
         args = {k: v for k, v in state.args.items() if k != "$skiptoken"}
         args["$skiptoken"] = cookie
-        return f"{state.base_url}{_current_path(state)}?{query_string(args)}"
+        return f"{state.base_url}{state.path}?{query_string(args)}"
 
     def effective_select(self, entity: EntityType, select: list[str] | None) -> list[str] | None:
         if select is None:
@@ -687,15 +687,6 @@ def _metadata_matches(item: dict[str, Any], criteria: Any) -> bool:
     if not results:
         return True
     return any(results) if str(criteria.get("FilterOperator") or "And").lower() == "or" else all(results)
-
-
-def _current_path(state: "RequestState") -> str:
-    from flask import request
-    path = request.path
-    for root in ("/api/data/v9.2/", "/api/data/v9.1/", "/api/data/v9.0/"):
-        if path.startswith(root):
-            return path[len(root):]
-    return path.lstrip("/")
 
 
 __all__ = ["DataverseDialect", "NAMESPACE"]

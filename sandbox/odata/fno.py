@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any, Callable
 
-from flask import Response, request
+from flask import Response
 
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.odata import model as m
@@ -181,8 +181,7 @@ class FnoDialect(Dialect):
     def next_link(self, state: "RequestState", offset: int, page_size: int) -> str:
         args = dict(state.args)
         args["$skip"] = str(offset)
-        path = request.path[len(self.root):] if request.path.startswith(self.root) else request.path
-        return f"{state.base_url}{path}?{query_string(args)}"
+        return f"{state.base_url}{state.path}?{query_string(args)}"
 
     def effective_select(self, entity: EntityType, select: list[str] | None) -> list[str] | None:
         return select

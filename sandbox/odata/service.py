@@ -10,7 +10,7 @@ import json
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, request
@@ -22,9 +22,9 @@ from sandbox.odata import batch as batchlib
 from sandbox.odata import csdl
 from sandbox.odata.actions import ActionContext, ActionRegistry, ActionSpec, CollectionResult, EntityResult
 from sandbox.odata.dialect import JSON_CONTENT_TYPE, Dialect
-from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, NavigationProperty
+from sandbox.odata.model import ROWID, EntityType, Model, NavigationProperty
 from sandbox.odata.options import (ExpandItem, compile_filter, parse_expand, parse_int_option, parse_orderby,
-                                   parse_select)
+                                   parse_select, substitute_aliases)
 from sandbox.odata.store import Row, Store
 from sandbox.odata.urls import Segment, parse_key_predicate, parse_literal, parse_segment, split_args, split_path
 
@@ -74,6 +74,8 @@ class RequestState:
     prefer: dict[str, str]
     args: dict[str, str]
     base_url: str
+    #: the resource path below the service root (``accounts(...)/contact_customer_accounts``)
+    path: str = ""
     applied: list[str] = field(default_factory=list)
 
     @property
@@ -113,6 +115,7 @@ class ODataService:
             prefer=parse_prefer(request.headers.get("Prefer")),
             args=self._query_args(),
             base_url=request.host_url.rstrip("/") + self.dialect.root_for(request.path),
+            path=path,
         )
         try:
             response = self.handle(request.method, path, state)
@@ -257,20 +260,19 @@ class ODataService:
         return row
 
     # ---- reads ----------------------------------------------------------------------------------------
-    def parse_options(self, entity: EntityType, state: RequestState, *, allow_paging: bool = True) -> QueryOptions:
+    def parse_options(self, entity: EntityType, state: RequestState) -> QueryOptions:
         args = state.args
         known = {"$select", "$filter", "$orderby", "$top", "$skip", "$expand", "$count", "$skiptoken",
                  "$deltatoken", "$format", "cross-company", "annotations", "$apply", "$search"}
         for name in args:
             if name.startswith("$") and name not in known:
                 raise BadRequest(f"The query parameter '{name}' is not supported.", "0x80060888")
-            if name.startswith("@"):
-                continue
         self.dialect.check_options(args)
+        aliases = {name: value for name, value in args.items() if name.startswith("@")}
         options = QueryOptions(
             select=parse_select(args.get("$select"), entity, self.dialect.filter_dialect),
-            filter=self._substitute_aliases(args.get("$filter"), args),
-            orderby=args.get("$orderby"),
+            filter=substitute_aliases(args["$filter"], aliases) if args.get("$filter") else None,
+            orderby=substitute_aliases(args["$orderby"], aliases) if args.get("$orderby") else None,
             top=parse_int_option("$top", args.get("$top")),
             skip=parse_int_option("$skip", args.get("$skip")),
             expand=parse_expand(args.get("$expand")),
@@ -280,12 +282,6 @@ class ODataService:
             raise BadRequest("The query parameter $skip is not supported.", "0x80060888")
         self._check_expand(entity, options.expand)
         return options
-
-    @staticmethod
-    def _substitute_aliases(text: str | None, args: dict[str, str]) -> str | None:
-        if not text or "@" not in text:
-            return text
-        return re.sub(r"@(\w+)", lambda m: args.get(f"@{m.group(1)}", m.group(0)), text)
 
     def _check_expand(self, entity: EntityType, items: list[ExpandItem]) -> None:
         for item in items:
@@ -412,7 +408,7 @@ class ODataService:
         return conditions
 
     def read_entity(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
-        options = self.parse_options(entity, state, allow_paging=False)
+        options = self.parse_options(entity, state)
         row = self.require_row(entity, key, state)
         etag = self.dialect.etag(row)
         if_none_match = request.headers.get("If-None-Match")
@@ -557,7 +553,7 @@ class ODataService:
         if url_key:
             for name, value in url_key.items():
                 values.setdefault(name, value)
-        row = self.store.insert(self.model.storage_name(entity.name) if entity.alias_of else entity.name,
+        row = self.store.insert(self.model.storage_name(entity.name),
                                 values, identity=state.identity, via_api=True)
         for nav_name, items in children.items():
             nav = entity.navigations[nav_name]
@@ -595,7 +591,7 @@ class ODataService:
         for name in key:
             if name not in entity.key:
                 values.pop(name, None)  # alternate-key columns in the body are ignored on update
-        row = self.store.update(entity.name if not entity.alias_of else entity.alias_of, row, values,
+        row = self.store.update(self.model.storage_name(entity.name), row, values,
                                 identity=state.identity, via_api=True)
         return self.dialect.upserted_response(self, entity, row, state, created=False)
 
@@ -613,7 +609,7 @@ class ODataService:
             raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
         row = self.require_row(entity, key, state)
         self.check_etag(row, request.headers.get("If-Match"))
-        self.store.delete(entity.alias_of or entity.name, row, identity=state.identity, via_api=True)
+        self.store.delete(self.model.storage_name(entity.name), row, identity=state.identity, via_api=True)
         return Response(status=204)
 
     # ---- single properties, navigations, references ---------------------------------------------------
@@ -642,7 +638,7 @@ class ODataService:
         else:
             raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
         self.check_etag(row, request.headers.get("If-Match"))
-        self.store.update(entity.alias_of or entity.name, row, values, identity=state.identity, via_api=True)
+        self.store.update(self.model.storage_name(entity.name), row, values, identity=state.identity, via_api=True)
         return Response(status=204)
 
     def _navigation(self, method: str, entity: EntityType, key: dict[str, Any], nav: NavigationProperty,
@@ -690,7 +686,7 @@ class ODataService:
                 values = self.bind_values(entity, nav, None, state)
             else:
                 raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
-            self.store.update(entity.alias_of or entity.name, row, values, identity=state.identity, via_api=True)
+            self.store.update(self.model.storage_name(entity.name), row, values, identity=state.identity, via_api=True)
             return Response(status=204)
         partner = self._owning_partner(entity, nav)
         if method == "GET":
@@ -714,7 +710,7 @@ class ODataService:
             values = self.bind_values(target, partner, None, state)
         else:
             raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
-        self.store.update(target.alias_of or target.name, child, values, identity=state.identity, via_api=True)
+        self.store.update(self.model.storage_name(target.name), child, values, identity=state.identity, via_api=True)
         return Response(status=204)
 
     def _owning_partner(self, entity: EntityType, nav: NavigationProperty) -> NavigationProperty | None:
@@ -897,16 +893,4 @@ def _current_app() -> Flask:
     return current_app._get_current_object()  # type: ignore[attr-defined]
 
 
-def row_key(entity: EntityType, row: Row) -> dict[str, Any]:
-    return {k: row.get(k) for k in entity.key}
-
-
-def refresh(store: Store, entity: EntityType, row: Row) -> Row:
-    return store.get(entity.alias_of or entity.name, {ROWID: row[ROWID]}) or row
-
-
-__all__ = ["ODataService", "RequestState", "QueryOptions", "identity_of", "parse_prefer", "row_key",
-           "ROWVERSION"]
-
-
-Handler = Callable[..., Response]
+__all__ = ["ODataService", "RequestState", "QueryOptions", "identity_of", "parse_prefer"]

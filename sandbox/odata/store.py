@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
@@ -292,7 +291,3 @@ class Store:
     def _run_commit_hooks(self, changes: list[dict[str, Any]]) -> None:
         for hook in list(self.commit_hooks):
             hook(changes)
-
-
-def new_transaction_id() -> str:
-    return uuid.uuid4().hex
