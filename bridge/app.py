@@ -104,7 +104,17 @@ class BridgeRuntime:
         changes = payload.get("changes")
         if not isinstance(changes, list):
             raise BadRequest("'changes' must be a list.")
-        return self.engine.apply(source, changes, maps=self.live_maps(), related=payload.get("related") or {},
+        model = self.sales_model if source == "sales" else self.scm_model
+        for change in changes:
+            if not isinstance(change, dict) or change.get("table") not in model.entities \
+                    or change.get("operation") not in ("create", "update", "delete") \
+                    or not isinstance(change.get("after"), (dict, type(None))):
+                raise BadRequest("Each change needs a known 'table', an 'operation' (create, update or delete) "
+                                 "and an 'after' image.")
+        related = payload.get("related", {})
+        if not isinstance(related, dict):
+            raise BadRequest("'related' must be an object.")
+        return self.engine.apply(source, changes, maps=self.live_maps(), related=related,
                                  allow_fetch=False, via="live")
 
     def run_all(self, *, initial_sync: bool = True, master: str = "scm", only_new: bool = False

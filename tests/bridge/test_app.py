@@ -1,0 +1,38 @@
+"""The bridge's HTTP surface answers bad input with a clear 400 in its JSON error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.mark.parametrize("body", [
+    b"{not json",
+    b"[1, 2]",
+    b'{"source": "crm", "changes": []}',
+    b'{"source": "scm", "changes": "x"}',
+    b'{"source": "scm", "changes": [{"table": "Nope", "operation": "create", "after": {}}]}',
+    b'{"source": "scm", "changes": [{"table": "CustomerV3", "operation": "merge", "after": {}}]}',
+    b'{"source": "sales", "changes": [{"table": "account", "operation": "update", "after": 5}]}',
+    b'{"source": "sales", "changes": [], "related": []}',
+])
+def test_live_sync_endpoint_refuses_malformed_payloads(sandbox: Any, body: bytes) -> None:
+    """A service that posts a malformed transaction gets a 400 naming the problem, never a 500."""
+    response = sandbox.bridge.post("/api/live", data=body, content_type="application/json")
+    assert response.status_code == 400, response.data
+    assert set(response.get_json()) == {"error"} and response.get_json()["error"]["message"]
+
+
+def test_alert_rules_need_a_json_list(sandbox: Any) -> None:
+    """Malformed alert rules are a 400, and a well-formed list is accepted."""
+    bad = sandbox.bridge.put("/api/maps/customers-accounts/alerts", data=b"{oops")
+    assert bad.status_code == 400 and "JSON" in bad.get_json()["error"]["message"]
+    good = sandbox.bridge.put("/api/maps/customers-accounts/alerts",
+                              json=[{"count": 3, "window_seconds": 60, "action": "pause"}])
+    assert good.status_code == 200 and good.get_json()[0]["count"] == 3
+
+
+def test_unknown_map_is_a_404(sandbox: Any) -> None:
+    """Actions on a map that does not exist answer 404."""
+    assert sandbox.bridge.post("/api/maps/no-such-map/pause").status_code == 404
