@@ -164,7 +164,8 @@ def _sync_stack() -> Iterator[_SyncStack]:
         urls = {name: group.start(name, app, free_port()).url for name, app in apps.items()}
         bridge_port = free_port()
         urls["bridge"] = f"http://127.0.0.1:{bridge_port}"
-        bridge = wire_bridge(apps, urls=urls, bridge_database_url=sqlite_url_for(folder, "bridge"))
+        bridge = wire_bridge(apps, urls=urls, in_process=True,  # as `sandbox up` wires them by default
+                             bridge_database_url=sqlite_url_for(folder, "bridge"))
         if bridge is None:
             raise RuntimeError("the bridge is not available in this build")
         apps["bridge"] = bridge

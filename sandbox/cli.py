@@ -32,8 +32,11 @@ def main() -> None:
                    "sales=postgresql+psycopg://user:pw@127.0.0.1/sales; repeatable.")
 @click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder of your own table maps (*.yaml) for the bridge; repeatable.")
+@click.option("--wire", type=click.Choice(["in-process", "http"]), default="in-process", show_default=True,
+              help="How the bridge and the mocks call each other: in-process (the same HTTP requests through "
+                   "WSGI, no socket; fastest) or over their loopback ports, as separate servers would.")
 def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Path, memory: bool, seed: int,
-       tls: bool, database_urls: tuple[str, ...], maps_dirs: tuple[Path, ...]) -> None:
+       tls: bool, database_urls: tuple[str, ...], maps_dirs: tuple[Path, ...], wire: str) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
     The bridge comes up last, on --bridge-port, with the shipped maps running (reference data first,
@@ -58,9 +61,11 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
             click.echo(f"{name:<6} {server.url}{roots[name]}")
         if {"sales", "scm"} <= set(apps):
             urls["bridge"] = f"http://{host}:{bridge_port}"
-            # Over HTTP the bridge and the mocks call each other on their ports, as separate servers would.
-            # With --tls they are wired in-process instead: their clients would not trust the local CA.
-            bridge_app = wire_bridge(apps, urls=None if tls_files else urls, maps_dirs=list(maps_dirs),
+            # In one process the services call each other through WSGI: a loopback socket and a server thread
+            # per hop cost more than the work a live-sync write does (see `sandbox bench`). With --tls they
+            # are always wired in-process: their clients would not trust the local CA.
+            bridge_app = wire_bridge(apps, urls=urls, in_process=wire == "in-process" or tls_files is not None,
+                                     maps_dirs=list(maps_dirs),
                                      bridge_database_url=config.database_urls.get("bridge")
                                      or sqlite_url_for(None if memory else data_dir, "bridge"))
         if bridge_app is not None:

@@ -136,7 +136,7 @@ def started_stack(seed: int) -> Iterator[Target]:
         urls = {name: group.start(name, app, free_port()).url for name, app in apps.items()}
         bridge_port = free_port()
         urls["bridge"] = f"http://127.0.0.1:{bridge_port}"
-        bridge_app = wire_bridge(apps, urls=urls)
+        bridge_app = wire_bridge(apps, urls=urls, in_process=True)  # as `sandbox up` does by default
         if bridge_app is None:
             raise click.ClickException("the bridge is not available in this build")
         group.start("bridge", bridge_app, bridge_port)

@@ -91,11 +91,14 @@ class Stack:
 
 
 def wire_bridge(apps: dict[str, Flask], *, bridge_database_url: str = "sqlite://", maps_dirs: list[Path] | None = None,
-                urls: dict[str, str] | None = None) -> Flask | None:
+                urls: dict[str, str] | None = None, in_process: bool | None = None) -> Flask | None:
     """Build the bridge for ``apps`` and point both mocks' live sync at it.
 
-    In one process (``urls`` None) all traffic goes through ``httpx.WSGITransport``; with ``urls`` (servers
-    on ports) the bridge calls the mocks over HTTP and the mocks call the bridge at ``urls['bridge']``.
+    ``in_process`` (the default when there are no ``urls``) sends the traffic between the bridge and the
+    mocks through ``httpx.WSGITransport``: the same HTTP requests and answers, handled in the calling
+    thread instead of crossing a loopback socket and a server's worker pool. ``sandbox up`` runs all three
+    services in one process, so it wires them this way even though each also listens on its port; with
+    ``in_process=False`` they call each other on ``urls`` as separate servers would.
     """
     import httpx
 
@@ -105,20 +108,22 @@ def wire_bridge(apps: dict[str, Flask], *, bridge_database_url: str = "sqlite://
     from bridge.app import BridgeConfig
     from sandbox.livesync import http_sender
 
-    if urls is None:
-        config = BridgeConfig(sales_url="http://sales.sandbox", scm_url="http://scm.sandbox",
+    in_process = urls is None if in_process is None else in_process
+    origins = urls or {"sales": "http://sales.sandbox", "scm": "http://scm.sandbox", "bridge": "http://bridge.sandbox"}
+    if in_process:
+        config = BridgeConfig(sales_url=origins["sales"], scm_url=origins["scm"],
                               sales_transport=httpx.WSGITransport(app=apps["sales"]),
                               scm_transport=httpx.WSGITransport(app=apps["scm"]),
                               database_url=bridge_database_url, maps_dirs=list(maps_dirs or []))
     else:
-        config = BridgeConfig(sales_url=urls["sales"], scm_url=urls["scm"], database_url=bridge_database_url,
+        config = BridgeConfig(sales_url=origins["sales"], scm_url=origins["scm"], database_url=bridge_database_url,
                               maps_dirs=list(maps_dirs or []))
     bridge_app = make(config)
-    if urls is None:
-        client = httpx.Client(transport=httpx.WSGITransport(app=bridge_app), base_url="http://bridge.sandbox",
+    if in_process:
+        client = httpx.Client(transport=httpx.WSGITransport(app=bridge_app), base_url=origins["bridge"],
                               timeout=120.0)
     else:
-        client = httpx.Client(base_url=urls["bridge"], timeout=120.0)
+        client = httpx.Client(base_url=origins["bridge"], timeout=120.0)
     for name in ("sales", "scm"):
         apps[name].extensions["sandbox"].set_live_sync(http_sender(client))
     return bridge_app
