@@ -290,7 +290,7 @@ class SyncEngine:
         pairs: list[tuple[BatchOp, Write]] = []
         try:
             for write in writes:
-                op = self._sales_op(write) if side == "sales" else self._scm_op(write)
+                op = self._sales_op(write, alone=len(writes) == 1) if side == "sales" else self._scm_op(write)
                 if op is not None:
                     pairs.append((op, write))
         except ServiceError as exc:
@@ -307,8 +307,13 @@ class SyncEngine:
         if not ops:
             return
         client = self.sales if side == "sales" else self.scm
+        headers = {"X-Sandbox-Identity": INTEGRATION_IDENTITY}
         try:
-            results = client.batch([ops], headers={"X-Sandbox-Identity": INTEGRATION_IDENTITY})
+            if len(ops) == 1:
+                ops[0].content_id = "1"
+                results = [client.send(ops[0], headers=headers)]
+            else:
+                results = client.batch([ops], headers=headers)
         except ServiceError as exc:
             raise SyncError(f"Writing to {self._label(side)} failed: {exc.message}", exc.status,
                             transient=exc.transient, retry_after=exc.retry_after) from None
@@ -357,9 +362,31 @@ class SyncEngine:
             parts.append(f"{write.map.company_from}/_msdyn_company_value eq {write.company_id}")
         return " and ".join(parts)
 
-    def _sales_op(self, write: Write) -> BatchOp | None:
+    def sales_key(self, write: Write) -> dict[str, Any] | None:
+        """The Sales alternate key that addresses ``write``'s row directly, or None when the map's integration
+        key is not one (a key through a lookup, a company taken from the parent row)."""
         entity = write.map.sales_type
         assert entity is not None
+        if write.map.company_from or any("." in name or value is None for name, value in write.key.items()):
+            return None
+        key = dict(write.key)
+        if write.map.company:
+            if write.company_id is None:
+                return None  # _sales_filter says why
+            key["_msdyn_company_value"] = write.company_id
+        wanted = set(key)
+        return key if any(set(columns) == wanted for columns in entity.alternate_keys) else None
+
+    def _sales_op(self, write: Write, *, alone: bool = False) -> BatchOp | None:
+        """The Sales request for ``write``. A write ``alone`` in its unit upserts by alternate key, with no
+        read first; in a unit of several, creates and updates are told apart (read first) because they go
+        in different orders (see :meth:`_execute_side`)."""
+        entity = write.map.sales_type
+        assert entity is not None
+        if alone and write.operation == "upsert":
+            key = self.sales_key(write)
+            if key is not None:
+                return BatchOp.patch(self.sales.entity_path(entity.entity_set, key), write.payload)
         existing = self.sales.query(entity.entity_set, select=[entity.key[0]], filter=self._sales_filter(write), top=1)
         if write.operation == "delete":
             if not existing:
@@ -395,12 +422,14 @@ class SyncEngine:
     # ---- bookkeeping -------------------------------------------------------------------------------------
     def record_success(self, writes: list[Write], via: str) -> None:
         counts: dict[str, int] = defaultdict(int)
-        for write in writes:
-            counts[write.map.id] += 1
-            self.state.trace(write.map.id, f"to_{write.target}", write.key, write.operation, _clean(write.change),
-                             write.payload, write.response, True)
+        with self.state.db.transaction():  # one commit for the unit's traces and counters
+            for write in writes:
+                counts[write.map.id] += 1
+                self.state.trace(write.map.id, f"to_{write.target}", write.key, write.operation,
+                                 _clean(write.change), write.payload, write.response, True)
+            for map_id, count in counts.items():
+                self.state.count(map_id, synced=count)
         for map_id, count in counts.items():
-            self.state.count(map_id, synced=count)
             self._notify("synced", map_id, count)
         # Per direction as well, for metrics (a bidirectional map's writes go one way per unit).
         for write in writes:

@@ -556,6 +556,32 @@ class ODataClient:
                 results.append(_result_from(part, response.request))
         return results
 
+    def send(self, op: BatchOp, *, headers: Mapping[str, str] | None = None) -> BatchResult:
+        """Send one operation as a plain request and answer like a ``$batch`` part (failures do not raise).
+
+        For a unit of one write, a ``$batch`` around it adds nothing but the multipart work on both sides:
+        a single request is atomic on its own.
+        """
+        url = op.url
+        query = _encode_query(op.params or {})
+        if query:
+            url += ("&" if "?" in url else "?") + query
+        send_headers = {**(op.headers or {}), **(headers or {})}
+        content = None
+        if op.body is not None:
+            content = _dump_json(op.body)
+            send_headers.setdefault("Content-Type", "application/json; charset=utf-8")
+        response = self.http.request(op.method, url, content=content, headers=send_headers)
+        parsed: Any = None
+        if response.content.strip():
+            try:
+                parsed = response.json()
+            except ValueError:
+                parsed = None
+        return BatchResult(status=response.status_code, headers=response.headers, json=parsed,
+                           content_id=op.content_id, text=response.text, reason=response.reason_phrase,
+                           request=response.request)
+
     def build_batch(self, operations: Sequence[BatchOp | Sequence[BatchOp]]) -> tuple[bytes, str]:
         """The ``$batch`` body and its ``Content-Type`` (exposed so tests and tools can inspect it)."""
         position = 0
@@ -913,21 +939,29 @@ class ControlClient:
         """Forget every recorded request."""
         self._call("DELETE", "journal")
 
-    def add_fault(self, match_method: str | None = None, match_path: str | None = None, status: int = 503,
-                  probability: float = 1.0, latency_ms: int = 0, retry_after: float | None = None,
-                  times: int | None = None, **extra: Any) -> dict[str, Any]:
+    def add_fault(self, match_method: str | Sequence[str] | None = None, match_path: str | None = None,
+                  status: int = 503, probability: float = 1.0, latency_ms: int = 0, retry_after: float | None = None,
+                  times: int | None = None, match_identity: str | None = None, **extra: Any) -> dict[str, Any]:
         """Inject a fault; returns the stored rule (with its ``id``).
 
-        ``match_method`` is exact, ``match_path`` a regular expression searched in the request path;
+        ``match_method`` is exact (or a list of methods), ``match_path`` a regular expression searched in the
+        request path, ``match_identity`` the caller's ``X-Sandbox-Identity`` (``"dualwrite"``: the bridge);
         None matches anything. ``times=None`` fires until removed. ``extra`` passes further rule fields
         (``drop=True`` for a dropped connection, ``when="after"``, ``message``). Retry-After is whole
         seconds on the wire, so a fractional ``retry_after`` is rounded up.
         """
-        rule: dict[str, Any] = {"method": match_method, "path": match_path, "status": status,
+        method = match_method if match_method is None or isinstance(match_method, str) else list(match_method)
+        rule: dict[str, Any] = {"method": method, "path": match_path, "identity": match_identity, "status": status,
                                 "probability": probability, "latency_ms": int(latency_ms),
                                 "retry_after": None if retry_after is None else math.ceil(retry_after),
                                 "times": times, **extra}
         return self._call("POST", "faults", body={k: v for k, v in rule.items() if v is not None}) or {}
+
+    def fail_bridge_writes(self, status: int = 503, *, times: int | None = 1, **extra: Any) -> dict[str, Any]:
+        """Make the bridge's next ``times`` writes to this service fail with ``status`` (a fault matching the
+        ``dualwrite`` identity on any write method, single request or ``$batch`` alike)."""
+        return self.add_fault(match_method=["POST", "PATCH", "PUT", "DELETE"], match_identity="dualwrite",
+                              status=status, times=times, **extra)
 
     def faults(self) -> list[dict[str, Any]]:
         """The active fault rules."""

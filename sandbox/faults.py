@@ -5,9 +5,12 @@ A fault is added over the control plane (``POST /_sandbox/faults``) as JSON::
     {"method": "POST", "path": "/api/data/v9.2/accounts", "status": 429, "retry_after": 2,
      "probability": 0.5, "times": 3, "latency_ms": 100, "drop": false, "when": "before", "message": "..."}
 
-(``method``/``path`` may also be given nested as ``{"match": {"method": ..., "path": ...}}``.)
+(``method``/``path``/``identity`` may also be given nested as ``{"match": {"method": ..., "path": ...}}``.)
 
-- ``path`` is a regular expression applied with :func:`re.search` to the request path; ``method`` is exact.
+- ``path`` is a regular expression applied with :func:`re.search` to the request path; ``method`` is exact,
+  or a list of methods (``["POST", "PATCH", "DELETE"]``: any write); ``identity`` matches the caller named
+  in ``X-Sandbox-Identity`` (``"dualwrite"``: only the bridge's requests), so a test can fail "the other
+  side's next write" without knowing whether it arrives as a single request or inside a ``$batch``.
 - The first fault (in the order added) whose method and path match and whose probability roll succeeds
   fires; ``times`` counts down and the fault is removed when it reaches zero.
 - ``latency_ms`` sleeps before anything else. A fault with ``status < 400`` and no ``drop`` only delays.
@@ -54,7 +57,7 @@ WHEN = ("before", "after")
 # Where the fault hook leaves the fault that fired for this request (the journal reads it).
 G_FAULT = "sandbox_fault"
 
-_FIELDS = {"method", "path", "match", "status", "probability", "latency_ms", "retry_after", "times", "drop",
+_FIELDS = {"method", "path", "identity", "match", "status", "probability", "latency_ms", "retry_after", "times", "drop",
            "when", "message"}
 
 
@@ -70,8 +73,9 @@ class Fault:
     """One injected fault. ``times=None`` fires without limit; ``fired`` counts how often it has fired."""
 
     id: str
-    method: str | None = None
+    method: str | tuple[str, ...] | None = None
     path: str | None = None
+    identity: str | None = None
     status: int = DEFAULT_STATUS
     probability: float = 1.0
     latency_ms: int = 0
@@ -87,9 +91,13 @@ class Fault:
     def __post_init__(self) -> None:
         self._pattern = re.compile(self.path) if self.path is not None else None
 
-    def applies_to(self, method: str, path: str) -> bool:
-        """Whether method and path match (the probability roll is separate)."""
-        if self.method is not None and self.method != method.upper():
+    def applies_to(self, method: str, path: str, identity: str | None = None) -> bool:
+        """Whether method, path and caller match (the probability roll is separate)."""
+        if self.method is not None:
+            wanted = (self.method,) if isinstance(self.method, str) else self.method
+            if method.upper() not in wanted:
+                return False
+        if self.identity is not None and self.identity != identity:
             return False
         return self._pattern is None or self._pattern.search(path) is not None
 
@@ -125,7 +133,8 @@ class Fault:
         """The JSON shape shown by ``GET /_sandbox/faults``."""
         return {
             "id": self.id,
-            "match": {"method": self.method, "path": self.path},
+            "match": {"method": list(self.method) if isinstance(self.method, tuple) else self.method,
+                      "path": self.path, "identity": self.identity},
             "status": self.status,
             "probability": self.probability,
             "latency_ms": self.latency_ms,
@@ -153,9 +162,9 @@ def parse_fault(spec: Any) -> Fault:
     values = dict(spec)
     match = values.pop("match", None)
     if match is not None:
-        if not isinstance(match, dict) or set(match) - {"method", "path"}:
-            raise BadRequest("Fault 'match' must be an object with optional 'method' and 'path'.")
-        for name in ("method", "path"):
+        if not isinstance(match, dict) or set(match) - {"method", "path", "identity"}:
+            raise BadRequest("Fault 'match' must be an object with optional 'method', 'path' and 'identity'.")
+        for name in ("method", "path", "identity"):
             if name in match:
                 if values.get(name) is not None:
                     raise BadRequest(f"Fault '{name}' is given both at top level and in 'match'.")
@@ -163,9 +172,15 @@ def parse_fault(spec: Any) -> Fault:
 
     method = values.get("method")
     if method is not None:
-        if not isinstance(method, str) or method.upper() not in METHODS:
-            raise BadRequest(f"Fault 'method' must be one of {', '.join(sorted(METHODS))}, got {method!r}.")
-        method = method.upper()
+        methods = [method] if isinstance(method, str) else method
+        if (not isinstance(methods, list) or not methods
+                or not all(isinstance(m, str) and m.upper() in METHODS for m in methods)):
+            raise BadRequest(f"Fault 'method' must be one of {', '.join(sorted(METHODS))} or a non-empty list "
+                             f"of them, got {method!r}.")
+        method = method.upper() if isinstance(method, str) else tuple(m.upper() for m in methods)
+    identity = values.get("identity")
+    if identity is not None and (not isinstance(identity, str) or not identity):
+        raise BadRequest(f"Fault 'identity' must be a non-empty string, got {identity!r}.")
     path = values.get("path")
     if path is not None:
         if not isinstance(path, str):
@@ -199,7 +214,7 @@ def parse_fault(spec: Any) -> Fault:
     message = values.get("message")
     if message is not None and not isinstance(message, str):
         raise BadRequest("Fault 'message' must be a string.")
-    return Fault(id=uuid.uuid4().hex[:8], method=method, path=path, status=status, probability=float(probability),
+    return Fault(id=uuid.uuid4().hex[:8], method=method, path=path, identity=identity, status=status, probability=float(probability),
                  latency_ms=latency_ms, retry_after=retry_after, times=times, drop=drop, when=when,
                  message=message)
 
@@ -253,11 +268,11 @@ class FaultRegistry:
         with self._lock:
             return len(self._faults)
 
-    def match(self, method: str, path: str) -> Fault | None:
+    def match(self, method: str, path: str, identity: str | None = None) -> Fault | None:
         """The fault that fires for this request, or None. Counts it as fired and consumes one of ``times``."""
         with self._lock:
             for index, fault in enumerate(self._faults):
-                if not fault.applies_to(method, path):
+                if not fault.applies_to(method, path, identity):
                     continue
                 if fault.probability < 1.0 and self._random.random() >= fault.probability:
                     continue
@@ -306,7 +321,7 @@ def install_fault_hook(app: flask.Flask, registry: FaultRegistry,
         path = flask.request.path
         if exclude_prefix and (path == exclude_prefix or path.startswith(exclude_prefix.rstrip("/") + "/")):
             return None
-        fault = registry.match(flask.request.method, path)
+        fault = registry.match(flask.request.method, path, flask.request.headers.get("X-Sandbox-Identity"))
         if fault is None:
             return None
         setattr(flask.g, G_FAULT, fault)

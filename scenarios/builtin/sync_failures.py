@@ -15,9 +15,9 @@ from scenarios.context import ScenarioContext
 
 @contextlib.contextmanager
 def failing(ctx: ScenarioContext, side: str, status: int = 503) -> Iterator[dict[str, Any]]:
-    """The next ``$batch`` the bridge sends to ``side`` fails with ``status`` (the rule is removed afterwards
+    """The next write the bridge sends to ``side`` fails with ``status`` (the rule is removed afterwards
     even when the write never got that far, so later steps are not hit by it)."""
-    rule = ctx.control[side].add_fault(match_method="POST", match_path=r"\$batch", status=status, times=1)
+    rule = ctx.control[side].fail_bridge_writes(status, times=1)
     try:
         yield rule
     finally:

@@ -41,7 +41,7 @@ def test_an_async_source_write_commits_even_when_the_target_refuses(quiet_sandbo
     """Unlike live sync, an async map never blocks the source write: the failure is the bridge's to keep."""
     sandbox = quiet_sandbox
     go_async(sandbox)
-    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=400, times=1)
+    sandbox.sales_control.fail_bridge_writes(400, times=1)
     sandbox.rename_customer("US-001", "Committed anyway")  # would raise in live mode
 
     sandbox.runtime.worker.drain()
@@ -102,7 +102,7 @@ def test_a_429_with_retry_after_is_retried_after_waiting_and_then_applied(quiet_
     sandbox = quiet_sandbox
     go_async(sandbox)
     sandbox.rename_customer("US-003", "After throttling")
-    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=429, retry_after=1,
+    sandbox.sales_control.fail_bridge_writes(429, retry_after=1,
                                     times=1)
     retries: list[dict[str, Any]] = []
     sandbox.runtime.worker.listeners.append(lambda event, detail: retries.append(detail) if event == "retry" else None)
@@ -124,7 +124,7 @@ def test_transient_failures_past_the_retry_budget_become_catchup_errors_that_ret
     sandbox = quiet_sandbox
     go_async(sandbox)
     sandbox.runtime.worker.retry = RetryPolicy(attempts=3, initial=0.01, maximum=0.02)
-    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=503, times=3)
+    sandbox.sales_control.fail_bridge_writes(503, times=3)
     sandbox.rename_customer("US-004", "Eventually")
 
     sandbox.runtime.worker.drain("scm")
@@ -143,7 +143,7 @@ def test_retrying_a_catchup_error_superseded_by_a_newer_change_does_not_undo_it(
     without writing: per-record order holds across retries."""
     sandbox = quiet_sandbox
     go_async(sandbox)
-    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=400, times=1)
+    sandbox.sales_control.fail_bridge_writes(400, times=1)
     sandbox.rename_customer("US-001", "Older")
     sandbox.runtime.worker.drain("scm")
     sandbox.rename_customer("US-001", "Newer")

@@ -85,7 +85,7 @@ def test_catchup_against_a_failing_target_keeps_catchup_errors_that_retry_comple
     life.pause(CUSTOMERS)
     sandbox.rename_customer("US-001", "Retry me 1")
     sandbox.rename_customer("US-002", "Retry me 2")
-    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=503, times=2)
+    sandbox.sales_control.fail_bridge_writes(503, times=2)
 
     status = life.resume(CUSTOMERS, "catchup")
 
@@ -124,7 +124,7 @@ def test_alert_rule_pauses_the_map_after_n_errors_and_later_writes_queue(sandbox
     """Two failed syncs within the window trigger the rule: the map pauses; later writes queue, none lost."""
     life = sandbox.runtime.lifecycle
     life.set_alerts(CUSTOMERS, [{"count": 2, "window_seconds": 60, "action": "pause"}])
-    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=503, times=2)
+    sandbox.sales_control.fail_bridge_writes(503, times=2)
     for attempt in range(2):
         with pytest.raises(ServiceError):  # live sync: both or neither, the SCM write fails too
             sandbox.rename_customer("US-004", f"Refused {attempt}")
@@ -140,7 +140,7 @@ def test_alert_rule_can_stop_the_map(sandbox: Any) -> None:
     """An alert rule with action stop sets the map to Not running."""
     life = sandbox.runtime.lifecycle
     life.set_alerts(CUSTOMERS, [{"count": 1, "window_seconds": 60, "action": "stop"}])
-    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=400, times=1)
+    sandbox.sales_control.fail_bridge_writes(400, times=1)
     with pytest.raises(ServiceError):
         sandbox.rename_customer("US-004", "Refused")
     poll_until(lambda: life.status(CUSTOMERS)["state"] == "Not running", message="the alert to stop the map")

@@ -59,7 +59,7 @@ def test_a_live_write_counts_as_synced_in_its_direction_and_is_timed(sandbox: An
 
 def test_a_refused_write_counts_as_failed_in_its_direction(sandbox: Any) -> None:
     """A live sync the target refuses counts once under failed for that map and direction."""
-    sandbox.sales_control.add_fault(match_method="POST", match_path=r"\$batch", status=400, times=1)
+    sandbox.sales_control.fail_bridge_writes(400, times=1)
     with pytest.raises(ServiceError):
         sandbox.rename_customer("US-001", "Refused")
 

@@ -58,7 +58,7 @@ def test_nested_match_object_is_accepted_and_method_is_uppercased() -> None:
     """``{"match": {"method", "path"}}`` is the same as top-level method/path."""
     fault = parse_fault({"match": {"method": "post", "path": "^/api/"}})
     assert fault.method == "POST" and fault.path == "^/api/"
-    assert fault.to_dict()["match"] == {"method": "POST", "path": "^/api/"}
+    assert fault.to_dict()["match"] == {"method": "POST", "path": "^/api/", "identity": None}
 
 
 @pytest.mark.parametrize(("spec", "words"), [
@@ -72,6 +72,10 @@ def test_nested_match_object_is_accepted_and_method_is_uppercased() -> None:
     ({"latency_ms": -1}, "'latency_ms'"),
     ({"path": "(unclosed"}, "regular expression"),
     ({"method": "FETCH"}, "'method'"),
+    ({"method": []}, "'method'"),
+    ({"method": ["POST", 7]}, "'method'"),
+    ({"identity": ""}, "'identity'"),
+    ({"identity": 5}, "'identity'"),
     ({"times": 0}, "'times'"),
     ({"retry_after": -3}, "'retry_after'"),
     ({"drop": "yes"}, "'drop'"),
@@ -97,6 +101,18 @@ def test_fault_matches_by_method_and_path_regex() -> None:
     assert registry.match("post", "/api/data/v9.2/accounts(1)").id == fault.id
     assert registry.match("GET", "/api/data/v9.2/accounts") is None
     assert registry.match("POST", "/api/data/v9.2/contacts") is None
+
+
+def test_fault_matches_a_list_of_methods_and_the_callers_identity() -> None:
+    """``method`` may list several methods; ``identity`` matches only that caller (None: anyone)."""
+    registry = FaultRegistry()
+    fault = registry.add({"method": ["post", "PATCH"], "identity": "dualwrite", "times": 5})
+    assert fault.to_dict()["match"] == {"method": ["POST", "PATCH"], "path": None, "identity": "dualwrite"}
+    assert registry.match("PATCH", "/api/data/v9.2/accounts(1)", "dualwrite").id == fault.id
+    assert registry.match("POST", "/api/data/v9.2/$batch", "dualwrite").id == fault.id
+    assert registry.match("GET", "/api/data/v9.2/accounts", "dualwrite") is None
+    assert registry.match("POST", "/api/data/v9.2/accounts", "user") is None
+    assert registry.match("POST", "/api/data/v9.2/accounts") is None
 
 
 def test_times_counts_down_and_the_spent_fault_disappears() -> None:
@@ -197,6 +213,13 @@ def test_fault_only_fires_on_its_method(service: FaultyApp) -> None:
     service.registry.add({"method": "POST", "status": 500})
     assert service.client.get("/api/things").status_code == 200
     assert service.client.post("/api/things").status_code == 500
+
+
+def test_identity_fault_fires_only_for_that_callers_requests(service: FaultyApp) -> None:
+    """The hook reads the caller from ``X-Sandbox-Identity``."""
+    service.registry.add({"identity": "dualwrite", "status": 500})
+    assert service.client.post("/api/things").status_code == 200
+    assert service.client.post("/api/things", headers={"X-Sandbox-Identity": "dualwrite"}).status_code == 500
 
 
 def test_control_plane_paths_are_never_faulted(service: FaultyApp) -> None:

@@ -1,0 +1,49 @@
+"""Tests of how the engine writes to the other side (bridge/engine.py): the requests it sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.clients import BatchOp
+
+
+def _bridge_requests(sandbox: Any) -> list[dict[str, Any]]:
+    return [e for e in sandbox.sales_control.journal(limit=50) if e.get("identity") == "dualwrite"]
+
+
+def test_a_single_write_upserts_by_alternate_key_without_reading_first(sandbox: Any) -> None:
+    """A customer created (then renamed) in SCM reaches Sales as one PATCH on the account's alternate key
+    (number and company) each time: no query, no $batch, and the second PATCH updates the same row."""
+    sandbox.sales_control.clear_journal()
+    sandbox.create_customer("ENG-001", "Engine One")
+    created = _bridge_requests(sandbox)
+    assert [e["method"] for e in created] == ["PATCH"]
+    assert "accounts(accountnumber='ENG-001',_msdyn_company_value=" in created[0]["path"] + created[0].get("query", "")
+    sandbox.sales_control.clear_journal()
+    sandbox.rename_customer("ENG-001", "Engine Renamed")
+    assert [e["method"] for e in _bridge_requests(sandbox)] == ["PATCH"]
+    company = sandbox.runtime.engine.company_id("usmf")
+    rows = sandbox.sales.query("accounts", filter=f"accountnumber eq 'ENG-001' and _msdyn_company_value eq {company}")
+    assert [r["name"] for r in rows] == ["Engine Renamed"]
+
+
+def test_a_refused_single_write_rolls_the_source_back(sandbox: Any) -> None:
+    """The PATCH failing in Sales fails the SCM write (both or neither), with Sales' message."""
+    sandbox.sales_control.fail_bridge_writes(400, times=1, message="No thanks")
+    try:
+        sandbox.create_customer("ENG-002", "Engine Two")
+    except Exception as exc:  # noqa: BLE001 - the client raises ServiceError
+        assert "No thanks" in str(exc)
+    else:
+        raise AssertionError("the SCM write should have failed")
+    assert sandbox.scm.query("CustomersV3", filter="CustomerAccount eq 'ENG-002'") == []
+    assert sandbox.account("ENG-002") is None
+
+
+def test_send_answers_like_a_batch_part(sandbox: Any) -> None:
+    """ODataClient.send: a plain request whose answer (ok or not) comes back as a BatchResult."""
+    ok = sandbox.sales.send(BatchOp.post("contacts", {"lastname": "Sent"}, content_id="7"))
+    assert ok.ok and ok.status == 204 and ok.content_id == "7" and ok.entity_id
+    bad = sandbox.sales.send(BatchOp.post("contacts", {"nosuchcolumn": 1}))
+    assert not bad.ok and bad.status == 400
+    assert "nosuchcolumn" in bad.error().message
