@@ -17,10 +17,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
+import httpx
+
 from bridge.mapping import TableMap
 from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
 from bridge.state import BridgeState
-from sandbox.clients import BatchOp, SalesClient, ScmClient, ServiceError
+from sandbox.clients import BatchOp, SalesClient, ScmClient, ServiceError, format_key
 from sandbox.livesync import related_token
 from sandbox.odata.model import EntityType, Model
 from sandbox.odata.urls import format_literal
@@ -336,6 +338,36 @@ class SyncEngine:
             raise SyncError(f"{write.map.name}: writing {self._describe_key(write)} to {self._label(side)} failed: "
                             f"{message}", failure.status if failure.status < 500 else 400,
                             transient=bool(error and error.transient), retry_after=error.retry_after if error else None)
+
+    def bulk_upsertable(self, writes: list[Write]) -> bool:
+        """Whether a unit is one Sales upsert addressable by alternate key (what :meth:`upsert_many` takes)."""
+        return (len(writes) == 1 and writes[0].target == "sales" and writes[0].operation == "upsert"
+                and self.sales_key(writes[0]) is not None)
+
+    def upsert_many(self, writes: list[Write]) -> None:
+        """Upsert the rows of several single-write units into one Sales table with one ``UpsertMultiple``
+        call (Targets addressed by alternate key through ``@odata.id``). All or nothing: on any failure
+        nothing was written and :class:`SyncError` tells whether a retry may help."""
+        entity = writes[0].map.sales_type
+        assert entity is not None
+        targets = []
+        for write in writes:
+            key = self.sales_key(write)
+            if key is None or write.map.sales_type is not entity:
+                raise ValueError("upsert_many takes writes to one table, each addressable by alternate key")
+            targets.append({"@odata.type": f"Microsoft.Dynamics.CRM.{entity.name}",
+                            "@odata.id": entity.entity_set + format_key(key), **write.payload})
+        try:
+            answer = self.sales.action("UpsertMultiple", {"Targets": targets}, entity_set=entity.entity_set)
+        except ServiceError as exc:
+            raise SyncError(f"{writes[0].map.name}: writing {len(writes)} rows to {self._label('sales')} failed: "
+                            f"{exc.message}", exc.status if exc.status < 500 else 400, transient=exc.transient,
+                            retry_after=exc.retry_after) from None
+        except httpx.TransportError as exc:
+            raise SyncError(f"{self._label('sales')} could not be reached: {exc}", 503, transient=True) from None
+        results = (answer or {}).get("Results") or []
+        for write, result in zip(writes, results):
+            write.response = {"status": 200, "body": result}
 
     @staticmethod
     def _label(side: str) -> str:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import tenacity
 
-from bridge.engine import INTEGRATION_IDENTITY, Source, SyncEngine, SyncError
+from bridge.engine import INTEGRATION_IDENTITY, Source, SyncEngine, SyncError, Write, record_identity
 from bridge.mapping import TableMap
 from bridge.state import INITIALIZING, PAUSED, RESUMING, RUNNING, BridgeState
 from sandbox.clients import ServiceError
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 SOURCES: tuple[Source, ...] = ("sales", "scm")
 PAGE_SIZE = 200
+BULK_SIZE = 200  # single-row upserts sent together in one UpsertMultiple (Dataverse takes up to 1000)
 BACKLOG_LIMIT = 5000  # status counts the queue up to this many changes per source (more shows as 5000+)
 
 
@@ -77,6 +78,8 @@ class Outcome:
     written: int = 0
     error: SyncError | None = None
     counted: bool = False  # the engine already counted the failure (its own SyncError)
+    #: the ordering-guard entries (map, record, seq) this slice moves forward once it is applied
+    entries: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -125,23 +128,23 @@ def by_transaction(changes: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return groups
 
 
-def apply_in_order(engine: SyncEngine, state: BridgeState, source: Source, group: list[dict[str, Any]],
-                   map_ids: Iterable[str], *, via: str, floors: dict[str, int] | None = None,
-                   call: Callable[[Callable[[], int]], int] | None = None) -> GroupResult:
-    """Apply one source transaction through ``map_ids``, skipping what the ordering guard says is stale.
+def units_of(engine: SyncEngine, state: BridgeState, source: Source, group: list[dict[str, Any]],
+             map_ids: Iterable[str], *, floors: dict[str, int] | None = None,
+             applied: dict[tuple[str, str], int] | None = None) -> GroupResult:
+    """The slices of one source transaction still to apply, not applied yet.
 
     The transaction is first coalesced (one change per record, the last image), then each change goes to
     the maps for which it is newer than both the map's floor and the newest change already applied for
-    that record. Changes bound for the same set of maps are applied as one unit (``call`` wraps the
-    attempt, e.g. with retries); after a success the guard moves forward. Failures are returned, never
-    raised, so the caller decides whether they become catch-up errors.
+    that record (``applied``: the guard, read here when not given). Changes bound for the same set of maps
+    form one slice (one :class:`Outcome`).
     """
     wanted = set(map_ids)
     floors = floors or {}
     result = GroupResult()
     changes = coalesce(group)
     relevant = {id(c): [m.id for m in engine.maps_for(source, c["table"]) if m.id in wanted] for c in changes}
-    applied = state.applied_seqs(source, wanted, {record_key(c) for c in changes})
+    if applied is None:
+        applied = state.applied_seqs(source, wanted, {record_key(c) for c in changes})
     buckets: dict[frozenset[str], list[dict[str, Any]]] = {}
     for change in changes:
         seq = int(change.get("seq") or 0)
@@ -152,29 +155,47 @@ def apply_in_order(engine: SyncEngine, state: BridgeState, source: Source, group
             continue
         buckets.setdefault(fresh, []).append(change)
     for fresh, subset in buckets.items():
-        outcome = Outcome(fresh, subset)
-        result.outcomes.append(outcome)
+        entries = [(m, record_key(c), int(c.get("seq") or 0)) for c in subset for m in relevant[id(c)] if m in fresh]
+        result.outcomes.append(Outcome(fresh, subset, entries=entries))
+    return result
 
-        def attempt(subset: list[dict[str, Any]] = subset, fresh: frozenset[str] = fresh) -> int:
-            try:
-                return engine.apply(source, subset, maps=lambda m: m.id in fresh, allow_fetch=True, via=via,
-                                    partial=True)
-            except SyncError:
-                raise
-            except (ServiceError, httpx.TransportError) as exc:
-                raise as_sync_error(exc) from exc
 
+def apply_unit(engine: SyncEngine, state: BridgeState, source: Source, outcome: Outcome, *, via: str,
+               call: Callable[[Callable[[], int]], int] | None = None) -> None:
+    """Apply one slice as one unit (``call`` wraps the attempt, e.g. with retries); after a success the
+    guard moves forward. A failure is left in ``outcome.error``, never raised."""
+    fresh = outcome.map_ids
+
+    def attempt() -> int:
         try:
-            outcome.written = call(attempt) if call else attempt()
-        except Exception as exc:  # noqa: BLE001 - one failing unit must not stop the others
-            if not isinstance(exc, (SyncError, ServiceError, httpx.TransportError)):
-                log.exception("%s: applying %s changes failed unexpectedly", via, source)
-            outcome.error = as_sync_error(exc)
-            # The engine counts the SyncErrors it raises itself; failed reads and bugs reach us uncounted.
-            outcome.counted = isinstance(exc, SyncError) and exc.__cause__ is None
-            continue
-        state.mark_applied(source, [(m, record_key(c), int(c.get("seq") or 0))
-                                    for c in subset for m in relevant[id(c)] if m in fresh])
+            return engine.apply(source, outcome.changes, maps=lambda m: m.id in fresh, allow_fetch=True, via=via,
+                                partial=True)
+        except SyncError:
+            raise
+        except (ServiceError, httpx.TransportError) as exc:
+            raise as_sync_error(exc) from exc
+
+    try:
+        outcome.written = call(attempt) if call else attempt()
+    except Exception as exc:  # noqa: BLE001 - one failing unit must not stop the others
+        if not isinstance(exc, (SyncError, ServiceError, httpx.TransportError)):
+            log.exception("%s: applying %s changes failed unexpectedly", via, source)
+        outcome.error = as_sync_error(exc)
+        # The engine counts the SyncErrors it raises itself; failed reads and bugs reach us uncounted.
+        outcome.counted = isinstance(exc, SyncError) and exc.__cause__ is None
+        return
+    state.mark_applied(source, outcome.entries)
+
+
+def apply_in_order(engine: SyncEngine, state: BridgeState, source: Source, group: list[dict[str, Any]],
+                   map_ids: Iterable[str], *, via: str, floors: dict[str, int] | None = None,
+                   call: Callable[[Callable[[], int]], int] | None = None) -> GroupResult:
+    """Apply one source transaction through ``map_ids``, skipping what the ordering guard says is stale
+    (see :func:`units_of`), one unit per slice. Failures are returned, never raised, so the caller decides
+    whether they become catch-up errors."""
+    result = units_of(engine, state, source, group, map_ids, floors=floors)
+    for outcome in result.outcomes:
+        apply_unit(engine, state, source, outcome, via=via, call=call)
     return result
 
 
@@ -272,27 +293,108 @@ class AsyncWorker:
         """
         maps = self.async_maps(source) if maps is None else maps
         floors = {m.id: self.floor(m, source) for m in maps}
+        return self._deliver_groups(source, by_transaction(changes), {m.id for m in maps}, floors)
+
+    def _deliver_groups(self, source: Source, groups: list[list[dict[str, Any]]], map_ids: set[str],
+                        floors: dict[str, int]) -> GroupResult:
+        """Apply consecutive source transactions in feed order, each as its own unit.
+
+        Units that are one Sales upsert by alternate key (a customer created or changed in SCM) do not go
+        out one request each: neighbouring ones are collected and sent together as one ``UpsertMultiple``
+        (see :meth:`_apply_bulk`). Any other unit first sends what was collected, so the order of the feed
+        is kept. The ordering guard is read once for all the groups and kept current here as units go out
+        (a delivery may repeat or reorder changes).
+        """
         total = GroupResult()
-        for group in by_transaction(changes):
-            result = self._deliver_group(source, group, {m.id for m in maps}, floors)
-            total.outcomes.extend(result.outcomes)
+        applied = self.state.applied_seqs(source, map_ids, {record_key(c) for group in groups for c in group})
+        pending: list[tuple[Outcome, Write]] = []
+        identities: set[tuple[str, str, tuple[str, ...]]] = set()
+
+        def send_pending() -> None:
+            if pending:
+                self._apply_bulk(source, list(pending))
+                pending.clear()
+                identities.clear()
+
+        for group in groups:
+            if self._stop.is_set():
+                raise Stopping()
+            result = units_of(self.engine, self.state, source, group, map_ids, floors=floors, applied=applied)
             total.skipped += result.skipped
+            for outcome in result.outcomes:
+                total.outcomes.append(outcome)
+                for map_id, key, seq in outcome.entries:
+                    applied[(map_id, key)] = max(seq, applied.get((map_id, key), 0))
+                write = self._bulk_write(source, outcome)
+                if write is None:
+                    send_pending()
+                    apply_unit(self.engine, self.state, source, outcome, via="async",
+                               call=lambda attempt: self._with_retry(attempt, source))
+                    self._report(source, outcome)
+                    continue
+                identity = record_identity(write)
+                if pending and (pending[0][1].map.sales_type is not write.map.sales_type or identity in identities
+                                or len(pending) >= BULK_SIZE):
+                    send_pending()
+                pending.append((outcome, write))
+                identities.add(identity)
+        send_pending()
         return total
 
-    def _deliver_group(self, source: Source, group: list[dict[str, Any]], map_ids: set[str],
-                       floors: dict[str, int]) -> GroupResult:
-        result = apply_in_order(self.engine, self.state, source, group, map_ids, via="async", floors=floors,
-                                call=lambda attempt: self._with_retry(attempt, source))
-        for outcome in result.outcomes:
-            if outcome.error is None:
-                if not outcome.written:
-                    continue  # filtered out by the map: nothing reached the other side
-                ages = [a for a in (age_seconds(c.get("created_at")) for c in outcome.changes) if a is not None]
-                self._emit("applied", {"source": source, "maps": sorted(outcome.map_ids),
-                                       "changes": len(outcome.changes), "latency": max(ages) if ages else None})
-            else:
-                self._keep(source, outcome)
-        return result
+    def _bulk_write(self, source: Source, outcome: Outcome) -> Write | None:
+        """The one Sales upsert a slice comes down to, when it can go out in bulk; None otherwise."""
+        if source != "scm":
+            return None  # F&O has no UpsertMultiple: Sales -> SCM units go out one by one
+        try:
+            writes = self.engine.plan(source, outcome.changes, maps=lambda m: m.id in outcome.map_ids,
+                                      allow_fetch=True, partial=True)
+        except Exception:  # noqa: BLE001 - the unit path plans again and reports the failure properly
+            return None
+        return writes[0] if writes and self.engine.bulk_upsertable(writes) else None
+
+    def _apply_bulk(self, source: Source, pending: list[tuple[Outcome, Write]]) -> None:
+        """Send collected single-upsert units in one ``UpsertMultiple`` (retried like any unit).
+
+        It is all or nothing. When a row of several is refused, the units are applied again one by one, so
+        only the bad one becomes a catch-up error; when the target stays unavailable past the retries (or the
+        only unit is refused), every unit is kept as a catch-up error at once (retrying each alone would only
+        wait longer).
+        """
+        writes = [write for _, write in pending]
+
+        def attempt() -> int:
+            self.engine.upsert_many(writes)
+            return len(writes)
+
+        try:
+            self._with_retry(attempt, source)
+        except SyncError as error:
+            for outcome, write in pending:
+                if error.transient or len(pending) == 1:
+                    self.engine.record_failure([write], error, "async")
+                    outcome.error, outcome.counted = error, True
+                else:
+                    apply_unit(self.engine, self.state, source, outcome, via="async",
+                               call=lambda again: self._with_retry(again, source))
+                self._report(source, outcome)
+            return
+        with self.state.db.transaction():  # one commit for the traces, counters and guard entries
+            self.engine.record_success(writes, "async")
+            self.state.mark_applied(source, [entry for outcome, _ in pending for entry in outcome.entries])
+        for outcome, _ in pending:
+            outcome.written = 1
+            self._report(source, outcome)
+
+    def _report(self, source: Source, outcome: Outcome) -> None:
+        """Tell listeners a slice was applied, or keep it as catch-up errors when it failed for good."""
+        if outcome.error is None:
+            if not outcome.written:
+                return  # filtered out by the map: nothing reached the other side
+            ages = [a for a in (age_seconds(c.get("created_at")) for c in outcome.changes) if a is not None]
+            self._emit("applied", {"source": source, "maps": sorted(outcome.map_ids),
+                                   "changes": len(outcome.changes), "latency": max(ages) if ages else None})
+        else:
+            self._keep(source, outcome)
 
     def _keep(self, source: Source, outcome: Outcome) -> None:
         """A unit that failed for good: keep its changes as catch-up errors of each map it was bound for."""
@@ -367,13 +469,8 @@ class AsyncWorker:
         if int(page.get("latest") or 0) < cursor:
             self._feed_rewound(source, maps, int(page.get("latest") or 0))
             return 0
-        map_ids = {m.id for m in maps}
-        for group in by_transaction(changes):
-            if self._stop.is_set():
-                raise Stopping()
-            self._deliver_group(source, group, map_ids, floors)
-            if not self._advance(source, epoch, int(group[-1]["seq"])):
-                return len(changes)  # rewound meanwhile: read again from the new position
+        self._deliver_groups(source, by_transaction(changes), {m.id for m in maps}, floors)
+        # A rewind meanwhile (a map joined async) leaves the cursor where it was put: read again from there.
         self._advance(source, epoch, int(page.get("next") or cursor))
         return len(changes)
 
@@ -423,8 +520,7 @@ class AsyncWorker:
                                                      tables=[self.lifecycle.source_table(table_map, source)],
                                                      exclude_identity=INTEGRATION_IDENTITY)
                 changes = page.get("changes") or []
-                for group in by_transaction(changes):
-                    self._deliver_group(source, group, {table_map.id}, floors)
+                self._deliver_groups(source, by_transaction(changes), {table_map.id}, floors)
                 total += len(changes)
                 if not changes:
                     break

@@ -211,7 +211,10 @@ def scenario_run(names: tuple[str, ...], run_all: bool, json_path: str | None, j
 @click.option("--quick", is_flag=True, help="A short run (seconds rather than minutes).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
 @click.option("--threads", default=4, show_default=True, type=int, help="Concurrent client threads.")
-def bench(quick: bool, json_path: str | None, threads: int) -> None:
+@click.option("--only", "only", multiple=True,
+              type=click.Choice(["initial-sync", "live-sync-writes", "async-sync-throughput", "requests"]),
+              help="Run only this group of the suite; repeatable.")
+def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...]) -> None:
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
 
     initial-sync (100,000 customers SCM -> Sales, --quick 20,000) against a raw bulk copy between the two
@@ -228,7 +231,8 @@ def bench(quick: bool, json_path: str | None, threads: int) -> None:
     def progress(text: str) -> None:
         click.echo(f"  [{time.monotonic() - started:6.0f}s] {text}", err=True)
 
-    results = benchmarks.run_bench(quick=quick, threads=threads, progress=progress if on_terminal else None)
+    results = benchmarks.run_bench(quick=quick, threads=threads, only=only or None,
+                                   progress=progress if on_terminal else None)
     seconds = time.monotonic() - started
     benchmarks.print_table(results)
     click.echo(f"({seconds:.0f} s on {benchmarks.machine_info().get('cpus')} CPUs)")

@@ -268,3 +268,51 @@ def test_pausing_an_async_map_keeps_its_backlog_in_the_queue(quiet_sandbox: Any)
 
     life.resume(CUSTOMERS)
     assert sandbox.account_name("US-002") == "In the backlog"
+
+
+def _bridge_requests(sandbox: Any) -> list[dict[str, Any]]:
+    return [e for e in sandbox.sales_control.journal(limit=100) if e.get("identity") == "dualwrite"]
+
+
+def test_neighbouring_single_row_changes_go_to_sales_in_one_upsert_multiple(quiet_sandbox: Any) -> None:
+    """Four customers changed and one created in SCM, five source transactions: one UpsertMultiple request
+    brings them all to Sales, each traced and counted as its own write, and the guard moves for each."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    before = sandbox.runtime.lifecycle.status(CUSTOMERS)["synced"]
+    for index in range(1, 5):
+        sandbox.rename_customer(f"US-00{index}", f"Bulk {index}")
+    sandbox.create_customer("US-005", "Bulk 5")
+    sandbox.sales_control.clear_journal()
+
+    sandbox.runtime.worker.drain("scm")
+
+    requests = _bridge_requests(sandbox)
+    assert [(e["method"], e["path"].rsplit("/", 1)[-1]) for e in requests] == [
+        ("POST", "Microsoft.Dynamics.CRM.UpsertMultiple")]
+    assert [sandbox.account_name(f"US-00{i}") for i in range(1, 6)] == [f"Bulk {i}" for i in range(1, 6)]
+    assert sandbox.runtime.lifecycle.status(CUSTOMERS)["synced"] == before + 5
+    sandbox.sales_control.clear_journal()
+    assert sandbox.runtime.worker.drain("scm") == 0 and _bridge_requests(sandbox) == []
+
+
+def test_one_refused_row_in_a_bulk_upsert_fails_alone(quiet_sandbox: Any) -> None:
+    """Sales refusing one row fails the whole UpsertMultiple; the units are then applied one by one, so
+    the others arrive and only the refused one becomes a catch-up error."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    rule = sandbox.sales_control.add_fault(match_method=["POST", "PATCH"], match_identity="dualwrite",
+                                           match_path=r"UpsertMultiple|accountnumber='US-002'", status=400,
+                                           message="Refused row")
+    for index in (1, 2, 3):
+        sandbox.rename_customer(f"US-00{index}", f"Partly {index}")
+
+    sandbox.runtime.worker.drain("scm")
+    sandbox.sales_control.remove_fault(rule["id"])
+
+    assert sandbox.account_name("US-001") == "Partly 1" and sandbox.account_name("US-003") == "Partly 3"
+    assert sandbox.account_name("US-002") != "Partly 2"
+    errors = sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS)
+    assert len(errors) == 1 and "Refused row" in errors[0]["message"] and "US-002" in str(errors[0]["change"])
+    assert sandbox.runtime.lifecycle.retry_catchup(CUSTOMERS)["completed"] == 1
+    assert sandbox.account_name("US-002") == "Partly 2"
