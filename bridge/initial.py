@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from bridge.engine import INTEGRATION_IDENTITY, SyncEngine, wire_row
 from bridge.mapping import TableMap
-from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
+from bridge.pipeline import Drop, MissingParent, Record, key_values, scm_read_columns, transform
 from bridge.state import BridgeState, InitialSyncErrorRow
 from sandbox.clients import BatchOp, ServiceError
 
@@ -104,7 +104,10 @@ class InitialSync:
         entity = table_map.scm_type
         assert entity is not None
         getter = self.engine.related_getter(None, allow_fetch=True)
-        for page in self.engine.scm.iter_pages(entity.entity_set, extra={"cross-company": "true"}, page_size=PAGE_SIZE):
+        # Only the columns the map reads: a customer has 51, the customers map reads 16 (rendering, sending and
+        # parsing the rest was a third of the initial sync's time).
+        for page in self.engine.scm.iter_pages(entity.entity_set, select=scm_read_columns(table_map),
+                                               extra={"cross-company": "true"}, page_size=PAGE_SIZE):
             for row in page:
                 record = Record(table_map, "to_sales", row, related=getter, sales_model=self.engine.sales_model)
                 record.company = str(row.get("dataAreaId") or "").lower() or None

@@ -179,6 +179,39 @@ def predicate(text: str) -> Callable[[dict[str, Any]], bool]:
     return _predicates[text]
 
 
+def filter_columns(text: str) -> set[str]:
+    """The column names a map filter reads."""
+    if not hasattr(_parser_state, "parser"):
+        _parser_state.lexer, _parser_state.parser = ODataLexer(), ODataParser()
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, q.Identifier):
+            names.add(node.name)
+        for child in ("left", "right", "operand"):
+            if hasattr(node, child):
+                walk(getattr(node, child))
+
+    walk(_parser_state.parser.parse(_parser_state.lexer.tokenize(text)))
+    return names
+
+
+def scm_read_columns(table_map: TableMap) -> list[str]:
+    """The SCM columns the pipeline reads to sync ``table_map`` to Sales (keys, fields, company, filter,
+    price-list currency), spelled as the entity spells them: what a bulk read needs to ``$select``."""
+    entity = table_map.scm_type
+    assert entity is not None
+    wanted = {item.scm for item in [*table_map.keys, *table_map.fields]}
+    if table_map.scm_filter:
+        wanted |= filter_columns(table_map.scm_filter)
+    if table_map.price_list is not None:
+        wanted.add(table_map.price_list.currency)
+    if entity.company_property:
+        wanted.add(entity.company_property)
+    by_lower = {name.lower(): name for name in entity.properties}
+    return sorted({by_lower[name.lower()] for name in wanted if name.lower() in by_lower} | set(entity.key))
+
+
 def source_filter(record: Record) -> Record:
     """Drop rows the map's filter of the source side does not admit."""
     text = record.map.scm_filter if record.direction == "to_sales" else record.map.sales_filter

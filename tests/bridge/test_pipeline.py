@@ -9,7 +9,8 @@ import pytest
 from bridge.mapping import BUILTIN_MAPS, TableMap, load_maps, parse_map, validate_map
 from bridge.pipeline import (PRICE_LIST_NAMESPACE, SCM_EMPTY_DATE, Drop, MissingKey, MissingParent, Record,
                              apply_defaults, assign_price_list, check_key, coerce_values, company_scope,
-                             compile_predicate, key_values, map_fields, resolve_lookups, source_filter, transform)
+                             compile_predicate, filter_columns, key_values, map_fields, resolve_lookups,
+                             scm_read_columns, source_filter, transform)
 from mock_sales.schema import build_model as build_sales_model
 from mock_scm.schema import build_model as build_scm_model
 from sandbox.odata.model import Model
@@ -425,3 +426,24 @@ def test_line_key_to_scm_is_document_number_and_sequence(maps: dict[str, TableMa
                                                            "LineCreationSequenceNumber": 2}
     assert record.target["ProductNumber"] == "D0001" and record.target["SalesUnitSymbol"] == "ea"
     assert record.target["RequestedSalesQuantity"] == 3.0 and record.target["dataAreaId"] == "usmf"
+
+
+def test_filter_columns_names_every_column_a_filter_reads() -> None:
+    assert filter_columns("PartyType eq 'Organization' and (CreditLimit gt 5 or not Blocked eq true)") == {
+        "PartyType", "CreditLimit", "Blocked"}
+
+
+def test_scm_read_columns_are_what_the_pipeline_reads_and_nothing_more(maps: dict[str, TableMap],
+                                                                       sales_model: Model) -> None:
+    """A row cut down to the selected columns transforms exactly like the whole row (so a bulk read may
+    ``$select`` them), and the selection leaves most of a customer's columns out."""
+    table_map = maps["customers-accounts"]
+    columns = scm_read_columns(table_map)
+    assert {"dataAreaId", "CustomerAccount", "PartyType", "OrganizationName"} <= set(columns)
+    assert len(columns) < len(table_map.scm_type.properties)
+    row = {name: f"value of {name}" for name in table_map.scm_type.properties}
+    row.update({"dataAreaId": "usmf", "CustomerAccount": "US-1", "PartyType": "Organization", "CreditLimit": 10,
+                "SalesCurrencyCode": "USD", "CustomerGroupId": "10"})
+    whole = transform(to_sales(table_map, dict(row), sales_model)).target
+    cut = transform(to_sales(table_map, {k: v for k, v in row.items() if k in columns}, sales_model)).target
+    assert cut == whole
