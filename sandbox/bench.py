@@ -87,8 +87,12 @@ def _ratio(value: float, baseline: float) -> float:
 
 def run_bench(*, quick: bool = False, threads: int = 4, sizes: BenchSizes | None = None,
               only: tuple[str, ...] | list[str] | None = None, progress: Progress | None = None,
-              time_budget: float = 600.0) -> list[BenchResult]:
-    """Run the suite (or the groups in ``only``, from :data:`ALL`) and return every result with its baseline."""
+              time_budget: float = 600.0, database_urls: dict[str, str] | None = None) -> list[BenchResult]:
+    """Run the suite (or the groups in ``only``, from :data:`ALL`) and return every result with its baseline.
+
+    ``database_urls`` (service -> SQLAlchemy URL) runs the sync benchmarks on those databases instead of
+    SQLite files; they must be empty (the stack seeds them and the benchmark adds its customers).
+    """
     say = progress or (lambda _text: None)
     sizes = sizes or (BenchSizes.quick() if quick else BenchSizes.full())
     wanted = tuple(only or ALL)
@@ -97,7 +101,7 @@ def run_bench(*, quick: bool = False, threads: int = 4, sizes: BenchSizes | None
         raise ValueError(f"unknown benchmark group(s): {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
     results: list[BenchResult] = []
     if {"initial-sync", "live-sync-writes", "async-sync-throughput"} & set(wanted):
-        with _sync_stack() as stack:
+        with _sync_stack(database_urls or {}) as stack:
             if "initial-sync" in wanted:
                 results.append(_initial_sync(stack, sizes.customers, say, ticking=progress is not None))
             else:
@@ -150,14 +154,15 @@ def _dependencies(engine: Any, map_id: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _sync_stack() -> Iterator[_SyncStack]:
-    """Sales, SCM and the bridge as ``sandbox up`` runs them, on SQLite files in a temporary folder."""
+def _sync_stack(database_urls: dict[str, str]) -> Iterator[_SyncStack]:
+    """Sales, SCM and the bridge as ``sandbox up`` runs them, on SQLite files in a temporary folder (or on
+    the databases ``database_urls`` names)."""
     from sandbox.db import sqlite_url_for
     from sandbox.loadtest import quiet_waitress
     from sandbox.stack import wire_bridge
 
     folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
-    apps = build_apps(StackConfig(data_dir=folder, seed=1))
+    apps = build_apps(StackConfig(data_dir=folder, seed=1, database_urls=dict(database_urls)))
     group = ServerGroup()
     client = httpx.Client(timeout=120.0, headers={"Accept": "application/json"})
     try:
@@ -165,7 +170,7 @@ def _sync_stack() -> Iterator[_SyncStack]:
         bridge_port = free_port()
         urls["bridge"] = f"http://127.0.0.1:{bridge_port}"
         bridge = wire_bridge(apps, urls=urls, in_process=True,  # as `sandbox up` wires them by default
-                             bridge_database_url=sqlite_url_for(folder, "bridge"))
+                             bridge_database_url=database_urls.get("bridge") or sqlite_url_for(folder, "bridge"))
         if bridge is None:
             raise RuntimeError("the bridge is not available in this build")
         apps["bridge"] = bridge
@@ -338,7 +343,8 @@ def _initial_sync(stack: _SyncStack, customers: int, say: Progress, ticking: boo
     written = report.to_sales
     value = written / seconds if seconds > 0 else 0.0
     return BenchResult("initial-sync", round(value, 1), "rows/s", round(raw_rate, 1),
-                       "raw bulk copy of the same rows and columns, SCM -> Sales database (SQLite)",
+                       "raw bulk copy of the same rows and columns, SCM -> Sales database "
+                       f"({stack.runtime('sales').db.engine.dialect.name})",
                        _ratio(value, raw_rate),
                        {"rows": written, "seconds": round(seconds, 2), "errors": len(report.errors),
                         "raw_rows": copied, "raw_seconds": round(raw_seconds, 3)})

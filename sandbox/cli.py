@@ -214,7 +214,11 @@ def scenario_run(names: tuple[str, ...], run_all: bool, json_path: str | None, j
 @click.option("--only", "only", multiple=True,
               type=click.Choice(["initial-sync", "live-sync-writes", "async-sync-throughput", "requests"]),
               help="Run only this group of the suite; repeatable.")
-def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...]) -> None:
+@click.option("--database-url", "database_urls", multiple=True, metavar="SERVICE=URL",
+              help="Run the sync benchmarks on this (empty) database for sales, scm or bridge instead of a "
+                   "SQLite file, e.g. sales=postgresql+psycopg://user@127.0.0.1/sales; repeatable.")
+def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...],
+          database_urls: tuple[str, ...]) -> None:
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
 
     initial-sync (100,000 customers SCM -> Sales, --quick 20,000) against a raw bulk copy between the two
@@ -232,7 +236,8 @@ def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...
         click.echo(f"  [{time.monotonic() - started:6.0f}s] {text}", err=True)
 
     results = benchmarks.run_bench(quick=quick, threads=threads, only=only or None,
-                                   progress=progress if on_terminal else None)
+                                   progress=progress if on_terminal else None,
+                                   database_urls=parse_database_urls(database_urls))
     seconds = time.monotonic() - started
     benchmarks.print_table(results)
     click.echo(f"({seconds:.0f} s on {benchmarks.machine_info().get('cpus')} CPUs)")

@@ -61,3 +61,31 @@ def test_bench_command_prints_the_table_writes_json_and_stays_quiet_off_a_termin
     document = json.loads(out.read_text())
     assert set(document["results"][0]) >= {"name", "value", "unit", "baseline", "baseline_name", "ratio"}
     assert document["machine"]["cpus"] and "seconds" in document
+
+
+def test_sync_benchmarks_run_on_the_databases_named_by_url(tmp_path: Path) -> None:
+    """``database_urls`` puts the sync benchmarks on other databases (SQLite URLs here; PostgreSQL alike):
+    the rows land there, and the baseline says which database it copied into."""
+    import sqlalchemy as sa
+
+    urls = {name: f"sqlite:///{(tmp_path / f'{name}-elsewhere.sqlite').as_posix()}" for name in ("sales", "scm")}
+    sizes = bench.BenchSizes(customers=30, writes=4, async_seconds=0.5, requests=4)
+    results = bench.run_bench(sizes=sizes, threads=1, only=["initial-sync"], database_urls=urls)
+    assert [r.name for r in results] == ["initial-sync"] and "(sqlite)" in results[0].baseline_name
+    engine = sa.create_engine(urls["sales"])
+    try:
+        with engine.connect() as connection:
+            count = connection.execute(sa.text("select count(*) from accounts where accountnumber like 'BI-%'"))
+            assert count.scalar() >= 30
+    finally:
+        engine.dispose()
+
+
+def test_bench_command_passes_only_and_database_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(bench, "run_bench", lambda **kwargs: seen.update(kwargs) or [])
+    result = CliRunner().invoke(main, ["bench", "--only", "live-sync-writes", "--database-url", "sales=sqlite://"])
+    assert result.exit_code == 0, result.output
+    assert seen["only"] == ("live-sync-writes",) and seen["database_urls"] == {"sales": "sqlite://"}
+    refused = CliRunner().invoke(main, ["bench", "--database-url", "nowhere"])
+    assert refused.exit_code != 0 and "SERVICE=URL" in refused.output
