@@ -371,7 +371,8 @@ def test_fault_lifecycle_over_http(client: flask.testing.FlaskClient) -> None:
     response = client.post("/_sandbox/faults", json={"method": "GET", "path": "^/api/widgets$", "status": 503})
     assert response.status_code == 201
     fault = response.get_json()
-    assert fault["status"] == 503 and fault["match"] == {"method": "GET", "path": "^/api/widgets$"}
+    assert fault["status"] == 503 and fault["match"] == {"method": "GET", "path": "^/api/widgets$",
+                                                       "identity": None}
     assert response.headers["Location"].endswith(f"/_sandbox/faults/{fault['id']}")
     assert [f["id"] for f in client.get("/_sandbox/faults").get_json()["faults"]] == [fault["id"]]
 
