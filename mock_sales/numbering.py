@@ -17,6 +17,7 @@ inside the caller's transaction, so a rolled-back write gives its number back.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,14 +47,20 @@ _SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 SEQUENCE_ENTITY = "sandbox_numbersequence"
 
 
+_COUNTER_QUERIES: "weakref.WeakKeyDictionary[sa.Table, Any]" = weakref.WeakKeyDictionary()
+
+
 def next_value(store: Store, name: str, scope: str = "", *, floor: int = 0) -> int:
     """Bump and return the counter ``name`` in ``scope``; a new counter starts above ``floor``."""
     entity = store.entity(SEQUENCE_ENTITY)
     table = entity.table
     assert table is not None
-    query = (sa.select(table).where(table.c.name == name, table.c.scope == scope).limit(1)
-             .with_for_update())
-    found = store.db.connection.execute(query).first()
+    query = _COUNTER_QUERIES.get(table)
+    if query is None:  # built once per table: building it per number cost more than the query
+        query = _COUNTER_QUERIES[table] = (
+            sa.select(table).where(table.c.name == sa.bindparam("sandbox_name"),
+                                   table.c.scope == sa.bindparam("sandbox_scope")).limit(1).with_for_update())
+    found = store.db.connection.execute(query, {"sandbox_name": name, "sandbox_scope": scope}).first()
     if found is None:
         value = floor + 1
         store.insert(SEQUENCE_ENTITY, {"name": name, "scope": scope, "value": value}, identity="system")
@@ -94,7 +101,7 @@ def _suffix(row_id: str) -> str:
 def _company_code(store: Store, company_id: str | None) -> str:
     if not company_id:
         return ""
-    company = store.get("cdm_company", {"cdm_companyid": company_id})
+    company = store.get_cached("cdm_company", {"cdm_companyid": company_id})
     return str(company["cdm_companycode"]).lower() if company and company.get("cdm_companycode") else company_id
 
 

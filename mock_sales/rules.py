@@ -187,45 +187,58 @@ def resolve_state(entity_name: str, state: Any, status: Any, row_id: Any) -> tup
 
 # ---- shared look-ups -----------------------------------------------------------------------------------
 
+# These run for (nearly) every row written; their answers are memoized for the transaction and dropped
+# when it writes one of the tables they read (Store.memoized), so a chunk of creates asks the database once.
+
 def base_currency_id(store: Store) -> str | None:
     """The organization's base currency, else the first currency."""
-    orgs = store.find("organization", limit=1)
-    if orgs and orgs[0].get("_basecurrencyid_value"):
-        return orgs[0]["_basecurrencyid_value"]
-    currencies = store.find("transactioncurrency", limit=1)
-    return currencies[0]["transactioncurrencyid"] if currencies else None
+    def compute() -> str | None:
+        orgs = store.find("organization", limit=1)
+        if orgs and orgs[0].get("_basecurrencyid_value"):
+            return orgs[0]["_basecurrencyid_value"]
+        currencies = store.find("transactioncurrency", limit=1)
+        return currencies[0]["transactioncurrencyid"] if currencies else None
+    return store.memoized(("sales.base_currency_id",), ("organization", "transactioncurrency"), compute)
 
 
 def exchange_rate(store: Store, currency_id: str | None) -> Decimal:
     if not currency_id:
         return Decimal(1)
-    currency = store.get("transactioncurrency", {"transactioncurrencyid": currency_id})
-    rate = dec(currency.get("exchangerate")) if currency else Decimal(0)
-    return rate if rate > 0 else Decimal(1)
+
+    def compute() -> Decimal:
+        currency = store.get("transactioncurrency", {"transactioncurrencyid": currency_id})
+        rate = dec(currency.get("exchangerate")) if currency else Decimal(0)
+        return rate if rate > 0 else Decimal(1)
+    return store.memoized(("sales.exchange_rate", currency_id), ("transactioncurrency",), compute)
 
 
 def owner_for(store: Store, identity: str) -> str | None:
     """The systemuser a new row belongs to: the one whose domainname is the caller's identity, else the first."""
-    users = store.find("systemuser", {"domainname": identity}, limit=1) or store.find("systemuser", limit=1)
-    return users[0]["systemuserid"] if users else None
+    def compute() -> str | None:
+        users = store.find("systemuser", {"domainname": identity}, limit=1) or store.find("systemuser", limit=1)
+        return users[0]["systemuserid"] if users else None
+    return store.memoized(("sales.owner_for", identity), ("systemuser",), compute)
 
 
 def owner_company(store: Store, owner_id: str | None) -> str | None:
     """The dual-write company of the owner's business unit (walking up to the root)."""
     if not owner_id:
         return None
-    user = store.get("systemuser", {"systemuserid": owner_id})
-    unit_id = user.get("_businessunitid_value") if user else None
-    seen: set[str] = set()
-    while unit_id and unit_id not in seen:
-        seen.add(unit_id)
-        unit = store.get("businessunit", {"businessunitid": unit_id})
-        if unit is None:
-            return None
-        if unit.get("_cdm_companyid_value"):
-            return unit["_cdm_companyid_value"]
-        unit_id = unit.get("_parentbusinessunitid_value")
-    return None
+
+    def compute() -> str | None:
+        user = store.get("systemuser", {"systemuserid": owner_id})
+        unit_id = user.get("_businessunitid_value") if user else None
+        seen: set[str] = set()
+        while unit_id and unit_id not in seen:
+            seen.add(unit_id)
+            unit = store.get("businessunit", {"businessunitid": unit_id})
+            if unit is None:
+                return None
+            if unit.get("_cdm_companyid_value"):
+                return unit["_cdm_companyid_value"]
+            unit_id = unit.get("_parentbusinessunitid_value")
+        return None
+    return store.memoized(("sales.owner_company", owner_id), ("systemuser", "businessunit"), compute)
 
 
 def customer_row(store: Store, row: Mapping[str, Any], base: str = "customerid") -> tuple[str, Row] | None:
@@ -324,6 +337,14 @@ class SalesBehavior(EntityBehavior):
 
     def __init__(self, entity_name: str) -> None:
         self.entity_name = entity_name
+        self._twins: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def bulk_create(self) -> bool:  # type: ignore[override]
+        """Whether rows of this table may be created in bulk (see ``EntityBehavior.bulk_create``): the shared
+        rules read only other tables (owner, business unit, currency), and some table rules keep to that
+        too. Opt-in by exact class, so that a new subclass with other rules is never bulk by accident."""
+        return type(self) in _BULK_CREATE_RULES and self.entity_name not in _SHARED_READS
 
     # -- hooks ---------------------------------------------------------------------------------------
     def on_create(self, ctx: WriteContext, values: Row) -> None:
@@ -425,7 +446,10 @@ class SalesBehavior(EntityBehavior):
     def _finish_money(self, ctx: WriteContext, target: Row, row: Mapping[str, Any], *, created: bool) -> None:
         """Fill ``exchangerate`` and every ``_base`` twin whose amount or currency changed."""
         entity = ctx.entity
-        twins = [n[:-5] for n in entity.properties if n.endswith("_base") and n[:-5] in entity.properties]
+        twins = self._twins.get(entity.name)
+        if twins is None:  # the money columns that have a _base twin, worked out once per entity
+            twins = self._twins[entity.name] = tuple(
+                n[:-5] for n in entity.properties if n.endswith("_base") and n[:-5] in entity.properties)
         if not twins:
             return
         currency_changed = created or "_transactioncurrencyid_value" in target
@@ -779,6 +803,15 @@ class LineBehavior(SalesBehavior):
 
 class SystemUserBehavior(PersonBehavior):
     pass
+
+
+#: Rules whose ``on_create`` writes nothing and reads no row of its own table and whose ``after_write``
+#: does nothing on create. Not here: contact (its company may come from a parent contact), documents
+#: (number sequences), lines (sequence numbers, header totals), currencies and users (read by every create).
+_BULK_CREATE_RULES: frozenset[type[SalesBehavior]] = frozenset({
+    SalesBehavior, LeadBehavior, ProductBehavior, PriceLevelBehavior, ProductPriceLevelBehavior})
+#: tables the shared rules read on every create: their own rows are never created in bulk
+_SHARED_READS = frozenset({"systemuser", "businessunit", "organization", "transactioncurrency"})
 
 
 def behaviors() -> dict[str, EntityBehavior]:

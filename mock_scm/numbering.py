@@ -15,8 +15,9 @@ anyway (e.g. created before the counter existed) is skipped.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
@@ -102,19 +103,36 @@ def _table(store: Store) -> sa.Table:
     return store.model.metadata.tables[SEQUENCE_TABLE]
 
 
+# The counter's statements, built once per table with bound parameters: building a statement (and its
+# cache key) per call cost more than SQLite's work, and every created customer, order and line uses them.
+_STATEMENTS: "weakref.WeakKeyDictionary[sa.Table, tuple[Any, Any, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _statements(table: sa.Table) -> tuple[Any, Any, Any]:
+    """(select, update, insert) of the counter of one (company, scope)."""
+    found = _STATEMENTS.get(table)
+    if found is None:
+        where = (table.c.company == sa.bindparam("sandbox_company"), table.c.scope == sa.bindparam("sandbox_scope"))
+        found = _STATEMENTS[table] = (
+            sa.select(table.c.next_value).where(*where),
+            sa.update(table).where(*where).values(next_value=sa.bindparam("sandbox_value")),
+            sa.insert(table).values(company=sa.bindparam("sandbox_company"), scope=sa.bindparam("sandbox_scope"),
+                                    next_value=sa.bindparam("sandbox_value")),
+        )
+    return found
+
+
 def _counter(store: Store, scope: str, company: str) -> int | None:
-    table = _table(store)
-    return store.db.connection.execute(
-        sa.select(table.c.next_value).where(table.c.company == company, table.c.scope == scope)).scalar()
+    select, _, _ = _statements(_table(store))
+    return store.db.connection.execute(select, {"sandbox_company": company, "sandbox_scope": scope}).scalar()
 
 
 def _set_counter(store: Store, scope: str, company: str, value: int) -> None:
-    table = _table(store)
+    _, update, insert = _statements(_table(store))
     connection = store.db.connection
-    updated = connection.execute(sa.update(table).where(table.c.company == company, table.c.scope == scope)
-                                 .values(next_value=value))
-    if updated.rowcount == 0:
-        connection.execute(sa.insert(table).values(company=company, scope=scope, next_value=value))
+    params = {"sandbox_company": company, "sandbox_scope": scope, "sandbox_value": value}
+    if connection.execute(update, params).rowcount == 0:
+        connection.execute(insert, params)
 
 
 def next_number(store: Store, scope: str, company: str, taken: Callable[[str], bool] | None = None) -> str:

@@ -176,7 +176,8 @@ def company_of(values: Mapping[str, Any], extra: Mapping[str, Any] | None = None
 
 
 def legal_entity(store: Store, company: str) -> Row | None:
-    return store.get("LegalEntity", {"LegalEntityId": company.lower()})
+    # Read for every row written: memoized for the transaction (dropped when it writes a legal entity).
+    return store.get_cached("LegalEntity", {"LegalEntityId": company.lower()})
 
 
 def customer(store: Store, company: str, account: str) -> Row | None:

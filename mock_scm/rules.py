@@ -54,6 +54,9 @@ REFERENCE_KEYS = {
     "SalesInvoiceHeaderV2": "InvoiceNumber",
 }
 SHARED = {"LegalEntity", "Currency", "UnitOfMeasure"}
+#: Reference data: read per row by the reference checks, so memoized for the transaction (Store.get_cached)
+REFERENCE_DATA = frozenset({"LegalEntity", "Currency", "UnitOfMeasure", "CustomerGroup", "PaymentTerm",
+                            "DeliveryTerm", "DeliveryMode", "OperationalSite", "Warehouse"})
 
 
 class ScmBehavior(EntityBehavior):
@@ -119,7 +122,7 @@ class ScmBehavior(EntityBehavior):
         key: dict[str, Any] = {REFERENCE_KEYS[target]: value}
         if target not in SHARED:
             key["dataAreaId"] = company or values.get("dataAreaId")
-        row = ctx.store.get(target, key)
+        row = ctx.store.get_cached(target, key) if target in REFERENCE_DATA else ctx.store.get(target, key)
         if row is None:
             raise p.write_error(ctx.entity.name, p.not_in_related(value, self.label(ctx, field), TABLE_LABELS[target]),
                                 field=field)

@@ -298,6 +298,7 @@ def import_snapshot(db: Database, service: str, data: Any) -> None:
                 start = end
         if connection.dialect.name == "postgresql":
             _realign_sequences(connection, tables)
+        db.forget_memo()  # the store's memoized reads cannot have seen these writes
 
 
 def _realign_sequences(connection: sa.Connection, tables: list[sa.Table]) -> None:

@@ -33,6 +33,7 @@ class _TxState(threading.local):
         self.after_commit: list[Callable[[], None]] = []
         self.after_rollback: list[Callable[[], None]] = []
         self.bag: dict[str, Any] = {}
+        self.memo: dict[Any, Any] = {}
 
 
 def sqlite_url_for(data_dir: Path | None, name: str) -> str:
@@ -98,6 +99,19 @@ class Database:
         """Per-transaction scratch space (e.g. the changes recorded by the outbox in this transaction)."""
         return self._state.bag
 
+    @property
+    def memo(self) -> dict[Any, Any]:
+        """Per-transaction cache of values derived from reads (see :meth:`sandbox.odata.store.Store.memoized`).
+
+        Unlike :attr:`bag` it is emptied when a savepoint rolls back: a value read inside the savepoint may
+        describe rows that are gone again. Whoever writes outside the store must call :meth:`forget_memo`.
+        """
+        return self._state.memo
+
+    def forget_memo(self) -> None:
+        """Drop every memoized value of the current transaction (after writes the store did not see)."""
+        self._state.memo.clear()
+
     @contextlib.contextmanager
     def transaction(self, timeout: float | None = None) -> Iterator[sa.Connection]:
         """Open (or join) the thread's transaction. The outermost level commits or rolls back.
@@ -124,6 +138,7 @@ class Database:
             state.transaction = connection.begin()
             state.depth = 1
             state.bag = {}
+            state.memo = {}
             state.before_commit, state.after_commit, state.after_rollback = [], [], []
             try:
                 yield connection
@@ -146,6 +161,7 @@ class Database:
                 state.transaction = None
                 state.depth = 0
                 state.bag = {}
+                state.memo = {}
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -160,6 +176,7 @@ class Database:
             except BaseException:
                 if nested.is_active:
                     nested.rollback()
+                self._state.memo.clear()
                 raise
             else:
                 if nested.is_active:

@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, request
@@ -154,6 +154,8 @@ class Outbox:
         self._in_flight: set[int] = set()  # first seq of each open transaction that recorded changes
         self.table = ChangeRecord.__table__
         self._insert = sa.insert(self.table)  # built once: a statement per change cost more than the insert
+        # seqs back in the order of the changes (and, on PostgreSQL, handed out in that order)
+        self._insert_many = sa.insert(self.table).returning(self.table.c.seq, sort_by_parameter_order=True)
 
     # ---- writing ----------------------------------------------------------------------------------
     def record(self, db: Database, entity_name: str, key: dict[str, Any], operation: str,
@@ -188,6 +190,47 @@ class Outbox:
         if tx.first_seq == seq:
             db.after_commit(lambda: self._committed(tx))
             db.after_rollback(lambda: self._rolled_back(tx))
+
+    def record_many(self, db: Database, entity_name: str, operation: str, identity: str,
+                    changes: Sequence[tuple[dict[str, Any], list[str], dict[str, Any] | None]]) -> None:
+        """:meth:`record` for several changes of one table at once, ``changes`` being (key, changed, after)
+        in order: one INSERT, and the same rows (seq order included) as recording them one by one."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown outbox operation {operation!r}")
+        if not changes:
+            return
+        tx: _TxChanges | None = db.bag.get(_BAG_KEY)
+        transaction_id = tx.transaction_id if tx else uuid.uuid4().hex
+        rows = []
+        changed_list: list[str] | None = None
+        changed_text = ""
+        for key, changed, after in changes:
+            if changed is not changed_list:  # creates share one list of every column: encode it once
+                changed_list, changed_text = changed, dumps(list(changed))
+            rows.append({
+                "table": entity_name,
+                "key": dumps(key),
+                "operation": operation,
+                "changed": changed_text,
+                "after": None if after is None else dumps(after),
+                "transaction_id": transaction_id,
+                "identity": identity,
+                "created_at": _utcnow(),
+            })
+        created = False
+        with self._cond:
+            seqs = [int(row[0]) for row in db.connection.execute(self._insert_many, rows)]
+            if tx is None:
+                tx = _TxChanges(transaction_id, min(seqs), max(seqs))
+                db.bag[_BAG_KEY] = tx
+                self._in_flight.add(tx.first_seq)
+                created = True
+            else:
+                tx.last_seq = max(tx.last_seq, max(seqs))
+        if created:
+            committed_tx = tx
+            db.after_commit(lambda: self._committed(committed_tx))
+            db.after_rollback(lambda: self._rolled_back(committed_tx))
 
     def _committed(self, tx: _TxChanges) -> None:
         with self._cond:

@@ -250,6 +250,10 @@ class DataverseDialect(Dialect):
         response.headers["ETag"] = self.etag(row)
         return response
 
+    def created_response_renders_row(self, state: "RequestState") -> bool:
+        # Only ``Prefer: return=representation`` shows the row; otherwise its URL and etag alone.
+        return state.prefer.get("return") == "representation"
+
     def upserted_response(self, service: "ODataService", entity: EntityType, row: dict[str, Any],
                           state: "RequestState", *, created: bool) -> Response:
         url = self.entity_url(state.base_url, entity, row)
@@ -512,52 +516,120 @@ class DataverseDialect(Dialect):
                 raise BadRequest("The parameter 'Targets' must be an array of entity objects.", "0x80048d19")
             if len(targets) > 1000:
                 raise BadRequest("The number of records in 'Targets' exceeds the limit of 1000.", "0x80048d19")
-            ids: list[str] = []
-            results: list[dict[str, Any]] = []
             pk = entity.key[0]
-            for target in targets:
-                target = dict(target)
-                self.check_odata_annotation(entity, "@odata.type", target.pop("@odata.type", self.type_label(entity)))
-                reference = target.pop("@odata.id", None)
-                if name == "CreateMultiple":
-                    row = service.create_row(entity, target, state)
-                    ids.append(row[pk])
-                    continue
-                key: dict[str, Any] | None = None
-                if reference:
-                    _, existing = service.resolve_reference(reference, state) if name == "UpdateMultiple" else (
-                        None, None)
-                    if name == "UpsertMultiple":
-                        key = self._key_from_reference(service, entity, reference, state)
-                    else:
-                        key = {pk: existing[pk]}  # type: ignore[index]
-                elif target.get(pk):
-                    key = {pk: service.dialect.key_value(entity, entity.properties[pk], target.pop(pk))}
-                if key is None:
-                    if name == "UpdateMultiple":
-                        raise BadRequest(f"Each target of UpdateMultiple needs '{pk}' or '@odata.id'.", "0x80048d19")
-                    row = service.create_row(entity, target, state)
-                    results.append({"RecordCreated": True, "Target": self._typed_ref(entity, row)})
-                    continue
-                existing_row = service.find_row(entity, key, state)
-                if existing_row is None:
-                    if name == "UpdateMultiple":
-                        raise service.dialect.not_found(entity, service.key_text(entity, key))
-                    row = service.create_row(entity, target, state, url_key=key)
-                    results.append({"RecordCreated": True, "Target": self._typed_ref(entity, row)})
-                else:
-                    values, _ = service.values_from_body(entity, target, state, creating=False)
-                    row = service.store.update(entity.name, existing_row, values, identity=state.identity, via_api=True)
-                    results.append({"RecordCreated": False, "Target": self._typed_ref(entity, row)})
             if name == "CreateMultiple":
+                rows = self._create_multiple(service, entity, targets, state)
                 return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.CreateMultipleResponse",
-                                      "Ids": ids})
+                                      "Ids": [row[pk] for row in rows]})
             if name == "UpsertMultiple":
+                results = [{"RecordCreated": created, "Target": self._typed_ref(entity, row)}
+                           for row, created in self._upsert_multiple(service, entity, targets, state)]
                 return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.UpsertMultipleResponse",
                                       "Results": results})
+            for target in targets:
+                self._write_target(service, entity, name, target, state)
             return Response(status=204)
 
         return run
+
+    def _write_target(self, service: "ODataService", entity: EntityType, name: str, target: dict[str, Any],
+                      state: "RequestState") -> tuple[dict[str, Any], bool]:
+        """One Target of CreateMultiple, UpdateMultiple or UpsertMultiple written on its own: (row, created)."""
+        pk = entity.key[0]
+        target = dict(target)
+        self.check_odata_annotation(entity, "@odata.type", target.pop("@odata.type", self.type_label(entity)))
+        reference = target.pop("@odata.id", None)
+        if name == "CreateMultiple":
+            return service.create_row(entity, target, state), True
+        key: dict[str, Any] | None = None
+        if reference:
+            _, existing = service.resolve_reference(reference, state) if name == "UpdateMultiple" else (None, None)
+            if name == "UpsertMultiple":
+                key = self._key_from_reference(service, entity, reference, state)
+            else:
+                key = {pk: existing[pk]}  # type: ignore[index]
+        elif target.get(pk):
+            key = {pk: service.dialect.key_value(entity, entity.properties[pk], target.pop(pk))}
+        if key is None:
+            if name == "UpdateMultiple":
+                raise BadRequest(f"Each target of UpdateMultiple needs '{pk}' or '@odata.id'.", "0x80048d19")
+            return service.create_row(entity, target, state), True
+        existing_row = service.find_row(entity, key, state)
+        if existing_row is None:
+            if name == "UpdateMultiple":
+                raise service.dialect.not_found(entity, service.key_text(entity, key))
+            return service.create_row(entity, target, state, url_key=key), True
+        values, _ = service.values_from_body(entity, target, state, creating=False)
+        return service.store.update(entity.name, existing_row, values, identity=state.identity, via_api=True), False
+
+    def _create_multiple(self, service: "ODataService", entity: EntityType, targets: list[dict[str, Any]],
+                         state: "RequestState") -> list[dict[str, Any]]:
+        """The rows of a CreateMultiple: made in bulk when that gives exactly what Target after Target gives
+        (else, e.g. to meet the first error, Target after Target)."""
+        bodies: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] | None = None
+        try:
+            for target in targets:
+                body = dict(target)
+                self.check_odata_annotation(entity, "@odata.type", body.pop("@odata.type", self.type_label(entity)))
+                body.pop("@odata.id", None)
+                bodies.append(body)
+        except SandboxError:
+            pass  # the loop below meets this error in its turn
+        else:
+            rows = service.create_rows_in_bulk(entity, bodies, state)
+        if rows is None:
+            rows = [self._write_target(service, entity, "CreateMultiple", target, state)[0] for target in targets]
+        return rows
+
+    def _upsert_multiple(self, service: "ODataService", entity: EntityType, targets: list[dict[str, Any]],
+                         state: "RequestState") -> list[tuple[dict[str, Any], bool]]:
+        """(row, created) for each Target of an UpsertMultiple, in order.
+
+        Targets are taken in order as the row-by-row loop takes them, except that a run of Targets that
+        create rows is held back and created in bulk just before the next update (or at the end); a run
+        that cannot be created in bulk with exactly the same outcome is written Target after Target. An
+        update, or a Target that cannot even be read, first lets the run before it be written, so writes
+        and errors come in the loop's order.
+        """
+        pk = entity.key[0]
+        done: list[tuple[dict[str, Any], bool]] = []
+        run_targets: list[dict[str, Any]] = []
+        run_bodies: list[dict[str, Any]] = []
+        run_keys: list[dict[str, Any] | None] = []
+
+        def flush() -> None:
+            rows = service.create_rows_in_bulk(entity, run_bodies, state, url_keys=run_keys) if run_bodies else None
+            if rows is None:
+                done.extend(self._write_target(service, entity, "UpsertMultiple", t, state) for t in run_targets)
+            else:
+                done.extend((row, True) for row in rows)
+            run_targets.clear()
+            run_bodies.clear()
+            run_keys.clear()
+
+        for target in targets:
+            try:
+                body = dict(target)
+                self.check_odata_annotation(entity, "@odata.type", body.pop("@odata.type", self.type_label(entity)))
+                reference = body.pop("@odata.id", None)
+                key: dict[str, Any] | None = None
+                if reference:
+                    key = self._key_from_reference(service, entity, reference, state)
+                elif body.get(pk):
+                    key = {pk: service.dialect.key_value(entity, entity.properties[pk], body.pop(pk))}
+                creates = key is None or service.find_row(entity, key, state) is None
+            except SandboxError:
+                creates = False  # the loop meets this error here, after the run before it
+            if creates:
+                run_targets.append(target)
+                run_bodies.append(body)
+                run_keys.append(key)
+                continue
+            flush()
+            done.append(self._write_target(service, entity, "UpsertMultiple", target, state))
+        flush()
+        return done
 
     def _key_from_reference(self, service: "ODataService", entity: EntityType, reference: str,
                             state: "RequestState") -> dict[str, Any]:

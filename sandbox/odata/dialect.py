@@ -175,6 +175,11 @@ class Dialect:
             out[name] = self.out_value(prop, row.get(name))
         return out
 
+    def created_response_renders_row(self, state: Any) -> bool:
+        """Whether :meth:`created_response` shows the created row's values (then they are read back as
+        stored); a dialect answering with the key and the etag alone says False."""
+        return True
+
     # ---- collection reads in another query language -----------------------------------------------
     def collection_query(self, service: Any, entity: EntityType, state: Any, nested: bool) -> Response | None:
         """A response for a collection GET that is not plain OData (Dataverse ``?fetchXml=``), else None.

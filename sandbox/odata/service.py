@@ -77,6 +77,9 @@ class RequestState:
     #: the resource path below the service root (``accounts(...)/contact_customer_accounts``)
     path: str = ""
     applied: list[str] = field(default_factory=list)
+    #: ``@odata.bind`` references this request resolved: text -> (entity, row, the store's change epoch of
+    #: the entity when read). A ``$batch`` part is a request of its own, so nothing outlives one part.
+    references: dict[str, tuple[EntityType, Row, int]] = field(default_factory=dict)
 
     @property
     def annotations(self) -> bool:
@@ -506,13 +509,31 @@ class ODataService:
         else:
             if not isinstance(value, str):
                 raise self.dialect.malformed_json(f"The value of '{nav.name}@odata.bind' must be a URL string.")
-            target, target_row = self.resolve_reference(value, state)
+            target, target_row = self._bound_row(value, state)
             if target.name != nav.target:
                 raise BadRequest(f"The reference '{value}' is not of type '{nav.target}' required by "
                                  f"'{nav.name}'.", "0x80048d19")
         out = {local: target_row[remote] for local, remote in nav.pairs}
         out.update(nav.local_condition)
         return out
+
+    def _bound_row(self, value: str, state: RequestState) -> tuple[EntityType, Row]:
+        """:meth:`resolve_reference` for an ``@odata.bind``, resolving each distinct reference once a request.
+
+        A bind only copies the target's key columns, so a row found earlier in the request serves as long
+        as no row of its table was updated or deleted since (the store's change epoch). Only successful
+        look-ups by a fully valued key are kept: a miss is looked up (and refused) again every time, and a
+        row created later in the request is found then.
+        """
+        cached = state.references.get(value)
+        if cached is not None and self.store.change_epoch(self.model.storage_name(cached[0].name)) == cached[2]:
+            return cached[0], cached[1]
+        entity, key = self.reference_key(value, state)
+        epoch = self.store.change_epoch(self.model.storage_name(entity.name))
+        row = self.require_row(entity, key, state)
+        if all(v is not None and v != "" for v in key.values()):
+            state.references[value] = (entity, row, epoch)
+        return entity, row
 
     def resolve_reference(self, value: Any, state: RequestState) -> tuple[EntityType, Row]:
         """``/accounts(<id>)``, ``accounts(key='x')``, an absolute URL, or a typed dict -> (entity, row)."""
@@ -526,6 +547,11 @@ class ODataService:
                 raise BadRequest(f"The parameter of type '{entity.name}' lacks its key.", "0x80048d19")
             converted = {k: self.dialect.key_value(entity, entity.properties[k], v) for k, v in key.items()}
             return entity, self.require_row(entity, converted, state)
+        entity, key = self.reference_key(value, state)
+        return entity, self.require_row(entity, key, state)
+
+    def reference_key(self, value: Any, state: RequestState) -> tuple[EntityType, dict[str, Any]]:
+        """The entity and key a reference URL names (``/accounts(<id>)``, ``accounts(key='x')``, absolute)."""
         if not isinstance(value, str) or not value.strip():
             raise BadRequest("A reference must be a non-empty URL.", "0x80048d19")
         text = value.strip()
@@ -541,8 +567,7 @@ class ODataService:
         entity = self.model.by_set.get(segments[0].name)
         if entity is None:
             raise self.dialect.unknown_set(segments[0].name)
-        key = self.resolve_key(entity, segments[0].args, state)
-        return entity, self.require_row(entity, key, state)
+        return entity, self.resolve_key(entity, segments[0].args, state)
 
     def create_row(self, entity: EntityType, body: dict[str, Any], state: RequestState,
                    url_key: dict[str, Any] | None = None) -> Row:
@@ -565,9 +590,53 @@ class ODataService:
                 self.create_row(target, child, state, url_key=child_values)
         return row
 
+    def create_rows_in_bulk(self, entity: EntityType, bodies: list[dict[str, Any]], state: RequestState,
+                            url_keys: list[dict[str, Any] | None] | None = None) -> list[Row] | None:
+        """The rows :meth:`create_row` would make from each body in order, made with a few statements for
+        the whole list (:meth:`Store.prepare_many`); or None, having written nothing, when that cannot be
+        done with exactly the same outcome.
+
+        That needs rules that allow bulk creates and no deep inserts. Whatever fails in bulk (a bind to a row
+        an earlier body creates, a duplicate key, a rule's refusal) gives None: the caller then goes row by
+        row and meets exactly the error it always did. ``url_keys`` (upserts) are the keys the bodies were
+        looked up by and found missing; each must end up as its row's own key, so that no body could have
+        found a row an earlier body creates without the chunk's uniqueness check noticing.
+        """
+        keys: list[dict[str, Any] | None] = list(url_keys) if url_keys is not None else [None] * len(bodies)
+        storage = self.model.storage_name(entity.name)
+        if (entity.read_only or len(bodies) < 2 or not self.store.can_insert_many(storage)
+                or any(self._deep_insert(entity, body) for body in bodies)):
+            return None
+        try:
+            values_list: list[dict[str, Any]] = []
+            for body, url_key in zip(bodies, keys):
+                values, _children = self.values_from_body(entity, body, state, creating=True)
+                if url_key:
+                    for name, value in url_key.items():
+                        values.setdefault(name, value)
+                values_list.append(values)
+            prepared = self.store.prepare_many(storage, values_list, identity=state.identity, via_api=True)
+        except SandboxError:
+            return None
+        for row, url_key in zip(prepared.rows, keys):
+            if url_key is not None and not all(
+                    value is not None and value != "" and type(row.get(name)) is type(value) and row.get(name) == value
+                    for name, value in url_key.items()):
+                return None
+        return self.store.write_prepared(prepared)
+
+    def _deep_insert(self, entity: EntityType, body: dict[str, Any]) -> bool:
+        """Whether ``body`` names a navigation property (a deep insert, or a lookup cleared by name)."""
+        return self.dialect.deep_insert and any("@" not in name and name in entity.navigations for name in body)
+
     def create(self, entity: EntityType, body: dict[str, Any], state: RequestState) -> Response:
+        epoch = self.store.change_epoch(self.model.storage_name(entity.name))
         row = self.create_row(entity, body, state)
-        row = self.store.get(entity.name, {ROWID: row[ROWID]}) or row
+        if (self.dialect.created_response_renders_row(state)
+                or self.store.change_epoch(self.model.storage_name(entity.name)) != epoch):
+            # Rendered rows show the values as stored; and a later write (a deep-inserted line updating
+            # its header) may have changed the row since it was inserted.
+            row = self.store.get(entity.name, {ROWID: row[ROWID]}) or row
         return self.dialect.created_response(self, entity, row, state)
 
     def update_or_upsert(self, entity: EntityType, key: dict[str, Any], body: dict[str, Any], state: RequestState,

@@ -10,21 +10,27 @@ Rows are plain dicts keyed by property name, plus the hidden ``_rowid`` and ``_r
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Literal, Mapping, Sequence, TypeVar
 
 import sqlalchemy as sa
 
 from sandbox.db import Database
-from sandbox.errors import BadRequest, Conflict, NotFound
-from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, utcnow
+from sandbox.errors import BadRequest, Conflict, NotFound, SandboxError
+from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, new_guid, utcnow
 
 if TYPE_CHECKING:
     from sandbox.outbox import Outbox
 
 _PENDING_KEY = "sandbox.store.pending"
+_MEMO_KEY = "sandbox.store.memo"
+#: rows per uniqueness probe of :meth:`Store.prepare_many` (keeps the bound parameters far below any limit)
+_PROBE_CHUNK = 500
+
+T = TypeVar("T")
 
 Row = dict[str, Any]
 Operation = Literal["create", "update", "delete"]
@@ -48,8 +54,38 @@ class WriteContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class PreparedInsert:
+    """Rows made ready by :meth:`Store.prepare_many`: completed and checked, not yet written."""
+
+    entity: EntityType
+    identity: str
+    via_api: bool
+    extra: dict[str, Any] | None
+    #: the values as the caller gave them (a failed bulk write is replayed row by row from these)
+    values: list[Mapping[str, Any]]
+    contexts: list[WriteContext]
+    rows: list[Row]
+
+
+class _TxMemo:
+    """The store's memoized reads of one transaction, and which tables each depends on."""
+
+    __slots__ = ("values", "by_table")
+
+    def __init__(self) -> None:
+        self.values: dict[Hashable, Any] = {}
+        self.by_table: dict[str, set[Hashable]] = {}
+
+
 class EntityBehavior:
     """Business rules of one entity. Override what applies; every hook may raise a SandboxError."""
+
+    #: Whether :meth:`Store.insert_many` may prepare a chunk of rows before writing any of them. A behavior
+    #: may say True only when its ``on_create`` writes nothing and reads no row of its own table (so rows of
+    #: one chunk never need to see each other) and its ``after_write`` does nothing for a create; rows are
+    #: then the same, with the same versions and changes, as when inserted one by one.
+    bulk_create: bool = False
 
     def on_create(self, ctx: WriteContext, values: Row) -> None:
         """Fill defaults, numbers and derived columns in ``values``; validate."""
@@ -81,6 +117,12 @@ class Store:
         # Statements built once and reused with bound parameters: building a SQLAlchemy statement and its
         # cache key per call (``.values(**row)``, ``column == value``) cost more than SQLite's work itself.
         self._statements: dict[tuple[Any, ...], Any] = {}
+        # table name -> a value that changes whenever a row of the table is updated or deleted (never
+        # reset, unique across tables): lets request-scoped caches of rows found by key stay valid
+        self._epochs: dict[str, int] = {}
+        self._epoch_counter = itertools.count(1)
+        #: entity -> (property, default, default is callable, default is a fresh key) for new rows
+        self._defaults: dict[str, list[tuple[str, Any, bool, bool]]] = {}
 
     # ---- reads ------------------------------------------------------------------------------------
     def entity(self, name: str) -> EntityType:
@@ -127,32 +169,179 @@ class Store:
             params["sandbox_limit"] = limit
         return [dict(r._mapping) for r in self.db.connection.execute(query, params)]
 
+    # ---- memoized reads of reference data ------------------------------------------------------------
+    def memoized(self, key: Hashable, tables: Iterable[str], compute: Callable[[], T]) -> T:
+        """``compute()`` once per database transaction for ``key``; again after a write to any of ``tables``.
+
+        For the per-row look-ups of reference data that rules make on every write (the caller's owner, an
+        exchange rate, a legal entity): a chunk of 500 creates then reads each of them once. Every insert,
+        update and delete through the store drops the values that depend on the table it wrote, and a
+        rolled-back savepoint drops them all, so a value is never older than the transaction's own writes.
+        ``compute`` must only read, and the value must be treated as immutable (it is shared). Outside a
+        transaction nothing is kept.
+        """
+        if not self.db.in_transaction:
+            return compute()
+        memo: _TxMemo | None = self.db.memo.get(_MEMO_KEY)
+        if memo is None:
+            memo = self.db.memo[_MEMO_KEY] = _TxMemo()
+        try:
+            return memo.values[key]
+        except KeyError:
+            pass
+        value = compute()
+        memo.values[key] = value
+        for name in tables:
+            memo.by_table.setdefault(self._table_name(name), set()).add(key)
+        return value
+
+    def get_cached(self, entity_name: str, key: Mapping[str, Any]) -> Row | None:
+        """:meth:`get`, memoized for the transaction (see :meth:`memoized`); a fresh copy on every call.
+
+        Meant for reference data (currencies, customer groups, units, ...) that rules look up per row.
+        """
+        found = self.memoized(("sandbox.get", self._table_name(entity_name), tuple(key.items())), (entity_name,),
+                              lambda: self.get(entity_name, key))
+        return dict(found) if found is not None else None
+
+    def change_epoch(self, entity_name: str) -> int:
+        """A number that changes whenever a row of the entity's table is updated or deleted through the store.
+
+        Inserts leave it alone: they cannot change which row a unique key finds. Request-scoped caches of
+        rows found by key compare it to know whether such a row may have changed since it was read.
+        """
+        return self._epochs.get(self._table_name(entity_name), 0)
+
+    def _table_name(self, entity_name: str) -> str:
+        entity = self.entity(entity_name)
+        table = entity.table
+        assert table is not None
+        return table.name
+
+    def _wrote(self, entity: EntityType, *, changed_rows: bool) -> None:
+        """After a write to ``entity``'s table: drop memoized values that depend on it; bump its epoch."""
+        table = entity.table
+        assert table is not None
+        if changed_rows:
+            self._epochs[table.name] = next(self._epoch_counter)
+        memo: _TxMemo | None = self.db.memo.get(_MEMO_KEY)
+        if memo is not None:
+            for key in memo.by_table.pop(table.name, ()):
+                memo.values.pop(key, None)
+
     # ---- writes -----------------------------------------------------------------------------------
     def insert(self, entity_name: str, values: Mapping[str, Any], *, identity: str = DEFAULT_IDENTITY,
                via_api: bool = False, extra: dict[str, Any] | None = None) -> Row:
         """Create a row: property defaults, then the behavior's ``on_create``, then the key checks."""
         entity = self.entity(entity_name)
         ctx = WriteContext(self, entity, identity, via_api, extra or {})
-        row: Row = {}
-        for prop in entity.properties.values():
-            if prop.name in values:
-                row[prop.name] = values[prop.name]
-            else:
-                row[prop.name] = prop.default_value()
-        self._stamp(entity, row, created=True)
+        row, generated = self._new_row(entity, values)
         behavior = self.behavior(entity)
         if behavior is not None:
             behavior.on_create(ctx, row)
-        self._check_unique(entity, row, None)
+        self._check_unique(entity, row, None, fresh_key=self._key_is_fresh(entity, row, generated))
         row[ROWVERSION] = self.next_version()
         table = entity.table
         assert table is not None
         result = self.db.connection.execute(self._statement("insert", table), row)
         row[ROWID] = result.inserted_primary_key[0]
+        self._wrote(entity, changed_rows=False)
         self._record(entity, "create", row, list(entity.properties), identity)
         if behavior is not None:
             behavior.after_write(ctx, "create", row, None)
         return row
+
+    def can_insert_many(self, entity_name: str) -> bool:
+        """Whether :meth:`prepare_many` may be used for the entity (its rules allow bulk creates)."""
+        behavior = self.behavior(self.entity(entity_name))
+        return behavior is None or behavior.bulk_create
+
+    def insert_many(self, entity_name: str, values: Sequence[Mapping[str, Any]], *,
+                    identity: str = DEFAULT_IDENTITY, via_api: bool = False,
+                    extra: dict[str, Any] | None = None) -> list[Row]:
+        """Create rows as :meth:`insert` on each in turn would (same rows, versions, changes, errors), with a
+        few statements per chunk instead of several per row where the entity's rules allow it.
+
+        A chunk that fails a check in bulk is inserted again row by row, so the caller gets exactly the
+        error that row-by-row inserts meet first (nothing was written by the failed attempt).
+        """
+        values = list(values)
+        if len(values) < 2 or not self.can_insert_many(entity_name):
+            return [self.insert(entity_name, v, identity=identity, via_api=via_api, extra=extra) for v in values]
+        try:
+            prepared = self.prepare_many(entity_name, values, identity=identity, via_api=via_api, extra=extra)
+        except SandboxError:
+            return [self.insert(entity_name, v, identity=identity, via_api=via_api, extra=extra) for v in values]
+        return self.write_prepared(prepared)
+
+    def prepare_many(self, entity_name: str, values: Sequence[Mapping[str, Any]], *,
+                     identity: str = DEFAULT_IDENTITY, via_api: bool = False,
+                     extra: dict[str, Any] | None = None) -> PreparedInsert:
+        """The first half of :meth:`insert_many`: defaults, stamps and ``on_create`` per row, then the key
+        checks for the whole chunk (one query per key, plus duplicates inside the chunk). Writes nothing.
+
+        Raises the first error it finds, which need not be the one row-by-row inserts would meet first;
+        :meth:`insert_many` (and the OData layer) replay row by row when that matters.
+        """
+        entity = self.entity(entity_name)
+        behavior = self.behavior(entity)
+        if behavior is not None and not behavior.bulk_create:
+            raise ValueError(f"the rules of '{entity.name}' do not allow bulk creates")
+        contexts: list[WriteContext] = []
+        rows: list[Row] = []
+        fresh: list[bool] = []
+        for given in values:
+            ctx = WriteContext(self, entity, identity, via_api, extra or {})
+            row, generated = self._new_row(entity, given)
+            if behavior is not None:
+                behavior.on_create(ctx, row)
+            contexts.append(ctx)
+            rows.append(row)
+            fresh.append(self._key_is_fresh(entity, row, generated))
+        self._check_unique_many(entity, rows, fresh)
+        return PreparedInsert(entity, identity, via_api, extra, list(values), contexts, rows)
+
+    def write_prepared(self, prepared: PreparedInsert) -> list[Row]:
+        """The second half of :meth:`insert_many`: versions, one INSERT for the chunk, one outbox insert,
+        then ``after_write`` per row. Returns the rows (with ``_rowid`` and ``_rowversion``) in order."""
+        entity, rows = prepared.entity, prepared.rows
+        if not rows:
+            return []
+        if any(row.keys() != rows[0].keys() for row in rows):
+            # One statement for many rows needs one set of columns (a rule dropped one from some rows).
+            return self._insert_each(prepared)
+        table = entity.table
+        assert table is not None
+        for row in rows:
+            row[ROWVERSION] = self.next_version()
+        columns = list(entity.properties)  # every column is a changed column of a create; one list for all
+        images = [image for image in (self._change_image(entity, row, columns) for row in rows) if image is not None]
+        try:
+            # A savepoint, so that a database error (a value too long for PostgreSQL, ...) can be replayed
+            # row by row and answered exactly as before instead of with the whole chunk's parameters.
+            with self.db.savepoint() as connection:
+                result = connection.execute(self._statement("insert_many", table), rows)
+                rowids = [r[0] for r in result]
+                if images and self.outbox is not None:
+                    self.outbox.record_many(self.db, images[0][0], "create", prepared.identity,
+                                            [(key, changed, after) for _, key, changed, after in images])
+        except sa.exc.StatementError:
+            return self._insert_each(prepared)
+        for row, rowid in zip(rows, rowids):
+            row[ROWID] = rowid
+        self._wrote(entity, changed_rows=False)
+        for name, key, changed, after in images:
+            self._pend(name, key, "create", changed, after, prepared.identity)
+        behavior = self.behavior(entity)
+        if behavior is not None:
+            for ctx, row in zip(prepared.contexts, rows):
+                behavior.after_write(ctx, "create", row, None)
+        return rows
+
+    def _insert_each(self, prepared: PreparedInsert) -> list[Row]:
+        """The prepared rows' values inserted one by one (as if never prepared)."""
+        return [self.insert(prepared.entity.name, v, identity=prepared.identity, via_api=prepared.via_api,
+                            extra=prepared.extra) for v in prepared.values]
 
     def update(self, entity_name: str, before: Row, changes: Mapping[str, Any], *,
                identity: str = DEFAULT_IDENTITY, via_api: bool = False,
@@ -176,6 +365,7 @@ class Store:
         assert table is not None
         self.db.connection.execute(self._statement("update", table),
                                    {**effective, ROWVERSION: after[ROWVERSION], "sandbox_rowid": before[ROWID]})
+        self._wrote(entity, changed_rows=True)
         self._record(entity, "update", after, list(effective), identity)
         if behavior is not None:
             behavior.after_write(ctx, "update", after, before)
@@ -191,6 +381,7 @@ class Store:
         table = entity.table
         assert table is not None
         self.db.connection.execute(self._statement("delete", table), {"sandbox_rowid": row[ROWID]})
+        self._wrote(entity, changed_rows=True)
         self._record(entity, "delete", row, [], identity)
         if behavior is not None:
             behavior.after_write(ctx, "delete", row, row)
@@ -202,6 +393,10 @@ class Store:
         if statement is None:
             if kind == "insert":
                 statement = sa.insert(table)
+            elif kind == "insert_many":
+                # Row ids back in the order of the parameters: SQLAlchemy batches this on PostgreSQL and runs
+                # it row by row inside one call on SQLite (whose RETURNING order is not guaranteed).
+                statement = sa.insert(table).returning(table.c[ROWID], sort_by_parameter_order=True)
             elif kind == "update":
                 statement = sa.update(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
             else:
@@ -213,6 +408,31 @@ class Store:
         """The rules of an entity; an alias (a view over another entity's table) shares its base's."""
         return self.behaviors.get(entity.name) or (
             self.behaviors.get(entity.alias_of) if entity.alias_of else None)
+
+    def _new_row(self, entity: EntityType, values: Mapping[str, Any]) -> tuple[Row, dict[str, Any]]:
+        """``values`` completed with property defaults and stamps, and the key values generated here."""
+        defaults = self._defaults.get(entity.name)
+        if defaults is None:
+            defaults = self._defaults[entity.name] = [
+                (prop.name, prop.default, callable(prop.default), prop.default is new_guid and prop.name in entity.key)
+                for prop in entity.properties.values()]
+        row: Row = {}
+        generated: dict[str, Any] = {}
+        for name, default, call, fresh_key in defaults:
+            if name in values:
+                row[name] = values[name]
+            else:
+                row[name] = value = default() if call else default
+                if fresh_key:
+                    generated[name] = value
+        self._stamp(entity, row, created=True)
+        return row, generated
+
+    @staticmethod
+    def _key_is_fresh(entity: EntityType, row: Row, generated: dict[str, Any]) -> bool:
+        """Whether the whole primary key is a new uuid4 this store made for the row (and the rules kept):
+        no other row can have it, so it needs no uniqueness query. A key a client supplied always does."""
+        return len(generated) == len(entity.key) and all(row.get(k) is v for k, v in generated.items())
 
     def _stamp(self, entity: EntityType, row: Row, *, created: bool) -> None:
         now = utcnow()
@@ -242,16 +462,27 @@ class Store:
         with self._version_lock:
             self._version_floor_loaded = False
 
-    def _check_unique(self, entity: EntityType, row: Row, own_rowid: int | None) -> None:
+    @staticmethod
+    def _missing_key(entity: EntityType, values: Mapping[str, Any]) -> BadRequest:
+        missing = [k for k, v in values.items() if v is None or v == ""]
+        return BadRequest(f"The key property '{missing[0]}' of '{entity.name}' must have a value.", "0x80040203")
+
+    @staticmethod
+    def _duplicate(entity: EntityType, values: Mapping[str, Any]) -> Conflict:
+        described = ", ".join(f"{k}: {v}" for k, v in values.items())
+        return Conflict("A record with matching key values already exists.", "0x80040237",
+                        detail=f"Cannot create a record in {entity.name}. {described}. The record already exists.")
+
+    def _check_unique(self, entity: EntityType, row: Row, own_rowid: int | None, *, fresh_key: bool = False) -> None:
         table = entity.table
         assert table is not None
         for key in [entity.key, *entity.alternate_keys]:
             values = {k: row.get(k) for k in key}
             if any(v is None or v == "" for v in values.values()):
                 if key == entity.key:
-                    missing = [k for k, v in values.items() if v is None or v == ""]
-                    raise BadRequest(f"The key property '{missing[0]}' of '{entity.name}' must have a value.",
-                                     "0x80040203")
+                    raise self._missing_key(entity, values)
+                continue
+            if fresh_key and key == entity.key:
                 continue
             signature = ("unique", table.name, tuple(key), own_rowid is not None)
             query = self._statements.get(signature)
@@ -265,29 +496,96 @@ class Store:
             if own_rowid is not None:
                 params["sandbox_own_rowid"] = own_rowid
             if self.db.connection.execute(query, params).first() is not None:
-                described = ", ".join(f"{k}: {v}" for k, v in values.items())
-                raise Conflict("A record with matching key values already exists.", "0x80040237",
-                               detail=f"Cannot create a record in {entity.name}. {described}. "
-                                      "The record already exists.")
+                raise self._duplicate(entity, values)
 
-    def _record(self, entity: EntityType, operation: Operation, row: Row, changed: list[str],
-                identity: str) -> None:
+    def _check_unique_many(self, entity: EntityType, rows: list[Row], fresh: list[bool]) -> None:
+        """:meth:`_check_unique` for a chunk of new rows: one query per key, and no two rows alike."""
+        table = entity.table
+        assert table is not None
+        for key in [entity.key, *entity.alternate_keys]:
+            probe: list[tuple[Any, ...]] = []
+            seen: set[tuple[str, ...]] = set()
+            for row, fresh_key in zip(rows, fresh):
+                values = {k: row.get(k) for k in key}
+                if any(v is None or v == "" for v in values.values()):
+                    if key == entity.key:
+                        raise self._missing_key(entity, values)
+                    continue
+                if fresh_key and key == entity.key:
+                    continue
+                folded = tuple(_fold(v) for v in values.values())
+                if None in folded or folded in seen:
+                    # Two rows of the chunk alike (or a value this check cannot compare the way SQL does):
+                    # the second one would meet the first, as when inserted one by one.
+                    raise self._duplicate(entity, values)
+                seen.add(folded)
+                probe.append(tuple(values.values()))
+            if not probe:
+                continue
+            columns = [table.c[k] for k in key]
+            signature = ("unique_many", table.name, tuple(key))
+            query = self._statements.get(signature)
+            if query is None:
+                target = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
+                query = sa.select(*columns).where(target.in_(sa.bindparam("sandbox_keys", expanding=True)))
+                self._statements[signature] = query
+            for start in range(0, len(probe), _PROBE_CHUNK):
+                chunk = probe[start:start + _PROBE_CHUNK]
+                params = [v[0] for v in chunk] if len(columns) == 1 else chunk
+                found = self.db.connection.execute(query, {"sandbox_keys": params}).first()
+                if found is not None:
+                    raise self._duplicate(entity, dict(zip(key, found)))
+
+    def _change_image(self, entity: EntityType, row: Row,
+                      changed: list[str]) -> tuple[str, dict[str, Any], list[str], dict[str, Any]] | None:
+        """(table, key, changed, after) of a change to record, or None when the entity is not tracked."""
         if self.outbox is None or not entity.tracked:
-            return
+            return None
         if entity.alias_of is not None:
             entity = self.model.entities[entity.alias_of]
         key = {k: row.get(k) for k in entity.key}
         # A delete keeps the row's last image so consumers can still tell which record it was.
         after = {k: row.get(k) for k in entity.properties}
-        self.outbox.record(self.db, entity.name, key, operation, changed, after, identity)
+        return entity.name, key, changed, after
+
+    def _record(self, entity: EntityType, operation: Operation, row: Row, changed: list[str],
+                identity: str) -> None:
+        image = self._change_image(entity, row, changed)
+        if image is None:
+            return
+        name, key, changed, after = image
+        assert self.outbox is not None
+        self.outbox.record(self.db, name, key, operation, changed, after, identity)
+        self._pend(name, key, operation, changed, after, identity)
+
+    def _pend(self, name: str, key: dict[str, Any], operation: Operation, changed: list[str], after: dict[str, Any],
+              identity: str) -> None:
+        """Remember a change for the commit hooks (live sync) of this transaction."""
         if self.commit_hooks:
             pending: list[dict[str, Any]] | None = self.db.bag.get(_PENDING_KEY)
             if pending is None:
                 pending = self.db.bag[_PENDING_KEY] = []
                 self.db.before_commit(lambda: self._run_commit_hooks(pending))
-            pending.append({"table": entity.name, "key": key, "operation": operation, "changed": list(changed),
+            pending.append({"table": name, "key": key, "operation": operation, "changed": list(changed),
                             "after": after, "identity": identity})
 
     def _run_commit_hooks(self, changes: list[dict[str, Any]]) -> None:
         for hook in list(self.commit_hooks):
             hook(changes)
+
+
+def _fold(value: Any) -> str | None:
+    """A key value as SQL equality sees it, loosely: equal values always fold alike (a few unequal ones too,
+    which only sends a chunk down the row-by-row path). None for a type this cannot vouch for."""
+    if isinstance(value, (str, bool, int, float, decimal.Decimal)):
+        # Numbers and numeric text fold to one canonical number (SQLite compares '10' and 10 as equal in a
+        # column with affinity); other text folds to lower case.
+        text = str(int(value)) if isinstance(value, bool) else str(value)
+        try:
+            number = decimal.Decimal(text)
+        except decimal.InvalidOperation:
+            return text.lower() if isinstance(value, str) else None
+        if not number.is_finite():
+            return text.lower()
+        return format(number.normalize(), "f")
+    return None

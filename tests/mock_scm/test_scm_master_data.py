@@ -172,3 +172,38 @@ def test_unit_in_use_cannot_be_deleted(scm_env: Scm) -> None:
     with pytest.raises(SandboxError):
         scm_env.delete("UnitOfMeasure", {"UnitSymbol": "ea"})
     scm_env.delete("UnitOfMeasure", {"UnitSymbol": "kg"})
+
+
+# ---- reference data read once per transaction (Store.get_cached) ------------------------------------------
+def test_reference_data_written_earlier_in_the_transaction_is_seen(scm_env: Scm) -> None:
+    """Within one transaction: a customer refused for an unknown group, then the group is created, then
+    the same customer is accepted; a group's changed terms are the next customer's default."""
+    store = scm_env.store
+    with scm_env.db.transaction():
+        with pytest.raises(SandboxError):
+            store.insert("CustomerV3", {**CUSTOMER, "dataAreaId": "usmf", "CustomerGroupId": "77"})
+        store.insert("CustomerGroup", {"dataAreaId": "usmf", "CustomerGroupId": "77", "PaymentTermId": "Net30"})
+        first = store.insert("CustomerV3", {**CUSTOMER, "dataAreaId": "usmf", "CustomerGroupId": "77"})
+        group = store.get("CustomerGroup", {"dataAreaId": "usmf", "CustomerGroupId": "77"})
+        assert group is not None
+        store.update("CustomerGroup", group, {"PaymentTermId": "Net10"})
+        second = store.insert("CustomerV3", {**CUSTOMER, "dataAreaId": "usmf", "CustomerGroupId": "77"})
+        currency = store.get("Currency", {"CurrencyCode": "USD"})
+        assert currency is not None
+        store.delete("Currency", currency, via_api=False)
+        with pytest.raises(SandboxError) as excinfo:
+            store.insert("CustomerV3", {**CUSTOMER, "dataAreaId": "usmf"})
+    assert (first["PaymentTerms"], second["PaymentTerms"]) == ("Net30", "Net10")
+    assert "'USD' in field 'Currency' is not found" in scm_env.refused(excinfo)
+
+
+def test_legal_entity_created_in_the_transaction_takes_rows(scm_env: Scm) -> None:
+    """A company unknown at first is refused; once created in the same transaction its rows are accepted."""
+    store = scm_env.store
+    with scm_env.db.transaction():
+        with pytest.raises(SandboxError) as excinfo:
+            store.insert("CustomerGroup", {"dataAreaId": "newco", "CustomerGroupId": "10"})
+        store.insert("LegalEntity", {"LegalEntityId": "newco", "AccountingCurrencyCode": "USD"})
+        row = store.insert("CustomerGroup", {"dataAreaId": "newco", "CustomerGroupId": "10"})
+    assert "'newco' in field 'Company'" in scm_env.refused(excinfo)
+    assert row["dataAreaId"] == "newco"

@@ -162,6 +162,53 @@ def test_unknown_operation_is_refused(db: Database, outbox: Outbox) -> None:
         outbox.record(db, "items", {"id": 1}, "upsert", [], None, "user")
 
 
+def test_record_many_writes_what_one_by_one_records_write(db: Database, outbox: Outbox) -> None:
+    """Several changes of one table in one call: the same rows, in order, as one record each, and they
+    join the transaction's id like any other record."""
+    other = Outbox()
+    other_db = Database("sqlite://", [METADATA, platform_metadata()])
+    other_db.create_all()
+    images = [({"id": i}, ["id", "name"], {"id": i, "name": f"item {i}", "amount": Decimal("1.50")}) for i in range(4)]
+    with db.transaction():
+        outbox.record(db, "items", {"id": 99}, "update", ["name"], {"id": 99, "name": "first"}, "alice")
+        outbox.record_many(db, "items", "create", "alice", images)
+    with other_db.transaction():
+        other.record(other_db, "items", {"id": 99}, "update", ["name"], {"id": 99, "name": "first"}, "alice")
+        for key, changed, after in images:
+            other.record(other_db, "items", key, "create", changed, after, "alice")
+
+    def comparable(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in c.items() if k not in ("created_at", "transaction_id")} for c in changes]
+    changes = outbox.read(db, 0, 10, None, None)
+    assert comparable(changes) == comparable(other.read(other_db, 0, 10, None, None))
+    assert [c["seq"] for c in changes] == [1, 2, 3, 4, 5]
+    assert len({c["transaction_id"] for c in changes}) == 1
+    other_db.dispose()
+
+
+def test_record_many_changes_stay_invisible_until_commit(db: Database, outbox: Outbox) -> None:
+    """A transaction that starts with record_many holds the feed's watermark back until it commits."""
+    write(db, outbox, 1)
+    with db.transaction():
+        outbox.record_many(db, "items", "create", "user", [({"id": i}, ["id"], {"id": i}) for i in (2, 3)])
+        page = outbox.read_page(db, 0, 10)
+        assert [c["seq"] for c in page.changes] == [1] and page.next == 1
+    assert [c["seq"] for c in outbox.read(db, 0, 10, None, None)] == [1, 2, 3]
+    assert outbox.wait(2, timeout=0)
+
+
+def test_record_many_rolled_back_leaves_nothing(db: Database, outbox: Outbox) -> None:
+    """Rolled back with the data write; an unknown operation is refused; no changes is a no-op."""
+    with pytest.raises(RuntimeError), db.transaction():
+        outbox.record_many(db, "items", "create", "user", [({"id": 1}, ["id"], {"id": 1})])
+        raise RuntimeError("roll back")
+    with pytest.raises(ValueError), db.transaction():
+        outbox.record_many(db, "items", "upsert", "user", [({"id": 1}, [], None)])
+    with db.transaction():
+        outbox.record_many(db, "items", "create", "user", [])
+    assert change_rows(db) == 0 and outbox.read_page(db, 0, 10).latest == 0
+
+
 # ---- reading ----------------------------------------------------------------------------------------
 def test_read_after_cursor_and_limit_pages_in_seq_order(db: Database, outbox: Outbox) -> None:
     """``after`` skips what was seen, ``limit`` caps the page, and ``next`` resumes where it stopped."""

@@ -227,6 +227,42 @@ class TestDataverseDialect:
         assert response.status_code == 200
         assert len(response.get_json()["Ids"]) == 2
 
+    def test_create_multiple_resolves_each_reference_once(self, dv):
+        """Every Target binds the same contact: it is looked up once for the whole call."""
+        import sqlalchemy as sa
+
+        contact = create(dv, "contacts", {"fullname": "Shared"})
+        statements: list[str] = []
+        engine = dv.application.extensions["sandbox"].db.engine
+        listener = lambda conn, clause, *args: statements.append(str(clause))  # noqa: E731
+        sa.event.listen(engine, "before_execute", listener)
+        try:
+            response = dv.post(f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": [
+                {"name": f"n{i}", "accountnumber": f"N-{i}", "primarycontactid@odata.bind": f"/contacts({contact})"}
+                for i in range(50)]})
+        finally:
+            sa.event.remove(engine, "before_execute", listener)
+        assert response.status_code == 200, response.data
+        assert sum(s.startswith("SELECT contacts") for s in statements) == 1
+        rows = dv.get(f"{ROOT}/accounts?$filter=_primarycontactid_value eq {contact}&$count=true").get_json()
+        assert rows["@odata.count"] == 50
+
+    def test_create_multiple_with_a_duplicate_key_or_a_missing_reference_creates_nothing(self, dv):
+        """A Target repeating another's alternate key (409) or binding a missing row (404) fails the whole
+        call with the error a single create of that Target gives."""
+        create(dv, "accounts", {"name": "old", "accountnumber": "OLD"})
+        single = dv.post(f"{ROOT}/accounts", json={"name": "again", "accountnumber": "OLD"})
+        for targets, status in (
+                ([{"name": "a", "accountnumber": "D-1"}, {"name": "b", "accountnumber": "D-1"}], single.status_code),
+                ([{"name": "a", "accountnumber": "D-1"}, {"name": "b", "accountnumber": "OLD"}], single.status_code),
+                ([{"name": "a", "accountnumber": "D-1"},
+                  {"name": "b", "primarycontactid@odata.bind": f"/contacts({new_guid()})"}], 404)):
+            response = dv.post(f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets})
+            assert response.status_code == status, response.data
+            if status == single.status_code:
+                assert response.get_json() == single.get_json()
+            assert dv.get(f"{ROOT}/accounts?$filter=accountnumber eq 'D-1'").get_json()["value"] == []
+
     def test_change_tracking_delta(self, dv):
         """track-changes gives a delta link; the delta lists changes and deletions."""
         first = create(dv, "accounts", {"name": "A"})
