@@ -196,6 +196,38 @@ class Database:
         self.engine.dispose()
 
 
+_returning_inserts: dict[tuple[str, str], Any] = {}
+
+
+def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: str,
+                         rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` into ``table`` in order and return their new ids (``id_column``) in the same order.
+
+    PostgreSQL (and any database with ordered ``RETURNING``) hands the ids out from its sequence in one
+    batched statement. SQLite cannot promise the order of ``RETURNING`` rows, so SQLAlchemy would insert the
+    rows one statement at a time; instead the ids are given here, the next ones after the table's highest
+    (and after ``sqlite_sequence`` for an AUTOINCREMENT table, so a purged id is never handed out again),
+    exactly what SQLite itself would give, and the rows go in with one ``executemany``. The caller holds the
+    database's write transaction, so no other writer can take those ids meanwhile; should one try, the
+    primary key refuses it and the insert fails as a whole.
+    """
+    if not rows:
+        return []
+    if connection.dialect.name != "sqlite":
+        statement = _returning_inserts.get((table.name, id_column))
+        if statement is None:
+            statement = sa.insert(table).returning(table.c[id_column], sort_by_parameter_order=True)
+            _returning_inserts[(table.name, id_column)] = statement
+        return [int(row[0]) for row in connection.execute(statement, rows)]
+    highest = int(connection.execute(sa.select(sa.func.max(table.c[id_column]))).scalar() or 0)
+    if table.dialect_options["sqlite"].get("autoincrement"):
+        used = connection.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = ?", (table.name,)).scalar()
+        highest = max(highest, int(used or 0))
+    ids = list(range(highest + 1, highest + 1 + len(rows)))
+    connection.execute(table.insert(), [{**row, id_column: new_id} for row, new_id in zip(rows, ids)])
+    return ids
+
+
 def _quietly(callback: Callable[[], None]) -> None:
     try:
         callback()

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, request
 from sqlmodel import Field, SQLModel
 
-from sandbox.db import Database
+from sandbox.db import Database, insert_returning_ids
 from sandbox.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -154,8 +154,6 @@ class Outbox:
         self._in_flight: set[int] = set()  # first seq of each open transaction that recorded changes
         self.table = ChangeRecord.__table__
         self._insert = sa.insert(self.table)  # built once: a statement per change cost more than the insert
-        # seqs back in the order of the changes (and, on PostgreSQL, handed out in that order)
-        self._insert_many = sa.insert(self.table).returning(self.table.c.seq, sort_by_parameter_order=True)
 
     # ---- writing ----------------------------------------------------------------------------------
     def record(self, db: Database, entity_name: str, key: dict[str, Any], operation: str,
@@ -219,7 +217,7 @@ class Outbox:
             })
         created = False
         with self._cond:
-            seqs = [int(row[0]) for row in db.connection.execute(self._insert_many, rows)]
+            seqs = insert_returning_ids(db.connection, self.table, "seq", rows)
             if tx is None:
                 tx = _TxChanges(transaction_id, min(seqs), max(seqs))
                 db.bag[_BAG_KEY] = tx

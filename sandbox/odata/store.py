@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Literal, Ma
 
 import sqlalchemy as sa
 
-from sandbox.db import Database
+from sandbox.db import Database, insert_returning_ids
 from sandbox.errors import BadRequest, Conflict, NotFound, SandboxError
 from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, new_guid, utcnow
 
@@ -320,8 +320,7 @@ class Store:
             # A savepoint, so that a database error (a value too long for PostgreSQL, ...) can be replayed
             # row by row and answered exactly as before instead of with the whole chunk's parameters.
             with self.db.savepoint() as connection:
-                result = connection.execute(self._statement("insert_many", table), rows)
-                rowids = [r[0] for r in result]
+                rowids = insert_returning_ids(connection, table, ROWID, rows)
                 if images and self.outbox is not None:
                     self.outbox.record_many(self.db, images[0][0], "create", prepared.identity,
                                             [(key, changed, after) for _, key, changed, after in images])
@@ -393,10 +392,6 @@ class Store:
         if statement is None:
             if kind == "insert":
                 statement = sa.insert(table)
-            elif kind == "insert_many":
-                # Row ids back in the order of the parameters: SQLAlchemy batches this on PostgreSQL and runs
-                # it row by row inside one call on SQLite (whose RETURNING order is not guaranteed).
-                statement = sa.insert(table).returning(table.c[ROWID], sort_by_parameter_order=True)
             elif kind == "update":
                 statement = sa.update(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
             else:

@@ -1,4 +1,5 @@
-"""The per-transaction memo of sandbox/db.py (the rest of Database is exercised by every other test)."""
+"""The per-transaction memo and bulk inserts of sandbox/db.py (the rest of Database is exercised by every
+other test)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.db import Database
+import sqlalchemy as sa
+
+from sandbox.db import Database, insert_returning_ids
 
 
 @pytest.fixture
@@ -44,3 +47,31 @@ def test_memo_is_emptied_when_a_savepoint_rolls_back_and_kept_when_it_releases(d
         db.memo["again"] = 4
         db.forget_memo()
         assert db.memo == {}
+
+
+def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    metadata = sa.MetaData()
+    plain = sa.Table("plain", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String))
+    counted = sa.Table("counted", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                       sa.Column("name", sa.String), sqlite_autoincrement=True)
+    return metadata, plain, counted
+
+
+def test_insert_returning_ids_gives_the_ids_sqlite_would_in_order() -> None:
+    """Ids follow the highest row; an AUTOINCREMENT table never gets a purged id back; the rows read back
+    under their ids in the order given."""
+    metadata, plain, counted = _tables()
+    database = Database("sqlite://", [metadata])
+    database.create_all()
+    try:
+        with database.transaction() as connection:
+            assert insert_returning_ids(connection, plain, "id", []) == []
+            connection.execute(plain.insert(), [{"id": 7, "name": "seven"}])
+            assert insert_returning_ids(connection, plain, "id", [{"name": "a"}, {"name": "b"}]) == [8, 9]
+            assert insert_returning_ids(connection, counted, "id", [{"name": "x"}, {"name": "y"}]) == [1, 2]
+            connection.execute(counted.delete())
+            assert insert_returning_ids(connection, counted, "id", [{"name": "z"}]) == [3]
+            names = dict(connection.execute(sa.select(plain.c.id, plain.c.name)).all())
+            assert names == {7: "seven", 8: "a", 9: "b"}
+    finally:
+        database.dispose()
