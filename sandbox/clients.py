@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
+from sandbox import jsonio
 from sandbox.errors import SandboxError
 from sandbox.odata import batch as wire
 
@@ -262,13 +263,13 @@ def _json_default(value: Any) -> Any:
 
 
 def _dump_json(body: Any) -> bytes:
-    return json.dumps(body, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return jsonio.dumps_bytes(body, _json_default)
 
 
 def _json_or_none(response: httpx.Response) -> Any:
     if response.status_code == 204 or not response.content.strip():
         return None
-    return response.json()
+    return jsonio.loads(response.content)
 
 
 # -------------------------------------------------------------------------------------------- $batch

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, request
 from sqlmodel import Field, SQLModel
 
+from sandbox import jsonio
 from sandbox.db import Database, insert_returning_ids
 from sandbox.errors import BadRequest
 
@@ -68,7 +69,7 @@ def json_default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Compact JSON text using :func:`json_default`."""
-    return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
+    return jsonio.dumps(value, json_default)
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

@@ -21,6 +21,9 @@ from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Property
 from sandbox.odata.options import FilterDialect
 from sandbox.odata.urls import format_literal, is_guid
 
+#: types whose stored Python value is already the JSON value (see Dialect.out_value)
+_AS_STORED = frozenset({m.STRING, m.INT32, m.INT64, m.BOOLEAN, m.GUID})
+
 JSON_CONTENT_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
 
 
@@ -169,11 +172,31 @@ class Dialect:
     def serialize(self, entity: EntityType, row: dict[str, Any], select: list[str] | None,
                   annotations: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"@odata.etag": self.etag(row)}
-        names = select if select is not None else [n for n, p in entity.properties.items() if not p.hidden]
-        for name in names:
-            prop = entity.properties[name]
-            out[name] = self.out_value(prop, row.get(name))
+        out_value = self.out_value
+        for name, prop, as_stored in self._columns_out(entity, select):
+            value = row.get(name)
+            out[name] = value if as_stored or value is None else out_value(prop, value)
         return out
+
+    def _columns_out(self, entity: EntityType, select: list[str] | None) -> list[tuple[str, Property, bool]]:
+        """The columns a row renders (``select``, else every visible one), each with whether its stored value
+        is already its JSON value (text, integers, booleans, GUIDs that are not shown as enum names): a page
+        of 5,000 rows renders them without a call per value."""
+        cache: dict[tuple[str, tuple[str, ...] | None], list[tuple[str, Property, bool]]] = \
+            self.__dict__.setdefault("_columns_out_cache", {})
+        signature = (entity.name, tuple(select) if select is not None else None)
+        columns = cache.get(signature)
+        if columns is None:
+            names = select if select is not None else [n for n, p in entity.properties.items() if not p.hidden]
+            columns = []
+            for name in names:
+                prop = entity.properties[name]
+                as_stored = (prop.type in _AS_STORED and not (prop.enum is not None and self.enums_as_names))
+                columns.append((name, prop, as_stored))
+            if len(cache) > 512:  # arbitrary $select lists must not grow it without end
+                cache.clear()
+            cache[signature] = columns
+        return columns
 
     def created_response_renders_row(self, state: Any) -> bool:
         """Whether :meth:`created_response` shows the created row's values (then they are read back as

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, request
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from sandbox import jsonio
 from sandbox.db import Database
 from sandbox.errors import (BadRequest, MethodNotAllowed, NotFound, PreconditionFailed, SandboxError)
 from sandbox.odata import batch as batchlib
@@ -441,7 +442,7 @@ class ODataService:
         if not raw.strip():
             return {}
         try:
-            body = json.loads(raw)
+            body = jsonio.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise self.dialect.malformed_json(str(exc)) from None
         if not isinstance(body, dict):
@@ -454,7 +455,17 @@ class ODataService:
         values: dict[str, Any] = {}
         children: dict[str, list[dict[str, Any]]] = {}
         privileged = state.identity in self.dialect.privileged_identities
+        properties = entity.properties
         for name, value in body.items():
+            # Most names are plain columns: settle those first (this loop runs for every field of every row).
+            prop = properties.get(name)
+            if prop is not None and not prop.hidden and name not in entity.navigations:
+                if prop.lookup is not None and not privileged:
+                    raise self.dialect.lookup_write(entity, name)
+                if prop.read_only and not privileged:
+                    continue  # system-owned columns are ignored on user writes, as the real services do
+                values[name] = self.dialect.in_value(entity, prop, value)
+                continue
             if name.startswith("@odata."):
                 self.dialect.check_odata_annotation(entity, name, value)
                 continue
@@ -933,7 +944,7 @@ class ODataService:
     # ---- helpers --------------------------------------------------------------------------------------
     @staticmethod
     def _json(body: Any, status: int = 200) -> Response:
-        return Response(json.dumps(body, separators=(",", ":")), status=status, content_type=JSON_CONTENT_TYPE)
+        return Response(jsonio.dumps_bytes(body), status=status, content_type=JSON_CONTENT_TYPE)
 
 
 _REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|PATCH|DELETE) (.+) (HTTP/\d\.\d)(\r?)$", re.MULTILINE)
