@@ -10,7 +10,6 @@ through the typed clients; the engine never touches a database of a service.
 from __future__ import annotations
 
 import decimal
-import json
 import logging
 import threading
 from collections import defaultdict
@@ -22,6 +21,7 @@ import httpx
 from bridge.mapping import TableMap
 from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
 from bridge.state import BridgeState
+from sandbox import jsonio
 from sandbox.clients import BatchOp, SalesClient, ScmClient, ServiceError, format_key
 from sandbox.livesync import related_token
 from sandbox.odata.model import EntityType, Model
@@ -454,11 +454,11 @@ class SyncEngine:
     # ---- bookkeeping -------------------------------------------------------------------------------------
     def record_success(self, writes: list[Write], via: str) -> None:
         counts: dict[str, int] = defaultdict(int)
+        for write in writes:
+            counts[write.map.id] += 1
         with self.state.db.transaction():  # one commit for the unit's traces and counters
-            for write in writes:
-                counts[write.map.id] += 1
-                self.state.trace(write.map.id, f"to_{write.target}", write.key, write.operation,
-                                 _clean(write.change), write.payload, write.response, True)
+            self.state.traces([(write.map.id, f"to_{write.target}", write.key, write.operation, _clean(write.change),
+                                write.payload, write.response, True) for write in writes])
             for map_id, count in counts.items():
                 self.state.count(map_id, synced=count)
         for map_id, count in counts.items():
@@ -567,4 +567,4 @@ def drop_scm_fields(write: Write, protected: set[str]) -> None:
 
 
 def _clean(change: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(change, default=str))
+    return jsonio.loads(jsonio.dumps_bytes(change, str))

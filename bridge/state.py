@@ -14,7 +14,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from sandbox.db import Database
+from sandbox.db import Database, insert_returning_ids
 from sandbox.outbox import dumps
 
 NOT_RUNNING = "Not running"
@@ -220,15 +220,24 @@ class BridgeState:
         """Remember (map id, record key, seq) as applied; a guard only ever moves forward."""
         if not entries:
             return
+        newest: dict[tuple[str, str], int] = {}
+        for map_id, key, seq in entries:
+            newest[(map_id, key)] = max(seq, newest.get((map_id, key), seq))
         table = self.table(AppliedRow)
+        # A page of the async drainer marks hundreds at once: one read and two bulk statements, not a
+        # read and a write per entry.
         with self.db.transaction() as connection:
-            for map_id, key, seq in entries:
-                where = sa.and_(table.c.map_id == map_id, table.c.source == source, table.c.key == key)
-                current = connection.execute(sa.select(table.c.seq).where(where)).scalar()
-                if current is None:
-                    connection.execute(sa.insert(table).values(map_id=map_id, source=source, key=key, seq=seq))
-                elif current < seq:
-                    connection.execute(sa.update(table).where(where).values(seq=seq))
+            current = self.applied_seqs(source, {m for m, _ in newest}, {k for _, k in newest})
+            inserts = [{"map_id": m, "source": source, "key": k, "seq": seq}
+                       for (m, k), seq in newest.items() if (m, k) not in current]
+            updates = [{"b_map_id": m, "b_key": k, "b_seq": seq}
+                       for (m, k), seq in newest.items() if (m, k) in current and current[(m, k)] < seq]
+            if inserts:
+                connection.execute(sa.insert(table), inserts)
+            if updates:
+                connection.execute(sa.update(table).where(
+                    table.c.map_id == sa.bindparam("b_map_id"), table.c.source == source,
+                    table.c.key == sa.bindparam("b_key")).values(seq=sa.bindparam("b_seq")), updates)
 
     def clear_applied(self, source: str) -> None:
         """Forget the guard of one source (its feed was reset, so its seqs start over)."""
@@ -242,16 +251,29 @@ class BridgeState:
 
     def trace(self, map_id: str, direction: str, key: Any, operation: str, source: Any, payload: Any,
               response: Any, ok: bool) -> None:
-        self._append(TraceRow, TRACE_CAP, map_id=map_id, direction=direction, key=dumps(key), operation=operation,
-                     source=dumps(source), payload=dumps(payload), response=dumps(response), ok=ok,
-                     created_at=utcnow())
+        self.traces([(map_id, direction, key, operation, source, payload, response, ok)])
+
+    def traces(self, items: list[tuple[str, str, Any, str, Any, Any, Any, bool]]) -> None:
+        """Several :meth:`trace` entries (map, direction, key, operation, source, payload, response, ok)."""
+        now = utcnow()
+        self._append_many(TraceRow, TRACE_CAP, [
+            {"map_id": map_id, "direction": direction, "key": dumps(key), "operation": operation,
+             "source": dumps(source), "payload": dumps(payload), "response": dumps(response), "ok": ok,
+             "created_at": now}
+            for map_id, direction, key, operation, source, payload, response, ok in items])
 
     def _append(self, model: type[SQLModel], cap: int, **values: Any) -> None:
+        self._append_many(model, cap, [values])
+
+    def _append_many(self, model: type[SQLModel], cap: int, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
         table = self.table(model)
         with self.db.transaction() as connection:
-            new_id = connection.execute(sa.insert(table).values(**values)).inserted_primary_key[0]
-            if new_id and new_id % 100 == 0:  # trim now and then, not on every write
-                connection.execute(sa.delete(table).where(table.c.id <= new_id - cap))
+            ids = insert_returning_ids(connection, table, "id", rows)
+            # Trim now and then (when the ids pass a multiple of 100), not on every write.
+            if ids[-1] // 100 != (ids[0] - 1) // 100:
+                connection.execute(sa.delete(table).where(table.c.id <= ids[-1] - cap))
 
     def rows(self, model: type[SQLModel], map_id: str | None = None, limit: int = 100,
              **where: Any) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ entity behaviors and actions, and their dialect decides every wire detail that d
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 from dataclasses import dataclass, field
