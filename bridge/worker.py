@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 SOURCES: tuple[Source, ...] = ("sales", "scm")
 PAGE_SIZE = 200
+LINGER = 0.1  # seconds a drainer waits after a short page before reading the next one
 BULK_SIZE = 200  # single-row upserts sent together in one UpsertMultiple (Dataverse takes up to 1000)
 BACKLOG_LIMIT = 5000  # status counts the queue up to this many changes per source (more shows as 5000+)
 
@@ -225,12 +226,13 @@ class AsyncWorker:
 
     def __init__(self, engine: SyncEngine, state: BridgeState, lifecycle: "Lifecycle",
                  controls: dict[Source, "ControlClient"], *, poll_wait: float = 1.0,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, linger: float = LINGER) -> None:
         self.engine = engine
         self.state = state
         self.lifecycle = lifecycle
         self.controls = controls
         self.poll_wait = poll_wait
+        self.linger = linger
         self.retry = retry or RetryPolicy()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.last_error: dict[str, str | None] = {source: None for source in SOURCES}
@@ -609,7 +611,11 @@ class AsyncWorker:
                     self._wake.wait(1.0)  # begin() wakes us at once when a map switches to async
                     self._wake.clear()
                     continue
-                self.drain_once(source, wait=self.poll_wait)
+                read = self.drain_once(source, wait=self.poll_wait)
+                if 0 < read < PAGE_SIZE and self.linger > 0:
+                    # A short page: let a few more changes gather, so the next page goes out in one
+                    # UpsertMultiple rather than several small ones (lag grows by at most `linger`).
+                    self._stop.wait(self.linger)
                 failures = 0
                 self.last_error[source] = None
             except Stopping:
