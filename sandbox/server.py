@@ -82,8 +82,22 @@ class ServerGroup:
 
             server = create_server(app, host=self.host, port=port, threads=WAITRESS_THREADS,
                                    ident="lead-to-cash-sandbox", clear_untrusted_proxy_headers=True)
-            thread = threading.Thread(target=server.run, name=f"serve-{name}", daemon=True)
-            stop = server.close
+            closing = threading.Event()
+
+            def run_waitress(server: Any = server, closing: threading.Event = closing) -> None:
+                try:
+                    server.run()
+                except OSError:
+                    if not closing.is_set():
+                        raise
+                    # close() took the sockets from under the poll loop: that is how waitress stops here
+
+            def close_waitress(server: Any = server, closing: threading.Event = closing) -> None:
+                closing.set()
+                server.close()
+
+            thread = threading.Thread(target=run_waitress, name=f"serve-{name}", daemon=True)
+            stop = close_waitress
             bound_port = server.effective_port  # type: ignore[union-attr]
         thread.start()
         running = RunningServer(name, f"{scheme}://{self.host}:{bound_port}", stop, thread)

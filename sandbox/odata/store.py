@@ -468,16 +468,25 @@ class Store:
         return Conflict("A record with matching key values already exists.", "0x80040237",
                         detail=f"Cannot create a record in {entity.name}. {described}. The record already exists.")
 
+    def _key_to_check(self, entity: EntityType, key: Sequence[str], row: Row, fresh_key: bool) -> dict[str, Any] | None:
+        """The values of ``key`` in ``row`` that a uniqueness check must look for, or None when there is nothing
+        to check (an alternate key with an empty part, a primary key the store just generated). An empty
+        primary key is refused."""
+        values = {k: row.get(k) for k in key}
+        if any(v is None or v == "" for v in values.values()):
+            if list(key) == list(entity.key):
+                raise self._missing_key(entity, values)
+            return None
+        if fresh_key and list(key) == list(entity.key):
+            return None
+        return values
+
     def _check_unique(self, entity: EntityType, row: Row, own_rowid: int | None, *, fresh_key: bool = False) -> None:
         table = entity.table
         assert table is not None
         for key in [entity.key, *entity.alternate_keys]:
-            values = {k: row.get(k) for k in key}
-            if any(v is None or v == "" for v in values.values()):
-                if key == entity.key:
-                    raise self._missing_key(entity, values)
-                continue
-            if fresh_key and key == entity.key:
+            values = self._key_to_check(entity, key, row, fresh_key)
+            if values is None:
                 continue
             signature = ("unique", table.name, tuple(key), own_rowid is not None)
             query = self._statements.get(signature)
@@ -501,12 +510,8 @@ class Store:
             probe: list[tuple[Any, ...]] = []
             seen: set[tuple[str, ...]] = set()
             for row, fresh_key in zip(rows, fresh):
-                values = {k: row.get(k) for k in key}
-                if any(v is None or v == "" for v in values.values()):
-                    if key == entity.key:
-                        raise self._missing_key(entity, values)
-                    continue
-                if fresh_key and key == entity.key:
+                values = self._key_to_check(entity, key, row, fresh_key)
+                if values is None:
                     continue
                 folded = tuple(_fold(v) for v in values.values())
                 if None in folded or folded in seen:
