@@ -54,6 +54,8 @@ class InitialSync:
         self.engine = engine
         self.state = state
         self.last_reports: dict[str, InitialSyncReport] = {}
+        #: what a running initial sync has done so far, by map id (shown in the map's status)
+        self.progress: dict[str, dict[str, Any]] = {}
 
     def run(self, table_map: TableMap, *, master: str = "sales", skip_errors: bool = False) -> InitialSyncReport:
         previous = self.last_reports.get(table_map.id)
@@ -61,6 +63,15 @@ class InitialSync:
         skipped_keys = {json.dumps(e["key"], sort_keys=True, default=str) for e in previous.errors} \
             if (previous and skip_errors) else set()
         report = InitialSyncReport(table_map.id, execution)
+        self.progress[table_map.id] = {"phase": "reading", "read_scm": 0, "read_sales": 0, "to_write": 0,
+                                       "sent": 0}
+        try:
+            return self._run(table_map, master, skipped_keys, report)
+        finally:
+            self.progress.pop(table_map.id, None)
+
+    def _run(self, table_map: TableMap, master: str, skipped_keys: set[str],
+             report: InitialSyncReport) -> InitialSyncReport:
         self.engine.load_companies()
         scm_side = self._read_scm(table_map)
         sales_side = self._read_sales(table_map)
@@ -88,12 +99,18 @@ class InitialSync:
                     to_scm.append((key, record))
                 else:
                     report.unchanged += 1
+        self.progress[table_map.id].update(phase="writing", to_write=len(to_sales) + len(to_scm))
         report.to_sales = self._write_sales(table_map, to_sales, sales_side, report)
         report.to_scm = self._write_scm(table_map, to_scm, scm_side, report)
         self.state.clear_initial_sync_errors(table_map.id)
-        self.state.add_initial_sync_errors(table_map.id, execution, report.errors)
+        self.state.add_initial_sync_errors(table_map.id, report.execution, report.errors)
         self.last_reports[table_map.id] = report
         return report
+
+    def _advance(self, table_map: TableMap, counter: str, count: int) -> None:
+        progress = self.progress.get(table_map.id)
+        if progress is not None:
+            progress[counter] = progress.get(counter, 0) + count
 
     def errors(self, map_id: str) -> list[dict[str, Any]]:
         return self.state.rows(InitialSyncErrorRow, map_id, limit=1000)
@@ -123,6 +140,7 @@ class InitialSync:
                 side.payloads[key] = record
                 side.rows[key] = row
                 side.ids[key] = {k: row[k] for k in entity.key}
+            self._advance(table_map, "read_scm", len(page))
         return side
 
     def _sales_expand(self, table_map: TableMap) -> list[str]:
@@ -158,6 +176,7 @@ class InitialSync:
                 side.payloads[key] = record
                 side.rows[key] = row
                 side.ids[key] = row[entity.key[0]]
+            self._advance(table_map, "read_sales", len(page))
         return side
 
     def _sales_key(self, table_map: TableMap, row: dict[str, Any]) -> str | None:
@@ -213,6 +232,7 @@ class InitialSync:
                 fallback.extend((key, BatchOp.post(entity_set, payload)) for key, payload in chunk)
                 continue
             written += len(chunk)
+            self._advance(table_map, "sent", len(chunk))
         if written:
             self.state.count(table_map.id, synced=written)
         return written + self._send(self.engine.sales, table_map, fallback, "to_sales", report)
@@ -244,6 +264,7 @@ class InitialSync:
                 for key, _ in chunk:
                     report.errors.append({"direction": direction, "key": json.loads(key), "message": exc.message})
                 continue
+            self._advance(table_map, "sent", len(chunk))
             by_id = {r.content_id: r for r in results}
             for index, (key, _) in enumerate(chunk, 1):
                 result = by_id.get(str(index))

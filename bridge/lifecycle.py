@@ -80,6 +80,9 @@ class Lifecycle:
             "initial_sync_done": bool(row["initial_sync_done"]),
             "alerts": [rule.as_dict() for rule in self.runtime[map_id].alerts],
         }
+        progress = self.initial.progress.get(map_id)
+        if progress is not None:
+            status["initial_sync_progress"] = dict(progress)
         if self.worker is not None:  # lag (and, in async mode, the backlog) come from the change feeds
             status.update(self.worker.status_fields(table_map, row))
         return status

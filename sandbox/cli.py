@@ -313,7 +313,50 @@ def maps_run(map_ids: tuple[str, ...], mode: str, initial_sync: bool, master: st
              bridge_url: str, as_json: bool) -> None:
     """Run maps (a running map given another --mode without initial sync switches mode)."""
     body = {"mode": mode, "initial_sync": initial_sync, "master": master, "with_dependencies": with_dependencies}
-    _print_maps([_bridge_call(bridge_url, "POST", f"/api/maps/{m}/run", body) for m in map_ids], as_json)
+    show_progress = initial_sync and sys.stderr.isatty()
+    _print_maps([_run_map(bridge_url, m, body, show_progress) for m in map_ids], as_json)
+
+
+def _run_map(bridge_url: str, map_id: str, body: dict[str, Any], show_progress: bool) -> Any:
+    """``POST .../run``; on a terminal, the initial sync's progress (from the map's status) meanwhile."""
+    if not show_progress:
+        return _bridge_call(bridge_url, "POST", f"/api/maps/{map_id}/run", body)
+    import threading
+    import time
+
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["answer"] = _bridge_call(bridge_url, "POST", f"/api/maps/{map_id}/run", body)
+        except click.ClickException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=call, name="maps-run", daemon=True)
+    started = time.monotonic()
+    worker.start()
+    shown = False
+    while not worker.join(timeout=1.0) and worker.is_alive():
+        try:
+            progress = _bridge_call(bridge_url, "GET", f"/api/maps/{map_id}").get("initial_sync_progress")
+        except click.ClickException:
+            continue
+        if progress:
+            click.echo(f"\r{map_id}: initial sync {_progress_text(progress)} after "
+                       f"{time.monotonic() - started:.0f} s   ", nl=False, err=True)
+            shown = True
+    if shown:
+        click.echo("", err=True)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["answer"]
+
+
+def _progress_text(progress: dict[str, Any]) -> str:
+    read = f"read {progress.get('read_scm', 0):,} SCM / {progress.get('read_sales', 0):,} Sales rows"
+    if progress.get("phase") != "writing":
+        return read
+    return f"{read}, sent {progress.get('sent', 0):,} of {progress.get('to_write', 0):,}"
 
 
 def _simple_action(action: str, help_text: str) -> None:

@@ -198,3 +198,26 @@ def test_map_state_and_counters_survive_a_restart(sandbox: Any) -> None:
     assert status["state"] == "Paused" and status["queued"] == 1 and status["synced"] == synced
     restarted.lifecycle.resume(CUSTOMERS)
     assert sandbox.account_name("US-001") == "Queued before restart"
+
+
+def test_a_running_initial_sync_shows_its_progress_in_the_map_status(sandbox: Any) -> None:
+    """While it writes, the status carries what it read and sent; once done the progress is gone."""
+    lifecycle = sandbox.runtime.lifecycle
+    lifecycle.stop(CUSTOMERS)
+    for index in range(3):
+        sandbox.create_customer(f"PG-00{index}", f"Progress {index}")
+    seen: list[dict[str, Any]] = []
+    initial = lifecycle.initial
+    write_sales = initial._write_sales
+
+    def watching(*args: Any, **kwargs: Any) -> int:
+        seen.append(lifecycle.status(CUSTOMERS).get("initial_sync_progress") or {})
+        return write_sales(*args, **kwargs)
+
+    initial._write_sales = watching  # type: ignore[method-assign]
+    try:
+        lifecycle.run(CUSTOMERS, initial_sync=True, master="scm")
+    finally:
+        initial._write_sales = write_sales  # type: ignore[method-assign]
+    assert seen and seen[0]["phase"] == "writing" and seen[0]["read_scm"] >= 3 and seen[0]["to_write"] >= 3
+    assert "initial_sync_progress" not in lifecycle.status(CUSTOMERS)

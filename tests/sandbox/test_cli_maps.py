@@ -204,3 +204,41 @@ def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_maps_run_shows_initial_sync_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """While the run call is out, the map's ``initial_sync_progress`` is shown on stderr, one line
+    rewritten in place; the answer of the run call is what the command returns."""
+    import threading
+
+    from sandbox import cli
+
+    released = threading.Event()
+    calls: list[tuple[str, str]] = []
+
+    def fake_call(bridge_url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        calls.append((method, path))
+        if method == "POST":
+            released.wait(10)
+            return {"id": "customers-accounts", "state": "Running"}
+        released.set()  # one status read is enough
+        return {"initial_sync_progress": {"phase": "writing", "read_scm": 20000, "read_sales": 12,
+                                          "to_write": 20000, "sent": 5000}}
+
+    monkeypatch.setattr(cli, "_bridge_call", fake_call)
+    answer = cli._run_map("http://bridge", "customers-accounts", {"initial_sync": True}, show_progress=True)
+    assert answer == {"id": "customers-accounts", "state": "Running"}
+    assert ("GET", "/api/maps/customers-accounts") in calls
+    err = capsys.readouterr().err
+    assert "\rcustomers-accounts: initial sync read 20,000 SCM / 12 Sales rows, sent 5,000 of 20,000" in err
+
+
+def test_maps_run_off_a_terminal_only_calls_run(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from sandbox import cli
+
+    calls: list[str] = []
+    monkeypatch.setattr(cli, "_bridge_call", lambda url, method, path, body=None: calls.append(method) or {})
+    cli._run_map("http://bridge", "customers-accounts", {"initial_sync": True}, show_progress=False)
+    assert calls == ["POST"] and capsys.readouterr().err == ""
