@@ -203,8 +203,8 @@ def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: 
                          rows: list[dict[str, Any]]) -> list[int]:
     """Insert ``rows`` into ``table`` in order and return their new ids (``id_column``) in the same order.
 
-    PostgreSQL (and any database with ordered ``RETURNING``) hands the ids out from its sequence in one
-    batched statement. SQLite cannot promise the order of ``RETURNING`` rows, so SQLAlchemy would insert the
+    PostgreSQL hands the ids out from the column's sequence first, and the rows go in with one
+    ``executemany`` (other databases with ordered ``RETURNING``: one batched statement). SQLite cannot promise the order of ``RETURNING`` rows, so SQLAlchemy would insert the
     rows one statement at a time; instead the ids are given here, the next ones after the table's highest
     (and after ``sqlite_sequence`` for an AUTOINCREMENT table, so a purged id is never handed out again),
     exactly what SQLite itself would give, and the rows go in with one ``executemany``. The caller holds the
@@ -213,6 +213,16 @@ def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: 
     """
     if not rows:
         return []
+    if connection.dialect.name == "postgresql":
+        # The ids from the column's own sequence, then a plain executemany: with RETURNING, SQLAlchemy sends
+        # one statement of thousands of parameters, which psycopg parses anew on every call.
+        sequence = connection.execute(sa.select(sa.func.pg_get_serial_sequence(table.name, id_column))).scalar()
+        if sequence:
+            ids = [int(value) for value in connection.execute(
+                sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, len(rows)))).scalars()]
+            ids.sort()
+            connection.execute(table.insert(), [{**row, id_column: new_id} for row, new_id in zip(rows, ids)])
+            return ids
     if connection.dialect.name != "sqlite":
         statement = _returning_inserts.get((table.name, id_column))
         if statement is None:
