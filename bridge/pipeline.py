@@ -232,22 +232,47 @@ def _scm_value(row: dict[str, Any], name: str) -> Any:
     return None
 
 
+@dataclass(frozen=True)
+class _FieldPlan:
+    """A map's fields sorted once per direction (the steps below run for every row of an initial sync)."""
+
+    plain: tuple[tuple[FieldMap, str, str], ...]  # (field, Sales column, SCM name as the entity spells it)
+    lookups: tuple[FieldMap, ...]
+
+
+_field_plans: dict[tuple[int, str], tuple[TableMap, _FieldPlan]] = {}
+
+
+def _fields_of(table_map: TableMap, direction: str) -> _FieldPlan:
+    found = _field_plans.get((id(table_map), direction))
+    if found is not None and found[0] is table_map:
+        return found[1]
+    moving = [item for item in table_map.fields if (item.to_sales if direction == "to_sales" else item.to_scm)]
+    plan = _FieldPlan(tuple((item, item.sales[0].column, _canonical_scm_name(table_map, item.scm))
+                            for item in moving if not item.is_lookup),
+                      tuple(item for item in moving if item.is_lookup))
+    _field_plans[(id(table_map), direction)] = (table_map, plan)  # the map is kept, so its id stays its own
+    return plan
+
+
 def map_fields(record: Record) -> Record:
     """Copy plain (non-lookup) fields in the record's direction, through their defaults and value maps.
     A value mapped to ``KEEP`` leaves the target column out of the payload (it keeps its value)."""
-    for item in record.map.fields:
-        if item.is_lookup:
-            continue
-        column = item.sales[0].column
-        if record.direction == "to_sales" and item.to_sales:
-            value = item.value_to_sales(_scm_value(record.source, item.scm))
-            if value is not KEEP:
-                record.target[column] = _to_wire(value)
-        elif record.direction == "to_scm" and item.to_scm:
-            value = record.source.get(column)
+    source, target = record.source, record.target
+    if record.direction == "to_sales":
+        for item, column, _ in _fields_of(record.map, "to_sales").plain:
+            value = source[item.scm] if item.scm in source else _scm_value(source, item.scm)
+            if item.values or item.default is not None:
+                value = item.value_to_sales(value)
+                if value is KEEP:
+                    continue
+            target[column] = _to_wire(value)
+    elif record.direction == "to_scm":
+        for item, column, scm_name in _fields_of(record.map, "to_scm").plain:
+            value = source.get(column)
             if item.scm_default and value in (None, ""):
                 continue  # SCM keeps (or makes) its own value
-            record.target[_canonical_scm_name(record.map, item.scm)] = _to_wire(item.value_to_scm(value))
+            target[scm_name] = _to_wire(item.value_to_scm(value))
     return record
 
 
@@ -262,6 +287,8 @@ def _canonical_scm_name(table_map: TableMap, name: str) -> str:
 
 
 def _to_wire(value: Any) -> Any:
+    if value is None or type(value) in (str, int, float, bool):
+        return value
     if isinstance(value, decimal.Decimal):
         return float(value)
     if isinstance(value, (dt.datetime, dt.date)):
@@ -297,12 +324,10 @@ def lookup_bind(sales_model: Model, entity: EntityType, path: SalesPath, value: 
 def resolve_lookups(record: Record) -> Record:
     """To Sales: lookup fields become ``@odata.bind`` references by the related table's alternate key.
     To SCM: the related Sales row (supplied by the engine) gives the value of the SCM field."""
-    for item in record.map.fields:
-        if not item.is_lookup:
-            continue
-        if record.direction == "to_sales" and item.to_sales:
+    for item in _fields_of(record.map, record.direction).lookups:
+        if record.direction == "to_sales":
             _lookup_to_sales(record, item)
-        elif record.direction == "to_scm" and item.to_scm:
+        else:
             _lookup_to_scm(record, item)
     return record
 

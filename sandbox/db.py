@@ -201,7 +201,8 @@ _returning_inserts: dict[tuple[str, str], Any] = {}
 
 def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: str,
                          rows: list[dict[str, Any]]) -> list[int]:
-    """Insert ``rows`` into ``table`` in order and return their new ids (``id_column``) in the same order.
+    """Insert ``rows`` into ``table`` in order and return their new ids (``id_column``) in the same order
+    (on PostgreSQL and SQLite each row dict also gets its id: they are not copied, rows are wide).
 
     PostgreSQL hands the ids out from the column's sequence first, and the rows go in with one
     ``executemany`` (other databases with ordered ``RETURNING``: one batched statement). SQLite cannot promise the order of ``RETURNING`` rows, so SQLAlchemy would insert the
@@ -221,7 +222,9 @@ def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: 
             ids = [int(value) for value in connection.execute(
                 sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, len(rows)))).scalars()]
             ids.sort()
-            connection.execute(table.insert(), [{**row, id_column: new_id} for row, new_id in zip(rows, ids)])
+            for row, new_id in zip(rows, ids):
+                row[id_column] = new_id
+            connection.execute(table.insert(), rows)
             return ids
     if connection.dialect.name != "sqlite":
         statement = _returning_inserts.get((table.name, id_column))
@@ -234,7 +237,9 @@ def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: 
         used = connection.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = ?", (table.name,)).scalar()
         highest = max(highest, int(used or 0))
     ids = list(range(highest + 1, highest + 1 + len(rows)))
-    connection.execute(table.insert(), [{**row, id_column: new_id} for row, new_id in zip(rows, ids)])
+    for row, new_id in zip(rows, ids):
+        row[id_column] = new_id
+    connection.execute(table.insert(), rows)
     return ids
 
 
