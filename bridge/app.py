@@ -93,8 +93,8 @@ class BridgeRuntime:
             self.state.map_row(table_map.id)
 
     def live_maps(self) -> Callable[[TableMap], bool]:
-        states = self.state.map_rows()  # one read per live call, not one per map
-        return lambda m: m.id in states and states[m.id]["state"] == RUNNING and states[m.id]["mode"] == "live"
+        states = self.state.run_states()  # from memory: a live call must not read the bridge database
+        return lambda m: states.get(m.id) == (RUNNING, "live")
 
     def live(self, payload: dict[str, Any]) -> int:
         """Apply one source transaction synchronously (called by a service before it commits)."""

@@ -21,7 +21,6 @@ import httpx
 from bridge.mapping import TableMap
 from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
 from bridge.state import BridgeState
-from sandbox import jsonio
 from sandbox.clients import BatchOp, SalesClient, ScmClient, ServiceError, format_key
 from sandbox.livesync import related_token
 from sandbox.odata.model import EntityType, Model
@@ -457,7 +456,7 @@ class SyncEngine:
         for write in writes:
             counts[write.map.id] += 1
         with self.state.db.transaction():  # one commit for the unit's traces and counters
-            self.state.traces([(write.map.id, f"to_{write.target}", write.key, write.operation, _clean(write.change),
+            self.state.traces([(write.map.id, f"to_{write.target}", write.key, write.operation, write.change,
                                 write.payload, write.response, True) for write in writes])
             for map_id, count in counts.items():
                 self.state.count(map_id, synced=count)
@@ -470,7 +469,7 @@ class SyncEngine:
     def record_failure(self, writes: list[Write], error: SyncError, via: str) -> None:
         seen: set[str] = set()
         for write in writes:
-            self.state.trace(write.map.id, f"to_{write.target}", write.key, write.operation, _clean(write.change),
+            self.state.trace(write.map.id, f"to_{write.target}", write.key, write.operation, write.change,
                              write.payload, write.response or {"error": error.message}, False)
             if write.map.id not in seen:
                 seen.add(write.map.id)
@@ -564,7 +563,3 @@ def drop_scm_fields(write: Write, protected: set[str]) -> None:
         if item.scm.lower() in protected:
             for path in item.sales:
                 write.payload.pop(path.column if path.nav is None else f"{path.nav}@odata.bind", None)
-
-
-def _clean(change: dict[str, Any]) -> dict[str, Any]:
-    return jsonio.loads(jsonio.dumps_bytes(change, str))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -151,6 +152,10 @@ class BridgeState:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # (state, mode) of every map, read on every live-sync call: kept between changes of a map's state.
+        self._run_states: dict[str, tuple[str, str]] | None = None
+        self._run_states_generation = 0
+        self._run_states_lock = threading.Lock()
 
     def table(self, model: type[SQLModel]) -> sa.Table:
         return model.__table__  # type: ignore[attr-defined,return-value]
@@ -165,7 +170,33 @@ class BridgeState:
                                                            initial_sync_done=False, synced=0, failed=0,
                                                            updated_at=utcnow()))
                 row = connection.execute(sa.select(table).where(table.c.id == map_id)).first()
+                self._forget_run_states()
         return dict(row._mapping)
+
+    def run_states(self) -> dict[str, tuple[str, str]]:
+        """(state, mode) of every map, from memory between changes (:meth:`update_map` forgets them)."""
+        with self._run_states_lock:
+            cached, generation = self._run_states, self._run_states_generation
+        if cached is not None:
+            return cached
+        states = {map_id: (row["state"], row["mode"]) for map_id, row in self.map_rows().items()}
+        with self._run_states_lock:
+            # Kept only when no change landed meanwhile (else the next call reads again), and never from
+            # inside a transaction, whose own uncommitted changes may still roll back.
+            if generation == self._run_states_generation and not self.db.in_transaction:
+                self._run_states = states
+        return states
+
+    def _forget_run_states(self) -> None:
+        self._clear_run_states()
+        if self.db.in_transaction:  # forget again once the change is visible to every reader (or undone)
+            self.db.after_commit(self._clear_run_states)
+            self.db.after_rollback(self._clear_run_states)
+
+    def _clear_run_states(self) -> None:
+        with self._run_states_lock:
+            self._run_states = None
+            self._run_states_generation += 1
 
     def map_rows(self) -> dict[str, dict[str, Any]]:
         """Every map row by id, in one read (the async drainers look at all maps on every pass)."""
@@ -178,6 +209,7 @@ class BridgeState:
         table = self.table(MapRow)
         with self.db.transaction() as connection:
             connection.execute(sa.update(table).where(table.c.id == map_id).values(**values, updated_at=utcnow()))
+            self._forget_run_states()
 
     def count(self, map_id: str, *, synced: int = 0, failed: int = 0, error: str | None = None) -> None:
         table = self.table(MapRow)
@@ -186,9 +218,10 @@ class BridgeState:
             values["last_synced_at"] = utcnow()
         if error is not None:
             values["last_error"] = error[:2000]
-        self.map_row(map_id)
         with self.db.transaction() as connection:
-            connection.execute(sa.update(table).where(table.c.id == map_id).values(**values))
+            if not connection.execute(sa.update(table).where(table.c.id == map_id).values(**values)).rowcount:
+                self.map_row(map_id)  # a map counted before its row exists: create it, then count
+                connection.execute(sa.update(table).where(table.c.id == map_id).values(**values))
 
     # ---- cursors -------------------------------------------------------------------------------------
     def cursor(self, source: str) -> int | None:
