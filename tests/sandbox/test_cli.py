@@ -54,6 +54,23 @@ def test_up_serves_both_mocks_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
         assert stop(process) == 0
 
 
+@pytest.mark.parametrize("wire", ["in-process", "http"])
+def test_up_syncs_a_new_customer_whichever_way_the_services_are_wired(tmp_path: Path, wire: str) -> None:
+    """A customer created in SCM over its port is in Sales at once, with the bridge and the mocks calling
+    each other in-process (the default) or over their loopback ports (``--wire http``)."""
+    process, urls = start_up(tmp_path, "--memory", "--wire", wire)
+    try:
+        created = httpx.post(urls["scm"] + "CustomersV3", json={
+            "dataAreaId": "usmf", "CustomerAccount": f"W-{wire}", "OrganizationName": f"Wired {wire}",
+            "CustomerGroupId": "10", "SalesCurrencyCode": "USD"})
+        assert created.status_code == 201, created.text
+        found = httpx.get(urls["sales"] + f"accounts?$filter=accountnumber eq 'W-{wire}'&$select=name",
+                          headers={"Authorization": "Bearer anything"}).json()["value"]
+        assert [row["name"] for row in found] == [f"Wired {wire}"]
+    finally:
+        assert stop(process) == 0
+
+
 def test_up_keeps_data_in_the_data_dir_across_restarts(tmp_path: Path) -> None:
     """Without --memory, what was written survives a restart."""
     process, urls = start_up(tmp_path)
