@@ -3,8 +3,10 @@
 Live sync, catch-up, async draining and initial sync all come down to the same two moves:
 :meth:`SyncEngine.plan` (source changes -> transformed :class:`Write` objects, through the pure pipeline)
 and :meth:`SyncEngine.execute` (the writes of one source transaction -> one atomic ``$batch`` change set on
-the target, parents before children). Reads of the other side (does the row exist? which company id?) go
-through the typed clients; the engine never touches a database of a service.
+the target, parents before children; a unit of one Sales row is a single upsert by alternate key instead).
+:meth:`SyncEngine.upsert_many` sends many such one-row units at once (async mode). Reads of the other side
+(does the row exist? which company id?) go through the typed clients; the engine never touches a database of
+a service.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sandbox.odata.urls import format_literal
 from scenarios.context import Mismatch, ScenarioContext
@@ -60,24 +60,27 @@ def sales_id(ctx: ScenarioContext, entity_set: str, key_column: str, filter: str
     return row[key_column]  # type: ignore[index]
 
 
-def unique_number(ctx: ScenarioContext, prefix: str) -> str:
-    """A customer account number ``<prefix><5 digits>`` that neither side has in any company yet."""
+def _unique(ctx: ScenarioContext, prefix: str, what: str, taken: Callable[[str], bool]) -> str:
+    """``<prefix><5 digits>`` for which ``taken`` says no (200 tries, then a Mismatch)."""
     for _ in range(200):
         number = f"{prefix}{ctx.rng.randint(10000, 99999)}"
-        if ctx.sales_row("accounts", f"accountnumber eq {q(number)}", select=["accountid"]) is None and \
-                ctx.scm_row("CustomersV3", f"CustomerAccount eq {q(number)}", select=["CustomerAccount"]) is None:
+        if not taken(number):
             return number
-    raise Mismatch(f"no free account number with prefix {prefix}")
+    raise Mismatch(f"no free {what} with prefix {prefix}")
+
+
+def unique_number(ctx: ScenarioContext, prefix: str) -> str:
+    """A customer account number ``<prefix><5 digits>`` that neither side has in any company yet."""
+    return _unique(ctx, prefix, "account number", lambda number: (
+        ctx.sales_row("accounts", f"accountnumber eq {q(number)}", select=["accountid"]) is not None
+        or ctx.scm_row("CustomersV3", f"CustomerAccount eq {q(number)}", select=["CustomerAccount"]) is not None))
 
 
 def unique_item(ctx: ScenarioContext, prefix: str) -> str:
     """An item number ``<prefix><5 digits>`` that no company releases in SCM and no Sales product carries."""
-    for _ in range(200):
-        number = f"{prefix}{ctx.rng.randint(10000, 99999)}"
-        if ctx.scm_row("ReleasedProductsV2", f"ItemNumber eq {q(number)}", select=["ItemNumber"]) is None and \
-                ctx.sales_row("products", f"msdyn_productnumber eq {q(number)}", select=["productid"]) is None:
-            return number
-    raise Mismatch(f"no free item number with prefix {prefix}")
+    return _unique(ctx, prefix, "item number", lambda number: (
+        ctx.scm_row("ReleasedProductsV2", f"ItemNumber eq {q(number)}", select=["ItemNumber"]) is not None
+        or ctx.sales_row("products", f"msdyn_productnumber eq {q(number)}", select=["productid"]) is not None))
 
 
 # ---- customers --------------------------------------------------------------------------------------------
