@@ -3,13 +3,15 @@ other test)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 from collections.abc import Iterator
 
 import pytest
 
 import sqlalchemy as sa
 
-from sandbox.db import Database, insert_returning_ids
+from sandbox.db import Database, insert_many_plain, insert_returning_ids
 
 
 @pytest.fixture
@@ -73,5 +75,44 @@ def test_insert_returning_ids_gives_the_ids_sqlite_would_in_order() -> None:
             assert insert_returning_ids(connection, counted, "id", [{"name": "z"}]) == [3]
             names = dict(connection.execute(sa.select(plain.c.id, plain.c.name)).all())
             assert names == {7: "seven", 8: "a", 9: "b"}
+    finally:
+        database.dispose()
+
+
+def _typed_tables() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+    metadata = sa.MetaData()
+
+    def columns() -> list[sa.Column]:
+        return [sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime(timezone=True)),
+                sa.Column("day", sa.Date), sa.Column("amount", sa.Numeric(18, 4)), sa.Column("flag", sa.Boolean),
+                sa.Column("name", sa.String)]
+
+    by_sqlalchemy = sa.Table("by_sqlalchemy", metadata, *columns())
+    plain = sa.Table("plain_insert", metadata, *columns())
+    defaulted = sa.Table("defaulted", metadata, *columns(), sa.Column("seen", sa.Integer, default=5))
+    return metadata, by_sqlalchemy, plain, defaulted
+
+
+def test_insert_many_plain_stores_what_sqlalchemy_stores() -> None:
+    """The same values (temporal, decimal, boolean, null, text) read back alike from a table SQLAlchemy
+    filled and one filled by the plain executemany; a column default of the table's own still applies."""
+    metadata, by_sqlalchemy, plain, defaulted = _typed_tables()
+    rows = [{"id": 1, "at": dt.datetime(2026, 11, 25, 18, 0, 1, 5, tzinfo=dt.timezone.utc), "day": dt.date(2026, 1, 2),
+             "amount": decimal.Decimal("12.3456"), "flag": True, "name": "één"},
+            {"id": 2, "at": None, "day": None, "amount": None, "flag": False, "name": None}]
+    database = Database("sqlite://", [metadata])
+    database.create_all()
+    try:
+        with database.transaction() as connection:
+            connection.execute(by_sqlalchemy.insert(), [dict(row) for row in rows])
+            insert_many_plain(connection, plain, [dict(row) for row in rows])
+            insert_many_plain(connection, defaulted, [dict(row) for row in rows])
+            insert_many_plain(connection, plain, [])
+            expected = connection.execute(sa.select(by_sqlalchemy).order_by(by_sqlalchemy.c.id)).all()
+            assert connection.execute(sa.select(plain).order_by(plain.c.id)).all() == expected
+            raw = "SELECT at, day, amount, flag FROM {} ORDER BY id"
+            assert (connection.exec_driver_sql(raw.format("plain_insert")).all()
+                    == connection.exec_driver_sql(raw.format("by_sqlalchemy")).all())
+            assert connection.execute(sa.select(defaulted.c.seen)).scalars().all() == [5, 5]
     finally:
         database.dispose()
