@@ -121,8 +121,9 @@ class Store:
         # reset, unique across tables): lets request-scoped caches of rows found by key stay valid
         self._epochs: dict[str, int] = {}
         self._epoch_counter = itertools.count(1)
-        #: entity -> (property, default, default is callable, default is a fresh key) for new rows
-        self._defaults: dict[str, list[tuple[str, Any, bool, bool]]] = {}
+        #: entity -> (every property with its plain default or None, [(property, callable default, makes a
+        #: fresh key)]) for new rows
+        self._defaults: dict[str, tuple[dict[str, Any], list[tuple[str, Callable[[], Any], bool]]]] = {}
 
     # ---- reads ------------------------------------------------------------------------------------
     def entity(self, name: str) -> EntityType:
@@ -329,8 +330,10 @@ class Store:
         for row, rowid in zip(rows, rowids):
             row[ROWID] = rowid
         self._wrote(entity, changed_rows=False)
-        for name, key, changed, after in images:
-            self._pend(name, key, "create", changed, after, prepared.identity)
+        if images and self.commit_hooks:
+            changed_once = list(columns)
+            for name, key, _changed, after in images:
+                self._pend(name, key, "create", changed_once, after, prepared.identity, copy_changed=False)
         behavior = self.behavior(entity)
         if behavior is not None:
             for ctx, row in zip(prepared.contexts, rows):
@@ -408,16 +411,21 @@ class Store:
         """``values`` completed with property defaults and stamps, and the key values generated here."""
         defaults = self._defaults.get(entity.name)
         if defaults is None:
-            defaults = self._defaults[entity.name] = [
-                (prop.name, prop.default, callable(prop.default), prop.default is new_guid and prop.name in entity.key)
-                for prop in entity.properties.values()]
-        row: Row = {}
+            plain = {prop.name: None if callable(prop.default) else prop.default for prop in entity.properties.values()}
+            made = [(prop.name, prop.default, prop.default is new_guid and prop.name in entity.key)
+                    for prop in entity.properties.values() if callable(prop.default)]
+            defaults = self._defaults[entity.name] = (plain, made)
+        plain, made = defaults
+        # Copy and update run in C; the row keeps the properties' order whatever the values' order.
+        row: Row = plain.copy()
+        if values.keys() <= row.keys():
+            row.update(values)
+        else:
+            row.update((name, value) for name, value in values.items() if name in row)
         generated: dict[str, Any] = {}
-        for name, default, call, fresh_key in defaults:
-            if name in values:
-                row[name] = values[name]
-            else:
-                row[name] = value = default() if call else default
+        for name, make, fresh_key in made:
+            if name not in values:
+                row[name] = value = make()
                 if fresh_key:
                     generated[name] = value
         self._stamp(entity, row, created=True)
@@ -526,13 +534,22 @@ class Store:
             signature = ("unique_many", table.name, tuple(key))
             query = self._statements.get(signature)
             if query is None:
-                target = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
-                query = sa.select(*columns).where(target.in_(sa.bindparam("sandbox_keys", expanding=True)))
+                if len(columns) == 1:
+                    query = sa.select(*columns).where(columns[0].in_(sa.bindparam("sandbox_keys", expanding=True)))
+                else:
+                    # SQLite scans the whole table for a row-value IN; the IN on the key's first column
+                    # alone lets it search the key's index (PostgreSQL does either way).
+                    query = sa.select(*columns).where(
+                        columns[0].in_(sa.bindparam("sandbox_leads", expanding=True)),
+                        sa.tuple_(*columns).in_(sa.bindparam("sandbox_keys", expanding=True)))
                 self._statements[signature] = query
             for start in range(0, len(probe), _PROBE_CHUNK):
                 chunk = probe[start:start + _PROBE_CHUNK]
-                params = [v[0] for v in chunk] if len(columns) == 1 else chunk
-                found = self.db.connection.execute(query, {"sandbox_keys": params}).first()
+                if len(columns) == 1:
+                    params: dict[str, Any] = {"sandbox_keys": [v[0] for v in chunk]}
+                else:
+                    params = {"sandbox_leads": list({v[0] for v in chunk}), "sandbox_keys": chunk}
+                found = self.db.connection.execute(query, params).first()
                 if found is not None:
                     raise self._duplicate(entity, dict(zip(key, found)))
 
@@ -545,7 +562,13 @@ class Store:
             entity = self.model.entities[entity.alias_of]
         key = {k: row.get(k) for k in entity.key}
         # A delete keeps the row's last image so consumers can still tell which record it was.
-        after = {k: row.get(k) for k in entity.properties}
+        properties = entity.properties
+        if len(row) == len(properties) + 1 and ROWVERSION in row and ROWVERSION not in properties \
+                and row.keys() - {ROWVERSION} == properties.keys():
+            after = row.copy()  # a row as the store builds it: every property, and its version
+            del after[ROWVERSION]
+        else:
+            after = {k: row.get(k) for k in properties}
         return entity.name, key, changed, after
 
     def _record(self, entity: EntityType, operation: Operation, row: Row, changed: list[str],
@@ -559,14 +582,15 @@ class Store:
         self._pend(name, key, operation, changed, after, identity)
 
     def _pend(self, name: str, key: dict[str, Any], operation: Operation, changed: list[str], after: dict[str, Any],
-              identity: str) -> None:
-        """Remember a change for the commit hooks (live sync) of this transaction."""
+              identity: str, *, copy_changed: bool = True) -> None:
+        """Remember a change for the commit hooks (live sync) of this transaction (``copy_changed=False``:
+        ``changed`` is already a list of its own, which a chunk's rows may share: hooks only read it)."""
         if self.commit_hooks:
             pending: list[dict[str, Any]] | None = self.db.bag.get(_PENDING_KEY)
             if pending is None:
                 pending = self.db.bag[_PENDING_KEY] = []
                 self.db.before_commit(lambda: self._run_commit_hooks(pending))
-            pending.append({"table": name, "key": key, "operation": operation, "changed": list(changed),
+            pending.append({"table": name, "key": key, "operation": operation, "changed": list(changed) if copy_changed else changed,
                             "after": after, "identity": identity})
 
     def _run_commit_hooks(self, changes: list[dict[str, Any]]) -> None:

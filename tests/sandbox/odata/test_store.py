@@ -87,7 +87,8 @@ class Harness:
                 self.store.insert("group", {"groupcode": code, "label": label})
         self.hooked.clear()
         self.statements: list[str] = []
-        sa.event.listen(self.db.engine, "before_execute", lambda conn, clause, *a: self.statements.append(str(clause)))
+        sa.event.listen(self.db.engine, "before_cursor_execute",
+                        lambda conn, cursor, statement, *a: self.statements.append(statement))
 
     def items(self) -> list[Row]:
         with self.db.transaction():
@@ -167,6 +168,29 @@ def test_insert_many_uses_one_insert_and_one_key_query(harness: Harness) -> None
         assert sum(s.startswith("SELECT items") for s in statements) == 1
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+def test_the_chunks_alternate_key_query_searches_the_keys_index(harness: Harness) -> None:
+    """The one key query of a chunk finds existing keys through the alternate key's index: SQLite scans the
+    whole table for a row-value IN, which made every chunk of a large initial sync slower than the last."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.startswith("SELECT items"):
+            captured.append((statement, parameters))
+
+    sa.event.listen(harness.db.engine, "before_cursor_execute", capture)
+    try:
+        with harness.db.transaction():
+            harness.store.insert_many("item", values(20))
+    finally:
+        sa.event.remove(harness.db.engine, "before_cursor_execute", capture)
+    assert len(captured) == 1
+    statement, parameters = captured[0]
+    with harness.db.transaction() as connection:
+        plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    assert any(step.startswith("SEARCH items USING") for step in plan), plan
+    assert not any(step.startswith("SCAN items") for step in plan), plan
 
 
 def test_duplicate_alternate_key_inside_the_chunk_fails_like_one_by_one(harness: Harness) -> None:
