@@ -72,6 +72,11 @@ class Dialect:
         except (ValueError, TypeError, decimal.InvalidOperation, ArithmeticError):
             raise self.type_error(entity, prop, value) from None
 
+    def stores_text_as_given(self, entity: EntityType, prop: Property) -> bool:
+        """Whether :meth:`in_value` returns any ``str`` within the property's maximum length unchanged (lets
+        the request-body loop skip the call for the commonest value)."""
+        return prop.type == m.STRING and prop.enum is None
+
     def type_error(self, entity: EntityType, prop: Property, value: Any) -> SandboxError:
         return BadRequest(
             f"Cannot convert the literal '{value}' to the expected type '{prop.type}' "

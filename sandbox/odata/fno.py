@@ -129,6 +129,9 @@ class FnoDialect(Dialect):
             return converted.lower()
         return converted
 
+    def stores_text_as_given(self, entity: EntityType, prop: Property) -> bool:
+        return super().stores_text_as_given(entity, prop) and prop.name != entity.company_property
+
     def complete_values(self, entity: EntityType, values: dict[str, Any], state: "RequestState", *,
                         creating: bool) -> None:
         company = entity.company_property

@@ -22,7 +22,7 @@ from sandbox.odata import batch as batchlib
 from sandbox.odata import csdl
 from sandbox.odata.actions import ActionContext, ActionRegistry, ActionSpec, CollectionResult, EntityResult
 from sandbox.odata.dialect import JSON_CONTENT_TYPE, Dialect
-from sandbox.odata.model import ROWID, EntityType, Model, NavigationProperty
+from sandbox.odata.model import ROWID, EntityType, Model, NavigationProperty, Property
 from sandbox.odata.options import (ExpandItem, compile_filter, parse_expand, parse_int_option, parse_orderby,
                                    parse_select, substitute_aliases)
 from sandbox.odata.store import Row, Store
@@ -86,6 +86,10 @@ class RequestState:
         return "odata.include-annotations" in self.prefer
 
 
+#: (property, writable by any caller, text limit or None): see :meth:`ODataService._body_plan`
+_ColumnPlan = tuple[Property, bool, int | None]
+
+
 class ODataService:
     """Serves ``model`` at ``dialect.root`` with CRUD, queries, actions and ``$batch``."""
 
@@ -99,6 +103,7 @@ class ODataService:
         self.actions = actions or ActionRegistry()
         self._metadata_cache: dict[bool, str] = {}
         self._find_statements: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._body_plans: dict[str, tuple[EntityType, dict[str, _ColumnPlan], dict[str, NavigationProperty]]] = {}
         dialect.bind(self)
 
     # ---- wiring ---------------------------------------------------------------------------------------
@@ -454,16 +459,25 @@ class ODataService:
         values: dict[str, Any] = {}
         children: dict[str, list[dict[str, Any]]] = {}
         privileged = state.identity in self.dialect.privileged_identities
-        properties = entity.properties
+        columns, binds = self._body_plan(entity)
+        in_value = self.dialect.in_value
         for name, value in body.items():
             # Most names are plain columns: settle those first (this loop runs for every field of every row).
-            prop = properties.get(name)
-            if prop is not None and not prop.hidden and name not in entity.navigations:
-                if prop.lookup is not None and not privileged:
-                    raise self.dialect.lookup_write(entity, name)
-                if prop.read_only and not privileged:
+            column = columns.get(name)
+            if column is not None:
+                prop, user_writable, text_limit = column
+                if not user_writable and not privileged:
+                    if prop.lookup is not None:
+                        raise self.dialect.lookup_write(entity, name)
                     continue  # system-owned columns are ignored on user writes, as the real services do
-                values[name] = self.dialect.in_value(entity, prop, value)
+                if text_limit is not None and type(value) is str and (not text_limit or len(value) <= text_limit):
+                    values[name] = value  # what in_value gives for such text, without the call
+                else:
+                    values[name] = in_value(entity, prop, value)
+                continue
+            nav = binds.get(name)
+            if nav is not None:  # the commonest other name: "<lookup>@odata.bind" of a single-valued lookup
+                values.update(self.bind_values(entity, nav, value, state))
                 continue
             if name.startswith("@odata."):
                 self.dialect.check_odata_annotation(entity, name, value)
@@ -505,6 +519,28 @@ class ODataService:
             values[name] = self.dialect.in_value(entity, prop, value)
         self.dialect.complete_values(entity, values, state, creating=creating)
         return values, children
+
+    def _body_plan(self, entity: EntityType) -> tuple[dict[str, _ColumnPlan], dict[str, NavigationProperty]]:
+        """What :meth:`values_from_body` looks names up in, made once per entity:
+
+        - the columns a body may name directly (visible, not a navigation property), each as (property,
+          writable by any caller, text limit): the limit is set (0 for none) where the dialect stores a text
+          value as given (:meth:`Dialect.stores_text_as_given`), else None;
+        - ``<nav>@odata.bind`` names of the single-valued lookups a body may bind.
+        """
+        cached = self._body_plans.get(entity.name)
+        if cached is not None and cached[0] is entity:
+            return cached[1], cached[2]
+        columns: dict[str, _ColumnPlan] = {}
+        for name, prop in entity.properties.items():
+            if prop.hidden or name in entity.navigations:
+                continue
+            writable = prop.lookup is None and not prop.read_only
+            limit = (prop.max_length or 0) if self.dialect.stores_text_as_given(entity, prop) else None
+            columns[name] = (prop, writable, limit)
+        binds = {f"{name}@odata.bind": nav for name, nav in entity.navigations.items() if nav.owns_fk and not nav.many}
+        self._body_plans[entity.name] = (entity, columns, binds)
+        return columns, binds
 
     def bind_values(self, entity: EntityType, nav: NavigationProperty, value: Any,
                     state: RequestState) -> dict[str, Any]:
@@ -637,7 +673,8 @@ class ODataService:
 
     def _deep_insert(self, entity: EntityType, body: dict[str, Any]) -> bool:
         """Whether ``body`` names a navigation property (a deep insert, or a lookup cleared by name)."""
-        return self.dialect.deep_insert and any("@" not in name and name in entity.navigations for name in body)
+        # Navigation property names hold no "@", so no annotation or bind name can be one of them.
+        return self.dialect.deep_insert and not entity.navigations.keys().isdisjoint(body)
 
     def create(self, entity: EntityType, body: dict[str, Any], state: RequestState) -> Response:
         epoch = self.store.change_epoch(self.model.storage_name(entity.name))

@@ -155,13 +155,13 @@ def test_create_multiple_runs_a_few_statements_per_chunk_not_per_row(sales_app) 
     company = outcome.company_id()
     statements: list[str] = []
     engine = sales_app.extensions["sandbox"].db.engine
-    listener = lambda conn, clause, *args: statements.append(str(clause))  # noqa: E731
-    sa.event.listen(engine, "before_execute", listener)
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
     try:
         response = outcome.send("POST", CREATE_MULTIPLE, json={"Targets": [
             account_target(f"FEW-{i:03d}", company) for i in range(300)]})
     finally:
-        sa.event.remove(engine, "before_execute", listener)
+        sa.event.remove(engine, "before_cursor_execute", listener)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert len(statements) < 40, statements
     assert sum(s.startswith("INSERT INTO accounts") for s in statements) == 1

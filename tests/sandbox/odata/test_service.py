@@ -100,6 +100,24 @@ class TestDataverseDialect:
         assert body["@odata.context"].endswith("$metadata#accounts(name)/$entity")
         assert "return=representation" in response.headers["Preference-Applied"]
 
+    def test_text_longer_than_its_column_is_refused_alone_and_in_bulk(self, dv):
+        """A text value past the column's maximum length is refused with Dataverse's error, whether it comes
+        alone, in a CreateMultiple or with a value that is not text at all; text within it is stored as sent."""
+        response = dv.post(f"{ROOT}/accounts", json={"name": "x" * 161})
+        assert response.status_code == 400
+        assert response.get_json()["error"]["code"] == "0x80044331"
+        assert "maximum allowed length of '160'" in response.get_json()["error"]["message"]
+        bulk = dv.post(f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple",
+                       json={"Targets": [{"name": "fits"}, {"name": "y" * 161}]})
+        assert bulk.status_code == 400 and bulk.get_json()["error"]["code"] == "0x80044331"
+        assert dv.post(f"{ROOT}/accounts", json={"name": 12}).status_code == 400
+        created = dv.post(f"{ROOT}/accounts", json={"name": "z" * 160, "accountnumber": "  Mixed Case "},
+                          headers={"Prefer": "return=representation"})
+        assert created.status_code == 201
+        assert (created.get_json()["name"], created.get_json()["accountnumber"]) == ("z" * 160, "  Mixed Case ")
+        listed = dv.get(f"{ROOT}/accounts?$select=name&$filter=name eq 'fits'").get_json()["value"]
+        assert listed == []  # the refused CreateMultiple wrote nothing
+
     def test_bind_sets_lookup_and_read_shows_value(self, dv):
         """@odata.bind writes a lookup; reads show it as _x_value; $expand brings the row."""
         account = create(dv, "accounts", {"name": "A"})
@@ -234,14 +252,14 @@ class TestDataverseDialect:
         contact = create(dv, "contacts", {"fullname": "Shared"})
         statements: list[str] = []
         engine = dv.application.extensions["sandbox"].db.engine
-        listener = lambda conn, clause, *args: statements.append(str(clause))  # noqa: E731
-        sa.event.listen(engine, "before_execute", listener)
+        listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+        sa.event.listen(engine, "before_cursor_execute", listener)
         try:
             response = dv.post(f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": [
                 {"name": f"n{i}", "accountnumber": f"N-{i}", "primarycontactid@odata.bind": f"/contacts({contact})"}
                 for i in range(50)]})
         finally:
-            sa.event.remove(engine, "before_execute", listener)
+            sa.event.remove(engine, "before_cursor_execute", listener)
         assert response.status_code == 200, response.data
         assert sum(s.startswith("SELECT contacts") for s in statements) == 1
         rows = dv.get(f"{ROOT}/accounts?$filter=_primarycontactid_value eq {contact}&$count=true").get_json()
@@ -350,6 +368,14 @@ def fo():
 
 
 class TestFnoDialect:
+    def test_company_given_in_any_case_is_stored_in_lower_case(self, fo):
+        """dataAreaId is the one text column F&O does not store as sent: a company is lower case."""
+        response = fo.post("/data/CustomerGroups", json={"dataAreaId": "USRT", "CustomerGroupId": "77",
+                                                         "Description": "Mixed Case"})
+        assert response.status_code == 201
+        assert (response.get_json()["dataAreaId"], response.get_json()["Description"]) == ("usrt", "Mixed Case")
+        assert fo.get("/data/CustomerGroups(dataAreaId='usrt',CustomerGroupId='77')?cross-company=true").status_code == 200
+
     def test_post_answers_201_with_the_row(self, fo):
         """A create answers 201 with the full row, enums as names."""
         response = fo.post("/data/CustomerGroups", json={"CustomerGroupId": "40", "IsSalesTaxIncludedInPrice": "Yes"})
