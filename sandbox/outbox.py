@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
-import json
 import threading
 import time
 import uuid
@@ -112,10 +111,10 @@ def _row_to_change(row: sa.Row[Any]) -> dict[str, Any]:
     return {
         "seq": m["seq"],
         "table": m["table"],
-        "key": json.loads(m["key"]),
+        "key": jsonio.loads(m["key"]),
         "operation": m["operation"],
-        "changed": json.loads(m["changed"]),
-        "after": None if m["after"] is None else json.loads(m["after"]),
+        "changed": jsonio.loads(m["changed"]),
+        "after": None if m["after"] is None else jsonio.loads(m["after"]),
         "transaction_id": m["transaction_id"],
         "identity": m["identity"],
         "created_at": _iso_utc(m["created_at"]),

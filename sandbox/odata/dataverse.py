@@ -618,7 +618,7 @@ class DataverseDialect(Dialect):
                     key = self._key_from_reference(service, entity, reference, state)
                 elif body.get(pk):
                     key = {pk: service.dialect.key_value(entity, entity.properties[pk], body.pop(pk))}
-                creates = key is None or service.find_row(entity, key, state) is None
+                creates = key is None or not service.row_exists(entity, key, state)
             except SandboxError:
                 creates = False  # the loop meets this error here, after the run before it
             if creates:

@@ -102,7 +102,7 @@ class ODataService:
         self.store = store
         self.actions = actions or ActionRegistry()
         self._metadata_cache: dict[bool, str] = {}
-        self._find_statements: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._find_statements: dict[tuple[str, tuple[str, ...], bool], Any] = {}
         self._body_plans: dict[str, tuple[EntityType, dict[str, _ColumnPlan], dict[str, NavigationProperty]]] = {}
         dialect.bind(self)
 
@@ -240,26 +240,33 @@ class ODataService:
         return ",".join(f"{k}={v}" for k, v in key.items())
 
     def find_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row | None:
+        row = self._find_by_key(entity, key, state, whole_row=True)
+        return dict(row._mapping) if row is not None else None
+
+    def row_exists(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> bool:
+        """Whether :meth:`find_row` would find a row (reads its id alone: no columns to decode)."""
+        return self._find_by_key(entity, key, state, whole_row=False) is not None
+
+    def _find_by_key(self, entity: EntityType, key: dict[str, Any], state: RequestState, *,
+                     whole_row: bool) -> Any:
         table = entity.table
         assert table is not None
         scope = self.dialect.scope(entity, state)
         if scope or any(v is None for v in key.values()):
-            query = sa.select(table).where(*[self.dialect.key_condition(entity, table.c[k], v) for k, v in key.items()])
+            query = sa.select(table if whole_row else table.c[ROWID]).where(
+                *[self.dialect.key_condition(entity, table.c[k], v) for k, v in key.items()])
             for condition in scope:
                 query = query.where(condition)
-            row = self.db.connection.execute(query.limit(1)).first()
-        else:
-            # The hot path of every bind, read and write by key: one statement per key shape, reused with
-            # bound values (building it and its cache key per call cost more than the lookup).
-            signature = (entity.name, tuple(key))
-            query = self._find_statements.get(signature)
-            if query is None:
-                query = sa.select(table).where(*[self.dialect.key_condition(entity, table.c[k],
-                                                                            sa.bindparam(f"sandbox_k_{k}"))
-                                                 for k in key]).limit(1)
-                self._find_statements[signature] = query
-            row = self.db.connection.execute(query, {f"sandbox_k_{k}": v for k, v in key.items()}).first()
-        return dict(row._mapping) if row is not None else None
+            return self.db.connection.execute(query.limit(1)).first()
+        # The hot path of every bind, read and write by key: one statement per key shape, reused with
+        # bound values (building it and its cache key per call cost more than the lookup).
+        signature = (entity.name, tuple(key), whole_row)
+        query = self._find_statements.get(signature)
+        if query is None:
+            query = sa.select(table if whole_row else table.c[ROWID]).where(
+                *[self.dialect.key_condition(entity, table.c[k], sa.bindparam(f"sandbox_k_{k}")) for k in key]).limit(1)
+            self._find_statements[signature] = query
+        return self.db.connection.execute(query, {f"sandbox_k_{k}": v for k, v in key.items()}).first()
 
     def require_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row:
         row = self.find_row(entity, key, state)
