@@ -9,6 +9,7 @@ before the outermost commit (the live-sync hook uses this: a failure there rolls
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -243,7 +244,8 @@ def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: 
     return ids
 
 
-_plain_inserts: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[tuple[str, Any], ...]] | None] = {}
+_plain_inserts: dict[tuple[str, str, tuple[str, ...]],
+                     tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], tuple[tuple[int, Any], ...]] | None] = {}
 
 
 def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -263,19 +265,25 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
         compiled = table.insert().compile(dialect=connection.dialect, column_keys=list(keys))
         positions = tuple(compiled.positiontup or ())
         plan = None
-        if connection.dialect.paramstyle == "qmark" and sorted(positions) == sorted(keys):
+        if connection.dialect.paramstyle == "qmark" and sorted(positions) == sorted(keys) and len(positions) > 1:
             processors = compiled._bind_processors  # noqa: SLF001 - the processors SQLAlchemy itself applies
-            plan = (compiled.string, tuple((name, processors.get(name)) for name in positions))
+            converted = tuple((index, processors[name]) for index, name in enumerate(positions) if name in processors)
+            plan = (compiled.string, operator.itemgetter(*positions), converted)
         _plain_inserts[signature] = plan
     if plan is None:
         connection.execute(table.insert(), rows)
         return
-    sql, columns = plan
-    if any(processor is not None for _, processor in columns):
-        parameters = [tuple([value if processor is None or value is None else processor(value)
-                             for name, processor in columns for value in (row[name],)]) for row in rows]
+    sql, values_of, converted = plan
+    if converted:
+        parameters: list[Any] = []
+        for row in rows:
+            values = list(values_of(row))
+            for index, processor in converted:
+                if values[index] is not None:
+                    values[index] = processor(values[index])
+            parameters.append(tuple(values))
     else:
-        parameters = [tuple([row[name] for name, _ in columns]) for row in rows]
+        parameters = [values_of(row) for row in rows]
     connection.exec_driver_sql(sql, parameters)
 
 
