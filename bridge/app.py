@@ -137,6 +137,7 @@ class BridgeRuntime:
         self.worker.stop()
         for client in (self.sales, self.scm, *self.controls.values()):
             client.close()
+        self.state.close()
         self.db.dispose()
 
 

@@ -457,11 +457,9 @@ class SyncEngine:
         counts: dict[str, int] = defaultdict(int)
         for write in writes:
             counts[write.map.id] += 1
-        with self.state.db.transaction():  # one commit for the unit's traces and counters
-            self.state.traces([(write.map.id, f"to_{write.target}", write.key, write.operation, write.change,
-                                write.payload, write.response, True) for write in writes])
-            for map_id, count in counts.items():
-                self.state.count(map_id, synced=count)
+        # Written with others shortly (the next read of traces or maps sees them): not a commit per unit.
+        self.state.record_synced([(write.map.id, f"to_{write.target}", write.key, write.operation, write.change,
+                                   write.payload, write.response, True) for write in writes], dict(counts))
         for map_id, count in counts.items():
             self._notify("synced", map_id, count)
         # Per direction as well, for metrics (a bidirectional map's writes go one way per unit).

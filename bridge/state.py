@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from typing import Any, Optional
 
@@ -17,6 +18,8 @@ from sqlmodel import Field, SQLModel
 
 from sandbox.db import Database, insert_returning_ids
 from sandbox.outbox import dumps
+
+log = logging.getLogger(__name__)
 
 NOT_RUNNING = "Not running"
 INITIALIZING = "Initializing"
@@ -27,6 +30,8 @@ STATES = (NOT_RUNNING, INITIALIZING, RUNNING, PAUSED, RESUMING)
 
 ACTIVITY_CAP = 2000
 TRACE_CAP = 2000
+#: how long the traces and counts of successful writes may wait in memory before they are written
+LEDGER_DELAY_SECONDS = 0.2
 
 
 def utcnow() -> dt.datetime:
@@ -148,7 +153,14 @@ def row_dict(row: Any) -> dict[str, Any]:
 
 
 class BridgeState:
-    """Reads and writes of the bridge tables (each call its own short transaction)."""
+    """Reads and writes of the bridge tables (each call its own short transaction).
+
+    The traces and synced counts of successful writes (:meth:`record_synced`) are the exception: they wait
+    in memory for up to :data:`LEDGER_DELAY_SECONDS` and are written together, because a commit of their
+    own cost a live-sync write about a sixth of its time. Every read of traces or map rows writes them
+    first, so readers never miss one; a kill can lose the last fraction of a second of them (they are
+    diagnostics and statistics; cursors, the ordering guard and errors are written at once).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -156,12 +168,18 @@ class BridgeState:
         self._run_states: dict[str, tuple[str, str]] | None = None
         self._run_states_generation = 0
         self._run_states_lock = threading.Lock()
+        self._ledger_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._ledger_traces: list[dict[str, Any]] = []
+        self._ledger_counts: dict[str, tuple[int, dt.datetime]] = {}
+        self._ledger_timer: threading.Timer | None = None
 
     def table(self, model: type[SQLModel]) -> sa.Table:
         return model.__table__  # type: ignore[attr-defined,return-value]
 
     # ---- maps ----------------------------------------------------------------------------------------
     def map_row(self, map_id: str) -> dict[str, Any]:
+        self.flush()
         table = self.table(MapRow)
         with self.db.transaction() as connection:
             row = connection.execute(sa.select(table).where(table.c.id == map_id)).first()
@@ -200,6 +218,7 @@ class BridgeState:
 
     def map_rows(self) -> dict[str, dict[str, Any]]:
         """Every map row by id, in one read (the async drainers look at all maps on every pass)."""
+        self.flush()
         table = self.table(MapRow)
         with self.db.transaction() as connection:
             return {row.id: dict(row._mapping) for row in connection.execute(sa.select(table))}
@@ -288,12 +307,86 @@ class BridgeState:
 
     def traces(self, items: list[tuple[str, str, Any, str, Any, Any, Any, bool]]) -> None:
         """Several :meth:`trace` entries (map, direction, key, operation, source, payload, response, ok)."""
+        self.flush()  # after the successful writes' traces that came first
+        self._append_many(TraceRow, TRACE_CAP, self._trace_rows(items))
+
+    @staticmethod
+    def _trace_rows(items: list[tuple[str, str, Any, str, Any, Any, Any, bool]]) -> list[dict[str, Any]]:
         now = utcnow()
-        self._append_many(TraceRow, TRACE_CAP, [
-            {"map_id": map_id, "direction": direction, "key": dumps(key), "operation": operation,
-             "source": dumps(source), "payload": dumps(payload), "response": dumps(response), "ok": ok,
-             "created_at": now}
-            for map_id, direction, key, operation, source, payload, response, ok in items])
+        return [{"map_id": map_id, "direction": direction, "key": dumps(key), "operation": operation,
+                 "source": dumps(source), "payload": dumps(payload), "response": dumps(response), "ok": ok,
+                 "created_at": now}
+                for map_id, direction, key, operation, source, payload, response, ok in items]
+
+    def record_synced(self, items: list[tuple[str, str, Any, str, Any, Any, Any, bool]],
+                      counts: dict[str, int]) -> None:
+        """The traces (as :meth:`traces`) and synced counts per map of successful writes, written within
+        :data:`LEDGER_DELAY_SECONDS` together with others (or at the next read of traces or map rows)."""
+        rows = self._trace_rows(items)  # encoded now: the caller's payloads are not ours to keep
+        now = utcnow()
+        with self._ledger_lock:
+            self._ledger_traces.extend(rows)
+            for map_id, count in counts.items():
+                previous = self._ledger_counts.get(map_id, (0, now))[0]
+                self._ledger_counts[map_id] = (previous + count, now)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Flush within the delay unless a flush is already due (the caller holds the ledger lock)."""
+        if self._ledger_timer is None:
+            self._ledger_timer = threading.Timer(LEDGER_DELAY_SECONDS, self._flush_quietly)
+            self._ledger_timer.daemon = True
+            self._ledger_timer.name = "bridge-ledger"
+            self._ledger_timer.start()
+
+    def flush(self) -> None:
+        """Write the waiting traces and counts of :meth:`record_synced` now (one transaction).
+
+        Not from inside a transaction of the bridge database: one that rolls back would take them along
+        (the timer writes them shortly instead)."""
+        if (not self._ledger_traces and not self._ledger_counts) or self.db.in_transaction:
+            return
+        with self._flush_lock:  # one writer at a time keeps the traces in the order they were recorded
+            with self._ledger_lock:
+                traces, counts = self._ledger_traces, self._ledger_counts
+                self._ledger_traces, self._ledger_counts = [], {}
+                timer, self._ledger_timer = self._ledger_timer, None
+            if timer is not None:
+                timer.cancel()
+            if not traces and not counts:
+                return
+            table = self.table(MapRow)
+            try:
+                with self.db.transaction() as connection:
+                    self._append_many(TraceRow, TRACE_CAP, traces)
+                    for map_id, (count, last) in counts.items():
+                        values = {"synced": table.c.synced + count, "last_synced_at": last}
+                        if not connection.execute(sa.update(table).where(table.c.id == map_id).values(**values)).rowcount:
+                            connection.execute(sa.insert(table).values(
+                                id=map_id, state=NOT_RUNNING, mode="live", master="sales", initial_sync_done=False,
+                                synced=count, failed=0, last_synced_at=last, updated_at=utcnow()))
+                            self._forget_run_states()
+            except Exception:
+                with self._ledger_lock:  # not written: keep them for the next flush, in front
+                    self._ledger_traces[:0] = traces
+                    for map_id, (count, last) in counts.items():
+                        newer = self._ledger_counts.get(map_id)
+                        self._ledger_counts[map_id] = (count + (newer[0] if newer else 0), newer[1] if newer else last)
+                raise
+
+    def close(self) -> None:
+        """Write what waits in memory (before the database is closed)."""
+        self.flush()
+        with self._ledger_lock:
+            timer, self._ledger_timer = self._ledger_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - kept for the next read or record, which write them again
+            log.warning("could not write the bridge's traces and counts yet", exc_info=True)
 
     def _append(self, model: type[SQLModel], cap: int, **values: Any) -> None:
         self._append_many(model, cap, [values])
@@ -310,6 +403,8 @@ class BridgeState:
 
     def rows(self, model: type[SQLModel], map_id: str | None = None, limit: int = 100,
              **where: Any) -> list[dict[str, Any]]:
+        if model is TraceRow:
+            self.flush()
         table = self.table(model)
         query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
         if map_id is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from bridge.state import BridgeMetadata, BridgeState, TraceRow
 from sandbox.db import Database
+from sandbox.testing import poll_until
 
 
 @pytest.fixture
@@ -53,3 +55,68 @@ def test_traces_go_in_together_and_the_log_is_trimmed_to_its_cap(state: BridgeSt
     state.traces([("m", "to_sales", {"k": i}, "upsert", {}, {}, {}, True) for i in range(120, 260)])
     rows = state.rows(TraceRow, "m", limit=1000)
     assert len(rows) == 150 and rows[0]["id"] == 260 and rows[-1]["id"] == 111
+
+
+def _trace_count(state: BridgeState) -> int:
+    import sqlalchemy as sa
+
+    with state.db.transaction() as connection:  # straight from the table: no flush first
+        return int(connection.execute(sa.select(sa.func.count()).select_from(state.table(TraceRow))).scalar() or 0)
+
+
+def _item(i: int) -> tuple:
+    return ("m", "to_sales", {"k": i}, "create", {"seq": i}, {"name": f"n{i}"}, {"status": 204}, True)
+
+
+def test_synced_writes_wait_in_memory_and_every_read_sees_them(state: BridgeState,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """record_synced costs no commit: the traces and counts are written by the next read of traces or maps,
+    in the order recorded, and the counts add up."""
+    import bridge.state as module
+
+    monkeypatch.setattr(module, "LEDGER_DELAY_SECONDS", 60.0)  # the timer must not be what writes them here
+    state.map_row("m")
+    payload = {"name": "n0"}
+    state.record_synced([(*_item(0)[:5], payload, *_item(0)[6:])], {"m": 1})
+    payload["name"] = "changed later"  # the caller's objects are not kept: the trace shows what was sent
+    state.record_synced([_item(1), _item(2)], {"m": 2})
+    assert _trace_count(state) == 0
+    assert state.map_row("m")["synced"] == 3 and state.map_row("m")["last_synced_at"] is not None
+    assert _trace_count(state) == 3
+    state.record_synced([_item(3)], {"m": 1, "other": 1})
+    rows = state.rows(TraceRow, "m", limit=10)
+    assert [json.loads(row["key"])["k"] for row in rows] == [3, 2, 1, 0]
+    assert rows[-1]["payload"] == {"name": "n0"}
+    assert state.map_rows()["other"]["synced"] == 1  # a map counted before its row existed gets one
+    state.close()
+
+
+def test_the_timer_writes_them_shortly_and_a_failed_write_keeps_them(state: BridgeState,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a read, the timer writes them within the delay; a flush whose transaction fails keeps them
+    for the next one; a flush inside a transaction of the bridge database waits (it could roll back)."""
+    import bridge.state as module
+
+    state.map_row("m")
+    state.record_synced([_item(0)], {"m": 1})
+    poll_until(lambda: _trace_count(state) == 1, message="the timer's flush")
+
+    monkeypatch.setattr(module, "LEDGER_DELAY_SECONDS", 60.0)
+    state.record_synced([_item(1)], {"m": 1})
+    with state.db.transaction():
+        state.flush()
+        assert _trace_count(state) == 1
+    original = state._append_many
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(state, "_append_many", failing)
+    with pytest.raises(RuntimeError):
+        state.flush()
+    monkeypatch.setattr(state, "_append_many", original)
+    state.record_synced([_item(2)], {"m": 1})
+    state.close()
+    assert _trace_count(state) == 3
+    assert [json.loads(row["key"])["k"] for row in state.rows(TraceRow, "m")] == [2, 1, 0]
+    assert state.map_row("m")["synced"] == 3
