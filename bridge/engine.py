@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Literal
 import httpx
 
 from bridge.mapping import TableMap
-from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
+from bridge.pipeline import Drop, MissingParent, Record, key_values, polymorphic_fields, transform
 from bridge.state import BridgeState
 from sandbox.clients import BatchOp, SalesClient, ScmClient, ServiceError, format_key
 from sandbox.livesync import related_token
@@ -263,9 +263,7 @@ class SyncEngine:
 
     def _choose_polymorphic(self, record: Record) -> None:
         """Polymorphic lookups to Sales: use the first alternative whose row exists in Sales."""
-        for item in record.map.fields:
-            if len(item.sales) < 2 or not item.to_sales:
-                continue
+        for item in polymorphic_fields(record.map):
             value = record.source.get(item.scm)
             if value in (None, ""):
                 continue

@@ -32,7 +32,7 @@ import decimal
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping, NamedTuple, Protocol, Sequence
 
 from odata_query import ast as q
 from odata_query.exceptions import ODataException
@@ -111,7 +111,8 @@ def compile_predicate(text: str) -> Callable[[dict[str, Any]], bool]:
     if tree is None:
         raise ValueError("empty filter")
     _check_tree(tree)
-    return lambda row: bool(_evaluate(tree, row))
+    evaluate = _compile(tree)
+    return lambda row: bool(evaluate(row))
 
 
 def _check_tree(node: Any) -> None:
@@ -124,18 +125,29 @@ def _check_tree(node: Any) -> None:
             _check_tree(getattr(node, child))
 
 
-def _evaluate(node: Any, row: dict[str, Any]) -> Any:
+def _compile(node: Any) -> Callable[[dict[str, Any]], Any]:
+    """The expression as nested closures: the tree is walked once, not for every row a filter sees (an
+    initial sync runs the filter on every row of the table)."""
     if isinstance(node, q.BoolOp):
-        left = _evaluate(node.left, row)
+        left, right = _compile(node.left), _compile(node.right)
         if isinstance(node.op, q.And):
-            return bool(left) and bool(_evaluate(node.right, row))
-        return bool(left) or bool(_evaluate(node.right, row))
+            return lambda row: bool(left(row)) and bool(right(row))
+        return lambda row: bool(left(row)) or bool(right(row))
     if isinstance(node, q.UnaryOp):
-        return not _evaluate(node.operand, row)
+        operand = _compile(node.operand)
+        return lambda row: not operand(row)
     if isinstance(node, q.Compare):
-        return _compare(node.comparator, _evaluate(node.left, row), _evaluate(node.right, row))
+        op, left, right = node.comparator, _compile(node.left), _compile(node.right)
+        return lambda row: _compare(op, left(row), right(row))
     if isinstance(node, q.Identifier):
-        return row.get(node.name)
+        name = node.name
+        return lambda row: row.get(name)
+    constant = _literal(node)
+    return lambda row: constant
+
+
+def _literal(node: Any) -> Any:
+    """The value of a literal node (literals are immutable values, computed once per filter)."""
     if isinstance(node, q.Null):
         return None
     if isinstance(node, q.Boolean):
@@ -232,27 +244,92 @@ def _scm_value(row: dict[str, Any], name: str) -> Any:
     return None
 
 
+class _Plain(NamedTuple):
+    """A plain (non-lookup) field as the steps use it."""
+
+    scm: str  # the SCM name as the map spells it
+    column: str  # the Sales column
+    scm_name: str  # the SCM name as the entity spells it
+    item: FieldMap
+    #: FieldMap.value_to_sales, or None where it is the identity (no default, no value map)
+    to_sales: Callable[[Any], Any] | None
+
+
+class _Lookup(NamedTuple):
+    """A lookup field as the steps use it."""
+
+    item: FieldMap
+    to_sales: Callable[[Any], Any] | None  # as in _Plain
+    unset: str  # "nav@odata.bind" of the first alternative: what an empty value clears
+    hint: str  # "@sandbox.lookup.<scm>": where the engine says which polymorphic alternative exists
+
+
 @dataclass(frozen=True)
 class _FieldPlan:
     """A map's fields sorted once per direction (the steps below run for every row of an initial sync)."""
 
-    plain: tuple[tuple[FieldMap, str, str], ...]  # (field, Sales column, SCM name as the entity spells it)
-    lookups: tuple[FieldMap, ...]
+    plain: tuple[_Plain, ...]
+    lookups: tuple[_Lookup, ...]
+    #: fields with several Sales alternatives (``a.x|b.y``), in map order
+    polymorphic: tuple[FieldMap, ...]
 
 
 _field_plans: dict[tuple[int, str], tuple[TableMap, _FieldPlan]] = {}
 
 
 def _fields_of(table_map: TableMap, direction: str) -> _FieldPlan:
+    """The plan of ``table_map``'s fields in ``direction``. Keyed by the map object: a loaded map is not edited
+    in place (changing a map loads a new :class:`TableMap`), so a plan never outlives what it was made from."""
     found = _field_plans.get((id(table_map), direction))
     if found is not None and found[0] is table_map:
         return found[1]
     moving = [item for item in table_map.fields if (item.to_sales if direction == "to_sales" else item.to_scm)]
-    plan = _FieldPlan(tuple((item, item.sales[0].column, _canonical_scm_name(table_map, item.scm))
-                            for item in moving if not item.is_lookup),
-                      tuple(item for item in moving if item.is_lookup))
+    plan = _FieldPlan(
+        tuple(_Plain(item.scm, item.sales[0].column, _canonical_scm_name(table_map, item.scm), item,
+                     _sales_translator(item)) for item in moving if not item.is_lookup),
+        tuple(_Lookup(item, _sales_translator(item), f"{item.sales[0].nav}@odata.bind",
+                      f"@sandbox.lookup.{item.scm}") for item in moving if item.is_lookup),
+        tuple(item for item in moving if len(item.sales) > 1))
     _field_plans[(id(table_map), direction)] = (table_map, plan)  # the map is kept, so its id stays its own
     return plan
+
+
+_UNKNOWN: Any = object()
+
+
+def _sales_translator(item: FieldMap) -> Callable[[Any], Any] | None:
+    """``item.value_to_sales``, or None where it returns its argument as it is (no default, no value map).
+
+    With a value map, the answers for the map's own string entries are worked out once: a string can only
+    match a string entry, without case, and the first such entry decides, so ``value_to_sales(entry)`` is
+    the answer for every string that lowers to ``entry.lower()``. Anything else still goes through
+    ``value_to_sales``."""
+    if not item.values:
+        return item.value_to_sales if item.default is not None else None
+    by_text: dict[str, Any] = {}
+    for entry in item.values:
+        if isinstance(entry, str):
+            by_text.setdefault(entry.lower(), item.value_to_sales(entry))
+    value_to_sales = item.value_to_sales
+
+    def translate(value: Any) -> Any:
+        if type(value) is str:
+            found = by_text.get(value.lower(), _UNKNOWN)
+            if found is not _UNKNOWN:
+                return found
+        return value_to_sales(value)
+
+    return translate
+
+
+def polymorphic_fields(table_map: TableMap) -> tuple[FieldMap, ...]:
+    """The fields of ``table_map`` toward Sales with several lookup alternatives (``a.x|b.y``), in map order:
+    the ones whose alternative the engine picks before the pipeline runs."""
+    return _fields_of(table_map, "to_sales").polymorphic
+
+
+#: the value types that are already in wire format (see :func:`_to_wire`)
+_WIRE_TYPES = (str, int, float, bool)
 
 
 def map_fields(record: Record) -> Record:
@@ -260,15 +337,18 @@ def map_fields(record: Record) -> Record:
     A value mapped to ``KEEP`` leaves the target column out of the payload (it keeps its value)."""
     source, target = record.source, record.target
     if record.direction == "to_sales":
-        for item, column, _ in _fields_of(record.map, "to_sales").plain:
-            value = source[item.scm] if item.scm in source else _scm_value(source, item.scm)
-            if item.values or item.default is not None:
-                value = item.value_to_sales(value)
+        for scm, column, _, _, translate in _fields_of(record.map, "to_sales").plain:
+            value = source.get(scm, _UNKNOWN)
+            if value is _UNKNOWN:
+                value = _scm_value(source, scm)
+            if translate is not None:
+                value = translate(value)
                 if value is KEEP:
                     continue
-            target[column] = _to_wire(value)
+            # _to_wire inlined for the common types: this runs for every field of every row
+            target[column] = value if value is None or type(value) in _WIRE_TYPES else _to_wire(value)
     elif record.direction == "to_scm":
-        for item, column, scm_name in _fields_of(record.map, "to_scm").plain:
+        for _, column, scm_name, item, _ in _fields_of(record.map, "to_scm").plain:
             value = source.get(column)
             if item.scm_default and value in (None, ""):
                 continue  # SCM keeps (or makes) its own value
@@ -287,7 +367,7 @@ def _canonical_scm_name(table_map: TableMap, name: str) -> str:
 
 
 def _to_wire(value: Any) -> Any:
-    if value is None or type(value) in (str, int, float, bool):
+    if value is None or type(value) in _WIRE_TYPES:
         return value
     if isinstance(value, decimal.Decimal):
         return float(value)
@@ -309,42 +389,67 @@ def apply_defaults(record: Record) -> Record:
 def lookup_bind(sales_model: Model, entity: EntityType, path: SalesPath, value: Any,
                 company_id: str | None) -> tuple[str, str]:
     """``("nav@odata.bind", "/targets(column='v'[,_msdyn_company_value=<id>])")`` for a Sales lookup."""
-    nav = entity.navigations[path.nav or ""]
-    target = sales_model.entities[nav.target]
-    key_parts = [f"{path.column}={format_literal(value, guid_bare=False)}"]
-    company_scoped = any(path.column in k and "_msdyn_company_value" in k for k in target.alternate_keys) and not any(
-        set(k) == {path.column} for k in target.alternate_keys)
+    name, entity_set, company_scoped = _bind_target(sales_model, entity, path)
+    literal = format_literal(value, guid_bare=False)
     if company_scoped:
         if company_id is None:
-            raise MissingParent(f"the company of {target.entity_set} {path.column}={value} is not known in Sales")
-        key_parts.append(f"_msdyn_company_value={company_id}")
-    return f"{nav.name}@odata.bind", f"/{target.entity_set}({','.join(key_parts)})"
+            raise MissingParent(f"the company of {entity_set} {path.column}={value} is not known in Sales")
+        return name, f"/{entity_set}({path.column}={literal},_msdyn_company_value={company_id})"
+    return name, f"/{entity_set}({path.column}={literal})"
+
+
+_bind_targets: dict[tuple[int, int, str | None, str], tuple[Model, EntityType, tuple[str, str, bool]]] = {}
+
+
+def _bind_target(sales_model: Model, entity: EntityType, path: SalesPath) -> tuple[str, str, bool]:
+    """What a lookup's bind needs from the Sales model: the bind's name, the target's entity set and whether
+    the target's alternate key includes the company. Every lookup of every row needs it, so it is worked out
+    once per model, entity and path; it depends on nothing else (no map), and a service's model does not
+    change while the bridge runs."""
+    cache_key = (id(sales_model), id(entity), path.nav, path.column)
+    found = _bind_targets.get(cache_key)
+    if found is not None and found[0] is sales_model and found[1] is entity:
+        return found[2]
+    nav = entity.navigations[path.nav or ""]
+    target = sales_model.entities[nav.target]
+    company_scoped = any(path.column in k and "_msdyn_company_value" in k for k in target.alternate_keys) and not any(
+        set(k) == {path.column} for k in target.alternate_keys)
+    answer = (f"{nav.name}@odata.bind", target.entity_set, company_scoped)
+    _bind_targets[cache_key] = (sales_model, entity, answer)  # both kept, so their ids stay their own
+    return answer
 
 
 def resolve_lookups(record: Record) -> Record:
     """To Sales: lookup fields become ``@odata.bind`` references by the related table's alternate key.
     To SCM: the related Sales row (supplied by the engine) gives the value of the SCM field."""
-    for item in _fields_of(record.map, record.direction).lookups:
-        if record.direction == "to_sales":
-            _lookup_to_sales(record, item)
-        else:
-            _lookup_to_scm(record, item)
+    lookups = _fields_of(record.map, record.direction).lookups
+    if record.direction == "to_sales":
+        for lookup in lookups:
+            _lookup_to_sales(record, lookup)
+    else:
+        for lookup in lookups:
+            _lookup_to_scm(record, lookup.item)
     return record
 
 
-def _lookup_to_sales(record: Record, item: FieldMap) -> None:
-    value = item.value_to_sales(_scm_value(record.source, item.scm))
-    if value is KEEP:
-        return
+def _lookup_to_sales(record: Record, lookup: _Lookup) -> None:
+    item, source = lookup.item, record.source
+    value = source.get(item.scm, _UNKNOWN)
+    if value is _UNKNOWN:
+        value = _scm_value(source, item.scm)
+    if lookup.to_sales is not None:
+        value = lookup.to_sales(value)
+        if value is KEEP:
+            return
     entity = record.map.sales_type
     assert entity is not None and record.sales_model is not None
-    path = item.sales[0]
     if value in (None, ""):
-        record.target[f"{path.nav}@odata.bind"] = None
+        record.target[lookup.unset] = None
         return
+    path = item.sales[0]
     if len(item.sales) > 1:
         # Polymorphic: the engine tells which alternative exists by pre-filling "@sandbox.lookup.<scm>".
-        chosen = record.target.pop(f"@sandbox.lookup.{item.scm}", 0)
+        chosen = record.target.pop(lookup.hint, 0)
         path = item.sales[chosen]
     name, reference = lookup_bind(record.sales_model, entity, path, value, record.company_id)
     record.target[name] = reference
@@ -415,21 +520,48 @@ def coerce_values(record: Record) -> Record:
     entity = record.map.sales_type if record.direction == "to_sales" else record.map.scm_type
     if entity is None:
         return record
-    for name in list(record.target):
+    target = record.target
+    if record.direction == "to_sales":
+        strings, others = _sales_conversions(entity)
+        # Only values change, never keys, so the dict can be updated while it is walked.
+        for name, value in target.items():
+            if value is None:
+                continue  # null stays null in every Dataverse type
+            if name in strings:
+                if value == "":
+                    target[name] = None
+            elif name in others:
+                target[name] = to_sales_value(others[name], value)
+        return record
+    for name in list(target):
         if "@" in name:
             continue
         prop = entity.properties.get(name)
         if prop is None:
             continue
-        if record.direction == "to_sales":
-            record.target[name] = to_sales_value(prop, record.target[name])
+        value = to_scm_value(prop, target[name])
+        if value is _OMIT:
+            del target[name]
         else:
-            value = to_scm_value(prop, record.target[name])
-            if value is _OMIT:
-                del record.target[name]
-            else:
-                record.target[name] = value
+            target[name] = value
     return record
+
+
+_sales_conversions_by_entity: dict[int, tuple[EntityType, tuple[frozenset[str], dict[str, Property]]]] = {}
+
+
+def _sales_conversions(entity: EntityType) -> tuple[frozenset[str], dict[str, Property]]:
+    """The columns of a Sales entity :func:`to_sales_value` may change: plain strings ("" is null) and the
+    date and whole-number columns (by property); on any other column it returns the value as it is. Worked
+    out once per entity (a service's model does not change while the bridge runs)."""
+    found = _sales_conversions_by_entity.get(id(entity))
+    if found is not None and found[0] is entity:
+        return found[1]
+    strings = frozenset(name for name, prop in entity.properties.items() if prop.type == m.STRING and prop.enum is None)
+    others = {name: prop for name, prop in entity.properties.items()
+              if prop.type in (m.DATE, m.DATETIME, m.INT32, m.INT64)}
+    _sales_conversions_by_entity[id(entity)] = (entity, (strings, others))  # kept, so its id stays its own
+    return strings, others
 
 
 _OMIT: Any = object()

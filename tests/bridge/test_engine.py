@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.engine import SyncEngine
+from bridge.mapping import BUILTIN_MAPS, load_maps
+from bridge.pipeline import Record
+from mock_sales.schema import build_model as build_sales_model
+from mock_scm.schema import build_model as build_scm_model
 from sandbox.clients import BatchOp
 
 
@@ -47,3 +52,34 @@ def test_send_answers_like_a_batch_part(sandbox: Any) -> None:
     bad = sandbox.sales.send(BatchOp.post("contacts", {"nosuchcolumn": 1}))
     assert not bad.ok and bad.status == 400
     assert "nosuchcolumn" in bad.error().message
+
+
+class _ExistingRows:
+    """Answers the engine's "does it exist?" queries from a set of entity sets; records every query."""
+
+    def __init__(self, existing: set[str]) -> None:
+        self.existing = existing
+        self.queries: list[tuple[str, str | None]] = []
+
+    def query(self, entity_set: str, *, filter: str | None = None, **_: Any) -> list[dict[str, Any]]:
+        self.queries.append((entity_set, filter))
+        return [{"id": 1}] if entity_set in self.existing else []
+
+
+def test_polymorphic_lookups_pick_the_first_alternative_that_exists_in_sales() -> None:
+    """Only the fields with alternatives are looked at: a quotation's customer is tried as an account, then as
+    a contact (the engine marks the one found); a customer account has no such field and reads nothing."""
+    sales_model = build_sales_model()
+    maps = {m.id: m for m in load_maps([BUILTIN_MAPS], build_scm_model(), sales_model)}
+    sales = _ExistingRows({"contacts"})
+    engine = SyncEngine(list(maps.values()), sales, None, sales_model, None, None)  # type: ignore[arg-type]
+    quote = Record(maps["quotation-headers"], "to_sales", {"RequestingCustomerAccountNumber": "US-027"},
+                   company_id="c1")
+    engine._choose_polymorphic(quote)
+    assert quote.target == {"@sandbox.lookup.RequestingCustomerAccountNumber": 1}
+    assert sales.queries == [("accounts", "accountnumber eq 'US-027' and _msdyn_company_value eq c1"),
+                             ("contacts", "msdyn_contactpersonid eq 'US-027' and _msdyn_company_value eq c1")]
+    sales.queries.clear()
+    account = Record(maps["customers-accounts"], "to_sales", {"CustomerAccount": "US-1", "InvoiceAccount": "US-2"})
+    engine._choose_polymorphic(account)
+    assert account.target == {} and sales.queries == []

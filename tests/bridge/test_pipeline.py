@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 from typing import Any, Mapping, Sequence
 
 import pytest
 
-from bridge.mapping import BUILTIN_MAPS, TableMap, load_maps, parse_map, validate_map
+from bridge.mapping import BUILTIN_MAPS, KEEP, FieldMap, SalesPath, TableMap, load_maps, parse_map, validate_map
 from bridge.pipeline import (PRICE_LIST_NAMESPACE, SCM_EMPTY_DATE, Drop, MissingKey, MissingParent, Record,
-                             apply_defaults, assign_price_list, check_key, coerce_values, company_scope,
-                             compile_predicate, filter_columns, key_values, map_fields, resolve_lookups,
-                             scm_read_columns, source_filter, transform)
+                             _fields_of, _sales_translator, apply_defaults, assign_price_list, check_key,
+                             coerce_values, company_scope, compile_predicate, filter_columns, key_values,
+                             lookup_bind, map_fields, polymorphic_fields, resolve_lookups, scm_read_columns,
+                             source_filter, to_sales_value, transform)
 from mock_sales.schema import build_model as build_sales_model
 from mock_scm.schema import build_model as build_scm_model
 from sandbox.odata.model import Model
@@ -84,6 +87,28 @@ def test_filter_compares_strings_without_case_and_numbers_by_value() -> None:
     assert compile_predicate("not (statecode eq 1) or name eq null")({"statecode": 1, "name": None})
 
 
+@pytest.mark.parametrize(("text", "row", "admitted"), [
+    ("CreditLimit gt 100.5", {"CreditLimit": decimal.Decimal("100.6")}, True),
+    ("CreditLimit gt 100.5", {"CreditLimit": 100.5}, False),
+    ("CreditLimit ge 100", {"CreditLimit": 100}, True),
+    ("Blocked eq true", {"Blocked": True}, True),
+    ("Blocked eq false", {"Blocked": True}, False),
+    ("Blocked ne null", {}, False),
+    ("Blocked eq null", {}, True),
+    ("id eq 11111111-1111-1111-1111-111111111111", {"id": "11111111-1111-1111-1111-111111111111"}, True),
+    ("Due lt 2024-01-01", {"Due": "2023-12-31"}, True),  # rows are in wire format: ISO dates order as text
+    ("Due lt 2024-01-01", {"Due": dt.date(2023, 12, 31)}, False),  # what does not compare is not admitted
+    ("not (a eq 1) and (b eq 2 or c eq 3)", {"a": 2, "b": 0, "c": 3}, True),
+    ("not (a eq 1) and (b eq 2 or c eq 3)", {"a": 1, "b": 2, "c": 3}, False),
+])
+def test_filter_literals_and_operators_evaluate_per_row(text: str, row: dict[str, Any], admitted: bool) -> None:
+    """A compiled filter reads the row's columns afresh for every row; its literals (decimal, boolean, null,
+    GUID, date) are typed once and compare like the services compare them."""
+    predicate = compile_predicate(text)
+    assert predicate(row) is admitted
+    assert predicate(dict(row)) is admitted  # the same predicate, again
+
+
 @pytest.mark.parametrize("text", ["", "contains(name,'a')", "Price add 1 gt 2", "name eq"])
 def test_filter_that_is_not_a_plain_comparison_is_refused(text: str) -> None:
     """Functions, arithmetic and syntax errors are ValueErrors (the loader turns them into DIPV1012)."""
@@ -146,6 +171,66 @@ def test_default_fills_an_empty_source_value(sales_model: Model) -> None:
     out = map_fields(to_sales(table_map, {"ProductNumber": "X", "SalesUnitDecimalPrecision": None,
                                           "ProductDescription": ""}, sales_model)).target
     assert out == {"msdyn_productnumber": "X", "quantitydecimal": 0, "description": "(none)"}
+
+
+def _probes(item: FieldMap) -> list[Any]:
+    """Values to try on a field toward Sales: its value map's entries in several cases, and others."""
+    out: list[Any] = [None, "", "unknown", "UNKNOWN", 0, 1, 1.0, True, False, decimal.Decimal("1")]
+    for entry in item.values:
+        out.append(entry)
+        if isinstance(entry, str):
+            out += [entry.upper(), entry.lower(), entry.swapcase()]
+    return out
+
+
+def test_value_maps_toward_sales_answer_exactly_like_value_to_sales(maps: dict[str, TableMap]) -> None:
+    """The pipeline's translator of a field (a value map's string entries worked out once) gives what
+    ``FieldMap.value_to_sales`` gives, the same object, for every shipped field and any value; fields
+    without default or value map have none (their values pass as they are)."""
+    for table_map in maps.values():
+        for item in table_map.fields:
+            translate = _sales_translator(item)
+            if not item.values and item.default is None:
+                assert translate is None
+                continue
+            assert translate is not None
+            for value in _probes(item):
+                assert translate(value) is item.value_to_sales(value), (table_map.id, item.scm, value)
+
+
+def test_value_map_translator_keeps_first_match_keep_lists_and_default() -> None:
+    """Entries equal but for case: the first one wins; null means KEEP; a list writes its first value; an
+    empty value takes the default even where "" has an entry; unmapped values get the default."""
+    item = FieldMap("Status", [SalesPath(None, "statuscode")],
+                    values={"Open": 1, "OPEN": 2, "Held": None, "Multi": [7, 8], "": 9, "Gone": []}, default=5)
+    translate = _sales_translator(item)
+    assert translate is not None
+    cases = {"open": 1, "Open": 1, "OPEN": 1, "held": KEEP, "MULTI": 7, "": 5, None: 5, "gone": KEEP,
+             "other": 5, 3: 5}
+    for value, expected in cases.items():
+        assert translate(value) is item.value_to_sales(value)
+        assert translate(value) == expected, value
+
+
+def test_field_plans_belong_to_the_map_object_they_were_made_from(sales_model: Model) -> None:
+    """A changed map is a new TableMap: its plan is its own, never the one of the map it replaces."""
+    def customer_groups(default: str | None) -> TableMap:
+        description: dict[str, Any] = {"scm": "Description", "dir": "=", "sales": "msdyn_description"}
+        if default is not None:
+            description["default"] = default
+        table_map = parse_map({
+            "id": "cg", "scm": {"entity": "CustomerGroups"}, "sales": {"table": "msdyn_customergroups"},
+            "company": True, "keys": [{"scm": "CustomerGroupId", "sales": "msdyn_groupid"}],
+            "fields": [{"scm": "CustomerGroupId", "dir": "=", "sales": "msdyn_groupid"}, description]})
+        validate_map(table_map, build_scm_model(), sales_model)
+        return table_map
+
+    before, after = customer_groups(None), customer_groups("(none)")
+    source = {"CustomerGroupId": "10", "Description": ""}
+    assert map_fields(to_sales(before, dict(source), sales_model)).target["msdyn_description"] == ""
+    assert map_fields(to_sales(after, dict(source), sales_model)).target["msdyn_description"] == "(none)"
+    assert _fields_of(before, "to_sales") is _fields_of(before, "to_sales")
+    assert _fields_of(before, "to_sales") is not _fields_of(after, "to_sales")
 
 
 def test_empty_sales_value_of_an_scm_default_field_is_not_sent(maps: dict[str, TableMap]) -> None:
@@ -215,6 +300,31 @@ def test_polymorphic_lookup_to_sales_uses_the_alternative_the_engine_chose(maps:
     assert "@sandbox.lookup.RequestingCustomerAccountNumber" not in out
     out = resolve_lookups(to_sales(table_map, {"RequestingCustomerAccountNumber": "US-001"}, sales_model)).target
     assert out["customerid_account@odata.bind"].startswith("/accounts(accountnumber='US-001',")
+
+
+def test_polymorphic_fields_are_the_fields_toward_sales_with_alternatives(maps: dict[str, TableMap]) -> None:
+    """What the engine picks an alternative for before the pipeline runs: nothing for accounts."""
+    assert polymorphic_fields(maps["customers-accounts"]) == ()
+    assert [item.scm for item in polymorphic_fields(maps["quotation-headers"])] == ["RequestingCustomerAccountNumber"]
+    assert [item.scm for item in polymorphic_fields(maps["order-headers"])] == [
+        item.scm for item in maps["order-headers"].fields if item.to_sales and len(item.sales) > 1]
+
+
+def test_lookup_binds_follow_the_model_they_are_made_with(maps: dict[str, TableMap], sales_model: Model) -> None:
+    """What a bind needs from the model (target set, whether its key includes the company) is worked out
+    once per model: another model with another alternate key gets its own answer."""
+    entity = maps["customers-accounts"].sales_type
+    path = SalesPath("msdyn_customergroupid", "msdyn_groupid")
+    scoped = ("msdyn_customergroupid@odata.bind",
+              f"/msdyn_customergroups(msdyn_groupid='O''Neil',_msdyn_company_value={USMF_ID})")
+    assert lookup_bind(sales_model, entity, path, "O'Neil", USMF_ID) == scoped
+    other = build_sales_model()
+    other.entities["msdyn_customergroup"].alternate_keys = [("msdyn_groupid",)]
+    assert lookup_bind(other, entity, path, "O'Neil", None) == (
+        "msdyn_customergroupid@odata.bind", "/msdyn_customergroups(msdyn_groupid='O''Neil')")
+    assert lookup_bind(sales_model, entity, path, "O'Neil", USMF_ID) == scoped
+    with pytest.raises(MissingParent, match="msdyn_customergroups msdyn_groupid=10 is not known"):
+        lookup_bind(sales_model, entity, path, "10", None)
 
 
 def test_lookup_to_scm_reads_the_related_row_through_the_callable(maps: dict[str, TableMap]) -> None:
@@ -296,6 +406,23 @@ def test_values_to_sales_follow_dataverse_conventions(maps: dict[str, TableMap],
     assert coerce_values(record).target == {
         "name": None, "requestdeliveryby": None, "msdyn_requestedreceiptdate": "2027-03-04", "msdyn_language": 3,
         "totalamount": 12.5, "customerid_account@odata.bind": "/accounts(x)"}
+
+
+@pytest.mark.parametrize("table", ["account", "salesorder", "quotedetail", "product"])
+def test_coercion_to_sales_is_to_sales_value_on_every_column(sales_model: Model, table: str) -> None:
+    """coerce_values only looks at the columns to_sales_value can change (plain strings, dates, whole
+    numbers): on every column of the table, with any value, it gives exactly what to_sales_value gives."""
+    entity = sales_model.entities[table]
+    table_map = TableMap("t", "t", "S", entity.entity_set, keys=[], fields=[], sales_type=entity)
+    values: list[Any] = [None, "", "x", "1900-01-01T12:00:00Z", "2027-03-04T12:00:00Z", "2027-03-04", 3.0, 3.5, 3,
+                         True, decimal.Decimal("2"), dt.date(2027, 3, 4)]
+    for name, prop in entity.properties.items():
+        for value in values:
+            record = Record(table_map, "to_sales", {}, target={name: value, "x@odata.bind": ""})
+            out = coerce_values(record).target
+            expected = to_sales_value(prop, value)
+            assert out[name] is expected or (out[name] == expected and type(out[name]) is type(expected)), (name, value)
+            assert out["x@odata.bind"] == ""
 
 
 def test_values_to_scm_follow_fno_conventions(maps: dict[str, TableMap]) -> None:
