@@ -9,9 +9,11 @@ one bad row fails alone; every failure is kept with the execution number and sho
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_text
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from bridge.engine import INTEGRATION_IDENTITY, SyncEngine, wire_row
 from bridge.mapping import TableMap
@@ -56,6 +58,8 @@ class InitialSync:
         self.engine = engine
         self.state = state
         self.last_reports: dict[str, InitialSyncReport] = {}
+        #: send creates from a thread while reading on (set when Sales is reached over a socket, see _Creates)
+        self.overlap_writes = False
         #: what a running initial sync has done so far, by map id (shown in the map's status)
         self.progress: dict[str, dict[str, Any]] = {}
 
@@ -75,23 +79,39 @@ class InitialSync:
     def _run(self, table_map: TableMap, master: str, skipped_keys: set[str],
              report: InitialSyncReport) -> InitialSyncReport:
         self.engine.load_companies()
-        scm_side = self._read_scm(table_map)
         sales_side = self._read_sales(table_map)
         # Both are worked out from the map's fields on every call: once here, not once per row.
         syncs_to_sales, syncs_to_scm = table_map.syncs_to_sales, table_map.syncs_to_scm
         to_sales: list[tuple[str, Record]] = []
         to_scm: list[tuple[str, Record]] = []
-        for key, record in scm_side.payloads.items():
+        sales_entity = table_map.sales_type
+        assert sales_entity is not None
+        creates = _Creates(self, table_map, sales_entity.entity_set, report, background=self.overlap_writes)
+
+        def take(key: str, record: Record) -> None:
+            """Settle one SCM row as it is read: a row Sales lacks is created at once, in chunks."""
             if key in skipped_keys:
-                continue
+                return
             if key not in sales_side.rows:
                 if syncs_to_sales:
-                    to_sales.append((key, record))
+                    creates.add(key, _without_hints(record.target) if hinted else record.target)
             elif (master == "scm" or not syncs_to_scm) and syncs_to_sales:
                 if _differs(record.target, sales_side.rows[key]):
                     to_sales.append((key, record))
                 else:
                     report.unchanged += 1
+
+        # The only "@sandbox" keys a payload toward Sales can carry are the engine's picks among polymorphic
+        # alternatives (engine._choose_polymorphic) that a lookup left unused: a map without polymorphic
+        # lookups sends its payloads as they are, without a copy per row.
+        hinted = bool(polymorphic_fields(table_map))
+        try:
+            scm_side = self._read_scm(table_map, take, report)
+        except BaseException:
+            creates.abort()
+            raise
+        created = creates.finish()
+        self.progress[table_map.id].update(phase="writing")
         for key, record in sales_side.payloads.items():
             if key in skipped_keys:
                 continue
@@ -103,8 +123,8 @@ class InitialSync:
                     to_scm.append((key, record))
                 else:
                     report.unchanged += 1
-        self.progress[table_map.id].update(phase="writing", to_write=len(to_sales) + len(to_scm))
-        report.to_sales = self._write_sales(table_map, to_sales, sales_side, report)
+        self._advance(table_map, "to_write", len(to_sales) + len(to_scm))
+        report.to_sales = created + self._write_sales(table_map, to_sales, sales_side, report)
         report.to_scm = self._write_scm(table_map, to_scm, scm_side, report)
         self.state.clear_initial_sync_errors(table_map.id)
         self.state.add_initial_sync_errors(table_map.id, report.execution, report.errors)
@@ -120,7 +140,11 @@ class InitialSync:
         return self.state.rows(InitialSyncErrorRow, map_id, limit=1000)
 
     # ---- reading -----------------------------------------------------------------------------------------
-    def _read_scm(self, table_map: TableMap) -> _Side:
+    def _read_scm(self, table_map: TableMap, take: Callable[[str, Record], None] | None = None,
+                  report: InitialSyncReport | None = None) -> _Side:
+        """Every SCM row of the map, transformed toward Sales, by integration key; ``take`` sees each one as
+        it is read. A second row with a key already read is left out (and reported): the first one may have
+        been written already."""
         side = _Side()
         entity = table_map.scm_type
         assert entity is not None
@@ -145,9 +169,17 @@ class InitialSync:
                 except (Drop, MissingParent):
                     continue
                 key = _key(table_map, record, "to_sales")
+                if key in payloads:
+                    if report is not None:
+                        report.errors.append({"direction": "to_sales", "key": json.loads(key),
+                                              "message": "Another SCM row has the same integration key; the first "
+                                                         "one read was synced."})
+                    continue
                 payloads[key] = record
                 rows[key] = row
                 ids[key] = {k: row[k] for k in key_columns}
+                if take is not None:
+                    take(key, record)
             self._advance(table_map, "read_scm", len(page))
         return side
 
@@ -212,42 +244,30 @@ class InitialSync:
         entity = table_map.sales_type
         assert entity is not None
         ops = []
-        creates: list[tuple[str, dict[str, Any]]] = []
+        creates = _Creates(self, table_map, entity.entity_set, report, background=False)
         ids = sales_side.ids
-        # The only "@sandbox" keys a payload toward Sales can carry are the engine's picks among polymorphic
-        # alternatives (engine._choose_polymorphic) that a lookup left unused: a map without polymorphic
-        # lookups sends its payloads as they are, without a copy per row.
-        hinted = bool(polymorphic_fields(table_map))
+        hinted = bool(polymorphic_fields(table_map))  # see _run
         for key, record in items:
             existing = ids.get(key)
             payload = _without_hints(record.target) if hinted else record.target
             if existing:
                 ops.append((key, BatchOp.patch(f"{entity.entity_set}({existing})", payload, headers={"If-Match": "*"})))
             else:
-                creates.append((key, payload))
-        written = self._create_multiple(table_map, entity.entity_set, creates, report)
+                creates.add(key, payload)
+        written = creates.finish()
         return written + self._send(self.engine.sales, table_map, ops, "to_sales", report)
 
-    def _create_multiple(self, table_map: TableMap, entity_set: str, creates: list[tuple[str, dict[str, Any]]],
-                         report: InitialSyncReport) -> int:
-        """New rows go to Sales in ``CreateMultiple`` calls: one transaction per chunk and no request per row
-        (a ``$batch`` part is a whole request with its own commit, and cost about twice as much per row).
-        ``CreateMultiple`` is all or nothing, so a chunk it refuses is sent again as a ``$batch`` without
-        change sets, where each bad row fails alone with its own error."""
-        written = 0
-        fallback: list[tuple[str, BatchOp]] = []
-        for chunk in _chunks(creates, BATCH_SIZE):
-            try:
-                self.engine.sales.action("CreateMultiple", {"Targets": [payload for _, payload in chunk]},
-                                         entity_set=entity_set)
-            except ServiceError:
-                fallback.extend((key, BatchOp.post(entity_set, payload)) for key, payload in chunk)
-                continue
-            written += len(chunk)
-            self._advance(table_map, "sent", len(chunk))
-        if written:
-            self.state.count(table_map.id, synced=written)
-        return written + self._send(self.engine.sales, table_map, fallback, "to_sales", report)
+    def _create_multiple(self, table_map: TableMap, entity_set: str, chunk: list[tuple[str, dict[str, Any]]]) -> bool:
+        """One ``CreateMultiple`` call for a chunk of new rows: one transaction and no request per row (a
+        ``$batch`` part is a whole request with its own commit, and cost about twice as much per row).
+        False when Sales refused the chunk (it is all or nothing)."""
+        try:
+            self.engine.sales.action("CreateMultiple", {"Targets": [payload for _, payload in chunk]},
+                                     entity_set=entity_set)
+        except ServiceError:
+            return False
+        self._advance(table_map, "sent", len(chunk))
+        return True
 
     def _write_scm(self, table_map: TableMap, items: list[tuple[str, Record]], scm_side: _Side,
                    report: InitialSyncReport) -> int:
@@ -289,6 +309,94 @@ class InitialSync:
         if written:
             self.state.count(table_map.id, synced=written)
         return written
+
+
+class _Creates:
+    """Rows to create in Sales, sent in ``CreateMultiple`` chunks of :data:`BATCH_SIZE` as they come.
+
+    A chunk Sales refuses is sent again at :meth:`finish` as a ``$batch`` without change sets, where each bad
+    row fails alone with its own error. With ``background``, the chunks go out from a thread of their own
+    while the caller reads and transforms the next rows: worth it when Sales is another process (its write
+    of a chunk and our reading overlap), not when it shares this interpreter's lock.
+    """
+
+    #: chunks waiting to be sent when the caller reads faster than Sales writes (bounds the memory they take)
+    QUEUE_CHUNKS = 4
+
+    def __init__(self, sync: InitialSync, table_map: TableMap, entity_set: str, report: InitialSyncReport, *,
+                 background: bool) -> None:
+        self.sync, self.table_map, self.entity_set, self.report = sync, table_map, entity_set, report
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.refused: list[tuple[str, dict[str, Any]]] = []
+        self.written = 0
+        self.failure: BaseException | None = None
+        self.queue: queue.Queue[list[tuple[str, dict[str, Any]]] | None] | None = None
+        self.thread: threading.Thread | None = None
+        if background:
+            self.queue = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+            self.thread = threading.Thread(target=self._send_queued, name=f"initial-sync-{table_map.id}",
+                                           daemon=True)
+            self.thread.start()
+
+    def add(self, key: str, payload: dict[str, Any]) -> None:
+        self.pending.append((key, payload))
+        if len(self.pending) >= BATCH_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        chunk, self.pending = self.pending, []
+        if not chunk:
+            return
+        self.sync._advance(self.table_map, "to_write", len(chunk))
+        if self.queue is None:
+            self._send(chunk)
+            return
+        if self.failure is not None:  # the sender stopped: surface its error here, in the caller's thread
+            raise self.failure
+        self.queue.put(chunk)
+
+    def _send(self, chunk: list[tuple[str, dict[str, Any]]]) -> None:
+        if self.sync._create_multiple(self.table_map, self.entity_set, chunk):
+            self.written += len(chunk)
+        else:
+            self.refused.extend(chunk)
+
+    def _send_queued(self) -> None:
+        assert self.queue is not None
+        while True:
+            chunk = self.queue.get()
+            if chunk is None:
+                return
+            if self.failure is None:
+                try:
+                    self._send(chunk)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread by _flush/finish
+                    self.failure = exc
+
+    def abort(self) -> None:
+        """Stop without sending what has not gone out yet (reading failed)."""
+        self.pending = []
+        if self.queue is not None and self.thread is not None:
+            self.failure = self.failure or RuntimeError("initial sync aborted")  # the sender skips the rest
+            self.queue.put(None)
+            self.thread.join()
+
+    def finish(self) -> int:
+        """Send what is left, wait for the sender, retry refused chunks row by row; rows written to Sales."""
+        try:
+            self._flush()
+        finally:
+            if self.queue is not None and self.thread is not None:
+                self.queue.put(None)
+                self.thread.join()
+        if self.failure is not None:
+            raise self.failure
+        if self.written:
+            self.sync.state.count(self.table_map.id, synced=self.written)
+        retried = self.sync._send(self.sync.engine.sales, self.table_map,
+                                  [(key, BatchOp.post(self.entity_set, payload)) for key, payload in self.refused],
+                                  "to_sales", self.report)
+        return self.written + retried
 
 
 def _without_hints(payload: dict[str, Any]) -> dict[str, Any]:

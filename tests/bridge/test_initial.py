@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import decimal
 import json
+import threading
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
-from bridge.initial import InitialSync, InitialSyncReport, _key_text, _Side
+from bridge.initial import InitialSync, InitialSyncReport, _Creates, _key_text, _Side
 from bridge.mapping import BUILTIN_MAPS, TableMap, load_maps
 from bridge.pipeline import Record
 from mock_sales.schema import build_model as build_sales_model
 from mock_scm.schema import build_model as build_scm_model
+from sandbox.clients import ServiceError
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +94,100 @@ def test_hints_a_polymorphic_lookup_left_unused_never_reach_sales(maps: dict[str
     assert sales.created == [{"quotenumber": "Q-1"}]
     assert [op.body for op in sales.batched] == [{"quotenumber": "Q-2", "name": "Two"}]
     assert hint in records[0].target
+
+
+# ---- creates sent as they come -----------------------------------------------------------------------------------
+
+class _SlowSales(_Sales):
+    """Records which thread sent each chunk; refuses chunks holding a target named "bad"; may fail outright."""
+
+    def __init__(self, fail_with: BaseException | None = None) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+        self.fail_with = fail_with
+
+    def action(self, name: str, body: dict[str, Any], *, entity_set: str) -> None:
+        self.threads.append(threading.current_thread().name)
+        if self.fail_with is not None:
+            raise self.fail_with
+        if any(target.get("name") == "bad" for target in body["Targets"]):
+            request = httpx.Request("POST", "http://sales.sandbox/api/data/v9.2/accounts/CreateMultiple")
+            raise ServiceError(400, "0x80040237", "A record with matching key values already exists.", {},
+                               httpx.Response(400, request=request))
+        super().action(name, body, entity_set=entity_set)
+
+
+def _creates(sales: _Sales, table_map: TableMap, *, background: bool) -> tuple[_Creates, InitialSyncReport]:
+    counted: list[int] = []
+    state = SimpleNamespace(count=lambda map_id, synced=0, **_: counted.append(synced))
+    sync = InitialSync(SimpleNamespace(sales=sales), state)  # type: ignore[arg-type]
+    report = InitialSyncReport(table_map.id, 1)
+    return _Creates(sync, table_map, "accounts", report, background=background), report
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_creates_go_out_in_chunks_in_order_and_a_refused_chunk_row_by_row(maps: dict[str, TableMap],
+                                                                          background: bool,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of BATCH_SIZE in the order added (from a thread of their own with ``background``); a chunk Sales
+    refuses goes again as a $batch at the end, where only its bad row fails."""
+    import bridge.initial as module
+
+    monkeypatch.setattr(module, "BATCH_SIZE", 3)
+    sales = _SlowSales()
+    creates, report = _creates(sales, maps["customers-accounts"], background=background)
+    names = ["a", "b", "c", "d", "bad", "f", "g"]
+    for index, name in enumerate(names):
+        creates.add(f"k{index}", {"name": name})
+    assert creates.finish() == len(names)  # the $batch stand-in takes every row, the bad one included
+    assert [t["name"] for t in sales.created] == ["a", "b", "c", "g"]
+    assert [op.body["name"] for op in sales.batched] == ["d", "bad", "f"]
+    assert (set(sales.threads) == {"initial-sync-customers-accounts"}) is background
+    assert report.errors == []
+
+
+def test_a_sender_that_fails_stops_the_initial_sync_in_the_callers_thread(maps: dict[str, TableMap],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error other than Sales' answer (the connection dropped) ends the sync where the caller is; an abort
+    sends nothing more."""
+    import bridge.initial as module
+
+    monkeypatch.setattr(module, "BATCH_SIZE", 2)
+    creates, _ = _creates(_SlowSales(fail_with=ConnectionError("reset by peer")), maps["customers-accounts"],
+                          background=True)
+    with pytest.raises(ConnectionError):
+        for index in range(20):
+            creates.add(f"k{index}", {"name": f"n{index}"})
+        creates.finish()
+    sales = _SlowSales()
+    aborted, _ = _creates(sales, maps["customers-accounts"], background=True)
+    aborted.add("k1", {"name": "one"})
+    aborted.abort()
+    assert sales.created == [] and not aborted.thread.is_alive()  # type: ignore[union-attr]
+
+
+def test_a_second_scm_row_with_the_same_key_is_reported_and_the_first_kept(maps: dict[str, TableMap],
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first row of a key may already be written when the second is read: the second is left out and
+    reported, and ``take`` sees each key once."""
+    import bridge.initial as module
+
+    table_map = maps["customers-accounts"]
+    rows = [{"dataAreaId": "usmf", "CustomerAccount": account, "OrganizationName": name}
+            for account, name in (("A-1", "first"), ("B-1", "other"), ("A-1", "second"))]
+    engine = SimpleNamespace(
+        scm=SimpleNamespace(iter_pages=lambda *a, **k: iter([rows[:2], rows[2:]])),
+        related_getter=lambda *a, **k: None, sales=None, sales_model=None, company_id=lambda code: code,
+        _choose_polymorphic=lambda record: None)
+    monkeypatch.setattr(module, "transform", lambda record: record)
+    monkeypatch.setattr(module, "_key", lambda m, record, d: _key_text(record.company,
+                                                                       {"a": record.source["CustomerAccount"]}))
+    sync = InitialSync(engine, SimpleNamespace())  # type: ignore[arg-type]
+    sync.progress[table_map.id] = {}
+    report = InitialSyncReport(table_map.id, 1)
+    taken: list[str] = []
+    side = sync._read_scm(table_map, lambda key, record: taken.append(record.source["OrganizationName"]), report)
+    assert taken == ["first", "other"]
+    assert [r.source["OrganizationName"] for r in side.payloads.values()] == ["first", "other"]
+    assert [(e["key"], e["direction"]) for e in report.errors] == [({"company": "usmf", "key": {"a": "A-1"}},
+                                                                     "to_sales")]
