@@ -32,9 +32,12 @@ def main() -> None:
                    "sales=postgresql+psycopg://user:pw@127.0.0.1/sales; repeatable.")
 @click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder of your own table maps (*.yaml) for the bridge; repeatable.")
-@click.option("--wire", type=click.Choice(["in-process", "http"]), default="in-process", show_default=True,
+@click.option("--wire", type=click.Choice(["in-process", "http", "processes"]), default="in-process",
+              show_default=True,
               help="How the bridge and the mocks call each other: in-process (the same HTTP requests through "
-                   "WSGI, no socket; fastest) or over their loopback ports, as separate servers would.")
+                   "WSGI, no socket; fastest per write), over their loopback ports as separate servers would "
+                   "(http), or with Sales and SCM each in a child process of its own (processes: every service "
+                   "gets its own interpreter lock, for bulk work on several cores; calls cross loopback).")
 def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Path, memory: bool, seed: int,
        tls: bool, database_urls: tuple[str, ...], maps_dirs: tuple[Path, ...], wire: str) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
@@ -47,18 +50,23 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
     from sandbox.stack import wire_bridge
 
     config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
+    ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
+    if wire == "processes":
+        if tls:
+            # the bridge's clients and the children's live-sync clients would have to trust the local CA
+            raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
+        _up_in_processes(config, host, ports, list(maps_dirs))
+        return
     apps = build_apps(config)
     tls_files = ensure_tls_files(data_dir / "tls") if tls else None
     group = ServerGroup(host=host, tls=tls_files)
-    ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
-    roots = {"sales": "/api/data/v9.2/", "scm": "/data/", "bridge": "/"}
     bridge_app = None
     try:
         urls: dict[str, str] = {}
         for name, app in apps.items():
             server = group.start(name, app, ports[name])
             urls[name] = server.url
-            click.echo(f"{name:<6} {server.url}{roots[name]}")
+            click.echo(f"{name:<6} {server.url}{SERVICE_ROOTS[name]}")
         if {"sales", "scm"} <= set(apps):
             urls["bridge"] = f"http://{host}:{bridge_port}"
             # In one process the services call each other through WSGI: a loopback socket and a server thread
@@ -72,7 +80,7 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
             server = group.start("bridge", bridge_app, bridge_port)
             # Only maps that never ran: after a restart, what the user paused or stopped stays so.
             bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm", only_new=True)
-            click.echo(f"{'bridge':<6} {server.url}{roots['bridge']}")
+            click.echo(f"{'bridge':<6} {server.url}{SERVICE_ROOTS['bridge']}")
     except Exception as exc:  # a port in use, most often
         group.stop_all()
         if bridge_app is not None:
@@ -86,6 +94,63 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
     group.wait_for_signal()
     if bridge_app is not None:
         bridge_app.extensions["bridge"].close()  # stops the async drainers before the process ends
+    click.echo("stopped.")
+
+
+#: what `sandbox up` prints after each service's origin: the root a client starts from
+SERVICE_ROOTS = {"sales": "/api/data/v9.2/", "scm": "/data/", "bridge": "/"}
+
+
+def _up_in_processes(config: StackConfig, host: str, ports: dict[str, int], maps_dirs: list[Path]) -> None:
+    """``sandbox up --wire processes``: Sales and SCM in child processes, the bridge in this one; all on ports.
+
+    Stops in the order that loses nothing: the bridge first (no new sync work), then the mocks.
+    """
+    import os
+
+    from sandbox.server import ServerGroup
+    from sandbox.stack import ServiceProcesses, build_bridge, factory
+
+    names = [name for name in ("sales", "scm") if factory(name) is not None]
+    # known before the bridge exists: the children point their live sync at it from their first request on
+    # (a write before the bridge listens is refused, as dual-write refuses one when the bridge is down)
+    children = ServiceProcesses(config, names, host=host, ports=ports,
+                                bridge_url=f"http://{host}:{ports['bridge']}")
+    group = ServerGroup(host=host)
+    bridge_app = None
+
+    def stop_everything() -> None:
+        group.stop_all()
+        if bridge_app is not None:
+            bridge_app.extensions["bridge"].close()  # stops the async drainers before the mocks go
+        children.stop()
+
+    try:
+        children.start()
+        for name in names:
+            click.echo(f"{name:<6} {children.urls[name]}{SERVICE_ROOTS[name]}")
+        if {"sales", "scm"} <= set(names):
+            bridge_app = build_bridge(children.urls, maps_dirs=maps_dirs,
+                                      bridge_database_url=config.service_config("bridge").database_url)
+        if bridge_app is not None:
+            try:
+                server = group.start("bridge", bridge_app, ports["bridge"])
+            except OSError as exc:  # said like the children say it
+                raise RuntimeError(f"bridge: cannot listen on {host}:{ports['bridge']}: {exc}") from exc
+            # Only maps that never ran: after a restart, what the user paused or stopped stays so.
+            bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm", only_new=True)
+            click.echo(f"{'bridge':<6} {server.url}{SERVICE_ROOTS['bridge']}")
+    except BaseException as exc:  # a port in use, most often (or Ctrl+C while starting)
+        stop_everything()
+        if isinstance(exc, Exception):
+            raise click.ClickException(str(exc)) from exc
+        raise
+    pids = ", ".join(f"{name} {pid}" for name, pid in children.pids.items())
+    click.echo(f"processes: {pids}" + (f", bridge {os.getpid()}" if bridge_app is not None else ""))
+    click.echo("storage: " + ("in memory (throwaway)" if config.memory else str(config.data_dir)) + "   Ctrl+C stops.")
+    sys.stdout.flush()
+    group.wait_for_signal()
+    stop_everything()
     click.echo("stopped.")
 
 

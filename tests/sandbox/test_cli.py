@@ -17,7 +17,9 @@ from sandbox.testing import poll_until
 pytestmark = pytest.mark.live
 
 
-def start_up(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, str]]:
+def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tuple[subprocess.Popen, dict[str, str]]:
+    """``sandbox up`` on free ports, once it is ready: the process and the URL of each service (every line it
+    printed up to then goes to ``lines``)."""
     ports = {"sales": free_port(), "scm": free_port(), "bridge": free_port()}
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.cli", "up", "--sales-port", str(ports["sales"]), "--scm-port",
@@ -27,6 +29,8 @@ def start_up(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, s
     urls: dict[str, str] = {}
     assert process.stdout is not None
     for line in process.stdout:
+        if lines is not None:
+            lines.append(line)
         if "Ctrl+C" in line:
             break
         parts = line.split()
@@ -54,10 +58,11 @@ def test_up_serves_both_mocks_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
         assert stop(process) == 0
 
 
-@pytest.mark.parametrize("wire", ["in-process", "http"])
+@pytest.mark.parametrize("wire", ["in-process", "http", "processes"])
 def test_up_syncs_a_new_customer_whichever_way_the_services_are_wired(tmp_path: Path, wire: str) -> None:
     """A customer created in SCM over its port is in Sales at once, with the bridge and the mocks calling
-    each other in-process (the default) or over their loopback ports (``--wire http``)."""
+    each other in-process (the default), over their loopback ports (``--wire http``), or across processes
+    (``--wire processes``: each mock in a child process, the bridge in ``sandbox up``'s own)."""
     process, urls = start_up(tmp_path, "--memory", "--wire", wire)
     try:
         created = httpx.post(urls["scm"] + "CustomersV3", json={
@@ -119,3 +124,67 @@ def test_database_url_needs_a_known_service() -> None:
 
     result = CliRunner().invoke(main, ["up", "--database-url", "nope"])
     assert result.exit_code == 2 and "SERVICE=URL" in result.output
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_path: Path) -> None:
+    """--wire processes prints the same URL lines and the process ids: Sales and SCM in two children, the
+    bridge (maps running) in `sandbox up` itself; a customer group written in Sales is in SCM when the
+    write returns; on SIGTERM everything stops, children included."""
+    lines: list[str] = []
+    process, urls = start_up(tmp_path, "--memory", "--wire", "processes", lines=lines)
+    try:
+        assert set(urls) == {"sales", "scm", "bridge"}, lines
+        pids = dict(item.split() for item in next(line for line in lines if line.startswith("processes:"))
+                    .removeprefix("processes:").split(","))
+        assert pids["bridge"] == str(process.pid) and len(set(pids.values())) == 3
+        maps = httpx.get(urls["bridge"] + "api/maps").json()
+        assert {row["state"] for row in maps} == {"Running"}
+        created = httpx.post(urls["sales"] + "msdyn_customergroups", headers={"Authorization": "Bearer anything"},
+                             json={"msdyn_groupid": "XP", "msdyn_description": "Across processes",
+                                   "msdyn_company@odata.bind": "/cdm_companies(cdm_companycode='usmf')"})
+        assert created.status_code == 204, created.text
+        found = httpx.get(urls["scm"] + "CustomerGroups", params={
+            "$filter": "CustomerGroupId eq 'XP'", "$select": "Description", "cross-company": "true"})
+        assert [row["Description"] for row in found.json()["value"]] == ["Across processes"]
+    finally:
+        assert stop(process) == 0
+    assert all(gone(int(pids[name])) for name in ("sales", "scm"))
+
+
+def test_up_wire_processes_with_a_port_in_use_fails_clearly_and_leaves_nothing_serving(tmp_path: Path) -> None:
+    """SCM's port taken: exit 1 with the child's reason; Sales, started beside it, is stopped again."""
+    import socket
+
+    sales_port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sandbox.cli", "up", "--memory", "--wire", "processes", "--sales-port",
+             str(sales_port), "--scm-port", str(taken), "--bridge-port", str(free_port())],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+
+    assert result.returncode == 1, result.stderr
+    assert f"scm: cannot listen on 127.0.0.1:{taken}" in result.stderr and "in use" in result.stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{sales_port}/_sandbox/health")
+
+
+def test_up_refuses_tls_with_wire_processes() -> None:
+    """--tls and --wire processes together are a usage error that says so."""
+    from click.testing import CliRunner
+
+    from sandbox.cli import main
+
+    result = CliRunner().invoke(main, ["up", "--tls", "--wire", "processes"])
+    assert result.exit_code == 2 and "--tls cannot be combined with --wire processes" in result.output

@@ -1,0 +1,110 @@
+"""How the services are built and wired: in one process, and one mock per child process."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.server import free_port
+from sandbox.stack import (ServiceProcesses, ServiceStartError, StackConfig, build_apps, build_bridge,
+                           spawn_services, wire_bridge)
+from sandbox.testing import poll_until
+
+SALES_HEADERS = {"Authorization": "Bearer anything"}
+
+
+def gone(pid: int) -> bool:
+    """No process with this id exists any more (reaped, not a zombie or an orphan)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_stack_config_travels_as_json_with_only_the_named_services() -> None:
+    """What a child is given: the same data folder (absolute), memory flag and seed, and only its own URL."""
+    config = StackConfig(data_dir=Path("rel"), seed=7, database_urls={"sales": "sqlite:///s.db", "scm": "sqlite://"},
+                         options={"scm": {"x": 1}})
+
+    copy = StackConfig.from_json(config.to_json(["sales"]))
+
+    assert copy.data_dir == Path("rel").resolve() and copy.memory is False and copy.seed == 7
+    assert copy.database_urls == {"sales": "sqlite:///s.db"} and copy.options == {}
+    assert copy.service_config("sales") == config.service_config("sales")
+
+
+def test_build_bridge_leaves_the_mocks_alone_and_wire_bridge_points_them_at_it() -> None:
+    """The bridge for mocks elsewhere is built from URLs alone; wiring apps in this process also sets both
+    mocks' live-sync senders."""
+    apps = build_apps(StackConfig(memory=True, seed=1))
+    try:
+        remote = build_bridge({"sales": "http://127.0.0.1:1", "scm": "http://127.0.0.1:2"})
+        assert remote is not None
+        remote.extensions["bridge"].close()
+        assert all(not app.extensions["sandbox"].store.commit_hooks for app in apps.values())
+
+        wired = wire_bridge(apps)
+        assert wired is not None
+        wired.extensions["bridge"].close()
+        assert all(len(app.extensions["sandbox"].store.commit_hooks) == 1 for app in apps.values())
+    finally:
+        for app in apps.values():
+            app.extensions["sandbox"].set_live_sync(None)
+            app.extensions["sandbox"].db.dispose()
+
+
+@pytest.mark.live
+def test_service_processes_serve_each_mock_from_a_child_of_its_own_and_leave_none_behind(tmp_path: Path) -> None:
+    """Both mocks answer health and OData on their ports from two other processes, built from the stack
+    configuration (seeded, SQLite files in the data folder, a service's own database URL); once stopped,
+    the children are gone."""
+    elsewhere = tmp_path / "elsewhere.sqlite"
+    config = StackConfig(data_dir=tmp_path / "data", seed=1, database_urls={"scm": f"sqlite:///{elsewhere}"})
+    ports = {"sales": free_port(), "scm": free_port()}
+
+    with spawn_services(config, ["sales", "scm"], host="127.0.0.1", ports=ports, bridge_url=None) as services:
+        assert services.urls == {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        pids = services.pids
+        assert len({os.getpid(), *pids.values()}) == 3
+        for name, url in services.urls.items():
+            assert httpx.get(url + "/_sandbox/health").json() == {"status": "ok", "service": name}
+        accounts = httpx.get(services.urls["sales"] + "/api/data/v9.2/accounts?$top=1", headers=SALES_HEADERS)
+        customers = httpx.get(services.urls["scm"] + "/data/CustomersV3?$top=1&cross-company=true")
+        assert len(accounts.json()["value"]) == 1 and len(customers.json()["value"]) == 1
+        assert (tmp_path / "data" / "sales.sqlite").exists() and elsewhere.exists()
+        assert not (tmp_path / "data" / "scm.sqlite").exists()
+
+    assert all(gone(pid) for pid in pids.values())
+
+
+@pytest.mark.live
+def test_a_port_in_use_is_a_clear_error_and_leaves_no_child_running() -> None:
+    """A child that cannot listen fails the start with its own reason; the other child is stopped too."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        services = ServiceProcesses(StackConfig(memory=True), ["sales", "scm"], ports={"sales": free_port(),
+                                                                                       "scm": port})
+        with pytest.raises(ServiceStartError, match=f"scm .*cannot listen on 127.0.0.1:{port}.*in use"):
+            services.start()
+
+    assert set(services.pids) == {"sales", "scm"}
+    assert all(gone(pid) for pid in services.pids.values())
+
+
+@pytest.mark.live
+def test_a_child_stops_by_itself_when_its_parent_goes_away() -> None:
+    """Its stdin closing (the parent killed outright, say) ends a child cleanly: no orphan keeps the port."""
+    with spawn_services(StackConfig(memory=True), ["sales"]) as services:
+        child = services.children["sales"].process
+        assert child.stdin is not None
+        child.stdin.close()
+
+        poll_until(lambda: child.poll() is not None, timeout=10, message="the child to exit")
+        assert child.returncode == 0
