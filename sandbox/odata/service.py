@@ -86,8 +86,9 @@ class RequestState:
         return "odata.include-annotations" in self.prefer
 
 
-#: (property, writable by any caller, text limit or None): see :meth:`ODataService._body_plan`
-_ColumnPlan = tuple[Property, bool, int | None]
+#: (property, writable by any caller, text limit or None, stored value of a null): see
+#: :meth:`ODataService._body_plan`
+_ColumnPlan = tuple[Property, bool, int | None, Any]
 
 
 class ODataService:
@@ -472,12 +473,14 @@ class ODataService:
             # Most names are plain columns: settle those first (this loop runs for every field of every row).
             column = columns.get(name)
             if column is not None:
-                prop, user_writable, text_limit = column
+                prop, user_writable, text_limit, null_value = column
                 if not user_writable and not privileged:
                     if prop.lookup is not None:
                         raise self.dialect.lookup_write(entity, name)
                     continue  # system-owned columns are ignored on user writes, as the real services do
-                if text_limit is not None and type(value) is str and (not text_limit or len(value) <= text_limit):
+                if value is None:
+                    values[name] = null_value
+                elif text_limit is not None and type(value) is str and (not text_limit or len(value) <= text_limit):
                     values[name] = value  # what in_value gives for such text, without the call
                 else:
                     values[name] = in_value(entity, prop, value)
@@ -531,8 +534,9 @@ class ODataService:
         """What :meth:`values_from_body` looks names up in, made once per entity:
 
         - the columns a body may name directly (visible, not a navigation property), each as (property,
-          writable by any caller, text limit): the limit is set (0 for none) where the dialect stores a text
-          value as given (:meth:`Dialect.stores_text_as_given`), else None;
+          writable by any caller, text limit, null value): the limit is set (0 for none) where the dialect
+          stores a text value as given (:meth:`Dialect.stores_text_as_given`), else None; the null value is
+          what the dialect stores for a JSON null (None; F&O: "" for text);
         - ``<nav>@odata.bind`` names of the single-valued lookups a body may bind.
         """
         cached = self._body_plans.get(entity.name)
@@ -544,7 +548,7 @@ class ODataService:
                 continue
             writable = prop.lookup is None and not prop.read_only
             limit = (prop.max_length or 0) if self.dialect.stores_text_as_given(entity, prop) else None
-            columns[name] = (prop, writable, limit)
+            columns[name] = (prop, writable, limit, self.dialect.in_value(entity, prop, None))
         binds = {f"{name}@odata.bind": nav for name, nav in entity.navigations.items() if nav.owns_fk and not nav.many}
         self._body_plans[entity.name] = (entity, columns, binds)
         return columns, binds

@@ -368,6 +368,12 @@ def fo():
 
 
 class TestFnoDialect:
+    def test_a_null_text_is_stored_as_empty_text(self, fo):
+        """F&O has no null strings: a JSON null for text is stored (and read back) as ""."""
+        response = fo.post("/data/CustomerGroups", json={"CustomerGroupId": "78", "Description": None})
+        assert response.status_code == 201
+        assert response.get_json()["Description"] == ""
+
     def test_company_given_in_any_case_is_stored_in_lower_case(self, fo):
         """dataAreaId is the one text column F&O does not store as sent: a company is lower case."""
         response = fo.post("/data/CustomerGroups", json={"dataAreaId": "USRT", "CustomerGroupId": "77",
