@@ -5,9 +5,11 @@ the ratio says something whatever the machine (absolute numbers on a shared 2-co
 percent from run to run; the ratios move much less):
 
 * ``initial-sync``: rows/s of the initial sync of N customers from SCM to Sales (the ``customers-accounts``
-  map, through the mocks' OData APIs and ``$batch``, as ``sandbox maps run`` does it) against a raw bulk copy
-  of the same rows and mapped columns from the SCM database into the Sales database (one ``SELECT``, one
-  ``executemany``: the physical limit of SQLite here).
+  map, through the mocks' OData APIs and ``CreateMultiple``, as ``sandbox maps run`` does it) against a raw
+  bulk copy of the same rows and mapped columns from the SCM database into the Sales database (one
+  ``SELECT``, one ``executemany``: the physical limit of SQLite here).
+* ``initial-sync-processes``: the same with Sales and SCM each in a process of its own and the bridge in
+  this one, as ``sandbox up --wire processes`` runs them (fresh databases, its own raw copy).
 * ``live-sync-writes``: customers created per second in SCM with the map running in live mode (every write
   calls the bridge, which writes Sales, before it commits) against the same writes with the map stopped.
 * ``async-sync-throughput``: customers per second the bridge brings to Sales in async mode while the writers
@@ -17,7 +19,8 @@ percent from run to run; the ratios move much less):
   mock against a bare WSGI endpoint served by the same server (waitress) at the same moment.
 
 The sync benchmarks run the three services like ``sandbox up`` does (one process, waitress on loopback
-ports, SQLite files in a temporary folder); the request benchmarks use in-memory databases.
+ports, SQLite files in a temporary folder; ``initial-sync-processes`` as ``--wire processes``); the request
+benchmarks use in-memory databases.
 """
 
 from __future__ import annotations
@@ -100,6 +103,14 @@ def run_bench(*, quick: bool = False, threads: int = 4, sizes: BenchSizes | None
     if unknown:
         raise ValueError(f"unknown benchmark group(s): {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
     results: list[BenchResult] = []
+    if "initial-sync" in wanted:
+        if database_urls:
+            # Those databases are for the stack below (they must be empty): a second initial sync has none.
+            say("initial-sync-processes: skipped (it needs databases of its own; --database-url names one set)")
+        else:
+            # Sales and SCM in processes of their own (``sandbox up --wire processes``): bulk work is where one
+            # interpreter lock for all three services is the ceiling. Then the same in one process, below.
+            results.append(_initial_sync_in_processes(sizes.customers, say, ticking=progress is not None))
     if {"initial-sync", "live-sync-writes", "async-sync-throughput"} & set(wanted):
         with _sync_stack(database_urls or {}) as stack:
             if "initial-sync" in wanted:
@@ -310,14 +321,77 @@ def _count_rows(runtime: Any, entity_name: str) -> int:
         return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
 
 
-def _initial_sync(stack: _SyncStack, customers: int, say: Progress, ticking: bool) -> BenchResult:
-    say(f"initial-sync: setting up {customers:,} SCM customers")
+def _customers_and_raw_copy(stack: _SyncStack, table_map: Any, customers: int, name: str,
+                            say: Progress) -> tuple[int, float]:
+    """Put ``customers`` into SCM and time the raw copy of them into Sales: (rows copied, seconds)."""
+    say(f"{name}: setting up {customers:,} SCM customers")
     _bulk_customers(stack.runtime("scm"), customers, say)
-    table_map = stack.bridge.engine.by_id[MAP_ID]
-    say("initial-sync: baseline, raw bulk copy SCM -> Sales database")
+    say(f"{name}: baseline, raw bulk copy SCM -> Sales database")
     copied, raw_seconds = _raw_copy(stack, table_map)
+    say(f"{name}: {copied:,} rows copied raw in {raw_seconds:.2f} s; now the bridge's initial sync")
+    return copied, raw_seconds
+
+
+def _initial_sync(stack: _SyncStack, customers: int, say: Progress, ticking: bool) -> BenchResult:
+    """The initial sync with the three services in this process (``sandbox up``'s default wiring)."""
+    table_map = stack.bridge.engine.by_id[MAP_ID]
+    copied, raw_seconds = _customers_and_raw_copy(stack, table_map, customers, "initial-sync", say)
+    return _timed_initial_sync(stack, "initial-sync", "in-process", copied, raw_seconds, say, ticking)
+
+
+def _initial_sync_in_processes(customers: int, say: Progress, ticking: bool) -> BenchResult:
+    """The initial sync with Sales and SCM each in a child process and the bridge in this one, as
+    ``sandbox up --wire processes`` runs them.
+
+    The apps built here first are only handles on the same databases: they create and seed them, take the
+    benchmark's customers and the raw copy before the children start (so no child has read anything the
+    handles change), and count rows; they serve nothing.
+    """
+    from bridge.mapping import BUILTIN_MAPS, load_maps
+    from sandbox.db import sqlite_url_for
+    from sandbox.loadtest import quiet_waitress
+    from sandbox.stack import ServiceProcesses, build_bridge
+
+    name = "initial-sync-processes"
+    folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
+    config = StackConfig(data_dir=folder, seed=1)
+    apps = build_apps(config)
+    group = ServerGroup()
+    children: ServiceProcesses | None = None
+    bridge_app: Flask | None = None
+    try:
+        models = (apps["scm"].extensions["sandbox"].model, apps["sales"].extensions["sandbox"].model)
+        table_map = next(m for m in load_maps([BUILTIN_MAPS], *models) if m.id == MAP_ID)
+        handles = _SyncStack(folder, apps, {}, group, None)  # type: ignore[arg-type]
+        copied, raw_seconds = _customers_and_raw_copy(handles, table_map, customers, name, say)
+        bridge_port = free_port()
+        bridge_url = f"http://127.0.0.1:{bridge_port}"
+        say(f"{name}: starting Sales and SCM in processes of their own")
+        children = ServiceProcesses(config, ["sales", "scm"], bridge_url=bridge_url).start()
+        bridge_app = build_bridge(children.urls, bridge_database_url=sqlite_url_for(folder, "bridge"))
+        if bridge_app is None:
+            raise RuntimeError("the bridge is not available in this build")
+        group.start("bridge", bridge_app, bridge_port)
+        stack = _SyncStack(folder, {**apps, "bridge": bridge_app}, {**children.urls, "bridge": bridge_url}, group,
+                           None)  # type: ignore[arg-type]
+        return _timed_initial_sync(stack, name, "processes", copied, raw_seconds, say, ticking)
+    finally:
+        if bridge_app is not None:
+            bridge_app.extensions["bridge"].close()
+        gc.collect()  # dropped clients close their keep-alive connections, so waitress can stop
+        with quiet_waitress():
+            group.stop_all()
+        if children is not None:
+            children.stop()
+        for service in ("sales", "scm"):
+            apps[service].extensions["sandbox"].db.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _timed_initial_sync(stack: _SyncStack, name: str, wire: str, copied: int, raw_seconds: float, say: Progress,
+                        ticking: bool) -> BenchResult:
+    """Run the map's initial sync (its reference-data maps first, untimed) and weigh it against the raw copy."""
     raw_rate = copied / raw_seconds if raw_seconds > 0 else 0.0
-    say(f"initial-sync: {copied:,} rows copied raw in {raw_seconds:.2f} s; now the bridge's initial sync")
     for parent in _dependencies(stack.bridge.engine, MAP_ID):
         stack.bridge.lifecycle.run(parent, initial_sync=True, master="scm")
     sales = stack.runtime("sales")
@@ -328,7 +402,7 @@ def _initial_sync(stack: _SyncStack, customers: int, say: Progress, ticking: boo
         started = time.monotonic()
         while not stop.wait(2.0):
             done = _count_rows(sales, "account") - before
-            say(f"initial-sync: {done:,} of {copied:,} rows in Sales after {time.monotonic() - started:.0f} s")
+            say(f"{name}: {done:,} of {copied:,} rows in Sales after {time.monotonic() - started:.0f} s")
 
     watcher = threading.Thread(target=ticker, name="bench-progress", daemon=True)
     if ticking:
@@ -342,12 +416,12 @@ def _initial_sync(stack: _SyncStack, customers: int, say: Progress, ticking: boo
     report = stack.bridge.lifecycle.initial.last_reports[MAP_ID]
     written = report.to_sales
     value = written / seconds if seconds > 0 else 0.0
-    return BenchResult("initial-sync", round(value, 1), "rows/s", round(raw_rate, 1),
+    return BenchResult(name, round(value, 1), "rows/s", round(raw_rate, 1),
                        "raw bulk copy of the same rows and columns, SCM -> Sales database "
                        f"({stack.runtime('sales').db.engine.dialect.name})",
                        _ratio(value, raw_rate),
                        {"rows": written, "seconds": round(seconds, 2), "errors": len(report.errors),
-                        "raw_rows": copied, "raw_seconds": round(raw_seconds, 3)})
+                        "raw_rows": copied, "raw_seconds": round(raw_seconds, 3), "wire": wire})
 
 
 # ---- writes with live sync on and off -------------------------------------------------------------------

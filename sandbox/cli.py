@@ -287,8 +287,9 @@ def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
 
     initial-sync (100,000 customers SCM -> Sales, --quick 20,000) against a raw bulk copy between the two
-    databases; live-sync-writes against the same writes with the map stopped; async-sync-throughput (lag
-    held under 1 s) against the raw write rate; request throughput of both mocks against a bare endpoint.
+    databases, in one process and (initial-sync-processes) as --wire processes runs the services;
+    live-sync-writes against the same writes with the map stopped; async-sync-throughput (lag held under
+    1 s) against the raw write rate; request throughput of both mocks against a bare endpoint.
     """
     import time
 

@@ -17,7 +17,7 @@ from sandbox.cli import main
 
 pytestmark = pytest.mark.live
 
-EXPECTED = {"initial-sync", "live-sync-writes", "async-sync-throughput", "sales-writes", "sales-reads",
+EXPECTED = {"initial-sync", "initial-sync-processes", "live-sync-writes", "async-sync-throughput", "sales-writes", "sales-reads",
             "sales-queries", "scm-writes", "scm-reads", "scm-queries"}
 
 
@@ -31,8 +31,10 @@ def test_suite_at_tiny_sizes_reports_every_benchmark_with_a_baseline_measured_in
         assert result.value > 0 and result.baseline > 0, result
         assert result.baseline_name
         assert result.ratio == pytest.approx(result.value / result.baseline, abs=0.002)
-    initial = by_name["initial-sync"].details
-    assert initial["errors"] == 0 and initial["rows"] >= 60 and initial["raw_rows"] >= 60
+    for name, wire in (("initial-sync", "in-process"), ("initial-sync-processes", "processes")):
+        initial = by_name[name].details
+        assert initial["errors"] == 0 and initial["rows"] >= 60 and initial["raw_rows"] >= 60
+        assert initial["wire"] == wire
     assert by_name["live-sync-writes"].details["errors"] == []
     assert by_name["async-sync-throughput"].details["errors"] == []
     assert by_name["async-sync-throughput"].details["synced_in_window"] > 0
