@@ -91,6 +91,13 @@ class RequestState:
 _ColumnPlan = tuple[Property, bool, int | None, Any]
 
 
+def _cleared_binding(nav: NavigationProperty) -> dict[str, None]:
+    """The columns a null binding of ``nav`` clears: its foreign key and the columns of its condition."""
+    out: dict[str, None] = {local: None for local, _ in nav.pairs}
+    out.update({k: None for k in nav.local_condition})
+    return out
+
+
 class ODataService:
     """Serves ``model`` at ``dialect.root`` with CRUD, queries, actions and ``$batch``."""
 
@@ -104,7 +111,8 @@ class ODataService:
         self.actions = actions or ActionRegistry()
         self._metadata_cache: dict[bool, str] = {}
         self._find_statements: dict[tuple[str, tuple[str, ...], bool], Any] = {}
-        self._body_plans: dict[str, tuple[EntityType, dict[str, _ColumnPlan], dict[str, NavigationProperty]]] = {}
+        self._body_plans: dict[str, tuple[EntityType, dict[str, _ColumnPlan],
+                                          dict[str, tuple[NavigationProperty, dict[str, None]]]]] = {}
         dialect.bind(self)
 
     # ---- wiring ---------------------------------------------------------------------------------------
@@ -485,9 +493,10 @@ class ODataService:
                 else:
                     values[name] = in_value(entity, prop, value)
                 continue
-            nav = binds.get(name)
-            if nav is not None:  # the commonest other name: "<lookup>@odata.bind" of a single-valued lookup
-                values.update(self.bind_values(entity, nav, value, state))
+            bind = binds.get(name)
+            if bind is not None:  # the commonest other name: "<lookup>@odata.bind" of a single-valued lookup
+                nav, cleared = bind
+                values.update(cleared if value is None else self.bind_values(entity, nav, value, state))
                 continue
             if name.startswith("@odata."):
                 self.dialect.check_odata_annotation(entity, name, value)
@@ -530,14 +539,16 @@ class ODataService:
         self.dialect.complete_values(entity, values, state, creating=creating)
         return values, children
 
-    def _body_plan(self, entity: EntityType) -> tuple[dict[str, _ColumnPlan], dict[str, NavigationProperty]]:
+    def _body_plan(self, entity: EntityType
+                   ) -> tuple[dict[str, _ColumnPlan], dict[str, tuple[NavigationProperty, dict[str, None]]]]:
         """What :meth:`values_from_body` looks names up in, made once per entity:
 
         - the columns a body may name directly (visible, not a navigation property), each as (property,
           writable by any caller, text limit, null value): the limit is set (0 for none) where the dialect
           stores a text value as given (:meth:`Dialect.stores_text_as_given`), else None; the null value is
           what the dialect stores for a JSON null (None; F&O: "" for text);
-        - ``<nav>@odata.bind`` names of the single-valued lookups a body may bind.
+        - ``<nav>@odata.bind`` names of the single-valued lookups a body may bind, each with the columns a
+          null clears (what :meth:`bind_values` gives for None).
         """
         cached = self._body_plans.get(entity.name)
         if cached is not None and cached[0] is entity:
@@ -549,7 +560,8 @@ class ODataService:
             writable = prop.lookup is None and not prop.read_only
             limit = (prop.max_length or 0) if self.dialect.stores_text_as_given(entity, prop) else None
             columns[name] = (prop, writable, limit, self.dialect.in_value(entity, prop, None))
-        binds = {f"{name}@odata.bind": nav for name, nav in entity.navigations.items() if nav.owns_fk and not nav.many}
+        binds = {f"{name}@odata.bind": (nav, _cleared_binding(nav))
+                 for name, nav in entity.navigations.items() if nav.owns_fk and not nav.many}
         self._body_plans[entity.name] = (entity, columns, binds)
         return columns, binds
 
@@ -557,9 +569,7 @@ class ODataService:
                     state: RequestState) -> dict[str, Any]:
         """Columns set by binding ``nav`` to a reference (``"/contacts(<id>)"``) or a row, or cleared by None."""
         if value is None:
-            out = {local: None for local, _ in nav.pairs}
-            out.update({k: None for k in nav.local_condition})
-            return out
+            return _cleared_binding(nav)
         if isinstance(value, dict) and ROWID in value:
             target_row = value
             target = self.model.entities[nav.target]
