@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, TypeVar
 
@@ -19,6 +20,15 @@ def poll_until(probe: Callable[[], T | None], *, timeout: float = 5.0, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def process_gone(pid: int) -> bool:
+    """No process with this id exists any more (reaped: a zombie or an orphan still counts as there)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def _json(response: Any) -> Any:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from sandbox.server import free_port
-from sandbox.testing import poll_until
+from sandbox.testing import poll_until, process_gone
 
 pytestmark = pytest.mark.live
 
@@ -126,14 +126,6 @@ def test_database_url_needs_a_known_service() -> None:
     assert result.exit_code == 2 and "SERVICE=URL" in result.output
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_path: Path) -> None:
     """--wire processes prints the same URL lines and the process ids: Sales and SCM in two children, the
     bridge (maps running) in `sandbox up` itself; a customer group written in Sales is in SCM when the
@@ -156,7 +148,7 @@ def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_
         assert [row["Description"] for row in found.json()["value"]] == ["Across processes"]
     finally:
         assert stop(process) == 0
-    assert all(gone(int(pids[name])) for name in ("sales", "scm"))
+    assert all(process_gone(int(pids[name])) for name in ("sales", "scm"))
 
 
 def test_up_wire_processes_with_a_port_in_use_fails_clearly_and_leaves_nothing_serving(tmp_path: Path) -> None:

@@ -12,18 +12,9 @@ import pytest
 from sandbox.server import free_port
 from sandbox.stack import (ServiceProcesses, ServiceStartError, StackConfig, build_apps, build_bridge,
                            spawn_services, wire_bridge)
-from sandbox.testing import poll_until
+from sandbox.testing import poll_until, process_gone
 
 SALES_HEADERS = {"Authorization": "Bearer anything"}
-
-
-def gone(pid: int) -> bool:
-    """No process with this id exists any more (reaped, not a zombie or an orphan)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_stack_config_travels_as_json_with_only_the_named_services() -> None:
@@ -79,7 +70,7 @@ def test_service_processes_serve_each_mock_from_a_child_of_its_own_and_leave_non
         assert (tmp_path / "data" / "sales.sqlite").exists() and elsewhere.exists()
         assert not (tmp_path / "data" / "scm.sqlite").exists()
 
-    assert all(gone(pid) for pid in pids.values())
+    assert all(process_gone(pid) for pid in pids.values())
 
 
 @pytest.mark.live
@@ -95,7 +86,7 @@ def test_a_port_in_use_is_a_clear_error_and_leaves_no_child_running() -> None:
             services.start()
 
     assert set(services.pids) == {"sales", "scm"}
-    assert all(gone(pid) for pid in services.pids.values())
+    assert all(process_gone(pid) for pid in services.pids.values())
 
 
 @pytest.mark.live
