@@ -116,3 +116,28 @@ def test_insert_many_plain_stores_what_sqlalchemy_stores() -> None:
             assert connection.execute(sa.select(defaulted.c.seen)).scalars().all() == [5, 5]
     finally:
         database.dispose()
+
+
+def test_insert_many_plain_puts_many_rows_in_each_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows go in as few multi-row INSERTs as SQLite's parameter limit allows, in order, all of them."""
+    import sandbox.db as module
+
+    monkeypatch.setattr(module, "_SQLITE_MAX_PARAMETERS", 10)  # 3 columns: 3 rows per statement
+    metadata = sa.MetaData()
+    table = sa.Table("many", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String),
+                     sa.Column("at", sa.DateTime(timezone=True)))
+    database = Database("sqlite://", [metadata])
+    database.create_all()
+    statements: list[str] = []
+    sa.event.listen(database.engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, *args: statements.append(statement))
+    moment = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.timezone.utc)
+    try:
+        with database.transaction() as connection:
+            insert_many_plain(connection, table, [{"id": n, "name": f"n{n}", "at": moment} for n in range(1, 8)])
+            rows = connection.execute(sa.select(table.c.id, table.c.name).order_by(table.c.id)).all()
+        inserts = [s for s in statements if s.startswith("INSERT")]
+        assert [s.count("(?, ?, ?)") for s in inserts] == [3, 3, 1]
+        assert rows == [(n, f"n{n}") for n in range(1, 8)]
+    finally:
+        database.dispose()
