@@ -120,6 +120,32 @@ def test_decimal_datetime_and_date_values_are_stored_as_iso_and_exact_strings(db
     assert change["after"] == {"amount": "12.50", "at": "2024-05-01T10:30:00+00:00", "day": "2024-05-02"}
 
 
+def test_a_page_read_as_one_json_row_equals_the_rows_read_one_by_one(db: Database, outbox: Outbox) -> None:
+    """On SQLite a page comes back as one aggregated JSON row: the same changes, values and order as reading
+    the rows themselves (text with quotes and non-ASCII, exact decimals, deletes without an image,
+    timestamps with and without microseconds)."""
+    from sandbox import outbox as module
+
+    with db.transaction():
+        outbox.record(db, "items", {"id": 1}, "create", ["id", "name"],
+                      {"id": 1, "name": 'Römer "Zahn" \\ 😀', "price": Decimal("10.50"), "at": dt.datetime(2026, 1, 2)},
+                      "user")
+        outbox.record(db, "items", {"id": 1}, "delete", [], None, "user")
+    write(db, outbox, 2, identity="dualwrite")
+    with db.transaction() as connection:
+        connection.execute(sa.update(ChangeRecord.__table__).where(ChangeRecord.__table__.c.seq == 3)
+                           .values(created_at=dt.datetime(2026, 11, 25, 20, 0, 0, tzinfo=dt.timezone.utc)))
+    table = ChangeRecord.__table__
+    query = sa.select(table).where(table.c.seq > 0).order_by(table.c.seq).limit(10)
+    with db.transaction() as connection:
+        row_by_row = [module._row_to_change(row._mapping) for row in connection.execute(query)]
+        aggregated = module._read_changes(connection, query)
+    assert aggregated == row_by_row and [c["seq"] for c in aggregated] == [1, 2, 3]
+    assert aggregated[0]["after"]["name"] == 'Römer "Zahn" \\ 😀' and aggregated[1]["after"] is None
+    assert aggregated[2]["created_at"] == "2026-11-25T20:00:00+00:00"
+    assert outbox.read(db, 1, 10, None, "dualwrite") == row_by_row[1:2]
+
+
 def test_records_of_one_transaction_share_a_transaction_id(db: Database, outbox: Outbox) -> None:
     """Every change of one DB transaction (nested levels included) carries the same transaction id."""
     with db.transaction():
