@@ -158,6 +158,8 @@ class Lifecycle:
                     if self.state.map_row(parent)["state"] == NOT_RUNNING:
                         self.run(parent, initial_sync=initial_sync, master=master, mode=mode, with_dependencies=True)
             row = self.state.map_row(map_id)
+            if initial_sync and map_id in self.initial.progress:
+                raise Conflict(f"An initial sync of map '{map_id}' is running already.")
             if row["state"] in (PAUSED, RESUMING):
                 raise Conflict(f"Map '{map_id}' is {row['state']}: resume it instead.")
             if row["state"] == RUNNING and not initial_sync:
@@ -169,6 +171,10 @@ class Lifecycle:
             self.state.update_map(map_id, state=INITIALIZING if initial_sync else RUNNING, mode=mode, master=master)
             self.state.activity(map_id, "state", f"Run requested (initial sync {'on' if initial_sync else 'off'}, "
                                                  f"master {master}, mode {mode})")
+            if initial_sync:
+                # taken under the lock: a second run of the map's initial sync is refused above until this
+                # one ends (it would have shared, and dropped, this one's progress)
+                self.initial.progress[map_id] = {"phase": "starting"}
         if initial_sync:
             try:
                 report = self.initial.run(table_map, master=master, skip_errors=skip_errors)
@@ -176,6 +182,8 @@ class Lifecycle:
                 self.state.update_map(map_id, state=NOT_RUNNING)
                 self.state.activity(map_id, "error", f"Initial sync failed: {exc}")
                 raise
+            finally:
+                self.initial.progress.pop(map_id, None)
             self.state.activity(map_id, "initial-sync", report.summary())
             self.state.update_map(map_id, state=RUNNING, initial_sync_done=True)
         self.state.activity(map_id, "state", "Running")

@@ -588,7 +588,11 @@ class AsyncWorker:
         self._threads = [threading.Thread(target=self._run, args=(source,), name=f"bridge-async-{source}",
                                           daemon=True) for source in SOURCES]
         if recover:
-            self._threads.append(threading.Thread(target=self.recover, name="bridge-recover", daemon=True))
+            # The states a previous run left, read now: a map this run starts meanwhile is Initializing too,
+            # and must not look interrupted to the recovery thread.
+            left = {map_id: row["state"] for map_id, row in self.state.map_rows().items()}
+            self._threads.append(threading.Thread(target=self.recover, args=(left,), name="bridge-recover",
+                                                  daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -627,12 +631,17 @@ class AsyncWorker:
                 if self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6))):
                     return
 
-    def recover(self) -> None:
-        """Finish what a killed bridge left half done: resume interrupted catch-ups, rerun initial syncs."""
+    def recover(self, left: dict[str, str] | None = None) -> None:
+        """Finish what a killed bridge left half done: resume interrupted catch-ups, rerun initial syncs.
+
+        ``left``: each map's state as the previous run left it (read before anything else ran); a map
+        whose state has moved on since is this run's own business."""
         for table_map in self.engine.maps:
             if self._stop.is_set():
                 return
             row = self.state.map_row(table_map.id)
+            if left is not None and left.get(table_map.id) != row["state"]:
+                continue
             try:
                 if row["state"] == RESUMING:
                     self.state.activity(table_map.id, "state", "Restarted while resuming: continuing the catch-up")

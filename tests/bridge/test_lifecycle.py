@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bridge.state import CatchupErrorRow, TraceRow
+from bridge.state import ActivityRow, CatchupErrorRow, TraceRow
 from sandbox.clients import ServiceError
 from sandbox.testing import poll_until
 
@@ -221,3 +221,42 @@ def test_a_running_initial_sync_shows_its_progress_in_the_map_status(sandbox: An
         initial._write_sales = write_sales  # type: ignore[method-assign]
     assert seen and seen[0]["phase"] == "writing" and seen[0]["read_scm"] >= 3 and seen[0]["to_write"] >= 3
     assert "initial_sync_progress" not in lifecycle.status(CUSTOMERS)
+
+
+def test_a_second_initial_sync_of_a_map_is_refused_while_the_first_runs(sandbox: Any) -> None:
+    """Two runs of one map's initial sync would share (and drop) one progress: the second gets a 409 and the
+    first ends Running."""
+    from sandbox.errors import Conflict
+
+    lifecycle = sandbox.runtime.lifecycle
+    lifecycle.stop(CUSTOMERS)
+    initial = lifecycle.initial
+    original = initial._run
+    refused: list[Exception] = []
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        try:
+            lifecycle.run(CUSTOMERS, initial_sync=True, master="scm")
+        except Conflict as exc:
+            refused.append(exc)
+        return original(*args, **kwargs)
+
+    initial._run = meanwhile  # type: ignore[method-assign]
+    try:
+        lifecycle.run(CUSTOMERS, initial_sync=True, master="scm")
+    finally:
+        initial._run = original  # type: ignore[method-assign]
+    assert len(refused) == 1 and "running already" in str(refused[0])
+    assert lifecycle.status(CUSTOMERS)["state"] == "Running" and CUSTOMERS not in initial.progress
+
+
+def test_recovery_reruns_only_what_the_previous_run_left_initializing(sandbox: Any) -> None:
+    """A map Initializing because this run just started it is not the previous run's: recovery leaves it."""
+    runtime = sandbox.runtime
+    runtime.state.update_map(CUSTOMERS, state="Initializing")
+    runtime.worker.recover({CUSTOMERS: "Not running"})
+    assert runtime.lifecycle.status(CUSTOMERS)["state"] == "Initializing"
+    runtime.worker.recover({CUSTOMERS: "Initializing"})
+    assert runtime.lifecycle.status(CUSTOMERS)["state"] == "Running"
+    assert any("Restarted during initial sync" in a["message"]
+               for a in runtime.state.rows(ActivityRow, CUSTOMERS, limit=20))
