@@ -200,7 +200,8 @@ def test_map_state_and_counters_survive_a_restart(sandbox: Any) -> None:
     assert sandbox.account_name("US-001") == "Queued before restart"
 
 
-def test_a_running_initial_sync_shows_its_progress_in_the_map_status(sandbox: Any) -> None:
+def test_a_running_initial_sync_shows_its_progress_in_the_map_status(sandbox: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """While it writes, the status carries what it read and sent; once done the progress is gone."""
     lifecycle = sandbox.runtime.lifecycle
     lifecycle.stop(CUSTOMERS)
@@ -214,16 +215,14 @@ def test_a_running_initial_sync_shows_its_progress_in_the_map_status(sandbox: An
         seen.append(lifecycle.status(CUSTOMERS).get("initial_sync_progress") or {})
         return write_sales(*args, **kwargs)
 
-    initial._write_sales = watching  # type: ignore[method-assign]
-    try:
-        lifecycle.run(CUSTOMERS, initial_sync=True, master="scm")
-    finally:
-        initial._write_sales = write_sales  # type: ignore[method-assign]
+    monkeypatch.setattr(initial, "_write_sales", watching)
+    lifecycle.run(CUSTOMERS, initial_sync=True, master="scm")
     assert seen and seen[0]["phase"] == "writing" and seen[0]["read_scm"] >= 3 and seen[0]["to_write"] >= 3
     assert "initial_sync_progress" not in lifecycle.status(CUSTOMERS)
 
 
-def test_a_second_initial_sync_of_a_map_is_refused_while_the_first_runs(sandbox: Any) -> None:
+def test_a_second_initial_sync_of_a_map_is_refused_while_the_first_runs(sandbox: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Two runs of one map's initial sync would share (and drop) one progress: the second gets a 409 and the
     first ends Running."""
     from sandbox.errors import Conflict
@@ -241,11 +240,8 @@ def test_a_second_initial_sync_of_a_map_is_refused_while_the_first_runs(sandbox:
             refused.append(exc)
         return original(*args, **kwargs)
 
-    initial._run = meanwhile  # type: ignore[method-assign]
-    try:
-        lifecycle.run(CUSTOMERS, initial_sync=True, master="scm")
-    finally:
-        initial._run = original  # type: ignore[method-assign]
+    monkeypatch.setattr(initial, "_run", meanwhile)
+    lifecycle.run(CUSTOMERS, initial_sync=True, master="scm")
     assert len(refused) == 1 and "running already" in str(refused[0])
     assert lifecycle.status(CUSTOMERS)["state"] == "Running" and CUSTOMERS not in initial.progress
 
