@@ -2,8 +2,10 @@
 
 Both sides are read page by page, transformed through the same pipeline as live sync and matched on the
 integration key (with the company). Rows on one side only are created on the other; rows on both sides
-that differ are settled by the master side. Writes go out in ``$batch`` requests without change sets, so
-one bad row fails alone; every failure is kept with the execution number and shown.
+that differ are settled by the master side. Sales is read first, so that the SCM rows it lacks can be
+created while SCM is still being read (``CreateMultiple`` chunks, see :class:`_Creates`). The other writes go
+out in ``$batch`` requests without change sets, as does a chunk ``CreateMultiple`` refused, so one bad row
+fails alone; every failure is kept with the execution number and shown.
 """
 
 from __future__ import annotations
