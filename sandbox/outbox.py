@@ -190,31 +190,7 @@ class Outbox:
         All records of one DB transaction share a ``transaction_id``; listeners are notified once the
         outermost transaction commits. Must be called inside ``db.transaction()``.
         """
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown outbox operation {operation!r}")
-        tx: _TxChanges | None = db.bag.get(_BAG_KEY)
-        values = {
-            "table": entity_name,
-            "key": dumps(key),
-            "operation": operation,
-            "changed": dumps(list(changed)),
-            "after": None if after is None else dumps(after),
-            "transaction_id": tx.transaction_id if tx else uuid.uuid4().hex,
-            "identity": identity,
-            "created_at": _utcnow(),
-        }
-        # Insert and in-flight registration are atomic with respect to readers' watermark snapshot.
-        with self._cond:
-            seq = int(db.connection.execute(self._insert, values).inserted_primary_key[0])
-            if tx is None:
-                tx = _TxChanges(values["transaction_id"], seq, seq)
-                db.bag[_BAG_KEY] = tx
-                self._in_flight.add(seq)
-            else:
-                tx.last_seq = max(tx.last_seq, seq)
-        if tx.first_seq == seq:
-            db.after_commit(lambda: self._committed(tx))
-            db.after_rollback(lambda: self._rolled_back(tx))
+        self.record_many(db, entity_name, operation, identity, [(key, changed, after)])
 
     def record_many(self, db: Database, entity_name: str, operation: str, identity: str,
                     changes: Sequence[tuple[dict[str, Any], list[str], dict[str, Any] | None]]) -> None:
@@ -243,8 +219,12 @@ class Outbox:
                 "created_at": _utcnow(),
             })
         created = False
+        # Insert and in-flight registration are atomic with respect to readers' watermark snapshot.
         with self._cond:
-            seqs = insert_returning_ids(db.connection, self.table, "seq", rows)
+            if len(rows) == 1:  # a single write's change: one INSERT (ids in bulk take two reads first)
+                seqs = [int(db.connection.execute(self._insert, rows[0]).inserted_primary_key[0])]
+            else:
+                seqs = insert_returning_ids(db.connection, self.table, "seq", rows)
             if tx is None:
                 tx = _TxChanges(transaction_id, min(seqs), max(seqs))
                 db.bag[_BAG_KEY] = tx
