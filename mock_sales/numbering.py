@@ -17,7 +17,6 @@ inside the caller's transaction, so a rolled-back write gives its number back.
 from __future__ import annotations
 
 import hashlib
-import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,19 +46,14 @@ _SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 SEQUENCE_ENTITY = "sandbox_numbersequence"
 
 
-_COUNTER_QUERIES: "weakref.WeakKeyDictionary[sa.Table, Any]" = weakref.WeakKeyDictionary()
-
-
 def next_value(store: Store, name: str, scope: str = "", *, floor: int = 0) -> int:
     """Bump and return the counter ``name`` in ``scope``; a new counter starts above ``floor``."""
     entity = store.entity(SEQUENCE_ENTITY)
     table = entity.table
     assert table is not None
-    query = _COUNTER_QUERIES.get(table)
-    if query is None:  # built once per table: building it per number cost more than the query
-        query = _COUNTER_QUERIES[table] = (
-            sa.select(table).where(table.c.name == sa.bindparam("sandbox_name"),
-                                   table.c.scope == sa.bindparam("sandbox_scope")).limit(1).with_for_update())
+    query = store.statement(("sales.counter", table.name), lambda: (
+        sa.select(table).where(table.c.name == sa.bindparam("sandbox_name"),
+                               table.c.scope == sa.bindparam("sandbox_scope")).limit(1).with_for_update()))
     found = store.db.connection.execute(query, {"sandbox_name": name, "sandbox_scope": scope}).first()
     if found is None:
         value = floor + 1

@@ -15,7 +15,6 @@ anyway (e.g. created before the counter existed) is skipped.
 from __future__ import annotations
 
 import re
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -103,32 +102,27 @@ def _table(store: Store) -> sa.Table:
     return store.model.metadata.tables[SEQUENCE_TABLE]
 
 
-# The counter's statements, built once per table with bound parameters: building a statement (and its
-# cache key) per call cost more than SQLite's work, and every created customer, order and line uses them.
-_STATEMENTS: "weakref.WeakKeyDictionary[sa.Table, tuple[Any, Any, Any]]" = weakref.WeakKeyDictionary()
+def _statements(store: Store) -> tuple[Any, Any, Any]:
+    """(select, update, insert) of the counter of one (company, scope), built once per store (every created
+    customer, order and line uses them)."""
+    table = _table(store)
 
-
-def _statements(table: sa.Table) -> tuple[Any, Any, Any]:
-    """(select, update, insert) of the counter of one (company, scope)."""
-    found = _STATEMENTS.get(table)
-    if found is None:
+    def build() -> tuple[Any, Any, Any]:
         where = (table.c.company == sa.bindparam("sandbox_company"), table.c.scope == sa.bindparam("sandbox_scope"))
-        found = _STATEMENTS[table] = (
-            sa.select(table.c.next_value).where(*where),
-            sa.update(table).where(*where).values(next_value=sa.bindparam("sandbox_value")),
-            sa.insert(table).values(company=sa.bindparam("sandbox_company"), scope=sa.bindparam("sandbox_scope"),
-                                    next_value=sa.bindparam("sandbox_value")),
-        )
-    return found
+        return (sa.select(table.c.next_value).where(*where),
+                sa.update(table).where(*where).values(next_value=sa.bindparam("sandbox_value")),
+                sa.insert(table).values(company=sa.bindparam("sandbox_company"), scope=sa.bindparam("sandbox_scope"),
+                                        next_value=sa.bindparam("sandbox_value")))
+    return store.statement(("scm.counter", table.name), build)
 
 
 def _counter(store: Store, scope: str, company: str) -> int | None:
-    select, _, _ = _statements(_table(store))
+    select, _, _ = _statements(store)
     return store.db.connection.execute(select, {"sandbox_company": company, "sandbox_scope": scope}).scalar()
 
 
 def _set_counter(store: Store, scope: str, company: str, value: int) -> None:
-    _, update, insert = _statements(_table(store))
+    _, update, insert = _statements(store)
     connection = store.db.connection
     params = {"sandbox_company": company, "sandbox_scope": scope, "sandbox_value": value}
     if connection.execute(update, params).rowcount == 0:

@@ -114,9 +114,7 @@ class Store:
         self._version_floor_loaded = False
         #: called once per transaction, just before it commits, with every change it made (live sync)
         self.commit_hooks: list[Callable[[list[dict[str, Any]]], None]] = []
-        # Statements built once and reused with bound parameters: building a SQLAlchemy statement and its
-        # cache key per call (``.values(**row)``, ``column == value``) cost more than SQLite's work itself.
-        self._statements: dict[tuple[Any, ...], Any] = {}
+        self._statements: dict[Hashable, Any] = {}  # see statement()
         # table name -> a value that changes whenever a row of the table is updated or deleted (never
         # reset, unique across tables): lets request-scoped caches of rows found by key stay valid
         self._epochs: dict[str, int] = {}
@@ -153,8 +151,8 @@ class Store:
         order = tuple(order_by)
         signature = ("find", entity.name, tuple((name, value is None) for name, value in where.items()), order,
                      limit is not None)
-        query = self._statements.get(signature)
-        if query is None:
+
+        def build() -> Any:
             table = entity.table
             assert table is not None
             query = sa.select(table)
@@ -165,7 +163,9 @@ class Store:
             query = query.order_by(*orders, table.c[ROWID]) if orders else query.order_by(table.c[ROWID])
             if limit is not None:
                 query = query.limit(sa.bindparam("sandbox_limit", type_=sa.Integer))
-            self._statements[signature] = query
+            return query
+
+        query = self.statement(signature, build)
         params = {f"sandbox_w_{name}": value for name, value in where.items() if value is not None}
         if limit is not None:
             params["sandbox_limit"] = limit
@@ -392,18 +392,25 @@ class Store:
             behavior.after_write(ctx, "delete", row, row)
 
     # ---- helpers ----------------------------------------------------------------------------------
+    def statement(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``'s statement, made once per store for ``key`` and reused with bound parameters.
+
+        Building a SQLAlchemy statement and its cache key per call (``.values(**row)``, ``column == value``)
+        cost more than SQLite's work itself. Rules that run their own SQL (number sequences) use it too."""
+        found = self._statements.get(key)
+        if found is None:
+            found = self._statements[key] = build()
+        return found
+
     def _statement(self, kind: str, table: sa.Table) -> Any:
         """The reusable insert/update/delete of ``table`` (updates set the columns given as parameters)."""
-        statement = self._statements.get((kind, table.name))
-        if statement is None:
+        def build() -> Any:
             if kind == "insert":
-                statement = sa.insert(table)
-            elif kind == "update":
-                statement = sa.update(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
-            else:
-                statement = sa.delete(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
-            self._statements[(kind, table.name)] = statement
-        return statement
+                return sa.insert(table)
+            if kind == "update":
+                return sa.update(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
+            return sa.delete(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
+        return self.statement((kind, table.name), build)
 
     def behavior(self, entity: EntityType) -> EntityBehavior | None:
         """The rules of an entity; an alias (a view over another entity's table) shares its base's."""
@@ -499,14 +506,8 @@ class Store:
             values = self._key_to_check(entity, key, row, fresh_key)
             if values is None:
                 continue
-            signature = ("unique", table.name, tuple(key), own_rowid is not None)
-            query = self._statements.get(signature)
-            if query is None:
-                query = sa.select(table.c[ROWID]).where(*[table.c[k] == sa.bindparam(f"sandbox_w_{k}") for k in key])
-                if own_rowid is not None:
-                    query = query.where(table.c[ROWID] != sa.bindparam("sandbox_own_rowid"))
-                query = query.limit(1)
-                self._statements[signature] = query
+            query = self.statement(("unique", table.name, tuple(key), own_rowid is not None),
+                                   lambda key=key: _unique_query(table, key, excluding_own=own_rowid is not None))
             params = {f"sandbox_w_{k}": v for k, v in values.items()}
             if own_rowid is not None:
                 params["sandbox_own_rowid"] = own_rowid
@@ -533,19 +534,6 @@ class Store:
                 probe.append(tuple(values.values()))
             if not probe:
                 continue
-            columns = [table.c[k] for k in key]
-            signature = ("unique_many", table.name, tuple(key))
-            query = self._statements.get(signature)
-            if query is None:
-                if len(columns) == 1:
-                    query = sa.select(*columns).where(columns[0].in_(sa.bindparam("sandbox_keys", expanding=True)))
-                else:
-                    # SQLite scans the whole table for a row-value IN; the IN on the key's first column
-                    # alone lets it search the key's index (PostgreSQL does either way).
-                    query = sa.select(*columns).where(
-                        columns[0].in_(sa.bindparam("sandbox_leads", expanding=True)),
-                        sa.tuple_(*columns).in_(sa.bindparam("sandbox_keys", expanding=True)))
-                self._statements[signature] = query
             connection = self.db.connection
             for start in range(0, len(probe), _PROBE_CHUNK):
                 chunk = probe[start:start + _PROBE_CHUNK]
@@ -557,7 +545,9 @@ class Store:
                     # need no bind processing.
                     found = connection.exec_driver_sql(*_probe_sql(connection, table, list(key), leads, chunk)).first()
                 else:
-                    params: dict[str, Any] = {"sandbox_keys": leads} if len(columns) == 1 \
+                    query = self.statement(("unique_many", table.name, tuple(key)),
+                                           lambda key=key: _unique_many_query(table, key))
+                    params: dict[str, Any] = {"sandbox_keys": leads} if len(key) == 1 \
                         else {"sandbox_leads": leads, "sandbox_keys": chunk}
                     found = connection.execute(query, params).first()
                 if found is not None:
@@ -573,11 +563,10 @@ class Store:
         key = {k: row.get(k) for k in entity.key}
         # A delete keeps the row's last image so consumers can still tell which record it was.
         properties = entity.properties
-        if len(row) == len(properties) + 1 and ROWVERSION in row and ROWVERSION not in properties \
-                and row.keys() - {ROWVERSION} == properties.keys():
-            after = row.copy()  # a row as the store builds it: every property, and its version
-            del after[ROWVERSION]
-        else:
+        after = row.copy()  # a row as the store builds it: every property, and its version and id
+        after.pop(ROWVERSION, None)
+        after.pop(ROWID, None)
+        if after.keys() != properties.keys():
             after = {k: row.get(k) for k in properties}
         return entity.name, key, changed, after
 
@@ -600,12 +589,32 @@ class Store:
             if pending is None:
                 pending = self.db.bag[_PENDING_KEY] = []
                 self.db.before_commit(lambda: self._run_commit_hooks(pending))
-            pending.append({"table": name, "key": key, "operation": operation, "changed": list(changed) if copy_changed else changed,
-                            "after": after, "identity": identity})
+            pending.append({"table": name, "key": key, "operation": operation,
+                            "changed": list(changed) if copy_changed else changed, "after": after,
+                            "identity": identity})
 
     def _run_commit_hooks(self, changes: list[dict[str, Any]]) -> None:
         for hook in list(self.commit_hooks):
             hook(changes)
+
+
+def _unique_query(table: sa.Table, key: Sequence[str], *, excluding_own: bool) -> Any:
+    """Whether a row has ``key``'s values (``sandbox_w_<column>``), other than ``sandbox_own_rowid``."""
+    query = sa.select(table.c[ROWID]).where(*[table.c[k] == sa.bindparam(f"sandbox_w_{k}") for k in key])
+    if excluding_own:
+        query = query.where(table.c[ROWID] != sa.bindparam("sandbox_own_rowid"))
+    return query.limit(1)
+
+
+def _unique_many_query(table: sa.Table, key: Sequence[str]) -> Any:
+    """The rows having any of the ``sandbox_keys`` values of ``key`` (see :func:`_probe_sql` for SQLite)."""
+    columns = [table.c[k] for k in key]
+    if len(columns) == 1:
+        return sa.select(*columns).where(columns[0].in_(sa.bindparam("sandbox_keys", expanding=True)))
+    # SQLite scans the whole table for a row-value IN; the IN on the key's first column alone lets it search
+    # the key's index (PostgreSQL does either way).
+    return sa.select(*columns).where(columns[0].in_(sa.bindparam("sandbox_leads", expanding=True)),
+                                     sa.tuple_(*columns).in_(sa.bindparam("sandbox_keys", expanding=True)))
 
 
 def _probe_sql(connection: sa.Connection, table: sa.Table, key: list[str], leads: list[Any],
