@@ -535,24 +535,11 @@ class DataverseDialect(Dialect):
     def _write_target(self, service: "ODataService", entity: EntityType, name: str, target: dict[str, Any],
                       state: "RequestState") -> tuple[dict[str, Any], bool]:
         """One Target of CreateMultiple, UpdateMultiple or UpsertMultiple written on its own: (row, created)."""
-        pk = entity.key[0]
-        target = dict(target)
-        self.check_odata_annotation(entity, "@odata.type", target.pop("@odata.type", self.type_label(entity)))
-        reference = target.pop("@odata.id", None)
-        if name == "CreateMultiple":
-            return service.create_row(entity, target, state), True
-        key: dict[str, Any] | None = None
-        if reference:
-            _, existing = service.resolve_reference(reference, state) if name == "UpdateMultiple" else (None, None)
-            if name == "UpsertMultiple":
-                key = self._key_from_reference(service, entity, reference, state)
-            else:
-                key = {pk: existing[pk]}  # type: ignore[index]
-        elif target.get(pk):
-            key = {pk: service.dialect.key_value(entity, entity.properties[pk], target.pop(pk))}
+        target, key = self._body_and_key(service, entity, name, target, state)
         if key is None:
             if name == "UpdateMultiple":
-                raise BadRequest(f"Each target of UpdateMultiple needs '{pk}' or '@odata.id'.", "0x80048d19")
+                raise BadRequest(f"Each target of UpdateMultiple needs '{entity.key[0]}' or '@odata.id'.",
+                                 "0x80048d19")
             return service.create_row(entity, target, state), True
         existing_row = service.find_row(entity, key, state)
         if existing_row is None:
@@ -562,6 +549,25 @@ class DataverseDialect(Dialect):
         values, _ = service.values_from_body(entity, target, state, creating=False)
         return service.store.update(entity.name, existing_row, values, identity=state.identity, via_api=True), False
 
+    def _body_and_key(self, service: "ODataService", entity: EntityType, name: str, target: dict[str, Any],
+                      state: "RequestState") -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A Target's body (a copy, without ``@odata.type``, which must match, ``@odata.id`` and the key) and
+        the key it names (None for a CreateMultiple, or a Target naming none)."""
+        pk = entity.key[0]
+        body = dict(target)
+        self.check_odata_annotation(entity, "@odata.type", body.pop("@odata.type", self.type_label(entity)))
+        reference = body.pop("@odata.id", None)
+        if name == "CreateMultiple":
+            return body, None
+        if reference:
+            if name == "UpsertMultiple":
+                return body, self._key_from_reference(service, entity, reference, state)
+            _, existing = service.resolve_reference(reference, state)  # UpdateMultiple: the row must exist
+            return body, {pk: existing[pk]}
+        if body.get(pk):
+            return body, {pk: service.dialect.key_value(entity, entity.properties[pk], body.pop(pk))}
+        return body, None
+
     def _create_multiple(self, service: "ODataService", entity: EntityType, targets: list[dict[str, Any]],
                          state: "RequestState") -> list[dict[str, Any]]:
         """The rows of a CreateMultiple: made in bulk when that gives exactly what Target after Target gives
@@ -570,10 +576,7 @@ class DataverseDialect(Dialect):
         rows: list[dict[str, Any]] | None = None
         try:
             for target in targets:
-                body = dict(target)
-                self.check_odata_annotation(entity, "@odata.type", body.pop("@odata.type", self.type_label(entity)))
-                body.pop("@odata.id", None)
-                bodies.append(body)
+                bodies.append(self._body_and_key(service, entity, "CreateMultiple", target, state)[0])
         except SandboxError:
             pass  # the loop below meets this error in its turn
         else:
@@ -592,7 +595,6 @@ class DataverseDialect(Dialect):
         update, or a Target that cannot even be read, first lets the run before it be written, so writes
         and errors come in the loop's order.
         """
-        pk = entity.key[0]
         done: list[tuple[dict[str, Any], bool]] = []
         run_targets: list[dict[str, Any]] = []
         run_bodies: list[dict[str, Any]] = []
@@ -610,14 +612,7 @@ class DataverseDialect(Dialect):
 
         for target in targets:
             try:
-                body = dict(target)
-                self.check_odata_annotation(entity, "@odata.type", body.pop("@odata.type", self.type_label(entity)))
-                reference = body.pop("@odata.id", None)
-                key: dict[str, Any] | None = None
-                if reference:
-                    key = self._key_from_reference(service, entity, reference, state)
-                elif body.get(pk):
-                    key = {pk: service.dialect.key_value(entity, entity.properties[pk], body.pop(pk))}
+                body, key = self._body_and_key(service, entity, "UpsertMultiple", target, state)
                 creates = key is None or not service.row_exists(entity, key, state)
             except SandboxError:
                 creates = False  # the loop meets this error here, after the run before it

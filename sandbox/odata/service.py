@@ -501,16 +501,13 @@ class ODataService:
             if name.startswith("@odata."):
                 self.dialect.check_odata_annotation(entity, name, value)
                 continue
-            if name.endswith("@odata.bind"):
+            if name.endswith("@odata.bind"):  # not a bindable lookup (those are in the plan)
                 nav_name = name[: -len("@odata.bind")]
                 nav = entity.navigations.get(nav_name)
-                if nav is None or (not nav.owns_fk and not nav.many):
-                    raise self.dialect.unknown_property(entity, nav_name)
-                if nav.many:
+                if nav is not None and nav.many:
                     raise BadRequest(f"Collection binding on '{nav_name}' is not supported on this table.",
                                      "0x80048d19")
-                values.update(self.bind_values(entity, nav, value, state))
-                continue
+                raise self.dialect.unknown_property(entity, nav_name)
             if "@" in name:
                 continue  # instance annotations on properties are informational
             nav = entity.navigations.get(name)
@@ -528,14 +525,7 @@ class ODataService:
                 else:
                     raise self.dialect.malformed_json(f"'{name}' must be an object.")
                 continue
-            prop = entity.properties.get(name)
-            if prop is None or prop.hidden:
-                raise self.dialect.unknown_property(entity, name)
-            if prop.lookup is not None and not privileged:
-                raise self.dialect.lookup_write(entity, name)
-            if prop.read_only and not privileged:
-                continue  # system-owned columns are ignored on user writes, as the real services do
-            values[name] = self.dialect.in_value(entity, prop, value)
+            raise self.dialect.unknown_property(entity, name)  # every column a body may name is in the plan
         self.dialect.complete_values(entity, values, state, creating=creating)
         return values, children
 
@@ -543,7 +533,8 @@ class ODataService:
                    ) -> tuple[dict[str, _ColumnPlan], dict[str, tuple[NavigationProperty, dict[str, None]]]]:
         """What :meth:`values_from_body` looks names up in, made once per entity:
 
-        - the columns a body may name directly (visible, not a navigation property), each as (property,
+        - the columns a body may name directly (visible, and not a navigation property where the dialect
+          takes deep inserts), each as (property,
           writable by any caller, text limit, null value): the limit is set (0 for none) where the dialect
           stores a text value as given (:meth:`Dialect.stores_text_as_given`), else None; the null value is
           what the dialect stores for a JSON null (None; F&O: "" for text);
@@ -555,7 +546,7 @@ class ODataService:
             return cached[1], cached[2]
         columns: dict[str, _ColumnPlan] = {}
         for name, prop in entity.properties.items():
-            if prop.hidden or name in entity.navigations:
+            if prop.hidden or (name in entity.navigations and self.dialect.deep_insert):
                 continue
             writable = prop.lookup is None and not prop.read_only
             limit = (prop.max_length or 0) if self.dialect.stores_text_as_given(entity, prop) else None
