@@ -89,6 +89,10 @@ class InitialSync:
         sales_entity = table_map.sales_type
         assert sales_entity is not None
         creates = _Creates(self, table_map, sales_entity.entity_set, report, background=self.overlap_writes)
+        # The only "@sandbox" keys a payload toward Sales can carry are the engine's picks among polymorphic
+        # alternatives (engine._choose_polymorphic) that a lookup left unused: a map without polymorphic
+        # lookups sends its payloads as they are, without a copy per row.
+        hinted = bool(polymorphic_fields(table_map))
 
         def take(key: str, record: Record) -> None:
             """Settle one SCM row as it is read: a row Sales lacks is created at once, in chunks."""
@@ -103,10 +107,6 @@ class InitialSync:
                 else:
                     report.unchanged += 1
 
-        # The only "@sandbox" keys a payload toward Sales can carry are the engine's picks among polymorphic
-        # alternatives (engine._choose_polymorphic) that a lookup left unused: a map without polymorphic
-        # lookups sends its payloads as they are, without a copy per row.
-        hinted = bool(polymorphic_fields(table_map))
         try:
             scm_side = self._read_scm(table_map, take, report)
         except BaseException:
@@ -174,8 +174,8 @@ class InitialSync:
                 if key in payloads:
                     if report is not None:
                         report.errors.append({"direction": "to_sales", "key": json.loads(key),
-                                              "message": "Another SCM row has the same integration key; the first "
-                                                         "one read was synced."})
+                                              "message": "Another SCM row has the same integration key; only the "
+                                                         "first one read is synced."})
                     continue
                 payloads[key] = record
                 rows[key] = row

@@ -360,18 +360,17 @@ class BridgeState:
                 with self.db.transaction() as connection:
                     self._append_many(TraceRow, TRACE_CAP, traces)
                     for map_id, (count, last) in counts.items():
-                        values = {"synced": table.c.synced + count, "last_synced_at": last}
-                        if not connection.execute(sa.update(table).where(table.c.id == map_id).values(**values)).rowcount:
-                            connection.execute(sa.insert(table).values(
-                                id=map_id, state=NOT_RUNNING, mode="live", master="sales", initial_sync_done=False,
-                                synced=count, failed=0, last_synced_at=last, updated_at=utcnow()))
-                            self._forget_run_states()
+                        update = sa.update(table).where(table.c.id == map_id).values(
+                            synced=table.c.synced + count, last_synced_at=last)
+                        if not connection.execute(update).rowcount:
+                            self.map_row(map_id)  # counted before its row existed: create it, then count
+                            connection.execute(update)
             except Exception:
                 with self._ledger_lock:  # not written: keep them for the next flush, in front
                     self._ledger_traces[:0] = traces
                     for map_id, (count, last) in counts.items():
-                        newer = self._ledger_counts.get(map_id)
-                        self._ledger_counts[map_id] = (count + (newer[0] if newer else 0), newer[1] if newer else last)
+                        newer_count, newer_last = self._ledger_counts.get(map_id, (0, last))
+                        self._ledger_counts[map_id] = (count + newer_count, newer_last)
                 raise
 
     def close(self) -> None:
