@@ -45,7 +45,7 @@ import httpx
 from flask import Flask
 
 from sandbox.server import ServerGroup, free_port
-from sandbox.stack import StackConfig, build_apps
+from sandbox.stack import ServiceProcesses, StackConfig, build_apps
 
 MAP_ID = "customers-accounts"
 COMPANY = "usmf"
@@ -132,8 +132,6 @@ class _SyncStack:
     folder: Path
     apps: dict[str, Flask]
     urls: dict[str, str]
-    group: ServerGroup
-    client: httpx.Client
 
     @property
     def bridge(self) -> Any:
@@ -169,13 +167,11 @@ def _sync_stack(database_urls: dict[str, str]) -> Iterator[_SyncStack]:
     """Sales, SCM and the bridge as ``sandbox up`` runs them, on SQLite files in a temporary folder (or on
     the databases ``database_urls`` names)."""
     from sandbox.db import sqlite_url_for
-    from sandbox.loadtest import quiet_waitress
     from sandbox.stack import wire_bridge
 
     folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
     apps = build_apps(StackConfig(data_dir=folder, seed=1, database_urls=dict(database_urls)))
     group = ServerGroup()
-    client = httpx.Client(timeout=120.0, headers={"Accept": "application/json"})
     try:
         urls = {name: group.start(name, app, free_port()).url for name, app in apps.items()}
         bridge_port = free_port()
@@ -186,23 +182,32 @@ def _sync_stack(database_urls: dict[str, str]) -> Iterator[_SyncStack]:
             raise RuntimeError("the bridge is not available in this build")
         apps["bridge"] = bridge
         group.start("bridge", bridge, bridge_port)
-        yield _SyncStack(folder, apps, urls, group, client)
+        yield _SyncStack(folder, apps, urls)
     finally:
-        # Close every client's keep-alive connection first (live-sync hooks, the bridge's drainers and
-        # clients): a waitress server stops only once its connections are closed.
-        client.close()
-        for name in ("sales", "scm"):
-            if name in apps:
-                apps[name].extensions["sandbox"].set_live_sync(None)
-        if "bridge" in apps:
-            apps["bridge"].extensions["bridge"].close()
-        gc.collect()  # the dropped live-sync clients close their keep-alive connections
-        with quiet_waitress():
-            group.stop_all()
-        for name in ("sales", "scm"):
-            if name in apps:
-                apps[name].extensions["sandbox"].db.dispose()
-        shutil.rmtree(folder, ignore_errors=True)
+        _close_stack(apps, group, folder)
+
+
+def _close_stack(apps: dict[str, Flask], group: ServerGroup, folder: Path,
+                 children: ServiceProcesses | None = None) -> None:
+    """Stop what a sync benchmark started and remove its folder, in the order waitress needs."""
+    from sandbox.loadtest import quiet_waitress
+
+    # Close every client's keep-alive connection first (live-sync hooks, the bridge's drainers and clients):
+    # a waitress server stops only once its connections are closed.
+    for name in ("sales", "scm"):
+        if name in apps:
+            apps[name].extensions["sandbox"].set_live_sync(None)
+    if "bridge" in apps:
+        apps["bridge"].extensions["bridge"].close()
+    gc.collect()  # the dropped live-sync clients close their keep-alive connections
+    with quiet_waitress():
+        group.stop_all()
+    if children is not None:
+        children.stop()
+    for name in ("sales", "scm"):
+        if name in apps:
+            apps[name].extensions["sandbox"].db.dispose()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- initial sync ----------------------------------------------------------------------------------------
@@ -349,8 +354,7 @@ def _initial_sync_in_processes(customers: int, say: Progress, ticking: bool) -> 
     """
     from bridge.mapping import BUILTIN_MAPS, load_maps
     from sandbox.db import sqlite_url_for
-    from sandbox.loadtest import quiet_waitress
-    from sandbox.stack import ServiceProcesses, build_bridge
+    from sandbox.stack import build_bridge
 
     name = "initial-sync-processes"
     folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
@@ -358,12 +362,10 @@ def _initial_sync_in_processes(customers: int, say: Progress, ticking: bool) -> 
     apps = build_apps(config)
     group = ServerGroup()
     children: ServiceProcesses | None = None
-    bridge_app: Flask | None = None
     try:
         models = (apps["scm"].extensions["sandbox"].model, apps["sales"].extensions["sandbox"].model)
         table_map = next(m for m in load_maps([BUILTIN_MAPS], *models) if m.id == MAP_ID)
-        handles = _SyncStack(folder, apps, {}, group, None)  # type: ignore[arg-type]
-        copied, raw_seconds = _customers_and_raw_copy(handles, table_map, customers, name, say)
+        copied, raw_seconds = _customers_and_raw_copy(_SyncStack(folder, apps, {}), table_map, customers, name, say)
         bridge_port = free_port()
         bridge_url = f"http://127.0.0.1:{bridge_port}"
         say(f"{name}: starting Sales and SCM in processes of their own")
@@ -371,21 +373,12 @@ def _initial_sync_in_processes(customers: int, say: Progress, ticking: bool) -> 
         bridge_app = build_bridge(children.urls, bridge_database_url=sqlite_url_for(folder, "bridge"))
         if bridge_app is None:
             raise RuntimeError("the bridge is not available in this build")
+        apps["bridge"] = bridge_app
         group.start("bridge", bridge_app, bridge_port)
-        stack = _SyncStack(folder, {**apps, "bridge": bridge_app}, {**children.urls, "bridge": bridge_url}, group,
-                           None)  # type: ignore[arg-type]
+        stack = _SyncStack(folder, apps, {**children.urls, "bridge": bridge_url})
         return _timed_initial_sync(stack, name, "processes", copied, raw_seconds, say, ticking)
     finally:
-        if bridge_app is not None:
-            bridge_app.extensions["bridge"].close()
-        gc.collect()  # dropped clients close their keep-alive connections, so waitress can stop
-        with quiet_waitress():
-            group.stop_all()
-        if children is not None:
-            children.stop()
-        for service in ("sales", "scm"):
-            apps[service].extensions["sandbox"].db.dispose()
-        shutil.rmtree(folder, ignore_errors=True)
+        _close_stack(apps, group, folder, children)
 
 
 def _timed_initial_sync(stack: _SyncStack, name: str, wire: str, copied: int, raw_seconds: float, say: Progress,

@@ -208,12 +208,13 @@ def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: 
     (on PostgreSQL and SQLite each row dict also gets its id: they are not copied, rows are wide).
 
     PostgreSQL hands the ids out from the column's sequence first, and the rows go in with one
-    ``executemany`` (other databases with ordered ``RETURNING``: one batched statement). SQLite cannot promise the order of ``RETURNING`` rows, so SQLAlchemy would insert the
-    rows one statement at a time; instead the ids are given here, the next ones after the table's highest
-    (and after ``sqlite_sequence`` for an AUTOINCREMENT table, so a purged id is never handed out again),
-    exactly what SQLite itself would give, and the rows go in with one ``executemany``. The caller holds the
-    database's write transaction, so no other writer can take those ids meanwhile; should one try, the
-    primary key refuses it and the insert fails as a whole.
+    ``executemany`` (other databases with ordered ``RETURNING``: one batched statement). SQLite cannot
+    promise the order of ``RETURNING`` rows, so SQLAlchemy would insert the rows one statement at a time;
+    instead the ids are given here, the next ones after the table's highest (and after ``sqlite_sequence``
+    for an AUTOINCREMENT table, so a purged id is never handed out again), exactly what SQLite itself would
+    give, and the rows go in with :func:`insert_many_plain`. The caller holds the database's write
+    transaction, so no other writer can take those ids meanwhile; should one try, the primary key refuses
+    it and the insert fails as a whole.
     """
     if not rows:
         return []
@@ -251,12 +252,14 @@ _plain_inserts: dict[tuple[str, str, tuple[str, ...]],
 
 
 def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """``connection.execute(table.insert(), rows)`` for rows that all have the same keys, done with one
-    DB-API ``executemany`` of the compiled statement and SQLAlchemy's own per-column bind processors.
+    """``connection.execute(table.insert(), rows)`` for rows that all have the same keys, done as multi-row
+    ``INSERT ... VALUES (...), (...)`` statements (as many rows each as SQLite's parameter limit allows) of
+    the compiled statement, with SQLAlchemy's own per-column bind processors.
 
     SQLAlchemy's executemany rebuilds each row's parameters through its general machinery, about a fifth of
     a bulk create's cost on SQLite. Where the statement needs more than the rows' values (a column default
-    of the table's own) or the driver does not take positional parameters, SQLAlchemy does it as before.
+    of the table's own) or the driver does not take positional (qmark) parameters, SQLAlchemy does it as
+    before.
     """
     if not rows:
         return
