@@ -164,6 +164,13 @@ def create_app(config: BridgeConfig | None = None) -> Flask:
     def http_error(err: HTTPException) -> Response:
         return error_response(error_for_status(err.code or 500, err.description or err.name, ""))
 
+    @app.errorhandler(httpx.TransportError)
+    def unreachable(err: httpx.TransportError) -> Response:
+        # Sales or SCM did not answer at all (down, a port not listening): theirs to fix, not ours, and
+        # worth trying again; a map whose initial sync it interrupted is left Not running.
+        return error_response(error_for_status(503, f"A service the bridge calls did not answer: "
+                                                    f"{type(err).__name__}: {err}", "", headers={"Retry-After": "5"}))
+
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Response:
         log.exception("unexpected bridge error")

@@ -36,3 +36,22 @@ def test_alert_rules_need_a_json_list(sandbox: Any) -> None:
 def test_unknown_map_is_a_404(sandbox: Any) -> None:
     """Actions on a map that does not exist answer 404."""
     assert sandbox.bridge.post("/api/maps/no-such-map/pause").status_code == 404
+
+
+def test_an_unreachable_service_is_a_503_and_the_map_stays_not_running(tmp_path: Any) -> None:
+    """A run whose initial sync cannot reach Sales or SCM answers 503 in the bridge's error shape (not a
+    500), says which error, and leaves the map Not running."""
+    from bridge.app import BridgeConfig, create_app
+    from sandbox.server import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    app = create_app(BridgeConfig(sales_url=nowhere, scm_url=nowhere, start_worker=False,
+                                  database_url=f"sqlite:///{(tmp_path / 'bridge.sqlite').as_posix()}"))
+    try:
+        response = app.test_client().post("/api/maps/legal-entities/run", json={"initial_sync": True})
+        assert response.status_code == 503, response.data
+        assert response.headers["Retry-After"] == "5"
+        assert "did not answer" in response.get_json()["error"]["message"]
+        assert app.test_client().get("/api/maps/legal-entities").get_json()["state"] == "Not running"
+    finally:
+        app.extensions["bridge"].close()
