@@ -16,19 +16,27 @@ import orjson
 # Temporal values go through ``default`` (each service formats them its own way); dicts keyed by ints work
 # as with json.
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+# orjson's own rendering of datetime, date and time is their ``isoformat()`` (a time zone offset with seconds
+# aside, which it rounds to minutes); a time with a time zone it refuses, and then the fallback's ``default``
+# renders it.
+_ISO_TEMPORAL_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
-def dumps_bytes(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
-    """Compact UTF-8 JSON (no spaces, non-ASCII kept), ``default`` for what JSON cannot hold."""
+def dumps_bytes(value: Any, default: Callable[[Any], Any] | None = None, *, iso_temporal: bool = False) -> bytes:
+    """Compact UTF-8 JSON (no spaces, non-ASCII kept), ``default`` for what JSON cannot hold.
+
+    With ``iso_temporal``, datetimes, dates and times are written as their ``isoformat()`` without a call to
+    ``default`` each (``default`` must then render them that way too, for the values orjson leaves to it).
+    """
     try:
-        return orjson.dumps(value, default=default, option=_OPTIONS)
+        return orjson.dumps(value, default=default, option=_ISO_TEMPORAL_OPTIONS if iso_temporal else _OPTIONS)
     except orjson.JSONEncodeError:
         return json.dumps(value, default=default, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+def dumps(value: Any, default: Callable[[Any], Any] | None = None, *, iso_temporal: bool = False) -> str:
     """:func:`dumps_bytes` as text."""
-    return dumps_bytes(value, default).decode("utf-8")
+    return dumps_bytes(value, default, iso_temporal=iso_temporal).decode("utf-8")
 
 
 def loads(data: bytes | bytearray | str) -> Any:

@@ -132,18 +132,22 @@ def test_a_page_read_as_one_json_row_equals_the_rows_read_one_by_one(db: Databas
                       "user")
         outbox.record(db, "items", {"id": 1}, "delete", [], None, "user")
     write(db, outbox, 2, identity="dualwrite")
+    with db.transaction():  # compact images (several changes at once)
+        outbox.record_many(db, "items", "create", "user", [({"id": i}, ["id", "name"], {"id": i, "name": f"ü {i}"})
+                                                          for i in (5, 6)])
     with db.transaction() as connection:
         connection.execute(sa.update(ChangeRecord.__table__).where(ChangeRecord.__table__.c.seq == 3)
                            .values(created_at=dt.datetime(2026, 11, 25, 20, 0, 0, tzinfo=dt.timezone.utc)))
     table = ChangeRecord.__table__
     query = sa.select(table).where(table.c.seq > 0).order_by(table.c.seq).limit(10)
     with db.transaction() as connection:
-        row_by_row = [module._row_to_change(row._mapping) for row in connection.execute(query)]
+        row_by_row = [module._row_to_change(row._mapping, connection) for row in connection.execute(query)]
         aggregated = module._read_changes(connection, query)
-    assert aggregated == row_by_row and [c["seq"] for c in aggregated] == [1, 2, 3]
+    assert aggregated == row_by_row and [c["seq"] for c in aggregated] == [1, 2, 3, 4, 5]
+    assert aggregated[4]["after"] == {"id": 6, "name": "ü 6"} and aggregated[4]["changed"] == ["id", "name"]
     assert aggregated[0]["after"]["name"] == 'Römer "Zahn" \\ 😀' and aggregated[1]["after"] is None
     assert aggregated[2]["created_at"] == "2026-11-25T20:00:00+00:00"
-    assert outbox.read(db, 1, 10, None, "dualwrite") == row_by_row[1:2]
+    assert outbox.read(db, 1, 10, None, "dualwrite") == row_by_row[1:2] + row_by_row[3:]
 
 
 def test_records_of_one_transaction_share_a_transaction_id(db: Database, outbox: Outbox) -> None:
@@ -210,6 +214,54 @@ def test_record_many_writes_what_one_by_one_records_write(db: Database, outbox: 
     assert [c["seq"] for c in changes] == [1, 2, 3, 4, 5]
     assert len({c["transaction_id"] for c in changes}) == 1
     other_db.dispose()
+
+
+def test_record_many_stores_images_compactly_and_reads_back_exactly(db: Database, outbox: Outbox) -> None:
+    """Changes recorded together store their images' names once (a create's changed list as "*"); reading
+    gives back exactly what was recorded: key order, nulls, a changed list that is not the image's names,
+    images of another shape in the same call, and names read from the database by a process that never
+    wrote them."""
+    from sandbox import outbox as module
+
+    every = ["id", "name", "note"]
+    changes = [({"id": 1}, every, {"id": 1, "name": "a", "note": None}),
+               ({"id": 2}, every, {"id": 2, "name": None, "note": "n"}),
+               ({"id": 3}, ["name", "id", "note"], {"name": "c", "id": 3, "note": None}),  # other order
+               ({"id": 4}, ["name"], {"id": 4, "name": "d", "note": None}),  # an update's changed list
+               ({"id": 5}, every, {"id": 5, "name": "e"})]  # fewer names
+    with db.transaction():
+        outbox.record_many(db, "items", "create", "user", changes)
+    with db.transaction() as connection:
+        stored = connection.execute(sa.select(ChangeRecord.__table__.c.changed, ChangeRecord.__table__.c.after)
+                                    .order_by(ChangeRecord.__table__.c.seq)).all()
+        columns = connection.execute(sa.select(sa.func.count()).select_from(module.ChangeColumns.__table__)).scalar()
+    assert [changed for changed, _ in stored] == ["*", "*", "*", '["name"]', '["id","name","note"]']
+    assert all(after.startswith("[") and '"name"' not in after for _, after in stored) and columns == 3
+
+    def read_back() -> list[tuple[Any, Any]]:
+        return [(c["changed"], c["after"]) for c in outbox.read(db, 0, 10, None, None)]
+    expected = [(changed, after) for _, changed, after in changes]
+    assert read_back() == expected
+    assert [list(after) for _, after in read_back()] == [list(after) for _, _, after in changes]
+    module._names_by_id.clear()  # as a process that has not written them
+    module._ids_by_names.clear()
+    assert read_back() == expected
+
+
+def test_compact_images_survive_a_reset_of_the_database(db: Database, outbox: Outbox) -> None:
+    """After the tables are dropped and made again, the names of compact images are written again even
+    though this process has written them before."""
+    changes = [({"id": i}, ["id"], {"id": i}) for i in (1, 2)]
+    with db.transaction():
+        outbox.record_many(db, "items", "create", "user", changes)
+    db.drop_all()
+    db.create_all()
+    with db.transaction():
+        outbox.record_many(db, "items", "create", "user", changes)
+    from sandbox import outbox as module
+    module._names_by_id.clear()
+    module._ids_by_names.clear()
+    assert [c["after"] for c in outbox.read(db, 0, 10, None, None)] == [{"id": 1}, {"id": 2}]
 
 
 def test_record_many_changes_stay_invisible_until_commit(db: Database, outbox: Outbox) -> None:
