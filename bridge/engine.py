@@ -12,6 +12,7 @@ a service.
 from __future__ import annotations
 
 import decimal
+import json
 import logging
 import threading
 from collections import defaultdict
@@ -62,25 +63,61 @@ class Write:
     response: dict[str, Any] = field(default_factory=dict)
 
 
+#: ``json.dumps(..., sort_keys=True, default=str)``'s encoder, made once instead of once per call: how keys of
+#: records are written where they are matched or stored (initial sync, the async ordering guard)
+KEY_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
 # ---- wire normalization ---------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _WirePlan:
+    """What :func:`wire_row` does to an entity's images: the columns it keeps and the few it converts."""
+
+    names: frozenset[str]
+    enums: tuple[tuple[str, Any], ...]  # (column, enum type) written as member names
+    decimals: tuple[str, ...]  # Edm.Decimal columns (stored as text in change images)
+
+
+_wire_plans: dict[tuple[int, bool], tuple[EntityType, _WirePlan]] = {}
+
+
+def _wire_plan(entity: EntityType, enums_as_names: bool) -> _WirePlan:
+    found = _wire_plans.get((id(entity), enums_as_names))
+    if found is not None and found[0] is entity:
+        return found[1]
+    properties = entity.properties
+    plan = _WirePlan(
+        names=frozenset(properties),
+        enums=tuple((n, p.enum) for n, p in properties.items() if p.enum is not None) if enums_as_names else (),
+        decimals=tuple(n for n, p in properties.items() if p.type == "Edm.Decimal" and p.enum is None))
+    _wire_plans[(id(entity), enums_as_names)] = (entity, plan)  # the entity is kept: its id stays its own
+    return plan
+
+
 def wire_row(entity: EntityType, raw: dict[str, Any], enums_as_names: bool) -> dict[str, Any]:
-    """An outbox/after image (JSON of stored values) in the service's wire format."""
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        prop = entity.properties.get(name)
-        if prop is None:
-            continue
-        if value is not None and prop.enum is not None and enums_as_names and isinstance(value, int):
-            value = prop.enum.name_of(value) or value
-        elif isinstance(value, str) and prop.type == "Edm.Decimal":
+    """An outbox/after image (JSON of stored values) in the service's wire format: only the entity's columns,
+    enums as member names (``enums_as_names``: F&O), decimals as numbers.
+
+    A plan per entity, and the unconverted columns copied in one step: the async drain did this for every
+    change, column by column, at a tenth of its time."""
+    plan = _wire_plan(entity, enums_as_names)
+    out = dict(raw) if raw.keys() <= plan.names else {k: v for k, v in raw.items() if k in plan.names}
+    for name, enum in plan.enums:
+        value = out.get(name)
+        if isinstance(value, int):
+            out[name] = enum.name_of(value) or value
+    for name in plan.decimals:
+        value = out.get(name)
+        if isinstance(value, str):
             try:
-                value = float(decimal.Decimal(value))
+                out[name] = float(decimal.Decimal(value))
             except decimal.InvalidOperation:
                 pass
-        elif isinstance(value, decimal.Decimal):
-            value = float(value)
-        out[name] = value
+    if decimal.Decimal in map(type, out.values()):  # images built in this process rather than read as JSON
+        for name, value in out.items():
+            if isinstance(value, decimal.Decimal):
+                out[name] = float(value)
     return out
 
 

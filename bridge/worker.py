@@ -25,7 +25,6 @@ Deletes, filters and value maps behave as in live sync: the same :meth:`SyncEngi
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import tenacity
 
-from bridge.engine import INTEGRATION_IDENTITY, Source, SyncEngine, SyncError, Write, record_identity
+from bridge.engine import INTEGRATION_IDENTITY, KEY_JSON, Source, SyncEngine, SyncError, Write, record_identity
 from bridge.mapping import TableMap
 from bridge.state import INITIALIZING, PAUSED, RESUMING, RUNNING, BridgeState
 from sandbox.clients import ServiceError
@@ -99,7 +98,7 @@ class GroupResult:
 
 def record_key(change: dict[str, Any]) -> str:
     """How the ordering guard names a source record: its table and its key."""
-    return f"{change['table']}|{json.dumps(change.get('key') or {}, sort_keys=True, default=str)}"
+    return f"{change['table']}|{KEY_JSON.encode(change.get('key') or {})}"
 
 
 def floor_name(map_id: str, source: str) -> str:

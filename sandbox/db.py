@@ -9,6 +9,7 @@ before the outermost commit (the live-sync hook uses this: a failure there rolls
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import operator
 import sqlite3
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.sqlite
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
@@ -272,7 +274,8 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
         plan = None
         if connection.dialect.paramstyle == "qmark" and sorted(positions) == sorted(keys) and len(positions) > 1:
             processors = compiled._bind_processors  # noqa: SLF001 - the processors SQLAlchemy itself applies
-            converted = tuple((index, processors[name]) for index, name in enumerate(positions) if name in processors)
+            converted = tuple((index, _faster_processor(table.c[name], connection.dialect, processors[name]))
+                              for index, name in enumerate(positions) if name in processors)
             plan = (compiled.string, operator.itemgetter(*positions), converted)
         _plain_inserts[signature] = plan
     if plan is None:
@@ -298,6 +301,28 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
     for start in range(0, len(rows), per_statement):
         count = min(per_statement, len(rows) - start)
         connection.exec_driver_sql(_multi_row_sql(sql, count), tuple(flat[start * width:(start + count) * width]))
+
+
+#: SQLite's DATETIME default storage format, positionally (no time zone: SQLAlchemy writes none)
+_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+def _faster_processor(column: sa.Column[Any], dialect: sa.Dialect,
+                      processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``processor``, or where it is SQLite's for DATETIME in its default storage format, a quicker one that
+    writes the same text for a plain datetime (the same ``%`` formatting, from a tuple instead of a dict built
+    per value: the columns every row has, its created and modified times, and each change's timestamp)."""
+    implementation = column.type.dialect_impl(dialect)
+    if not (isinstance(implementation, sa.dialects.sqlite.DATETIME)
+            and implementation._storage_format == sa.dialects.sqlite.DATETIME._storage_format):  # noqa: SLF001
+        return processor
+
+    def datetime_text(value: Any) -> Any:
+        if value.__class__ is dt.datetime:
+            return _SQLITE_DATETIME % (value.year, value.month, value.day, value.hour, value.minute, value.second,
+                                       value.microsecond)
+        return processor(value)
+    return datetime_text
 
 
 #: the most parameters SQLite takes in one statement (SQLITE_MAX_VARIABLE_NUMBER: 32766 since 3.32, 999 before)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import uuid
+import functools
+import os
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
@@ -45,10 +47,18 @@ class EnumType:
     namespace: str = ""
 
     def name_of(self, value: int | None) -> str | None:
+        try:
+            return self._names_by_number.get(value)
+        except TypeError:  # unhashable: equal to no member
+            return None
+
+    @functools.cached_property
+    def _names_by_number(self) -> dict[int, str]:
+        """The first member of each number (every F&O enum value of every page read was a scan of these)."""
+        names: dict[int, str] = {}
         for member, number in self.members.items():
-            if number == value:
-                return member
-        return None
+            names.setdefault(number, member)
+        return names
 
     def value_of(self, name: str) -> int | None:
         lowered = name.lower()
@@ -260,8 +270,18 @@ def _build_table(metadata: sa.MetaData, entity: EntityType) -> sa.Table:
 PythonValue = str | int | float | bool | decimal.Decimal | dt.datetime | dt.date | None
 
 
+#: GUIDs come from a generator of their own, seeded from the OS (and again in a forked child): taking 16
+#: bytes from the OS per GUID (``uuid.uuid4()``) was a few microseconds of every row an initial sync creates.
+_guid_random = random.Random()
+os.register_at_fork(after_in_child=_guid_random.seed)
+_GUID_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # all but the version and variant bits
+_GUID_V4 = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
 def new_guid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) GUID in its lower-case text form, as ``str(uuid.uuid4())`` writes it."""
+    digits = "%032x" % ((_guid_random.getrandbits(128) & _GUID_KEEP) | _GUID_V4)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def utcnow() -> dt.datetime:

@@ -83,3 +83,27 @@ def test_polymorphic_lookups_pick_the_first_alternative_that_exists_in_sales() -
     account = Record(maps["customers-accounts"], "to_sales", {"CustomerAccount": "US-1", "InvoiceAccount": "US-2"})
     engine._choose_polymorphic(account)
     assert account.target == {} and sales.queries == []
+
+
+def test_wire_row_keeps_the_entity_columns_and_writes_enums_and_decimals_as_the_wire_does() -> None:
+    """An image in the service's wire format: unknown columns dropped, F&O enums as member names (only
+    with ``enums_as_names``; a number no member has stays a number), decimals as numbers whether stored as
+    text or held as Decimal, text that is not a number left alone, key order kept."""
+    from decimal import Decimal
+
+    from bridge.engine import wire_row
+
+    customers = build_scm_model().entities["CustomerV3"]
+    blocked = customers.properties["OnHoldStatus"].enum
+    number = blocked.members["No"]
+    raw = {"CustomerAccount": "C-1", "not a column": 1, "OnHoldStatus": number, "CreditLimit": "12.50",
+           "CustomerGroupId": "10", "NameAlias": None}
+    assert wire_row(customers, raw, enums_as_names=True) == {
+        "CustomerAccount": "C-1", "OnHoldStatus": "No", "CreditLimit": 12.5, "CustomerGroupId": "10",
+        "NameAlias": None}
+    assert list(wire_row(customers, raw, enums_as_names=True)) == [k for k in raw if k != "not a column"]
+    assert wire_row(customers, raw, enums_as_names=False)["OnHoldStatus"] == number
+    odd = {"OnHoldStatus": 987, "CreditLimit": "n/a", "CustomerAccount": Decimal("7.25")}
+    assert wire_row(customers, odd, enums_as_names=True) == {"OnHoldStatus": 987, "CreditLimit": "n/a",
+                                                             "CustomerAccount": 7.25}
+    assert wire_row(customers, {"CreditLimit": Decimal("3.5")}, enums_as_names=True) == {"CreditLimit": 3.5}

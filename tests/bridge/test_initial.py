@@ -129,11 +129,11 @@ def _creates(sales: _Sales, table_map: TableMap, *, background: bool) -> tuple[_
 def test_creates_go_out_in_chunks_in_order_and_a_refused_chunk_row_by_row(maps: dict[str, TableMap],
                                                                           background: bool,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of BATCH_SIZE in the order added (from a thread of their own with ``background``); a chunk Sales
+    """Chunks of CREATE_CHUNK in the order added (from a thread of their own with ``background``); a chunk Sales
     refuses goes again as a $batch at the end, where only its bad row fails."""
     import bridge.initial as module
 
-    monkeypatch.setattr(module, "BATCH_SIZE", 3)
+    monkeypatch.setattr(module, "CREATE_CHUNK", 3)
     sales = _SlowSales()
     creates, report = _creates(sales, maps["customers-accounts"], background=background)
     names = ["a", "b", "c", "d", "bad", "f", "g"]
@@ -152,7 +152,7 @@ def test_a_sender_that_fails_stops_the_initial_sync_in_the_callers_thread(maps: 
     sends nothing more."""
     import bridge.initial as module
 
-    monkeypatch.setattr(module, "BATCH_SIZE", 2)
+    monkeypatch.setattr(module, "CREATE_CHUNK", 2)
     creates, _ = _creates(_SlowSales(fail_with=ConnectionError("reset by peer")), maps["customers-accounts"],
                           background=True)
     with pytest.raises(ConnectionError):
