@@ -610,12 +610,23 @@ class DataverseDialect(Dialect):
             run_bodies.clear()
             run_keys.clear()
 
+        # Reading a Target's body and key writes and reads nothing, so all are read first, and whether their
+        # rows exist is asked in one go. An answer made stale by a write of this call (a row created just
+        # before, a key changed) changes nothing: a Target wrongly held for a create fails the run's bulk
+        # check and the run goes Target after Target; one wrongly sent alone is written as the upsert it is.
+        parsed: list[tuple[dict[str, Any], dict[str, Any] | None] | None] = []
         for target in targets:
             try:
-                body, key = self._body_and_key(service, entity, "UpsertMultiple", target, state)
-                creates = key is None or not service.row_exists(entity, key, state)
+                parsed.append(self._body_and_key(service, entity, "UpsertMultiple", target, state))
             except SandboxError:
-                creates = False  # the loop meets this error here, after the run before it
+                parsed.append(None)  # the loop meets this error in its turn, after the run before it
+        exists = service.row_exists_many(entity, (item[1] for item in parsed if item is not None), state)
+        for target, item in zip(targets, parsed):
+            if item is None:
+                creates = False
+            else:
+                body, key = item
+                creates = key is None or not exists(key)
             if creates:
                 run_targets.append(target)
                 run_bodies.append(body)

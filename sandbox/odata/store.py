@@ -525,33 +525,47 @@ class Store:
                 values = self._key_to_check(entity, key, row, fresh_key)
                 if values is None:
                     continue
-                folded = tuple(_fold(v) for v in values.values())
+                folded = tuple(fold_key_value(v) for v in values.values())
                 if None in folded or folded in seen:
                     # Two rows of the chunk alike (or a value this check cannot compare the way SQL does):
                     # the second one would meet the first, as when inserted one by one.
                     raise self._duplicate(entity, values)
                 seen.add(folded)
                 probe.append(tuple(values.values()))
-            if not probe:
-                continue
-            connection = self.db.connection
-            for start in range(0, len(probe), _PROBE_CHUNK):
-                chunk = probe[start:start + _PROBE_CHUNK]
-                leads = list({v[0] for v in chunk})
-                if connection.dialect.name == "sqlite" and all(type(v) is str or type(v) is int
-                                                                for values in chunk for v in values):
-                    # The same query written out: SQLAlchemy renders the names of an expanding IN's
-                    # parameters anew on every call, about a tenth of a bulk create's time. Text and integers
-                    # need no bind processing.
-                    found = connection.exec_driver_sql(*_probe_sql(connection, table, list(key), leads, chunk)).first()
-                else:
-                    query = self.statement(("unique_many", table.name, tuple(key)),
-                                           lambda key=key: _unique_many_query(table, key))
-                    params: dict[str, Any] = {"sandbox_keys": leads} if len(key) == 1 \
-                        else {"sandbox_leads": leads, "sandbox_keys": chunk}
-                    found = connection.execute(query, params).first()
-                if found is not None:
-                    raise self._duplicate(entity, dict(zip(key, found)))
+            found = self.find_keys(table, key, probe, first=True)
+            if found:
+                raise self._duplicate(entity, dict(zip(key, found[0])))
+
+    def find_keys(self, table: sa.Table, key: Sequence[str], probe: list[tuple[Any, ...]], *,
+                  first: bool = False) -> list[tuple[Any, ...]]:
+        """The ``key`` values of the rows of ``table`` whose ``key`` equals one of ``probe`` (tuples in the
+        key's order), as SQL compares them: every such row, or with ``first`` the first one found. A few
+        queries for any number of keys (one per :data:`_PROBE_CHUNK`)."""
+        found: list[tuple[Any, ...]] = []
+        connection = self.db.connection
+        for start in range(0, len(probe), _PROBE_CHUNK):
+            chunk = probe[start:start + _PROBE_CHUNK]
+            leads = list({v[0] for v in chunk})
+            if connection.dialect.name == "sqlite" and all(type(v) is str or type(v) is int
+                                                            for values in chunk for v in values):
+                # The same query written out: SQLAlchemy renders the names of an expanding IN's parameters
+                # anew on every call, about a tenth of a bulk create's time. Text and integers need no bind
+                # processing.
+                result = connection.exec_driver_sql(*_probe_sql(connection, table, list(key), leads, chunk,
+                                                                first=first))
+            else:
+                query = self.statement(("unique_many", table.name, tuple(key)),
+                                       lambda: _unique_many_query(table, key))
+                params: dict[str, Any] = {"sandbox_keys": leads} if len(key) == 1 \
+                    else {"sandbox_leads": leads, "sandbox_keys": chunk}
+                result = connection.execute(query, params)
+            if first:
+                row = result.first()
+                if row is not None:
+                    return [tuple(row)]
+            else:
+                found.extend(tuple(row) for row in result)
+        return found
 
     def _change_image(self, entity: EntityType, row: Row,
                       changed: list[str]) -> tuple[str, dict[str, Any], list[str], dict[str, Any]] | None:
@@ -618,9 +632,9 @@ def _unique_many_query(table: sa.Table, key: Sequence[str]) -> Any:
 
 
 def _probe_sql(connection: sa.Connection, table: sa.Table, key: list[str], leads: list[Any],
-               probe: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
-    """(SQL, parameters) of :meth:`Store._check_unique_many`'s query for ``probe`` (qmark parameters): the
-    first of the key's rows found, searched through the key's first column."""
+               probe: list[tuple[Any, ...]], *, first: bool) -> tuple[str, tuple[Any, ...]]:
+    """(SQL, parameters) of :meth:`Store.find_keys`'s query for ``probe`` (qmark parameters): the key's rows
+    found (with ``first``, the first one), searched through the key's first column."""
     quote = connection.dialect.identifier_preparer.quote
     names = ", ".join(quote(name) for name in key)
     sql = (f"SELECT {names} FROM {connection.dialect.identifier_preparer.format_table(table)} "
@@ -631,10 +645,10 @@ def _probe_sql(connection: sa.Connection, table: sa.Table, key: list[str], leads
         sql += f" AND ({names}) IN (VALUES {', '.join([row_marks] * len(probe))})"
         for values in probe:
             parameters.extend(values)
-    return sql + " LIMIT 1", tuple(parameters)
+    return (sql + " LIMIT 1" if first else sql), tuple(parameters)
 
 
-def _fold(value: Any) -> str | None:
+def fold_key_value(value: Any) -> str | None:
     """A key value as SQL equality sees it, loosely: equal values always fold alike (a few unequal ones too,
     which only sends a chunk down the row-by-row path). None for a type this cannot vouch for."""
     if isinstance(value, (str, bool, int, float, decimal.Decimal)):

@@ -32,9 +32,12 @@ _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[
 
 @contextmanager
 def row_by_row() -> Iterator[None]:
-    """The write path without bulk creates and without the bind cache: each target and each reference alone."""
+    """The write path without bulk creates, without the bind cache and without UpsertMultiple's up-front
+    existence query: each target, each reference and each key alone."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Store, "can_insert_many", lambda self, name: False)
+        patch.setattr(ODataService, "row_exists_many",
+                      lambda self, entity, keys, state: lambda key: self.row_exists(entity, key, state))
         patch.setattr(ODataService, "_bound_row", lambda self, value, state: self.resolve_reference(value, state))
         yield
 
@@ -165,6 +168,52 @@ def test_create_multiple_runs_a_few_statements_per_chunk_not_per_row(sales_app) 
     assert response.status_code == 200, response.get_data(as_text=True)
     assert len(statements) < 40, statements
     assert sum(s.startswith("INSERT INTO accounts") for s in statements) == 1
+
+
+def test_upsert_multiple_asks_whether_rows_exist_once_not_per_target(sales_app) -> None:
+    """300 Targets by alternate key, half of them existing: one query finds which exist (not one per Target),
+    and the new ones are created in bulk."""
+    import sqlalchemy as sa
+
+    outcome = Outcome(sales_app)
+    company = outcome.company_id()
+    outcome.send("POST", CREATE_MULTIPLE, json={"Targets": [account_target(f"ASK-{i:03d}", company)
+                                                            for i in range(0, 300, 2)]})
+    statements: list[str] = []
+    engine = sales_app.extensions["sandbox"].db.engine
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = outcome.send("POST", UPSERT_MULTIPLE, json={"Targets": [
+            upsert_target(f"ASK-{i:03d}", company) for i in range(1, 300, 2)]})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [r["RecordCreated"] for r in response.get_json()["Results"]] == [True] * 150
+    assert len(statements) < 40, statements
+    assert account_count(outcome, "ASK-") == 300
+
+
+def test_upsert_multiple_keys_changed_or_alike_in_case_match_row_by_row(both_ways) -> None:
+    """Whether a row exists is read for every Target before any is written: a Target whose key an earlier
+    Target moved away creates a row, one naming a key in other case than stored does what row by row does,
+    and one naming a key an earlier run created updates it."""
+    def scenario(o: Outcome) -> None:
+        company = o.company_id()
+        existing = o.client.get(f"{ROOT}/accounts?$filter=accountnumber eq 'US-002'&$select=accountid").get_json()
+        response = o.send("POST", UPSERT_MULTIPLE, json={"Targets": [
+            upsert_target("CASE-A", company),
+            {"@odata.id": f"accounts({existing['value'][0]['accountid']})", "accountnumber": "MOVED-2"},
+            upsert_target("US-002", company, name="New under the old number"),
+            upsert_target("case-a", company, name="Lower case"),
+            upsert_target("CASE-A", company, name="Again")]})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        o.send("GET", f"{ROOT}/accounts?$filter=startswith(accountnumber,'CASE-') or accountnumber eq 'US-002'"
+                      " or accountnumber eq 'MOVED-2'&$orderby=accountnumber,name&$select=accountnumber,name")
+
+    bulk = both_ways(scenario)
+    assert [r["RecordCreated"] for r in bulk.responses[0][1]["Results"]][:3] == [True, False, True]
+    assert any(row["accountnumber"] == "MOVED-2" for row in bulk.responses[1][1]["value"])
 
 
 def test_create_multiple_rows_get_consecutive_versions_in_target_order(both_ways) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sandbox.db import Database, platform_metadata
 from sandbox.errors import BadRequest, Conflict
 from sandbox.odata.model import GUID, INT32, STRING, EntityType, Model, Property, new_guid
-from sandbox.odata.store import EntityBehavior, Operation, Row, Store, WriteContext, _fold
+from sandbox.odata.store import EntityBehavior, Operation, Row, Store, WriteContext, fold_key_value
 from sandbox.outbox import Outbox
 
 
@@ -156,7 +156,8 @@ def test_insert_many_gives_consecutive_versions_in_order(harness: Harness) -> No
 
 def test_insert_many_uses_one_insert_and_one_key_query(harness: Harness) -> None:
     """A chunk of new rows: one key query (the alternate key; the fresh primary keys need none), one insert
-    of the rows and one of their change records, however many rows there are."""
+    of the rows, one of their change records and one of the names of their images, however many rows
+    there are."""
     counts = []
     for size, prefix in ((10, "S"), (40, "L")):
         with harness.db.transaction():
@@ -164,7 +165,8 @@ def test_insert_many_uses_one_insert_and_one_key_query(harness: Harness) -> None
             harness.store.insert_many("item", [{**v, "code": prefix + v["code"]} for v in values(size)])
             statements = list(harness.statements)
         assert sum(s.startswith("INSERT INTO items") for s in statements) == 1
-        assert sum(s.startswith("INSERT INTO sandbox_outbox") for s in statements) == 1
+        assert sum(s.startswith("INSERT INTO sandbox_outbox ") for s in statements) == 1
+        assert sum(s.startswith("INSERT INTO sandbox_outbox_columns ") for s in statements) == 1
         assert sum(s.startswith("SELECT ") and " FROM items " in s for s in statements) == 1
         counts.append(len(statements))
     assert counts[0] == counts[1]
@@ -397,12 +399,12 @@ def test_change_epoch_moves_on_update_and_delete_only(harness: Harness) -> None:
 # ---- folding keys for the in-chunk check ----------------------------------------------------------------------
 @pytest.mark.parametrize("left,right", [("10", 10), ("ABC", "abc"), (Decimal("1.50"), 1.5), ("1.50", Decimal("1.5")),
                                         (True, 1)])
-def test_values_sql_may_find_equal_fold_alike(left: Any, right: Any) -> None:
+def test_values_sql_may_find_equalfold_key_value_alike(left: Any, right: Any) -> None:
     """Whatever SQL may compare as equal folds alike (a few unequal values too, which only costs speed)."""
-    assert _fold(left) == _fold(right)
+    assert fold_key_value(left) == fold_key_value(right)
 
 
-def test_values_of_other_types_do_not_fold() -> None:
+def test_values_of_other_types_do_notfold_key_value() -> None:
     """A type the check cannot compare like SQL does sends the chunk row by row."""
-    assert _fold(dt.datetime(2024, 1, 1)) is None and _fold(b"x") is None
-    assert _fold("a") != _fold("b") and _fold(1) != _fold(2)
+    assert fold_key_value(dt.datetime(2024, 1, 1)) is None and fold_key_value(b"x") is None
+    assert fold_key_value("a") != fold_key_value("b") and fold_key_value(1) != fold_key_value(2)
