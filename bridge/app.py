@@ -85,9 +85,6 @@ class BridgeRuntime:
         }
         self.engine = SyncEngine(self.maps, self.sales, self.scm, self.sales_model, self.scm_model, self.state)
         self.lifecycle = Lifecycle(self.engine, self.state, self.controls)
-        # Sales in another process (no in-process transport): its writes of one chunk overlap our reading of
-        # the next; in this process they would only take turns on one interpreter lock.
-        self.lifecycle.initial.overlap_writes = config.sales_transport is None
         self.worker = AsyncWorker(self.engine, self.state, self.lifecycle, self.controls,
                                   poll_wait=config.async_poll_wait)
         self.metrics = BridgeMetrics(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import decimal
 import itertools
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Literal, Mapping, Sequence, TypeVar
@@ -648,9 +649,16 @@ def _probe_sql(connection: sa.Connection, table: sa.Table, key: list[str], leads
     return (sql + " LIMIT 1" if first else sql), tuple(parameters)
 
 
+#: text made only of what a finite number's text may hold (more than that: it may still not be one)
+_MAYBE_FINITE_NUMBER = re.compile(r"[\s\d+\-._eE]*").fullmatch
+
+
 def fold_key_value(value: Any) -> str | None:
     """A key value as SQL equality sees it, loosely: equal values always fold alike (a few unequal ones too,
     which only sends a chunk down the row-by-row path). None for a type this cannot vouch for."""
+    if type(value) is str and _MAYBE_FINITE_NUMBER(value) is None:
+        # A character no finite number has (GUIDs, names): text, without a failed Decimal() (an exception).
+        return value.lower()
     if isinstance(value, (str, bool, int, float, decimal.Decimal)):
         # Numbers and numeric text fold to one canonical number (SQLite compares '10' and 10 as equal in a
         # column with affinity); other text folds to lower case.

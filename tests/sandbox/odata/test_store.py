@@ -398,13 +398,14 @@ def test_change_epoch_moves_on_update_and_delete_only(harness: Harness) -> None:
 
 # ---- folding keys for the in-chunk check ----------------------------------------------------------------------
 @pytest.mark.parametrize("left,right", [("10", 10), ("ABC", "abc"), (Decimal("1.50"), 1.5), ("1.50", Decimal("1.5")),
-                                        (True, 1)])
-def test_values_sql_may_find_equalfold_key_value_alike(left: Any, right: Any) -> None:
+                                        (True, 1), (" 10 ", "1e1"), ("1_0", 10),
+                                        ("647D2DB7-36EE-4FC3-B93A-0912EAC00C2E", "647d2db7-36ee-4fc3-b93a-0912eac00c2e")])
+def test_values_sql_may_find_equal_fold_alike(left: Any, right: Any) -> None:
     """Whatever SQL may compare as equal folds alike (a few unequal values too, which only costs speed)."""
     assert fold_key_value(left) == fold_key_value(right)
 
 
-def test_values_of_other_types_do_notfold_key_value() -> None:
+def test_values_of_other_types_do_not_fold() -> None:
     """A type the check cannot compare like SQL does sends the chunk row by row."""
     assert fold_key_value(dt.datetime(2024, 1, 1)) is None and fold_key_value(b"x") is None
     assert fold_key_value("a") != fold_key_value("b") and fold_key_value(1) != fold_key_value(2)
