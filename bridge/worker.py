@@ -143,19 +143,21 @@ def units_of(engine: SyncEngine, state: BridgeState, source: Source, group: list
     result = GroupResult()
     changes = coalesce(group)
     relevant = {id(c): [m.id for m in engine.maps_for(source, c["table"]) if m.id in wanted] for c in changes}
+    keys = {id(c): record_key(c) for c in changes}
     if applied is None:
-        applied = state.applied_seqs(source, wanted, {record_key(c) for c in changes})
+        applied = state.applied_seqs(source, wanted, set(keys.values()))
     buckets: dict[frozenset[str], list[dict[str, Any]]] = {}
     for change in changes:
         seq = int(change.get("seq") or 0)
+        key = keys[id(change)]
         fresh = frozenset(m for m in relevant[id(change)]
-                          if seq > floors.get(m, 0) and seq > applied.get((m, record_key(change)), 0))
+                          if seq > floors.get(m, 0) and seq > applied.get((m, key), 0))
         if not fresh:
             result.skipped += 1
             continue
         buckets.setdefault(fresh, []).append(change)
     for fresh, subset in buckets.items():
-        entries = [(m, record_key(c), int(c.get("seq") or 0)) for c in subset for m in relevant[id(c)] if m in fresh]
+        entries = [(m, keys[id(c)], int(c.get("seq") or 0)) for c in subset for m in relevant[id(c)] if m in fresh]
         result.outcomes.append(Outcome(fresh, subset, entries=entries))
     return result
 
