@@ -14,7 +14,7 @@ percent from run to run; the ratios move much less):
   calls the bridge, which writes Sales, before it commits) against the same writes with the map stopped.
 * ``async-sync-throughput``: customers per second the bridge brings to Sales in async mode while the writers
   are held back whenever the oldest unsynced change gets 0.5 s old (so lag stays under 1 s), against the raw
-  write rate of the same writers with the map stopped.
+  write rate of the same writers with the map stopped (two rounds of each, alternating).
 * ``sales-*`` / ``scm-*``: requests/s of writes, reads by key and typical filtered, paged queries of each
   mock against a bare WSGI endpoint served by the same server (waitress) at the same moment.
 
@@ -523,82 +523,91 @@ def _live_sync_writes(stack: _SyncStack, writes: int, threads: int, say: Progres
 LAG_HOLD = 0.5  # writers wait while the oldest unsynced change is older than this (so lag stays < 1 s)
 
 
-def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Progress) -> BenchResult:
+def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Progress,
+                      rounds: int = 2) -> BenchResult:
+    """Async throughput against the raw write rate, in ``rounds`` alternating pairs of windows (map stopped,
+    then async) that add up to ``seconds`` each, so drift (the tables growing, a busy neighbour) weighs on
+    both alike, as in the live-sync benchmark."""
     lifecycle = stack.bridge.lifecycle
     worker = stack.bridge.worker
     if stack.bridge.state.map_row(MAP_ID)["state"] != "Running":
         stack.run_map(MAP_ID, initial_sync=True)
     writer = _Writer(stack, threads, "BA")
+    written: deque[float] = deque()  # write times of changes not yet applied, oldest first
+    applied = [0]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    max_age = [0.0]
+
+    def on_write(at: float) -> None:
+        with lock:
+            written.append(at)
+
+    def on_event(event: str, detail: dict[str, Any]) -> None:
+        if event != "applied" or MAP_ID not in detail.get("maps", ()):
+            return
+        with lock:
+            for _ in range(int(detail.get("changes") or 0)):
+                if written:
+                    written.popleft()
+            applied[0] += int(detail.get("changes") or 0)
+            if detail.get("latency") is not None:
+                latencies.append(float(detail["latency"]))
+
+    def oldest_age() -> float:
+        with lock:
+            age = time.monotonic() - written[0] if written else 0.0
+        max_age[0] = max(max_age[0], age)
+        return age
+
+    def gate() -> None:
+        while oldest_age() > LAG_HOLD:
+            time.sleep(0.005)
+
+    raw_done, raw_seconds, done, synced, window = 0, 0.0, 0, 0, 0.0
+    part = seconds / rounds
+    worker.listeners.append(on_event)
     try:
-        say(f"async-sync-throughput: baseline, raw write rate for {seconds:.0f} s with the map stopped")
-        lifecycle.stop(MAP_ID)
-        raw_done, raw_seconds = writer.run(seconds=seconds)
-        raw_rate = raw_done / raw_seconds if raw_seconds else 0.0
+        for round_number in range(1, rounds + 1):
+            say(f"async-sync-throughput: round {round_number} of {rounds}, raw write rate for {part:.0f} s "
+                "with the map stopped")
+            lifecycle.stop(MAP_ID)
+            round_done, round_seconds = writer.run(seconds=part)
+            raw_done, raw_seconds = raw_done + round_done, raw_seconds + round_seconds
 
-        lifecycle.run(MAP_ID, initial_sync=False, master="scm", mode="async")
-        written: deque[float] = deque()  # write times of changes not yet applied, oldest first
-        applied = [0]
-        latencies: list[float] = []
-        lock = threading.Lock()
-        max_age = [0.0]
-
-        def on_write(at: float) -> None:
-            with lock:
-                written.append(at)
-
-        def on_event(event: str, detail: dict[str, Any]) -> None:
-            if event != "applied" or MAP_ID not in detail.get("maps", ()):
-                return
-            with lock:
-                for _ in range(int(detail.get("changes") or 0)):
-                    if written:
-                        written.popleft()
-                applied[0] += int(detail.get("changes") or 0)
-                if detail.get("latency") is not None:
-                    latencies.append(float(detail["latency"]))
-
-        def oldest_age() -> float:
-            with lock:
-                age = time.monotonic() - written[0] if written else 0.0
-            max_age[0] = max(max_age[0], age)
-            return age
-
-        def gate() -> None:
-            while oldest_age() > LAG_HOLD:
-                time.sleep(0.005)
-
-        worker.listeners.append(on_event)
-        try:
-            say(f"async-sync-throughput: writing for {seconds:.0f} s in async mode, lag held under 1 s")
+            say(f"async-sync-throughput: round {round_number} of {rounds}, writing for {part:.0f} s in async "
+                "mode, lag held under 1 s")
+            lifecycle.run(MAP_ID, initial_sync=False, master="scm", mode="async")
             with lock:
                 applied_before = applied[0]
             started = time.perf_counter()
-            done, _ = writer.run(seconds=seconds, gate=gate, on_write=on_write)
+            round_done, _ = writer.run(seconds=part, gate=gate, on_write=on_write)
             # What is still pending is not counted: only what reached Sales inside the window.
-            window = time.perf_counter() - started
+            window += time.perf_counter() - started
+            done += round_done
             with lock:
-                synced = applied[0] - applied_before
-            # Let the drainer finish before the map is switched back (and report the final lag).
+                synced += applied[0] - applied_before
+            # Let the drainer finish before the map is switched (and report the final lag).
             deadline = time.monotonic() + 30.0
             while oldest_age() > 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
-        finally:
-            worker.listeners.remove(on_event)
-        lifecycle.run(MAP_ID, initial_sync=False, master="scm", mode="live")
     finally:
+        worker.listeners.remove(on_event)
         writer.close()
+        lifecycle.run(MAP_ID, initial_sync=False, master="scm", mode="live")
+    raw_rate = raw_done / raw_seconds if raw_seconds else 0.0
     rate = synced / window if window else 0.0
     ordered = sorted(latencies)
     p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else None
     return BenchResult("async-sync-throughput", round(rate, 1), "records/s", round(raw_rate, 1),
                        "raw write rate of the same writers with the map stopped", _ratio(rate, raw_rate),
-                       {"window_seconds": round(window, 2), "written": done, "synced_in_window": synced,
-                        "raw_writes": raw_done, "lag_p95_seconds": round(p95, 3) if p95 is not None else None,
+                       {"window_seconds": round(window, 2), "rounds": rounds, "written": done,
+                        "synced_in_window": synced, "raw_writes": raw_done,
+                        "lag_p95_seconds": round(p95, 3) if p95 is not None else None,
                         "lag_max_seconds": round(max(ordered), 3) if ordered else None,
                         "lag_hold_seconds": LAG_HOLD, "errors": writer.errors})
 
 
-# ---- request throughput of the mocks ----------------------------------------------------------------------
 def _bare_app() -> Flask:
     app = Flask("baseline")
 
