@@ -20,7 +20,7 @@ from bridge.lifecycle import Lifecycle
 from bridge.mapping import BUILTIN_MAPS, MapValidationError, TableMap, load_maps
 from bridge.metrics import BridgeMetrics, metrics_blueprint
 from bridge.state import (NOT_RUNNING, RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow)
-from bridge.worker import AsyncWorker
+from bridge.worker import LINGER, AsyncWorker
 from sandbox.clients import ControlClient, SalesClient, ScmClient
 from sandbox.db import Database
 from sandbox.errors import BadRequest, NotFound, SandboxError, error_for_status
@@ -49,6 +49,8 @@ class BridgeConfig:
     start_worker: bool = True
     #: how long one long poll of a change feed waits for news (also bounds how long stopping takes)
     async_poll_wait: float = 1.0
+    #: how long an async drainer lets changes gather after a short page (more lag, larger pages)
+    async_linger: float = LINGER
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -86,7 +88,7 @@ class BridgeRuntime:
         self.engine = SyncEngine(self.maps, self.sales, self.scm, self.sales_model, self.scm_model, self.state)
         self.lifecycle = Lifecycle(self.engine, self.state, self.controls)
         self.worker = AsyncWorker(self.engine, self.state, self.lifecycle, self.controls,
-                                  poll_wait=config.async_poll_wait)
+                                  poll_wait=config.async_poll_wait, linger=config.async_linger)
         self.metrics = BridgeMetrics(self)
         self.started_at = dt.datetime.now(dt.timezone.utc)
         for table_map in self.maps:

@@ -48,7 +48,11 @@ log = logging.getLogger(__name__)
 
 SOURCES: tuple[Source, ...] = ("sales", "scm")
 PAGE_SIZE = 200
-LINGER = 0.1  # seconds a drainer waits after a short page before reading the next one
+#: seconds a drainer waits after a short page before reading the next one: larger pages (one UpsertMultiple,
+#: one guard write, one feed read for more changes) for at most this much more lag. At 0.3 s instead of 0.1 s
+#: the async benchmark's writers kept 4 to 7% more of their raw rate (three pairs of runs side by side),
+#: with lag p95 0.4 s instead of 0.2 s.
+LINGER = 0.3
 BULK_SIZE = 200  # single-row upserts sent together in one UpsertMultiple (Dataverse takes up to 1000)
 BACKLOG_LIMIT = 5000  # status counts the queue up to this many changes per source (more shows as 5000+)
 
