@@ -411,8 +411,6 @@ def _without_hints(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if not k.startswith("@sandbox")}
 
 
-
-
 def _key_text(company: Any, key: dict[str, Any]) -> str:
     """``json.dumps({"company": company, "key": key}, sort_keys=True, default=str)``: how both sides' rows are
     matched, and what an error's key reads back from. Keys of strings (nearly all of them) are written out

@@ -274,7 +274,7 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
         plan = None
         if connection.dialect.paramstyle == "qmark" and sorted(positions) == sorted(keys) and len(positions) > 1:
             processors = compiled._bind_processors  # noqa: SLF001 - the processors SQLAlchemy itself applies
-            converted = tuple((index, _faster_processor(table.c[name], connection.dialect, processors[name]))
+            converted = tuple((index, _faster_processor(table.c.get(name), connection.dialect, processors[name]))
                               for index, name in enumerate(positions) if name in processors)
             plan = (compiled.string, operator.itemgetter(*positions), converted)
         _plain_inserts[signature] = plan
@@ -307,12 +307,12 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
 _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
-def _faster_processor(column: sa.Column[Any], dialect: sa.Dialect,
+def _faster_processor(column: sa.Column[Any] | None, dialect: sa.Dialect,
                       processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``processor``, or where it is SQLite's for DATETIME in its default storage format, a quicker one that
     writes the same text for a plain datetime (the same ``%`` formatting, from a tuple instead of a dict built
     per value: the columns every row has, its created and modified times, and each change's timestamp)."""
-    implementation = column.type.dialect_impl(dialect)
+    implementation = column.type.dialect_impl(dialect) if column is not None else None
     if not (isinstance(implementation, sa.dialects.sqlite.DATETIME)
             and implementation._storage_format == sa.dialects.sqlite.DATETIME._storage_format):  # noqa: SLF001
         return processor

@@ -112,9 +112,9 @@ class ChangeColumns(SQLModel, table=True):
     """The property names of compact change images, one row per distinct list.
 
     A change recorded in bulk stores its image as ``[columns id, value, value, ...]``, the values in the
-    order of the names this table holds for the id: a create's image without its 50 to 150 property names
-    takes a third of the room, and the bulk writes of an initial sync spent a tenth of their time writing
-    change rows to disk. The id is a hash of the names, so it stands for the same list in every database
+    order of the names this table holds for the id: a create's change row without its image's 50 to 150
+    property names (and its changed list, ``"*"``) takes a third of the room, and a 100,000-row initial sync
+    wrote 1.8 GB to the Sales database's files instead of 1.1 GB, 13 µs more a row. The id is a hash of the names, so it stands for the same list in every database
     (a reset, a snapshot or another service cannot make it name a different one).
     """
 
