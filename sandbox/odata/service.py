@@ -110,7 +110,6 @@ class ODataService:
         self.store = store
         self.actions = actions or ActionRegistry()
         self._metadata_cache: dict[bool, str] = {}
-        self._find_statements: dict[tuple[str, tuple[str, ...], bool], Any] = {}
         self._body_plans: dict[str, tuple[EntityType, dict[str, _ColumnPlan],
                                           dict[str, tuple[NavigationProperty, dict[str, None]]]]] = {}
         dialect.bind(self)
@@ -265,27 +264,30 @@ class ODataService:
 
         UpsertMultiple asked row by row, one statement per Target, each a hand-off of the interpreter lock
         that waited behind busy threads (the async drain beside the writers it follows)."""
+        Signature = tuple[tuple[str, ...], tuple[str | None, ...]]
+
+        def signature(names: tuple[str, ...], values: Iterable[Any]) -> Signature:
+            return names, tuple(fold_key_value(v) for v in values)
+
         probes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        asked: set[tuple[tuple[str, ...], tuple[str | None, ...]]] = set()
+        asked: set[Signature] = set()
         if not self.dialect.scope(entity, state):
             for key in keys:
-                folded = tuple(fold_key_value(v) for v in key.values()) if key else ()
-                if not key or None in folded:  # a null, or a value SQL may compare otherwise than fold does
+                if not key:
                     continue
-                asked.add((tuple(key), folded))
-                probes.setdefault(tuple(key), []).append(tuple(key.values()))
+                asking = signature(tuple(key), key.values())
+                if None in asking[1]:  # a null, or a value SQL may compare otherwise than the fold does
+                    continue
+                asked.add(asking)
+                probes.setdefault(asking[0], []).append(tuple(key.values()))
         table = entity.table
         assert table is not None
-        found: set[tuple[tuple[str, ...], tuple[str | None, ...]]] = set()
-        for names, probe in probes.items():
-            found.update((names, tuple(fold_key_value(v) for v in values))
-                         for values in self.store.find_keys(table, names, probe))
+        found = {signature(names, values)
+                 for names, probe in probes.items() for values in self.store.find_keys(table, names, probe)}
 
         def exists(key: dict[str, Any]) -> bool:
-            signature = (tuple(key), tuple(fold_key_value(v) for v in key.values()))
-            if signature not in asked:
-                return self.row_exists(entity, key, state)
-            return signature in found
+            asking = signature(tuple(key), key.values())
+            return asking in found if asking in asked else self.row_exists(entity, key, state)
         return exists
 
     def _find_by_key(self, entity: EntityType, key: dict[str, Any], state: RequestState, *,
@@ -301,12 +303,10 @@ class ODataService:
             return self.db.connection.execute(query.limit(1)).first()
         # The hot path of every bind, read and write by key: one statement per key shape, reused with
         # bound values (building it and its cache key per call cost more than the lookup).
-        signature = (entity.name, tuple(key), whole_row)
-        query = self._find_statements.get(signature)
-        if query is None:
-            query = sa.select(table if whole_row else table.c[ROWID]).where(
-                *[self.dialect.key_condition(entity, table.c[k], sa.bindparam(f"sandbox_k_{k}")) for k in key]).limit(1)
-            self._find_statements[signature] = query
+        query = self.store.statement(
+            ("find_by_key", entity.name, tuple(key), whole_row),
+            lambda: sa.select(table if whole_row else table.c[ROWID]).where(
+                *[self.dialect.key_condition(entity, table.c[k], sa.bindparam(f"sandbox_k_{k}")) for k in key]).limit(1))
         return self.db.connection.execute(query, {f"sandbox_k_{k}": v for k, v in key.items()}).first()
 
     def require_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row:
