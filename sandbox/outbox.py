@@ -37,7 +37,7 @@ from sqlmodel import Field, SQLModel
 
 from sandbox import jsonio
 from sandbox.db import Database, insert_returning_ids
-from sandbox.errors import BadRequest
+from sandbox.errors import BadRequest, InternalError
 
 if TYPE_CHECKING:
     from sandbox.control import ServiceRuntime
@@ -147,8 +147,9 @@ def _columns_by_id(connection: sa.Connection, columns_id: str) -> list[str]:
     if names is None:
         table = ChangeColumns.__table__
         text = connection.execute(sa.select(table.c.names).where(table.c.id == columns_id)).scalar()
-        if text is None:
-            raise LookupError(f"The change feed names columns {columns_id!r}, which its database does not hold.")
+        if text is None:  # only a hand-made snapshot or a damaged database can get here
+            raise InternalError(f"A change row names the column list {columns_id!r}, which the table "
+                                "sandbox_outbox_columns of this database does not hold.")
         names = _names_by_id[columns_id] = jsonio.loads(text)
     return names
 
@@ -197,7 +198,8 @@ def _row_to_change(m: Any, connection: sa.Connection) -> dict[str, Any]:
     if isinstance(after, list):  # compact: [columns id, values...]
         names = _columns_by_id(connection, after[0])
         if len(names) != len(after) - 1:
-            raise ValueError(f"A change image of {len(after) - 1} values for {len(names)} columns (seq {m['seq']}).")
+            raise InternalError(f"The change row {m['seq']} holds {len(after) - 1} values for the "
+                                f"{len(names)} columns of its column list.")
         after = dict(zip(names, after[1:]))
     changed = m["changed"]
     return {

@@ -248,6 +248,23 @@ def test_record_many_stores_images_compactly_and_reads_back_exactly(db: Database
     assert read_back() == expected
 
 
+def test_a_compact_image_whose_column_list_is_missing_is_a_clear_error(
+        db: Database, outbox: Outbox, client: flask.testing.FlaskClient) -> None:
+    """A change row naming a column list its database lacks (a hand-made snapshot) is answered in the
+    service's error shape, saying what is missing, not with a traceback."""
+    from sandbox import outbox as module
+
+    with db.transaction():
+        outbox.record_many(db, "items", "create", "user", [({"id": i}, ["id"], {"id": i}) for i in (1, 2)])
+    with db.transaction() as connection:
+        connection.execute(sa.delete(module.ChangeColumns.__table__))
+    module._names_by_id.clear()
+    module._ids_by_names.clear()
+    response = client.get("/_sandbox/changes")
+    assert response.status_code == 500
+    assert "sandbox_outbox_columns" in response.get_json()["error"]["message"]
+
+
 def test_compact_images_survive_a_reset_of_the_database(db: Database, outbox: Outbox) -> None:
     """After the tables are dropped and made again, the names of compact images are written again even
     though this process has written them before."""
