@@ -538,7 +538,6 @@ def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Prog
     applied = [0]
     latencies: list[float] = []
     lock = threading.Lock()
-    max_age = [0.0]
 
     def on_write(at: float) -> None:
         with lock:
@@ -558,7 +557,6 @@ def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Prog
     def oldest_age() -> float:
         with lock:
             age = time.monotonic() - written[0] if written else 0.0
-        max_age[0] = max(max_age[0], age)
         return age
 
     def gate() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import sqlalchemy.dialects.sqlite
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME_TYPE
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
@@ -313,8 +313,8 @@ def _faster_processor(column: sa.Column[Any] | None, dialect: sa.Dialect,
     writes the same text for a plain datetime (the same ``%`` formatting, from a tuple instead of a dict built
     per value: the columns every row has, its created and modified times, and each change's timestamp)."""
     implementation = column.type.dialect_impl(dialect) if column is not None else None
-    if not (isinstance(implementation, sa.dialects.sqlite.DATETIME)
-            and implementation._storage_format == sa.dialects.sqlite.DATETIME._storage_format):  # noqa: SLF001
+    if not (isinstance(implementation, SQLITE_DATETIME_TYPE)
+            and implementation._storage_format == SQLITE_DATETIME_TYPE._storage_format):  # noqa: SLF001
         return processor
 
     def datetime_text(value: Any) -> Any:

@@ -17,7 +17,7 @@ import orjson
 # as with json.
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 # orjson's own rendering of datetime, date and time is their ``isoformat()`` (a time zone offset with seconds
-# aside, which it rounds to minutes); a time with a time zone it refuses, and then the fallback's ``default``
+# aside, whose seconds it drops); a time with a time zone it refuses, and then the fallback's ``default``
 # renders it.
 _ISO_TEMPORAL_OPTIONS = orjson.OPT_NON_STR_KEYS
 
