@@ -97,8 +97,8 @@ def prospect_map_syncs_prospects(ctx: ScenarioContext) -> None:
         _prospect_map_steps(ctx)
         return
     with ctx.step("The bridge has no prospects map: start a throwaway stack whose bridge loads the example"):
-        from sandbox.stack import StackConfig, build_stack
-        from scenarios.runner import stack_context
+        from leadtocash.stack import StackConfig, build_stack
+        from leadtocash.runner import stack_context
 
         stack = build_stack(StackConfig(memory=True, seed=1), maps_dirs=[EXAMPLE_MAPS])
     try:

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from sandbox.clients import ControlClient, SalesClient, ScmClient
-from sandbox.stack import Stack, StackConfig, build_stack, wire_bridge
+from leadtocash.stack import Stack, StackConfig, build_stack, wire_bridge
 
 CUSTOMERS = "customers-accounts"
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from sandbox.clients import ControlClient, SalesClient, ScmClient, ServiceError
-from sandbox.stack import Stack, StackConfig, build_stack
+from leadtocash.stack import Stack, StackConfig, build_stack
 
 USMF = "usmf"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scenarios.registry import REGISTRY, load_builtin
-from scenarios.runner import Endpoints, ScenarioResult, run_scenario
+from leadtocash.runner import Endpoints, ScenarioResult, run_scenario
 
 BUILTIN = {name: item for name, item in load_builtin().items() if item.module.startswith("scenarios.builtin")}
 

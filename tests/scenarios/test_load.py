@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sandbox.loadtest import load, parse_run_time, print_summary, read_stats, summarize
+from leadtocash.loadtest import load, parse_run_time, print_summary, read_stats, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def test_load_with_two_users_runs_locust_in_its_own_process_and_passes(tmp_path:
     """No URLs: a stack starts on loopback; Locust runs a few seconds; the summary has requests and sync."""
     out = tmp_path / "load.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "sandbox.cli", "load", "--users", "2", "--spawn-rate", "2", "--run-time", "4s",
+        [sys.executable, "-m", "leadtocash.cli", "load", "--users", "2", "--spawn-rate", "2", "--run-time", "4s",
          "--json", str(out), "--csv", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=150, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -47,7 +47,7 @@ class Endpoints:
 def open_context(endpoints: Endpoints, seed: int = 1) -> Iterator[ScenarioContext]:
     """A :class:`ScenarioContext` on the endpoints (building and tearing down a stack when in-process)."""
     if endpoints.in_process:
-        from sandbox.stack import StackConfig, build_stack
+        from leadtocash.stack import StackConfig, build_stack
 
         stack = build_stack(StackConfig(memory=True, seed=seed))
         try:

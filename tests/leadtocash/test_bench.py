@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sandbox import bench
-from sandbox.cli import main
+from leadtocash import bench
+from leadtocash.cli import main
 
 pytestmark = pytest.mark.live
 

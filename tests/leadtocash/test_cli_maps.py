@@ -16,10 +16,10 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from sandbox.cli import main
+from leadtocash.cli import main
 from sandbox.clients import SalesClient, ScmClient
 from sandbox.server import ServerGroup, free_port
-from sandbox.stack import Stack, StackConfig, build_stack
+from leadtocash.stack import Stack, StackConfig, build_stack
 
 # waitress's loop can trip over its socket being closed from ServerGroup.stop_all (EBADF in select): a
 # shutdown race of the server thread, not of the code under test.
@@ -179,7 +179,7 @@ def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on
     over HTTP is in Sales at once, and `maps list` against it shows every map Running."""
     ports = {"sales": free_port(), "scm": free_port(), "bridge": free_port()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.cli", "up", "--memory", "--sales-port", str(ports["sales"]), "--scm-port",
+        [sys.executable, "-m", "leadtocash.cli", "up", "--memory", "--sales-port", str(ports["sales"]), "--scm-port",
          str(ports["scm"]), "--bridge-port", str(ports["bridge"]), "--data-dir", str(tmp_path / "data")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
@@ -212,7 +212,7 @@ def test_maps_run_shows_initial_sync_progress_on_a_terminal(monkeypatch: pytest.
     rewritten in place; the answer of the run call is what the command returns."""
     import threading
 
-    from sandbox import cli
+    from leadtocash import cli
 
     released = threading.Event()
     calls: list[tuple[str, str]] = []
@@ -236,7 +236,7 @@ def test_maps_run_shows_initial_sync_progress_on_a_terminal(monkeypatch: pytest.
 
 def test_maps_run_off_a_terminal_only_calls_run(monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from sandbox import cli
+    from leadtocash import cli
 
     calls: list[str] = []
     monkeypatch.setattr(cli, "_bridge_call", lambda url, method, path, body=None: calls.append(method) or {})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.volume import seed_volume
+from leadtocash.volume import seed_volume
 
 
 def test_seed_volume_creates_customers_products_and_orders_that_sync(sandbox) -> None:

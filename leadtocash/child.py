@@ -1,13 +1,13 @@
-"""One mock service in a process of its own: ``python -m sandbox.child NAME --host H --port P [--bridge-url URL]``.
+"""One mock service in a process of its own: ``python -m leadtocash.child NAME --host H --port P [--bridge-url URL]``.
 
-:class:`sandbox.stack.ServiceProcesses` starts one of these per mock for ``sandbox up --wire processes``, so
+:class:`leadtocash.stack.ServiceProcesses` starts one of these per mock for ``sandbox up --wire processes``, so
 that each service has an interpreter (and interpreter lock) of its own. The protocol with the parent:
 
-- stdin: the :class:`~sandbox.stack.StackConfig` as one line of JSON (:meth:`StackConfig.to_json`), then
-  nothing; the child builds the service from it exactly as :func:`~sandbox.stack.build_apps` does in one
+- stdin: the :class:`~leadtocash.stack.StackConfig` as one line of JSON (:meth:`StackConfig.to_json`), then
+  nothing; the child builds the service from it exactly as :func:`~leadtocash.stack.build_apps` does in one
   process (data folder or memory, seed, the service's own database URL). When stdin reaches its end the
   parent is gone (or asks us to go), and the child stops.
-- stdout: one line, :data:`~sandbox.stack.READY_PREFIX` and then ``{"service", "url", "pid"}`` as JSON, once
+- stdout: one line, :data:`~leadtocash.stack.READY_PREFIX` and then ``{"service", "url", "pid"}`` as JSON, once
   the service accepts connections. Nothing else.
 - stderr: whatever goes wrong; the parent shows its tail when the child dies before it is ready.
 - SIGTERM or SIGINT: stop serving and exit 0.
@@ -24,12 +24,12 @@ import threading
 from typing import IO, Any
 
 from sandbox.server import ServerGroup
-from sandbox.stack import READY_PREFIX, SERVICES, StackConfig, build_apps, live_sync_sender
+from leadtocash.stack import READY_PREFIX, SERVICES, StackConfig, build_apps, live_sync_sender
 
 
 def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     """Serve one service until SIGTERM/SIGINT or the end of stdin; the exit code is 0 after a clean stop."""
-    parser = argparse.ArgumentParser(prog="python -m sandbox.child", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m leadtocash.child", description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=[name for name in SERVICES if name != "bridge"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (the ready line says which)")

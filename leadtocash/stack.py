@@ -202,7 +202,7 @@ def build_stack(config: StackConfig, *, bridge: bool = True, start_maps: bool = 
 
 
 # ---- mock services in child processes ----------------------------------------------------------------------
-#: what a child (``python -m sandbox.child``) prints on stdout, followed by JSON, once it accepts connections
+#: what a child (``python -m leadtocash.child``) prints on stdout, followed by JSON, once it accepts connections
 READY_PREFIX = "sandbox-service-ready "
 
 
@@ -235,7 +235,7 @@ class ChildService:
 class ServiceProcesses:
     """Mock services, each in a child process of its own (its own interpreter lock), serving on ports.
 
-    Each child runs ``python -m sandbox.child NAME`` (see :mod:`sandbox.child`): it builds that one service
+    Each child runs ``python -m leadtocash.child NAME`` (see :mod:`leadtocash.child`): it builds that one service
     from ``config`` as :func:`build_apps` does, serves it with waitress on ``host:ports[NAME]`` (0: any free
     port) and, when ``bridge_url`` is given, sends its live-sync calls to that bridge's ``/api/live``.
     :meth:`start` returns once every child accepts connections; :attr:`urls` are then their origins.
@@ -282,7 +282,7 @@ class ServiceProcesses:
     def _spawn(self, name: str) -> ChildService:
         if name in self.children:
             raise ValueError(f"{name} is started already")
-        command = [sys.executable, "-m", "sandbox.child", name, "--host", self.host,
+        command = [sys.executable, "-m", "leadtocash.child", name, "--host", self.host,
                    "--port", str(self.ports.get(name, 0))]
         if self.bridge_url:
             command += ["--bridge-url", self.bridge_url]

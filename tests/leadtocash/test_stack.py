@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sandbox.server import free_port
-from sandbox.stack import (ServiceProcesses, ServiceStartError, StackConfig, build_apps, build_bridge,
+from leadtocash.stack import (ServiceProcesses, ServiceStartError, StackConfig, build_apps, build_bridge,
                            spawn_services, wire_bridge)
 from sandbox.testing import poll_until, process_gone
 

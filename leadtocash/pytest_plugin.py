@@ -80,7 +80,7 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
         finally:
             handle.close()
         return
-    from sandbox.stack import StackConfig, build_stack
+    from leadtocash.stack import StackConfig, build_stack
 
     stack = build_stack(StackConfig(memory=True, seed=seed))
     handle = _handle({name: f"http://{name}.sandbox" for name in stack.apps}, stack.transports)
@@ -96,7 +96,7 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
 def sandbox_servers(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
     """The stack served on free loopback ports for the whole session."""
     from sandbox.server import ServerGroup, free_port
-    from sandbox.stack import StackConfig, build_apps, wire_bridge
+    from leadtocash.stack import StackConfig, build_apps, wire_bridge
 
     seed = request.config.option.sandbox_seed
     apps = build_apps(StackConfig(memory=True, seed=seed))

@@ -127,7 +127,7 @@ class Target:
 def started_stack(seed: int) -> Iterator[Target]:
     """Sales, SCM and the bridge on free 127.0.0.1 ports in this process, in memory, maps running."""
     from sandbox.server import ServerGroup, free_port
-    from sandbox.stack import StackConfig, build_apps, wire_bridge
+    from leadtocash.stack import StackConfig, build_apps, wire_bridge
 
     apps = build_apps(StackConfig(memory=True, seed=seed))
     group = ServerGroup(host="127.0.0.1")

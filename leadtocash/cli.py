@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from sandbox.stack import DEFAULT_PORTS, StackConfig, build_apps
+from leadtocash.stack import DEFAULT_PORTS, StackConfig, build_apps
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +47,7 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
     """
     from sandbox.db import sqlite_url_for
     from sandbox.server import ServerGroup, ensure_tls_files
-    from sandbox.stack import wire_bridge
+    from leadtocash.stack import wire_bridge
 
     config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
     ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
@@ -109,7 +109,7 @@ def _up_in_processes(config: StackConfig, host: str, ports: dict[str, int], maps
     import os
 
     from sandbox.server import ServerGroup
-    from sandbox.stack import ServiceProcesses, build_bridge, factory
+    from leadtocash.stack import ServiceProcesses, build_bridge, factory
 
     names = [name for name in ("sales", "scm") if factory(name) is not None]
     # known before the bridge exists: the children point their live sync at it from their first request on
@@ -175,7 +175,7 @@ def parse_database_urls(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--bridge-port", default=DEFAULT_PORTS["bridge"], show_default=True, type=int)
 def demo(seed: int, keep: bool, host: str, sales_port: int, scm_port: int, bridge_port: int) -> None:
     """Run the lead-to-cash journey in-process on fresh throwaway state and print its report."""
-    from scenarios.demo import run_demo
+    from leadtocash.demo import run_demo
 
     sys.exit(run_demo(seed=seed, keep=keep, host=host,
                       ports={"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, echo=click.echo))
@@ -191,7 +191,7 @@ def demo(seed: int, keep: bool, host: str, sales_port: int, scm_port: int, bridg
 def seed(scm_url: str, accounts: int, products: int, orders: int, seed: int) -> None:
     """Fill a running stack with a deterministic volume of realistic data."""
     from sandbox.clients import ScmClient, ServiceError
-    from sandbox.volume import seed_volume
+    from leadtocash.volume import seed_volume
 
     total = accounts + products + orders
     with ScmClient(scm_url, timeout=300.0) as scm:
@@ -238,7 +238,7 @@ def scenario_run(names: tuple[str, ...], run_all: bool, json_path: str | None, j
                  sales_url: str | None, scm_url: str | None, bridge_url: str | None, seed: int) -> None:
     """Run scenarios by name, --all, or a PATH.py of your own; exits 1 when a step fails."""
     from scenarios.registry import load_builtin, load_file
-    from scenarios.runner import Endpoints, print_results, run_scenario, write_json, write_junit
+    from leadtocash.runner import Endpoints, print_results, run_scenario, write_json, write_junit
 
     registry = load_builtin()
     chosen = []
@@ -293,7 +293,7 @@ def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...
     """
     import time
 
-    from sandbox import bench as benchmarks
+    from leadtocash import bench as benchmarks
 
     on_terminal = sys.stderr.isatty()
     started = time.monotonic()
@@ -525,7 +525,7 @@ def _origin(url: str, root: str) -> str:
     return base[: -len(root) - 1] if base.endswith("/" + root) else base
 
 
-from sandbox.loadtest import load as _load_command  # noqa: E402
+from leadtocash.loadtest import load as _load_command  # noqa: E402
 main.add_command(_load_command)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sandbox.cli import main
+from leadtocash.cli import main
 from scenarios.registry import load_builtin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,9 +203,9 @@ def test_example_user_scenario_file_passes_on_a_fresh_in_process_sandbox() -> No
 
 
 def test_exit_codes_of_the_installed_command_in_its_own_process(files: dict[str, Path]) -> None:
-    """`python -m sandbox.cli scenario run` exits 0 for a passing file and 1 for a failing one."""
+    """`python -m leadtocash.cli scenario run` exits 0 for a passing file and 1 for a failing one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    codes = [subprocess.run([sys.executable, "-m", "sandbox.cli", "scenario", "run", str(files[name]), *NOWHERE],
+    codes = [subprocess.run([sys.executable, "-m", "leadtocash.cli", "scenario", "run", str(files[name]), *NOWHERE],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).returncode
              for name in ("passing", "failing")]
     assert codes == [0, 1]

@@ -6,13 +6,13 @@ from typing import Callable
 
 from scenarios.context import ScenarioContext
 from scenarios.registry import load_builtin
-from scenarios.runner import stack_context
+from leadtocash.runner import stack_context
 
 
 def run_demo(*, seed: int = 1, keep: bool = False, host: str = "127.0.0.1", ports: dict[str, int] | None = None,
              echo: Callable[[str], None] = print) -> int:
     """Run the journey and print it; returns the process exit code (0 when every step passed)."""
-    from sandbox.stack import StackConfig, build_stack
+    from leadtocash.stack import StackConfig, build_stack
 
     echo("Starting mock Sales, mock SCM and the dual-write bridge in this process (throwaway state) ...")
     stack = build_stack(StackConfig(memory=True, seed=seed))

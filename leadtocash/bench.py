@@ -46,7 +46,7 @@ import httpx
 from flask import Flask
 
 from sandbox.server import ServerGroup, free_port
-from sandbox.stack import ServiceProcesses, StackConfig, build_apps
+from leadtocash.stack import ServiceProcesses, StackConfig, build_apps
 
 MAP_ID = "customers-accounts"
 COMPANY = "usmf"
@@ -168,7 +168,7 @@ def _sync_stack(database_urls: dict[str, str]) -> Iterator[_SyncStack]:
     """Sales, SCM and the bridge as ``sandbox up`` runs them, on SQLite files in a temporary folder (or on
     the databases ``database_urls`` names)."""
     from sandbox.db import sqlite_url_for
-    from sandbox.stack import wire_bridge
+    from leadtocash.stack import wire_bridge
 
     folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
     apps = build_apps(StackConfig(data_dir=folder, seed=1, database_urls=dict(database_urls)))
@@ -191,7 +191,7 @@ def _sync_stack(database_urls: dict[str, str]) -> Iterator[_SyncStack]:
 def _close_stack(apps: dict[str, Flask], group: ServerGroup, folder: Path,
                  children: ServiceProcesses | None = None) -> None:
     """Stop what a sync benchmark started and remove its folder, in the order waitress needs."""
-    from sandbox.loadtest import quiet_waitress
+    from leadtocash.loadtest import quiet_waitress
 
     # Close every client's keep-alive connection first (live-sync hooks, the bridge's drainers and clients):
     # a waitress server stops only once its connections are closed.
@@ -355,7 +355,7 @@ def _initial_sync_in_processes(customers: int, say: Progress, ticking: bool) -> 
     """
     from bridge.mapping import BUILTIN_MAPS, load_maps
     from sandbox.db import sqlite_url_for
-    from sandbox.stack import build_bridge
+    from leadtocash.stack import build_bridge
 
     name = "initial-sync-processes"
     folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
@@ -706,7 +706,7 @@ def _request_throughput(count: int, threads: int, deadline: float, say: Progress
                                                "$filter": "CustomerGroupId eq '10'", "$orderby": "OrganizationName",
                                                "$top": "50", "$skip": str((i % 5) * 50)}).raise_for_status())
     finally:
-        from sandbox.loadtest import quiet_waitress
+        from leadtocash.loadtest import quiet_waitress
 
         for item in clients:
             item.close()

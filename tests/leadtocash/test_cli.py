@@ -22,7 +22,7 @@ def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tup
     printed up to then goes to ``lines``)."""
     ports = {"sales": free_port(), "scm": free_port(), "bridge": free_port()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.cli", "up", "--sales-port", str(ports["sales"]), "--scm-port",
+        [sys.executable, "-m", "leadtocash.cli", "up", "--sales-port", str(ports["sales"]), "--scm-port",
          str(ports["scm"]), "--bridge-port", str(ports["bridge"]), "--data-dir", str(tmp_path / "data"), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
@@ -120,7 +120,7 @@ def test_database_url_needs_a_known_service() -> None:
     """A malformed --database-url is a usage error naming the expected form."""
     from click.testing import CliRunner
 
-    from sandbox.cli import main
+    from leadtocash.cli import main
 
     result = CliRunner().invoke(main, ["up", "--database-url", "nope"])
     assert result.exit_code == 2 and "SERVICE=URL" in result.output
@@ -161,7 +161,7 @@ def test_up_wire_processes_with_a_port_in_use_fails_clearly_and_leaves_nothing_s
         busy.listen()
         taken = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "sandbox.cli", "up", "--memory", "--wire", "processes", "--sales-port",
+            [sys.executable, "-m", "leadtocash.cli", "up", "--memory", "--wire", "processes", "--sales-port",
              str(sales_port), "--scm-port", str(taken), "--bridge-port", str(free_port())],
             capture_output=True, text=True, cwd=tmp_path, timeout=60,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
@@ -176,7 +176,7 @@ def test_up_refuses_tls_with_wire_processes() -> None:
     """--tls and --wire processes together are a usage error that says so."""
     from click.testing import CliRunner
 
-    from sandbox.cli import main
+    from leadtocash.cli import main
 
     result = CliRunner().invoke(main, ["up", "--tls", "--wire", "processes"])
     assert result.exit_code == 2 and "--tls cannot be combined with --wire processes" in result.output
