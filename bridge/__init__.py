@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from bridge.app import BridgeConfig
 
 
-def create_app(config: "BridgeConfig | None" = None) -> "Flask":
+def create_app(config: BridgeConfig | None = None) -> Flask:
     """The bridge Flask app (see :mod:`bridge.app`)."""
     from bridge.app import create_app as build
 

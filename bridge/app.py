@@ -6,9 +6,10 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 from flask import Blueprint, Flask, Response, request
@@ -19,7 +20,7 @@ from bridge.engine import Source, SyncEngine, SyncError
 from bridge.lifecycle import Lifecycle
 from bridge.mapping import BUILTIN_MAPS, MapValidationError, TableMap, load_maps
 from bridge.metrics import BridgeMetrics, metrics_blueprint
-from bridge.state import (NOT_RUNNING, RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow)
+from bridge.state import NOT_RUNNING, RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow
 from bridge.worker import LINGER, AsyncWorker
 from sandbox.clients import ControlClient, SalesClient, ScmClient
 from sandbox.db import Database
@@ -87,10 +88,16 @@ class BridgeRuntime:
         }
         self.engine = SyncEngine(self.maps, self.sales, self.scm, self.sales_model, self.scm_model, self.state)
         self.lifecycle = Lifecycle(self.engine, self.state, self.controls)
-        self.worker = AsyncWorker(self.engine, self.state, self.lifecycle, self.controls,
-                                  poll_wait=config.async_poll_wait, linger=config.async_linger)
+        self.worker = AsyncWorker(
+            self.engine,
+            self.state,
+            self.lifecycle,
+            self.controls,
+            poll_wait=config.async_poll_wait,
+            linger=config.async_linger,
+        )
         self.metrics = BridgeMetrics(self)
-        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.started_at = dt.datetime.now(dt.UTC)
         for table_map in self.maps:
             self.state.map_row(table_map.id)
 
@@ -108,19 +115,23 @@ class BridgeRuntime:
             raise BadRequest("'changes' must be a list.")
         model = self.sales_model if source == "sales" else self.scm_model
         for change in changes:
-            if not isinstance(change, dict) or change.get("table") not in model.entities \
-                    or change.get("operation") not in ("create", "update", "delete") \
-                    or not isinstance(change.get("after"), (dict, type(None))):
-                raise BadRequest("Each change needs a known 'table', an 'operation' (create, update or delete) "
-                                 "and an 'after' image.")
+            if (
+                not isinstance(change, dict)
+                or change.get("table") not in model.entities
+                or change.get("operation") not in ("create", "update", "delete")
+                or not isinstance(change.get("after"), (dict, type(None)))
+            ):
+                raise BadRequest(
+                    "Each change needs a known 'table', an 'operation' (create, update or delete) and an 'after' image."
+                )
         related = payload.get("related", {})
         if not isinstance(related, dict):
             raise BadRequest("'related' must be an object.")
-        return self.engine.apply(source, changes, maps=self.live_maps(), related=related,
-                                 allow_fetch=False, via="live")
+        return self.engine.apply(source, changes, maps=self.live_maps(), related=related, allow_fetch=False, via="live")
 
-    def run_all(self, *, initial_sync: bool = True, master: str = "scm", only_new: bool = False
-                ) -> list[dict[str, Any]]:
+    def run_all(
+        self, *, initial_sync: bool = True, master: str = "scm", only_new: bool = False
+    ) -> list[dict[str, Any]]:
         """Start every map in dependency order (what ``sandbox up`` does).
 
         ``only_new`` starts only maps that never finished an initial sync and are not running, so a
@@ -167,8 +178,14 @@ def create_app(config: BridgeConfig | None = None) -> Flask:
     def unreachable(err: httpx.TransportError) -> Response:
         # Sales or SCM did not answer at all (down, a port not listening): theirs to fix, not ours, and
         # worth trying again; a map whose initial sync it interrupted is left Not running.
-        return error_response(error_for_status(503, f"A service the bridge calls did not answer: "
-                                                    f"{type(err).__name__}: {err}", "", headers={"Retry-After": "5"}))
+        return error_response(
+            error_for_status(
+                503,
+                f"A service the bridge calls did not answer: {type(err).__name__}: {err}",
+                "",
+                headers={"Retry-After": "5"},
+            )
+        )
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Response:
@@ -214,10 +231,16 @@ def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
     @api.post("/api/maps/<map_id>/run")
     def run(map_id: str) -> Response:
         body = _body()
-        return _json(life.run(map_id, initial_sync=bool(body.get("initial_sync", True)),
-                              master=str(body.get("master", "sales")), mode=str(body.get("mode", "live")),
-                              with_dependencies=bool(body.get("with_dependencies", False)),
-                              skip_errors=bool(body.get("skip_errors", False))))
+        return _json(
+            life.run(
+                map_id,
+                initial_sync=bool(body.get("initial_sync", True)),
+                master=str(body.get("master", "sales")),
+                mode=str(body.get("mode", "live")),
+                with_dependencies=bool(body.get("with_dependencies", False)),
+                skip_errors=bool(body.get("skip_errors", False)),
+            )
+        )
 
     @api.post("/api/maps/<map_id>/pause")
     def pause(map_id: str) -> Response:
@@ -234,8 +257,9 @@ def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
     @api.post("/api/maps/run-all")
     def run_all() -> Response:
         body = _body()
-        return _json(runtime.run_all(initial_sync=bool(body.get("initial_sync", True)),
-                                     master=str(body.get("master", "scm"))))
+        return _json(
+            runtime.run_all(initial_sync=bool(body.get("initial_sync", True)), master=str(body.get("master", "scm")))
+        )
 
     @api.get("/api/maps/<map_id>/activity")
     def activity(map_id: str) -> Response:

@@ -245,9 +245,12 @@ _TRACES = """{% extends "base.html" %}{% from "macros.html" import traces_table 
 {% endblock %}
 """
 
-_ENV = Environment(loader=DictLoader({"base.html": _BASE, "macros.html": _MACROS, "index.html": _INDEX,
-                                      "map.html": _MAP, "traces.html": _TRACES}),
-                   autoescape=select_autoescape(default=True, default_for_string=True))
+_ENV = Environment(
+    loader=DictLoader(
+        {"base.html": _BASE, "macros.html": _MACROS, "index.html": _INDEX, "map.html": _MAP, "traces.html": _TRACES}
+    ),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+)
 
 
 def _pretty(value: Any) -> str:
@@ -258,8 +261,13 @@ def _html(template: str, status: int = 200, **context: Any) -> Response:
     root = request.script_root.rstrip("/") + "/"
     refresh = request.args.get("refresh")
     page = _ENV.get_template(template).render(
-        root=root, pretty=_pretty, msg=request.args.get("msg"), error=request.args.get("error"),
-        refresh=int(refresh) if refresh and refresh.isdigit() and int(refresh) > 0 else None, **context)
+        root=root,
+        pretty=_pretty,
+        msg=request.args.get("msg"),
+        error=request.args.get("error"),
+        refresh=int(refresh) if refresh and refresh.isdigit() and int(refresh) > 0 else None,
+        **context,
+    )
     return Response(page, status=status, content_type="text/html; charset=utf-8")
 
 
@@ -277,7 +285,7 @@ def _back(default: str, **params: str) -> Response:
     return redirect(f"{path}{separator}{urlencode(params)}" + (f"#{fragment}" if fragment else ""), code=303)
 
 
-def console_blueprint(runtime: "BridgeRuntime") -> Blueprint:
+def console_blueprint(runtime: BridgeRuntime) -> Blueprint:
     """``GET /`` map list, ``GET /maps/<id>`` one map, ``GET /traces`` search, ``POST /console/...`` actions."""
     console = Blueprint("bridge_console", __name__)
     life = runtime.lifecycle
@@ -298,11 +306,17 @@ def console_blueprint(runtime: "BridgeRuntime") -> Blueprint:
         except Exception:  # noqa: BLE001 - the page must render while a service is down
             queued = []
         report = life.initial.last_reports.get(map_id)
-        return _html("map.html", m=status, here=f"{request.script_root}/maps/{map_id}", key=key,
-                     activity=runtime.state.rows(ActivityRow, map_id, limit=100), queued=queued,
-                     catchup=runtime.state.rows(CatchupErrorRow, map_id, limit=200),
-                     initial={"last": report.as_dict() if report else None, "errors": life.initial.errors(map_id)},
-                     traces=traces)
+        return _html(
+            "map.html",
+            m=status,
+            here=f"{request.script_root}/maps/{map_id}",
+            key=key,
+            activity=runtime.state.rows(ActivityRow, map_id, limit=100),
+            queued=queued,
+            catchup=runtime.state.rows(CatchupErrorRow, map_id, limit=200),
+            initial={"last": report.as_dict() if report else None, "errors": life.initial.errors(map_id)},
+            traces=traces,
+        )
 
     @console.get("/traces")
     def traces() -> Response:
@@ -319,8 +333,12 @@ def console_blueprint(runtime: "BridgeRuntime") -> Blueprint:
         try:
             life.table_map(map_id)
             if action == "run":
-                status = life.run(map_id, initial_sync=form.get("initial_sync") == "1",
-                                  master=form.get("master", "scm"), mode=form.get("mode", "live"))
+                status = life.run(
+                    map_id,
+                    initial_sync=form.get("initial_sync") == "1",
+                    master=form.get("master", "scm"),
+                    mode=form.get("mode", "live"),
+                )
                 message = f"{map_id}: {status['state']} ({status['mode']})"
             elif action == "pause":
                 life.pause(map_id)

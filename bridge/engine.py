@@ -16,8 +16,9 @@ import json
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -38,8 +39,9 @@ INTEGRATION_IDENTITY = "dualwrite"
 class SyncError(Exception):
     """A sync unit failed; ``message`` says what failed on which side (shown to the writing user)."""
 
-    def __init__(self, message: str, status: int = 400, transient: bool = False,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: int = 400, transient: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -70,6 +72,7 @@ KEY_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 # ---- wire normalization ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _WirePlan:
     """What :func:`wire_row` does to an entity's images: the columns it keeps and the few it converts."""
@@ -90,7 +93,8 @@ def _wire_plan(entity: EntityType, enums_as_names: bool) -> _WirePlan:
     plan = _WirePlan(
         names=frozenset(properties),
         enums=tuple((n, p.enum) for n, p in properties.items() if p.enum is not None) if enums_as_names else (),
-        decimals=tuple(n for n, p in properties.items() if p.type == "Edm.Decimal" and p.enum is None))
+        decimals=tuple(n for n, p in properties.items() if p.type == "Edm.Decimal" and p.enum is None),
+    )
     _wire_plans[(id(entity), enums_as_names)] = (entity, plan)  # the entity is kept: its id stays its own
     return plan
 
@@ -124,8 +128,15 @@ def wire_row(entity: EntityType, raw: dict[str, Any], enums_as_names: bool) -> d
 class SyncEngine:
     """Transforms and writes across; owns no thread (the bridge runtime schedules it)."""
 
-    def __init__(self, maps: list[TableMap], sales: SalesClient, scm: ScmClient, sales_model: Model,
-                 scm_model: Model, state: BridgeState) -> None:
+    def __init__(
+        self,
+        maps: list[TableMap],
+        sales: SalesClient,
+        scm: ScmClient,
+        sales_model: Model,
+        scm_model: Model,
+        state: BridgeState,
+    ) -> None:
         self.maps = maps
         self.by_id = {m.id: m for m in maps}
         self.order = {m.id: index for index, m in enumerate(maps)}
@@ -165,8 +176,11 @@ class SyncEngine:
             return None
         code = code.lower()
         if code not in self._companies:
-            rows = self.sales.query("cdm_companies", select=["cdm_companyid", "cdm_companycode"],
-                                    filter=f"cdm_companycode eq {format_literal(code, guid_bare=False)}")
+            rows = self.sales.query(
+                "cdm_companies",
+                select=["cdm_companyid", "cdm_companycode"],
+                filter=f"cdm_companycode eq {format_literal(code, guid_bare=False)}",
+            )
             if not rows:
                 return None
             self._remember_company(rows[0]["cdm_companycode"], rows[0]["cdm_companyid"])
@@ -194,8 +208,9 @@ class SyncEngine:
                 self._remember_company(row["cdm_companycode"], row["cdm_companyid"])
 
     # ---- planning ----------------------------------------------------------------------------------------
-    def related_getter(self, related: dict[str, dict[str, Any]] | None, allow_fetch: bool
-                       ) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+    def related_getter(
+        self, related: dict[str, dict[str, Any]] | None, allow_fetch: bool
+    ) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
         """How the pipeline finds the Sales row a lookup of a Sales row points at."""
         cache: dict[str, dict[str, Any] | None] = {}
 
@@ -217,8 +232,11 @@ class SyncEngine:
                     return None
                 target = self.sales_model.entities[nav.target]
                 if target.name == "cdm_company":
-                    code = self.company_code(str(next(iter(values.values())))) if allow_fetch else \
-                        self._company_codes.get(str(next(iter(values.values()))))
+                    code = (
+                        self.company_code(str(next(iter(values.values()))))
+                        if allow_fetch
+                        else self._company_codes.get(str(next(iter(values.values()))))
+                    )
                     if code is None and related:
                         found = related.get(related_token(target.name, values))
                         code = found.get("cdm_companycode") if found else None
@@ -240,9 +258,16 @@ class SyncEngine:
 
         return get
 
-    def plan(self, source: Source, changes: Iterable[dict[str, Any]], *, maps: Callable[[TableMap], bool],
-             related: dict[str, dict[str, Any]] | None = None, allow_fetch: bool = True,
-             partial: bool = False) -> list[Write]:
+    def plan(
+        self,
+        source: Source,
+        changes: Iterable[dict[str, Any]],
+        *,
+        maps: Callable[[TableMap], bool],
+        related: dict[str, dict[str, Any]] | None = None,
+        allow_fetch: bool = True,
+        partial: bool = False,
+    ) -> list[Write]:
         """The target writes for ``changes`` through every map ``maps`` admits, parents first.
 
         ``partial`` (replays: catch-up, async) sends only what each update changed, so edits made on both
@@ -257,8 +282,9 @@ class SyncEngine:
                     continue
                 write = self.plan_one(source, target, table_map, change, getter)
                 if write is not None and partial and change["operation"] == "update":
-                    write.payload = changed_only(table_map, write.payload, change.get("changed") or [],
-                                                 to_sales=(target == "sales"))
+                    write.payload = changed_only(
+                        table_map, write.payload, change.get("changed") or [], to_sales=(target == "sales")
+                    )
                 if write is not None and self.field_guard is not None:
                     self.field_guard(write)
                 if write is not None:
@@ -267,15 +293,26 @@ class SyncEngine:
         writes.sort(key=lambda w: w.order if w.operation == "upsert" else -w.order)
         return writes
 
-    def plan_one(self, source: Source, target: Source, table_map: TableMap, change: dict[str, Any],
-                 getter: Callable[[str, dict[str, Any]], dict[str, Any] | None]) -> Write | None:
+    def plan_one(
+        self,
+        source: Source,
+        target: Source,
+        table_map: TableMap,
+        change: dict[str, Any],
+        getter: Callable[[str, dict[str, Any]], dict[str, Any] | None],
+    ) -> Write | None:
         entity = self.source_entity(source, change["table"])
         raw = change.get("after") or {}
         row = wire_row(entity, raw, enums_as_names=(source == "scm"))
         if source == "sales":
             row["@sandbox.table"] = entity.name
-        record = Record(map=table_map, direction="to_sales" if target == "sales" else "to_scm", source=row,
-                        related=getter, sales_model=self.sales_model)
+        record = Record(
+            map=table_map,
+            direction="to_sales" if target == "sales" else "to_scm",
+            source=row,
+            related=getter,
+            sales_model=self.sales_model,
+        )
         if target == "sales":
             code = str(row.get("dataAreaId") or "").lower() or None
             record.company = code
@@ -332,13 +369,18 @@ class SyncEngine:
                 if op is not None:
                     pairs.append((op, write))
         except ServiceError as exc:
-            raise SyncError(f"Reading {self._label(side)} failed: {exc.message}", exc.status,
-                            transient=exc.transient, retry_after=exc.retry_after) from None
+            raise SyncError(
+                f"Reading {self._label(side)} failed: {exc.message}",
+                exc.status,
+                transient=exc.transient,
+                retry_after=exc.retry_after,
+            ) from None
         # Deletes (children first) and creates (parents first) keep their order; updates go last, children
         # before parents: a target that recomputes a parent from its children (Sales order totals from its
         # lines) must not overwrite what this unit writes to the parent (SCM's totals and status).
-        updates = sorted((p for p in pairs if p[0].method not in ("POST", "DELETE")),
-                         key=lambda p: -self.order[p[1].map.id])
+        updates = sorted(
+            (p for p in pairs if p[0].method not in ("POST", "DELETE")), key=lambda p: -self.order[p[1].map.id]
+        )
         pairs = [p for p in pairs if p[0].method in ("POST", "DELETE")] + updates
         ops = [op for op, _ in pairs]
         described = [write for _, write in pairs]
@@ -353,8 +395,12 @@ class SyncEngine:
             else:
                 results = client.batch([ops], headers=headers)
         except ServiceError as exc:
-            raise SyncError(f"Writing to {self._label(side)} failed: {exc.message}", exc.status,
-                            transient=exc.transient, retry_after=exc.retry_after) from None
+            raise SyncError(
+                f"Writing to {self._label(side)} failed: {exc.message}",
+                exc.status,
+                transient=exc.transient,
+                retry_after=exc.retry_after,
+            ) from None
         except Exception as exc:  # noqa: BLE001 - the other side being down is a sync error, not a crash
             raise SyncError(f"{self._label(side)} could not be reached: {exc}", 503, transient=True) from None
         by_id = {r.content_id: r for r in results if r.content_id}
@@ -371,14 +417,21 @@ class SyncEngine:
             for item in described:
                 item.response = item.response or {"status": failure.status, "body": failure.json}
             message = error.message if error else f"status {failure.status}"
-            raise SyncError(f"{write.map.name}: writing {self._describe_key(write)} to {self._label(side)} failed: "
-                            f"{message}", failure.status if failure.status < 500 else 400,
-                            transient=bool(error and error.transient), retry_after=error.retry_after if error else None)
+            raise SyncError(
+                f"{write.map.name}: writing {self._describe_key(write)} to {self._label(side)} failed: {message}",
+                failure.status if failure.status < 500 else 400,
+                transient=bool(error and error.transient),
+                retry_after=error.retry_after if error else None,
+            )
 
     def bulk_upsertable(self, writes: list[Write]) -> bool:
         """Whether a unit is one Sales upsert addressable by alternate key (what :meth:`upsert_many` takes)."""
-        return (len(writes) == 1 and writes[0].target == "sales" and writes[0].operation == "upsert"
-                and self.sales_key(writes[0]) is not None)
+        return (
+            len(writes) == 1
+            and writes[0].target == "sales"
+            and writes[0].operation == "upsert"
+            and self.sales_key(writes[0]) is not None
+        )
 
     def upsert_many(self, writes: list[Write]) -> None:
         """Upsert the rows of several single-write units into one Sales table with one ``UpsertMultiple``
@@ -391,14 +444,22 @@ class SyncEngine:
             key = self.sales_key(write)
             if key is None or write.map.sales_type is not entity:
                 raise ValueError("upsert_many takes writes to one table, each addressable by alternate key")
-            targets.append({"@odata.type": f"Microsoft.Dynamics.CRM.{entity.name}",
-                            "@odata.id": entity.entity_set + format_key(key), **write.payload})
+            targets.append(
+                {
+                    "@odata.type": f"Microsoft.Dynamics.CRM.{entity.name}",
+                    "@odata.id": entity.entity_set + format_key(key),
+                    **write.payload,
+                }
+            )
         try:
             answer = self.sales.action("UpsertMultiple", {"Targets": targets}, entity_set=entity.entity_set)
         except ServiceError as exc:
-            raise SyncError(f"{writes[0].map.name}: writing {len(writes)} rows to {self._label('sales')} failed: "
-                            f"{exc.message}", exc.status if exc.status < 500 else 400, transient=exc.transient,
-                            retry_after=exc.retry_after) from None
+            raise SyncError(
+                f"{writes[0].map.name}: writing {len(writes)} rows to {self._label('sales')} failed: {exc.message}",
+                exc.status if exc.status < 500 else 400,
+                transient=exc.transient,
+                retry_after=exc.retry_after,
+            ) from None
         except httpx.TransportError as exc:
             raise SyncError(f"{self._label('sales')} could not be reached: {exc}", 503, transient=True) from None
         results = (answer or {}).get("Results") or []
@@ -423,8 +484,10 @@ class SyncEngine:
             parts.append(f"{path} eq null" if value is None else f"{path} eq {format_literal(value, guid_bare=False)}")
         if write.map.company:
             if write.company_id is None:
-                raise SyncError(f"{write.map.name}: company '{write.company}' does not exist in Dynamics 365 Sales "
-                                "(run the legal entities map first)")
+                raise SyncError(
+                    f"{write.map.name}: company '{write.company}' does not exist in Dynamics 365 Sales "
+                    "(run the legal entities map first)"
+                )
             parts.append(f"_msdyn_company_value eq {write.company_id}")
         elif write.map.company_from and write.company_id:
             parts.append(f"{write.map.company_from}/_msdyn_company_value eq {write.company_id}")
@@ -461,8 +524,9 @@ class SyncEngine:
                 return None
             return BatchOp.delete(f"{entity.entity_set}({existing[0][entity.key[0]]})")
         if existing:
-            return BatchOp.patch(f"{entity.entity_set}({existing[0][entity.key[0]]})", write.payload,
-                                 headers={"If-Match": "*"})
+            return BatchOp.patch(
+                f"{entity.entity_set}({existing[0][entity.key[0]]})", write.payload, headers={"If-Match": "*"}
+            )
         return BatchOp.post(entity.entity_set, write.payload)
 
     def _scm_op(self, write: Write) -> BatchOp | None:
@@ -474,8 +538,9 @@ class SyncEngine:
         company = write.payload.get("dataAreaId") or write.company
         if entity.company_property and company:
             parts.append(f"dataAreaId eq {format_literal(company, guid_bare=False)}")
-        existing = self.scm.query(entity.entity_set, select=list(entity.key), filter=" and ".join(parts), top=1,
-                                  cross_company=True)
+        existing = self.scm.query(
+            entity.entity_set, select=list(entity.key), filter=" and ".join(parts), top=1, cross_company=True
+        )
         if not existing:
             return None if write.operation == "delete" else BatchOp.post(entity.entity_set, write.payload)
         # Without cross-company, F&O scopes a key to the caller's default company: rows of any other legal
@@ -493,8 +558,22 @@ class SyncEngine:
         for write in writes:
             counts[write.map.id] += 1
         # Written with others shortly (the next read of traces or maps sees them): not a commit per unit.
-        self.state.record_synced([(write.map.id, f"to_{write.target}", write.key, write.operation, write.change,
-                                   write.payload, write.response, True) for write in writes], dict(counts))
+        self.state.record_synced(
+            [
+                (
+                    write.map.id,
+                    f"to_{write.target}",
+                    write.key,
+                    write.operation,
+                    write.change,
+                    write.payload,
+                    write.response,
+                    True,
+                )
+                for write in writes
+            ],
+            dict(counts),
+        )
         for map_id, count in counts.items():
             self._notify("synced", map_id, count)
         # Per direction as well, for metrics (a bidirectional map's writes go one way per unit).
@@ -504,15 +583,24 @@ class SyncEngine:
     def record_failure(self, writes: list[Write], error: SyncError, via: str) -> None:
         seen: set[str] = set()
         for write in writes:
-            self.state.trace(write.map.id, f"to_{write.target}", write.key, write.operation, write.change,
-                             write.payload, write.response or {"error": error.message}, False)
+            self.state.trace(
+                write.map.id,
+                f"to_{write.target}",
+                write.key,
+                write.operation,
+                write.change,
+                write.payload,
+                write.response or {"error": error.message},
+                False,
+            )
             if write.map.id not in seen:
                 seen.add(write.map.id)
                 self.state.count(write.map.id, failed=1, error=error.message)
                 self.state.activity(write.map.id, "error", f"{via}: {error.message}")
                 self._notify("failed", write.map.id, error)
-                self._notify("write_failed", write.map.id, {"direction": f"to_{write.target}", "via": via,
-                                                             "error": error})
+                self._notify(
+                    "write_failed", write.map.id, {"direction": f"to_{write.target}", "via": via, "error": error}
+                )
 
     def _notify(self, event: str, map_id: str, detail: Any) -> None:
         for listener in self.listeners:
@@ -521,21 +609,31 @@ class SyncEngine:
             except Exception:  # noqa: BLE001 - observers must not break sync
                 log.exception("listener failed")
 
-    def apply(self, source: Source, changes: list[dict[str, Any]], *, maps: Callable[[TableMap], bool],
-              related: dict[str, dict[str, Any]] | None = None, allow_fetch: bool = True, via: str = "live",
-              partial: bool = False) -> int:
+    def apply(
+        self,
+        source: Source,
+        changes: list[dict[str, Any]],
+        *,
+        maps: Callable[[TableMap], bool],
+        related: dict[str, dict[str, Any]] | None = None,
+        allow_fetch: bool = True,
+        via: str = "live",
+        partial: bool = False,
+    ) -> int:
         """Plan and execute one unit; returns how many writes it made. Raises :class:`SyncError`."""
         try:
-            writes = self.plan(source, changes, maps=maps, related=related, allow_fetch=allow_fetch,
-                               partial=partial)
+            writes = self.plan(source, changes, maps=maps, related=related, allow_fetch=allow_fetch, partial=partial)
         except SyncError as error:
             involved = [m for c in changes for m in self.maps_for(source, c["table"]) if maps(m)]
             for table_map in {m.id: m for m in involved}.values():
                 self.state.count(table_map.id, failed=1, error=error.message)
                 self.state.activity(table_map.id, "error", f"{via}: {error.message}")
                 self._notify("failed", table_map.id, error)
-                self._notify("write_failed", table_map.id, {"direction": "to_scm" if source == "sales" else
-                                                             "to_sales", "via": via, "error": error})
+                self._notify(
+                    "write_failed",
+                    table_map.id,
+                    {"direction": "to_scm" if source == "sales" else "to_sales", "via": via, "error": error},
+                )
             raise
         if not writes:
             return 0
@@ -548,8 +646,7 @@ class SyncEngine:
         return len(writes)
 
 
-def changed_only(table_map: TableMap, payload: dict[str, Any], changed: list[str], *,
-                 to_sales: bool) -> dict[str, Any]:
+def changed_only(table_map: TableMap, payload: dict[str, Any], changed: list[str], *, to_sales: bool) -> dict[str, Any]:
     """The part of a target payload that comes from the source columns an update changed (plus the key
     and the company, which locate the row)."""
     changed_lower = {name.lower() for name in changed}
@@ -561,8 +658,9 @@ def changed_only(table_map: TableMap, payload: dict[str, Any], changed: list[str
             source_changed = item.scm.lower() in changed_lower
             targets = {p.column if p.nav is None else f"{p.nav}@odata.bind" for p in item.sales}
         else:
-            source_changed = any((p.column if p.nav is None else f"_{p.nav}_value").lower() in changed_lower
-                                 for p in item.sales)
+            source_changed = any(
+                (p.column if p.nav is None else f"_{p.nav}_value").lower() in changed_lower for p in item.sales
+            )
             targets = {item.scm}
         if source_changed:
             keep |= targets
@@ -571,8 +669,7 @@ def changed_only(table_map: TableMap, payload: dict[str, Any], changed: list[str
 
 def record_identity(write: Write) -> tuple[str, str, tuple[str, ...]]:
     """The same record seen from either side: map, company and integration key values."""
-    return (write.map.id, (write.company or "").lower(),
-            tuple(sorted(str(v).lower() for v in write.key.values())))
+    return (write.map.id, (write.company or "").lower(), tuple(sorted(str(v).lower() for v in write.key.values())))
 
 
 def scm_field_names(write: Write) -> set[str]:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_text
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from bridge.engine import INTEGRATION_IDENTITY, KEY_JSON, SyncEngine, wire_row
 from bridge.mapping import TableMap
-from bridge.pipeline import (Drop, MissingParent, Record, key_values, polymorphic_fields, scm_read_columns,
-                             transform)
+from bridge.pipeline import Drop, MissingParent, Record, key_values, polymorphic_fields, scm_read_columns, transform
 from bridge.state import BridgeState, InitialSyncErrorRow
 from sandbox.clients import BatchOp, ServiceError
 
@@ -41,12 +41,21 @@ class InitialSyncReport:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"Initial sync execution {self.execution}: {self.to_sales} written to Sales, {self.to_scm} written "
-                f"to SCM, {self.unchanged} already equal, {len(self.errors)} errors")
+        return (
+            f"Initial sync execution {self.execution}: {self.to_sales} written to Sales, {self.to_scm} written "
+            f"to SCM, {self.unchanged} already equal, {len(self.errors)} errors"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"map": self.map_id, "execution": self.execution, "to_sales": self.to_sales, "to_scm": self.to_scm,
-                "unchanged": self.unchanged, "errors": self.errors[:5], "error_count": len(self.errors)}
+        return {
+            "map": self.map_id,
+            "execution": self.execution,
+            "to_sales": self.to_sales,
+            "to_scm": self.to_scm,
+            "unchanged": self.unchanged,
+            "errors": self.errors[:5],
+            "error_count": len(self.errors),
+        }
 
 
 @dataclass
@@ -71,18 +80,21 @@ class InitialSync:
     def run(self, table_map: TableMap, *, master: str = "sales", skip_errors: bool = False) -> InitialSyncReport:
         previous = self.last_reports.get(table_map.id)
         execution = (previous.execution + 1) if previous else 1
-        skipped_keys = {json.dumps(e["key"], sort_keys=True, default=str) for e in previous.errors} \
-            if (previous and skip_errors) else set()
+        skipped_keys = (
+            {json.dumps(e["key"], sort_keys=True, default=str) for e in previous.errors}
+            if (previous and skip_errors)
+            else set()
+        )
         report = InitialSyncReport(table_map.id, execution)
-        self.progress[table_map.id] = {"phase": "reading", "read_scm": 0, "read_sales": 0, "to_write": 0,
-                                       "sent": 0}
+        self.progress[table_map.id] = {"phase": "reading", "read_scm": 0, "read_sales": 0, "to_write": 0, "sent": 0}
         try:
             return self._run(table_map, master, skipped_keys, report)
         finally:
             self.progress.pop(table_map.id, None)
 
-    def _run(self, table_map: TableMap, master: str, skipped_keys: set[str],
-             report: InitialSyncReport) -> InitialSyncReport:
+    def _run(
+        self, table_map: TableMap, master: str, skipped_keys: set[str], report: InitialSyncReport
+    ) -> InitialSyncReport:
         self.engine.load_companies()
         sales_side = self._read_sales(table_map)
         # Both are worked out from the map's fields on every call: once here, not once per row.
@@ -145,8 +157,12 @@ class InitialSync:
         return self.state.rows(InitialSyncErrorRow, map_id, limit=1000)
 
     # ---- reading -----------------------------------------------------------------------------------------
-    def _read_scm(self, table_map: TableMap, take: Callable[[str, Record], None] | None = None,
-                  report: InitialSyncReport | None = None) -> _Side:
+    def _read_scm(
+        self,
+        table_map: TableMap,
+        take: Callable[[str, Record], None] | None = None,
+        report: InitialSyncReport | None = None,
+    ) -> _Side:
         """Every SCM row of the map, transformed toward Sales, by integration key; ``take`` sees each one as
         it is read. A second row with a key already read is left out (and reported): the first one may have
         been written already."""
@@ -160,8 +176,9 @@ class InitialSync:
         payloads, rows, ids = side.payloads, side.rows, side.ids
         # Only the columns the map reads: a customer has 51, the customers map reads 16 (rendering, sending and
         # parsing the rest was a third of the initial sync's time).
-        for page in engine.scm.iter_pages(entity.entity_set, select=scm_read_columns(table_map),
-                                          extra={"cross-company": "true"}, page_size=PAGE_SIZE):
+        for page in engine.scm.iter_pages(
+            entity.entity_set, select=scm_read_columns(table_map), extra={"cross-company": "true"}, page_size=PAGE_SIZE
+        ):
             for row in page:
                 record = Record(table_map, "to_sales", row, related=getter, sales_model=sales_model)
                 record.company = str(row.get("dataAreaId") or "").lower() or None
@@ -176,9 +193,14 @@ class InitialSync:
                 key = _key(table_map, record, "to_sales")
                 if key in payloads:
                     if report is not None:
-                        report.errors.append({"direction": "to_sales", "key": json.loads(key),
-                                              "message": "Another SCM row has the same integration key; only the "
-                                                         "first one read is synced."})
+                        report.errors.append(
+                            {
+                                "direction": "to_sales",
+                                "key": json.loads(key),
+                                "message": "Another SCM row has the same integration key; only the "
+                                "first one read is synced.",
+                            }
+                        )
                     continue
                 payloads[key] = record
                 rows[key] = row
@@ -244,8 +266,9 @@ class InitialSync:
         return _key_text(company, {k.lower(): v for k, v in values.items()})
 
     # ---- writing -----------------------------------------------------------------------------------------
-    def _write_sales(self, table_map: TableMap, items: list[tuple[str, Record]], sales_side: _Side,
-                     report: InitialSyncReport) -> int:
+    def _write_sales(
+        self, table_map: TableMap, items: list[tuple[str, Record]], sales_side: _Side, report: InitialSyncReport
+    ) -> int:
         entity = table_map.sales_type
         assert entity is not None
         ops = []
@@ -267,15 +290,17 @@ class InitialSync:
         ``$batch`` part is a whole request with its own commit, and cost about twice as much per row).
         False when Sales refused the chunk (it is all or nothing)."""
         try:
-            self.engine.sales.action("CreateMultiple", {"Targets": [payload for _, payload in chunk]},
-                                     entity_set=entity_set)
+            self.engine.sales.action(
+                "CreateMultiple", {"Targets": [payload for _, payload in chunk]}, entity_set=entity_set
+            )
         except ServiceError:
             return False
         self._advance(table_map, "sent", len(chunk))
         return True
 
-    def _write_scm(self, table_map: TableMap, items: list[tuple[str, Record]], scm_side: _Side,
-                   report: InitialSyncReport) -> int:
+    def _write_scm(
+        self, table_map: TableMap, items: list[tuple[str, Record]], scm_side: _Side, report: InitialSyncReport
+    ) -> int:
         entity = table_map.scm_type
         assert entity is not None
         ops = []
@@ -288,15 +313,24 @@ class InitialSync:
                 ops.append((key, BatchOp.post(entity.entity_set, record.target)))
         return self._send(self.engine.scm, table_map, ops, "to_scm", report)
 
-    def _send(self, client: Any, table_map: TableMap, ops: list[tuple[str, BatchOp]], direction: str,
-              report: InitialSyncReport) -> int:
+    def _send(
+        self,
+        client: Any,
+        table_map: TableMap,
+        ops: list[tuple[str, BatchOp]],
+        direction: str,
+        report: InitialSyncReport,
+    ) -> int:
         written = 0
         for chunk in _chunks(ops, BATCH_SIZE):
             for index, (_, op) in enumerate(chunk, 1):
                 op.content_id = str(index)
             try:
-                results = client.batch([op for _, op in chunk], continue_on_error=True,
-                                       headers={"X-Sandbox-Identity": INTEGRATION_IDENTITY})
+                results = client.batch(
+                    [op for _, op in chunk],
+                    continue_on_error=True,
+                    headers={"X-Sandbox-Identity": INTEGRATION_IDENTITY},
+                )
             except ServiceError as exc:
                 for key, _ in chunk:
                     report.errors.append({"direction": direction, "key": json.loads(key), "message": exc.message})
@@ -309,8 +343,13 @@ class InitialSync:
                     written += 1
                 else:
                     error = result.error() if result is not None else None
-                    report.errors.append({"direction": direction, "key": json.loads(key),
-                                          "message": error.message if error else "no answer for this row"})
+                    report.errors.append(
+                        {
+                            "direction": direction,
+                            "key": json.loads(key),
+                            "message": error.message if error else "no answer for this row",
+                        }
+                    )
         if written:
             self.state.count(table_map.id, synced=written)
         return written
@@ -330,8 +369,9 @@ class _Creates:
     #: chunks waiting to be sent when the caller reads faster than Sales writes (bounds the memory they take)
     QUEUE_CHUNKS = 4
 
-    def __init__(self, sync: InitialSync, table_map: TableMap, entity_set: str, report: InitialSyncReport, *,
-                 background: bool) -> None:
+    def __init__(
+        self, sync: InitialSync, table_map: TableMap, entity_set: str, report: InitialSyncReport, *, background: bool
+    ) -> None:
         self.sync, self.table_map, self.entity_set, self.report = sync, table_map, entity_set, report
         self.pending: list[tuple[str, dict[str, Any]]] = []
         self.refused: list[tuple[str, dict[str, Any]]] = []
@@ -341,8 +381,7 @@ class _Creates:
         self.thread: threading.Thread | None = None
         if background:
             self.queue = queue.Queue(maxsize=self.QUEUE_CHUNKS)
-            self.thread = threading.Thread(target=self._send_queued, name=f"initial-sync-{table_map.id}",
-                                           daemon=True)
+            self.thread = threading.Thread(target=self._send_queued, name=f"initial-sync-{table_map.id}", daemon=True)
             self.thread.start()
 
     def add(self, key: str, payload: dict[str, Any]) -> None:
@@ -400,9 +439,13 @@ class _Creates:
             raise self.failure
         if self.written:
             self.sync.state.count(self.table_map.id, synced=self.written)
-        retried = self.sync._send(self.sync.engine.sales, self.table_map,
-                                  [(key, BatchOp.post(self.entity_set, payload)) for key, payload in self.refused],
-                                  "to_sales", self.report)
+        retried = self.sync._send(
+            self.sync.engine.sales,
+            self.table_map,
+            [(key, BatchOp.post(self.entity_set, payload)) for key, payload in self.refused],
+            "to_sales",
+            self.report,
+        )
         return self.written + retried
 
 
@@ -462,7 +505,7 @@ def _bind_differs(nav: str, bind: Any, row: dict[str, Any]) -> bool:
     if not isinstance(related, dict) or not isinstance(bind, str) or not bind.endswith(")") or "(" not in bind:
         return False
     values: dict[str, str] = {}
-    for part in _split_key(bind[bind.index("(") + 1:-1]):
+    for part in _split_key(bind[bind.index("(") + 1 : -1]):
         column, equals, literal = part.partition("=")
         if not equals:
             return False  # a bare id: the expanded row is not read by id here
@@ -470,9 +513,12 @@ def _bind_differs(nav: str, bind: Any, row: dict[str, Any]) -> bool:
         if literal.startswith("'") and literal.endswith("'"):
             literal = literal[1:-1].replace("''", "'")
         values[column.strip()] = literal
-    return any(column in related and str(related[column]) != literal and
-               not (related[column] in (None, "") and literal in ("", "null"))
-               for column, literal in values.items())
+    return any(
+        column in related
+        and str(related[column]) != literal
+        and not (related[column] in (None, "") and literal in ("", "null"))
+        for column, literal in values.items()
+    )
 
 
 def _split_key(text: str) -> list[str]:
@@ -495,7 +541,7 @@ def _split_key(text: str) -> list[str]:
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 __all__ = ["InitialSync", "InitialSyncReport", "wire_row"]

@@ -12,8 +12,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bridge.engine import (INTEGRATION_IDENTITY, Source, SyncEngine, SyncError, drop_scm_fields, record_identity,
-                           scm_field_names)
+from bridge.engine import (
+    INTEGRATION_IDENTITY,
+    Source,
+    SyncEngine,
+    SyncError,
+    drop_scm_fields,
+    record_identity,
+    scm_field_names,
+)
 from bridge.initial import InitialSync
 from bridge.mapping import TableMap
 from bridge.state import INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, BridgeState, CatchupErrorRow
@@ -70,12 +77,22 @@ class Lifecycle:
         queued = self.queued_count(table_map, row) if row["state"] in (PAUSED, RESUMING) else 0
         errors = len(self.state.rows(CatchupErrorRow, map_id, limit=10_000, status="Error"))
         status = {
-            "id": table_map.id, "name": table_map.name, "scm_entity": table_map.scm_entity,
-            "sales_table": table_map.sales_table, "state": row["state"], "mode": row["mode"],
-            "master": row["master"], "direction": "both" if table_map.syncs_to_scm and table_map.syncs_to_sales
+            "id": table_map.id,
+            "name": table_map.name,
+            "scm_entity": table_map.scm_entity,
+            "sales_table": table_map.sales_table,
+            "state": row["state"],
+            "mode": row["mode"],
+            "master": row["master"],
+            "direction": "both"
+            if table_map.syncs_to_scm and table_map.syncs_to_sales
             else ("scm_to_sales" if table_map.syncs_to_sales else "sales_to_scm"),
-            "depends_on": table_map.depends_on, "synced": row["synced"], "failed": row["failed"], "queued": queued,
-            "catchup_errors": errors, "last_error": row["last_error"],
+            "depends_on": table_map.depends_on,
+            "synced": row["synced"],
+            "failed": row["failed"],
+            "queued": queued,
+            "catchup_errors": errors,
+            "last_error": row["last_error"],
             "last_synced_at": row["last_synced_at"].isoformat() if row["last_synced_at"] else None,
             "initial_sync_done": bool(row["initial_sync_done"]),
             "alerts": [rule.as_dict() for rule in self.runtime[map_id].alerts],
@@ -91,8 +108,10 @@ class Lifecycle:
         """The status of a map plus its definition: fields, keys, filters and defaults."""
         table_map = self.table_map(map_id)
         status = self.status(map_id)
-        status["fields"] = [{"scm": f.scm, "dir": f.direction, "sales": "|".join(p.text for p in f.sales),
-                             "values": f.values} for f in table_map.fields]
+        status["fields"] = [
+            {"scm": f.scm, "dir": f.direction, "sales": "|".join(p.text for p in f.sales), "values": f.values}
+            for f in table_map.fields
+        ]
         status["keys"] = [{"scm": k.scm, "sales": k.sales[0].text} for k in table_map.keys]
         status["filters"] = {"scm": table_map.scm_filter, "sales": table_map.sales_filter}
         status["defaults"] = {"scm": table_map.defaults_scm, "sales": table_map.defaults_sales}
@@ -111,11 +130,16 @@ class Lifecycle:
         assert entity is not None
         return entity.alias_of or entity.name
 
-    def queued_changes(self, table_map: TableMap, row: dict[str, Any], source: Source,
-                       limit: int = CATCHUP_PAGE) -> tuple[list[dict[str, Any]], int]:
+    def queued_changes(
+        self, table_map: TableMap, row: dict[str, Any], source: Source, limit: int = CATCHUP_PAGE
+    ) -> tuple[list[dict[str, Any]], int]:
         cursor = row[f"paused_{source}_seq"] or 0
-        page = self.controls[source].changes(after=cursor, limit=limit, tables=[self.source_table(table_map, source)],
-                                             exclude_identity=INTEGRATION_IDENTITY)
+        page = self.controls[source].changes(
+            after=cursor,
+            limit=limit,
+            tables=[self.source_table(table_map, source)],
+            exclude_identity=INTEGRATION_IDENTITY,
+        )
         return page["changes"], int(page["next"])
 
     def queued_count(self, table_map: TableMap, row: dict[str, Any]) -> int:
@@ -123,9 +147,12 @@ class Lifecycle:
         for source in self.sources(table_map):
             cursor = row[f"paused_{source}_seq"] or 0
             while True:
-                page = self.controls[source].changes(after=cursor, limit=5000,
-                                                     tables=[self.source_table(table_map, source)],
-                                                     exclude_identity=INTEGRATION_IDENTITY)
+                page = self.controls[source].changes(
+                    after=cursor,
+                    limit=5000,
+                    tables=[self.source_table(table_map, source)],
+                    exclude_identity=INTEGRATION_IDENTITY,
+                )
                 total += len(page["changes"])
                 if len(page["changes"]) < 5000:
                     break
@@ -144,8 +171,16 @@ class Lifecycle:
         return out[:limit]
 
     # ---- transitions -------------------------------------------------------------------------------------
-    def run(self, map_id: str, *, initial_sync: bool = True, master: str = "sales", mode: str = "live",
-            with_dependencies: bool = False, skip_errors: bool = False) -> dict[str, Any]:
+    def run(
+        self,
+        map_id: str,
+        *,
+        initial_sync: bool = True,
+        master: str = "sales",
+        mode: str = "live",
+        with_dependencies: bool = False,
+        skip_errors: bool = False,
+    ) -> dict[str, Any]:
         """Start a map (and, if asked, the maps it depends on first)."""
         if master not in ("sales", "scm"):
             raise BadRequest("master must be 'sales' or 'scm'.")
@@ -169,8 +204,11 @@ class Lifecycle:
             if mode == "async" and self.worker is not None:
                 self.worker.begin(table_map)  # before the state changes, so the drainer knows its floor
             self.state.update_map(map_id, state=INITIALIZING if initial_sync else RUNNING, mode=mode, master=master)
-            self.state.activity(map_id, "state", f"Run requested (initial sync {'on' if initial_sync else 'off'}, "
-                                                 f"master {master}, mode {mode})")
+            self.state.activity(
+                map_id,
+                "state",
+                f"Run requested (initial sync {'on' if initial_sync else 'off'}, master {master}, mode {mode})",
+            )
             if initial_sync:
                 # taken under the lock: a second run of the map's initial sync is refused above until this
                 # one ends (it would have shared, and dropped, this one's progress)
@@ -216,12 +254,16 @@ class Lifecycle:
             row = self.state.map_row(map_id)
             if row["state"] != RUNNING:
                 raise Conflict(f"Only a running map can be paused; '{map_id}' is {row['state']}.")
-            cursors = {f"paused_{source}_seq": int(self.controls[source].changes(after=0, limit=1)["latest"])
-                       for source in self.sources(table_map)}
+            cursors = {
+                f"paused_{source}_seq": int(self.controls[source].changes(after=0, limit=1)["latest"])
+                for source in self.sources(table_map)
+            }
             if row["mode"] == "async" and self.worker is not None:
                 # The drainer's backlog is part of the queue: catch-up starts where the drainer was.
-                cursors = {name: min(seq, self.worker.position(table_map, name[len("paused_"):-len("_seq")]))
-                           for name, seq in cursors.items()}
+                cursors = {
+                    name: min(seq, self.worker.position(table_map, name[len("paused_") : -len("_seq")]))
+                    for name, seq in cursors.items()
+                }
             self.state.update_map(map_id, state=PAUSED, **cursors)
             self.state.activity(map_id, "state", "Paused: changes queue in the source until resumed")
         return self.status(map_id)
@@ -245,7 +287,8 @@ class Lifecycle:
         for index, source in enumerate(sources):
             if index > 0 and protected:
                 self.engine.field_guard = lambda write: drop_scm_fields(
-                    write, protected.get(record_identity(write), set()))
+                    write, protected.get(record_identity(write), set())
+                )
             try:
                 replayed_here, failed_here = self._drain(table_map, source, mode)
             finally:
@@ -263,8 +306,9 @@ class Lifecycle:
         self.state.activity(map_id, "state", f"Running: {replayed} queued changes replayed, {failed} catch-up errors")
         return self.status(map_id)
 
-    def _master_fields(self, table_map: TableMap, source: Source,
-                       row: dict[str, Any]) -> dict[tuple[str, str, tuple[str, ...]], set[str]]:
+    def _master_fields(
+        self, table_map: TableMap, source: Source, row: dict[str, Any]
+    ) -> dict[tuple[str, str, tuple[str, ...]], set[str]]:
         """Per record, the SCM fields the master side's queue changes (planned, not written)."""
         protected: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
         cursor_row = dict(row)
@@ -319,20 +363,25 @@ class Lifecycle:
     def retry_catchup(self, map_id: str, ids: list[int] | None = None) -> dict[str, Any]:
         """Retry catch-up errors (all, or the given ids) in their original order."""
         self.table_map(map_id)
-        rows = [r for r in reversed(self.state.rows(CatchupErrorRow, map_id, limit=100_000, status="Error"))
-                if ids is None or r["id"] in ids]
+        rows = [
+            r
+            for r in reversed(self.state.rows(CatchupErrorRow, map_id, limit=100_000, status="Error"))
+            if ids is None or r["id"] in ids
+        ]
         done = failed = 0
         for row in rows:
-            result = apply_in_order(self.engine, self.state, row["source"], [row["change"]], {map_id},
-                                    via="catch-up retry")
+            result = apply_in_order(
+                self.engine, self.state, row["source"], [row["change"]], {map_id}, via="catch-up retry"
+            )
             if result.failures:
                 error = result.failures[0].error
                 self.state.set_catchup_status(row["id"], "Error", error.message if error else None)
                 failed += 1
             elif not result.outcomes and result.skipped:
                 # A newer change of the same record was applied since: replaying this one would undo it.
-                self.state.set_catchup_status(row["id"], "Completed", "Superseded by a newer change of the "
-                                                                      "same record; not applied again")
+                self.state.set_catchup_status(
+                    row["id"], "Completed", "Superseded by a newer change of the same record; not applied again"
+                )
                 done += 1
             else:
                 self.state.set_catchup_status(row["id"], "Completed")
@@ -345,11 +394,19 @@ class Lifecycle:
         parsed: list[AlertRule] = []
         for rule in rules:
             try:
-                parsed.append(AlertRule(count=int(rule["count"]), window_seconds=float(rule["window_seconds"]),
-                                        action=rule.get("action", "pause"), kind=rule.get("kind", "any")))
+                parsed.append(
+                    AlertRule(
+                        count=int(rule["count"]),
+                        window_seconds=float(rule["window_seconds"]),
+                        action=rule.get("action", "pause"),
+                        kind=rule.get("kind", "any"),
+                    )
+                )
             except (KeyError, TypeError, ValueError):
-                raise BadRequest("An alert rule needs count, window_seconds and optionally action "
-                                 "(pause|stop) and kind (any|application|network).") from None
+                raise BadRequest(
+                    "An alert rule needs count, window_seconds and optionally action "
+                    "(pause|stop) and kind (any|application|network)."
+                ) from None
             if parsed[-1].action not in ("pause", "stop") or parsed[-1].count < 1:
                 raise BadRequest("An alert rule's action is pause or stop and its count at least 1.")
         self.runtime[map_id].alerts = parsed
@@ -371,8 +428,9 @@ class Lifecycle:
                 return
 
     def _alert(self, map_id: str, rule: AlertRule) -> None:
-        self.state.activity(map_id, "alert", f"{rule.count} {rule.kind} errors within {rule.window_seconds}s: "
-                                             f"{rule.action}")
+        self.state.activity(
+            map_id, "alert", f"{rule.count} {rule.kind} errors within {rule.window_seconds}s: {rule.action}"
+        )
         try:
             if rule.action == "pause" and self.state.map_row(map_id)["state"] == RUNNING:
                 self.pause(map_id)
@@ -380,8 +438,6 @@ class Lifecycle:
                 self.stop(map_id)
         except Exception:  # noqa: BLE001 - an alert that cannot act is logged, not raised
             self.state.activity(map_id, "alert", "the alert action could not be applied")
-
-
 
 
 __all__ = ["Lifecycle", "AlertRule"]

@@ -53,9 +53,10 @@ mismatch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -75,10 +76,27 @@ NAMED_VALUE_MAPS: dict[str, dict[str, Any]] = {
     # Delivery address country: ISO code <-> the lower-case English name (dual-write.md 4.7, "columbia" as
     # published by Microsoft)
     "country": {
-        "US": "united states", "DE": "germany", "FR": "france", "GB": "united kingdom", "JP": "japan",
-        "IN": "india", "ES": "spain", "NZ": "new zealand", "AU": "australia", "CO": "columbia",
-        "ZA": "south africa", "BE": "belgium", "CA": "canada", "AT": "austria", "TR": "türkiye", "CN": "china",
-        "DK": "denmark", "SE": "sweden", "NO": "norway", "FI": "finland", "EG": "egypt",
+        "US": "united states",
+        "DE": "germany",
+        "FR": "france",
+        "GB": "united kingdom",
+        "JP": "japan",
+        "IN": "india",
+        "ES": "spain",
+        "NZ": "new zealand",
+        "AU": "australia",
+        "CO": "columbia",
+        "ZA": "south africa",
+        "BE": "belgium",
+        "CA": "canada",
+        "AT": "austria",
+        "TR": "türkiye",
+        "CN": "china",
+        "DK": "denmark",
+        "SE": "sweden",
+        "NO": "norway",
+        "FI": "finland",
+        "EG": "egypt",
     },
 }
 
@@ -197,7 +215,7 @@ class TableMap:
     computed_sales: list[str] = field(default_factory=list)
     computed_scm: list[str] = field(default_factory=list)
     #: new Sales rows get a default price list in this SCM field's currency (products)
-    price_list: "PriceListRule | None" = None
+    price_list: PriceListRule | None = None
     source_file: str = ""
     #: filled on validation: the entity types behind the map
     scm_type: EntityType | None = None
@@ -206,7 +224,8 @@ class TableMap:
     @property
     def bidirectional(self) -> bool:
         return any(f.direction == "=" for f in self.fields) or (
-            any(f.to_sales for f in self.fields) and any(f.to_scm for f in self.fields))
+            any(f.to_sales for f in self.fields) and any(f.to_scm for f in self.fields)
+        )
 
     @property
     def syncs_to_sales(self) -> bool:
@@ -227,6 +246,7 @@ class PriceListRule:
 
 
 # ---- loading --------------------------------------------------------------------------------------------
+
 
 def load_maps(folders: Iterable[Path], scm_model: Model, sales_model: Model) -> list[TableMap]:
     """Every ``*.yaml`` map in ``folders`` (later folders override earlier ones by id), validated and ordered
@@ -285,18 +305,26 @@ def parse_map(data: Any, source: str = "") -> TableMap:
     if price_list is not None:
         if not isinstance(price_list, dict) or not price_list.get("currency"):
             raise fail("'sales.price_list' needs 'currency' (the SCM field naming the currency)")
-        price_list = PriceListRule(str(price_list["currency"]),
-                                   str(price_list.get("name") or PriceListRule.name))
+        price_list = PriceListRule(str(price_list["currency"]), str(price_list.get("name") or PriceListRule.name))
     return TableMap(
-        id=map_id, name=str(data.get("name") or map_id), scm_entity=str(scm["entity"]),
-        sales_table=str(sales["table"]), keys=keys, fields=fields, company=bool(data.get("company", False)),
+        id=map_id,
+        name=str(data.get("name") or map_id),
+        scm_entity=str(scm["entity"]),
+        sales_table=str(sales["table"]),
+        keys=keys,
+        fields=fields,
+        company=bool(data.get("company", False)),
         company_from=data.get("company_from"),
-        scm_filter=scm.get("filter"), sales_filter=sales.get("filter"),
-        defaults_sales=dict(defaults.get("sales") or {}), defaults_scm=dict(defaults.get("scm") or {}),
+        scm_filter=scm.get("filter"),
+        sales_filter=sales.get("filter"),
+        defaults_sales=dict(defaults.get("sales") or {}),
+        defaults_scm=dict(defaults.get("scm") or {}),
         depends_on=[str(d) for d in _as_list(data.get("depends_on"), "depends_on", fail)],
         computed_sales=[str(c) for c in _as_list(sales.get("computed"), "sales.computed", fail)],
         computed_scm=[str(c) for c in _as_list(scm.get("computed"), "scm.computed", fail)],
-        price_list=price_list, source_file=source)
+        price_list=price_list,
+        source_file=source,
+    )
 
 
 def _as_list(value: Any, name: str, fail: Any) -> list[Any]:
@@ -320,19 +348,27 @@ def _parse_field(item: Any, fail: Any) -> FieldMap:
     values = item.get("values") or {}
     if isinstance(values, str):
         if values not in NAMED_VALUE_MAPS:
-            raise fail(f"field {item['scm']}: unknown value map '{values}' (known: "
-                       f"{', '.join(sorted(NAMED_VALUE_MAPS))})")
+            raise fail(
+                f"field {item['scm']}: unknown value map '{values}' (known: {', '.join(sorted(NAMED_VALUE_MAPS))})"
+            )
         values = NAMED_VALUE_MAPS[values]
     if not isinstance(values, dict):
         raise fail(f"field {item['scm']}: 'values' must be a mapping or the name of a shared value map")
     unknown = set(item) - {"scm", "sales", "dir", "values", "default", "scm_default"}
     if unknown:
         raise fail(f"field {item['scm']}: unknown option(s) {', '.join(sorted(unknown))}")
-    return FieldMap(scm=str(item["scm"]), sales=paths, direction=direction,  # type: ignore[arg-type]
-                    values=values, default=item.get("default"), scm_default=bool(item.get("scm_default", False)))
+    return FieldMap(
+        scm=str(item["scm"]),
+        sales=paths,
+        direction=direction,  # type: ignore[arg-type]
+        values=values,
+        default=item.get("default"),
+        scm_default=bool(item.get("scm_default", False)),
+    )
 
 
 # ---- validation -------------------------------------------------------------------------------------------
+
 
 def validate_map(table_map: TableMap, scm_model: Model, sales_model: Model) -> None:
     """Check a map against both services' models; raise :class:`MapValidationError` with a DIPV-style code."""
@@ -350,17 +386,25 @@ def validate_map(table_map: TableMap, scm_model: Model, sales_model: Model) -> N
     scm_company = scm_type.company_property is not None
     sales_company = "_msdyn_company_value" in sales_type.properties
     if table_map.company and not (scm_company and sales_company):
-        raise fail("DIPV1002", "the map is company-specific but "
-                   + ("the SCM entity is shared" if not scm_company else "the Sales table has no msdyn_company"))
+        raise fail(
+            "DIPV1002",
+            "the map is company-specific but "
+            + ("the SCM entity is shared" if not scm_company else "the Sales table has no msdyn_company"),
+        )
     if not table_map.company and scm_company and sales_company:
         raise fail("DIPV1002", "both sides are company-specific: set 'company: true'")
     if table_map.company_from is not None:
         nav = sales_type.navigations.get(table_map.company_from)
         if nav is None or nav.many or "_msdyn_company_value" not in sales_model.entities[nav.target].properties:
-            raise fail("DIPV1002", f"company_from: {table_map.company_from} is not a lookup to a company-specific table")
+            raise fail(
+                "DIPV1002", f"company_from: {table_map.company_from} is not a lookup to a company-specific table"
+            )
     elif scm_company and not table_map.company:
-        raise fail("DIPV1002", "the SCM entity is company-specific but the Sales table is not: "
-                               "name the lookup whose row carries the company with 'company_from'")
+        raise fail(
+            "DIPV1002",
+            "the SCM entity is company-specific but the Sales table is not: "
+            "name the lookup whose row carries the company with 'company_from'",
+        )
 
     seen_scm: set[str] = set()
     seen_sales: set[str] = set()
@@ -404,16 +448,28 @@ def validate_map(table_map: TableMap, scm_model: Model, sales_model: Model) -> N
         if not table_map.syncs_to_sales:
             raise fail("DIPV1000", "price_list only applies to maps that write to Sales")
     if table_map.syncs_to_scm:
-        _check_mandatory(fail, scm_type, {f.scm for f in table_map.fields if f.to_scm} | set(table_map.defaults_scm),
-                         "SCM", skip={scm_type.company_property or "", *table_map.computed_scm})
+        _check_mandatory(
+            fail,
+            scm_type,
+            {f.scm for f in table_map.fields if f.to_scm} | set(table_map.defaults_scm),
+            "SCM",
+            skip={scm_type.company_property or "", *table_map.computed_scm},
+        )
     if table_map.syncs_to_sales:
-        mapped = {f.sales[0].column if not f.is_lookup else f"_{f.sales[0].nav}_value"
-                  for f in table_map.fields if f.to_sales}
-        _check_mandatory(fail, sales_type, mapped | set(table_map.defaults_sales), "Sales",
-                         skip={*sales_type.key, *table_map.computed_sales})
+        mapped = {
+            f.sales[0].column if not f.is_lookup else f"_{f.sales[0].nav}_value" for f in table_map.fields if f.to_sales
+        }
+        _check_mandatory(
+            fail,
+            sales_type,
+            mapped | set(table_map.defaults_sales),
+            "Sales",
+            skip={*sales_type.key, *table_map.computed_sales},
+        )
     for text, label in ((table_map.scm_filter, "SCM"), (table_map.sales_filter, "Sales")):
         if text:
             from bridge.pipeline import compile_predicate
+
             try:
                 compile_predicate(text)
             except ValueError as exc:
@@ -445,8 +501,10 @@ def _sales_property(model: Model, entity: EntityType, path: SalesPath, fail: Any
         raise fail("DIPV1008", f"unknown column {target.entity_set}.{path.column} behind lookup {path.nav}")
     keys = [set(k) for k in target.alternate_keys]
     if not any(path.column in k and k <= {path.column, "_msdyn_company_value"} for k in keys):
-        raise fail("DIPV1027", f"lookup {path.text}: {target.entity_set} has no alternate key on {path.column} "
-                               "to resolve it by")
+        raise fail(
+            "DIPV1027",
+            f"lookup {path.text}: {target.entity_set} has no alternate key on {path.column} to resolve it by",
+        )
     return prop
 
 
@@ -465,8 +523,11 @@ def _check_types(map_id: str, item: FieldMap, scm_prop: m.Property, sales_prop: 
         or (scm_kind == m.STRING and sales_kind == m.GUID and item.is_lookup)
     )
     if not compatible:
-        raise MapValidationError(map_id, "DIPV1030", f"type mismatch: {item.scm} ({scm_kind}) vs "
-                                                     f"{item.sales[0].text} ({sales_kind}); add a value map")
+        raise MapValidationError(
+            map_id,
+            "DIPV1030",
+            f"type mismatch: {item.scm} ({scm_kind}) vs {item.sales[0].text} ({sales_kind}); add a value map",
+        )
 
 
 def _check_mandatory(fail: Any, entity: EntityType, mapped: set[str], label: str, skip: set[str]) -> None:

@@ -17,7 +17,8 @@ Each bridge app has its own registry (several bridges can live in one test proce
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -37,19 +38,31 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class BridgeMetrics:
     """The bridge's registry: event counters fed by the engine and the worker, gauges read on scrape."""
 
-    def __init__(self, runtime: "BridgeRuntime") -> None:
+    def __init__(self, runtime: BridgeRuntime) -> None:
         self.runtime = runtime
         self.registry = CollectorRegistry()
-        self.synced = Counter("bridge_records_synced", "Records written to the other side.",
-                              ["map", "direction"], registry=self.registry)
-        self.failed = Counter("bridge_records_failed", "Sync units that failed to write to the other side.",
-                              ["map", "direction"], registry=self.registry)
-        self.retries = Counter("bridge_async_retries", "Transient async failures retried after a backoff.",
-                               ["source"], registry=self.registry)
-        self.latency = Histogram("bridge_sync_latency_seconds",
-                                 "Sync latency: live = bridge time per source transaction; async = source "
-                                 "commit to target write.", ["mode"], buckets=LATENCY_BUCKETS,
-                                 registry=self.registry)
+        self.synced = Counter(
+            "bridge_records_synced", "Records written to the other side.", ["map", "direction"], registry=self.registry
+        )
+        self.failed = Counter(
+            "bridge_records_failed",
+            "Sync units that failed to write to the other side.",
+            ["map", "direction"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "bridge_async_retries",
+            "Transient async failures retried after a backoff.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "bridge_sync_latency_seconds",
+            "Sync latency: live = bridge time per source transaction; async = source commit to target write.",
+            ["mode"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         for table_map in runtime.maps:
             # Present from the start, so a dashboard shows 0 rather than nothing.
             for direction in _directions(table_map):
@@ -92,23 +105,26 @@ def _directions(table_map: Any) -> list[str]:
 class _StatusCollector(Collector):
     """Gauges computed from the maps' status when Prometheus scrapes."""
 
-    def __init__(self, runtime: "BridgeRuntime") -> None:
+    def __init__(self, runtime: BridgeRuntime) -> None:
         self.runtime = runtime
 
     def describe(self) -> list[Metric]:
         return []  # unchecked collector: names are stable, values only exist at scrape time
 
     def collect(self) -> Iterator[Metric]:
-        queued = GaugeMetricFamily("bridge_map_queued", "Changes waiting for the map (paused queue or async "
-                                   "backlog).", labels=["map"])
-        lag = GaugeMetricFamily("bridge_map_lag_seconds", "Age of the oldest change not yet applied.",
-                                labels=["map"])
-        errors = GaugeMetricFamily("bridge_map_catchup_errors", "Catch-up errors waiting for a retry.",
-                                   labels=["map"])
-        totals = GaugeMetricFamily("bridge_map_records", "The map's durable totals (incl. initial sync) since it "
-                                   "was created.", labels=["map", "outcome"])
-        state = GaugeMetricFamily("bridge_map_state", "1 for the map's current lifecycle state.",
-                                  labels=["map", "state"])
+        queued = GaugeMetricFamily(
+            "bridge_map_queued", "Changes waiting for the map (paused queue or async backlog).", labels=["map"]
+        )
+        lag = GaugeMetricFamily("bridge_map_lag_seconds", "Age of the oldest change not yet applied.", labels=["map"])
+        errors = GaugeMetricFamily("bridge_map_catchup_errors", "Catch-up errors waiting for a retry.", labels=["map"])
+        totals = GaugeMetricFamily(
+            "bridge_map_records",
+            "The map's durable totals (incl. initial sync) since it was created.",
+            labels=["map", "outcome"],
+        )
+        state = GaugeMetricFamily(
+            "bridge_map_state", "1 for the map's current lifecycle state.", labels=["map", "state"]
+        )
         for table_map in self.runtime.maps:
             try:
                 status = self.runtime.lifecycle.status(table_map.id)
@@ -125,18 +141,20 @@ class _StatusCollector(Collector):
                 state.add_metric([table_map.id, name], 1.0 if status["state"] == name else 0.0)
         yield from (queued, lag, errors, totals, state)
         worker = self.runtime.worker
-        cursor = GaugeMetricFamily("bridge_async_cursor", "Last change-feed seq the async drainer has passed.",
-                                   labels=["source"])
+        cursor = GaugeMetricFamily(
+            "bridge_async_cursor", "Last change-feed seq the async drainer has passed.", labels=["source"]
+        )
         for source in ("sales", "scm"):
             value = self.runtime.state.cursor(source)
             if value is not None:
                 cursor.add_metric([source], float(value))
         yield cursor
-        yield GaugeMetricFamily("bridge_async_worker_running", "1 while the async drainers run.",
-                                value=1.0 if worker.running else 0.0)
+        yield GaugeMetricFamily(
+            "bridge_async_worker_running", "1 while the async drainers run.", value=1.0 if worker.running else 0.0
+        )
 
 
-def metrics_blueprint(runtime: "BridgeRuntime") -> Blueprint:
+def metrics_blueprint(runtime: BridgeRuntime) -> Blueprint:
     blueprint = Blueprint("bridge_metrics", __name__)
 
     @blueprint.get("/metrics")

@@ -31,8 +31,9 @@ import datetime as dt
 import decimal
 import threading
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, Literal, NamedTuple, Protocol
 
 from odata_query import ast as q
 from odata_query.exceptions import ODataException
@@ -66,8 +67,15 @@ class MissingKey(MissingParent):
 class SalesReader(Protocol):
     """What :func:`assign_price_list` needs from Sales (the engine passes its ``SalesClient``)."""
 
-    def query(self, entity_set: str, *, filter: str | None = None, select: str | Sequence[str] | None = None,
-              orderby: str | Sequence[str] | None = None, top: int | None = None) -> list[dict[str, Any]]: ...
+    def query(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        orderby: str | Sequence[str] | None = None,
+        top: int | None = None,
+    ) -> list[dict[str, Any]]: ...
 
     def upsert(self, entity_set: str, key: Any, body: Mapping[str, Any]) -> None: ...
 
@@ -116,8 +124,20 @@ def compile_predicate(text: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def _check_tree(node: Any) -> None:
-    allowed = (q.Compare, q.BoolOp, q.UnaryOp, q.Identifier, q.String, q.Integer, q.Float, q.Boolean, q.Null,
-               q.GUID, q.DateTime, q.Date)
+    allowed = (
+        q.Compare,
+        q.BoolOp,
+        q.UnaryOp,
+        q.Identifier,
+        q.String,
+        q.Integer,
+        q.Float,
+        q.Boolean,
+        q.Null,
+        q.GUID,
+        q.DateTime,
+        q.Date,
+    )
     if not isinstance(node, allowed):
         raise ValueError(f"unsupported expression {type(node).__name__} in a map filter")
     for child in ("left", "right", "operand"):
@@ -234,6 +254,7 @@ def source_filter(record: Record) -> Record:
 
 # ---- fields ---------------------------------------------------------------------------------------------------
 
+
 def _scm_value(row: dict[str, Any], name: str) -> Any:
     if name in row:
         return row[name]
@@ -285,11 +306,20 @@ def _fields_of(table_map: TableMap, direction: str) -> _FieldPlan:
         return found[1]
     moving = [item for item in table_map.fields if (item.to_sales if direction == "to_sales" else item.to_scm)]
     plan = _FieldPlan(
-        tuple(_Plain(item.scm, item.sales[0].column, _canonical_scm_name(table_map, item.scm), item,
-                     _sales_translator(item)) for item in moving if not item.is_lookup),
-        tuple(_Lookup(item, _sales_translator(item), f"{item.sales[0].nav}@odata.bind",
-                      f"@sandbox.lookup.{item.scm}") for item in moving if item.is_lookup),
-        tuple(item for item in moving if len(item.sales) > 1))
+        tuple(
+            _Plain(
+                item.scm, item.sales[0].column, _canonical_scm_name(table_map, item.scm), item, _sales_translator(item)
+            )
+            for item in moving
+            if not item.is_lookup
+        ),
+        tuple(
+            _Lookup(item, _sales_translator(item), f"{item.sales[0].nav}@odata.bind", f"@sandbox.lookup.{item.scm}")
+            for item in moving
+            if item.is_lookup
+        ),
+        tuple(item for item in moving if len(item.sales) > 1),
+    )
     _field_plans[(id(table_map), direction)] = (table_map, plan)  # the map is kept, so its id stays its own
     return plan
 
@@ -386,8 +416,10 @@ def apply_defaults(record: Record) -> Record:
 
 # ---- lookups -------------------------------------------------------------------------------------------------
 
-def lookup_bind(sales_model: Model, entity: EntityType, path: SalesPath, value: Any,
-                company_id: str | None) -> tuple[str, str]:
+
+def lookup_bind(
+    sales_model: Model, entity: EntityType, path: SalesPath, value: Any, company_id: str | None
+) -> tuple[str, str]:
     """``("nav@odata.bind", "/targets(column='v'[,_msdyn_company_value=<id>])")`` for a Sales lookup."""
     name, entity_set, company_scoped = _bind_target(sales_model, entity, path)
     literal = format_literal(value, guid_bare=False)
@@ -413,7 +445,8 @@ def _bind_target(sales_model: Model, entity: EntityType, path: SalesPath) -> tup
     nav = entity.navigations[path.nav or ""]
     target = sales_model.entities[nav.target]
     company_scoped = any(path.column in k and "_msdyn_company_value" in k for k in target.alternate_keys) and not any(
-        set(k) == {path.column} for k in target.alternate_keys)
+        set(k) == {path.column} for k in target.alternate_keys
+    )
     answer = (f"{nav.name}@odata.bind", target.entity_set, company_scoped)
     _bind_targets[cache_key] = (sales_model, entity, answer)  # both kept, so their ids stay their own
     return answer
@@ -465,8 +498,9 @@ def _lookup_to_scm(record: Record, item: FieldMap) -> None:
                 # The lookup is set but its row has no integration key (a prospect without an account
                 # number, a product that did not come from SCM): SCM could never find it.
                 table = str(related.get("@sandbox.table") or path.nav)
-                raise MissingParent(f"Unable to look up {item.scm}: the {table} that {path.nav} points at has "
-                                    f"no {path.column}")
+                raise MissingParent(
+                    f"Unable to look up {item.scm}: the {table} that {path.nav} points at has no {path.column}"
+                )
             break
     if value is None and item.scm_default:
         return  # an unset Sales lookup leaves SCM's own default alone
@@ -477,6 +511,7 @@ def _lookup_to_scm(record: Record, item: FieldMap) -> None:
 
 
 # ---- company -------------------------------------------------------------------------------------------------
+
 
 def company_scope(record: Record) -> Record:
     """Company-specific maps: ``dataAreaId`` on SCM, the ``msdyn_company`` lookup on Sales. Line maps take
@@ -558,8 +593,9 @@ def _sales_conversions(entity: EntityType) -> tuple[frozenset[str], dict[str, Pr
     if found is not None and found[0] is entity:
         return found[1]
     strings = frozenset(name for name, prop in entity.properties.items() if prop.type == m.STRING and prop.enum is None)
-    others = {name: prop for name, prop in entity.properties.items()
-              if prop.type in (m.DATE, m.DATETIME, m.INT32, m.INT64)}
+    others = {
+        name: prop for name, prop in entity.properties.items() if prop.type in (m.DATE, m.DATETIME, m.INT32, m.INT64)
+    }
     _sales_conversions_by_entity[id(entity)] = (entity, (strings, others))  # kept, so its id stays its own
     return strings, others
 
@@ -606,6 +642,7 @@ def to_scm_value(prop: Property, value: Any) -> Any:
 
 # ---- integration key -----------------------------------------------------------------------------------------
 
+
 def check_key(record: Record) -> Record:
     """Refuse a row whose integration key is empty: it could never be matched on the other side again."""
     for key in record.map.keys:
@@ -639,17 +676,26 @@ def assign_price_list(record: Record) -> Record:
     if not currency or _exists_in_sales(record):
         return record
     literal = format_literal(str(currency), guid_bare=False)
-    found = record.sales.query("pricelevels", filter=f"statecode eq 0 and transactioncurrencyid/isocurrencycode eq "
-                                                     f"{literal}", select=["pricelevelid", "name"], orderby="name")
+    found = record.sales.query(
+        "pricelevels",
+        filter=f"statecode eq 0 and transactioncurrencyid/isocurrencycode eq {literal}",
+        select=["pricelevelid", "name"],
+        orderby="name",
+    )
     if found:
         price_list_id = str(found[0]["pricelevelid"])
     else:
         price_list_id = str(uuid.uuid5(PRICE_LIST_NAMESPACE, str(currency).upper()))
         # Created at once (outside the row's change set) so that every later product finds it; an empty
         # price list left behind by a failed write is harmless and is reused next time.
-        record.sales.upsert("pricelevels", price_list_id, {
-            "name": rule.name.format(currency=str(currency).upper()),
-            "transactioncurrencyid@odata.bind": f"/transactioncurrencies(isocurrencycode={literal})"})
+        record.sales.upsert(
+            "pricelevels",
+            price_list_id,
+            {
+                "name": rule.name.format(currency=str(currency).upper()),
+                "transactioncurrencyid@odata.bind": f"/transactioncurrencies(isocurrencycode={literal})",
+            },
+        )
     record.target["pricelevelid@odata.bind"] = f"/pricelevels({price_list_id})"
     return record
 
@@ -670,8 +716,16 @@ def _exists_in_sales(record: Record) -> bool:
 
 # ---- the whole pipeline --------------------------------------------------------------------------------------
 
-STEPS: tuple[Step, ...] = (source_filter, company_scope, map_fields, resolve_lookups, apply_defaults, coerce_values,
-                           check_key, assign_price_list)
+STEPS: tuple[Step, ...] = (
+    source_filter,
+    company_scope,
+    map_fields,
+    resolve_lookups,
+    apply_defaults,
+    coerce_values,
+    check_key,
+    assign_price_list,
+)
 
 
 def transform(record: Record, steps: tuple[Step, ...] = STEPS) -> Record:

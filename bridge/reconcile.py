@@ -33,17 +33,23 @@ class MapComparison:
     missing_in_sales: list[dict[str, Any]] = field(default_factory=list)
     missing_in_scm: list[dict[str, Any]] = field(default_factory=list)
     differing: list[dict[str, Any]] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: {"missing_in_sales": 0, "missing_in_scm": 0,
-                                                             "differing": 0})
+    counts: dict[str, int] = field(default_factory=lambda: {"missing_in_sales": 0, "missing_in_scm": 0, "differing": 0})
 
     @property
     def equal(self) -> bool:
         return not any(self.counts.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "equal": self.equal, "compared": self.compared,
-                "counts": dict(self.counts), "missing_in_sales": self.missing_in_sales,
-                "missing_in_scm": self.missing_in_scm, "differing": self.differing}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "equal": self.equal,
+            "compared": self.compared,
+            "counts": dict(self.counts),
+            "missing_in_sales": self.missing_in_sales,
+            "missing_in_scm": self.missing_in_scm,
+            "differing": self.differing,
+        }
 
     def _add(self, kind: str, item: dict[str, Any]) -> None:
         self.counts[kind] += 1
@@ -84,14 +90,21 @@ class Reconciler:
             if key not in scm.payloads and key not in sales.payloads:
                 continue  # filtered out on both sides: not the map's row
             result.compared += 1
-            fields = self._differences(table_map, scm.payloads.get(key), sales.payloads.get(key),
-                                       scm.rows[key], sales.rows[key])
+            fields = self._differences(
+                table_map, scm.payloads.get(key), sales.payloads.get(key), scm.rows[key], sales.rows[key]
+            )
             if fields:
                 result._add("differing", {**json.loads(key), "fields": fields})
         return result
 
-    def _differences(self, table_map: TableMap, to_sales: Record | None, to_scm: Record | None,
-                     scm_row: dict[str, Any], sales_row: dict[str, Any]) -> list[dict[str, Any]]:
+    def _differences(
+        self,
+        table_map: TableMap,
+        to_sales: Record | None,
+        to_scm: Record | None,
+        scm_row: dict[str, Any],
+        sales_row: dict[str, Any],
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
         if to_sales is not None and table_map.syncs_to_sales:
@@ -99,23 +112,39 @@ class Reconciler:
                 if not _differs({name: value}, sales_row):
                     continue
                 nav = name[: -len("@odata.bind")] if name.endswith("@odata.bind") else None
-                item = next((f for f in table_map.fields
-                             if (f.sales[0].nav == nav if nav else not f.is_lookup and f.sales[0].column == name)),
-                            None)
+                item = next(
+                    (
+                        f
+                        for f in table_map.fields
+                        if (f.sales[0].nav == nav if nav else not f.is_lookup and f.sales[0].column == name)
+                    ),
+                    None,
+                )
                 scm_field = item.scm if item else None
                 sales_field = item.sales[0].text if item else name
                 seen.add(scm_field or name)
-                out.append({"scm_field": scm_field, "sales_field": sales_field,
-                            "scm_value": scm_row.get(scm_field) if scm_field else value,
-                            "sales_value": _sales_value(sales_row, sales_field)})
+                out.append(
+                    {
+                        "scm_field": scm_field,
+                        "sales_field": sales_field,
+                        "scm_value": scm_row.get(scm_field) if scm_field else value,
+                        "sales_value": _sales_value(sales_row, sales_field),
+                    }
+                )
         if to_scm is not None and table_map.syncs_to_scm:
             for name, value in to_scm.target.items():
                 if name in seen or not _differs({name: value}, scm_row):
                     continue
                 item = next((f for f in table_map.fields if f.scm == name), None)
                 sales_field = "|".join(p.text for p in item.sales) if item else None
-                out.append({"scm_field": name, "sales_field": sales_field, "scm_value": scm_row.get(name),
-                            "sales_value": _sales_value(sales_row, item.sales[0].text) if item else value})
+                out.append(
+                    {
+                        "scm_field": name,
+                        "sales_field": sales_field,
+                        "scm_value": scm_row.get(name),
+                        "sales_value": _sales_value(sales_row, item.sales[0].text) if item else value,
+                    }
+                )
         return out
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -35,7 +35,7 @@ LEDGER_DELAY_SECONDS = 0.2
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class BridgeMetadata:
@@ -54,13 +54,13 @@ class MapRow(_Base, table=True):
     state: str = NOT_RUNNING
     mode: str = "live"  # live | async
     master: str = "sales"
-    paused_sales_seq: Optional[int] = None
-    paused_scm_seq: Optional[int] = None
+    paused_sales_seq: int | None = None
+    paused_scm_seq: int | None = None
     initial_sync_done: bool = False
     synced: int = 0
     failed: int = 0
-    last_error: Optional[str] = None
-    last_synced_at: Optional[dt.datetime] = None
+    last_error: str | None = None
+    last_synced_at: dt.datetime | None = None
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
 
@@ -93,7 +93,7 @@ class AppliedRow(_Base, table=True):
 
 class CatchupErrorRow(_Base, table=True):
     __tablename__ = "bridge_catchup_error"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     map_id: str = Field(index=True)
     source: str
     seq: int
@@ -106,7 +106,7 @@ class CatchupErrorRow(_Base, table=True):
 
 class InitialSyncErrorRow(_Base, table=True):
     __tablename__ = "bridge_initial_sync_error"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     map_id: str = Field(index=True)
     execution: int
     direction: str
@@ -117,7 +117,7 @@ class InitialSyncErrorRow(_Base, table=True):
 
 class ActivityRow(_Base, table=True):
     __tablename__ = "bridge_activity"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     map_id: str = Field(index=True)
     kind: str
     message: str
@@ -126,7 +126,7 @@ class ActivityRow(_Base, table=True):
 
 class TraceRow(_Base, table=True):
     __tablename__ = "bridge_trace"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     map_id: str = Field(index=True)
     direction: str
     key: str = Field(index=True)
@@ -148,7 +148,7 @@ def row_dict(row: Any) -> dict[str, Any]:
                 pass
     for name, value in list(data.items()):
         if isinstance(value, dt.datetime):
-            data[name] = value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+            data[name] = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     return data
 
 
@@ -184,9 +184,18 @@ class BridgeState:
         with self.db.transaction() as connection:
             row = connection.execute(sa.select(table).where(table.c.id == map_id)).first()
             if row is None:
-                connection.execute(sa.insert(table).values(id=map_id, state=NOT_RUNNING, mode="live", master="sales",
-                                                           initial_sync_done=False, synced=0, failed=0,
-                                                           updated_at=utcnow()))
+                connection.execute(
+                    sa.insert(table).values(
+                        id=map_id,
+                        state=NOT_RUNNING,
+                        mode="live",
+                        master="sales",
+                        initial_sync_done=False,
+                        synced=0,
+                        failed=0,
+                        updated_at=utcnow(),
+                    )
+                )
                 row = connection.execute(sa.select(table).where(table.c.id == map_id)).first()
                 self._forget_run_states()
         return dict(row._mapping)
@@ -264,7 +273,8 @@ class BridgeState:
             return {}
         table = self.table(AppliedRow)
         query = sa.select(table.c.map_id, table.c.key, table.c.seq).where(
-            table.c.source == source, table.c.map_id.in_(map_ids), table.c.key.in_(keys))
+            table.c.source == source, table.c.map_id.in_(map_ids), table.c.key.in_(keys)
+        )
         with self.db.transaction() as connection:
             return {(r.map_id, r.key): int(r.seq) for r in connection.execute(query)}
 
@@ -280,16 +290,29 @@ class BridgeState:
         # read and a write per entry.
         with self.db.transaction() as connection:
             current = self.applied_seqs(source, {m for m, _ in newest}, {k for _, k in newest})
-            inserts = [{"map_id": m, "source": source, "key": k, "seq": seq}
-                       for (m, k), seq in newest.items() if (m, k) not in current]
-            updates = [{"b_map_id": m, "b_key": k, "b_seq": seq}
-                       for (m, k), seq in newest.items() if (m, k) in current and current[(m, k)] < seq]
+            inserts = [
+                {"map_id": m, "source": source, "key": k, "seq": seq}
+                for (m, k), seq in newest.items()
+                if (m, k) not in current
+            ]
+            updates = [
+                {"b_map_id": m, "b_key": k, "b_seq": seq}
+                for (m, k), seq in newest.items()
+                if (m, k) in current and current[(m, k)] < seq
+            ]
             if inserts:
                 connection.execute(sa.insert(table), inserts)
             if updates:
-                connection.execute(sa.update(table).where(
-                    table.c.map_id == sa.bindparam("b_map_id"), table.c.source == source,
-                    table.c.key == sa.bindparam("b_key")).values(seq=sa.bindparam("b_seq")), updates)
+                connection.execute(
+                    sa.update(table)
+                    .where(
+                        table.c.map_id == sa.bindparam("b_map_id"),
+                        table.c.source == source,
+                        table.c.key == sa.bindparam("b_key"),
+                    )
+                    .values(seq=sa.bindparam("b_seq")),
+                    updates,
+                )
 
     def clear_applied(self, source: str) -> None:
         """Forget the guard of one source (its feed was reset, so its seqs start over)."""
@@ -301,8 +324,9 @@ class BridgeState:
     def activity(self, map_id: str, kind: str, message: str) -> None:
         self._append(ActivityRow, ACTIVITY_CAP, map_id=map_id, kind=kind, message=message[:4000], created_at=utcnow())
 
-    def trace(self, map_id: str, direction: str, key: Any, operation: str, source: Any, payload: Any,
-              response: Any, ok: bool) -> None:
+    def trace(
+        self, map_id: str, direction: str, key: Any, operation: str, source: Any, payload: Any, response: Any, ok: bool
+    ) -> None:
         self.traces([(map_id, direction, key, operation, source, payload, response, ok)])
 
     def traces(self, items: list[tuple[str, str, Any, str, Any, Any, Any, bool]]) -> None:
@@ -313,13 +337,24 @@ class BridgeState:
     @staticmethod
     def _trace_rows(items: list[tuple[str, str, Any, str, Any, Any, Any, bool]]) -> list[dict[str, Any]]:
         now = utcnow()
-        return [{"map_id": map_id, "direction": direction, "key": dumps(key), "operation": operation,
-                 "source": dumps(source), "payload": dumps(payload), "response": dumps(response), "ok": ok,
-                 "created_at": now}
-                for map_id, direction, key, operation, source, payload, response, ok in items]
+        return [
+            {
+                "map_id": map_id,
+                "direction": direction,
+                "key": dumps(key),
+                "operation": operation,
+                "source": dumps(source),
+                "payload": dumps(payload),
+                "response": dumps(response),
+                "ok": ok,
+                "created_at": now,
+            }
+            for map_id, direction, key, operation, source, payload, response, ok in items
+        ]
 
-    def record_synced(self, items: list[tuple[str, str, Any, str, Any, Any, Any, bool]],
-                      counts: dict[str, int]) -> None:
+    def record_synced(
+        self, items: list[tuple[str, str, Any, str, Any, Any, Any, bool]], counts: dict[str, int]
+    ) -> None:
         """The traces (as :meth:`traces`) and synced counts per map of successful writes, written within
         :data:`LEDGER_DELAY_SECONDS` together with others (or at the next read of traces or map rows)."""
         rows = self._trace_rows(items)  # encoded now: the caller's payloads are not ours to keep
@@ -360,8 +395,11 @@ class BridgeState:
                 with self.db.transaction() as connection:
                     self._append_many(TraceRow, TRACE_CAP, traces)
                     for map_id, (count, last) in counts.items():
-                        update = sa.update(table).where(table.c.id == map_id).values(
-                            synced=table.c.synced + count, last_synced_at=last)
+                        update = (
+                            sa.update(table)
+                            .where(table.c.id == map_id)
+                            .values(synced=table.c.synced + count, last_synced_at=last)
+                        )
                         if not connection.execute(update).rowcount:
                             self.map_row(map_id)  # counted before its row existed: create it, then count
                             connection.execute(update)
@@ -400,8 +438,9 @@ class BridgeState:
             if ids[-1] // 100 != (ids[0] - 1) // 100:
                 connection.execute(sa.delete(table).where(table.c.id <= ids[-1] - cap))
 
-    def rows(self, model: type[SQLModel], map_id: str | None = None, limit: int = 100,
-             **where: Any) -> list[dict[str, Any]]:
+    def rows(
+        self, model: type[SQLModel], map_id: str | None = None, limit: int = 100, **where: Any
+    ) -> list[dict[str, Any]]:
         if model is TraceRow:
             self.flush()
         table = self.table(model)
@@ -417,10 +456,18 @@ class BridgeState:
     def add_catchup_error(self, map_id: str, change: dict[str, Any], source: str, message: str) -> None:
         table = self.table(CatchupErrorRow)
         with self.db.transaction() as connection:
-            connection.execute(sa.insert(table).values(
-                map_id=map_id, source=source, seq=int(change.get("seq", 0)),
-                transaction_id=str(change.get("transaction_id", "")), change=dumps(change), message=message[:4000],
-                status="Error", created_at=utcnow()))
+            connection.execute(
+                sa.insert(table).values(
+                    map_id=map_id,
+                    source=source,
+                    seq=int(change.get("seq", 0)),
+                    transaction_id=str(change.get("transaction_id", "")),
+                    change=dumps(change),
+                    message=message[:4000],
+                    status="Error",
+                    created_at=utcnow(),
+                )
+            )
 
     def set_catchup_status(self, error_id: int, status: str, message: str | None = None) -> None:
         table = self.table(CatchupErrorRow)
@@ -443,9 +490,20 @@ class BridgeState:
             return
         table = self.table(InitialSyncErrorRow)
         with self.db.transaction() as connection:
-            connection.execute(sa.insert(table), [
-                {"map_id": map_id, "execution": execution, "direction": e["direction"], "key": dumps(e["key"]),
-                 "message": str(e["message"])[:4000], "created_at": utcnow()} for e in errors])
+            connection.execute(
+                sa.insert(table),
+                [
+                    {
+                        "map_id": map_id,
+                        "execution": execution,
+                        "direction": e["direction"],
+                        "key": dumps(e["key"]),
+                        "message": str(e["message"])[:4000],
+                        "created_at": utcnow(),
+                    }
+                    for e in errors
+                ],
+            )
 
     def clear_initial_sync_errors(self, map_id: str) -> None:
         table = self.table(InitialSyncErrorRow)

@@ -114,8 +114,12 @@ def as_sync_error(exc: Exception) -> SyncError:
     if isinstance(exc, SyncError):
         return exc
     if isinstance(exc, ServiceError):  # a read the engine made before writing (lookups, existing rows)
-        return SyncError(f"Reading from the other side failed: {exc.message}", exc.status,
-                         transient=exc.transient, retry_after=exc.retry_after)
+        return SyncError(
+            f"Reading from the other side failed: {exc.message}",
+            exc.status,
+            transient=exc.transient,
+            retry_after=exc.retry_after,
+        )
     if isinstance(exc, httpx.TransportError):
         return SyncError(f"The other side could not be reached: {exc}", 503, transient=True)
     return SyncError(f"Unexpected error: {type(exc).__name__}: {exc}", 500)
@@ -132,9 +136,16 @@ def by_transaction(changes: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return groups
 
 
-def units_of(engine: SyncEngine, state: BridgeState, source: Source, group: list[dict[str, Any]],
-             map_ids: Iterable[str], *, floors: dict[str, int] | None = None,
-             applied: dict[tuple[str, str], int] | None = None) -> GroupResult:
+def units_of(
+    engine: SyncEngine,
+    state: BridgeState,
+    source: Source,
+    group: list[dict[str, Any]],
+    map_ids: Iterable[str],
+    *,
+    floors: dict[str, int] | None = None,
+    applied: dict[tuple[str, str], int] | None = None,
+) -> GroupResult:
     """The slices of one source transaction still to apply, not applied yet.
 
     The transaction is first coalesced (one change per record, the last image), then each change goes to
@@ -154,8 +165,7 @@ def units_of(engine: SyncEngine, state: BridgeState, source: Source, group: list
     for change in changes:
         seq = int(change.get("seq") or 0)
         key = keys[id(change)]
-        fresh = frozenset(m for m in relevant[id(change)]
-                          if seq > floors.get(m, 0) and seq > applied.get((m, key), 0))
+        fresh = frozenset(m for m in relevant[id(change)] if seq > floors.get(m, 0) and seq > applied.get((m, key), 0))
         if not fresh:
             result.skipped += 1
             continue
@@ -166,16 +176,24 @@ def units_of(engine: SyncEngine, state: BridgeState, source: Source, group: list
     return result
 
 
-def apply_unit(engine: SyncEngine, state: BridgeState, source: Source, outcome: Outcome, *, via: str,
-               call: Callable[[Callable[[], int]], int] | None = None) -> None:
+def apply_unit(
+    engine: SyncEngine,
+    state: BridgeState,
+    source: Source,
+    outcome: Outcome,
+    *,
+    via: str,
+    call: Callable[[Callable[[], int]], int] | None = None,
+) -> None:
     """Apply one slice as one unit (``call`` wraps the attempt, e.g. with retries); after a success the
     guard moves forward. A failure is left in ``outcome.error``, never raised."""
     fresh = outcome.map_ids
 
     def attempt() -> int:
         try:
-            return engine.apply(source, outcome.changes, maps=lambda m: m.id in fresh, allow_fetch=True, via=via,
-                                partial=True)
+            return engine.apply(
+                source, outcome.changes, maps=lambda m: m.id in fresh, allow_fetch=True, via=via, partial=True
+            )
         except SyncError:
             raise
         except (ServiceError, httpx.TransportError) as exc:
@@ -193,9 +211,17 @@ def apply_unit(engine: SyncEngine, state: BridgeState, source: Source, outcome: 
     state.mark_applied(source, outcome.entries)
 
 
-def apply_in_order(engine: SyncEngine, state: BridgeState, source: Source, group: list[dict[str, Any]],
-                   map_ids: Iterable[str], *, via: str, floors: dict[str, int] | None = None,
-                   call: Callable[[Callable[[], int]], int] | None = None) -> GroupResult:
+def apply_in_order(
+    engine: SyncEngine,
+    state: BridgeState,
+    source: Source,
+    group: list[dict[str, Any]],
+    map_ids: Iterable[str],
+    *,
+    via: str,
+    floors: dict[str, int] | None = None,
+    call: Callable[[Callable[[], int]], int] | None = None,
+) -> GroupResult:
     """Apply one source transaction through ``map_ids``, skipping what the ordering guard says is stale
     (see :func:`units_of`), one unit per slice. Failures are returned, never raised, so the caller decides
     whether they become catch-up errors."""
@@ -212,14 +238,14 @@ def _parse_time(text: str | None) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def age_seconds(created_at: str | None) -> float | None:
     when = _parse_time(created_at)
     if when is None:
         return None
-    return max(0.0, (dt.datetime.now(dt.timezone.utc) - when).total_seconds())
+    return max(0.0, (dt.datetime.now(dt.UTC) - when).total_seconds())
 
 
 class AsyncWorker:
@@ -229,9 +255,17 @@ class AsyncWorker:
     runs them continuously until ``stop``.
     """
 
-    def __init__(self, engine: SyncEngine, state: BridgeState, lifecycle: "Lifecycle",
-                 controls: dict[Source, "ControlClient"], *, poll_wait: float = 1.0,
-                 retry: RetryPolicy | None = None, linger: float = LINGER) -> None:
+    def __init__(
+        self,
+        engine: SyncEngine,
+        state: BridgeState,
+        lifecycle: Lifecycle,
+        controls: dict[Source, ControlClient],
+        *,
+        poll_wait: float = 1.0,
+        retry: RetryPolicy | None = None,
+        linger: float = LINGER,
+    ) -> None:
         self.engine = engine
         self.state = state
         self.lifecycle = lifecycle
@@ -257,8 +291,12 @@ class AsyncWorker:
         found = []
         for table_map in self.engine.maps:
             row = rows.get(table_map.id)
-            if (row and row["state"] == RUNNING and row["mode"] == "async"
-                    and source in self.lifecycle.sources(table_map)):
+            if (
+                row
+                and row["state"] == RUNNING
+                and row["mode"] == "async"
+                and source in self.lifecycle.sources(table_map)
+            ):
                 found.append(table_map)
         return found
 
@@ -292,8 +330,7 @@ class AsyncWorker:
         self._wake.set()
 
     # ---- applying ------------------------------------------------------------------------------------
-    def deliver(self, source: Source, changes: list[dict[str, Any]], maps: list[TableMap] | None = None
-                ) -> GroupResult:
+    def deliver(self, source: Source, changes: list[dict[str, Any]], maps: list[TableMap] | None = None) -> GroupResult:
         """Apply ``changes`` (as delivered: maybe duplicated or out of order) to the async maps; no cursor move.
 
         Failures become catch-up errors. Returns the combined result of every transaction.
@@ -302,8 +339,9 @@ class AsyncWorker:
         floors = {m.id: self.floor(m, source) for m in maps}
         return self._deliver_groups(source, by_transaction(changes), {m.id for m in maps}, floors)
 
-    def _deliver_groups(self, source: Source, groups: list[list[dict[str, Any]]], map_ids: set[str],
-                        floors: dict[str, int]) -> GroupResult:
+    def _deliver_groups(
+        self, source: Source, groups: list[list[dict[str, Any]]], map_ids: set[str], floors: dict[str, int]
+    ) -> GroupResult:
         """Apply consecutive source transactions in feed order, each as its own unit.
 
         Units that are one Sales upsert by alternate key (a customer created or changed in SCM) do not go
@@ -335,13 +373,22 @@ class AsyncWorker:
                 write = self._bulk_write(source, outcome)
                 if write is None:
                     send_pending()
-                    apply_unit(self.engine, self.state, source, outcome, via="async",
-                               call=lambda attempt: self._with_retry(attempt, source))
+                    apply_unit(
+                        self.engine,
+                        self.state,
+                        source,
+                        outcome,
+                        via="async",
+                        call=lambda attempt: self._with_retry(attempt, source),
+                    )
                     self._report(source, outcome)
                     continue
                 identity = record_identity(write)
-                if pending and (pending[0][1].map.sales_type is not write.map.sales_type or identity in identities
-                                or len(pending) >= BULK_SIZE):
+                if pending and (
+                    pending[0][1].map.sales_type is not write.map.sales_type
+                    or identity in identities
+                    or len(pending) >= BULK_SIZE
+                ):
                     send_pending()
                 pending.append((outcome, write))
                 identities.add(identity)
@@ -353,8 +400,9 @@ class AsyncWorker:
         if source != "scm":
             return None  # F&O has no UpsertMultiple: Sales -> SCM units go out one by one
         try:
-            writes = self.engine.plan(source, outcome.changes, maps=lambda m: m.id in outcome.map_ids,
-                                      allow_fetch=True, partial=True)
+            writes = self.engine.plan(
+                source, outcome.changes, maps=lambda m: m.id in outcome.map_ids, allow_fetch=True, partial=True
+            )
         except Exception:  # noqa: BLE001 - the unit path plans again and reports the failure properly
             return None
         return writes[0] if writes and self.engine.bulk_upsertable(writes) else None
@@ -381,8 +429,14 @@ class AsyncWorker:
                     self.engine.record_failure([write], error, "async")
                     outcome.error, outcome.counted = error, True
                 else:
-                    apply_unit(self.engine, self.state, source, outcome, via="async",
-                               call=lambda again: self._with_retry(again, source))
+                    apply_unit(
+                        self.engine,
+                        self.state,
+                        source,
+                        outcome,
+                        via="async",
+                        call=lambda again: self._with_retry(again, source),
+                    )
                 self._report(source, outcome)
             return
         with self.state.db.transaction():  # one commit for the traces, counters and guard entries
@@ -398,8 +452,15 @@ class AsyncWorker:
             if not outcome.written:
                 return  # filtered out by the map: nothing reached the other side
             ages = [a for a in (age_seconds(c.get("created_at")) for c in outcome.changes) if a is not None]
-            self._emit("applied", {"source": source, "maps": sorted(outcome.map_ids),
-                                   "changes": len(outcome.changes), "latency": max(ages) if ages else None})
+            self._emit(
+                "applied",
+                {
+                    "source": source,
+                    "maps": sorted(outcome.map_ids),
+                    "changes": len(outcome.changes),
+                    "latency": max(ages) if ages else None,
+                },
+            )
         else:
             self._keep(source, outcome)
 
@@ -408,14 +469,17 @@ class AsyncWorker:
         error = outcome.error
         assert error is not None
         for map_id in sorted(outcome.map_ids):
-            mine = [c for c in outcome.changes
-                    if any(m.id == map_id for m in self.engine.maps_for(source, c["table"]))]
+            mine = [c for c in outcome.changes if any(m.id == map_id for m in self.engine.maps_for(source, c["table"]))]
             for change in mine:
                 self.state.add_catchup_error(map_id, change, source, f"Async: {error.message}")
             if not outcome.counted:
                 self.state.count(map_id, failed=1, error=error.message)
-            self.state.activity(map_id, "error", f"async: {len(mine)} change(s) kept as catch-up errors "
-                                                 f"({'gave up retrying: ' if error.transient else ''}{error.message})")
+            self.state.activity(
+                map_id,
+                "error",
+                f"async: {len(mine)} change(s) kept as catch-up errors "
+                f"({'gave up retrying: ' if error.transient else ''}{error.message})",
+            )
         self._emit("kept", {"source": source, "maps": sorted(outcome.map_ids), "changes": len(outcome.changes)})
 
     def _with_retry(self, attempt: Callable[[], int], source: Source) -> int:
@@ -433,8 +497,10 @@ class AsyncWorker:
         """Exponential backoff, but never sooner than the target's Retry-After."""
         # initial, 2x, 4x ... up to maximum, plus up to one `initial` of jitter so retries do not align
         policy = self.retry
-        backoff = (tenacity.wait_exponential(multiplier=policy.initial, max=policy.maximum)
-                   + tenacity.wait_random(0, policy.initial))(retry_state)
+        backoff = (
+            tenacity.wait_exponential(multiplier=policy.initial, max=policy.maximum)
+            + tenacity.wait_random(0, policy.initial)
+        )(retry_state)
         error = retry_state.outcome.exception() if retry_state.outcome else None
         hint = getattr(error, "retry_after", None) or 0.0
         return min(max(backoff, float(hint)), max(policy.max_retry_after, policy.maximum))
@@ -446,8 +512,15 @@ class AsyncWorker:
     def _before_sleep(self, retry_state: tenacity.RetryCallState, source: Source) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        self._emit("retry", {"source": source, "attempt": retry_state.attempt_number, "wait": wait,
-                             "error": getattr(error, "message", str(error))})
+        self._emit(
+            "retry",
+            {
+                "source": source,
+                "attempt": retry_state.attempt_number,
+                "wait": wait,
+                "error": getattr(error, "message", str(error)),
+            },
+        )
 
     def _emit(self, event: str, detail: dict[str, Any]) -> None:
         for listener in self.listeners:
@@ -470,8 +543,9 @@ class AsyncWorker:
                 cursor = min(floors.values())
                 self.state.set_cursor(source, cursor)
             epoch = self._epoch[source]
-        page = self.controls[source].changes(after=cursor, limit=PAGE_SIZE, tables=tables,
-                                             exclude_identity=INTEGRATION_IDENTITY, wait=wait)
+        page = self.controls[source].changes(
+            after=cursor, limit=PAGE_SIZE, tables=tables, exclude_identity=INTEGRATION_IDENTITY, wait=wait
+        )
         changes = page.get("changes") or []
         if int(page.get("latest") or 0) < cursor:
             self._feed_rewound(source, maps, int(page.get("latest") or 0))
@@ -494,8 +568,12 @@ class AsyncWorker:
                 self.state.set_cursor(floor_name(table_map.id, source), latest)
             self._epoch[source] += 1
         for table_map in maps:
-            self.state.activity(table_map.id, "state", f"The {source} change feed was reset: async sync continues "
-                                                       "from its latest change (run an initial sync to settle)")
+            self.state.activity(
+                table_map.id,
+                "state",
+                f"The {source} change feed was reset: async sync continues "
+                "from its latest change (run an initial sync to settle)",
+            )
 
     def _advance(self, source: Source, epoch: int, seq: int) -> bool:
         with self._cursor_lock:
@@ -508,7 +586,7 @@ class AsyncWorker:
     def drain(self, source: Source | None = None, max_pages: int = 1000) -> int:
         """Apply everything pending now (no waiting); returns how many changes were read."""
         total = 0
-        for name in ([source] if source else SOURCES):
+        for name in [source] if source else SOURCES:
             for _ in range(max_pages):
                 read = self.drain_once(name)
                 total += read
@@ -523,9 +601,12 @@ class AsyncWorker:
             after = self.position(table_map, source)
             floors = {table_map.id: self.floor(table_map, source)}
             while True:
-                page = self.controls[source].changes(after=after, limit=PAGE_SIZE,
-                                                     tables=[self.lifecycle.source_table(table_map, source)],
-                                                     exclude_identity=INTEGRATION_IDENTITY)
+                page = self.controls[source].changes(
+                    after=after,
+                    limit=PAGE_SIZE,
+                    tables=[self.lifecycle.source_table(table_map, source)],
+                    exclude_identity=INTEGRATION_IDENTITY,
+                )
                 changes = page.get("changes") or []
                 self._deliver_groups(source, by_transaction(changes), {table_map.id}, floors)
                 total += len(changes)
@@ -544,9 +625,12 @@ class AsyncWorker:
                 after = row[f"paused_{source}_seq"] or 0
             else:
                 after = self.position(table_map, source)
-            page = self.controls[source].changes(after=after, limit=BACKLOG_LIMIT,
-                                                 tables=[self.lifecycle.source_table(table_map, source)],
-                                                 exclude_identity=INTEGRATION_IDENTITY)
+            page = self.controls[source].changes(
+                after=after,
+                limit=BACKLOG_LIMIT,
+                tables=[self.lifecycle.source_table(table_map, source)],
+                exclude_identity=INTEGRATION_IDENTITY,
+            )
             changes = page.get("changes") or []
             queued += len(changes)
             if changes:
@@ -590,14 +674,17 @@ class AsyncWorker:
         if self.running:
             return
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._run, args=(source,), name=f"bridge-async-{source}",
-                                          daemon=True) for source in SOURCES]
+        self._threads = [
+            threading.Thread(target=self._run, args=(source,), name=f"bridge-async-{source}", daemon=True)
+            for source in SOURCES
+        ]
         if recover:
             # The states a previous run left, read now: a map this run starts meanwhile is Initializing too,
             # and must not look interrupted to the recovery thread.
             left = {map_id: row["state"] for map_id, row in self.state.map_rows().items()}
-            self._threads.append(threading.Thread(target=self.recover, args=(left,), name="bridge-recover",
-                                                  daemon=True))
+            self._threads.append(
+                threading.Thread(target=self.recover, args=(left,), name="bridge-recover", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 

@@ -37,16 +37,17 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 from flask import Flask
 
-from sandbox.server import ServerGroup, free_port
 from leadtocash.stack import ServiceProcesses, StackConfig, build_apps
+from sandbox.server import ServerGroup, free_port
 
 MAP_ID = "customers-accounts"
 COMPANY = "usmf"
@@ -77,11 +78,11 @@ class BenchSizes:
     requests: int = 2000  # per request benchmark
 
     @classmethod
-    def full(cls) -> "BenchSizes":
+    def full(cls) -> BenchSizes:
         return cls()
 
     @classmethod
-    def quick(cls) -> "BenchSizes":
+    def quick(cls) -> BenchSizes:
         return cls(customers=20_000, writes=250, async_seconds=5.0, requests=300)
 
 
@@ -89,9 +90,16 @@ def _ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 3) if baseline > 0 else 0.0
 
 
-def run_bench(*, quick: bool = False, threads: int = 4, sizes: BenchSizes | None = None,
-              only: tuple[str, ...] | list[str] | None = None, progress: Progress | None = None,
-              time_budget: float = 600.0, database_urls: dict[str, str] | None = None) -> list[BenchResult]:
+def run_bench(
+    *,
+    quick: bool = False,
+    threads: int = 4,
+    sizes: BenchSizes | None = None,
+    only: tuple[str, ...] | list[str] | None = None,
+    progress: Progress | None = None,
+    time_budget: float = 600.0,
+    database_urls: dict[str, str] | None = None,
+) -> list[BenchResult]:
     """Run the suite (or the groups in ``only``, from :data:`ALL`) and return every result with its baseline.
 
     ``database_urls`` (service -> SQLAlchemy URL) runs the sync benchmarks on those databases instead of
@@ -167,8 +175,8 @@ def _dependencies(engine: Any, map_id: str) -> list[str]:
 def _sync_stack(database_urls: dict[str, str]) -> Iterator[_SyncStack]:
     """Sales, SCM and the bridge as ``sandbox up`` runs them, on SQLite files in a temporary folder (or on
     the databases ``database_urls`` names)."""
-    from sandbox.db import sqlite_url_for
     from leadtocash.stack import wire_bridge
+    from sandbox.db import sqlite_url_for
 
     folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
     apps = build_apps(StackConfig(data_dir=folder, seed=1, database_urls=dict(database_urls)))
@@ -177,8 +185,12 @@ def _sync_stack(database_urls: dict[str, str]) -> Iterator[_SyncStack]:
         urls = {name: group.start(name, app, free_port()).url for name, app in apps.items()}
         bridge_port = free_port()
         urls["bridge"] = f"http://127.0.0.1:{bridge_port}"
-        bridge = wire_bridge(apps, urls=urls, in_process=True,  # as `sandbox up` wires them by default
-                             bridge_database_url=database_urls.get("bridge") or sqlite_url_for(folder, "bridge"))
+        bridge = wire_bridge(
+            apps,
+            urls=urls,
+            in_process=True,  # as `sandbox up` wires them by default
+            bridge_database_url=database_urls.get("bridge") or sqlite_url_for(folder, "bridge"),
+        )
         if bridge is None:
             raise RuntimeError("the bridge is not available in this build")
         apps["bridge"] = bridge
@@ -188,8 +200,9 @@ def _sync_stack(database_urls: dict[str, str]) -> Iterator[_SyncStack]:
         _close_stack(apps, group, folder)
 
 
-def _close_stack(apps: dict[str, Flask], group: ServerGroup, folder: Path,
-                 children: ServiceProcesses | None = None) -> None:
+def _close_stack(
+    apps: dict[str, Flask], group: ServerGroup, folder: Path, children: ServiceProcesses | None = None
+) -> None:
     """Stop what a sync benchmark started and remove its folder, in the order waitress needs."""
     from leadtocash.loadtest import quiet_waitress
 
@@ -213,10 +226,18 @@ def _close_stack(apps: dict[str, Flask], group: ServerGroup, folder: Path,
 
 # ---- initial sync ----------------------------------------------------------------------------------------
 def _customer(index: int, prefix: str = "BI") -> dict[str, Any]:
-    return {"dataAreaId": COMPANY, "CustomerAccount": f"{prefix}-{index:06d}", "OrganizationName": f"Bench {index}",
-            "CustomerGroupId": "10", "SalesCurrencyCode": "USD", "AddressCity": "Seattle",
-            "AddressStreet": f"{index} Main Street", "AddressZipCode": "98101", "CreditLimit": 1000 + index % 500,
-            "PrimaryContactEmail": f"bench{index}@example.com"}
+    return {
+        "dataAreaId": COMPANY,
+        "CustomerAccount": f"{prefix}-{index:06d}",
+        "OrganizationName": f"Bench {index}",
+        "CustomerGroupId": "10",
+        "SalesCurrencyCode": "USD",
+        "AddressCity": "Seattle",
+        "AddressStreet": f"{index} Main Street",
+        "AddressZipCode": "98101",
+        "CreditLimit": 1000 + index % 500,
+        "PrimaryContactEmail": f"bench{index}@example.com",
+    }
 
 
 def _bulk_customers(scm: Any, count: int, progress: Progress) -> None:
@@ -327,8 +348,9 @@ def _count_rows(runtime: Any, entity_name: str) -> int:
         return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
 
 
-def _customers_and_raw_copy(stack: _SyncStack, table_map: Any, customers: int, name: str,
-                            say: Progress) -> tuple[int, float]:
+def _customers_and_raw_copy(
+    stack: _SyncStack, table_map: Any, customers: int, name: str, say: Progress
+) -> tuple[int, float]:
     """Put ``customers`` into SCM and time the raw copy of them into Sales: (rows copied, seconds)."""
     say(f"{name}: setting up {customers:,} SCM customers")
     _bulk_customers(stack.runtime("scm"), customers, say)
@@ -354,8 +376,8 @@ def _initial_sync_in_processes(customers: int, say: Progress, ticking: bool) -> 
     handles change), and count rows; they serve nothing.
     """
     from bridge.mapping import BUILTIN_MAPS, load_maps
-    from sandbox.db import sqlite_url_for
     from leadtocash.stack import build_bridge
+    from sandbox.db import sqlite_url_for
 
     name = "initial-sync-processes"
     folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
@@ -382,8 +404,9 @@ def _initial_sync_in_processes(customers: int, say: Progress, ticking: bool) -> 
         _close_stack(apps, group, folder, children)
 
 
-def _timed_initial_sync(stack: _SyncStack, name: str, wire: str, copied: int, raw_seconds: float, say: Progress,
-                        ticking: bool) -> BenchResult:
+def _timed_initial_sync(
+    stack: _SyncStack, name: str, wire: str, copied: int, raw_seconds: float, say: Progress, ticking: bool
+) -> BenchResult:
     """Run the map's initial sync (its reference-data maps first, untimed) and weigh it against the raw copy."""
     raw_rate = copied / raw_seconds if raw_seconds > 0 else 0.0
     for parent in _dependencies(stack.bridge.engine, MAP_ID):
@@ -410,12 +433,23 @@ def _timed_initial_sync(stack: _SyncStack, name: str, wire: str, copied: int, ra
     report = stack.bridge.lifecycle.initial.last_reports[MAP_ID]
     written = report.to_sales
     value = written / seconds if seconds > 0 else 0.0
-    return BenchResult(name, round(value, 1), "rows/s", round(raw_rate, 1),
-                       "raw bulk copy of the same rows and columns, SCM -> Sales database "
-                       f"({stack.runtime('sales').db.engine.dialect.name})",
-                       _ratio(value, raw_rate),
-                       {"rows": written, "seconds": round(seconds, 2), "errors": len(report.errors),
-                        "raw_rows": copied, "raw_seconds": round(raw_seconds, 3), "wire": wire})
+    return BenchResult(
+        name,
+        round(value, 1),
+        "rows/s",
+        round(raw_rate, 1),
+        "raw bulk copy of the same rows and columns, SCM -> Sales database "
+        f"({stack.runtime('sales').db.engine.dialect.name})",
+        _ratio(value, raw_rate),
+        {
+            "rows": written,
+            "seconds": round(seconds, 2),
+            "errors": len(report.errors),
+            "raw_rows": copied,
+            "raw_seconds": round(raw_seconds, 3),
+            "wire": wire,
+        },
+    )
 
 
 # ---- writes with live sync on and off -------------------------------------------------------------------
@@ -451,8 +485,14 @@ class _Writer:
             return False
         return True
 
-    def run(self, *, count: int | None = None, seconds: float | None = None,
-            gate: Callable[[], None] | None = None, on_write: Callable[[float], None] | None = None) -> tuple[int, float]:
+    def run(
+        self,
+        *,
+        count: int | None = None,
+        seconds: float | None = None,
+        gate: Callable[[], None] | None = None,
+        on_write: Callable[[float], None] | None = None,
+    ) -> tuple[int, float]:
         """Write ``count`` rows or for ``seconds``; returns (successful writes, elapsed seconds)."""
         done = 0
         lock = threading.Lock()
@@ -514,18 +554,28 @@ def _live_sync_writes(stack: _SyncStack, writes: int, threads: int, say: Progres
             lifecycle.run(MAP_ID, initial_sync=False, master="scm")
     live = totals["live"][0] / totals["live"][1] if totals["live"][1] else 0.0
     stopped = totals["stopped"][0] / totals["stopped"][1] if totals["stopped"][1] else 0.0
-    return BenchResult("live-sync-writes", round(live, 1), "writes/s", round(stopped, 1),
-                       "the same writes with the map stopped", _ratio(live, stopped),
-                       {"writes_live": totals["live"][0], "writes_stopped": totals["stopped"][0],
-                        "threads": threads, "sales_accounts_after": synced, "errors": writer.errors})
+    return BenchResult(
+        "live-sync-writes",
+        round(live, 1),
+        "writes/s",
+        round(stopped, 1),
+        "the same writes with the map stopped",
+        _ratio(live, stopped),
+        {
+            "writes_live": totals["live"][0],
+            "writes_stopped": totals["stopped"][0],
+            "threads": threads,
+            "sales_accounts_after": synced,
+            "errors": writer.errors,
+        },
+    )
 
 
 # ---- async mode: throughput with lag held under a second --------------------------------------------------
 LAG_HOLD = 0.5  # writers wait while the oldest unsynced change is older than this (so lag stays < 1 s)
 
 
-def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Progress,
-                      rounds: int = 4) -> BenchResult:
+def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Progress, rounds: int = 4) -> BenchResult:
     """Async throughput against the raw write rate, in ``rounds`` alternating pairs of windows (map stopped,
     then async) that add up to ``seconds`` each, so drift (the tables growing, a busy neighbour) weighs on
     both alike, as in the live-sync benchmark."""
@@ -568,14 +618,18 @@ def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Prog
     worker.listeners.append(on_event)
     try:
         for round_number in range(1, rounds + 1):
-            say(f"async-sync-throughput: round {round_number} of {rounds}, raw write rate for {part:.1f} s "
-                "with the map stopped")
+            say(
+                f"async-sync-throughput: round {round_number} of {rounds}, raw write rate for {part:.1f} s "
+                "with the map stopped"
+            )
             lifecycle.stop(MAP_ID)
             round_done, round_seconds = writer.run(seconds=part)
             raw_done, raw_seconds = raw_done + round_done, raw_seconds + round_seconds
 
-            say(f"async-sync-throughput: round {round_number} of {rounds}, writing for {part:.1f} s in async "
-                "mode, lag held under 1 s")
+            say(
+                f"async-sync-throughput: round {round_number} of {rounds}, writing for {part:.1f} s in async "
+                "mode, lag held under 1 s"
+            )
             lifecycle.run(MAP_ID, initial_sync=False, master="scm", mode="async")
             with lock:
                 applied_before = applied[0]
@@ -603,13 +657,26 @@ def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Prog
     rate = synced / window if window else 0.0
     ordered = sorted(latencies)
     p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else None
-    return BenchResult("async-sync-throughput", round(rate, 1), "records/s", round(raw_rate, 1),
-                       "raw write rate of the same writers with the map stopped", _ratio(rate, raw_rate),
-                       {"window_seconds": round(window, 2), "rounds": rounds, "written": done, "synced": synced,
-                        "synced_by_window_end": by_window_end, "raw_writes": raw_done,
-                        "lag_p95_seconds": round(p95, 3) if p95 is not None else None,
-                        "lag_max_seconds": round(max(ordered), 3) if ordered else None,
-                        "lag_hold_seconds": LAG_HOLD, "errors": writer.errors})
+    return BenchResult(
+        "async-sync-throughput",
+        round(rate, 1),
+        "records/s",
+        round(raw_rate, 1),
+        "raw write rate of the same writers with the map stopped",
+        _ratio(rate, raw_rate),
+        {
+            "window_seconds": round(window, 2),
+            "rounds": rounds,
+            "written": done,
+            "synced": synced,
+            "synced_by_window_end": by_window_end,
+            "raw_writes": raw_done,
+            "lag_p95_seconds": round(p95, 3) if p95 is not None else None,
+            "lag_max_seconds": round(max(ordered), 3) if ordered else None,
+            "lag_hold_seconds": LAG_HOLD,
+            "errors": writer.errors,
+        },
+    )
 
 
 def _bare_app() -> Flask:
@@ -667,44 +734,89 @@ def _request_throughput(count: int, threads: int, deadline: float, say: Progress
         def measure(name: str, work: Callable[[int], None]) -> None:
             say(f"requests: {name}")
             value = _rate(count, work, threads, deadline)
-            results.append(BenchResult(name, round(value, 1), "requests/s", round(baseline, 1),
-                                       "bare WSGI endpoint, same server", _ratio(value, baseline),
-                                       {"requests": count, "threads": threads}))
+            results.append(
+                BenchResult(
+                    name,
+                    round(value, 1),
+                    "requests/s",
+                    round(baseline, 1),
+                    "bare WSGI endpoint, same server",
+                    _ratio(value, baseline),
+                    {"requests": count, "threads": threads},
+                )
+            )
 
         if "sales" in urls:
             root = urls["sales"] + "/api/data/v9.2"
             ids: list[str] = []
 
             def sales_write(i: int) -> None:
-                response = client().post(f"{root}/accounts", json={
-                    "name": f"Bench {i}", "accountnumber": f"B-{i}", "creditlimit": i % 1000})
+                response = client().post(
+                    f"{root}/accounts", json={"name": f"Bench {i}", "accountnumber": f"B-{i}", "creditlimit": i % 1000}
+                )
                 response.raise_for_status()
                 ids.append(response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")"))
 
             measure("sales-writes", sales_write)
             measure("sales-reads", lambda i: client().get(f"{root}/accounts({ids[i % len(ids)]})").raise_for_status())
             # A typical list view: filtered, sorted, a few columns, 50 rows a page (server-driven paging).
-            measure("sales-queries", lambda i: client().get(
-                f"{root}/accounts", headers={"Prefer": "odata.maxpagesize=50"},
-                params={"$select": "name,accountnumber,creditlimit", "$orderby": "name",
-                        "$filter": f"statecode eq 0 and startswith(name,'Bench {i % 10}')"}).raise_for_status())
+            measure(
+                "sales-queries",
+                lambda i: (
+                    client()
+                    .get(
+                        f"{root}/accounts",
+                        headers={"Prefer": "odata.maxpagesize=50"},
+                        params={
+                            "$select": "name,accountnumber,creditlimit",
+                            "$orderby": "name",
+                            "$filter": f"statecode eq 0 and startswith(name,'Bench {i % 10}')",
+                        },
+                    )
+                    .raise_for_status()
+                ),
+            )
         if "scm" in urls:
             root = urls["scm"] + "/data"
 
             def scm_write(i: int) -> None:
-                client().post(f"{root}/CustomersV3", json={
-                    "CustomerAccount": f"BENCH-{i:05d}", "OrganizationName": f"Bench {i}", "CustomerGroupId": "10",
-                    "SalesCurrencyCode": "USD"}).raise_for_status()
+                client().post(
+                    f"{root}/CustomersV3",
+                    json={
+                        "CustomerAccount": f"BENCH-{i:05d}",
+                        "OrganizationName": f"Bench {i}",
+                        "CustomerGroupId": "10",
+                        "SalesCurrencyCode": "USD",
+                    },
+                ).raise_for_status()
 
             measure("scm-writes", scm_write)
-            measure("scm-reads", lambda i: client().get(
-                f"{root}/CustomersV3(dataAreaId='{COMPANY}',CustomerAccount='BENCH-{i % count:05d}')"
-            ).raise_for_status())
+            measure(
+                "scm-reads",
+                lambda i: (
+                    client()
+                    .get(f"{root}/CustomersV3(dataAreaId='{COMPANY}',CustomerAccount='BENCH-{i % count:05d}')")
+                    .raise_for_status()
+                ),
+            )
             # The same list view in F&O style: $top/$skip pages of a filtered, sorted entity.
-            measure("scm-queries", lambda i: client().get(
-                f"{root}/CustomersV3", params={"$select": "CustomerAccount,OrganizationName,CreditLimit",
-                                               "$filter": "CustomerGroupId eq '10'", "$orderby": "OrganizationName",
-                                               "$top": "50", "$skip": str((i % 5) * 50)}).raise_for_status())
+            measure(
+                "scm-queries",
+                lambda i: (
+                    client()
+                    .get(
+                        f"{root}/CustomersV3",
+                        params={
+                            "$select": "CustomerAccount,OrganizationName,CreditLimit",
+                            "$filter": "CustomerGroupId eq '10'",
+                            "$orderby": "OrganizationName",
+                            "$top": "50",
+                            "$skip": str((i % 5) * 50),
+                        },
+                    )
+                    .raise_for_status()
+                ),
+            )
     finally:
         from leadtocash.loadtest import quiet_waitress
 
@@ -728,8 +840,11 @@ def report(results: list[BenchResult], machine: dict[str, Any], seconds: float |
 def machine_info() -> dict[str, Any]:
     import platform
 
-    info: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                            "platform": platform.platform()}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
@@ -751,8 +866,9 @@ def print_table(results: list[BenchResult], out: Any = None) -> None:
     out = out or sys.stdout
     out.write(f"{'benchmark':<22} {'value':>10} {'unit':<11} {'baseline':>10}  {'ratio':>6}  baseline is\n")
     for r in results:
-        out.write(f"{r.name:<22} {r.value:>10.1f} {r.unit:<11} {r.baseline:>10.1f}  {r.ratio:>6.3f}  "
-                  f"{r.baseline_name}\n")
+        out.write(
+            f"{r.name:<22} {r.value:>10.1f} {r.unit:<11} {r.baseline:>10.1f}  {r.ratio:>6.3f}  {r.baseline_name}\n"
+        )
 
 
 def dump(results: list[BenchResult], path: str, seconds: float | None = None) -> None:

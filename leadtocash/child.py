@@ -23,8 +23,8 @@ import sys
 import threading
 from typing import IO, Any
 
-from sandbox.server import ServerGroup
 from leadtocash.stack import READY_PREFIX, SERVICES, StackConfig, build_apps, live_sync_sender
+from sandbox.server import ServerGroup
 
 
 def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:

@@ -22,32 +22,62 @@ def main() -> None:
 @click.option("--sales-port", default=DEFAULT_PORTS["sales"], show_default=True, type=int)
 @click.option("--scm-port", default=DEFAULT_PORTS["scm"], show_default=True, type=int)
 @click.option("--bridge-port", default=DEFAULT_PORTS["bridge"], show_default=True, type=int)
-@click.option("--data-dir", default=".sandbox", show_default=True, type=click.Path(path_type=Path),
-              help="Folder of the SQLite files that survive restarts.")
+@click.option(
+    "--data-dir",
+    default=".sandbox",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder of the SQLite files that survive restarts.",
+)
 @click.option("--memory", is_flag=True, help="Throwaway in-memory state instead of files.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the deterministic demo data.")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a generated localhost certificate.")
-@click.option("--database-url", "database_urls", multiple=True, metavar="SERVICE=URL",
-              help="A SQLAlchemy URL for one service instead of its SQLite file, e.g. "
-                   "sales=postgresql+psycopg://user:pw@127.0.0.1/sales; repeatable.")
-@click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A folder of your own table maps (*.yaml) for the bridge; repeatable.")
-@click.option("--wire", type=click.Choice(["in-process", "http", "processes"]), default="in-process",
-              show_default=True,
-              help="How the bridge and the mocks call each other: in-process (the same HTTP requests through "
-                   "WSGI, no socket; fastest per write), over their loopback ports as separate servers would "
-                   "(http), or with Sales and SCM each in a child process of its own (processes: every service "
-                   "gets its own interpreter lock, for bulk work on several cores; calls cross loopback).")
-def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Path, memory: bool, seed: int,
-       tls: bool, database_urls: tuple[str, ...], maps_dirs: tuple[Path, ...], wire: str) -> None:
+@click.option(
+    "--database-url",
+    "database_urls",
+    multiple=True,
+    metavar="SERVICE=URL",
+    help="A SQLAlchemy URL for one service instead of its SQLite file, e.g. "
+    "sales=postgresql+psycopg://user:pw@127.0.0.1/sales; repeatable.",
+)
+@click.option(
+    "--maps-dir",
+    "maps_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of your own table maps (*.yaml) for the bridge; repeatable.",
+)
+@click.option(
+    "--wire",
+    type=click.Choice(["in-process", "http", "processes"]),
+    default="in-process",
+    show_default=True,
+    help="How the bridge and the mocks call each other: in-process (the same HTTP requests through "
+    "WSGI, no socket; fastest per write), over their loopback ports as separate servers would "
+    "(http), or with Sales and SCM each in a child process of its own (processes: every service "
+    "gets its own interpreter lock, for bulk work on several cores; calls cross loopback).",
+)
+def up(
+    host: str,
+    sales_port: int,
+    scm_port: int,
+    bridge_port: int,
+    data_dir: Path,
+    memory: bool,
+    seed: int,
+    tls: bool,
+    database_urls: tuple[str, ...],
+    maps_dirs: tuple[Path, ...],
+    wire: str,
+) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
     The bridge comes up last, on --bridge-port, with the shipped maps running (reference data first,
     initial sync done), so a customer created on either side appears on the other at once.
     """
+    from leadtocash.stack import wire_bridge
     from sandbox.db import sqlite_url_for
     from sandbox.server import ServerGroup, ensure_tls_files
-    from leadtocash.stack import wire_bridge
 
     config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
     ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
@@ -72,10 +102,14 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
             # In one process the services call each other through WSGI: a loopback socket and a server thread
             # per hop cost more than the work a live-sync write does (see `sandbox bench`). With --tls they
             # are always wired in-process: their clients would not trust the local CA.
-            bridge_app = wire_bridge(apps, urls=urls, in_process=wire == "in-process" or tls_files is not None,
-                                     maps_dirs=list(maps_dirs),
-                                     bridge_database_url=config.database_urls.get("bridge")
-                                     or sqlite_url_for(None if memory else data_dir, "bridge"))
+            bridge_app = wire_bridge(
+                apps,
+                urls=urls,
+                in_process=wire == "in-process" or tls_files is not None,
+                maps_dirs=list(maps_dirs),
+                bridge_database_url=config.database_urls.get("bridge")
+                or sqlite_url_for(None if memory else data_dir, "bridge"),
+            )
         if bridge_app is not None:
             server = group.start("bridge", bridge_app, bridge_port)
             # Only maps that never ran: after a restart, what the user paused or stopped stays so.
@@ -87,8 +121,10 @@ def up(host: str, sales_port: int, scm_port: int, bridge_port: int, data_dir: Pa
             bridge_app.extensions["bridge"].close()
         raise click.ClickException(str(exc)) from exc
     if tls_files is not None:
-        click.echo(f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
-                   f"REQUESTS_CA_BUNDLE={tls_files.ca_cert} NODE_EXTRA_CA_CERTS={tls_files.ca_cert})")
+        click.echo(
+            f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
+            f"REQUESTS_CA_BUNDLE={tls_files.ca_cert} NODE_EXTRA_CA_CERTS={tls_files.ca_cert})"
+        )
     click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
     sys.stdout.flush()
     group.wait_for_signal()
@@ -108,14 +144,13 @@ def _up_in_processes(config: StackConfig, host: str, ports: dict[str, int], maps
     """
     import os
 
-    from sandbox.server import ServerGroup
     from leadtocash.stack import ServiceProcesses, build_bridge, factory
+    from sandbox.server import ServerGroup
 
     names = [name for name in ("sales", "scm") if factory(name) is not None]
     # known before the bridge exists: the children point their live sync at it from their first request on
     # (a write before the bridge listens is refused, as dual-write refuses one when the bridge is down)
-    children = ServiceProcesses(config, names, host=host, ports=ports,
-                                bridge_url=f"http://{host}:{ports['bridge']}")
+    children = ServiceProcesses(config, names, host=host, ports=ports, bridge_url=f"http://{host}:{ports['bridge']}")
     group = ServerGroup(host=host)
     bridge_app = None
 
@@ -130,8 +165,9 @@ def _up_in_processes(config: StackConfig, host: str, ports: dict[str, int], maps
         for name in names:
             click.echo(f"{name:<6} {children.urls[name]}{SERVICE_ROOTS[name]}")
         if {"sales", "scm"} <= set(names):
-            bridge_app = build_bridge(children.urls, maps_dirs=maps_dirs,
-                                      bridge_database_url=config.service_config("bridge").database_url)
+            bridge_app = build_bridge(
+                children.urls, maps_dirs=maps_dirs, bridge_database_url=config.service_config("bridge").database_url
+            )
         if bridge_app is not None:
             try:
                 server = group.start("bridge", bridge_app, ports["bridge"])
@@ -160,8 +196,10 @@ def parse_database_urls(values: tuple[str, ...]) -> dict[str, str]:
     for value in values:
         name, sep, url = value.partition("=")
         if not sep or name not in DEFAULT_PORTS or not url:
-            raise click.BadParameter(f"expected SERVICE=URL with SERVICE one of {', '.join(DEFAULT_PORTS)}: {value!r}",
-                                     param_hint="--database-url")
+            raise click.BadParameter(
+                f"expected SERVICE=URL with SERVICE one of {', '.join(DEFAULT_PORTS)}: {value!r}",
+                param_hint="--database-url",
+            )
         urls[name] = url
     return urls
 
@@ -177,35 +215,48 @@ def demo(seed: int, keep: bool, host: str, sales_port: int, scm_port: int, bridg
     """Run the lead-to-cash journey in-process on fresh throwaway state and print its report."""
     from leadtocash.demo import run_demo
 
-    sys.exit(run_demo(seed=seed, keep=keep, host=host,
-                      ports={"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, echo=click.echo))
+    sys.exit(
+        run_demo(
+            seed=seed,
+            keep=keep,
+            host=host,
+            ports={"sales": sales_port, "scm": scm_port, "bridge": bridge_port},
+            echo=click.echo,
+        )
+    )
 
 
 @main.command()
-@click.option("--scm-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['scm']}", show_default=True,
-              help="The running mock SCM (customers, products and orders reach Sales through the bridge).")
+@click.option(
+    "--scm-url",
+    default=f"http://127.0.0.1:{DEFAULT_PORTS['scm']}",
+    show_default=True,
+    help="The running mock SCM (customers, products and orders reach Sales through the bridge).",
+)
 @click.option("--accounts", default=100, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--products", default=20, show_default=True, type=click.IntRange(0, 100_000))
 @click.option("--orders", default=50, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data.")
 def seed(scm_url: str, accounts: int, products: int, orders: int, seed: int) -> None:
     """Fill a running stack with a deterministic volume of realistic data."""
-    from sandbox.clients import ScmClient, ServiceError
     from leadtocash.volume import seed_volume
+    from sandbox.clients import ScmClient, ServiceError
 
     total = accounts + products + orders
     with ScmClient(scm_url, timeout=300.0) as scm:
         try:
             if sys.stderr.isatty():
                 with click.progressbar(length=total, label="seeding", file=sys.stderr) as bar:
-                    report = seed_volume(scm, accounts=accounts, products=products, orders=orders, seed=seed,
-                                         progress=bar.update)
+                    report = seed_volume(
+                        scm, accounts=accounts, products=products, orders=orders, seed=seed, progress=bar.update
+                    )
             else:
                 report = seed_volume(scm, accounts=accounts, products=products, orders=orders, seed=seed)
         except (ServiceError, OSError) as exc:
             raise click.ClickException(f"could not seed {scm_url}: {exc}") from exc
-    click.echo(f"customers {report.customers}, products {report.products}, orders {report.orders}, "
-               f"failed {report.failed}")
+    click.echo(
+        f"customers {report.customers}, products {report.products}, orders {report.orders}, failed {report.failed}"
+    )
     if report.first_error:
         click.echo(f"first error: {report.first_error}")
     sys.exit(1 if report.failed else 0)
@@ -234,11 +285,19 @@ def scenario_list() -> None:
 @click.option("--scm-url", help="Run against a running mock SCM.")
 @click.option("--bridge-url", help="Run against a running bridge.")
 @click.option("--seed", default=1, show_default=True, type=int)
-def scenario_run(names: tuple[str, ...], run_all: bool, json_path: str | None, junit_path: str | None,
-                 sales_url: str | None, scm_url: str | None, bridge_url: str | None, seed: int) -> None:
+def scenario_run(
+    names: tuple[str, ...],
+    run_all: bool,
+    json_path: str | None,
+    junit_path: str | None,
+    sales_url: str | None,
+    scm_url: str | None,
+    bridge_url: str | None,
+    seed: int,
+) -> None:
     """Run scenarios by name, --all, or a PATH.py of your own; exits 1 when a step fails."""
-    from scenarios.registry import load_builtin, load_file
     from leadtocash.runner import Endpoints, print_results, run_scenario, write_json, write_junit
+    from scenarios.registry import load_builtin, load_file
 
     registry = load_builtin()
     chosen = []
@@ -276,14 +335,24 @@ def scenario_run(names: tuple[str, ...], run_all: bool, json_path: str | None, j
 @click.option("--quick", is_flag=True, help="A short run (seconds rather than minutes).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
 @click.option("--threads", default=4, show_default=True, type=int, help="Concurrent client threads.")
-@click.option("--only", "only", multiple=True,
-              type=click.Choice(["initial-sync", "live-sync-writes", "async-sync-throughput", "requests"]),
-              help="Run only this group of the suite; repeatable.")
-@click.option("--database-url", "database_urls", multiple=True, metavar="SERVICE=URL",
-              help="Run the sync benchmarks on this (empty) database for sales, scm or bridge instead of a "
-                   "SQLite file, e.g. sales=postgresql+psycopg://user@127.0.0.1/sales; repeatable.")
-def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...],
-          database_urls: tuple[str, ...]) -> None:
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(["initial-sync", "live-sync-writes", "async-sync-throughput", "requests"]),
+    help="Run only this group of the suite; repeatable.",
+)
+@click.option(
+    "--database-url",
+    "database_urls",
+    multiple=True,
+    metavar="SERVICE=URL",
+    help="Run the sync benchmarks on this (empty) database for sales, scm or bridge instead of a "
+    "SQLite file, e.g. sales=postgresql+psycopg://user@127.0.0.1/sales; repeatable.",
+)
+def bench(
+    quick: bool, json_path: str | None, threads: int, only: tuple[str, ...], database_urls: tuple[str, ...]
+) -> None:
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
 
     initial-sync (100,000 customers SCM -> Sales, --quick 20,000) against a raw bulk copy between the two
@@ -301,9 +370,13 @@ def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...
     def progress(text: str) -> None:
         click.echo(f"  [{time.monotonic() - started:6.0f}s] {text}", err=True)
 
-    results = benchmarks.run_bench(quick=quick, threads=threads, only=only or None,
-                                   progress=progress if on_terminal else None,
-                                   database_urls=parse_database_urls(database_urls))
+    results = benchmarks.run_bench(
+        quick=quick,
+        threads=threads,
+        only=only or None,
+        progress=progress if on_terminal else None,
+        database_urls=parse_database_urls(database_urls),
+    )
     seconds = time.monotonic() - started
     benchmarks.print_table(results)
     click.echo(f"({seconds:.0f} s on {benchmarks.machine_info().get('cpus')} CPUs)")
@@ -313,8 +386,13 @@ def bench(quick: bool, json_path: str | None, threads: int, only: tuple[str, ...
 
 # ---- maps: the bridge's map lifecycle over its admin API -------------------------------------------------
 BRIDGE_URL = f"http://127.0.0.1:{DEFAULT_PORTS['bridge']}"
-bridge_url_option = click.option("--bridge-url", default=BRIDGE_URL, show_default=True, envvar="SANDBOX_BRIDGE_URL",
-                                  help="Where the bridge serves (its origin).")
+bridge_url_option = click.option(
+    "--bridge-url",
+    default=BRIDGE_URL,
+    show_default=True,
+    envvar="SANDBOX_BRIDGE_URL",
+    help="Where the bridge serves (its origin).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 
 
@@ -344,9 +422,20 @@ def _print_maps(rows: list[dict[str, Any]], as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     headers = ["MAP", "STATE", "MODE", "SYNCED", "FAILED", "QUEUED", "LAG", "ERRORS", "LAST ERROR"]
-    table = [[r["id"], r["state"], r["mode"], str(r["synced"]), str(r["failed"]),
-              "-" if r.get("queued") is None else str(r["queued"]), _lag(r.get("lag_seconds")),
-              str(r.get("catchup_errors", 0)), (r.get("last_error") or "")[:60]] for r in rows]
+    table = [
+        [
+            r["id"],
+            r["state"],
+            r["mode"],
+            str(r["synced"]),
+            str(r["failed"]),
+            "-" if r.get("queued") is None else str(r["queued"]),
+            _lag(r.get("lag_seconds")),
+            str(r.get("catchup_errors", 0)),
+            (r.get("last_error") or "")[:60],
+        ]
+        for r in rows
+    ]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
     for row in [headers, *table]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -368,15 +457,28 @@ def maps_list(bridge_url: str, as_json: bool) -> None:
 @maps.command("run")
 @click.argument("map_ids", nargs=-1, required=True)
 @click.option("--mode", type=click.Choice(["live", "async"]), default="live", show_default=True)
-@click.option("--initial-sync/--no-initial-sync", default=True, show_default=True,
-              help="Copy the rows that exist first.")
-@click.option("--master", type=click.Choice(["scm", "sales"]), default="scm", show_default=True,
-              help="The side that wins when initial sync finds a row on both sides that differs.")
+@click.option(
+    "--initial-sync/--no-initial-sync", default=True, show_default=True, help="Copy the rows that exist first."
+)
+@click.option(
+    "--master",
+    type=click.Choice(["scm", "sales"]),
+    default="scm",
+    show_default=True,
+    help="The side that wins when initial sync finds a row on both sides that differs.",
+)
 @click.option("--with-dependencies", is_flag=True, help="Run the maps these depend on first.")
 @bridge_url_option
 @json_option
-def maps_run(map_ids: tuple[str, ...], mode: str, initial_sync: bool, master: str, with_dependencies: bool,
-             bridge_url: str, as_json: bool) -> None:
+def maps_run(
+    map_ids: tuple[str, ...],
+    mode: str,
+    initial_sync: bool,
+    master: str,
+    with_dependencies: bool,
+    bridge_url: str,
+    as_json: bool,
+) -> None:
     """Run maps (a running map given another --mode without initial sync switches mode)."""
     body = {"mode": mode, "initial_sync": initial_sync, "master": master, "with_dependencies": with_dependencies}
     show_progress = initial_sync and sys.stderr.isatty()
@@ -408,8 +510,11 @@ def _run_map(bridge_url: str, map_id: str, body: dict[str, Any], show_progress: 
         except click.ClickException:
             continue
         if progress:
-            click.echo(f"\r{map_id}: initial sync {_progress_text(progress)} after "
-                       f"{time.monotonic() - started:.0f} s   ", nl=False, err=True)
+            click.echo(
+                f"\r{map_id}: initial sync {_progress_text(progress)} after {time.monotonic() - started:.0f} s   ",
+                nl=False,
+                err=True,
+            )
             shown = True
     if shown:
         click.echo("", err=True)
@@ -440,10 +545,13 @@ _simple_action("stop", "Stop maps (Not running); nothing queues.")
 
 @maps.command("resume")
 @click.argument("map_ids", nargs=-1, required=True)
-@click.option("--mode", type=click.Choice(["catchup", "skip-keep", "skip-discard", "skip_keep", "skip_discard"]),
-              default="catchup",
-              show_default=True, help="Replay the queue in order, or skip to live keeping it as catch-up errors "
-                                      "or discarding it.")
+@click.option(
+    "--mode",
+    type=click.Choice(["catchup", "skip-keep", "skip-discard", "skip_keep", "skip_discard"]),
+    default="catchup",
+    show_default=True,
+    help="Replay the queue in order, or skip to live keeping it as catch-up errors or discarding it.",
+)
 @bridge_url_option
 @json_option
 def maps_resume(map_ids: tuple[str, ...], mode: str, bridge_url: str, as_json: bool) -> None:
@@ -457,13 +565,20 @@ def maps_resume(map_ids: tuple[str, ...], mode: str, bridge_url: str, as_json: b
 @click.option("--sales-url", required=True, help="Mock (or real) Sales origin, e.g. http://127.0.0.1:5101.")
 @click.option("--scm-url", required=True, help="Mock (or real) SCM origin, e.g. http://127.0.0.1:5102.")
 @bridge_url_option
-@click.option("--map", "map_ids", multiple=True, help="Compare this map (repeatable) instead of asking the bridge "
-                                                      "which maps run.")
-@click.option("--maps-dir", "maps_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A folder of your own map files (as the bridge was given).")
+@click.option(
+    "--map", "map_ids", multiple=True, help="Compare this map (repeatable) instead of asking the bridge which maps run."
+)
+@click.option(
+    "--maps-dir",
+    "maps_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder of your own map files (as the bridge was given).",
+)
 @json_option
-def reconcile(sales_url: str, scm_url: str, bridge_url: str, map_ids: tuple[str, ...], maps_dirs: tuple[Path, ...],
-              as_json: bool) -> None:
+def reconcile(
+    sales_url: str, scm_url: str, bridge_url: str, map_ids: tuple[str, ...], maps_dirs: tuple[Path, ...], as_json: bool
+) -> None:
     """Compare both sides for every running map; exit 1 when anything is missing or differs, 0 when equal
     (2 when the comparison could not be made)."""
     from bridge.app import BridgeConfig, BridgeRuntime
@@ -476,9 +591,15 @@ def reconcile(sales_url: str, scm_url: str, bridge_url: str, map_ids: tuple[str,
             wanted = [m["id"] for m in _bridge_call(bridge_url, "GET", "/api/maps") if m["state"] == "Running"]
         except click.ClickException as exc:
             raise _CannotCompare(f"{exc.message} (or name the maps with --map)") from None
-    runtime = BridgeRuntime(BridgeConfig(sales_url=_origin(sales_url, "api/data/v9.2"),
-                                         scm_url=_origin(scm_url, "data"),
-                                         database_url="sqlite://", maps_dirs=list(maps_dirs), start_worker=False))
+    runtime = BridgeRuntime(
+        BridgeConfig(
+            sales_url=_origin(sales_url, "api/data/v9.2"),
+            scm_url=_origin(scm_url, "data"),
+            database_url="sqlite://",
+            maps_dirs=list(maps_dirs),
+            start_worker=False,
+        )
+    )
     try:
         unknown = [m for m in wanted if m not in runtime.engine.by_id]
         if unknown:
@@ -497,15 +618,20 @@ def reconcile(sales_url: str, scm_url: str, bridge_url: str, map_ids: tuple[str,
     else:
         for r in results:
             c = r.counts
-            click.echo(f"{r.id}: {r.compared} on both sides, {c['missing_in_sales']} missing in Sales, "
-                       f"{c['missing_in_scm']} missing in SCM, {c['differing']} differing")
+            click.echo(
+                f"{r.id}: {r.compared} on both sides, {c['missing_in_sales']} missing in Sales, "
+                f"{c['missing_in_scm']} missing in SCM, {c['differing']} differing"
+            )
             for item in r.missing_in_sales:
                 click.echo(f"  missing in Sales: {describe_key(item)}")
             for item in r.missing_in_scm:
                 click.echo(f"  missing in SCM:   {describe_key(item)}")
             for item in r.differing:
-                fields = "; ".join(f"{f['scm_field'] or '-'}={f['scm_value']!r} (SCM) vs "
-                                   f"{f['sales_field'] or '-'}={f['sales_value']!r} (Sales)" for f in item["fields"])
+                fields = "; ".join(
+                    f"{f['scm_field'] or '-'}={f['scm_value']!r} (SCM) vs "
+                    f"{f['sales_field'] or '-'}={f['sales_value']!r} (Sales)"
+                    for f in item["fields"]
+                )
                 click.echo(f"  differs: {describe_key(item)}: {fields}")
         if not results:
             click.echo("no running maps to compare")
@@ -526,6 +652,7 @@ def _origin(url: str, root: str) -> str:
 
 
 from leadtocash.loadtest import load as _load_command  # noqa: E402
+
 main.add_command(_load_command)
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
+from leadtocash.runner import stack_context
 from scenarios.context import ScenarioContext
 from scenarios.registry import load_builtin
-from leadtocash.runner import stack_context
 
 
-def run_demo(*, seed: int = 1, keep: bool = False, host: str = "127.0.0.1", ports: dict[str, int] | None = None,
-             echo: Callable[[str], None] = print) -> int:
+def run_demo(
+    *,
+    seed: int = 1,
+    keep: bool = False,
+    host: str = "127.0.0.1",
+    ports: dict[str, int] | None = None,
+    echo: Callable[[str], None] = print,
+) -> int:
     """Run the journey and print it; returns the process exit code (0 when every step passed)."""
     from leadtocash.stack import StackConfig, build_stack
 
@@ -19,8 +25,9 @@ def run_demo(*, seed: int = 1, keep: bool = False, host: str = "127.0.0.1", port
     scenario = load_builtin()["lead-to-cash"]
     passed = False
     try:
-        with stack_context(stack.transports, {n: f"http://{n}.sandbox" for n in ("sales", "scm", "bridge")},
-                           seed) as ctx:
+        with stack_context(
+            stack.transports, {n: f"http://{n}.sandbox" for n in ("sales", "scm", "bridge")}, seed
+        ) as ctx:
             try:
                 scenario(ctx)
                 passed = all(step.passed for step in ctx.steps)
@@ -48,8 +55,10 @@ def print_report(ctx: ScenarioContext, echo: Callable[[str], None]) -> None:
         echo(f"{'step':<34} {'system':<6} {'document':<22} {'number':<20} {'status':<14} {'amount':>10}")
         for entry in ctx.journey:
             amount = f"{entry.amount:10.2f}" if entry.amount is not None else ""
-            echo(f"{entry.step[:34]:<34} {entry.side:<6} {entry.document[:22]:<22} {entry.number[:20]:<20} "
-                 f"{entry.status[:14]:<14} {amount:>10}")
+            echo(
+                f"{entry.step[:34]:<34} {entry.side:<6} {entry.document[:22]:<22} {entry.number[:20]:<20} "
+                f"{entry.status[:14]:<14} {amount:>10}"
+            )
     passed = sum(1 for s in ctx.steps if s.passed)
     echo(f"\n{passed} of {len(ctx.steps)} steps passed.")
 

@@ -44,9 +44,10 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 import httpx
@@ -126,8 +127,8 @@ class Target:
 @contextlib.contextmanager
 def started_stack(seed: int) -> Iterator[Target]:
     """Sales, SCM and the bridge on free 127.0.0.1 ports in this process, in memory, maps running."""
-    from sandbox.server import ServerGroup, free_port
     from leadtocash.stack import StackConfig, build_apps, wire_bridge
+    from sandbox.server import ServerGroup, free_port
 
     apps = build_apps(StackConfig(memory=True, seed=seed))
     group = ServerGroup(host="127.0.0.1")
@@ -208,19 +209,31 @@ class Sampler:
                 continue
             lags = [float(r["lag_seconds"]) for r in rows if r.get("lag_seconds") is not None]
             queued = sum(int(r.get("queued") or 0) for r in rows)
-            self.samples.append({"t": round(time.monotonic() - started, 1), "lag_max": max(lags) if lags else 0.0,
-                                 "queued": queued})
+            self.samples.append(
+                {"t": round(time.monotonic() - started, 1), "lag_max": max(lags) if lags else 0.0, "queued": queued}
+            )
 
     def summary(self) -> dict[str, Any]:
         if not self.samples:
-            return {"samples": 0, "lag_max_seconds": None, "lag_mean_seconds": None, "queue_max": None,
-                    "queue_mean": None, "sample_errors": self.errors}
+            return {
+                "samples": 0,
+                "lag_max_seconds": None,
+                "lag_mean_seconds": None,
+                "queue_max": None,
+                "queue_mean": None,
+                "sample_errors": self.errors,
+            }
         lags = [s["lag_max"] for s in self.samples]
         queues = [s["queued"] for s in self.samples]
-        return {"samples": len(self.samples), "lag_max_seconds": round(max(lags), 3),
-                "lag_mean_seconds": round(sum(lags) / len(lags), 3), "queue_max": max(queues),
-                "queue_mean": round(sum(queues) / len(queues), 1), "sample_errors": self.errors,
-                "series": self.samples}
+        return {
+            "samples": len(self.samples),
+            "lag_max_seconds": round(max(lags), 3),
+            "lag_mean_seconds": round(sum(lags) / len(lags), 3),
+            "queue_max": max(queues),
+            "queue_mean": round(sum(queues) / len(queues), 1),
+            "sample_errors": self.errors,
+            "series": self.samples,
+        }
 
 
 # ---- running Locust ------------------------------------------------------------------------------------------
@@ -232,28 +245,82 @@ class LocustRun:
     timed_out: bool = False
 
 
-def locust_command(locustfile: Path, *, users: int, spawn_rate: float, run_seconds: int, csv_prefix: Path,
-                   html: str | None, urls: dict[str, str], workers: int, master_port: int | None,
-                   user_classes: tuple[str, ...]) -> list[str]:
-    command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--users", str(users),
-               "--spawn-rate", str(spawn_rate), "--run-time", f"{run_seconds}s", "--csv", str(csv_prefix),
-               "--only-summary", "--stop-timeout", "10", "--sales-url", urls["sales"], "--scm-url", urls["scm"],
-               "--bridge-url", urls.get("bridge", ""), "--host", urls["sales"]]
+def locust_command(
+    locustfile: Path,
+    *,
+    users: int,
+    spawn_rate: float,
+    run_seconds: int,
+    csv_prefix: Path,
+    html: str | None,
+    urls: dict[str, str],
+    workers: int,
+    master_port: int | None,
+    user_classes: tuple[str, ...],
+) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(spawn_rate),
+        "--run-time",
+        f"{run_seconds}s",
+        "--csv",
+        str(csv_prefix),
+        "--only-summary",
+        "--stop-timeout",
+        "10",
+        "--sales-url",
+        urls["sales"],
+        "--scm-url",
+        urls["scm"],
+        "--bridge-url",
+        urls.get("bridge", ""),
+        "--host",
+        urls["sales"],
+    ]
     if html:
         command += ["--html", html]
     if workers > 0:
-        command += ["--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
-                    "--master-bind-port", str(master_port), "--expect-workers-max-wait", "60"]
+        command += [
+            "--master",
+            "--expect-workers",
+            str(workers),
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(master_port),
+            "--expect-workers-max-wait",
+            "60",
+        ]
     return command + list(user_classes)
 
 
 def worker_command(locustfile: Path, master_port: int, user_classes: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(locustfile), "--worker", "--master-host", "127.0.0.1",
-            "--master-port", str(master_port), *user_classes]
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        str(master_port),
+        *user_classes,
+    ]
 
 
-def run_locust(command: list[str], workers: list[list[str]], env: dict[str, str], log: Path, limit: float,
-               progress: Any = None) -> LocustRun:
+def run_locust(
+    command: list[str], workers: list[list[str]], env: dict[str, str], log: Path, limit: float, progress: Any = None
+) -> LocustRun:
     """Start the master (and workers), wait at most ``limit`` seconds, then stop them; output goes to ``log``."""
     started = time.monotonic()
     processes: list[subprocess.Popen] = []
@@ -296,22 +363,34 @@ def read_stats(path: Path) -> list[dict[str, Any]]:
     rows = []
     with path.open(newline="", encoding="utf-8") as handle:
         for raw in csv.DictReader(handle):
-            rows.append({
-                "type": raw.get("Type") or "", "name": raw.get("Name") or "",
-                "requests": int(_number(raw.get("Request Count", "0")) or 0),
-                "failures": int(_number(raw.get("Failure Count", "0")) or 0),
-                "rps": _number(raw.get("Requests/s", "0")) or 0.0,
-                "fails_per_s": _number(raw.get("Failures/s", "0")) or 0.0,
-                "avg_ms": _number(raw.get("Average Response Time", "")),
-                "p50_ms": _number(raw.get("50%", "")), "p95_ms": _number(raw.get("95%", "")),
-                "p99_ms": _number(raw.get("99%", "")), "max_ms": _number(raw.get("Max Response Time", "")),
-            })
+            rows.append(
+                {
+                    "type": raw.get("Type") or "",
+                    "name": raw.get("Name") or "",
+                    "requests": int(_number(raw.get("Request Count", "0")) or 0),
+                    "failures": int(_number(raw.get("Failure Count", "0")) or 0),
+                    "rps": _number(raw.get("Requests/s", "0")) or 0.0,
+                    "fails_per_s": _number(raw.get("Failures/s", "0")) or 0.0,
+                    "avg_ms": _number(raw.get("Average Response Time", "")),
+                    "p50_ms": _number(raw.get("50%", "")),
+                    "p95_ms": _number(raw.get("95%", "")),
+                    "p99_ms": _number(raw.get("99%", "")),
+                    "max_ms": _number(raw.get("Max Response Time", "")),
+                }
+            )
     return rows
 
 
-def summarize(stats: list[dict[str, Any]], *, run_seconds: float, synced_before: dict[str, int],
-              synced_after: dict[str, int], bridge: dict[str, Any], config: dict[str, Any],
-              max_failure_ratio: float) -> dict[str, Any]:
+def summarize(
+    stats: list[dict[str, Any]],
+    *,
+    run_seconds: float,
+    synced_before: dict[str, int],
+    synced_after: dict[str, int],
+    bridge: dict[str, Any],
+    config: dict[str, Any],
+    max_failure_ratio: float,
+) -> dict[str, Any]:
     entries = [row for row in stats if row["name"] != "Aggregated"]
     requests = [row for row in entries if row["type"] != SYNC_TYPE]
     sync = [row for row in entries if row["type"] == SYNC_TYPE]
@@ -329,15 +408,22 @@ def summarize(stats: list[dict[str, Any]], *, run_seconds: float, synced_before:
             per_map.append({"map": map_id, "records": delta, "per_second": round(delta / seconds, 2)})
     passed = counted > 0 and ratio <= max_failure_ratio
     return {
-        "config": config, "seconds": round(run_seconds, 1),
+        "config": config,
+        "seconds": round(run_seconds, 1),
         "requests": requests,
-        "totals": {"requests": total_requests, "failures": total_failures,
-                   "rps": round(sum(r["rps"] for r in requests), 2), "sync_samples": sync_samples,
-                   "sync_failures": sync_failures},
+        "totals": {
+            "requests": total_requests,
+            "failures": total_failures,
+            "rps": round(sum(r["rps"] for r in requests), 2),
+            "sync_samples": sync_samples,
+            "sync_failures": sync_failures,
+        },
         "sync": sync,
         "synced_per_map": per_map,
         "bridge": bridge,
-        "failure_ratio": round(ratio, 5), "max_failure_ratio": max_failure_ratio, "passed": passed,
+        "failure_ratio": round(ratio, 5),
+        "max_failure_ratio": max_failure_ratio,
+        "passed": passed,
     }
 
 
@@ -347,27 +433,36 @@ def _ms(value: float | None) -> str:
 
 def print_summary(summary: dict[str, Any], echo: Any = click.echo) -> None:
     config = summary["config"]
-    echo(f"Load test: {config['users']} users, {summary['seconds']:.0f} s, {config['mode']} mode, "
-         f"{config['workers'] or 1} Locust process(es){'' if not config['workers'] else ' + master'}; "
-         f"stack {config['stack']}")
+    echo(
+        f"Load test: {config['users']} users, {summary['seconds']:.0f} s, {config['mode']} mode, "
+        f"{config['workers'] or 1} Locust process(es){'' if not config['workers'] else ' + master'}; "
+        f"stack {config['stack']}"
+    )
     echo("")
     echo(f"{'requests':<58} {'reqs':>7} {'fails':>6} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
     for row in sorted(summary["requests"], key=lambda r: (-r["requests"], r["name"])):
         label = f"{row['type']} {row['name']}"[:58]
-        echo(f"{label:<58} {row['requests']:>7} {row['failures']:>6} {row['rps']:>7.2f} {_ms(row['p50_ms']):>7} "
-             f"{_ms(row['p95_ms']):>7} {_ms(row['p99_ms']):>7}")
+        echo(
+            f"{label:<58} {row['requests']:>7} {row['failures']:>6} {row['rps']:>7.2f} {_ms(row['p50_ms']):>7} "
+            f"{_ms(row['p95_ms']):>7} {_ms(row['p99_ms']):>7}"
+        )
     totals = summary["totals"]
     share = f"{100.0 * totals['failures'] / totals['requests']:.2f}%" if totals["requests"] else "-"
-    echo(f"{'all requests':<58} {totals['requests']:>7} {totals['failures']:>6} {totals['rps']:>7.2f}   "
-         f"({share} failed)")
+    echo(
+        f"{'all requests':<58} {totals['requests']:>7} {totals['failures']:>6} {totals['rps']:>7.2f}   ({share} failed)"
+    )
     echo("")
-    echo(f"{'sync: propagation latency (written -> visible)':<58} {'samples':>7} {'fails':>6} {'':>7} "
-         f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
+    echo(
+        f"{'sync: propagation latency (written -> visible)':<58} {'samples':>7} {'fails':>6} {'':>7} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+    )
     if not summary["sync"]:
         echo("  (no sync samples: the SyncProbe user did not run)")
     for row in summary["sync"]:
-        echo(f"{row['name'][:58]:<58} {row['requests']:>7} {row['failures']:>6} {'':>7} {_ms(row['p50_ms']):>7} "
-             f"{_ms(row['p95_ms']):>7} {_ms(row['p99_ms']):>7}")
+        echo(
+            f"{row['name'][:58]:<58} {row['requests']:>7} {row['failures']:>6} {'':>7} {_ms(row['p50_ms']):>7} "
+            f"{_ms(row['p95_ms']):>7} {_ms(row['p99_ms']):>7}"
+        )
     echo("")
     echo(f"{'synced by the bridge during the run, per map':<58} {'records':>7} {'':>6} {'rec/s':>7}")
     if not summary["synced_per_map"]:
@@ -377,14 +472,18 @@ def print_summary(summary: dict[str, Any], echo: Any = click.echo) -> None:
     bridge = summary["bridge"]
     echo("")
     if bridge.get("samples"):
-        echo(f"bridge over the run ({bridge['samples']} samples): lag max {bridge['lag_max_seconds']:.2f} s, "
-             f"mean {bridge['lag_mean_seconds']:.2f} s; queue max {bridge['queue_max']}, "
-             f"mean {bridge['queue_mean']}")
+        echo(
+            f"bridge over the run ({bridge['samples']} samples): lag max {bridge['lag_max_seconds']:.2f} s, "
+            f"mean {bridge['lag_mean_seconds']:.2f} s; queue max {bridge['queue_max']}, "
+            f"mean {bridge['queue_mean']}"
+        )
     else:
         echo("bridge over the run: no samples")
     verdict = "PASS" if summary["passed"] else "FAIL"
-    echo(f"{verdict}: failure ratio {100 * summary['failure_ratio']:.2f}% "
-         f"({'<=' if summary['passed'] else '>'} {100 * summary['max_failure_ratio']:.2f}% allowed)")
+    echo(
+        f"{verdict}: failure ratio {100 * summary['failure_ratio']:.2f}% "
+        f"({'<=' if summary['passed'] else '>'} {100 * summary['max_failure_ratio']:.2f}% allowed)"
+    )
 
 
 # ---- the command -------------------------------------------------------------------------------------------
@@ -404,26 +503,64 @@ run the Locust master yourself, then one worker per core on each other machine:
 @click.option("--scm-url", help="A running mock SCM (origin).")
 @click.option("--bridge-url", help="A running bridge (origin): mode switching, synced records, lag and queue.")
 @click.option("--users", "-u", default=10, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--spawn-rate", "-r", default=5.0, show_default=True, type=click.FloatRange(0.1, 10_000),
-              help="Users started per second.")
+@click.option(
+    "--spawn-rate",
+    "-r",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 10_000),
+    help="Users started per second.",
+)
 @click.option("--run-time", "-t", default="30s", show_default=True, help="How long: 30s, 2m, 1h30m (at most 12h).")
-@click.option("--mode", type=click.Choice(["live", "async"]), default="live", show_default=True,
-              help="Switch the running maps to this mode for the run (restored afterwards on a running stack).")
+@click.option(
+    "--mode",
+    type=click.Choice(["live", "async"]),
+    default="live",
+    show_default=True,
+    help="Switch the running maps to this mode for the run (restored afterwards on a running stack).",
+)
 @click.option("--csv", "csv_prefix", help="Keep Locust's CSV stats under this prefix (PREFIX_stats.csv, ...).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write Locust's HTML report here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON here.")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 256),
-              help="Locust distributed mode: a master plus N worker processes on this machine.")
-@click.option("--max-failure-ratio", default=0.01, show_default=True, type=click.FloatRange(0.0, 1.0),
-              help="Exit 1 when failed requests and sync samples exceed this share of all.")
-@click.option("--locustfile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Another locustfile (default: scenarios/load/locustfile.py).")
+@click.option(
+    "--workers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 256),
+    help="Locust distributed mode: a master plus N worker processes on this machine.",
+)
+@click.option(
+    "--max-failure-ratio",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Exit 1 when failed requests and sync samples exceed this share of all.",
+)
+@click.option(
+    "--locustfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Another locustfile (default: scenarios/load/locustfile.py).",
+)
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of a stack started here.")
 @click.option("--allow-remote", is_flag=True, help="Allow service URLs that are not on this machine's loopback.")
-def load(user_classes: tuple[str, ...], sales_url: str | None, scm_url: str | None, bridge_url: str | None,
-         users: int, spawn_rate: float, run_time: str, mode: str, csv_prefix: str | None, html_path: str | None,
-         json_path: str | None, workers: int, max_failure_ratio: float, locustfile: Path | None, seed: int,
-         allow_remote: bool) -> None:
+def load(
+    user_classes: tuple[str, ...],
+    sales_url: str | None,
+    scm_url: str | None,
+    bridge_url: str | None,
+    users: int,
+    spawn_rate: float,
+    run_time: str,
+    mode: str,
+    csv_prefix: str | None,
+    html_path: str | None,
+    json_path: str | None,
+    workers: int,
+    max_failure_ratio: float,
+    locustfile: Path | None,
+    seed: int,
+    allow_remote: bool,
+) -> None:
     """Load-test the stack with Locust (headless, its own process) and summarize requests, sync and lag.
 
     USER_CLASSES picks some of Salesperson, OrderProcessor, Reader, SyncProbe (default: all).
@@ -433,8 +570,10 @@ def load(user_classes: tuple[str, ...], sales_url: str | None, scm_url: str | No
         raise click.UsageError("--sales-url and --scm-url go together")
     given = [u for u in (sales_url, scm_url, bridge_url) if u]
     if not allow_remote and any(not is_loopback(u) for u in given):
-        raise click.UsageError("service URLs must be on loopback (127.0.0.1, localhost, ::1); "
-                               "pass --allow-remote to load a stack elsewhere")
+        raise click.UsageError(
+            "service URLs must be on loopback (127.0.0.1, localhost, ::1); "
+            "pass --allow-remote to load a stack elsewhere"
+        )
     if importlib.util.find_spec("locust") is None:
         raise click.ClickException("Locust is not installed: pip install -e '.[load]' (or '.[dev]')")
     locustfile = locustfile or default_locustfile()
@@ -449,9 +588,22 @@ def load(user_classes: tuple[str, ...], sales_url: str | None, scm_url: str | No
             if bridge_url:
                 urls["bridge"] = bridge_url.rstrip("/")
             target = Target(urls, False, "at " + ", ".join(f"{k} {v}" for k, v in urls.items()))
-        code = _run(target, stack, user_classes=user_classes, users=users, spawn_rate=spawn_rate, seconds=seconds,
-                    mode=mode, csv_prefix=csv_prefix, html_path=html_path, json_path=json_path, workers=workers,
-                    max_failure_ratio=max_failure_ratio, locustfile=locustfile, on_terminal=on_terminal)
+        code = _run(
+            target,
+            stack,
+            user_classes=user_classes,
+            users=users,
+            spawn_rate=spawn_rate,
+            seconds=seconds,
+            mode=mode,
+            csv_prefix=csv_prefix,
+            html_path=html_path,
+            json_path=json_path,
+            workers=workers,
+            max_failure_ratio=max_failure_ratio,
+            locustfile=locustfile,
+            on_terminal=on_terminal,
+        )
     sys.exit(code)
 
 
@@ -460,10 +612,23 @@ def _origin(url: str, root: str) -> str:
     return base[: -len(root) - 1] if base.endswith("/" + root) else base
 
 
-def _run(target: Target, stack: contextlib.ExitStack, *, user_classes: tuple[str, ...], users: int,
-         spawn_rate: float, seconds: int, mode: str, csv_prefix: str | None, html_path: str | None,
-         json_path: str | None, workers: int, max_failure_ratio: float, locustfile: Path,
-         on_terminal: bool) -> int:
+def _run(
+    target: Target,
+    stack: contextlib.ExitStack,
+    *,
+    user_classes: tuple[str, ...],
+    users: int,
+    spawn_rate: float,
+    seconds: int,
+    mode: str,
+    csv_prefix: str | None,
+    html_path: str | None,
+    json_path: str | None,
+    workers: int,
+    max_failure_ratio: float,
+    locustfile: Path,
+    on_terminal: bool,
+) -> int:
     from sandbox.server import free_port
 
     bridge = Bridge(target.urls["bridge"]) if target.urls.get("bridge") else None
@@ -488,15 +653,29 @@ def _run(target: Target, stack: contextlib.ExitStack, *, user_classes: tuple[str
     if csv_prefix and prefix.parent != Path(""):
         prefix.parent.mkdir(parents=True, exist_ok=True)
     master_port = free_port() if workers > 0 else None
-    command = locust_command(locustfile, users=users, spawn_rate=spawn_rate, run_seconds=seconds, csv_prefix=prefix,
-                             html=html_path, urls=target.urls, workers=workers, master_port=master_port,
-                             user_classes=user_classes)
-    worker_commands = [worker_command(locustfile, master_port, user_classes) for _ in range(workers)] \
-        if master_port else []
+    command = locust_command(
+        locustfile,
+        users=users,
+        spawn_rate=spawn_rate,
+        run_seconds=seconds,
+        csv_prefix=prefix,
+        html=html_path,
+        urls=target.urls,
+        workers=workers,
+        master_port=master_port,
+        user_classes=user_classes,
+    )
+    worker_commands = (
+        [worker_command(locustfile, master_port, user_classes) for _ in range(workers)] if master_port else []
+    )
     project_root = str(locustfile.resolve().parents[2])
-    env = {**os.environ, "SANDBOX_SALES_URL": target.urls["sales"], "SANDBOX_SCM_URL": target.urls["scm"],
-           "SANDBOX_BRIDGE_URL": target.urls.get("bridge", ""),
-           "PYTHONPATH": os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH", "")) if p)}
+    env = {
+        **os.environ,
+        "SANDBOX_SALES_URL": target.urls["sales"],
+        "SANDBOX_SCM_URL": target.urls["scm"],
+        "SANDBOX_BRIDGE_URL": target.urls.get("bridge", ""),
+        "PYTHONPATH": os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH", "")) if p),
+    }
     synced_before = _synced(bridge)
     sampler = Sampler(bridge)
     sampler.start()
@@ -514,27 +693,52 @@ def _run(target: Target, stack: contextlib.ExitStack, *, user_classes: tuple[str
         click.echo(text, err=True)
 
     if on_terminal:
-        click.echo(f"running Locust: {users} users, spawn rate {spawn_rate}/s, {seconds} s, {mode} mode"
-                   + (f", {workers} workers" if workers else "") + " ...", err=True)
+        click.echo(
+            f"running Locust: {users} users, spawn rate {spawn_rate}/s, {seconds} s, {mode} mode"
+            + (f", {workers} workers" if workers else "")
+            + " ...",
+            err=True,
+        )
     try:
-        result = run_locust(command, worker_commands, env, folder / "locust.log", seconds + GRACE_SECONDS,
-                            progress=_every_second(progress))
+        result = run_locust(
+            command,
+            worker_commands,
+            env,
+            folder / "locust.log",
+            seconds + GRACE_SECONDS,
+            progress=_every_second(progress),
+        )
     finally:
         sampler.stop()
     synced_after = _synced(bridge)
     stats = read_stats(Path(f"{prefix}_stats.csv"))
     if result.returncode not in (0, 1) or not stats:
         tail = result.log.read_text(encoding="utf-8", errors="replace")[-3000:] if result.log.exists() else ""
-        click.echo(f"Locust did not run (exit {result.returncode}{', timed out' if result.timed_out else ''}):\n"
-                   f"{tail}", err=True)
+        click.echo(
+            f"Locust did not run (exit {result.returncode}{', timed out' if result.timed_out else ''}):\n{tail}",
+            err=True,
+        )
         return 2
-    config = {"users": users, "spawn_rate": spawn_rate, "run_time_seconds": seconds, "mode": mode,
-              "workers": workers, "user_classes": list(user_classes) or ["Salesperson", "OrderProcessor", "Reader",
-                                                                          "SyncProbe"],
-              "stack": target.description, "bridge": bool(bridge), "urls": target.urls}
-    summary = summarize(stats, run_seconds=min(result.seconds, float(seconds)), synced_before=synced_before,
-                        synced_after=synced_after, bridge=sampler.summary(), config=config,
-                        max_failure_ratio=max_failure_ratio)
+    config = {
+        "users": users,
+        "spawn_rate": spawn_rate,
+        "run_time_seconds": seconds,
+        "mode": mode,
+        "workers": workers,
+        "user_classes": list(user_classes) or ["Salesperson", "OrderProcessor", "Reader", "SyncProbe"],
+        "stack": target.description,
+        "bridge": bool(bridge),
+        "urls": target.urls,
+    }
+    summary = summarize(
+        stats,
+        run_seconds=min(result.seconds, float(seconds)),
+        synced_before=synced_before,
+        synced_after=synced_after,
+        bridge=sampler.summary(),
+        config=config,
+        max_failure_ratio=max_failure_ratio,
+    )
     print_summary(summary)
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2), encoding="utf-8")

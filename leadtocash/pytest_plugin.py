@@ -13,8 +13,9 @@ Fixtures:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -58,7 +59,8 @@ def _handle(urls: dict[str, str], transports: dict[str, Any]) -> SandboxHandle:
         scm=ScmClient(urls["scm"], transport=transports.get("scm")),
         bridge=bridge,
         control={name: ControlClient(urls[name], transport=transports.get(name)) for name in ("sales", "scm")},
-        urls=dict(urls))
+        urls=dict(urls),
+    )
 
 
 @pytest.fixture
@@ -69,8 +71,14 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
     if options.sandbox_sales_url:
         if not options.sandbox_scm_url:
             raise pytest.UsageError("--sandbox-sales-url and --sandbox-scm-url go together")
-        handle = _handle({"sales": options.sandbox_sales_url, "scm": options.sandbox_scm_url,
-                          "bridge": options.sandbox_bridge_url or ""}, {})
+        handle = _handle(
+            {
+                "sales": options.sandbox_sales_url,
+                "scm": options.sandbox_scm_url,
+                "bridge": options.sandbox_bridge_url or "",
+            },
+            {},
+        )
         if options.sandbox_reset:
             for control in handle.control.values():
                 control.reset()
@@ -95,8 +103,8 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
 @pytest.fixture(scope="session")
 def sandbox_servers(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
     """The stack served on free loopback ports for the whole session."""
-    from sandbox.server import ServerGroup, free_port
     from leadtocash.stack import StackConfig, build_apps, wire_bridge
+    from sandbox.server import ServerGroup, free_port
 
     seed = request.config.option.sandbox_seed
     apps = build_apps(StackConfig(memory=True, seed=seed))
@@ -131,5 +139,11 @@ def sandbox_context(sandbox: SandboxHandle) -> Any:
 
     fake = Faker("en_US")
     fake.seed_instance(1)
-    return ScenarioContext(sales=sandbox.sales, scm=sandbox.scm, bridge=sandbox.bridge, control=sandbox.control,
-                           fake=fake, rng=random.Random(1))
+    return ScenarioContext(
+        sales=sandbox.sales,
+        scm=sandbox.scm,
+        bridge=sandbox.bridge,
+        control=sandbox.control,
+        fake=fake,
+        rng=random.Random(1),
+    )

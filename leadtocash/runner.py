@@ -8,8 +8,9 @@ import json
 import random
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import httpx
 from faker import Faker
@@ -51,8 +52,9 @@ def open_context(endpoints: Endpoints, seed: int = 1) -> Iterator[ScenarioContex
 
         stack = build_stack(StackConfig(memory=True, seed=seed))
         try:
-            with stack_context(stack.transports, {n: f"http://{n}.sandbox" for n in ("sales", "scm", "bridge")},
-                               seed) as ctx:
+            with stack_context(
+                stack.transports, {n: f"http://{n}.sandbox" for n in ("sales", "scm", "bridge")}, seed
+            ) as ctx:
                 yield ctx
         finally:
             stack.close()
@@ -105,6 +107,7 @@ def run_scenario(item: Scenario, endpoints: Endpoints, seed: int = 1) -> Scenari
 
 # ---- reports ----------------------------------------------------------------------------------------------
 
+
 def print_results(results: list[ScenarioResult], out: IO[str]) -> None:
     """A step table per scenario; failures show what differed, with the record on both sides."""
     for result in results:
@@ -113,7 +116,9 @@ def print_results(results: list[ScenarioResult], out: IO[str]) -> None:
         width = max([len(step.name) for step in result.steps] + [20])
         for step in result.steps:
             sync = f"  sync {step.sync_seconds * 1000:.0f} ms" if step.sync_seconds is not None else ""
-            out.write(f"  {'ok  ' if step.passed else 'FAIL'}  {step.name:<{width}}  {step.seconds * 1000:8.0f} ms{sync}\n")
+            out.write(
+                f"  {'ok  ' if step.passed else 'FAIL'}  {step.name:<{width}}  {step.seconds * 1000:8.0f} ms{sync}\n"
+            )
             if not step.passed:
                 out.write(f"        {step.error}\n")
                 if step.sales is not None or step.scm is not None:
@@ -127,9 +132,16 @@ def print_results(results: list[ScenarioResult], out: IO[str]) -> None:
 
 def write_json(results: list[ScenarioResult], path: str) -> None:
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"scenarios": [asdict(r) for r in results],
-                   "passed": sum(1 for r in results if r.passed), "failed": sum(1 for r in results if not r.passed)},
-                  handle, indent=2, default=str)
+        json.dump(
+            {
+                "scenarios": [asdict(r) for r in results],
+                "passed": sum(1 for r in results if r.passed),
+                "failed": sum(1 for r in results if not r.passed),
+            },
+            handle,
+            indent=2,
+            default=str,
+        )
 
 
 def write_junit(results: list[ScenarioResult], path: str) -> None:
@@ -137,18 +149,27 @@ def write_junit(results: list[ScenarioResult], path: str) -> None:
     suites = ET.Element("testsuites", name="lead-to-cash-sandbox")
     for result in results:
         failures = sum(1 for step in result.steps if not step.passed) + (1 if result.error and not result.steps else 0)
-        suite = ET.SubElement(suites, "testsuite", name=result.name, tests=str(max(len(result.steps), 1)),
-                              failures=str(failures), time=f"{result.seconds:.3f}")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=result.name,
+            tests=str(max(len(result.steps), 1)),
+            failures=str(failures),
+            time=f"{result.seconds:.3f}",
+        )
         if not result.steps:
-            case = ET.SubElement(suite, "testcase", classname=result.name, name="(scenario)", time=f"{result.seconds:.3f}")
+            case = ET.SubElement(
+                suite, "testcase", classname=result.name, name="(scenario)", time=f"{result.seconds:.3f}"
+            )
             if result.error:
                 ET.SubElement(case, "failure", message=result.error[:500]).text = result.error
         for step in result.steps:
             case = ET.SubElement(suite, "testcase", classname=result.name, name=step.name, time=f"{step.seconds:.3f}")
             if not step.passed:
                 failure = ET.SubElement(case, "failure", message=(step.error or "")[:500])
-                failure.text = json.dumps({"error": step.error, "sales": step.sales, "scm": step.scm}, default=str,
-                                          indent=2)
+                failure.text = json.dumps(
+                    {"error": step.error, "sales": step.sales, "scm": step.scm}, default=str, indent=2
+                )
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
 
 

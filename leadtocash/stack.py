@@ -16,10 +16,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
@@ -60,20 +61,31 @@ class StackConfig:
 
         The data folder goes as an absolute path, so a child started elsewhere finds the same files.
         """
+
         def only(values: dict[str, Any]) -> dict[str, Any]:
             return {k: v for k, v in values.items() if names is None or k in names}
 
-        return json.dumps({"data_dir": None if self.data_dir is None else str(self.data_dir.resolve()),
-                           "memory": self.memory, "seed": self.seed, "database_urls": only(self.database_urls),
-                           "options": only(self.options)})
+        return json.dumps(
+            {
+                "data_dir": None if self.data_dir is None else str(self.data_dir.resolve()),
+                "memory": self.memory,
+                "seed": self.seed,
+                "database_urls": only(self.database_urls),
+                "options": only(self.options),
+            }
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "StackConfig":
+    def from_json(cls, text: str) -> StackConfig:
         values = json.loads(text)
         data_dir = values.get("data_dir")
-        return cls(data_dir=None if data_dir is None else Path(data_dir), memory=bool(values.get("memory")),
-                   seed=values.get("seed"), database_urls=dict(values.get("database_urls") or {}),
-                   options=dict(values.get("options") or {}))
+        return cls(
+            data_dir=None if data_dir is None else Path(data_dir),
+            memory=bool(values.get("memory")),
+            seed=values.get("seed"),
+            database_urls=dict(values.get("database_urls") or {}),
+            options=dict(values.get("options") or {}),
+        )
 
 
 def factory(name: str) -> Callable[[ServiceConfig], Flask] | None:
@@ -103,10 +115,10 @@ class Stack:
     """The running services of one sandbox: apps by name, and how to talk to each."""
 
     apps: dict[str, Flask]
-    transports: dict[str, "httpx.BaseTransport"] = field(default_factory=dict)
+    transports: dict[str, httpx.BaseTransport] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
 
-    def transport(self, name: str) -> "httpx.BaseTransport | None":
+    def transport(self, name: str) -> httpx.BaseTransport | None:
         return self.transports.get(name)
 
     def url(self, name: str) -> str:
@@ -122,7 +134,7 @@ class Stack:
                 self.apps[name].extensions["sandbox"].db.dispose()
 
 
-def live_sync_sender(bridge_url: str, transport: "httpx.BaseTransport | None" = None) -> "Sender":
+def live_sync_sender(bridge_url: str, transport: httpx.BaseTransport | None = None) -> Sender:
     """A mock's live-sync sender: each transaction goes to the bridge's ``/api/live`` at ``bridge_url``
     (through ``transport`` when given, e.g. ``httpx.WSGITransport`` in one process)."""
     import httpx
@@ -133,9 +145,13 @@ def live_sync_sender(bridge_url: str, transport: "httpx.BaseTransport | None" = 
     return http_sender(httpx.Client(transport=transport, base_url=bridge_url, timeout=120.0))
 
 
-def build_bridge(urls: dict[str, str], *, bridge_database_url: str = "sqlite://",
-                 maps_dirs: list[Path] | None = None,
-                 transports: "dict[str, httpx.BaseTransport] | None" = None) -> Flask | None:
+def build_bridge(
+    urls: dict[str, str],
+    *,
+    bridge_database_url: str = "sqlite://",
+    maps_dirs: list[Path] | None = None,
+    transports: dict[str, httpx.BaseTransport] | None = None,
+) -> Flask | None:
     """The bridge app, calling mock Sales and SCM at the origins ``urls["sales"]`` and ``urls["scm"]``
     (through ``transports[name]`` when given); None when the bridge is not built yet.
 
@@ -148,13 +164,26 @@ def build_bridge(urls: dict[str, str], *, bridge_database_url: str = "sqlite://"
     from bridge.app import BridgeConfig
 
     transports = transports or {}
-    return make(BridgeConfig(sales_url=urls["sales"], scm_url=urls["scm"], sales_transport=transports.get("sales"),
-                             scm_transport=transports.get("scm"), database_url=bridge_database_url,
-                             maps_dirs=list(maps_dirs or [])))
+    return make(
+        BridgeConfig(
+            sales_url=urls["sales"],
+            scm_url=urls["scm"],
+            sales_transport=transports.get("sales"),
+            scm_transport=transports.get("scm"),
+            database_url=bridge_database_url,
+            maps_dirs=list(maps_dirs or []),
+        )
+    )
 
 
-def wire_bridge(apps: dict[str, Flask], *, bridge_database_url: str = "sqlite://", maps_dirs: list[Path] | None = None,
-                urls: dict[str, str] | None = None, in_process: bool | None = None) -> Flask | None:
+def wire_bridge(
+    apps: dict[str, Flask],
+    *,
+    bridge_database_url: str = "sqlite://",
+    maps_dirs: list[Path] | None = None,
+    urls: dict[str, str] | None = None,
+    in_process: bool | None = None,
+) -> Flask | None:
     """Build the bridge for ``apps`` and point both mocks' live sync at it.
 
     ``in_process`` (the default when there are no ``urls``) sends the traffic between the bridge and the
@@ -173,8 +202,9 @@ def wire_bridge(apps: dict[str, Flask], *, bridge_database_url: str = "sqlite://
     transports: dict[str, httpx.BaseTransport] | None = None
     if in_process:
         transports = {name: httpx.WSGITransport(app=apps[name]) for name in ("sales", "scm")}
-    bridge_app = build_bridge(origins, bridge_database_url=bridge_database_url, maps_dirs=maps_dirs,
-                              transports=transports)
+    bridge_app = build_bridge(
+        origins, bridge_database_url=bridge_database_url, maps_dirs=maps_dirs, transports=transports
+    )
     if bridge_app is None:
         return None
     sender = live_sync_sender(origins["bridge"], httpx.WSGITransport(app=bridge_app) if in_process else None)
@@ -183,15 +213,17 @@ def wire_bridge(apps: dict[str, Flask], *, bridge_database_url: str = "sqlite://
     return bridge_app
 
 
-def build_stack(config: StackConfig, *, bridge: bool = True, start_maps: bool = True,
-                maps_dirs: list[Path] | None = None) -> Stack:
+def build_stack(
+    config: StackConfig, *, bridge: bool = True, start_maps: bool = True, maps_dirs: list[Path] | None = None
+) -> Stack:
     """All services in this process, wired through WSGI transports (tests, ``sandbox demo``)."""
     import httpx
 
     apps = build_apps(config)
     if bridge:
         bridge_url = config.database_urls.get("bridge") or sqlite_url_for(
-            None if config.memory else config.data_dir, "bridge")
+            None if config.memory else config.data_dir, "bridge"
+        )
         bridge_app = wire_bridge(apps, bridge_database_url=bridge_url, maps_dirs=maps_dirs)
         if bridge_app is not None:
             apps["bridge"] = bridge_app
@@ -215,7 +247,7 @@ class ChildService:
     """One child process serving one mock service, and what it has said so far."""
 
     name: str
-    process: "subprocess.Popen[str]"
+    process: subprocess.Popen[str]
     ready: threading.Event = field(default_factory=threading.Event)
     url: str | None = None
     #: the last lines of its stderr (and stray stdout): the reason it gave when it dies early
@@ -243,9 +275,17 @@ class ServiceProcesses:
     A child also ends by itself when its stdin closes, so none outlives a parent that was killed outright.
     """
 
-    def __init__(self, config: StackConfig, names: list[str], *, host: str = "127.0.0.1",
-                 ports: dict[str, int] | None = None, bridge_url: str | None = None, start_timeout: float = 60.0,
-                 stop_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        config: StackConfig,
+        names: list[str],
+        *,
+        host: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
+        bridge_url: str | None = None,
+        start_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
         self.config = config
         self.names = list(names)
         self.host = host
@@ -264,7 +304,7 @@ class ServiceProcesses:
     def pids(self) -> dict[str, int]:
         return {name: child.process.pid for name, child in self.children.items()}
 
-    def start(self) -> "ServiceProcesses":
+    def start(self) -> ServiceProcesses:
         """Start every child, then wait until each is ready; on failure stop them all and raise
         :class:`ServiceStartError`."""
         try:
@@ -282,17 +322,37 @@ class ServiceProcesses:
     def _spawn(self, name: str) -> ChildService:
         if name in self.children:
             raise ValueError(f"{name} is started already")
-        command = [sys.executable, "-m", "leadtocash.child", name, "--host", self.host,
-                   "--port", str(self.ports.get(name, 0))]
+        command = [
+            sys.executable,
+            "-m",
+            "leadtocash.child",
+            name,
+            "--host",
+            self.host,
+            "--port",
+            str(self.ports.get(name, 0)),
+        ]
         if self.bridge_url:
             command += ["--bridge-url", self.bridge_url]
         # a session of its own: Ctrl+C in a terminal reaches only the parent, which stops the bridge first
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, bufsize=1, env=child_environment(), start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=child_environment(),
+            start_new_session=True,
+        )
         child = ChildService(name, process)
         for stream, is_stdout in ((process.stdout, True), (process.stderr, False)):
-            reader = threading.Thread(target=_read_child, args=(child, stream, is_stdout),
-                                      name=f"child-{name}-{'out' if is_stdout else 'err'}", daemon=True)
+            reader = threading.Thread(
+                target=_read_child,
+                args=(child, stream, is_stdout),
+                name=f"child-{name}-{'out' if is_stdout else 'err'}",
+                daemon=True,
+            )
             reader.start()
             child.readers.append(reader)
         assert process.stdin is not None
@@ -309,11 +369,11 @@ class ServiceProcesses:
         while not child.ready.wait(0.05):
             code = child.process.poll()
             if code is not None:
-                self._fail(child, f"{child.name} (pid {child.process.pid}) exited with code {code} before it "
-                                  f"was ready")
+                self._fail(child, f"{child.name} (pid {child.process.pid}) exited with code {code} before it was ready")
             if time.monotonic() > deadline:
-                self._fail(child, f"{child.name} (pid {child.process.pid}) was not ready after "
-                                  f"{self.start_timeout:g} s")
+                self._fail(
+                    child, f"{child.name} (pid {child.process.pid}) was not ready after {self.start_timeout:g} s"
+                )
 
     def _fail(self, child: ChildService, message: str) -> None:
         self.stop()  # also lets the readers finish, so the tail is complete
@@ -345,19 +405,26 @@ class ServiceProcesses:
                     if stream is not None:
                         stream.close()
 
-    def __enter__(self) -> "ServiceProcesses":
+    def __enter__(self) -> ServiceProcesses:
         return self.start() if not self.children else self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
-def spawn_services(config: StackConfig, names: list[str], *, host: str = "127.0.0.1",
-                   ports: dict[str, int] | None = None, bridge_url: str | None = None,
-                   start_timeout: float = 60.0) -> ServiceProcesses:
+def spawn_services(
+    config: StackConfig,
+    names: list[str],
+    *,
+    host: str = "127.0.0.1",
+    ports: dict[str, int] | None = None,
+    bridge_url: str | None = None,
+    start_timeout: float = 60.0,
+) -> ServiceProcesses:
     """Start ``names`` as child processes (see :class:`ServiceProcesses`) and return them once all are ready."""
-    return ServiceProcesses(config, names, host=host, ports=ports, bridge_url=bridge_url,
-                            start_timeout=start_timeout).start()
+    return ServiceProcesses(
+        config, names, host=host, ports=ports, bridge_url=bridge_url, start_timeout=start_timeout
+    ).start()
 
 
 def child_environment() -> dict[str, str]:
@@ -375,8 +442,7 @@ def _read_child(child: ChildService, stream: IO[str] | None, is_stdout: bool) ->
     with suppress(OSError, ValueError):  # the pipe closed under us: stop() is done with the child
         for line in stream:
             if is_stdout and not child.ready.is_set() and line.startswith(READY_PREFIX):
-                child.url = json.loads(line[len(READY_PREFIX):])["url"]
+                child.url = json.loads(line[len(READY_PREFIX) :])["url"]
                 child.ready.set()
             else:
                 child.note(line)
-

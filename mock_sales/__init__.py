@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from sandbox.runtime import ServiceConfig
 
 
-def create_app(config: "ServiceConfig | None" = None) -> "Flask":
+def create_app(config: ServiceConfig | None = None) -> Flask:
     """The mock Sales Flask app (Dataverse Web API at ``/api/data/v9.2/``, control plane at ``/_sandbox/``)."""
     from mock_sales.app import SPEC
     from sandbox.runtime import build_app

@@ -9,7 +9,8 @@ own state changes. Preconditions are checked here and answered with 400 and a me
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from mock_sales.rules import STATE_MODELS, resolve_state
 from mock_sales.schema import NAMESPACE
@@ -23,22 +24,63 @@ COLUMN_SET = f"{NAMESPACE}.ColumnSet"
 CRM_BASE_COLLECTION = f"Collection({NAMESPACE}.crmbaseentity)"
 
 #: columns never copied from one document (or line) to the next: identity, state, numbers, computed values
-_NOT_COPIED = frozenset({
-    "statecode", "statuscode", "createdon", "modifiedon", "_ownerid_value", "exchangerate",
-    "quotenumber", "ordernumber", "invoicenumber", "revisionnumber", "msdyn_quotenumber", "msdyn_salesordernumber",
-    "msdyn_invoicenumber", "msdyn_isreadytosync", "msdyn_processingstatus", "msdyn_salesquotationstatus",
-    "msdyn_quotationcreationmethod", "msdyn_quotationownership", "_msdyn_generatedsalesordernumber_value",
-    "closedon", "datefulfilled", "submitdate", "effectivefrom", "effectiveto", "expireson",
-    "_quoteid_value", "_opportunityid_value", "_salesorderid_value", "_invoiceid_value",
-    "_quotedetailid_value", "_salesorderdetailid_value",
-    "totalamount", "totalamountlessfreight", "totallineitemamount", "totaldiscountamount",
-    "totallineitemdiscountamount", "totaltax", "baseamount", "extendedamount",
-    "msdyn_linestatus", "quantityshipped", "quantitybackordered", "quantitycancelled", "msdyn_reservationid",
-    "actualvalue", "actualclosedate", "estimatedvalue", "estimatedclosedate", "closeprobability",
-})
+_NOT_COPIED = frozenset(
+    {
+        "statecode",
+        "statuscode",
+        "createdon",
+        "modifiedon",
+        "_ownerid_value",
+        "exchangerate",
+        "quotenumber",
+        "ordernumber",
+        "invoicenumber",
+        "revisionnumber",
+        "msdyn_quotenumber",
+        "msdyn_salesordernumber",
+        "msdyn_invoicenumber",
+        "msdyn_isreadytosync",
+        "msdyn_processingstatus",
+        "msdyn_salesquotationstatus",
+        "msdyn_quotationcreationmethod",
+        "msdyn_quotationownership",
+        "_msdyn_generatedsalesordernumber_value",
+        "closedon",
+        "datefulfilled",
+        "submitdate",
+        "effectivefrom",
+        "effectiveto",
+        "expireson",
+        "_quoteid_value",
+        "_opportunityid_value",
+        "_salesorderid_value",
+        "_invoiceid_value",
+        "_quotedetailid_value",
+        "_salesorderdetailid_value",
+        "totalamount",
+        "totalamountlessfreight",
+        "totallineitemamount",
+        "totaldiscountamount",
+        "totallineitemdiscountamount",
+        "totaltax",
+        "baseamount",
+        "extendedamount",
+        "msdyn_linestatus",
+        "quantityshipped",
+        "quantitybackordered",
+        "quantitycancelled",
+        "msdyn_reservationid",
+        "actualvalue",
+        "actualclosedate",
+        "estimatedvalue",
+        "estimatedclosedate",
+        "closeprobability",
+    }
+)
 
 
 # ---- parameter helpers ----------------------------------------------------------------------------------
+
 
 def check_params(action: str, params: dict[str, Any], allowed: dict[str, str], required: Iterable[str]) -> None:
     """Refuse unknown and missing parameters the way Dataverse does (400)."""
@@ -48,8 +90,11 @@ def check_params(action: str, params: dict[str, Any], allowed: dict[str, str], r
         if name.startswith("@"):
             continue
         if name not in allowed:
-            raise BadRequest(f"Request message has unresolved parameters: '{name}' is not a parameter of "
-                             f"{action} (expected {', '.join(sorted(allowed))}).", "0x80040203")
+            raise BadRequest(
+                f"Request message has unresolved parameters: '{name}' is not a parameter of "
+                f"{action} (expected {', '.join(sorted(allowed))}).",
+                "0x80040203",
+            )
     missing = [name for name in required if params.get(name) is None]
     if missing:
         raise BadRequest(f"Required parameter '{missing[0]}' of {action} is missing.", "0x80040203")
@@ -63,8 +108,9 @@ def int_param(action: str, params: dict[str, Any], name: str, default: int | Non
         try:
             return int(str(value))
         except ValueError:
-            raise BadRequest(f"Parameter '{name}' of {action} must be an integer, not {value!r}.",
-                             "0x80040203") from None
+            raise BadRequest(
+                f"Parameter '{name}' of {action} must be an integer, not {value!r}.", "0x80040203"
+            ) from None
     return value
 
 
@@ -80,8 +126,9 @@ def row_by_id(ctx: ActionContext, action: str, entity_name: str, value: Any, par
     if isinstance(value, dict) or (isinstance(value, str) and "(" in value):
         entity, row = ctx.resolve_reference(value)
         if entity.name != entity_name:
-            raise BadRequest(f"Parameter '{param}' of {action} must reference a {entity_name}, not a "
-                             f"{entity.name}.", "0x80040203")
+            raise BadRequest(
+                f"Parameter '{param}' of {action} must reference a {entity_name}, not a {entity.name}.", "0x80040203"
+            )
         return row
     if not isinstance(value, str) or not is_guid(value):
         raise BadRequest(f"Parameter '{param}' of {action} must be a GUID, not {value!r}.", "0x80040203")
@@ -96,8 +143,7 @@ def column_set(action: str, value: Any, entity: EntityType) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise BadRequest(f"Parameter 'ColumnSet' of {action} must be an object with AllColumns/Columns.",
-                         "0x80040203")
+        raise BadRequest(f"Parameter 'ColumnSet' of {action} must be an object with AllColumns/Columns.", "0x80040203")
     if value.get("AllColumns"):
         return None
     columns = value.get("Columns") or []
@@ -105,14 +151,15 @@ def column_set(action: str, value: Any, entity: EntityType) -> list[str] | None:
         raise BadRequest(f"ColumnSet.Columns of {action} must be a list of column names.", "0x80040203")
     unknown = [c for c in columns if c not in entity.properties or entity.properties[c].hidden]
     if unknown:
-        raise BadRequest(f"'{entity.name}' entity doesn't contain attribute with Name = '{unknown[0]}'.",
-                         "0x80040203")
+        raise BadRequest(f"'{entity.name}' entity doesn't contain attribute with Name = '{unknown[0]}'.", "0x80040203")
     return list(columns)
 
 
 def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: str, document: str) -> tuple[Row, Row]:
     """Parse an ``OpportunityClose``/``QuoteClose``/``OrderClose`` parameter -> (document row, close values)."""
-    param = {"opportunityclose": "OpportunityClose", "quoteclose": "QuoteClose", "orderclose": "OrderClose"}[close_entity]
+    param = {"opportunityclose": "OpportunityClose", "quoteclose": "QuoteClose", "orderclose": "OrderClose"}[
+        close_entity
+    ]
     if not isinstance(value, dict):
         raise BadRequest(f"Parameter '{param}' of {action} must be a {close_entity} object.", "0x80040203")
     entity = ctx.store.entity(close_entity)
@@ -130,8 +177,7 @@ def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: st
             else:
                 target, document_row = ctx.resolve_reference(item)
                 if target.name != document:
-                    raise BadRequest(f"'{param}.{nav}' must reference a {document}, not a {target.name}.",
-                                     "0x80040203")
+                    raise BadRequest(f"'{param}.{nav}' must reference a {document}, not a {target.name}.", "0x80040203")
             continue
         if name.startswith("@") or "@" in name:
             continue
@@ -140,8 +186,11 @@ def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: st
             raise BadRequest(f"Invalid property '{name}' was found in entity '{NAMESPACE}.{close_entity}'.", "0x0")
         values[name] = _coerce(prop.type, item)
     if document_row is None:
-        raise BadRequest(f"Parameter '{param}' of {action} must name the {document} with "
-                         f"\"{nav}@odata.bind\": \"/{ctx.store.entity(document).entity_set}(<id>)\".", "0x80040203")
+        raise BadRequest(
+            f"Parameter '{param}' of {action} must name the {document} with "
+            f'"{nav}@odata.bind": "/{ctx.store.entity(document).entity_set}(<id>)".',
+            "0x80040203",
+        )
     return document_row, values
 
 
@@ -152,6 +201,7 @@ def _coerce(edm_type: str, value: Any) -> Any:
         return _date(value)
     if edm_type == "Edm.Decimal":
         from decimal import Decimal
+
         return Decimal(str(value))
     return value
 
@@ -171,21 +221,29 @@ def _status(entity_name: str, state: int, status: int | None, row_id: Any) -> in
     return resolve_state(entity_name, state, status, row_id)[1]
 
 
-def copy_columns(source: Row, source_entity: str, target_entity: str, store: Store,
-                 skip: Iterable[str] = ()) -> Row:
+def copy_columns(source: Row, source_entity: str, target_entity: str, store: Store, skip: Iterable[str] = ()) -> Row:
     """The columns both tables share, minus identity, state, numbers and computed values."""
     source_props = store.entity(source_entity).properties
     target = store.entity(target_entity)
     excluded = _NOT_COPIED | set(skip) | {target.key[0], f"{source_entity}id"}
-    return {name: source.get(name) for name in target.properties
-            if name in source_props and name not in excluded and not name.endswith("_base")
-            and source.get(name) is not None}
+    return {
+        name: source.get(name)
+        for name in target.properties
+        if name in source_props and name not in excluded and not name.endswith("_base") and source.get(name) is not None
+    }
 
 
-def copy_lines(ctx: ActionContext, source_document: str, source_id: str, target_document: str, target_id: str,
-               link: str | None = None) -> list[Row]:
+def copy_lines(
+    ctx: ActionContext,
+    source_document: str,
+    source_id: str,
+    target_document: str,
+    target_id: str,
+    link: str | None = None,
+) -> list[Row]:
     """Copy the lines of one document to another, keeping prices and line numbers."""
     from mock_sales.rules import DOCUMENT_LINES
+
     source_line, source_fk = DOCUMENT_LINES[source_document]
     target_line, target_fk = DOCUMENT_LINES[target_document]
     created = []
@@ -194,8 +252,9 @@ def copy_lines(ctx: ActionContext, source_document: str, source_id: str, target_
         values[target_fk] = target_id
         if link:
             values[link] = line[f"{source_line}id"]
-        created.append(ctx.store.insert(target_line, values, identity=ctx.identity, via_api=False,
-                                        extra={"keep_prices": True}))
+        created.append(
+            ctx.store.insert(target_line, values, identity=ctx.identity, via_api=False, extra={"keep_prices": True})
+        )
     return created
 
 
@@ -217,21 +276,27 @@ def _state_label(entity: str, row: Row) -> str:
 
 # ---- actions ------------------------------------------------------------------------------------------
 
+
 def qualify_lead(ctx: ActionContext, lead: Row | None, params: dict[str, Any]) -> CollectionResult:
     """Qualify a lead: create the requested account, contact and opportunity and close the lead as Qualified."""
     action = "QualifyLead"
     check_params(action, params, QUALIFY_LEAD_PARAMS, ("CreateAccount", "CreateContact", "CreateOpportunity", "Status"))
     assert lead is not None
     if lead.get("statecode") != 0:
-        raise BadRequest(f"The lead with Id {lead['leadid']} is {_state_label('lead', lead)} and cannot be "
-                         "qualified: only Open leads can be qualified.", "0x80040203")
+        raise BadRequest(
+            f"The lead with Id {lead['leadid']} is {_state_label('lead', lead)} and cannot be "
+            "qualified: only Open leads can be qualified.",
+            "0x80040203",
+        )
     create_account, create_contact, create_opportunity = (
-        bool_param(action, params, n) for n in ("CreateAccount", "CreateContact", "CreateOpportunity"))
+        bool_param(action, params, n) for n in ("CreateAccount", "CreateContact", "CreateOpportunity")
+    )
     status = _status("lead", 1, int_param(action, params, "Status"), lead["leadid"])
     currency_id = lead.get("_transactioncurrencyid_value")
     if params.get("OpportunityCurrencyId") is not None:
-        currency_id = row_by_id(ctx, action, "transactioncurrency", params["OpportunityCurrencyId"],
-                                "OpportunityCurrencyId")["transactioncurrencyid"]
+        currency_id = row_by_id(
+            ctx, action, "transactioncurrency", params["OpportunityCurrencyId"], "OpportunityCurrencyId"
+        )["transactioncurrencyid"]
     lead_id = lead["leadid"]
     created: list[tuple[str, Row]] = []
     account: Row | None = None
@@ -240,25 +305,51 @@ def qualify_lead(ctx: ActionContext, lead: Row | None, params: dict[str, Any]) -
         if not lead.get("companyname"):
             raise BadRequest("QualifyLead cannot create an account: the lead has no companyname.", "0x80040203")
         if lead.get("_parentaccountid_value"):
-            raise BadRequest("QualifyLead cannot create an account: the lead already has a parent account "
-                             "(parentaccountid).", "0x80040203")
-        values = {"name": lead["companyname"], "_originatingleadid_value": lead_id,
-                  "_transactioncurrencyid_value": lead.get("_transactioncurrencyid_value"),
-                  **{k: lead.get(k) for k in ("emailaddress1", "telephone1", "websiteurl", "description",
-                                              "numberofemployees", "revenue")},
-                  **{k: lead.get(k) for k in _address_columns("address1")}}
+            raise BadRequest(
+                "QualifyLead cannot create an account: the lead already has a parent account (parentaccountid).",
+                "0x80040203",
+            )
+        values = {
+            "name": lead["companyname"],
+            "_originatingleadid_value": lead_id,
+            "_transactioncurrencyid_value": lead.get("_transactioncurrencyid_value"),
+            **{
+                k: lead.get(k)
+                for k in ("emailaddress1", "telephone1", "websiteurl", "description", "numberofemployees", "revenue")
+            },
+            **{k: lead.get(k) for k in _address_columns("address1")},
+        }
         account = _insert(ctx, "account", values)
         created.append(("account", account))
     if create_contact:
         if not (lead.get("firstname") or lead.get("lastname")):
             raise BadRequest("QualifyLead cannot create a contact: the lead has no first or last name.", "0x80040203")
-        parent = account or (ctx.store.get("account", {"accountid": lead["_parentaccountid_value"]})
-                             if lead.get("_parentaccountid_value") else None)
-        values = {k: lead.get(k) for k in ("firstname", "lastname", "middlename", "jobtitle", "salutation",
-                                           "emailaddress1", "telephone1", "mobilephone", "websiteurl",
-                                           *_address_columns("address1"))}
-        values.update({"_originatingleadid_value": lead_id,
-                       "_transactioncurrencyid_value": lead.get("_transactioncurrencyid_value")})
+        parent = account or (
+            ctx.store.get("account", {"accountid": lead["_parentaccountid_value"]})
+            if lead.get("_parentaccountid_value")
+            else None
+        )
+        values = {
+            k: lead.get(k)
+            for k in (
+                "firstname",
+                "lastname",
+                "middlename",
+                "jobtitle",
+                "salutation",
+                "emailaddress1",
+                "telephone1",
+                "mobilephone",
+                "websiteurl",
+                *_address_columns("address1"),
+            )
+        }
+        values.update(
+            {
+                "_originatingleadid_value": lead_id,
+                "_transactioncurrencyid_value": lead.get("_transactioncurrencyid_value"),
+            }
+        )
         if parent is not None:
             values.update({"_parentcustomerid_value": parent["accountid"], "_parentcustomerid_type": "account"})
         contact = _insert(ctx, "contact", values)
@@ -269,10 +360,14 @@ def qualify_lead(ctx: ActionContext, lead: Row | None, params: dict[str, Any]) -
     opportunity: Row | None = None
     if create_opportunity:
         customer = _opportunity_customer(ctx, action, params, lead, account, contact)
-        values = {"name": lead.get("subject") or f"Opportunity for {lead.get('fullname') or lead.get('companyname')}",
-                  "description": lead.get("description"), "_originatingleadid_value": lead_id,
-                  "_transactioncurrencyid_value": currency_id, "estimatedvalue": lead.get("estimatedamount"),
-                  "estimatedclosedate": lead.get("estimatedclosedate")}
+        values = {
+            "name": lead.get("subject") or f"Opportunity for {lead.get('fullname') or lead.get('companyname')}",
+            "description": lead.get("description"),
+            "_originatingleadid_value": lead_id,
+            "_transactioncurrencyid_value": currency_id,
+            "estimatedvalue": lead.get("estimatedamount"),
+            "estimatedclosedate": lead.get("estimatedclosedate"),
+        }
         if customer is not None:
             values.update({"_customerid_value": customer[1], "_customerid_type": customer[0]})
             if customer[0] == "account":
@@ -296,15 +391,17 @@ def _address_columns(prefix: str) -> list[str]:
     return [f"{prefix}_{p}" for p in ("line1", "line2", "line3", "city", "stateorprovince", "postalcode", "country")]
 
 
-def _opportunity_customer(ctx: ActionContext, action: str, params: dict[str, Any], lead: Row,
-                          account: Row | None, contact: Row | None) -> tuple[str, str] | None:
+def _opportunity_customer(
+    ctx: ActionContext, action: str, params: dict[str, Any], lead: Row, account: Row | None, contact: Row | None
+) -> tuple[str, str] | None:
     """The opportunity's customer: OpportunityCustomerId, else the new account/contact, else the lead's parents."""
     given = params.get("OpportunityCustomerId")
     if given is not None:
         entity, row = ctx.resolve_reference(given)
         if entity.name not in ("account", "contact"):
-            raise BadRequest(f"OpportunityCustomerId must reference an account or a contact, not a {entity.name}.",
-                             "0x80040203")
+            raise BadRequest(
+                f"OpportunityCustomerId must reference an account or a contact, not a {entity.name}.", "0x80040203"
+            )
         return entity.name, row[f"{entity.name}id"]
     if account is not None:
         return "account", account["accountid"]
@@ -320,25 +417,47 @@ def _opportunity_customer(ctx: ActionContext, action: str, params: dict[str, Any
 
 
 def _close_opportunity(ctx: ActionContext, params: dict[str, Any], action: str, state: int) -> None:
-    check_params(action, params, {"OpportunityClose": f"{NAMESPACE}.opportunityclose", "Status": "Edm.Int32"},
-                 ("OpportunityClose", "Status"))
+    check_params(
+        action,
+        params,
+        {"OpportunityClose": f"{NAMESPACE}.opportunityclose", "Status": "Edm.Int32"},
+        ("OpportunityClose", "Status"),
+    )
     opportunity, values = close_activity(ctx, action, params["OpportunityClose"], "opportunityclose", "opportunity")
     status = _status("opportunity", state, int_param(action, params, "Status"), opportunity["opportunityid"])
     if opportunity.get("statecode") != 0:
-        raise BadRequest(f"The opportunity with Id {opportunity['opportunityid']} is already "
-                         f"{_state_label('opportunity', opportunity)}: only Open opportunities can be closed.",
-                         "0x80040203")
+        raise BadRequest(
+            f"The opportunity with Id {opportunity['opportunityid']} is already "
+            f"{_state_label('opportunity', opportunity)}: only Open opportunities can be closed.",
+            "0x80040203",
+        )
     close_date = values.get("actualend") or dt.date.today()
     revenue = values.get("actualrevenue")
     if revenue is None and state == 1:
         revenue = opportunity.get("estimatedvalue") or opportunity.get("totalamount")
-    values.update({"_opportunityid_value": opportunity["opportunityid"], "actualend": close_date,
-                   "actualrevenue": revenue, "statecode": 1, "statuscode": 2,
-                   "_transactioncurrencyid_value": opportunity.get("_transactioncurrencyid_value")})
+    values.update(
+        {
+            "_opportunityid_value": opportunity["opportunityid"],
+            "actualend": close_date,
+            "actualrevenue": revenue,
+            "statecode": 1,
+            "statuscode": 2,
+            "_transactioncurrencyid_value": opportunity.get("_transactioncurrencyid_value"),
+        }
+    )
     values.setdefault("subject", f"Opportunity Close - {'Won' if state == 1 else 'Lost'}")
     _insert(ctx, "opportunityclose", values)
-    _write(ctx, "opportunity", opportunity, {"statecode": state, "statuscode": status, "actualclosedate": close_date,
-                                             "actualvalue": revenue if state == 1 else opportunity.get("actualvalue")})
+    _write(
+        ctx,
+        "opportunity",
+        opportunity,
+        {
+            "statecode": state,
+            "statuscode": status,
+            "actualclosedate": close_date,
+            "actualvalue": revenue if state == 1 else opportunity.get("actualvalue"),
+        },
+    )
 
 
 def win_opportunity(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> None:
@@ -354,15 +473,24 @@ def lose_opportunity(ctx: ActionContext, target: Row | None, params: dict[str, A
 def generate_quote_from_opportunity(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> EntityResult:
     """Create a Draft quote from an Open opportunity, copying its customer, price list and product lines."""
     action = "GenerateQuoteFromOpportunity"
-    check_params(action, params, {"OpportunityId": GUID, "ColumnSet": COLUMN_SET, "ProcessInstanceId": GUID},
-                 ("OpportunityId",))
+    check_params(
+        action, params, {"OpportunityId": GUID, "ColumnSet": COLUMN_SET, "ProcessInstanceId": GUID}, ("OpportunityId",)
+    )
     opportunity = row_by_id(ctx, action, "opportunity", params["OpportunityId"], "OpportunityId")
     columns = column_set(action, params.get("ColumnSet"), ctx.store.entity("quote"))
     if opportunity.get("statecode") != 0:
-        raise BadRequest(f"A quote cannot be generated from the opportunity with Id {opportunity['opportunityid']}:"
-                         f" it is {_state_label('opportunity', opportunity)}, not Open.", "0x80040203")
-    values = copy_columns(opportunity, "opportunity", "quote", ctx.store,
-                          skip=("_parentaccountid_value", "_parentcontactid_value", "_originatingleadid_value"))
+        raise BadRequest(
+            f"A quote cannot be generated from the opportunity with Id {opportunity['opportunityid']}:"
+            f" it is {_state_label('opportunity', opportunity)}, not Open.",
+            "0x80040203",
+        )
+    values = copy_columns(
+        opportunity,
+        "opportunity",
+        "quote",
+        ctx.store,
+        skip=("_parentaccountid_value", "_parentcontactid_value", "_originatingleadid_value"),
+    )
     values["_opportunityid_value"] = opportunity["opportunityid"]
     quote = _insert(ctx, "quote", values)
     copy_lines(ctx, "opportunity", opportunity["opportunityid"], "quote", quote["quoteid"])
@@ -370,21 +498,32 @@ def generate_quote_from_opportunity(ctx: ActionContext, target: Row | None, para
 
 
 def _close_quote(ctx: ActionContext, params: dict[str, Any], action: str, state: int) -> None:
-    check_params(action, params, {"QuoteClose": f"{NAMESPACE}.quoteclose", "Status": "Edm.Int32"},
-                 ("QuoteClose", "Status"))
+    check_params(
+        action, params, {"QuoteClose": f"{NAMESPACE}.quoteclose", "Status": "Edm.Int32"}, ("QuoteClose", "Status")
+    )
     quote, values = close_activity(ctx, action, params["QuoteClose"], "quoteclose", "quote")
     status = _status("quote", state, int_param(action, params, "Status"), quote["quoteid"])
     if quote.get("statecode") != 1:
         verb = "won" if state == 2 else "closed"
-        raise BadRequest(f"The quote with Id {quote['quoteid']} is {_state_label('quote', quote)} and cannot be "
-                         f"{verb}: only Active quotes can be {verb}. Activate the quote first.", "0x80040203")
+        raise BadRequest(
+            f"The quote with Id {quote['quoteid']} is {_state_label('quote', quote)} and cannot be "
+            f"{verb}: only Active quotes can be {verb}. Activate the quote first.",
+            "0x80040203",
+        )
     _finish_quote(ctx, quote, state, status, values, "Won" if state == 2 else "Closed")
 
 
 def _finish_quote(ctx: ActionContext, quote: Row, state: int, status: int, close: Row, word: str) -> Row:
     close_date = close.get("actualend") or dt.date.today()
-    close.update({"_quoteid_value": quote["quoteid"], "actualend": close_date, "revision": quote.get("revisionnumber"),
-                  "statecode": 1, "statuscode": 2})
+    close.update(
+        {
+            "_quoteid_value": quote["quoteid"],
+            "actualend": close_date,
+            "revision": quote.get("revisionnumber"),
+            "statecode": 1,
+            "statuscode": 2,
+        }
+    )
     close.setdefault("subject", f"Quote Close - {word}: {quote.get('name') or quote.get('quotenumber')}")
     _insert(ctx, "quoteclose", close)
     return _write(ctx, "quote", quote, {"statecode": state, "statuscode": status, "closedon": close_date})
@@ -409,11 +548,16 @@ def revise_quote(ctx: ActionContext, target: Row | None, params: dict[str, Any])
     state, status = quote.get("statecode"), quote.get("statuscode")
     if state not in (1, 3) or status == 7:
         why = "it has already been revised" if status == 7 else f"it is {_state_label('quote', quote)}"
-        raise BadRequest(f"The quote with Id {quote['quoteid']} cannot be revised: {why}. Only Active quotes and "
-                         "Lost or Canceled quotes can be revised.", "0x80040203")
+        raise BadRequest(
+            f"The quote with Id {quote['quoteid']} cannot be revised: {why}. Only Active quotes and "
+            "Lost or Canceled quotes can be revised.",
+            "0x80040203",
+        )
     if state == 1:
         _finish_quote(ctx, quote, 3, 7, {}, "Revised")
-    revisions = ctx.store.find("quote", {"quotenumber": quote.get("quotenumber")}, order_by=["-revisionnumber"], limit=1)
+    revisions = ctx.store.find(
+        "quote", {"quotenumber": quote.get("quotenumber")}, order_by=["-revisionnumber"], limit=1
+    )
     revision = int((revisions[0] if revisions else quote).get("revisionnumber") or 0) + 1
     values = copy_columns(quote, "quote", "quote", ctx.store)
     for name in ("_opportunityid_value", "effectivefrom", "effectiveto", "expireson"):
@@ -431,19 +575,29 @@ def convert_quote_to_sales_order(ctx: ActionContext, target: Row | None, params:
     quote = row_by_id(ctx, action, "quote", params["QuoteId"], "QuoteId")
     columns = column_set(action, params.get("ColumnSet"), ctx.store.entity("salesorder"))
     if quote.get("statecode") not in (1, 2):
-        raise BadRequest(f"The quote with Id {quote['quoteid']} is {_state_label('quote', quote)} and cannot be "
-                         "converted to a sales order: only Active or Won quotes can be converted. Activate it first.",
-                         "0x80040203")
+        raise BadRequest(
+            f"The quote with Id {quote['quoteid']} is {_state_label('quote', quote)} and cannot be "
+            "converted to a sales order: only Active or Won quotes can be converted. Activate it first.",
+            "0x80040203",
+        )
     if quote.get("statecode") == 1:
         status = _status("quote", 2, int_param(action, params, "QuoteCloseStatus"), quote["quoteid"])
-        close: Row = {"actualend": _date(params.get("QuoteCloseDate")),
-                      "description": params.get("QuoteCloseDescription")}
+        close: Row = {
+            "actualend": _date(params.get("QuoteCloseDate")),
+            "description": params.get("QuoteCloseDescription"),
+        }
         if params.get("QuoteCloseSubject"):
             close["subject"] = params["QuoteCloseSubject"]
         quote = _finish_quote(ctx, quote, 2, status, {k: v for k, v in close.items() if v is not None}, "Won")
     values = copy_columns(quote, "quote", "salesorder", ctx.store)
-    values.update({"_quoteid_value": quote["quoteid"], "_opportunityid_value": quote.get("_opportunityid_value"),
-                   "msdyn_quotationnumber": quote.get("msdyn_quotenumber"), "msdyn_isreadytosync": True})
+    values.update(
+        {
+            "_quoteid_value": quote["quoteid"],
+            "_opportunityid_value": quote.get("_opportunityid_value"),
+            "msdyn_quotationnumber": quote.get("msdyn_quotenumber"),
+            "msdyn_isreadytosync": True,
+        }
+    )
     order = _insert(ctx, "salesorder", values)
     copy_lines(ctx, "quote", quote["quoteid"], "salesorder", order["salesorderid"], link="_quotedetailid_value")
     return EntityResult("salesorder", _fresh(ctx, "salesorder", order), columns)
@@ -456,30 +610,47 @@ def convert_sales_order_to_invoice(ctx: ActionContext, target: Row | None, param
     order = row_by_id(ctx, action, "salesorder", params["SalesOrderId"], "SalesOrderId")
     columns = column_set(action, params.get("ColumnSet"), ctx.store.entity("invoice"))
     if order.get("statecode") == 2:
-        raise BadRequest(f"The sales order with Id {order['salesorderid']} is Canceled and cannot be invoiced.",
-                         "0x80040203")
+        raise BadRequest(
+            f"The sales order with Id {order['salesorderid']} is Canceled and cannot be invoiced.", "0x80040203"
+        )
     values = copy_columns(order, "salesorder", "invoice", ctx.store)
-    values.update({"_salesorderid_value": order["salesorderid"],
-                   "_opportunityid_value": order.get("_opportunityid_value"),
-                   "ispricelocked": bool(order.get("ispricelocked"))})
+    values.update(
+        {
+            "_salesorderid_value": order["salesorderid"],
+            "_opportunityid_value": order.get("_opportunityid_value"),
+            "ispricelocked": bool(order.get("ispricelocked")),
+        }
+    )
     invoice = _insert(ctx, "invoice", values)
-    copy_lines(ctx, "salesorder", order["salesorderid"], "invoice", invoice["invoiceid"],
-               link="_salesorderdetailid_value")
+    copy_lines(
+        ctx, "salesorder", order["salesorderid"], "invoice", invoice["invoiceid"], link="_salesorderdetailid_value"
+    )
     return EntityResult("invoice", _fresh(ctx, "invoice", invoice), columns)
 
 
 def _close_order(ctx: ActionContext, params: dict[str, Any], action: str, state: int) -> None:
-    check_params(action, params, {"OrderClose": f"{NAMESPACE}.orderclose", "Status": "Edm.Int32"},
-                 ("OrderClose", "Status"))
+    check_params(
+        action, params, {"OrderClose": f"{NAMESPACE}.orderclose", "Status": "Edm.Int32"}, ("OrderClose", "Status")
+    )
     order, values = close_activity(ctx, action, params["OrderClose"], "orderclose", "salesorder")
     status = _status("salesorder", state, int_param(action, params, "Status"), order["salesorderid"])
     if order.get("statecode") not in (0, 1):
         verb = "fulfilled" if state == 3 else "canceled"
-        raise BadRequest(f"The sales order with Id {order['salesorderid']} is {_state_label('salesorder', order)} "
-                         f"and cannot be {verb}: only Active or Submitted orders can be {verb}.", "0x80040203")
+        raise BadRequest(
+            f"The sales order with Id {order['salesorderid']} is {_state_label('salesorder', order)} "
+            f"and cannot be {verb}: only Active or Submitted orders can be {verb}.",
+            "0x80040203",
+        )
     close_date = values.get("actualend") or dt.date.today()
-    values.update({"_salesorderid_value": order["salesorderid"], "actualend": close_date,
-                   "ordernumber": order.get("ordernumber"), "statecode": 1, "statuscode": 2})
+    values.update(
+        {
+            "_salesorderid_value": order["salesorderid"],
+            "actualend": close_date,
+            "ordernumber": order.get("ordernumber"),
+            "statecode": 1,
+            "statuscode": 2,
+        }
+    )
     values.setdefault("subject", f"Order Close - {'Fulfilled' if state == 3 else 'Canceled'}")
     _insert(ctx, "orderclose", values)
     changes: Row = {"statecode": state, "statuscode": status}
@@ -505,57 +676,87 @@ def _pricing_lock(entity: str, param: str, action: str, locked: bool) -> ActionH
         check_params(action, params, {param: GUID}, (param,))
         row = row_by_id(ctx, action, entity, params[param], param)
         if row.get("statecode") != 0 and (entity == "invoice" or row.get("statecode") != 1):
-            raise BadRequest(f"The pricing of the {entity} with Id {row[f'{entity}id']} cannot be "
-                             f"{'locked' if locked else 'unlocked'}: it is {_state_label(entity, row)}.",
-                             "0x80040203")
+            raise BadRequest(
+                f"The pricing of the {entity} with Id {row[f'{entity}id']} cannot be "
+                f"{'locked' if locked else 'unlocked'}: it is {_state_label(entity, row)}.",
+                "0x80040203",
+            )
         _write(ctx, entity, row, {"ispricelocked": locked})
-    handler.__doc__ = (f"{'Lock' if locked else 'Unlock'} the prices of a {entity} "
-                       f"(ispricelocked = {str(locked).lower()}).")
+
+    handler.__doc__ = (
+        f"{'Lock' if locked else 'Unlock'} the prices of a {entity} (ispricelocked = {str(locked).lower()})."
+    )
     return handler
 
 
 QUALIFY_LEAD_PARAMS = {
-    "CreateAccount": "Edm.Boolean", "CreateContact": "Edm.Boolean", "CreateOpportunity": "Edm.Boolean",
-    "Status": "Edm.Int32", "OpportunityCurrencyId": f"{NAMESPACE}.transactioncurrency",
-    "OpportunityCustomerId": f"{NAMESPACE}.crmbaseentity", "SourceCampaignId": f"{NAMESPACE}.crmbaseentity",
-    "ProcessInstanceId": f"{NAMESPACE}.crmbaseentity", "SuppressDuplicateDetection": "Edm.Boolean",
+    "CreateAccount": "Edm.Boolean",
+    "CreateContact": "Edm.Boolean",
+    "CreateOpportunity": "Edm.Boolean",
+    "Status": "Edm.Int32",
+    "OpportunityCurrencyId": f"{NAMESPACE}.transactioncurrency",
+    "OpportunityCustomerId": f"{NAMESPACE}.crmbaseentity",
+    "SourceCampaignId": f"{NAMESPACE}.crmbaseentity",
+    "ProcessInstanceId": f"{NAMESPACE}.crmbaseentity",
+    "SuppressDuplicateDetection": "Edm.Boolean",
 }
 CONVERT_QUOTE_PARAMS = {
-    "QuoteId": GUID, "ColumnSet": COLUMN_SET, "QuoteCloseDate": "Edm.DateTimeOffset",
-    "QuoteCloseStatus": "Edm.Int32", "QuoteCloseSubject": "Edm.String", "QuoteCloseDescription": "Edm.String",
+    "QuoteId": GUID,
+    "ColumnSet": COLUMN_SET,
+    "QuoteCloseDate": "Edm.DateTimeOffset",
+    "QuoteCloseStatus": "Edm.Int32",
+    "QuoteCloseSubject": "Edm.String",
+    "QuoteCloseDescription": "Edm.String",
     "ProcessInstanceId": f"{NAMESPACE}.crmbaseentity",
 }
 
 
 def register_actions(registry: ActionRegistry) -> None:
     """Declare the lead-to-cash actions (names, binding, parameters and return types for $metadata)."""
-    registry.action("QualifyLead", bound_to="lead", parameters=QUALIFY_LEAD_PARAMS,
-                    returns=CRM_BASE_COLLECTION)(qualify_lead)
-    registry.action("WinOpportunity", parameters={"OpportunityClose": f"{NAMESPACE}.opportunityclose",
-                                                  "Status": "Edm.Int32"})(win_opportunity)
-    registry.action("LoseOpportunity", parameters={"OpportunityClose": f"{NAMESPACE}.opportunityclose",
-                                                   "Status": "Edm.Int32"})(lose_opportunity)
-    registry.action("GenerateQuoteFromOpportunity",
-                    parameters={"OpportunityId": GUID, "ColumnSet": COLUMN_SET, "ProcessInstanceId": GUID},
-                    returns=f"{NAMESPACE}.quote")(generate_quote_from_opportunity)
+    registry.action("QualifyLead", bound_to="lead", parameters=QUALIFY_LEAD_PARAMS, returns=CRM_BASE_COLLECTION)(
+        qualify_lead
+    )
+    registry.action(
+        "WinOpportunity", parameters={"OpportunityClose": f"{NAMESPACE}.opportunityclose", "Status": "Edm.Int32"}
+    )(win_opportunity)
+    registry.action(
+        "LoseOpportunity", parameters={"OpportunityClose": f"{NAMESPACE}.opportunityclose", "Status": "Edm.Int32"}
+    )(lose_opportunity)
+    registry.action(
+        "GenerateQuoteFromOpportunity",
+        parameters={"OpportunityId": GUID, "ColumnSet": COLUMN_SET, "ProcessInstanceId": GUID},
+        returns=f"{NAMESPACE}.quote",
+    )(generate_quote_from_opportunity)
     registry.action("WinQuote", parameters={"QuoteClose": f"{NAMESPACE}.quoteclose", "Status": "Edm.Int32"})(win_quote)
-    registry.action("CloseQuote", parameters={"QuoteClose": f"{NAMESPACE}.quoteclose",
-                                              "Status": "Edm.Int32"})(close_quote)
-    registry.action("ReviseQuote", parameters={"QuoteId": GUID, "ColumnSet": COLUMN_SET},
-                    returns=f"{NAMESPACE}.quote")(revise_quote)
-    registry.action("ConvertQuoteToSalesOrder", parameters=CONVERT_QUOTE_PARAMS,
-                    returns=f"{NAMESPACE}.salesorder")(convert_quote_to_sales_order)
-    registry.action("ConvertSalesOrderToInvoice", parameters={"SalesOrderId": GUID, "ColumnSet": COLUMN_SET},
-                    returns=f"{NAMESPACE}.invoice")(convert_sales_order_to_invoice)
-    registry.action("FulfillSalesOrder", bound_to="salesorder", collection_bound=True,
-                    parameters={"OrderClose": f"{NAMESPACE}.orderclose", "Status": "Edm.Int32"})(fulfill_sales_order)
-    registry.action("CancelSalesOrder", parameters={"OrderClose": f"{NAMESPACE}.orderclose",
-                                                    "Status": "Edm.Int32"})(cancel_sales_order)
+    registry.action("CloseQuote", parameters={"QuoteClose": f"{NAMESPACE}.quoteclose", "Status": "Edm.Int32"})(
+        close_quote
+    )
+    registry.action("ReviseQuote", parameters={"QuoteId": GUID, "ColumnSet": COLUMN_SET}, returns=f"{NAMESPACE}.quote")(
+        revise_quote
+    )
+    registry.action("ConvertQuoteToSalesOrder", parameters=CONVERT_QUOTE_PARAMS, returns=f"{NAMESPACE}.salesorder")(
+        convert_quote_to_sales_order
+    )
+    registry.action(
+        "ConvertSalesOrderToInvoice",
+        parameters={"SalesOrderId": GUID, "ColumnSet": COLUMN_SET},
+        returns=f"{NAMESPACE}.invoice",
+    )(convert_sales_order_to_invoice)
+    registry.action(
+        "FulfillSalesOrder",
+        bound_to="salesorder",
+        collection_bound=True,
+        parameters={"OrderClose": f"{NAMESPACE}.orderclose", "Status": "Edm.Int32"},
+    )(fulfill_sales_order)
+    registry.action("CancelSalesOrder", parameters={"OrderClose": f"{NAMESPACE}.orderclose", "Status": "Edm.Int32"})(
+        cancel_sales_order
+    )
     for name, entity, param, locked in (
-            ("LockSalesOrderPricing", "salesorder", "SalesOrderId", True),
-            ("UnlockSalesOrderPricing", "salesorder", "SalesOrderId", False),
-            ("LockInvoicePricing", "invoice", "InvoiceId", True),
-            ("UnlockInvoicePricing", "invoice", "InvoiceId", False)):
+        ("LockSalesOrderPricing", "salesorder", "SalesOrderId", True),
+        ("UnlockSalesOrderPricing", "salesorder", "SalesOrderId", False),
+        ("LockInvoicePricing", "invoice", "InvoiceId", True),
+        ("UnlockInvoicePricing", "invoice", "InvoiceId", False),
+    ):
         registry.action(name, parameters={param: GUID})(_pricing_lock(entity, param, name, locked))
 
 

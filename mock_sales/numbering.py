@@ -51,9 +51,15 @@ def next_value(store: Store, name: str, scope: str = "", *, floor: int = 0) -> i
     entity = store.entity(SEQUENCE_ENTITY)
     table = entity.table
     assert table is not None
-    query = store.statement(("sales.counter", table.name), lambda: (
-        sa.select(table).where(table.c.name == sa.bindparam("sandbox_name"),
-                               table.c.scope == sa.bindparam("sandbox_scope")).limit(1).with_for_update()))
+    query = store.statement(
+        ("sales.counter", table.name),
+        lambda: (
+            sa.select(table)
+            .where(table.c.name == sa.bindparam("sandbox_name"), table.c.scope == sa.bindparam("sandbox_scope"))
+            .limit(1)
+            .with_for_update()
+        ),
+    )
     found = store.db.connection.execute(query, {"sandbox_name": name, "sandbox_scope": scope}).first()
     if found is None:
         value = floor + 1
@@ -105,15 +111,23 @@ def _highest_used(store: Store, entity_name: str, column: str, prefix: str, comp
     assert table is not None
     col = table.c[column]
     query: Any = sa.select(sa.func.max(col)).where(
-        col.like(f"{prefix}%"), sa.func.length(col) == len(prefix) + SALES_DOCUMENT_DIGITS)
+        col.like(f"{prefix}%"), sa.func.length(col) == len(prefix) + SALES_DOCUMENT_DIGITS
+    )
     company_col = table.c["_msdyn_company_value"]
     query = query.where(company_col.is_(None) if company_id is None else company_col == company_id)
     highest = store.db.connection.execute(query).scalar()
     if not highest:
         return 0
-    digits = str(highest)[len(prefix):]
+    digits = str(highest)[len(prefix) :]
     return int(digits) if digits.isdigit() else 0
 
 
-__all__ = ["AUTO_NUMBER_PREFIXES", "AUTO_NUMBER_START", "SALES_DOCUMENT_PREFIXES", "SALES_DOCUMENT_DIGITS",
-           "next_value", "auto_number", "document_number"]
+__all__ = [
+    "AUTO_NUMBER_PREFIXES",
+    "AUTO_NUMBER_START",
+    "SALES_DOCUMENT_PREFIXES",
+    "SALES_DOCUMENT_DIGITS",
+    "next_value",
+    "auto_number",
+    "document_number",
+]

@@ -39,22 +39,23 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from mock_sales import numbering
 from mock_sales.schema import STATE_MODELS, StateModel
 from sandbox.errors import BadRequest, NotFound
-from sandbox.odata.model import DATE, DATETIME, DECIMAL, GUID, EntityType, Property
 from sandbox.livesync import INTEGRATION_IDENTITIES
+from sandbox.odata.model import DATE, DATETIME, DECIMAL, GUID, EntityType, Property
 from sandbox.odata.store import EntityBehavior, Operation, Row, Store, WriteContext
 
 MONEY = Decimal("0.0001")
 
 #: statecode -> statecodes reachable with a plain PATCH (``ctx.via_api``). Tables not listed allow any change.
 API_STATE_CHANGES: dict[str, dict[int, set[int]]] = {
-    "lead": {0: {2}, 1: {0}, 2: {0}},            # disqualify, reactivate; qualifying needs QualifyLead
-    "opportunity": {0: set(), 1: {0}, 2: {0}},   # reopen; win/lose need WinOpportunity/LoseOpportunity
+    "lead": {0: {2}, 1: {0}, 2: {0}},  # disqualify, reactivate; qualifying needs QualifyLead
+    "opportunity": {0: set(), 1: {0}, 2: {0}},  # reopen; win/lose need WinOpportunity/LoseOpportunity
     "quote": {0: {1}, 1: set(), 2: set(), 3: set()},  # activate; the rest are actions
     # Submitted/Fulfilled/Invoiced/Canceled can be set directly: with dual-write's sales-status map
     # (IsSOPIntegrationEnabled) SCM's processing status drives the order state through updates.
@@ -78,13 +79,36 @@ EDITABLE_STATES: dict[str, set[int]] = {"opportunity": {0}, "quote": {0}, "sales
 #: Columns still writable over the API when the document or its header is read-only: status columns
 #: SCM keeps syncing through dual-write after Sales has locked the document.
 ALWAYS_WRITABLE: dict[str, frozenset[str]] = {
-    "quote": frozenset({"closedon", "msdyn_salesquotationstatus", "msdyn_quotationownership",
-                        "_msdyn_generatedsalesordernumber_value", "msdyn_isreadytosync"}),
-    "salesorder": frozenset({"msdyn_processingstatus", "msdyn_isreadytosync", "datefulfilled", "submitdate",
-                             "msdyn_confirmedshippingdate", "msdyn_confirmedreceiptdate"}),
+    "quote": frozenset(
+        {
+            "closedon",
+            "msdyn_salesquotationstatus",
+            "msdyn_quotationownership",
+            "_msdyn_generatedsalesordernumber_value",
+            "msdyn_isreadytosync",
+        }
+    ),
+    "salesorder": frozenset(
+        {
+            "msdyn_processingstatus",
+            "msdyn_isreadytosync",
+            "datefulfilled",
+            "submitdate",
+            "msdyn_confirmedshippingdate",
+            "msdyn_confirmedreceiptdate",
+        }
+    ),
     "quotedetail": frozenset({"msdyn_salesquotationstatus"}),
-    "salesorderdetail": frozenset({"msdyn_linestatus", "quantityshipped", "quantitybackordered",
-                                   "quantitycancelled", "msdyn_islinestopped", "msdyn_reservationid"}),
+    "salesorderdetail": frozenset(
+        {
+            "msdyn_linestatus",
+            "quantityshipped",
+            "quantitybackordered",
+            "quantitycancelled",
+            "msdyn_islinestopped",
+            "msdyn_reservationid",
+        }
+    ),
 }
 
 #: document -> (line entity, line column pointing at the document)
@@ -99,18 +123,32 @@ LINE_DOCUMENTS: dict[str, tuple[str, str]] = {line: (doc, fk) for doc, (line, fk
 #: tables whose company defaults from the customer (or parent account), then the owner's business unit
 COMPANY_DEFAULTED = frozenset({"account", "contact", "quote", "salesorder", "invoice"})
 
-_TOTAL_COLUMNS = ("totalamount", "totalamountlessfreight", "totallineitemamount", "totaldiscountamount",
-                  "totallineitemdiscountamount", "totaltax")
+_TOTAL_COLUMNS = (
+    "totalamount",
+    "totalamountlessfreight",
+    "totallineitemamount",
+    "totaldiscountamount",
+    "totallineitemdiscountamount",
+    "totaltax",
+)
 _LINE_PRICE_INPUTS = ("_productid_value", "_uomid_value", "ispriceoverridden", "isproductoverridden")
 _LINE_AMOUNT_INPUTS = ("priceperunit", "quantity", "manualdiscountamount", "volumediscountamount", "tax")
 _STATE_COLUMNS = frozenset({"statecode", "statuscode"})
 
-_SCHEMA_NAMES = {"salesorder": "SalesOrder", "pricelevel": "PriceLevel", "transactioncurrency": "TransactionCurrency",
-                 "opportunityclose": "OpportunityClose", "quoteclose": "QuoteClose", "orderclose": "OrderClose",
-                 "uomschedule": "UoMSchedule", "cdm_company": "cdm_Company"}
+_SCHEMA_NAMES = {
+    "salesorder": "SalesOrder",
+    "pricelevel": "PriceLevel",
+    "transactioncurrency": "TransactionCurrency",
+    "opportunityclose": "OpportunityClose",
+    "quoteclose": "QuoteClose",
+    "orderclose": "OrderClose",
+    "uomschedule": "UoMSchedule",
+    "cdm_company": "cdm_Company",
+}
 
 
 # ---- small value helpers ------------------------------------------------------------------------------
+
 
 def dec(value: Any) -> Decimal:
     """A Decimal for arithmetic; None counts as zero."""
@@ -139,8 +177,7 @@ def same_value(prop: Property | None, left: Any, right: Any) -> bool:
     if prop is not None and prop.type == GUID:
         return str(left).lower() == str(right).lower()
     if prop is not None and prop.type == DATETIME and isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
-        strip = (lambda v: v.replace(tzinfo=None) if v.tzinfo is None else
-                 v.astimezone(dt.timezone.utc).replace(tzinfo=None))
+        strip = lambda v: v.replace(tzinfo=None) if v.tzinfo is None else v.astimezone(dt.UTC).replace(tzinfo=None)
         return strip(left) == strip(right)
     if prop is not None and prop.type == DATE:
         return str(left)[:10] == str(right)[:10]
@@ -149,8 +186,11 @@ def same_value(prop: Property | None, left: Any, right: Any) -> bool:
 
 def changed_columns(entity: EntityType, before: Row, changes: Mapping[str, Any]) -> set[str]:
     """The columns of ``changes`` that really differ from ``before``."""
-    return {name for name, value in changes.items()
-            if name in entity.properties and not same_value(entity.properties[name], before.get(name), value)}
+    return {
+        name
+        for name, value in changes.items()
+        if name in entity.properties and not same_value(entity.properties[name], before.get(name), value)
+    }
 
 
 def schema_name(entity_name: str) -> str:
@@ -161,8 +201,11 @@ def invalid_status(entity_name: str, state: int, status: Any, row_id: Any) -> Ba
     """Dataverse's refusal of a statuscode that does not belong to the statecode."""
     model = STATE_MODELS[entity_name]
     label = model.state_label(state).split(" (")[0].replace(" ", "")
-    return BadRequest(f"{status} is not a valid status code for state code {schema_name(entity_name)}State."
-                      f"{label} on {entity_name} with Id {row_id}.", "0x80040203")
+    return BadRequest(
+        f"{status} is not a valid status code for state code {schema_name(entity_name)}State."
+        f"{label} on {entity_name} with Id {row_id}.",
+        "0x80040203",
+    )
 
 
 def resolve_state(entity_name: str, state: Any, status: Any, row_id: Any) -> tuple[int, int]:
@@ -190,14 +233,17 @@ def resolve_state(entity_name: str, state: Any, status: Any, row_id: Any) -> tup
 # These run for (nearly) every row written; their answers are memoized for the transaction and dropped
 # when it writes one of the tables they read (Store.memoized), so a chunk of creates asks the database once.
 
+
 def base_currency_id(store: Store) -> str | None:
     """The organization's base currency, else the first currency."""
+
     def compute() -> str | None:
         orgs = store.find("organization", limit=1)
         if orgs and orgs[0].get("_basecurrencyid_value"):
             return orgs[0]["_basecurrencyid_value"]
         currencies = store.find("transactioncurrency", limit=1)
         return currencies[0]["transactioncurrencyid"] if currencies else None
+
     return store.memoized(("sales.base_currency_id",), ("organization", "transactioncurrency"), compute)
 
 
@@ -209,14 +255,17 @@ def exchange_rate(store: Store, currency_id: str | None) -> Decimal:
         currency = store.get("transactioncurrency", {"transactioncurrencyid": currency_id})
         rate = dec(currency.get("exchangerate")) if currency else Decimal(0)
         return rate if rate > 0 else Decimal(1)
+
     return store.memoized(("sales.exchange_rate", currency_id), ("transactioncurrency",), compute)
 
 
 def owner_for(store: Store, identity: str) -> str | None:
     """The systemuser a new row belongs to: the one whose domainname is the caller's identity, else the first."""
+
     def compute() -> str | None:
         users = store.find("systemuser", {"domainname": identity}, limit=1) or store.find("systemuser", limit=1)
         return users[0]["systemuserid"] if users else None
+
     return store.memoized(("sales.owner_for", identity), ("systemuser",), compute)
 
 
@@ -238,6 +287,7 @@ def owner_company(store: Store, owner_id: str | None) -> str | None:
                 return unit["_cdm_companyid_value"]
             unit_id = unit.get("_parentbusinessunitid_value")
         return None
+
     return store.memoized(("sales.owner_company", owner_id), ("systemuser", "businessunit"), compute)
 
 
@@ -257,18 +307,20 @@ def customer_row(store: Store, row: Mapping[str, Any], base: str = "customerid")
 def require_row(store: Store, entity_name: str, row_id: Any, column: str) -> Row:
     row = store.get(entity_name, {f"{entity_name}id": row_id}) if row_id else None
     if row is None:
-        raise BadRequest(f"The {column} references {entity_name} with Id {row_id}, which does not exist.",
-                         "0x80040203")
+        raise BadRequest(f"The {column} references {entity_name} with Id {row_id}, which does not exist.", "0x80040203")
     return row
 
 
 # ---- pricing and totals --------------------------------------------------------------------------------
 
+
 def list_price(store: Store, price_list_id: str | None, product: Row, uom_id: str | None) -> Decimal:
     """The unit price of ``product`` in ``uom_id`` on a price list; the product's own price otherwise."""
     if price_list_id and uom_id:
-        item = store.get("productpricelevel", {"_pricelevelid_value": price_list_id,
-                                               "_productid_value": product["productid"], "_uomid_value": uom_id})
+        item = store.get(
+            "productpricelevel",
+            {"_pricelevelid_value": price_list_id, "_productid_value": product["productid"], "_uomid_value": uom_id},
+        )
         if item is not None:
             return _item_price(item, product)
     return money(product.get("price"))
@@ -291,8 +343,12 @@ def line_amounts(line: Mapping[str, Any]) -> dict[str, Decimal]:
     """baseamount and extendedamount of one line (see the module docstring)."""
     quantity = dec(line.get("quantity"))
     base = money(dec(line.get("priceperunit")) * quantity)
-    extended = money(base - dec(line.get("volumediscountamount")) * quantity - dec(line.get("manualdiscountamount"))
-                     + dec(line.get("tax")))
+    extended = money(
+        base
+        - dec(line.get("volumediscountamount")) * quantity
+        - dec(line.get("manualdiscountamount"))
+        + dec(line.get("tax"))
+    )
     return {"baseamount": base, "extendedamount": extended}
 
 
@@ -301,8 +357,9 @@ def document_totals(header: Mapping[str, Any], lines: Iterable[Mapping[str, Any]
     detail = line_discounts = tax = Decimal(0)
     for line in lines:
         detail += dec(line.get("extendedamount")) - dec(line.get("tax"))
-        line_discounts += dec(line.get("manualdiscountamount")) + \
-            dec(line.get("volumediscountamount")) * dec(line.get("quantity"))
+        line_discounts += dec(line.get("manualdiscountamount")) + dec(line.get("volumediscountamount")) * dec(
+            line.get("quantity")
+        )
         tax += dec(line.get("tax"))
     header_discount = detail * dec(header.get("discountpercentage")) / 100 + dec(header.get("discountamount"))
     less_freight = detail - header_discount
@@ -327,6 +384,7 @@ def recompute_document(store: Store, document: str, row: Row, identity: str) -> 
 
 
 # ---- behaviors -----------------------------------------------------------------------------------------
+
 
 class SalesBehavior(EntityBehavior):
     """Rules every Sales table shares: state pairs, owner, company and currency defaults, money base twins.
@@ -365,8 +423,9 @@ class SalesBehavior(EntityBehavior):
         entity = ctx.entity
         changed = changed_columns(entity, before, changes)
         if ctx.via_api and "_msdyn_company_value" in changed and before.get("_msdyn_company_value"):
-            raise BadRequest(f"The company (msdyn_company) of a {self.entity_name} cannot be changed once it is "
-                             "saved.", "0x80040203")
+            raise BadRequest(
+                f"The company (msdyn_company) of a {self.entity_name} cannot be changed once it is saved.", "0x80040203"
+            )
         state_changed = False
         if self.entity_name in STATE_MODELS and changed & _STATE_COLUMNS:
             state_changed = self._update_state(ctx, before, changes)
@@ -394,7 +453,9 @@ class SalesBehavior(EntityBehavior):
             raise BadRequest(
                 f"The {self.entity_name} with Id {before.get(ctx.entity.key[0])} is "
                 f"{model.state_label(before['statecode'])} and cannot be edited: only {allowed} "
-                f"{self.entity_name} records accept changes (attempted: {', '.join(blocked)}).", "0x80040203")
+                f"{self.entity_name} records accept changes (attempted: {', '.join(blocked)}).",
+                "0x80040203",
+            )
 
     def default_company(self, ctx: WriteContext, values: Row) -> str | None:
         return owner_company(ctx.store, values.get("_ownerid_value"))
@@ -439,8 +500,11 @@ class SalesBehavior(EntityBehavior):
             return
         model = STATE_MODELS[self.entity_name]
         hint = _TRANSITION_HINTS.get((self.entity_name, new_state), "")
-        raise BadRequest(f"A {self.entity_name} cannot change from {model.state_label(old_state)} to "
-                         f"{model.state_label(new_state)} with an update. {hint}".strip(), "0x80040203")
+        raise BadRequest(
+            f"A {self.entity_name} cannot change from {model.state_label(old_state)} to "
+            f"{model.state_label(new_state)} with an update. {hint}".strip(),
+            "0x80040203",
+        )
 
     # -- money ---------------------------------------------------------------------------------------
     def _finish_money(self, ctx: WriteContext, target: Row, row: Mapping[str, Any], *, created: bool) -> None:
@@ -449,14 +513,18 @@ class SalesBehavior(EntityBehavior):
         twins = self._twins.get(entity.name)
         if twins is None:  # the money columns that have a _base twin, worked out once per entity
             twins = self._twins[entity.name] = tuple(
-                n[:-5] for n in entity.properties if n.endswith("_base") and n[:-5] in entity.properties)
+                n[:-5] for n in entity.properties if n.endswith("_base") and n[:-5] in entity.properties
+            )
         if not twins:
             return
         currency_changed = created or "_transactioncurrencyid_value" in target
         if "exchangerate" in entity.properties and currency_changed:
             target["exchangerate"] = exchange_rate(ctx.store, row.get("_transactioncurrencyid_value"))
-        rate = dec(row.get("exchangerate") if not currency_changed else target.get("exchangerate")) \
-            if "exchangerate" in entity.properties else Decimal(1)
+        rate = (
+            dec(row.get("exchangerate") if not currency_changed else target.get("exchangerate"))
+            if "exchangerate" in entity.properties
+            else Decimal(1)
+        )
         if rate <= 0:
             rate = Decimal(1)
         for name in twins:
@@ -502,8 +570,11 @@ class ProductBehavior(SalesBehavior):
         if not values.get("productnumber"):
             if not values.get("msdyn_productnumber"):
                 raise BadRequest("The productnumber (Product ID) is required.", "0x80040203")
-            company = ctx.store.get("cdm_company", {"cdm_companyid": values.get("_msdyn_company_value")}) \
-                if values.get("_msdyn_company_value") else None
+            company = (
+                ctx.store.get("cdm_company", {"cdm_companyid": values.get("_msdyn_company_value")})
+                if values.get("_msdyn_company_value")
+                else None
+            )
             values["productnumber"] = f"{company['cdm_companycode'] if company else ''}{values['msdyn_productnumber']}"
         self._unit_group(ctx, values)
 
@@ -550,12 +621,15 @@ class ProductPriceLevelBehavior(SalesBehavior):
         unit = require_row(ctx.store, "uom", row["_uomid_value"], "uomid")
         group = product.get("_defaultuomscheduleid_value")
         if group and unit.get("_uomscheduleid_value") and unit["_uomscheduleid_value"] != group:
-            raise BadRequest(f"The unit '{unit.get('name')}' does not belong to the unit group of product "
-                             f"'{product.get('name')}'.", "0x80040203")
+            raise BadRequest(
+                f"The unit '{unit.get('name')}' does not belong to the unit group of product '{product.get('name')}'.",
+                "0x80040203",
+            )
         target["_uomscheduleid_value"] = unit.get("_uomscheduleid_value") or group
         target["productnumber"] = product.get("productnumber")
-        target["_transactioncurrencyid_value"] = price_list.get("_transactioncurrencyid_value") or \
-            row.get("_transactioncurrencyid_value")
+        target["_transactioncurrencyid_value"] = price_list.get("_transactioncurrencyid_value") or row.get(
+            "_transactioncurrencyid_value"
+        )
 
 
 class CurrencyBehavior(SalesBehavior):
@@ -601,8 +675,9 @@ class DocumentBehavior(SalesBehavior):
     def updating(self, ctx: WriteContext, before: Row, changes: Row, changed: set[str]) -> None:
         if ctx.via_api and changed & {"_pricelevelid_value", "_transactioncurrencyid_value"}:
             self._check_price_list_currency(ctx, {**before, **changes})
-        if changed & {"discountamount", "discountpercentage", "freightamount"} and \
-                not any(changes.get(c) is not None for c in _TOTAL_COLUMNS):
+        if changed & {"discountamount", "discountpercentage", "freightamount"} and not any(
+            changes.get(c) is not None for c in _TOTAL_COLUMNS
+        ):
             line_entity, fk = DOCUMENT_LINES[self.entity_name]
             lines = ctx.store.find(line_entity, {fk: before[f"{self.entity_name}id"]})
             changes.update(document_totals({**before, **changes}, lines))
@@ -610,20 +685,29 @@ class DocumentBehavior(SalesBehavior):
     def after_write(self, ctx: WriteContext, operation: Operation, row: Row, before: Row | None) -> None:
         if operation == "delete":
             return
-        if row.get("_customerid_type") == "contact" and self.entity_name != "opportunity" and \
-                (before is None or before.get("_customerid_value") != row.get("_customerid_value")):
+        if (
+            row.get("_customerid_type") == "contact"
+            and self.entity_name != "opportunity"
+            and (before is None or before.get("_customerid_value") != row.get("_customerid_value"))
+        ):
             contact = ctx.store.get("contact", {"contactid": row["_customerid_value"]})
             # dual-write: a contact used on a quote, order or invoice becomes (and stays) sellable
             if contact is not None and not contact.get("msdyn_sellable"):
                 ctx.store.update("contact", contact, {"msdyn_sellable": True}, identity=ctx.identity, via_api=False)
-        if operation == "update" and before is not None and \
-                before.get("_pricelevelid_value") != row.get("_pricelevelid_value") and not row.get("ispricelocked"):
+        if (
+            operation == "update"
+            and before is not None
+            and before.get("_pricelevelid_value") != row.get("_pricelevelid_value")
+            and not row.get("ispricelocked")
+        ):
             self._reprice_lines(ctx, row)
 
     def on_delete(self, ctx: WriteContext, row: Row) -> None:
         if ctx.via_api and self.entity_name == "quote" and row.get("statecode") == 1:
-            raise BadRequest(f"The quote with Id {row['quoteid']} is Active and cannot be deleted; close or "
-                             "revise it first.", "0x80040203")
+            raise BadRequest(
+                f"The quote with Id {row['quoteid']} is Active and cannot be deleted; close or revise it first.",
+                "0x80040203",
+            )
         line_entity, fk = DOCUMENT_LINES[self.entity_name]
         for line in ctx.store.find(line_entity, {fk: row[f"{self.entity_name}id"]}):
             ctx.store.delete(line_entity, line, identity=ctx.identity, via_api=False, extra={"cascade": True})
@@ -650,8 +734,11 @@ class DocumentBehavior(SalesBehavior):
         price_list = ctx.store.get("pricelevel", {"pricelevelid": row["_pricelevelid_value"]})
         currency = price_list.get("_transactioncurrencyid_value") if price_list else None
         if currency and currency != row["_transactioncurrencyid_value"]:
-            raise BadRequest(f"The currency of the price list '{price_list.get('name')}' does not match the "
-                             f"currency of the {self.entity_name}.", "0x80040203")
+            raise BadRequest(
+                f"The currency of the price list '{price_list.get('name')}' does not match the "
+                f"currency of the {self.entity_name}.",
+                "0x80040203",
+            )
 
     def _reprice_lines(self, ctx: WriteContext, row: Row) -> None:
         line_entity, fk = DOCUMENT_LINES[self.entity_name]
@@ -677,8 +764,9 @@ class LineBehavior(SalesBehavior):
         if ctx.via_api:
             self._check_header_editable(ctx, header, set(values))
         self._check_product(ctx, values)
-        values["_transactioncurrencyid_value"] = header.get("_transactioncurrencyid_value") or \
-            values.get("_transactioncurrencyid_value")
+        values["_transactioncurrencyid_value"] = header.get("_transactioncurrencyid_value") or values.get(
+            "_transactioncurrencyid_value"
+        )
         if values.get("quantity") is None:
             values["quantity"] = Decimal(1)
         if values.get("sequencenumber") is None:
@@ -741,36 +829,51 @@ class LineBehavior(SalesBehavior):
             return
         model = STATE_MODELS[self.document]
         allowed = " or ".join(model.state_label(s) for s in sorted(editable))
-        raise BadRequest(f"The lines of the {self.document} with Id {header[f'{self.document}id']} cannot be "
-                         f"changed because the {self.document} is {model.state_label(header['statecode'])}: "
-                         f"only {allowed} {self.document} records accept line changes.", "0x80040203")
+        raise BadRequest(
+            f"The lines of the {self.document} with Id {header[f'{self.document}id']} cannot be "
+            f"changed because the {self.document} is {model.state_label(header['statecode'])}: "
+            f"only {allowed} {self.document} records accept line changes.",
+            "0x80040203",
+        )
 
     def _check_product(self, ctx: WriteContext, values: Row) -> None:
         if values.get("isproductoverridden"):
             if not values.get("productdescription"):
-                raise BadRequest("A write-in product (isproductoverridden = true) needs a productdescription.",
-                                 "0x80040203")
+                raise BadRequest(
+                    "A write-in product (isproductoverridden = true) needs a productdescription.", "0x80040203"
+                )
             if values.get("_productid_value"):
-                raise BadRequest("A write-in line (isproductoverridden = true) cannot also reference an existing "
-                                 "product; clear productid or set isproductoverridden to false.", "0x80040203")
+                raise BadRequest(
+                    "A write-in line (isproductoverridden = true) cannot also reference an existing "
+                    "product; clear productid or set isproductoverridden to false.",
+                    "0x80040203",
+                )
             return
         if not values.get("_productid_value"):
-            raise BadRequest(f"A {self.entity_name} needs a productid, or a write-in product "
-                             "(isproductoverridden = true with productdescription).", "0x80040203")
+            raise BadRequest(
+                f"A {self.entity_name} needs a productid, or a write-in product "
+                "(isproductoverridden = true with productdescription).",
+                "0x80040203",
+            )
         product = require_row(ctx.store, "product", values["_productid_value"], "productid")
         if ctx.via_api and product.get("statecode") == 1:
-            raise BadRequest(f"The product '{product.get('name')}' is retired and cannot be added to a "
-                             f"{self.document}.", "0x80040203")
+            raise BadRequest(
+                f"The product '{product.get('name')}' is retired and cannot be added to a {self.document}.",
+                "0x80040203",
+            )
         if not values.get("_uomid_value"):
             values["_uomid_value"] = product.get("_defaultuomid_value")
         if not values.get("_uomid_value"):
-            raise BadRequest(f"A {self.entity_name} for product '{product.get('name')}' needs a unit (uomid).",
-                             "0x80040203")
+            raise BadRequest(
+                f"A {self.entity_name} for product '{product.get('name')}' needs a unit (uomid).", "0x80040203"
+            )
         unit = require_row(ctx.store, "uom", values["_uomid_value"], "uomid")
         group = product.get("_defaultuomscheduleid_value")
         if group and unit.get("_uomscheduleid_value") and unit["_uomscheduleid_value"] != group:
-            raise BadRequest(f"The unit '{unit.get('name')}' does not belong to the unit group of product "
-                             f"'{product.get('name')}'.", "0x80040203")
+            raise BadRequest(
+                f"The unit '{unit.get('name')}' does not belong to the unit group of product '{product.get('name')}'.",
+                "0x80040203",
+            )
         if values.get("producttypecode") is None:
             values["producttypecode"] = product.get("producttypecode")
 
@@ -782,8 +885,9 @@ class LineBehavior(SalesBehavior):
             return
         product = ctx.store.get("product", {"productid": row["_productid_value"]})
         if product is not None:
-            target["priceperunit"] = list_price(ctx.store, header.get("_pricelevelid_value"), product,
-                                                row.get("_uomid_value"))
+            target["priceperunit"] = list_price(
+                ctx.store, header.get("_pricelevelid_value"), product, row.get("_uomid_value")
+            )
 
     def _amounts(self, row: Mapping[str, Any], target: Row, *, given: set[str]) -> None:
         amounts = line_amounts(row)
@@ -796,8 +900,9 @@ class LineBehavior(SalesBehavior):
             target["volumediscountamount"] = Decimal(0)
 
     def _next_sequence(self, ctx: WriteContext, header: Row) -> int:
-        lines = ctx.store.find(self.entity_name, {self.fk: header[f"{self.document}id"]},
-                               order_by=["-sequencenumber"], limit=1)
+        lines = ctx.store.find(
+            self.entity_name, {self.fk: header[f"{self.document}id"]}, order_by=["-sequencenumber"], limit=1
+        )
         return int(lines[0].get("sequencenumber") or 0) + 1 if lines else 1
 
 
@@ -808,8 +913,9 @@ class SystemUserBehavior(PersonBehavior):
 #: Rules whose ``on_create`` writes nothing and reads no row of its own table and whose ``after_write``
 #: does nothing on create. Not here: contact (its company may come from a parent contact), documents
 #: (number sequences), lines (sequence numbers, header totals), currencies and users (read by every create).
-_BULK_CREATE_RULES: frozenset[type[SalesBehavior]] = frozenset({
-    SalesBehavior, LeadBehavior, ProductBehavior, PriceLevelBehavior, ProductPriceLevelBehavior})
+_BULK_CREATE_RULES: frozenset[type[SalesBehavior]] = frozenset(
+    {SalesBehavior, LeadBehavior, ProductBehavior, PriceLevelBehavior, ProductPriceLevelBehavior}
+)
 #: tables the shared rules read on every create: their own rows are never created in bulk
 _SHARED_READS = frozenset({"systemuser", "businessunit", "organization", "transactioncurrency"})
 
@@ -834,6 +940,19 @@ def behaviors() -> dict[str, EntityBehavior]:
     return table
 
 
-__all__ = ["behaviors", "API_STATE_CHANGES", "EDITABLE_STATES", "ALWAYS_WRITABLE", "DOCUMENT_LINES",
-           "LINE_DOCUMENTS", "document_totals", "line_amounts", "list_price", "recompute_document",
-           "resolve_state", "invalid_status", "money", "dec"]
+__all__ = [
+    "behaviors",
+    "API_STATE_CHANGES",
+    "EDITABLE_STATES",
+    "ALWAYS_WRITABLE",
+    "DOCUMENT_LINES",
+    "LINE_DOCUMENTS",
+    "document_totals",
+    "line_amounts",
+    "list_price",
+    "recompute_document",
+    "resolve_state",
+    "invalid_status",
+    "money",
+    "dec",
+]

@@ -15,11 +15,26 @@ The state models (:data:`STATE_MODELS`) live here too, because both the enums an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
-from sandbox.odata.model import (BOOLEAN, DATE, DATETIME, DECIMAL, GUID, INT32, INT64, STRING, EntityType,
-                                 EnumType, Model, NavigationProperty, Property, new_guid)
+from sandbox.odata.model import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    DECIMAL,
+    GUID,
+    INT32,
+    INT64,
+    STRING,
+    EntityType,
+    EnumType,
+    Model,
+    NavigationProperty,
+    Property,
+    new_guid,
+)
 
 NAMESPACE = "Microsoft.Dynamics.CRM"
 
@@ -28,6 +43,7 @@ ITEM_BASED_ORDER_TYPE = 192350000
 
 
 # ---- state models -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class StateModel:
@@ -53,98 +69,232 @@ class StateModel:
 
 
 _ACTIVE_INACTIVE = StateModel({0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)})
-_ACTIVITY = StateModel({0: ("Open", 1), 1: ("Completed", 2), 2: ("Canceled", 3)},
-                       {1: ("Open", 0), 2: ("Completed", 1), 3: ("Canceled", 2)})
+_ACTIVITY = StateModel(
+    {0: ("Open", 1), 1: ("Completed", 2), 2: ("Canceled", 3)}, {1: ("Open", 0), 2: ("Completed", 1), 3: ("Canceled", 2)}
+)
 
 #: statecode/statuscode pairs per table. Labels must be unique inside one table's statuses because an
 #: EnumType maps label -> value, so the duplicated real labels are disambiguated (quote 2, invoice 3).
 STATE_MODELS: dict[str, StateModel] = {
     "lead": StateModel(
         {0: ("Open", 1), 1: ("Qualified", 3), 2: ("Disqualified", 4)},
-        {1: ("New", 0), 2: ("Contacted", 0), 3: ("Qualified", 1), 4: ("Lost", 2), 5: ("Cannot Contact", 2),
-         6: ("No Longer Interested", 2), 7: ("Canceled", 2)}),
+        {
+            1: ("New", 0),
+            2: ("Contacted", 0),
+            3: ("Qualified", 1),
+            4: ("Lost", 2),
+            5: ("Cannot Contact", 2),
+            6: ("No Longer Interested", 2),
+            7: ("Canceled", 2),
+        },
+    ),
     "opportunity": StateModel(
         {0: ("Open", 1), 1: ("Won", 3), 2: ("Lost", 4)},
-        {1: ("In Progress", 0), 2: ("On Hold", 0), 3: ("Won", 1), 4: ("Canceled", 2), 5: ("Out-Sold", 2)}),
+        {1: ("In Progress", 0), 2: ("On Hold", 0), 3: ("Won", 1), 4: ("Canceled", 2), 5: ("Out-Sold", 2)},
+    ),
     "quote": StateModel(
         {0: ("Draft", 1), 1: ("Active", 2), 2: ("Won", 4), 3: ("Closed", 7)},
-        {1: ("In Progress", 0), 2: ("In Progress (Active)", 1), 3: ("Open", 1), 4: ("Won", 2), 5: ("Lost", 3),
-         6: ("Canceled", 3), 7: ("Revised", 3)}),
+        {
+            1: ("In Progress", 0),
+            2: ("In Progress (Active)", 1),
+            3: ("Open", 1),
+            4: ("Won", 2),
+            5: ("Lost", 3),
+            6: ("Canceled", 3),
+            7: ("Revised", 3),
+        },
+    ),
     "salesorder": StateModel(
         {0: ("Active", 1), 1: ("Submitted", 3), 2: ("Canceled", 4), 3: ("Fulfilled", 100001), 4: ("Invoiced", 100003)},
-        {1: ("New", 0), 2: ("Pending", 0), 3: ("In Progress", 1), 4: ("No Money", 2), 100001: ("Complete", 3),
-         100002: ("Partial", 3), 100003: ("Invoiced", 4)}),
+        {
+            1: ("New", 0),
+            2: ("Pending", 0),
+            3: ("In Progress", 1),
+            4: ("No Money", 2),
+            100001: ("Complete", 3),
+            100002: ("Partial", 3),
+            100003: ("Invoiced", 4),
+        },
+    ),
     # The reference gives 100003 as the default reason of the deprecated Closed state although 100003
     # belongs to Canceled; 3 keeps the pair consistent.
     "invoice": StateModel(
         {0: ("Active", 1), 1: ("Closed (deprecated)", 3), 2: ("Paid", 100001), 3: ("Canceled", 100003)},
-        {1: ("New", 0), 2: ("Partially Shipped", 0), 4: ("Billed", 0), 5: ("Booked (applies to services)", 0),
-         6: ("Installed (applies to services)", 0), 3: ("Canceled (deprecated)", 1), 7: ("Paid in Full (deprecated)", 1),
-         100001: ("Complete", 2), 100002: ("Partial", 2), 100003: ("Canceled", 3)}),
+        {
+            1: ("New", 0),
+            2: ("Partially Shipped", 0),
+            4: ("Billed", 0),
+            5: ("Booked (applies to services)", 0),
+            6: ("Installed (applies to services)", 0),
+            3: ("Canceled (deprecated)", 1),
+            7: ("Paid in Full (deprecated)", 1),
+            100001: ("Complete", 2),
+            100002: ("Partial", 2),
+            100003: ("Canceled", 3),
+        },
+    ),
     "product": StateModel(
         {0: ("Active", 1), 1: ("Retired", 2), 2: ("Draft", 0), 3: ("Under Revision", 3)},
-        {0: ("Draft", 2), 1: ("Active", 0), 2: ("Retired", 1), 3: ("Under Revision", 3)}, initial=2),
-    "pricelevel": StateModel({0: ("Active", 100001), 1: ("Inactive", 100002)},
-                             {100001: ("Active", 0), 100002: ("Inactive", 1)}),
+        {0: ("Draft", 2), 1: ("Active", 0), 2: ("Retired", 1), 3: ("Under Revision", 3)},
+        initial=2,
+    ),
+    "pricelevel": StateModel(
+        {0: ("Active", 100001), 1: ("Inactive", 100002)}, {100001: ("Active", 0), 100002: ("Inactive", 1)}
+    ),
     "opportunityclose": _ACTIVITY,
     "quoteclose": _ACTIVITY,
     "orderclose": _ACTIVITY,
 }
-for _name in ("account", "contact", "transactioncurrency", "cdm_company", "uomschedule", "msdyn_customergroup",
-              "msdyn_paymentterm", "msdyn_termsofdelivery", "msdyn_shipvia", "msdyn_operationalsite",
-              "msdyn_warehouse", "msdyn_pricecustomergroup", "msdyn_salesorderorigin",
-              "msdyn_customerpaymentmethod", "msdyn_salestaxgroup"):
+for _name in (
+    "account",
+    "contact",
+    "transactioncurrency",
+    "cdm_company",
+    "uomschedule",
+    "msdyn_customergroup",
+    "msdyn_paymentterm",
+    "msdyn_termsofdelivery",
+    "msdyn_shipvia",
+    "msdyn_operationalsite",
+    "msdyn_warehouse",
+    "msdyn_pricecustomergroup",
+    "msdyn_salesorderorigin",
+    "msdyn_customerpaymentmethod",
+    "msdyn_salestaxgroup",
+):
     STATE_MODELS[_name] = _ACTIVE_INACTIVE
 
 
 # ---- choices ------------------------------------------------------------------------------------------
 
+
 def _enum(name: str, members: dict[str, int]) -> EnumType:
     return EnumType(name, members)
 
 
-CUSTOMER_TYPE = _enum("account_customertypecode", {
-    "Competitor": 1, "Consultant": 2, "Customer": 3, "Investor": 4, "Partner": 5, "Influencer": 6, "Press": 7,
-    "Prospect": 8, "Reseller": 9, "Supplier": 10, "Vendor": 11, "Other": 12})
+CUSTOMER_TYPE = _enum(
+    "account_customertypecode",
+    {
+        "Competitor": 1,
+        "Consultant": 2,
+        "Customer": 3,
+        "Investor": 4,
+        "Partner": 5,
+        "Influencer": 6,
+        "Press": 7,
+        "Prospect": 8,
+        "Reseller": 9,
+        "Supplier": 10,
+        "Vendor": 11,
+        "Other": 12,
+    },
+)
 ADDRESS_TYPE = _enum("address_addresstypecode", {"Bill To": 1, "Ship To": 2, "Primary": 3, "Other": 4})
 PAYMENT_TERMS = _enum("paymenttermscode", {"Net 30": 1, "2% 10, Net 30": 2, "Net 45": 3, "Net 60": 4})
-SHIPPING_METHOD = _enum("shippingmethodcode", {
-    "Airborne": 1, "DHL": 2, "FedEx": 3, "UPS": 4, "Postal Mail": 5, "Full Load": 6, "Will Call": 7})
+SHIPPING_METHOD = _enum(
+    "shippingmethodcode",
+    {"Airborne": 1, "DHL": 2, "FedEx": 3, "UPS": 4, "Postal Mail": 5, "Full Load": 6, "Will Call": 7},
+)
 FREIGHT_TERMS = _enum("freighttermscode", {"FOB": 1, "No Charge": 2})
-LEAD_SOURCE = _enum("lead_leadsourcecode", {
-    "Advertisement": 1, "Employee Referral": 2, "External Referral": 3, "Partner": 4, "Public Relations": 5,
-    "Seminar": 6, "Trade Show": 7, "Web": 8, "Word of Mouth": 9, "Other": 10})
+LEAD_SOURCE = _enum(
+    "lead_leadsourcecode",
+    {
+        "Advertisement": 1,
+        "Employee Referral": 2,
+        "External Referral": 3,
+        "Partner": 4,
+        "Public Relations": 5,
+        "Seminar": 6,
+        "Trade Show": 7,
+        "Web": 8,
+        "Word of Mouth": 9,
+        "Other": 10,
+    },
+)
 RATING = _enum("ratingcode", {"Hot": 1, "Warm": 2, "Cold": 3})
-PRODUCT_TYPE = _enum("producttypecode", {
-    "Sales Inventory": 1, "Miscellaneous Charges": 2, "Services": 3, "Flat Fees": 4})
+PRODUCT_TYPE = _enum(
+    "producttypecode", {"Sales Inventory": 1, "Miscellaneous Charges": 2, "Services": 3, "Flat Fees": 4}
+)
 PRODUCT_STRUCTURE = _enum("productstructure", {"Product": 1, "Product Family": 2, "Product Bundle": 3})
-FIELD_SERVICE_PRODUCT_TYPE = _enum("msdyn_fieldserviceproducttype", {
-    "Inventory": 690970000, "Non-Inventory": 690970001, "Service": 690970002})
-PRICING_METHOD = _enum("productpricelevel_pricingmethodcode", {
-    "Currency Amount": 1, "Percent of List": 2, "Percent Markup - Current Cost": 3,
-    "Percent Margin - Current Cost": 4, "Percent Markup - Standard Cost": 5, "Percent Margin - Standard Cost": 6})
-QUANTITY_SELLING = _enum("productpricelevel_quantitysellingcode", {
-    "No Control": 1, "Whole": 2, "Whole and Fractional": 3})
-ON_HOLD_STATUS = _enum("msdyn_onholdstatus", {
-    "No": 806380000, "Invoice": 806380001, "All": 806380002, "Payment": 806380003, "Requisition": 806380004,
-    "Never": 806380005})
+FIELD_SERVICE_PRODUCT_TYPE = _enum(
+    "msdyn_fieldserviceproducttype", {"Inventory": 690970000, "Non-Inventory": 690970001, "Service": 690970002}
+)
+PRICING_METHOD = _enum(
+    "productpricelevel_pricingmethodcode",
+    {
+        "Currency Amount": 1,
+        "Percent of List": 2,
+        "Percent Markup - Current Cost": 3,
+        "Percent Margin - Current Cost": 4,
+        "Percent Markup - Standard Cost": 5,
+        "Percent Margin - Standard Cost": 6,
+    },
+)
+QUANTITY_SELLING = _enum(
+    "productpricelevel_quantitysellingcode", {"No Control": 1, "Whole": 2, "Whole and Fractional": 3}
+)
+ON_HOLD_STATUS = _enum(
+    "msdyn_onholdstatus",
+    {
+        "No": 806380000,
+        "Invoice": 806380001,
+        "All": 806380002,
+        "Payment": 806380003,
+        "Requisition": 806380004,
+        "Never": 806380005,
+    },
+)
 ORDER_TYPE = _enum("msdyn_ordertype", {"Item based": ITEM_BASED_ORDER_TYPE, "Work based": 192350001})
-PROCESSING_STATUS = _enum("msdyn_processingstatus", {
-    "Active": 192350000, "Confirmed": 192350001, "Picked": 192350002, "Partially delivered": 192350003,
-    "Delivered": 192350004, "Invoiced": 192350005, "Partially invoiced": 192350006, "Cancelled": 192350007,
-    "Delivered, partially invoiced": 192350008})
-QUOTATION_STATUS = _enum("msdyn_salesquotationstatus", {
-    "Created": 192350000, "Sent": 192350001, "Confirmed": 192350002, "Lost": 192350003, "Cancelled": 192350004,
-    "Reset": 192350005, "Modified": 192350006, "Submitted": 192350007, "Approved": 192350008, "Revised": 192350009})
-PROMISING_METHOD = _enum("msdyn_salesorderpromisingmethod", {
-    "None": 192350000, "Sales lead time": 192350001, "ATP": 192350002, "ATP + Issue margin": 192350003,
-    "CTP": 192350004})
-QUOTATION_CREATION_METHOD = _enum("msdyn_quotationcreationmethod", {
-    "Supply Chain Management": 776160000, "Dynamics 365 Sales": 776160001})
-QUOTATION_OWNERSHIP = _enum("msdyn_quotationownership", {
-    "Based on origin": 776160000, "Supply Chain Management": 776160001, "Dynamics 365 Sales": 776160002})
-LINE_STATUS = _enum("msdyn_linestatus", {
-    "None": 192350000, "Back order": 192350001, "Delivered": 192350002, "Invoiced": 192350003, "Canceled": 192350004})
+PROCESSING_STATUS = _enum(
+    "msdyn_processingstatus",
+    {
+        "Active": 192350000,
+        "Confirmed": 192350001,
+        "Picked": 192350002,
+        "Partially delivered": 192350003,
+        "Delivered": 192350004,
+        "Invoiced": 192350005,
+        "Partially invoiced": 192350006,
+        "Cancelled": 192350007,
+        "Delivered, partially invoiced": 192350008,
+    },
+)
+QUOTATION_STATUS = _enum(
+    "msdyn_salesquotationstatus",
+    {
+        "Created": 192350000,
+        "Sent": 192350001,
+        "Confirmed": 192350002,
+        "Lost": 192350003,
+        "Cancelled": 192350004,
+        "Reset": 192350005,
+        "Modified": 192350006,
+        "Submitted": 192350007,
+        "Approved": 192350008,
+        "Revised": 192350009,
+    },
+)
+PROMISING_METHOD = _enum(
+    "msdyn_salesorderpromisingmethod",
+    {
+        "None": 192350000,
+        "Sales lead time": 192350001,
+        "ATP": 192350002,
+        "ATP + Issue margin": 192350003,
+        "CTP": 192350004,
+    },
+)
+QUOTATION_CREATION_METHOD = _enum(
+    "msdyn_quotationcreationmethod", {"Supply Chain Management": 776160000, "Dynamics 365 Sales": 776160001}
+)
+QUOTATION_OWNERSHIP = _enum(
+    "msdyn_quotationownership",
+    {"Based on origin": 776160000, "Supply Chain Management": 776160001, "Dynamics 365 Sales": 776160002},
+)
+LINE_STATUS = _enum(
+    "msdyn_linestatus",
+    {"None": 192350000, "Back order": 192350001, "Delivered": 192350002, "Invoiced": 192350003, "Canceled": 192350004},
+)
 PROPERTY_CONFIGURATION = _enum("propertyconfigurationstatus", {"Edit": 0, "Rectify": 1, "Not Configured": 2})
 SYSTEM_OF_UNITS = _enum("msdyn_systemofunits", {"None": 192350000, "Metric": 192350001, "US": 192350002})
 
@@ -157,6 +307,7 @@ def _state_enums(entity_name: str) -> tuple[EnumType, EnumType]:
 
 
 # ---- a small builder so 40 tables stay readable ------------------------------------------------------
+
 
 @dataclass
 class _Table:
@@ -181,104 +332,181 @@ class _Table:
             self.col(self.primary_name, STRING, max_length=400)
 
     # columns
-    def col(self, name: str, type: str = STRING, **kwargs: Any) -> "_Table":
+    def col(self, name: str, type: str = STRING, **kwargs: Any) -> _Table:
         if type == STRING and "max_length" not in kwargs:
             kwargs["max_length"] = 100
         self.props[name] = Property(name, type, **kwargs)
         return self
 
-    def cols(self, names: Iterable[str], type: str = STRING, **kwargs: Any) -> "_Table":
+    def cols(self, names: Iterable[str], type: str = STRING, **kwargs: Any) -> _Table:
         for name in names:
             self.col(name, type, **kwargs)
         return self
 
-    def money(self, name: str, *, base: bool = True, read_only: bool = False) -> "_Table":
+    def money(self, name: str, *, base: bool = True, read_only: bool = False) -> _Table:
         self.col(name, DECIMAL, precision=23, scale=4, read_only=read_only)
         if base:
-            self.col(f"{name}_base", DECIMAL, precision=23, scale=4, read_only=True,
-                     description=f"Value of {name} in the base currency.")
+            self.col(
+                f"{name}_base",
+                DECIMAL,
+                precision=23,
+                scale=4,
+                read_only=True,
+                description=f"Value of {name} in the base currency.",
+            )
         return self
 
-    def choice(self, name: str, enum: EnumType, **kwargs: Any) -> "_Table":
+    def choice(self, name: str, enum: EnumType, **kwargs: Any) -> _Table:
         return self.col(name, INT32, enum=enum, **kwargs)
 
-    def state(self) -> "_Table":
+    def state(self) -> _Table:
         states, statuses = _state_enums(self.name)
-        self.choice("statecode", states, default=STATE_MODELS[self.name].initial, nullable=False,
-                    description="Status of the row.")
+        self.choice(
+            "statecode",
+            states,
+            default=STATE_MODELS[self.name].initial,
+            nullable=False,
+            description="Status of the row.",
+        )
         self.choice("statuscode", statuses, description="Reason for the status of the row.")
         return self
 
-    def address(self, prefix: str, *, with_type: bool = False) -> "_Table":
-        for part in ("name", "line1", "line2", "line3", "city", "stateorprovince", "postalcode", "country",
-                     "county", "telephone", "fax"):
+    def address(self, prefix: str, *, with_type: bool = False) -> _Table:
+        for part in (
+            "name",
+            "line1",
+            "line2",
+            "line3",
+            "city",
+            "stateorprovince",
+            "postalcode",
+            "country",
+            "county",
+            "telephone",
+            "fax",
+        ):
             self.col(f"{prefix}_{part}", max_length=250 if part.startswith("line") else 100)
         if with_type:
             self.choice(f"{prefix}_addresstypecode", ADDRESS_TYPE)
         return self
 
     # relationships
-    def lookup(self, nav: str, target: str, *, partner: str | None = None, description: str | None = None,
-               read_only: bool = False) -> "_Table":
+    def lookup(
+        self,
+        nav: str,
+        target: str,
+        *,
+        partner: str | None = None,
+        description: str | None = None,
+        read_only: bool = False,
+    ) -> _Table:
         column = f"_{nav}_value"
-        self.props[column] = Property(column, GUID, lookup=nav, read_only=read_only,
-                                      description=description or f"Lookup to {target} ({nav}).")
-        self.navs[nav] = NavigationProperty(nav, target, False, [(column, f"{target}id")], owns_fk=True,
-                                            partner=partner)
+        self.props[column] = Property(
+            column, GUID, lookup=nav, read_only=read_only, description=description or f"Lookup to {target} ({nav})."
+        )
+        self.navs[nav] = NavigationProperty(
+            nav, target, False, [(column, f"{target}id")], owns_fk=True, partner=partner
+        )
         return self
 
-    def customer(self, base: str, *, partners: tuple[str | None, str | None] = (None, None),
-                 description: str | None = None) -> "_Table":
+    def customer(
+        self, base: str, *, partners: tuple[str | None, str | None] = (None, None), description: str | None = None
+    ) -> _Table:
         """A polymorphic account-or-contact lookup ``<base>`` (navs ``<base>_account`` / ``<base>_contact``)."""
         column, type_column = f"_{base}_value", f"_{base}_type"
-        self.props[column] = Property(column, GUID, lookup=base,
-                                      description=description or f"Customer (account or contact): {base}.")
-        self.props[type_column] = Property(type_column, STRING, max_length=20, hidden=True, read_only=True,
-                                           description=f"Logical name of the row {base} points at.")
+        self.props[column] = Property(
+            column, GUID, lookup=base, description=description or f"Customer (account or contact): {base}."
+        )
+        self.props[type_column] = Property(
+            type_column,
+            STRING,
+            max_length=20,
+            hidden=True,
+            read_only=True,
+            description=f"Logical name of the row {base} points at.",
+        )
         for target, partner in zip(("account", "contact"), partners):
             nav = f"{base}_{target}"
-            self.navs[nav] = NavigationProperty(nav, target, False, [(column, f"{target}id")], owns_fk=True,
-                                                local_condition={type_column: target}, partner=partner)
+            self.navs[nav] = NavigationProperty(
+                nav,
+                target,
+                False,
+                [(column, f"{target}id")],
+                owns_fk=True,
+                local_condition={type_column: target},
+                partner=partner,
+            )
         return self
 
-    def many(self, nav: str, target: str, fk: str, *, partner: str | None = None,
-             target_condition: dict[str, Any] | None = None) -> "_Table":
-        self.navs[nav] = NavigationProperty(nav, target, True, [(self.key, fk)], partner=partner,
-                                            target_condition=target_condition or {})
+    def many(
+        self,
+        nav: str,
+        target: str,
+        fk: str,
+        *,
+        partner: str | None = None,
+        target_condition: dict[str, Any] | None = None,
+    ) -> _Table:
+        self.navs[nav] = NavigationProperty(
+            nav, target, True, [(self.key, fk)], partner=partner, target_condition=target_condition or {}
+        )
         return self
 
-    def company(self) -> "_Table":
-        return self.lookup("msdyn_company", "cdm_company",
-                           description="Legal entity (dual-write company); read-only once saved.")
+    def company(self) -> _Table:
+        return self.lookup(
+            "msdyn_company", "cdm_company", description="Legal entity (dual-write company); read-only once saved."
+        )
 
-    def owned(self) -> "_Table":
+    def owned(self) -> _Table:
         """System columns of user-owned tables."""
         self.col("createdon", DATETIME, read_only=True, description="Date and time the row was created.")
         self.col("modifiedon", DATETIME, read_only=True, description="Date and time the row was last modified.")
         return self.lookup("ownerid", "systemuser", description="Owner of the row.")
 
-    def org_owned(self) -> "_Table":
+    def org_owned(self) -> _Table:
         self.col("createdon", DATETIME, read_only=True, description="Date and time the row was created.")
         self.col("modifiedon", DATETIME, read_only=True, description="Date and time the row was last modified.")
         return self
 
-    def currency(self) -> "_Table":
+    def currency(self) -> _Table:
         self.lookup("transactioncurrencyid", "transactioncurrency", description="Currency of the money columns.")
-        self.col("exchangerate", DECIMAL, precision=23, scale=10, read_only=True,
-                 description="Units of the row's currency per unit of the base currency, at the last write.")
+        self.col(
+            "exchangerate",
+            DECIMAL,
+            precision=23,
+            scale=10,
+            read_only=True,
+            description="Units of the row's currency per unit of the base currency, at the last write.",
+        )
         return self
 
     def build(self) -> EntityType:
-        return EntityType(name=self.name, entity_set=self.entity_set, key=(self.key,), properties=self.props,
-                          navigations=self.navs, alternate_keys=self.alternate_keys,
-                          primary_name=self.primary_name, tracked=self.tracked, read_only=self.read_only,
-                          description=self.description)
+        return EntityType(
+            name=self.name,
+            entity_set=self.entity_set,
+            key=(self.key,),
+            properties=self.props,
+            navigations=self.navs,
+            alternate_keys=self.alternate_keys,
+            primary_name=self.primary_name,
+            tracked=self.tracked,
+            read_only=self.read_only,
+            description=self.description,
+        )
 
 
 # ---- tables -------------------------------------------------------------------------------------------
 
-def _reference_table(name: str, entity_set: str, code: str, description: str, *,
-                     primary_name: str | None = None, extra: Iterable[str] = ("msdyn_description",)) -> _Table:
+
+def _reference_table(
+    name: str,
+    entity_set: str,
+    code: str,
+    description: str,
+    *,
+    primary_name: str | None = None,
+    extra: Iterable[str] = ("msdyn_description",),
+) -> _Table:
     """A company-specific dual-write reference table keyed by its code column + company."""
     table = _Table(name, entity_set, primary_name or code, description)
     if code not in table.props:
@@ -292,12 +520,20 @@ def _reference_table(name: str, entity_set: str, code: str, description: str, *,
 def _header_common(table: _Table) -> _Table:
     """Columns shared by the quote, salesorder and invoice headers (and the money part of opportunity)."""
     table.col("description", max_length=2000)
-    table.customer("customerid", partners=(f"{_CUSTOMER_REVERSE[table.name]}_accounts",
-                                           f"{_CUSTOMER_REVERSE[table.name]}_contacts"))
+    table.customer(
+        "customerid",
+        partners=(f"{_CUSTOMER_REVERSE[table.name]}_accounts", f"{_CUSTOMER_REVERSE[table.name]}_contacts"),
+    )
     table.lookup("pricelevelid", "pricelevel", description="Price list the line prices come from.")
     table.currency()
-    for name in ("totalamount", "totalamountlessfreight", "totallineitemamount", "totaldiscountamount",
-                 "totallineitemdiscountamount", "totaltax"):
+    for name in (
+        "totalamount",
+        "totalamountlessfreight",
+        "totallineitemamount",
+        "totaldiscountamount",
+        "totallineitemdiscountamount",
+        "totaltax",
+    ):
         table.money(name, read_only=True)
     table.money("discountamount")
     table.money("freightamount")
@@ -327,8 +563,12 @@ def _line_common(table: _Table, header: str) -> _Table:
     table.currency()
     table.col("productdescription", max_length=500, description="Name of a write-in product.")
     table.col("isproductoverridden", BOOLEAN, default=False, description="True for a write-in product.")
-    table.col("ispriceoverridden", BOOLEAN, default=False,
-              description="True keeps the given priceperunit; false takes it from the header's price list.")
+    table.col(
+        "ispriceoverridden",
+        BOOLEAN,
+        default=False,
+        description="True keeps the given priceperunit; false takes it from the header's price list.",
+    )
     table.col("quantity", DECIMAL, precision=23, scale=5)
     table.money("priceperunit")
     table.money("baseamount", read_only=True)
@@ -360,11 +600,20 @@ def _scm_line_extras(table: _Table) -> _Table:
 
 
 #: document -> its lines' collection navigation name
-_LINES = {"opportunity": "product_opportunities", "quote": "quote_details", "salesorder": "order_details",
-          "invoice": "invoice_details"}
+_LINES = {
+    "opportunity": "product_opportunities",
+    "quote": "quote_details",
+    "salesorder": "order_details",
+    "invoice": "invoice_details",
+}
 #: header -> prefix of the reverse customer navigations on account/contact
-_CUSTOMER_REVERSE = {"opportunity": "opportunity_customer", "quote": "quote_customer",
-                     "salesorder": "order_customer", "invoice": "invoice_customer", "lead": "lead_customer"}
+_CUSTOMER_REVERSE = {
+    "opportunity": "opportunity_customer",
+    "quote": "quote_customer",
+    "salesorder": "order_customer",
+    "invoice": "invoice_customer",
+    "lead": "lead_customer",
+}
 
 
 def _tables() -> list[_Table]:
@@ -380,8 +629,11 @@ def _tables() -> list[_Table]:
     bu = _Table("businessunit", "businessunits", "name", "Business unit: a company's division or department.")
     bu.lookup("parentbusinessunitid", "businessunit")
     bu.lookup("organizationid", "organization")
-    bu.lookup("cdm_companyid", "cdm_company",
-              description="Dual-write company of the business unit; rows its users create default to it.")
+    bu.lookup(
+        "cdm_companyid",
+        "cdm_company",
+        description="Dual-write company of the business unit; rows its users create default to it.",
+    )
     bu.col("isdisabled", BOOLEAN, default=False)
     bu.org_owned()
     tables.append(bu)
@@ -396,12 +648,22 @@ def _tables() -> list[_Table]:
     user.org_owned()
     tables.append(user)
 
-    currency = _Table("transactioncurrency", "transactioncurrencies", "currencyname",
-                      "Currency in which a financial transaction is carried out.")
+    currency = _Table(
+        "transactioncurrency",
+        "transactioncurrencies",
+        "currencyname",
+        "Currency in which a financial transaction is carried out.",
+    )
     currency.col("isocurrencycode", max_length=5, required=True)
     currency.col("currencysymbol", max_length=13)
-    currency.col("exchangerate", DECIMAL, precision=23, scale=10, default=1,
-                 description="Units of this currency per unit of the base currency.")
+    currency.col(
+        "exchangerate",
+        DECIMAL,
+        precision=23,
+        scale=10,
+        default=1,
+        description="Units of this currency per unit of the base currency.",
+    )
     currency.col("currencyprecision", INT32, default=2)
     currency.org_owned().state()
     currency.alternate_keys.append(("isocurrencycode",))
@@ -441,13 +703,17 @@ def _tables() -> list[_Table]:
     pricelevel.currency()
     pricelevel.col("begindate", DATE).col("enddate", DATE)
     pricelevel.org_owned().state()
-    pricelevel.many("price_level_product_price_levels", "productpricelevel", "_pricelevelid_value",
-                    partner="pricelevelid")
+    pricelevel.many(
+        "price_level_product_price_levels", "productpricelevel", "_pricelevelid_value", partner="pricelevelid"
+    )
     tables.append(pricelevel)
 
     product = _Table("product", "products", "name", "Product or service the organization sells.")
-    product.col("productnumber", required=True, description="User-defined product ID (dual-write: company + "
-                                                            "msdyn_productnumber).")
+    product.col(
+        "productnumber",
+        required=True,
+        description="User-defined product ID (dual-write: company + msdyn_productnumber).",
+    )
     product.col("description", max_length=2000)
     product.col("msdyn_productnumber", max_length=70, description="F&O product number (dual-write key).")
     product.col("msdyn_itemnumber", max_length=20, description="F&O item number.")
@@ -467,8 +733,12 @@ def _tables() -> list[_Table]:
     product.many("product_price_levels", "productpricelevel", "_productid_value", partner="productid")
     tables.append(product)
 
-    ppl = _Table("productpricelevel", "productpricelevels", None, "Price list item: the price of a product "
-                                                                  "in one unit on one price list.")
+    ppl = _Table(
+        "productpricelevel",
+        "productpricelevels",
+        None,
+        "Price list item: the price of a product in one unit on one price list.",
+    )
     ppl.lookup("pricelevelid", "pricelevel", partner="price_level_product_price_levels")
     ppl.lookup("productid", "product", partner="product_price_levels")
     ppl.lookup("uomid", "uom")
@@ -484,35 +754,99 @@ def _tables() -> list[_Table]:
     tables.append(ppl)
 
     # -- dual-write reference data -------------------------------------------------------------------
-    tables.append(company_ref := _reference_table(
-        "msdyn_customergroup", "msdyn_customergroups", "msdyn_groupid", "Customer group (F&O CustGroup)."))
+    tables.append(
+        company_ref := _reference_table(
+            "msdyn_customergroup", "msdyn_customergroups", "msdyn_groupid", "Customer group (F&O CustGroup)."
+        )
+    )
     company_ref.lookup("msdyn_paymentterm", "msdyn_paymentterm", description="Default terms of payment.")
-    tables.append(_reference_table("msdyn_paymentterm", "msdyn_paymentterms", "msdyn_name",
-                                   "Terms of payment (F&O PaymTerm).", extra=("msdyn_description",)))
+    tables.append(
+        _reference_table(
+            "msdyn_paymentterm",
+            "msdyn_paymentterms",
+            "msdyn_name",
+            "Terms of payment (F&O PaymTerm).",
+            extra=("msdyn_description",),
+        )
+    )
     tables[-1].col("msdyn_numberofdays", INT32)
-    tables.append(_reference_table("msdyn_termsofdelivery", "msdyn_termsofdeliveries", "msdyn_termscode",
-                                   "Terms of delivery (F&O DlvTerm).", primary_name="msdyn_name",
-                                   extra=("msdyn_termscode", "msdyn_description")))
-    tables.append(_reference_table("msdyn_shipvia", "msdyn_shipvias", "msdyn_name",
-                                   "Mode of delivery (F&O DlvMode).", extra=("msdyn_description",)))
-    tables.append(_reference_table("msdyn_operationalsite", "msdyn_operationalsites", "msdyn_siteid",
-                                   "Site (F&O InventSite).", primary_name="msdyn_sitename",
-                                   extra=("msdyn_siteid",)))
-    warehouse = _reference_table("msdyn_warehouse", "msdyn_warehouses", "msdyn_warehouseidentifier",
-                                 "Warehouse (F&O InventLocation).", primary_name="msdyn_name",
-                                 extra=("msdyn_warehouseidentifier", "msdyn_description"))
+    tables.append(
+        _reference_table(
+            "msdyn_termsofdelivery",
+            "msdyn_termsofdeliveries",
+            "msdyn_termscode",
+            "Terms of delivery (F&O DlvTerm).",
+            primary_name="msdyn_name",
+            extra=("msdyn_termscode", "msdyn_description"),
+        )
+    )
+    tables.append(
+        _reference_table(
+            "msdyn_shipvia",
+            "msdyn_shipvias",
+            "msdyn_name",
+            "Mode of delivery (F&O DlvMode).",
+            extra=("msdyn_description",),
+        )
+    )
+    tables.append(
+        _reference_table(
+            "msdyn_operationalsite",
+            "msdyn_operationalsites",
+            "msdyn_siteid",
+            "Site (F&O InventSite).",
+            primary_name="msdyn_sitename",
+            extra=("msdyn_siteid",),
+        )
+    )
+    warehouse = _reference_table(
+        "msdyn_warehouse",
+        "msdyn_warehouses",
+        "msdyn_warehouseidentifier",
+        "Warehouse (F&O InventLocation).",
+        primary_name="msdyn_name",
+        extra=("msdyn_warehouseidentifier", "msdyn_description"),
+    )
     warehouse.lookup("msdyn_operationalsite", "msdyn_operationalsite", description="Site of the warehouse.")
     tables.append(warehouse)
-    tables.append(_reference_table("msdyn_pricecustomergroup", "msdyn_pricecustomergroups", "msdyn_groupcode",
-                                   "Price customer group (F&O PriceDiscGroup).", primary_name="msdyn_name",
-                                   extra=("msdyn_groupcode", "msdyn_description")))
-    tables.append(_reference_table("msdyn_salesorderorigin", "msdyn_salesorderorigins", "msdyn_origincode",
-                                   "Sales order origin code (F&O SalesOrigin).", primary_name="msdyn_name",
-                                   extra=("msdyn_origincode", "msdyn_description")))
-    tables.append(_reference_table("msdyn_customerpaymentmethod", "msdyn_customerpaymentmethods", "msdyn_name",
-                                   "Customer method of payment (F&O CustPaymMode).", extra=("msdyn_description",)))
-    tables.append(_reference_table("msdyn_salestaxgroup", "msdyn_salestaxgroups", "msdyn_name",
-                                   "Sales tax group (F&O TaxGroup).", extra=("msdyn_description",)))
+    tables.append(
+        _reference_table(
+            "msdyn_pricecustomergroup",
+            "msdyn_pricecustomergroups",
+            "msdyn_groupcode",
+            "Price customer group (F&O PriceDiscGroup).",
+            primary_name="msdyn_name",
+            extra=("msdyn_groupcode", "msdyn_description"),
+        )
+    )
+    tables.append(
+        _reference_table(
+            "msdyn_salesorderorigin",
+            "msdyn_salesorderorigins",
+            "msdyn_origincode",
+            "Sales order origin code (F&O SalesOrigin).",
+            primary_name="msdyn_name",
+            extra=("msdyn_origincode", "msdyn_description"),
+        )
+    )
+    tables.append(
+        _reference_table(
+            "msdyn_customerpaymentmethod",
+            "msdyn_customerpaymentmethods",
+            "msdyn_name",
+            "Customer method of payment (F&O CustPaymMode).",
+            extra=("msdyn_description",),
+        )
+    )
+    tables.append(
+        _reference_table(
+            "msdyn_salestaxgroup",
+            "msdyn_salestaxgroups",
+            "msdyn_name",
+            "Sales tax group (F&O TaxGroup).",
+            extra=("msdyn_description",),
+        )
+    )
 
     # -- customers -----------------------------------------------------------------------------------
     lead = _Table("lead", "leads", "fullname", "Prospect or potential sales opportunity.")
@@ -533,8 +867,11 @@ def _tables() -> list[_Table]:
     lead.lookup("qualifyingopportunityid", "opportunity", description="Opportunity created when qualified.")
     lead.currency()
     lead.owned().state()
-    for reverse, target in (("account_originating_lead", "account"), ("contact_originating_lead", "contact"),
-                            ("opportunity_originating_lead", "opportunity")):
+    for reverse, target in (
+        ("account_originating_lead", "account"),
+        ("contact_originating_lead", "contact"),
+        ("opportunity_originating_lead", "opportunity"),
+    ):
         lead.many(reverse, target, "_originatingleadid_value", partner="originatingleadid")
     tables.append(lead)
 
@@ -568,13 +905,23 @@ def _tables() -> list[_Table]:
     account.col("msdyn_identificationnumber", max_length=50)
     account.col("msdyn_paymenttermsbasedays", INT32)
     account.owned().state()
-    account.many("contact_customer_accounts", "contact", "_parentcustomerid_value", partner="parentcustomerid_account",
-                 target_condition={"_parentcustomerid_type": "account"})
+    account.many(
+        "contact_customer_accounts",
+        "contact",
+        "_parentcustomerid_value",
+        partner="parentcustomerid_account",
+        target_condition={"_parentcustomerid_type": "account"},
+    )
     account.many("account_parent_account", "account", "_parentaccountid_value", partner="parentaccountid")
     account.many("lead_parent_account", "lead", "_parentaccountid_value", partner="parentaccountid")
     for header, prefix in _CUSTOMER_REVERSE.items():
-        account.many(f"{prefix}_accounts", header, "_customerid_value", partner="customerid_account",
-                     target_condition={"_customerid_type": "account"})
+        account.many(
+            f"{prefix}_accounts",
+            header,
+            "_customerid_value",
+            partner="customerid_account",
+            target_condition={"_customerid_type": "account"},
+        )
     tables.append(account)
 
     contact = _Table("contact", "contacts", "fullname", "Person with whom a business unit has a relationship.")
@@ -588,10 +935,17 @@ def _tables() -> list[_Table]:
     contact.currency()
     contact.money("creditlimit")
     contact.company()
-    contact.col("msdyn_contactpersonid", max_length=20, description="Customer account number of a person "
-                                                                    "customer (dual-write key with company).")
-    contact.col("msdyn_sellable", BOOLEAN, default=False,
-                description="True: a consumer usable on quotes and orders; false: a contact person.")
+    contact.col(
+        "msdyn_contactpersonid",
+        max_length=20,
+        description="Customer account number of a person customer (dual-write key with company).",
+    )
+    contact.col(
+        "msdyn_sellable",
+        BOOLEAN,
+        default=False,
+        description="True: a consumer usable on quotes and orders; false: a contact person.",
+    )
     contact.lookup("msdyn_customergroupid", "msdyn_customergroup")
     contact.lookup("msdyn_paymentterm", "msdyn_paymentterm")
     contact.lookup("msdyn_billingaccount", "account")
@@ -603,11 +957,21 @@ def _tables() -> list[_Table]:
     contact.owned().state()
     contact.many("account_primary_contact", "account", "_primarycontactid_value", partner="primarycontactid")
     contact.many("lead_parent_contact", "lead", "_parentcontactid_value", partner="parentcontactid")
-    contact.many("contact_customer_contacts", "contact", "_parentcustomerid_value",
-                 partner="parentcustomerid_contact", target_condition={"_parentcustomerid_type": "contact"})
+    contact.many(
+        "contact_customer_contacts",
+        "contact",
+        "_parentcustomerid_value",
+        partner="parentcustomerid_contact",
+        target_condition={"_parentcustomerid_type": "contact"},
+    )
     for header, prefix in _CUSTOMER_REVERSE.items():
-        contact.many(f"{prefix}_contacts", header, "_customerid_value", partner="customerid_contact",
-                     target_condition={"_customerid_type": "contact"})
+        contact.many(
+            f"{prefix}_contacts",
+            header,
+            "_customerid_value",
+            partner="customerid_contact",
+            target_condition={"_customerid_type": "contact"},
+        )
     contact.alternate_keys.append(("msdyn_contactpersonid", "_msdyn_company_value"))
     tables.append(contact)
     account.alternate_keys.append(("accountnumber", "_msdyn_company_value"))
@@ -628,12 +992,12 @@ def _tables() -> list[_Table]:
     opportunity.many("opportunity_quotes", "quote", "_opportunityid_value", partner="opportunityid")
     opportunity.many("opportunity_sales_orders", "salesorder", "_opportunityid_value", partner="opportunityid")
     opportunity.many("opportunity_invoices", "invoice", "_opportunityid_value", partner="opportunityid")
-    opportunity.many("Opportunity_OpportunityClose", "opportunityclose", "_opportunityid_value",
-                     partner="opportunityid")
+    opportunity.many(
+        "Opportunity_OpportunityClose", "opportunityclose", "_opportunityid_value", partner="opportunityid"
+    )
     tables.append(opportunity)
 
-    opportunity_line = _Table("opportunityproduct", "opportunityproducts", None,
-                              "Product line of an opportunity.")
+    opportunity_line = _Table("opportunityproduct", "opportunityproducts", None, "Product line of an opportunity.")
     _line_common(opportunity_line, "opportunity")
     tables.append(opportunity_line)
 
@@ -680,8 +1044,9 @@ def _tables() -> list[_Table]:
     order.lookup("opportunityid", "opportunity", partner="opportunity_sales_orders")
     order.col("ispricelocked", BOOLEAN, default=False)
     order.col("datefulfilled", DATE).col("submitdate", DATE)
-    order.col("msdyn_salesordernumber", max_length=20, description="SCM sales order number (dual-write key with "
-                                                                   "company).")
+    order.col(
+        "msdyn_salesordernumber", max_length=20, description="SCM sales order number (dual-write key with company)."
+    )
     order.choice("msdyn_processingstatus", PROCESSING_STATUS, description="Owned by SCM; read-only in the app.")
     order.col("msdyn_isreadytosync", BOOLEAN, default=False)
     order.customer("msdyn_invoicecustomerid", description="Invoice customer (account or contact).")
@@ -752,11 +1117,11 @@ def _tables() -> list[_Table]:
 
     # -- close activities ----------------------------------------------------------------------------
     for name, entity_set, document, extra in (
-            ("opportunityclose", "opportunitycloses", "opportunity", "Opportunity_OpportunityClose"),
-            ("quoteclose", "quotecloses", "quote", "Quote_QuoteClose"),
-            ("orderclose", "ordercloses", "salesorder", "SalesOrder_OrderClose")):
-        close = _Table(name, entity_set, "subject", f"Activity created when a {document} is closed.",
-                       key="activityid")
+        ("opportunityclose", "opportunitycloses", "opportunity", "Opportunity_OpportunityClose"),
+        ("quoteclose", "quotecloses", "quote", "Quote_QuoteClose"),
+        ("orderclose", "ordercloses", "salesorder", "SalesOrder_OrderClose"),
+    ):
+        close = _Table(name, entity_set, "subject", f"Activity created when a {document} is closed.", key="activityid")
         close.props["subject"].max_length = 200
         close.col("description", max_length=2000)
         close.lookup(f"{document}id", document, partner=extra)
@@ -774,9 +1139,14 @@ def _tables() -> list[_Table]:
         tables.append(close)
 
     # -- sandbox bookkeeping -------------------------------------------------------------------------
-    sequence = _Table("sandbox_numbersequence", "sandbox_numbersequences", "name",
-                      "Sandbox bookkeeping: the counters behind auto numbers and dual-write document numbers.",
-                      tracked=False, read_only=True)
+    sequence = _Table(
+        "sandbox_numbersequence",
+        "sandbox_numbersequences",
+        "name",
+        "Sandbox bookkeeping: the counters behind auto numbers and dual-write document numbers.",
+        tracked=False,
+        read_only=True,
+    )
     sequence.col("scope", max_length=20, default="", description="Company code for per-company sequences.")
     sequence.col("value", INT64, default=0, description="Last number handed out.")
     sequence.alternate_keys.append(("name", "scope"))
@@ -786,8 +1156,7 @@ def _tables() -> list[_Table]:
 
 def build_model() -> Model:
     """The mock Sales entity model (namespace ``Microsoft.Dynamics.CRM``)."""
-    model = Model(NAMESPACE, [table.build() for table in _tables()], created_on="createdon",
-                  modified_on="modifiedon")
+    model = Model(NAMESPACE, [table.build() for table in _tables()], created_on="createdon", modified_on="modifiedon")
     model.check()
     return model
 

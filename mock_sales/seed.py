@@ -27,8 +27,12 @@ DEFAULT_COMPANY = "usmf"
 CURRENCIES = [("USD", "US Dollar", "$", Decimal("1.0")), ("EUR", "Euro", "€", Decimal("0.92"))]
 UNITS = [("ea", "Each", True), ("pcs", "Pieces", False), ("hr", "Hours", False), ("kg", "Kilograms", False)]
 CUSTOMER_GROUPS = [("10", "Wholesales customers"), ("20", "Major customers"), ("30", "Retail customers")]
-PAYMENT_TERMS = [("Net10", "Net 10 days", 10), ("Net30", "Net 30 days", 30), ("Net45", "Net 45 days", 45),
-                 ("COD", "Cash on delivery", 0)]
+PAYMENT_TERMS = [
+    ("Net10", "Net 10 days", 10),
+    ("Net30", "Net 30 days", 30),
+    ("Net45", "Net 45 days", 45),
+    ("COD", "Cash on delivery", 0),
+]
 DELIVERY_TERMS = [("FOB", "Free on board"), ("CIF", "Cost, insurance and freight"), ("EXW", "Ex works")]
 DELIVERY_MODES = [("10", "Truck"), ("20", "Air"), ("30", "Ground parcel")]
 SITES = [("1", "Main site"), ("2", "Distribution site")]
@@ -89,40 +93,93 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
     options = dict(options or {})
     s = _Seeder(store, seed)
 
-    currencies = {code: s.put("transactioncurrency", (code,), {
-        "isocurrencycode": code, "currencyname": name, "currencysymbol": symbol, "exchangerate": rate,
-        "currencyprecision": 2}) for code, name, symbol, rate in CURRENCIES}
+    currencies = {
+        code: s.put(
+            "transactioncurrency",
+            (code,),
+            {
+                "isocurrencycode": code,
+                "currencyname": name,
+                "currencysymbol": symbol,
+                "exchangerate": rate,
+                "currencyprecision": 2,
+            },
+        )
+        for code, name, symbol, rate in CURRENCIES
+    }
     usd = currencies["USD"]["transactioncurrencyid"]
     organization = s.put("organization", ("org",), {"name": "Contoso", "_basecurrencyid_value": usd})
-    companies = {code: s.put("cdm_company", (code,), {"cdm_companycode": code, "cdm_name": name})
-                 for code, name in COMPANIES}
+    companies = {
+        code: s.put("cdm_company", (code,), {"cdm_companycode": code, "cdm_name": name}) for code, name in COMPANIES
+    }
     # The root unit's company is the default company of rows its users create (dual-write defaulting).
-    root_unit = s.put("businessunit", ("root",), {
-        "name": "Contoso", "_organizationid_value": organization["organizationid"],
-        "_cdm_companyid_value": companies[DEFAULT_COMPANY]["cdm_companyid"]})
-    for code, name in COMPANIES:
-        s.put("businessunit", (code,), {
-            "name": code.upper(), "_parentbusinessunitid_value": root_unit["businessunitid"],
+    root_unit = s.put(
+        "businessunit",
+        ("root",),
+        {
+            "name": "Contoso",
             "_organizationid_value": organization["organizationid"],
-            "_cdm_companyid_value": companies[code]["cdm_companyid"]})
+            "_cdm_companyid_value": companies[DEFAULT_COMPANY]["cdm_companyid"],
+        },
+    )
+    for code, name in COMPANIES:
+        s.put(
+            "businessunit",
+            (code,),
+            {
+                "name": code.upper(),
+                "_parentbusinessunitid_value": root_unit["businessunitid"],
+                "_organizationid_value": organization["organizationid"],
+                "_cdm_companyid_value": companies[code]["cdm_companyid"],
+            },
+        )
     fake = s.faker("users")
     first, last = fake.first_name(), fake.last_name()
-    s.put("systemuser", ("admin",), {
-        "firstname": first, "lastname": last, "domainname": f"{first.lower()}.{last.lower()}@contoso.example",
-        "internalemailaddress": f"{first.lower()}.{last.lower()}@contoso.example", "title": "Sales manager",
-        "_businessunitid_value": root_unit["businessunitid"], "azureactivedirectoryobjectid": s.guid("aad", "admin")})
-    s.put("systemuser", ("dualwrite",), {
-        "firstname": "#", "lastname": "Dual-write", "domainname": "dualwrite",
-        "applicationid": s.guid("app", "dualwrite"), "_businessunitid_value": root_unit["businessunitid"]})
+    s.put(
+        "systemuser",
+        ("admin",),
+        {
+            "firstname": first,
+            "lastname": last,
+            "domainname": f"{first.lower()}.{last.lower()}@contoso.example",
+            "internalemailaddress": f"{first.lower()}.{last.lower()}@contoso.example",
+            "title": "Sales manager",
+            "_businessunitid_value": root_unit["businessunitid"],
+            "azureactivedirectoryobjectid": s.guid("aad", "admin"),
+        },
+    )
+    s.put(
+        "systemuser",
+        ("dualwrite",),
+        {
+            "firstname": "#",
+            "lastname": "Dual-write",
+            "domainname": "dualwrite",
+            "applicationid": s.guid("app", "dualwrite"),
+            "_businessunitid_value": root_unit["businessunitid"],
+        },
+    )
 
-    schedule = s.put("uomschedule", ("default",), {"name": "Default Unit", "baseuomname": "ea",
-                                                   "description": "Units of the demo items"})
+    schedule = s.put(
+        "uomschedule",
+        ("default",),
+        {"name": "Default Unit", "baseuomname": "ea", "description": "Units of the demo items"},
+    )
     units: dict[str, Row] = {}
     for symbol, _label, is_base in UNITS:
-        units[symbol] = s.put("uom", (symbol,), {
-            "name": symbol, "msdyn_symbol": symbol, "_uomscheduleid_value": schedule["uomscheduleid"],
-            "quantity": Decimal(1), "isschedulebaseuom": is_base, "msdyn_isbaseunit": is_base,
-            "msdyn_decimalprecision": 0 if symbol in ("ea", "pcs") else 2})
+        units[symbol] = s.put(
+            "uom",
+            (symbol,),
+            {
+                "name": symbol,
+                "msdyn_symbol": symbol,
+                "_uomscheduleid_value": schedule["uomscheduleid"],
+                "quantity": Decimal(1),
+                "isschedulebaseuom": is_base,
+                "msdyn_isbaseunit": is_base,
+                "msdyn_decimalprecision": 0 if symbol in ("ea", "pcs") else 2,
+            },
+        )
     for symbol, unit in units.items():
         if not unit.get("_baseuom_value"):
             s.link("uom", unit, {"_baseuom_value": units["ea"]["uomid"]})
@@ -132,105 +189,228 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
         company_id = companies[code]["cdm_companyid"]
         refs: dict[str, dict[str, Row]] = {name: {} for name in ("terms", "groups", "sites", "warehouses")}
         for name, description, days in PAYMENT_TERMS:
-            refs["terms"][name] = s.put("msdyn_paymentterm", (code, name), {
-                "msdyn_name": name, "msdyn_description": description, "msdyn_numberofdays": days,
-                "_msdyn_company_value": company_id})
+            refs["terms"][name] = s.put(
+                "msdyn_paymentterm",
+                (code, name),
+                {
+                    "msdyn_name": name,
+                    "msdyn_description": description,
+                    "msdyn_numberofdays": days,
+                    "_msdyn_company_value": company_id,
+                },
+            )
         for group, description in CUSTOMER_GROUPS:
-            refs["groups"][group] = s.put("msdyn_customergroup", (code, group), {
-                "msdyn_groupid": group, "msdyn_description": description, "_msdyn_company_value": company_id,
-                "_msdyn_paymentterm_value": refs["terms"]["Net30"]["msdyn_paymenttermid"]})
+            refs["groups"][group] = s.put(
+                "msdyn_customergroup",
+                (code, group),
+                {
+                    "msdyn_groupid": group,
+                    "msdyn_description": description,
+                    "_msdyn_company_value": company_id,
+                    "_msdyn_paymentterm_value": refs["terms"]["Net30"]["msdyn_paymenttermid"],
+                },
+            )
         for term, description in DELIVERY_TERMS:
-            s.put("msdyn_termsofdelivery", (code, term), {
-                "msdyn_termscode": term, "msdyn_name": term, "msdyn_description": description,
-                "_msdyn_company_value": company_id})
+            s.put(
+                "msdyn_termsofdelivery",
+                (code, term),
+                {
+                    "msdyn_termscode": term,
+                    "msdyn_name": term,
+                    "msdyn_description": description,
+                    "_msdyn_company_value": company_id,
+                },
+            )
         for mode, description in DELIVERY_MODES:
-            s.put("msdyn_shipvia", (code, mode), {"msdyn_name": mode, "msdyn_description": description,
-                                                  "_msdyn_company_value": company_id})
+            s.put(
+                "msdyn_shipvia",
+                (code, mode),
+                {"msdyn_name": mode, "msdyn_description": description, "_msdyn_company_value": company_id},
+            )
         for site, name in SITES:
-            refs["sites"][site] = s.put("msdyn_operationalsite", (code, site), {
-                "msdyn_siteid": site, "msdyn_sitename": name, "_msdyn_company_value": company_id})
+            refs["sites"][site] = s.put(
+                "msdyn_operationalsite",
+                (code, site),
+                {"msdyn_siteid": site, "msdyn_sitename": name, "_msdyn_company_value": company_id},
+            )
         for warehouse, name, site in WAREHOUSES:
-            refs["warehouses"][warehouse] = s.put("msdyn_warehouse", (code, warehouse), {
-                "msdyn_warehouseidentifier": warehouse, "msdyn_name": name, "_msdyn_company_value": company_id,
-                "_msdyn_operationalsite_value": refs["sites"][site]["msdyn_operationalsiteid"]})
+            refs["warehouses"][warehouse] = s.put(
+                "msdyn_warehouse",
+                (code, warehouse),
+                {
+                    "msdyn_warehouseidentifier": warehouse,
+                    "msdyn_name": name,
+                    "_msdyn_company_value": company_id,
+                    "_msdyn_operationalsite_value": refs["sites"][site]["msdyn_operationalsiteid"],
+                },
+            )
         reference[code] = refs
 
     usmf = companies[DEFAULT_COMPANY]["cdm_companyid"]
-    price_list = s.put("pricelevel", (PRICE_LIST,), {
-        "name": PRICE_LIST, "description": "Sales prices of the USMF demo items",
-        "_transactioncurrencyid_value": usd})
+    price_list = s.put(
+        "pricelevel",
+        (PRICE_LIST,),
+        {"name": PRICE_LIST, "description": "Sales prices of the USMF demo items", "_transactioncurrencyid_value": usd},
+    )
     product_specs = list(PRODUCTS[: _count(options, "products", len(PRODUCTS))])
     fake = s.faker("products")
     for index in range(len(product_specs), _count(options, "products", len(PRODUCTS))):
         price = Decimal(fake.random_int(20, 2000))
-        product_specs.append((f"D{1000 + index:04d}", fake.catch_phrase()[:60], "ea", price,
-                              (price * Decimal("0.55")).quantize(Decimal("0.01")), 1))
+        product_specs.append(
+            (
+                f"D{1000 + index:04d}",
+                fake.catch_phrase()[:60],
+                "ea",
+                price,
+                (price * Decimal("0.55")).quantize(Decimal("0.01")),
+                1,
+            )
+        )
     for number, name, unit, price, cost, product_type in product_specs:
-        product = s.put("product", (DEFAULT_COMPANY, number), {
-            "name": name, "productnumber": number, "msdyn_productnumber": number, "msdyn_itemnumber": number,
-            "_msdyn_company_value": usmf, "_defaultuomid_value": units[unit]["uomid"],
-            "_defaultuomscheduleid_value": schedule["uomscheduleid"], "_pricelevelid_value": price_list["pricelevelid"],
-            "_transactioncurrencyid_value": usd, "producttypecode": product_type,
-            "msdyn_fieldserviceproducttype": 690970002 if product_type == 3 else 690970000,
-            "quantitydecimal": 2 if product_type == 3 else 0, "price": price, "currentcost": cost,
-            "standardcost": cost, "statecode": 0, "statuscode": 1})
-        s.put("productpricelevel", (PRICE_LIST, number, unit), {
-            "_pricelevelid_value": price_list["pricelevelid"], "_productid_value": product["productid"],
-            "_uomid_value": units[unit]["uomid"], "amount": price, "pricingmethodcode": 1, "quantitysellingcode": 1})
+        product = s.put(
+            "product",
+            (DEFAULT_COMPANY, number),
+            {
+                "name": name,
+                "productnumber": number,
+                "msdyn_productnumber": number,
+                "msdyn_itemnumber": number,
+                "_msdyn_company_value": usmf,
+                "_defaultuomid_value": units[unit]["uomid"],
+                "_defaultuomscheduleid_value": schedule["uomscheduleid"],
+                "_pricelevelid_value": price_list["pricelevelid"],
+                "_transactioncurrencyid_value": usd,
+                "producttypecode": product_type,
+                "msdyn_fieldserviceproducttype": 690970002 if product_type == 3 else 690970000,
+                "quantitydecimal": 2 if product_type == 3 else 0,
+                "price": price,
+                "currentcost": cost,
+                "standardcost": cost,
+                "statecode": 0,
+                "statuscode": 1,
+            },
+        )
+        s.put(
+            "productpricelevel",
+            (PRICE_LIST, number, unit),
+            {
+                "_pricelevelid_value": price_list["pricelevelid"],
+                "_productid_value": product["productid"],
+                "_uomid_value": units[unit]["uomid"],
+                "amount": price,
+                "pricingmethodcode": 1,
+                "quantitysellingcode": 1,
+            },
+        )
 
     customers = list(CUSTOMERS[: _count(options, "accounts", len(CUSTOMERS))])
     fake = s.faker("accounts")
     for index in range(len(customers), _count(options, "accounts", len(CUSTOMERS))):
-        customers.append((f"US-{100 + index:03d}", fake.company(), fake.city(), fake.state_abbr(),
-                          fake.random_element(["10", "20", "30"])))
+        customers.append(
+            (
+                f"US-{100 + index:03d}",
+                fake.company(),
+                fake.city(),
+                fake.state_abbr(),
+                fake.random_element(["10", "20", "30"]),
+            )
+        )
     refs = reference[DEFAULT_COMPANY]
     fake = s.faker("customers")
     for number, name, city, state, group in customers:
-        account = s.put("account", (DEFAULT_COMPANY, number), {
-            "name": name, "accountnumber": number, "customertypecode": 3, "_msdyn_company_value": usmf,
-            "_transactioncurrencyid_value": usd, "_defaultpricelevelid_value": price_list["pricelevelid"],
-            "_msdyn_customergroupid_value": refs["groups"][group]["msdyn_customergroupid"],
-            "_msdyn_paymentterm_value": refs["terms"]["Net30"]["msdyn_paymenttermid"],
-            "msdyn_onholdstatus": 806380000, "creditlimit": Decimal(fake.random_int(5, 50) * 10000),
-            "msdyn_creditlimitismandatory": False, "msdyn_onetimecustomer": False,
-            "telephone1": fake.numerify("###-555-####"), "emailaddress1": f"orders@{_domain(name)}",
-            "websiteurl": f"https://www.{_domain(name)}", "address1_line1": fake.street_address(),
-            "address1_city": city, "address1_stateorprovince": state, "address1_postalcode": fake.postcode(),
-            "address1_country": "USA", "address1_addresstypecode": 2})
+        account = s.put(
+            "account",
+            (DEFAULT_COMPANY, number),
+            {
+                "name": name,
+                "accountnumber": number,
+                "customertypecode": 3,
+                "_msdyn_company_value": usmf,
+                "_transactioncurrencyid_value": usd,
+                "_defaultpricelevelid_value": price_list["pricelevelid"],
+                "_msdyn_customergroupid_value": refs["groups"][group]["msdyn_customergroupid"],
+                "_msdyn_paymentterm_value": refs["terms"]["Net30"]["msdyn_paymenttermid"],
+                "msdyn_onholdstatus": 806380000,
+                "creditlimit": Decimal(fake.random_int(5, 50) * 10000),
+                "msdyn_creditlimitismandatory": False,
+                "msdyn_onetimecustomer": False,
+                "telephone1": fake.numerify("###-555-####"),
+                "emailaddress1": f"orders@{_domain(name)}",
+                "websiteurl": f"https://www.{_domain(name)}",
+                "address1_line1": fake.street_address(),
+                "address1_city": city,
+                "address1_stateorprovince": state,
+                "address1_postalcode": fake.postcode(),
+                "address1_country": "USA",
+                "address1_addresstypecode": 2,
+            },
+        )
         _primary_contact(s, fake, account, ("customer", number))
 
     fake = s.faker("prospects")
     for index in range(_count(options, "prospects", 3)):
         name = fake.company()
-        prospect = s.put("account", ("prospect", index), {
-            "name": name, "customertypecode": 8, "_transactioncurrencyid_value": usd,
-            "telephone1": fake.numerify("###-555-####"), "websiteurl": f"https://www.{_domain(name)}",
-            "address1_city": fake.city(), "address1_stateorprovince": fake.state_abbr(), "address1_country": "USA"})
+        prospect = s.put(
+            "account",
+            ("prospect", index),
+            {
+                "name": name,
+                "customertypecode": 8,
+                "_transactioncurrencyid_value": usd,
+                "telephone1": fake.numerify("###-555-####"),
+                "websiteurl": f"https://www.{_domain(name)}",
+                "address1_city": fake.city(),
+                "address1_stateorprovince": fake.state_abbr(),
+                "address1_country": "USA",
+            },
+        )
         _primary_contact(s, fake, prospect, ("prospect", index))
 
     fake = s.faker("leads")
     for index in range(_count(options, "leads", 3)):
         first, last, company = fake.first_name(), fake.last_name(), fake.company()
-        s.put("lead", (index,), {
-            "subject": f"Interested in {fake.random_element([p[1] for p in PRODUCTS])}s",
-            "firstname": first, "lastname": last, "companyname": company, "jobtitle": fake.job()[:50],
-            "emailaddress1": f"{first.lower()}.{last.lower()}@{_domain(company)}",
-            "telephone1": fake.numerify("###-555-####"), "address1_city": fake.city(),
-            "address1_stateorprovince": fake.state_abbr(), "address1_country": "USA",
-            "estimatedamount": Decimal(fake.random_int(5, 100) * 1000), "_transactioncurrencyid_value": usd,
-            "leadsourcecode": fake.random_element([1, 7, 8, 9]), "leadqualitycode": fake.random_element([1, 2, 3])})
+        s.put(
+            "lead",
+            (index,),
+            {
+                "subject": f"Interested in {fake.random_element([p[1] for p in PRODUCTS])}s",
+                "firstname": first,
+                "lastname": last,
+                "companyname": company,
+                "jobtitle": fake.job()[:50],
+                "emailaddress1": f"{first.lower()}.{last.lower()}@{_domain(company)}",
+                "telephone1": fake.numerify("###-555-####"),
+                "address1_city": fake.city(),
+                "address1_stateorprovince": fake.state_abbr(),
+                "address1_country": "USA",
+                "estimatedamount": Decimal(fake.random_int(5, 100) * 1000),
+                "_transactioncurrencyid_value": usd,
+                "leadsourcecode": fake.random_element([1, 7, 8, 9]),
+                "leadqualitycode": fake.random_element([1, 2, 3]),
+            },
+        )
     return dict(sorted(s.counts.items()))
 
 
 def _primary_contact(s: _Seeder, fake: Faker, account: Row, key: tuple[Any, ...]) -> Row:
     first, last = fake.first_name(), fake.last_name()
-    contact = s.put("contact", key, {
-        "firstname": first, "lastname": last, "jobtitle": fake.job()[:50],
-        "emailaddress1": f"{first.lower()}.{last.lower()}@{_domain(account['name'])}",
-        "telephone1": fake.numerify("###-555-####"), "_parentcustomerid_value": account["accountid"],
-        "_parentcustomerid_type": "account", "_transactioncurrencyid_value": account.get("_transactioncurrencyid_value"),
-        "address1_city": account.get("address1_city"), "address1_stateorprovince": account.get("address1_stateorprovince"),
-        "address1_country": account.get("address1_country")})
+    contact = s.put(
+        "contact",
+        key,
+        {
+            "firstname": first,
+            "lastname": last,
+            "jobtitle": fake.job()[:50],
+            "emailaddress1": f"{first.lower()}.{last.lower()}@{_domain(account['name'])}",
+            "telephone1": fake.numerify("###-555-####"),
+            "_parentcustomerid_value": account["accountid"],
+            "_parentcustomerid_type": "account",
+            "_transactioncurrencyid_value": account.get("_transactioncurrencyid_value"),
+            "address1_city": account.get("address1_city"),
+            "address1_stateorprovince": account.get("address1_stateorprovince"),
+            "address1_country": account.get("address1_country"),
+        },
+    )
     if not account.get("_primarycontactid_value"):
         s.link("account", account, {"_primarycontactid_value": contact["contactid"]})
     return contact

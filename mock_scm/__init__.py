@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from sandbox.runtime import ServiceConfig
 
 
-def create_app(config: "ServiceConfig | None" = None) -> "Flask":
+def create_app(config: ServiceConfig | None = None) -> Flask:
     """The mock SCM Flask app (F&O OData at ``/data/``, control plane at ``/_sandbox/``)."""
     from mock_scm.app import SPEC
     from sandbox.runtime import build_app

@@ -19,13 +19,13 @@ problem; an action's writes share the request's transaction, so a refusal leaves
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from mock_scm import processes as p
 from sandbox.errors import BadRequest
 from sandbox.odata.actions import ActionContext, ActionRegistry, ActionSpec, EntityResult
 from sandbox.odata.store import Row, Store
-
-from mock_scm import processes as p
 
 QUOTATION_TYPES = ("SalesQuotationHeaderV2", "CDSSalesQuotationHeader")
 ORDER_TYPES = ("SalesOrderHeaderV2", "CDSSalesOrderHeader")
@@ -44,15 +44,19 @@ def _check_params(action: str, params: Any, allowed: set[str]) -> dict[str, Any]
         raise BadRequest("An error has occurred.", "", detail=f"The body of action '{action}' must be a JSON object.")
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise BadRequest("An error has occurred.", "",
-                         detail=f"The parameter '{unknown[0]}' is not a parameter of action '{action}'. "
-                                f"Parameters: {', '.join(sorted(allowed)) or 'none'}.",
-                         extra={"type": "Microsoft.OData.ODataException"})
+        raise BadRequest(
+            "An error has occurred.",
+            "",
+            detail=f"The parameter '{unknown[0]}' is not a parameter of action '{action}'. "
+            f"Parameters: {', '.join(sorted(allowed)) or 'none'}.",
+            extra={"type": "Microsoft.OData.ODataException"},
+        )
     return params
 
 
-def _handler(action: str, bound: str, result_entity: str, process: Process, allowed: set[str],
-             doc: str) -> Callable[[ActionContext, Row | None, dict[str, Any]], EntityResult]:
+def _handler(
+    action: str, bound: str, result_entity: str, process: Process, allowed: set[str], doc: str
+) -> Callable[[ActionContext, Row | None, dict[str, Any]], EntityResult]:
     """An action handler for one binding: checks parameters, runs ``process``, answers with the result row."""
 
     def handler(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> EntityResult:
@@ -67,52 +71,123 @@ def _handler(action: str, bound: str, result_entity: str, process: Process, allo
     return handler
 
 
-def _register(registry: ActionRegistry, action: str, bound: str, result_entity: str, process: Process,
-              parameters: dict[str, str], doc: str) -> None:
-    registry.add(ActionSpec(name=action, handler=_handler(action, bound, result_entity, process, set(parameters), doc),
-                            bound_to=bound, parameters=parameters, returns=result_entity,
-                            description=doc.strip().split("\n")[0]))
+def _register(
+    registry: ActionRegistry,
+    action: str,
+    bound: str,
+    result_entity: str,
+    process: Process,
+    parameters: dict[str, str],
+    doc: str,
+) -> None:
+    registry.add(
+        ActionSpec(
+            name=action,
+            handler=_handler(action, bound, result_entity, process, set(parameters), doc),
+            bound_to=bound,
+            parameters=parameters,
+            returns=result_entity,
+            description=doc.strip().split("\n")[0],
+        )
+    )
 
 
 def register_actions(registry: ActionRegistry) -> None:
     """Register every SCM process on the V2 entities and on their CDS (dual-write) views."""
     for bound in QUOTATION_TYPES:
-        _register(registry, "Send", bound, bound,
-                  lambda store, row, identity, params: p.send_quotation(store, row, identity), {},
-                  "Send the quotation: status Sent (allowed from Created, Sent, Modified).")
-        _register(registry, "Confirm", bound, ORDER_FOR_QUOTATION[bound],
-                  lambda store, row, identity, params: p.confirm_quotation(
-                      store, row, identity, str(params.get("SalesOrderNumber") or "")),
-                  {"SalesOrderNumber": "Edm.String"},
-                  "Confirm the quotation: status Confirmed; creates the sales order with its lines (or links the "
-                  "existing order named by SalesOrderNumber) and records it in GeneratedSalesOrderNumber.")
-        _register(registry, "Lose", bound, bound,
-                  lambda store, row, identity, params: p.lose_quotation(store, row, identity), {},
-                  "Mark the quotation as lost: status Lost.")
-        _register(registry, "Cancel", bound, bound,
-                  lambda store, row, identity, params: p.cancel_quotation(store, row, identity), {},
-                  "Cancel the quotation: status Cancelled.")
+        _register(
+            registry,
+            "Send",
+            bound,
+            bound,
+            lambda store, row, identity, params: p.send_quotation(store, row, identity),
+            {},
+            "Send the quotation: status Sent (allowed from Created, Sent, Modified).",
+        )
+        _register(
+            registry,
+            "Confirm",
+            bound,
+            ORDER_FOR_QUOTATION[bound],
+            lambda store, row, identity, params: p.confirm_quotation(
+                store, row, identity, str(params.get("SalesOrderNumber") or "")
+            ),
+            {"SalesOrderNumber": "Edm.String"},
+            "Confirm the quotation: status Confirmed; creates the sales order with its lines (or links the "
+            "existing order named by SalesOrderNumber) and records it in GeneratedSalesOrderNumber.",
+        )
+        _register(
+            registry,
+            "Lose",
+            bound,
+            bound,
+            lambda store, row, identity, params: p.lose_quotation(store, row, identity),
+            {},
+            "Mark the quotation as lost: status Lost.",
+        )
+        _register(
+            registry,
+            "Cancel",
+            bound,
+            bound,
+            lambda store, row, identity, params: p.cancel_quotation(store, row, identity),
+            {},
+            "Cancel the quotation: status Cancelled.",
+        )
     for bound in ORDER_TYPES:
-        _register(registry, "Confirm", bound, bound,
-                  lambda store, row, identity, params: p.confirm_order(store, row, identity), {},
-                  "Confirm the sales order: checks hold and credit limit, reserves stock; processing status "
-                  "Confirmed.")
-        _register(registry, "PostPickingList", bound, bound,
-                  lambda store, row, identity, params: p.post_picking_list(store, row, identity), {},
-                  "Post the picking list: reserves what is left; processing status Picked.")
-        _register(registry, "PostPackingSlip", bound, bound,
-                  lambda store, row, identity, params: p.post_packing_slip(store, row, identity, params),
-                  {"Lines": LINES_TYPE},
-                  "Post a packing slip (delivery), all or by line quantity: reduces on-hand; processing status "
-                  "PartiallyDelivered or Delivered.")
-        _register(registry, "PostInvoice", bound, "SalesInvoiceHeaderV2",
-                  lambda store, row, identity, params: p.post_invoice(store, row, identity, params),
-                  {"Lines": LINES_TYPE},
-                  "Post an invoice for delivered quantities (all or by line): creates the SalesInvoiceHeadersV2 "
-                  "and SalesInvoiceLinesV2 rows; processing status PartiallyInvoiced or Invoiced.")
-        _register(registry, "Cancel", bound, bound,
-                  lambda store, row, identity, params: p.cancel_order(store, row, identity), {},
-                  "Cancel an undelivered sales order: lines and header Canceled, reservations released.")
-    _register(registry, "Post", "CustomerPaymentJournalHeader", "CustomerPaymentJournalHeader",
-              lambda store, row, identity, params: p.post_payment_journal(store, row, identity), {},
-              "Post the customer payment journal: settles the marked (or the oldest open) invoices.")
+        _register(
+            registry,
+            "Confirm",
+            bound,
+            bound,
+            lambda store, row, identity, params: p.confirm_order(store, row, identity),
+            {},
+            "Confirm the sales order: checks hold and credit limit, reserves stock; processing status Confirmed.",
+        )
+        _register(
+            registry,
+            "PostPickingList",
+            bound,
+            bound,
+            lambda store, row, identity, params: p.post_picking_list(store, row, identity),
+            {},
+            "Post the picking list: reserves what is left; processing status Picked.",
+        )
+        _register(
+            registry,
+            "PostPackingSlip",
+            bound,
+            bound,
+            lambda store, row, identity, params: p.post_packing_slip(store, row, identity, params),
+            {"Lines": LINES_TYPE},
+            "Post a packing slip (delivery), all or by line quantity: reduces on-hand; processing status "
+            "PartiallyDelivered or Delivered.",
+        )
+        _register(
+            registry,
+            "PostInvoice",
+            bound,
+            "SalesInvoiceHeaderV2",
+            lambda store, row, identity, params: p.post_invoice(store, row, identity, params),
+            {"Lines": LINES_TYPE},
+            "Post an invoice for delivered quantities (all or by line): creates the SalesInvoiceHeadersV2 "
+            "and SalesInvoiceLinesV2 rows; processing status PartiallyInvoiced or Invoiced.",
+        )
+        _register(
+            registry,
+            "Cancel",
+            bound,
+            bound,
+            lambda store, row, identity, params: p.cancel_order(store, row, identity),
+            {},
+            "Cancel an undelivered sales order: lines and header Canceled, reservations released.",
+        )
+    _register(
+        registry,
+        "Post",
+        "CustomerPaymentJournalHeader",
+        "CustomerPaymentJournalHeader",
+        lambda store, row, identity, params: p.post_payment_journal(store, row, identity),
+        {},
+        "Post the customer payment journal: settles the marked (or the oldest open) invoices.",
+    )

@@ -8,8 +8,10 @@ from sandbox.runtime import ServiceConfig, ServiceSpec
 
 
 def _dialect(config: ServiceConfig) -> FnoDialect:
-    return FnoDialect(default_company=str(config.options.get("default_company", "usmf")),
-                      max_page_size=int(config.options.get("page_size", 10000)))
+    return FnoDialect(
+        default_company=str(config.options.get("default_company", "usmf")),
+        max_page_size=int(config.options.get("page_size", 10000)),
+    )
 
 
 SPEC = ServiceSpec(

@@ -15,8 +15,9 @@ anyway (e.g. created before the counter existed) is skipped.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -65,8 +66,12 @@ CONTACT_PERSON = "ContactPersonId"
 PARTY_NUMBER = "PartyNumber"  # global (the party book is shared by all companies): company "*"
 
 NUMBER_FORMATS: dict[str, dict[str, NumberFormat]] = {
-    CUSTOMER_ACCOUNT: {"usmf": NumberFormat("US-", 3), "usrt": NumberFormat("RT-", 3),
-                       "demf": NumberFormat("DE-", 3), "*": NumberFormat("C-", 6)},
+    CUSTOMER_ACCOUNT: {
+        "usmf": NumberFormat("US-", 3),
+        "usrt": NumberFormat("RT-", 3),
+        "demf": NumberFormat("DE-", 3),
+        "*": NumberFormat("C-", 6),
+    },
     SALES_QUOTATION: {"*": NumberFormat("", 6)},
     SALES_ORDER: {"*": NumberFormat("", 6)},
     SALES_INVOICE: {"*": NumberFormat("CIV-", 6)},
@@ -91,7 +96,8 @@ def number_format(scope: str, company: str) -> NumberFormat:
 def sequence_table(metadata: sa.MetaData) -> sa.Table:
     """Declare the counters table in ``metadata`` (called once by ``build_model``)."""
     return sa.Table(
-        SEQUENCE_TABLE, metadata,
+        SEQUENCE_TABLE,
+        metadata,
         sa.Column("company", sa.String(8), primary_key=True),
         sa.Column("scope", sa.String(40), primary_key=True),
         sa.Column("next_value", sa.BigInteger, nullable=False),
@@ -109,10 +115,16 @@ def _statements(store: Store) -> tuple[Any, Any, Any]:
 
     def build() -> tuple[Any, Any, Any]:
         where = (table.c.company == sa.bindparam("sandbox_company"), table.c.scope == sa.bindparam("sandbox_scope"))
-        return (sa.select(table.c.next_value).where(*where),
-                sa.update(table).where(*where).values(next_value=sa.bindparam("sandbox_value")),
-                sa.insert(table).values(company=sa.bindparam("sandbox_company"), scope=sa.bindparam("sandbox_scope"),
-                                        next_value=sa.bindparam("sandbox_value")))
+        return (
+            sa.select(table.c.next_value).where(*where),
+            sa.update(table).where(*where).values(next_value=sa.bindparam("sandbox_value")),
+            sa.insert(table).values(
+                company=sa.bindparam("sandbox_company"),
+                scope=sa.bindparam("sandbox_scope"),
+                next_value=sa.bindparam("sandbox_value"),
+            ),
+        )
+
     return store.statement(("scm.counter", table.name), build)
 
 

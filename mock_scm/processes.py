@@ -34,17 +34,24 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
+from mock_scm import numbering
+from mock_scm.schema import (
+    CustVendorBlocked,
+    DocumentStatus,
+    NoYes,
+    SalesOrderProcessingStatus,
+    SalesQuotationStatus,
+    SalesStatus,
+    technical_name,
+)
 from sandbox.errors import BadRequest
 from sandbox.odata.store import Row, Store
-
-from mock_scm import numbering
-from mock_scm.schema import (CustVendorBlocked, DocumentStatus, NoYes, SalesOrderProcessingStatus,
-                             SalesQuotationStatus, SalesStatus, technical_name)
 
 # ---- settings ---------------------------------------------------------------------------------------------
 #: Company used when a write names none (the HTTP dialect normally fills it from its own setting).
@@ -66,7 +73,7 @@ INTEGRATION_IDENTITY = "dualwrite"
 #: Identity under which derived writes (header totals and statuses, on-hand) are recorded; None = the caller's.
 DERIVED_WRITE_IDENTITY: str | None = None
 #: Source of "today" (date-only fields are stored at 12:00:00Z); tests may replace it.
-TODAY: Callable[[], dt.date] = lambda: dt.datetime.now(dt.timezone.utc).date()
+TODAY: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date()
 
 CENT = Decimal("0.01")
 QTY = Decimal("0.000001")
@@ -113,12 +120,12 @@ def fmt_qty(value: Any) -> str:
 
 def today() -> dt.datetime:
     """Today as F&O stores a date: 12:00:00 UTC."""
-    return dt.datetime.combine(TODAY(), dt.time(12), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(TODAY(), dt.time(12), tzinfo=dt.UTC)
 
 
 def as_utc(value: Any) -> Any:
     if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
     return value
 
 
@@ -134,8 +141,12 @@ def same(a: Any, b: Any) -> bool:
         return True
     if isinstance(a, (dt.datetime, dt.date)) or isinstance(b, (dt.datetime, dt.date)):
         return as_utc(a) == as_utc(b)
-    if isinstance(a, (Decimal, float, int)) and isinstance(b, (Decimal, float, int)) \
-            and not isinstance(a, bool) and not isinstance(b, bool):
+    if (
+        isinstance(a, (Decimal, float, int))
+        and isinstance(b, (Decimal, float, int))
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    ):
         return dec(a) == dec(b)
     return a == b
 
@@ -199,8 +210,11 @@ def order_header(store: Store, company: str, number: str) -> Row | None:
 
 
 def order_lines(store: Store, company: str, number: str) -> list[Row]:
-    return store.find("SalesOrderLine", {"dataAreaId": company, "SalesOrderNumber": number},
-                      order_by=["LineNumber", "LineCreationSequenceNumber"])
+    return store.find(
+        "SalesOrderLine",
+        {"dataAreaId": company, "SalesOrderNumber": number},
+        order_by=["LineNumber", "LineCreationSequenceNumber"],
+    )
 
 
 def quotation_header(store: Store, company: str, number: str) -> Row | None:
@@ -208,8 +222,11 @@ def quotation_header(store: Store, company: str, number: str) -> Row | None:
 
 
 def quotation_lines(store: Store, company: str, number: str) -> list[Row]:
-    return store.find("SalesQuotationLine", {"dataAreaId": company, "SalesQuotationNumber": number},
-                      order_by=["LineNumber", "LineCreationSequenceNumber"])
+    return store.find(
+        "SalesQuotationLine",
+        {"dataAreaId": company, "SalesQuotationNumber": number},
+        order_by=["LineNumber", "LineCreationSequenceNumber"],
+    )
 
 
 def reread(store: Store, entity_name: str, row: Row) -> Row:
@@ -232,8 +249,9 @@ def line_net_amount(line: Mapping[str, Any], quantity: Any) -> Decimal:
     qty = dec(quantity)
     price_unit = dec(line.get("SalesPriceQuantity")) or Decimal(1)
     unit = dec(line.get("SalesPrice")) - dec(line.get("LineDiscountAmount")) - dec(line.get("MultilineDiscountAmount"))
-    factor = ((1 - dec(line.get("LineDiscountPercentage")) / 100)
-              * (1 - dec(line.get("MultilineDiscountPercentage")) / 100))
+    factor = (1 - dec(line.get("LineDiscountPercentage")) / 100) * (
+        1 - dec(line.get("MultilineDiscountPercentage")) / 100
+    )
     return money(unit * qty / price_unit * factor)
 
 
@@ -250,10 +268,16 @@ def split_total_discount(total: Decimal, quantity: Decimal) -> tuple[Decimal, De
     return per_unit, money(per_unit * quantity - total)
 
 
-def line_tax(company: str, line: Mapping[str, Any], end_discount_pct: Any, amount: Decimal | None = None,
-             charges: Decimal | None = None) -> Decimal:
-    base = (dec(line.get("LineAmount")) if amount is None else amount) + \
-        (dec(line.get("TotalChargesAmount")) if charges is None else charges)
+def line_tax(
+    company: str,
+    line: Mapping[str, Any],
+    end_discount_pct: Any,
+    amount: Decimal | None = None,
+    charges: Decimal | None = None,
+) -> Decimal:
+    base = (dec(line.get("LineAmount")) if amount is None else amount) + (
+        dec(line.get("TotalChargesAmount")) if charges is None else charges
+    )
     base = base * (1 - dec(end_discount_pct) / 100)
     return money(base * tax_rate(company, str(line.get("SalesTaxGroupCode") or "")))
 
@@ -267,9 +291,14 @@ def document_totals(lines: Iterable[Mapping[str, Any]], end_discount_pct: Any) -
         tax += dec(line.get("TotalTaxAmount"))
         line_discounts += dec(line.get("TotalDiscountAmount"))
     end_discount = money((line_sum + charges) * dec(end_discount_pct) / 100)
-    return {"lines": money(line_sum), "charges": money(charges), "tax": money(tax),
-            "end_discount": end_discount, "all_discounts": money(line_discounts + end_discount),
-            "total": money(line_sum + charges - end_discount + tax)}
+    return {
+        "lines": money(line_sum),
+        "charges": money(charges),
+        "tax": money(tax),
+        "end_discount": end_discount,
+        "all_discounts": money(line_discounts + end_discount),
+        "total": money(line_sum + charges - end_discount + tax),
+    }
 
 
 # ---- statuses ---------------------------------------------------------------------------------------------
@@ -310,9 +339,12 @@ def processing_status(sales_status: int, document_status: int) -> int:
     if sales_status == S["Delivered"]:
         return PROC["PartiallyInvoiced"] if document_status == DOC["Invoice"] else PROC["Delivered"]
     if sales_status == S["Backorder"]:
-        return {DOC["Confirmation"]: PROC["Confirmed"], DOC["PickingList"]: PROC["Picked"],
-                DOC["PackingSlip"]: PROC["PartiallyDelivered"],
-                DOC["Invoice"]: PROC["PartiallyInvoiced"]}.get(document_status, PROC["Active"])
+        return {
+            DOC["Confirmation"]: PROC["Confirmed"],
+            DOC["PickingList"]: PROC["Picked"],
+            DOC["PackingSlip"]: PROC["PartiallyDelivered"],
+            DOC["Invoice"]: PROC["PartiallyInvoiced"],
+        }.get(document_status, PROC["Active"])
     return PROC["Active"]
 
 
@@ -324,10 +356,15 @@ def sync_order_header(store: Store, company: str, number: str, identity: str) ->
         return None
     lines = order_lines(store, company, number)
     totals = document_totals(lines, header["TotalDiscountPercentage"])
-    changes = {"OrderTotalAmount": totals["total"], "OrderTotalTaxAmount": totals["tax"],
-               "TotalDiscountAmount": totals["end_discount"], "OrderTotalChargesAmount": totals["charges"],
-               "OrderTotalDiscountAmount": totals["all_discounts"], "AreTotalsUpdated": YES,
-               "SalesOrderStatus": order_header_status(header["SalesOrderStatus"], lines)}
+    changes = {
+        "OrderTotalAmount": totals["total"],
+        "OrderTotalTaxAmount": totals["tax"],
+        "TotalDiscountAmount": totals["end_discount"],
+        "OrderTotalChargesAmount": totals["charges"],
+        "OrderTotalDiscountAmount": totals["all_discounts"],
+        "AreTotalsUpdated": YES,
+        "SalesOrderStatus": order_header_status(header["SalesOrderStatus"], lines),
+    }
     return store.update("SalesOrderHeaderV2", header, changes, identity=derived_identity(identity), via_api=False)
 
 
@@ -337,11 +374,14 @@ def sync_quotation_header(store: Store, company: str, number: str, identity: str
     if header is None:
         return None
     totals = document_totals(quotation_lines(store, company, number), header["TotalDiscountPercentage"])
-    changes = {"QuotationTotalAmount": totals["total"], "QuotationTotalTaxAmount": totals["tax"],
-               "TotalDiscountAmount": totals["end_discount"], "QuotationTotalChargesAmount": totals["charges"],
-               "AreTotalsUpdated": YES}
-    return store.update("SalesQuotationHeaderV2", header, changes, identity=derived_identity(identity),
-                        via_api=False)
+    changes = {
+        "QuotationTotalAmount": totals["total"],
+        "QuotationTotalTaxAmount": totals["tax"],
+        "TotalDiscountAmount": totals["end_discount"],
+        "QuotationTotalChargesAmount": totals["charges"],
+        "AreTotalsUpdated": YES,
+    }
+    return store.update("SalesQuotationHeaderV2", header, changes, identity=derived_identity(identity), via_api=False)
 
 
 # ---- on-hand ----------------------------------------------------------------------------------------------
@@ -351,12 +391,15 @@ def is_stocked(store: Store, company: str, item: str) -> bool:
 
 
 def onhand_row(store: Store, company: str, item: str, site: str, warehouse: str) -> Row | None:
-    return store.get("WarehouseOnHandV2", {"dataAreaId": company, "ItemNumber": item, "InventorySiteId": site,
-                                           "InventoryWarehouseId": warehouse})
+    return store.get(
+        "WarehouseOnHandV2",
+        {"dataAreaId": company, "ItemNumber": item, "InventorySiteId": site, "InventoryWarehouseId": warehouse},
+    )
 
 
-def refresh_onhand(store: Store, company: str, item: str, site: str, warehouse: str, identity: str,
-                   on_hand_delta: Decimal = ZERO) -> Row | None:
+def refresh_onhand(
+    store: Store, company: str, item: str, site: str, warehouse: str, identity: str, on_hand_delta: Decimal = ZERO
+) -> Row | None:
     """Recompute reservations and open demand of one item in one warehouse (creating the on-hand row of a
     stocked item on first use), optionally moving physical on-hand by ``on_hand_delta``."""
     if not (item and site and warehouse):
@@ -367,17 +410,30 @@ def refresh_onhand(store: Store, company: str, item: str, site: str, warehouse: 
     identity = derived_identity(identity)
     row = onhand_row(store, company, item, site, warehouse)
     if row is None:
-        row = store.insert("WarehouseOnHandV2", {
-            "dataAreaId": company, "ItemNumber": item, "InventorySiteId": site, "InventoryWarehouseId": warehouse,
-            "ProductName": found["ProductName"]}, identity=identity, via_api=False)
+        row = store.insert(
+            "WarehouseOnHandV2",
+            {
+                "dataAreaId": company,
+                "ItemNumber": item,
+                "InventorySiteId": site,
+                "InventoryWarehouseId": warehouse,
+                "ProductName": found["ProductName"],
+            },
+            identity=identity,
+            via_api=False,
+        )
     reserved, on_order = open_demand(store, company, item, site, warehouse)
     on_hand = dec(row["OnHandQuantity"]) + on_hand_delta
     ordered, reserved_ordered = dec(row["OrderedQuantity"]), dec(row["ReservedOrderedQuantity"])
     available_ordered = ordered - reserved_ordered - on_order
-    changes = {"OnHandQuantity": on_hand, "ReservedOnHandQuantity": reserved,
-               "AvailableOnHandQuantity": on_hand - reserved, "OnOrderQuantity": on_order,
-               "AvailableOrderedQuantity": available_ordered,
-               "TotalAvailableQuantity": on_hand - reserved + available_ordered}
+    changes = {
+        "OnHandQuantity": on_hand,
+        "ReservedOnHandQuantity": reserved,
+        "AvailableOnHandQuantity": on_hand - reserved,
+        "OnOrderQuantity": on_order,
+        "AvailableOrderedQuantity": available_ordered,
+        "TotalAvailableQuantity": on_hand - reserved + available_ordered,
+    }
     return store.update("WarehouseOnHandV2", row, changes, identity=identity, via_api=False)
 
 
@@ -392,8 +448,12 @@ def open_demand(store: Store, company: str, item: str, site: str, warehouse: str
     remaining, reserved = table.c.RemainingSalesPhysicalQuantity, table.c.ReservedSalesQuantity
     unreserved = sa.case((remaining > reserved, remaining - reserved), else_=0)
     query = sa.select(sa.func.coalesce(sa.func.sum(reserved), 0), sa.func.coalesce(sa.func.sum(unreserved), 0)).where(
-        table.c.dataAreaId == company, table.c.ItemNumber == item, table.c.ShippingSiteId == site,
-        table.c.ShippingWarehouseId == warehouse, remaining > 0)
+        table.c.dataAreaId == company,
+        table.c.ItemNumber == item,
+        table.c.ShippingSiteId == site,
+        table.c.ShippingWarehouseId == warehouse,
+        remaining > 0,
+    )
     total_reserved, total_unreserved = store.db.connection.execute(query).one()
     # SQLite sums NUMERIC as floats; round back to the quantity precision of the model.
     return (dec(total_reserved).quantize(QTY), dec(total_unreserved).quantize(QTY))
@@ -412,15 +472,18 @@ def reserve(store: Store, line: Row, identity: str) -> Row:
     need = dec(line["RemainingSalesPhysicalQuantity"]) - dec(line["ReservedSalesQuantity"])
     if need <= 0:
         return line
-    refresh_onhand(store, company, line["ItemNumber"], line["ShippingSiteId"], line["ShippingWarehouseId"],
-                   identity)
-    free = available_on_hand(store, company, line["ItemNumber"], line["ShippingSiteId"],
-                             line["ShippingWarehouseId"])
+    refresh_onhand(store, company, line["ItemNumber"], line["ShippingSiteId"], line["ShippingWarehouseId"], identity)
+    free = available_on_hand(store, company, line["ItemNumber"], line["ShippingSiteId"], line["ShippingWarehouseId"])
     take = min(need, max(free, ZERO))
     if take <= 0:
         return line
-    return store.update("SalesOrderLine", line, {"ReservedSalesQuantity": dec(line["ReservedSalesQuantity"]) + take},
-                        identity=identity, via_api=False)
+    return store.update(
+        "SalesOrderLine",
+        line,
+        {"ReservedSalesQuantity": dec(line["ReservedSalesQuantity"]) + take},
+        identity=identity,
+        via_api=False,
+    )
 
 
 # ---- credit and holds -------------------------------------------------------------------------------------
@@ -439,14 +502,28 @@ def check_not_on_hold(store: Store, company: str, account: str, blocked: set[str
 
 def open_balance(store: Store, company: str, account: str) -> Decimal:
     """The customer's open invoice amounts."""
-    return sum((dec(inv["InvoiceOpenAmount"]) for inv in store.find(
-        "SalesInvoiceHeaderV2", {"dataAreaId": company, "InvoiceCustomerAccountNumber": account})), ZERO)
+    return sum(
+        (
+            dec(inv["InvoiceOpenAmount"])
+            for inv in store.find(
+                "SalesInvoiceHeaderV2", {"dataAreaId": company, "InvoiceCustomerAccountNumber": account}
+            )
+        ),
+        ZERO,
+    )
 
 
 def uninvoiced_order_value(store: Store, header: Mapping[str, Any]) -> Decimal:
-    invoiced = sum((dec(inv["TotalInvoiceAmount"]) for inv in store.find(
-        "SalesInvoiceHeaderV2", {"dataAreaId": header["dataAreaId"], "SalesOrderNumber": header["SalesOrderNumber"]})),
-        ZERO)
+    invoiced = sum(
+        (
+            dec(inv["TotalInvoiceAmount"])
+            for inv in store.find(
+                "SalesInvoiceHeaderV2",
+                {"dataAreaId": header["dataAreaId"], "SalesOrderNumber": header["SalesOrderNumber"]},
+            )
+        ),
+        ZERO,
+    )
     return max(dec(header["OrderTotalAmount"]) - invoiced, ZERO)
 
 
@@ -462,8 +539,10 @@ def check_credit_limit(store: Store, header: Row) -> None:
     for other in store.find("SalesOrderHeaderV2", {"dataAreaId": company, "InvoiceCustomerAccountNumber": account}):
         if other["SalesOrderNumber"] == header["SalesOrderNumber"]:
             continue
-        if other["DocumentStatus"] >= DOC["Confirmation"] and other["SalesOrderStatus"] in (S["Backorder"],
-                                                                                           S["Delivered"]):
+        if other["DocumentStatus"] >= DOC["Confirmation"] and other["SalesOrderStatus"] in (
+            S["Backorder"],
+            S["Delivered"],
+        ):
             exposure += uninvoiced_order_value(store, other)
     exposure += uninvoiced_order_value(store, header)
     limit = dec(cust["CreditLimit"])
@@ -471,7 +550,8 @@ def check_credit_limit(store: Store, header: Row) -> None:
         raise process_error(
             f"The credit limit for customer {account} has been exceeded: balance including this order "
             f"{fmt_amount(exposure)} {header['CurrencyCode']}, credit limit {fmt_amount(limit)}.",
-            f"Sales order {header['SalesOrderNumber']} cannot be confirmed.")
+            f"Sales order {header['SalesOrderNumber']} cannot be confirmed.",
+        )
 
 
 # ---- sales quotation lifecycle ----------------------------------------------------------------------------
@@ -483,14 +563,17 @@ def _set_quotation_status(store: Store, header: Row, status: int, identity: str,
     for line in quotation_lines(store, header["dataAreaId"], header["SalesQuotationNumber"]):
         store.update("SalesQuotationLine", line, {"SalesQuotationStatus": status}, identity=identity, via_api=False)
     header = reread(store, "SalesQuotationHeaderV2", header)
-    return store.update("SalesQuotationHeaderV2", header, {"SalesQuotationStatus": status, **extra},
-                        identity=identity, via_api=False)
+    return store.update(
+        "SalesQuotationHeaderV2", header, {"SalesQuotationStatus": status, **extra}, identity=identity, via_api=False
+    )
 
 
 def _check_quotation_open(header: Row, doing: str) -> None:
     if header["SalesQuotationStatus"] not in OPEN_QUOTATION:
-        raise process_error(f"Quotation {header['SalesQuotationNumber']} has status "
-                            f"{_quotation_status_name(header['SalesQuotationStatus'])}; it cannot be {doing}.")
+        raise process_error(
+            f"Quotation {header['SalesQuotationNumber']} has status "
+            f"{_quotation_status_name(header['SalesQuotationStatus'])}; it cannot be {doing}."
+        )
 
 
 def send_quotation(store: Store, header: Row, identity: str) -> Row:
@@ -526,8 +609,12 @@ def request_quotation_status(store: Store, header: Row, target: int, identity: s
     header = reread(store, "SalesQuotationHeaderV2", header)
     if header["SalesQuotationStatus"] == target:
         return header
-    moves = {QS["Sent"]: send_quotation, QS["Lost"]: lose_quotation, QS["Cancelled"]: cancel_quotation,
-             QS["Revised"]: revise_quotation}
+    moves = {
+        QS["Sent"]: send_quotation,
+        QS["Lost"]: lose_quotation,
+        QS["Cancelled"]: cancel_quotation,
+        QS["Revised"]: revise_quotation,
+    }
     if target in moves:
         return moves[target](store, header, identity)
     if target != QS["Confirmed"]:
@@ -536,37 +623,64 @@ def request_quotation_status(store: Store, header: Row, target: int, identity: s
     number = order_number or header["GeneratedSalesOrderNumber"]
     order = order_header(store, header["dataAreaId"], number) if number else None
     if order is not None and not order["QuotationNumber"]:
-        store.update("SalesOrderHeaderV2", order, {"QuotationNumber": header["SalesQuotationNumber"]},
-                     identity=identity, via_api=False)
-    return _set_quotation_status(store, header, QS["Confirmed"], identity, GeneratedSalesOrderNumber=number,
-                                 ConfirmationDate=today())
+        store.update(
+            "SalesOrderHeaderV2",
+            order,
+            {"QuotationNumber": header["SalesQuotationNumber"]},
+            identity=identity,
+            via_api=False,
+        )
+    return _set_quotation_status(
+        store, header, QS["Confirmed"], identity, GeneratedSalesOrderNumber=number, ConfirmationDate=today()
+    )
 
 
 #: Quotation header fields copied to the sales order it becomes (quotation name -> order name).
 QUOTATION_TO_ORDER = {
     "RequestingCustomerAccountNumber": "OrderingCustomerAccountNumber",
-    "InvoiceCustomerAccountNumber": "InvoiceCustomerAccountNumber", "CurrencyCode": "CurrencyCode",
-    "LanguageId": "LanguageId", "SalesQuotationName": "SalesOrderName", "PaymentTermsName": "PaymentTermsName",
-    "DeliveryModeCode": "DeliveryModeCode", "DeliveryTermsCode": "DeliveryTermsCode",
-    "DefaultShippingSiteId": "DefaultShippingSiteId", "DefaultShippingWarehouseId": "DefaultShippingWarehouseId",
-    "TotalDiscountPercentage": "TotalDiscountPercentage", "PriceCustomerGroupCode": "PriceCustomerGroupCode",
-    "CustomersReference": "CustomersOrderReference", "CustomerRequisitionNumber": "CustomerRequisitionNumber",
-    "ContactPersonId": "ContactPersonId", "SalesTaxGroupCode": "SalesTaxGroupCode",
-    "RequestedShippingDate": "RequestedShippingDate", "RequestedReceiptDate": "RequestedReceiptDate",
+    "InvoiceCustomerAccountNumber": "InvoiceCustomerAccountNumber",
+    "CurrencyCode": "CurrencyCode",
+    "LanguageId": "LanguageId",
+    "SalesQuotationName": "SalesOrderName",
+    "PaymentTermsName": "PaymentTermsName",
+    "DeliveryModeCode": "DeliveryModeCode",
+    "DeliveryTermsCode": "DeliveryTermsCode",
+    "DefaultShippingSiteId": "DefaultShippingSiteId",
+    "DefaultShippingWarehouseId": "DefaultShippingWarehouseId",
+    "TotalDiscountPercentage": "TotalDiscountPercentage",
+    "PriceCustomerGroupCode": "PriceCustomerGroupCode",
+    "CustomersReference": "CustomersOrderReference",
+    "CustomerRequisitionNumber": "CustomerRequisitionNumber",
+    "ContactPersonId": "ContactPersonId",
+    "SalesTaxGroupCode": "SalesTaxGroupCode",
+    "RequestedShippingDate": "RequestedShippingDate",
+    "RequestedReceiptDate": "RequestedReceiptDate",
     "ArePricesIncludingSalesTax": "ArePricesIncludingSalesTax",
     "SalesOrderPromisingMethod": "SalesOrderPromisingMethod",
 }
 QUOTATION_LINE_TO_ORDER_LINE = {
-    "LineCreationSequenceNumber": "LineCreationSequenceNumber", "LineNumber": "LineNumber",
-    "ItemNumber": "ItemNumber", "ProductName": "ProductName", "LineDescription": "LineDescription",
-    "RequestedSalesQuantity": "OrderedSalesQuantity", "SalesUnitSymbol": "SalesUnitSymbol",
-    "SalesPrice": "SalesPrice", "SalesPriceQuantity": "SalesPriceQuantity",
-    "LineDiscountAmount": "LineDiscountAmount", "LineDiscountPercentage": "LineDiscountPercentage",
-    "MultilineDiscountAmount": "MultilineDiscountAmount", "MultilineDiscountPercentage": "MultilineDiscountPercentage",
-    "ShippingSiteId": "ShippingSiteId", "ShippingWarehouseId": "ShippingWarehouseId",
-    "SalesTaxGroupCode": "SalesTaxGroupCode", "SalesTaxItemGroupCode": "SalesTaxItemGroupCode",
-    "RequestedShippingDate": "RequestedShippingDate", "RequestedReceiptDate": "RequestedReceiptDate",
-    "ProductColorId": "ProductColorId", "ProductSizeId": "ProductSizeId", "ProductStyleId": "ProductStyleId",
+    "LineCreationSequenceNumber": "LineCreationSequenceNumber",
+    "LineNumber": "LineNumber",
+    "ItemNumber": "ItemNumber",
+    "ProductName": "ProductName",
+    "LineDescription": "LineDescription",
+    "RequestedSalesQuantity": "OrderedSalesQuantity",
+    "SalesUnitSymbol": "SalesUnitSymbol",
+    "SalesPrice": "SalesPrice",
+    "SalesPriceQuantity": "SalesPriceQuantity",
+    "LineDiscountAmount": "LineDiscountAmount",
+    "LineDiscountPercentage": "LineDiscountPercentage",
+    "MultilineDiscountAmount": "MultilineDiscountAmount",
+    "MultilineDiscountPercentage": "MultilineDiscountPercentage",
+    "ShippingSiteId": "ShippingSiteId",
+    "ShippingWarehouseId": "ShippingWarehouseId",
+    "SalesTaxGroupCode": "SalesTaxGroupCode",
+    "SalesTaxItemGroupCode": "SalesTaxItemGroupCode",
+    "RequestedShippingDate": "RequestedShippingDate",
+    "RequestedReceiptDate": "RequestedReceiptDate",
+    "ProductColorId": "ProductColorId",
+    "ProductSizeId": "ProductSizeId",
+    "ProductStyleId": "ProductStyleId",
     "ProductConfigurationId": "ProductConfigurationId",
 }
 
@@ -579,16 +693,18 @@ def confirm_quotation(store: Store, header: Row, identity: str, order_number: st
     lines = quotation_lines(store, company, number)
     if not lines:
         raise process_error(f"Quotation {number} has no lines; there is nothing to confirm.")
-    check_not_on_hold(store, company, header["RequestingCustomerAccountNumber"], {"All"},
-                      "Confirming a quotation")
+    check_not_on_hold(store, company, header["RequestingCustomerAccountNumber"], {"All"}, "Confirming a quotation")
     existing = order_header(store, company, order_number) if order_number else None
     if existing is not None:
         if existing["OrderingCustomerAccountNumber"] != header["RequestingCustomerAccountNumber"]:
-            raise process_error(f"Sales order {order_number} belongs to customer "
-                                f"{existing['OrderingCustomerAccountNumber']}, not to "
-                                f"{header['RequestingCustomerAccountNumber']} of quotation {number}.")
-        order = store.update("SalesOrderHeaderV2", existing, {"QuotationNumber": number}, identity=identity,
-                             via_api=False)
+            raise process_error(
+                f"Sales order {order_number} belongs to customer "
+                f"{existing['OrderingCustomerAccountNumber']}, not to "
+                f"{header['RequestingCustomerAccountNumber']} of quotation {number}."
+            )
+        order = store.update(
+            "SalesOrderHeaderV2", existing, {"QuotationNumber": number}, identity=identity, via_api=False
+        )
     else:
         values: dict[str, Any] = {"dataAreaId": company, "QuotationNumber": number}
         if order_number:
@@ -604,8 +720,14 @@ def confirm_quotation(store: Store, header: Row, identity: str, order_number: st
             for source, target in QUOTATION_LINE_TO_ORDER_LINE.items():
                 line_values[target] = line[source]
             store.insert("SalesOrderLine", line_values, identity=identity, via_api=False)
-    _set_quotation_status(store, reread(store, "SalesQuotationHeaderV2", header), QS["Confirmed"], identity,
-                          GeneratedSalesOrderNumber=order["SalesOrderNumber"], ConfirmationDate=today())
+    _set_quotation_status(
+        store,
+        reread(store, "SalesQuotationHeaderV2", header),
+        QS["Confirmed"],
+        identity,
+        GeneratedSalesOrderNumber=order["SalesOrderNumber"],
+        ConfirmationDate=today(),
+    )
     return reread(store, "SalesOrderHeaderV2", order)
 
 
@@ -631,9 +753,13 @@ def _check_order_processable(store: Store, header: Row, doing: str, holds: set[s
 
 def _advance_document_status(store: Store, header: Row, document: int, identity: str, **extra: Any) -> Row:
     header = reread(store, "SalesOrderHeaderV2", header)
-    return store.update("SalesOrderHeaderV2", header,
-                        {"DocumentStatus": max(header["DocumentStatus"], document), **extra},
-                        identity=identity, via_api=False)
+    return store.update(
+        "SalesOrderHeaderV2",
+        header,
+        {"DocumentStatus": max(header["DocumentStatus"], document), **extra},
+        identity=identity,
+        via_api=False,
+    )
 
 
 def confirm_order(store: Store, header: Row, identity: str) -> Row:
@@ -647,24 +773,32 @@ def confirm_order(store: Store, header: Row, identity: str) -> Row:
     """
     lines = _check_order_processable(store, header, "confirmation", {"All"})
     if header["SalesOrderStatus"] != S["Backorder"]:
-        raise process_error(f"Sales order {header['SalesOrderNumber']} has status "
-                            f"{_status_name(header['SalesOrderStatus'])}; only open orders can be confirmed.")
+        raise process_error(
+            f"Sales order {header['SalesOrderNumber']} has status "
+            f"{_status_name(header['SalesOrderStatus'])}; only open orders can be confirmed."
+        )
     check_credit_limit(store, header)
     for line in lines:
         if order_line_status(line) == S["Backorder"]:
             line = reserve(store, line, identity)
             if is_empty_date(line["ConfirmedShippingDate"]):
-                shipping = line["RequestedShippingDate"] if not is_empty_date(line["RequestedShippingDate"]) \
-                    else today()
-                store.update("SalesOrderLine", line, {"ConfirmedShippingDate": shipping}, identity=identity,
-                             via_api=False)
+                shipping = (
+                    line["RequestedShippingDate"] if not is_empty_date(line["RequestedShippingDate"]) else today()
+                )
+                store.update(
+                    "SalesOrderLine", line, {"ConfirmedShippingDate": shipping}, identity=identity, via_api=False
+                )
     header = reread(store, "SalesOrderHeaderV2", header)
     extra: dict[str, Any] = {}
     if is_empty_date(header["ConfirmedShippingDate"]):
-        extra["ConfirmedShippingDate"] = header["RequestedShippingDate"] \
-            if not is_empty_date(header["RequestedShippingDate"]) else today()
-        extra["ConfirmedReceiptDate"] = header["RequestedReceiptDate"] \
-            if not is_empty_date(header["RequestedReceiptDate"]) else extra["ConfirmedShippingDate"]
+        extra["ConfirmedShippingDate"] = (
+            header["RequestedShippingDate"] if not is_empty_date(header["RequestedShippingDate"]) else today()
+        )
+        extra["ConfirmedReceiptDate"] = (
+            header["RequestedReceiptDate"]
+            if not is_empty_date(header["RequestedReceiptDate"])
+            else extra["ConfirmedShippingDate"]
+        )
     return _advance_document_status(store, header, DOC["Confirmation"], identity, **extra)
 
 
@@ -690,13 +824,19 @@ def find_line(lines: list[Row], spec: Mapping[str, Any], number: str) -> Row:
                 if same(line[field], wanted) or str(line[field]) == str(wanted):
                     return line
             raise process_error(f"Document {number} has no line with {field} {wanted}.")
-    raise process_error("Each item of 'Lines' must name a line by LineCreationSequenceNumber, InventoryLotId "
-                        "or LineNumber.")
+    raise process_error(
+        "Each item of 'Lines' must name a line by LineCreationSequenceNumber, InventoryLotId or LineNumber."
+    )
 
 
-def requested_quantities(lines: list[Row], params: Mapping[str, Any], number: str,
-                         remaining: Callable[[Row], Decimal], default: Callable[[Row], Decimal],
-                         what: str) -> list[tuple[Row, Decimal]]:
+def requested_quantities(
+    lines: list[Row],
+    params: Mapping[str, Any],
+    number: str,
+    remaining: Callable[[Row], Decimal],
+    default: Callable[[Row], Decimal],
+    what: str,
+) -> list[tuple[Row, Decimal]]:
     """(line, quantity) pairs to post: the ``Lines`` parameter, or ``default(line)`` for every line.
 
     Each requested quantity must be positive and at most ``remaining(line)``; a ``Lines`` item without
@@ -724,11 +864,15 @@ def requested_quantities(lines: list[Row], params: Mapping[str, Any], number: st
         except (decimal.InvalidOperation, TypeError, ValueError):
             raise process_error(f"Quantity '{item.get('Quantity')}' is not a number.") from None
         if qty <= 0:
-            raise process_error(f"Line {line['LineCreationSequenceNumber']} of {number}: the quantity to {what} "
-                                f"must be greater than zero (remaining {fmt_qty(left)}).")
+            raise process_error(
+                f"Line {line['LineCreationSequenceNumber']} of {number}: the quantity to {what} "
+                f"must be greater than zero (remaining {fmt_qty(left)})."
+            )
         if qty > left:
-            raise process_error(f"Line {line['LineCreationSequenceNumber']} of {number}: the quantity to {what} "
-                                f"{fmt_qty(qty)} exceeds the remaining quantity {fmt_qty(left)}.")
+            raise process_error(
+                f"Line {line['LineCreationSequenceNumber']} of {number}: the quantity to {what} "
+                f"{fmt_qty(qty)} exceeds the remaining quantity {fmt_qty(left)}."
+            )
         chosen.append((line, qty))
     return chosen
 
@@ -746,8 +890,10 @@ def post_packing_slip(store: Store, header: Row, identity: str, params: Mapping[
     lines = _check_order_processable(store, header, "delivery", {"All"})
     number = header["SalesOrderNumber"]
     if header["SalesOrderStatus"] != S["Backorder"]:
-        raise process_error(f"Sales order {number} has status {_status_name(header['SalesOrderStatus'])}; "
-                            "there is nothing left to deliver.")
+        raise process_error(
+            f"Sales order {number} has status {_status_name(header['SalesOrderStatus'])}; "
+            "there is nothing left to deliver."
+        )
     open_lines = [line for line in lines if order_line_status(line) == S["Backorder"]]
     deliver_now = any(dec(line["SalesDeliverNow"]) > 0 for line in open_lines)
 
@@ -756,8 +902,9 @@ def post_packing_slip(store: Store, header: Row, identity: str, params: Mapping[
             return min(dec(line["SalesDeliverNow"]), dec(line["RemainingSalesPhysicalQuantity"]))
         return dec(line["RemainingSalesPhysicalQuantity"])
 
-    chosen = requested_quantities(lines, params or {}, number,
-                                  lambda line: dec(line["RemainingSalesPhysicalQuantity"]), default, "deliver")
+    chosen = requested_quantities(
+        lines, params or {}, number, lambda line: dec(line["RemainingSalesPhysicalQuantity"]), default, "deliver"
+    )
     if not chosen:
         raise process_error(f"Sales order {number} has nothing left to deliver.")
     company = header["dataAreaId"]
@@ -773,29 +920,46 @@ def post_packing_slip(store: Store, header: Row, identity: str, params: Mapping[
             row = onhand_row(store, company, item, site, warehouse)
             on_hand = ZERO if row is None else dec(row["OnHandQuantity"])
             if qty > on_hand:
-                shortages.append(f"Item {item} in warehouse {warehouse}: the quantity to deliver {fmt_qty(qty)} "
-                                 f"is larger than the physical on-hand quantity {fmt_qty(on_hand)}.")
+                shortages.append(
+                    f"Item {item} in warehouse {warehouse}: the quantity to deliver {fmt_qty(qty)} "
+                    f"is larger than the physical on-hand quantity {fmt_qty(on_hand)}."
+                )
         if shortages:
             raise process_error(*shortages, f"The packing slip for sales order {number} was not posted.")
     for line, qty in chosen:
         line = reread(store, "SalesOrderLine", line)
         reserved = dec(line["ReservedSalesQuantity"])
-        store.update("SalesOrderLine", line, {
-            "DeliveredSalesQuantity": dec(line["DeliveredSalesQuantity"]) + qty,
-            "RemainingSalesPhysicalQuantity": dec(line["RemainingSalesPhysicalQuantity"]) - qty,
-            "RemainingSalesFinancialQuantity": dec(line["RemainingSalesFinancialQuantity"]) + qty,
-            "ReservedSalesQuantity": max(reserved - qty, ZERO), "SalesDeliverNow": ZERO,
-        }, identity=identity, via_api=False)
-        refresh_onhand(store, company, line["ItemNumber"], line["ShippingSiteId"], line["ShippingWarehouseId"],
-                       identity, on_hand_delta=-qty)
+        store.update(
+            "SalesOrderLine",
+            line,
+            {
+                "DeliveredSalesQuantity": dec(line["DeliveredSalesQuantity"]) + qty,
+                "RemainingSalesPhysicalQuantity": dec(line["RemainingSalesPhysicalQuantity"]) - qty,
+                "RemainingSalesFinancialQuantity": dec(line["RemainingSalesFinancialQuantity"]) + qty,
+                "ReservedSalesQuantity": max(reserved - qty, ZERO),
+                "SalesDeliverNow": ZERO,
+            },
+            identity=identity,
+            via_api=False,
+        )
+        refresh_onhand(
+            store,
+            company,
+            line["ItemNumber"],
+            line["ShippingSiteId"],
+            line["ShippingWarehouseId"],
+            identity,
+            on_hand_delta=-qty,
+        )
     return _advance_document_status(store, header, DOC["PackingSlip"], identity)
 
 
 def _invoiced_so_far(store: Store, line: Row) -> tuple[Decimal, Decimal]:
     """(amount, charges) already invoiced for an order line."""
     amount = charges = ZERO
-    for inv in store.find("SalesInvoiceLineV2", {"dataAreaId": line["dataAreaId"],
-                                                 "InventoryLotId": line["InventoryLotId"]}):
+    for inv in store.find(
+        "SalesInvoiceLineV2", {"dataAreaId": line["dataAreaId"], "InventoryLotId": line["InventoryLotId"]}
+    ):
         amount += dec(inv["LineAmount"])
         charges += dec(inv["LineTotalChargesAmount"])
     return amount, charges
@@ -820,13 +984,22 @@ def post_invoice(store: Store, header: Row, identity: str, params: Mapping[str, 
     """
     lines = _check_order_processable(store, header, "invoicing", {"All", "Invoice"})
     number, company = header["SalesOrderNumber"], header["dataAreaId"]
-    chosen = requested_quantities(lines, params or {}, number,
-                                  lambda line: dec(line["RemainingSalesFinancialQuantity"]),
-                                  lambda line: dec(line["RemainingSalesFinancialQuantity"]), "invoice")
+    chosen = requested_quantities(
+        lines,
+        params or {},
+        number,
+        lambda line: dec(line["RemainingSalesFinancialQuantity"]),
+        lambda line: dec(line["RemainingSalesFinancialQuantity"]),
+        "invoice",
+    )
     if not chosen:
         raise process_error(f"Sales order {number} has no delivered quantity to invoice; post a packing slip first.")
-    invoice_number = numbering.next_number(store, numbering.SALES_INVOICE, company, lambda n: store.get(
-        "SalesInvoiceHeaderV2", {"dataAreaId": company, "InvoiceNumber": n}) is not None)
+    invoice_number = numbering.next_number(
+        store,
+        numbering.SALES_INVOICE,
+        company,
+        lambda n: store.get("SalesInvoiceHeaderV2", {"dataAreaId": company, "InvoiceNumber": n}) is not None,
+    )
     voucher = numbering.next_number(store, numbering.INVOICE_VOUCHER, company)
     invoice_date = today()
     end_pct = header["TotalDiscountPercentage"]
@@ -842,46 +1015,91 @@ def post_invoice(store: Store, header: Row, identity: str, params: Mapping[str, 
             amount = money(dec(line["LineAmount"]) * qty / ordered) if ordered else ZERO
             charges = money(dec(line["TotalChargesAmount"]) * qty / ordered) if ordered else ZERO
         gross = line_gross_amount(line, qty)
-        invoice_lines.append({
-            "dataAreaId": company, "InvoiceNumber": invoice_number, "InvoiceDate": invoice_date,
-            "LineCreationSequenceNumber": line["LineCreationSequenceNumber"], "LineNumber": Decimal(index),
-            "SalesOrderNumber": number, "InventoryLotId": line["InventoryLotId"], "ItemNumber": line["ItemNumber"],
-            "ProductNumber": line["ProductNumber"], "ProductName": line["ProductName"],
-            "LineDescription": line["LineDescription"], "InvoicedQuantity": qty,
-            "SalesUnitSymbol": line["SalesUnitSymbol"], "SalesPrice": line["SalesPrice"], "LineAmount": amount,
-            "LineTotalDiscountAmount": max(gross - amount - charges, ZERO), "LineTotalChargesAmount": charges,
-            "LineTotalTaxAmount": line_tax(company, line, end_pct, amount, charges),
-            "CurrencyCode": header["CurrencyCode"], "InventorySiteId": line["ShippingSiteId"],
-            "InventoryWarehouseId": line["ShippingWarehouseId"], "SalesTaxGroupCode": line["SalesTaxGroupCode"],
-        })
+        invoice_lines.append(
+            {
+                "dataAreaId": company,
+                "InvoiceNumber": invoice_number,
+                "InvoiceDate": invoice_date,
+                "LineCreationSequenceNumber": line["LineCreationSequenceNumber"],
+                "LineNumber": Decimal(index),
+                "SalesOrderNumber": number,
+                "InventoryLotId": line["InventoryLotId"],
+                "ItemNumber": line["ItemNumber"],
+                "ProductNumber": line["ProductNumber"],
+                "ProductName": line["ProductName"],
+                "LineDescription": line["LineDescription"],
+                "InvoicedQuantity": qty,
+                "SalesUnitSymbol": line["SalesUnitSymbol"],
+                "SalesPrice": line["SalesPrice"],
+                "LineAmount": amount,
+                "LineTotalDiscountAmount": max(gross - amount - charges, ZERO),
+                "LineTotalChargesAmount": charges,
+                "LineTotalTaxAmount": line_tax(company, line, end_pct, amount, charges),
+                "CurrencyCode": header["CurrencyCode"],
+                "InventorySiteId": line["ShippingSiteId"],
+                "InventoryWarehouseId": line["ShippingWarehouseId"],
+                "SalesTaxGroupCode": line["SalesTaxGroupCode"],
+            }
+        )
     totals = document_totals(
-        [{"LineAmount": i["LineAmount"], "TotalChargesAmount": i["LineTotalChargesAmount"],
-          "TotalTaxAmount": i["LineTotalTaxAmount"], "TotalDiscountAmount": i["LineTotalDiscountAmount"]}
-         for i in invoice_lines], end_pct)
-    invoice = store.insert("SalesInvoiceHeaderV2", {
-        "dataAreaId": company, "InvoiceNumber": invoice_number, "InvoiceDate": invoice_date,
-        "DueDate": due_date(store, company, header["PaymentTermsName"], invoice_date), "SalesOrderNumber": number,
-        "InvoiceCustomerAccountNumber": header["InvoiceCustomerAccountNumber"],
-        "OrderingCustomerAccountNumber": header["OrderingCustomerAccountNumber"], "LedgerVoucher": voucher,
-        "CustomersOrderReference": header["CustomersOrderReference"], "CurrencyCode": header["CurrencyCode"],
-        "PaymentTermsName": header["PaymentTermsName"], "DeliveryModeCode": header["DeliveryModeCode"],
-        "DeliveryTermsCode": header["DeliveryTermsCode"], "TotalInvoiceAmount": totals["total"],
-        "TotalTaxAmount": totals["tax"], "TotalChargeAmount": totals["charges"],
-        "TotalDiscountAmount": totals["end_discount"], "TotalDiscountCustomerGroupCode": "",
-        "InvoiceOpenAmount": totals["total"], "IsSettled": YES if totals["total"] <= 0 else NO,
-        "InvoiceAddressStreet": header["InvoiceAddressStreet"], "InvoiceAddressCity": header["InvoiceAddressCity"],
-        "InvoiceAddressState": header["InvoiceAddressState"], "InvoiceAddressZipCode": header["InvoiceAddressZipCode"],
-        "InvoiceAddressCountryRegionId": header["InvoiceAddressCountryRegionId"],
-        "InvoiceAddressCountryRegionISOCode": header["InvoiceAddressCountryRegionISOCode"],
-    }, identity=identity, via_api=False)
+        [
+            {
+                "LineAmount": i["LineAmount"],
+                "TotalChargesAmount": i["LineTotalChargesAmount"],
+                "TotalTaxAmount": i["LineTotalTaxAmount"],
+                "TotalDiscountAmount": i["LineTotalDiscountAmount"],
+            }
+            for i in invoice_lines
+        ],
+        end_pct,
+    )
+    invoice = store.insert(
+        "SalesInvoiceHeaderV2",
+        {
+            "dataAreaId": company,
+            "InvoiceNumber": invoice_number,
+            "InvoiceDate": invoice_date,
+            "DueDate": due_date(store, company, header["PaymentTermsName"], invoice_date),
+            "SalesOrderNumber": number,
+            "InvoiceCustomerAccountNumber": header["InvoiceCustomerAccountNumber"],
+            "OrderingCustomerAccountNumber": header["OrderingCustomerAccountNumber"],
+            "LedgerVoucher": voucher,
+            "CustomersOrderReference": header["CustomersOrderReference"],
+            "CurrencyCode": header["CurrencyCode"],
+            "PaymentTermsName": header["PaymentTermsName"],
+            "DeliveryModeCode": header["DeliveryModeCode"],
+            "DeliveryTermsCode": header["DeliveryTermsCode"],
+            "TotalInvoiceAmount": totals["total"],
+            "TotalTaxAmount": totals["tax"],
+            "TotalChargeAmount": totals["charges"],
+            "TotalDiscountAmount": totals["end_discount"],
+            "TotalDiscountCustomerGroupCode": "",
+            "InvoiceOpenAmount": totals["total"],
+            "IsSettled": YES if totals["total"] <= 0 else NO,
+            "InvoiceAddressStreet": header["InvoiceAddressStreet"],
+            "InvoiceAddressCity": header["InvoiceAddressCity"],
+            "InvoiceAddressState": header["InvoiceAddressState"],
+            "InvoiceAddressZipCode": header["InvoiceAddressZipCode"],
+            "InvoiceAddressCountryRegionId": header["InvoiceAddressCountryRegionId"],
+            "InvoiceAddressCountryRegionISOCode": header["InvoiceAddressCountryRegionISOCode"],
+        },
+        identity=identity,
+        via_api=False,
+    )
     for values in invoice_lines:
         store.insert("SalesInvoiceLineV2", values, identity=identity, via_api=False)
     for line, qty in chosen:
         line = reread(store, "SalesOrderLine", line)
-        store.update("SalesOrderLine", line, {
-            "InvoicedSalesQuantity": dec(line["InvoicedSalesQuantity"]) + qty,
-            "RemainingSalesFinancialQuantity": dec(line["RemainingSalesFinancialQuantity"]) - qty,
-        }, identity=identity, via_api=False)
+        store.update(
+            "SalesOrderLine",
+            line,
+            {
+                "InvoicedSalesQuantity": dec(line["InvoicedSalesQuantity"]) + qty,
+                "RemainingSalesFinancialQuantity": dec(line["RemainingSalesFinancialQuantity"]) - qty,
+            },
+            identity=identity,
+            via_api=False,
+        )
     _advance_document_status(store, header, DOC["Invoice"], identity)
     return reread(store, "SalesInvoiceHeaderV2", invoice)
 
@@ -898,24 +1116,34 @@ def cancel_order(store: Store, header: Row, identity: str) -> Row:
     delivered = [line for line in lines if dec(line["DeliveredSalesQuantity"]) > 0]
     if delivered:
         raise process_error(f"Sales order {number} has been partially delivered; it cannot be cancelled.")
-    header = store.update("SalesOrderHeaderV2", header, {"SalesOrderStatus": S["Canceled"]}, identity=identity,
-                          via_api=False)
+    header = store.update(
+        "SalesOrderHeaderV2", header, {"SalesOrderStatus": S["Canceled"]}, identity=identity, via_api=False
+    )
     for line in lines:
         line = reread(store, "SalesOrderLine", line)
-        store.update("SalesOrderLine", line, {"RemainingSalesPhysicalQuantity": ZERO, "ReservedSalesQuantity": ZERO,
-                                              "SalesDeliverNow": ZERO}, identity=identity, via_api=False)
+        store.update(
+            "SalesOrderLine",
+            line,
+            {"RemainingSalesPhysicalQuantity": ZERO, "ReservedSalesQuantity": ZERO, "SalesDeliverNow": ZERO},
+            identity=identity,
+            via_api=False,
+        )
     return reread(store, "SalesOrderHeaderV2", header)
 
 
 # ---- payments ---------------------------------------------------------------------------------------------
 def journal_lines(store: Store, company: str, batch: str) -> list[Row]:
-    return store.find("CustomerPaymentJournalLine", {"dataAreaId": company, "JournalBatchNumber": batch},
-                      order_by=["LineNumber"])
+    return store.find(
+        "CustomerPaymentJournalLine", {"dataAreaId": company, "JournalBatchNumber": batch}, order_by=["LineNumber"]
+    )
 
 
 def _open_invoices(store: Store, company: str, account: str, currency: str) -> list[Row]:
-    invoices = store.find("SalesInvoiceHeaderV2", {"dataAreaId": company, "InvoiceCustomerAccountNumber": account,
-                                                   "IsSettled": NO}, order_by=["InvoiceDate", "InvoiceNumber"])
+    invoices = store.find(
+        "SalesInvoiceHeaderV2",
+        {"dataAreaId": company, "InvoiceCustomerAccountNumber": account, "IsSettled": NO},
+        order_by=["InvoiceDate", "InvoiceNumber"],
+    )
     return [inv for inv in invoices if inv["CurrencyCode"] == currency and dec(inv["InvoiceOpenAmount"]) > 0]
 
 
@@ -949,8 +1177,10 @@ def post_payment_journal(store: Store, header: Row, identity: str) -> Row:
             if invoice is None or invoice["InvoiceCustomerAccountNumber"] != account:
                 problems.append(f"{label}: invoice {line['MarkedInvoice']} is not an invoice of customer {account}.")
             elif invoice["CurrencyCode"] != line["CurrencyCode"]:
-                problems.append(f"{label}: invoice {line['MarkedInvoice']} is in {invoice['CurrencyCode']}, the "
-                                f"payment in {line['CurrencyCode']}.")
+                problems.append(
+                    f"{label}: invoice {line['MarkedInvoice']} is in {invoice['CurrencyCode']}, the "
+                    f"payment in {line['CurrencyCode']}."
+                )
             elif dec(invoice["InvoiceOpenAmount"]) <= 0:
                 problems.append(f"{label}: invoice {line['MarkedInvoice']} is already settled.")
     if problems:
@@ -961,8 +1191,9 @@ def post_payment_journal(store: Store, header: Row, identity: str) -> Row:
         left = dec(line["CreditAmount"])
         settled: list[str] = []
         if line["MarkedInvoice"]:
-            targets = [store.get("SalesInvoiceHeaderV2", {"dataAreaId": company,
-                                                          "InvoiceNumber": line["MarkedInvoice"]})]
+            targets = [
+                store.get("SalesInvoiceHeaderV2", {"dataAreaId": company, "InvoiceNumber": line["MarkedInvoice"]})
+            ]
         else:
             targets = _open_invoices(store, company, account, line["CurrencyCode"])
         for invoice in targets:
@@ -975,15 +1206,36 @@ def post_payment_journal(store: Store, header: Row, identity: str) -> Row:
                 continue
             left -= applied
             remaining = open_amount - applied
-            store.update("SalesInvoiceHeaderV2", invoice, {
-                "InvoiceOpenAmount": remaining, "IsSettled": YES if remaining <= 0 else NO,
-                "LastSettlementDate": posting_date}, identity=identity, via_api=False)
+            store.update(
+                "SalesInvoiceHeaderV2",
+                invoice,
+                {
+                    "InvoiceOpenAmount": remaining,
+                    "IsSettled": YES if remaining <= 0 else NO,
+                    "LastSettlementDate": posting_date,
+                },
+                identity=identity,
+                via_api=False,
+            )
             settled.append(invoice["InvoiceNumber"])
         voucher = numbering.next_number(store, numbering.PAYMENT_VOUCHER, company)
-        store.update("CustomerPaymentJournalLine", reread(store, "CustomerPaymentJournalLine", line), {
-            "IsPosted": YES, "Voucher": voucher, "SettledAmount": dec(line["CreditAmount"]) - left,
-            "SettledInvoices": ",".join(settled)}, identity=identity, via_api=False)
+        store.update(
+            "CustomerPaymentJournalLine",
+            reread(store, "CustomerPaymentJournalLine", line),
+            {
+                "IsPosted": YES,
+                "Voucher": voucher,
+                "SettledAmount": dec(line["CreditAmount"]) - left,
+                "SettledInvoices": ",".join(settled),
+            },
+            identity=identity,
+            via_api=False,
+        )
     header = reread(store, "CustomerPaymentJournalHeader", header)
-    return store.update("CustomerPaymentJournalHeader", header, {"IsPosted": YES, "PostingDate": posting_date},
-                        identity=identity, via_api=False)
-
+    return store.update(
+        "CustomerPaymentJournalHeader",
+        header,
+        {"IsPosted": YES, "PostingDate": posting_date},
+        identity=identity,
+        via_api=False,
+    )

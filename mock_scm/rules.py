@@ -19,16 +19,24 @@ company's number sequence (:mod:`mock_scm.numbering`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Iterable
-
-from sandbox.odata.store import EntityBehavior, Operation, Row, WriteContext
+from typing import Any
 
 from mock_scm import numbering
 from mock_scm import processes as p
-from mock_scm.schema import (EMPTY_DATE, DirPartyType, DocumentStatus, EcoResProductType, FieldServiceProductType,
-                             LedgerJournalACType, SalesQuotationHeaderCreationMethod, SalesQuotationStatus,
-                             SalesStatus)
+from mock_scm.schema import (
+    EMPTY_DATE,
+    DirPartyType,
+    DocumentStatus,
+    EcoResProductType,
+    FieldServiceProductType,
+    LedgerJournalACType,
+    SalesQuotationHeaderCreationMethod,
+    SalesQuotationStatus,
+    SalesStatus,
+)
+from sandbox.odata.store import EntityBehavior, Operation, Row, WriteContext
 
 ITEM = EcoResProductType.members["Item"]
 SERVICE = EcoResProductType.members["Service"]
@@ -37,26 +45,55 @@ PERSON = DirPartyType.members["Person"]
 
 #: Label of the related table named in "not found in the related table" messages.
 TABLE_LABELS = {
-    "LegalEntity": "Legal entities", "Currency": "Currencies", "UnitOfMeasure": "Units",
-    "CustomerGroup": "Customer groups", "PaymentTerm": "Terms of payment", "DeliveryTerm": "Terms of delivery",
-    "DeliveryMode": "Modes of delivery", "OperationalSite": "Sites", "Warehouse": "Warehouses",
-    "ReleasedProductV2": "Released products", "CustomerV3": "Customers", "SalesOrderHeaderV2": "Sales orders",
-    "SalesQuotationHeaderV2": "Sales quotations", "CustomerPaymentJournalHeader": "Journals",
+    "LegalEntity": "Legal entities",
+    "Currency": "Currencies",
+    "UnitOfMeasure": "Units",
+    "CustomerGroup": "Customer groups",
+    "PaymentTerm": "Terms of payment",
+    "DeliveryTerm": "Terms of delivery",
+    "DeliveryMode": "Modes of delivery",
+    "OperationalSite": "Sites",
+    "Warehouse": "Warehouses",
+    "ReleasedProductV2": "Released products",
+    "CustomerV3": "Customers",
+    "SalesOrderHeaderV2": "Sales orders",
+    "SalesQuotationHeaderV2": "Sales quotations",
+    "CustomerPaymentJournalHeader": "Journals",
     "SalesInvoiceHeaderV2": "Customer invoice journal",
 }
 #: Key property of each referenced entity (besides dataAreaId).
 REFERENCE_KEYS = {
-    "LegalEntity": "LegalEntityId", "Currency": "CurrencyCode", "UnitOfMeasure": "UnitSymbol",
-    "CustomerGroup": "CustomerGroupId", "PaymentTerm": "Name", "DeliveryTerm": "TermsCode",
-    "DeliveryMode": "ModeCode", "OperationalSite": "SiteId", "Warehouse": "WarehouseId",
-    "ReleasedProductV2": "ItemNumber", "CustomerV3": "CustomerAccount", "SalesOrderHeaderV2": "SalesOrderNumber",
-    "SalesQuotationHeaderV2": "SalesQuotationNumber", "CustomerPaymentJournalHeader": "JournalBatchNumber",
+    "LegalEntity": "LegalEntityId",
+    "Currency": "CurrencyCode",
+    "UnitOfMeasure": "UnitSymbol",
+    "CustomerGroup": "CustomerGroupId",
+    "PaymentTerm": "Name",
+    "DeliveryTerm": "TermsCode",
+    "DeliveryMode": "ModeCode",
+    "OperationalSite": "SiteId",
+    "Warehouse": "WarehouseId",
+    "ReleasedProductV2": "ItemNumber",
+    "CustomerV3": "CustomerAccount",
+    "SalesOrderHeaderV2": "SalesOrderNumber",
+    "SalesQuotationHeaderV2": "SalesQuotationNumber",
+    "CustomerPaymentJournalHeader": "JournalBatchNumber",
     "SalesInvoiceHeaderV2": "InvoiceNumber",
 }
 SHARED = {"LegalEntity", "Currency", "UnitOfMeasure"}
 #: Reference data: read per row by the reference checks, so memoized for the transaction (Store.get_cached)
-REFERENCE_DATA = frozenset({"LegalEntity", "Currency", "UnitOfMeasure", "CustomerGroup", "PaymentTerm",
-                            "DeliveryTerm", "DeliveryMode", "OperationalSite", "Warehouse"})
+REFERENCE_DATA = frozenset(
+    {
+        "LegalEntity",
+        "Currency",
+        "UnitOfMeasure",
+        "CustomerGroup",
+        "PaymentTerm",
+        "DeliveryTerm",
+        "DeliveryMode",
+        "OperationalSite",
+        "Warehouse",
+    }
+)
 
 
 class ScmBehavior(EntityBehavior):
@@ -74,8 +111,11 @@ class ScmBehavior(EntityBehavior):
         if ctx.entity.company_property:
             values["dataAreaId"] = p.company_of(values, ctx.extra)
             if p.legal_entity(ctx.store, values["dataAreaId"]) is None:
-                raise p.write_error(ctx.entity.name, p.not_in_related(values["dataAreaId"], "Company",
-                                                                     "Legal entities"), field="dataAreaId")
+                raise p.write_error(
+                    ctx.entity.name,
+                    p.not_in_related(values["dataAreaId"], "Company", "Legal entities"),
+                    field="dataAreaId",
+                )
         self.create(ctx, values)
 
     def on_update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
@@ -87,8 +127,9 @@ class ScmBehavior(EntityBehavior):
                 changes.pop(name, None)
             for name in self.immutable:
                 if name in changes:
-                    raise p.write_error(ctx.entity.name, f"The field '{name}' cannot be changed once the record "
-                                        "exists.", field=name)
+                    raise p.write_error(
+                        ctx.entity.name, f"The field '{name}' cannot be changed once the record exists.", field=name
+                    )
         if not changes:
             return
         self.update(ctx, before, changes)
@@ -109,10 +150,18 @@ class ScmBehavior(EntityBehavior):
     # ---- helpers --------------------------------------------------------------------------------------------
     def label(self, ctx: WriteContext, field: str) -> str:
         prop = ctx.store.model.entities[ctx.entity.name].properties.get(field)
-        return (prop.label if prop is not None and prop.label else field)
+        return prop.label if prop is not None and prop.label else field
 
-    def reference(self, ctx: WriteContext, values: Row, field: str, target: str, *, required: bool = False,
-                  company: str | None = None) -> Row | None:
+    def reference(
+        self,
+        ctx: WriteContext,
+        values: Row,
+        field: str,
+        target: str,
+        *,
+        required: bool = False,
+        company: str | None = None,
+    ) -> Row | None:
         """The row ``values[field]`` refers to in ``target`` (same company), or a refusal naming the field."""
         value = values.get(field)
         if not value:
@@ -124,18 +173,21 @@ class ScmBehavior(EntityBehavior):
             key["dataAreaId"] = company or values.get("dataAreaId")
         row = ctx.store.get_cached(target, key) if target in REFERENCE_DATA else ctx.store.get(target, key)
         if row is None:
-            raise p.write_error(ctx.entity.name, p.not_in_related(value, self.label(ctx, field), TABLE_LABELS[target]),
-                                field=field)
+            raise p.write_error(
+                ctx.entity.name, p.not_in_related(value, self.label(ctx, field), TABLE_LABELS[target]), field=field
+            )
         return row
 
-    def references(self, ctx: WriteContext, values: Row, checks: Iterable[tuple[str, str]],
-                   company: str | None = None) -> None:
+    def references(
+        self, ctx: WriteContext, values: Row, checks: Iterable[tuple[str, str]], company: str | None = None
+    ) -> None:
         for field, target in checks:
             if field in values:
                 self.reference(ctx, values, field, target, company=company)
 
-    def refuse_delete_if_used(self, ctx: WriteContext, row: Row, users: Iterable[tuple[str, str]],
-                              key_field: str, what: str) -> None:
+    def refuse_delete_if_used(
+        self, ctx: WriteContext, row: Row, users: Iterable[tuple[str, str]], key_field: str, what: str
+    ) -> None:
         """Refuse deleting a row other rows still refer to (``users``: (entity, referring field))."""
         for entity, field in users:
             where: dict[str, Any] = {field: row[key_field]}
@@ -144,9 +196,13 @@ class ScmBehavior(EntityBehavior):
             found = ctx.store.find(entity, where, limit=1)
             if found:
                 table = TABLE_LABELS.get(ctx.entity.name, what)
-                raise p.write_error(ctx.entity.name, f"Cannot delete a record in {table}. {what}: {row[key_field]}. "
-                                    "The record is used in "
-                                    f"{TABLE_LABELS.get(entity, entity)}.", verb="Delete")
+                raise p.write_error(
+                    ctx.entity.name,
+                    f"Cannot delete a record in {table}. {what}: {row[key_field]}. "
+                    "The record is used in "
+                    f"{TABLE_LABELS.get(entity, entity)}.",
+                    verb="Delete",
+                )
 
 
 def _fill(values: Row, name: str, value: Any) -> None:
@@ -168,15 +224,17 @@ class LegalEntityBehavior(ScmBehavior):
         self.references(ctx, changes, [("AccountingCurrencyCode", "Currency")])
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
-        self.refuse_delete_if_used(ctx, row, [("CustomerV3", "dataAreaId"), ("ReleasedProductV2", "dataAreaId")],
-                                   "LegalEntityId", "Company")
+        self.refuse_delete_if_used(
+            ctx, row, [("CustomerV3", "dataAreaId"), ("ReleasedProductV2", "dataAreaId")], "LegalEntityId", "Company"
+        )
 
 
 class ReferenceBehavior(ScmBehavior):
     """Plain reference data: optional reference checks, refusal to delete what is in use."""
 
-    def __init__(self, key_field: str, what: str, users: Iterable[tuple[str, str]] = (),
-                 checks: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, key_field: str, what: str, users: Iterable[tuple[str, str]] = (), checks: Iterable[tuple[str, str]] = ()
+    ) -> None:
         self.key_field = key_field
         self.what = what
         self.users = list(users)
@@ -235,10 +293,16 @@ class ReleasedProductBehavior(ScmBehavior):
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
         if ctx.via_api:
-            self.refuse_delete_if_used(ctx, row, [("SalesOrderLine", "ItemNumber"),
-                                                  ("SalesQuotationLine", "ItemNumber")], "ItemNumber", "Item number")
-        for onhand in ctx.store.find("WarehouseOnHandV2", {"dataAreaId": row["dataAreaId"],
-                                                           "ItemNumber": row["ItemNumber"]}):
+            self.refuse_delete_if_used(
+                ctx,
+                row,
+                [("SalesOrderLine", "ItemNumber"), ("SalesQuotationLine", "ItemNumber")],
+                "ItemNumber",
+                "Item number",
+            )
+        for onhand in ctx.store.find(
+            "WarehouseOnHandV2", {"dataAreaId": row["dataAreaId"], "ItemNumber": row["ItemNumber"]}
+        ):
             ctx.store.delete("WarehouseOnHandV2", onhand, identity=ctx.identity, via_api=False)
 
     @staticmethod
@@ -249,10 +313,19 @@ class ReleasedProductBehavior(ScmBehavior):
             values["FieldServiceProductType"] = FieldServiceProductType.members["Service"]
 
     def _check(self, ctx: WriteContext, after: Row, changed: Row) -> None:
-        self.references(ctx, changed, [("InventoryUnitSymbol", "UnitOfMeasure"), ("SalesUnitSymbol", "UnitOfMeasure"),
-                                       ("PurchaseUnitSymbol", "UnitOfMeasure"), ("CurrencyCode", "Currency"),
-                                       ("DefaultSalesSiteId", "OperationalSite"),
-                                       ("DefaultSalesWarehouseId", "Warehouse")], company=after["dataAreaId"])
+        self.references(
+            ctx,
+            changed,
+            [
+                ("InventoryUnitSymbol", "UnitOfMeasure"),
+                ("SalesUnitSymbol", "UnitOfMeasure"),
+                ("PurchaseUnitSymbol", "UnitOfMeasure"),
+                ("CurrencyCode", "Currency"),
+                ("DefaultSalesSiteId", "OperationalSite"),
+                ("DefaultSalesWarehouseId", "Warehouse"),
+            ],
+            company=after["dataAreaId"],
+        )
         if not after.get("SalesUnitSymbol"):
             raise p.write_error(ctx.entity.name, p.must_be_filled("Sales unit"), field="SalesUnitSymbol")
 
@@ -263,8 +336,11 @@ class OnHandBehavior(ScmBehavior):
     def create(self, ctx: WriteContext, values: Row) -> None:
         found = p.product(ctx.store, values["dataAreaId"], values.get("ItemNumber", ""))
         if found is None:
-            raise p.write_error(ctx.entity.name, p.not_in_related(values.get("ItemNumber"), "Item number",
-                                                                 "Released products"), field="ItemNumber")
+            raise p.write_error(
+                ctx.entity.name,
+                p.not_in_related(values.get("ItemNumber"), "Item number", "Released products"),
+                field="ItemNumber",
+            )
         _fill(values, "ProductName", found["ProductName"])
         self._availability(values, values)
 
@@ -274,8 +350,11 @@ class OnHandBehavior(ScmBehavior):
     @staticmethod
     def _availability(row: Row, out: Row) -> None:
         on_hand, reserved = p.dec(row.get("OnHandQuantity")), p.dec(row.get("ReservedOnHandQuantity"))
-        available_ordered = (p.dec(row.get("OrderedQuantity")) - p.dec(row.get("ReservedOrderedQuantity"))
-                             - p.dec(row.get("OnOrderQuantity")))
+        available_ordered = (
+            p.dec(row.get("OrderedQuantity"))
+            - p.dec(row.get("ReservedOrderedQuantity"))
+            - p.dec(row.get("OnOrderQuantity"))
+        )
         out["AvailableOnHandQuantity"] = on_hand - reserved
         out["AvailableOrderedQuantity"] = available_ordered
         out["TotalAvailableQuantity"] = on_hand - reserved + available_ordered
@@ -286,8 +365,14 @@ class CustomerBehavior(ScmBehavior):
     """Customers: account number, party, names, and the references a customer must have (group, currency)."""
 
     immutable = ("CustomerAccount",)
-    checks = [("PaymentTerms", "PaymentTerm"), ("DeliveryMode", "DeliveryMode"), ("DeliveryTerms", "DeliveryTerm"),
-              ("SiteId", "OperationalSite"), ("WarehouseId", "Warehouse"), ("InvoiceAccount", "CustomerV3")]
+    checks = [
+        ("PaymentTerms", "PaymentTerm"),
+        ("DeliveryMode", "DeliveryMode"),
+        ("DeliveryTerms", "DeliveryTerm"),
+        ("SiteId", "OperationalSite"),
+        ("WarehouseId", "Warehouse"),
+        ("InvoiceAccount", "CustomerV3"),
+    ]
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         store, company = ctx.store, values["dataAreaId"]
@@ -295,7 +380,8 @@ class CustomerBehavior(ScmBehavior):
         self.reference(ctx, values, "SalesCurrencyCode", "Currency", required=True)
         if not values.get("CustomerAccount"):
             values["CustomerAccount"] = numbering.next_number(
-                store, numbering.CUSTOMER_ACCOUNT, company, lambda n: p.customer(store, company, n) is not None)
+                store, numbering.CUSTOMER_ACCOUNT, company, lambda n: p.customer(store, company, n) is not None
+            )
         else:
             numbering.note_number(store, numbering.CUSTOMER_ACCOUNT, company, values["CustomerAccount"])
         if not values.get("PartyNumber"):
@@ -324,11 +410,18 @@ class CustomerBehavior(ScmBehavior):
         self._site(ctx, after, changes)
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
-        self.refuse_delete_if_used(ctx, row, [("SalesOrderHeaderV2", "OrderingCustomerAccountNumber"),
-                                              ("SalesOrderHeaderV2", "InvoiceCustomerAccountNumber"),
-                                              ("SalesInvoiceHeaderV2", "InvoiceCustomerAccountNumber"),
-                                              ("SalesQuotationHeaderV2", "RequestingCustomerAccountNumber")],
-                                   "CustomerAccount", "Customer account")
+        self.refuse_delete_if_used(
+            ctx,
+            row,
+            [
+                ("SalesOrderHeaderV2", "OrderingCustomerAccountNumber"),
+                ("SalesOrderHeaderV2", "InvoiceCustomerAccountNumber"),
+                ("SalesInvoiceHeaderV2", "InvoiceCustomerAccountNumber"),
+                ("SalesQuotationHeaderV2", "RequestingCustomerAccountNumber"),
+            ],
+            "CustomerAccount",
+            "Customer account",
+        )
 
     @staticmethod
     def _names(row: Row, out: Row, changed: set[str] | None = None) -> None:
@@ -371,8 +464,11 @@ class ContactPersonBehavior(ScmBehavior):
         store, company = ctx.store, values["dataAreaId"]
         if not values.get("ContactPersonId"):
             values["ContactPersonId"] = numbering.next_number(
-                store, numbering.CONTACT_PERSON, company,
-                lambda n: store.get("ContactPersonV2", {"dataAreaId": company, "ContactPersonId": n}) is not None)
+                store,
+                numbering.CONTACT_PERSON,
+                company,
+                lambda n: store.get("ContactPersonV2", {"dataAreaId": company, "ContactPersonId": n}) is not None,
+            )
         else:
             numbering.note_number(store, numbering.CONTACT_PERSON, company, values["ContactPersonId"])
         if not values.get("ContactPersonPartyNumber"):
@@ -400,9 +496,14 @@ class ContactPersonBehavior(ScmBehavior):
 
 
 # ---- documents: shared header and line logic --------------------------------------------------------------
-HEADER_CHECKS = [("CurrencyCode", "Currency"), ("PaymentTermsName", "PaymentTerm"),
-                 ("DeliveryModeCode", "DeliveryMode"), ("DeliveryTermsCode", "DeliveryTerm"),
-                 ("DefaultShippingSiteId", "OperationalSite"), ("DefaultShippingWarehouseId", "Warehouse")]
+HEADER_CHECKS = [
+    ("CurrencyCode", "Currency"),
+    ("PaymentTermsName", "PaymentTerm"),
+    ("DeliveryModeCode", "DeliveryMode"),
+    ("DeliveryTermsCode", "DeliveryTerm"),
+    ("DefaultShippingSiteId", "OperationalSite"),
+    ("DefaultShippingWarehouseId", "Warehouse"),
+]
 
 
 def _customer_defaults(values: Row, cust: Row) -> None:
@@ -419,10 +520,14 @@ def _customer_defaults(values: Row, cust: Row) -> None:
     _fill(values, "PriceCustomerGroupCode", cust["PriceCustomerGroupCode"])
     _fill(values, "ContactPersonId", cust["ContactPersonId"])
     _fill(values, "DeliveryAddressName", cust["Name"])
-    for suffix, source in (("Street", "AddressStreet"), ("StreetNumber", "AddressStreetNumber"),
-                           ("City", "AddressCity"), ("ZipCode", "AddressZipCode"),
-                           ("CountryRegionId", "AddressCountryRegionId"),
-                           ("CountryRegionISOCode", "AddressCountryRegionISOCode")):
+    for suffix, source in (
+        ("Street", "AddressStreet"),
+        ("StreetNumber", "AddressStreetNumber"),
+        ("City", "AddressCity"),
+        ("ZipCode", "AddressZipCode"),
+        ("CountryRegionId", "AddressCountryRegionId"),
+        ("CountryRegionISOCode", "AddressCountryRegionISOCode"),
+    ):
         _fill(values, f"DeliveryAddress{suffix}", cust[source])
         _fill(values, f"InvoiceAddress{suffix}", cust[source])
     _fill(values, "DeliveryAddressStateId", cust["AddressState"])
@@ -446,8 +551,11 @@ class DocumentHeaderBehavior(ScmBehavior):
         number = values.get(self.number_field)
         if not number:
             values[self.number_field] = numbering.next_number(
-                store, self.scope, company,
-                lambda n: store.get(self.entity_name, {"dataAreaId": company, self.number_field: n}) is not None)
+                store,
+                self.scope,
+                company,
+                lambda n: store.get(self.entity_name, {"dataAreaId": company, self.number_field: n}) is not None,
+            )
         else:
             # A number brought along (e.g. CRM-... from Sales through dual-write) is kept as it is.
             numbering.note_number(store, self.scope, company, number)
@@ -480,12 +588,19 @@ class DocumentHeaderBehavior(ScmBehavior):
         company, number = header["dataAreaId"], header[self.number_field]
         for line in ctx.store.find(self.line_entity, {"dataAreaId": company, self.number_field: number}):
             tax = p.line_tax(company, line, header["TotalDiscountPercentage"])
-            ctx.store.update(self.line_entity, line, {"TotalTaxAmount": tax}, identity=p.derived_identity(ctx.identity),
-                             via_api=False, extra={"cascade": True})
+            ctx.store.update(
+                self.line_entity,
+                line,
+                {"TotalTaxAmount": tax},
+                identity=p.derived_identity(ctx.identity),
+                via_api=False,
+                extra={"cascade": True},
+            )
 
     def delete_lines(self, ctx: WriteContext, row: Row) -> None:
-        for line in ctx.store.find(self.line_entity, {"dataAreaId": row["dataAreaId"],
-                                                      self.number_field: row[self.number_field]}):
+        for line in ctx.store.find(
+            self.line_entity, {"dataAreaId": row["dataAreaId"], self.number_field: row[self.number_field]}
+        ):
             ctx.store.delete(self.line_entity, line, identity=ctx.identity, via_api=False, extra={"cascade": True})
 
 
@@ -503,9 +618,11 @@ class DocumentLineBehavior(ScmBehavior):
             raise p.write_error(ctx.entity.name, p.must_be_filled(self.document_label), field=self.number_field)
         header = ctx.store.get(self.header_entity, {"dataAreaId": values["dataAreaId"], self.number_field: number})
         if header is None:
-            raise p.write_error(ctx.entity.name, p.not_in_related(number, self.document_label,
-                                                                 TABLE_LABELS[self.header_entity]),
-                                field=self.number_field)
+            raise p.write_error(
+                ctx.entity.name,
+                p.not_in_related(number, self.document_label, TABLE_LABELS[self.header_entity]),
+                field=self.number_field,
+            )
         return header
 
     def product_of(self, ctx: WriteContext, values: Row) -> Row:
@@ -517,11 +634,16 @@ class DocumentLineBehavior(ScmBehavior):
         found = p.product(ctx.store, company, item, product_number)
         if found is None:
             field, value = ("ItemNumber", item) if item else ("ProductNumber", product_number)
-            raise p.write_error(ctx.entity.name, p.not_in_related(value, "Item number", "Released products"),
-                                f"Item {value} is not released to company {company}.", field=field)
+            raise p.write_error(
+                ctx.entity.name,
+                p.not_in_related(value, "Item number", "Released products"),
+                f"Item {value} is not released to company {company}.",
+                field=field,
+            )
         if found["IsSalesProcessingStopped"] == p.YES:
-            raise p.write_error(ctx.entity.name, f"Item {found['ItemNumber']} is stopped for sales.",
-                                field="ItemNumber")
+            raise p.write_error(
+                ctx.entity.name, f"Item {found['ItemNumber']} is stopped for sales.", field="ItemNumber"
+            )
         return found
 
     def create_line(self, ctx: WriteContext, values: Row, header: Row) -> Row:
@@ -530,13 +652,15 @@ class DocumentLineBehavior(ScmBehavior):
         values["ItemNumber"], values["ProductNumber"] = found["ItemNumber"], found["ProductNumber"]
         if not values.get("InventoryLotId"):
             values["InventoryLotId"] = numbering.next_number(
-                store, numbering.INVENTORY_LOT, company, self._lot_taken(store, company))
+                store, numbering.INVENTORY_LOT, company, self._lot_taken(store, company)
+            )
         else:
             numbering.note_number(store, numbering.INVENTORY_LOT, company, values["InventoryLotId"])
         siblings = store.find(ctx.entity.name, {"dataAreaId": company, self.number_field: values[self.number_field]})
         if values.get("LineCreationSequenceNumber") in (None, 0):
-            values["LineCreationSequenceNumber"] = max((s["LineCreationSequenceNumber"] or 0 for s in siblings),
-                                                       default=0) + 1
+            values["LineCreationSequenceNumber"] = (
+                max((s["LineCreationSequenceNumber"] or 0 for s in siblings), default=0) + 1
+            )
         if values.get("LineNumber") in (None, 0):
             values["LineNumber"] = max((p.dec(s["LineNumber"]) for s in siblings), default=p.ZERO) + 1
         _fill(values, "ProductName", found["ProductName"])
@@ -559,24 +683,37 @@ class DocumentLineBehavior(ScmBehavior):
         if p.is_empty_date(values.get("RequestedReceiptDate")):
             values["RequestedReceiptDate"] = header["RequestedReceiptDate"]
         self.check_line(ctx, values, values, found)
-        self.price(ctx, values, values, header, total_discount_given=values.get("TotalDiscountAmount") is not None
-                   and p.dec(values.get("LineDiscountAmount")) == 0, creating=True)
+        self.price(
+            ctx,
+            values,
+            values,
+            header,
+            total_discount_given=values.get("TotalDiscountAmount") is not None
+            and p.dec(values.get("LineDiscountAmount")) == 0,
+            creating=True,
+        )
         return found
 
     @staticmethod
     def _lot_taken(store: Any, company: str) -> Any:
         # One lot-id sequence serves quotation and order lines alike (InventTransId in F&O).
         def taken(candidate: str) -> bool:
-            return any(store.get(entity, {"dataAreaId": company, "InventoryLotId": candidate}) is not None
-                       for entity in ("SalesOrderLine", "SalesQuotationLine"))
+            return any(
+                store.get(entity, {"dataAreaId": company, "InventoryLotId": candidate}) is not None
+                for entity in ("SalesOrderLine", "SalesQuotationLine")
+            )
+
         return taken
 
     def check_line(self, ctx: WriteContext, row: Row, changed: Row, found: Row) -> None:
         """Quantity, unit, site and warehouse of a line (and that the warehouse belongs to the site)."""
         company = row["dataAreaId"]
         if self.quantity_field in changed and p.dec(row[self.quantity_field]) <= 0:
-            raise p.write_error(ctx.entity.name, f"The quantity must be greater than zero (got "
-                                f"{p.fmt_qty(row[self.quantity_field])}).", field=self.quantity_field)
+            raise p.write_error(
+                ctx.entity.name,
+                f"The quantity must be greater than zero (got {p.fmt_qty(row[self.quantity_field])}).",
+                field=self.quantity_field,
+            )
         if any(p.dec(row.get(name)) < 0 for name in ("SalesPrice", "LineDiscountAmount", "LineDiscountPercentage")):
             raise p.write_error(ctx.entity.name, "Price and discounts cannot be negative.", field="SalesPrice")
         self.references(ctx, changed, [("SalesUnitSymbol", "UnitOfMeasure")])
@@ -587,8 +724,11 @@ class DocumentLineBehavior(ScmBehavior):
                 row["ShippingSiteId"] = warehouse["OperationalSiteId"]
                 changed["ShippingSiteId"] = warehouse["OperationalSiteId"]
             elif warehouse["OperationalSiteId"] != row["ShippingSiteId"]:
-                raise p.write_error(ctx.entity.name, f"Warehouse {warehouse['WarehouseId']} does not belong to site "
-                                    f"{row['ShippingSiteId']}.", field="ShippingWarehouseId")
+                raise p.write_error(
+                    ctx.entity.name,
+                    f"Warehouse {warehouse['WarehouseId']} does not belong to site {row['ShippingSiteId']}.",
+                    field="ShippingWarehouseId",
+                )
         if "ShippingSiteId" in changed and row.get("ShippingSiteId"):
             self.reference(ctx, row, "ShippingSiteId", "OperationalSite", company=company)
         if found["IsStockedProduct"] == p.YES:
@@ -597,8 +737,17 @@ class DocumentLineBehavior(ScmBehavior):
                     # Site and warehouse are mandatory on stocked lines (defaulted from header or product).
                     raise p.write_error(ctx.entity.name, p.must_be_filled(label), field=field)
 
-    def price(self, ctx: WriteContext, row: Row, out: Row, header: Row, *, total_discount_given: bool,
-              creating: bool = False, discount_changed: bool = False) -> None:
+    def price(
+        self,
+        ctx: WriteContext,
+        row: Row,
+        out: Row,
+        header: Row,
+        *,
+        total_discount_given: bool,
+        creating: bool = False,
+        discount_changed: bool = False,
+    ) -> None:
         """LineAmount, TotalDiscountAmount, TotalChargesAmount and TotalTaxAmount of a line into ``out``."""
         qty = p.dec(row[self.quantity_field])
         if total_discount_given:
@@ -625,9 +774,12 @@ class DocumentLineBehavior(ScmBehavior):
             changes["ItemNumber"] = after["ItemNumber"] = found["ItemNumber"]
             changes["ProductNumber"] = after["ProductNumber"] = found["ProductNumber"]
             # A new item brings its own name, unit and price unless the same write sets them.
-            for field, value in (("ProductName", found["ProductName"]), ("LineDescription", found["ProductName"]),
-                                 ("SalesUnitSymbol", found["SalesUnitSymbol"]),
-                                 ("SalesPrice", p.dec(found["SalesPrice"]))):
+            for field, value in (
+                ("ProductName", found["ProductName"]),
+                ("LineDescription", found["ProductName"]),
+                ("SalesUnitSymbol", found["SalesUnitSymbol"]),
+                ("SalesPrice", p.dec(found["SalesPrice"])),
+            ):
                 if field not in changes:
                     changes[field] = after[field] = value
         if found is None:
@@ -637,17 +789,36 @@ class DocumentLineBehavior(ScmBehavior):
         if self.quantity_field in changes and changes[self.quantity_field] is None:
             raise p.write_error(ctx.entity.name, p.must_be_filled("Quantity"), field=self.quantity_field)
         self.check_line(ctx, after, changes, found)
-        pricing = {self.quantity_field, "SalesPrice", "SalesPriceQuantity", "LineDiscountAmount",
-                   "LineDiscountPercentage", "MultilineDiscountAmount", "MultilineDiscountPercentage",
-                   "TotalDiscountAmount", "SalesTaxGroupCode", "TotalTaxAmount", "ItemNumber"}
+        pricing = {
+            self.quantity_field,
+            "SalesPrice",
+            "SalesPriceQuantity",
+            "LineDiscountAmount",
+            "LineDiscountPercentage",
+            "MultilineDiscountAmount",
+            "MultilineDiscountPercentage",
+            "TotalDiscountAmount",
+            "SalesTaxGroupCode",
+            "TotalTaxAmount",
+            "ItemNumber",
+        }
         if pricing & set(changes):
-            total_given = "TotalDiscountAmount" in changes and "LineDiscountAmount" not in changes \
+            total_given = (
+                "TotalDiscountAmount" in changes
+                and "LineDiscountAmount" not in changes
                 and changes["TotalDiscountAmount"] is not None
+            )
             if changes.get("TotalDiscountAmount", 0) is None:
                 changes.pop("TotalDiscountAmount")
                 after["TotalDiscountAmount"] = before["TotalDiscountAmount"]
-            self.price(ctx, after, changes, header, total_discount_given=total_given,
-                       discount_changed="LineDiscountAmount" in changes)
+            self.price(
+                ctx,
+                after,
+                changes,
+                header,
+                total_discount_given=total_given,
+                discount_changed="LineDiscountAmount" in changes,
+            )
 
 
 # ---- quotations -------------------------------------------------------------------------------------------
@@ -667,8 +838,14 @@ class QuotationHeaderBehavior(DocumentHeaderBehavior):
     name_field = "SalesQuotationName"
     scope = numbering.SALES_QUOTATION
     line_entity = "SalesQuotationLine"
-    derived = ("ConfirmationDate", "QuotationTotalAmount", "QuotationTotalTaxAmount", "QuotationTotalChargesAmount",
-               "TotalDiscountAmount", "AreTotalsUpdated")
+    derived = (
+        "ConfirmationDate",
+        "QuotationTotalAmount",
+        "QuotationTotalTaxAmount",
+        "QuotationTotalChargesAmount",
+        "TotalDiscountAmount",
+        "AreTotalsUpdated",
+    )
     immutable = ("SalesQuotationNumber",)
 
     def on_update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
@@ -691,28 +868,39 @@ class QuotationHeaderBehavior(DocumentHeaderBehavior):
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         self.create_header(ctx, values)
-        for name, value in (("SalesQuotationStatus", p.QS["Created"]), ("GeneratedSalesOrderNumber", ""),
-                            ("QuotationTotalAmount", p.ZERO), ("QuotationTotalTaxAmount", p.ZERO),
-                            ("QuotationTotalChargesAmount", p.ZERO), ("TotalDiscountAmount", p.ZERO),
-                            ("AreTotalsUpdated", p.YES)):
+        for name, value in (
+            ("SalesQuotationStatus", p.QS["Created"]),
+            ("GeneratedSalesOrderNumber", ""),
+            ("QuotationTotalAmount", p.ZERO),
+            ("QuotationTotalTaxAmount", p.ZERO),
+            ("QuotationTotalChargesAmount", p.ZERO),
+            ("TotalDiscountAmount", p.ZERO),
+            ("AreTotalsUpdated", p.YES),
+        ):
             values[name] = value
         if p.is_empty_date(values.get("SalesQuotationExpiryDate")):
             values["SalesQuotationExpiryDate"] = p.today() + dt.timedelta(days=p.QUOTATION_VALIDITY_DAYS)
         if ctx.identity == p.INTEGRATION_IDENTITY:
-            values["SalesQuotationHeaderCreationMethod"] = \
-                SalesQuotationHeaderCreationMethod.members["Dynamics365Sales"]
+            values["SalesQuotationHeaderCreationMethod"] = SalesQuotationHeaderCreationMethod.members[
+                "Dynamics365Sales"
+            ]
 
     def update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
         link_only = set(changes) <= {"GeneratedSalesOrderNumber"}
         if ctx.via_api and before["SalesQuotationStatus"] not in p.OPEN_QUOTATION and not link_only:
             status = SalesQuotationStatus.name_of(before["SalesQuotationStatus"])
-            raise p.write_error(ctx.entity.name, f"Quotation {before['SalesQuotationNumber']} has status {status} "
-                                "and cannot be changed.")
+            raise p.write_error(
+                ctx.entity.name,
+                f"Quotation {before['SalesQuotationNumber']} has status {status} and cannot be changed.",
+            )
         self.check_header_changes(ctx, before, changes)
 
     def after_write(self, ctx: WriteContext, operation: Operation, row: Row, before: Row | None) -> None:
-        if operation == "update" and before is not None and not p.same(before["TotalDiscountPercentage"],
-                                                                       row["TotalDiscountPercentage"]):
+        if (
+            operation == "update"
+            and before is not None
+            and not p.same(before["TotalDiscountPercentage"], row["TotalDiscountPercentage"])
+        ):
             self.reprice_lines(ctx, row)
             p.sync_quotation_header(ctx.store, row["dataAreaId"], row["SalesQuotationNumber"], ctx.identity)
         request = ctx.extra.pop("quotation_request", None)
@@ -721,8 +909,12 @@ class QuotationHeaderBehavior(DocumentHeaderBehavior):
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
         if ctx.via_api and row["SalesQuotationStatus"] == p.QS["Confirmed"]:
-            raise p.write_error(ctx.entity.name, f"Quotation {row['SalesQuotationNumber']} is confirmed (sales order "
-                                f"{row['GeneratedSalesOrderNumber']}) and cannot be deleted.", verb="Delete")
+            raise p.write_error(
+                ctx.entity.name,
+                f"Quotation {row['SalesQuotationNumber']} is confirmed (sales order "
+                f"{row['GeneratedSalesOrderNumber']}) and cannot be deleted.",
+                verb="Delete",
+            )
         self.delete_lines(ctx, row)
 
 
@@ -733,8 +925,14 @@ class QuotationLineBehavior(DocumentLineBehavior):
     number_field = "SalesQuotationNumber"
     quantity_field = "RequestedSalesQuantity"
     document_label = "Quotation"
-    derived = ("LineAmount", "TotalTaxAmount", "TotalChargesAmount", "SalesQuotationStatus", "AreTotalsCalculated",
-               "CurrencyCode")
+    derived = (
+        "LineAmount",
+        "TotalTaxAmount",
+        "TotalChargesAmount",
+        "SalesQuotationStatus",
+        "AreTotalsCalculated",
+        "CurrencyCode",
+    )
     immutable = ("InventoryLotId", "SalesQuotationNumber", "LineCreationSequenceNumber")
 
     def create(self, ctx: WriteContext, values: Row) -> None:
@@ -753,30 +951,43 @@ class QuotationLineBehavior(DocumentLineBehavior):
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
         if ctx.via_api:
-            header = ctx.store.get(self.header_entity, {"dataAreaId": row["dataAreaId"],
-                                                        self.number_field: row[self.number_field]})
+            header = ctx.store.get(
+                self.header_entity, {"dataAreaId": row["dataAreaId"], self.number_field: row[self.number_field]}
+            )
             if header is not None:
                 self._check_open(ctx, header)
 
     def after_write(self, ctx: WriteContext, operation: Operation, row: Row, before: Row | None) -> None:
         if ctx.extra.get("cascade") and operation == "delete":
             return
-        if operation == "update" and before is not None and all(
-                p.same(before.get(k), row.get(k)) for k in ("LineAmount", "TotalChargesAmount", "TotalTaxAmount",
-                                                            "TotalDiscountAmount")):
+        if (
+            operation == "update"
+            and before is not None
+            and all(
+                p.same(before.get(k), row.get(k))
+                for k in ("LineAmount", "TotalChargesAmount", "TotalTaxAmount", "TotalDiscountAmount")
+            )
+        ):
             return  # nothing the header sums changed
         p.sync_quotation_header(ctx.store, row["dataAreaId"], row["SalesQuotationNumber"], ctx.identity)
 
     def _check_open(self, ctx: WriteContext, header: Row) -> None:
         if header["SalesQuotationStatus"] not in p.OPEN_QUOTATION:
             status = SalesQuotationStatus.name_of(header["SalesQuotationStatus"])
-            raise p.write_error(ctx.entity.name, f"Quotation {header['SalesQuotationNumber']} has status {status}; "
-                                "its lines cannot be changed.")
+            raise p.write_error(
+                ctx.entity.name,
+                f"Quotation {header['SalesQuotationNumber']} has status {status}; its lines cannot be changed.",
+            )
 
 
 # ---- sales orders -----------------------------------------------------------------------------------------
-ORDER_LINE_BOOKKEEPING = ("DeliveredSalesQuantity", "InvoicedSalesQuantity", "ReservedSalesQuantity",
-                          "RemainingSalesPhysicalQuantity", "RemainingSalesFinancialQuantity")
+ORDER_LINE_BOOKKEEPING = (
+    "DeliveredSalesQuantity",
+    "InvoicedSalesQuantity",
+    "ReservedSalesQuantity",
+    "RemainingSalesPhysicalQuantity",
+    "RemainingSalesFinancialQuantity",
+)
 
 
 class OrderHeaderBehavior(DocumentHeaderBehavior):
@@ -796,19 +1007,36 @@ class OrderHeaderBehavior(DocumentHeaderBehavior):
     name_field = "SalesOrderName"
     scope = numbering.SALES_ORDER
     line_entity = "SalesOrderLine"
-    derived = ("SalesOrderStatus", "DocumentStatus", "SalesOrderProcessingStatus", "OrderTotalAmount",
-               "OrderTotalTaxAmount", "TotalDiscountAmount", "OrderTotalChargesAmount", "OrderTotalDiscountAmount",
-               "AreTotalsUpdated", "ConfirmedShippingDate", "ConfirmedReceiptDate")
+    derived = (
+        "SalesOrderStatus",
+        "DocumentStatus",
+        "SalesOrderProcessingStatus",
+        "OrderTotalAmount",
+        "OrderTotalTaxAmount",
+        "TotalDiscountAmount",
+        "OrderTotalChargesAmount",
+        "OrderTotalDiscountAmount",
+        "AreTotalsUpdated",
+        "ConfirmedShippingDate",
+        "ConfirmedReceiptDate",
+    )
     immutable = ("SalesOrderNumber",)
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         self.create_header(ctx, values)
-        for name, value in (("SalesOrderStatus", p.S["None"]), ("DocumentStatus", p.DOC["None"]),
-                            ("SalesOrderProcessingStatus", p.PROC["Active"]), ("OrderTotalAmount", p.ZERO),
-                            ("OrderTotalTaxAmount", p.ZERO), ("TotalDiscountAmount", p.ZERO),
-                            ("OrderTotalChargesAmount", p.ZERO), ("OrderTotalDiscountAmount", p.ZERO),
-                            ("AreTotalsUpdated", p.YES), ("ConfirmedShippingDate", EMPTY_DATE),
-                            ("ConfirmedReceiptDate", EMPTY_DATE)):
+        for name, value in (
+            ("SalesOrderStatus", p.S["None"]),
+            ("DocumentStatus", p.DOC["None"]),
+            ("SalesOrderProcessingStatus", p.PROC["Active"]),
+            ("OrderTotalAmount", p.ZERO),
+            ("OrderTotalTaxAmount", p.ZERO),
+            ("TotalDiscountAmount", p.ZERO),
+            ("OrderTotalChargesAmount", p.ZERO),
+            ("OrderTotalDiscountAmount", p.ZERO),
+            ("AreTotalsUpdated", p.YES),
+            ("ConfirmedShippingDate", EMPTY_DATE),
+            ("ConfirmedReceiptDate", EMPTY_DATE),
+        ):
             values[name] = value
 
     def update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
@@ -816,13 +1044,15 @@ class OrderHeaderBehavior(DocumentHeaderBehavior):
         if ctx.via_api:
             if before["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"]):
                 status = SalesStatus.name_of(before["SalesOrderStatus"])
-                raise p.write_error(ctx.entity.name, f"Sales order {number} has status {status} and cannot be "
-                                    "changed.")
-            if before["DocumentStatus"] != p.DOC["None"] and ({"OrderingCustomerAccountNumber",
-                                                               "InvoiceCustomerAccountNumber", "CurrencyCode"}
-                                                              & set(changes)):
-                raise p.write_error(ctx.entity.name, f"Sales order {number} has posted documents; customer, invoice "
-                                    "account and currency cannot be changed.")
+                raise p.write_error(ctx.entity.name, f"Sales order {number} has status {status} and cannot be changed.")
+            if before["DocumentStatus"] != p.DOC["None"] and (
+                {"OrderingCustomerAccountNumber", "InvoiceCustomerAccountNumber", "CurrencyCode"} & set(changes)
+            ):
+                raise p.write_error(
+                    ctx.entity.name,
+                    f"Sales order {number} has posted documents; customer, invoice "
+                    "account and currency cannot be changed.",
+                )
             self.check_header_changes(ctx, before, changes)
         after = {**before, **changes}
         changes["SalesOrderProcessingStatus"] = p.processing_status(after["SalesOrderStatus"], after["DocumentStatus"])
@@ -838,11 +1068,16 @@ class OrderHeaderBehavior(DocumentHeaderBehavior):
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
         number = row["SalesOrderNumber"]
-        if ctx.via_api and (row["DocumentStatus"] >= p.DOC["Confirmation"]
-                            or row["SalesOrderStatus"] in (p.S["Delivered"], p.S["Invoiced"])):
+        if ctx.via_api and (
+            row["DocumentStatus"] >= p.DOC["Confirmation"]
+            or row["SalesOrderStatus"] in (p.S["Delivered"], p.S["Invoiced"])
+        ):
             document = DocumentStatus.name_of(row["DocumentStatus"])
-            raise p.write_error(ctx.entity.name, f"Sales order {number} has been processed (last document "
-                                f"{document}) and cannot be deleted.", verb="Delete")
+            raise p.write_error(
+                ctx.entity.name,
+                f"Sales order {number} has been processed (last document {document}) and cannot be deleted.",
+                verb="Delete",
+            )
         self.delete_lines(ctx, row)
 
 
@@ -863,22 +1098,38 @@ class OrderLineBehavior(DocumentLineBehavior):
     number_field = "SalesOrderNumber"
     quantity_field = "OrderedSalesQuantity"
     document_label = "Sales order"
-    derived = ("LineAmount", "TotalTaxAmount", "TotalChargesAmount", "SalesOrderLineStatus", "AreTotalsCalculated",
-               "CurrencyCode", "ConfirmedShippingDate", *ORDER_LINE_BOOKKEEPING)
+    derived = (
+        "LineAmount",
+        "TotalTaxAmount",
+        "TotalChargesAmount",
+        "SalesOrderLineStatus",
+        "AreTotalsCalculated",
+        "CurrencyCode",
+        "ConfirmedShippingDate",
+        *ORDER_LINE_BOOKKEEPING,
+    )
     immutable = ("InventoryLotId", "SalesOrderNumber", "LineCreationSequenceNumber")
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         header = self.header_of(ctx, values)
         if ctx.via_api and header["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"]):
             status = SalesStatus.name_of(header["SalesOrderStatus"])
-            raise p.write_error(ctx.entity.name, f"Sales order {header['SalesOrderNumber']} has status {status}; "
-                                "no lines can be added.")
+            raise p.write_error(
+                ctx.entity.name, f"Sales order {header['SalesOrderNumber']} has status {status}; no lines can be added."
+            )
         self.create_line(ctx, values, header)
         qty = p.dec(values["OrderedSalesQuantity"])
-        values.update({"DeliveredSalesQuantity": p.ZERO, "InvoicedSalesQuantity": p.ZERO,
-                       "ReservedSalesQuantity": p.ZERO, "RemainingSalesPhysicalQuantity": qty,
-                       "RemainingSalesFinancialQuantity": p.ZERO, "SalesOrderLineStatus": p.S["Backorder"],
-                       "ConfirmedShippingDate": EMPTY_DATE})
+        values.update(
+            {
+                "DeliveredSalesQuantity": p.ZERO,
+                "InvoicedSalesQuantity": p.ZERO,
+                "ReservedSalesQuantity": p.ZERO,
+                "RemainingSalesPhysicalQuantity": qty,
+                "RemainingSalesFinancialQuantity": p.ZERO,
+                "SalesOrderLineStatus": p.S["Backorder"],
+                "ConfirmedShippingDate": EMPTY_DATE,
+            }
+        )
         _fill(values, "DeliveryModeCode", header["DeliveryModeCode"])
         _fill(values, "DeliveryTermsId", header["DeliveryTermsCode"])
         self._check_deliver_now(ctx, values)
@@ -888,16 +1139,25 @@ class OrderLineBehavior(DocumentLineBehavior):
         after = {**before, **changes}
         if ctx.via_api:
             self._check_editable(ctx, before, header, changes)
-        if set(changes) & {"ItemNumber", "ProductNumber", "ShippingSiteId", "ShippingWarehouseId"} \
-                and p.dec(before["ReservedSalesQuantity"]) > 0:
+        if (
+            set(changes) & {"ItemNumber", "ProductNumber", "ShippingSiteId", "ShippingWarehouseId"}
+            and p.dec(before["ReservedSalesQuantity"]) > 0
+        ):
             changes["ReservedSalesQuantity"] = p.ZERO  # the reservation stays with the old item/warehouse
-        if "OrderedSalesQuantity" in changes and changes["OrderedSalesQuantity"] is not None \
-                and before["SalesOrderLineStatus"] != p.S["Canceled"]:
+        if (
+            "OrderedSalesQuantity" in changes
+            and changes["OrderedSalesQuantity"] is not None
+            and before["SalesOrderLineStatus"] != p.S["Canceled"]
+        ):
             delivered = p.dec(before["DeliveredSalesQuantity"])
             qty = p.dec(changes["OrderedSalesQuantity"])
             if qty < delivered:
-                raise p.write_error(ctx.entity.name, f"The quantity {p.fmt_qty(qty)} is less than the quantity "
-                                    f"already delivered ({p.fmt_qty(delivered)}).", field="OrderedSalesQuantity")
+                raise p.write_error(
+                    ctx.entity.name,
+                    f"The quantity {p.fmt_qty(qty)} is less than the quantity "
+                    f"already delivered ({p.fmt_qty(delivered)}).",
+                    field="OrderedSalesQuantity",
+                )
             remaining = qty - delivered
             changes["RemainingSalesPhysicalQuantity"] = remaining
             if p.dec(after["ReservedSalesQuantity"]) > remaining:
@@ -913,23 +1173,39 @@ class OrderLineBehavior(DocumentLineBehavior):
         if not ctx.via_api:
             return
         if p.dec(row["DeliveredSalesQuantity"]) > 0:
-            raise p.write_error(ctx.entity.name, f"Line {row['LineCreationSequenceNumber']} of sales order "
-                                f"{row['SalesOrderNumber']} has been delivered and cannot be deleted.", verb="Delete")
-        header = ctx.store.get(self.header_entity, {"dataAreaId": row["dataAreaId"],
-                                                    "SalesOrderNumber": row["SalesOrderNumber"]})
-        if header is not None and header["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"]) \
-                and not ctx.extra.get("cascade"):
+            raise p.write_error(
+                ctx.entity.name,
+                f"Line {row['LineCreationSequenceNumber']} of sales order "
+                f"{row['SalesOrderNumber']} has been delivered and cannot be deleted.",
+                verb="Delete",
+            )
+        header = ctx.store.get(
+            self.header_entity, {"dataAreaId": row["dataAreaId"], "SalesOrderNumber": row["SalesOrderNumber"]}
+        )
+        if (
+            header is not None
+            and header["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"])
+            and not ctx.extra.get("cascade")
+        ):
             status = SalesStatus.name_of(header["SalesOrderStatus"])
-            raise p.write_error(ctx.entity.name, f"Sales order {row['SalesOrderNumber']} has status {status}; its "
-                                "lines cannot be deleted.", verb="Delete")
+            raise p.write_error(
+                ctx.entity.name,
+                f"Sales order {row['SalesOrderNumber']} has status {status}; its lines cannot be deleted.",
+                verb="Delete",
+            )
 
     def after_write(self, ctx: WriteContext, operation: Operation, row: Row, before: Row | None) -> None:
         company = row["dataAreaId"]
         places = {(row["ItemNumber"], row["ShippingSiteId"], row["ShippingWarehouseId"])}
         if before is not None:
             places.add((before["ItemNumber"], before["ShippingSiteId"], before["ShippingWarehouseId"]))
-        stock_fields = ("ItemNumber", "ShippingSiteId", "ShippingWarehouseId", "ReservedSalesQuantity",
-                        "RemainingSalesPhysicalQuantity")
+        stock_fields = (
+            "ItemNumber",
+            "ShippingSiteId",
+            "ShippingWarehouseId",
+            "ReservedSalesQuantity",
+            "RemainingSalesPhysicalQuantity",
+        )
         if operation != "update" or before is None or any(not p.same(before[k], row[k]) for k in stock_fields):
             for item, site, warehouse in places:
                 p.refresh_onhand(ctx.store, company, item, site, warehouse, ctx.identity)
@@ -942,23 +1218,35 @@ class OrderLineBehavior(DocumentLineBehavior):
         number = before["SalesOrderNumber"]
         if header["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"]):
             status = SalesStatus.name_of(header["SalesOrderStatus"])
-            raise p.write_error(ctx.entity.name, f"Sales order {number} has status {status}; its lines cannot be "
-                                "changed.")
+            raise p.write_error(
+                ctx.entity.name, f"Sales order {number} has status {status}; its lines cannot be changed."
+            )
         if before["SalesOrderLineStatus"] in (p.S["Invoiced"], p.S["Canceled"]):
             status = SalesStatus.name_of(before["SalesOrderLineStatus"])
-            raise p.write_error(ctx.entity.name, f"Line {line_no} of sales order {number} has status {status} and "
-                                "cannot be changed.")
-        if p.dec(before["DeliveredSalesQuantity"]) > 0 and set(changes) & {"ItemNumber", "ProductNumber",
-                                                                         "ShippingSiteId", "ShippingWarehouseId"}:
-            raise p.write_error(ctx.entity.name, f"Line {line_no} of sales order {number} has been delivered; item, "
-                                "site and warehouse cannot be changed.")
+            raise p.write_error(
+                ctx.entity.name, f"Line {line_no} of sales order {number} has status {status} and cannot be changed."
+            )
+        if p.dec(before["DeliveredSalesQuantity"]) > 0 and set(changes) & {
+            "ItemNumber",
+            "ProductNumber",
+            "ShippingSiteId",
+            "ShippingWarehouseId",
+        }:
+            raise p.write_error(
+                ctx.entity.name,
+                f"Line {line_no} of sales order {number} has been delivered; item, "
+                "site and warehouse cannot be changed.",
+            )
 
     def _check_deliver_now(self, ctx: WriteContext, row: Row) -> None:
         deliver_now = p.dec(row.get("SalesDeliverNow"))
         if deliver_now < 0 or deliver_now > p.dec(row.get("RemainingSalesPhysicalQuantity")):
-            raise p.write_error(ctx.entity.name, f"Deliver now {p.fmt_qty(deliver_now)} must be between 0 and the "
-                                f"quantity left to deliver ({p.fmt_qty(row.get('RemainingSalesPhysicalQuantity'))}).",
-                                field="SalesDeliverNow")
+            raise p.write_error(
+                ctx.entity.name,
+                f"Deliver now {p.fmt_qty(deliver_now)} must be between 0 and the "
+                f"quantity left to deliver ({p.fmt_qty(row.get('RemainingSalesPhysicalQuantity'))}).",
+                field="SalesDeliverNow",
+            )
 
 
 # ---- payments ---------------------------------------------------------------------------------------------
@@ -972,8 +1260,14 @@ class PaymentJournalHeaderBehavior(ScmBehavior):
         store, company = ctx.store, values["dataAreaId"]
         if not values.get("JournalBatchNumber"):
             values["JournalBatchNumber"] = numbering.next_number(
-                store, numbering.PAYMENT_JOURNAL, company, lambda n: store.get(
-                    "CustomerPaymentJournalHeader", {"dataAreaId": company, "JournalBatchNumber": n}) is not None)
+                store,
+                numbering.PAYMENT_JOURNAL,
+                company,
+                lambda n: (
+                    store.get("CustomerPaymentJournalHeader", {"dataAreaId": company, "JournalBatchNumber": n})
+                    is not None
+                ),
+            )
         else:
             numbering.note_number(store, numbering.PAYMENT_JOURNAL, company, values["JournalBatchNumber"])
         _fill(values, "JournalName", "CustPay")
@@ -982,16 +1276,21 @@ class PaymentJournalHeaderBehavior(ScmBehavior):
 
     def update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
         if ctx.via_api and before["IsPosted"] == p.YES:
-            raise p.write_error(ctx.entity.name, f"Journal {before['JournalBatchNumber']} has been posted and cannot "
-                                "be changed.")
+            raise p.write_error(
+                ctx.entity.name, f"Journal {before['JournalBatchNumber']} has been posted and cannot be changed."
+            )
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
         if ctx.via_api and row["IsPosted"] == p.YES:
-            raise p.write_error(ctx.entity.name, f"Journal {row['JournalBatchNumber']} has been posted and cannot be "
-                                "deleted.", verb="Delete")
+            raise p.write_error(
+                ctx.entity.name,
+                f"Journal {row['JournalBatchNumber']} has been posted and cannot be deleted.",
+                verb="Delete",
+            )
         for line in p.journal_lines(ctx.store, row["dataAreaId"], row["JournalBatchNumber"]):
-            ctx.store.delete("CustomerPaymentJournalLine", line, identity=ctx.identity, via_api=False,
-                             extra={"cascade": True})
+            ctx.store.delete(
+                "CustomerPaymentJournalLine", line, identity=ctx.identity, via_api=False, extra={"cascade": True}
+            )
 
 
 class PaymentJournalLineBehavior(ScmBehavior):
@@ -1004,8 +1303,9 @@ class PaymentJournalLineBehavior(ScmBehavior):
     def create(self, ctx: WriteContext, values: Row) -> None:
         header = self._journal(ctx, values)
         if header["IsPosted"] == p.YES:
-            raise p.write_error(ctx.entity.name, f"Journal {header['JournalBatchNumber']} has been posted; no lines "
-                                "can be added.")
+            raise p.write_error(
+                ctx.entity.name, f"Journal {header['JournalBatchNumber']} has been posted; no lines can be added."
+            )
         if values.get("LineNumber") in (None, 0):
             lines = p.journal_lines(ctx.store, values["dataAreaId"], values["JournalBatchNumber"])
             values["LineNumber"] = max((p.dec(line["LineNumber"]) for line in lines), default=p.ZERO) + 1
@@ -1017,24 +1317,36 @@ class PaymentJournalLineBehavior(ScmBehavior):
     def update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
         if ctx.via_api:
             if before["IsPosted"] == p.YES:
-                raise p.write_error(ctx.entity.name, f"Journal {before['JournalBatchNumber']} has been posted; its "
-                                    "lines cannot be changed.")
+                raise p.write_error(
+                    ctx.entity.name,
+                    f"Journal {before['JournalBatchNumber']} has been posted; its lines cannot be changed.",
+                )
             self._check(ctx, {**before, **changes}, changes)
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
         if ctx.via_api and row["IsPosted"] == p.YES:
-            raise p.write_error(ctx.entity.name, f"Journal {row['JournalBatchNumber']} has been posted; its lines "
-                                "cannot be deleted.", verb="Delete")
+            raise p.write_error(
+                ctx.entity.name,
+                f"Journal {row['JournalBatchNumber']} has been posted; its lines cannot be deleted.",
+                verb="Delete",
+            )
 
     def after_write(self, ctx: WriteContext, operation: Operation, row: Row, before: Row | None) -> None:
         if operation == "update" or ctx.extra.get("cascade"):
             return
-        header = ctx.store.get("CustomerPaymentJournalHeader", {"dataAreaId": row["dataAreaId"],
-                                                                "JournalBatchNumber": row["JournalBatchNumber"]})
+        header = ctx.store.get(
+            "CustomerPaymentJournalHeader",
+            {"dataAreaId": row["dataAreaId"], "JournalBatchNumber": row["JournalBatchNumber"]},
+        )
         if header is not None:
             count = len(p.journal_lines(ctx.store, row["dataAreaId"], row["JournalBatchNumber"]))
-            ctx.store.update("CustomerPaymentJournalHeader", header, {"LineCount": count},
-                             identity=p.derived_identity(ctx.identity), via_api=False)
+            ctx.store.update(
+                "CustomerPaymentJournalHeader",
+                header,
+                {"LineCount": count},
+                identity=p.derived_identity(ctx.identity),
+                via_api=False,
+            )
 
     def _journal(self, ctx: WriteContext, values: Row) -> Row:
         header = self.reference(ctx, values, "JournalBatchNumber", "CustomerPaymentJournalHeader", required=True)
@@ -1043,8 +1355,11 @@ class PaymentJournalLineBehavior(ScmBehavior):
 
     def _check(self, ctx: WriteContext, row: Row, changed: Row) -> None:
         if row.get("AccountType") != CUST:
-            raise p.write_error(ctx.entity.name, "Only customer accounts (AccountType Cust) are supported in customer "
-                                "payment journals.", field="AccountType")
+            raise p.write_error(
+                ctx.entity.name,
+                "Only customer accounts (AccountType Cust) are supported in customer payment journals.",
+                field="AccountType",
+            )
         cust = self.reference(ctx, row, "AccountDisplayValue", "CustomerV3", required=True)
         assert cust is not None
         if not row.get("CurrencyCode"):
@@ -1057,9 +1372,12 @@ class PaymentJournalLineBehavior(ScmBehavior):
             invoice = self.reference(ctx, row, "MarkedInvoice", "SalesInvoiceHeaderV2")
             assert invoice is not None
             if invoice["InvoiceCustomerAccountNumber"] != row["AccountDisplayValue"]:
-                raise p.write_error(ctx.entity.name, f"Invoice {invoice['InvoiceNumber']} belongs to customer "
-                                    f"{invoice['InvoiceCustomerAccountNumber']}, not to {row['AccountDisplayValue']}.",
-                                    field="MarkedInvoice")
+                raise p.write_error(
+                    ctx.entity.name,
+                    f"Invoice {invoice['InvoiceNumber']} belongs to customer "
+                    f"{invoice['InvoiceCustomerAccountNumber']}, not to {row['AccountDisplayValue']}.",
+                    field="MarkedInvoice",
+                )
 
 
 def behaviors() -> dict[str, EntityBehavior]:
@@ -1068,9 +1386,12 @@ def behaviors() -> dict[str, EntityBehavior]:
         "LegalEntity": LegalEntityBehavior(),
         "Currency": ReferenceBehavior("CurrencyCode", "Currency", users=[("CustomerV3", "SalesCurrencyCode")]),
         "UnitOfMeasure": ReferenceBehavior("UnitSymbol", "Unit", users=[("ReleasedProductV2", "SalesUnitSymbol")]),
-        "CustomerGroup": ReferenceBehavior("CustomerGroupId", "Customer group",
-                                           users=[("CustomerV3", "CustomerGroupId")],
-                                           checks=[("PaymentTermId", "PaymentTerm")]),
+        "CustomerGroup": ReferenceBehavior(
+            "CustomerGroupId",
+            "Customer group",
+            users=[("CustomerV3", "CustomerGroupId")],
+            checks=[("PaymentTermId", "PaymentTerm")],
+        ),
         "PaymentTerm": ReferenceBehavior("Name", "Terms of payment", users=[("CustomerV3", "PaymentTerms")]),
         "DeliveryTerm": ReferenceBehavior("TermsCode", "Delivery terms", users=[("CustomerV3", "DeliveryTerms")]),
         "DeliveryMode": ReferenceBehavior("ModeCode", "Mode of delivery", users=[("CustomerV3", "DeliveryMode")]),

@@ -63,8 +63,20 @@ _PATH_SAFE = "()'=,:@!$*-._~"
 _QUERY_SAFE = "()',:@!$*/=-._~"
 
 # Python keyword names accepted by :meth:`ODataClient.get` for the OData system query options.
-_SYSTEM_OPTIONS = {"select", "filter", "orderby", "top", "skip", "expand", "count", "apply", "search",
-                   "format", "skiptoken", "deltatoken"}
+_SYSTEM_OPTIONS = {
+    "select",
+    "filter",
+    "orderby",
+    "top",
+    "skip",
+    "expand",
+    "count",
+    "apply",
+    "search",
+    "format",
+    "skiptoken",
+    "deltatoken",
+}
 _PARAM_ALIASES = {"cross_company": "cross-company"}
 
 
@@ -80,8 +92,15 @@ class ServiceError(Exception):
     ``Retry-After`` header in seconds (429/503), ``None`` when absent.
     """
 
-    def __init__(self, status: int, code: str, message: str, body: Any, response: httpx.Response,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        body: Any,
+        response: httpx.Response,
+        retry_after: float | None = None,
+    ) -> None:
         self.status = status
         self.code = code
         self.message = message
@@ -91,7 +110,7 @@ class ServiceError(Exception):
         super().__init__(self._describe())
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> "ServiceError":
+    def from_response(cls, response: httpx.Response) -> ServiceError:
         """Build the error from a failed response, understanding both services' error bodies."""
         body: Any
         try:
@@ -101,8 +120,9 @@ class ServiceError(Exception):
         code, message = _error_code_and_message(body)
         if not message:
             message = (body.strip()[:500] if isinstance(body, str) else "") or response.reason_phrase
-        return cls(response.status_code, code, message, body, response,
-                   _parse_retry_after(response.headers.get("Retry-After")))
+        return cls(
+            response.status_code, code, message, body, response, _parse_retry_after(response.headers.get("Retry-After"))
+        )
 
     @property
     def transient(self) -> bool:
@@ -149,7 +169,7 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return max(0.0, when.timestamp() - time.time())
 
 
@@ -295,23 +315,23 @@ class BatchOp:
     params: Mapping[str, Any] | None = None
 
     @classmethod
-    def get(cls, url: str, **kwargs: Any) -> "BatchOp":
+    def get(cls, url: str, **kwargs: Any) -> BatchOp:
         return cls("GET", url, **kwargs)
 
     @classmethod
-    def post(cls, url: str, body: Any, **kwargs: Any) -> "BatchOp":
+    def post(cls, url: str, body: Any, **kwargs: Any) -> BatchOp:
         return cls("POST", url, body, **kwargs)
 
     @classmethod
-    def patch(cls, url: str, body: Any, **kwargs: Any) -> "BatchOp":
+    def patch(cls, url: str, body: Any, **kwargs: Any) -> BatchOp:
         return cls("PATCH", url, body, **kwargs)
 
     @classmethod
-    def put(cls, url: str, body: Any, **kwargs: Any) -> "BatchOp":
+    def put(cls, url: str, body: Any, **kwargs: Any) -> BatchOp:
         return cls("PUT", url, body, **kwargs)
 
     @classmethod
-    def delete(cls, url: str, **kwargs: Any) -> "BatchOp":
+    def delete(cls, url: str, **kwargs: Any) -> BatchOp:
         return cls("DELETE", url, **kwargs)
 
 
@@ -352,11 +372,12 @@ class BatchResult:
         """The part's failure as a :class:`ServiceError` (same parsing as a direct call), or None."""
         if self.ok:
             return None
-        response = httpx.Response(self.status, headers=self.headers, content=self.text.encode("utf-8"),
-                                  request=self.request)
+        response = httpx.Response(
+            self.status, headers=self.headers, content=self.text.encode("utf-8"), request=self.request
+        )
         return ServiceError.from_response(response)
 
-    def raise_for_status(self) -> "BatchResult":
+    def raise_for_status(self) -> BatchResult:
         """Raise the part's :class:`ServiceError` when it failed; return self otherwise."""
         error = self.error()
         if error is not None:
@@ -372,8 +393,15 @@ def _result_from(response: wire.BatchResponse, request: httpx.Request | None) ->
             parsed = json.loads(text)
         except ValueError:
             parsed = None
-    return BatchResult(status=response.status, headers=httpx.Headers(response.headers), json=parsed,
-                       content_id=response.content_id, text=text, reason=response.reason, request=request)
+    return BatchResult(
+        status=response.status,
+        headers=httpx.Headers(response.headers),
+        json=parsed,
+        content_id=response.content_id,
+        text=text,
+        reason=response.reason,
+        request=request,
+    )
 
 
 # ------------------------------------------------------------------------------------ OData base client
@@ -403,9 +431,16 @@ class ODataClient:
     #: Whether GUID-looking strings are written bare in keys (Dataverse) or quoted (F&O).
     guid_keys: ClassVar[bool] = True
 
-    def __init__(self, base_url: str, *, transport: httpx.BaseTransport | None = None,
-                 identity: str | None = None, token: str = "sandbox", timeout: float = 30.0,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        identity: str | None = None,
+        token: str = "sandbox",
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.origin, self.root = _split_root(base_url, self.root_path)
         self.identity = identity
         self.timeout = timeout
@@ -418,14 +453,21 @@ class ODataClient:
         if identity is not None:
             default_headers[IDENTITY_HEADER] = identity
         default_headers.update(headers or {})
-        self.http = httpx.Client(base_url=self.root, transport=transport, timeout=timeout,
-                                 headers=default_headers)
+        self.http = httpx.Client(base_url=self.root, transport=transport, timeout=timeout, headers=default_headers)
 
     # ----------------------------------------------------------------------------- plumbing
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                json_body: Any = None, headers: Mapping[str, str] | None = None,
-                content: bytes | None = None, timeout: float | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
         """Send one request relative to the service root; raise :class:`ServiceError` on >= 400.
 
         ``params`` are encoded OData-style (``%20`` for spaces, ``$`` and quotes readable) and appended
@@ -439,8 +481,9 @@ class ODataClient:
         if json_body is not None:
             content = _dump_json(json_body)
             send_headers.setdefault("Content-Type", "application/json; charset=utf-8")
-        response = self.http.request(method, url, content=content, headers=send_headers,
-                                     timeout=self.timeout if timeout is None else timeout)
+        response = self.http.request(
+            method, url, content=content, headers=send_headers, timeout=self.timeout if timeout is None else timeout
+        )
         return _raise_for_status(response)
 
     def entity_path(self, entity_set: str, key: Any = None) -> str:
@@ -450,12 +493,21 @@ class ODataClient:
         return entity_set + quote(format_key(key, guid_bare=self.guid_keys), safe=_PATH_SAFE)
 
     @staticmethod
-    def _query_params(filter: str | None = None, select: str | Sequence[str] | None = None,
-                      orderby: str | Sequence[str] | None = None, top: int | None = None,
-                      expand: str | Sequence[str] | None = None,
-                      extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        params: dict[str, Any] = {"$select": _join_csv(select), "$filter": filter,
-                                  "$orderby": _join_csv(orderby), "$top": top, "$expand": _join_csv(expand)}
+    def _query_params(
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        orderby: str | Sequence[str] | None = None,
+        top: int | None = None,
+        expand: str | Sequence[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "$select": _join_csv(select),
+            "$filter": filter,
+            "$orderby": _join_csv(orderby),
+            "$top": top,
+            "$expand": _join_csv(expand),
+        }
         params.update(extra or {})
         return {name: value for name, value in params.items() if value is not None}
 
@@ -481,11 +533,19 @@ class ODataClient:
         response = self.request("GET", path, params=query, headers=headers)
         return _json_or_none(response) or {}
 
-    def iter_pages(self, entity_set: str, *, filter: str | None = None,
-                   select: str | Sequence[str] | None = None, orderby: str | Sequence[str] | None = None,
-                   top: int | None = None, expand: str | Sequence[str] | None = None,
-                   extra: Mapping[str, Any] | None = None, page_size: int | None = None,
-                   headers: Mapping[str, str] | None = None) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        orderby: str | Sequence[str] | None = None,
+        top: int | None = None,
+        expand: str | Sequence[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
         """Yield the rows of each page, following ``@odata.nextLink`` verbatim until it is absent.
 
         ``page_size`` asks for ``Prefer: odata.maxpagesize=N``; the same headers go with every page.
@@ -506,29 +566,50 @@ class ODataClient:
             seen.add(next_link)
             page = _json_or_none(self.request("GET", next_link, headers=send_headers)) or {}
 
-    def query(self, entity_set: str, *, filter: str | None = None, select: str | Sequence[str] | None = None,
-              orderby: str | Sequence[str] | None = None, top: int | None = None,
-              expand: str | Sequence[str] | None = None, extra: Mapping[str, Any] | None = None,
-              page_size: int | None = None, headers: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    def query(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        orderby: str | Sequence[str] | None = None,
+        top: int | None = None,
+        expand: str | Sequence[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
         """All rows matching the options, every page followed (see :meth:`iter_pages`)."""
         rows: list[dict[str, Any]] = []
-        for page in self.iter_pages(entity_set, filter=filter, select=select, orderby=orderby, top=top,
-                                    expand=expand, extra=extra, page_size=page_size, headers=headers):
+        for page in self.iter_pages(
+            entity_set,
+            filter=filter,
+            select=select,
+            orderby=orderby,
+            top=top,
+            expand=expand,
+            extra=extra,
+            page_size=page_size,
+            headers=headers,
+        ):
             rows.extend(page)
         return rows
 
-    def count(self, entity_set: str, filter: str | None = None, *,
-              extra: Mapping[str, Any] | None = None) -> int:
+    def count(self, entity_set: str, filter: str | None = None, *, extra: Mapping[str, Any] | None = None) -> int:
         """``GET <set>/$count`` (plain-text number), optionally filtered."""
         params = self._query_params(filter=filter, extra=extra)
-        response = self.request("GET", f"{entity_set}/$count", params=params,
-                                headers={"Accept": "text/plain"})
+        response = self.request("GET", f"{entity_set}/$count", params=params, headers={"Accept": "text/plain"})
         return int(response.text.strip().lstrip("\ufeff"))
 
     # ----------------------------------------------------------------------------- $batch
 
-    def batch(self, operations: Sequence[BatchOp | Sequence[BatchOp]], *,
-              continue_on_error: bool = False, headers: Mapping[str, str] | None = None) -> list[BatchResult]:
+    def batch(
+        self,
+        operations: Sequence[BatchOp | Sequence[BatchOp]],
+        *,
+        continue_on_error: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[BatchResult]:
         """Send ``operations`` as one ``$batch``; nested lists become atomic change sets.
 
         The body is ``multipart/mixed`` with CRLF line endings and absolute part URLs. The answer is
@@ -544,13 +625,19 @@ class ODataClient:
         response_type = response.headers.get("Content-Type", "")
         if not response_type.lower().startswith("multipart/"):
             _raise_for_status(response)
-            raise ServiceError(response.status_code, "", f"$batch answered {response_type or 'no content type'}, "
-                               "not multipart/mixed", response.text, response)
+            raise ServiceError(
+                response.status_code,
+                "",
+                f"$batch answered {response_type or 'no content type'}, not multipart/mixed",
+                response.text,
+                response,
+            )
         try:
             items = wire.parse_batch_response(response.content, response_type)
         except SandboxError as exc:
-            raise ServiceError(response.status_code, "", f"unreadable $batch answer: {exc.message}",
-                               response.text, response) from exc
+            raise ServiceError(
+                response.status_code, "", f"unreadable $batch answer: {exc.message}", response.text, response
+            ) from exc
         results: list[BatchResult] = []
         for item in items:
             for part in item if isinstance(item, list) else [item]:
@@ -579,9 +666,15 @@ class ODataClient:
                 parsed = response.json()
             except ValueError:
                 parsed = None
-        return BatchResult(status=response.status_code, headers=response.headers, json=parsed,
-                           content_id=op.content_id, text=response.text, reason=response.reason_phrase,
-                           request=response.request)
+        return BatchResult(
+            status=response.status_code,
+            headers=response.headers,
+            json=parsed,
+            content_id=op.content_id,
+            text=response.text,
+            reason=response.reason_phrase,
+            request=response.request,
+        )
 
     def build_batch(self, operations: Sequence[BatchOp | Sequence[BatchOp]]) -> tuple[bytes, str]:
         """The ``$batch`` body and its ``Content-Type`` (exposed so tests and tools can inspect it)."""
@@ -680,13 +773,20 @@ class SalesClient(ODataClient):
         """The ``@odata.bind`` value for a row: ``/accounts(<guid>)`` or ``/accounts(accountnumber='C-1')``."""
         return "/" + entity_set + format_key(key, guid_bare=True)
 
-    def create(self, entity_set: str, body: Mapping[str, Any], *, return_representation: bool = False,
-               select: str | Sequence[str] | None = None) -> str | dict[str, Any]:
+    def create(
+        self,
+        entity_set: str,
+        body: Mapping[str, Any],
+        *,
+        return_representation: bool = False,
+        select: str | Sequence[str] | None = None,
+    ) -> str | dict[str, Any]:
         """POST a row. Returns its GUID (from ``OData-EntityId``), or the row (201) with ``return_representation``."""
         if return_representation:
             params = {"$select": _join_csv(select)}
-            response = self.request("POST", entity_set, params=params, json_body=dict(body),
-                                    headers=self._prefer("return=representation"))
+            response = self.request(
+                "POST", entity_set, params=params, json_body=dict(body), headers=self._prefer("return=representation")
+            )
             if response.content.strip():
                 return response.json()
             # The preference was not honoured (204): fetch the row the answer points at.
@@ -698,13 +798,20 @@ class SalesClient(ODataClient):
     def _entity_url(response: httpx.Response) -> str:
         entity_id = response.headers.get("OData-EntityId") or response.headers.get("Location")
         if not entity_id:
-            raise ServiceError(response.status_code, "", "create answered without OData-EntityId",
-                               response.text, response)
+            raise ServiceError(
+                response.status_code, "", "create answered without OData-EntityId", response.text, response
+            )
         return entity_id
 
-    def retrieve(self, entity_set: str, key: Any, *, select: str | Sequence[str] | None = None,
-                 expand: str | Sequence[str] | None = None,
-                 headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def retrieve(
+        self,
+        entity_set: str,
+        key: Any,
+        *,
+        select: str | Sequence[str] | None = None,
+        expand: str | Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """GET one row by GUID or alternate key."""
         params = self._query_params(select=select, expand=expand)
         return self.request("GET", self.entity_path(entity_set, key), params=params, headers=headers).json()
@@ -715,8 +822,9 @@ class SalesClient(ODataClient):
         Sends ``If-Match: *`` unless ``if_match`` names an etag, so a missing row is a 404 rather than
         the upsert a bare PATCH would be (Microsoft's own client does the same).
         """
-        self.request("PATCH", self.entity_path(entity_set, key), json_body=dict(body),
-                     headers={"If-Match": if_match or "*"})
+        self.request(
+            "PATCH", self.entity_path(entity_set, key), json_body=dict(body), headers={"If-Match": if_match or "*"}
+        )
 
     def upsert(self, entity_set: str, key: Any, body: Mapping[str, Any]) -> None:
         """PATCH without a condition: update the row, or create it from the key (204 either way)."""
@@ -727,8 +835,9 @@ class SalesClient(ODataClient):
         headers = {"If-Match": if_match} if if_match else None
         self.request("DELETE", self.entity_path(entity_set, key), headers=headers)
 
-    def action(self, name: str, body: Mapping[str, Any] | None = None, *, entity_set: str | None = None,
-               key: Any = None) -> dict[str, Any] | None:
+    def action(
+        self, name: str, body: Mapping[str, Any] | None = None, *, entity_set: str | None = None, key: Any = None
+    ) -> dict[str, Any] | None:
         """Call an action. Unbound: ``POST /Name``; bound to a row: ``POST set(key)/Microsoft.Dynamics.CRM.Name``;
         bound to a collection (``entity_set`` without ``key``): ``POST set/Microsoft.Dynamics.CRM.Name``.
 
@@ -757,8 +866,14 @@ class SalesClient(ODataClient):
         """``GET WhoAmI()`` -> ``{"BusinessUnitId", "UserId", "OrganizationId"}``."""
         return self.function("WhoAmI")
 
-    def track_changes(self, entity_set: str | None = None, *, select: str | Sequence[str] | None = None,
-                      delta_link: str | None = None, page_size: int | None = None) -> DeltaResult:
+    def track_changes(
+        self,
+        entity_set: str | None = None,
+        *,
+        select: str | Sequence[str] | None = None,
+        delta_link: str | None = None,
+        page_size: int | None = None,
+    ) -> DeltaResult:
         """One round of Dataverse change tracking (``Prefer: odata.track-changes``).
 
         First round: pass ``entity_set`` (and ``select``); every row comes back as changed. Later rounds:
@@ -816,9 +931,15 @@ class ScmClient(ODataClient):
         """POST a row; returns the created row (201) with defaults and number-sequence values."""
         return self.request("POST", entity_set, json_body=dict(body)).json()
 
-    def retrieve(self, entity_set: str, key: Any, *, cross_company: bool = False,
-                 select: str | Sequence[str] | None = None,
-                 expand: str | Sequence[str] | None = None) -> dict[str, Any]:
+    def retrieve(
+        self,
+        entity_set: str,
+        key: Any,
+        *,
+        cross_company: bool = False,
+        select: str | Sequence[str] | None = None,
+        expand: str | Sequence[str] | None = None,
+    ) -> dict[str, Any]:
         """GET one row by its full key."""
         params = self._query_params(select=select, expand=expand, extra=self._company(None, cross_company))
         return self.request("GET", self.entity_path(entity_set, key), params=params).json()
@@ -832,8 +953,9 @@ class ScmClient(ODataClient):
         """DELETE a row (204)."""
         self.request("DELETE", self.entity_path(entity_set, key))
 
-    def action(self, entity_set: str, key: Any, name: str,
-               body: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    def action(
+        self, entity_set: str, key: Any, name: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """``POST set(key)/Microsoft.Dynamics.DataEntities.Name`` (``key=None``: bound to the collection).
 
         Returns the JSON result, or None for 204.
@@ -841,29 +963,68 @@ class ScmClient(ODataClient):
         path = f"{self.entity_path(entity_set, key)}/{self.namespace}.{name}"
         return _json_or_none(self.request("POST", path, json_body=dict(body or {})))
 
-    def iter_pages(self, entity_set: str, *, filter: str | None = None,
-                   select: str | Sequence[str] | None = None, orderby: str | Sequence[str] | None = None,
-                   top: int | None = None, expand: str | Sequence[str] | None = None,
-                   extra: Mapping[str, Any] | None = None, page_size: int | None = None,
-                   headers: Mapping[str, str] | None = None,
-                   cross_company: bool = False) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        orderby: str | Sequence[str] | None = None,
+        top: int | None = None,
+        expand: str | Sequence[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        cross_company: bool = False,
+    ) -> Iterator[list[dict[str, Any]]]:
         """As :meth:`ODataClient.iter_pages`; ``cross_company`` adds ``cross-company=true``."""
-        return super().iter_pages(entity_set, filter=filter, select=select, orderby=orderby, top=top,
-                                  expand=expand, extra=self._company(extra, cross_company),
-                                  page_size=page_size, headers=headers)
+        return super().iter_pages(
+            entity_set,
+            filter=filter,
+            select=select,
+            orderby=orderby,
+            top=top,
+            expand=expand,
+            extra=self._company(extra, cross_company),
+            page_size=page_size,
+            headers=headers,
+        )
 
-    def query(self, entity_set: str, *, filter: str | None = None, select: str | Sequence[str] | None = None,
-              orderby: str | Sequence[str] | None = None, top: int | None = None,
-              expand: str | Sequence[str] | None = None, extra: Mapping[str, Any] | None = None,
-              page_size: int | None = None, headers: Mapping[str, str] | None = None,
-              cross_company: bool = False) -> list[dict[str, Any]]:
+    def query(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        orderby: str | Sequence[str] | None = None,
+        top: int | None = None,
+        expand: str | Sequence[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        cross_company: bool = False,
+    ) -> list[dict[str, Any]]:
         """As :meth:`ODataClient.query`; ``cross_company`` adds ``cross-company=true``."""
-        return super().query(entity_set, filter=filter, select=select, orderby=orderby, top=top,
-                             expand=expand, extra=self._company(extra, cross_company),
-                             page_size=page_size, headers=headers)
+        return super().query(
+            entity_set,
+            filter=filter,
+            select=select,
+            orderby=orderby,
+            top=top,
+            expand=expand,
+            extra=self._company(extra, cross_company),
+            page_size=page_size,
+            headers=headers,
+        )
 
-    def count(self, entity_set: str, filter: str | None = None, *, extra: Mapping[str, Any] | None = None,
-              cross_company: bool = False) -> int:
+    def count(
+        self,
+        entity_set: str,
+        filter: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        cross_company: bool = False,
+    ) -> int:
         """As :meth:`ODataClient.count`; ``cross_company`` adds ``cross-company=true``."""
         return super().count(entity_set, filter, extra=self._company(extra, cross_company))
 
@@ -881,20 +1042,35 @@ class ControlClient:
 
     prefix: ClassVar[str] = "_sandbox"
 
-    def __init__(self, base_url: str, *, transport: httpx.BaseTransport | None = None,
-                 identity: str | None = None, token: str = "sandbox", timeout: float = 30.0,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        identity: str | None = None,
+        token: str = "sandbox",
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.origin = base_url.rstrip("/")
         self.timeout = timeout
         default_headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
         if identity is not None:
             default_headers[IDENTITY_HEADER] = identity
         default_headers.update(headers or {})
-        self.http = httpx.Client(base_url=f"{self.origin}/{self.prefix}/", transport=transport,
-                                 timeout=timeout, headers=default_headers)
+        self.http = httpx.Client(
+            base_url=f"{self.origin}/{self.prefix}/", transport=transport, timeout=timeout, headers=default_headers
+        )
 
-    def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
-              timeout: float | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         headers = {}
         content = None
         if body is not None:
@@ -902,8 +1078,9 @@ class ControlClient:
             headers["Content-Type"] = "application/json; charset=utf-8"
         query = _encode_query(params or {})
         url = f"{path}?{query}" if query else path
-        response = self.http.request(method, url, content=content, headers=headers,
-                                     timeout=self.timeout if timeout is None else timeout)
+        response = self.http.request(
+            method, url, content=content, headers=headers, timeout=self.timeout if timeout is None else timeout
+        )
         return _json_or_none(_raise_for_status(response))
 
     def health(self) -> dict[str, Any]:
@@ -930,8 +1107,7 @@ class ControlClient:
         """Replace the service state with an exported snapshot."""
         self._call("POST", "snapshot", body=dict(snapshot))
 
-    def journal(self, limit: int = 100, *, method: str | None = None,
-                path: str | None = None) -> list[dict[str, Any]]:
+    def journal(self, limit: int = 100, *, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
         """The latest recorded requests (``path`` is a regular expression the service applies)."""
         data = self._call("GET", "journal", params={"limit": limit, "method": method, "path": path})
         return _unwrap_list(data, "entries")
@@ -940,9 +1116,18 @@ class ControlClient:
         """Forget every recorded request."""
         self._call("DELETE", "journal")
 
-    def add_fault(self, match_method: str | Sequence[str] | None = None, match_path: str | None = None,
-                  status: int = 503, probability: float = 1.0, latency_ms: int = 0, retry_after: float | None = None,
-                  times: int | None = None, match_identity: str | None = None, **extra: Any) -> dict[str, Any]:
+    def add_fault(
+        self,
+        match_method: str | Sequence[str] | None = None,
+        match_path: str | None = None,
+        status: int = 503,
+        probability: float = 1.0,
+        latency_ms: int = 0,
+        retry_after: float | None = None,
+        times: int | None = None,
+        match_identity: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         """Inject a fault; returns the stored rule (with its ``id``).
 
         ``match_method`` is exact (or a list of methods), ``match_path`` a regular expression searched in the
@@ -952,17 +1137,29 @@ class ControlClient:
         seconds on the wire, so a fractional ``retry_after`` is rounded up.
         """
         method = match_method if match_method is None or isinstance(match_method, str) else list(match_method)
-        rule: dict[str, Any] = {"method": method, "path": match_path, "identity": match_identity, "status": status,
-                                "probability": probability, "latency_ms": int(latency_ms),
-                                "retry_after": None if retry_after is None else math.ceil(retry_after),
-                                "times": times, **extra}
+        rule: dict[str, Any] = {
+            "method": method,
+            "path": match_path,
+            "identity": match_identity,
+            "status": status,
+            "probability": probability,
+            "latency_ms": int(latency_ms),
+            "retry_after": None if retry_after is None else math.ceil(retry_after),
+            "times": times,
+            **extra,
+        }
         return self._call("POST", "faults", body={k: v for k, v in rule.items() if v is not None}) or {}
 
     def fail_bridge_writes(self, status: int = 503, *, times: int | None = 1, **extra: Any) -> dict[str, Any]:
         """Make the bridge's next ``times`` writes to this service fail with ``status`` (a fault matching the
         ``dualwrite`` identity on any write method, single request or ``$batch`` alike)."""
-        return self.add_fault(match_method=["POST", "PATCH", "PUT", "DELETE"], match_identity="dualwrite",
-                              status=status, times=times, **extra)
+        return self.add_fault(
+            match_method=["POST", "PATCH", "PUT", "DELETE"],
+            match_identity="dualwrite",
+            status=status,
+            times=times,
+            **extra,
+        )
 
     def faults(self) -> list[dict[str, Any]]:
         """The active fault rules."""
@@ -980,14 +1177,25 @@ class ControlClient:
         """Remove one fault rule (404 ServiceError when unknown)."""
         self._call("DELETE", f"faults/{quote(str(id), safe='')}")
 
-    def changes(self, after: int = 0, limit: int = 500, tables: str | Sequence[str] | None = None,
-                exclude_identity: str | None = None, wait: float = 0) -> dict[str, Any]:
+    def changes(
+        self,
+        after: int = 0,
+        limit: int = 500,
+        tables: str | Sequence[str] | None = None,
+        exclude_identity: str | None = None,
+        wait: float = 0,
+    ) -> dict[str, Any]:
         """Outbox entries with sequence > ``after``: ``{"changes": [...], "next": int, "latest": int}``.
 
         ``wait`` > 0 long-polls up to that many seconds; the read timeout is stretched to cover it.
         """
-        params = {"after": after, "limit": limit, "tables": _join_csv(tables),
-                  "exclude_identity": exclude_identity, "wait": wait or None}
+        params = {
+            "after": after,
+            "limit": limit,
+            "tables": _join_csv(tables),
+            "exclude_identity": exclude_identity,
+            "wait": wait or None,
+        }
         timeout = max(self.timeout, wait + 10.0) if wait else None
         return self._call("GET", "changes", params=params, timeout=timeout) or {}
 

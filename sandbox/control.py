@@ -124,8 +124,7 @@ def install_error_handlers(blueprint: Blueprint, runtime: ServiceRuntime) -> Non
         if isinstance(err, RequestRedirect):
             return err
         headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else None
-        return _error_response(runtime, error_for_status(err.code or 500, err.description or err.name,
-                                                         headers=headers))
+        return _error_response(runtime, error_for_status(err.code or 500, err.description or err.name, headers=headers))
 
     def unexpected(err: Exception) -> Response:
         return _error_response(runtime, InternalError(f"Unexpected error in the control plane: {err}"))
@@ -233,8 +232,7 @@ def export_snapshot(db: Database, service: str) -> dict[str, Any]:
             if table.primary_key.columns:
                 query = query.order_by(*table.primary_key.columns)
             tables[table.name] = [
-                {name: encode_value(value) for name, value in row._mapping.items()}
-                for row in connection.execute(query)
+                {name: encode_value(value) for name, value in row._mapping.items()} for row in connection.execute(query)
             ]
     return {"service": service, "format": SNAPSHOT_FORMAT, "tables": tables}
 
@@ -307,18 +305,23 @@ def _realign_sequences(connection: sa.Connection, tables: list[sa.Table]) -> Non
         column = table.autoincrement_column
         if column is None:
             continue
-        connection.execute(sa.text(
-            "SELECT setval(pg_get_serial_sequence(:table, :column), "
-            f"COALESCE((SELECT MAX({connection.dialect.identifier_preparer.quote(column.name)}) "
-            f"FROM {connection.dialect.identifier_preparer.format_table(table)}), 0) + 1, false)"
-        ), {"table": table.fullname, "column": column.name})
+        connection.execute(
+            sa.text(
+                "SELECT setval(pg_get_serial_sequence(:table, :column), "
+                f"COALESCE((SELECT MAX({connection.dialect.identifier_preparer.quote(column.name)}) "
+                f"FROM {connection.dialect.identifier_preparer.format_table(table)}), 0) + 1, false)"
+            ),
+            {"table": table.fullname, "column": column.name},
+        )
 
 
 def table_counts(db: Database) -> dict[str, int]:
     """Row count of every table."""
     with db.transaction() as connection:
-        return {table.name: int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
-                for table in db.tables()}
+        return {
+            table.name: int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
+            for table in db.tables()
+        }
 
 
 # ---- the blueprint ------------------------------------------------------------------------------------
@@ -363,7 +366,7 @@ def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
         if body is None:
             body = {}
         if not isinstance(body, dict):
-            raise BadRequest("The seed request body must be a JSON object like {\"seed\": 1}.")
+            raise BadRequest('The seed request body must be a JSON object like {"seed": 1}.')
         options = dict(body)
         seed_value = options.pop("seed", 1)
         if isinstance(seed_value, bool) or not isinstance(seed_value, int):
@@ -445,8 +448,10 @@ def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
             if endpoint != f"{bp.name}.unknown":
                 allowed.append(method)
         if allowed:
-            raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; "
-                                   f"use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)})
+            raise MethodNotAllowed(
+                f"Method {request.method} is not allowed on {request.path}; use {', '.join(allowed)}.",
+                headers={"Allow": ", ".join(allowed)},
+            )
         raise NotFound(f"No control-plane resource at {request.path}.")
 
     return bp

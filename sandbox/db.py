@@ -134,9 +134,9 @@ class Database:
                 state.depth -= 1
             return
         if self._lock is not None and not self._lock.acquire(
-                timeout=LOCK_TIMEOUT_SECONDS if timeout is None else timeout):
-            raise ServiceUnavailable("The database is busy; try again.", "0x80040216",
-                                     headers={"Retry-After": "1"})
+            timeout=LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+        ):
+            raise ServiceUnavailable("The database is busy; try again.", "0x80040216", headers={"Retry-After": "1"})
         try:
             connection = self.engine.connect()
             state.connection = connection
@@ -204,8 +204,9 @@ class Database:
 _returning_inserts: dict[tuple[str, str], Any] = {}
 
 
-def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: str,
-                         rows: list[dict[str, Any]]) -> list[int]:
+def insert_returning_ids(
+    connection: sa.Connection, table: sa.Table, id_column: str, rows: list[dict[str, Any]]
+) -> list[int]:
     """Insert ``rows`` into ``table`` in order and return their new ids (``id_column``) in the same order
     (on PostgreSQL and SQLite each row dict also gets its id: they are not copied, rows are wide).
 
@@ -225,8 +226,12 @@ def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: 
         # one statement of thousands of parameters, which psycopg parses anew on every call.
         sequence = connection.execute(sa.select(sa.func.pg_get_serial_sequence(table.name, id_column))).scalar()
         if sequence:
-            ids = [int(value) for value in connection.execute(
-                sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, len(rows)))).scalars()]
+            ids = [
+                int(value)
+                for value in connection.execute(
+                    sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, len(rows)))
+                ).scalars()
+            ]
             ids.sort()
             for row, new_id in zip(rows, ids):
                 row[id_column] = new_id
@@ -249,8 +254,10 @@ def insert_returning_ids(connection: sa.Connection, table: sa.Table, id_column: 
     return ids
 
 
-_plain_inserts: dict[tuple[str, str, tuple[str, ...]],
-                     tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], tuple[tuple[int, Any], ...]] | None] = {}
+_plain_inserts: dict[
+    tuple[str, str, tuple[str, ...]],
+    tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], tuple[tuple[int, Any], ...]] | None,
+] = {}
 
 
 def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -274,8 +281,11 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
         plan = None
         if connection.dialect.paramstyle == "qmark" and sorted(positions) == sorted(keys) and len(positions) > 1:
             processors = compiled._bind_processors  # noqa: SLF001 - the processors SQLAlchemy itself applies
-            converted = tuple((index, _faster_processor(table.c.get(name), connection.dialect, processors[name]))
-                              for index, name in enumerate(positions) if name in processors)
+            converted = tuple(
+                (index, _faster_processor(table.c.get(name), connection.dialect, processors[name]))
+                for index, name in enumerate(positions)
+                if name in processors
+            )
             plan = (compiled.string, operator.itemgetter(*positions), converted)
         _plain_inserts[signature] = plan
     if plan is None:
@@ -300,28 +310,39 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
     per_statement = max(1, _SQLITE_MAX_PARAMETERS // width)
     for start in range(0, len(rows), per_statement):
         count = min(per_statement, len(rows) - start)
-        connection.exec_driver_sql(_multi_row_sql(sql, count), tuple(flat[start * width:(start + count) * width]))
+        connection.exec_driver_sql(_multi_row_sql(sql, count), tuple(flat[start * width : (start + count) * width]))
 
 
 #: SQLite's DATETIME default storage format, positionally (no time zone: SQLAlchemy writes none)
 _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
-def _faster_processor(column: sa.Column[Any] | None, dialect: sa.Dialect,
-                      processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _faster_processor(
+    column: sa.Column[Any] | None, dialect: sa.Dialect, processor: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
     """``processor``, or where it is SQLite's for DATETIME in its default storage format, a quicker one that
     writes the same text for a plain datetime (the same ``%`` formatting, from a tuple instead of a dict built
     per value: the columns every row has, its created and modified times, and each change's timestamp)."""
     implementation = column.type.dialect_impl(dialect) if column is not None else None
-    if not (isinstance(implementation, SQLITE_DATETIME_TYPE)
-            and implementation._storage_format == SQLITE_DATETIME_TYPE._storage_format):  # noqa: SLF001
+    if not (
+        isinstance(implementation, SQLITE_DATETIME_TYPE)
+        and implementation._storage_format == SQLITE_DATETIME_TYPE._storage_format
+    ):  # noqa: SLF001
         return processor
 
     def datetime_text(value: Any) -> Any:
         if value.__class__ is dt.datetime:
-            return _SQLITE_DATETIME % (value.year, value.month, value.day, value.hour, value.minute, value.second,
-                                       value.microsecond)
+            return _SQLITE_DATETIME % (
+                value.year,
+                value.month,
+                value.day,
+                value.hour,
+                value.minute,
+                value.second,
+                value.microsecond,
+            )
         return processor(value)
+
     return datetime_text
 
 

@@ -89,8 +89,19 @@ class ServiceUnavailable(SandboxError):
 
 def error_for_status(status: int, message: str, code: str | None = None, **kwargs: Any) -> SandboxError:
     """The error class for an arbitrary status (used by fault injection)."""
-    for cls in (BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, PreconditionFailed,
-                PayloadTooLarge, TooManyRequests, InternalError, NotImplementedYet, ServiceUnavailable):
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PreconditionFailed,
+        PayloadTooLarge,
+        TooManyRequests,
+        InternalError,
+        NotImplementedYet,
+        ServiceUnavailable,
+    ):
         if cls.status == status:
             return cls(message, code, **kwargs)
     error = SandboxError(message, code, **kwargs)

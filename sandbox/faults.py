@@ -57,8 +57,20 @@ WHEN = ("before", "after")
 # Where the fault hook leaves the fault that fired for this request (the journal reads it).
 G_FAULT = "sandbox_fault"
 
-_FIELDS = {"method", "path", "identity", "match", "status", "probability", "latency_ms", "retry_after", "times", "drop",
-           "when", "message"}
+_FIELDS = {
+    "method",
+    "path",
+    "identity",
+    "match",
+    "status",
+    "probability",
+    "latency_ms",
+    "retry_after",
+    "times",
+    "drop",
+    "when",
+    "message",
+}
 
 
 class DroppedConnection(httpx.RemoteProtocolError):
@@ -84,7 +96,7 @@ class Fault:
     drop: bool = False
     when: str = "before"
     message: str | None = None
-    created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     fired: int = 0
     _pattern: re.Pattern[str] | None = field(init=False, default=None, repr=False, compare=False)
 
@@ -133,8 +145,11 @@ class Fault:
         """The JSON shape shown by ``GET /_sandbox/faults``."""
         return {
             "id": self.id,
-            "match": {"method": list(self.method) if isinstance(self.method, tuple) else self.method,
-                      "path": self.path, "identity": self.identity},
+            "match": {
+                "method": list(self.method) if isinstance(self.method, tuple) else self.method,
+                "path": self.path,
+                "identity": self.identity,
+            },
             "status": self.status,
             "probability": self.probability,
             "latency_ms": self.latency_ms,
@@ -173,10 +188,15 @@ def parse_fault(spec: Any) -> Fault:
     method = values.get("method")
     if method is not None:
         methods = [method] if isinstance(method, str) else method
-        if (not isinstance(methods, list) or not methods
-                or not all(isinstance(m, str) and m.upper() in METHODS for m in methods)):
-            raise BadRequest(f"Fault 'method' must be one of {', '.join(sorted(METHODS))} or a non-empty list "
-                             f"of them, got {method!r}.")
+        if (
+            not isinstance(methods, list)
+            or not methods
+            or not all(isinstance(m, str) and m.upper() in METHODS for m in methods)
+        ):
+            raise BadRequest(
+                f"Fault 'method' must be one of {', '.join(sorted(METHODS))} or a non-empty list "
+                f"of them, got {method!r}."
+            )
         method = method.upper() if isinstance(method, str) else tuple(m.upper() for m in methods)
     identity = values.get("identity")
     if identity is not None and (not isinstance(identity, str) or not identity):
@@ -193,8 +213,7 @@ def parse_fault(spec: Any) -> Fault:
     if not _is_int(status) or not 100 <= status <= 599:
         raise BadRequest(f"Fault 'status' must be an integer from 100 to 599, got {status!r}.")
     probability = values.get("probability", 1.0)
-    if (not isinstance(probability, (int, float)) or isinstance(probability, bool)
-            or not 0.0 <= probability <= 1.0):
+    if not isinstance(probability, (int, float)) or isinstance(probability, bool) or not 0.0 <= probability <= 1.0:
         raise BadRequest(f"Fault 'probability' must be a number from 0 to 1, got {probability!r}.")
     latency_ms = values.get("latency_ms", 0)
     if not _is_int(latency_ms) or not 0 <= latency_ms <= MAX_LATENCY_MS:
@@ -214,9 +233,20 @@ def parse_fault(spec: Any) -> Fault:
     message = values.get("message")
     if message is not None and not isinstance(message, str):
         raise BadRequest("Fault 'message' must be a string.")
-    return Fault(id=uuid.uuid4().hex[:8], method=method, path=path, identity=identity, status=status, probability=float(probability),
-                 latency_ms=latency_ms, retry_after=retry_after, times=times, drop=drop, when=when,
-                 message=message)
+    return Fault(
+        id=uuid.uuid4().hex[:8],
+        method=method,
+        path=path,
+        identity=identity,
+        status=status,
+        probability=float(probability),
+        latency_ms=latency_ms,
+        retry_after=retry_after,
+        times=times,
+        drop=drop,
+        when=when,
+        message=message,
+    )
 
 
 class FaultRegistry:
@@ -309,14 +339,18 @@ def _fault_response(fault: Fault, render_error: Callable[[SandboxError], flask.R
     return response
 
 
-def install_fault_hook(app: flask.Flask, registry: FaultRegistry,
-                       render_error: Callable[[SandboxError], flask.Response],
-                       exclude_prefix: str = "/_sandbox") -> None:
+def install_fault_hook(
+    app: flask.Flask,
+    registry: FaultRegistry,
+    render_error: Callable[[SandboxError], flask.Response],
+    exclude_prefix: str = "/_sandbox",
+) -> None:
     """Fire matching faults on every request outside ``exclude_prefix``.
 
     Install the request journal first if faulted requests should be journaled (a ``before_request``
     that answers stops the later ones). The fired fault is left in ``flask.g.sandbox_fault``.
     """
+
     def fire_faults() -> flask.Response | None:
         path = flask.request.path
         if exclude_prefix and (path == exclude_prefix or path.startswith(exclude_prefix.rstrip("/") + "/")):

@@ -55,8 +55,9 @@ class Journal:
             self._entries.append(stored)
             return stored
 
-    def entries(self, limit: int | None = None, method: str | None = None,
-                path_regex: str | None = None) -> list[dict[str, Any]]:
+    def entries(
+        self, limit: int | None = None, method: str | None = None, path_regex: str | None = None
+    ) -> list[dict[str, Any]]:
         """Up to ``limit`` entries, newest first, optionally only one method and paths matching a regex.
 
         Raises :class:`re.error` for an invalid ``path_regex``.
@@ -85,9 +86,9 @@ class Journal:
             return len(self._entries)
 
 
-def install_journal_hook(app: flask.Flask, journal: Journal,
-                         identity_of: Callable[[flask.Request], str],
-                         exclude_prefix: str = "/_sandbox") -> None:
+def install_journal_hook(
+    app: flask.Flask, journal: Journal, identity_of: Callable[[flask.Request], str], exclude_prefix: str = "/_sandbox"
+) -> None:
     """Journal every request outside ``exclude_prefix``.
 
     Install this before :func:`sandbox.faults.install_fault_hook` so faulted requests are journaled too
@@ -95,8 +96,7 @@ def install_journal_hook(app: flask.Flask, journal: Journal,
     """
 
     def excluded(path: str) -> bool:
-        return bool(exclude_prefix) and (path == exclude_prefix
-                                         or path.startswith(exclude_prefix.rstrip("/") + "/"))
+        return bool(exclude_prefix) and (path == exclude_prefix or path.startswith(exclude_prefix.rstrip("/") + "/"))
 
     def start() -> None:
         setattr(flask.g, _G_START, time.perf_counter())
@@ -119,18 +119,20 @@ def install_journal_hook(app: flask.Flask, journal: Journal,
         if not response.is_streamed and not response.direct_passthrough:
             response_body = truncate_body(response.get_data())
         fault = flask.g.get(G_FAULT)
-        journal.add({
-            "time": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "method": request.method,
-            "path": request.path,
-            "query": request.query_string.decode("utf-8", errors="replace"),
-            "status": response.status_code,
-            "duration_ms": round(duration, 3),
-            "identity": identity,
-            "request_body": request_body,
-            "response_body": response_body,
-            "fault": fault.id if fault is not None else None,
-        })
+        journal.add(
+            {
+                "time": dt.datetime.now(dt.UTC).isoformat(),
+                "method": request.method,
+                "path": request.path,
+                "query": request.query_string.decode("utf-8", errors="replace"),
+                "status": response.status_code,
+                "duration_ms": round(duration, 3),
+                "identity": identity,
+                "request_body": request_body,
+                "response_body": response_body,
+                "fault": fault.id if fault is not None else None,
+            }
+        )
         return response
 
     app.before_request(start)

@@ -9,7 +9,8 @@ to :mod:`json`, so the same values are accepted and a malformed body gets the sa
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 

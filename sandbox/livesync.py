@@ -9,7 +9,8 @@ If the bridge refuses, the hook raises and the whole source transaction rolls ba
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
@@ -83,8 +84,9 @@ class LiveSyncHook:
             frontier = found
         return related
 
-    def _lookups_of(self, entity: EntityType, image: dict[str, Any],
-                    related: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    def _lookups_of(
+        self, entity: EntityType, image: dict[str, Any], related: dict[str, dict[str, Any]]
+    ) -> list[tuple[str, dict[str, Any]]]:
         found: list[tuple[str, dict[str, Any]]] = []
         for nav in entity.navigations.values():
             if nav.many or not nav.owns_fk:
@@ -115,7 +117,7 @@ def refuse(message: str) -> SandboxError:
     return BadRequest(message, "0x80040265")
 
 
-def http_sender(client: "httpx.Client") -> Sender:
+def http_sender(client: httpx.Client) -> Sender:
     """A sender that posts each transaction to the bridge's ``/api/live`` and turns a refusal into the
     error the writing caller sees (in the source service's own error shape)."""
     import json as _json
@@ -123,8 +125,9 @@ def http_sender(client: "httpx.Client") -> Sender:
     from sandbox.outbox import dumps
 
     def send(payload: dict[str, Any]) -> None:
-        response = client.post("/api/live", content=dumps(payload).encode("utf-8"),
-                               headers={"Content-Type": "application/json"})
+        response = client.post(
+            "/api/live", content=dumps(payload).encode("utf-8"), headers={"Content-Type": "application/json"}
+        )
         if response.status_code < 400:
             return
         try:
@@ -132,8 +135,11 @@ def http_sender(client: "httpx.Client") -> Sender:
         except (ValueError, KeyError, TypeError, _json.JSONDecodeError):
             message = response.text or f"status {response.status_code}"
         if response.status_code >= 500:
-            raise ServiceUnavailable(f"Dual-write: {message}", "0x80040216",
-                                     headers={"Retry-After": response.headers.get("Retry-After", "1")})
+            raise ServiceUnavailable(
+                f"Dual-write: {message}",
+                "0x80040216",
+                headers={"Retry-After": response.headers.get("Retry-After", "1")},
+            )
         raise refuse(f"Dual-write: {message}")
 
     return send

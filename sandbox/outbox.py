@@ -26,13 +26,14 @@ import hashlib
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from flask import Blueprint, Response, request
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 from sandbox import jsonio
@@ -79,13 +80,13 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _iso_utc(value: dt.datetime) -> str:
     # SQLite hands DateTime back naive; every timestamp this module writes is UTC.
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.isoformat()
 
 
@@ -97,12 +98,12 @@ class ChangeRecord(SQLModel, table=True):
     # AUTOINCREMENT on SQLite: a purged seq is never handed out again, so consumer cursors stay valid.
     __table_args__ = (sa.Index("ix_sandbox_outbox_table_seq", "table", "seq"), {"sqlite_autoincrement": True})
 
-    seq: Optional[int] = Field(default=None, primary_key=True)
+    seq: int | None = Field(default=None, primary_key=True)
     table: str = Field(max_length=128)
     key: str  # JSON object
     operation: str = Field(max_length=8)
     changed: str  # JSON list of property names, or "*": the names of ``after``, in order
-    after: Optional[str] = None  # JSON object, or a compact image (see ChangeColumns); null for a delete
+    after: str | None = None  # JSON object, or a compact image (see ChangeColumns); null for a delete
     transaction_id: str = Field(max_length=64)
     identity: str = Field(max_length=128)
     created_at: dt.datetime
@@ -148,8 +149,10 @@ def _columns_by_id(connection: sa.Connection, columns_id: str) -> list[str]:
         table = ChangeColumns.__table__
         text = connection.execute(sa.select(table.c.names).where(table.c.id == columns_id)).scalar()
         if text is None:  # only a hand-made snapshot or a damaged database can get here
-            raise InternalError(f"A change row names the column list {columns_id!r}, which the table "
-                                "sandbox_outbox_columns of this database does not hold.")
+            raise InternalError(
+                f"A change row names the column list {columns_id!r}, which the table "
+                "sandbox_outbox_columns of this database does not hold."
+            )
         names = _names_by_id[columns_id] = jsonio.loads(text)
     return names
 
@@ -157,9 +160,11 @@ def _columns_by_id(connection: sa.Connection, columns_id: str) -> list[str]:
 def _save_columns(connection: sa.Connection, ids: set[str]) -> None:
     """Make sure the database holds the names of ``ids`` (inside the caller's transaction)."""
     table = ChangeColumns.__table__
-    insert = (postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table))
-    connection.execute(insert.on_conflict_do_nothing(index_elements=["id"]),
-                       [{"id": columns_id, "names": jsonio.dumps(_names_by_id[columns_id])} for columns_id in ids])
+    insert = postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table)
+    connection.execute(
+        insert.on_conflict_do_nothing(index_elements=["id"]),
+        [{"id": columns_id, "names": jsonio.dumps(_names_by_id[columns_id])} for columns_id in ids],
+    )
 
 
 #: databases whose INSERT can skip a row already there (what :func:`_save_columns` needs)
@@ -180,8 +185,9 @@ def _read_changes(connection: sa.Connection, query: sa.Select[Any]) -> list[dict
     if connection.dialect.name != "sqlite":
         return [_row_to_change(row._mapping, connection) for row in connection.execute(query)]
     page = query.subquery()
-    text = connection.execute(sa.select(sa.func.json_group_array(
-        sa.func.json_array(*[page.c[name] for name in _CHANGE_COLUMNS])))).scalar()
+    text = connection.execute(
+        sa.select(sa.func.json_group_array(sa.func.json_array(*[page.c[name] for name in _CHANGE_COLUMNS])))
+    ).scalar()
     rows = [dict(zip(_CHANGE_COLUMNS, values)) for values in jsonio.loads(text or "[]")]
     # The timestamp as stored (text on SQLite): read back by its column type, as a plain SELECT would.
     as_read = page.c.created_at.type.dialect_impl(connection.dialect).result_processor(connection.dialect, None)
@@ -198,8 +204,10 @@ def _row_to_change(m: Any, connection: sa.Connection) -> dict[str, Any]:
     if isinstance(after, list):  # compact: [columns id, values...]
         names = _columns_by_id(connection, after[0])
         if len(names) != len(after) - 1:
-            raise InternalError(f"The change row {m['seq']} holds {len(after) - 1} values for the "
-                                f"{len(names)} columns of its column list.")
+            raise InternalError(
+                f"The change row {m['seq']} holds {len(after) - 1} values for the "
+                f"{len(names)} columns of its column list."
+            )
         after = dict(zip(names, after[1:]))
     changed = m["changed"]
     return {
@@ -250,8 +258,16 @@ class Outbox:
         self._insert = sa.insert(self.table)  # built once: a statement per change cost more than the insert
 
     # ---- writing ----------------------------------------------------------------------------------
-    def record(self, db: Database, entity_name: str, key: dict[str, Any], operation: str,
-               changed: list[str], after: dict[str, Any] | None, identity: str) -> None:
+    def record(
+        self,
+        db: Database,
+        entity_name: str,
+        key: dict[str, Any],
+        operation: str,
+        changed: list[str],
+        after: dict[str, Any] | None,
+        identity: str,
+    ) -> None:
         """Insert one change row on ``db.connection`` (the data write's transaction).
 
         All records of one DB transaction share a ``transaction_id``; listeners are notified once the
@@ -259,8 +275,14 @@ class Outbox:
         """
         self.record_many(db, entity_name, operation, identity, [(key, changed, after)])
 
-    def record_many(self, db: Database, entity_name: str, operation: str, identity: str,
-                    changes: Sequence[tuple[dict[str, Any], list[str], dict[str, Any] | None]]) -> None:
+    def record_many(
+        self,
+        db: Database,
+        entity_name: str,
+        operation: str,
+        identity: str,
+        changes: Sequence[tuple[dict[str, Any], list[str], dict[str, Any] | None]],
+    ) -> None:
         """:meth:`record` for several changes of one table at once, ``changes`` being (key, changed, after)
         in order: one INSERT, and the same changes (seq order included) as recording them one by one.
 
@@ -295,16 +317,18 @@ class Outbox:
                 after_text = dumps([columns_id, *after.values()])
             else:
                 after_text = dumps(after)
-            rows.append({
-                "table": entity_name,
-                "key": dumps(key),
-                "operation": operation,
-                "changed": changed_text,
-                "after": after_text,
-                "transaction_id": transaction_id,
-                "identity": identity,
-                "created_at": _utcnow(),
-            })
+            rows.append(
+                {
+                    "table": entity_name,
+                    "key": dumps(key),
+                    "operation": operation,
+                    "changed": changed_text,
+                    "after": after_text,
+                    "transaction_id": transaction_id,
+                    "identity": identity,
+                    "created_at": _utcnow(),
+                }
+            )
         created = False
         # Insert and in-flight registration are atomic with respect to readers' watermark snapshot.
         if columns_ids:
@@ -363,16 +387,26 @@ class Outbox:
             self._latest = value if self._generation == generation else max(self._latest, value)
         return value
 
-    def read_page(self, db: Database, after_seq: int = 0, limit: int = DEFAULT_LIMIT,
-                  tables: set[str] | None = None, exclude_identity: str | None = None) -> ChangePage:
+    def read_page(
+        self,
+        db: Database,
+        after_seq: int = 0,
+        limit: int = DEFAULT_LIMIT,
+        tables: set[str] | None = None,
+        exclude_identity: str | None = None,
+    ) -> ChangePage:
         """Changes with ``seq > after_seq`` in ``seq`` order, at most ``limit``, optionally filtered."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         latest = self.latest_seq(db)  # committed before the watermark snapshot below
         with self._cond:
             ceiling = min([latest, *(seq - 1 for seq in self._in_flight)])
-        query = (sa.select(self.table).where(self.table.c.seq > after_seq, self.table.c.seq <= ceiling)
-                 .order_by(self.table.c.seq).limit(limit))
+        query = (
+            sa.select(self.table)
+            .where(self.table.c.seq > after_seq, self.table.c.seq <= ceiling)
+            .order_by(self.table.c.seq)
+            .limit(limit)
+        )
         if tables is not None:
             query = query.where(self.table.c.table.in_(sorted(tables)))
         if exclude_identity is not None:
@@ -385,8 +419,14 @@ class Outbox:
             next_seq = max(after_seq, ceiling)
         return ChangePage(changes, next_seq, latest)
 
-    def read(self, db: Database, after_seq: int = 0, limit: int = DEFAULT_LIMIT,
-             tables: set[str] | None = None, exclude_identity: str | None = None) -> list[dict[str, Any]]:
+    def read(
+        self,
+        db: Database,
+        after_seq: int = 0,
+        limit: int = DEFAULT_LIMIT,
+        tables: set[str] | None = None,
+        exclude_identity: str | None = None,
+    ) -> list[dict[str, Any]]:
         """The change dicts of :meth:`read_page` (without the cursors)."""
         return self.read_page(db, after_seq, limit, tables, exclude_identity).changes
 
@@ -444,7 +484,7 @@ def _float_arg(name: str, default: float, minimum: float) -> float:
     return value
 
 
-def changes_view(runtime: "ServiceRuntime") -> Response:
+def changes_view(runtime: ServiceRuntime) -> Response:
     """``GET /_sandbox/changes``: one page of the feed, long-polling up to ``wait`` seconds when empty."""
     after = int_arg("after", 0, 0)
     limit = min(int_arg("limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
@@ -473,12 +513,12 @@ def changes_view(runtime: "ServiceRuntime") -> Response:
     return json_response({"changes": page.changes, "next": page.next, "latest": page.latest})
 
 
-def add_changes_route(blueprint: Blueprint, runtime: "ServiceRuntime") -> None:
+def add_changes_route(blueprint: Blueprint, runtime: ServiceRuntime) -> None:
     """Register ``GET changes`` on ``blueprint`` (the control blueprint shares its URL prefix and errors)."""
     blueprint.add_url_rule("/changes", "changes", lambda: changes_view(runtime), methods=["GET"])
 
 
-def changes_blueprint(runtime: "ServiceRuntime") -> Blueprint:
+def changes_blueprint(runtime: ServiceRuntime) -> Blueprint:
     """A stand-alone blueprint serving only ``GET /_sandbox/changes``.
 
     :func:`sandbox.control.control_blueprint` already includes this route; register one or the other.

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -40,7 +41,7 @@ class ServiceSpec:
 
     name: str
     build_model: Callable[[], Model]
-    build_dialect: Callable[["ServiceConfig"], Dialect]
+    build_dialect: Callable[[ServiceConfig], Dialect]
     behaviors: Callable[[], dict[str, EntityBehavior]]
     register_actions: Callable[[ActionRegistry], None]
     seed: SeedFunction
@@ -75,9 +76,10 @@ class Runtime:
         self.actions = ActionRegistry()
         spec.register_actions(self.actions)
         self.store = Store(self.model, self.db, self.outbox, spec.behaviors())
-        self.service = ODataService(name=spec.name, model=self.model, dialect=self.dialect, db=self.db,
-                                    store=self.store, actions=self.actions)
-        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.service = ODataService(
+            name=spec.name, model=self.model, dialect=self.dialect, db=self.db, store=self.store, actions=self.actions
+        )
+        self.started_at = dt.datetime.now(dt.UTC)
 
     # ---- ServiceRuntime protocol (control plane) ------------------------------------------------------
     def render_error(self, err: SandboxError) -> Response:
@@ -89,10 +91,9 @@ class Runtime:
         self.store.reset_versions()
         self.outbox.latest_seq(self.db)
 
-    def set_live_sync(self, sender: "Sender | None") -> None:
+    def set_live_sync(self, sender: Sender | None) -> None:
         """Call ``sender`` with each transaction's changes before it commits (None turns live sync off)."""
-        self.store.commit_hooks = [] if sender is None else [
-            LiveSyncHook(self.name, self.model, self.store, sender)]
+        self.store.commit_hooks = [] if sender is None else [LiveSyncHook(self.name, self.model, self.store, sender)]
 
     def after_import(self) -> None:
         """A snapshot import bypassed the store: row versions must be re-read from the data."""
@@ -111,9 +112,12 @@ class Runtime:
         return True
 
     def info(self) -> dict[str, Any]:
-        return {"dialect": self.dialect.name, "root": self.dialect.root,
-                "entity_sets": sorted(e.entity_set for e in self.model.entities.values()),
-                "actions": sorted(self.actions.names())}
+        return {
+            "dialect": self.dialect.name,
+            "root": self.dialect.root,
+            "entity_sets": sorted(e.entity_set for e in self.model.entities.values()),
+            "actions": sorted(self.actions.names()),
+        }
 
 
 def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
@@ -149,8 +153,9 @@ def _install_error_handlers(app: Flask, runtime: Runtime) -> None:
         if status == 404:
             return runtime.render_error(runtime.dialect.unknown_set(request.path))
         if status == 405:
-            return runtime.render_error(MethodNotAllowed(
-                f"The requested resource does not support http method '{request.method}'."))
+            return runtime.render_error(
+                MethodNotAllowed(f"The requested resource does not support http method '{request.method}'.")
+            )
         return runtime.render_error(error_for_status(status, err.description or err.name))
 
     @app.errorhandler(Exception)

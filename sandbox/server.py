@@ -10,9 +10,10 @@ import signal
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask
 
@@ -80,8 +81,14 @@ class ServerGroup:
         else:
             from waitress.server import create_server
 
-            server = create_server(app, host=self.host, port=port, threads=WAITRESS_THREADS,
-                                   ident="lead-to-cash-sandbox", clear_untrusted_proxy_headers=True)
+            server = create_server(
+                app,
+                host=self.host,
+                port=port,
+                threads=WAITRESS_THREADS,
+                ident="lead-to-cash-sandbox",
+                clear_untrusted_proxy_headers=True,
+            )
             closing = threading.Event()
 
             def run_waitress(server: Any = server, closing: threading.Event = closing) -> None:

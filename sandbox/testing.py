@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def poll_until(probe: Callable[[], T | None], *, timeout: float = 5.0, interval: float = 0.02,
-               message: str = "condition") -> T:
+def poll_until(
+    probe: Callable[[], T | None], *, timeout: float = 5.0, interval: float = 0.02, message: str = "condition"
+) -> T:
     """Call ``probe`` until it returns something truthy and return that; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -37,12 +39,14 @@ def _json(response: Any) -> Any:
 
 
 def _status(response: Any) -> int:
-    return getattr(response, "status_code")
+    return response.status_code
 
 
 def assert_dataverse_error(response: Any, status: int, code: str | None = None, contains: str | None = None) -> dict:
     """The response is a Dataverse error: ``{"error": {"code": "0x...", "message": "..."}}`` with ``status``."""
-    assert _status(response) == status, f"expected {status}, got {_status(response)}: {response.data if hasattr(response, 'data') else response.text}"
+    assert _status(response) == status, (
+        f"expected {status}, got {_status(response)}: {response.data if hasattr(response, 'data') else response.text}"
+    )
     body = _json(response)
     assert isinstance(body, dict) and set(body) == {"error"}, body
     error = body["error"]
@@ -57,7 +61,9 @@ def assert_dataverse_error(response: Any, status: int, code: str | None = None, 
 
 def assert_fno_error(response: Any, status: int, contains: str | None = None) -> dict:
     """The response is an F&O error: ``{"error": {"code": "", "message": ..., "innererror": {...}}}``."""
-    assert _status(response) == status, f"expected {status}, got {_status(response)}: {response.data if hasattr(response, 'data') else response.text}"
+    assert _status(response) == status, (
+        f"expected {status}, got {_status(response)}: {response.data if hasattr(response, 'data') else response.text}"
+    )
     body = _json(response)
     assert isinstance(body, dict) and set(body) == {"error"}, body
     error = body["error"]

@@ -6,8 +6,9 @@ import contextlib
 import random
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from faker import Faker
@@ -67,7 +68,7 @@ class ScenarioContext:
     timeout: float = 10.0
 
     @contextlib.contextmanager
-    def step(self, name: str) -> Iterator["ScenarioContext"]:
+    def step(self, name: str) -> Iterator[ScenarioContext]:
         """A named step: timed, recorded, and on failure the difference (with both records) is kept."""
         started = time.perf_counter()
         self.current_sync = None
@@ -77,12 +78,24 @@ class ScenarioContext:
             self.steps.append(StepResult(name, False, time.perf_counter() - started, exc.message, exc.sales, exc.scm))
             raise
         except ServiceError as exc:
-            self.steps.append(StepResult(name, False, time.perf_counter() - started,
-                                         f"{exc.status} from {exc.response.request.url}: {exc.message}"))
+            self.steps.append(
+                StepResult(
+                    name,
+                    False,
+                    time.perf_counter() - started,
+                    f"{exc.status} from {exc.response.request.url}: {exc.message}",
+                )
+            )
             raise
         except Exception as exc:
-            self.steps.append(StepResult(name, False, time.perf_counter() - started,
-                                         f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+            self.steps.append(
+                StepResult(
+                    name,
+                    False,
+                    time.perf_counter() - started,
+                    f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
+                )
+            )
             raise
         else:
             self.steps.append(StepResult(name, True, time.perf_counter() - started, sync_seconds=self.current_sync))
@@ -110,8 +123,9 @@ class ScenarioContext:
         rows = self.scm.query(entity_set, filter=filter, top=1, cross_company=True, **options)
         return rows[0] if rows else None
 
-    def synced(self, *, sales: tuple[str, str], scm: tuple[str, str], fields: dict[str, str],
-               timeout: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def synced(
+        self, *, sales: tuple[str, str], scm: tuple[str, str], fields: dict[str, str], timeout: float | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Wait until the Sales row and the SCM row exist and agree on ``fields`` (SCM field -> Sales column);
         return both. Raises :class:`Mismatch` with both records when they never agree."""
         last: dict[str, Any] = {}
@@ -132,17 +146,23 @@ class ScenarioContext:
             sales_row, scm_row = last.get("sales"), last.get("scm")
             if sales_row is None or scm_row is None:
                 missing = "Sales" if sales_row is None else "SCM"
-                raise Mismatch(f"missing in {missing}: {sales[0]} [{sales[1]}] / {scm[0]} [{scm[1]}]",
-                               sales=sales_row, scm=scm_row) from None
-            differing = {f: (scm_row.get(f), sales_row.get(c)) for f, c in fields.items()
-                         if not _same(scm_row.get(f), sales_row.get(c))}
+                raise Mismatch(
+                    f"missing in {missing}: {sales[0]} [{sales[1]}] / {scm[0]} [{scm[1]}]", sales=sales_row, scm=scm_row
+                ) from None
+            differing = {
+                f: (scm_row.get(f), sales_row.get(c))
+                for f, c in fields.items()
+                if not _same(scm_row.get(f), sales_row.get(c))
+            }
             raise Mismatch(f"differing fields (SCM vs Sales): {differing}", sales=sales_row, scm=scm_row) from None
 
     def check(self, condition: bool, message: str, *, sales: Any = None, scm: Any = None) -> None:
         if not condition:
             raise Mismatch(message, sales=sales, scm=scm)
 
-    def expect_error(self, call: Callable[[], Any], status: int | None = None, contains: str | None = None) -> ServiceError:
+    def expect_error(
+        self, call: Callable[[], Any], status: int | None = None, contains: str | None = None
+    ) -> ServiceError:
         """Run ``call`` and return the :class:`ServiceError` it must raise."""
         try:
             call()
@@ -156,8 +176,9 @@ class ScenarioContext:
 
     def note(self, step: str, side: str, document: str, number: Any, status: Any = "", amount: Any = None) -> None:
         """Record a document for the journey report."""
-        self.journey.append(JourneyEntry(step, side, document, str(number), str(status),
-                                         float(amount) if amount is not None else None))
+        self.journey.append(
+            JourneyEntry(step, side, document, str(number), str(status), float(amount) if amount is not None else None)
+        )
 
     def map_action(self, map_id: str, action: str, **body: Any) -> dict[str, Any]:
         """Drive a bridge map (run, pause, resume, stop)."""

@@ -6,9 +6,10 @@ import importlib
 import importlib.util
 import pkgutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from scenarios.context import ScenarioContext
@@ -23,7 +24,7 @@ class Scenario:
     function: ScenarioFunction
     module: str
 
-    def __call__(self, ctx: "ScenarioContext") -> None:
+    def __call__(self, ctx: ScenarioContext) -> None:
         self.function(ctx)
 
 

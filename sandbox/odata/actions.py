@@ -9,8 +9,9 @@ collection-bound operations) and ``params`` the JSON body (actions) or the parse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from sandbox.odata.store import Row, Store
 
@@ -25,7 +26,7 @@ class ActionContext:
 
     store: Store
     identity: str
-    resolve_reference: Callable[[Any], "tuple[EntityType, Row]"]
+    resolve_reference: Callable[[Any], tuple[EntityType, Row]]
     service: Any = None
 
 
@@ -68,14 +69,31 @@ class ActionRegistry:
         self._specs[(spec.name, spec.bound_to, spec.collection_bound)] = spec
         return spec
 
-    def action(self, name: str, *, bound_to: str | None = None, collection_bound: bool = False,
-               parameters: dict[str, str] | None = None, returns: str | None = None,
-               function: bool = False) -> Callable[[ActionHandler], ActionHandler]:
+    def action(
+        self,
+        name: str,
+        *,
+        bound_to: str | None = None,
+        collection_bound: bool = False,
+        parameters: dict[str, str] | None = None,
+        returns: str | None = None,
+        function: bool = False,
+    ) -> Callable[[ActionHandler], ActionHandler]:
         """Decorator registering ``handler`` under ``name``."""
 
         def register(handler: ActionHandler) -> ActionHandler:
-            self.add(ActionSpec(name, handler, bound_to, collection_bound, function, parameters or {},
-                                returns, (handler.__doc__ or "").strip().split("\n")[0]))
+            self.add(
+                ActionSpec(
+                    name,
+                    handler,
+                    bound_to,
+                    collection_bound,
+                    function,
+                    parameters or {},
+                    returns,
+                    (handler.__doc__ or "").strip().split("\n")[0],
+                )
+            )
             return handler
 
         return register

@@ -108,11 +108,23 @@ class BatchDialect:
 
 
 #: Dataverse Web API defaults (dataverse-web-api.md section 10).
-DATAVERSE_BATCH = BatchDialect(fail_outer_status=True, stop_on_error=True, changeset_failure_status=None,
-                               require_crlf=True, max_requests=1000, service_root="/api/data/v9.2/")
+DATAVERSE_BATCH = BatchDialect(
+    fail_outer_status=True,
+    stop_on_error=True,
+    changeset_failure_status=None,
+    require_crlf=True,
+    max_requests=1000,
+    service_root="/api/data/v9.2/",
+)
 #: F&O OData defaults (fno-odata.md sections 8, 9, 10).
-FNO_BATCH = BatchDialect(fail_outer_status=False, stop_on_error=False, changeset_failure_status=500,
-                         require_crlf=False, max_requests=5000, service_root="/data/")
+FNO_BATCH = BatchDialect(
+    fail_outer_status=False,
+    stop_on_error=False,
+    changeset_failure_status=500,
+    require_crlf=False,
+    max_requests=5000,
+    service_root="/data/",
+)
 
 BatchItem = BatchRequest | ChangeSet
 ResponseItem = BatchResponse | list[BatchResponse]
@@ -223,20 +235,20 @@ class _Lines:
             return None
         end = self.data.find(b"\n", self.pos)
         if end < 0:
-            line = self.data[self.pos:]
+            line = self.data[self.pos :]
             self.pos = len(self.data)
             return line
-        if end > self.pos and self.data[end - 1:end] == b"\r":
-            line = self.data[self.pos:end - 1]
+        if end > self.pos and self.data[end - 1 : end] == b"\r":
+            line = self.data[self.pos : end - 1]
         else:
             if self.require_crlf:
                 raise _lf_error()
-            line = self.data[self.pos:end]
+            line = self.data[self.pos : end]
         self.pos = end + 1
         return line
 
     def rest(self) -> bytes:
-        return self.data[self.pos:]
+        return self.data[self.pos :]
 
 
 def _split_multipart(data: bytes, boundary: str, require_crlf: bool, what: str) -> list[bytes]:
@@ -245,8 +257,7 @@ def _split_multipart(data: bytes, boundary: str, require_crlf: bool, what: str) 
     The line break before a delimiter belongs to the delimiter (RFC 2046), so part bodies keep their
     bytes exactly. A missing closing delimiter ``--boundary--`` is an error.
     """
-    delimiter = re.compile(
-        rb"(?:\A|(\r?\n))--" + re.escape(boundary.encode("ascii")) + rb"(--)?[ \t]*(\r?\n|\Z)")
+    delimiter = re.compile(rb"(?:\A|(\r?\n))--" + re.escape(boundary.encode("ascii")) + rb"(--)?[ \t]*(\r?\n|\Z)")
     parts: list[bytes] = []
     start: int | None = None
     closed = False
@@ -255,7 +266,7 @@ def _split_multipart(data: bytes, boundary: str, require_crlf: bool, what: str) 
         if require_crlf and (before == b"\n" or after == b"\n"):
             raise _lf_error()
         if start is not None:
-            parts.append(data[start:match.start()])
+            parts.append(data[start : match.start()])
         if closing:
             closed = True
             break
@@ -311,8 +322,7 @@ def _parse_http_request(part: bytes, mime: dict[str, str], require_crlf: bool, w
         raise _bad(f"The {where} holds no HTTP request.")
     tokens = request_line.split()
     if len(tokens) != 3:
-        raise _bad(f"The {where} has a malformed request line '{_text(request_line)}'; "
-                   "expected 'METHOD URL HTTP/1.1'.")
+        raise _bad(f"The {where} has a malformed request line '{_text(request_line)}'; expected 'METHOD URL HTTP/1.1'.")
     try:
         method, url, version = (token.decode("ascii") for token in tokens)
     except UnicodeDecodeError:
@@ -321,8 +331,10 @@ def _parse_http_request(part: bytes, mime: dict[str, str], require_crlf: bool, w
     if method not in ALLOWED_METHODS:
         raise _bad(f"The {where} uses HTTP method '{method}'; a batch part may use GET, POST, PUT, PATCH or DELETE.")
     if not _HTTP_VERSION.match(version):
-        raise _bad(f"The {where} request line '{_text(request_line)}' has an unsupported HTTP version "
-                   f"'{version}'; only 'HTTP/1.1' is supported.")
+        raise _bad(
+            f"The {where} request line '{_text(request_line)}' has an unsupported HTTP version "
+            f"'{version}'; only 'HTTP/1.1' is supported."
+        )
     headers = _read_headers(lines, where)
     body = lines.rest()
     length = header(headers, "Content-Length")
@@ -370,8 +382,10 @@ def _validate(items: Iterable[BatchItem], dialect: BatchDialect) -> None:
             seen: set[str] = set()
             for request in item.requests:
                 if request.method.upper() not in WRITE_METHODS:
-                    raise _bad(f"A change set may only contain POST, PATCH, PUT or DELETE requests; "
-                               f"found '{request.method} {request.url}'.")
+                    raise _bad(
+                        f"A change set may only contain POST, PATCH, PUT or DELETE requests; "
+                        f"found '{request.method} {request.url}'."
+                    )
                 if request.content_id is not None:
                     if request.content_id in seen:
                         raise _bad(f"Content-ID '{request.content_id}' is used twice in the same change set.")
@@ -380,8 +394,10 @@ def _validate(items: Iterable[BatchItem], dialect: BatchDialect) -> None:
         else:
             total += 1
         if total > dialect.max_requests:
-            raise _bad(f"The batch holds more than {dialect.max_requests} requests; "
-                       f"the maximum number of requests in a batch is {dialect.max_requests}.")
+            raise _bad(
+                f"The batch holds more than {dialect.max_requests} requests; "
+                f"the maximum number of requests in a batch is {dialect.max_requests}."
+            )
 
 
 def parse_batch(body: bytes, content_type: str, dialect: BatchDialect) -> list[BatchRequest | ChangeSet]:
@@ -427,15 +443,22 @@ def _status_line(status: int, reason: str) -> bytes:
 
 
 def _header_lines(headers: dict[str, str]) -> bytes:
-    return b"".join(f"{name}: {value}".encode("utf-8") + CRLF for name, value in headers.items())
+    return b"".join(f"{name}: {value}".encode() + CRLF for name, value in headers.items())
 
 
 def _render_http_part(response: BatchResponse) -> bytes:
     mime = b"Content-Type: application/http" + CRLF + b"Content-Transfer-Encoding: binary" + CRLF
     if response.content_id is not None:
-        mime += f"Content-ID: {response.content_id}".encode("utf-8") + CRLF
-    return (mime + CRLF + _status_line(response.status, response.reason) + CRLF
-            + _header_lines(response.headers) + CRLF + response.body)
+        mime += f"Content-ID: {response.content_id}".encode() + CRLF
+    return (
+        mime
+        + CRLF
+        + _status_line(response.status, response.reason)
+        + CRLF
+        + _header_lines(response.headers)
+        + CRLF
+        + response.body
+    )
 
 
 def _render_multipart(boundary: str, parts: list[bytes]) -> bytes:
@@ -451,8 +474,12 @@ def _new_guid() -> str:
     return str(uuid.uuid4())
 
 
-def render_batch(items: list[BatchResponse | list[BatchResponse]], boundary: str | None = None, *,
-                 new_guid: Callable[[], str] = _new_guid) -> tuple[bytes, str]:
+def render_batch(
+    items: list[BatchResponse | list[BatchResponse]],
+    boundary: str | None = None,
+    *,
+    new_guid: Callable[[], str] = _new_guid,
+) -> tuple[bytes, str]:
     """Render responses as a multipart ``$batch`` answer, exactly as Dataverse lays it out.
 
     A :class:`BatchResponse` becomes one ``application/http`` part; a list is a successful change set,
@@ -466,15 +493,20 @@ def render_batch(items: list[BatchResponse | list[BatchResponse]], boundary: str
         if isinstance(item, list):
             inner = f"changesetresponse_{new_guid()}"
             nested = _render_multipart(inner, [_render_http_part(response) for response in item])
-            parts.append(f"Content-Type: multipart/mixed; boundary={inner}".encode("ascii") + CRLF + CRLF
-                         + nested.removesuffix(CRLF))
+            parts.append(
+                f"Content-Type: multipart/mixed; boundary={inner}".encode("ascii")
+                + CRLF
+                + CRLF
+                + nested.removesuffix(CRLF)
+            )
         else:
             parts.append(_render_http_part(item))
     return _render_multipart(outer, parts), f"multipart/mixed; boundary={outer}"
 
 
-def build_batch_request(items: list[BatchRequest | ChangeSet], boundary: str | None = None, *,
-                        new_guid: Callable[[], str] = _new_guid) -> tuple[bytes, str]:
+def build_batch_request(
+    items: list[BatchRequest | ChangeSet], boundary: str | None = None, *, new_guid: Callable[[], str] = _new_guid
+) -> tuple[bytes, str]:
     """Render requests as a ``$batch`` request body: the client side of :func:`parse_batch`.
 
     Returns ``(body, content_type)``; change sets without a boundary get ``changeset_<guid>``.
@@ -485,8 +517,8 @@ def build_batch_request(items: list[BatchRequest | ChangeSet], boundary: str | N
     def http_part(request: BatchRequest) -> bytes:
         mime = b"Content-Type: application/http" + CRLF + b"Content-Transfer-Encoding: binary" + CRLF
         if request.content_id is not None:
-            mime += f"Content-ID: {request.content_id}".encode("utf-8") + CRLF
-        line = f"{request.method} {request.url} HTTP/1.1".encode("utf-8")
+            mime += f"Content-ID: {request.content_id}".encode() + CRLF
+        line = f"{request.method} {request.url} HTTP/1.1".encode()
         return mime + CRLF + line + CRLF + _header_lines(request.headers) + CRLF + request.body
 
     parts: list[bytes] = []
@@ -494,8 +526,12 @@ def build_batch_request(items: list[BatchRequest | ChangeSet], boundary: str | N
         if isinstance(item, ChangeSet):
             inner = item.boundary or f"changeset_{new_guid()}"
             nested = _render_multipart(inner, [http_part(request) for request in item.requests])
-            parts.append(f"Content-Type: multipart/mixed; boundary={inner}".encode("ascii") + CRLF + CRLF
-                         + nested.removesuffix(CRLF))
+            parts.append(
+                f"Content-Type: multipart/mixed; boundary={inner}".encode("ascii")
+                + CRLF
+                + CRLF
+                + nested.removesuffix(CRLF)
+            )
         else:
             parts.append(http_part(item))
     return _render_multipart(outer, parts), f"multipart/mixed; boundary={outer}"
@@ -513,8 +549,13 @@ def _parse_http_response(part: bytes, mime: dict[str, str], where: str) -> Batch
         raise _bad(f"The {where} has a malformed status line '{_text(status_line)}'.")
     headers = _read_headers(lines, where)
     content_id = header(mime, "Content-ID") or header(headers, "Content-ID")
-    return BatchResponse(int(match.group(1)), (match.group(2) or b"").decode("latin-1"), headers,
-                         lines.rest(), content_id.strip() if content_id else None)
+    return BatchResponse(
+        int(match.group(1)),
+        (match.group(2) or b"").decode("latin-1"),
+        headers,
+        lines.rest(),
+        content_id.strip() if content_id else None,
+    )
 
 
 def parse_batch_response(body: bytes, content_type: str) -> list[BatchResponse | list[BatchResponse]]:
@@ -532,12 +573,14 @@ def parse_batch_response(body: bytes, content_type: str) -> list[BatchResponse |
             if media.startswith("multipart/"):
                 inner = _boundary_of(header(mime, "Content-Type"), f"response part {index}")
                 nested = []
-                for sub_index, sub in enumerate(_split_multipart(lines.rest(), inner, False, "change set response"),
-                                                start=1):
+                for sub_index, sub in enumerate(
+                    _split_multipart(lines.rest(), inner, False, "change set response"), start=1
+                ):
                     sub_lines = _Lines(sub, False)
                     sub_mime = _read_headers(sub_lines, f"MIME headers of change set response part {sub_index}")
-                    nested.append(_parse_http_response(sub_lines.rest(), sub_mime,
-                                                       f"change set response part {sub_index}"))
+                    nested.append(
+                        _parse_http_response(sub_lines.rest(), sub_mime, f"change set response part {sub_index}")
+                    )
                 result.append(nested)
             else:
                 result.append(_parse_http_response(lines.rest(), mime, f"response part {index}"))
@@ -560,8 +603,7 @@ class _RollBack(Exception):
 def default_error_response(error: SandboxError) -> BatchResponse:
     """A Dataverse-shaped JSON error part: ``{"error":{"code":...,"message":...}}``."""
     body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode("utf-8")
-    headers = {"Content-Type": "application/json; odata.metadata=minimal", "OData-Version": "4.0",
-               **error.headers}
+    headers = {"Content-Type": "application/json; odata.metadata=minimal", "OData-Version": "4.0", **error.headers}
     return BatchResponse(error.status, "", headers, body, None)
 
 
@@ -586,7 +628,7 @@ def _bind_form(rooted: str, service_root: str) -> str:
     """``/api/data/v9.2/accounts(1)`` -> ``/accounts(1)`` (the form ``@odata.bind`` values use)."""
     root = "/" + service_root.strip("/") + "/"
     if rooted.startswith(root):
-        return "/" + rooted[len(root):]
+        return "/" + rooted[len(root) :]
     return rooted
 
 
@@ -611,8 +653,11 @@ class _References:
         try:
             return self.urls[content_id]
         except KeyError:
-            raise BadRequest(f"Content-ID reference '${content_id}' does not match an entity created or "
-                             "changed earlier in this change set.", MALFORMED_CODE) from None
+            raise BadRequest(
+                f"Content-ID reference '${content_id}' does not match an entity created or "
+                "changed earlier in this change set.",
+                MALFORMED_CODE,
+            ) from None
 
     def resolve_url(self, url: str) -> str:
         """``$1/lastname`` -> ``<url of part 1>/lastname``; other URLs unchanged."""
@@ -622,14 +667,14 @@ class _References:
             # A reference written after the service root: /api/data/v9.2/$1 or https://host/data/$1
             rooted = normalize_url(text, self.service_root)
             root = "/" + self.service_root.strip("/") + "/"
-            if rooted.startswith(root) and _REFERENCE_URL.match(rooted[len(root):]):
-                text = rooted[len(root):]
+            if rooted.startswith(root) and _REFERENCE_URL.match(rooted[len(root) :]):
+                text = rooted[len(root) :]
                 match = _REFERENCE_URL.match(text)
             if not match:
                 return url
         name = match.group(1)
         if name in self.urls or name.isdigit():
-            return self.lookup(name) + text[match.end():]
+            return self.lookup(name) + text[match.end() :]
         return url
 
     def resolve_body(self, request: BatchRequest) -> bytes:
@@ -659,8 +704,13 @@ class _References:
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _run_one(request: BatchRequest, dispatch: Dispatch, on_error: ErrorResponder,
-             references: _References | None, service_root: str) -> BatchResponse:
+def _run_one(
+    request: BatchRequest,
+    dispatch: Dispatch,
+    on_error: ErrorResponder,
+    references: _References | None,
+    service_root: str,
+) -> BatchResponse:
     """Resolve references, normalize the URL, dispatch; errors become error responses."""
     try:
         url, body, headers = request.url, request.body, dict(request.headers)
@@ -687,8 +737,13 @@ def _fail_changeset(response: BatchResponse, dialect: BatchDialect) -> BatchResp
     return replace(response, status=dialect.changeset_failure_status, reason="")
 
 
-def _run_changeset(changeset: ChangeSet, dispatch: Dispatch, transaction: Callable[[], AbstractContextManager[Any]],
-                   dialect: BatchDialect, on_error: ErrorResponder) -> ResponseItem:
+def _run_changeset(
+    changeset: ChangeSet,
+    dispatch: Dispatch,
+    transaction: Callable[[], AbstractContextManager[Any]],
+    dialect: BatchDialect,
+    on_error: ErrorResponder,
+) -> ResponseItem:
     references = _References(dialect.service_root)
     responses: list[BatchResponse] = []
     try:
@@ -707,8 +762,13 @@ def _run_changeset(changeset: ChangeSet, dispatch: Dispatch, transaction: Callab
     return responses
 
 
-def _run_single(request: BatchRequest, dispatch: Dispatch, transaction: Callable[[], AbstractContextManager[Any]],
-                dialect: BatchDialect, on_error: ErrorResponder) -> BatchResponse:
+def _run_single(
+    request: BatchRequest,
+    dispatch: Dispatch,
+    transaction: Callable[[], AbstractContextManager[Any]],
+    dialect: BatchDialect,
+    on_error: ErrorResponder,
+) -> BatchResponse:
     try:
         with transaction():
             response = _run_one(request, dispatch, on_error, None, dialect.service_root)
@@ -719,15 +779,19 @@ def _run_single(request: BatchRequest, dispatch: Dispatch, transaction: Callable
     except SandboxError as error:
         return replace(on_error(error), content_id=request.content_id)
     except Exception:  # noqa: BLE001
-        return replace(on_error(InternalError("The request could not be committed.")),
-                       content_id=request.content_id)
+        return replace(on_error(InternalError("The request could not be committed.")), content_id=request.content_id)
     return response
 
 
-def execute_batch(items: list[BatchRequest | ChangeSet], dispatch: Dispatch,
-                  transaction: Callable[[], AbstractContextManager[Any]], dialect: BatchDialect,
-                  continue_on_error: bool, *,
-                  error_response: ErrorResponder | None = None) -> tuple[int, list[BatchResponse | list[BatchResponse]]]:
+def execute_batch(
+    items: list[BatchRequest | ChangeSet],
+    dispatch: Dispatch,
+    transaction: Callable[[], AbstractContextManager[Any]],
+    dialect: BatchDialect,
+    continue_on_error: bool,
+    *,
+    error_response: ErrorResponder | None = None,
+) -> tuple[int, list[BatchResponse | list[BatchResponse]]]:
     """Run parsed batch items in order; return ``(outer_status, responses)`` for :func:`render_batch`.
 
     Each change set runs in one ``with transaction():`` and is all-or-nothing: when a member answers
@@ -766,8 +830,22 @@ def execute_batch(items: list[BatchRequest | ChangeSet], dispatch: Dispatch,
 
 
 __all__ = [
-    "ALLOWED_METHODS", "BatchDialect", "BatchRequest", "BatchResponse", "ChangeSet", "DATAVERSE_BATCH",
-    "FNO_BATCH", "MALFORMED_CODE", "WRITE_METHODS", "build_batch_request", "default_error_response",
-    "execute_batch", "header", "normalize_url", "parse_batch", "parse_batch_response", "render_batch",
+    "ALLOWED_METHODS",
+    "BatchDialect",
+    "BatchRequest",
+    "BatchResponse",
+    "ChangeSet",
+    "DATAVERSE_BATCH",
+    "FNO_BATCH",
+    "MALFORMED_CODE",
+    "WRITE_METHODS",
+    "build_batch_request",
+    "default_error_response",
+    "execute_batch",
+    "header",
+    "normalize_url",
+    "parse_batch",
+    "parse_batch_response",
+    "render_batch",
     "wants_continue_on_error",
 ]

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from typing import Literal
 
 from sandbox.odata.actions import ActionSpec
-from sandbox.odata.model import INT32, DECIMAL, EntityType, EnumType, Model, NavigationProperty, Property
+from sandbox.odata.model import DECIMAL, INT32, EntityType, EnumType, Model, NavigationProperty, Property
 
 Dialect = Literal["dataverse", "fno"]
 
@@ -39,8 +39,7 @@ DATAVERSE_BASE_TYPE = "crmbaseentity"
 CONTAINER_NAMES: dict[str, str] = {"dataverse": "System", "fno": "Resources"}
 
 
-def render_csdl(model: Model, actions: list[ActionSpec], *, dialect: Dialect,
-                annotations: bool = False) -> str:
+def render_csdl(model: Model, actions: list[ActionSpec], *, dialect: Dialect, annotations: bool = False) -> str:
     """Render ``model`` and its operations as a CSDL 4.0 ``$metadata`` document.
 
     Properties marked ``hidden`` are left out everywhere (types, keys, constraints). Every entity gets an
@@ -66,8 +65,7 @@ class _Renderer:
         self.dataverse = dialect == "dataverse"
         self.annotate = annotations and self.dataverse
         # Dataverse tables derive from crmbaseentity unless the model declares a type of that name itself.
-        self.base_type = (DATAVERSE_BASE_TYPE if self.dataverse and DATAVERSE_BASE_TYPE not in model.entities
-                          else None)
+        self.base_type = DATAVERSE_BASE_TYPE if self.dataverse and DATAVERSE_BASE_TYPE not in model.entities else None
 
     # ---- naming ----------------------------------------------------------------------------------------
 
@@ -82,7 +80,7 @@ class _Renderer:
         """Qualify a type name given by an action spec: bare entity names (also inside ``Collection(...)``)
         become ``<namespace>.<name>``; EDM primitives and already qualified names pass unchanged."""
         if type_name.startswith("Collection(") and type_name.endswith(")"):
-            return f"Collection({self.type_ref(type_name[len('Collection('):-1])})"
+            return f"Collection({self.type_ref(type_name[len('Collection(') : -1])})"
         if type_name in self.model.entities or type_name == self.base_type:
             return self.qualified(type_name)
         if type_name in self.model.enums and not self.dataverse:
@@ -204,11 +202,15 @@ class _Renderer:
         element = ET.Element("Function" if spec.is_function else "Action", attrs)
         if spec.bound_to is not None:
             bound = self.type_ref(spec.bound_to)
-            ET.SubElement(element, "Parameter", {
-                "Name": self.binding_parameter_name(spec),
-                "Type": f"Collection({bound})" if spec.collection_bound else bound,
-                "Nullable": "false",
-            })
+            ET.SubElement(
+                element,
+                "Parameter",
+                {
+                    "Name": self.binding_parameter_name(spec),
+                    "Type": f"Collection({bound})" if spec.collection_bound else bound,
+                    "Nullable": "false",
+                },
+            )
         for name, type_name in spec.parameters.items():
             ET.SubElement(element, "Parameter", {"Name": name, "Type": self.type_ref(type_name)})
         if spec.returns:
@@ -218,13 +220,15 @@ class _Renderer:
     def container(self, actions: list[ActionSpec]) -> ET.Element:
         container = ET.Element("EntityContainer", {"Name": CONTAINER_NAMES[self.dialect]})
         for entity in self.model.entities.values():
-            entity_set = ET.SubElement(container, "EntitySet",
-                                       {"Name": entity.entity_set, "EntityType": self.qualified(entity.name)})
+            entity_set = ET.SubElement(
+                container, "EntitySet", {"Name": entity.entity_set, "EntityType": self.qualified(entity.name)}
+            )
             for nav in entity.navigations.values():
                 target = self.model.entities.get(nav.target)
                 if target is not None:
-                    ET.SubElement(entity_set, "NavigationPropertyBinding",
-                                  {"Path": nav.name, "Target": target.entity_set})
+                    ET.SubElement(
+                        entity_set, "NavigationPropertyBinding", {"Path": nav.name, "Target": target.entity_set}
+                    )
             if self.annotate and entity.tracked:
                 annotation = ET.SubElement(entity_set, "Annotation", {"Term": f"{CAPABILITIES_NS}.ChangeTracking"})
                 record = ET.SubElement(annotation, "Record")
@@ -235,8 +239,7 @@ class _Renderer:
                 continue
             imported.add(spec.name)
             if spec.is_function:
-                ET.SubElement(container, "FunctionImport",
-                              {"Name": spec.name, "Function": self.qualified(spec.name)})
+                ET.SubElement(container, "FunctionImport", {"Name": spec.name, "Function": self.qualified(spec.name)})
             else:
                 ET.SubElement(container, "ActionImport", {"Name": spec.name, "Action": self.qualified(spec.name)})
         return container

@@ -24,14 +24,17 @@ from sandbox.odata.urls import format_literal, is_guid
 #: types whose stored Python value is already the JSON value (see Dialect.out_value)
 _AS_STORED = frozenset({m.STRING, m.INT32, m.INT64, m.BOOLEAN, m.GUID})
 
-JSON_CONTENT_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
+JSON_CONTENT_TYPE = (
+    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
+)
 
 
 def query_string(args: dict[str, str]) -> str:
     """Encode query options the way OData services print them (``$skip=2``, not ``%24skip=2``)."""
     value_safe = "$'(),:*/@-"
-    return "&".join(urllib.parse.quote(k, safe="$@-") + "=" + urllib.parse.quote(v, safe=value_safe)
-                    for k, v in args.items())
+    return "&".join(
+        urllib.parse.quote(k, safe="$@-") + "=" + urllib.parse.quote(v, safe=value_safe) for k, v in args.items()
+    )
 
 
 class Dialect:
@@ -59,8 +62,7 @@ class Dialect:
         return f"{base}{entity.entity_set}({self.format_key(entity, row)})"
 
     def format_key(self, entity: EntityType, row: dict[str, Any]) -> str:
-        return ",".join(f"{k}={format_literal(self.out_value(entity.properties[k], row.get(k)))}"
-                        for k in entity.key)
+        return ",".join(f"{k}={format_literal(self.out_value(entity.properties[k], row.get(k)))}" for k in entity.key)
 
     # ---- values -----------------------------------------------------------------------------------
     def in_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
@@ -80,7 +82,9 @@ class Dialect:
     def type_error(self, entity: EntityType, prop: Property, value: Any) -> SandboxError:
         return BadRequest(
             f"Cannot convert the literal '{value}' to the expected type '{prop.type}' "
-            f"of property '{prop.name}' on type '{self.type_label(entity)}'.", "0x80048d19")
+            f"of property '{prop.name}' on type '{self.type_label(entity)}'.",
+            "0x80048d19",
+        )
 
     def _convert_in(self, prop: Property, value: Any) -> Any:
         kind = prop.type
@@ -90,8 +94,11 @@ class Dialect:
             if not isinstance(value, str):
                 raise TypeError
             if prop.max_length and len(value) > prop.max_length:
-                raise BadRequest(f"The length of the '{prop.name}' attribute exceeded the maximum allowed "
-                                 f"length of '{prop.max_length}'.", "0x80044331")
+                raise BadRequest(
+                    f"The length of the '{prop.name}' attribute exceeded the maximum allowed "
+                    f"length of '{prop.max_length}'.",
+                    "0x80044331",
+                )
             return value
         if kind in (m.INT32, m.INT64):
             if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -99,7 +106,7 @@ class Dialect:
                     return int(value)
                 raise TypeError
             number = int(value)
-            if kind == m.INT32 and not -2**31 <= number < 2**31:
+            if kind == m.INT32 and not -(2**31) <= number < 2**31:
                 raise ValueError
             return number
         if kind == m.DECIMAL:
@@ -122,8 +129,8 @@ class Dialect:
                 raise TypeError
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=dt.timezone.utc)
-            return parsed.astimezone(dt.timezone.utc)
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            return parsed.astimezone(dt.UTC)
         if kind == m.DATE:
             if not isinstance(value, str):
                 raise TypeError
@@ -140,14 +147,19 @@ class Dialect:
             raise TypeError
         if isinstance(value, int):
             if value not in prop.enum.members.values():
-                raise BadRequest(f"A validation error occurred. The value {value} of '{prop.name}' "
-                                 f"is outside the valid range.", "0x80044331")
+                raise BadRequest(
+                    f"A validation error occurred. The value {value} of '{prop.name}' is outside the valid range.",
+                    "0x80044331",
+                )
             return value
         if isinstance(value, str):
             number = prop.enum.value_of(value)
             if number is None:
-                raise BadRequest(f"The value '{value}' is not a valid member of enumeration "
-                                 f"'{prop.enum.qualified_name}' for property '{prop.name}'.", "0x80048d19")
+                raise BadRequest(
+                    f"The value '{value}' is not a valid member of enumeration "
+                    f"'{prop.enum.qualified_name}' for property '{prop.name}'.",
+                    "0x80048d19",
+                )
             return number
         raise TypeError
 
@@ -164,8 +176,8 @@ class Dialect:
             return round(value, prop.scale if prop.scale is not None else 10)
         if isinstance(value, dt.datetime):
             if value.tzinfo is None:
-                value = value.replace(tzinfo=dt.timezone.utc)
-            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                value = value.replace(tzinfo=dt.UTC)
+            return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if isinstance(value, dt.date):
             return value.isoformat()
         return value
@@ -174,8 +186,14 @@ class Dialect:
     def etag(self, row: dict[str, Any]) -> str:
         return f'W/"{row[ROWVERSION]}"'
 
-    def serialize(self, entity: EntityType, row: dict[str, Any], select: list[str] | None,
-                  annotations: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def serialize(
+        self,
+        entity: EntityType,
+        row: dict[str, Any],
+        select: list[str] | None,
+        annotations: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {"@odata.etag": self.etag(row)}
         out_value = self.out_value
         for name, prop, as_stored in self._columns_out(entity, select):
@@ -187,8 +205,9 @@ class Dialect:
         """The columns a row renders (``select``, else every visible one), each with whether its stored value
         is already its JSON value (text, integers, booleans, GUIDs that are not shown as enum names): a page
         of 5,000 rows renders them without a call per value."""
-        cache: dict[tuple[str, tuple[str, ...] | None], list[tuple[str, Property, bool]]] = \
-            self.__dict__.setdefault("_columns_out_cache", {})
+        cache: dict[tuple[str, tuple[str, ...] | None], list[tuple[str, Property, bool]]] = self.__dict__.setdefault(
+            "_columns_out_cache", {}
+        )
         signature = (entity.name, tuple(select) if select is not None else None)
         columns = cache.get(signature)
         if columns is None:
@@ -196,7 +215,7 @@ class Dialect:
             columns = []
             for name in names:
                 prop = entity.properties[name]
-                as_stored = (prop.type in _AS_STORED and not (prop.enum is not None and self.enums_as_names))
+                as_stored = prop.type in _AS_STORED and not (prop.enum is not None and self.enums_as_names)
                 columns.append((name, prop, as_stored))
             if len(cache) > 512:  # arbitrary $select lists must not grow it without end
                 cache.clear()
@@ -221,8 +240,9 @@ class Dialect:
         return {"error": {"code": error.code, "message": error.message}}
 
     def render_error(self, error: SandboxError) -> Response:
-        response = Response(json.dumps(self.error_body(error)), status=error.status,
-                            content_type="application/json; charset=utf-8")
+        response = Response(
+            json.dumps(self.error_body(error)), status=error.status, content_type="application/json; charset=utf-8"
+        )
         response.headers["OData-Version"] = "4.0"
         for name, value in error.headers.items():
             response.headers[name] = value
@@ -231,15 +251,19 @@ class Dialect:
     # ---- messages that differ -----------------------------------------------------------------------
     def not_found(self, entity: EntityType, key_text: str) -> SandboxError:
         from sandbox.errors import NotFound
+
         return NotFound(f"Entity '{entity.name}' With Id = {key_text} Does Not Exist")
 
     def unknown_set(self, name: str) -> SandboxError:
         from sandbox.errors import NotFound
+
         return NotFound(f"Resource not found for the segment '{name}'.", "0x8006088a")
 
     def unknown_property(self, entity: EntityType, name: str) -> SandboxError:
-        return BadRequest(f"An undeclared property '{name}' was found in the payload of type "
-                          f"'{self.type_label(entity)}'.", "0x80048d19")
+        return BadRequest(
+            f"An undeclared property '{name}' was found in the payload of type '{self.type_label(entity)}'.",
+            "0x80048d19",
+        )
 
     def row_id_text(self, entity: EntityType, row: dict[str, Any]) -> str:
         return self.format_key(entity, row)

@@ -35,13 +35,27 @@ QUERY_ERROR = "0x80040203"
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
 _COMPARISONS = {"eq": "eq", "ne": "ne", "neq": "ne", "gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}
 #: FetchXML operators that are Dataverse query functions taking no value (PropertyName only)
-_NO_VALUE_FUNCTIONS = {"today", "yesterday", "tomorrow", "last-seven-days", "next-seven-days", "this-week",
-                       "last-week", "next-week", "this-month", "last-month", "next-month", "this-year",
-                       "last-year", "next-year"}
+_NO_VALUE_FUNCTIONS = {
+    "today",
+    "yesterday",
+    "tomorrow",
+    "last-seven-days",
+    "next-seven-days",
+    "this-week",
+    "last-week",
+    "next-week",
+    "this-month",
+    "last-month",
+    "next-month",
+    "this-year",
+    "last-year",
+    "next-year",
+}
 _FUNCTION_ALIASES = {"last-seven-days": "Last7Days", "next-seven-days": "Next7Days"}
 
 
 # ---- attribute names and literals -------------------------------------------------------------------------
+
 
 def property_for(entity: EntityType, logical_name: str) -> Property:
     """The property a logical attribute name means: ``name`` itself, or ``_x_value`` for lookup ``x``."""
@@ -49,8 +63,9 @@ def property_for(entity: EntityType, logical_name: str) -> Property:
     if prop is None or prop.hidden:
         prop = entity.properties.get(f"_{logical_name}_value")
     if prop is None or prop.hidden:
-        raise BadRequest(f"'{entity.name}' entity doesn't contain attribute with Name = '{logical_name}'.",
-                         "0x80041103")
+        raise BadRequest(
+            f"'{entity.name}' entity doesn't contain attribute with Name = '{logical_name}'.", "0x80041103"
+        )
     return prop
 
 
@@ -131,8 +146,9 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
 
     def single() -> Any:
         if len(values) != 1:
-            raise BadRequest(f"The operator '{operator}' needs exactly one value for attribute '{attribute}'.",
-                             QUERY_ERROR)
+            raise BadRequest(
+                f"The operator '{operator}' needs exactly one value for attribute '{attribute}'.", QUERY_ERROR
+            )
         return values[0]
 
     if op in _COMPARISONS:
@@ -149,15 +165,15 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
         return _like(prop, f"%{single()}", op == "not-end-with")
     if op in ("in", "not-in"):
         if not values:
-            raise BadRequest(f"The operator '{operator}' needs at least one value for attribute '{attribute}'.",
-                             QUERY_ERROR)
+            raise BadRequest(
+                f"The operator '{operator}' needs at least one value for attribute '{attribute}'.", QUERY_ERROR
+            )
         texts = [literal(prop, v) for v in values]
         joiner, compare = (" or ", "eq") if op == "in" else (" and ", "ne")
         return "(" + joiner.join(f"{name} {compare} {t}" for t in texts) + ")"
     if op in ("between", "not-between"):
         if len(values) != 2:
-            raise BadRequest(f"The operator '{operator}' needs two values for attribute '{attribute}'.",
-                             QUERY_ERROR)
+            raise BadRequest(f"The operator '{operator}' needs two values for attribute '{attribute}'.", QUERY_ERROR)
         low, high = (literal(prop, v) for v in values)
         text = f"({name} ge {low} and {name} le {high})"
         return f"not {text}" if op == "not-between" else text
@@ -165,12 +181,16 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
     if op in _NO_VALUE_FUNCTIONS:
         return _function(function, prop)
     if re.fullmatch(r"(last|next|older-than)-x-(hours|days|weeks|months|years|minutes)", op) or op in (
-            "on", "on-or-after", "on-or-before"):
+        "on",
+        "on-or-after",
+        "on-or-before",
+    ):
         return _function(function, prop, value=str(single()))
     raise NotImplementedYet(f"The condition operator '{operator}' is not supported by the sandbox.")
 
 
 # ---- FetchXML ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class FetchQuery:
@@ -215,11 +235,15 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
     element = entities[0]
     entity = model.entities.get(element.get("name") or "")
     if entity is None:
-        raise BadRequest(f"The entity with a name = '{element.get('name')}' was not found in the MetadataCache.",
-                         "0x80041102")
+        raise BadRequest(
+            f"The entity with a name = '{element.get('name')}' was not found in the MetadataCache.", "0x80041102"
+        )
     if expected is not None and entity.name != expected.name:
-        raise BadRequest(f"The FetchXML entity '{entity.name}' does not match the entity set "
-                         f"'{expected.entity_set}' it was sent to.", QUERY_ERROR)
+        raise BadRequest(
+            f"The FetchXML entity '{entity.name}' does not match the entity set "
+            f"'{expected.entity_set}' it was sent to.",
+            QUERY_ERROR,
+        )
     select: list[str] | None = []
     orders: list[str] = []
     filters: list[str] = []
@@ -243,18 +267,25 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
             if text_filter:
                 filters.append(text_filter)
         elif tag == "link-entity":
-            raise NotImplementedYet("<link-entity> (joins) in FetchXML is not supported by the sandbox; query the "
-                                    "related table with $expand or a second request.")
+            raise NotImplementedYet(
+                "<link-entity> (joins) in FetchXML is not supported by the sandbox; query the "
+                "related table with $expand or a second request."
+            )
         else:
             raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", "0x80041130")
     if select == []:
         select = [entity.key[0]]
     page = _int_attribute(root, "page") or 1
-    return FetchQuery(entity=entity, select=select,
-                      filter=" and ".join(f"({f})" for f in filters) if filters else None,
-                      orderby=",".join(orders) if orders else None, top=_int_attribute(root, "top"),
-                      count=_int_attribute(root, "count"), page=max(page, 1),
-                      total_count=_true(root, "returntotalrecordcount"))
+    return FetchQuery(
+        entity=entity,
+        select=select,
+        filter=" and ".join(f"({f})" for f in filters) if filters else None,
+        orderby=",".join(orders) if orders else None,
+        top=_int_attribute(root, "top"),
+        count=_int_attribute(root, "count"),
+        page=max(page, 1),
+        total_count=_true(root, "returntotalrecordcount"),
+    )
 
 
 def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
@@ -285,8 +316,10 @@ def paging_cookie(page: int, first: str | None, last: str | None, key: str) -> s
     Dataverse sends ``<cookie pagenumber="n+1" pagingcookie="<double URL-encoded inner cookie>" ... />``;
     the inner cookie names the first and last primary key of the page just returned.
     """
-    inner = f'<cookie page="{page}"><{key} last="{{{(last or "").upper()}}}" first="{{{(first or "").upper()}}}" />' \
-            f"</cookie>"
+    inner = (
+        f'<cookie page="{page}"><{key} last="{{{(last or "").upper()}}}" first="{{{(first or "").upper()}}}" />'
+        f"</cookie>"
+    )
     once = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), urllib.parse.quote(inner, safe=""))
     encoded = urllib.parse.quote(once, safe="")  # lower-case hex as Dataverse writes it: %253c, not %253C
     return f'<cookie pagenumber="{page + 1}" pagingcookie="{encoded}" istracking="False" />'
@@ -295,10 +328,24 @@ def paging_cookie(page: int, first: str | None, last: str | None, key: str) -> s
 # ---- QueryExpression (BulkDelete) -------------------------------------------------------------------------
 
 _QE_OPERATORS = {
-    "equal": "eq", "notequal": "ne", "greaterthan": "gt", "greaterequal": "ge", "lessthan": "lt",
-    "lessequal": "le", "null": "null", "notnull": "not-null", "in": "in", "notin": "not-in", "like": "like",
-    "notlike": "not-like", "beginswith": "begins-with", "doesnotbeginwith": "not-begin-with",
-    "endswith": "ends-with", "doesnotendwith": "not-end-with", "between": "between", "notbetween": "not-between",
+    "equal": "eq",
+    "notequal": "ne",
+    "greaterthan": "gt",
+    "greaterequal": "ge",
+    "lessthan": "lt",
+    "lessequal": "le",
+    "null": "null",
+    "notnull": "not-null",
+    "in": "in",
+    "notin": "not-in",
+    "like": "like",
+    "notlike": "not-like",
+    "beginswith": "begins-with",
+    "doesnotbeginwith": "not-begin-with",
+    "endswith": "ends-with",
+    "doesnotendwith": "not-end-with",
+    "between": "between",
+    "notbetween": "not-between",
 }
 
 
@@ -308,8 +355,9 @@ def query_expression(query: Any, model: Model) -> tuple[EntityType, str | None]:
         raise BadRequest("Each QuerySet item must be a QueryExpression object.", QUERY_ERROR)
     entity = model.entities.get(str(query.get("EntityName") or ""))
     if entity is None:
-        raise BadRequest(f"The entity with a name = '{query.get('EntityName')}' was not found in the "
-                         "MetadataCache.", "0x80041102")
+        raise BadRequest(
+            f"The entity with a name = '{query.get('EntityName')}' was not found in the MetadataCache.", "0x80041102"
+        )
     if query.get("LinkEntities"):
         raise NotImplementedYet("LinkEntities in a QueryExpression are not supported by the sandbox.")
     criteria = query.get("Criteria")
@@ -339,5 +387,4 @@ def _qe_filter(entity: EntityType, criteria: Any) -> str:
     return f" {kind} ".join(f"({p})" for p in parts)
 
 
-__all__ = ["FetchQuery", "condition", "literal", "paging_cookie", "parse_fetchxml", "property_for",
-           "query_expression"]
+__all__ = ["FetchQuery", "condition", "literal", "paging_cookie", "parse_fetchxml", "property_for", "query_expression"]

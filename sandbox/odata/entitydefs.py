@@ -25,32 +25,75 @@ from __future__ import annotations
 import re
 import uuid
 import zlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from sandbox.errors import BadRequest, NotFound
-from sandbox.odata.model import (BOOLEAN, DATE, DATETIME, DECIMAL, DOUBLE, GUID, INT32, INT64, STRING,
-                                 EntityType, Model, Property)
+from sandbox.odata.model import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    DECIMAL,
+    DOUBLE,
+    GUID,
+    INT32,
+    INT64,
+    STRING,
+    EntityType,
+    Model,
+    Property,
+)
 
 LANGUAGE_CODE = 1033
 DEFAULT_NAMESPACE = "Microsoft.Dynamics.CRM"
 _METADATA_NAMESPACE = uuid.UUID("6d0f3c3e-2b7a-4f0e-9a53-0c1e5d6b8a10")
 
 #: Navigation properties of the metadata types: carried in the dicts, emitted only when expanded.
-NAVIGATION_PROPERTIES = frozenset({
-    "Attributes", "Keys", "OptionSet", "GlobalOptionSet",
-    "ManyToOneRelationships", "OneToManyRelationships", "ManyToManyRelationships",
-})
+NAVIGATION_PROPERTIES = frozenset(
+    {
+        "Attributes",
+        "Keys",
+        "OptionSet",
+        "GlobalOptionSet",
+        "ManyToOneRelationships",
+        "OneToManyRelationships",
+        "ManyToManyRelationships",
+    }
+)
 #: Properties every projection keeps (Dataverse always returns them).
 ALWAYS_KEPT = ("@odata.type", "MetadataId")
 
 #: Real object type codes of the standard tables; other tables get a stable code from 10000 up.
 KNOWN_OBJECT_TYPE_CODES: dict[str, int] = {
-    "account": 1, "contact": 2, "opportunity": 3, "lead": 4, "annotation": 5, "systemuser": 8, "team": 9,
-    "businessunit": 10, "organization": 1019, "pricelevel": 1022, "product": 1024, "productpricelevel": 1026,
-    "uom": 1055, "uomschedule": 1056, "opportunityproduct": 1083, "quote": 1084, "quotedetail": 1085,
-    "salesorder": 1088, "salesorderdetail": 1089, "invoice": 1090, "invoicedetail": 1091,
-    "appointment": 4201, "email": 4202, "opportunityclose": 4208, "orderclose": 4209, "phonecall": 4210,
-    "quoteclose": 4211, "task": 4212, "transactioncurrency": 9105,
+    "account": 1,
+    "contact": 2,
+    "opportunity": 3,
+    "lead": 4,
+    "annotation": 5,
+    "systemuser": 8,
+    "team": 9,
+    "businessunit": 10,
+    "organization": 1019,
+    "pricelevel": 1022,
+    "product": 1024,
+    "productpricelevel": 1026,
+    "uom": 1055,
+    "uomschedule": 1056,
+    "opportunityproduct": 1083,
+    "quote": 1084,
+    "quotedetail": 1085,
+    "salesorder": 1088,
+    "salesorderdetail": 1089,
+    "invoice": 1090,
+    "invoicedetail": 1091,
+    "appointment": 4201,
+    "email": 4202,
+    "opportunityclose": 4208,
+    "orderclose": 4209,
+    "phonecall": 4210,
+    "quoteclose": 4211,
+    "task": 4212,
+    "transactioncurrency": 9105,
 }
 _CUSTOM_CODE_BASE = 10000
 _CUSTOM_CODE_SPAN = 40000
@@ -71,6 +114,7 @@ _MEMO_THRESHOLD = 4000
 
 # ---- labels and names ---------------------------------------------------------------------------------
 
+
 def metadata_id(*parts: str) -> str:
     """A stable GUID for a metadata item named by ``parts`` (uuid5, so equal names give equal ids)."""
     return str(uuid.uuid5(_METADATA_NAMESPACE, "/".join(parts)))
@@ -83,8 +127,13 @@ def label(text: str | None, *, owner: str = "") -> dict[str, Any]:
     """
     if not text:
         return {"LocalizedLabels": [], "UserLocalizedLabel": None}
-    localized = {"Label": text, "LanguageCode": LANGUAGE_CODE, "IsManaged": True,
-                 "MetadataId": metadata_id("label", owner, text), "HasChanged": None}
+    localized = {
+        "Label": text,
+        "LanguageCode": LANGUAGE_CODE,
+        "IsManaged": True,
+        "MetadataId": metadata_id("label", owner, text),
+        "HasChanged": None,
+    }
     return {"LocalizedLabels": [dict(localized)], "UserLocalizedLabel": dict(localized)}
 
 
@@ -134,9 +183,13 @@ def object_type_codes(model: Model) -> dict[str, int]:
 RELATIONSHIP_NAVIGATIONS = ("OneToManyRelationships", "ManyToOneRelationships", "ManyToManyRelationships")
 
 
-def entity_definitions(model: Model, dialect_label: str = DEFAULT_NAMESPACE, *,
-                       include_attributes: bool = False,
-                       include_relationships: bool = False) -> list[dict[str, Any]]:
+def entity_definitions(
+    model: Model,
+    dialect_label: str = DEFAULT_NAMESPACE,
+    *,
+    include_attributes: bool = False,
+    include_relationships: bool = False,
+) -> list[dict[str, Any]]:
     """One ``EntityMetadata`` dict per entity of ``model``, in declaration order.
 
     ``dialect_label`` is the namespace used in ``@odata.type`` values and seeds the MetadataIds.
@@ -183,8 +236,9 @@ def _entity_definition(entity: EntityType, namespace: str, object_type_code: int
         "ChangeTrackingEnabled": bool(entity.tracked),
         "OwnershipType": "UserOwned",
         "TableType": "Standard",
-        "Keys": [_key_definition(entity, namespace, index, key) for index, key in
-                 enumerate(entity.alternate_keys, start=1)],
+        "Keys": [
+            _key_definition(entity, namespace, index, key) for index, key in enumerate(entity.alternate_keys, start=1)
+        ],
     }
 
 
@@ -204,8 +258,16 @@ def _key_definition(entity: EntityType, namespace: str, index: int, key: tuple[s
 
 # ---- relationships --------------------------------------------------------------------------------------
 
-_CASCADE = {"Assign": "NoCascade", "Delete": "RemoveLink", "Merge": "NoCascade", "Reparent": "NoCascade",
-            "Share": "NoCascade", "Unshare": "NoCascade", "RollupView": "NoCascade", "Archive": "NoCascade"}
+_CASCADE = {
+    "Assign": "NoCascade",
+    "Delete": "RemoveLink",
+    "Merge": "NoCascade",
+    "Reparent": "NoCascade",
+    "Share": "NoCascade",
+    "Unshare": "NoCascade",
+    "RollupView": "NoCascade",
+    "Archive": "NoCascade",
+}
 
 
 def relationships(model: Model, namespace: str = DEFAULT_NAMESPACE) -> list[dict[str, Any]]:
@@ -233,30 +295,33 @@ def relationships(model: Model, namespace: str = DEFAULT_NAMESPACE) -> list[dict
             while schema in used:
                 schema += "_"
             used.add(schema)
-            result.append({
-                "@odata.type": f"#{namespace}.OneToManyRelationshipMetadata",
-                "MetadataId": metadata_id(namespace, "relationship", schema),
-                "SchemaName": schema,
-                "RelationshipType": "OneToManyRelationship",
-                "IsCustomRelationship": False,
-                "IsManaged": True,
-                "IsValidForAdvancedFind": True,
-                "IsHierarchical": entity.name == target.name,
-                "SecurityTypes": "Append" if entity.name != target.name else "None",
-                "ReferencedEntity": target.name,
-                "ReferencedAttribute": nav.pairs[0][1],
-                "ReferencingEntity": entity.name,
-                "ReferencingAttribute": referencing_attribute,
-                "ReferencedEntityNavigationPropertyName": partner,
-                "ReferencingEntityNavigationPropertyName": nav.name,
-                "RelationshipBehavior": 0,
-                "CascadeConfiguration": dict(_CASCADE),
-            })
+            result.append(
+                {
+                    "@odata.type": f"#{namespace}.OneToManyRelationshipMetadata",
+                    "MetadataId": metadata_id(namespace, "relationship", schema),
+                    "SchemaName": schema,
+                    "RelationshipType": "OneToManyRelationship",
+                    "IsCustomRelationship": False,
+                    "IsManaged": True,
+                    "IsValidForAdvancedFind": True,
+                    "IsHierarchical": entity.name == target.name,
+                    "SecurityTypes": "Append" if entity.name != target.name else "None",
+                    "ReferencedEntity": target.name,
+                    "ReferencedAttribute": nav.pairs[0][1],
+                    "ReferencingEntity": entity.name,
+                    "ReferencingAttribute": referencing_attribute,
+                    "ReferencedEntityNavigationPropertyName": partner,
+                    "ReferencingEntityNavigationPropertyName": nav.name,
+                    "RelationshipBehavior": 0,
+                    "CascadeConfiguration": dict(_CASCADE),
+                }
+            )
     return result
 
 
-def entity_relationships(model: Model, entity_name: str, kind: str,
-                         namespace: str = DEFAULT_NAMESPACE) -> list[dict[str, Any]]:
+def entity_relationships(
+    model: Model, entity_name: str, kind: str, namespace: str = DEFAULT_NAMESPACE
+) -> list[dict[str, Any]]:
     """The relationships navigation ``kind`` of ``entity_name`` addresses: ``OneToManyRelationships``
     (the table is referenced), ``ManyToOneRelationships`` (it references) or ``ManyToManyRelationships``
     (always empty: the sandbox tables have no N:N relationships)."""
@@ -269,6 +334,7 @@ def entity_relationships(model: Model, entity_name: str, kind: str,
 
 
 # ---- attributes -----------------------------------------------------------------------------------------
+
 
 def attributes(model: Model, entity_name: str, *, namespace: str = DEFAULT_NAMESPACE) -> list[dict[str, Any]]:
     """One ``AttributeMetadata`` dict per visible property of ``entity_name`` (hidden ones are left out).
@@ -297,8 +363,7 @@ def _lookup_targets(model: Model, entity: EntityType, prop: Property) -> list[st
     return targets
 
 
-def _attribute(model: Model, entity: EntityType, prop: Property, namespace: str,
-               column_number: int) -> dict[str, Any]:
+def _attribute(model: Model, entity: EntityType, prop: Property, namespace: str, column_number: int) -> dict[str, Any]:
     is_primary_id = prop.name in entity.key
     lookup_name = lookup_logical_name(prop.name)
     is_lookup = prop.lookup is not None or (lookup_name is not None and prop.type == GUID)
@@ -327,8 +392,14 @@ def _attribute(model: Model, entity: EntityType, prop: Property, namespace: str,
             "OptionSetType": attribute_type,
             "DisplayName": label(prop.label or _humanize(logical_name), owner=f"{owner}.OptionSet"),
             "Options": [
-                {"Value": value, "Label": label(member, owner=f"{owner}.{value}"),
-                 "Description": label(None), "Color": None, "IsManaged": True, "ExternalValue": None}
+                {
+                    "Value": value,
+                    "Label": label(member, owner=f"{owner}.{value}"),
+                    "Description": label(None),
+                    "Color": None,
+                    "IsManaged": True,
+                    "ExternalValue": None,
+                }
                 for member, value in prop.enum.members.items()
             ],
         }
@@ -385,13 +456,19 @@ def _attribute(model: Model, entity: EntityType, prop: Property, namespace: str,
         "IsCustomAttribute": False,
         "IsLogical": False,
         "IsManaged": True,
-        "RequiredLevel": {"Value": required_level, "CanBeChanged": not is_primary_id,
-                          "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings"},
+        "RequiredLevel": {
+            "Value": required_level,
+            "CanBeChanged": not is_primary_id,
+            "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings",
+        },
         "IsValidForCreate": writable,
         "IsValidForUpdate": writable and not is_primary_id,
         "IsValidForRead": True,
-        "IsValidForAdvancedFind": {"Value": True, "CanBeChanged": False,
-                                   "ManagedPropertyLogicalName": "canmodifysearchsettings"},
+        "IsValidForAdvancedFind": {
+            "Value": True,
+            "CanBeChanged": False,
+            "ManagedPropertyLogicalName": "canmodifysearchsettings",
+        },
     }
     attribute.update(extra)
     return attribute
@@ -413,8 +490,10 @@ def attributes_of_type(attrs: list[dict[str, Any]], type_cast: str | None) -> li
 
 # ---- projection -----------------------------------------------------------------------------------------
 
-def project(item: dict[str, Any], select: list[str] | None,
-            expand: dict[str, list[str] | None] | None) -> dict[str, Any]:
+
+def project(
+    item: dict[str, Any], select: list[str] | None, expand: dict[str, list[str] | None] | None
+) -> dict[str, Any]:
     """Apply ``$select`` and ``$expand`` to one metadata dict.
 
     Without ``select`` every structural property is kept; with it only the selected ones plus
@@ -426,9 +505,11 @@ def project(item: dict[str, Any], select: list[str] | None,
     expand = expand or {}
     for name in expand:
         if name not in NAVIGATION_PROPERTIES:
-            raise BadRequest(f"Property '{name}' on type 'Microsoft.Dynamics.CRM.MetadataBase' is not a "
-                             "navigation property or complex property. Only navigation properties can be "
-                             "expanded.")
+            raise BadRequest(
+                f"Property '{name}' on type 'Microsoft.Dynamics.CRM.MetadataBase' is not a "
+                "navigation property or complex property. Only navigation properties can be "
+                "expanded."
+            )
     result: dict[str, Any] = {}
     wanted = None if select is None else set(select) | set(ALWAYS_KEPT)
     for key, value in item.items():
@@ -441,8 +522,9 @@ def project(item: dict[str, Any], select: list[str] | None,
             continue
         value = item[name]
         if isinstance(value, list):
-            result[name] = [project(child, nested_select, None) if isinstance(child, dict) else child
-                            for child in value]
+            result[name] = [
+                project(child, nested_select, None) if isinstance(child, dict) else child for child in value
+            ]
         elif isinstance(value, dict):
             result[name] = project(value, nested_select, None)
         else:
@@ -528,8 +610,13 @@ def find_by_key(items: Iterable[dict[str, Any]], key: str, *, kind: str = "Entit
 
 # ---- $filter ----------------------------------------------------------------------------------------------
 
-def filter_definitions(defs: list[dict[str, Any]], filter_text: str | None, select: list[str] | None,
-                       expand: dict[str, list[str] | None] | None = None) -> list[dict[str, Any]]:
+
+def filter_definitions(
+    defs: list[dict[str, Any]],
+    filter_text: str | None,
+    select: list[str] | None,
+    expand: dict[str, list[str] | None] | None = None,
+) -> list[dict[str, Any]]:
     """Filter metadata dicts (entity definitions, attributes, keys) with ``$filter`` and project them.
 
     The filter language is a small subset of OData: ``<Path> <op> <literal>`` with ``eq ne gt ge lt le``,
@@ -543,7 +630,8 @@ def filter_definitions(defs: list[dict[str, Any]], filter_text: str | None, sele
     return [project(item, select, expand) for item in defs if predicate is None or predicate(item)]
 
 
-_TOKEN_RE = re.compile(r"""
+_TOKEN_RE = re.compile(
+    r"""
     \s*(?:
       (?P<enum>[A-Za-z_][\w.]*'(?:[^']|'')*')
     | (?P<string>'(?:[^']|'')*')
@@ -552,7 +640,9 @@ _TOKEN_RE = re.compile(r"""
     | (?P<lparen>\()
     | (?P<rparen>\))
     | (?P<name>[A-Za-z_@][\w./@]*)
-    )""", re.X)
+    )""",
+    re.X,
+)
 
 _COMPARISONS = {"eq", "ne", "gt", "ge", "lt", "le"}
 _MISSING = object()
@@ -641,7 +731,7 @@ class _FilterParser:
         if kind == "string":
             return value[1:-1].replace("''", "'")
         if kind == "enum":
-            return value[value.index("'") + 1:-1].replace("''", "'")
+            return value[value.index("'") + 1 : -1].replace("''", "'")
         if kind == "guid":
             return value.lower()
         if kind == "number":
@@ -687,4 +777,3 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
         return actual <= expected
     except TypeError:
         return False
-

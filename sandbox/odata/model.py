@@ -12,8 +12,9 @@ import decimal
 import functools
 import os
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -31,7 +32,7 @@ GUID = "Edm.Guid"
 PRIMITIVES = {STRING, INT32, INT64, DECIMAL, DOUBLE, BOOLEAN, DATETIME, DATE, GUID}
 
 # Hidden bookkeeping columns every table carries (never serialized as properties).
-ROWID = "_rowid"          # surrogate integer primary key; F&O shows it as RecId in etags
+ROWID = "_rowid"  # surrogate integer primary key; F&O shows it as RecId in etags
 ROWVERSION = "_rowversion"  # increases on every write; Dataverse versionnumber / F&O RecVersion
 
 
@@ -159,8 +160,14 @@ class EntityType:
 class Model:
     """All entity types of one service, bound to their own SQLAlchemy MetaData."""
 
-    def __init__(self, namespace: str, entities: Iterable[EntityType], enums: Iterable[EnumType] = (),
-                 created_on: str | None = None, modified_on: str | None = None):
+    def __init__(
+        self,
+        namespace: str,
+        entities: Iterable[EntityType],
+        enums: Iterable[EnumType] = (),
+        created_on: str | None = None,
+        modified_on: str | None = None,
+    ):
         self.namespace = namespace
         #: names of the properties the store stamps on create / on every write, when an entity has them
         self.created_on = created_on
@@ -254,8 +261,10 @@ def _build_table(metadata: sa.MetaData, entity: EntityType) -> sa.Table:
         # the whole table. SQLite and PostgreSQL both index expressions.
         folded = [entity.properties[k].type == STRING and entity.properties[k].enum is None for k in key]
         if any(folded):
-            sa.Index(f"ix_{entity.entity_set}_ci{index}",
-                     *[sa.func.lower(table.c[k]) if fold else table.c[k] for k, fold in zip(key, folded)])
+            sa.Index(
+                f"ix_{entity.entity_set}_ci{index}",
+                *[sa.func.lower(table.c[k]) if fold else table.c[k] for k, fold in zip(key, folded)],
+            )
     for nav in entity.navigations.values():
         if nav.owns_fk:
             for local, _ in nav.pairs:
@@ -285,7 +294,7 @@ def new_guid() -> str:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 KeyValues = dict[str, Any]

@@ -27,8 +27,9 @@ import operator
 import re
 import threading
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from odata_query import ast
@@ -106,7 +107,7 @@ class ExpandItem:
     orderby: str | None = None
     top: int | None = None
     skip: int | None = None
-    expand: list["ExpandItem"] = field(default_factory=list)
+    expand: list[ExpandItem] = field(default_factory=list)
     ref: bool = False
 
 
@@ -122,9 +123,7 @@ def _syntax_at(position: int, text: str) -> BadRequest:
 
 
 def _unknown_property(name: str, entity: EntityType, dialect: FilterDialect) -> BadRequest:
-    return BadRequest(
-        f"Could not find a property named '{name}' on type '{dialect.label(entity)}'.", UNKNOWN_PROPERTY
-    )
+    return BadRequest(f"Could not find a property named '{name}' on type '{dialect.label(entity)}'.", UNKNOWN_PROPERTY)
 
 
 # ---- $top / $skip ---------------------------------------------------------------------------------
@@ -180,6 +179,7 @@ def parse_select(text: str | None, entity: EntityType, dialect: FilterDialect) -
 
 
 # ---- navigation paths (shared by $filter and $orderby) -------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Hop:
@@ -249,7 +249,10 @@ def _nav_target(model: Model, entity: EntityType, nav: NavigationProperty) -> En
 
 
 def parse_orderby(
-    text: str | None, entity: EntityType, model: Model, dialect: FilterDialect,
+    text: str | None,
+    entity: EntityType,
+    model: Model,
+    dialect: FilterDialect,
     aliases: Mapping[str, str] | None = None,
 ) -> list[sa.ColumnElement[Any]]:
     """Parse `$orderby` (``revenue desc,name``) into SQLAlchemy order-by clauses.
@@ -277,8 +280,9 @@ def parse_orderby(
     return clauses
 
 
-def _orderby_expression(path: str, entity: EntityType, model: Model, dialect: FilterDialect,
-                        aliases: _Aliases) -> sa.ColumnElement[Any]:
+def _orderby_expression(
+    path: str, entity: EntityType, model: Model, dialect: FilterDialect, aliases: _Aliases
+) -> sa.ColumnElement[Any]:
     segments = path.split("/")
     if any(not s for s in segments):
         raise _syntax(f"Syntax error in '$orderby' path '{path}'.")
@@ -315,8 +319,9 @@ def _orderby_expression(path: str, entity: EntityType, model: Model, dialect: Fi
     raise AssertionError("unreachable")
 
 
-def _primary_name_of(nav: NavigationProperty, source: Any, hops: list[_Hop], model: Model,
-                     aliases: _Aliases) -> sa.ColumnElement[Any] | None:
+def _primary_name_of(
+    nav: NavigationProperty, source: Any, hops: list[_Hop], model: Model, aliases: _Aliases
+) -> sa.ColumnElement[Any] | None:
     target = model.entities.get(nav.target)
     if nav.many or target is None or not target.primary_name or target.primary_name not in target.properties:
         return None
@@ -566,8 +571,9 @@ class _PositionMap:
         return self.lead + (orig_start if replaced else orig_start + out_pos - out_start)
 
 
-def _rewrite(body: str, full: str, lead: int, enum_literals: bool, namespace: str | None
-             ) -> tuple[str, dict[str, Any], _PositionMap]:
+def _rewrite(
+    body: str, full: str, lead: int, enum_literals: bool, namespace: str | None
+) -> tuple[str, dict[str, Any], _PositionMap]:
     """Replace dialect constructs the grammar cannot lex with placeholder identifiers (quote-aware)."""
     out: list[str] = []
     out_len = 0
@@ -620,8 +626,13 @@ def _rewrite(body: str, full: str, lead: int, enum_literals: bool, namespace: st
                     replace(index, closing, key)
                     index = closing
                     continue
-            if name.lower() == "divby" and 0 < index and end < length and body[index - 1].isspace() \
-                    and body[end].isspace():
+            if (
+                name.lower() == "divby"
+                and 0 < index
+                and end < length
+                and body[index - 1].isspace()
+                and body[end].isspace()
+            ):
                 # `a divby b` == `a mul 1.0 div b`: same precedence level, left-associative, decimal result.
                 replace(index, end, "mul 1.0 div")
             index = end
@@ -816,34 +827,69 @@ _INTEGRAL = {INT32, INT64}
 _TEMPORAL = {DATETIME, DATE}
 
 _OPERATOR_KIND = {
-    ast.Eq: "Equal", ast.NotEq: "NotEqual", ast.Gt: "GreaterThan", ast.GtE: "GreaterThanOrEqual",
-    ast.Lt: "LessThan", ast.LtE: "LessThanOrEqual", ast.In: "In", ast.Add: "Add", ast.Sub: "Subtract",
-    ast.Mult: "Multiply", ast.Div: "Divide", ast.Mod: "Modulo",
+    ast.Eq: "Equal",
+    ast.NotEq: "NotEqual",
+    ast.Gt: "GreaterThan",
+    ast.GtE: "GreaterThanOrEqual",
+    ast.Lt: "LessThan",
+    ast.LtE: "LessThanOrEqual",
+    ast.In: "In",
+    ast.Add: "Add",
+    ast.Sub: "Subtract",
+    ast.Mult: "Multiply",
+    ast.Div: "Divide",
+    ast.Mod: "Modulo",
 }
 _OPERATOR_TEXT = {ast.Eq: "eq", ast.NotEq: "ne", ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le"}
 _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Gt: operator.gt,
-    ast.GtE: operator.ge, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
 }
 _LITERAL_EDM: dict[type, str] = {
-    ast.String: STRING, ast.Integer: INT32, ast.Float: DECIMAL, ast.Boolean: BOOLEAN,
-    ast.DateTime: DATETIME, ast.Date: DATE, ast.GUID: GUID, ast.Time: "Edm.TimeOfDay",
-    ast.Duration: "Edm.Duration", ast.Geography: "Edm.Geography",
+    ast.String: STRING,
+    ast.Integer: INT32,
+    ast.Float: DECIMAL,
+    ast.Boolean: BOOLEAN,
+    ast.DateTime: DATETIME,
+    ast.Date: DATE,
+    ast.GUID: GUID,
+    ast.Time: "Edm.TimeOfDay",
+    ast.Duration: "Edm.Duration",
+    ast.Geography: "Edm.Geography",
 }
 _SA_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
-    STRING: sa.Text, INT32: sa.Integer, INT64: sa.BigInteger, DECIMAL: lambda: sa.Numeric(38, 10),
-    DOUBLE: sa.Float, BOOLEAN: sa.Boolean, DATETIME: lambda: sa.DateTime(timezone=True), DATE: sa.Date,
+    STRING: sa.Text,
+    INT32: sa.Integer,
+    INT64: sa.BigInteger,
+    DECIMAL: lambda: sa.Numeric(38, 10),
+    DOUBLE: sa.Float,
+    BOOLEAN: sa.Boolean,
+    DATETIME: lambda: sa.DateTime(timezone=True),
+    DATE: sa.Date,
     GUID: lambda: sa.String(36),
 }
-_STRING_FUNCTIONS = {"contains", "startswith", "endswith", "tolower", "toupper", "trim", "length",
-                     "concat", "indexof", "substring"}
-_DATE_PARTS = {"year": "year", "month": "month", "day": "day", "hour": "hour", "minute": "minute",
-               "second": "second"}
+_STRING_FUNCTIONS = {
+    "contains",
+    "startswith",
+    "endswith",
+    "tolower",
+    "toupper",
+    "trim",
+    "length",
+    "concat",
+    "indexof",
+    "substring",
+}
+_DATE_PARTS = {"year": "year", "month": "month", "day": "day", "hour": "hour", "minute": "minute", "second": "second"}
 
 
 def _utcnow() -> dt.datetime:
     """The clock relative date functions use (a seam for tests)."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -870,8 +916,9 @@ class _Scope:
     variables: dict[str, tuple[EntityType, Any]]
 
 
-def compile_filter(text: str, entity: EntityType, model: Model, dialect: FilterDialect,
-                   aliases: Mapping[str, str] | None = None) -> sa.ColumnElement[bool]:
+def compile_filter(
+    text: str, entity: EntityType, model: Model, dialect: FilterDialect, aliases: Mapping[str, str] | None = None
+) -> sa.ColumnElement[bool]:
     """Translate a `$filter` string into a boolean SQLAlchemy expression over ``entity.table``.
 
     Every problem (syntax, unknown property/function/enum member, type mismatch, feature the dialect
@@ -917,8 +964,10 @@ class _FilterCompiler:
             return sa.true() if operand.literal.py_val else sa.false()
         if operand.edm != BOOLEAN or operand.expr is None:
             if not_operator:
-                raise _syntax("A unary operator with an incompatible type was detected. Found operand type "
-                              f"'{operand.edm or 'null'}' for operator kind 'Not'.")
+                raise _syntax(
+                    "A unary operator with an incompatible type was detected. Found operand type "
+                    f"'{operand.edm or 'null'}' for operator kind 'Not'."
+                )
             raise _syntax("The $filter expression must evaluate to a single boolean value.")
         if operand.prop is not None:
             # A bare boolean column: compare explicitly so NULL stays false on every database.
@@ -1002,10 +1051,10 @@ class _FilterCompiler:
             prop = _visible(entity, name)
             if prop is not None:
                 if not last:
-                    raise _syntax(f"Property '{name}' of type '{self.dialect.label(entity)}' has no "
-                                  "properties to navigate.")
-                return _Operand(expr=_through(hops, source.c[name]), edm=prop.type, prop=prop,
-                                name="/".join(segments))
+                    raise _syntax(
+                        f"Property '{name}' of type '{self.dialect.label(entity)}' has no properties to navigate."
+                    )
+                return _Operand(expr=_through(hops, source.c[name]), edm=prop.type, prop=prop, name="/".join(segments))
             nav = entity.navigations.get(name)
             if nav is None:
                 raise _unknown_property(name, entity, self.dialect)
@@ -1053,8 +1102,13 @@ class _FilterCompiler:
 
     def _compare_literal(self, kind: type, left: _Operand, right: _Operand) -> sa.ColumnElement[bool]:
         literal = right.literal
-        if (self.dialect.wildcard_eq and kind in (ast.Eq, ast.NotEq) and left.edm == STRING
-                and isinstance(literal, ast.String) and "*" in literal.val):
+        if (
+            self.dialect.wildcard_eq
+            and kind in (ast.Eq, ast.NotEq)
+            and left.edm == STRING
+            and isinstance(literal, ast.String)
+            and "*" in literal.val
+        ):
             pattern = _escape_like(literal.val.lower()).replace("*", "%")
             like = sa.func.lower(left.expr).like(pattern, escape="\\")
             return like if kind is ast.Eq else sa.or_(sa.not_(like), left.expr.is_(None))
@@ -1105,28 +1159,38 @@ class _FilterCompiler:
         return local.is_(None) if kind is ast.Eq else local.is_not(None)
 
     def _check_enum_operator(self, kind: type, operand: _Operand) -> None:
-        if self.dialect.enum_literals and operand.prop is not None and operand.prop.enum is not None \
-                and kind not in (ast.Eq, ast.NotEq):
-            raise _syntax(f"The operator '{_OPERATOR_TEXT.get(kind, kind.__name__)}' is not supported for the "
-                          f"enum property '{operand.name}'; use eq or ne.")
+        if (
+            self.dialect.enum_literals
+            and operand.prop is not None
+            and operand.prop.enum is not None
+            and kind not in (ast.Eq, ast.NotEq)
+        ):
+            raise _syntax(
+                f"The operator '{_OPERATOR_TEXT.get(kind, kind.__name__)}' is not supported for the "
+                f"enum property '{operand.name}'; use eq or ne."
+            )
 
     def _enum_literal_compare(self, kind: type, left: _Operand, right: _Operand) -> sa.ColumnElement[bool]:
         literal_side, other = (right, left) if right.enum_literal is not None else (left, right)
         literal = literal_side.enum_literal
         assert literal is not None
         if kind not in (ast.Eq, ast.NotEq):
-            raise _syntax(f"The operator '{_OPERATOR_TEXT.get(kind, kind.__name__)}' is not supported for enum "
-                          f"values; use eq or ne.")
+            raise _syntax(
+                f"The operator '{_OPERATOR_TEXT.get(kind, kind.__name__)}' is not supported for enum "
+                f"values; use eq or ne."
+            )
         enum = other.prop.enum if other.prop is not None else None
         if enum is None or other.expr is None:
             raise _syntax(f"The enum literal {literal.text} can only be compared with an enum property.")
         if literal.type_name.rsplit(".", 1)[-1].lower() != enum.name.lower():
-            raise _syntax(f"The enum literal {literal.text} is not of type '{enum.qualified_name}' of property "
-                          f"'{other.name}'.")
+            raise _syntax(
+                f"The enum literal {literal.text} is not of type '{enum.qualified_name}' of property '{other.name}'."
+            )
         value = enum.value_of(literal.member)
         if value is None:
-            raise _syntax(f"The string '{literal.member}' is not a valid enumeration type constant of "
-                          f"'{enum.qualified_name}'.")
+            raise _syntax(
+                f"The string '{literal.member}' is not a valid enumeration type constant of '{enum.qualified_name}'."
+            )
         if kind is ast.Eq:
             return other.expr == value
         return sa.or_(other.expr != value, other.expr.is_(None))
@@ -1136,9 +1200,12 @@ class _FilterCompiler:
             raise _syntax("The 'in' operator is not supported.")
         if left.expr is None or not isinstance(right.literal, ast.List):
             raise _syntax("The 'in' operator needs a property on the left and a list of values on the right.")
-        values = [self._coerce(_Operand(literal=item, edm=_LITERAL_EDM.get(type(item))), left.edm or STRING,
-                               left.prop, ast.In, left)
-                  for item in right.literal.val]
+        values = [
+            self._coerce(
+                _Operand(literal=item, edm=_LITERAL_EDM.get(type(item))), left.edm or STRING, left.prop, ast.In, left
+            )
+            for item in right.literal.val
+        ]
         return self._membership(left, values, negate=False)
 
     def _membership(self, operand: _Operand, values: list[Any], negate: bool) -> sa.ColumnElement[bool]:
@@ -1150,8 +1217,7 @@ class _FilterCompiler:
         return expr.in_(values)
 
     # -- literal coercion ----------------------------------------------------------------------------
-    def _coerce(self, literal_operand: _Operand, edm: str, prop: Property | None, kind: type,
-                typed: _Operand) -> Any:
+    def _coerce(self, literal_operand: _Operand, edm: str, prop: Property | None, kind: type, typed: _Operand) -> Any:
         """The Python value of an untyped literal, converted to ``edm`` (the other operand's type)."""
         literal = literal_operand.literal
         enum = prop.enum if prop is not None else None
@@ -1160,8 +1226,9 @@ class _FilterCompiler:
         if enum is not None and isinstance(literal, ast.String) and self.dialect.enum_literals:
             number = enum.value_of(literal.val)
             if number is None:
-                raise _syntax(f"The string '{literal.val}' is not a valid enumeration type constant of "
-                              f"'{enum.qualified_name}'.")
+                raise _syntax(
+                    f"The string '{literal.val}' is not a valid enumeration type constant of '{enum.qualified_name}'."
+                )
             return number
         try:
             if edm == STRING and isinstance(literal, ast.String):
@@ -1179,7 +1246,7 @@ class _FilterCompiler:
             if edm == DATETIME and isinstance(literal, ast.DateTime):
                 return _as_utc(literal.py_val)
             if edm == DATETIME and isinstance(literal, ast.Date):
-                return dt.datetime.combine(literal.py_val, dt.time(), dt.timezone.utc)
+                return dt.datetime.combine(literal.py_val, dt.time(), dt.UTC)
             if edm == DATE and isinstance(literal, ast.Date):
                 return literal.py_val
             if edm == DATE and isinstance(literal, ast.DateTime):
@@ -1242,8 +1309,9 @@ class _FilterCompiler:
         if node.func.namespace:
             raise _unknown_function(name)
         if name in _STRING_FUNCTIONS and not self.dialect.string_functions:
-            raise _syntax(f"The function '{name}' is not supported. Use '*' wildcards in an eq string literal "
-                          "to search text.")
+            raise _syntax(
+                f"The function '{name}' is not supported. Use '*' wildcards in an eq string literal to search text."
+            )
         args = [self.value(arg, scope) for arg in node.args]
         if name in ("contains", "startswith", "endswith"):
             return _Operand(expr=self._like(name, args), edm=BOOLEAN)
@@ -1254,11 +1322,11 @@ class _FilterCompiler:
         if name == "length":
             return _Operand(expr=sa.func.length(self._string_arg(name, args[0])), edm=INT32)
         if name == "concat":
-            return _Operand(expr=self._string_arg(name, args[0]).concat(self._string_arg(name, args[1])),
-                            edm=STRING)
+            return _Operand(expr=self._string_arg(name, args[0]).concat(self._string_arg(name, args[1])), edm=STRING)
         if name == "indexof":
-            return _Operand(expr=sa.func.instr(self._string_arg(name, args[0]),
-                                               self._string_arg(name, args[1])) - 1, edm=INT32)
+            return _Operand(
+                expr=sa.func.instr(self._string_arg(name, args[0]), self._string_arg(name, args[1])) - 1, edm=INT32
+            )
         if name == "substring":
             text = self._string_arg(name, args[0])
             start = self._int_arg(name, args[1]) + 1
@@ -1283,8 +1351,9 @@ class _FilterCompiler:
         if operand.literal is not None and isinstance(operand.literal, ast.String):
             return sa.literal(operand.literal.val, sa.Text())
         if operand.expr is None or operand.edm != STRING:
-            raise _syntax(f"The function '{function}' needs string arguments; got "
-                          f"'{operand.edm or operand.name or 'null'}'.")
+            raise _syntax(
+                f"The function '{function}' needs string arguments; got '{operand.edm or operand.name or 'null'}'."
+            )
         return operand.expr
 
     def _int_arg(self, function: str, operand: _Operand) -> Any:
@@ -1304,9 +1373,11 @@ class _FilterCompiler:
                 pattern: Any = {"contains": f"%{text}%", "startswith": f"{text}%", "endswith": f"%{text}"}[name]
             else:
                 text_expr = sa.func.lower(self._string_arg(name, needle))
-                pattern = {"contains": sa.literal("%").concat(text_expr).concat("%"),
-                           "startswith": text_expr.concat("%"),
-                           "endswith": sa.literal("%").concat(text_expr)}[name]
+                pattern = {
+                    "contains": sa.literal("%").concat(text_expr).concat("%"),
+                    "startswith": text_expr.concat("%"),
+                    "endswith": sa.literal("%").concat(text_expr),
+                }[name]
             return sa.func.lower(subject).like(pattern)
         other = needle.literal.val if isinstance(needle.literal, ast.String) else self._string_arg(name, needle)
         if name == "contains":
@@ -1321,12 +1392,14 @@ class _FilterCompiler:
             raise _syntax("Lambda operators (any/all) are not supported.")
         owner = self.value(node.owner, scope)
         if owner.nav is None:
-            raise _syntax(f"The any/all operator must be applied to a collection navigation property, not "
-                          f"'{owner.name}'.")
+            raise _syntax(
+                f"The any/all operator must be applied to a collection navigation property, not '{owner.name}'."
+            )
         source, nav, hops = owner.nav
         if not nav.many:
-            raise _syntax(f"The any/all operator cannot be applied to the single-valued navigation property "
-                          f"'{owner.name}'.")
+            raise _syntax(
+                f"The any/all operator cannot be applied to the single-valued navigation property '{owner.name}'."
+            )
         target = self.model.entities.get(nav.target)
         if target is None:
             raise _syntax(f"The navigation property '{owner.name}' targets an unknown type.")
@@ -1393,8 +1466,10 @@ class _FilterCompiler:
                 return _parse_datetime(text).date()
         except (ValueError, decimal.InvalidOperation):
             pass
-        raise _syntax(f"The value '{text}' of query function '{function}' is not a valid {edm} value for "
-                      f"property '{operand.name}'.")
+        raise _syntax(
+            f"The value '{text}' of query function '{function}' is not a valid {edm} value for "
+            f"property '{operand.name}'."
+        )
 
     def _values(self, function: _QueryFunction, operand: _Operand, count: int | None = None) -> list[Any]:
         raw = function.param("PropertyValues")
@@ -1424,8 +1499,9 @@ class _FilterCompiler:
 
     def _qf_window(self, function: _QueryFunction, operand: _Operand) -> sa.ColumnElement[bool]:
         if operand.edm not in _TEMPORAL:
-            raise _syntax(f"The query function '{function.name}' needs a date or date-time property, not "
-                          f"'{operand.name}'.")
+            raise _syntax(
+                f"The query function '{function.name}' needs a date or date-time property, not '{operand.name}'."
+            )
         key = function.name.rsplit(".", 1)[-1].lower()
         now = _utcnow()
         start, end, inclusive = _window(key, now, function, self)
@@ -1452,13 +1528,26 @@ def _day_start(moment: dt.datetime) -> dt.datetime:
 def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
     month_index = moment.month - 1 + months
     year, month = moment.year + month_index // 12, month_index % 12 + 1
-    days_in_month = [31, 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28,
-                     31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    days_in_month = [
+        31,
+        29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28,
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ][month - 1]
     return moment.replace(year=year, month=month, day=min(moment.day, days_in_month))
 
 
-def _window(key: str, now: dt.datetime, function: _QueryFunction, compiler: _FilterCompiler
-            ) -> tuple[dt.datetime | None, dt.datetime | None, bool]:
+def _window(
+    key: str, now: dt.datetime, function: _QueryFunction, compiler: _FilterCompiler
+) -> tuple[dt.datetime | None, dt.datetime | None, bool]:
     """(start, end, end_inclusive) of a relative date query function, in UTC."""
     today = _day_start(now)
     day = dt.timedelta(days=1)
@@ -1466,9 +1555,13 @@ def _window(key: str, now: dt.datetime, function: _QueryFunction, compiler: _Fil
     month_start = today.replace(day=1)
     year_start = today.replace(month=1, day=1)
     fixed = {
-        "today": (today, today + day), "yesterday": (today - day, today), "tomorrow": (today + day, today + 2 * day),
-        "last7days": (today - 7 * day, now), "next7days": (now, today + 8 * day),
-        "thisweek": (week_start, week_start + 7 * day), "lastweek": (week_start - 7 * day, week_start),
+        "today": (today, today + day),
+        "yesterday": (today - day, today),
+        "tomorrow": (today + day, today + 2 * day),
+        "last7days": (today - 7 * day, now),
+        "next7days": (now, today + 8 * day),
+        "thisweek": (week_start, week_start + 7 * day),
+        "lastweek": (week_start - 7 * day, week_start),
         "nextweek": (week_start + 7 * day, week_start + 14 * day),
         "thismonth": (month_start, _add_months(month_start, 1)),
         "lastmonth": (_add_months(month_start, -1), month_start),
@@ -1495,8 +1588,7 @@ def _window(key: str, now: dt.datetime, function: _QueryFunction, compiler: _Fil
         return None, date_start + day, False
     count = compiler._count(function)
     direction, unit = re.fullmatch(r"(last|next|olderthan)x(\w+?)s?", key).groups()  # type: ignore[union-attr]
-    span_units = {"minute": dt.timedelta(minutes=1), "hour": dt.timedelta(hours=1), "day": day,
-                  "week": 7 * day}
+    span_units = {"minute": dt.timedelta(minutes=1), "hour": dt.timedelta(hours=1), "day": day, "week": 7 * day}
     if unit in span_units:
         span = span_units[unit] * count
         if direction == "olderthan":
@@ -1518,9 +1610,25 @@ _QUERY_FUNCTIONS: dict[str, Callable[[_FilterCompiler, _QueryFunction, _Operand]
     "between": lambda c, f, o: c._qf_between(f, o, negate=False),
     "notbetween": lambda c, f, o: c._qf_between(f, o, negate=True),
 }
-for _name in ("today", "yesterday", "tomorrow", "last7days", "next7days", "thisweek", "lastweek", "nextweek",
-              "thismonth", "lastmonth", "nextmonth", "thisyear", "lastyear", "nextyear", "on", "onorafter",
-              "onorbefore"):
+for _name in (
+    "today",
+    "yesterday",
+    "tomorrow",
+    "last7days",
+    "next7days",
+    "thisweek",
+    "lastweek",
+    "nextweek",
+    "thismonth",
+    "lastmonth",
+    "nextmonth",
+    "thisyear",
+    "lastyear",
+    "nextyear",
+    "on",
+    "onorafter",
+    "onorbefore",
+):
     _QUERY_FUNCTIONS[_name] = lambda c, f, o: c._qf_window(f, o)
 for _unit in ("minutes", "hours", "days", "weeks", "months", "years"):
     for _direction in ("last", "next", "olderthan"):
@@ -1625,8 +1733,8 @@ def _literal_value(literal: Any) -> Any:
 
 def _as_utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
 
 
 def _parse_datetime(text: str) -> dt.datetime:
@@ -1636,7 +1744,7 @@ def _parse_datetime(text: str) -> dt.datetime:
     try:
         return _as_utc(dt.datetime.fromisoformat(value))
     except ValueError:
-        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
+        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
 
 
 def _guid(text: str) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, request
@@ -17,14 +18,21 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from sandbox import jsonio
 from sandbox.db import Database
-from sandbox.errors import (BadRequest, MethodNotAllowed, NotFound, PreconditionFailed, SandboxError)
+from sandbox.errors import BadRequest, MethodNotAllowed, NotFound, PreconditionFailed, SandboxError
 from sandbox.odata import batch as batchlib
 from sandbox.odata import csdl
 from sandbox.odata.actions import ActionContext, ActionRegistry, ActionSpec, CollectionResult, EntityResult
 from sandbox.odata.dialect import JSON_CONTENT_TYPE, Dialect
 from sandbox.odata.model import ROWID, EntityType, Model, NavigationProperty, Property
-from sandbox.odata.options import (ExpandItem, compile_filter, parse_expand, parse_int_option, parse_orderby,
-                                   parse_select, substitute_aliases)
+from sandbox.odata.options import (
+    ExpandItem,
+    compile_filter,
+    parse_expand,
+    parse_int_option,
+    parse_orderby,
+    parse_select,
+    substitute_aliases,
+)
 from sandbox.odata.store import Row, Store, fold_key_value
 from sandbox.odata.urls import Segment, parse_key_predicate, parse_literal, parse_segment, split_args, split_path
 
@@ -101,8 +109,16 @@ def _cleared_binding(nav: NavigationProperty) -> dict[str, None]:
 class ODataService:
     """Serves ``model`` at ``dialect.root`` with CRUD, queries, actions and ``$batch``."""
 
-    def __init__(self, *, name: str, model: Model, dialect: Dialect, db: Database, store: Store,
-                 actions: ActionRegistry | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        model: Model,
+        dialect: Dialect,
+        db: Database,
+        store: Store,
+        actions: ActionRegistry | None = None,
+    ) -> None:
         self.name = name
         self.model = model
         self.dialect = dialect
@@ -110,8 +126,9 @@ class ODataService:
         self.store = store
         self.actions = actions or ActionRegistry()
         self._metadata_cache: dict[bool, str] = {}
-        self._body_plans: dict[str, tuple[EntityType, dict[str, _ColumnPlan],
-                                          dict[str, tuple[NavigationProperty, dict[str, None]]]]] = {}
+        self._body_plans: dict[
+            str, tuple[EntityType, dict[str, _ColumnPlan], dict[str, tuple[NavigationProperty, dict[str, None]]]]
+        ] = {}
         dialect.bind(self)
 
     # ---- wiring ---------------------------------------------------------------------------------------
@@ -119,10 +136,17 @@ class ODataService:
         """Mount the service on every root the dialect answers to (Dataverse: v9.0, v9.1, v9.2)."""
         for index, root in enumerate(self.dialect.roots()):
             blueprint = Blueprint(f"{self.name}_odata_{index}", __name__, url_prefix=root.rstrip("/"))
-            blueprint.add_url_rule("/", "root", self._dispatch, methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-                                   defaults={"path": ""}, strict_slashes=False)
-            blueprint.add_url_rule("/<path:path>", "resource", self._dispatch,
-                                   methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
+            blueprint.add_url_rule(
+                "/",
+                "root",
+                self._dispatch,
+                methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+                defaults={"path": ""},
+                strict_slashes=False,
+            )
+            blueprint.add_url_rule(
+                "/<path:path>", "resource", self._dispatch, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]
+            )
             app.register_blueprint(blueprint)
 
     def _dispatch(self, path: str) -> Response:
@@ -155,9 +179,15 @@ class ODataService:
     def handle(self, method: str, path: str, state: RequestState) -> Response:
         path = urllib.parse.unquote(path) if "%" in path else path
         if path in ("", "/"):
-            return self._json({"@odata.context": f"{state.base_url}$metadata", "value": [
-                {"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set}
-                for e in self.model.entities.values()]})
+            return self._json(
+                {
+                    "@odata.context": f"{state.base_url}$metadata",
+                    "value": [
+                        {"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set}
+                        for e in self.model.entities.values()
+                    ],
+                }
+            )
         if path == "$metadata":
             return self._metadata(state)
         if path == "$batch":
@@ -179,7 +209,8 @@ class ODataService:
         annotations = state.args.get("annotations", "").lower() == "true"
         if annotations not in self._metadata_cache:
             self._metadata_cache[annotations] = csdl.render_csdl(
-                self.model, self.actions.all(), dialect=self.dialect.csdl_name, annotations=annotations)
+                self.model, self.actions.all(), dialect=self.dialect.csdl_name, annotations=annotations
+            )
         return Response(self._metadata_cache[annotations], content_type="application/xml")
 
     @staticmethod
@@ -187,6 +218,7 @@ class ODataService:
         """Integration writes wait briefly for the database: a live sync that meets another one coming the
         other way fails fast (503, retried by the caller) instead of holding both writers for long."""
         from sandbox.livesync import INTEGRATION_IDENTITIES
+
         return INTEGRATION_LOCK_TIMEOUT if state.identity in INTEGRATION_IDENTITIES else None
 
     # ---- entity sets ----------------------------------------------------------------------------------
@@ -255,8 +287,9 @@ class ODataService:
         """Whether :meth:`find_row` would find a row (reads its id alone: no columns to decode)."""
         return self._find_by_key(entity, key, state, whole_row=False) is not None
 
-    def row_exists_many(self, entity: EntityType, keys: Iterable[dict[str, Any] | None],
-                        state: RequestState) -> Callable[[dict[str, Any]], bool]:
+    def row_exists_many(
+        self, entity: EntityType, keys: Iterable[dict[str, Any] | None], state: RequestState
+    ) -> Callable[[dict[str, Any]], bool]:
         """:meth:`row_exists` for many keys, read up front with one query per key shape: the answers are
         as of this call, and may say yes for a key no row has but that compares alike to one that does
         (text differing only in case, ``"10"`` and ``10``). Keys outside the query (a scope, a null value, a
@@ -282,22 +315,26 @@ class ODataService:
                 probes.setdefault(asking[0], []).append(tuple(key.values()))
         table = entity.table
         assert table is not None
-        found = {signature(names, values)
-                 for names, probe in probes.items() for values in self.store.find_keys(table, names, probe)}
+        found = {
+            signature(names, values)
+            for names, probe in probes.items()
+            for values in self.store.find_keys(table, names, probe)
+        }
 
         def exists(key: dict[str, Any]) -> bool:
             asking = signature(tuple(key), key.values())
             return asking in found if asking in asked else self.row_exists(entity, key, state)
+
         return exists
 
-    def _find_by_key(self, entity: EntityType, key: dict[str, Any], state: RequestState, *,
-                     whole_row: bool) -> Any:
+    def _find_by_key(self, entity: EntityType, key: dict[str, Any], state: RequestState, *, whole_row: bool) -> Any:
         table = entity.table
         assert table is not None
         scope = self.dialect.scope(entity, state)
         if scope or any(v is None for v in key.values()):
             query = sa.select(table if whole_row else table.c[ROWID]).where(
-                *[self.dialect.key_condition(entity, table.c[k], v) for k, v in key.items()])
+                *[self.dialect.key_condition(entity, table.c[k], v) for k, v in key.items()]
+            )
             for condition in scope:
                 query = query.where(condition)
             return self.db.connection.execute(query.limit(1)).first()
@@ -305,8 +342,12 @@ class ODataService:
         # bound values (building it and its cache key per call cost more than the lookup).
         query = self.store.statement(
             ("find_by_key", entity.name, tuple(key), whole_row),
-            lambda: sa.select(table if whole_row else table.c[ROWID]).where(
-                *[self.dialect.key_condition(entity, table.c[k], sa.bindparam(f"sandbox_k_{k}")) for k in key]).limit(1))
+            lambda: (
+                sa.select(table if whole_row else table.c[ROWID])
+                .where(*[self.dialect.key_condition(entity, table.c[k], sa.bindparam(f"sandbox_k_{k}")) for k in key])
+                .limit(1)
+            ),
+        )
         return self.db.connection.execute(query, {f"sandbox_k_{k}": v for k, v in key.items()}).first()
 
     def require_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row:
@@ -318,8 +359,22 @@ class ODataService:
     # ---- reads ----------------------------------------------------------------------------------------
     def parse_options(self, entity: EntityType, state: RequestState) -> QueryOptions:
         args = state.args
-        known = {"$select", "$filter", "$orderby", "$top", "$skip", "$expand", "$count", "$skiptoken",
-                 "$deltatoken", "$format", "cross-company", "annotations", "$apply", "$search"}
+        known = {
+            "$select",
+            "$filter",
+            "$orderby",
+            "$top",
+            "$skip",
+            "$expand",
+            "$count",
+            "$skiptoken",
+            "$deltatoken",
+            "$format",
+            "cross-company",
+            "annotations",
+            "$apply",
+            "$search",
+        }
         for name in args:
             if name.startswith("$") and name not in known:
                 raise BadRequest(f"The query parameter '{name}' is not supported.", "0x80060888")
@@ -343,19 +398,20 @@ class ODataService:
         for item in items:
             nav = entity.navigations.get(item.nav)
             if nav is None:
-                raise BadRequest(f"Could not find a property named '{item.nav}' on type "
-                                 f"'{self.dialect.type_label(entity)}'.", "0x0")
+                raise BadRequest(
+                    f"Could not find a property named '{item.nav}' on type '{self.dialect.type_label(entity)}'.", "0x0"
+                )
             if item.ref and nav.many:
-                raise BadRequest("Expand with $ref is only supported on lookup type navigation property.",
-                                 "0x80060888")
+                raise BadRequest("Expand with $ref is only supported on lookup type navigation property.", "0x80060888")
             self.dialect.check_expand(item)
             target = self.model.entities[nav.target]
             if item.select is not None:
                 parse_select(",".join(item.select), target, self.dialect.filter_dialect)
             self._check_expand(target, item.expand)
 
-    def base_query(self, entity: EntityType, options: QueryOptions, state: RequestState,
-                   extra: Iterable[Any] = ()) -> sa.Select:
+    def base_query(
+        self, entity: EntityType, options: QueryOptions, state: RequestState, extra: Iterable[Any] = ()
+    ) -> sa.Select:
         table = entity.table
         assert table is not None
         query = sa.select(table)
@@ -369,8 +425,9 @@ class ODataService:
             query = query.where(compile_filter(options.filter, entity, self.model, self.dialect.filter_dialect))
         return query
 
-    def read_collection(self, entity: EntityType, state: RequestState, extra: Iterable[Any] = (),
-                        context_suffix: str | None = None) -> Response:
+    def read_collection(
+        self, entity: EntityType, state: RequestState, extra: Iterable[Any] = (), context_suffix: str | None = None
+    ) -> Response:
         extra = list(extra)
         other = self.dialect.collection_query(self, entity, state, nested=bool(extra))
         if other is not None:
@@ -381,8 +438,7 @@ class ODataService:
         query = self.base_query(entity, options, state, extra)
         body: dict[str, Any] = {"@odata.context": self.context_url(state, entity, options.select, context_suffix)}
         if options.count:
-            total = self.db.connection.execute(
-                sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
+            total = self.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
             body["@odata.count"] = self.dialect.cap_count(total)
         orders = parse_orderby(options.orderby, entity, self.model, self.dialect.filter_dialect)
         table = entity.table
@@ -407,8 +463,9 @@ class ODataService:
             body["@odata.nextLink"] = self.dialect.next_link(state, offset + limit, page_size)
         return self._json(body)
 
-    def render_rows(self, entity: EntityType, rows: list[Row], options: QueryOptions,
-                    state: RequestState) -> list[dict[str, Any]]:
+    def render_rows(
+        self, entity: EntityType, rows: list[Row], options: QueryOptions, state: RequestState
+    ) -> list[dict[str, Any]]:
         select = self.dialect.effective_select(entity, options.select)
         rendered = [self.dialect.serialize(entity, row, select, state.annotations) for row in rows]
         if state.annotations:
@@ -417,30 +474,43 @@ class ODataService:
             self._expand(entity, rows, rendered, item, state)
         return rendered
 
-    def _expand(self, entity: EntityType, rows: list[Row], rendered: list[dict[str, Any]], item: ExpandItem,
-                state: RequestState) -> None:
+    def _expand(
+        self, entity: EntityType, rows: list[Row], rendered: list[dict[str, Any]], item: ExpandItem, state: RequestState
+    ) -> None:
         nav = entity.navigations[item.nav]
         target = self.model.entities[nav.target]
-        sub = QueryOptions(select=item.select, filter=item.filter, orderby=item.orderby, top=item.top,
-                           expand=item.expand)
+        sub = QueryOptions(
+            select=item.select, filter=item.filter, orderby=item.orderby, top=item.top, expand=item.expand
+        )
         for row, out in zip(rows, rendered):
             related = self.related_rows(entity, row, nav, sub, state)
             if item.ref:
-                out[item.nav] = ({"@odata.id": self.dialect.entity_url(state.base_url, target, related[0])}
-                                 if related else None)
+                out[item.nav] = (
+                    {"@odata.id": self.dialect.entity_url(state.base_url, target, related[0])} if related else None
+                )
             elif nav.many:
                 out[item.nav] = self.render_rows(target, related, sub, state)
             else:
                 out[item.nav] = self.render_rows(target, related[:1], sub, state)[0] if related else None
 
-    def related_rows(self, entity: EntityType, row: Row, nav: NavigationProperty, options: QueryOptions,
-                     state: RequestState, limit: int | None = None) -> list[Row]:
+    def related_rows(
+        self,
+        entity: EntityType,
+        row: Row,
+        nav: NavigationProperty,
+        options: QueryOptions,
+        state: RequestState,
+        limit: int | None = None,
+    ) -> list[Row]:
         target = self.model.entities[nav.target]
         conditions = self.nav_conditions(entity, row, nav)
         if conditions is None:
             return []
-        query = self.base_query(target, options, state, conditions) if options.filter else (
-            sa.select(target.table).where(*conditions))
+        query = (
+            self.base_query(target, options, state, conditions)
+            if options.filter
+            else (sa.select(target.table).where(*conditions))
+        )
         orders = parse_orderby(options.orderby, target, self.model, self.dialect.filter_dialect)
         query = query.order_by(*orders, target.table.c[ROWID])
         top = options.top if options.top is not None else limit
@@ -471,8 +541,13 @@ class ODataService:
         row = self.require_row(entity, key, state)
         etag = self.dialect.etag(row)
         if_none_match = request.headers.get("If-None-Match")
-        if (if_none_match and if_none_match != "null" and if_none_match == etag and not options.expand
-                and not state.annotations):
+        if (
+            if_none_match
+            and if_none_match != "null"
+            and if_none_match == etag
+            and not options.expand
+            and not state.annotations
+        ):
             return Response(status=304, headers={"ETag": etag})
         body = {"@odata.context": self.context_url(state, entity, options.select, "/$entity")}
         body.update(self.render_rows(entity, [row], options, state)[0])
@@ -486,8 +561,9 @@ class ODataService:
         total = self.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
         return Response(str(total or 0), content_type="text/plain; charset=utf-8")
 
-    def context_url(self, state: RequestState, entity: EntityType, select: list[str] | None,
-                    suffix: str | None = None) -> str:
+    def context_url(
+        self, state: RequestState, entity: EntityType, select: list[str] | None, suffix: str | None = None
+    ) -> str:
         projection = f"({','.join(select)})" if select else ""
         return f"{state.base_url}$metadata#{entity.entity_set}{projection}{suffix or ''}"
 
@@ -504,8 +580,9 @@ class ODataService:
             raise self.dialect.malformed_json("The request body must be a JSON object.")
         return body
 
-    def values_from_body(self, entity: EntityType, body: dict[str, Any], state: RequestState, *,
-                         creating: bool) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    def values_from_body(
+        self, entity: EntityType, body: dict[str, Any], state: RequestState, *, creating: bool
+    ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
         """Validate a JSON body: (column values incl. resolved binds, deep-insert children by nav)."""
         values: dict[str, Any] = {}
         children: dict[str, list[dict[str, Any]]] = {}
@@ -540,8 +617,9 @@ class ODataService:
                 nav_name = name[: -len("@odata.bind")]
                 nav = entity.navigations.get(nav_name)
                 if nav is not None and nav.many:
-                    raise BadRequest(f"Collection binding on '{nav_name}' is not supported on this table.",
-                                     "0x80048d19")
+                    raise BadRequest(
+                        f"Collection binding on '{nav_name}' is not supported on this table.", "0x80048d19"
+                    )
                 raise self.dialect.unknown_property(entity, nav_name)
             if "@" in name:
                 continue  # instance annotations on properties are informational
@@ -564,8 +642,9 @@ class ODataService:
         self.dialect.complete_values(entity, values, state, creating=creating)
         return values, children
 
-    def _body_plan(self, entity: EntityType
-                   ) -> tuple[dict[str, _ColumnPlan], dict[str, tuple[NavigationProperty, dict[str, None]]]]:
+    def _body_plan(
+        self, entity: EntityType
+    ) -> tuple[dict[str, _ColumnPlan], dict[str, tuple[NavigationProperty, dict[str, None]]]]:
         """What :meth:`values_from_body` looks names up in, made once per entity:
 
         - the columns a body may name directly (visible, and not a navigation property where the dialect
@@ -586,13 +665,17 @@ class ODataService:
             writable = prop.lookup is None and not prop.read_only
             limit = (prop.max_length or 0) if self.dialect.stores_text_as_given(entity, prop) else None
             columns[name] = (prop, writable, limit, self.dialect.in_value(entity, prop, None))
-        binds = {f"{name}@odata.bind": (nav, _cleared_binding(nav))
-                 for name, nav in entity.navigations.items() if nav.owns_fk and not nav.many}
+        binds = {
+            f"{name}@odata.bind": (nav, _cleared_binding(nav))
+            for name, nav in entity.navigations.items()
+            if nav.owns_fk and not nav.many
+        }
         self._body_plans[entity.name] = (entity, columns, binds)
         return columns, binds
 
-    def bind_values(self, entity: EntityType, nav: NavigationProperty, value: Any,
-                    state: RequestState) -> dict[str, Any]:
+    def bind_values(
+        self, entity: EntityType, nav: NavigationProperty, value: Any, state: RequestState
+    ) -> dict[str, Any]:
         """Columns set by binding ``nav`` to a reference (``"/contacts(<id>)"``) or a row, or cleared by None."""
         if value is None:
             return _cleared_binding(nav)
@@ -604,8 +687,9 @@ class ODataService:
                 raise self.dialect.malformed_json(f"The value of '{nav.name}@odata.bind' must be a URL string.")
             target, target_row = self._bound_row(value, state)
             if target.name != nav.target:
-                raise BadRequest(f"The reference '{value}' is not of type '{nav.target}' required by "
-                                 f"'{nav.name}'.", "0x80048d19")
+                raise BadRequest(
+                    f"The reference '{value}' is not of type '{nav.target}' required by '{nav.name}'.", "0x80048d19"
+                )
         out = {local: target_row[remote] for local, remote in nav.pairs}
         out.update(nav.local_condition)
         return out
@@ -651,7 +735,7 @@ class ODataService:
         for root in self.dialect.roots():
             position = text.find(root)
             if position >= 0:
-                text = text[position + len(root):]
+                text = text[position + len(root) :]
                 break
         text = text.lstrip("/")
         segments = [parse_segment(s) for s in split_path(text)]
@@ -662,8 +746,9 @@ class ODataService:
             raise self.dialect.unknown_set(segments[0].name)
         return entity, self.resolve_key(entity, segments[0].args, state)
 
-    def create_row(self, entity: EntityType, body: dict[str, Any], state: RequestState,
-                   url_key: dict[str, Any] | None = None) -> Row:
+    def create_row(
+        self, entity: EntityType, body: dict[str, Any], state: RequestState, url_key: dict[str, Any] | None = None
+    ) -> Row:
         """Insert one row (and its deep-insert children) from a JSON body."""
         if entity.read_only:
             raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
@@ -671,8 +756,7 @@ class ODataService:
         if url_key:
             for name, value in url_key.items():
                 values.setdefault(name, value)
-        row = self.store.insert(self.model.storage_name(entity.name),
-                                values, identity=state.identity, via_api=True)
+        row = self.store.insert(self.model.storage_name(entity.name), values, identity=state.identity, via_api=True)
         for nav_name, items in children.items():
             nav = entity.navigations[nav_name]
             target = self.model.entities[nav.target]
@@ -683,8 +767,13 @@ class ODataService:
                 self.create_row(target, child, state, url_key=child_values)
         return row
 
-    def create_rows_in_bulk(self, entity: EntityType, bodies: list[dict[str, Any]], state: RequestState,
-                            url_keys: list[dict[str, Any] | None] | None = None) -> list[Row] | None:
+    def create_rows_in_bulk(
+        self,
+        entity: EntityType,
+        bodies: list[dict[str, Any]],
+        state: RequestState,
+        url_keys: list[dict[str, Any] | None] | None = None,
+    ) -> list[Row] | None:
         """The rows :meth:`create_row` would make from each body in order, made with a few statements for
         the whole list (:meth:`Store.prepare_many`); or None, having written nothing, when that cannot be
         done with exactly the same outcome.
@@ -697,8 +786,12 @@ class ODataService:
         """
         keys: list[dict[str, Any] | None] = list(url_keys) if url_keys is not None else [None] * len(bodies)
         storage = self.model.storage_name(entity.name)
-        if (entity.read_only or len(bodies) < 2 or not self.store.can_insert_many(storage)
-                or any(self._deep_insert(entity, body) for body in bodies)):
+        if (
+            entity.read_only
+            or len(bodies) < 2
+            or not self.store.can_insert_many(storage)
+            or any(self._deep_insert(entity, body) for body in bodies)
+        ):
             return None
         try:
             values_list: list[dict[str, Any]] = []
@@ -713,8 +806,9 @@ class ODataService:
             return None
         for row, url_key in zip(prepared.rows, keys):
             if url_key is not None and not all(
-                    value is not None and value != "" and type(row.get(name)) is type(value) and row.get(name) == value
-                    for name, value in url_key.items()):
+                value is not None and value != "" and type(row.get(name)) is type(value) and row.get(name) == value
+                for name, value in url_key.items()
+            ):
                 return None
         return self.store.write_prepared(prepared)
 
@@ -726,15 +820,18 @@ class ODataService:
     def create(self, entity: EntityType, body: dict[str, Any], state: RequestState) -> Response:
         epoch = self.store.change_epoch(self.model.storage_name(entity.name))
         row = self.create_row(entity, body, state)
-        if (self.dialect.created_response_renders_row(state)
-                or self.store.change_epoch(self.model.storage_name(entity.name)) != epoch):
+        if (
+            self.dialect.created_response_renders_row(state)
+            or self.store.change_epoch(self.model.storage_name(entity.name)) != epoch
+        ):
             # Rendered rows show the values as stored; and a later write (a deep-inserted line updating
             # its header) may have changed the row since it was inserted.
             row = self.store.get(entity.name, {ROWID: row[ROWID]}) or row
         return self.dialect.created_response(self, entity, row, state)
 
-    def update_or_upsert(self, entity: EntityType, key: dict[str, Any], body: dict[str, Any], state: RequestState,
-                         *, method: str) -> Response:
+    def update_or_upsert(
+        self, entity: EntityType, key: dict[str, Any], body: dict[str, Any], state: RequestState, *, method: str
+    ) -> Response:
         if entity.read_only:
             raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
         row = self.find_row(entity, key, state)
@@ -754,8 +851,9 @@ class ODataService:
         for name in key:
             if name not in entity.key:
                 values.pop(name, None)  # alternate-key columns in the body are ignored on update
-        row = self.store.update(self.model.storage_name(entity.name), row, values,
-                                identity=state.identity, via_api=True)
+        row = self.store.update(
+            self.model.storage_name(entity.name), row, values, identity=state.identity, via_api=True
+        )
         return self.dialect.upserted_response(self, entity, row, state, created=False)
 
     def check_etag(self, row: Row, if_match: str | None) -> None:
@@ -764,8 +862,8 @@ class ODataService:
         candidates = [tag.strip() for tag in if_match.split(",")]
         if self.dialect.etag(row) not in candidates:
             raise PreconditionFailed(
-                "The version of the existing record doesn't match the RowVersion property provided.",
-                "0x80060882")
+                "The version of the existing record doesn't match the RowVersion property provided.", "0x80060882"
+            )
 
     def delete(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
         if entity.read_only:
@@ -776,8 +874,9 @@ class ODataService:
         return Response(status=204)
 
     # ---- single properties, navigations, references ---------------------------------------------------
-    def _property(self, method: str, entity: EntityType, key: dict[str, Any], name: str, rest: list[Segment],
-                  state: RequestState) -> Response:
+    def _property(
+        self, method: str, entity: EntityType, key: dict[str, Any], name: str, rest: list[Segment], state: RequestState
+    ) -> Response:
         row = self.require_row(entity, key, state)
         prop = entity.properties[name]
         if method == "GET":
@@ -788,13 +887,17 @@ class ODataService:
                 return Response(str(value), content_type="text/plain; charset=utf-8")
             if rest:
                 raise self.dialect.unknown_property(entity, rest[0].name)
-            return self._json({"@odata.context": f"{state.base_url}$metadata#{entity.entity_set}"
-                                                 f"({self.dialect.format_key(entity, row)})/{name}",
-                               "value": value})
+            return self._json(
+                {
+                    "@odata.context": f"{state.base_url}$metadata#{entity.entity_set}"
+                    f"({self.dialect.format_key(entity, row)})/{name}",
+                    "value": value,
+                }
+            )
         if method == "PUT":
             body = self._body()
             if "value" not in body:
-                raise self.dialect.malformed_json("The body must be {\"value\": ...}.")
+                raise self.dialect.malformed_json('The body must be {"value": ...}.')
             values, _ = self.values_from_body(entity, {name: body["value"]}, state, creating=False)
         elif method == "DELETE":
             values, _ = self.values_from_body(entity, {name: None}, state, creating=False)
@@ -804,8 +907,15 @@ class ODataService:
         self.store.update(self.model.storage_name(entity.name), row, values, identity=state.identity, via_api=True)
         return Response(status=204)
 
-    def _navigation(self, method: str, entity: EntityType, key: dict[str, Any], nav: NavigationProperty,
-                    rest: list[Segment], state: RequestState) -> Response:
+    def _navigation(
+        self,
+        method: str,
+        entity: EntityType,
+        key: dict[str, Any],
+        nav: NavigationProperty,
+        rest: list[Segment],
+        state: RequestState,
+    ) -> Response:
         row = self.require_row(entity, key, state)
         target = self.model.entities[nav.target]
         nav_segment = rest[0]
@@ -831,8 +941,9 @@ class ODataService:
         body.update(self.render_rows(target, related, options, state)[0])
         return self._json(body)
 
-    def _reference(self, method: str, entity: EntityType, row: Row, nav: NavigationProperty, segment: Segment,
-                   state: RequestState) -> Response:
+    def _reference(
+        self, method: str, entity: EntityType, row: Row, nav: NavigationProperty, segment: Segment, state: RequestState
+    ) -> Response:
         target = self.model.entities[nav.target]
         if not nav.many:
             if not nav.owns_fk:
@@ -854,10 +965,15 @@ class ODataService:
         partner = self._owning_partner(entity, nav)
         if method == "GET":
             conditions = self.nav_conditions(entity, row, nav) or [sa.false()]
-            rows = [dict(r._mapping) for r in self.db.connection.execute(
-                sa.select(target.table).where(*conditions).order_by(target.table.c[ROWID]))]
-            return self._json({"value": [{"@odata.id": self.dialect.entity_url(state.base_url, target, r)}
-                                         for r in rows]})
+            rows = [
+                dict(r._mapping)
+                for r in self.db.connection.execute(
+                    sa.select(target.table).where(*conditions).order_by(target.table.c[ROWID])
+                )
+            ]
+            return self._json(
+                {"value": [{"@odata.id": self.dialect.entity_url(state.base_url, target, r)} for r in rows]}
+            )
         if partner is None:
             raise MethodNotAllowed("This collection cannot be changed through $ref.")
         if method == "POST":
@@ -881,8 +997,12 @@ class ODataService:
         target = self.model.entities[nav.target]
         wanted = {(remote, local) for local, remote in nav.pairs}
         for candidate in target.navigations.values():
-            if (candidate.owns_fk and candidate.target == entity.name and set(candidate.pairs) == wanted
-                    and candidate.local_condition == nav.target_condition):
+            if (
+                candidate.owns_fk
+                and candidate.target == entity.name
+                and set(candidate.pairs) == wanted
+                and candidate.local_condition == nav.target_condition
+            ):
                 return candidate
         return None
 
@@ -891,24 +1011,36 @@ class ODataService:
         name = segment.name
         prefix = self.model.namespace + "."
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
         return name
 
-    def _bound_operation(self, method: str, entity: EntityType, key: dict[str, Any] | None, segment: Segment,
-                         state: RequestState, *, collection: bool) -> Response:
+    def _bound_operation(
+        self,
+        method: str,
+        entity: EntityType,
+        key: dict[str, Any] | None,
+        segment: Segment,
+        state: RequestState,
+        *,
+        collection: bool,
+    ) -> Response:
         name = self._operation_name(segment)
         qualified = segment.name.startswith(self.model.namespace + ".")
         base = entity.alias_of
-        spec = (self.actions.find(name, entity.name, collection)
-                or (self.actions.find(name, base, collection) if base else None))
+        spec = self.actions.find(name, entity.name, collection) or (
+            self.actions.find(name, base, collection) if base else None
+        )
         generic = self.dialect.generic_bound_action(self, entity, name, collection) if qualified else None
         if spec is None and generic is None:
             if key is not None and segment.name not in entity.properties:
                 raise self.dialect.unknown_property(entity, segment.name)
             raise self.dialect.unknown_set(segment.name)
         if not qualified:
-            raise BadRequest("Request message has unresolved parameters: bound operations need the namespace "
-                             f"'{self.model.namespace}.'.", "0x80060888")
+            raise BadRequest(
+                "Request message has unresolved parameters: bound operations need the namespace "
+                f"'{self.model.namespace}.'.",
+                "0x80060888",
+            )
         if generic is not None:
             if method != "POST":
                 raise MethodNotAllowed(f"The action '{name}' accepts POST only.")
@@ -928,19 +1060,25 @@ class ODataService:
         with self.db.transaction(self.lock_timeout(state)):
             return self._run_operation(method, spec, None, head, state)
 
-    def _run_operation(self, method: str, spec: ActionSpec, target: Row | None, segment: Segment,
-                       state: RequestState) -> Response:
+    def _run_operation(
+        self, method: str, spec: ActionSpec, target: Row | None, segment: Segment, state: RequestState
+    ) -> Response:
         if spec.is_function:
             if method != "GET":
                 raise MethodNotAllowed(f"The function '{spec.name}' accepts GET only.")
             params = self._function_params(segment, state)
         else:
             if method != "POST":
-                raise NotFound(f"No HTTP resource was found that matches the request URI "
-                               f"'{request.url}'.", "0x80060888")
+                raise NotFound(
+                    f"No HTTP resource was found that matches the request URI '{request.url}'.", "0x80060888"
+                )
             params = self._body()
-        ctx = ActionContext(store=self.store, identity=state.identity,
-                            resolve_reference=lambda value: self.resolve_reference(value, state), service=self)
+        ctx = ActionContext(
+            store=self.store,
+            identity=state.identity,
+            resolve_reference=lambda value: self.resolve_reference(value, state),
+            service=self,
+        )
         result = spec.handler(ctx, target, params)
         return self.operation_response(result, state)
 
@@ -967,8 +1105,11 @@ class ODataService:
                     if key not in select:
                         select.insert(0, key)
             body = {"@odata.context": self.context_url(state, entity, None, "/$entity")}
-            body.update(self.dialect.serialize(entity, result.row, self.dialect.effective_select(entity, select),
-                                               state.annotations))
+            body.update(
+                self.dialect.serialize(
+                    entity, result.row, self.dialect.effective_select(entity, select), state.annotations
+                )
+            )
             return self._json(body)
         if isinstance(result, CollectionResult):
             items = []
@@ -989,18 +1130,23 @@ class ODataService:
     # ---- $batch ---------------------------------------------------------------------------------------
     def _batch(self, state: RequestState) -> Response:
         dialect = self.dialect.batch_dialect
-        items = batchlib.parse_batch(encode_request_lines(request.get_data()), request.headers.get("Content-Type", ""),
-                                     dialect)
+        items = batchlib.parse_batch(
+            encode_request_lines(request.get_data()), request.headers.get("Content-Type", ""), dialect
+        )
         app = _current_app()
-        outer_headers = {k: v for k, v in request.headers.items()
-                         if k.lower() in ("authorization", "x-sandbox-identity", "callerobjectid", "mscrm.callerid")}
+        outer_headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() in ("authorization", "x-sandbox-identity", "callerobjectid", "mscrm.callerid")
+        }
         host = request.host_url
 
         def dispatch(part: batchlib.BatchRequest) -> batchlib.BatchResponse:
             headers = {**outer_headers, **part.headers}
             path, _, query = part.url.partition("?")
-            builder = EnvironBuilder(path=path, base_url=host, query_string=query, method=part.method,
-                                     headers=headers, data=part.body)
+            builder = EnvironBuilder(
+                path=path, base_url=host, query_string=query, method=part.method, headers=headers, data=part.body
+            )
             try:
                 environ = builder.get_environ()
             finally:
@@ -1012,15 +1158,17 @@ class ODataService:
                 if hasattr(app_iter, "close"):
                     app_iter.close()
             code, _, reason = status.partition(" ")
-            return batchlib.BatchResponse(status=int(code), reason=reason, headers=dict(response_headers),
-                                          body=body, content_id=part.content_id)
+            return batchlib.BatchResponse(
+                status=int(code), reason=reason, headers=dict(response_headers), body=body, content_id=part.content_id
+            )
 
         continue_on_error = "odata.continue-on-error" in state.prefer
         if continue_on_error:
             state.applied.append("odata.continue-on-error")
         timeout = self.lock_timeout(state)
-        status, responses = batchlib.execute_batch(items, dispatch, lambda: self.db.transaction(timeout), dialect,
-                                                   continue_on_error)
+        status, responses = batchlib.execute_batch(
+            items, dispatch, lambda: self.db.transaction(timeout), dialect, continue_on_error
+        )
         body, content_type = batchlib.render_batch(responses)
         return Response(body, status=status, content_type=content_type)
 
@@ -1041,6 +1189,7 @@ def encode_request_lines(raw: bytes) -> bytes:
     takes the URL as everything between the first and the last space of the request line. The batch parser
     splits the line on whitespace, so the URL is encoded here first (existing ``%XX`` escapes are kept).
     """
+
     def encode(match: re.Match[bytes]) -> bytes:
         url = match.group(2)
         if b" " not in url and url.isascii():
@@ -1053,6 +1202,7 @@ def encode_request_lines(raw: bytes) -> bytes:
 
 def _current_app() -> Flask:
     from flask import current_app
+
     return current_app._get_current_object()  # type: ignore[attr-defined]
 
 

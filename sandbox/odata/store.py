@@ -14,8 +14,9 @@ import decimal
 import itertools
 import re
 import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Literal, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
@@ -48,7 +49,7 @@ class WriteContext:
     business action or the seeder, so rules like "only Draft quotes are editable" apply to users only.
     """
 
-    store: "Store"
+    store: Store
     entity: EntityType
     identity: str = DEFAULT_IDENTITY
     via_api: bool = True
@@ -104,8 +105,13 @@ class EntityBehavior:
 class Store:
     """CRUD over the model's tables inside the current transaction, with hooks and change capture."""
 
-    def __init__(self, model: Model, db: Database, outbox: "Outbox | None" = None,
-                 behaviors: Mapping[str, EntityBehavior] | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        db: Database,
+        outbox: Outbox | None = None,
+        behaviors: Mapping[str, EntityBehavior] | None = None,
+    ) -> None:
         self.model = model
         self.db = db
         self.outbox = outbox
@@ -144,14 +150,25 @@ class Store:
             raise NotFound(f"Entity '{entity_name}' With Id = {key_text} Does Not Exist")
         return row
 
-    def find(self, entity_name: str, where: Mapping[str, Any] | None = None, *,
-             order_by: Iterable[str] = (), limit: int | None = None) -> list[Row]:
+    def find(
+        self,
+        entity_name: str,
+        where: Mapping[str, Any] | None = None,
+        *,
+        order_by: Iterable[str] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
         """Rows matching equality conditions, in ``order_by`` (property names; prefix ``-`` = desc)."""
         entity = self.entity(entity_name)
         where = where or {}
         order = tuple(order_by)
-        signature = ("find", entity.name, tuple((name, value is None) for name, value in where.items()), order,
-                     limit is not None)
+        signature = (
+            "find",
+            entity.name,
+            tuple((name, value is None) for name, value in where.items()),
+            order,
+            limit is not None,
+        )
 
         def build() -> Any:
             table = entity.table
@@ -203,8 +220,11 @@ class Store:
 
         Meant for reference data (currencies, customer groups, units, ...) that rules look up per row.
         """
-        found = self.memoized(("sandbox.get", self._table_name(entity_name), tuple(key.items())), (entity_name,),
-                              lambda: self.get(entity_name, key))
+        found = self.memoized(
+            ("sandbox.get", self._table_name(entity_name), tuple(key.items())),
+            (entity_name,),
+            lambda: self.get(entity_name, key),
+        )
         return dict(found) if found is not None else None
 
     def change_epoch(self, entity_name: str) -> int:
@@ -235,8 +255,15 @@ class Store:
                 memo.values.pop(key, None)
 
     # ---- writes -----------------------------------------------------------------------------------
-    def insert(self, entity_name: str, values: Mapping[str, Any], *, identity: str = DEFAULT_IDENTITY,
-               via_api: bool = False, extra: dict[str, Any] | None = None) -> Row:
+    def insert(
+        self,
+        entity_name: str,
+        values: Mapping[str, Any],
+        *,
+        identity: str = DEFAULT_IDENTITY,
+        via_api: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> Row:
         """Create a row: property defaults, then the behavior's ``on_create``, then the key checks."""
         entity = self.entity(entity_name)
         ctx = WriteContext(self, entity, identity, via_api, extra or {})
@@ -261,9 +288,15 @@ class Store:
         behavior = self.behavior(self.entity(entity_name))
         return behavior is None or behavior.bulk_create
 
-    def insert_many(self, entity_name: str, values: Sequence[Mapping[str, Any]], *,
-                    identity: str = DEFAULT_IDENTITY, via_api: bool = False,
-                    extra: dict[str, Any] | None = None) -> list[Row]:
+    def insert_many(
+        self,
+        entity_name: str,
+        values: Sequence[Mapping[str, Any]],
+        *,
+        identity: str = DEFAULT_IDENTITY,
+        via_api: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> list[Row]:
         """Create rows as :meth:`insert` on each in turn would (same rows, versions, changes, errors), with a
         few statements per chunk instead of several per row where the entity's rules allow it.
 
@@ -279,9 +312,15 @@ class Store:
             return [self.insert(entity_name, v, identity=identity, via_api=via_api, extra=extra) for v in values]
         return self.write_prepared(prepared)
 
-    def prepare_many(self, entity_name: str, values: Sequence[Mapping[str, Any]], *,
-                     identity: str = DEFAULT_IDENTITY, via_api: bool = False,
-                     extra: dict[str, Any] | None = None) -> PreparedInsert:
+    def prepare_many(
+        self,
+        entity_name: str,
+        values: Sequence[Mapping[str, Any]],
+        *,
+        identity: str = DEFAULT_IDENTITY,
+        via_api: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> PreparedInsert:
         """The first half of :meth:`insert_many`: defaults, stamps and ``on_create`` per row, then the key
         checks for the whole chunk (one query per key, plus duplicates inside the chunk). Writes nothing.
 
@@ -327,8 +366,13 @@ class Store:
             with self.db.savepoint() as connection:
                 rowids = insert_returning_ids(connection, table, ROWID, rows)
                 if images and self.outbox is not None:
-                    self.outbox.record_many(self.db, images[0][0], "create", prepared.identity,
-                                            [(key, changed, after) for _, key, changed, after in images])
+                    self.outbox.record_many(
+                        self.db,
+                        images[0][0],
+                        "create",
+                        prepared.identity,
+                        [(key, changed, after) for _, key, changed, after in images],
+                    )
         except sa.exc.StatementError:
             return self._insert_each(prepared)
         for row, rowid in zip(rows, rowids):
@@ -346,12 +390,23 @@ class Store:
 
     def _insert_each(self, prepared: PreparedInsert) -> list[Row]:
         """The prepared rows' values inserted one by one (as if never prepared)."""
-        return [self.insert(prepared.entity.name, v, identity=prepared.identity, via_api=prepared.via_api,
-                            extra=prepared.extra) for v in prepared.values]
+        return [
+            self.insert(
+                prepared.entity.name, v, identity=prepared.identity, via_api=prepared.via_api, extra=prepared.extra
+            )
+            for v in prepared.values
+        ]
 
-    def update(self, entity_name: str, before: Row, changes: Mapping[str, Any], *,
-               identity: str = DEFAULT_IDENTITY, via_api: bool = False,
-               extra: dict[str, Any] | None = None) -> Row:
+    def update(
+        self,
+        entity_name: str,
+        before: Row,
+        changes: Mapping[str, Any],
+        *,
+        identity: str = DEFAULT_IDENTITY,
+        via_api: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> Row:
         """Change some columns of ``before`` (a row as read). Unchanged values are not recorded."""
         entity = self.entity(entity_name)
         ctx = WriteContext(self, entity, identity, via_api, extra or {})
@@ -369,16 +424,25 @@ class Store:
         after[ROWVERSION] = self.next_version()
         table = entity.table
         assert table is not None
-        self.db.connection.execute(self._statement("update", table),
-                                   {**effective, ROWVERSION: after[ROWVERSION], "sandbox_rowid": before[ROWID]})
+        self.db.connection.execute(
+            self._statement("update", table),
+            {**effective, ROWVERSION: after[ROWVERSION], "sandbox_rowid": before[ROWID]},
+        )
         self._wrote(entity, changed_rows=True)
         self._record(entity, "update", after, list(effective), identity)
         if behavior is not None:
             behavior.after_write(ctx, "update", after, before)
         return after
 
-    def delete(self, entity_name: str, row: Row, *, identity: str = DEFAULT_IDENTITY,
-               via_api: bool = False, extra: dict[str, Any] | None = None) -> None:
+    def delete(
+        self,
+        entity_name: str,
+        row: Row,
+        *,
+        identity: str = DEFAULT_IDENTITY,
+        via_api: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         entity = self.entity(entity_name)
         ctx = WriteContext(self, entity, identity, via_api, extra or {})
         behavior = self.behavior(entity)
@@ -405,26 +469,30 @@ class Store:
 
     def _statement(self, kind: str, table: sa.Table) -> Any:
         """The reusable insert/update/delete of ``table`` (updates set the columns given as parameters)."""
+
         def build() -> Any:
             if kind == "insert":
                 return sa.insert(table)
             if kind == "update":
                 return sa.update(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
             return sa.delete(table).where(table.c[ROWID] == sa.bindparam("sandbox_rowid"))
+
         return self.statement((kind, table.name), build)
 
     def behavior(self, entity: EntityType) -> EntityBehavior | None:
         """The rules of an entity; an alias (a view over another entity's table) shares its base's."""
-        return self.behaviors.get(entity.name) or (
-            self.behaviors.get(entity.alias_of) if entity.alias_of else None)
+        return self.behaviors.get(entity.name) or (self.behaviors.get(entity.alias_of) if entity.alias_of else None)
 
     def _new_row(self, entity: EntityType, values: Mapping[str, Any]) -> tuple[Row, dict[str, Any]]:
         """``values`` completed with property defaults and stamps, and the key values generated here."""
         defaults = self._defaults.get(entity.name)
         if defaults is None:
             plain = {prop.name: None if callable(prop.default) else prop.default for prop in entity.properties.values()}
-            made = [(prop.name, prop.default, prop.default is new_guid and prop.name in entity.key)
-                    for prop in entity.properties.values() if callable(prop.default)]
+            made = [
+                (prop.name, prop.default, prop.default is new_guid and prop.name in entity.key)
+                for prop in entity.properties.values()
+                if callable(prop.default)
+            ]
             defaults = self._defaults[entity.name] = (plain, made)
         plain, made = defaults
         # Copy and update run in C; the row keeps the properties' order whatever the values' order.
@@ -484,8 +552,11 @@ class Store:
     @staticmethod
     def _duplicate(entity: EntityType, values: Mapping[str, Any]) -> Conflict:
         described = ", ".join(f"{k}: {v}" for k, v in values.items())
-        return Conflict("A record with matching key values already exists.", "0x80040237",
-                        detail=f"Cannot create a record in {entity.name}. {described}. The record already exists.")
+        return Conflict(
+            "A record with matching key values already exists.",
+            "0x80040237",
+            detail=f"Cannot create a record in {entity.name}. {described}. The record already exists.",
+        )
 
     def _key_to_check(self, entity: EntityType, key: Sequence[str], row: Row, fresh_key: bool) -> dict[str, Any] | None:
         """The values of ``key`` in ``row`` that a uniqueness check must look for, or None when there is nothing
@@ -507,8 +578,10 @@ class Store:
             values = self._key_to_check(entity, key, row, fresh_key)
             if values is None:
                 continue
-            query = self.statement(("unique", table.name, tuple(key), own_rowid is not None),
-                                   lambda key=key: _unique_query(table, key, excluding_own=own_rowid is not None))
+            query = self.statement(
+                ("unique", table.name, tuple(key), own_rowid is not None),
+                lambda key=key: _unique_query(table, key, excluding_own=own_rowid is not None),
+            )
             params = {f"sandbox_w_{k}": v for k, v in values.items()}
             if own_rowid is not None:
                 params["sandbox_own_rowid"] = own_rowid
@@ -537,28 +610,31 @@ class Store:
             if found:
                 raise self._duplicate(entity, dict(zip(key, found[0])))
 
-    def find_keys(self, table: sa.Table, key: Sequence[str], probe: list[tuple[Any, ...]], *,
-                  first: bool = False) -> list[tuple[Any, ...]]:
+    def find_keys(
+        self, table: sa.Table, key: Sequence[str], probe: list[tuple[Any, ...]], *, first: bool = False
+    ) -> list[tuple[Any, ...]]:
         """The ``key`` values of the rows of ``table`` whose ``key`` equals one of ``probe`` (tuples in the
         key's order), as SQL compares them: every such row, or with ``first`` the first one found. A few
         queries for any number of keys (one per :data:`_PROBE_CHUNK`)."""
         found: list[tuple[Any, ...]] = []
         connection = self.db.connection
         for start in range(0, len(probe), _PROBE_CHUNK):
-            chunk = probe[start:start + _PROBE_CHUNK]
+            chunk = probe[start : start + _PROBE_CHUNK]
             leads = list({v[0] for v in chunk})
-            if connection.dialect.name == "sqlite" and all(type(v) is str or type(v) is int
-                                                            for values in chunk for v in values):
+            if connection.dialect.name == "sqlite" and all(
+                type(v) is str or type(v) is int for values in chunk for v in values
+            ):
                 # The same query written out: SQLAlchemy renders the names of an expanding IN's parameters
                 # anew on every call, about a tenth of a bulk create's time. Text and integers need no bind
                 # processing.
-                result = connection.exec_driver_sql(*_probe_sql(connection, table, list(key), leads, chunk,
-                                                                first=first))
+                result = connection.exec_driver_sql(
+                    *_probe_sql(connection, table, list(key), leads, chunk, first=first)
+                )
             else:
-                query = self.statement(("unique_many", table.name, tuple(key)),
-                                       lambda: _unique_many_query(table, key))
-                params: dict[str, Any] = {"sandbox_keys": leads} if len(key) == 1 \
-                    else {"sandbox_leads": leads, "sandbox_keys": chunk}
+                query = self.statement(("unique_many", table.name, tuple(key)), lambda: _unique_many_query(table, key))
+                params: dict[str, Any] = (
+                    {"sandbox_keys": leads} if len(key) == 1 else {"sandbox_leads": leads, "sandbox_keys": chunk}
+                )
                 result = connection.execute(query, params)
             if first:
                 row = result.first()
@@ -568,8 +644,9 @@ class Store:
                 found.extend(tuple(row) for row in result)
         return found
 
-    def _change_image(self, entity: EntityType, row: Row,
-                      changed: list[str]) -> tuple[str, dict[str, Any], list[str], dict[str, Any]] | None:
+    def _change_image(
+        self, entity: EntityType, row: Row, changed: list[str]
+    ) -> tuple[str, dict[str, Any], list[str], dict[str, Any]] | None:
         """(table, key, changed, after) of a change to record, or None when the entity is not tracked."""
         if self.outbox is None or not entity.tracked:
             return None
@@ -585,8 +662,7 @@ class Store:
             after = {k: row.get(k) for k in properties}
         return entity.name, key, changed, after
 
-    def _record(self, entity: EntityType, operation: Operation, row: Row, changed: list[str],
-                identity: str) -> None:
+    def _record(self, entity: EntityType, operation: Operation, row: Row, changed: list[str], identity: str) -> None:
         image = self._change_image(entity, row, changed)
         if image is None:
             return
@@ -595,8 +671,17 @@ class Store:
         self.outbox.record(self.db, name, key, operation, changed, after, identity)
         self._pend(name, key, operation, changed, after, identity)
 
-    def _pend(self, name: str, key: dict[str, Any], operation: Operation, changed: list[str], after: dict[str, Any],
-              identity: str, *, copy_changed: bool = True) -> None:
+    def _pend(
+        self,
+        name: str,
+        key: dict[str, Any],
+        operation: Operation,
+        changed: list[str],
+        after: dict[str, Any],
+        identity: str,
+        *,
+        copy_changed: bool = True,
+    ) -> None:
         """Remember a change for the commit hooks (live sync) of this transaction (``copy_changed=False``:
         ``changed`` is already a list of its own, which a chunk's rows may share: hooks only read it)."""
         if self.commit_hooks:
@@ -604,9 +689,16 @@ class Store:
             if pending is None:
                 pending = self.db.bag[_PENDING_KEY] = []
                 self.db.before_commit(lambda: self._run_commit_hooks(pending))
-            pending.append({"table": name, "key": key, "operation": operation,
-                            "changed": list(changed) if copy_changed else changed, "after": after,
-                            "identity": identity})
+            pending.append(
+                {
+                    "table": name,
+                    "key": key,
+                    "operation": operation,
+                    "changed": list(changed) if copy_changed else changed,
+                    "after": after,
+                    "identity": identity,
+                }
+            )
 
     def _run_commit_hooks(self, changes: list[dict[str, Any]]) -> None:
         for hook in list(self.commit_hooks):
@@ -628,18 +720,29 @@ def _unique_many_query(table: sa.Table, key: Sequence[str]) -> Any:
         return sa.select(*columns).where(columns[0].in_(sa.bindparam("sandbox_keys", expanding=True)))
     # SQLite scans the whole table for a row-value IN; the IN on the key's first column alone lets it search
     # the key's index (PostgreSQL does either way).
-    return sa.select(*columns).where(columns[0].in_(sa.bindparam("sandbox_leads", expanding=True)),
-                                     sa.tuple_(*columns).in_(sa.bindparam("sandbox_keys", expanding=True)))
+    return sa.select(*columns).where(
+        columns[0].in_(sa.bindparam("sandbox_leads", expanding=True)),
+        sa.tuple_(*columns).in_(sa.bindparam("sandbox_keys", expanding=True)),
+    )
 
 
-def _probe_sql(connection: sa.Connection, table: sa.Table, key: list[str], leads: list[Any],
-               probe: list[tuple[Any, ...]], *, first: bool) -> tuple[str, tuple[Any, ...]]:
+def _probe_sql(
+    connection: sa.Connection,
+    table: sa.Table,
+    key: list[str],
+    leads: list[Any],
+    probe: list[tuple[Any, ...]],
+    *,
+    first: bool,
+) -> tuple[str, tuple[Any, ...]]:
     """(SQL, parameters) of :meth:`Store.find_keys`'s query for ``probe`` (qmark parameters): the key's rows
     found (with ``first``, the first one), searched through the key's first column."""
     quote = connection.dialect.identifier_preparer.quote
     names = ", ".join(quote(name) for name in key)
-    sql = (f"SELECT {names} FROM {connection.dialect.identifier_preparer.format_table(table)} "
-           f"WHERE {quote(key[0])} IN ({', '.join('?' * len(leads))})")
+    sql = (
+        f"SELECT {names} FROM {connection.dialect.identifier_preparer.format_table(table)} "
+        f"WHERE {quote(key[0])} IN ({', '.join('?' * len(leads))})"
+    )
     parameters: list[Any] = list(leads)
     if len(key) > 1:
         row_marks = "(" + ", ".join("?" * len(key)) + ")"

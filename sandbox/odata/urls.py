@@ -39,7 +39,8 @@ def _split_outside(text: str, separator: str, openers: str, closers: str) -> lis
     pattern = _SPECIALS.get((separator, openers, closers))
     if pattern is None:
         pattern = _SPECIALS[(separator, openers, closers)] = re.compile(
-            "[" + re.escape("'" + separator + openers + closers) + "]")
+            "[" + re.escape("'" + separator + openers + closers) + "]"
+        )
     parts: list[str] = []
     start = 0
     quoted = False
@@ -68,8 +69,7 @@ def _split_outside(text: str, separator: str, openers: str, closers: str) -> lis
     if quoted:
         raise BadRequest(f"There is an unterminated literal in '{text}'.", "0x80060888")
     if depth != 0:
-        raise BadRequest(f"Bad Request - Error in query syntax: unbalanced parentheses in '{text}'.",
-                         "0x80060888")
+        raise BadRequest(f"Bad Request - Error in query syntax: unbalanced parentheses in '{text}'.", "0x80060888")
     parts.append(text[start:])
     return parts
 
@@ -129,8 +129,7 @@ def parse_key_predicate(text: str) -> tuple[dict[str, Any] | None, Any]:
     for arg in args:
         name, eq, value = arg.partition("=")
         if not eq or not name.strip():
-            raise BadRequest(f"Bad Request - Error in query syntax: key part '{arg}' is not name=value.",
-                             "0x80060888")
+            raise BadRequest(f"Bad Request - Error in query syntax: key part '{arg}' is not name=value.", "0x80060888")
         key[name.strip()] = parse_literal(value)
     return key, None
 

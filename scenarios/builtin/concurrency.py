@@ -24,13 +24,18 @@ def _writes(ctx: ScenarioContext, customer: Customer) -> Counter:
 def _both(ctx: ScenarioContext, customer: Customer, expected: dict[str, str]) -> None:
     """Both sides hold ``expected`` (SCM field -> value) for the customer."""
     sales_row, scm_row = customer_rows(ctx, customer, SALES_COLUMNS, SCM_COLUMNS)
-    wrong = {f: (scm_row.get(f), sales_row.get(PAIRS[f])) for f, v in expected.items()
-             if scm_row.get(f) != v or sales_row.get(PAIRS[f]) != v}
+    wrong = {
+        f: (scm_row.get(f), sales_row.get(PAIRS[f]))
+        for f, v in expected.items()
+        if scm_row.get(f) != v or sales_row.get(PAIRS[f]) != v
+    }
     ctx.check(not wrong, f"expected {expected}; differing (SCM, Sales): {wrong}", sales=sales_row, scm=scm_row)
 
 
-@scenario("concurrent-edits-on-both-sides",
-          "Edits to one customer from both apps: all land, the last write wins, no echo, and both sides converge")
+@scenario(
+    "concurrent-edits-on-both-sides",
+    "Edits to one customer from both apps: all land, the last write wins, no echo, and both sides converge",
+)
 def concurrent_edits(ctx: ScenarioContext) -> None:
     """Interleaved edits of different fields from Sales and SCM all arrive on both sides; the same field
     edited on one side and then the other ends with the last value on both; each edit is written across
@@ -44,8 +49,16 @@ def concurrent_edits(ctx: ScenarioContext) -> None:
         ctx.scm.update("CustomersV3", customer.scm_key, {"SalesMemo": "memo from SCM"})
         ctx.sales.update("accounts", customer.account_id, {"address1_city": "Bellevue"})
         ctx.scm.update("CustomersV3", customer.scm_key, {"PrimaryContactEmail": "ap@example.com"})
-        _both(ctx, customer, {"PrimaryContactPhone": "555-0701", "SalesMemo": "memo from SCM",
-                              "AddressCity": "Bellevue", "PrimaryContactEmail": "ap@example.com"})
+        _both(
+            ctx,
+            customer,
+            {
+                "PrimaryContactPhone": "555-0701",
+                "SalesMemo": "memo from SCM",
+                "AddressCity": "Bellevue",
+                "PrimaryContactEmail": "ap@example.com",
+            },
+        )
 
     with ctx.step("The same field edited in Sales, then SCM, then Sales: the last value wins on both sides"):
         ctx.sales.update("accounts", customer.account_id, {"name": "First (Sales)"})
@@ -60,31 +73,46 @@ def concurrent_edits(ctx: ScenarioContext) -> None:
         after_sales = _writes(ctx, customer)
         ctx.scm.update("CustomersV3", customer.scm_key, {"PrimaryContactPhone": "555-0703"})
         after_scm = _writes(ctx, customer)
-        ctx.check(after_sales - before == Counter({"to_scm": 1}) and after_scm - after_sales == Counter({"to_sales": 1}),
-                  f"one write per edit (Sales edit: {dict(after_sales - before)}, SCM edit: "
-                  f"{dict(after_scm - after_sales)})")
+        ctx.check(
+            after_sales - before == Counter({"to_scm": 1}) and after_scm - after_sales == Counter({"to_sales": 1}),
+            f"one write per edit (Sales edit: {dict(after_sales - before)}, SCM edit: {dict(after_scm - after_sales)})",
+        )
         _both(ctx, customer, {"PrimaryContactPhone": "555-0703"})
 
     with map_restored(ctx, MAP):
         with ctx.step("Both sides edit the customer in the same window (the map paused)"):
             ctx.map_action(MAP, "pause")
             ctx.sales.update("accounts", customer.account_id, {"telephone1": "555-0704", "name": "Renamed in Sales"})
-            ctx.scm.update("CustomersV3", customer.scm_key, {"SalesMemo": "edited in SCM",
-                                                            "OrganizationName": "Renamed in SCM"})
+            ctx.scm.update(
+                "CustomersV3", customer.scm_key, {"SalesMemo": "edited in SCM", "OrganizationName": "Renamed in SCM"}
+            )
             sales_row, scm_row = customer_rows(ctx, customer, SALES_COLUMNS, SCM_COLUMNS)
-            ctx.check(sales_row["name"] == "Renamed in Sales" and scm_row["OrganizationName"] == "Renamed in SCM",
-                      "each side has its own edits", sales=sales_row, scm=scm_row)
+            ctx.check(
+                sales_row["name"] == "Renamed in Sales" and scm_row["OrganizationName"] == "Renamed in SCM",
+                "each side has its own edits",
+                sales=sales_row,
+                scm=scm_row,
+            )
 
         with ctx.step("When the map catches up, both sides converge and keep each side's untouched edits"):
             status = ctx.map_action(MAP, "resume", mode="catchup")
             ctx.check(status["state"] == "Running", "the map runs", scm=status)
             sales_row, scm_row = customer_rows(ctx, customer, SALES_COLUMNS, SCM_COLUMNS)
-            differing = {f: (scm_row.get(f), sales_row.get(c)) for f, c in PAIRS.items()
-                         if scm_row.get(f) != sales_row.get(c)}
-            ctx.check(not differing, f"both sides agree (differing SCM vs Sales: {differing})",
-                      sales=sales_row, scm=scm_row)
-            ctx.check(scm_row["PrimaryContactPhone"] == "555-0704" and scm_row["SalesMemo"] == "edited in SCM",
-                      "the phone edited only in Sales and the memo edited only in SCM both survive",
-                      sales=sales_row, scm=scm_row)
-            ctx.check(scm_row["OrganizationName"] in ("Renamed in Sales", "Renamed in SCM"),
-                      "the name edited on both sides is one of the two edits", sales=sales_row, scm=scm_row)
+            differing = {
+                f: (scm_row.get(f), sales_row.get(c)) for f, c in PAIRS.items() if scm_row.get(f) != sales_row.get(c)
+            }
+            ctx.check(
+                not differing, f"both sides agree (differing SCM vs Sales: {differing})", sales=sales_row, scm=scm_row
+            )
+            ctx.check(
+                scm_row["PrimaryContactPhone"] == "555-0704" and scm_row["SalesMemo"] == "edited in SCM",
+                "the phone edited only in Sales and the memo edited only in SCM both survive",
+                sales=sales_row,
+                scm=scm_row,
+            )
+            ctx.check(
+                scm_row["OrganizationName"] in ("Renamed in Sales", "Renamed in SCM"),
+                "the name edited on both sides is one of the two edits",
+                sales=sales_row,
+                scm=scm_row,
+            )

@@ -4,12 +4,21 @@ enforced by SCM's order processes."""
 from __future__ import annotations
 
 from scenarios import scenario
-from scenarios.builtin._helpers import (ON_HOLD, Customer, customer_rows, new_customer, new_order, order_status,
-                                        scm_order_action)
+from scenarios.builtin._helpers import (
+    ON_HOLD,
+    Customer,
+    customer_rows,
+    new_customer,
+    new_order,
+    order_status,
+    scm_order_action,
+)
 from scenarios.context import ScenarioContext
 
-HOLD_COLUMNS = (["msdyn_onholdstatus", "creditlimit", "msdyn_creditlimitismandatory"],
-                ["OnHoldStatus", "CreditLimit", "CreditLimitIsMandatory"])
+HOLD_COLUMNS = (
+    ["msdyn_onholdstatus", "creditlimit", "msdyn_creditlimitismandatory"],
+    ["OnHoldStatus", "CreditLimit", "CreditLimitIsMandatory"],
+)
 
 
 def _hold_agrees(ctx: ScenarioContext, customer: Customer, expected: str) -> None:
@@ -19,13 +28,19 @@ def _hold_agrees(ctx: ScenarioContext, customer: Customer, expected: str) -> Non
     # echoed back, so Sales keeps the empty value until someone sets one.
     sales_value = sales_row["msdyn_onholdstatus"]
     sales_agrees = sales_value == ON_HOLD[expected] or (sales_value is None and expected == "No")
-    ctx.check(scm_row["OnHoldStatus"] == expected and sales_agrees,
-              f"the customer is on hold '{expected}' on both sides (SCM {scm_row['OnHoldStatus']}, Sales "
-              f"{sales_row['msdyn_onholdstatus']})", sales=sales_row, scm=scm_row)
+    ctx.check(
+        scm_row["OnHoldStatus"] == expected and sales_agrees,
+        f"the customer is on hold '{expected}' on both sides (SCM {scm_row['OnHoldStatus']}, Sales "
+        f"{sales_row['msdyn_onholdstatus']})",
+        sales=sales_row,
+        scm=scm_row,
+    )
 
 
-@scenario("customer-on-hold-blocks-confirmation",
-          "A customer on hold, or over a mandatory credit limit, cannot have orders confirmed or invoiced in SCM")
+@scenario(
+    "customer-on-hold-blocks-confirmation",
+    "A customer on hold, or over a mandatory credit limit, cannot have orders confirmed or invoiced in SCM",
+)
 def customer_on_hold(ctx: ScenarioContext) -> None:
     """Holds set in SCM or Sales reach the other side and block confirmation (hold All) or invoicing (hold
     Invoice) in SCM until released; a mandatory credit limit set in Sales blocks confirming an order above it
@@ -65,13 +80,19 @@ def customer_on_hold(ctx: ScenarioContext) -> None:
         invoice = scm_order_action(ctx, order, "PostInvoice") or {}
         ctx.check(bool(invoice.get("InvoiceNumber")), "PostInvoice returned the invoice", scm=invoice)
         order_status(ctx, order, "Invoiced")
-        ctx.note("Invoice", "SCM", "sales invoice", invoice["InvoiceNumber"], "Posted", invoice.get("TotalInvoiceAmount"))
+        ctx.note(
+            "Invoice", "SCM", "sales invoice", invoice["InvoiceNumber"], "Posted", invoice.get("TotalInvoiceAmount")
+        )
 
     with ctx.step("A mandatory credit limit of 500 set in Sales reaches SCM"):
         limited = new_customer(ctx, "CRM-L", creditlimit=500, msdyn_creditlimitismandatory=True)
         sales_row, scm_row = customer_rows(ctx, limited, *HOLD_COLUMNS)
-        ctx.check(float(scm_row["CreditLimit"]) == 500 and scm_row["CreditLimitIsMandatory"] == "Yes",
-                  "SCM has the mandatory limit", sales=sales_row, scm=scm_row)
+        ctx.check(
+            float(scm_row["CreditLimit"]) == 500 and scm_row["CreditLimitIsMandatory"] == "Yes",
+            "SCM has the mandatory limit",
+            sales=sales_row,
+            scm=scm_row,
+        )
         ctx.note("Credit limit", "Sales", "account", limited.number, "mandatory", 500)
 
     with ctx.step("An order above the limit cannot be confirmed; it stays Active on both sides"):
@@ -82,8 +103,12 @@ def customer_on_hold(ctx: ScenarioContext) -> None:
     with ctx.step("SCM raises the credit limit; Sales shows it; now the order is confirmed on both sides"):
         ctx.scm.update("CustomersV3", limited.scm_key, {"CreditLimit": 100000})
         sales_row, scm_row = customer_rows(ctx, limited, *HOLD_COLUMNS)
-        ctx.check(float(sales_row["creditlimit"]) == 100000 and sales_row["msdyn_creditlimitismandatory"] is True,
-                  "Sales has the new limit, still mandatory", sales=sales_row, scm=scm_row)
+        ctx.check(
+            float(sales_row["creditlimit"]) == 100000 and sales_row["msdyn_creditlimitismandatory"] is True,
+            "Sales has the new limit, still mandatory",
+            sales=sales_row,
+            scm=scm_row,
+        )
         scm_order_action(ctx, big, "Confirm")
         order_status(ctx, big, "Confirmed")
         ctx.note("Raise limit", "SCM", "customer", limited.number, "mandatory", 100000)

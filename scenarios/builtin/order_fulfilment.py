@@ -7,8 +7,17 @@ sales-status map) and receives the invoices SCM posts.
 from __future__ import annotations
 
 from scenarios import scenario
-from scenarios.builtin._helpers import (invoice_synced, new_customer, new_order, on_hand, order_lines_agree,
-                                        order_status, order_totals_agree, q, scm_order_action)
+from scenarios.builtin._helpers import (
+    invoice_synced,
+    new_customer,
+    new_order,
+    on_hand,
+    order_lines_agree,
+    order_status,
+    order_totals_agree,
+    q,
+    scm_order_action,
+)
 from scenarios.context import ScenarioContext
 
 
@@ -26,20 +35,34 @@ def order_cancellation(ctx: ScenarioContext) -> None:
         scm_order_action(ctx, order, "Confirm")
         order_status(ctx, order, "Confirmed")
         order_totals_agree(ctx, order)
-        reserved = ctx.scm.query("SalesOrderLines", cross_company=True, select=["ReservedSalesQuantity"],
-                                 filter=f"dataAreaId eq {q(order.company)} and SalesOrderNumber eq {q(order.number)}")
-        ctx.check(sum(float(r["ReservedSalesQuantity"]) for r in reserved) == 3, "all 3 units are reserved", scm=reserved)
+        reserved = ctx.scm.query(
+            "SalesOrderLines",
+            cross_company=True,
+            select=["ReservedSalesQuantity"],
+            filter=f"dataAreaId eq {q(order.company)} and SalesOrderNumber eq {q(order.number)}",
+        )
+        ctx.check(
+            sum(float(r["ReservedSalesQuantity"]) for r in reserved) == 3, "all 3 units are reserved", scm=reserved
+        )
 
     with ctx.step("SCM cancels the order; Sales shows it Canceled with canceled lines"):
         scm_order_action(ctx, order, "Cancel")
         sales_row, scm_row = order_status(ctx, order, "Canceled")
         lines = order_lines_agree(ctx, order, expected=2, status={1: "Canceled", 2: "Canceled"})
-        ctx.check(all(float(line.get("DeliveredSalesQuantity") or 0) == 0 for line in lines),
-                  "nothing was delivered", scm=lines)
-        reserved = ctx.scm.query("SalesOrderLines", cross_company=True, select=["ReservedSalesQuantity"],
-                                 filter=f"dataAreaId eq {q(order.company)} and SalesOrderNumber eq {q(order.number)}")
-        ctx.check(all(float(r["ReservedSalesQuantity"]) == 0 for r in reserved), "the reservations are released",
-                  scm=reserved)
+        ctx.check(
+            all(float(line.get("DeliveredSalesQuantity") or 0) == 0 for line in lines),
+            "nothing was delivered",
+            scm=lines,
+        )
+        reserved = ctx.scm.query(
+            "SalesOrderLines",
+            cross_company=True,
+            select=["ReservedSalesQuantity"],
+            filter=f"dataAreaId eq {q(order.company)} and SalesOrderNumber eq {q(order.number)}",
+        )
+        ctx.check(
+            all(float(r["ReservedSalesQuantity"]) == 0 for r in reserved), "the reservations are released", scm=reserved
+        )
         ctx.note("Cancel", "SCM", "sales order", order.number, scm_row["SalesOrderProcessingStatus"])
         ctx.note("Cancel", "Sales", "sales order", order.number, f"state {sales_row['statecode']}")
 
@@ -60,8 +83,10 @@ def order_cancellation(ctx: ScenarioContext) -> None:
         ctx.note("Deliver", "SCM", "sales order", delivered.number, "Delivered (not cancellable)")
 
 
-@scenario("partial-delivery-and-invoicing",
-          "SCM delivers and invoices an order in parts; Sales follows every step and gets each invoice")
+@scenario(
+    "partial-delivery-and-invoicing",
+    "SCM delivers and invoices an order in parts; Sales follows every step and gets each invoice",
+)
 def partial_delivery_and_invoicing(ctx: ScenarioContext) -> None:
     """Deliver part of a line, invoice it, deliver the rest, invoice the rest: the processing status, the
     line statuses, on-hand and the invoices agree on both sides at each step, and the invoices add up."""
@@ -92,27 +117,40 @@ def partial_delivery_and_invoicing(ctx: ScenarioContext) -> None:
         ctx.check(bool(invoice.get("InvoiceNumber")), "PostInvoice returned the invoice", scm=invoice)
         invoices.append(invoice["InvoiceNumber"])
         sales_invoice, scm_invoice = invoice_synced(ctx, invoice["InvoiceNumber"], lines=1)
-        ctx.check(sales_invoice.get("_salesorderid_value") == order.order_id, "the Sales invoice points at the order",
-                  sales=sales_invoice, scm=scm_invoice)
-        sales_lines = ctx.sales.query("invoicedetails", select=["quantity"],
-                                      filter=f"_invoiceid_value eq {sales_invoice['invoiceid']}")
+        ctx.check(
+            sales_invoice.get("_salesorderid_value") == order.order_id,
+            "the Sales invoice points at the order",
+            sales=sales_invoice,
+            scm=scm_invoice,
+        )
+        sales_lines = ctx.sales.query(
+            "invoicedetails", select=["quantity"], filter=f"_invoiceid_value eq {sales_invoice['invoiceid']}"
+        )
         ctx.check(float(sales_lines[0]["quantity"]) == 2, "the invoice line is for the 2 delivered", sales=sales_lines)
         order_status(ctx, order, "PartiallyInvoiced")
-        ctx.note("Invoice 2", "SCM", "sales invoice", invoice["InvoiceNumber"], "Posted", scm_invoice["TotalInvoiceAmount"])
-        ctx.note("Invoice 2", "Sales", "invoice", invoice["InvoiceNumber"], "Billed", sales_invoice["msdyn_totalamount"])
+        ctx.note(
+            "Invoice 2", "SCM", "sales invoice", invoice["InvoiceNumber"], "Posted", scm_invoice["TotalInvoiceAmount"]
+        )
+        ctx.note(
+            "Invoice 2", "Sales", "invoice", invoice["InvoiceNumber"], "Billed", sales_invoice["msdyn_totalamount"]
+        )
 
     with ctx.step("Invoicing again with nothing new delivered is refused; both sides are unchanged"):
         ctx.expect_error(lambda: scm_order_action(ctx, order, "PostInvoice"), status=400, contains="packing slip")
         order_status(ctx, order, "PartiallyInvoiced")
-        count = len(ctx.sales.query("invoices", select=["invoiceid"], filter=f"_salesorderid_value eq {order.order_id}"))
+        count = len(
+            ctx.sales.query("invoices", select=["invoiceid"], filter=f"_salesorderid_value eq {order.order_id}")
+        )
         ctx.check(count == 1, f"Sales still has one invoice for the order ({count})")
 
     with ctx.step("SCM delivers the rest; every line is Delivered on both sides"):
         scm_order_action(ctx, order, "PostPackingSlip")
         order_lines_agree(ctx, order, expected=2, status={1: "Delivered", 2: "Delivered"})
         order_status(ctx, order, "PartiallyInvoiced")
-        ctx.check(on_hand(ctx, "D0003") == before["D0003"] - 5 and on_hand(ctx, "L0001") == before["L0001"] - 3,
-                  "on-hand dropped by everything ordered")
+        ctx.check(
+            on_hand(ctx, "D0003") == before["D0003"] - 5 and on_hand(ctx, "L0001") == before["L0001"] - 3,
+            "on-hand dropped by everything ordered",
+        )
 
     with ctx.step("SCM invoices the rest; Sales gets the second invoice and shows the order Invoiced"):
         invoice = scm_order_action(ctx, order, "PostInvoice") or {}
@@ -120,22 +158,42 @@ def partial_delivery_and_invoicing(ctx: ScenarioContext) -> None:
         invoice_synced(ctx, invoice["InvoiceNumber"], lines=2)
         sales_row, scm_row = order_status(ctx, order, "Invoiced")
         order_lines_agree(ctx, order, expected=2, status={1: "Invoiced", 2: "Invoiced"})
-        ctx.note("Invoice rest", "SCM", "sales invoice", invoice["InvoiceNumber"], "Posted",
-                 invoice.get("TotalInvoiceAmount"))
+        ctx.note(
+            "Invoice rest",
+            "SCM",
+            "sales invoice",
+            invoice["InvoiceNumber"],
+            "Posted",
+            invoice.get("TotalInvoiceAmount"),
+        )
 
     with ctx.step("The two invoices add up to the order total on both sides"):
-        scm_invoices = ctx.scm.query("SalesInvoiceHeadersV2", cross_company=True, select=["InvoiceNumber",
-                                                                                             "TotalInvoiceAmount"],
-                                     filter=f"dataAreaId eq {q(order.company)} and SalesOrderNumber eq {q(order.number)}")
-        sales_invoices = ctx.sales.query("invoices", select=["msdyn_invoicenumber", "msdyn_totalamount"],
-                                         filter=f"_salesorderid_value eq {order.order_id}")
-        ctx.check(sorted(i["InvoiceNumber"] for i in scm_invoices) == sorted(invoices) ==
-                  sorted(i["msdyn_invoicenumber"] for i in sales_invoices),
-                  f"both sides have the invoices {invoices}", sales=sales_invoices, scm=scm_invoices)
+        scm_invoices = ctx.scm.query(
+            "SalesInvoiceHeadersV2",
+            cross_company=True,
+            select=["InvoiceNumber", "TotalInvoiceAmount"],
+            filter=f"dataAreaId eq {q(order.company)} and SalesOrderNumber eq {q(order.number)}",
+        )
+        sales_invoices = ctx.sales.query(
+            "invoices",
+            select=["msdyn_invoicenumber", "msdyn_totalamount"],
+            filter=f"_salesorderid_value eq {order.order_id}",
+        )
+        ctx.check(
+            sorted(i["InvoiceNumber"] for i in scm_invoices)
+            == sorted(invoices)
+            == sorted(i["msdyn_invoicenumber"] for i in sales_invoices),
+            f"both sides have the invoices {invoices}",
+            sales=sales_invoices,
+            scm=scm_invoices,
+        )
         _, scm_row = order_totals_agree(ctx, order)
         scm_total = sum(float(i["TotalInvoiceAmount"]) for i in scm_invoices)
         sales_total = sum(float(i["msdyn_totalamount"]) for i in sales_invoices)
-        ctx.check(abs(scm_total - float(scm_row["OrderTotalAmount"])) < 0.01 and abs(sales_total - scm_total) < 0.01,
-                  f"invoiced {scm_total} in SCM, {sales_total} in Sales, order total {scm_row['OrderTotalAmount']}",
-                  sales=sales_invoices, scm=scm_invoices)
+        ctx.check(
+            abs(scm_total - float(scm_row["OrderTotalAmount"])) < 0.01 and abs(sales_total - scm_total) < 0.01,
+            f"invoiced {scm_total} in SCM, {sales_total} in Sales, order total {scm_row['OrderTotalAmount']}",
+            sales=sales_invoices,
+            scm=scm_invoices,
+        )
         ctx.note("Total", "SCM", "sales order", order.number, "Invoiced", scm_total)

@@ -27,19 +27,36 @@ def _scm_customer(ctx: ScenarioContext, number: str) -> dict[str, Any] | None:
 
 def _qualified_lead(ctx: ScenarioContext) -> dict[str, Any]:
     company_name = ctx.fake.company()
-    lead_id = ctx.sales.create("leads", {
-        "subject": f"Audio for {company_name}", "firstname": ctx.fake.first_name(), "lastname": ctx.fake.last_name(),
-        "companyname": company_name, "emailaddress1": ctx.fake.company_email()})
-    created = ctx.sales.action("QualifyLead", {"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True,
-                                               "Status": 3}, entity_set="leads", key=lead_id)
+    lead_id = ctx.sales.create(
+        "leads",
+        {
+            "subject": f"Audio for {company_name}",
+            "firstname": ctx.fake.first_name(),
+            "lastname": ctx.fake.last_name(),
+            "companyname": company_name,
+            "emailaddress1": ctx.fake.company_email(),
+        },
+    )
+    created = ctx.sales.action(
+        "QualifyLead",
+        {"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True, "Status": 3},
+        entity_set="leads",
+        key=lead_id,
+    )
     kinds = {item["@odata.type"].rsplit(".", 1)[-1]: item for item in (created or {}).get("value", [])}
     ctx.check(set(kinds) >= {"account", "contact", "opportunity"}, f"QualifyLead created {sorted(kinds)}")
-    return {"lead": lead_id, "name": company_name, "account": kinds["account"]["accountid"],
-            "contact": kinds["contact"]["contactid"]}
+    return {
+        "lead": lead_id,
+        "name": company_name,
+        "account": kinds["account"]["accountid"],
+        "contact": kinds["contact"]["contactid"],
+    }
 
 
-@scenario("prospect-stays-in-sales",
-          "A qualified lead's prospect account stays in Sales; it reaches SCM only once it becomes a customer")
+@scenario(
+    "prospect-stays-in-sales",
+    "A qualified lead's prospect account stays in Sales; it reaches SCM only once it becomes a customer",
+)
 def prospect_stays_in_sales(ctx: ScenarioContext) -> None:
     """Qualify a lead; number the account as a prospect: the customers map's reversed filter
     (customertypecode eq 3) keeps it, its edits and its contact out of SCM; as a customer it appears in SCM
@@ -52,43 +69,80 @@ def prospect_stays_in_sales(ctx: ScenarioContext) -> None:
         ctx.note("Qualify", "Sales", "account", lead["name"], "Prospect")
 
     with ctx.step("The numbered prospect stays in Sales: SCM has no customer of that number"):
-        ctx.sales.update("accounts", lead["account"], {"customertypecode": PROSPECT, "accountnumber": number,
-                                                       "msdyn_company@odata.bind": f"/cdm_companies({usmf})"})
+        ctx.sales.update(
+            "accounts",
+            lead["account"],
+            {
+                "customertypecode": PROSPECT,
+                "accountnumber": number,
+                "msdyn_company@odata.bind": f"/cdm_companies({usmf})",
+            },
+        )
         account = ctx.sales.retrieve("accounts", lead["account"], select=["customertypecode", "accountnumber"])
-        ctx.check(account["customertypecode"] == PROSPECT and account["accountnumber"] == number,
-                  "Sales has the numbered prospect", sales=account)
+        ctx.check(
+            account["customertypecode"] == PROSPECT and account["accountnumber"] == number,
+            "Sales has the numbered prospect",
+            sales=account,
+        )
         ctx.check(_scm_customer(ctx, number) is None, "SCM has no such customer", sales=account)
         filters = map_status(ctx, "customers-accounts").get("filters") or {}
-        ctx.check(filters.get("sales") == "customertypecode eq 3",
-                  "the customers map only takes customers (reversed filter customertypecode eq 3)", scm=filters)
+        ctx.check(
+            filters.get("sales") == "customertypecode eq 3",
+            "the customers map only takes customers (reversed filter customertypecode eq 3)",
+            scm=filters,
+        )
 
     with ctx.step("Edits to the prospect and its contact stay in Sales"):
-        ctx.sales.update("accounts", lead["account"], {"name": f"{lead['name']} Holdings", "telephone1": "555-0505",
-                                                       "address1_city": "Tacoma"})
+        ctx.sales.update(
+            "accounts",
+            lead["account"],
+            {"name": f"{lead['name']} Holdings", "telephone1": "555-0505", "address1_city": "Tacoma"},
+        )
         ctx.sales.update("contacts", lead["contact"], {"jobtitle": "Buyer"})
         account = ctx.sales.retrieve("accounts", lead["account"], select=["name", "telephone1"])
         ctx.check(account["name"] == f"{lead['name']} Holdings", "Sales has the edits", sales=account)
         ctx.check(_scm_customer(ctx, number) is None, "SCM still has no such customer", sales=account)
-        contact = ctx.sales.retrieve("contacts", lead["contact"], select=["lastname", "msdyn_sellable",
-                                                                          "msdyn_contactpersonid"])
-        persons = ctx.scm.query("CustomersV3", cross_company=True, select=["CustomerAccount"],
-                                filter=f"PartyType eq {q('Person')} and PersonLastName eq {q(contact['lastname'])}")
-        ctx.check(not contact.get("msdyn_sellable") and not persons, "the lead's contact is no SCM customer",
-                  sales=contact, scm=persons)
+        contact = ctx.sales.retrieve(
+            "contacts", lead["contact"], select=["lastname", "msdyn_sellable", "msdyn_contactpersonid"]
+        )
+        persons = ctx.scm.query(
+            "CustomersV3",
+            cross_company=True,
+            select=["CustomerAccount"],
+            filter=f"PartyType eq {q('Person')} and PersonLastName eq {q(contact['lastname'])}",
+        )
+        ctx.check(
+            not contact.get("msdyn_sellable") and not persons,
+            "the lead's contact is no SCM customer",
+            sales=contact,
+            scm=persons,
+        )
 
     with ctx.step("The prospect becomes a customer and appears in SCM with the same number"):
         ctx.sales.update("accounts", lead["account"], customer_columns(ctx, "usmf"))
-        sales_row, scm_row = ctx.synced(sales=("accounts", f"accountid eq {lead['account']}"),
-                                        scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
-                                        fields={"CustomerAccount": "accountnumber", "OrganizationName": "name",
-                                                "PrimaryContactPhone": "telephone1", "AddressCity": "address1_city"})
-        ctx.check(scm_row["dataAreaId"] == "usmf" and scm_row["CustomerGroupId"] == "10",
-                  "in usmf, customer group 10", sales=sales_row, scm=scm_row)
+        sales_row, scm_row = ctx.synced(
+            sales=("accounts", f"accountid eq {lead['account']}"),
+            scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
+            fields={
+                "CustomerAccount": "accountnumber",
+                "OrganizationName": "name",
+                "PrimaryContactPhone": "telephone1",
+                "AddressCity": "address1_city",
+            },
+        )
+        ctx.check(
+            scm_row["dataAreaId"] == "usmf" and scm_row["CustomerGroupId"] == "10",
+            "in usmf, customer group 10",
+            sales=sales_row,
+            scm=scm_row,
+        )
         ctx.note("Customer", "SCM", "customer", number, "group 10")
 
 
-@scenario("prospect-map-syncs-prospects",
-          "With the example prospects map added, prospects reach SCM at once and become customers in place")
+@scenario(
+    "prospect-map-syncs-prospects",
+    "With the example prospects map added, prospects reach SCM at once and become customers in place",
+)
 def prospect_map_syncs_prospects(ctx: ScenarioContext) -> None:
     """The user map scenarios/examples/maps/prospects-accounts.yaml sends numbered prospects to SCM (group 30):
     create and edit one in Sales and it follows in SCM; an unnumbered prospect stays; when it becomes a customer
@@ -97,8 +151,8 @@ def prospect_map_syncs_prospects(ctx: ScenarioContext) -> None:
         _prospect_map_steps(ctx)
         return
     with ctx.step("The bridge has no prospects map: start a throwaway stack whose bridge loads the example"):
-        from leadtocash.stack import StackConfig, build_stack
         from leadtocash.runner import stack_context
+        from leadtocash.stack import StackConfig, build_stack
 
         stack = build_stack(StackConfig(memory=True, seed=1), maps_dirs=[EXAMPLE_MAPS])
     try:
@@ -122,51 +176,87 @@ def _prospect_map_steps(ctx: ScenarioContext) -> None:
 
     with ctx.step("The prospects map runs beside the shipped customers map"):
         status = map_status(ctx, PROSPECT_MAP)
-        ctx.check(status["state"] == "Running" and status["direction"] == "sales_to_scm",
-                  "the prospects map runs, Sales to SCM", scm=status)
+        ctx.check(
+            status["state"] == "Running" and status["direction"] == "sales_to_scm",
+            "the prospects map runs, Sales to SCM",
+            scm=status,
+        )
 
     with ctx.step("A numbered prospect made in Sales appears in SCM as a customer in group 30"):
         name = ctx.fake.company()
-        account_id = ctx.sales.create("accounts", {
-            "name": name, "accountnumber": number, "customertypecode": PROSPECT, "telephone1": "555-0606",
-            "msdyn_company@odata.bind": f"/cdm_companies({usmf})"})
-        sales_row, scm_row = ctx.synced(sales=("accounts", f"accountid eq {account_id}"),
-                                        scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
-                                        fields={"CustomerAccount": "accountnumber", "OrganizationName": "name",
-                                                "PrimaryContactPhone": "telephone1"})
-        ctx.check(scm_row["CustomerGroupId"] == "30" and scm_row["dataAreaId"] == "usmf"
-                  and sales_row["customertypecode"] == PROSPECT, "a usmf customer of group 30; still a prospect in "
-                  "Sales", sales=sales_row, scm=scm_row)
+        account_id = ctx.sales.create(
+            "accounts",
+            {
+                "name": name,
+                "accountnumber": number,
+                "customertypecode": PROSPECT,
+                "telephone1": "555-0606",
+                "msdyn_company@odata.bind": f"/cdm_companies({usmf})",
+            },
+        )
+        sales_row, scm_row = ctx.synced(
+            sales=("accounts", f"accountid eq {account_id}"),
+            scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
+            fields={
+                "CustomerAccount": "accountnumber",
+                "OrganizationName": "name",
+                "PrimaryContactPhone": "telephone1",
+            },
+        )
+        ctx.check(
+            scm_row["CustomerGroupId"] == "30"
+            and scm_row["dataAreaId"] == "usmf"
+            and sales_row["customertypecode"] == PROSPECT,
+            "a usmf customer of group 30; still a prospect in Sales",
+            sales=sales_row,
+            scm=scm_row,
+        )
         ctx.note("Prospect", "Sales", "account", number, "Prospect")
         ctx.note("Prospect", "SCM", "customer", number, "group 30")
 
     with ctx.step("Editing the prospect in Sales updates it in SCM"):
         ctx.sales.update("accounts", account_id, {"name": f"{name} Group", "address1_city": "Spokane"})
-        ctx.synced(sales=("accounts", f"accountid eq {account_id}"),
-                   scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
-                   fields={"OrganizationName": "name", "AddressCity": "address1_city"})
+        ctx.synced(
+            sales=("accounts", f"accountid eq {account_id}"),
+            scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
+            fields={"OrganizationName": "name", "AddressCity": "address1_city"},
+        )
 
     with ctx.step("A prospect without an account number stays in Sales"):
         unnumbered = ctx.fake.company()
-        ctx.sales.create("accounts", {"name": unnumbered, "customertypecode": PROSPECT,
-                                      "msdyn_company@odata.bind": f"/cdm_companies({usmf})"})
-        found = ctx.scm.query("CustomersV3", cross_company=True, select=["CustomerAccount"],
-                              filter=f"OrganizationName eq {q(unnumbered)}")
+        ctx.sales.create(
+            "accounts",
+            {"name": unnumbered, "customertypecode": PROSPECT, "msdyn_company@odata.bind": f"/cdm_companies({usmf})"},
+        )
+        found = ctx.scm.query(
+            "CustomersV3", cross_company=True, select=["CustomerAccount"], filter=f"OrganizationName eq {q(unnumbered)}"
+        )
         ctx.check(not found, "SCM has no customer of that name", scm=found)
 
     with ctx.step("The prospect becomes a customer of group 10: the same SCM customer moves to group 10"):
         ctx.sales.update("accounts", account_id, customer_columns(ctx, "usmf", group="10"))
-        rows = ctx.scm.query("CustomersV3", cross_company=True, select=["dataAreaId", "CustomerGroupId"],
-                             filter=f"CustomerAccount eq {q(number)}")
+        rows = ctx.scm.query(
+            "CustomersV3",
+            cross_company=True,
+            select=["dataAreaId", "CustomerGroupId"],
+            filter=f"CustomerAccount eq {q(number)}",
+        )
         sales_row = ctx.sales.retrieve("accounts", account_id, select=["customertypecode"])
-        ctx.check(len(rows) == 1 and rows[0]["CustomerGroupId"] == "10" and sales_row["customertypecode"] == CUSTOMER,
-                  "one SCM customer, now in group 10; a customer in Sales", sales=sales_row, scm=rows)
+        ctx.check(
+            len(rows) == 1 and rows[0]["CustomerGroupId"] == "10" and sales_row["customertypecode"] == CUSTOMER,
+            "one SCM customer, now in group 10; a customer in Sales",
+            sales=sales_row,
+            scm=rows,
+        )
 
     with ctx.step("SCM edits now come back to Sales, and it stays a customer"):
-        ctx.scm.update("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": number},
-                       {"OrganizationName": f"{name} Inc"})
-        sales_row, scm_row = ctx.synced(sales=("accounts", f"accountid eq {account_id}"),
-                                        scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
-                                        fields={"OrganizationName": "name"})
+        ctx.scm.update(
+            "CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": number}, {"OrganizationName": f"{name} Inc"}
+        )
+        sales_row, scm_row = ctx.synced(
+            sales=("accounts", f"accountid eq {account_id}"),
+            scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
+            fields={"OrganizationName": "name"},
+        )
         ctx.check(sales_row["customertypecode"] == CUSTOMER, "still a customer in Sales", sales=sales_row, scm=scm_row)
         ctx.check(map_status(ctx, PROSPECT_MAP)["synced"] >= 2, "the prospects map counted its writes")

@@ -22,17 +22,28 @@ def run(ctx: ScenarioContext) -> None:
         number = f"MY-{ctx.rng.randint(10000, 99999)}"
 
     with ctx.step("Create a customer in SCM; it appears in Sales"):
-        ctx.scm.create("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": number,
-                                       "OrganizationName": ctx.fake.company(), "CustomerGroupId": "10",
-                                       "SalesCurrencyCode": "USD"})
-        account, customer = ctx.synced(sales=("accounts", f"accountnumber eq '{number}'"),
-                                       scm=("CustomersV3", f"CustomerAccount eq '{number}'"),
-                                       fields={"CustomerAccount": "accountnumber", "OrganizationName": "name"})
+        ctx.scm.create(
+            "CustomersV3",
+            {
+                "dataAreaId": "usmf",
+                "CustomerAccount": number,
+                "OrganizationName": ctx.fake.company(),
+                "CustomerGroupId": "10",
+                "SalesCurrencyCode": "USD",
+            },
+        )
+        account, customer = ctx.synced(
+            sales=("accounts", f"accountnumber eq '{number}'"),
+            scm=("CustomersV3", f"CustomerAccount eq '{number}'"),
+            fields={"CustomerAccount": "accountnumber", "OrganizationName": "name"},
+        )
         ctx.check(account["customertypecode"] == 3, "it is a customer in Sales", sales=account, scm=customer)
         ctx.note("Create", "SCM", "customer", number, customer["CustomerGroupId"])
 
     with ctx.step("Rename it in Sales; SCM has the new name"):
         ctx.sales.update("accounts", account["accountid"], {"name": "Renamed by my scenario"})
-        ctx.synced(sales=("accounts", f"accountnumber eq '{number}'"),
-                   scm=("CustomersV3", f"CustomerAccount eq '{number}'"),
-                   fields={"OrganizationName": "name"})
+        ctx.synced(
+            sales=("accounts", f"accountnumber eq '{number}'"),
+            scm=("CustomersV3", f"CustomerAccount eq '{number}'"),
+            fields={"OrganizationName": "name"},
+        )

@@ -31,22 +31,37 @@ JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    parser.add_argument("--sales-url", type=str, env_var="SANDBOX_SALES_URL", default="http://127.0.0.1:5101",
-                        help="Origin of mock Sales")
-    parser.add_argument("--scm-url", type=str, env_var="SANDBOX_SCM_URL", default="http://127.0.0.1:5102",
-                        help="Origin of mock SCM")
-    parser.add_argument("--bridge-url", type=str, env_var="SANDBOX_BRIDGE_URL", default="http://127.0.0.1:5103",
-                        help="Origin of the bridge")
+    parser.add_argument(
+        "--sales-url",
+        type=str,
+        env_var="SANDBOX_SALES_URL",
+        default="http://127.0.0.1:5101",
+        help="Origin of mock Sales",
+    )
+    parser.add_argument(
+        "--scm-url", type=str, env_var="SANDBOX_SCM_URL", default="http://127.0.0.1:5102", help="Origin of mock SCM"
+    )
+    parser.add_argument(
+        "--bridge-url",
+        type=str,
+        env_var="SANDBOX_BRIDGE_URL",
+        default="http://127.0.0.1:5103",
+        help="Origin of the bridge",
+    )
 
 
 def urls(environment: Environment) -> dict[str, str]:
     options = environment.parsed_options
+
     def pick(name: str, env: str, default: str) -> str:
         value = getattr(options, name, None) if options is not None else None
         return (value or os.environ.get(env) or default).rstrip("/")
-    return {"sales": pick("sales_url", "SANDBOX_SALES_URL", "http://127.0.0.1:5101") + "/api/data/v9.2",
-            "scm": pick("scm_url", "SANDBOX_SCM_URL", "http://127.0.0.1:5102") + "/data",
-            "bridge": pick("bridge_url", "SANDBOX_BRIDGE_URL", "http://127.0.0.1:5103")}
+
+    return {
+        "sales": pick("sales_url", "SANDBOX_SALES_URL", "http://127.0.0.1:5101") + "/api/data/v9.2",
+        "scm": pick("scm_url", "SANDBOX_SCM_URL", "http://127.0.0.1:5102") + "/data",
+        "bridge": pick("bridge_url", "SANDBOX_BRIDGE_URL", "http://127.0.0.1:5103"),
+    }
 
 
 def unique(prefix: str, length: int = 10) -> str:
@@ -60,9 +75,14 @@ def quoted(value: str) -> str:
 
 def fire_sync(environment: Environment, name: str, started: float, error: Exception | None = None) -> None:
     """Report one propagation (written on one side -> visible on the other) as a ``SYNC`` sample in ms."""
-    environment.events.request.fire(request_type=SYNC, name=name,
-                                    response_time=(time.perf_counter() - started) * 1000.0, response_length=0,
-                                    exception=error, context={})
+    environment.events.request.fire(
+        request_type=SYNC,
+        name=name,
+        response_time=(time.perf_counter() - started) * 1000.0,
+        response_length=0,
+        exception=error,
+        context={},
+    )
 
 
 def poll_until(check: Any, timeout: float = SYNC_TIMEOUT, interval: float = 0.05) -> Any:
@@ -88,8 +108,7 @@ class Reference:
             return cls._cache[sales]
 
         def first(path: str, params: dict[str, str]) -> dict[str, Any] | None:
-            response = client.get(f"{sales}/{path}", params=params, headers=JSON_HEADERS,
-                                  name=f"[setup] {path}")
+            response = client.get(f"{sales}/{path}", params=params, headers=JSON_HEADERS, name=f"[setup] {path}")
             rows = response.json().get("value", []) if response.ok else []
             return rows[0] if rows else None
 
@@ -97,18 +116,32 @@ class Reference:
         if company is None:
             return None
         company_id = company["cdm_companyid"]
-        product = first("products", {"$filter": f"msdyn_productnumber eq 'D0001' and _msdyn_company_value eq "
-                                                f"{company_id}"})
+        product = first(
+            "products", {"$filter": f"msdyn_productnumber eq 'D0001' and _msdyn_company_value eq {company_id}"}
+        )
         price_list = first("pricelevels", {"$filter": "name ne null", "$select": "pricelevelid"})
         currency = first("transactioncurrencies", {"$filter": "isocurrencycode eq 'USD'"})
-        accounts = client.get(f"{sales}/accounts", headers=JSON_HEADERS, name="[setup] accounts", params={
-            "$select": "accountid,accountnumber", "$filter": f"_msdyn_company_value eq {company_id} and "
-            + "(" + " or ".join(f"accountnumber eq '{number}'" for number in CUSTOMERS) + ")"})
+        accounts = client.get(
+            f"{sales}/accounts",
+            headers=JSON_HEADERS,
+            name="[setup] accounts",
+            params={
+                "$select": "accountid,accountnumber",
+                "$filter": f"_msdyn_company_value eq {company_id} and "
+                + "("
+                + " or ".join(f"accountnumber eq '{number}'" for number in CUSTOMERS)
+                + ")",
+            },
+        )
         account_ids = [row["accountid"] for row in accounts.json().get("value", [])] if accounts.ok else []
         if not (product and price_list and currency and account_ids):
             return None
         cls._cache[sales] = {
-            "company": company_id, "product": product["productid"], "uom": product.get("_defaultuomid_value"),
-            "price_list": price_list["pricelevelid"], "currency": currency["transactioncurrencyid"],
-            "accounts": account_ids}
+            "company": company_id,
+            "product": product["productid"],
+            "uom": product.get("_defaultuomid_value"),
+            "price_list": price_list["pricelevelid"],
+            "currency": currency["transactioncurrencyid"],
+            "accounts": account_ids,
+        }
         return cls._cache[sales]

@@ -22,16 +22,26 @@ class Reader(HttpUser):
 
     @task(3)
     def sales_accounts(self) -> None:
-        self.client.get(f"{self.sales}/accounts", name="Sales: accounts with primary contact ($expand)",
-                        headers={**JSON_HEADERS, "Prefer": "odata.maxpagesize=20"},
-                        params={"$select": "name,accountnumber", "$filter": "statecode eq 0",
-                                "$expand": "primarycontactid($select=fullname)", "$orderby": "name"})
+        self.client.get(
+            f"{self.sales}/accounts",
+            name="Sales: accounts with primary contact ($expand)",
+            headers={**JSON_HEADERS, "Prefer": "odata.maxpagesize=20"},
+            params={
+                "$select": "name,accountnumber",
+                "$filter": "statecode eq 0",
+                "$expand": "primarycontactid($select=fullname)",
+                "$orderby": "name",
+            },
+        )
 
     @task(2)
     def sales_orders(self) -> None:
-        self.client.get(f"{self.sales}/salesorders", name="Sales: recent orders",
-                        headers={**JSON_HEADERS, "Prefer": "odata.maxpagesize=25"},
-                        params={"$select": "name,totalamount,msdyn_processingstatus", "$orderby": "createdon desc"})
+        self.client.get(
+            f"{self.sales}/salesorders",
+            name="Sales: recent orders",
+            headers={**JSON_HEADERS, "Prefer": "odata.maxpagesize=25"},
+            params={"$select": "name,totalamount,msdyn_processingstatus", "$orderby": "createdon desc"},
+        )
 
     @task(1)
     def sales_count(self) -> None:
@@ -39,26 +49,50 @@ class Reader(HttpUser):
 
     @task(3)
     def scm_customers(self) -> None:
-        self.client.get(f"{self.scm}/CustomersV3", name="SCM: customers of a group (paged)", headers=JSON_HEADERS,
-                        params={"$select": "CustomerAccount,OrganizationName,CreditLimit",
-                                "$filter": f"CustomerGroupId eq {quoted(random.choice(['10', '20', '30']))}",
-                                "$orderby": "CustomerAccount", "$top": "50", "$skip": str(random.randint(0, 2) * 50)})
+        self.client.get(
+            f"{self.scm}/CustomersV3",
+            name="SCM: customers of a group (paged)",
+            headers=JSON_HEADERS,
+            params={
+                "$select": "CustomerAccount,OrganizationName,CreditLimit",
+                "$filter": f"CustomerGroupId eq {quoted(random.choice(['10', '20', '30']))}",
+                "$orderby": "CustomerAccount",
+                "$top": "50",
+                "$skip": str(random.randint(0, 2) * 50),
+            },
+        )
 
     @task(2)
     def scm_customer(self) -> None:
         account = random.choice(CUSTOMERS)
-        self.client.get(f"{self.scm}/CustomersV3(dataAreaId='usmf',CustomerAccount={quoted(account)})",
-                        name="SCM: customer by key", headers=JSON_HEADERS)
+        self.client.get(
+            f"{self.scm}/CustomersV3(dataAreaId='usmf',CustomerAccount={quoted(account)})",
+            name="SCM: customer by key",
+            headers=JSON_HEADERS,
+        )
 
     @task(2)
     def scm_invoices(self) -> None:
-        self.client.get(f"{self.scm}/SalesInvoiceHeadersV2", name="SCM: invoices with count",
-                        headers=JSON_HEADERS, params={"$select": "InvoiceNumber,InvoiceCustomerAccountNumber,"
-                                                                 "TotalInvoiceAmount", "$count": "true", "$top": "20",
-                                                      "$orderby": "InvoiceNumber desc"})
+        self.client.get(
+            f"{self.scm}/SalesInvoiceHeadersV2",
+            name="SCM: invoices with count",
+            headers=JSON_HEADERS,
+            params={
+                "$select": "InvoiceNumber,InvoiceCustomerAccountNumber,TotalInvoiceAmount",
+                "$count": "true",
+                "$top": "20",
+                "$orderby": "InvoiceNumber desc",
+            },
+        )
 
     @task(1)
     def scm_on_hand(self) -> None:
-        self.client.get(f"{self.scm}/WarehousesOnHandV2", name="SCM: on-hand of stocked items", headers=JSON_HEADERS,
-                        params={"$filter": "AvailableOnHandQuantity gt 0 and dataAreaId eq 'usmf'",
-                                "$select": "ItemNumber,InventoryWarehouseId,AvailableOnHandQuantity"})
+        self.client.get(
+            f"{self.scm}/WarehousesOnHandV2",
+            name="SCM: on-hand of stocked items",
+            headers=JSON_HEADERS,
+            params={
+                "$filter": "AvailableOnHandQuantity gt 0 and dataAreaId eq 'usmf'",
+                "$select": "ItemNumber,InventoryWarehouseId,AvailableOnHandQuantity",
+            },
+        )

@@ -27,26 +27,43 @@ class Salesperson(HttpUser):
     @task(3)
     def lead(self) -> None:
         name = unique("Lead ")
-        response = self.client.post(f"{self.sales}/leads", headers=JSON_HEADERS, name="Sales: create lead", json={
-            "subject": f"Speakers for {name}", "firstname": "Load", "lastname": name, "companyname": name})
+        response = self.client.post(
+            f"{self.sales}/leads",
+            headers=JSON_HEADERS,
+            name="Sales: create lead",
+            json={"subject": f"Speakers for {name}", "firstname": "Load", "lastname": name, "companyname": name},
+        )
         if not response.ok or random.random() < 0.5:
             return
         lead_id = response.headers.get("OData-EntityId", "").rsplit("(", 1)[-1].rstrip(")")
-        self.client.post(f"{self.sales}/leads({lead_id})/{CRM_NS}.QualifyLead", headers=JSON_HEADERS,
-                         name="Sales: QualifyLead",
-                         json={"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True, "Status": 3})
+        self.client.post(
+            f"{self.sales}/leads({lead_id})/{CRM_NS}.QualifyLead",
+            headers=JSON_HEADERS,
+            name="Sales: QualifyLead",
+            json={"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True, "Status": 3},
+        )
 
     @task(2)
     def prospect(self) -> None:
-        self.client.post(f"{self.sales}/accounts", headers=JSON_HEADERS, name="Sales: create prospect account",
-                         json={"name": unique("Prospect "), "customertypecode": 8, "telephone1": "555-0100"})
+        self.client.post(
+            f"{self.sales}/accounts",
+            headers=JSON_HEADERS,
+            name="Sales: create prospect account",
+            json={"name": unique("Prospect "), "customertypecode": 8, "telephone1": "555-0100"},
+        )
 
     @task(3)
     def browse_accounts(self) -> None:
-        self.client.get(f"{self.sales}/accounts", name="Sales: list accounts (filtered, paged)",
-                        headers={**JSON_HEADERS, "Prefer": "odata.maxpagesize=50"},
-                        params={"$select": "name,accountnumber,creditlimit,statecode", "$orderby": "name",
-                                "$filter": "statecode eq 0 and customertypecode eq 3"})
+        self.client.get(
+            f"{self.sales}/accounts",
+            name="Sales: list accounts (filtered, paged)",
+            headers={**JSON_HEADERS, "Prefer": "odata.maxpagesize=50"},
+            params={
+                "$select": "name,accountnumber,creditlimit,statecode",
+                "$orderby": "name",
+                "$filter": "statecode eq 0 and customertypecode eq 3",
+            },
+        )
 
     @task(1)
     def quote_to_order(self) -> None:
@@ -55,22 +72,39 @@ class Salesperson(HttpUser):
             return
         self.reference = ref
         account = random.choice(ref["accounts"])
-        lines = [{"productid@odata.bind": f"/products({ref['product']})", "quantity": random.randint(1, 3),
-                  **({"uomid@odata.bind": f"/uoms({ref['uom']})"} if ref["uom"] else {})}]
-        created = self.client.post(f"{self.sales}/quotes", headers=JSON_HEADERS, name="Sales: create quote with line",
-                                   json={"name": unique("Load quote "),
-                                         "customerid_account@odata.bind": f"/accounts({account})",
-                                         "pricelevelid@odata.bind": f"/pricelevels({ref['price_list']})",
-                                         "transactioncurrencyid@odata.bind":
-                                             f"/transactioncurrencies({ref['currency']})",
-                                         "quote_details": lines})
+        lines = [
+            {
+                "productid@odata.bind": f"/products({ref['product']})",
+                "quantity": random.randint(1, 3),
+                **({"uomid@odata.bind": f"/uoms({ref['uom']})"} if ref["uom"] else {}),
+            }
+        ]
+        created = self.client.post(
+            f"{self.sales}/quotes",
+            headers=JSON_HEADERS,
+            name="Sales: create quote with line",
+            json={
+                "name": unique("Load quote "),
+                "customerid_account@odata.bind": f"/accounts({account})",
+                "pricelevelid@odata.bind": f"/pricelevels({ref['price_list']})",
+                "transactioncurrencyid@odata.bind": f"/transactioncurrencies({ref['currency']})",
+                "quote_details": lines,
+            },
+        )
         if not created.ok:
             return
         quote_id = created.headers.get("OData-EntityId", "").rsplit("(", 1)[-1].rstrip(")")
-        activated = self.client.patch(f"{self.sales}/quotes({quote_id})", headers=JSON_HEADERS,
-                                      name="Sales: activate quote", json={"statecode": 1, "statuscode": 2})
+        activated = self.client.patch(
+            f"{self.sales}/quotes({quote_id})",
+            headers=JSON_HEADERS,
+            name="Sales: activate quote",
+            json={"statecode": 1, "statuscode": 2},
+        )
         if not activated.ok or random.random() < 0.3:
             return
-        self.client.post(f"{self.sales}/ConvertQuoteToSalesOrder", headers=JSON_HEADERS,
-                         name="Sales: ConvertQuoteToSalesOrder",
-                         json={"QuoteId": quote_id, "ColumnSet": {"AllColumns": True}})
+        self.client.post(
+            f"{self.sales}/ConvertQuoteToSalesOrder",
+            headers=JSON_HEADERS,
+            name="Sales: ConvertQuoteToSalesOrder",
+            json={"QuoteId": quote_id, "ColumnSet": {"AllColumns": True}},
+        )

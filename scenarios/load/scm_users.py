@@ -25,22 +25,36 @@ class OrderProcessor(HttpUser):
 
     def _order(self, items: list[str]) -> str | None:
         number = unique("LD-", 12)
-        body = {"dataAreaId": COMPANY, "SalesOrderNumber": number, "CurrencyCode": "USD",
-                "OrderingCustomerAccountNumber": random.choice(CUSTOMERS), "SalesOrderName": "Load test order"}
-        response = self.client.post(f"{self.scm}/SalesOrderHeadersV2", headers=JSON_HEADERS,
-                                    name="SCM: create order", json=body)
+        body = {
+            "dataAreaId": COMPANY,
+            "SalesOrderNumber": number,
+            "CurrencyCode": "USD",
+            "OrderingCustomerAccountNumber": random.choice(CUSTOMERS),
+            "SalesOrderName": "Load test order",
+        }
+        response = self.client.post(
+            f"{self.scm}/SalesOrderHeadersV2", headers=JSON_HEADERS, name="SCM: create order", json=body
+        )
         if not response.ok:
             return None
         for line, item in enumerate(items, 1):
-            self.client.post(f"{self.scm}/SalesOrderLines", headers=JSON_HEADERS, name="SCM: create order line",
-                             json={"dataAreaId": COMPANY, "SalesOrderNumber": number, "ItemNumber": item,
-                                   "OrderedSalesQuantity": random.randint(1, 2), "LineCreationSequenceNumber": line})
+            self.client.post(
+                f"{self.scm}/SalesOrderLines",
+                headers=JSON_HEADERS,
+                name="SCM: create order line",
+                json={
+                    "dataAreaId": COMPANY,
+                    "SalesOrderNumber": number,
+                    "ItemNumber": item,
+                    "OrderedSalesQuantity": random.randint(1, 2),
+                    "LineCreationSequenceNumber": line,
+                },
+            )
         return number
 
     def _action(self, number: str, action: str) -> bool:
         path = f"{self.scm}/SalesOrderHeadersV2(dataAreaId={quoted(COMPANY)},SalesOrderNumber={quoted(number)})"
-        response = self.client.post(f"{path}/{SCM_NS}.{action}", headers=JSON_HEADERS, json={},
-                                    name=f"SCM: {action}")
+        response = self.client.post(f"{path}/{SCM_NS}.{action}", headers=JSON_HEADERS, json={}, name=f"SCM: {action}")
         return response.ok
 
     @task(2)
@@ -58,8 +72,14 @@ class OrderProcessor(HttpUser):
 
     @task(2)
     def open_orders(self) -> None:
-        self.client.get(f"{self.scm}/SalesOrderHeadersV2", headers=JSON_HEADERS,
-                        name="SCM: list open orders (filtered, paged)",
-                        params={"$select": "SalesOrderNumber,OrderingCustomerAccountNumber,SalesOrderStatus",
-                                "$filter": f"SalesOrderStatus eq {SCM_NS}.SalesStatus'Backorder'",
-                                "$orderby": "SalesOrderNumber desc", "$top": "25"})
+        self.client.get(
+            f"{self.scm}/SalesOrderHeadersV2",
+            headers=JSON_HEADERS,
+            name="SCM: list open orders (filtered, paged)",
+            params={
+                "$select": "SalesOrderNumber,OrderingCustomerAccountNumber,SalesOrderStatus",
+                "$filter": f"SalesOrderStatus eq {SCM_NS}.SalesStatus'Backorder'",
+                "$orderby": "SalesOrderNumber desc",
+                "$top": "25",
+            },
+        )

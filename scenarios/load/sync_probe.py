@@ -34,8 +34,12 @@ class SyncProbe(HttpUser):
         self.accounts: list[tuple[str, str]] = []  # (Sales accountid, CustomerAccount) of the probe's customers
 
     def _sales_account(self, number: str) -> str | None:
-        response = self.client.get(f"{self.sales}/accounts", headers=JSON_HEADERS, name="[probe] poll Sales account",
-                                   params={"$select": "accountid", "$filter": f"accountnumber eq {quoted(number)}"})
+        response = self.client.get(
+            f"{self.sales}/accounts",
+            headers=JSON_HEADERS,
+            name="[probe] poll Sales account",
+            params={"$select": "accountid", "$filter": f"accountnumber eq {quoted(number)}"},
+        )
         rows = response.json().get("value", []) if response.ok else []
         return rows[0]["accountid"] if rows else None
 
@@ -43,16 +47,28 @@ class SyncProbe(HttpUser):
     def scm_to_sales(self) -> None:
         number = unique("LP-")
         started = time.perf_counter()
-        created = self.client.post(f"{self.scm}/CustomersV3", headers=JSON_HEADERS, name="[probe] SCM: create customer",
-                                   json={"dataAreaId": COMPANY, "CustomerAccount": number,
-                                         "OrganizationName": f"Probe {number}", "CustomerGroupId": "10",
-                                         "SalesCurrencyCode": "USD"})
+        created = self.client.post(
+            f"{self.scm}/CustomersV3",
+            headers=JSON_HEADERS,
+            name="[probe] SCM: create customer",
+            json={
+                "dataAreaId": COMPANY,
+                "CustomerAccount": number,
+                "OrganizationName": f"Probe {number}",
+                "CustomerGroupId": "10",
+                "SalesCurrencyCode": "USD",
+            },
+        )
         if not created.ok:
             return  # the write failed (its own failure is in the stats); nothing to propagate
         account_id = poll_until(lambda: self._sales_account(number))
         if account_id is None:
-            fire_sync(self.environment, "customers-accounts scm->sales", started,
-                      TimeoutError(f"customer {number} not in Sales"))
+            fire_sync(
+                self.environment,
+                "customers-accounts scm->sales",
+                started,
+                TimeoutError(f"customer {number} not in Sales"),
+            )
             return
         fire_sync(self.environment, "customers-accounts scm->sales", started)
         self.accounts.append((account_id, number))
@@ -65,19 +81,31 @@ class SyncProbe(HttpUser):
         account_id, number = random.choice(self.accounts)
         phone = f"555-{random.randint(0, 9999):04d}-{random.randint(0, 999):03d}"
         started = time.perf_counter()
-        updated = self.client.patch(f"{self.sales}/accounts({account_id})", headers=JSON_HEADERS,
-                                    name="[probe] Sales: update account phone", json={"telephone1": phone})
+        updated = self.client.patch(
+            f"{self.sales}/accounts({account_id})",
+            headers=JSON_HEADERS,
+            name="[probe] Sales: update account phone",
+            json={"telephone1": phone},
+        )
         if not updated.ok:
             return
         key = f"dataAreaId={quoted(COMPANY)},CustomerAccount={quoted(number)}"
 
         def arrived() -> bool:
-            response = self.client.get(f"{self.scm}/CustomersV3({key})", headers=JSON_HEADERS,
-                                       name="[probe] poll SCM customer", params={"$select": "PrimaryContactPhone"})
+            response = self.client.get(
+                f"{self.scm}/CustomersV3({key})",
+                headers=JSON_HEADERS,
+                name="[probe] poll SCM customer",
+                params={"$select": "PrimaryContactPhone"},
+            )
             return response.ok and response.json().get("PrimaryContactPhone") == phone
 
         if poll_until(arrived):
             fire_sync(self.environment, "customers-accounts sales->scm", started)
         else:
-            fire_sync(self.environment, "customers-accounts sales->scm", started,
-                      TimeoutError(f"phone of {number} not in SCM"))
+            fire_sync(
+                self.environment,
+                "customers-accounts sales->scm",
+                started,
+                TimeoutError(f"phone of {number} not in SCM"),
+            )

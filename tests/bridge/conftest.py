@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from sandbox.clients import ControlClient, SalesClient, ScmClient
 from leadtocash.stack import Stack, StackConfig, build_stack, wire_bridge
+from sandbox.clients import ControlClient, SalesClient, ScmClient
 
 CUSTOMERS = "customers-accounts"
 
@@ -48,13 +49,19 @@ class Sandbox:
 
     # ---- SCM customers (usmf: the SCM default company, so keyed writes need no cross-company) ----------
     def create_customer(self, account: str, name: str, group: str = "10") -> dict[str, Any]:
-        return self.scm.create("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": account,
-                                               "OrganizationName": name, "CustomerGroupId": group,
-                                               "SalesCurrencyCode": "USD"})
+        return self.scm.create(
+            "CustomersV3",
+            {
+                "dataAreaId": "usmf",
+                "CustomerAccount": account,
+                "OrganizationName": name,
+                "CustomerGroupId": group,
+                "SalesCurrencyCode": "USD",
+            },
+        )
 
     def rename_customer(self, account: str, name: str) -> None:
-        self.scm.update("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": account},
-                        {"OrganizationName": name})
+        self.scm.update("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": account}, {"OrganizationName": name})
 
     def account(self, number: str) -> dict[str, Any] | None:
         """The Sales account with this number in company usmf (None when absent)."""
@@ -68,8 +75,9 @@ class Sandbox:
 
     def scm_changes(self, after: int = 0) -> list[dict[str, Any]]:
         """The user's (not the bridge's) changes of SCM customers after ``after``."""
-        return self.scm_control.changes(after=after, limit=5000, tables=["CustomerV3"],
-                                        exclude_identity="dualwrite")["changes"]
+        return self.scm_control.changes(after=after, limit=5000, tables=["CustomerV3"], exclude_identity="dualwrite")[
+            "changes"
+        ]
 
     def bridge_writes_to_sales(self, after: int) -> list[dict[str, Any]]:
         """Account writes the bridge made in Sales after seq ``after`` (each one is a real write)."""
@@ -86,11 +94,14 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     master), as `sandbox up` has them."""
     bridge_db = f"sqlite:///{(tmp_path / 'bridge.sqlite').as_posix()}"
     stack = build_stack(StackConfig(memory=True, seed=1, database_urls={"bridge": bridge_db}))
-    box = Sandbox(stack, bridge_db,
-                  SalesClient(stack.url("sales"), transport=stack.transport("sales")),
-                  ScmClient(stack.url("scm"), transport=stack.transport("scm")),
-                  ControlClient(stack.url("sales"), transport=stack.transport("sales")),
-                  ControlClient(stack.url("scm"), transport=stack.transport("scm")))
+    box = Sandbox(
+        stack,
+        bridge_db,
+        SalesClient(stack.url("sales"), transport=stack.transport("sales")),
+        ScmClient(stack.url("scm"), transport=stack.transport("scm")),
+        ControlClient(stack.url("sales"), transport=stack.transport("sales")),
+        ControlClient(stack.url("scm"), transport=stack.transport("scm")),
+    )
     box._abandoned = []
     box.runtime.worker.poll_wait = 0.2  # short long-polls: stopping the drainers stays quick
     yield box

@@ -7,16 +7,19 @@ from typing import Any
 import pytest
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json",
-    b"[1, 2]",
-    b'{"source": "crm", "changes": []}',
-    b'{"source": "scm", "changes": "x"}',
-    b'{"source": "scm", "changes": [{"table": "Nope", "operation": "create", "after": {}}]}',
-    b'{"source": "scm", "changes": [{"table": "CustomerV3", "operation": "merge", "after": {}}]}',
-    b'{"source": "sales", "changes": [{"table": "account", "operation": "update", "after": 5}]}',
-    b'{"source": "sales", "changes": [], "related": []}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'{"source": "crm", "changes": []}',
+        b'{"source": "scm", "changes": "x"}',
+        b'{"source": "scm", "changes": [{"table": "Nope", "operation": "create", "after": {}}]}',
+        b'{"source": "scm", "changes": [{"table": "CustomerV3", "operation": "merge", "after": {}}]}',
+        b'{"source": "sales", "changes": [{"table": "account", "operation": "update", "after": 5}]}',
+        b'{"source": "sales", "changes": [], "related": []}',
+    ],
+)
 def test_live_sync_endpoint_refuses_malformed_payloads(sandbox: Any, body: bytes) -> None:
     """A service that posts a malformed transaction gets a 400 naming the problem, never a 500."""
     response = sandbox.bridge.post("/api/live", data=body, content_type="application/json")
@@ -28,8 +31,9 @@ def test_alert_rules_need_a_json_list(sandbox: Any) -> None:
     """Malformed alert rules are a 400, and a well-formed list is accepted."""
     bad = sandbox.bridge.put("/api/maps/customers-accounts/alerts", data=b"{oops")
     assert bad.status_code == 400 and "JSON" in bad.get_json()["error"]["message"]
-    good = sandbox.bridge.put("/api/maps/customers-accounts/alerts",
-                              json=[{"count": 3, "window_seconds": 60, "action": "pause"}])
+    good = sandbox.bridge.put(
+        "/api/maps/customers-accounts/alerts", json=[{"count": 3, "window_seconds": 60, "action": "pause"}]
+    )
     assert good.status_code == 200 and good.get_json()[0]["count"] == 3
 
 
@@ -45,8 +49,14 @@ def test_an_unreachable_service_is_a_503_and_the_map_stays_not_running(tmp_path:
     from sandbox.server import free_port
 
     nowhere = f"http://127.0.0.1:{free_port()}"
-    app = create_app(BridgeConfig(sales_url=nowhere, scm_url=nowhere, start_worker=False,
-                                  database_url=f"sqlite:///{(tmp_path / 'bridge.sqlite').as_posix()}"))
+    app = create_app(
+        BridgeConfig(
+            sales_url=nowhere,
+            scm_url=nowhere,
+            start_worker=False,
+            database_url=f"sqlite:///{(tmp_path / 'bridge.sqlite').as_posix()}",
+        )
+    )
     try:
         response = app.test_client().post("/api/maps/legal-entities/run", json={"initial_sync": True})
         assert response.status_code == 503, response.data

@@ -102,8 +102,7 @@ def test_a_429_with_retry_after_is_retried_after_waiting_and_then_applied(quiet_
     sandbox = quiet_sandbox
     go_async(sandbox)
     sandbox.rename_customer("US-003", "After throttling")
-    sandbox.sales_control.fail_bridge_writes(429, retry_after=1,
-                                    times=1)
+    sandbox.sales_control.fail_bridge_writes(429, retry_after=1, times=1)
     retries: list[dict[str, Any]] = []
     sandbox.runtime.worker.listeners.append(lambda event, detail: retries.append(detail) if event == "retry" else None)
 
@@ -118,7 +117,8 @@ def test_a_429_with_retry_after_is_retried_after_waiting_and_then_applied(quiet_
 
 
 def test_transient_failures_past_the_retry_budget_become_catchup_errors_that_retry_completes(
-        quiet_sandbox: Any) -> None:
+    quiet_sandbox: Any,
+) -> None:
     """5xx on every attempt: after the bounded retries the change is kept as a catch-up error (the drainer
     moves on); Retry applies it once the target is back."""
     sandbox = quiet_sandbox
@@ -251,8 +251,7 @@ def test_a_reset_source_feed_restarts_the_drainer_at_its_latest_change(quiet_san
     sandbox.runtime.worker.drain("scm")
 
     assert sandbox.account_name("US-001") == "After reset"
-    assert any("change feed was reset" in a["message"]
-               for a in sandbox.runtime.state.rows(ActivityRow, CUSTOMERS))
+    assert any("change feed was reset" in a["message"] for a in sandbox.runtime.state.rows(ActivityRow, CUSTOMERS))
 
 
 def test_pausing_an_async_map_keeps_its_backlog_in_the_queue(quiet_sandbox: Any) -> None:
@@ -289,7 +288,8 @@ def test_neighbouring_single_row_changes_go_to_sales_in_one_upsert_multiple(quie
 
     requests = _bridge_requests(sandbox)
     assert [(e["method"], e["path"].rsplit("/", 1)[-1]) for e in requests] == [
-        ("POST", "Microsoft.Dynamics.CRM.UpsertMultiple")]
+        ("POST", "Microsoft.Dynamics.CRM.UpsertMultiple")
+    ]
     assert [sandbox.account_name(f"US-00{i}") for i in range(1, 6)] == [f"Bulk {i}" for i in range(1, 6)]
     assert sandbox.runtime.lifecycle.status(CUSTOMERS)["synced"] == before + 5
     sandbox.sales_control.clear_journal()
@@ -301,9 +301,13 @@ def test_one_refused_row_in_a_bulk_upsert_fails_alone(quiet_sandbox: Any) -> Non
     the others arrive and only the refused one becomes a catch-up error."""
     sandbox = quiet_sandbox
     go_async(sandbox)
-    rule = sandbox.sales_control.add_fault(match_method=["POST", "PATCH"], match_identity="dualwrite",
-                                           match_path=r"UpsertMultiple|accountnumber='US-002'", status=400,
-                                           message="Refused row")
+    rule = sandbox.sales_control.add_fault(
+        match_method=["POST", "PATCH"],
+        match_identity="dualwrite",
+        match_path=r"UpsertMultiple|accountnumber='US-002'",
+        status=400,
+        message="Refused row",
+    )
     for index in (1, 2, 3):
         sandbox.rename_customer(f"US-00{index}", f"Partly {index}")
 

@@ -73,12 +73,15 @@ def test_polymorphic_lookups_pick_the_first_alternative_that_exists_in_sales() -
     maps = {m.id: m for m in load_maps([BUILTIN_MAPS], build_scm_model(), sales_model)}
     sales = _ExistingRows({"contacts"})
     engine = SyncEngine(list(maps.values()), sales, None, sales_model, None, None)  # type: ignore[arg-type]
-    quote = Record(maps["quotation-headers"], "to_sales", {"RequestingCustomerAccountNumber": "US-027"},
-                   company_id="c1")
+    quote = Record(
+        maps["quotation-headers"], "to_sales", {"RequestingCustomerAccountNumber": "US-027"}, company_id="c1"
+    )
     engine._choose_polymorphic(quote)
     assert quote.target == {"@sandbox.lookup.RequestingCustomerAccountNumber": 1}
-    assert sales.queries == [("accounts", "accountnumber eq 'US-027' and _msdyn_company_value eq c1"),
-                             ("contacts", "msdyn_contactpersonid eq 'US-027' and _msdyn_company_value eq c1")]
+    assert sales.queries == [
+        ("accounts", "accountnumber eq 'US-027' and _msdyn_company_value eq c1"),
+        ("contacts", "msdyn_contactpersonid eq 'US-027' and _msdyn_company_value eq c1"),
+    ]
     sales.queries.clear()
     account = Record(maps["customers-accounts"], "to_sales", {"CustomerAccount": "US-1", "InvoiceAccount": "US-2"})
     engine._choose_polymorphic(account)
@@ -96,14 +99,27 @@ def test_wire_row_keeps_the_entity_columns_and_writes_enums_and_decimals_as_the_
     customers = build_scm_model().entities["CustomerV3"]
     blocked = customers.properties["OnHoldStatus"].enum
     number = blocked.members["No"]
-    raw = {"CustomerAccount": "C-1", "not a column": 1, "OnHoldStatus": number, "CreditLimit": "12.50",
-           "CustomerGroupId": "10", "NameAlias": None}
+    raw = {
+        "CustomerAccount": "C-1",
+        "not a column": 1,
+        "OnHoldStatus": number,
+        "CreditLimit": "12.50",
+        "CustomerGroupId": "10",
+        "NameAlias": None,
+    }
     assert wire_row(customers, raw, enums_as_names=True) == {
-        "CustomerAccount": "C-1", "OnHoldStatus": "No", "CreditLimit": 12.5, "CustomerGroupId": "10",
-        "NameAlias": None}
+        "CustomerAccount": "C-1",
+        "OnHoldStatus": "No",
+        "CreditLimit": 12.5,
+        "CustomerGroupId": "10",
+        "NameAlias": None,
+    }
     assert list(wire_row(customers, raw, enums_as_names=True)) == [k for k in raw if k != "not a column"]
     assert wire_row(customers, raw, enums_as_names=False)["OnHoldStatus"] == number
     odd = {"OnHoldStatus": 987, "CreditLimit": "n/a", "CustomerAccount": Decimal("7.25")}
-    assert wire_row(customers, odd, enums_as_names=True) == {"OnHoldStatus": 987, "CreditLimit": "n/a",
-                                                             "CustomerAccount": 7.25}
+    assert wire_row(customers, odd, enums_as_names=True) == {
+        "OnHoldStatus": 987,
+        "CreditLimit": "n/a",
+        "CustomerAccount": 7.25,
+    }
     assert wire_row(customers, {"CreditLimit": Decimal("3.5")}, enums_as_names=True) == {"CreditLimit": 3.5}

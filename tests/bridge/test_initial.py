@@ -27,17 +27,21 @@ def maps() -> dict[str, TableMap]:
 
 # ---- row keys ----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("company", "key"), [
-    ("usmf", {"customeraccount": "US-001"}),
-    (None, {"customeraccount": "US-001"}),
-    ("usmf", {"salesquotationnumber": "Q-1", "linecreationsequencenumber": "2"}),
-    ("usmf", {"b": "2", "a": "1", "C": "3"}),  # written sorted, as sort_keys does
-    ("dämf", {"name": "Römer \"Zahn\" GmbH & Co. KG\\\n\t\x01€😀"}),  # escaped as ensure_ascii does
-    ("usmf", {}),
-    ("usmf", {"linecreationsequencenumber": 2}),  # not strings: the encoder writes them
-    ("usmf", {"amount": 2.5, "blocked": True, "note": None, "price": decimal.Decimal("1.50")}),
-    (3, {"a": "1"}),
-])
+
+@pytest.mark.parametrize(
+    ("company", "key"),
+    [
+        ("usmf", {"customeraccount": "US-001"}),
+        (None, {"customeraccount": "US-001"}),
+        ("usmf", {"salesquotationnumber": "Q-1", "linecreationsequencenumber": "2"}),
+        ("usmf", {"b": "2", "a": "1", "C": "3"}),  # written sorted, as sort_keys does
+        ("dämf", {"name": 'Römer "Zahn" GmbH & Co. KG\\\n\t\x01€😀'}),  # escaped as ensure_ascii does
+        ("usmf", {}),
+        ("usmf", {"linecreationsequencenumber": 2}),  # not strings: the encoder writes them
+        ("usmf", {"amount": 2.5, "blocked": True, "note": None, "price": decimal.Decimal("1.50")}),
+        (3, {"a": "1"}),
+    ],
+)
 def test_row_keys_are_exactly_what_json_dumps_writes(company: Any, key: dict[str, Any]) -> None:
     """Rows of both sides match on this text and an error's key is read back from it, so it must be
     ``json.dumps(..., sort_keys=True, default=str)`` to the character, whichever way it is written."""
@@ -46,6 +50,7 @@ def test_row_keys_are_exactly_what_json_dumps_writes(company: Any, key: dict[str
 
 
 # ---- payloads to Sales ---------------------------------------------------------------------------------------------
+
 
 class _Sales:
     """Takes CreateMultiple calls and $batch requests; every row succeeds."""
@@ -63,15 +68,15 @@ class _Sales:
         return [SimpleNamespace(content_id=op.content_id, ok=True) for op in ops]
 
 
-def _write(table_map: TableMap, targets: list[dict[str, Any]],
-           existing: dict[str, str]) -> tuple[_Sales, list[Record]]:
+def _write(table_map: TableMap, targets: list[dict[str, Any]], existing: dict[str, str]) -> tuple[_Sales, list[Record]]:
     sales = _Sales()
     state = SimpleNamespace(count=lambda *a, **k: None)
     sync = InitialSync(SimpleNamespace(sales=sales), state)  # type: ignore[arg-type]
     records = [Record(table_map, "to_sales", {}, target=target) for target in targets]
     side = _Side(ids=existing)
-    written = sync._write_sales(table_map, [(f"k{i}", r) for i, r in enumerate(records)], side,
-                                InitialSyncReport(table_map.id, 1))
+    written = sync._write_sales(
+        table_map, [(f"k{i}", r) for i, r in enumerate(records)], side, InitialSyncReport(table_map.id, 1)
+    )
     assert written == len(targets)
     return sales, records
 
@@ -98,6 +103,7 @@ def test_hints_a_polymorphic_lookup_left_unused_never_reach_sales(maps: dict[str
 
 # ---- creates sent as they come -----------------------------------------------------------------------------------
 
+
 class _SlowSales(_Sales):
     """Records which thread sent each chunk; refuses chunks holding a target named "bad"; may fail outright."""
 
@@ -112,8 +118,13 @@ class _SlowSales(_Sales):
             raise self.fail_with
         if any(target.get("name") == "bad" for target in body["Targets"]):
             request = httpx.Request("POST", "http://sales.sandbox/api/data/v9.2/accounts/CreateMultiple")
-            raise ServiceError(400, "0x80040237", "A record with matching key values already exists.", {},
-                               httpx.Response(400, request=request))
+            raise ServiceError(
+                400,
+                "0x80040237",
+                "A record with matching key values already exists.",
+                {},
+                httpx.Response(400, request=request),
+            )
         super().action(name, body, entity_set=entity_set)
 
 
@@ -126,9 +137,9 @@ def _creates(sales: _Sales, table_map: TableMap, *, background: bool) -> tuple[_
 
 
 @pytest.mark.parametrize("background", [False, True])
-def test_creates_go_out_in_chunks_in_order_and_a_refused_chunk_row_by_row(maps: dict[str, TableMap],
-                                                                          background: bool,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_creates_go_out_in_chunks_in_order_and_a_refused_chunk_row_by_row(
+    maps: dict[str, TableMap], background: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Chunks of CREATE_CHUNK in the order added (from a thread of their own with ``background``); a chunk Sales
     refuses goes again as a $batch at the end, where only its bad row fails."""
     import bridge.initial as module
@@ -146,15 +157,17 @@ def test_creates_go_out_in_chunks_in_order_and_a_refused_chunk_row_by_row(maps: 
     assert report.errors == []
 
 
-def test_a_sender_that_fails_stops_the_initial_sync_in_the_callers_thread(maps: dict[str, TableMap],
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sender_that_fails_stops_the_initial_sync_in_the_callers_thread(
+    maps: dict[str, TableMap], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An error other than Sales' answer (the connection dropped) ends the sync where the caller is; an abort
     sends nothing more."""
     import bridge.initial as module
 
     monkeypatch.setattr(module, "CREATE_CHUNK", 2)
-    creates, _ = _creates(_SlowSales(fail_with=ConnectionError("reset by peer")), maps["customers-accounts"],
-                          background=True)
+    creates, _ = _creates(
+        _SlowSales(fail_with=ConnectionError("reset by peer")), maps["customers-accounts"], background=True
+    )
     with pytest.raises(ConnectionError):
         for index in range(20):
             creates.add(f"k{index}", {"name": f"n{index}"})
@@ -166,22 +179,30 @@ def test_a_sender_that_fails_stops_the_initial_sync_in_the_callers_thread(maps: 
     assert sales.created == [] and not aborted.thread.is_alive()  # type: ignore[union-attr]
 
 
-def test_a_second_scm_row_with_the_same_key_is_reported_and_the_first_kept(maps: dict[str, TableMap],
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_scm_row_with_the_same_key_is_reported_and_the_first_kept(
+    maps: dict[str, TableMap], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The first row of a key may already be written when the second is read: the second is left out and
     reported, and ``take`` sees each key once."""
     import bridge.initial as module
 
     table_map = maps["customers-accounts"]
-    rows = [{"dataAreaId": "usmf", "CustomerAccount": account, "OrganizationName": name}
-            for account, name in (("A-1", "first"), ("B-1", "other"), ("A-1", "second"))]
+    rows = [
+        {"dataAreaId": "usmf", "CustomerAccount": account, "OrganizationName": name}
+        for account, name in (("A-1", "first"), ("B-1", "other"), ("A-1", "second"))
+    ]
     engine = SimpleNamespace(
         scm=SimpleNamespace(iter_pages=lambda *a, **k: iter([rows[:2], rows[2:]])),
-        related_getter=lambda *a, **k: None, sales=None, sales_model=None, company_id=lambda code: code,
-        _choose_polymorphic=lambda record: None)
+        related_getter=lambda *a, **k: None,
+        sales=None,
+        sales_model=None,
+        company_id=lambda code: code,
+        _choose_polymorphic=lambda record: None,
+    )
     monkeypatch.setattr(module, "transform", lambda record: record)
-    monkeypatch.setattr(module, "_key", lambda m, record, d: _key_text(record.company,
-                                                                       {"a": record.source["CustomerAccount"]}))
+    monkeypatch.setattr(
+        module, "_key", lambda m, record, d: _key_text(record.company, {"a": record.source["CustomerAccount"]})
+    )
     sync = InitialSync(engine, SimpleNamespace())  # type: ignore[arg-type]
     sync.progress[table_map.id] = {}
     report = InitialSyncReport(table_map.id, 1)
@@ -189,5 +210,6 @@ def test_a_second_scm_row_with_the_same_key_is_reported_and_the_first_kept(maps:
     side = sync._read_scm(table_map, lambda key, record: taken.append(record.source["OrganizationName"]), report)
     assert taken == ["first", "other"]
     assert [r.source["OrganizationName"] for r in side.payloads.values()] == ["first", "other"]
-    assert [(e["key"], e["direction"]) for e in report.errors] == [({"company": "usmf", "key": {"a": "A-1"}},
-                                                                     "to_sales")]
+    assert [(e["key"], e["direction"]) for e in report.errors] == [
+        ({"company": "usmf", "key": {"a": "A-1"}}, "to_sales")
+    ]

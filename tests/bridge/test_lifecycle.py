@@ -16,8 +16,11 @@ CUSTOMERS = "customers-accounts"
 def names_written_to_sales(sandbox: Any, account: str) -> list[str]:
     """The names the bridge wrote to Sales for one account, oldest first (from the record's traces)."""
     rows = sandbox.runtime.state.rows(TraceRow, CUSTOMERS, limit=1000)
-    return [r["payload"].get("name") for r in reversed(rows)
-            if r["direction"] == "to_sales" and r["ok"] and account in str(r["key"])]
+    return [
+        r["payload"].get("name")
+        for r in reversed(rows)
+        if r["direction"] == "to_sales" and r["ok"] and account in str(r["key"])
+    ]
 
 
 def test_pause_queues_changes_and_catchup_replays_every_write_in_order(sandbox: Any) -> None:
@@ -177,8 +180,11 @@ def test_a_bridge_killed_mid_catchup_resumes_on_restart_without_losing_or_duplic
 
     restarted = sandbox.restart_bridge()
 
-    poll_until(lambda: restarted.lifecycle.status(CUSTOMERS)["state"] == "Running", timeout=10,
-               message="the restarted bridge to finish the catch-up")
+    poll_until(
+        lambda: restarted.lifecycle.status(CUSTOMERS)["state"] == "Running",
+        timeout=10,
+        message="the restarted bridge to finish the catch-up",
+    )
     writes = sandbox.bridge_writes_to_sales(mark)
     assert len(writes) == 4, writes  # the third was applied before the kill and is not applied again
     assert [sandbox.account_name(f"US-00{i + 1}") for i in range(4)] == names
@@ -200,8 +206,9 @@ def test_map_state_and_counters_survive_a_restart(sandbox: Any) -> None:
     assert sandbox.account_name("US-001") == "Queued before restart"
 
 
-def test_a_running_initial_sync_shows_its_progress_in_the_map_status(sandbox: Any,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_running_initial_sync_shows_its_progress_in_the_map_status(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """While it writes, the status carries what it read and sent; once done the progress is gone."""
     lifecycle = sandbox.runtime.lifecycle
     lifecycle.stop(CUSTOMERS)
@@ -221,8 +228,9 @@ def test_a_running_initial_sync_shows_its_progress_in_the_map_status(sandbox: An
     assert "initial_sync_progress" not in lifecycle.status(CUSTOMERS)
 
 
-def test_a_second_initial_sync_of_a_map_is_refused_while_the_first_runs(sandbox: Any,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_initial_sync_of_a_map_is_refused_while_the_first_runs(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two runs of one map's initial sync would share (and drop) one progress: the second gets a 409 and the
     first ends Running."""
     from sandbox.errors import Conflict
@@ -254,5 +262,6 @@ def test_recovery_reruns_only_what_the_previous_run_left_initializing(sandbox: A
     assert runtime.lifecycle.status(CUSTOMERS)["state"] == "Initializing"
     runtime.worker.recover({CUSTOMERS: "Initializing"})
     assert runtime.lifecycle.status(CUSTOMERS)["state"] == "Running"
-    assert any("Restarted during initial sync" in a["message"]
-               for a in runtime.state.rows(ActivityRow, CUSTOMERS, limit=20))
+    assert any(
+        "Restarted during initial sync" in a["message"] for a in runtime.state.rows(ActivityRow, CUSTOMERS, limit=20)
+    )

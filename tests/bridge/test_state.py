@@ -46,8 +46,9 @@ def test_mark_applied_only_moves_the_guard_forward_in_bulk(state: BridgeState) -
     assert state.applied_seqs("sales", ["m"], ["k1"]) == {}
 
 
-def test_traces_go_in_together_and_the_log_is_trimmed_to_its_cap(state: BridgeState,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_traces_go_in_together_and_the_log_is_trimmed_to_its_cap(
+    state: BridgeState, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import bridge.state as module
 
     monkeypatch.setattr(module, "TRACE_CAP", 150)
@@ -68,8 +69,9 @@ def _item(i: int) -> tuple:
     return ("m", "to_sales", {"k": i}, "create", {"seq": i}, {"name": f"n{i}"}, {"status": 204}, True)
 
 
-def test_synced_writes_wait_in_memory_and_every_read_sees_them(state: BridgeState,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_synced_writes_wait_in_memory_and_every_read_sees_them(
+    state: BridgeState, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """record_synced costs no commit: the traces and counts are written by the next read of traces or maps,
     in the order recorded, and the counts add up."""
     import bridge.state as module
@@ -91,8 +93,9 @@ def test_synced_writes_wait_in_memory_and_every_read_sees_them(state: BridgeStat
     state.close()
 
 
-def test_the_timer_writes_them_shortly_and_a_failed_write_keeps_them(state: BridgeState,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_timer_writes_them_shortly_and_a_failed_write_keeps_them(
+    state: BridgeState, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without a read, the timer writes them within the delay; a flush whose transaction fails keeps them
     for the next one; a flush inside a transaction of the bridge database waits (it could roll back)."""
     import bridge.state as module

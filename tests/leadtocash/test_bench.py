@@ -17,8 +17,18 @@ from leadtocash.cli import main
 
 pytestmark = pytest.mark.live
 
-EXPECTED = {"initial-sync", "initial-sync-processes", "live-sync-writes", "async-sync-throughput", "sales-writes", "sales-reads",
-            "sales-queries", "scm-writes", "scm-reads", "scm-queries"}
+EXPECTED = {
+    "initial-sync",
+    "initial-sync-processes",
+    "live-sync-writes",
+    "async-sync-throughput",
+    "sales-writes",
+    "sales-reads",
+    "sales-queries",
+    "scm-writes",
+    "scm-reads",
+    "scm-queries",
+}
 
 
 def test_suite_at_tiny_sizes_reports_every_benchmark_with_a_baseline_measured_in_the_same_run() -> None:
@@ -45,8 +55,9 @@ def test_unknown_group_is_refused() -> None:
         bench.run_bench(only=["nope"])
 
 
-def test_bench_command_prints_the_table_writes_json_and_stays_quiet_off_a_terminal(monkeypatch: pytest.MonkeyPatch,
-                                                                                   tmp_path: Path) -> None:
+def test_bench_command_prints_the_table_writes_json_and_stays_quiet_off_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The command's wiring (the suite itself is covered above): JSON shape, table, no progress when piped."""
     seen: dict[str, object] = {}
 

@@ -22,10 +22,27 @@ def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tup
     printed up to then goes to ``lines``)."""
     ports = {"sales": free_port(), "scm": free_port(), "bridge": free_port()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "leadtocash.cli", "up", "--sales-port", str(ports["sales"]), "--scm-port",
-         str(ports["scm"]), "--bridge-port", str(ports["bridge"]), "--data-dir", str(tmp_path / "data"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        [
+            sys.executable,
+            "-m",
+            "leadtocash.cli",
+            "up",
+            "--sales-port",
+            str(ports["sales"]),
+            "--scm-port",
+            str(ports["scm"]),
+            "--bridge-port",
+            str(ports["bridge"]),
+            "--data-dir",
+            str(tmp_path / "data"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     urls: dict[str, str] = {}
     assert process.stdout is not None
     for line in process.stdout:
@@ -65,12 +82,21 @@ def test_up_syncs_a_new_customer_whichever_way_the_services_are_wired(tmp_path: 
     (``--wire processes``: each mock in a child process, the bridge in ``sandbox up``'s own)."""
     process, urls = start_up(tmp_path, "--memory", "--wire", wire)
     try:
-        created = httpx.post(urls["scm"] + "CustomersV3", json={
-            "dataAreaId": "usmf", "CustomerAccount": f"W-{wire}", "OrganizationName": f"Wired {wire}",
-            "CustomerGroupId": "10", "SalesCurrencyCode": "USD"})
+        created = httpx.post(
+            urls["scm"] + "CustomersV3",
+            json={
+                "dataAreaId": "usmf",
+                "CustomerAccount": f"W-{wire}",
+                "OrganizationName": f"Wired {wire}",
+                "CustomerGroupId": "10",
+                "SalesCurrencyCode": "USD",
+            },
+        )
         assert created.status_code == 201, created.text
-        found = httpx.get(urls["sales"] + f"accounts?$filter=accountnumber eq 'W-{wire}'&$select=name",
-                          headers={"Authorization": "Bearer anything"}).json()["value"]
+        found = httpx.get(
+            urls["sales"] + f"accounts?$filter=accountnumber eq 'W-{wire}'&$select=name",
+            headers={"Authorization": "Bearer anything"},
+        ).json()["value"]
         assert [row["name"] for row in found] == [f"Wired {wire}"]
     finally:
         assert stop(process) == 0
@@ -134,17 +160,29 @@ def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_
     process, urls = start_up(tmp_path, "--memory", "--wire", "processes", lines=lines)
     try:
         assert set(urls) == {"sales", "scm", "bridge"}, lines
-        pids = dict(item.split() for item in next(line for line in lines if line.startswith("processes:"))
-                    .removeprefix("processes:").split(","))
+        pids = dict(
+            item.split()
+            for item in next(line for line in lines if line.startswith("processes:"))
+            .removeprefix("processes:")
+            .split(",")
+        )
         assert pids["bridge"] == str(process.pid) and len(set(pids.values())) == 3
         maps = httpx.get(urls["bridge"] + "api/maps").json()
         assert {row["state"] for row in maps} == {"Running"}
-        created = httpx.post(urls["sales"] + "msdyn_customergroups", headers={"Authorization": "Bearer anything"},
-                             json={"msdyn_groupid": "XP", "msdyn_description": "Across processes",
-                                   "msdyn_company@odata.bind": "/cdm_companies(cdm_companycode='usmf')"})
+        created = httpx.post(
+            urls["sales"] + "msdyn_customergroups",
+            headers={"Authorization": "Bearer anything"},
+            json={
+                "msdyn_groupid": "XP",
+                "msdyn_description": "Across processes",
+                "msdyn_company@odata.bind": "/cdm_companies(cdm_companycode='usmf')",
+            },
+        )
         assert created.status_code == 204, created.text
-        found = httpx.get(urls["scm"] + "CustomerGroups", params={
-            "$filter": "CustomerGroupId eq 'XP'", "$select": "Description", "cross-company": "true"})
+        found = httpx.get(
+            urls["scm"] + "CustomerGroups",
+            params={"$filter": "CustomerGroupId eq 'XP'", "$select": "Description", "cross-company": "true"},
+        )
         assert [row["Description"] for row in found.json()["value"]] == ["Across processes"]
     finally:
         assert stop(process) == 0
@@ -161,10 +199,27 @@ def test_up_wire_processes_with_a_port_in_use_fails_clearly_and_leaves_nothing_s
         busy.listen()
         taken = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "leadtocash.cli", "up", "--memory", "--wire", "processes", "--sales-port",
-             str(sales_port), "--scm-port", str(taken), "--bridge-port", str(free_port())],
-            capture_output=True, text=True, cwd=tmp_path, timeout=60,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+            [
+                sys.executable,
+                "-m",
+                "leadtocash.cli",
+                "up",
+                "--memory",
+                "--wire",
+                "processes",
+                "--sales-port",
+                str(sales_port),
+                "--scm-port",
+                str(taken),
+                "--bridge-port",
+                str(free_port()),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
 
     assert result.returncode == 1, result.stderr
     assert f"scm: cannot listen on 127.0.0.1:{taken}" in result.stderr and "in use" in result.stderr

@@ -7,19 +7,19 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
-
 import pytest
 from click.testing import CliRunner, Result
 
 from leadtocash.cli import main
+from leadtocash.stack import Stack, StackConfig, build_stack
 from sandbox.clients import SalesClient, ScmClient
 from sandbox.server import ServerGroup, free_port
-from leadtocash.stack import Stack, StackConfig, build_stack
 
 # waitress's loop can trip over its socket being closed from ServerGroup.stop_all (EBADF in select): a
 # shutdown race of the server thread, not of the code under test.
@@ -44,8 +44,16 @@ class Served:
         return self.cli("maps", *args, "--bridge-url", self.urls["bridge"])
 
     def reconcile(self, *args: str) -> Result:
-        return self.cli("reconcile", "--sales-url", self.urls["sales"], "--scm-url", self.urls["scm"],
-                        "--bridge-url", self.urls["bridge"], *args)
+        return self.cli(
+            "reconcile",
+            "--sales-url",
+            self.urls["sales"],
+            "--scm-url",
+            self.urls["scm"],
+            "--bridge-url",
+            self.urls["bridge"],
+            *args,
+        )
 
 
 @pytest.fixture
@@ -124,12 +132,21 @@ def test_reconcile_reports_missing_and_differing_rows_and_exits_one(served: Serv
     """Rows written around the bridge (as its own identity, so never synced) show up as missing in Sales and
     as a differing field; the exit code is 1."""
     sneaky_scm = ScmClient(served.urls["scm"], identity="dualwrite")
-    sneaky_scm.create("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": "US-950", "OrganizationName": "Only SCM",
-                                      "CustomerGroupId": "10", "SalesCurrencyCode": "USD"})
+    sneaky_scm.create(
+        "CustomersV3",
+        {
+            "dataAreaId": "usmf",
+            "CustomerAccount": "US-950",
+            "OrganizationName": "Only SCM",
+            "CustomerGroupId": "10",
+            "SalesCurrencyCode": "USD",
+        },
+    )
     sneaky_sales = SalesClient(served.urls["sales"], identity="dualwrite")
     company = served.runtime.engine.company_id("usmf")
-    account = sneaky_sales.query("accounts",
-                                 filter=f"accountnumber eq 'US-001' and _msdyn_company_value eq {company}")[0]
+    account = sneaky_sales.query("accounts", filter=f"accountnumber eq 'US-001' and _msdyn_company_value eq {company}")[
+        0
+    ]
     sneaky_sales.update("accounts", account["accountid"], {"name": "Renamed in Sales only"})
 
     result = served.reconcile("--json")
@@ -140,8 +157,11 @@ def test_reconcile_reports_missing_and_differing_rows_and_exits_one(served: Serv
     assert customers["missing_in_sales"][0]["key"] == {"customeraccount": "US-950"}
     difference = customers["differing"][0]
     assert difference["company"] == "usmf" and difference["key"] == {"customeraccount": "US-001"}
-    assert {"scm_field": "OrganizationName", "sales_field": "name", "sales_value": "Renamed in Sales only"}.items() \
-        <= difference["fields"][0].items()
+    assert {
+        "scm_field": "OrganizationName",
+        "sales_field": "name",
+        "sales_value": "Renamed in Sales only",
+    }.items() <= difference["fields"][0].items()
 
     text = served.reconcile()
     assert text.exit_code == 1
@@ -151,9 +171,16 @@ def test_reconcile_reports_missing_and_differing_rows_and_exits_one(served: Serv
 def test_reconcile_compares_only_running_maps(served: Served) -> None:
     """A stopped map is not compared (its sides are expected to drift)."""
     served.runtime.lifecycle.stop(CUSTOMERS)
-    ScmClient(served.urls["scm"]).create("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": "US-951",
-                                                         "OrganizationName": "Unsynced", "CustomerGroupId": "10",
-                                                         "SalesCurrencyCode": "USD"})
+    ScmClient(served.urls["scm"]).create(
+        "CustomersV3",
+        {
+            "dataAreaId": "usmf",
+            "CustomerAccount": "US-951",
+            "OrganizationName": "Unsynced",
+            "CustomerGroupId": "10",
+            "SalesCurrencyCode": "USD",
+        },
+    )
     result = served.reconcile("--json")
 
     assert result.exit_code == 0, result.output
@@ -162,27 +189,58 @@ def test_reconcile_compares_only_running_maps(served: Served) -> None:
 
 def test_reconcile_of_named_maps_needs_no_bridge(served: Served) -> None:
     """--map compares the named maps without asking a bridge; an unreachable service exits 2."""
-    result = served.cli("reconcile", "--sales-url", served.urls["sales"] + "/api/data/v9.2/", "--scm-url",
-                        served.urls["scm"], "--map", "customer-groups", "--bridge-url",
-                        f"http://127.0.0.1:{free_port()}")
+    result = served.cli(
+        "reconcile",
+        "--sales-url",
+        served.urls["sales"] + "/api/data/v9.2/",
+        "--scm-url",
+        served.urls["scm"],
+        "--map",
+        "customer-groups",
+        "--bridge-url",
+        f"http://127.0.0.1:{free_port()}",
+    )
     assert result.exit_code == 0, result.output
     assert "customer-groups:" in result.output and result.output.strip().endswith("equal")
 
-    down = served.cli("reconcile", "--sales-url", f"http://127.0.0.1:{free_port()}", "--scm-url",
-                      served.urls["scm"], "--map", "customer-groups")
+    down = served.cli(
+        "reconcile",
+        "--sales-url",
+        f"http://127.0.0.1:{free_port()}",
+        "--scm-url",
+        served.urls["scm"],
+        "--map",
+        "customer-groups",
+    )
     assert down.exit_code == 2
 
 
-def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on_the_other_side(
-        tmp_path: Path) -> None:
+def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on_the_other_side(tmp_path: Path) -> None:
     """`sandbox up` prints the bridge URL once its maps run (initial sync done); a customer created in SCM
     over HTTP is in Sales at once, and `maps list` against it shows every map Running."""
     ports = {"sales": free_port(), "scm": free_port(), "bridge": free_port()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "leadtocash.cli", "up", "--memory", "--sales-port", str(ports["sales"]), "--scm-port",
-         str(ports["scm"]), "--bridge-port", str(ports["bridge"]), "--data-dir", str(tmp_path / "data")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        [
+            sys.executable,
+            "-m",
+            "leadtocash.cli",
+            "up",
+            "--memory",
+            "--sales-port",
+            str(ports["sales"]),
+            "--scm-port",
+            str(ports["scm"]),
+            "--bridge-port",
+            str(ports["bridge"]),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     urls: dict[str, str] = {}
     try:
         assert process.stdout is not None
@@ -194,8 +252,16 @@ def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on
                 urls[parts[0]] = parts[1]
         assert urls.get("bridge") == f"http://127.0.0.1:{ports['bridge']}/", urls
         scm = ScmClient(urls["scm"])
-        scm.create("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": "US-777", "OrganizationName": "Up Ltd",
-                                   "CustomerGroupId": "10", "SalesCurrencyCode": "USD"})
+        scm.create(
+            "CustomersV3",
+            {
+                "dataAreaId": "usmf",
+                "CustomerAccount": "US-777",
+                "OrganizationName": "Up Ltd",
+                "CustomerGroupId": "10",
+                "SalesCurrencyCode": "USD",
+            },
+        )
         found = SalesClient(urls["sales"]).query("accounts", filter="accountnumber eq 'US-777'")
         assert [row["name"] for row in found] == ["Up Ltd"]  # live sync: there before the create returned
         listing = CliRunner().invoke(main, ["maps", "list", "--json", "--bridge-url", urls["bridge"]])
@@ -206,8 +272,9 @@ def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on
         assert process.wait(timeout=30) == 0
 
 
-def test_maps_run_shows_initial_sync_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_maps_run_shows_initial_sync_progress_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """While the run call is out, the map's ``initial_sync_progress`` is shown on stderr, one line
     rewritten in place; the answer of the run call is what the command returns."""
     import threading
@@ -223,8 +290,15 @@ def test_maps_run_shows_initial_sync_progress_on_a_terminal(monkeypatch: pytest.
             released.wait(10)
             return {"id": "customers-accounts", "state": "Running"}
         released.set()  # one status read is enough
-        return {"initial_sync_progress": {"phase": "writing", "read_scm": 20000, "read_sales": 12,
-                                          "to_write": 20000, "sent": 5000}}
+        return {
+            "initial_sync_progress": {
+                "phase": "writing",
+                "read_scm": 20000,
+                "read_sales": 12,
+                "to_write": 20000,
+                "sent": 5000,
+            }
+        }
 
     monkeypatch.setattr(cli, "_bridge_call", fake_call)
     answer = cli._run_map("http://bridge", "customers-accounts", {"initial_sync": True}, show_progress=True)
@@ -234,8 +308,9 @@ def test_maps_run_shows_initial_sync_progress_on_a_terminal(monkeypatch: pytest.
     assert "\rcustomers-accounts: initial sync read 20,000 SCM / 12 Sales rows, sent 5,000 of 20,000" in err
 
 
-def test_maps_run_off_a_terminal_only_calls_run(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_maps_run_off_a_terminal_only_calls_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from leadtocash import cli
 
     calls: list[str] = []

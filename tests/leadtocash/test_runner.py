@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "scenarios" / "examples" / "my_scenario.py"
 NOWHERE = ["--sales-url", "http://127.0.0.1:9", "--scm-url", "http://127.0.0.1:9"]
 
-PASSING = '''
+PASSING = """
 from scenarios import scenario
 
 @scenario("runner-check-passes", "Two steps that pass")
@@ -34,9 +34,9 @@ def run(ctx):
         ctx.check(True, "fine")
     with ctx.step("Second step"):
         ctx.note("Second step", "Sales", "account", "A-1", "Customer", 10)
-'''
+"""
 
-FAILING = '''
+FAILING = """
 from scenarios import scenario
 
 @scenario("runner-check-fails", "The second step fails with both records")
@@ -47,16 +47,16 @@ def run(ctx):
         ctx.check(False, "the names differ", sales={"name": "Alpha"}, scm={"OrganizationName": "Beta"})
     with ctx.step("A step never reached"):
         pass
-'''
+"""
 
-CRASHING = '''
+CRASHING = """
 from scenarios import scenario
 
 @scenario("runner-check-crashes", "A step raises an unexpected exception")
 def run(ctx):
     with ctx.step("A step that crashes"):
         raise RuntimeError("boom in the scenario")
-'''
+"""
 
 
 @pytest.fixture
@@ -95,8 +95,9 @@ def test_passing_file_prints_the_step_table_and_exits_0(files: dict[str, Path]) 
     result = run(str(files["passing"]), *NOWHERE)
     assert result.exit_code == 0, result.output
     assert "PASS  runner-check-passes" in result.output and "Two steps that pass" in result.output
-    assert [line.split()[0] for line in result.output.splitlines() if "step" in line.lower()
-            and line.startswith("  ")] == ["ok", "ok"]
+    assert [
+        line.split()[0] for line in result.output.splitlines() if "step" in line.lower() and line.startswith("  ")
+    ] == ["ok", "ok"]
     assert "1 passed, 0 failed" in result.output
 
 
@@ -140,8 +141,10 @@ def test_json_report_is_well_formed_with_every_step(files: dict[str, Path], tmp_
     assert passing["passed"] is True and [s["passed"] for s in passing["steps"]] == [True, True]
     assert passing["journey"][0]["number"] == "A-1"
     assert failing["passed"] is False
-    assert [(s["name"], s["passed"]) for s in failing["steps"]] == [("A step that passes", True),
-                                                                    ("A step that fails", False)]
+    assert [(s["name"], s["passed"]) for s in failing["steps"]] == [
+        ("A step that passes", True),
+        ("A step that fails", False),
+    ]
     failed = failing["steps"][1]
     assert failed["error"] == "the names differ"
     assert failed["sales"] == {"name": "Alpha"} and failed["scm"] == {"OrganizationName": "Beta"}
@@ -149,7 +152,8 @@ def test_json_report_is_well_formed_with_every_step(files: dict[str, Path], tmp_
 
 
 def test_junit_report_parses_with_a_testcase_per_step_and_a_failure_for_the_failing_one(
-        files: dict[str, Path], tmp_path: Path) -> None:
+    files: dict[str, Path], tmp_path: Path
+) -> None:
     """--junit writes XML a CI server reads: one testsuite per scenario, one testcase per step, the failing
     step with a <failure> carrying the message and both records."""
     path = tmp_path / "junit.xml"
@@ -205,7 +209,15 @@ def test_example_user_scenario_file_passes_on_a_fresh_in_process_sandbox() -> No
 def test_exit_codes_of_the_installed_command_in_its_own_process(files: dict[str, Path]) -> None:
     """`python -m leadtocash.cli scenario run` exits 0 for a passing file and 1 for a failing one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    codes = [subprocess.run([sys.executable, "-m", "leadtocash.cli", "scenario", "run", str(files[name]), *NOWHERE],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).returncode
-             for name in ("passing", "failing")]
+    codes = [
+        subprocess.run(
+            [sys.executable, "-m", "leadtocash.cli", "scenario", "run", str(files[name]), *NOWHERE],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).returncode
+        for name in ("passing", "failing")
+    ]
     assert codes == [0, 1]

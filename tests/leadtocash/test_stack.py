@@ -9,9 +9,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from leadtocash.stack import (
+    ServiceProcesses,
+    ServiceStartError,
+    StackConfig,
+    build_apps,
+    build_bridge,
+    spawn_services,
+    wire_bridge,
+)
 from sandbox.server import free_port
-from leadtocash.stack import (ServiceProcesses, ServiceStartError, StackConfig, build_apps, build_bridge,
-                           spawn_services, wire_bridge)
 from sandbox.testing import poll_until, process_gone
 
 SALES_HEADERS = {"Authorization": "Bearer anything"}
@@ -19,8 +26,12 @@ SALES_HEADERS = {"Authorization": "Bearer anything"}
 
 def test_stack_config_travels_as_json_with_only_the_named_services() -> None:
     """What a child is given: the same data folder (absolute), memory flag and seed, and only its own URL."""
-    config = StackConfig(data_dir=Path("rel"), seed=7, database_urls={"sales": "sqlite:///s.db", "scm": "sqlite://"},
-                         options={"scm": {"x": 1}})
+    config = StackConfig(
+        data_dir=Path("rel"),
+        seed=7,
+        database_urls={"sales": "sqlite:///s.db", "scm": "sqlite://"},
+        options={"scm": {"x": 1}},
+    )
 
     copy = StackConfig.from_json(config.to_json(["sales"]))
 
@@ -80,8 +91,9 @@ def test_a_port_in_use_is_a_clear_error_and_leaves_no_child_running() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        services = ServiceProcesses(StackConfig(memory=True), ["sales", "scm"], ports={"sales": free_port(),
-                                                                                       "scm": port})
+        services = ServiceProcesses(
+            StackConfig(memory=True), ["sales", "scm"], ports={"sales": free_port(), "scm": port}
+        )
         with pytest.raises(ServiceStartError, match=f"scm .*cannot listen on 127.0.0.1:{port}.*in use"):
             services.start()
 

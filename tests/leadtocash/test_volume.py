@@ -17,11 +17,15 @@ def test_seed_volume_creates_customers_products_and_orders_that_sync(sandbox) ->
 def test_same_seed_gives_same_data(sandbox) -> None:
     """Two runs with one seed make identical customers (names included)."""
     seed_volume(sandbox.scm, accounts=3, products=0, orders=0, seed=3)
-    first = [(r["CustomerAccount"], r["OrganizationName"]) for r in
-             sandbox.scm.query("CustomersV3", filter="CustomerAccount eq 'S03-C*'", orderby="CustomerAccount")]
+    first = [
+        (r["CustomerAccount"], r["OrganizationName"])
+        for r in sandbox.scm.query("CustomersV3", filter="CustomerAccount eq 'S03-C*'", orderby="CustomerAccount")
+    ]
     sandbox.control["scm"].reset()
     sandbox.control["scm"].seed(1)
     seed_volume(sandbox.scm, accounts=3, products=0, orders=0, seed=3)
-    second = [(r["CustomerAccount"], r["OrganizationName"]) for r in
-              sandbox.scm.query("CustomersV3", filter="CustomerAccount eq 'S03-C*'", orderby="CustomerAccount")]
+    second = [
+        (r["CustomerAccount"], r["OrganizationName"])
+        for r in sandbox.scm.query("CustomersV3", filter="CustomerAccount eq 'S03-C*'", orderby="CustomerAccount")
+    ]
     assert first == second and len(first) == 3

@@ -7,9 +7,10 @@ Each test gets its own database with one transaction open for the whole test, so
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -74,26 +75,44 @@ class Sales:
     def delete(self, entity: str, row: Row, *, via_api: bool = True) -> None:
         self.store.delete(entity, self.get(entity, row), identity="user", via_api=via_api)
 
-    def document(self, entity: str = "quote", *, account: str = "US-001", lines: list[tuple[str, Any]] = (),
-                 **values: Any) -> Row:
+    def document(
+        self, entity: str = "quote", *, account: str = "US-001", lines: list[tuple[str, Any]] = (), **values: Any
+    ) -> Row:
         """A header for ``account`` on the demo price list, with product lines ``[(number, quantity), ...]``."""
-        header = self.insert(entity, {"name": f"Test {entity}", "_customerid_value": self.account(account)["accountid"],
-                                      "_customerid_type": "account",
-                                      "_pricelevelid_value": self.price_list["pricelevelid"], **values})
-        line_entity, fk = {"quote": ("quotedetail", "_quoteid_value"),
-                           "salesorder": ("salesorderdetail", "_salesorderid_value"),
-                           "invoice": ("invoicedetail", "_invoiceid_value"),
-                           "opportunity": ("opportunityproduct", "_opportunityid_value")}[entity]
+        header = self.insert(
+            entity,
+            {
+                "name": f"Test {entity}",
+                "_customerid_value": self.account(account)["accountid"],
+                "_customerid_type": "account",
+                "_pricelevelid_value": self.price_list["pricelevelid"],
+                **values,
+            },
+        )
+        line_entity, fk = {
+            "quote": ("quotedetail", "_quoteid_value"),
+            "salesorder": ("salesorderdetail", "_salesorderid_value"),
+            "invoice": ("invoicedetail", "_invoiceid_value"),
+            "opportunity": ("opportunityproduct", "_opportunityid_value"),
+        }[entity]
         for number, quantity in lines:
-            self.insert(line_entity, {fk: header[f"{entity}id"], "_productid_value": self.product(number)["productid"],
-                                      "quantity": Decimal(str(quantity))})
+            self.insert(
+                line_entity,
+                {
+                    fk: header[f"{entity}id"],
+                    "_productid_value": self.product(number)["productid"],
+                    "quantity": Decimal(str(quantity)),
+                },
+            )
         return self.get(entity, header)
 
     def lines(self, entity: str, header: Row) -> list[Row]:
-        line_entity, fk = {"quote": ("quotedetail", "_quoteid_value"),
-                           "salesorder": ("salesorderdetail", "_salesorderid_value"),
-                           "invoice": ("invoicedetail", "_invoiceid_value"),
-                           "opportunity": ("opportunityproduct", "_opportunityid_value")}[entity]
+        line_entity, fk = {
+            "quote": ("quotedetail", "_quoteid_value"),
+            "salesorder": ("salesorderdetail", "_salesorderid_value"),
+            "invoice": ("invoicedetail", "_invoiceid_value"),
+            "opportunity": ("opportunityproduct", "_opportunityid_value"),
+        }[entity]
         return self.store.find(line_entity, {fk: header[f"{entity}id"]}, order_by=["sequencenumber"])
 
     def active_quote(self, lines: list[tuple[str, Any]] = (("D0001", 2),), **values: Any) -> Row:
@@ -118,8 +137,15 @@ class Sales:
             raise NotFound(f"Entity '{entity.name}' With Id = {row_id} Does Not Exist")
         return entity, row
 
-    def run(self, name: str, params: dict[str, Any], *, target: Row | None = None, bound_to: str | None = None,
-            collection: bool = False) -> Any:
+    def run(
+        self,
+        name: str,
+        params: dict[str, Any],
+        *,
+        target: Row | None = None,
+        bound_to: str | None = None,
+        collection: bool = False,
+    ) -> Any:
         spec = self.registry.find(name, bound_to, collection)
         assert spec is not None, f"action {name} is not registered"
         ctx = ActionContext(self.store, "user", resolve_reference=self.resolve)

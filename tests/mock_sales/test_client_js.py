@@ -35,8 +35,11 @@ ROOT = "/api/data/v9.2"
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"'{name}' is not on PATH: the JavaScript client tests need Node.js 18+ and npm "
-                    "(install them, e.g. `apt-get install nodejs npm`).", pytrace=False)
+        pytest.fail(
+            f"'{name}' is not on PATH: the JavaScript client tests need Node.js 18+ and npm "
+            "(install them, e.g. `apt-get install nodejs npm`).",
+            pytrace=False,
+        )
     return path
 
 
@@ -50,8 +53,13 @@ def client_home() -> Path:
     if not (CLIENT_HOME / "node_modules" / "dynamics-web-api" / "package.json").exists():
         npm = _tool("npm")
         CLIENT_HOME.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([npm, "install", "--no-audit", "--no-fund", PACKAGE], cwd=CLIENT_HOME,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", PACKAGE],
+            cwd=CLIENT_HOME,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0:
             pytest.fail(f"npm install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
     return CLIENT_HOME
@@ -99,8 +107,12 @@ class Run:
 def run(client_home: Path, sandbox: Sandbox) -> Run:
     """Run the script once for the module (well under a second against the sandbox)."""
     sandbox.runtime.journal.clear()
-    env = {**os.environ, "SANDBOX_URL": sandbox.url + "/", "DWA_HOME": str(client_home),
-           "NODE_EXTRA_CA_CERTS": str(sandbox.ca_file)}
+    env = {
+        **os.environ,
+        "SANDBOX_URL": sandbox.url + "/",
+        "DWA_HOME": str(client_home),
+        "NODE_EXTRA_CA_CERTS": str(sandbox.ca_file),
+    }
     done = subprocess.run([_tool("node"), str(SCRIPT)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, f"client_check.mjs exited {done.returncode}:\n{done.stderr}"
     steps = json.loads(done.stdout)["steps"]
@@ -109,6 +121,7 @@ def run(client_home: Path, sandbox: Sandbox) -> Run:
 
 
 # ---- functions, create, retrieve ---------------------------------------------------------------------------
+
 
 def test_whoami_function_returns_the_user_business_unit_and_organization(run: Run) -> None:
     """callFunction("WhoAmI") GETs WhoAmI() with the bearer token the callback returned."""
@@ -136,11 +149,16 @@ def test_retrieve_with_select_and_formatted_values(run: Run) -> None:
     row = run.result("retrieve")
     assert row["customertypecode"] == 3 and row["customertypecode_Formatted"] == "Customer"
     assert set(k for k in row if not k.startswith("@") and not k.startswith("oData")) == {
-        "name", "customertypecode", "accountid", "customertypecode@OData.Community.Display.V1.FormattedValue",
-        "customertypecode_Formatted"}
+        "name",
+        "customertypecode",
+        "accountid",
+        "customertypecode@OData.Community.Display.V1.FormattedValue",
+        "customertypecode_Formatted",
+    }
 
 
 # ---- update, upsert, associate, delete ---------------------------------------------------------------------
+
 
 def test_update_and_update_single_property_change_the_row(run: Run) -> None:
     """update() PATCHes with If-Match: * and returns true; updateSingleProperty PUTs accounts(<id>)/description."""
@@ -186,6 +204,7 @@ def test_delete_removes_the_row_and_a_second_delete_is_404(run: Run) -> None:
 
 
 # ---- queries ---------------------------------------------------------------------------------------------------
+
 
 def test_retrieve_multiple_pages_with_max_page_size_and_the_next_link(run: Run) -> None:
     """maxPageSize sends odata.maxpagesize; passing oDataNextLink back fetches the next page in order."""
@@ -241,6 +260,7 @@ def test_fetch_all_follows_the_paging_cookie(run: Run) -> None:
 
 # ---- actions and $batch ------------------------------------------------------------------------------------------
 
+
 def test_call_action_create_multiple_returns_ids(run: Run) -> None:
     """callAction on a collection POSTs accounts/Microsoft.Dynamics.CRM.CreateMultiple and gets Ids back."""
     result = run.result("callActionCreateMultiple")
@@ -273,18 +293,31 @@ def test_execute_batch_rejects_with_the_failing_parts_error(run: Run) -> None:
 
 # ---- metadata ----------------------------------------------------------------------------------------------------
 
+
 def test_metadata_entity_attributes_and_relationships(run: Run) -> None:
     """retrieveEntity / retrieveAttributes (Picklist cast + OptionSet) / retrieveEntities / retrieveRelationships."""
     entity = run.result("retrieveEntity")
-    assert (entity["LogicalName"], entity["EntitySetName"], entity["PrimaryIdAttribute"],
-            entity["PrimaryNameAttribute"]) == ("account", "accounts", "accountid", "name")
+    assert (
+        entity["LogicalName"],
+        entity["EntitySetName"],
+        entity["PrimaryIdAttribute"],
+        entity["PrimaryNameAttribute"],
+    ) == ("account", "accounts", "accountid", "name")
     attributes = run.result("retrieveAttributes")
     assert "customertypecode" in attributes["names"] and "Prospect" in attributes["customerLabels"]
-    assert run.result("retrieveEntities") == [{"MetadataId": run.result("retrieveEntities")[0]["MetadataId"],
-                                               "LogicalName": "salesorder", "EntitySetName": "salesorders"}]
+    assert run.result("retrieveEntities") == [
+        {
+            "MetadataId": run.result("retrieveEntities")[0]["MetadataId"],
+            "LogicalName": "salesorder",
+            "EntitySetName": "salesorders",
+        }
+    ]
     (relationship,) = run.result("retrieveRelationships")
-    assert (relationship["ReferencingEntity"], relationship["ReferencedEntity"],
-            relationship["ReferencingEntityNavigationPropertyName"]) == ("account", "contact", "primarycontactid")
+    assert (
+        relationship["ReferencingEntity"],
+        relationship["ReferencedEntity"],
+        relationship["ReferencingEntityNavigationPropertyName"],
+    ) == ("account", "contact", "primarycontactid")
 
 
 def test_every_step_of_the_client_script_succeeds_except_the_deliberate_failures(run: Run) -> None:

@@ -12,8 +12,9 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
@@ -100,6 +101,7 @@ def company_id(sandbox: Sandbox, code: str = "usmf") -> str:
 
 # ---- connection --------------------------------------------------------------------------------------------
 
+
 def test_client_refuses_plain_http_so_the_sandbox_serves_https(sandbox: Sandbox, credential: AnyToken) -> None:
     """The client rejects an http:// base URL before any request; the sandbox URL is https://."""
     with pytest.raises(ValueError, match="HTTPS"):
@@ -107,8 +109,9 @@ def test_client_refuses_plain_http_so_the_sandbox_serves_https(sandbox: Sandbox,
     assert sandbox.url.startswith("https://127.0.0.1:")
 
 
-def test_any_bearer_token_is_accepted_and_the_scope_is_the_server_url(client: DataverseClient, sandbox: Sandbox,
-                                                                      credential: AnyToken) -> None:
+def test_any_bearer_token_is_accepted_and_the_scope_is_the_server_url(
+    client: DataverseClient, sandbox: Sandbox, credential: AnyToken
+) -> None:
     """The client asks the credential for ``<url>/.default`` and mock Sales takes whatever token it gets."""
     client.tables.get("account")
     assert credential.scopes and set(credential.scopes) == {f"{sandbox.url}/.default"}
@@ -116,8 +119,10 @@ def test_any_bearer_token_is_accepted_and_the_scope_is_the_server_url(client: Da
 
 # ---- create ------------------------------------------------------------------------------------------------
 
+
 def test_create_one_record_reads_table_metadata_then_takes_the_id_from_odata_entityid(
-        client: DataverseClient, sandbox: Sandbox) -> None:
+    client: DataverseClient, sandbox: Sandbox
+) -> None:
     """records.create(table, dict) resolves the entity set through EntityDefinitions, POSTs and gets 204."""
     name = unique("Py create")
     account_id = client.records.create("account", {"name": name, "telephone1": "555-0100"})
@@ -143,13 +148,15 @@ def test_create_many_records_uses_the_createmultiple_action(client: DataverseCli
 
 
 def test_picklist_labels_are_turned_into_option_values_from_the_attribute_metadata(
-        client: DataverseClient, sandbox: Sandbox) -> None:
+    client: DataverseClient, sandbox: Sandbox
+) -> None:
     """A choice column given as a label is resolved by the client from PicklistAttributeMetadata/OptionSet."""
     account_id = client.records.create("account", {"name": unique("Py picklist"), "customertypecode": "Prospect"})
     assert sandbox.stored("account", accountid=account_id)["customertypecode"] == 8
     (metadata,) = sandbox.wire("GET", "PicklistAttributeMetadata")
-    assert metadata["path"] == (f"{ROOT}/EntityDefinitions(LogicalName='account')/Attributes/"
-                                "Microsoft.Dynamics.CRM.PicklistAttributeMetadata")
+    assert metadata["path"] == (
+        f"{ROOT}/EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+    )
     assert metadata["status"] == 200
     (create,) = sandbox.wire("POST", "accounts$")
     assert '"customertypecode": 8' in create["request_body"]
@@ -157,8 +164,10 @@ def test_picklist_labels_are_turned_into_option_values_from_the_attribute_metada
 
 # ---- read ----------------------------------------------------------------------------------------------------
 
+
 def test_retrieve_by_id_with_select_returns_the_selected_columns_and_the_key(
-        client: DataverseClient, sandbox: Sandbox) -> None:
+    client: DataverseClient, sandbox: Sandbox
+) -> None:
     """records.retrieve(table, id, select=...) GETs accounts(<id>)?$select=...; a missing id gives None."""
     name = unique("Py retrieve")
     account_id = client.records.create("account", {"name": name, "customertypecode": 3})
@@ -167,16 +176,25 @@ def test_retrieve_by_id_with_select_returns_the_selected_columns_and_the_key(
     assert record.id == account_id and record["name"] == name and record["customertypecode"] == 3
     assert set(record.data) == {"name", "customertypecode", "accountid"}
     assert client.records.retrieve("account", str(uuid.uuid4())) is None
-    formatted = client.records.retrieve("account", account_id, select=["customertypecode"],
-                                        include_annotations="OData.Community.Display.V1.FormattedValue")
+    formatted = client.records.retrieve(
+        "account",
+        account_id,
+        select=["customertypecode"],
+        include_annotations="OData.Community.Display.V1.FormattedValue",
+    )
     assert formatted is not None
     assert formatted["customertypecode@OData.Community.Display.V1.FormattedValue"] == "Customer"
 
 
 def test_list_with_filter_select_orderby_and_top(client: DataverseClient) -> None:
     """records.list sends $filter/$select/$orderby/$top and returns the matching rows in order."""
-    result = client.records.list("account", filter="startswith(accountnumber,'US-')", select=["accountnumber"],
-                                 orderby=["accountnumber desc"], top=3)
+    result = client.records.list(
+        "account",
+        filter="startswith(accountnumber,'US-')",
+        select=["accountnumber"],
+        orderby=["accountnumber desc"],
+        top=3,
+    )
     numbers = [record["accountnumber"] for record in result]
     assert len(numbers) == 3 and numbers == sorted(numbers, reverse=True)
     assert all(number.startswith("US-") for number in numbers)
@@ -184,8 +202,15 @@ def test_list_with_filter_select_orderby_and_top(client: DataverseClient) -> Non
 
 def test_paging_follows_the_next_link_until_the_last_page(client: DataverseClient, sandbox: Sandbox) -> None:
     """page_size=N sends Prefer: odata.maxpagesize=N and the client replays @odata.nextLink ($skiptoken)."""
-    pages = list(client.records.list_pages("account", filter="startswith(accountnumber,'US-')",
-                                           select=["accountnumber"], orderby=["accountnumber"], page_size=3))
+    pages = list(
+        client.records.list_pages(
+            "account",
+            filter="startswith(accountnumber,'US-')",
+            select=["accountnumber"],
+            orderby=["accountnumber"],
+            page_size=3,
+        )
+    )
     sizes = [len(page) for page in pages]
     numbers = [record["accountnumber"] for page in pages for record in page]
     assert len(pages) > 1 and all(size == 3 for size in sizes[:-1]) and 1 <= sizes[-1] <= 3
@@ -196,24 +221,43 @@ def test_paging_follows_the_next_link_until_the_last_page(client: DataverseClien
 
 def test_query_builder_filters_with_in_and_expands_a_lookup(client: DataverseClient) -> None:
     """The fluent builder's ``in_`` becomes Microsoft.Dynamics.CRM.In; expand returns the related row."""
-    result = (client.query.builder("account").select("accountnumber", "statecode")
-              .where(col("accountnumber").in_(["US-001", "US-002"])).order_by("accountnumber").execute())
+    result = (
+        client.query.builder("account")
+        .select("accountnumber", "statecode")
+        .where(col("accountnumber").in_(["US-001", "US-002"]))
+        .order_by("accountnumber")
+        .execute()
+    )
     assert [record["accountnumber"] for record in result] == ["US-001", "US-002"]
-    contacts = client.records.list("contact", select=["fullname"], filter="_parentcustomerid_value ne null",
-                                   expand=["parentcustomerid_account($select=name)"], top=1)
+    contacts = client.records.list(
+        "contact",
+        select=["fullname"],
+        filter="_parentcustomerid_value ne null",
+        expand=["parentcustomerid_account($select=name)"],
+        top=1,
+    )
     related = contacts[0]["parentcustomerid_account"]
     assert isinstance(related, dict) and related["name"] and related["accountid"]
 
 
 def test_fetchxml_query_pages_with_the_paging_cookie(client: DataverseClient, sandbox: Sandbox) -> None:
     """query.fetchxml(...).execute() sends ?fetchXml= and follows morerecords / fetchxmlpagingcookie."""
-    xml = ("<fetch count='2'><entity name='account'><attribute name='accountnumber'/>"
-           "<filter><condition attribute='accountnumber' operator='like' value='US-%'/></filter>"
-           "<order attribute='accountnumber' descending='true'/></entity></fetch>")
+    xml = (
+        "<fetch count='2'><entity name='account'><attribute name='accountnumber'/>"
+        "<filter><condition attribute='accountnumber' operator='like' value='US-%'/></filter>"
+        "<order attribute='accountnumber' descending='true'/></entity></fetch>"
+    )
     result = client.query.fetchxml(xml).execute()
     numbers = [record["accountnumber"] for record in result]
-    expected = [r["accountnumber"] for r in client.records.list(
-        "account", filter="startswith(accountnumber,'US-')", select=["accountnumber"], orderby=["accountnumber desc"])]
+    expected = [
+        r["accountnumber"]
+        for r in client.records.list(
+            "account",
+            filter="startswith(accountnumber,'US-')",
+            select=["accountnumber"],
+            orderby=["accountnumber desc"],
+        )
+    ]
     assert numbers == expected and len(numbers) > 2
     requests = sandbox.wire("GET", "accounts$")
     fetches = [e for e in requests if "fetchXml" in e["query"]]
@@ -229,6 +273,7 @@ def test_sql_queries_are_refused_with_501_instead_of_returning_every_row(client:
 
 
 # ---- update, upsert, delete ----------------------------------------------------------------------------------
+
 
 def test_update_one_and_many_records(client: DataverseClient, sandbox: Sandbox) -> None:
     """records.update PATCHes accounts(<id>) (If-Match: *); a list of ids goes through UpdateMultiple."""
@@ -249,8 +294,9 @@ def test_update_one_and_many_records(client: DataverseClient, sandbox: Sandbox) 
 def test_upsert_by_alternate_key_creates_then_updates(client: DataverseClient, sandbox: Sandbox) -> None:
     """records.upsert with one item PATCHes products(productnumber='...'): 204 create, then 204 update."""
     number = f"PY-{uuid.uuid4().hex[:6]}"
-    client.records.upsert("product", [UpsertItem(alternate_key={"productnumber": number},
-                                                 record={"name": "Python upsert"})])
+    client.records.upsert(
+        "product", [UpsertItem(alternate_key={"productnumber": number}, record={"name": "Python upsert"})]
+    )
     created = sandbox.row("product", productnumber=number)
     assert created is not None and created["name"] == "Python upsert"
     client.records.upsert("product", [{"alternate_key": {"productnumber": number}, "record": {"name": "renamed"}}])
@@ -273,10 +319,12 @@ def test_upsert_by_composite_alternate_key_with_a_lookup_column(client: Datavers
 def test_upsert_many_uses_the_upsertmultiple_action(client: DataverseClient, sandbox: Sandbox) -> None:
     """Several items go to products/Microsoft.Dynamics.CRM.UpsertMultiple with @odata.id alternate keys."""
     numbers = [f"PY-{uuid.uuid4().hex[:6]}" for _ in range(2)]
-    client.records.upsert("product", [UpsertItem(alternate_key={"productnumber": numbers[0]},
-                                                 record={"name": "first"})])
-    client.records.upsert("product", [UpsertItem(alternate_key={"productnumber": n}, record={"name": f"bulk {n}"})
-                                      for n in numbers])
+    client.records.upsert(
+        "product", [UpsertItem(alternate_key={"productnumber": numbers[0]}, record={"name": "first"})]
+    )
+    client.records.upsert(
+        "product", [UpsertItem(alternate_key={"productnumber": n}, record={"name": f"bulk {n}"}) for n in numbers]
+    )
     rows = [sandbox.stored("product", productnumber=n) for n in numbers]
     assert [r["name"] for r in rows] == [f"bulk {n}" for n in numbers]
     (call,) = sandbox.wire("POST", "UpsertMultiple")
@@ -299,6 +347,7 @@ def test_delete_one_record_and_many_through_bulkdelete(client: DataverseClient, 
 
 
 # ---- batch -----------------------------------------------------------------------------------------------------
+
 
 def test_batch_with_a_changeset_and_content_id_references(client: DataverseClient, sandbox: Sandbox) -> None:
     """client.batch: a change set creates and updates through $1, then a GET in the same $batch sees it."""
@@ -331,12 +380,17 @@ def test_batch_reports_a_failing_part_with_the_service_error(client: DataverseCl
 
 # ---- metadata ----------------------------------------------------------------------------------------------------
 
+
 def test_table_metadata_get_and_list(client: DataverseClient) -> None:
     """tables.get / tables.list read EntityDefinitions: logical and set names, primary id and name."""
     info = client.tables.get("salesorder")
     assert info is not None
     assert (info.logical_name, info.entity_set_name, info.primary_id_attribute, info.primary_name_attribute) == (
-        "salesorder", "salesorders", "salesorderid", "name")
+        "salesorder",
+        "salesorders",
+        "salesorderid",
+        "name",
+    )
     assert client.tables.get("nosuchtable") is None
     tables = {t["LogicalName"]: t["EntitySetName"] for t in client.tables.list(select=["LogicalName", "EntitySetName"])}
     assert tables["account"] == "accounts" and tables["opportunity"] == "opportunities" and len(tables) > 20
@@ -370,5 +424,6 @@ def test_relationship_metadata_names_the_navigation_properties(client: Dataverse
     opportunity = client.records.retrieve("opportunity", opportunity_id, select=["_pricelevelid_value"])
     assert opportunity is not None and opportunity["_pricelevelid_value"] == price_list_id
     relationships = client.tables.list_table_relationships("account")
-    assert any(r["SchemaName"] == "account_primary_contact" and r["ReferencingEntity"] == "account"
-               for r in relationships)
+    assert any(
+        r["SchemaName"] == "account_primary_contact" and r["ReferencingEntity"] == "account" for r in relationships
+    )

@@ -19,14 +19,27 @@ def _draft_quote(client, quantity: int = 2) -> dict[str, Any]:
     account = _first(client, "accounts?$filter=accountnumber eq 'US-001'")
     price_list = _first(client, "pricelevels?$filter=name eq 'Contoso USD'")
     product = _first(client, "products?$filter=msdyn_productnumber eq 'D0001'")
-    response = client.post(f"{ROOT}/quotes", headers=REPRESENTATION, json={
-        "name": "HTTP quote", "customerid_account@odata.bind": f"/accounts({account['accountid']})",
-        "pricelevelid@odata.bind": f"/pricelevels({price_list['pricelevelid']})", "totalamount": 12345})
+    response = client.post(
+        f"{ROOT}/quotes",
+        headers=REPRESENTATION,
+        json={
+            "name": "HTTP quote",
+            "customerid_account@odata.bind": f"/accounts({account['accountid']})",
+            "pricelevelid@odata.bind": f"/pricelevels({price_list['pricelevelid']})",
+            "totalamount": 12345,
+        },
+    )
     assert response.status_code == 201, response.get_data(as_text=True)
     quote = response.get_json()
-    response = client.post(f"{ROOT}/quotedetails", headers=JSON, json={
-        "quoteid@odata.bind": f"/quotes({quote['quoteid']})", "productid@odata.bind": f"/products({product['productid']})",
-        "quantity": quantity})
+    response = client.post(
+        f"{ROOT}/quotedetails",
+        headers=JSON,
+        json={
+            "quoteid@odata.bind": f"/quotes({quote['quoteid']})",
+            "productid@odata.bind": f"/products({product['productid']})",
+            "quantity": quantity,
+        },
+    )
     assert response.status_code == 204, response.get_data(as_text=True)
     return client.get(f"{ROOT}/quotes({quote['quoteid']})", headers=JSON).get_json()
 
@@ -51,8 +64,14 @@ def test_activated_quote_refuses_edits_with_a_dataverse_error(sales) -> None:
     error = response.get_json()["error"]
     assert error["code"] == "0x80040203" and "only Draft quote" in error["message"]
     product = _first(sales, "products?$filter=msdyn_productnumber eq 'D0003'")
-    response = sales.post(f"{ROOT}/quotedetails", headers=JSON, json={
-        "quoteid@odata.bind": f"/quotes({quote['quoteid']})", "productid@odata.bind": f"/products({product['productid']})"})
+    response = sales.post(
+        f"{ROOT}/quotedetails",
+        headers=JSON,
+        json={
+            "quoteid@odata.bind": f"/quotes({quote['quoteid']})",
+            "productid@odata.bind": f"/products({product['productid']})",
+        },
+    )
     assert response.status_code == 400
     response = sales.patch(url, headers=JSON, json={"statecode": 2, "statuscode": 4})
     assert response.status_code == 400 and "WinQuote" in response.get_json()["error"]["message"]
@@ -62,16 +81,23 @@ def test_convert_quote_to_sales_order_over_http(sales) -> None:
     """POST /ConvertQuoteToSalesOrder answers 200 with the order's selected columns; the quote is Won."""
     quote = _draft_quote(sales)
     sales.patch(f"{ROOT}/quotes({quote['quoteid']})", headers=JSON, json={"statecode": 1, "statuscode": 2})
-    response = sales.post(f"{ROOT}/ConvertQuoteToSalesOrder", headers=JSON, json={
-        "QuoteId": quote["quoteid"],
-        "ColumnSet": {"AllColumns": False, "Columns": ["salesorderid", "ordernumber", "totalamount"]}})
+    response = sales.post(
+        f"{ROOT}/ConvertQuoteToSalesOrder",
+        headers=JSON,
+        json={
+            "QuoteId": quote["quoteid"],
+            "ColumnSet": {"AllColumns": False, "Columns": ["salesorderid", "ordernumber", "totalamount"]},
+        },
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert body["@odata.context"].endswith("$metadata#salesorders/$entity")
     assert body["ordernumber"].startswith("ORD-") and body["totalamount"] == 500.0
     assert "name" not in body
-    won = sales.get(f"{ROOT}/quotes({quote['quoteid']})?$select=statecode,statuscode",
-                    headers={**JSON, "Prefer": 'odata.include-annotations="*"'}).get_json()
+    won = sales.get(
+        f"{ROOT}/quotes({quote['quoteid']})?$select=statecode,statuscode",
+        headers={**JSON, "Prefer": 'odata.include-annotations="*"'},
+    ).get_json()
     assert won["statecode@OData.Community.Display.V1.FormattedValue"] == "Won"
     lines = sales.get(f"{ROOT}/salesorders({body['salesorderid']})/order_details", headers=JSON).get_json()["value"]
     assert len(lines) == 1
@@ -87,28 +113,51 @@ def test_qualify_lead_over_http_returns_the_created_rows(sales) -> None:
     result = response.get_json()
     assert result["@odata.context"].endswith("$metadata#Collection(Microsoft.Dynamics.CRM.crmbaseentity)")
     assert [item["@odata.type"] for item in result["value"]] == [
-        "#Microsoft.Dynamics.CRM.account", "#Microsoft.Dynamics.CRM.contact", "#Microsoft.Dynamics.CRM.opportunity"]
+        "#Microsoft.Dynamics.CRM.account",
+        "#Microsoft.Dynamics.CRM.contact",
+        "#Microsoft.Dynamics.CRM.opportunity",
+    ]
     assert sales.post(url, headers=JSON, json=body).status_code == 400
 
 
 def test_win_opportunity_and_fulfill_order_over_http(sales) -> None:
     """Unbound WinOpportunity and collection-bound FulfillSalesOrder answer 204 and change state."""
     account = _first(sales, "accounts?$filter=accountnumber eq 'US-002'")
-    response = sales.post(f"{ROOT}/opportunities", headers=REPRESENTATION, json={
-        "name": "Big deal", "customerid_account@odata.bind": f"/accounts({account['accountid']})"})
+    response = sales.post(
+        f"{ROOT}/opportunities",
+        headers=REPRESENTATION,
+        json={"name": "Big deal", "customerid_account@odata.bind": f"/accounts({account['accountid']})"},
+    )
     opportunity = response.get_json()
-    response = sales.post(f"{ROOT}/WinOpportunity", headers=JSON, json={"Status": 3, "OpportunityClose": {
-        "subject": "Won", "opportunityid@odata.bind": f"/opportunities({opportunity['opportunityid']})"}})
+    response = sales.post(
+        f"{ROOT}/WinOpportunity",
+        headers=JSON,
+        json={
+            "Status": 3,
+            "OpportunityClose": {
+                "subject": "Won",
+                "opportunityid@odata.bind": f"/opportunities({opportunity['opportunityid']})",
+            },
+        },
+    )
     assert response.status_code == 204, response.get_data(as_text=True)
     won = sales.get(f"{ROOT}/opportunities({opportunity['opportunityid']})", headers=JSON).get_json()
     assert (won["statecode"], won["statuscode"]) == (1, 3)
 
-    response = sales.post(f"{ROOT}/salesorders", headers=REPRESENTATION, json={
-        "name": "Direct order", "customerid_account@odata.bind": f"/accounts({account['accountid']})"})
+    response = sales.post(
+        f"{ROOT}/salesorders",
+        headers=REPRESENTATION,
+        json={"name": "Direct order", "customerid_account@odata.bind": f"/accounts({account['accountid']})"},
+    )
     order = response.get_json()
-    response = sales.post(f"{ROOT}/salesorders/Microsoft.Dynamics.CRM.FulfillSalesOrder", headers=JSON, json={
-        "Status": 100001, "OrderClose": {"subject": "Done",
-                                         "salesorderid@odata.bind": f"/salesorders({order['salesorderid']})"}})
+    response = sales.post(
+        f"{ROOT}/salesorders/Microsoft.Dynamics.CRM.FulfillSalesOrder",
+        headers=JSON,
+        json={
+            "Status": 100001,
+            "OrderClose": {"subject": "Done", "salesorderid@odata.bind": f"/salesorders({order['salesorderid']})"},
+        },
+    )
     assert response.status_code == 204, response.get_data(as_text=True)
     fulfilled = sales.get(f"{ROOT}/salesorders({order['salesorderid']})", headers=JSON).get_json()
     assert fulfilled["statecode"] == 3
@@ -117,8 +166,11 @@ def test_win_opportunity_and_fulfill_order_over_http(sales) -> None:
 def test_documents_are_addressable_by_their_dual_write_key(sales) -> None:
     """quotes(msdyn_quotenumber='...',_msdyn_company_value=...) finds the Sales-born quote."""
     quote = _draft_quote(sales)
-    response = sales.get(f"{ROOT}/quotes(msdyn_quotenumber='{quote['msdyn_quotenumber']}',"
-                         f"_msdyn_company_value={quote['_msdyn_company_value']})", headers=JSON)
+    response = sales.get(
+        f"{ROOT}/quotes(msdyn_quotenumber='{quote['msdyn_quotenumber']}',"
+        f"_msdyn_company_value={quote['_msdyn_company_value']})",
+        headers=JSON,
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["quoteid"] == quote["quoteid"]
 
@@ -126,6 +178,11 @@ def test_documents_are_addressable_by_their_dual_write_key(sales) -> None:
 def test_metadata_lists_the_sales_actions_and_tables(sales) -> None:
     """$metadata declares the entity sets and the lead-to-cash actions."""
     text = sales.get(f"{ROOT}/$metadata").get_data(as_text=True)
-    for name in ("QualifyLead", "ConvertQuoteToSalesOrder", "FulfillSalesOrder", 'Name="quotedetails"',
-                 'Name="cdm_companies"'):
+    for name in (
+        "QualifyLead",
+        "ConvertQuoteToSalesOrder",
+        "FulfillSalesOrder",
+        'Name="quotedetails"',
+        'Name="cdm_companies"',
+    ):
         assert name in text

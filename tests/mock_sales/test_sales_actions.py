@@ -14,9 +14,18 @@ D = Decimal
 
 
 def _lead(env, **values):
-    return env.insert("lead", {"subject": "Speakers for the new store", "firstname": "Ada", "lastname": "Lovelace",
-                               "companyname": "Analytical Engines", "emailaddress1": "ada@example.com",
-                               "estimatedamount": D(5000), **values})
+    return env.insert(
+        "lead",
+        {
+            "subject": "Speakers for the new store",
+            "firstname": "Ada",
+            "lastname": "Lovelace",
+            "companyname": "Analytical Engines",
+            "emailaddress1": "ada@example.com",
+            "estimatedamount": D(5000),
+            **values,
+        },
+    )
 
 
 def _qualify(env, lead, **params):
@@ -26,25 +35,39 @@ def _qualify(env, lead, **params):
 
 # ---- registry ----------------------------------------------------------------------------------------------
 
+
 def test_every_lead_to_cash_action_is_registered_with_its_parameters(env) -> None:
     """The actions of reference section 15 exist with the right binding and declared parameters."""
-    expected = {("QualifyLead", "lead", False), ("WinOpportunity", None, False), ("LoseOpportunity", None, False),
-                ("GenerateQuoteFromOpportunity", None, False), ("WinQuote", None, False), ("CloseQuote", None, False),
-                ("ReviseQuote", None, False), ("ConvertQuoteToSalesOrder", None, False),
-                ("ConvertSalesOrderToInvoice", None, False), ("FulfillSalesOrder", "salesorder", True),
-                ("CancelSalesOrder", None, False), ("LockSalesOrderPricing", None, False),
-                ("UnlockSalesOrderPricing", None, False), ("LockInvoicePricing", None, False),
-                ("UnlockInvoicePricing", None, False)}
+    expected = {
+        ("QualifyLead", "lead", False),
+        ("WinOpportunity", None, False),
+        ("LoseOpportunity", None, False),
+        ("GenerateQuoteFromOpportunity", None, False),
+        ("WinQuote", None, False),
+        ("CloseQuote", None, False),
+        ("ReviseQuote", None, False),
+        ("ConvertQuoteToSalesOrder", None, False),
+        ("ConvertSalesOrderToInvoice", None, False),
+        ("FulfillSalesOrder", "salesorder", True),
+        ("CancelSalesOrder", None, False),
+        ("LockSalesOrderPricing", None, False),
+        ("UnlockSalesOrderPricing", None, False),
+        ("LockInvoicePricing", None, False),
+        ("UnlockInvoicePricing", None, False),
+    }
     for name, bound_to, collection in expected:
         spec = env.registry.find(name, bound_to, collection)
         assert spec is not None, name
         assert spec.parameters and spec.description
-    assert env.registry.find("WinQuote", None).parameters == {"QuoteClose": f"{NAMESPACE}.quoteclose",
-                                                              "Status": "Edm.Int32"}
+    assert env.registry.find("WinQuote", None).parameters == {
+        "QuoteClose": f"{NAMESPACE}.quoteclose",
+        "Status": "Edm.Int32",
+    }
     assert env.registry.find("ConvertQuoteToSalesOrder", None).returns == f"{NAMESPACE}.salesorder"
 
 
 # ---- QualifyLead ------------------------------------------------------------------------------------------
+
 
 def test_qualify_lead_creates_linked_account_contact_and_opportunity(env) -> None:
     """The new rows carry originatingleadid; the contact belongs to the account; the opportunity to the account."""
@@ -78,8 +101,13 @@ def test_qualify_lead_only_creates_what_is_asked(env) -> None:
     """CreateAccount/CreateContact false and an OpportunityCustomerId: only the opportunity, for that customer."""
     lead = _lead(env)
     customer = env.account("US-002")
-    result = _qualify(env, lead, CreateAccount=False, CreateContact=False,
-                      OpportunityCustomerId={"@odata.type": f"{NAMESPACE}.account", "accountid": customer["accountid"]})
+    result = _qualify(
+        env,
+        lead,
+        CreateAccount=False,
+        CreateContact=False,
+        OpportunityCustomerId={"@odata.type": f"{NAMESPACE}.account", "accountid": customer["accountid"]},
+    )
     ((name, opportunity),) = result.items
     assert name == "opportunity" and opportunity["_customerid_value"] == customer["accountid"]
 
@@ -87,20 +115,32 @@ def test_qualify_lead_only_creates_what_is_asked(env) -> None:
 def test_qualify_lead_takes_the_opportunity_currency_parameter(env) -> None:
     """OpportunityCurrencyId sets the opportunity's currency."""
     eur = env.one("transactioncurrency", isocurrencycode="EUR")
-    result = _qualify(env, _lead(env), CreateAccount=False, CreateContact=False,
-                      OpportunityCurrencyId={"@odata.type": f"{NAMESPACE}.transactioncurrency",
-                                             "transactioncurrencyid": eur["transactioncurrencyid"]})
+    result = _qualify(
+        env,
+        _lead(env),
+        CreateAccount=False,
+        CreateContact=False,
+        OpportunityCurrencyId={
+            "@odata.type": f"{NAMESPACE}.transactioncurrency",
+            "transactioncurrencyid": eur["transactioncurrencyid"],
+        },
+    )
     assert result.items[0][1]["_transactioncurrencyid_value"] == eur["transactioncurrencyid"]
 
 
-@pytest.mark.parametrize("params,message", [
-    ({"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True}, "Required parameter 'Status'"),
-    ({"CreateAccount": True, "CreateContact": True, "Status": 3}, "Required parameter 'CreateOpportunity'"),
-    ({"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True, "Status": 3, "Bogus": 1}, "Bogus"),
-    ({"CreateAccount": "yes", "CreateContact": True, "CreateOpportunity": True, "Status": 3}, "true or false"),
-    ({"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True, "Status": 4},
-     "4 is not a valid status code for state code LeadState.Qualified"),
-])
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True}, "Required parameter 'Status'"),
+        ({"CreateAccount": True, "CreateContact": True, "Status": 3}, "Required parameter 'CreateOpportunity'"),
+        ({"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True, "Status": 3, "Bogus": 1}, "Bogus"),
+        ({"CreateAccount": "yes", "CreateContact": True, "CreateOpportunity": True, "Status": 3}, "true or false"),
+        (
+            {"CreateAccount": True, "CreateContact": True, "CreateOpportunity": True, "Status": 4},
+            "4 is not a valid status code for state code LeadState.Qualified",
+        ),
+    ],
+)
 def test_qualify_lead_refuses_bad_parameters(env, params, message) -> None:
     """Missing, unknown or ill-typed parameters and a reason outside Qualified are 400s."""
     lead = _lead(env)
@@ -118,6 +158,7 @@ def test_qualify_lead_without_company_name_cannot_create_an_account(env) -> None
 
 # ---- opportunities ---------------------------------------------------------------------------------------
 
+
 def _opportunity(env, lines=(("D0001", 2),)):
     return env.document("opportunity", lines=list(lines))
 
@@ -125,9 +166,18 @@ def _opportunity(env, lines=(("D0001", 2),)):
 def test_win_opportunity_closes_it_as_won_with_an_opportunityclose(env) -> None:
     """WinOpportunity: statecode 1 / statuscode 3, actual value, and a completed opportunityclose."""
     opportunity = _opportunity(env)
-    result = env.run("WinOpportunity", {"Status": 3, "OpportunityClose": {
-        "@odata.type": f"{NAMESPACE}.opportunityclose", "subject": "Won",
-        "opportunityid@odata.bind": env.ref("opportunity", opportunity), "actualrevenue": 480}})
+    result = env.run(
+        "WinOpportunity",
+        {
+            "Status": 3,
+            "OpportunityClose": {
+                "@odata.type": f"{NAMESPACE}.opportunityclose",
+                "subject": "Won",
+                "opportunityid@odata.bind": env.ref("opportunity", opportunity),
+                "actualrevenue": 480,
+            },
+        },
+    )
     assert result is None
     opportunity = env.get("opportunity", opportunity)
     assert (opportunity["statecode"], opportunity["statuscode"]) == (1, 3)
@@ -139,8 +189,10 @@ def test_win_opportunity_closes_it_as_won_with_an_opportunityclose(env) -> None:
 def test_lose_opportunity_takes_out_sold_and_refuses_closed_ones(env) -> None:
     """LoseOpportunity with Status 5 -> Lost/Out-Sold; closing it again is a 400."""
     opportunity = _opportunity(env)
-    body = {"Status": 5, "OpportunityClose": {"subject": "Lost",
-                                              "opportunityid@odata.bind": env.ref("opportunity", opportunity)}}
+    body = {
+        "Status": 5,
+        "OpportunityClose": {"subject": "Lost", "opportunityid@odata.bind": env.ref("opportunity", opportunity)},
+    }
     env.run("LoseOpportunity", body)
     lost = env.get("opportunity", opportunity)
     assert (lost["statecode"], lost["statuscode"]) == (2, 5)
@@ -152,27 +204,41 @@ def test_win_opportunity_refuses_a_lost_reason_and_a_missing_reference(env) -> N
     """Status 4 belongs to Lost; an OpportunityClose without the opportunity bind is a 400."""
     opportunity = _opportunity(env)
     with pytest.raises(BadRequest, match="4 is not a valid status code for state code OpportunityState.Won"):
-        env.run("WinOpportunity", {"Status": 4, "OpportunityClose": {
-            "opportunityid@odata.bind": env.ref("opportunity", opportunity)}})
+        env.run(
+            "WinOpportunity",
+            {"Status": 4, "OpportunityClose": {"opportunityid@odata.bind": env.ref("opportunity", opportunity)}},
+        )
     with pytest.raises(BadRequest, match="must name the opportunity"):
         env.run("WinOpportunity", {"Status": 3, "OpportunityClose": {"subject": "Won"}})
     with pytest.raises(BadRequest, match="Invalid property 'bogus'"):
-        env.run("WinOpportunity", {"Status": 3, "OpportunityClose": {
-            "bogus": 1, "opportunityid@odata.bind": env.ref("opportunity", opportunity)}})
+        env.run(
+            "WinOpportunity",
+            {
+                "Status": 3,
+                "OpportunityClose": {"bogus": 1, "opportunityid@odata.bind": env.ref("opportunity", opportunity)},
+            },
+        )
 
 
 def test_generate_quote_from_opportunity_copies_customer_and_lines(env) -> None:
     """The Draft quote points at the opportunity and carries its products, prices and totals."""
     opportunity = _opportunity(env, [("D0001", 2), ("S0001", 3)])
-    result = env.run("GenerateQuoteFromOpportunity", {"OpportunityId": opportunity["opportunityid"],
-                                                      "ColumnSet": {"AllColumns": False, "Columns": ["name", "totalamount"]}})
+    result = env.run(
+        "GenerateQuoteFromOpportunity",
+        {
+            "OpportunityId": opportunity["opportunityid"],
+            "ColumnSet": {"AllColumns": False, "Columns": ["name", "totalamount"]},
+        },
+    )
     assert isinstance(result, EntityResult) and result.entity == "quote"
     assert result.columns == ["name", "totalamount"]
     quote = result.row
     assert quote["_opportunityid_value"] == opportunity["opportunityid"] and quote["statecode"] == 0
     assert quote["_customerid_value"] == opportunity["_customerid_value"]
-    assert [(line["quantity"], line["priceperunit"]) for line in env.lines("quote", quote)] == \
-        [(D(2), D(250)), (D(3), D(95))]
+    assert [(line["quantity"], line["priceperunit"]) for line in env.lines("quote", quote)] == [
+        (D(2), D(250)),
+        (D(3), D(95)),
+    ]
     assert quote["totalamount"] == opportunity["totalamount"] == D(785)
 
 
@@ -180,8 +246,10 @@ def test_generate_quote_refuses_a_closed_opportunity_and_unknown_columns(env) ->
     """Quotes come only from Open opportunities; ColumnSet names must exist."""
     opportunity = _opportunity(env)
     with pytest.raises(BadRequest, match="doesn't contain attribute with Name = 'nope'"):
-        env.run("GenerateQuoteFromOpportunity", {"OpportunityId": opportunity["opportunityid"],
-                                                 "ColumnSet": {"AllColumns": False, "Columns": ["nope"]}})
+        env.run(
+            "GenerateQuoteFromOpportunity",
+            {"OpportunityId": opportunity["opportunityid"], "ColumnSet": {"AllColumns": False, "Columns": ["nope"]}},
+        )
     env.update("opportunity", opportunity, {"statecode": 2}, via_api=False)
     with pytest.raises(BadRequest, match="is Lost, not Open"):
         env.run("GenerateQuoteFromOpportunity", {"OpportunityId": opportunity["opportunityid"]})
@@ -190,6 +258,7 @@ def test_generate_quote_refuses_a_closed_opportunity_and_unknown_columns(env) ->
 
 
 # ---- quotes ----------------------------------------------------------------------------------------------
+
 
 def _quote_close(env, quote, **values):
     return {"subject": "Closing", "quoteid@odata.bind": env.ref("quote", quote), **values}
@@ -264,9 +333,14 @@ def test_revising_a_lost_quote_leaves_it_lost(env) -> None:
 def test_convert_quote_to_sales_order_wins_the_quote_and_copies_lines(env) -> None:
     """An Active quote becomes Won with a quoteclose; the order carries its header, lines and prices."""
     quote = env.active_quote(lines=[("D0001", 2), ("L0001", 10)], discountamount=D(20))
-    result = env.run("ConvertQuoteToSalesOrder", {
-        "QuoteId": quote["quoteid"], "QuoteCloseSubject": "Accepted",
-        "ColumnSet": {"AllColumns": False, "Columns": ["salesorderid", "ordernumber", "totalamount"]}})
+    result = env.run(
+        "ConvertQuoteToSalesOrder",
+        {
+            "QuoteId": quote["quoteid"],
+            "QuoteCloseSubject": "Accepted",
+            "ColumnSet": {"AllColumns": False, "Columns": ["salesorderid", "ordernumber", "totalamount"]},
+        },
+    )
     assert result.entity == "salesorder" and result.columns == ["salesorderid", "ordernumber", "totalamount"]
     order = result.row
     assert order["_quoteid_value"] == quote["quoteid"] and (order["statecode"], order["statuscode"]) == (0, 1)
@@ -309,6 +383,7 @@ def test_convert_keeps_quote_prices_even_if_the_price_list_changed(env) -> None:
 
 # ---- orders and invoices ---------------------------------------------------------------------------------
 
+
 def _order(env):
     quote = env.active_quote(lines=[("D0001", 2), ("D0003", 1)])
     return env.run("ConvertQuoteToSalesOrder", {"QuoteId": quote["quoteid"]}).row
@@ -328,7 +403,10 @@ def test_convert_sales_order_to_invoice_copies_lines_and_leaves_the_order(env) -
 def test_fulfill_sales_order_is_collection_bound_and_closes_the_order(env) -> None:
     """FulfillSalesOrder -> Fulfilled/Complete with an orderclose; fulfilling twice is refused."""
     order = _order(env)
-    body = {"Status": 100001, "OrderClose": {"subject": "Done", "salesorderid@odata.bind": env.ref("salesorder", order)}}
+    body = {
+        "Status": 100001,
+        "OrderClose": {"subject": "Done", "salesorderid@odata.bind": env.ref("salesorder", order)},
+    }
     env.run("FulfillSalesOrder", body, bound_to="salesorder", collection=True)
     fulfilled = env.get("salesorder", order)
     assert (fulfilled["statecode"], fulfilled["statuscode"]) == (3, 100001) and fulfilled["datefulfilled"]
@@ -355,8 +433,12 @@ def test_fulfill_refuses_a_canceled_reason(env) -> None:
     """Status 4 is not a Fulfilled reason."""
     order = _order(env)
     with pytest.raises(BadRequest, match="4 is not a valid status code for state code SalesOrderState.Fulfilled"):
-        env.run("FulfillSalesOrder", {"Status": 4, "OrderClose": {
-            "salesorderid@odata.bind": env.ref("salesorder", order)}}, bound_to="salesorder", collection=True)
+        env.run(
+            "FulfillSalesOrder",
+            {"Status": 4, "OrderClose": {"salesorderid@odata.bind": env.ref("salesorder", order)}},
+            bound_to="salesorder",
+            collection=True,
+        )
 
 
 def test_pricing_locks_toggle_ispricelocked(env) -> None:

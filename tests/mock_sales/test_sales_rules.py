@@ -16,16 +16,20 @@ D = Decimal
 
 # ---- state and status ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("entity,values,state,status", [
-    ("lead", {"lastname": "Doe"}, 0, 1),
-    ("account", {"name": "A"}, 0, 1),
-    ("opportunity", {"name": "O"}, 0, 1),
-    ("quote", {"name": "Q"}, 0, 1),
-    ("salesorder", {"name": "S"}, 0, 1),
-    ("invoice", {"name": "I"}, 0, 1),
-    ("product", {"name": "P", "productnumber": "P-1"}, 2, 0),
-    ("pricelevel", {"name": "PL"}, 0, 100001),
-])
+
+@pytest.mark.parametrize(
+    "entity,values,state,status",
+    [
+        ("lead", {"lastname": "Doe"}, 0, 1),
+        ("account", {"name": "A"}, 0, 1),
+        ("opportunity", {"name": "O"}, 0, 1),
+        ("quote", {"name": "Q"}, 0, 1),
+        ("salesorder", {"name": "S"}, 0, 1),
+        ("invoice", {"name": "I"}, 0, 1),
+        ("product", {"name": "P", "productnumber": "P-1"}, 2, 0),
+        ("pricelevel", {"name": "PL"}, 0, 100001),
+    ],
+)
 def test_new_rows_get_the_default_state_and_reason(env, entity, values, state, status) -> None:
     """A create without statecode/statuscode starts in the table's initial state (products in Draft)."""
     row = env.insert(entity, values)
@@ -48,8 +52,11 @@ def test_statuscode_alone_moves_to_its_state(env) -> None:
 def test_statuscode_of_another_state_is_refused_with_the_dataverse_wording(env) -> None:
     """statecode 1 with statuscode 1 on a quote is not a valid pair."""
     quote = env.document("quote")
-    with pytest.raises(BadRequest, match=r"1 is not a valid status code for state code QuoteState\.Active on "
-                                         r"quote with Id") as err:
+    with pytest.raises(
+        BadRequest,
+        match=r"1 is not a valid status code for state code QuoteState\.Active on "
+        r"quote with Id",
+    ) as err:
         env.update("quote", quote, {"statecode": 1, "statuscode": 1})
     assert err.value.code == "0x80040203"
 
@@ -75,6 +82,7 @@ def test_quote_cannot_be_created_as_won_over_the_api(env) -> None:
 
 # ---- quotes ----------------------------------------------------------------------------------------------
 
+
 def test_draft_quote_is_editable_and_activates_with_a_patch(env) -> None:
     """Draft quotes take any change; {"statecode":1,"statuscode":2} activates them."""
     quote = env.document("quote", lines=[("D0001", 1)])
@@ -93,15 +101,19 @@ def test_active_quote_refuses_edits_over_the_api(env) -> None:
 def test_active_quote_accepts_a_patch_that_changes_nothing(env) -> None:
     """An upsert that repeats the stored values is not an edit (dual-write sends whole rows)."""
     quote = env.active_quote()
-    env.update("quote", quote, {"name": quote["name"], "discountamount": quote["discountamount"],
-                                "statecode": 1, "statuscode": 2})
+    env.update(
+        "quote",
+        quote,
+        {"name": quote["name"], "discountamount": quote["discountamount"], "statecode": 1, "statuscode": 2},
+    )
 
 
 def test_active_quote_accepts_scm_status_columns(env) -> None:
     """Columns SCM keeps syncing (quotation status) stay writable after activation."""
     quote = env.active_quote()
-    assert env.update("quote", quote, {"msdyn_salesquotationstatus": 192350001})["msdyn_salesquotationstatus"] == \
-        192350001
+    assert (
+        env.update("quote", quote, {"msdyn_salesquotationstatus": 192350001})["msdyn_salesquotationstatus"] == 192350001
+    )
 
 
 def test_active_quote_reason_can_change_within_active(env) -> None:
@@ -110,11 +122,14 @@ def test_active_quote_reason_can_change_within_active(env) -> None:
     assert env.update("quote", quote, {"statuscode": 3})["statecode"] == 1
 
 
-@pytest.mark.parametrize("changes,hint", [
-    ({"statecode": 2, "statuscode": 4}, "WinQuote"),
-    ({"statecode": 3, "statuscode": 5}, "CloseQuote"),
-    ({"statecode": 0, "statuscode": 1}, "ReviseQuote"),
-])
+@pytest.mark.parametrize(
+    "changes,hint",
+    [
+        ({"statecode": 2, "statuscode": 4}, "WinQuote"),
+        ({"statecode": 3, "statuscode": 5}, "CloseQuote"),
+        ({"statecode": 0, "statuscode": 1}, "ReviseQuote"),
+    ],
+)
 def test_quote_state_changes_other_than_activation_need_actions(env, changes, hint) -> None:
     """Won, Closed and back-to-Draft are refused on PATCH with a pointer to the action to use."""
     quote = env.active_quote()
@@ -160,6 +175,7 @@ def test_active_quote_cannot_be_deleted_over_the_api(env) -> None:
 
 
 # ---- orders, invoices, opportunities, leads -------------------------------------------------------------
+
 
 def test_active_and_submitted_orders_are_editable(env) -> None:
     """Active and Submitted orders take changes; submitting is a PATCH."""
@@ -241,6 +257,7 @@ def test_account_state_changes_freely(env) -> None:
 
 # ---- names, owners, companies ----------------------------------------------------------------------------
 
+
 def test_fullname_is_first_plus_last_name_and_follows_changes(env) -> None:
     """lead and contact fullname = firstname + " " + lastname, recomputed on update."""
     lead = env.insert("lead", {"firstname": "Ada", "lastname": "Lovelace", "fullname": "ignored"})
@@ -262,7 +279,9 @@ def test_company_defaults_from_the_customer_then_the_business_unit(env) -> None:
     """A quote for a usrt customer is usrt; an account with no hint gets the root business unit's usmf."""
     usrt = env.company("usrt")
     customer = env.insert("account", {"name": "Retail customer", "_msdyn_company_value": usrt["cdm_companyid"]})
-    quote = env.insert("quote", {"name": "Q", "_customerid_value": customer["accountid"], "_customerid_type": "account"})
+    quote = env.insert(
+        "quote", {"name": "Q", "_customerid_value": customer["accountid"], "_customerid_type": "account"}
+    )
     assert quote["_msdyn_company_value"] == usrt["cdm_companyid"]
     assert env.insert("account", {"name": "A"})["_msdyn_company_value"] == env.company()["cdm_companyid"]
 
@@ -277,10 +296,14 @@ def test_company_cannot_change_once_saved(env) -> None:
 def test_integration_key_duplicates_are_conflicts(env) -> None:
     """A second US-001 in usmf collides with the alternate key; the same number in usrt does not."""
     with pytest.raises(Conflict):
-        env.insert("account", {"name": "Dup", "accountnumber": "US-001",
-                               "_msdyn_company_value": env.company()["cdm_companyid"]})
-    env.insert("account", {"name": "Other", "accountnumber": "US-001",
-                           "_msdyn_company_value": env.company("usrt")["cdm_companyid"]})
+        env.insert(
+            "account",
+            {"name": "Dup", "accountnumber": "US-001", "_msdyn_company_value": env.company()["cdm_companyid"]},
+        )
+    env.insert(
+        "account",
+        {"name": "Other", "accountnumber": "US-001", "_msdyn_company_value": env.company("usrt")["cdm_companyid"]},
+    )
 
 
 def test_contact_used_as_quote_customer_becomes_sellable(env) -> None:
@@ -293,9 +316,15 @@ def test_contact_used_as_quote_customer_becomes_sellable(env) -> None:
 
 def test_product_number_defaults_to_company_code_plus_item_and_is_required(env) -> None:
     """productnumber = company code + msdyn_productnumber when not given; neither given is a 400."""
-    product = env.insert("product", {"name": "New", "msdyn_productnumber": "X0001",
-                                     "_msdyn_company_value": env.company()["cdm_companyid"],
-                                     "_defaultuomid_value": env.one("uom", msdyn_symbol="ea")["uomid"]})
+    product = env.insert(
+        "product",
+        {
+            "name": "New",
+            "msdyn_productnumber": "X0001",
+            "_msdyn_company_value": env.company()["cdm_companyid"],
+            "_defaultuomid_value": env.one("uom", msdyn_symbol="ea")["uomid"],
+        },
+    )
     assert product["productnumber"] == "usmfX0001"
     assert product["_defaultuomscheduleid_value"] == env.one("uomschedule")["uomscheduleid"]
     with pytest.raises(BadRequest, match="productnumber"):
@@ -307,11 +336,18 @@ def test_price_list_item_needs_a_unit_of_the_products_unit_group(env) -> None:
     other_group = env.insert("uomschedule", {"name": "Time"})
     minute = env.insert("uom", {"name": "min", "_uomscheduleid_value": other_group["uomscheduleid"]})
     with pytest.raises(BadRequest, match="does not belong to the unit group"):
-        env.insert("productpricelevel", {"_pricelevelid_value": env.price_list["pricelevelid"],
-                                         "_productid_value": env.product()["productid"], "_uomid_value": minute["uomid"]})
+        env.insert(
+            "productpricelevel",
+            {
+                "_pricelevelid_value": env.price_list["pricelevelid"],
+                "_productid_value": env.product()["productid"],
+                "_uomid_value": minute["uomid"],
+            },
+        )
 
 
 # ---- pricing and totals ----------------------------------------------------------------------------------
+
 
 def test_line_price_comes_from_the_price_list_item(env) -> None:
     """priceperunit = the productpricelevel amount for the product and unit on the header's price list."""
@@ -325,11 +361,19 @@ def test_line_price_comes_from_the_price_list_item(env) -> None:
 
 def test_line_price_falls_back_to_the_product_price(env) -> None:
     """A product missing from the price list is priced at product.price."""
-    product = env.insert("product", {"name": "Unlisted", "productnumber": "U-1", "price": D("12.50"),
-                                     "_defaultuomid_value": env.one("uom", msdyn_symbol="ea")["uomid"]})
+    product = env.insert(
+        "product",
+        {
+            "name": "Unlisted",
+            "productnumber": "U-1",
+            "price": D("12.50"),
+            "_defaultuomid_value": env.one("uom", msdyn_symbol="ea")["uomid"],
+        },
+    )
     quote = env.document("quote")
-    line = env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": product["productid"],
-                                      "quantity": D(4)})
+    line = env.insert(
+        "quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": product["productid"], "quantity": D(4)}
+    )
     assert line["priceperunit"] == D("12.50") and line["extendedamount"] == D("50.00")
 
 
@@ -337,10 +381,20 @@ def test_overridden_price_is_kept_and_a_list_priced_line_ignores_a_sent_price(en
     """ispriceoverridden keeps the given priceperunit; without it the list price wins."""
     quote = env.document("quote")
     product = env.product()["productid"]
-    overridden = env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": product,
-                                            "ispriceoverridden": True, "priceperunit": D("10"), "quantity": D(1)})
-    listed = env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": product,
-                                        "priceperunit": D("10"), "quantity": D(1)})
+    overridden = env.insert(
+        "quotedetail",
+        {
+            "_quoteid_value": quote["quoteid"],
+            "_productid_value": product,
+            "ispriceoverridden": True,
+            "priceperunit": D("10"),
+            "quantity": D(1),
+        },
+    )
+    listed = env.insert(
+        "quotedetail",
+        {"_quoteid_value": quote["quoteid"], "_productid_value": product, "priceperunit": D("10"), "quantity": D(1)},
+    )
     assert overridden["priceperunit"] == D("10") and listed["priceperunit"] == D("250")
     assert env.update("quotedetail", listed, {"priceperunit": D("1")})["priceperunit"] == D("250")
 
@@ -348,14 +402,29 @@ def test_overridden_price_is_kept_and_a_list_priced_line_ignores_a_sent_price(en
 def test_write_in_product_needs_a_description_and_no_product(env) -> None:
     """isproductoverridden + productdescription makes a write-in line priced as given."""
     quote = env.document("quote")
-    line = env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "isproductoverridden": True,
-                                      "productdescription": "Custom cabling", "priceperunit": D("80"), "quantity": D(2)})
+    line = env.insert(
+        "quotedetail",
+        {
+            "_quoteid_value": quote["quoteid"],
+            "isproductoverridden": True,
+            "productdescription": "Custom cabling",
+            "priceperunit": D("80"),
+            "quantity": D(2),
+        },
+    )
     assert line["extendedamount"] == D("160") and line["_productid_value"] is None
     with pytest.raises(BadRequest, match="needs a productdescription"):
         env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "isproductoverridden": True})
     with pytest.raises(BadRequest, match="cannot also reference an existing product"):
-        env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "isproductoverridden": True,
-                                   "productdescription": "x", "_productid_value": env.product()["productid"]})
+        env.insert(
+            "quotedetail",
+            {
+                "_quoteid_value": quote["quoteid"],
+                "isproductoverridden": True,
+                "productdescription": "x",
+                "_productid_value": env.product()["productid"],
+            },
+        )
 
 
 def test_line_without_product_or_header_is_refused(env) -> None:
@@ -376,8 +445,14 @@ def test_line_unit_defaults_from_the_product_and_must_be_in_its_group(env) -> No
     other_group = env.insert("uomschedule", {"name": "Time"})
     minute = env.insert("uom", {"name": "min", "_uomscheduleid_value": other_group["uomscheduleid"]})
     with pytest.raises(BadRequest, match="does not belong to the unit group"):
-        env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": env.product()["productid"],
-                                   "_uomid_value": minute["uomid"]})
+        env.insert(
+            "quotedetail",
+            {
+                "_quoteid_value": quote["quoteid"],
+                "_productid_value": env.product()["productid"],
+                "_uomid_value": minute["uomid"],
+            },
+        )
 
 
 def test_retired_product_cannot_be_added_over_the_api(env) -> None:
@@ -414,8 +489,13 @@ def test_header_discount_and_freight_enter_the_total(env) -> None:
 
 def test_total_formulas_are_consistent() -> None:
     """line_amounts and document_totals implement the documented formulas."""
-    line = {"priceperunit": D(10), "quantity": D(3), "volumediscountamount": D(1), "manualdiscountamount": D(2),
-            "tax": D(4)}
+    line = {
+        "priceperunit": D(10),
+        "quantity": D(3),
+        "volumediscountamount": D(1),
+        "manualdiscountamount": D(2),
+        "tax": D(4),
+    }
     amounts = line_amounts(line)
     assert amounts == {"baseamount": D(30), "extendedamount": D(29)}
     totals = document_totals({"discountpercentage": D(50), "freightamount": D(5)}, [{**line, **amounts}])
@@ -426,11 +506,20 @@ def test_total_formulas_are_consistent() -> None:
 def test_line_currency_comes_from_the_header_and_base_amounts_use_its_rate(env) -> None:
     """Lines inherit the header's currency; _base twins divide by the exchange rate (EUR 0.92)."""
     eur = env.one("transactioncurrency", isocurrencycode="EUR")
-    euro_list = env.insert("pricelevel", {"name": "Contoso EUR", "_transactioncurrencyid_value": eur["transactioncurrencyid"]})
+    euro_list = env.insert(
+        "pricelevel", {"name": "Contoso EUR", "_transactioncurrencyid_value": eur["transactioncurrencyid"]}
+    )
     quote = env.insert("quote", {"name": "EUR quote", "_pricelevelid_value": euro_list["pricelevelid"]})
     assert quote["_transactioncurrencyid_value"] == eur["transactioncurrencyid"]
-    line = env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": env.product()["productid"],
-                                      "quantity": D(1), "_transactioncurrencyid_value": None})
+    line = env.insert(
+        "quotedetail",
+        {
+            "_quoteid_value": quote["quoteid"],
+            "_productid_value": env.product()["productid"],
+            "quantity": D(1),
+            "_transactioncurrencyid_value": None,
+        },
+    )
     assert line["_transactioncurrencyid_value"] == eur["transactioncurrencyid"]
     assert line["extendedamount_base"] == (D(250) / D("0.92")).quantize(D("0.0001"))
 
@@ -439,17 +528,29 @@ def test_price_list_in_another_currency_is_refused(env) -> None:
     """A USD price list on a EUR quote is a 400."""
     eur = env.one("transactioncurrency", isocurrencycode="EUR")
     with pytest.raises(BadRequest, match="currency of the price list"):
-        env.insert("quote", {"name": "Q", "_pricelevelid_value": env.price_list["pricelevelid"],
-                             "_transactioncurrencyid_value": eur["transactioncurrencyid"]})
+        env.insert(
+            "quote",
+            {
+                "name": "Q",
+                "_pricelevelid_value": env.price_list["pricelevelid"],
+                "_transactioncurrencyid_value": eur["transactioncurrencyid"],
+            },
+        )
 
 
 def test_changing_the_price_list_reprices_lines_unless_pricing_is_locked(env) -> None:
     """A new price list re-prices list-priced lines; a locked order keeps its prices."""
     usd = env.one("transactioncurrency", isocurrencycode="USD")["transactioncurrencyid"]
     cheap = env.insert("pricelevel", {"name": "Cheap", "_transactioncurrencyid_value": usd})
-    env.insert("productpricelevel", {"_pricelevelid_value": cheap["pricelevelid"],
-                                     "_productid_value": env.product()["productid"],
-                                     "_uomid_value": env.one("uom", msdyn_symbol="ea")["uomid"], "amount": D(100)})
+    env.insert(
+        "productpricelevel",
+        {
+            "_pricelevelid_value": cheap["pricelevelid"],
+            "_productid_value": env.product()["productid"],
+            "_uomid_value": env.one("uom", msdyn_symbol="ea")["uomid"],
+            "amount": D(100),
+        },
+    )
     order = env.document("salesorder", lines=[("D0001", 1)])
     order = env.update("salesorder", order, {"_pricelevelid_value": cheap["pricelevelid"]})
     assert env.lines("salesorder", order)[0]["priceperunit"] == D(100)
@@ -463,13 +564,23 @@ def test_changing_the_price_list_reprices_lines_unless_pricing_is_locked(env) ->
 def test_privileged_writers_may_supply_the_line_amounts(env) -> None:
     """Amounts given explicitly (dual-write passes SCM's line amount) are kept on that write."""
     quote = env.document("quote")
-    line = env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": env.product()["productid"],
-                                      "ispriceoverridden": True, "priceperunit": D(100), "quantity": D(1),
-                                      "extendedamount": D(90)}, via_api=False)
+    line = env.insert(
+        "quotedetail",
+        {
+            "_quoteid_value": quote["quoteid"],
+            "_productid_value": env.product()["productid"],
+            "ispriceoverridden": True,
+            "priceperunit": D(100),
+            "quantity": D(1),
+            "extendedamount": D(90),
+        },
+        via_api=False,
+    )
     assert line["extendedamount"] == D(90) and line["baseamount"] == D(100)
 
 
 # ---- numbering -------------------------------------------------------------------------------------------
+
 
 def test_documents_get_dataverse_auto_numbers(env) -> None:
     """quotenumber / ordernumber / invoicenumber look like QUO-01001-AB12CD and count up."""
@@ -509,14 +620,22 @@ def test_lines_are_numbered_per_document(env) -> None:
     assert [line["sequencenumber"] for line in env.lines("quote", quote)] == [1, 2]
     assert [line["lineitemnumber"] for line in env.lines("quote", quote)] == [1, 2]
     assert env.lines("quote", other)[0]["sequencenumber"] == 1
-    line = env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": env.product()["productid"],
-                                      "sequencenumber": 10})
+    line = env.insert(
+        "quotedetail",
+        {"_quoteid_value": quote["quoteid"], "_productid_value": env.product()["productid"], "sequencenumber": 10},
+    )
     assert line["sequencenumber"] == 10
-    assert env.insert("quotedetail", {"_quoteid_value": quote["quoteid"],
-                                      "_productid_value": env.product()["productid"]})["sequencenumber"] == 11
+    assert (
+        env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": env.product()["productid"]})[
+            "sequencenumber"
+        ]
+        == 11
+    )
     with pytest.raises(Conflict):
-        env.insert("quotedetail", {"_quoteid_value": quote["quoteid"], "_productid_value": env.product()["productid"],
-                                   "sequencenumber": 1})
+        env.insert(
+            "quotedetail",
+            {"_quoteid_value": quote["quoteid"], "_productid_value": env.product()["productid"], "sequencenumber": 1},
+        )
 
 
 def test_line_cannot_move_to_another_document(env) -> None:

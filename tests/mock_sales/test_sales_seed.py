@@ -23,9 +23,13 @@ def _snapshot(seed_value: int, options: dict[str, Any] | None = None) -> tuple[d
     try:
         with db.transaction():
             counts = seed(store, seed_value, options)
-            rows = {name: sorted(({k: v for k, v in row.items() if k not in _VOLATILE} for row in store.find(name)),
-                                 key=lambda r: str(r[model.entities[name].key[0]]))
-                    for name in model.entities}
+            rows = {
+                name: sorted(
+                    ({k: v for k, v in row.items() if k not in _VOLATILE} for row in store.find(name)),
+                    key=lambda r: str(r[model.entities[name].key[0]]),
+                )
+                for name in model.entities
+            }
         return counts, rows
     finally:
         db.dispose()
@@ -55,7 +59,9 @@ def test_seeding_twice_adds_nothing(env) -> None:
 def test_companies_currencies_and_whoami_rows_exist(env) -> None:
     """usmf and usrt as cdm_companies, USD base currency and EUR, one organization, business units, users."""
     assert {c["cdm_companycode"]: c["cdm_name"] for c in env.store.find("cdm_company")} == {
-        "usmf": "Contoso Entertainment System USA", "usrt": "Contoso Retail USA"}
+        "usmf": "Contoso Entertainment System USA",
+        "usrt": "Contoso Retail USA",
+    }
     usd = env.one("transactioncurrency", isocurrencycode="USD")
     assert env.one("organization")["_basecurrencyid_value"] == usd["transactioncurrencyid"]
     assert env.one("transactioncurrency", isocurrencycode="EUR")["exchangerate"] == Decimal("0.92")

@@ -12,16 +12,15 @@ from typing import Any
 
 import pytest
 
-from sandbox.db import Database, platform_metadata
-from sandbox.errors import SandboxError
-from sandbox.odata.actions import ActionContext, ActionRegistry, EntityResult
-from sandbox.odata.store import Row, Store
-
 from mock_scm import processes
 from mock_scm.actions import register_actions
 from mock_scm.rules import behaviors
 from mock_scm.schema import build_model
 from mock_scm.seed import seed
+from sandbox.db import Database, platform_metadata
+from sandbox.errors import SandboxError
+from sandbox.odata.actions import ActionContext, ActionRegistry, EntityResult
+from sandbox.odata.store import Row, Store
 
 TODAY = dt.date(2024, 5, 17)
 
@@ -43,9 +42,12 @@ class Scm:
     # ---- CRUD as one request each -----------------------------------------------------------------------
     def insert(self, entity: str, values: dict[str, Any], *, identity: str = "user", via_api: bool = True) -> Row:
         with self.db.transaction():
-            return self.store.insert(entity, {"dataAreaId": "usmf", **values}
-                                     if self.model.entities[entity].company_property else values,
-                                     identity=identity, via_api=via_api)
+            return self.store.insert(
+                entity,
+                {"dataAreaId": "usmf", **values} if self.model.entities[entity].company_property else values,
+                identity=identity,
+                via_api=via_api,
+            )
 
     def get(self, entity: str, key: dict[str, Any]) -> Row | None:
         with self.db.transaction():
@@ -57,8 +59,9 @@ class Scm:
         assert row is not None, f"{entity} {key} missing"
         return row
 
-    def update(self, entity: str, key: dict[str, Any], changes: dict[str, Any], *, identity: str = "user",
-               via_api: bool = True) -> Row:
+    def update(
+        self, entity: str, key: dict[str, Any], changes: dict[str, Any], *, identity: str = "user", via_api: bool = True
+    ) -> Row:
         with self.db.transaction():
             company = self.model.entities[entity].company_property
             before = self.store.get(entity, {"dataAreaId": "usmf", **key} if company else key)
@@ -77,8 +80,16 @@ class Scm:
             return self.store.find(entity, where)
 
     # ---- actions ------------------------------------------------------------------------------------------
-    def act(self, name: str, bound: str, key: dict[str, Any], params: dict[str, Any] | None = None, *,
-            identity: str = "user", company: str = "usmf") -> EntityResult:
+    def act(
+        self,
+        name: str,
+        bound: str,
+        key: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        *,
+        identity: str = "user",
+        company: str = "usmf",
+    ) -> EntityResult:
         """Run the action ``name`` bound to ``bound`` on the row with ``key`` in ``company``."""
         spec = self.registry.find(name, bound)
         assert spec is not None, f"no action {name} bound to {bound}"
@@ -88,8 +99,9 @@ class Scm:
             ctx = ActionContext(self.store, identity, resolve_reference=_no_references)
             return spec.handler(ctx, target, params or {})
 
-    def order_action(self, name: str, number: str, params: dict[str, Any] | None = None, *,
-                     company: str = "usmf") -> Row:
+    def order_action(
+        self, name: str, number: str, params: dict[str, Any] | None = None, *, company: str = "usmf"
+    ) -> Row:
         """Run an order action on SalesOrderHeadersV2 and return the row it answers with."""
         return self.act(name, "SalesOrderHeaderV2", {"SalesOrderNumber": number}, params, company=company).row
 
@@ -105,9 +117,16 @@ class Scm:
     def order(self, customer: str = "US-001", lines: list[tuple[str, Any]] | None = None, **header: Any) -> str:
         """A new sales order with ``lines`` (item, quantity); returns its number."""
         row = self.insert("SalesOrderHeaderV2", {"OrderingCustomerAccountNumber": customer, **header})
-        for item, quantity in (lines if lines is not None else [("D0001", 5)]):
-            self.insert("SalesOrderLine", {"dataAreaId": row["dataAreaId"], "SalesOrderNumber": row["SalesOrderNumber"],
-                                           "ItemNumber": item, "OrderedSalesQuantity": Decimal(str(quantity))})
+        for item, quantity in lines if lines is not None else [("D0001", 5)]:
+            self.insert(
+                "SalesOrderLine",
+                {
+                    "dataAreaId": row["dataAreaId"],
+                    "SalesOrderNumber": row["SalesOrderNumber"],
+                    "ItemNumber": item,
+                    "OrderedSalesQuantity": Decimal(str(quantity)),
+                },
+            )
         return row["SalesOrderNumber"]
 
     def header(self, number: str) -> Row:
@@ -118,8 +137,10 @@ class Scm:
             return processes.order_lines(self.store, company, number)
 
     def onhand(self, item: str, warehouse: str = "11", site: str = "1", company: str = "usmf") -> Row:
-        row = self.get("WarehouseOnHandV2", {"dataAreaId": company, "ItemNumber": item, "InventorySiteId": site,
-                                             "InventoryWarehouseId": warehouse})
+        row = self.get(
+            "WarehouseOnHandV2",
+            {"dataAreaId": company, "ItemNumber": item, "InventorySiteId": site, "InventoryWarehouseId": warehouse},
+        )
         assert row is not None
         return row
 

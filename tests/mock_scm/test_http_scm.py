@@ -22,8 +22,11 @@ def new_order(client: Any, customer: str = "US-001", lines: list[tuple[str, int]
     assert created.status_code == 201, created.get_json()
     number = created.get_json()["SalesOrderNumber"]
     for item, quantity in lines if lines is not None else [("D0001", 5)]:
-        line = post(client, "SalesOrderLines", {"SalesOrderNumber": number, "ItemNumber": item,
-                                                "OrderedSalesQuantity": quantity})
+        line = post(
+            client,
+            "SalesOrderLines",
+            {"SalesOrderNumber": number, "ItemNumber": item, "OrderedSalesQuantity": quantity},
+        )
         assert line.status_code == 201, line.get_json()
     return number
 
@@ -42,56 +45,83 @@ def test_reads_are_scoped_to_the_default_company_unless_cross_company(scm: Any) 
     plain = scm.get("/data/CustomersV3?$select=CustomerAccount,dataAreaId").get_json()["value"]
     assert {c["dataAreaId"] for c in plain} == {"usmf"}
     usrt = scm.get("/data/CustomersV3?cross-company=true&$filter=dataAreaId eq 'usrt'&$select=CustomerAccount")
-    assert [c["CustomerAccount"] for c in usrt.get_json()["value"]] == ["RT-001", "RT-002", "RT-003", "RT-004", "RT-005"]
+    assert [c["CustomerAccount"] for c in usrt.get_json()["value"]] == [
+        "RT-001",
+        "RT-002",
+        "RT-003",
+        "RT-004",
+        "RT-005",
+    ]
 
 
 def test_unknown_customer_group_answers_the_fno_error_body(scm: Any) -> None:
     """400 with message 'An error has occurred.' and the Infolog in innererror.message."""
-    response = post(scm, "CustomersV3", {"CustomerGroupId": "Local", "SalesCurrencyCode": "USD",
-                                         "OrganizationName": "Local Shop"})
+    response = post(
+        scm, "CustomersV3", {"CustomerGroupId": "Local", "SalesCurrencyCode": "USD", "OrganizationName": "Local Shop"}
+    )
     error = assert_fno_error(response, 400)
     assert error["message"] == "An error has occurred."
     assert error["innererror"]["message"].startswith(
         "Write failed for table row of type 'CustCustomerV3Entity'. Infolog: Warning: The value 'Local' in field "
-        "'Customer group' is not found in the related table 'Customer groups'.")
+        "'Customer group' is not found in the related table 'Customer groups'."
+    )
 
 
 def test_order_post_answers_201_with_number_and_defaults(scm: Any) -> None:
     """A new header is numbered, status None; after a line it is Backorder with totals."""
-    response = post(scm, "SalesOrderHeadersV2", {"dataAreaId": "usmf", "OrderingCustomerAccountNumber": "US-001",
-                                                 "CurrencyCode": "USD"})
+    response = post(
+        scm,
+        "SalesOrderHeadersV2",
+        {"dataAreaId": "usmf", "OrderingCustomerAccountNumber": "US-001", "CurrencyCode": "USD"},
+    )
     assert response.status_code == 201
     body = response.get_json()
-    assert (body["SalesOrderNumber"], body["SalesOrderStatus"], body["SalesOrderProcessingStatus"]) == \
-        ("000001", "None", "Active")
+    assert (body["SalesOrderNumber"], body["SalesOrderStatus"], body["SalesOrderProcessingStatus"]) == (
+        "000001",
+        "None",
+        "Active",
+    )
     assert body["RequestedShippingDate"] == "2024-05-17T12:00:00Z"
     line = post(scm, "SalesOrderLines", {"dataAreaId": "usmf", "SalesOrderNumber": "000001", "ItemNumber": "D0001"})
     assert line.status_code == 201
     assert (line.get_json()["SalesUnitSymbol"], line.get_json()["ShippingWarehouseId"]) == ("ea", "11")
     header = scm.get(f"/data/{order_url('000001')}?$expand=SalesOrderLines($select=ItemNumber,LineAmount)").get_json()
     assert header["SalesOrderStatus"] == "Backorder" and header["OrderTotalAmount"] == 240.9
-    assert header["SalesOrderLines"] == [{"@odata.etag": header["SalesOrderLines"][0]["@odata.etag"],
-                                          "ItemNumber": "D0001", "LineAmount": 219.0}]
+    assert header["SalesOrderLines"] == [
+        {"@odata.etag": header["SalesOrderLines"][0]["@odata.etag"], "ItemNumber": "D0001", "LineAmount": 219.0}
+    ]
 
 
 def test_cds_lines_are_addressed_by_order_and_sequence_number(scm: Any) -> None:
     """Dual-write's flavour: CDSSalesOrderLinesV2(dataAreaId, SalesOrderNumber, LineCreationSequenceNumber)."""
     number = new_order(scm, lines=[])
-    created = post(scm, "CDSSalesOrderLinesV2", {"SalesOrderNumber": number, "LineCreationSequenceNumber": 3,
-                                                 "ProductNumber": "D0003", "OrderedSalesQuantity": 3,
-                                                 "TotalDiscountAmount": 10}, **{"X-Sandbox-Identity": "dualwrite"})
+    created = post(
+        scm,
+        "CDSSalesOrderLinesV2",
+        {
+            "SalesOrderNumber": number,
+            "LineCreationSequenceNumber": 3,
+            "ProductNumber": "D0003",
+            "OrderedSalesQuantity": 3,
+            "TotalDiscountAmount": 10,
+        },
+        **{"X-Sandbox-Identity": "dualwrite"},
+    )
     assert created.status_code == 201, created.get_json()
-    line = scm.get(f"/data/CDSSalesOrderLinesV2(dataAreaId='usmf',SalesOrderNumber='{number}',"
-                   "LineCreationSequenceNumber=3)").get_json()
+    line = scm.get(
+        f"/data/CDSSalesOrderLinesV2(dataAreaId='usmf',SalesOrderNumber='{number}',LineCreationSequenceNumber=3)"
+    ).get_json()
     assert (line["LineAmount"], line["TotalDiscountAmount"], line["TotalChargesAmount"]) == (350.01, 10.0, -0.01)
 
 
 def test_read_only_fields_from_dual_write_do_not_change_status(scm: Any) -> None:
     """Even the privileged dual-write identity cannot set the processing status by PATCH."""
     number = new_order(scm)
-    response = scm.patch(f"/data/CDSSalesOrderHeaders(dataAreaId='usmf',SalesOrderNumber='{number}')",
-                         json={"SalesOrderProcessingStatus": "Invoiced", "CustomersOrderReference": "PO-1"},
-                         headers={"X-Sandbox-Identity": "dualwrite"})
+    response = scm.patch(
+        f"/data/CDSSalesOrderHeaders(dataAreaId='usmf',SalesOrderNumber='{number}')",
+        json={"SalesOrderProcessingStatus": "Invoiced", "CustomersOrderReference": "PO-1"},
+        headers={"X-Sandbox-Identity": "dualwrite"},
+    )
     assert response.status_code == 204
     body = scm.get(f"/data/{order_url(number)}").get_json()
     assert body["SalesOrderProcessingStatus"] == "Active" and body["CustomersOrderReference"] == "PO-1"
@@ -103,8 +133,9 @@ def test_order_to_cash_through_bound_actions(scm: Any) -> None:
     confirmed = post(scm, f"{order_url(number)}/{NS}.Confirm")
     assert confirmed.status_code == 200, confirmed.get_json()
     assert confirmed.get_json()["SalesOrderProcessingStatus"] == "Confirmed"
-    partial = post(scm, f"{order_url(number)}/{NS}.PostPackingSlip",
-                   {"Lines": [{"LineCreationSequenceNumber": 1, "Quantity": 2}]})
+    partial = post(
+        scm, f"{order_url(number)}/{NS}.PostPackingSlip", {"Lines": [{"LineCreationSequenceNumber": 1, "Quantity": 2}]}
+    )
     assert partial.get_json()["SalesOrderProcessingStatus"] == "PartiallyDelivered"
     post(scm, f"{order_url(number)}/{NS}.PostPackingSlip")
     invoice = post(scm, f"{order_url(number)}/{NS}.PostInvoice")
@@ -112,11 +143,13 @@ def test_order_to_cash_through_bound_actions(scm: Any) -> None:
     body = invoice.get_json()
     assert "SalesInvoiceHeadersV2" in body["@odata.context"]
     assert (body["InvoiceNumber"], body["TotalInvoiceAmount"], body["IsSettled"]) == ("CIV-000001", 1204.5, "No")
-    onhand = scm.get("/data/WarehousesOnHandV2(dataAreaId='usmf',ItemNumber='D0001',InventorySiteId='1',"
-                     "InventoryWarehouseId='11')").get_json()
+    onhand = scm.get(
+        "/data/WarehousesOnHandV2(dataAreaId='usmf',ItemNumber='D0001',InventorySiteId='1',InventoryWarehouseId='11')"
+    ).get_json()
     assert onhand["OnHandQuantity"] == 95 and onhand["ReservedOnHandQuantity"] == 0
-    invoiced = scm.get("/data/SalesOrderHeadersV2?$filter=SalesOrderStatus eq "
-                       f"{NS}.SalesStatus'Invoiced'&$select=SalesOrderNumber").get_json()["value"]
+    invoiced = scm.get(
+        f"/data/SalesOrderHeadersV2?$filter=SalesOrderStatus eq {NS}.SalesStatus'Invoiced'&$select=SalesOrderNumber"
+    ).get_json()["value"]
     assert [o["SalesOrderNumber"] for o in invoiced] == [number]
 
 
@@ -138,14 +171,19 @@ def test_quotation_confirm_on_the_cds_entity_returns_the_order(scm: Any) -> None
     """CDSSalesQuotationHeaders(...)/Confirm answers with the CDS sales order it made."""
     quote = post(scm, "CDSSalesQuotationHeaders", {"RequestingCustomerAccountNumber": "US-003"}).get_json()
     number = quote["SalesQuotationNumber"]
-    post(scm, "CDSSalesQuotationLines", {"SalesQuotationNumber": number, "ProductNumber": "L0001",
-                                         "RequestedSalesQuantity": 2})
+    post(
+        scm,
+        "CDSSalesQuotationLines",
+        {"SalesQuotationNumber": number, "ProductNumber": "L0001", "RequestedSalesQuantity": 2},
+    )
     url = f"CDSSalesQuotationHeaders(dataAreaId='usmf',SalesQuotationNumber='{number}')"
     assert post(scm, f"{url}/{NS}.Send").get_json()["SalesQuotationStatus"] == "Sent"
     order = post(scm, f"{url}/{NS}.Confirm").get_json()
     assert "CDSSalesOrderHeaders" in order["@odata.context"] and order["QuotationNumber"] == number
     quote = scm.get(f"/data/{url}").get_json()
-    assert quote["SalesQuotationStatus"] == "Confirmed" and quote["GeneratedSalesOrderNumber"] == order["SalesOrderNumber"]
+    assert (
+        quote["SalesQuotationStatus"] == "Confirmed" and quote["GeneratedSalesOrderNumber"] == order["SalesOrderNumber"]
+    )
 
 
 def test_quotation_status_is_read_only_for_users_but_a_request_from_dual_write(scm: Any) -> None:
@@ -154,8 +192,10 @@ def test_quotation_status_is_read_only_for_users_but_a_request_from_dual_write(s
     url = f"/data/SalesQuotationHeadersV2(dataAreaId='usmf',SalesQuotationNumber='{quote['SalesQuotationNumber']}')"
     assert scm.patch(url, json={"SalesQuotationStatus": "Sent"}).status_code == 204
     assert scm.get(url).get_json()["SalesQuotationStatus"] == "Created"
-    assert scm.patch(url, json={"SalesQuotationStatus": "Sent"},
-                     headers={"X-Sandbox-Identity": "dualwrite"}).status_code == 204
+    assert (
+        scm.patch(url, json={"SalesQuotationStatus": "Sent"}, headers={"X-Sandbox-Identity": "dualwrite"}).status_code
+        == 204
+    )
     assert scm.get(url).get_json()["SalesQuotationStatus"] == "Sent"
 
 
@@ -166,10 +206,17 @@ def test_payment_journal_settles_an_invoice_over_http(scm: Any) -> None:
     invoice = post(scm, f"{order_url(number)}/{NS}.PostInvoice").get_json()
     journal = post(scm, "CustomerPaymentJournalHeaders", {"Description": "Wire"}).get_json()
     batch = journal["JournalBatchNumber"]
-    line = post(scm, "CustomerPaymentJournalLines", {"JournalBatchNumber": batch, "AccountType": "Cust",
-                                                     "AccountDisplayValue": "US-001",
-                                                     "CreditAmount": invoice["TotalInvoiceAmount"],
-                                                     "MarkedInvoice": invoice["InvoiceNumber"]})
+    line = post(
+        scm,
+        "CustomerPaymentJournalLines",
+        {
+            "JournalBatchNumber": batch,
+            "AccountType": "Cust",
+            "AccountDisplayValue": "US-001",
+            "CreditAmount": invoice["TotalInvoiceAmount"],
+            "MarkedInvoice": invoice["InvoiceNumber"],
+        },
+    )
     assert line.status_code == 201, line.get_json()
     posted = post(scm, f"CustomerPaymentJournalHeaders(dataAreaId='usmf',JournalBatchNumber='{batch}')/{NS}.Post")
     assert posted.status_code == 200 and posted.get_json()["IsPosted"] == "Yes"
@@ -180,7 +227,11 @@ def test_payment_journal_settles_an_invoice_over_http(scm: Any) -> None:
 def test_metadata_declares_the_actions_and_enums(scm: Any) -> None:
     """$metadata lists the bound actions (also on the CDS entities) and the enum types."""
     text = scm.get("/data/$metadata").get_data(as_text=True)
-    for fragment in ('<Action Name="PostPackingSlip" IsBound="true">', f'Type="{NS}.CDSSalesOrderHeader"',
-                     '<EnumType Name="SalesOrderProcessingStatus"', '<EntitySet Name="CDSSalesOrderLinesV2"',
-                     '<EntitySet Name="CustomerPaymentJournalLines"'):
+    for fragment in (
+        '<Action Name="PostPackingSlip" IsBound="true">',
+        f'Type="{NS}.CDSSalesOrderHeader"',
+        '<EnumType Name="SalesOrderProcessingStatus"',
+        '<EntitySet Name="CDSSalesOrderLinesV2"',
+        '<EntitySet Name="CustomerPaymentJournalLines"',
+    ):
         assert fragment in text, fragment

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sandbox.errors import SandboxError
-
 from mock_scm.schema import DirPartyType, EcoResProductType, NoYes
+from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
     from conftest import Scm
@@ -24,7 +23,8 @@ def test_customer_with_unknown_group_is_refused_with_the_infolog(scm_env: Scm) -
     assert scm_env.refused(excinfo) == (
         "Write failed for table row of type 'CustCustomerV3Entity'. Infolog: Warning: The value 'Local' in field "
         "'Customer group' is not found in the related table 'Customer groups'.; Warning: validateField failed on "
-        "field 'CustCustomerV3Entity.CustomerGroupId'.")
+        "field 'CustCustomerV3Entity.CustomerGroupId'."
+    )
     assert excinfo.value.message == "An error has occurred."
 
 
@@ -35,10 +35,13 @@ def test_customer_without_group_is_refused(scm_env: Scm) -> None:
     assert "Field 'Customer group' must be filled in." in scm_env.refused(excinfo)
 
 
-@pytest.mark.parametrize("currency,message", [
-    ("", "Field 'Currency' must be filled in."),
-    ("XYZ", "The value 'XYZ' in field 'Currency' is not found in the related table 'Currencies'."),
-])
+@pytest.mark.parametrize(
+    "currency,message",
+    [
+        ("", "Field 'Currency' must be filled in."),
+        ("XYZ", "The value 'XYZ' in field 'Currency' is not found in the related table 'Currencies'."),
+    ],
+)
 def test_customer_needs_a_known_currency(scm_env: Scm, currency: str, message: str) -> None:
     """The sales currency is mandatory and must exist."""
     with pytest.raises(SandboxError) as excinfo:
@@ -67,11 +70,21 @@ def test_customer_defaults_come_from_group_and_names_are_kept_in_step(scm_env: S
 
 def test_person_customer_gets_name_from_its_parts(scm_env: Scm) -> None:
     """Persons (PartyType Person) have first/last names; Name is made from them, or split from Name."""
-    row = scm_env.insert("CustomerV3", {**CUSTOMER, "PartyType": DirPartyType.members["Person"],
-                                        "PersonFirstName": "Ana", "PersonLastName": "Lopez", "OrganizationName": ""})
+    row = scm_env.insert(
+        "CustomerV3",
+        {
+            **CUSTOMER,
+            "PartyType": DirPartyType.members["Person"],
+            "PersonFirstName": "Ana",
+            "PersonLastName": "Lopez",
+            "OrganizationName": "",
+        },
+    )
     assert row["Name"] == "Ana Lopez"
-    split = scm_env.insert("CustomerV3", {**CUSTOMER, "PartyType": DirPartyType.members["Person"],
-                                          "Name": "Mary Ann Smith", "OrganizationName": ""})
+    split = scm_env.insert(
+        "CustomerV3",
+        {**CUSTOMER, "PartyType": DirPartyType.members["Person"], "Name": "Mary Ann Smith", "OrganizationName": ""},
+    )
     assert (split["PersonFirstName"], split["PersonLastName"]) == ("Mary Ann", "Smith")
 
 
@@ -133,13 +146,20 @@ def test_warehouse_needs_a_known_site(scm_env: Scm) -> None:
 
 def test_released_product_defaults_units_names_and_currency(scm_env: Scm) -> None:
     """Product number, search name, units and currency default; services are never stocked."""
-    item = scm_env.insert("ReleasedProductV2", {"ItemNumber": "T0001", "ProductName": "Tuner",
-                                                "SalesPrice": Decimal("50")})
-    assert (item["ProductNumber"], item["SearchName"], item["SalesUnitSymbol"], item["CurrencyCode"]) == \
-        ("T0001", "Tuner", "ea", "USD")
+    item = scm_env.insert(
+        "ReleasedProductV2", {"ItemNumber": "T0001", "ProductName": "Tuner", "SalesPrice": Decimal("50")}
+    )
+    assert (item["ProductNumber"], item["SearchName"], item["SalesUnitSymbol"], item["CurrencyCode"]) == (
+        "T0001",
+        "Tuner",
+        "ea",
+        "USD",
+    )
     assert item["IsStockedProduct"] == NoYes.members["Yes"]
-    service = scm_env.insert("ReleasedProductV2", {"ItemNumber": "S0002", "ProductType": EcoResProductType.members["Service"],
-                                                   "InventoryUnitSymbol": "hr"})
+    service = scm_env.insert(
+        "ReleasedProductV2",
+        {"ItemNumber": "S0002", "ProductType": EcoResProductType.members["Service"], "InventoryUnitSymbol": "hr"},
+    )
     assert service["IsStockedProduct"] == NoYes.members["No"] and service["SalesUnitSymbol"] == "hr"
 
 
@@ -161,10 +181,14 @@ def test_released_product_on_order_lines_cannot_be_deleted(scm_env: Scm) -> None
 
 def test_contact_person_is_numbered_and_linked_to_its_customer(scm_env: Scm) -> None:
     """ContactPersonId from the company sequence; the customer's party becomes the associated party."""
-    contact = scm_env.insert("ContactPersonV2", {"CustomerAccount": "US-009", "FirstName": "Ola", "LastName": "Nordmann"})
+    contact = scm_env.insert(
+        "ContactPersonV2", {"CustomerAccount": "US-009", "FirstName": "Ola", "LastName": "Nordmann"}
+    )
     assert contact["ContactPersonId"] == "000005"
     assert contact["ContactPersonName"] == "Ola Nordmann"
-    assert contact["AssociatedPartyNumber"] == scm_env.require("CustomerV3", {"CustomerAccount": "US-009"})["PartyNumber"]
+    assert (
+        contact["AssociatedPartyNumber"] == scm_env.require("CustomerV3", {"CustomerAccount": "US-009"})["PartyNumber"]
+    )
 
 
 def test_unit_in_use_cannot_be_deleted(scm_env: Scm) -> None:

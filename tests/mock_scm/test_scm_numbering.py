@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sandbox.errors import SandboxError
-
 from mock_scm import numbering
 from mock_scm.numbering import NUMBER_FORMATS, SALES_PREFIX, NumberFormat
+from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
     from conftest import Scm
@@ -33,11 +32,14 @@ def test_no_scm_format_can_collide_with_sales_numbers() -> None:
 
 def test_customer_accounts_continue_after_the_seeded_ones(scm_env: Scm) -> None:
     """usmf seeds up to US-040, so the next account is US-041; usrt has its own RT- sequence."""
-    created = scm_env.insert("CustomerV3", {"CustomerGroupId": "10", "SalesCurrencyCode": "USD",
-                                            "OrganizationName": "Heron Wholesales"})
+    created = scm_env.insert(
+        "CustomerV3", {"CustomerGroupId": "10", "SalesCurrencyCode": "USD", "OrganizationName": "Heron Wholesales"}
+    )
     assert created["CustomerAccount"] == "US-041"
-    other = scm_env.insert("CustomerV3", {"dataAreaId": "usrt", "CustomerGroupId": "10", "SalesCurrencyCode": "USD",
-                                          "OrganizationName": "Heron Retail"})
+    other = scm_env.insert(
+        "CustomerV3",
+        {"dataAreaId": "usrt", "CustomerGroupId": "10", "SalesCurrencyCode": "USD", "OrganizationName": "Heron Retail"},
+    )
     assert other["CustomerAccount"] == "RT-006"
 
 
@@ -48,7 +50,9 @@ def test_document_sequences_are_separate_per_company(scm_env: Scm) -> None:
     assert (first, second) == ("000001", "000002")
     usrt = scm_env.insert("SalesOrderHeaderV2", {"dataAreaId": "usrt", "OrderingCustomerAccountNumber": "RT-001"})
     assert usrt["SalesOrderNumber"] == "000001"
-    assert scm_env.get("SalesOrderHeaderV2", {"SalesOrderNumber": "000001"})["OrderingCustomerAccountNumber"] == "US-001"
+    assert (
+        scm_env.get("SalesOrderHeaderV2", {"SalesOrderNumber": "000001"})["OrderingCustomerAccountNumber"] == "US-001"
+    )
 
 
 def test_explicit_number_in_the_format_moves_the_counter(scm_env: Scm) -> None:
@@ -59,8 +63,11 @@ def test_explicit_number_in_the_format_moves_the_counter(scm_env: Scm) -> None:
 
 def test_sales_numbers_are_kept_and_leave_the_counter_alone(scm_env: Scm) -> None:
     """An order created by dual-write with a CRM- number keeps it; the SCM sequence is unaffected."""
-    row = scm_env.insert("SalesOrderHeaderV2", {"SalesOrderNumber": "CRM-ORD-01001",
-                                                "OrderingCustomerAccountNumber": "US-001"}, identity="dualwrite")
+    row = scm_env.insert(
+        "SalesOrderHeaderV2",
+        {"SalesOrderNumber": "CRM-ORD-01001", "OrderingCustomerAccountNumber": "US-001"},
+        identity="dualwrite",
+    )
     assert row["SalesOrderNumber"] == "CRM-ORD-01001"
     assert scm_env.order("US-001") == "000001"
 
@@ -68,8 +75,10 @@ def test_sales_numbers_are_kept_and_leave_the_counter_alone(scm_env: Scm) -> Non
 def test_taken_numbers_are_skipped(scm_env: Scm) -> None:
     """A number that exists although the counter is behind (e.g. imported) is skipped, not duplicated."""
     with scm_env.db.transaction():
-        scm_env.store.insert("SalesOrderHeaderV2", {"dataAreaId": "usmf", "SalesOrderNumber": "000001",
-                                                    "OrderingCustomerAccountNumber": "US-001"})
+        scm_env.store.insert(
+            "SalesOrderHeaderV2",
+            {"dataAreaId": "usmf", "SalesOrderNumber": "000001", "OrderingCustomerAccountNumber": "US-001"},
+        )
         # Pretend the counter never saw it.
         table = scm_env.model.metadata.tables[numbering.SEQUENCE_TABLE]
         scm_env.db.connection.execute(table.delete())
@@ -88,8 +97,9 @@ def test_inventory_lot_ids_are_six_digits_per_company_and_shared_by_quotes_and_o
     """InventoryLotId comes from one sequence for quotation and order lines of a company."""
     number = scm_env.order("US-001", [("D0001", 1), ("D0003", 1)])
     quote = scm_env.insert("SalesQuotationHeaderV2", {"RequestingCustomerAccountNumber": "US-001"})
-    qline = scm_env.insert("SalesQuotationLine", {"SalesQuotationNumber": quote["SalesQuotationNumber"],
-                                                  "ItemNumber": "D0001"})
+    qline = scm_env.insert(
+        "SalesQuotationLine", {"SalesQuotationNumber": quote["SalesQuotationNumber"], "ItemNumber": "D0001"}
+    )
     lots = [line["InventoryLotId"] for line in scm_env.lines(number)]
     assert lots == ["000001", "000002"]
     assert qline["InventoryLotId"] == "000003"

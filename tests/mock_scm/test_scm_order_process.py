@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sandbox.errors import SandboxError
-
 from mock_scm import processes
 from mock_scm.schema import CustVendorBlocked, DocumentStatus, NoYes, SalesOrderProcessingStatus, SalesStatus
+from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
     from conftest import Scm
@@ -42,8 +41,13 @@ def test_confirm_reserves_stock_and_sets_confirmed(scm_env: Scm) -> None:
     assert header["SalesOrderProcessingStatus"] == PROC["Confirmed"]
     assert processes.as_utc(header["ConfirmedShippingDate"]).date() == dt.date(2024, 5, 17)
     onhand = scm_env.onhand("D0001")
-    assert (onhand["OnHandQuantity"], onhand["ReservedOnHandQuantity"], onhand["AvailableOnHandQuantity"],
-            onhand["OnOrderQuantity"], onhand["TotalAvailableQuantity"]) == (100, 5, 95, 0, 95)
+    assert (
+        onhand["OnHandQuantity"],
+        onhand["ReservedOnHandQuantity"],
+        onhand["AvailableOnHandQuantity"],
+        onhand["OnOrderQuantity"],
+        onhand["TotalAvailableQuantity"],
+    ) == (100, 5, 95, 0, 95)
     assert scm_env.lines(number)[0]["ReservedSalesQuantity"] == 5
 
 
@@ -53,8 +57,12 @@ def test_confirm_with_short_stock_reserves_what_there_is(scm_env: Scm) -> None:
     scm_env.order_action("Confirm", number)
     assert scm_env.lines(number)[0]["ReservedSalesQuantity"] == 25
     onhand = scm_env.onhand("D0004")
-    assert (onhand["ReservedOnHandQuantity"], onhand["AvailableOnHandQuantity"], onhand["OnOrderQuantity"],
-            onhand["TotalAvailableQuantity"]) == (25, 0, 5, -5)
+    assert (
+        onhand["ReservedOnHandQuantity"],
+        onhand["AvailableOnHandQuantity"],
+        onhand["OnOrderQuantity"],
+        onhand["TotalAvailableQuantity"],
+    ) == (25, 0, 5, -5)
 
 
 def test_confirm_without_lines_is_refused(scm_env: Scm) -> None:
@@ -106,9 +114,15 @@ def test_credit_check_counts_open_invoices_and_payment_frees_credit(scm_env: Scm
     with pytest.raises(SandboxError):
         scm_env.order_action("Confirm", second)
     journal = scm_env.insert("CustomerPaymentJournalHeader", {})
-    scm_env.insert("CustomerPaymentJournalLine", {"JournalBatchNumber": journal["JournalBatchNumber"],
-                                                  "AccountDisplayValue": "US-004", "CreditAmount": Decimal("963.60"),
-                                                  "MarkedInvoice": invoice["InvoiceNumber"]})
+    scm_env.insert(
+        "CustomerPaymentJournalLine",
+        {
+            "JournalBatchNumber": journal["JournalBatchNumber"],
+            "AccountDisplayValue": "US-004",
+            "CreditAmount": Decimal("963.60"),
+            "MarkedInvoice": invoice["InvoiceNumber"],
+        },
+    )
     scm_env.act("Post", "CustomerPaymentJournalHeader", {"JournalBatchNumber": journal["JournalBatchNumber"]})
     scm_env.order_action("Confirm", second)
     assert processing(scm_env, second) == "Confirmed"
@@ -141,7 +155,11 @@ def test_full_packing_slip_delivers_everything_and_consumes_on_hand(scm_env: Scm
         assert line["RemainingSalesPhysicalQuantity"] == 0 and line["ReservedSalesQuantity"] == 0
         assert line["RemainingSalesFinancialQuantity"] == line["OrderedSalesQuantity"]
     onhand = scm_env.onhand("D0001")
-    assert (onhand["OnHandQuantity"], onhand["ReservedOnHandQuantity"], onhand["AvailableOnHandQuantity"]) == (95, 0, 95)
+    assert (onhand["OnHandQuantity"], onhand["ReservedOnHandQuantity"], onhand["AvailableOnHandQuantity"]) == (
+        95,
+        0,
+        95,
+    )
     assert scm_env.onhand("D0003")["OnHandQuantity"] == 148
 
 
@@ -152,8 +170,11 @@ def test_partial_packing_slip_by_line_quantity(scm_env: Scm) -> None:
     scm_env.order_action("Confirm", number)
     scm_env.order_action("PostPackingSlip", number, {"Lines": [{"LineCreationSequenceNumber": 1, "Quantity": 2}]})
     lines = lines_by_seq(scm_env, number)
-    assert (lines[1]["DeliveredSalesQuantity"], lines[1]["RemainingSalesPhysicalQuantity"],
-            lines[1]["ReservedSalesQuantity"]) == (2, 3, 3)
+    assert (
+        lines[1]["DeliveredSalesQuantity"],
+        lines[1]["RemainingSalesPhysicalQuantity"],
+        lines[1]["ReservedSalesQuantity"],
+    ) == (2, 3, 3)
     assert lines[1]["SalesOrderLineStatus"] == S["Backorder"] and lines[2]["DeliveredSalesQuantity"] == 0
     assert processing(scm_env, number) == "PartiallyDelivered"
     assert scm_env.onhand("D0001")["OnHandQuantity"] == 98
@@ -182,15 +203,21 @@ def test_packing_slip_lines_may_be_named_by_lot_id(scm_env: Scm) -> None:
     assert lines[2]["DeliveredSalesQuantity"] == 2 and lines[1]["DeliveredSalesQuantity"] == 0
 
 
-@pytest.mark.parametrize("lines,message", [
-    ([{"LineCreationSequenceNumber": 1, "Quantity": 6}], "the quantity to deliver 6 exceeds the remaining quantity 5"),
-    ([{"LineCreationSequenceNumber": 1, "Quantity": 0}], "must be greater than zero"),
-    ([{"LineCreationSequenceNumber": 9, "Quantity": 1}], "has no line with LineCreationSequenceNumber 9"),
-    ([{"Quantity": 1}], "must name a line"),
-    ([{"LineCreationSequenceNumber": 1}, {"LineCreationSequenceNumber": 1}], "is named twice"),
-    ({"LineCreationSequenceNumber": 1}, "must be a list of objects"),
-    ([{"LineCreationSequenceNumber": 1, "Quantity": "x"}], "is not a number"),
-])
+@pytest.mark.parametrize(
+    "lines,message",
+    [
+        (
+            [{"LineCreationSequenceNumber": 1, "Quantity": 6}],
+            "the quantity to deliver 6 exceeds the remaining quantity 5",
+        ),
+        ([{"LineCreationSequenceNumber": 1, "Quantity": 0}], "must be greater than zero"),
+        ([{"LineCreationSequenceNumber": 9, "Quantity": 1}], "has no line with LineCreationSequenceNumber 9"),
+        ([{"Quantity": 1}], "must name a line"),
+        ([{"LineCreationSequenceNumber": 1}, {"LineCreationSequenceNumber": 1}], "is named twice"),
+        ({"LineCreationSequenceNumber": 1}, "must be a list of objects"),
+        ([{"LineCreationSequenceNumber": 1, "Quantity": "x"}], "is not a number"),
+    ],
+)
 def test_invalid_packing_slip_quantities_are_refused(scm_env: Scm, lines, message: str) -> None:
     """Each requested quantity names an existing line and lies between zero and what is left."""
     number = scm_env.order("US-001", [("D0001", 5)])
@@ -207,8 +234,10 @@ def test_packing_slip_without_stock_is_refused_and_nothing_is_half_written(scm_e
     with pytest.raises(SandboxError) as excinfo:
         scm_env.order_action("PostPackingSlip", number)
     text = scm_env.refused(excinfo)
-    assert "Item D0004 in warehouse 11: the quantity to deliver 30 is larger than the physical on-hand quantity 25." \
+    assert (
+        "Item D0004 in warehouse 11: the quantity to deliver 30 is larger than the physical on-hand quantity 25."
         in text
+    )
     assert all(line["DeliveredSalesQuantity"] == 0 for line in scm_env.lines(number))
     assert scm_env.onhand("D0001")["OnHandQuantity"] == 100
     assert processing(scm_env, number) == "Confirmed"
@@ -250,16 +279,29 @@ def test_invoice_creates_header_and_lines_with_amounts_tax_and_totals(scm_env: S
     result = scm_env.act("PostInvoice", "SalesOrderHeaderV2", {"SalesOrderNumber": number})
     assert result.entity == "SalesInvoiceHeaderV2"
     invoice = result.row
-    assert (invoice["InvoiceNumber"], invoice["LedgerVoucher"], invoice["SalesOrderNumber"]) == \
-        ("CIV-000001", "CI000001", number)
-    assert (invoice["TotalTaxAmount"], invoice["TotalInvoiceAmount"], invoice["InvoiceOpenAmount"]) == \
-        (Decimal("133.50"), Decimal("1468.50"), Decimal("1468.50"))
+    assert (invoice["InvoiceNumber"], invoice["LedgerVoucher"], invoice["SalesOrderNumber"]) == (
+        "CIV-000001",
+        "CI000001",
+        number,
+    )
+    assert (invoice["TotalTaxAmount"], invoice["TotalInvoiceAmount"], invoice["InvoiceOpenAmount"]) == (
+        Decimal("133.50"),
+        Decimal("1468.50"),
+        Decimal("1468.50"),
+    )
     assert invoice["IsSettled"] == NoYes.members["No"] and invoice["CurrencyCode"] == "USD"
     assert processes.as_utc(invoice["DueDate"]).date() == dt.date(2024, 5, 27)  # Net10
     lines = scm_env.find("SalesInvoiceLineV2", {"dataAreaId": "usmf", "InvoiceNumber": "CIV-000001"})
-    assert [(line["LineCreationSequenceNumber"], line["ItemNumber"], line["InvoicedQuantity"], line["LineAmount"],
-             line["LineTotalTaxAmount"]) for line in lines] == \
-        [(1, "D0001", 5, Decimal("1095.00"), Decimal("109.50")), (2, "D0003", 2, Decimal("240.00"), Decimal("24.00"))]
+    assert [
+        (
+            line["LineCreationSequenceNumber"],
+            line["ItemNumber"],
+            line["InvoicedQuantity"],
+            line["LineAmount"],
+            line["LineTotalTaxAmount"],
+        )
+        for line in lines
+    ] == [(1, "D0001", 5, Decimal("1095.00"), Decimal("109.50")), (2, "D0003", 2, Decimal("240.00"), Decimal("24.00"))]
     header = scm_env.header(number)
     assert header["SalesOrderStatus"] == S["Invoiced"] and header["SalesOrderProcessingStatus"] == PROC["Invoiced"]
     assert {line["SalesOrderLineStatus"] for line in scm_env.lines(number)} == {S["Invoiced"]}
@@ -288,14 +330,23 @@ def test_invoice_for_customer_on_invoice_hold_is_refused(scm_env: Scm) -> None:
 def test_partial_invoices_add_up_to_the_line_amount(scm_env: Scm) -> None:
     """Invoicing 1 + 1 + 1 of a 3-unit line with an odd amount: 30.00 + 30.00 + 29.99 = 89.99."""
     number = scm_env.order("US-001", [])
-    scm_env.insert("SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "D0003", "SalesPrice": Decimal("33.33"),
-                                      "OrderedSalesQuantity": Decimal(3), "LineDiscountPercentage": Decimal(10)})
+    scm_env.insert(
+        "SalesOrderLine",
+        {
+            "SalesOrderNumber": number,
+            "ItemNumber": "D0003",
+            "SalesPrice": Decimal("33.33"),
+            "OrderedSalesQuantity": Decimal(3),
+            "LineDiscountPercentage": Decimal(10),
+        },
+    )
     assert scm_env.lines(number)[0]["LineAmount"] == Decimal("89.99")
     scm_env.order_action("PostPackingSlip", number)
     amounts = []
     for _ in range(3):
-        invoice = scm_env.order_action("PostInvoice", number, {"Lines": [{"LineCreationSequenceNumber": 1,
-                                                                          "Quantity": 1}]})
+        invoice = scm_env.order_action(
+            "PostInvoice", number, {"Lines": [{"LineCreationSequenceNumber": 1, "Quantity": 1}]}
+        )
         amounts.append(scm_env.find("SalesInvoiceLineV2", {"InvoiceNumber": invoice["InvoiceNumber"]})[0]["LineAmount"])
     assert amounts == [Decimal("30.00"), Decimal("30.00"), Decimal("29.99")]
     assert processing(scm_env, number) == "Invoiced"
@@ -329,8 +380,15 @@ def test_processing_status_follows_every_step(scm_env: Scm) -> None:
     assert scm_env.header(number)["SalesOrderStatus"] == S["Delivered"]
     scm_env.order_action("PostInvoice", number)
     seen.append(processing(scm_env, number))
-    assert seen == ["Active", "Confirmed", "Picked", "PartiallyDelivered", "PartiallyInvoiced", "PartiallyInvoiced",
-                    "Invoiced"]
+    assert seen == [
+        "Active",
+        "Confirmed",
+        "Picked",
+        "PartiallyDelivered",
+        "PartiallyInvoiced",
+        "PartiallyInvoiced",
+        "Invoiced",
+    ]
     assert len(scm_env.find("SalesInvoiceHeaderV2", {"SalesOrderNumber": number})) == 2
 
 
@@ -369,7 +427,11 @@ def test_cancel_releases_reservations_and_cancels_lines(scm_env: Scm) -> None:
     line = scm_env.lines(number)[0]
     assert line["SalesOrderLineStatus"] == S["Canceled"] and line["ReservedSalesQuantity"] == 0
     onhand = scm_env.onhand("D0001")
-    assert (onhand["ReservedOnHandQuantity"], onhand["OnOrderQuantity"], onhand["AvailableOnHandQuantity"]) == (0, 0, 100)
+    assert (onhand["ReservedOnHandQuantity"], onhand["OnOrderQuantity"], onhand["AvailableOnHandQuantity"]) == (
+        0,
+        0,
+        100,
+    )
     with pytest.raises(SandboxError) as excinfo:
         scm_env.order_action("Confirm", number)
     assert "has status Canceled" in scm_env.refused(excinfo)
@@ -399,8 +461,10 @@ def test_second_company_processes_touch_only_its_own_data(scm_env: Scm) -> None:
     """A usrt order reduces usrt's on-hand and gets usrt's numbers; usmf is untouched."""
     header = scm_env.insert("SalesOrderHeaderV2", {"dataAreaId": "usrt", "OrderingCustomerAccountNumber": "RT-002"})
     number = header["SalesOrderNumber"]
-    scm_env.insert("SalesOrderLine", {"dataAreaId": "usrt", "SalesOrderNumber": number, "ItemNumber": "D0001",
-                                      "OrderedSalesQuantity": Decimal(10)})
+    scm_env.insert(
+        "SalesOrderLine",
+        {"dataAreaId": "usrt", "SalesOrderNumber": number, "ItemNumber": "D0001", "OrderedSalesQuantity": Decimal(10)},
+    )
     scm_env.order_action("PostPackingSlip", number, company="usrt")
     invoice = scm_env.order_action("PostInvoice", number, company="usrt")
     assert invoice["InvoiceNumber"] == "CIV-000001" and invoice["dataAreaId"] == "usrt"

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sandbox.errors import SandboxError
-
 from mock_scm import processes
 from mock_scm.schema import EMPTY_DATE, SalesOrderProcessingStatus, SalesStatus
+from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
     from conftest import Scm
@@ -24,10 +23,17 @@ def test_new_header_takes_defaults_from_the_customer(scm_env: Scm) -> None:
     the customer; the order starts with status None and processing status Active."""
     row = scm_env.insert("SalesOrderHeaderV2", {"OrderingCustomerAccountNumber": "US-001"})
     assert row["SalesOrderNumber"] == "000001"
-    assert (row["CurrencyCode"], row["PaymentTermsName"], row["DeliveryModeCode"], row["DeliveryTermsCode"]) == \
-        ("USD", "Net10", "10", "FOB")
-    assert (row["InvoiceCustomerAccountNumber"], row["DefaultShippingSiteId"], row["DefaultShippingWarehouseId"]) == \
-        ("US-001", "1", "11")
+    assert (row["CurrencyCode"], row["PaymentTermsName"], row["DeliveryModeCode"], row["DeliveryTermsCode"]) == (
+        "USD",
+        "Net10",
+        "10",
+        "FOB",
+    )
+    assert (row["InvoiceCustomerAccountNumber"], row["DefaultShippingSiteId"], row["DefaultShippingWarehouseId"]) == (
+        "US-001",
+        "1",
+        "11",
+    )
     assert row["SalesTaxGroupCode"] == "CA" and row["DeliveryAddressCity"] == "San Diego"
     assert row["SalesOrderName"] == "Contoso Retail San Diego"
     assert row["SalesOrderStatus"] == S["None"] and row["SalesOrderProcessingStatus"] == PROC["Active"]
@@ -36,20 +42,37 @@ def test_new_header_takes_defaults_from_the_customer(scm_env: Scm) -> None:
 
 def test_header_keeps_values_the_caller_gives(scm_env: Scm) -> None:
     """Given values win over customer defaults (e.g. a different warehouse, currency or mode of delivery)."""
-    row = scm_env.insert("SalesOrderHeaderV2", {"OrderingCustomerAccountNumber": "US-001", "CurrencyCode": "EUR",
-                                                "DefaultShippingWarehouseId": "21", "DeliveryModeCode": "20"})
+    row = scm_env.insert(
+        "SalesOrderHeaderV2",
+        {
+            "OrderingCustomerAccountNumber": "US-001",
+            "CurrencyCode": "EUR",
+            "DefaultShippingWarehouseId": "21",
+            "DeliveryModeCode": "20",
+        },
+    )
     assert (row["CurrencyCode"], row["DefaultShippingWarehouseId"], row["DeliveryModeCode"]) == ("EUR", "21", "20")
 
 
-@pytest.mark.parametrize("values,message", [
-    ({}, "Field 'Customer account' must be filled in."),
-    ({"OrderingCustomerAccountNumber": "US-999"},
-     "The value 'US-999' in field 'Customer account' is not found in the related table 'Customers'."),
-    ({"OrderingCustomerAccountNumber": "US-001", "CurrencyCode": "ABC"},
-     "The value 'ABC' in field 'Currency' is not found in the related table 'Currencies'."),
-    ({"OrderingCustomerAccountNumber": "US-001", "PaymentTermsName": "Net99"}, "'Net99' in field 'Terms of payment'"),
-    ({"OrderingCustomerAccountNumber": "US-001", "DefaultShippingWarehouseId": "99"}, "'99' in field 'Warehouse'"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({}, "Field 'Customer account' must be filled in."),
+        (
+            {"OrderingCustomerAccountNumber": "US-999"},
+            "The value 'US-999' in field 'Customer account' is not found in the related table 'Customers'.",
+        ),
+        (
+            {"OrderingCustomerAccountNumber": "US-001", "CurrencyCode": "ABC"},
+            "The value 'ABC' in field 'Currency' is not found in the related table 'Currencies'.",
+        ),
+        (
+            {"OrderingCustomerAccountNumber": "US-001", "PaymentTermsName": "Net99"},
+            "'Net99' in field 'Terms of payment'",
+        ),
+        ({"OrderingCustomerAccountNumber": "US-001", "DefaultShippingWarehouseId": "99"}, "'99' in field 'Warehouse'"),
+    ],
+)
 def test_header_with_missing_or_unknown_references_is_refused(scm_env: Scm, values: dict, message: str) -> None:
     """Customer, currency, terms and warehouse must exist in the order's company."""
     with pytest.raises(SandboxError) as excinfo:
@@ -92,22 +115,35 @@ def test_header_becomes_backorder_with_its_first_line_and_totals_follow(scm_env:
 def test_line_price_given_by_the_caller_is_kept(scm_env: Scm) -> None:
     """An explicit SalesPrice (e.g. Sales' priceperunit through dual-write) wins over the product price."""
     number = scm_env.order("US-001", [])
-    line = scm_env.insert("SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "D0001",
-                                             "OrderedSalesQuantity": Decimal(2), "SalesPrice": Decimal("200")})
+    line = scm_env.insert(
+        "SalesOrderLine",
+        {
+            "SalesOrderNumber": number,
+            "ItemNumber": "D0001",
+            "OrderedSalesQuantity": Decimal(2),
+            "SalesPrice": Decimal("200"),
+        },
+    )
     assert line["LineAmount"] == Decimal("400.00")
 
 
-@pytest.mark.parametrize("discount,amount,total_discount", [
-    ({"LineDiscountAmount": Decimal("19")}, "1000.00", "95.00"),
-    ({"LineDiscountPercentage": Decimal("10")}, "985.50", "109.50"),
-    ({"LineDiscountAmount": Decimal("19"), "LineDiscountPercentage": Decimal("10")}, "900.00", "195.00"),
-])
-def test_line_amount_applies_per_unit_and_percentage_discounts(scm_env: Scm, discount: dict, amount: str,
-                                                               total_discount: str) -> None:
+@pytest.mark.parametrize(
+    "discount,amount,total_discount",
+    [
+        ({"LineDiscountAmount": Decimal("19")}, "1000.00", "95.00"),
+        ({"LineDiscountPercentage": Decimal("10")}, "985.50", "109.50"),
+        ({"LineDiscountAmount": Decimal("19"), "LineDiscountPercentage": Decimal("10")}, "900.00", "195.00"),
+    ],
+)
+def test_line_amount_applies_per_unit_and_percentage_discounts(
+    scm_env: Scm, discount: dict, amount: str, total_discount: str
+) -> None:
     """LineAmount = qty * (price - unit discount) * (1 - percentage); TotalDiscountAmount is the difference."""
     number = scm_env.order("US-001", [])
-    line = scm_env.insert("SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "D0001",
-                                             "OrderedSalesQuantity": Decimal(5), **discount})
+    line = scm_env.insert(
+        "SalesOrderLine",
+        {"SalesOrderNumber": number, "ItemNumber": "D0001", "OrderedSalesQuantity": Decimal(5), **discount},
+    )
     assert line["LineAmount"] == Decimal(amount)
     assert line["TotalDiscountAmount"] == Decimal(total_discount)
 
@@ -116,17 +152,28 @@ def test_total_line_discount_is_split_into_unit_discount_and_rounding_charge(scm
     """Sales' whole-line discount 10.00 on 3 units becomes 3.33 per unit plus a -0.01 charge (DW behaviour),
     and reads back as 10.00."""
     number = scm_env.order("US-001", [])
-    line = scm_env.insert("SalesOrderLine", {"SalesOrderNumber": number, "ProductNumber": "D0003",
-                                             "OrderedSalesQuantity": Decimal(3), "TotalDiscountAmount": Decimal(10)},
-                          identity="dualwrite")
+    line = scm_env.insert(
+        "SalesOrderLine",
+        {
+            "SalesOrderNumber": number,
+            "ProductNumber": "D0003",
+            "OrderedSalesQuantity": Decimal(3),
+            "TotalDiscountAmount": Decimal(10),
+        },
+        identity="dualwrite",
+    )
     assert line["ItemNumber"] == "D0003"
     assert (line["LineDiscountAmount"], line["TotalChargesAmount"]) == (Decimal("3.33"), Decimal("-0.01"))
     assert line["LineAmount"] == Decimal("350.01") and line["TotalDiscountAmount"] == Decimal("10.00")
     header = scm_env.header(number)
     assert header["OrderTotalChargesAmount"] == Decimal("-0.01")
     assert header["OrderTotalAmount"] == Decimal("385.00")
-    updated = scm_env.update("SalesOrderLine", {"InventoryLotId": line["InventoryLotId"]},
-                             {"TotalDiscountAmount": Decimal(20)}, identity="dualwrite")
+    updated = scm_env.update(
+        "SalesOrderLine",
+        {"InventoryLotId": line["InventoryLotId"]},
+        {"TotalDiscountAmount": Decimal(20)},
+        identity="dualwrite",
+    )
     assert (updated["LineDiscountAmount"], updated["TotalChargesAmount"]) == (Decimal("6.67"), Decimal("0.01"))
     assert updated["TotalDiscountAmount"] == Decimal("20.00")
 
@@ -134,8 +181,9 @@ def test_total_line_discount_is_split_into_unit_discount_and_rounding_charge(scm
 def test_end_discount_percentage_reduces_totals_and_tax(scm_env: Scm) -> None:
     """Header TotalDiscountPercentage gives TotalDiscountAmount (the end discount) and lowers every line's tax."""
     number = scm_env.order("US-001", [("D0001", 5)])
-    header = scm_env.update("SalesOrderHeaderV2", {"SalesOrderNumber": number},
-                            {"TotalDiscountPercentage": Decimal(10)})
+    header = scm_env.update(
+        "SalesOrderHeaderV2", {"SalesOrderNumber": number}, {"TotalDiscountPercentage": Decimal(10)}
+    )
     header = scm_env.header(number)
     assert header["TotalDiscountAmount"] == Decimal("109.50")
     assert header["OrderTotalTaxAmount"] == Decimal("98.55")
@@ -146,23 +194,38 @@ def test_end_discount_percentage_reduces_totals_and_tax(scm_env: Scm) -> None:
 def test_tax_rate_depends_on_company_and_tax_group(scm_env: Scm) -> None:
     """usmf charges 10%, usrt 5%, and the EXEMPT group nothing."""
     usrt = scm_env.insert("SalesOrderHeaderV2", {"dataAreaId": "usrt", "OrderingCustomerAccountNumber": "RT-001"})
-    line = scm_env.insert("SalesOrderLine", {"dataAreaId": "usrt", "SalesOrderNumber": usrt["SalesOrderNumber"],
-                                             "ItemNumber": "D0001", "OrderedSalesQuantity": Decimal(2)})
+    line = scm_env.insert(
+        "SalesOrderLine",
+        {
+            "dataAreaId": "usrt",
+            "SalesOrderNumber": usrt["SalesOrderNumber"],
+            "ItemNumber": "D0001",
+            "OrderedSalesQuantity": Decimal(2),
+        },
+    )
     assert line["TotalTaxAmount"] == Decimal("21.90")
     exempt = scm_env.order("DE-001", [("D0001", 2)])
     assert scm_env.header(exempt)["OrderTotalTaxAmount"] == 0
     assert scm_env.header(exempt)["CurrencyCode"] == "EUR"
 
 
-@pytest.mark.parametrize("values,message", [
-    ({"ItemNumber": "Z9999"}, "The value 'Z9999' in field 'Item number' is not found in the related table 'Released products'"),
-    ({}, "Field 'Item number' must be filled in."),
-    ({"ItemNumber": "D0001", "OrderedSalesQuantity": Decimal(0)}, "The quantity must be greater than zero"),
-    ({"ItemNumber": "D0001", "ShippingSiteId": "2", "ShippingWarehouseId": "11"},
-     "Warehouse 11 does not belong to site 2."),
-    ({"ItemNumber": "D0001", "SalesUnitSymbol": "box"}, "'box' in field 'Unit'"),
-    ({"ItemNumber": "D0001", "SalesDeliverNow": Decimal(3)}, "Deliver now 3 must be between 0"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        (
+            {"ItemNumber": "Z9999"},
+            "The value 'Z9999' in field 'Item number' is not found in the related table 'Released products'",
+        ),
+        ({}, "Field 'Item number' must be filled in."),
+        ({"ItemNumber": "D0001", "OrderedSalesQuantity": Decimal(0)}, "The quantity must be greater than zero"),
+        (
+            {"ItemNumber": "D0001", "ShippingSiteId": "2", "ShippingWarehouseId": "11"},
+            "Warehouse 11 does not belong to site 2.",
+        ),
+        ({"ItemNumber": "D0001", "SalesUnitSymbol": "box"}, "'box' in field 'Unit'"),
+        ({"ItemNumber": "D0001", "SalesDeliverNow": Decimal(3)}, "Deliver now 3 must be between 0"),
+    ],
+)
 def test_invalid_order_line_is_refused(scm_env: Scm, values: dict, message: str) -> None:
     """Lines need a released item, a positive quantity, a consistent site/warehouse and a known unit."""
     number = scm_env.order("US-001", [])
@@ -179,8 +242,10 @@ def test_line_needs_a_product_released_in_the_orders_company(scm_env: Scm) -> No
     scm_env.insert("ReleasedProductV2", {"ItemNumber": "T0001", "ProductName": "Tuner"})
     usrt = scm_env.insert("SalesOrderHeaderV2", {"dataAreaId": "usrt", "OrderingCustomerAccountNumber": "RT-001"})
     with pytest.raises(SandboxError) as excinfo:
-        scm_env.insert("SalesOrderLine", {"dataAreaId": "usrt", "SalesOrderNumber": usrt["SalesOrderNumber"],
-                                          "ItemNumber": "T0001"})
+        scm_env.insert(
+            "SalesOrderLine",
+            {"dataAreaId": "usrt", "SalesOrderNumber": usrt["SalesOrderNumber"], "ItemNumber": "T0001"},
+        )
     assert "Item T0001 is not released to company usrt." in scm_env.refused(excinfo)
 
 
@@ -188,19 +253,24 @@ def test_line_for_unknown_order_is_refused(scm_env: Scm) -> None:
     """The order must exist in the line's company."""
     with pytest.raises(SandboxError) as excinfo:
         scm_env.insert("SalesOrderLine", {"SalesOrderNumber": "123456", "ItemNumber": "D0001"})
-    assert "'123456' in field 'Sales order' is not found in the related table 'Sales orders'" in \
-        scm_env.refused(excinfo)
+    assert "'123456' in field 'Sales order' is not found in the related table 'Sales orders'" in scm_env.refused(
+        excinfo
+    )
 
 
 def test_lines_from_sales_keep_their_creation_sequence_number(scm_env: Scm) -> None:
     """Dual-write matches lines on LineCreationSequenceNumber, so a given one is kept; duplicates conflict."""
     number = scm_env.order("US-001", [])
-    line = scm_env.insert("SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "D0001",
-                                             "LineCreationSequenceNumber": 7}, identity="dualwrite")
+    line = scm_env.insert(
+        "SalesOrderLine",
+        {"SalesOrderNumber": number, "ItemNumber": "D0001", "LineCreationSequenceNumber": 7},
+        identity="dualwrite",
+    )
     assert line["LineCreationSequenceNumber"] == 7
     with pytest.raises(SandboxError) as excinfo:
-        scm_env.insert("SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "D0003",
-                                          "LineCreationSequenceNumber": 7})
+        scm_env.insert(
+            "SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "D0003", "LineCreationSequenceNumber": 7}
+        )
     assert excinfo.value.status == 409
 
 
@@ -208,12 +278,22 @@ def test_derived_fields_are_never_taken_from_callers_not_even_dual_write(scm_env
     """Statuses, totals and line amounts written over OData are ignored (the bridge may send them back)."""
     number = scm_env.order("US-001", [("D0001", 1)])
     lot = scm_env.lines(number)[0]["InventoryLotId"]
-    scm_env.update("SalesOrderHeaderV2", {"SalesOrderNumber": number},
-                   {"SalesOrderProcessingStatus": PROC["Invoiced"], "OrderTotalAmount": Decimal(1),
-                    "SalesOrderStatus": S["Invoiced"]}, identity="dualwrite")
-    scm_env.update("SalesOrderLine", {"InventoryLotId": lot}, {"LineAmount": Decimal(1),
-                                                               "SalesOrderLineStatus": S["Delivered"]},
-                   identity="dualwrite")
+    scm_env.update(
+        "SalesOrderHeaderV2",
+        {"SalesOrderNumber": number},
+        {
+            "SalesOrderProcessingStatus": PROC["Invoiced"],
+            "OrderTotalAmount": Decimal(1),
+            "SalesOrderStatus": S["Invoiced"],
+        },
+        identity="dualwrite",
+    )
+    scm_env.update(
+        "SalesOrderLine",
+        {"InventoryLotId": lot},
+        {"LineAmount": Decimal(1), "SalesOrderLineStatus": S["Delivered"]},
+        identity="dualwrite",
+    )
     header = scm_env.header(number)
     assert header["SalesOrderProcessingStatus"] == PROC["Active"] and header["SalesOrderStatus"] == S["Backorder"]
     assert header["OrderTotalAmount"] == Decimal("240.90")
@@ -225,9 +305,15 @@ def test_unchanged_values_are_not_written(scm_env: Scm) -> None:
     """An update repeating the current values (dates with or without tz, equal decimals) changes nothing."""
     number = scm_env.order("US-001", [("D0001", 1)])
     header = scm_env.header(number)
-    after = scm_env.update("SalesOrderHeaderV2", {"SalesOrderNumber": number},
-                           {"RequestedShippingDate": processes.as_utc(header["RequestedShippingDate"]),
-                            "TotalDiscountPercentage": 0.0, "CurrencyCode": "USD"})
+    after = scm_env.update(
+        "SalesOrderHeaderV2",
+        {"SalesOrderNumber": number},
+        {
+            "RequestedShippingDate": processes.as_utc(header["RequestedShippingDate"]),
+            "TotalDiscountPercentage": 0.0,
+            "CurrencyCode": "USD",
+        },
+    )
     assert after["_rowversion"] == header["_rowversion"]
 
 
@@ -245,8 +331,11 @@ def test_changing_the_item_brings_its_price_name_and_unit(scm_env: Scm) -> None:
     number = scm_env.order("US-001", [("D0001", 2)])
     lot = scm_env.lines(number)[0]["InventoryLotId"]
     line = scm_env.update("SalesOrderLine", {"InventoryLotId": lot}, {"ItemNumber": "L0001"})
-    assert (line["SalesPrice"], line["ProductName"], line["LineAmount"]) == \
-        (Decimal("149"), "Wireless Speaker", Decimal("298.00"))
+    assert (line["SalesPrice"], line["ProductName"], line["LineAmount"]) == (
+        Decimal("149"),
+        "Wireless Speaker",
+        Decimal("298.00"),
+    )
 
 
 def test_quantity_cannot_drop_below_what_was_delivered(scm_env: Scm) -> None:
@@ -283,8 +372,11 @@ def test_invoiced_or_cancelled_order_is_not_editable(scm_env: Scm, final_step: s
         scm_env.update("SalesOrderHeaderV2", {"SalesOrderNumber": number}, {"CustomersOrderReference": "PO-1"})
     assert "cannot be changed" in scm_env.refused(excinfo)
     with pytest.raises(SandboxError):
-        scm_env.update("SalesOrderLine", {"InventoryLotId": scm_env.lines(number)[0]["InventoryLotId"]},
-                       {"OrderedSalesQuantity": Decimal(2)})
+        scm_env.update(
+            "SalesOrderLine",
+            {"InventoryLotId": scm_env.lines(number)[0]["InventoryLotId"]},
+            {"OrderedSalesQuantity": Decimal(2)},
+        )
     with pytest.raises(SandboxError) as excinfo:
         scm_env.insert("SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "D0003"})
     assert "no lines can be added" in scm_env.refused(excinfo)
@@ -298,8 +390,12 @@ def test_customer_cannot_change_after_confirmation(scm_env: Scm) -> None:
         scm_env.update("SalesOrderHeaderV2", {"SalesOrderNumber": number}, {"OrderingCustomerAccountNumber": "US-002"})
     assert "has posted documents" in scm_env.refused(excinfo)
     # Other fields stay editable on an open, confirmed order.
-    assert scm_env.update("SalesOrderHeaderV2", {"SalesOrderNumber": number},
-                          {"CustomersOrderReference": "PO-7"})["CustomersOrderReference"] == "PO-7"
+    assert (
+        scm_env.update("SalesOrderHeaderV2", {"SalesOrderNumber": number}, {"CustomersOrderReference": "PO-7"})[
+            "CustomersOrderReference"
+        ]
+        == "PO-7"
+    )
 
 
 def test_confirmed_order_cannot_be_deleted(scm_env: Scm) -> None:
@@ -341,12 +437,18 @@ def test_deleting_a_line_recomputes_status_and_totals(scm_env: Scm) -> None:
 def test_service_lines_need_no_site_and_touch_no_on_hand(scm_env: Scm) -> None:
     """Services are not stocked: no warehouse required, no on-hand row."""
     number = scm_env.order("US-001", [])
-    header = scm_env.update("SalesOrderHeaderV2", {"SalesOrderNumber": number},
-                            {"DefaultShippingSiteId": "", "DefaultShippingWarehouseId": ""})
+    header = scm_env.update(
+        "SalesOrderHeaderV2",
+        {"SalesOrderNumber": number},
+        {"DefaultShippingSiteId": "", "DefaultShippingWarehouseId": ""},
+    )
     assert header["DefaultShippingWarehouseId"] == ""
-    line = scm_env.insert("SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "S0001",
-                                             "OrderedSalesQuantity": Decimal(3)})
+    line = scm_env.insert(
+        "SalesOrderLine", {"SalesOrderNumber": number, "ItemNumber": "S0001", "OrderedSalesQuantity": Decimal(3)}
+    )
     assert line["SalesUnitSymbol"] == "hr" and line["LineAmount"] == Decimal("285.00")
     assert scm_env.find("WarehouseOnHandV2", {"ItemNumber": "S0001"}) == []
-    assert line["ConfirmedShippingDate"] == EMPTY_DATE.replace(tzinfo=None) or \
-        processes.as_utc(line["ConfirmedShippingDate"]) == EMPTY_DATE
+    assert (
+        line["ConfirmedShippingDate"] == EMPTY_DATE.replace(tzinfo=None)
+        or processes.as_utc(line["ConfirmedShippingDate"]) == EMPTY_DATE
+    )

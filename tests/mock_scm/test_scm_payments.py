@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sandbox.errors import SandboxError
-
 from mock_scm import processes
 from mock_scm.schema import LedgerJournalACType, NoYes
+from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
     from conftest import Scm
@@ -45,8 +44,11 @@ def invoice_row(scm: Scm, number: str) -> dict:
 
 def test_journal_and_line_defaults(scm_env: Scm) -> None:
     """Journal number per company, name CustPay; lines numbered, dated today, in the customer's currency."""
-    batch = journal(scm_env, {"AccountDisplayValue": "DE-001", "CreditAmount": Decimal(10)},
-                    {"AccountDisplayValue": "US-001", "CreditAmount": Decimal(5)})
+    batch = journal(
+        scm_env,
+        {"AccountDisplayValue": "DE-001", "CreditAmount": Decimal(10)},
+        {"AccountDisplayValue": "US-001", "CreditAmount": Decimal(5)},
+    )
     header = scm_env.require(HEADER, {"JournalBatchNumber": batch})
     assert (batch, header["JournalName"], header["IsPosted"], header["LineCount"]) == ("USMF-000001", "CustPay", NO, 2)
     lines = scm_env.find(LINE, {"JournalBatchNumber": batch})
@@ -57,27 +59,56 @@ def test_journal_and_line_defaults(scm_env: Scm) -> None:
 def test_payment_settles_the_marked_invoice(scm_env: Scm) -> None:
     """Paying the full amount of MarkedInvoice leaves nothing open: IsSettled Yes."""
     invoice = invoiced(scm_env)
-    batch = journal(scm_env, {"AccountDisplayValue": "US-001", "CreditAmount": Decimal("1204.50"),
-                              "MarkedInvoice": invoice["InvoiceNumber"], "PaymentReference": "CHK-1001"})
+    batch = journal(
+        scm_env,
+        {
+            "AccountDisplayValue": "US-001",
+            "CreditAmount": Decimal("1204.50"),
+            "MarkedInvoice": invoice["InvoiceNumber"],
+            "PaymentReference": "CHK-1001",
+        },
+    )
     header = post(scm_env, batch)
     assert header["IsPosted"] == YES
     settled = invoice_row(scm_env, invoice["InvoiceNumber"])
     assert settled["InvoiceOpenAmount"] == 0 and settled["IsSettled"] == YES
     assert processes.as_utc(settled["LastSettlementDate"]).date() == dt.date(2024, 5, 17)
     line = scm_env.find(LINE, {"JournalBatchNumber": batch})[0]
-    assert (line["IsPosted"], line["Voucher"], line["SettledAmount"], line["SettledInvoices"]) == \
-        (YES, "ARP-000001", Decimal("1204.50"), invoice["InvoiceNumber"])
+    assert (line["IsPosted"], line["Voucher"], line["SettledAmount"], line["SettledInvoices"]) == (
+        YES,
+        "ARP-000001",
+        Decimal("1204.50"),
+        invoice["InvoiceNumber"],
+    )
 
 
 def test_partial_payment_leaves_an_open_amount(scm_env: Scm) -> None:
     """A payment below the invoice amount lowers InvoiceOpenAmount; the invoice stays unsettled."""
     invoice = invoiced(scm_env)
-    post(scm_env, journal(scm_env, {"AccountDisplayValue": "US-001", "CreditAmount": Decimal("200"),
-                                    "MarkedInvoice": invoice["InvoiceNumber"]}))
+    post(
+        scm_env,
+        journal(
+            scm_env,
+            {
+                "AccountDisplayValue": "US-001",
+                "CreditAmount": Decimal("200"),
+                "MarkedInvoice": invoice["InvoiceNumber"],
+            },
+        ),
+    )
     row = invoice_row(scm_env, invoice["InvoiceNumber"])
     assert row["InvoiceOpenAmount"] == Decimal("1004.50") and row["IsSettled"] == NO
-    post(scm_env, journal(scm_env, {"AccountDisplayValue": "US-001", "CreditAmount": Decimal("1004.50"),
-                                    "MarkedInvoice": invoice["InvoiceNumber"]}))
+    post(
+        scm_env,
+        journal(
+            scm_env,
+            {
+                "AccountDisplayValue": "US-001",
+                "CreditAmount": Decimal("1004.50"),
+                "MarkedInvoice": invoice["InvoiceNumber"],
+            },
+        ),
+    )
     assert invoice_row(scm_env, invoice["InvoiceNumber"])["IsSettled"] == YES
 
 
@@ -97,8 +128,10 @@ def test_unmarked_payment_settles_oldest_invoices_first(scm_env: Scm) -> None:
 def test_payment_in_another_currency_does_not_settle(scm_env: Scm) -> None:
     """Automatic settlement only matches invoices in the payment's currency."""
     invoice = invoiced(scm_env)
-    post(scm_env, journal(scm_env, {"AccountDisplayValue": "US-001", "CreditAmount": Decimal(100),
-                                    "CurrencyCode": "EUR"}))
+    post(
+        scm_env,
+        journal(scm_env, {"AccountDisplayValue": "US-001", "CreditAmount": Decimal(100), "CurrencyCode": "EUR"}),
+    )
     assert invoice_row(scm_env, invoice["InvoiceNumber"])["InvoiceOpenAmount"] == Decimal("1204.50")
 
 
@@ -107,19 +140,31 @@ def test_marked_invoice_of_another_customer_is_refused_on_the_line(scm_env: Scm)
     invoice = invoiced(scm_env)
     header = scm_env.insert(HEADER, {})
     with pytest.raises(SandboxError) as excinfo:
-        scm_env.insert(LINE, {"JournalBatchNumber": header["JournalBatchNumber"], "AccountDisplayValue": "US-002",
-                              "CreditAmount": Decimal(10), "MarkedInvoice": invoice["InvoiceNumber"]})
+        scm_env.insert(
+            LINE,
+            {
+                "JournalBatchNumber": header["JournalBatchNumber"],
+                "AccountDisplayValue": "US-002",
+                "CreditAmount": Decimal(10),
+                "MarkedInvoice": invoice["InvoiceNumber"],
+            },
+        )
     assert "belongs to customer US-001, not to US-002" in scm_env.refused(excinfo)
 
 
-@pytest.mark.parametrize("line,message", [
-    ({"AccountDisplayValue": "US-999", "CreditAmount": Decimal(1)}, "'US-999' in field 'Account'"),
-    ({"AccountDisplayValue": "", "CreditAmount": Decimal(1)}, "Field 'Account' must be filled in."),
-    ({"AccountDisplayValue": "US-001", "AccountType": LedgerJournalACType.members["Vend"]},
-     "Only customer accounts"),
-    ({"AccountDisplayValue": "US-001", "CreditAmount": Decimal(-1)}, "Amounts cannot be negative."),
-    ({"AccountDisplayValue": "US-001", "MarkedInvoice": "CIV-999999"}, "'CIV-999999' in field 'Invoice'"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ({"AccountDisplayValue": "US-999", "CreditAmount": Decimal(1)}, "'US-999' in field 'Account'"),
+        ({"AccountDisplayValue": "", "CreditAmount": Decimal(1)}, "Field 'Account' must be filled in."),
+        (
+            {"AccountDisplayValue": "US-001", "AccountType": LedgerJournalACType.members["Vend"]},
+            "Only customer accounts",
+        ),
+        ({"AccountDisplayValue": "US-001", "CreditAmount": Decimal(-1)}, "Amounts cannot be negative."),
+        ({"AccountDisplayValue": "US-001", "MarkedInvoice": "CIV-999999"}, "'CIV-999999' in field 'Invoice'"),
+    ],
+)
 def test_invalid_payment_line_is_refused(scm_env: Scm, line: dict, message: str) -> None:
     """Payment lines need an existing customer account, a customer account type, non-negative amounts."""
     header = scm_env.insert(HEADER, {})
@@ -131,13 +176,24 @@ def test_invalid_payment_line_is_refused(scm_env: Scm, line: dict, message: str)
 def test_posting_problems_are_all_named_and_nothing_is_settled(scm_env: Scm) -> None:
     """A journal with a zero line and a line for an already settled invoice is refused as a whole."""
     invoice = invoiced(scm_env)
-    post(scm_env, journal(scm_env, {"AccountDisplayValue": "US-001", "CreditAmount": Decimal("1204.50"),
-                                    "MarkedInvoice": invoice["InvoiceNumber"]}))
+    post(
+        scm_env,
+        journal(
+            scm_env,
+            {
+                "AccountDisplayValue": "US-001",
+                "CreditAmount": Decimal("1204.50"),
+                "MarkedInvoice": invoice["InvoiceNumber"],
+            },
+        ),
+    )
     other = invoiced(scm_env, quantity=1)
-    batch = journal(scm_env, {"AccountDisplayValue": "US-001", "CreditAmount": Decimal("240.90"),
-                              "MarkedInvoice": other["InvoiceNumber"]},
-                    {"AccountDisplayValue": "US-001", "CreditAmount": Decimal(0)},
-                    {"AccountDisplayValue": "US-001", "CreditAmount": Decimal(5), "MarkedInvoice": invoice["InvoiceNumber"]})
+    batch = journal(
+        scm_env,
+        {"AccountDisplayValue": "US-001", "CreditAmount": Decimal("240.90"), "MarkedInvoice": other["InvoiceNumber"]},
+        {"AccountDisplayValue": "US-001", "CreditAmount": Decimal(0)},
+        {"AccountDisplayValue": "US-001", "CreditAmount": Decimal(5), "MarkedInvoice": invoice["InvoiceNumber"]},
+    )
     with pytest.raises(SandboxError) as excinfo:
         post(scm_env, batch)
     text = scm_env.refused(excinfo)
@@ -174,8 +230,9 @@ def test_posted_journal_is_frozen(scm_env: Scm) -> None:
     post(scm_env, batch)
     line = scm_env.find(LINE, {"JournalBatchNumber": batch})[0]
     with pytest.raises(SandboxError):
-        scm_env.update(LINE, {"JournalBatchNumber": batch, "LineNumber": line["LineNumber"]},
-                       {"CreditAmount": Decimal(20)})
+        scm_env.update(
+            LINE, {"JournalBatchNumber": batch, "LineNumber": line["LineNumber"]}, {"CreditAmount": Decimal(20)}
+        )
     with pytest.raises(SandboxError):
         scm_env.insert(LINE, {"JournalBatchNumber": batch, "AccountDisplayValue": "US-001"})
     with pytest.raises(SandboxError):
@@ -196,16 +253,33 @@ def test_deleting_an_open_journal_deletes_its_lines(scm_env: Scm) -> None:
 def test_lead_to_cash_ends_in_cash(scm_env: Scm) -> None:
     """Quotation -> order -> confirmation -> delivery -> invoice -> payment: the invoice is settled."""
     quote = scm_env.insert("SalesQuotationHeaderV2", {"RequestingCustomerAccountNumber": "US-009"})
-    scm_env.insert("SalesQuotationLine", {"SalesQuotationNumber": quote["SalesQuotationNumber"], "ItemNumber": "P0001",
-                                          "RequestedSalesQuantity": Decimal(2)})
+    scm_env.insert(
+        "SalesQuotationLine",
+        {
+            "SalesQuotationNumber": quote["SalesQuotationNumber"],
+            "ItemNumber": "P0001",
+            "RequestedSalesQuantity": Decimal(2),
+        },
+    )
     scm_env.act("Send", "SalesQuotationHeaderV2", {"SalesQuotationNumber": quote["SalesQuotationNumber"]})
-    order = scm_env.act("Confirm", "SalesQuotationHeaderV2", {"SalesQuotationNumber": quote["SalesQuotationNumber"]}).row
+    order = scm_env.act(
+        "Confirm", "SalesQuotationHeaderV2", {"SalesQuotationNumber": quote["SalesQuotationNumber"]}
+    ).row
     number = order["SalesOrderNumber"]
     for action in ("Confirm", "PostPickingList", "PostPackingSlip"):
         scm_env.order_action(action, number)
     invoice = scm_env.order_action("PostInvoice", number)
     assert invoice["TotalInvoiceAmount"] == Decimal("1977.80")
-    post(scm_env, journal(scm_env, {"AccountDisplayValue": "US-009", "CreditAmount": invoice["TotalInvoiceAmount"],
-                                    "MarkedInvoice": invoice["InvoiceNumber"]}))
+    post(
+        scm_env,
+        journal(
+            scm_env,
+            {
+                "AccountDisplayValue": "US-009",
+                "CreditAmount": invoice["TotalInvoiceAmount"],
+                "MarkedInvoice": invoice["InvoiceNumber"],
+            },
+        ),
+    )
     assert invoice_row(scm_env, invoice["InvoiceNumber"])["IsSettled"] == YES
     assert scm_env.onhand("P0001")["OnHandQuantity"] == 28

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sandbox.errors import SandboxError
-
 from mock_scm import processes
 from mock_scm.schema import SalesQuotationHeaderCreationMethod, SalesQuotationStatus, SalesStatus
+from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
     from conftest import Scm
@@ -21,9 +20,15 @@ V2 = "SalesQuotationHeaderV2"
 
 def quotation(scm: Scm, customer: str = "US-003", lines: list[tuple[str, int]] | None = None, **values) -> str:
     header = scm.insert(V2, {"RequestingCustomerAccountNumber": customer, **values})
-    for item, quantity in (lines if lines is not None else [("D0001", 2), ("L0001", 4)]):
-        scm.insert("SalesQuotationLine", {"SalesQuotationNumber": header["SalesQuotationNumber"], "ItemNumber": item,
-                                          "RequestedSalesQuantity": Decimal(quantity)})
+    for item, quantity in lines if lines is not None else [("D0001", 2), ("L0001", 4)]:
+        scm.insert(
+            "SalesQuotationLine",
+            {
+                "SalesQuotationNumber": header["SalesQuotationNumber"],
+                "ItemNumber": item,
+                "RequestedSalesQuantity": Decimal(quantity),
+            },
+        )
     return header["SalesQuotationNumber"]
 
 
@@ -39,16 +44,20 @@ def test_new_quotation_is_created_with_customer_defaults_and_expiry(scm_env: Scm
     """Status Created, number from the sequence, defaults from the customer, valid for 30 days."""
     row = scm_env.insert(V2, {"RequestingCustomerAccountNumber": "US-003"})
     assert row["SalesQuotationNumber"] == "000001" and row["SalesQuotationStatus"] == QS["Created"]
-    assert (row["CurrencyCode"], row["PaymentTermsName"], row["InvoiceCustomerAccountNumber"]) == \
-        ("USD", "Net30", "US-003")
+    assert (row["CurrencyCode"], row["PaymentTermsName"], row["InvoiceCustomerAccountNumber"]) == (
+        "USD",
+        "Net30",
+        "US-003",
+    )
     assert processes.as_utc(row["SalesQuotationExpiryDate"]).date().isoformat() == "2024-06-16"
     assert row["SalesQuotationHeaderCreationMethod"] == SalesQuotationHeaderCreationMethod.members["SCM"]
 
 
 def test_quotation_from_dual_write_keeps_its_number_and_counts_as_made_in_sales(scm_env: Scm) -> None:
     """A CRM- numbered quote written by the bridge keeps its number; creation method Dynamics365Sales."""
-    row = scm_env.insert(V2, {"SalesQuotationNumber": "CRM-QUO-0042", "RequestingCustomerAccountNumber": "US-003"},
-                         identity="dualwrite")
+    row = scm_env.insert(
+        V2, {"SalesQuotationNumber": "CRM-QUO-0042", "RequestingCustomerAccountNumber": "US-003"}, identity="dualwrite"
+    )
     assert row["SalesQuotationNumber"] == "CRM-QUO-0042"
     assert row["SalesQuotationHeaderCreationMethod"] == SalesQuotationHeaderCreationMethod.members["Dynamics365Sales"]
 
@@ -97,13 +106,17 @@ def test_confirm_creates_the_sales_order_with_its_lines(scm_env: Scm) -> None:
     assert result.entity == "SalesOrderHeaderV2"
     order = result.row
     assert order["SalesOrderNumber"] == "000001" and order["QuotationNumber"] == number
-    assert order["OrderingCustomerAccountNumber"] == "US-003" and order["SalesOrderStatus"] == SalesStatus.members["Backorder"]
+    assert (
+        order["OrderingCustomerAccountNumber"] == "US-003"
+        and order["SalesOrderStatus"] == SalesStatus.members["Backorder"]
+    )
     header = q(scm_env, number)
     assert header["SalesQuotationStatus"] == QS["Confirmed"] and header["GeneratedSalesOrderNumber"] == "000001"
     assert processes.as_utc(header["ConfirmationDate"]).date().isoformat() == "2024-05-17"
     lines = scm_env.lines("000001")
-    assert [(line["ItemNumber"], line["OrderedSalesQuantity"], line["LineCreationSequenceNumber"]) for line in lines] \
-        == [("D0001", 2, 1), ("L0001", 4, 2)]
+    assert [
+        (line["ItemNumber"], line["OrderedSalesQuantity"], line["LineCreationSequenceNumber"]) for line in lines
+    ] == [("D0001", 2, 1), ("L0001", 4, 2)]
     assert lines[0]["InventoryLotId"] not in {line["InventoryLotId"] for line in qlines(scm_env, number)}
     assert order["OrderTotalAmount"] == header["QuotationTotalAmount"]
 
@@ -176,8 +189,11 @@ def test_confirmed_quotation_is_frozen(scm_env: Scm) -> None:
     with pytest.raises(SandboxError):
         scm_env.insert("SalesQuotationLine", {"SalesQuotationNumber": number, "ItemNumber": "D0003"})
     with pytest.raises(SandboxError):
-        scm_env.update("SalesQuotationLine", {"InventoryLotId": qlines(scm_env, number)[0]["InventoryLotId"]},
-                       {"RequestedSalesQuantity": Decimal(9)})
+        scm_env.update(
+            "SalesQuotationLine",
+            {"InventoryLotId": qlines(scm_env, number)[0]["InventoryLotId"]},
+            {"RequestedSalesQuantity": Decimal(9)},
+        )
     with pytest.raises(SandboxError) as excinfo:
         scm_env.delete(V2, {"SalesQuotationNumber": number})
     assert "is confirmed" in scm_env.refused(excinfo)
@@ -186,8 +202,12 @@ def test_confirmed_quotation_is_frozen(scm_env: Scm) -> None:
 def test_status_written_by_dual_write_sends_the_quotation(scm_env: Scm) -> None:
     """The quote map copies the status: Sent written by the bridge runs Send (lines follow), with other edits."""
     number = quotation(scm_env)
-    scm_env.update(V2, {"SalesQuotationNumber": number},
-                   {"SalesQuotationStatus": QS["Sent"], "SalesQuotationName": "Speakers"}, identity="dualwrite")
+    scm_env.update(
+        V2,
+        {"SalesQuotationNumber": number},
+        {"SalesQuotationStatus": QS["Sent"], "SalesQuotationName": "Speakers"},
+        identity="dualwrite",
+    )
     header = q(scm_env, number)
     assert header["SalesQuotationStatus"] == QS["Sent"] and header["SalesQuotationName"] == "Speakers"
     assert {line["SalesQuotationStatus"] for line in qlines(scm_env, number)} == {QS["Sent"]}
@@ -197,8 +217,12 @@ def test_confirmed_written_by_dual_write_links_the_order_from_sales(scm_env: Scm
     """Confirmed + GeneratedSalesOrderNumber (a quote won in Sales) confirms and links; no order is made in SCM."""
     number = quotation(scm_env)
     order = scm_env.order("US-003", [("D0001", 2)], SalesOrderNumber="CRM-ORD-0100")
-    scm_env.update(V2, {"SalesQuotationNumber": number},
-                   {"SalesQuotationStatus": QS["Confirmed"], "GeneratedSalesOrderNumber": order}, identity="dualwrite")
+    scm_env.update(
+        V2,
+        {"SalesQuotationNumber": number},
+        {"SalesQuotationStatus": QS["Confirmed"], "GeneratedSalesOrderNumber": order},
+        identity="dualwrite",
+    )
     header = q(scm_env, number)
     assert header["SalesQuotationStatus"] == QS["Confirmed"] and header["GeneratedSalesOrderNumber"] == order
     assert scm_env.header(order)["QuotationNumber"] == number
@@ -209,8 +233,12 @@ def test_status_writes_that_are_not_moves_are_ignored(scm_env: Scm) -> None:
     """Created (Sales' draft status) written to a Sent quotation leaves it Sent; an empty order link clears nothing."""
     number = quotation(scm_env)
     scm_env.act("Send", V2, {"SalesQuotationNumber": number})
-    scm_env.update(V2, {"SalesQuotationNumber": number},
-                   {"SalesQuotationStatus": QS["Created"], "GeneratedSalesOrderNumber": ""}, identity="dualwrite")
+    scm_env.update(
+        V2,
+        {"SalesQuotationNumber": number},
+        {"SalesQuotationStatus": QS["Created"], "GeneratedSalesOrderNumber": ""},
+        identity="dualwrite",
+    )
     assert q(scm_env, number)["SalesQuotationStatus"] == QS["Sent"]
     scm_env.act("Confirm", V2, {"SalesQuotationNumber": number})
     scm_env.update(V2, {"SalesQuotationNumber": number}, {"GeneratedSalesOrderNumber": ""}, identity="dualwrite")
@@ -222,16 +250,14 @@ def test_illegal_status_write_is_refused(scm_env: Scm) -> None:
     number = quotation(scm_env)
     scm_env.act("Confirm", V2, {"SalesQuotationNumber": number})
     with pytest.raises(SandboxError) as excinfo:
-        scm_env.update(V2, {"SalesQuotationNumber": number}, {"SalesQuotationStatus": QS["Lost"]},
-                       identity="dualwrite")
+        scm_env.update(V2, {"SalesQuotationNumber": number}, {"SalesQuotationStatus": QS["Lost"]}, identity="dualwrite")
     assert "has status Confirmed; it cannot be marked as lost" in scm_env.refused(excinfo)
 
 
 def test_revised_status_closes_the_quotation(scm_env: Scm) -> None:
     """A quote revised in Sales: the old version becomes Revised in SCM and is frozen."""
     number = quotation(scm_env)
-    scm_env.update(V2, {"SalesQuotationNumber": number}, {"SalesQuotationStatus": QS["Revised"]},
-                   identity="dualwrite")
+    scm_env.update(V2, {"SalesQuotationNumber": number}, {"SalesQuotationStatus": QS["Revised"]}, identity="dualwrite")
     assert q(scm_env, number)["SalesQuotationStatus"] == QS["Revised"]
     with pytest.raises(SandboxError):
         scm_env.act("Send", V2, {"SalesQuotationNumber": number})

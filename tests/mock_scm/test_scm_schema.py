@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.odata.model import DATETIME, ROWID, ROWVERSION, STRING
-
 from mock_scm import schema
 from mock_scm.schema import EMPTY_DATE, NAMESPACE, build_model
+from sandbox.odata.model import DATETIME, ROWID, ROWVERSION, STRING
 
 EXPECTED_KEYS = {
     "LegalEntities": ("LegalEntityId",),
@@ -72,9 +71,13 @@ def test_type_names_are_the_singular_public_names(model) -> None:
 
 def test_cds_entities_are_views_over_the_v2_tables(model) -> None:
     """The dual-write flavours share the base table and expose a subset of its properties."""
-    pairs = {"CDSSalesQuotationHeader": "SalesQuotationHeaderV2", "CDSSalesQuotationLine": "SalesQuotationLine",
-             "CDSSalesOrderHeader": "SalesOrderHeaderV2", "CDSSalesOrderLineV2": "SalesOrderLine",
-             "CDSReleasedDistinctProduct": "ReleasedProductV2"}
+    pairs = {
+        "CDSSalesQuotationHeader": "SalesQuotationHeaderV2",
+        "CDSSalesQuotationLine": "SalesQuotationLine",
+        "CDSSalesOrderHeader": "SalesOrderHeaderV2",
+        "CDSSalesOrderLineV2": "SalesOrderLine",
+        "CDSReleasedDistinctProduct": "ReleasedProductV2",
+    }
     for alias, base in pairs.items():
         assert model.entities[alias].alias_of == base
         assert model.entities[alias].table is model.entities[base].table
@@ -83,9 +86,12 @@ def test_cds_entities_are_views_over_the_v2_tables(model) -> None:
 
 def test_lines_declare_creation_sequence_number_as_alternate_key(model) -> None:
     """Dual-write matches lines on document number + LineCreationSequenceNumber, unique per document."""
-    assert ("dataAreaId", "SalesOrderNumber", "LineCreationSequenceNumber") in model.entities["SalesOrderLine"].alternate_keys
-    assert ("dataAreaId", "SalesQuotationNumber", "LineCreationSequenceNumber") in \
-        model.entities["SalesQuotationLine"].alternate_keys
+    assert ("dataAreaId", "SalesOrderNumber", "LineCreationSequenceNumber") in model.entities[
+        "SalesOrderLine"
+    ].alternate_keys
+    assert ("dataAreaId", "SalesQuotationNumber", "LineCreationSequenceNumber") in model.entities[
+        "SalesQuotationLine"
+    ].alternate_keys
     for name in ("SalesOrderLine", "SalesQuotationLine"):
         assert {"LineCreationSequenceNumber", "LineNumber", "InventoryLotId"} <= set(model.entities[name].properties)
 
@@ -109,7 +115,9 @@ def test_platform_columns_are_not_declared(model) -> None:
 def test_enums_are_shared_objects_in_the_dynamics_namespace(model) -> None:
     """Header and line status use one SalesStatus enum; flags are NoYes, never Edm.Boolean."""
     header, line = model.entities["SalesOrderHeaderV2"], model.entities["SalesOrderLine"]
-    assert header.properties["SalesOrderStatus"].enum is line.properties["SalesOrderLineStatus"].enum is schema.SalesStatus
+    assert (
+        header.properties["SalesOrderStatus"].enum is line.properties["SalesOrderLineStatus"].enum is schema.SalesStatus
+    )
     assert schema.SalesStatus.members == {"None": 0, "Backorder": 1, "Delivered": 2, "Invoiced": 3, "Canceled": 4}
     assert schema.DocumentStatus.members["Confirmation"] == 3 and schema.DocumentStatus.members["Invoice"] == 7
     assert header.properties["IsSalesProcessingStopped"].enum is schema.NoYes
@@ -121,8 +129,17 @@ def test_enums_are_shared_objects_in_the_dynamics_namespace(model) -> None:
 
 def test_processing_status_has_every_dual_write_member() -> None:
     """The processing statuses Sales receives: Active ... Canceled (+ the 10.0.34 DeliveredPartiallyInvoiced)."""
-    wanted = {"Active", "Confirmed", "Picked", "PartiallyDelivered", "Delivered", "PartiallyInvoiced", "Invoiced",
-              "Canceled", "DeliveredPartiallyInvoiced"}
+    wanted = {
+        "Active",
+        "Confirmed",
+        "Picked",
+        "PartiallyDelivered",
+        "Delivered",
+        "PartiallyInvoiced",
+        "Invoiced",
+        "Canceled",
+        "DeliveredPartiallyInvoiced",
+    }
     assert wanted <= set(schema.SalesOrderProcessingStatus.members)
 
 

@@ -25,8 +25,10 @@ def test_same_seed_gives_identical_data(make_scm_env: type[Scm]) -> None:
 def test_other_seed_changes_only_generated_rows(make_scm_env: type[Scm]) -> None:
     """The demo rows stay; Faker-made customers differ."""
     one, two = make_scm_env(seed_value=1), make_scm_env(seed_value=2)
-    assert one.require("CustomerV3", {"CustomerAccount": "US-001"})["Name"] == \
-        two.require("CustomerV3", {"CustomerAccount": "US-001"})["Name"]
+    assert (
+        one.require("CustomerV3", {"CustomerAccount": "US-001"})["Name"]
+        == two.require("CustomerV3", {"CustomerAccount": "US-001"})["Name"]
+    )
     names = [[c["Name"] for c in scm.find("CustomerV3", {"dataAreaId": "usrt"})] for scm in (one, two)]
     assert names[0] != names[1]
 
@@ -48,12 +50,22 @@ def test_reference_data_is_seeded(scm_env: Scm) -> None:
     assert {u["UnitSymbol"] for u in scm_env.find("UnitOfMeasure")} == {"ea", "pcs", "hr", "kg"}
     groups = {g["CustomerGroupId"]: g for g in scm_env.find("CustomerGroup", {"dataAreaId": "usmf"})}
     assert groups["10"]["Description"] == "Wholesales customers" and groups["20"]["PaymentTermId"] == "Net30"
-    assert {t["Name"] for t in scm_env.find("PaymentTerm", {"dataAreaId": "usmf"})} == {"Net10", "Net30", "Net45", "COD"}
+    assert {t["Name"] for t in scm_env.find("PaymentTerm", {"dataAreaId": "usmf"})} == {
+        "Net10",
+        "Net30",
+        "Net45",
+        "COD",
+    }
     assert {t["TermsCode"] for t in scm_env.find("DeliveryTerm", {"dataAreaId": "usmf"})} == {"FOB", "CIF"}
-    assert {m["ModeCode"]: m["ModeDescription"] for m in scm_env.find("DeliveryMode", {"dataAreaId": "usmf"})} == \
-        {"10": "Truck", "20": "Air"}
-    assert {w["WarehouseId"]: w["OperationalSiteId"] for w in scm_env.find("Warehouse", {"dataAreaId": "usrt"})} == \
-        {"11": "1", "12": "1", "21": "2"}
+    assert {m["ModeCode"]: m["ModeDescription"] for m in scm_env.find("DeliveryMode", {"dataAreaId": "usmf"})} == {
+        "10": "Truck",
+        "20": "Air",
+    }
+    assert {w["WarehouseId"]: w["OperationalSiteId"] for w in scm_env.find("Warehouse", {"dataAreaId": "usrt"})} == {
+        "11": "1",
+        "12": "1",
+        "21": "2",
+    }
 
 
 def test_products_have_prices_units_and_on_hand(scm_env: Scm) -> None:

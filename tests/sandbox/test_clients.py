@@ -66,8 +66,15 @@ class Script:
         assert not self.steps, f"{len(self.steps)} scripted exchanges never happened"
 
 
-def expect(method: str, url: str, response: httpx.Response, *, json_body: Any = ...,
-           headers: dict[str, str] | None = None, absent: tuple[str, ...] = ()) -> Step:
+def expect(
+    method: str,
+    url: str,
+    response: httpx.Response,
+    *,
+    json_body: Any = ...,
+    headers: dict[str, str] | None = None,
+    absent: tuple[str, ...] = (),
+) -> Step:
     """A step asserting the exact method and URL (raw, as sent), optional JSON body and headers."""
 
     def step(request: httpx.Request) -> httpx.Response:
@@ -132,10 +139,20 @@ def test_format_key_doubles_single_quotes() -> None:
 
 def test_format_key_composite_mapping_keeps_order_and_types() -> None:
     """A mapping becomes ``name=value`` pairs in order: strings quoted, numbers and bools bare, None null."""
-    key = {"dataAreaId": "usmf", "LineNumber": 3, "Amount": 1.5, "Price": Decimal("2.50"),
-           "IsActive": True, "Deleted": False, "Parent": None, "_primarycontactid_value": GUID}
-    assert format_key(key) == ("(dataAreaId='usmf',LineNumber=3,Amount=1.5,Price=2.50,IsActive=true,"
-                               f"Deleted=false,Parent=null,_primarycontactid_value={GUID})")
+    key = {
+        "dataAreaId": "usmf",
+        "LineNumber": 3,
+        "Amount": 1.5,
+        "Price": Decimal("2.50"),
+        "IsActive": True,
+        "Deleted": False,
+        "Parent": None,
+        "_primarycontactid_value": GUID,
+    }
+    assert format_key(key) == (
+        "(dataAreaId='usmf',LineNumber=3,Amount=1.5,Price=2.50,IsActive=true,"
+        f"Deleted=false,Parent=null,_primarycontactid_value={GUID})"
+    )
 
 
 def test_format_key_integer_and_uuid_scalars_are_bare() -> None:
@@ -152,7 +169,7 @@ def test_format_key_empty_mapping_is_rejected() -> None:
 
 def test_format_literal_datetimes_are_bare_iso_with_z_for_utc() -> None:
     """Dates and datetimes are bare ISO 8601; UTC is written as ``Z``."""
-    assert format_literal(dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.timezone.utc)) == "2024-01-01T12:00:00Z"
+    assert format_literal(dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)) == "2024-01-01T12:00:00Z"
     assert format_literal(dt.date(2024, 1, 31)) == "2024-01-31"
 
 
@@ -212,11 +229,21 @@ def test_generic_odata_client_uses_base_url_as_root() -> None:
 
 def test_every_request_carries_odata_auth_and_identity_headers(script: Script) -> None:
     """Accept, OData versions, bearer token and the sandbox identity go with every request."""
-    script.steps.append(expect("GET", f"{ROOT}WhoAmI()", httpx.Response(200, json={"UserId": GUID}),
-                               headers={"Accept": "application/json", "OData-MaxVersion": "4.0",
-                                        "OData-Version": "4.0", "Authorization": "Bearer tok",
-                                        IDENTITY_HEADER: "dualwrite"},
-                               absent=("Content-Type",)))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}WhoAmI()",
+            httpx.Response(200, json={"UserId": GUID}),
+            headers={
+                "Accept": "application/json",
+                "OData-MaxVersion": "4.0",
+                "OData-Version": "4.0",
+                "Authorization": "Bearer tok",
+                IDENTITY_HEADER: "dualwrite",
+            },
+            absent=("Content-Type",),
+        )
+    )
     client = sales(script, identity="dualwrite", token="tok")
     assert client.who_am_i() == {"UserId": GUID}
     script.assert_done()
@@ -224,16 +251,29 @@ def test_every_request_carries_odata_auth_and_identity_headers(script: Script) -
 
 def test_no_identity_means_no_identity_header(script: Script) -> None:
     """Without an identity the X-Sandbox-Identity header is not sent."""
-    script.steps.append(expect("GET", f"{ROOT}WhoAmI()", httpx.Response(200, json={}),
-                               absent=(IDENTITY_HEADER,), headers={"Authorization": "Bearer sandbox"}))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}WhoAmI()",
+            httpx.Response(200, json={}),
+            absent=(IDENTITY_HEADER,),
+            headers={"Authorization": "Bearer sandbox"},
+        )
+    )
     sales(script).who_am_i()
     script.assert_done()
 
 
 def test_extra_constructor_headers_are_sent(script: Script) -> None:
     """Headers given to the constructor ride on every request."""
-    script.steps.append(expect("GET", f"{ROOT}WhoAmI()", httpx.Response(200, json={}),
-                               headers={"MSCRM.SuppressDuplicateDetection": "false"}))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}WhoAmI()",
+            httpx.Response(200, json={}),
+            headers={"MSCRM.SuppressDuplicateDetection": "false"},
+        )
+    )
     sales(script, headers={"MSCRM.SuppressDuplicateDetection": "false"}).who_am_i()
     script.assert_done()
 
@@ -250,25 +290,47 @@ def test_context_manager_closes_the_http_client() -> None:
 
 def test_sales_create_without_representation_returns_guid_from_odata_entity_id(script: Script) -> None:
     """POST answered 204 + OData-EntityId returns the new row's GUID."""
-    body = {"name": "Contoso Retail", "accountnumber": "C-1001", "customertypecode": 3,
-            "primarycontactid@odata.bind": f"/contacts({GUID2})"}
-    script.steps.append(expect("POST", f"{ROOT}accounts", entity_created("accounts", GUID), json_body=body,
-                               absent=("Prefer",)))
+    body = {
+        "name": "Contoso Retail",
+        "accountnumber": "C-1001",
+        "customertypecode": 3,
+        "primarycontactid@odata.bind": f"/contacts({GUID2})",
+    }
+    script.steps.append(
+        expect("POST", f"{ROOT}accounts", entity_created("accounts", GUID), json_body=body, absent=("Prefer",))
+    )
     assert sales(script).create("accounts", body) == GUID
     script.assert_done()
 
 
 def test_sales_create_with_representation_returns_the_201_row(script: Script) -> None:
     """``return_representation`` sends Prefer: return=representation (and $select) and returns the row."""
-    row = {"@odata.context": f"{ROOT}$metadata#accounts(name,accountnumber)/$entity",
-           "@odata.etag": 'W/"81052965"', "accountid": GUID, "name": "Contoso", "accountnumber": "C-1"}
-    script.steps.append(expect(
-        "POST", f"{ROOT}accounts?$select=name,accountnumber",
-        httpx.Response(201, json=row, headers={"Preference-Applied": "return=representation",
-                                               "OData-EntityId": f"{ROOT}accounts({GUID})"}),
-        json_body={"name": "Contoso", "accountnumber": "C-1"}, headers={"Prefer": "return=representation"}))
-    created = sales(script).create("accounts", {"name": "Contoso", "accountnumber": "C-1"},
-                                   return_representation=True, select=["name", "accountnumber"])
+    row = {
+        "@odata.context": f"{ROOT}$metadata#accounts(name,accountnumber)/$entity",
+        "@odata.etag": 'W/"81052965"',
+        "accountid": GUID,
+        "name": "Contoso",
+        "accountnumber": "C-1",
+    }
+    script.steps.append(
+        expect(
+            "POST",
+            f"{ROOT}accounts?$select=name,accountnumber",
+            httpx.Response(
+                201,
+                json=row,
+                headers={"Preference-Applied": "return=representation", "OData-EntityId": f"{ROOT}accounts({GUID})"},
+            ),
+            json_body={"name": "Contoso", "accountnumber": "C-1"},
+            headers={"Prefer": "return=representation"},
+        )
+    )
+    created = sales(script).create(
+        "accounts",
+        {"name": "Contoso", "accountnumber": "C-1"},
+        return_representation=True,
+        select=["name", "accountnumber"],
+    )
     assert created == row
     script.assert_done()
 
@@ -285,12 +347,28 @@ def test_sales_create_with_representation_not_honoured_fetches_the_row(script: S
 
 def test_sales_create_serializes_decimals_dates_and_uuids(script: Script) -> None:
     """Decimal, datetime and UUID values in a body are sent as JSON number, ISO string and GUID string."""
-    script.steps.append(expect("POST", f"{ROOT}opportunities", entity_created("opportunities", GUID),
-                               json_body={"estimatedvalue": 5000.25, "estimatedclosedate": "2024-03-01",
-                                          "createdon": "2024-03-01T10:00:00Z", "x": GUID}))
-    sales(script).create("opportunities", {
-        "estimatedvalue": Decimal("5000.25"), "estimatedclosedate": dt.date(2024, 3, 1),
-        "createdon": dt.datetime(2024, 3, 1, 10, tzinfo=dt.timezone.utc), "x": uuid.UUID(GUID)})
+    script.steps.append(
+        expect(
+            "POST",
+            f"{ROOT}opportunities",
+            entity_created("opportunities", GUID),
+            json_body={
+                "estimatedvalue": 5000.25,
+                "estimatedclosedate": "2024-03-01",
+                "createdon": "2024-03-01T10:00:00Z",
+                "x": GUID,
+            },
+        )
+    )
+    sales(script).create(
+        "opportunities",
+        {
+            "estimatedvalue": Decimal("5000.25"),
+            "estimatedclosedate": dt.date(2024, 3, 1),
+            "createdon": dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC),
+            "x": uuid.UUID(GUID),
+        },
+    )
     script.assert_done()
 
 
@@ -303,41 +381,67 @@ def test_sales_create_answer_without_entity_id_raises_service_error(script: Scri
 
 def test_sales_retrieve_by_guid_with_select_and_expand(script: Script) -> None:
     """GUID keys are bare; $select/$expand lists are comma-joined, nested options kept readable."""
-    row = {"@odata.etag": 'W/"1"', "accountid": GUID, "name": "Contoso",
-           "primarycontactid": {"fullname": "Jo", "contactid": GUID2}}
-    script.steps.append(expect(
-        "GET", f"{ROOT}accounts({GUID})?$select=name,accountnumber&$expand=primarycontactid($select=fullname)",
-        httpx.Response(200, json=row), json_body=None))
-    got = sales(script).retrieve("accounts", GUID, select=["name", "accountnumber"],
-                                 expand="primarycontactid($select=fullname)")
+    row = {
+        "@odata.etag": 'W/"1"',
+        "accountid": GUID,
+        "name": "Contoso",
+        "primarycontactid": {"fullname": "Jo", "contactid": GUID2},
+    }
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}accounts({GUID})?$select=name,accountnumber&$expand=primarycontactid($select=fullname)",
+            httpx.Response(200, json=row),
+            json_body=None,
+        )
+    )
+    got = sales(script).retrieve(
+        "accounts", GUID, select=["name", "accountnumber"], expand="primarycontactid($select=fullname)"
+    )
     assert got == row
     script.assert_done()
 
 
 def test_sales_retrieve_by_alternate_key_quotes_and_percent_encodes(script: Script) -> None:
     """Alternate-key strings are quoted with '' doubling; URL-breaking characters are percent-encoded."""
-    script.steps.append(expect(
-        "GET", f"{ROOT}accounts(accountnumber='O''Neil%20%26%20Sons%2F1%23',msdyn_company=7)",
-        httpx.Response(200, json={"accountid": GUID})))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}accounts(accountnumber='O''Neil%20%26%20Sons%2F1%23',msdyn_company=7)",
+            httpx.Response(200, json={"accountid": GUID}),
+        )
+    )
     sales(script).retrieve("accounts", {"accountnumber": "O'Neil & Sons/1#", "msdyn_company": 7})
     script.assert_done()
 
 
 def test_sales_update_without_etag_sends_if_match_star(script: Script) -> None:
     """update() is never an accidental upsert: it sends If-Match: * unless given an etag."""
-    script.steps.append(expect("PATCH", f"{ROOT}accounts({GUID})", httpx.Response(204),
-                               json_body={"name": "New"}, headers={"If-Match": "*"}))
+    script.steps.append(
+        expect(
+            "PATCH",
+            f"{ROOT}accounts({GUID})",
+            httpx.Response(204),
+            json_body={"name": "New"},
+            headers={"If-Match": "*"},
+        )
+    )
     assert sales(script).update("accounts", GUID, {"name": "New"}) is None
     script.assert_done()
 
 
 def test_sales_update_with_etag_sends_that_etag(script: Script) -> None:
     """An explicit etag goes out as If-Match; a 412 mismatch raises with the Dataverse code."""
-    script.steps.append(expect(
-        "PATCH", f"{ROOT}accounts({GUID})",
-        dv_error(412, "0x80060882",
-                 "The version of the existing record doesn't match the RowVersion property provided."),
-        headers={"If-Match": 'W/"5"'}))
+    script.steps.append(
+        expect(
+            "PATCH",
+            f"{ROOT}accounts({GUID})",
+            dv_error(
+                412, "0x80060882", "The version of the existing record doesn't match the RowVersion property provided."
+            ),
+            headers={"If-Match": 'W/"5"'},
+        )
+    )
     with pytest.raises(ServiceError) as caught:
         sales(script).update("accounts", GUID, {"name": "New"}, if_match='W/"5"')
     assert (caught.value.status, caught.value.code) == (412, "0x80060882")
@@ -345,10 +449,15 @@ def test_sales_update_with_etag_sends_that_etag(script: Script) -> None:
 
 def test_sales_upsert_sends_unconditional_patch_on_alternate_key(script: Script) -> None:
     """upsert() PATCHes the key URL with no If-Match / If-None-Match."""
-    script.steps.append(expect(
-        "PATCH", f"{ROOT}accounts(accountnumber='C-1001')",
-        httpx.Response(204, headers={"OData-EntityId": f"{ROOT}accounts(accountnumber='C-1001')"}),
-        json_body={"name": "Contoso"}, absent=("If-Match", "If-None-Match")))
+    script.steps.append(
+        expect(
+            "PATCH",
+            f"{ROOT}accounts(accountnumber='C-1001')",
+            httpx.Response(204, headers={"OData-EntityId": f"{ROOT}accounts(accountnumber='C-1001')"}),
+            json_body={"name": "Contoso"},
+            absent=("If-Match", "If-None-Match"),
+        )
+    )
     assert sales(script).upsert("accounts", {"accountnumber": "C-1001"}, {"name": "Contoso"}) is None
     script.assert_done()
 
@@ -380,28 +489,37 @@ def test_sales_unbound_action_returns_the_200_body(script: Script) -> None:
     """An action answering 200 returns its JSON."""
     order = {"@odata.context": f"{ROOT}$metadata#salesorders/$entity", "salesorderid": GUID2}
     body = {"QuoteId": GUID, "ColumnSet": {"AllColumns": True}}
-    script.steps.append(expect("POST", f"{ROOT}ConvertQuoteToSalesOrder", httpx.Response(200, json=order),
-                               json_body=body))
+    script.steps.append(
+        expect("POST", f"{ROOT}ConvertQuoteToSalesOrder", httpx.Response(200, json=order), json_body=body)
+    )
     assert sales(script).action("ConvertQuoteToSalesOrder", body) == order
 
 
 def test_sales_bound_action_uses_the_crm_namespace(script: Script) -> None:
     """A row-bound action is ``POST set(key)/Microsoft.Dynamics.CRM.Name``."""
     result = {"value": [{"@odata.type": "#Microsoft.Dynamics.CRM.account", "accountid": GUID2}]}
-    script.steps.append(expect("POST", f"{ROOT}leads({GUID})/Microsoft.Dynamics.CRM.QualifyLead",
-                               httpx.Response(200, json=result),
-                               json_body={"CreateAccount": True, "CreateContact": False,
-                                          "CreateOpportunity": False, "Status": 3}))
-    got = sales(script).action("QualifyLead", {"CreateAccount": True, "CreateContact": False,
-                                               "CreateOpportunity": False, "Status": 3},
-                               entity_set="leads", key=GUID)
+    script.steps.append(
+        expect(
+            "POST",
+            f"{ROOT}leads({GUID})/Microsoft.Dynamics.CRM.QualifyLead",
+            httpx.Response(200, json=result),
+            json_body={"CreateAccount": True, "CreateContact": False, "CreateOpportunity": False, "Status": 3},
+        )
+    )
+    got = sales(script).action(
+        "QualifyLead",
+        {"CreateAccount": True, "CreateContact": False, "CreateOpportunity": False, "Status": 3},
+        entity_set="leads",
+        key=GUID,
+    )
     assert got == result
 
 
 def test_sales_collection_bound_action_has_no_key(script: Script) -> None:
     """entity_set without key binds the action to the collection; no body sends ``{}``."""
-    script.steps.append(expect("POST", f"{ROOT}salesorders/Microsoft.Dynamics.CRM.FulfillSalesOrder",
-                               httpx.Response(204), json_body={}))
+    script.steps.append(
+        expect("POST", f"{ROOT}salesorders/Microsoft.Dynamics.CRM.FulfillSalesOrder", httpx.Response(204), json_body={})
+    )
     sales(script).action("FulfillSalesOrder", entity_set="salesorders")
     script.assert_done()
 
@@ -414,10 +532,14 @@ def test_sales_action_with_key_but_no_entity_set_is_rejected() -> None:
 
 def test_sales_function_with_parameters_uses_aliases(script: Script) -> None:
     """Function parameters go through ``@p`` aliases with OData literals (strings quoted, lists JSON)."""
-    script.steps.append(expect(
-        "GET", f"{ROOT}Fn(Name=@Name,Count=@Count,Values=@Values)"
-               "?@Name='O''Brien%20%26%20co'&@Count=3&@Values=%5B%220%22,%221%22%5D",
-        httpx.Response(200, json={"ok": True})))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}Fn(Name=@Name,Count=@Count,Values=@Values)"
+            "?@Name='O''Brien%20%26%20co'&@Count=3&@Values=%5B%220%22,%221%22%5D",
+            httpx.Response(200, json={"ok": True}),
+        )
+    )
     assert sales(script).function("Fn", Name="O'Brien & co", Count=3, Values=["0", "1"]) == {"ok": True}
     script.assert_done()
 
@@ -427,18 +549,28 @@ def test_sales_function_with_parameters_uses_aliases(script: Script) -> None:
 
 def test_query_follows_next_link_verbatim_with_the_same_page_size(script: Script) -> None:
     """Every page is fetched; the nextLink is replayed as given with Prefer: odata.maxpagesize each time."""
-    next_link = (f"{ROOT}accounts?$select=name&$filter=name%20eq%20'A%26B'&$skiptoken="
-                 "%3Ccookie%20pagenumber=%222%22%20pagingcookie=%22%253ccookie%2f%253e%22"
-                 "%20istracking=%22False%22%20/%3E")
-    page1 = {"@odata.context": f"{ROOT}$metadata#accounts(name)",
-             "value": [{"@odata.etag": 'W/"1"', "name": "A&B", "accountid": GUID}], "@odata.nextLink": next_link}
-    page2 = {"@odata.context": f"{ROOT}$metadata#accounts(name)",
-             "value": [{"@odata.etag": 'W/"2"', "name": "A&B", "accountid": GUID2}]}
+    next_link = (
+        f"{ROOT}accounts?$select=name&$filter=name%20eq%20'A%26B'&$skiptoken="
+        "%3Ccookie%20pagenumber=%222%22%20pagingcookie=%22%253ccookie%2f%253e%22"
+        "%20istracking=%22False%22%20/%3E"
+    )
+    page1 = {
+        "@odata.context": f"{ROOT}$metadata#accounts(name)",
+        "value": [{"@odata.etag": 'W/"1"', "name": "A&B", "accountid": GUID}],
+        "@odata.nextLink": next_link,
+    }
+    page2 = {
+        "@odata.context": f"{ROOT}$metadata#accounts(name)",
+        "value": [{"@odata.etag": 'W/"2"', "name": "A&B", "accountid": GUID2}],
+    }
     prefer = {"Prefer": "odata.maxpagesize=1"}
     script.steps += [
-        expect("GET", f"{ROOT}accounts?$select=name&$filter=name%20eq%20'A%26B'",
-               httpx.Response(200, json=page1, headers={"Preference-Applied": "odata.maxpagesize=1"}),
-               headers=prefer),
+        expect(
+            "GET",
+            f"{ROOT}accounts?$select=name&$filter=name%20eq%20'A%26B'",
+            httpx.Response(200, json=page1, headers={"Preference-Applied": "odata.maxpagesize=1"}),
+            headers=prefer,
+        ),
         expect("GET", next_link, httpx.Response(200, json=page2), headers=prefer),
     ]
     rows = sales(script).query("accounts", select="name", filter="name eq 'A&B'", page_size=1)
@@ -448,13 +580,24 @@ def test_query_follows_next_link_verbatim_with_the_same_page_size(script: Script
 
 def test_query_options_are_encoded_in_a_fixed_order_with_extra_last(script: Script) -> None:
     """$select, $filter, $orderby, $top, $expand come first, then ``extra`` as given."""
-    script.steps.append(expect(
-        "GET", f"{ROOT}opportunities?$select=name,estimatedvalue&$filter=statecode%20eq%200"
-               "&$orderby=estimatedvalue%20desc,name&$top=5&$expand=customerid_account($select=name)&$count=true",
-        httpx.Response(200, json={"@odata.count": 1, "value": [{"name": "x"}]}), absent=("Prefer",)))
-    rows = sales(script).query("opportunities", select=["name", "estimatedvalue"], filter="statecode eq 0",
-                               orderby=["estimatedvalue desc", "name"], top=5,
-                               expand="customerid_account($select=name)", extra={"$count": True})
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}opportunities?$select=name,estimatedvalue&$filter=statecode%20eq%200"
+            "&$orderby=estimatedvalue%20desc,name&$top=5&$expand=customerid_account($select=name)&$count=true",
+            httpx.Response(200, json={"@odata.count": 1, "value": [{"name": "x"}]}),
+            absent=("Prefer",),
+        )
+    )
+    rows = sales(script).query(
+        "opportunities",
+        select=["name", "estimatedvalue"],
+        filter="statecode eq 0",
+        orderby=["estimatedvalue desc", "name"],
+        top=5,
+        expand="customerid_account($select=name)",
+        extra={"$count": True},
+    )
     assert rows == [{"name": "x"}]
     script.assert_done()
 
@@ -462,8 +605,14 @@ def test_query_options_are_encoded_in_a_fixed_order_with_extra_last(script: Scri
 def test_iter_pages_yields_one_list_per_page(script: Script) -> None:
     """iter_pages exposes page boundaries; a relative nextLink resolves against the service root."""
     script.steps += [
-        expect("GET", f"{ROOT}contacts", httpx.Response(200, json={
-            "value": [{"contactid": "1"}, {"contactid": "2"}], "@odata.nextLink": "contacts?$skiptoken=2"})),
+        expect(
+            "GET",
+            f"{ROOT}contacts",
+            httpx.Response(
+                200,
+                json={"value": [{"contactid": "1"}, {"contactid": "2"}], "@odata.nextLink": "contacts?$skiptoken=2"},
+            ),
+        ),
         expect("GET", f"{ROOT}contacts?$skiptoken=2", httpx.Response(200, json={"value": [{"contactid": "3"}]})),
     ]
     pages = list(sales(script).iter_pages("contacts"))
@@ -480,17 +629,27 @@ def test_iter_pages_repeating_next_link_raises_instead_of_looping(script: Script
 
 def test_get_maps_keyword_options_to_dollar_names(script: Script) -> None:
     """get() turns select/filter/top keywords into $options and returns the JSON body."""
-    script.steps.append(expect("GET", f"{ROOT}accounts({GUID})/name?$select=name&$top=1&other=x",
-                               httpx.Response(200, json={"value": "Contoso"})))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}accounts({GUID})/name?$select=name&$top=1&other=x",
+            httpx.Response(200, json={"value": "Contoso"}),
+        )
+    )
     got = sales(script).get(f"accounts({GUID})/name", select="name", top=1, other="x")
     assert got == {"value": "Contoso"}
 
 
 def test_count_reads_the_plain_text_number(script: Script) -> None:
     """count() GETs ``set/$count`` (with $filter) and parses the text/plain answer."""
-    script.steps.append(expect("GET", f"{ROOT}accounts/$count?$filter=customertypecode%20eq%203",
-                               httpx.Response(200, text="\ufeff42", headers={"Content-Type": "text/plain"}),
-                               headers={"Accept": "text/plain"}))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}accounts/$count?$filter=customertypecode%20eq%203",
+            httpx.Response(200, text="\ufeff42", headers={"Content-Type": "text/plain"}),
+            headers={"Accept": "text/plain"},
+        )
+    )
     assert sales(script).count("accounts", "customertypecode eq 3") == 42
 
 
@@ -500,14 +659,28 @@ def test_track_changes_first_round_then_delta_link(script: Script) -> None:
     delta2 = f"{ROOT}accounts?$select=name&$deltatoken=919050%2108%2f22%2f2017%2008%3a11%3a00"
     prefer = {"Prefer": "odata.track-changes"}
     script.steps += [
-        expect("GET", f"{ROOT}accounts?$select=name", httpx.Response(200, json={
-            "value": [{"name": "A", "accountid": GUID}], "@odata.deltaLink": delta1}), headers=prefer),
-        expect("GET", delta1, httpx.Response(200, json={
-            "@odata.context": f"{ROOT}$metadata#accounts(name)/$delta",
-            "value": [{"name": "B", "accountid": GUID2},
-                      {"@odata.context": f"{ROOT}$metadata#accounts/$deletedEntity", "id": GUID,
-                       "reason": "deleted"}],
-            "@odata.deltaLink": delta2}), headers=prefer),
+        expect(
+            "GET",
+            f"{ROOT}accounts?$select=name",
+            httpx.Response(200, json={"value": [{"name": "A", "accountid": GUID}], "@odata.deltaLink": delta1}),
+            headers=prefer,
+        ),
+        expect(
+            "GET",
+            delta1,
+            httpx.Response(
+                200,
+                json={
+                    "@odata.context": f"{ROOT}$metadata#accounts(name)/$delta",
+                    "value": [
+                        {"name": "B", "accountid": GUID2},
+                        {"@odata.context": f"{ROOT}$metadata#accounts/$deletedEntity", "id": GUID, "reason": "deleted"},
+                    ],
+                    "@odata.deltaLink": delta2,
+                },
+            ),
+            headers=prefer,
+        ),
     ]
     client = sales(script)
     first = client.track_changes("accounts", select="name")
@@ -538,11 +711,21 @@ def test_dataverse_error_body_maps_to_service_error(script: Script) -> None:
 
 def test_fno_error_prefers_innererror_message(script: Script) -> None:
     """The F&O Infolog text in innererror.message becomes the message; the code stays ''."""
-    infolog = ("Write failed for table row of type 'CustCustomerV3Entity'. Infolog: Warning: The value 'Local' "
-               "in field 'Customer group' is not found in the related table 'Customer groups'.")
-    body = {"error": {"code": "", "message": "An error has occurred.", "innererror": {
-        "message": infolog, "type": "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException",
-        "stacktrace": "   at ..."}}}
+    infolog = (
+        "Write failed for table row of type 'CustCustomerV3Entity'. Infolog: Warning: The value 'Local' "
+        "in field 'Customer group' is not found in the related table 'Customer groups'."
+    )
+    body = {
+        "error": {
+            "code": "",
+            "message": "An error has occurred.",
+            "innererror": {
+                "message": infolog,
+                "type": "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException",
+                "stacktrace": "   at ...",
+            },
+        }
+    }
     script.steps.append(lambda request: httpx.Response(400, json=body))
     with pytest.raises(ServiceError) as caught:
         scm(script).create("CustomersV3", {"dataAreaId": "usmf", "CustomerGroupId": "Local"})
@@ -561,9 +744,14 @@ def test_fno_error_without_innererror_uses_error_message(script: Script) -> None
 
 def test_429_exposes_retry_after_seconds_and_is_transient(script: Script) -> None:
     """Service protection 429 carries Retry-After; the client surfaces it and does not retry."""
-    script.steps.append(lambda request: dv_error(
-        429, "0x80072322", "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
-        headers={"Retry-After": "7"}))
+    script.steps.append(
+        lambda request: dv_error(
+            429,
+            "0x80072322",
+            "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
+            headers={"Retry-After": "7"},
+        )
+    )
     with pytest.raises(ServiceError) as caught:
         sales(script).create("accounts", {"name": "x"})
     assert caught.value.retry_after == 7.0
@@ -584,8 +772,10 @@ def test_retry_after_as_http_date_becomes_seconds_from_now(script: Script) -> No
 
 def test_non_json_error_body_uses_text_or_reason(script: Script) -> None:
     """A proxy-style plain-text error keeps its text; an empty one falls back to the reason phrase."""
-    script.steps += [lambda request: httpx.Response(502, text="Bad gateway from proxy"),
-                     lambda request: httpx.Response(500)]
+    script.steps += [
+        lambda request: httpx.Response(502, text="Bad gateway from proxy"),
+        lambda request: httpx.Response(500),
+    ]
     client = sales(script)
     with pytest.raises(ServiceError, match="Bad gateway from proxy"):
         client.who_am_i()
@@ -599,23 +789,35 @@ def test_non_json_error_body_uses_text_or_reason(script: Script) -> None:
 
 def test_scm_create_returns_the_201_row(script: Script) -> None:
     """F&O create answers 201 with the full row; the client returns it."""
-    row = {"@odata.context": f"{SCM_ROOT}$metadata#SalesOrderHeadersV2/$entity", "@odata.etag": 'W/"JzEsNTYzNyc="',
-           "dataAreaId": "usmf", "SalesOrderNumber": "001261", "OrderingCustomerAccountNumber": "US-001",
-           "SalesOrderStatus": "None"}
+    row = {
+        "@odata.context": f"{SCM_ROOT}$metadata#SalesOrderHeadersV2/$entity",
+        "@odata.etag": 'W/"JzEsNTYzNyc="',
+        "dataAreaId": "usmf",
+        "SalesOrderNumber": "001261",
+        "OrderingCustomerAccountNumber": "US-001",
+        "SalesOrderStatus": "None",
+    }
     body = {"dataAreaId": "usmf", "OrderingCustomerAccountNumber": "US-001", "CurrencyCode": "USD"}
-    script.steps.append(expect("POST", f"{SCM_ROOT}SalesOrderHeadersV2", httpx.Response(201, json=row),
-                               json_body=body))
+    script.steps.append(expect("POST", f"{SCM_ROOT}SalesOrderHeadersV2", httpx.Response(201, json=row), json_body=body))
     assert scm(script).create("SalesOrderHeadersV2", body) == row
 
 
 def test_scm_retrieve_composite_key_cross_company_and_select(script: Script) -> None:
     """Compound keys are quoted in order; cross_company adds ``cross-company=true``."""
-    script.steps.append(expect(
-        "GET", f"{SCM_ROOT}CustomersV3(dataAreaId='usmf',CustomerAccount='US-001')"
-               "?$select=CustomerAccount,OrganizationName&cross-company=true",
-        httpx.Response(200, json={"dataAreaId": "usmf", "CustomerAccount": "US-001"})))
-    scm(script).retrieve("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": "US-001"},
-                         cross_company=True, select=["CustomerAccount", "OrganizationName"])
+    script.steps.append(
+        expect(
+            "GET",
+            f"{SCM_ROOT}CustomersV3(dataAreaId='usmf',CustomerAccount='US-001')"
+            "?$select=CustomerAccount,OrganizationName&cross-company=true",
+            httpx.Response(200, json={"dataAreaId": "usmf", "CustomerAccount": "US-001"}),
+        )
+    )
+    scm(script).retrieve(
+        "CustomersV3",
+        {"dataAreaId": "usmf", "CustomerAccount": "US-001"},
+        cross_company=True,
+        select=["CustomerAccount", "OrganizationName"],
+    )
     script.assert_done()
 
 
@@ -648,26 +850,45 @@ def test_scm_update_and_delete_hit_the_key_url_without_if_match(script: Script) 
 def test_scm_bound_action_uses_the_data_entities_namespace(script: Script) -> None:
     """An entity action is ``POST set(key)/Microsoft.Dynamics.DataEntities.Name``."""
     script.steps += [
-        expect("POST", f"{SCM_ROOT}SalesOrderHeadersV2(dataAreaId='usmf',SalesOrderNumber='001261')"
-                       "/Microsoft.Dynamics.DataEntities.Confirm", httpx.Response(204), json_body={}),
-        expect("POST", f"{SCM_ROOT}SalesOrderHeadersV2/Microsoft.Dynamics.DataEntities.Recalc",
-               httpx.Response(200, json={"value": 2}), json_body={"All": True}),
+        expect(
+            "POST",
+            f"{SCM_ROOT}SalesOrderHeadersV2(dataAreaId='usmf',SalesOrderNumber='001261')"
+            "/Microsoft.Dynamics.DataEntities.Confirm",
+            httpx.Response(204),
+            json_body={},
+        ),
+        expect(
+            "POST",
+            f"{SCM_ROOT}SalesOrderHeadersV2/Microsoft.Dynamics.DataEntities.Recalc",
+            httpx.Response(200, json={"value": 2}),
+            json_body={"All": True},
+        ),
     ]
     client = scm(script)
-    assert client.action("SalesOrderHeadersV2", {"dataAreaId": "usmf", "SalesOrderNumber": "001261"},
-                         "Confirm") is None
+    assert client.action("SalesOrderHeadersV2", {"dataAreaId": "usmf", "SalesOrderNumber": "001261"}, "Confirm") is None
     assert client.action("SalesOrderHeadersV2", None, "Recalc", {"All": True}) == {"value": 2}
 
 
 def test_scm_query_cross_company_follows_skip_next_links(script: Script) -> None:
     """F&O pages with ``$skip`` nextLinks; cross-company and enum literals are kept readable."""
     flt = "dataAreaId eq 'usmf' and SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'"
-    first = (f"{SCM_ROOT}SalesOrderHeadersV2?$select=SalesOrderNumber&$filter=dataAreaId%20eq%20'usmf'%20and%20"
-             "SalesOrderStatus%20eq%20Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'&cross-company=true")
+    first = (
+        f"{SCM_ROOT}SalesOrderHeadersV2?$select=SalesOrderNumber&$filter=dataAreaId%20eq%20'usmf'%20and%20"
+        "SalesOrderStatus%20eq%20Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'&cross-company=true"
+    )
     next_link = first + "&$skip=2"
     script.steps += [
-        expect("GET", first, httpx.Response(200, json={
-            "value": [{"SalesOrderNumber": "000001"}, {"SalesOrderNumber": "000002"}], "@odata.nextLink": next_link})),
+        expect(
+            "GET",
+            first,
+            httpx.Response(
+                200,
+                json={
+                    "value": [{"SalesOrderNumber": "000001"}, {"SalesOrderNumber": "000002"}],
+                    "@odata.nextLink": next_link,
+                },
+            ),
+        ),
         expect("GET", next_link, httpx.Response(200, json={"value": [{"SalesOrderNumber": "000003"}]})),
     ]
     rows = scm(script).query("SalesOrderHeadersV2", select="SalesOrderNumber", filter=flt, cross_company=True)
@@ -677,15 +898,21 @@ def test_scm_query_cross_company_follows_skip_next_links(script: Script) -> None
 
 def test_scm_count_with_cross_company(script: Script) -> None:
     """count() on SCM can widen to every company."""
-    script.steps.append(expect("GET", f"{SCM_ROOT}CustomerGroups/$count?cross-company=true",
-                               httpx.Response(200, text="9")))
+    script.steps.append(
+        expect("GET", f"{SCM_ROOT}CustomerGroups/$count?cross-company=true", httpx.Response(200, text="9"))
+    )
     assert scm(script).count("CustomerGroups", cross_company=True) == 9
 
 
 def test_scm_iter_pages_with_cross_company(script: Script) -> None:
     """iter_pages on SCM takes cross_company too."""
-    script.steps.append(expect("GET", f"{SCM_ROOT}Warehouses?$top=1&cross-company=true",
-                               httpx.Response(200, json={"value": [{"WarehouseId": "11"}]})))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{SCM_ROOT}Warehouses?$top=1&cross-company=true",
+            httpx.Response(200, json={"value": [{"WarehouseId": "11"}]}),
+        )
+    )
     assert list(scm(script).iter_pages("Warehouses", top=1, cross_company=True)) == [[{"WarehouseId": "11"}]]
 
 
@@ -703,8 +930,9 @@ def batch_response(*parts: str, boundary: str = "batchresponse_1") -> str:
     return "".join(f"--{boundary}\r\n{part}\r\n" for part in parts) + f"--{boundary}--\r\n"
 
 
-def http_part(status_line: str, headers: dict[str, str] | None = None, body: str = "",
-              content_id: str | None = None) -> str:
+def http_part(
+    status_line: str, headers: dict[str, str] | None = None, body: str = "", content_id: str | None = None
+) -> str:
     mime = "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
     if content_id:
         mime += f"Content-ID: {content_id}\r\n"
@@ -724,20 +952,31 @@ def test_batch_request_is_crlf_multipart_with_change_sets_and_content_ids(script
     def answer(request: httpx.Request) -> httpx.Response:
         seen["request"] = request
         body = batch_response(
-            changeset(http_part("204 No Content", {"OData-EntityId": f"{ROOT}quotes({GUID})",
-                                                   "Location": f"{ROOT}quotes({GUID})"}, content_id="2"),
-                      http_part("204 No Content", {"OData-EntityId": f"{ROOT}quotedetails({GUID2})"},
-                                content_id="3")),
-            http_part("200 OK", {"Content-Type": "application/json; odata.metadata=minimal"},
-                      json.dumps({"value": [{"name": "Q-100"}]})))
-        return httpx.Response(200, content=body.encode(),
-                              headers={"Content-Type": "multipart/mixed; boundary=batchresponse_1"})
+            changeset(
+                http_part(
+                    "204 No Content",
+                    {"OData-EntityId": f"{ROOT}quotes({GUID})", "Location": f"{ROOT}quotes({GUID})"},
+                    content_id="2",
+                ),
+                http_part("204 No Content", {"OData-EntityId": f"{ROOT}quotedetails({GUID2})"}, content_id="3"),
+            ),
+            http_part(
+                "200 OK",
+                {"Content-Type": "application/json; odata.metadata=minimal"},
+                json.dumps({"value": [{"name": "Q-100"}]}),
+            ),
+        )
+        return httpx.Response(
+            200, content=body.encode(), headers={"Content-Type": "multipart/mixed; boundary=batchresponse_1"}
+        )
 
     script.steps.append(answer)
     ops = [
         BatchOp.get("quotes", params={"$select": "name", "$filter": "name eq 'Q 1'"}),
-        [BatchOp.post("quotes", {"name": "Q-100", "customerid_account@odata.bind": f"/accounts({GUID})"}),
-         BatchOp.post("quotedetails", {"quoteid@odata.bind": "$2", "quantity": 2})],
+        [
+            BatchOp.post("quotes", {"name": "Q-100", "customerid_account@odata.bind": f"/accounts({GUID})"}),
+            BatchOp.post("quotedetails", {"quoteid@odata.bind": "$2", "quantity": 2}),
+        ],
         BatchOp.get("/api/data/v9.2/quotes?$top=1"),
     ]
     results = sales(script).batch(ops, continue_on_error=True)
@@ -753,14 +992,16 @@ def test_batch_request_is_crlf_multipart_with_change_sets_and_content_ids(script
     assert len(parts) == 3
     assert parts[0] == (
         "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
-        f"GET {ROOT}quotes?$select=name&$filter=name%20eq%20'Q%201' HTTP/1.1\r\nAccept: application/json\r\n\r\n\r\n")
+        f"GET {ROOT}quotes?$select=name&$filter=name%20eq%20'Q%201' HTTP/1.1\r\nAccept: application/json\r\n\r\n\r\n"
+    )
     cs_boundary = re.match(r"Content-Type: multipart/mixed; boundary=(changeset_[0-9a-f-]+)\r\n\r\n", parts[1]).group(1)
     members = _mime_parts(parts[1].split("\r\n\r\n", 1)[1], cs_boundary)
     assert members[0] == (
         "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 2\r\n\r\n"
         f"POST {ROOT}quotes HTTP/1.1\r\nAccept: application/json\r\n"
         "Content-Type: application/json; charset=utf-8\r\n\r\n"
-        f'{{"name":"Q-100","customerid_account@odata.bind":"/accounts({GUID})"}}\r\n')
+        f'{{"name":"Q-100","customerid_account@odata.bind":"/accounts({GUID})"}}\r\n'
+    )
     assert "Content-ID: 3\r\n" in members[1] and '"quoteid@odata.bind":"$2"' in members[1]
     assert f"GET {ROOT}quotes?$top=1 HTTP/1.1" in parts[2]
 
@@ -772,16 +1013,24 @@ def test_batch_request_is_crlf_multipart_with_change_sets_and_content_ids(script
 
 def test_batch_failure_keeps_multipart_parts_and_reports_the_failed_one(script: Script) -> None:
     """A 4xx outer status with a multipart body is parsed, not raised; the failed part converts to ServiceError."""
-    error_body = json.dumps({"error": {"code": "0x80040217",
-                                       "message": f"Entity 'account' With Id = {GUID} Does Not Exist"}})
+    error_body = json.dumps(
+        {"error": {"code": "0x80040217", "message": f"Entity 'account' With Id = {GUID} Does Not Exist"}}
+    )
     body = batch_response(
         http_part("204 No Content", {"OData-EntityId": f"{ROOT}accounts({GUID2})"}),
-        http_part("404 Not Found", {"Content-Type": "application/json; odata.metadata=minimal", "REQ_ID": "abc"},
-                  error_body), boundary="batchresponse_9f")
-    script.steps.append(lambda request: httpx.Response(
-        404, content=body.encode(), headers={"Content-Type": "multipart/mixed; boundary=batchresponse_9f"}))
-    results = sales(script).batch([BatchOp.post("accounts", {"name": "a"}),
-                                   BatchOp.patch(f"accounts({GUID})", {"name": "b"})])
+        http_part(
+            "404 Not Found", {"Content-Type": "application/json; odata.metadata=minimal", "REQ_ID": "abc"}, error_body
+        ),
+        boundary="batchresponse_9f",
+    )
+    script.steps.append(
+        lambda request: httpx.Response(
+            404, content=body.encode(), headers={"Content-Type": "multipart/mixed; boundary=batchresponse_9f"}
+        )
+    )
+    results = sales(script).batch(
+        [BatchOp.post("accounts", {"name": "a"}), BatchOp.patch(f"accounts({GUID})", {"name": "b"})]
+    )
     assert [r.status for r in results] == [204, 404]
     assert script.requests[0].headers.get("Prefer") is None
     failed = results[1]
@@ -796,14 +1045,31 @@ def test_batch_failure_keeps_multipart_parts_and_reports_the_failed_one(script: 
 
 def test_batch_fno_change_set_error_part_uses_innererror(script: Script) -> None:
     """An F&O change set failing inside a 200 batch yields one 500 part whose message is the Infolog."""
-    inner = json.dumps({"error": {"code": "", "message": "An error has occurred.",
-                                  "innererror": {"message": "Customer group X not found.", "type": "X"}}})
-    body = batch_response(changeset(http_part("500 Internal Server Error", {"Content-Type": "application/json"},
-                                              inner, content_id="1")))
-    script.steps.append(lambda request: httpx.Response(
-        200, content=body.encode(), headers={"Content-Type": 'multipart/mixed; boundary="batchresponse_1"'}))
-    results = scm(script).batch([[BatchOp.post("CustomerGroups", {"dataAreaId": "usmf", "CustomerGroupId": "X"}),
-                                  BatchOp.post("CustomersV3", {"dataAreaId": "usmf", "CustomerGroupId": "X"})]])
+    inner = json.dumps(
+        {
+            "error": {
+                "code": "",
+                "message": "An error has occurred.",
+                "innererror": {"message": "Customer group X not found.", "type": "X"},
+            }
+        }
+    )
+    body = batch_response(
+        changeset(http_part("500 Internal Server Error", {"Content-Type": "application/json"}, inner, content_id="1"))
+    )
+    script.steps.append(
+        lambda request: httpx.Response(
+            200, content=body.encode(), headers={"Content-Type": 'multipart/mixed; boundary="batchresponse_1"'}
+        )
+    )
+    results = scm(script).batch(
+        [
+            [
+                BatchOp.post("CustomerGroups", {"dataAreaId": "usmf", "CustomerGroupId": "X"}),
+                BatchOp.post("CustomersV3", {"dataAreaId": "usmf", "CustomerGroupId": "X"}),
+            ]
+        ]
+    )
     assert len(results) == 1
     assert results[0].content_id == "1"
     assert results[0].error().message == "Customer group X not found."
@@ -813,10 +1079,15 @@ def test_batch_fno_change_set_error_part_uses_innererror(script: Script) -> None
 
 def test_batch_response_with_lf_only_line_endings_is_parsed(script: Script) -> None:
     """Lenient parsing: a response using bare LF still yields its parts."""
-    body = ("--b\nContent-Type: application/http\n\nHTTP/1.1 200 OK\nContent-Type: application/json\n\n"
-            '{"a":1}\n--b\nContent-Type: application/http\n\nHTTP/1.1 204 No Content\nContent-ID: 5\n\n\n--b--\n')
-    script.steps.append(lambda request: httpx.Response(200, content=body.encode(),
-                                                       headers={"Content-Type": "multipart/mixed;boundary=b"}))
+    body = (
+        "--b\nContent-Type: application/http\n\nHTTP/1.1 200 OK\nContent-Type: application/json\n\n"
+        '{"a":1}\n--b\nContent-Type: application/http\n\nHTTP/1.1 204 No Content\nContent-ID: 5\n\n\n--b--\n'
+    )
+    script.steps.append(
+        lambda request: httpx.Response(
+            200, content=body.encode(), headers={"Content-Type": "multipart/mixed;boundary=b"}
+        )
+    )
     results = sales(script).batch([BatchOp.get("a"), BatchOp.delete("b(1)")])
     assert [(r.status, r.json, r.content_id) for r in results] == [(200, {"a": 1}, None), (204, None, "5")]
 
@@ -853,8 +1124,9 @@ def test_batch_duplicate_explicit_content_id_is_rejected() -> None:
 def test_batch_content_id_reference_url_is_sent_unchanged() -> None:
     """A ``$n`` URL refers to an earlier part and is not made absolute; explicit ids override positions."""
     client = SalesClient(ORIGIN, transport=Script().transport)
-    body, _ = client.build_batch([[BatchOp.post("contacts", {"lastname": "A"}, content_id="c1"),
-                                   BatchOp.put("$c1/lastname", {"value": "B"})]])
+    body, _ = client.build_batch(
+        [[BatchOp.post("contacts", {"lastname": "A"}, content_id="c1"), BatchOp.put("$c1/lastname", {"value": "B"})]]
+    )
     text = body.decode()
     assert "Content-ID: c1\r\n" in text and "Content-ID: 2\r\n" in text
     assert "PUT $c1/lastname HTTP/1.1\r\n" in text
@@ -870,11 +1142,15 @@ def test_batch_result_entity_id_is_none_without_guid() -> None:
 def test_batch_body_is_accepted_by_the_services_strict_dataverse_parser() -> None:
     """The server's own $batch parser (Dataverse dialect: CRLF required) reads back what the client built."""
     client = SalesClient(ORIGIN, transport=Script().transport)
-    body, content_type = client.build_batch([
-        BatchOp.get("accounts", params={"$select": "name", "$filter": "name eq 'A&B'"}),
-        [BatchOp.post("contacts", {"lastname": "Ng"}),
-         BatchOp.patch("$2", {"firstname": "Jo"}, headers={"If-Match": "*"})],
-    ])
+    body, content_type = client.build_batch(
+        [
+            BatchOp.get("accounts", params={"$select": "name", "$filter": "name eq 'A&B'"}),
+            [
+                BatchOp.post("contacts", {"lastname": "Ng"}),
+                BatchOp.patch("$2", {"firstname": "Jo"}, headers={"If-Match": "*"}),
+            ],
+        ]
+    )
     items = wire.parse_batch(body, content_type, wire.DATAVERSE_BATCH)
     get, change_set = items
     assert isinstance(get, wire.BatchRequest) and isinstance(change_set, wire.ChangeSet)
@@ -882,26 +1158,46 @@ def test_batch_body_is_accepted_by_the_services_strict_dataverse_parser() -> Non
     assert get.url == f"{ROOT}accounts?$select=name&$filter=name%20eq%20'A%26B'"
     post, patch = change_set.requests
     assert (post.method, post.url, post.content_id, json.loads(post.body)) == (
-        "POST", f"{ROOT}contacts", "2", {"lastname": "Ng"})
+        "POST",
+        f"{ROOT}contacts",
+        "2",
+        {"lastname": "Ng"},
+    )
     assert (patch.method, patch.url, patch.content_id, wire.header(patch.headers, "If-Match")) == (
-        "PATCH", "$2", "3", "*")
+        "PATCH",
+        "$2",
+        "3",
+        "*",
+    )
 
 
 def test_batch_answer_rendered_by_the_service_is_parsed(script: Script) -> None:
     """A multipart answer rendered by the services' own $batch renderer comes back as BatchResults."""
-    error = json.dumps({"error": {"code": "0x80040237",
-                                  "message": "A record with matching key values already exists."}})
-    body, content_type = wire.render_batch([
-        wire.BatchResponse(200, "", {"Content-Type": "application/json; odata.metadata=minimal"},
-                           b'{"value":[{"name":"A&B"}]}', None),
-        [wire.BatchResponse(204, "", {"OData-EntityId": f"{ROOT}contacts({GUID})"}, b"", "2"),
-         wire.BatchResponse(412, "", {"Content-Type": "application/json"}, error.encode(), "3")],
-    ])
+    error = json.dumps(
+        {"error": {"code": "0x80040237", "message": "A record with matching key values already exists."}}
+    )
+    body, content_type = wire.render_batch(
+        [
+            wire.BatchResponse(
+                200,
+                "",
+                {"Content-Type": "application/json; odata.metadata=minimal"},
+                b'{"value":[{"name":"A&B"}]}',
+                None,
+            ),
+            [
+                wire.BatchResponse(204, "", {"OData-EntityId": f"{ROOT}contacts({GUID})"}, b"", "2"),
+                wire.BatchResponse(412, "", {"Content-Type": "application/json"}, error.encode(), "3"),
+            ],
+        ]
+    )
     script.steps.append(lambda request: httpx.Response(412, content=body, headers={"Content-Type": content_type}))
-    results = sales(script).batch([BatchOp.get("accounts"),
-                                   [BatchOp.post("contacts", {}), BatchOp.patch("$2", {})]])
+    results = sales(script).batch([BatchOp.get("accounts"), [BatchOp.post("contacts", {}), BatchOp.patch("$2", {})]])
     assert [(r.status, r.reason, r.content_id) for r in results] == [
-        (200, "OK", None), (204, "No Content", "2"), (412, "Precondition Failed", "3")]
+        (200, "OK", None),
+        (204, "No Content", "2"),
+        (412, "Precondition Failed", "3"),
+    ]
     assert results[0].json == {"value": [{"name": "A&B"}]}
     assert results[1].entity_id == GUID
     assert results[2].error().code == "0x80040237"
@@ -909,9 +1205,13 @@ def test_batch_answer_rendered_by_the_service_is_parsed(script: Script) -> None:
 
 def test_batch_malformed_multipart_answer_raises_service_error(script: Script) -> None:
     """A multipart answer that cannot be read (no closing delimiter) is reported as a ServiceError."""
-    script.steps.append(lambda request: httpx.Response(
-        200, content=b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
-        headers={"Content-Type": "multipart/mixed; boundary=b"}))
+    script.steps.append(
+        lambda request: httpx.Response(
+            200,
+            content=b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+            headers={"Content-Type": "multipart/mixed; boundary=b"},
+        )
+    )
     with pytest.raises(ServiceError, match="unreadable"):
         sales(script).batch([BatchOp.get("accounts")])
 
@@ -931,8 +1231,12 @@ def test_control_plane_routes_methods_and_bodies(script: Script) -> None:
         expect("GET", base + "health", httpx.Response(200, json={"status": "ok"}), json_body=None),
         expect("GET", base + "info", httpx.Response(200, json={"service": "sales"})),
         expect("POST", base + "reset", httpx.Response(204)),
-        expect("POST", base + "seed", httpx.Response(200, json={"seed": 7, "counts": {"account": 5}}),
-               json_body={"seed": 7, "accounts": 5}),
+        expect(
+            "POST",
+            base + "seed",
+            httpx.Response(200, json={"seed": 7, "counts": {"account": 5}}),
+            json_body={"seed": 7, "accounts": 5},
+        ),
         expect("GET", base + "snapshot", httpx.Response(200, json=snap)),
         expect("POST", base + "snapshot", httpx.Response(204), json_body=snap),
         expect("GET", base + "journal?limit=5", httpx.Response(200, json={"entries": [{"method": "GET"}]})),
@@ -955,12 +1259,24 @@ def test_control_plane_faults_lifecycle(script: Script) -> None:
     """Fault rules go out in the control plane's field names (None fields left out, Retry-After rounded up
     to whole seconds), are listed (wrapped or bare), fetched and removed by id, and cleared."""
     base = f"{ORIGIN}/_sandbox/"
-    rule = {"method": "POST", "path": "/api/data/v9.2/accounts", "status": 429, "probability": 0.5,
-            "latency_ms": 0, "retry_after": 3, "times": 2, "drop": False}
+    rule = {
+        "method": "POST",
+        "path": "/api/data/v9.2/accounts",
+        "status": 429,
+        "probability": 0.5,
+        "latency_ms": 0,
+        "retry_after": 3,
+        "times": 2,
+        "drop": False,
+    }
     script.steps += [
         expect("POST", base + "faults", httpx.Response(201, json={"id": "f1", **rule}), json_body=rule),
-        expect("POST", base + "faults", httpx.Response(201, json={"id": "f2"}),
-               json_body={"status": 503, "probability": 1.0, "latency_ms": 250, "when": "after"}),
+        expect(
+            "POST",
+            base + "faults",
+            httpx.Response(201, json={"id": "f2"}),
+            json_body={"status": 503, "probability": 1.0, "latency_ms": 250, "when": "after"},
+        ),
         expect("GET", base + "faults", httpx.Response(200, json={"faults": [{"id": "f1"}]})),
         expect("GET", base + "faults", httpx.Response(200, json=[{"id": "f1"}])),
         expect("GET", base + "faults/f1", httpx.Response(200, json={"id": "f1"})),
@@ -968,8 +1284,12 @@ def test_control_plane_faults_lifecycle(script: Script) -> None:
         expect("DELETE", base + "faults", httpx.Response(204)),
     ]
     client = control(script)
-    assert client.add_fault("POST", "/api/data/v9.2/accounts", status=429, probability=0.5, retry_after=2.2,
-                            times=2, drop=False)["id"] == "f1"
+    assert (
+        client.add_fault(
+            "POST", "/api/data/v9.2/accounts", status=429, probability=0.5, retry_after=2.2, times=2, drop=False
+        )["id"]
+        == "f1"
+    )
     assert client.add_fault(latency_ms=250, when="after") == {"id": "f2"}
     assert client.faults() == [{"id": "f1"}]
     assert client.faults() == [{"id": "f1"}]
@@ -981,8 +1301,13 @@ def test_control_plane_faults_lifecycle(script: Script) -> None:
 
 def test_control_plane_journal_filters_and_entries_wrapper(script: Script) -> None:
     """journal() passes method/path filters and unwraps ``{"entries": [...]}``."""
-    script.steps.append(expect("GET", f"{ORIGIN}/_sandbox/journal?limit=10&method=POST&path=%5Eaccounts",
-                               httpx.Response(200, json={"entries": [{"method": "POST"}]})))
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ORIGIN}/_sandbox/journal?limit=10&method=POST&path=%5Eaccounts",
+            httpx.Response(200, json={"entries": [{"method": "POST"}]}),
+        )
+    )
     assert control(script).journal(10, method="POST", path="^accounts") == [{"method": "POST"}]
 
 
@@ -990,13 +1315,17 @@ def test_control_plane_changes_long_poll_stretches_the_timeout(script: Script) -
     """changes() sends after/limit/tables/exclude_identity/wait and waits longer than ``wait``."""
     feed = {"changes": [{"seq": 4, "table": "account"}], "next": 4, "latest": 4}
     script.steps += [
-        expect("GET", f"{ORIGIN}/_sandbox/changes?after=3&limit=50&tables=account,contact"
-                      "&exclude_identity=dualwrite&wait=25", httpx.Response(200, json=feed)),
+        expect(
+            "GET",
+            f"{ORIGIN}/_sandbox/changes?after=3&limit=50&tables=account,contact&exclude_identity=dualwrite&wait=25",
+            httpx.Response(200, json=feed),
+        ),
         expect("GET", f"{ORIGIN}/_sandbox/changes?after=0&limit=500", httpx.Response(200, json=feed)),
     ]
     client = control(script, timeout=5.0)
-    assert client.changes(after=3, limit=50, tables=["account", "contact"], exclude_identity="dualwrite",
-                          wait=25) == feed
+    assert (
+        client.changes(after=3, limit=50, tables=["account", "contact"], exclude_identity="dualwrite", wait=25) == feed
+    )
     assert script.requests[0].extensions["timeout"]["read"] >= 35
     client.changes()
     assert script.requests[1].extensions["timeout"]["read"] == 5.0
@@ -1019,12 +1348,20 @@ def test_wsgi_transport_round_trip_decodes_keys_and_options_as_sent() -> None:
 
     @app.route("/api/data/v9.2/<path:rest>", methods=["GET"])
     def echo(rest: str) -> Any:
-        return {"path": flask.request.path, "args": flask.request.args.to_dict(),
-                "identity": flask.request.headers.get(IDENTITY_HEADER)}
+        return {
+            "path": flask.request.path,
+            "args": flask.request.args.to_dict(),
+            "identity": flask.request.headers.get(IDENTITY_HEADER),
+        }
 
     with SalesClient("http://sandbox", transport=httpx.WSGITransport(app=app), identity="dualwrite") as client:
-        got = client.get(client.entity_path("accounts", {"accountnumber": "A&B 1+2/3"}),
-                         filter="name eq 'x+y & z;'", expand="a($select=b;$top=1)")
-    assert got == {"path": "/api/data/v9.2/accounts(accountnumber='A&B 1+2/3')",
-                   "args": {"$filter": "name eq 'x+y & z;'", "$expand": "a($select=b;$top=1)"},
-                   "identity": "dualwrite"}
+        got = client.get(
+            client.entity_path("accounts", {"accountnumber": "A&B 1+2/3"}),
+            filter="name eq 'x+y & z;'",
+            expand="a($select=b;$top=1)",
+        )
+    assert got == {
+        "path": "/api/data/v9.2/accounts(accountnumber='A&B 1+2/3')",
+        "args": {"$filter": "name eq 'x+y & z;'", "$expand": "a($select=b;$top=1)"},
+        "identity": "dualwrite",
+    }

@@ -24,7 +24,8 @@ from sandbox.outbox import Outbox
 
 METADATA = sa.MetaData()
 WIDGETS = sa.Table(
-    "widgets", METADATA,
+    "widgets",
+    METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(80), nullable=False),
     sa.Column("price", sa.Numeric(19, 4, asdecimal=True)),
@@ -57,7 +58,7 @@ class FakeRuntime:
         self.outbox = Outbox()
         self.faults = FaultRegistry(seed=1)
         self.journal = Journal(capacity=50)
-        self.started_at = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+        self.started_at = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
         self.seed_error: Exception | None = None
         self.imports = 0
 
@@ -76,8 +77,7 @@ class FakeRuntime:
         rng = random.Random(seed)
         count = int(options.get("widgets", 3))
         for index in range(count):
-            self.add_widget(f"widget {rng.randint(1000, 9999)}-{index}",
-                            Decimal(rng.randint(100, 99999)) / 100)
+            self.add_widget(f"widget {rng.randint(1000, 9999)}-{index}", Decimal(rng.randint(100, 99999)) / 100)
         return {"widgets": count}
 
     def info(self) -> dict[str, Any]:
@@ -87,8 +87,14 @@ class FakeRuntime:
         self.imports += 1
 
     def add_widget(self, name: str, price: Decimal, identity: str = "user") -> int:
-        values = {"name": name, "price": price, "weight": 1.25, "active": True, "made_on": dt.date(2024, 2, 29),
-                  "updated_at": dt.datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)}
+        values = {
+            "name": name,
+            "price": price,
+            "weight": 1.25,
+            "active": True,
+            "made_on": dt.date(2024, 2, 29),
+            "updated_at": dt.datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=dt.UTC),
+        }
         with self.db.transaction() as connection:
             widget_id = connection.execute(sa.insert(WIDGETS).values(**values)).inserted_primary_key[0]
             self.outbox.record(self.db, "widgets", {"id": widget_id}, "create", list(values), values, identity)
@@ -117,8 +123,9 @@ def app(runtime: FakeRuntime) -> flask.Flask:
     def widgets() -> flask.Response:
         if flask.request.method == "POST":
             body = flask.request.get_json()
-            widget_id = runtime.add_widget(body["name"], Decimal(str(body.get("price", "1"))),
-                                           flask.request.headers.get("X-Identity", "user"))
+            widget_id = runtime.add_widget(
+                body["name"], Decimal(str(body.get("price", "1"))), flask.request.headers.get("X-Identity", "user")
+            )
             return flask.jsonify({"id": widget_id}), 201
         return flask.jsonify({"value": [w["name"] for w in runtime.widgets()]})
 
@@ -147,8 +154,7 @@ def test_health_reports_ok_and_the_service_name(client: flask.testing.FlaskClien
     assert response.get_json() == {"status": "ok", "service": "widgets"}
 
 
-def test_info_reports_runtime_facts_and_service_extras(client: flask.testing.FlaskClient,
-                                                       runtime: FakeRuntime) -> None:
+def test_info_reports_runtime_facts_and_service_extras(client: flask.testing.FlaskClient, runtime: FakeRuntime) -> None:
     """``GET /_sandbox/info`` has name, version, start time, database, counts, outbox, faults and extras."""
     runtime.add_widget("a", Decimal("1.00"))
     runtime.faults.add({"status": 500, "path": "^/nowhere$"})
@@ -178,8 +184,9 @@ def test_reset_empties_every_table(client: flask.testing.FlaskClient, runtime: F
     assert client.get("/_sandbox/changes").get_json() == {"changes": [], "next": 0, "latest": 0}
 
 
-def test_seed_passes_seed_and_options_and_returns_counts(client: flask.testing.FlaskClient,
-                                                         runtime: FakeRuntime) -> None:
+def test_seed_passes_seed_and_options_and_returns_counts(
+    client: flask.testing.FlaskClient, runtime: FakeRuntime
+) -> None:
     """``POST /_sandbox/seed`` hands the seed and remaining options to the runtime; same seed, same data."""
     response = client.post("/_sandbox/seed", json={"seed": 7, "widgets": 2})
     assert response.status_code == 200
@@ -201,16 +208,16 @@ def test_seed_with_bad_body_is_400(client: flask.testing.FlaskClient, body: str)
     assert_error(client.post("/_sandbox/seed", data=body, content_type="application/json"), 400)
 
 
-def test_unexpected_runtime_failure_is_a_500_in_the_service_shape(client: flask.testing.FlaskClient,
-                                                                  runtime: FakeRuntime) -> None:
+def test_unexpected_runtime_failure_is_a_500_in_the_service_shape(
+    client: flask.testing.FlaskClient, runtime: FakeRuntime
+) -> None:
     """A bug in the runtime still answers JSON in the error shape, never an HTML page."""
     runtime.seed_error = KeyError("oops")
     assert_error(client.post("/_sandbox/seed", json={}), 500)
 
 
 # ---- snapshot ---------------------------------------------------------------------------------------
-def test_snapshot_round_trip_restores_the_exact_data(client: flask.testing.FlaskClient,
-                                                     runtime: FakeRuntime) -> None:
+def test_snapshot_round_trip_restores_the_exact_data(client: flask.testing.FlaskClient, runtime: FakeRuntime) -> None:
     """Export, change the data, import the export: a second export equals the first, types included."""
     runtime.add_widget("a", Decimal("12.3456"))
     runtime.add_widget("b", Decimal("0.5"))
@@ -251,22 +258,32 @@ def test_snapshot_omitting_a_table_empties_it(client: flask.testing.FlaskClient,
     assert runtime.widgets() == []
 
 
-@pytest.mark.parametrize(("snapshot", "words"), [
-    ({"service": "widgets", "format": 1, "tables": {"gadgets": []}}, "unknown table"),
-    ({"service": "widgets", "format": 2, "tables": {}}, "format"),
-    ({"service": "sales", "format": 1, "tables": {}}, "service"),
-    ({"service": "widgets", "format": 1, "tables": []}, "tables"),
-    ({"service": "widgets", "format": 1, "tables": {"widgets": [{"id": 9, "name": "x", "colour": "red"}]}},
-     "unknown column"),
-    ({"service": "widgets", "format": 1, "tables": {"widgets": [{"id": 9, "name": "x", "price": "lots"}]}},
-     "price"),
-    ({"service": "widgets", "format": 1, "tables": {"widgets": [{"id": 9, "name": "x", "made_on": "29/02"}]}},
-     "made_on"),
-    ({"service": "widgets", "format": 1, "tables": {"widgets": [{"id": "nine", "name": "x"}]}}, "id"),
-    ({"service": "widgets", "format": 1, "tables": {"widgets": ["row"]}}, "object"),
-])
-def test_bad_snapshot_is_400_and_changes_nothing(client: flask.testing.FlaskClient, runtime: FakeRuntime,
-                                                 snapshot: Any, words: str) -> None:
+@pytest.mark.parametrize(
+    ("snapshot", "words"),
+    [
+        ({"service": "widgets", "format": 1, "tables": {"gadgets": []}}, "unknown table"),
+        ({"service": "widgets", "format": 2, "tables": {}}, "format"),
+        ({"service": "sales", "format": 1, "tables": {}}, "service"),
+        ({"service": "widgets", "format": 1, "tables": []}, "tables"),
+        (
+            {"service": "widgets", "format": 1, "tables": {"widgets": [{"id": 9, "name": "x", "colour": "red"}]}},
+            "unknown column",
+        ),
+        (
+            {"service": "widgets", "format": 1, "tables": {"widgets": [{"id": 9, "name": "x", "price": "lots"}]}},
+            "price",
+        ),
+        (
+            {"service": "widgets", "format": 1, "tables": {"widgets": [{"id": 9, "name": "x", "made_on": "29/02"}]}},
+            "made_on",
+        ),
+        ({"service": "widgets", "format": 1, "tables": {"widgets": [{"id": "nine", "name": "x"}]}}, "id"),
+        ({"service": "widgets", "format": 1, "tables": {"widgets": ["row"]}}, "object"),
+    ],
+)
+def test_bad_snapshot_is_400_and_changes_nothing(
+    client: flask.testing.FlaskClient, runtime: FakeRuntime, snapshot: Any, words: str
+) -> None:
     """An invalid snapshot is refused as a whole before any table is touched."""
     runtime.add_widget("keep", Decimal("1"))
     before = client.get("/_sandbox/snapshot").get_json()
@@ -275,8 +292,9 @@ def test_bad_snapshot_is_400_and_changes_nothing(client: flask.testing.FlaskClie
     assert client.get("/_sandbox/snapshot").get_json() == before
 
 
-def test_snapshot_rejected_by_the_database_rolls_back_completely(client: flask.testing.FlaskClient,
-                                                                 runtime: FakeRuntime) -> None:
+def test_snapshot_rejected_by_the_database_rolls_back_completely(
+    client: flask.testing.FlaskClient, runtime: FakeRuntime
+) -> None:
     """A row that breaks a constraint (NOT NULL name) undoes the deletes already made."""
     runtime.add_widget("keep", Decimal("1"))
     before = client.get("/_sandbox/snapshot").get_json()
@@ -295,8 +313,13 @@ def test_malformed_snapshot_json_is_400(client: flask.testing.FlaskClient) -> No
 
 def test_value_codec_round_trips_each_column_type() -> None:
     """Decimal, float, bool, date and aware datetime survive encode -> JSON -> decode."""
-    values = {"price": Decimal("1.2300"), "weight": 2.5, "active": False, "made_on": dt.date(2024, 1, 31),
-              "updated_at": dt.datetime(2024, 1, 31, 23, 59, 59, 1, tzinfo=dt.timezone.utc)}
+    values = {
+        "price": Decimal("1.2300"),
+        "weight": 2.5,
+        "active": False,
+        "made_on": dt.date(2024, 1, 31),
+        "updated_at": dt.datetime(2024, 1, 31, 23, 59, 59, 1, tzinfo=dt.UTC),
+    }
     for name, value in values.items():
         encoded = json.loads(json.dumps(encode_value(value)))
         assert decode_value(WIDGETS.c[name], encoded) == value
@@ -371,8 +394,7 @@ def test_fault_lifecycle_over_http(client: flask.testing.FlaskClient) -> None:
     response = client.post("/_sandbox/faults", json={"method": "GET", "path": "^/api/widgets$", "status": 503})
     assert response.status_code == 201
     fault = response.get_json()
-    assert fault["status"] == 503 and fault["match"] == {"method": "GET", "path": "^/api/widgets$",
-                                                       "identity": None}
+    assert fault["status"] == 503 and fault["match"] == {"method": "GET", "path": "^/api/widgets$", "identity": None}
     assert response.headers["Location"].endswith(f"/_sandbox/faults/{fault['id']}")
     assert [f["id"] for f in client.get("/_sandbox/faults").get_json()["faults"]] == [fault["id"]]
 
@@ -410,15 +432,17 @@ def test_latency_fault_over_http_delays_the_answer(client: flask.testing.FlaskCl
     assert time.monotonic() - started >= 0.09
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ('{"status": 42}', "'status'"),
-    ('{"path": "[z-a]"}', "regular expression"),
-    ('{"probability": 2}', "'probability'"),
-    ('{"status": 503', "not valid JSON"),
-    ("", "required"),
-])
-def test_bad_fault_spec_is_400_with_a_clear_message(client: flask.testing.FlaskClient, body: str,
-                                                    words: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('{"status": 42}', "'status'"),
+        ('{"path": "[z-a]"}', "regular expression"),
+        ('{"probability": 2}', "'probability'"),
+        ('{"status": 503', "not valid JSON"),
+        ("", "required"),
+    ],
+)
+def test_bad_fault_spec_is_400_with_a_clear_message(client: flask.testing.FlaskClient, body: str, words: str) -> None:
     """An invalid fault is refused with a message naming the problem and nothing is added."""
     error = assert_error(client.post("/_sandbox/faults", data=body, content_type="application/json"), 400)
     assert words in error["message"]
@@ -426,8 +450,7 @@ def test_bad_fault_spec_is_400_with_a_clear_message(client: flask.testing.FlaskC
 
 
 # ---- the change feed and routing errors -------------------------------------------------------------
-def test_control_blueprint_serves_the_change_feed(client: flask.testing.FlaskClient,
-                                                  runtime: FakeRuntime) -> None:
+def test_control_blueprint_serves_the_change_feed(client: flask.testing.FlaskClient, runtime: FakeRuntime) -> None:
     """``GET /_sandbox/changes`` is part of the control plane; API writes appear with the caller identity."""
     client.post("/api/widgets", json={"name": "a", "price": "2.50"}, headers={"X-Identity": "bridge"})
     body = client.get("/_sandbox/changes").get_json()

@@ -8,7 +8,6 @@ import decimal
 from collections.abc import Iterator
 
 import pytest
-
 import sqlalchemy as sa
 
 from sandbox.db import Database, insert_many_plain, insert_returning_ids
@@ -54,8 +53,13 @@ def test_memo_is_emptied_when_a_savepoint_rolls_back_and_kept_when_it_releases(d
 def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
     metadata = sa.MetaData()
     plain = sa.Table("plain", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String))
-    counted = sa.Table("counted", metadata, sa.Column("id", sa.Integer, primary_key=True),
-                       sa.Column("name", sa.String), sqlite_autoincrement=True)
+    counted = sa.Table(
+        "counted",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String),
+        sqlite_autoincrement=True,
+    )
     return metadata, plain, counted
 
 
@@ -83,9 +87,14 @@ def _typed_tables() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
     metadata = sa.MetaData()
 
     def columns() -> list[sa.Column]:
-        return [sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime(timezone=True)),
-                sa.Column("day", sa.Date), sa.Column("amount", sa.Numeric(18, 4)), sa.Column("flag", sa.Boolean),
-                sa.Column("name", sa.String)]
+        return [
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("at", sa.DateTime(timezone=True)),
+            sa.Column("day", sa.Date),
+            sa.Column("amount", sa.Numeric(18, 4)),
+            sa.Column("flag", sa.Boolean),
+            sa.Column("name", sa.String),
+        ]
 
     by_sqlalchemy = sa.Table("by_sqlalchemy", metadata, *columns())
     plain = sa.Table("plain_insert", metadata, *columns())
@@ -97,9 +106,17 @@ def test_insert_many_plain_stores_what_sqlalchemy_stores() -> None:
     """The same values (temporal, decimal, boolean, null, text) read back alike from a table SQLAlchemy
     filled and one filled by the plain executemany; a column default of the table's own still applies."""
     metadata, by_sqlalchemy, plain, defaulted = _typed_tables()
-    rows = [{"id": 1, "at": dt.datetime(2026, 11, 25, 18, 0, 1, 5, tzinfo=dt.timezone.utc), "day": dt.date(2026, 1, 2),
-             "amount": decimal.Decimal("12.3456"), "flag": True, "name": "één"},
-            {"id": 2, "at": None, "day": None, "amount": None, "flag": False, "name": None}]
+    rows = [
+        {
+            "id": 1,
+            "at": dt.datetime(2026, 11, 25, 18, 0, 1, 5, tzinfo=dt.UTC),
+            "day": dt.date(2026, 1, 2),
+            "amount": decimal.Decimal("12.3456"),
+            "flag": True,
+            "name": "één",
+        },
+        {"id": 2, "at": None, "day": None, "amount": None, "flag": False, "name": None},
+    ]
     database = Database("sqlite://", [metadata])
     database.create_all()
     try:
@@ -111,8 +128,10 @@ def test_insert_many_plain_stores_what_sqlalchemy_stores() -> None:
             expected = connection.execute(sa.select(by_sqlalchemy).order_by(by_sqlalchemy.c.id)).all()
             assert connection.execute(sa.select(plain).order_by(plain.c.id)).all() == expected
             raw = "SELECT at, day, amount, flag FROM {} ORDER BY id"
-            assert (connection.exec_driver_sql(raw.format("plain_insert")).all()
-                    == connection.exec_driver_sql(raw.format("by_sqlalchemy")).all())
+            assert (
+                connection.exec_driver_sql(raw.format("plain_insert")).all()
+                == connection.exec_driver_sql(raw.format("by_sqlalchemy")).all()
+            )
             assert connection.execute(sa.select(defaulted.c.seen)).scalars().all() == [5, 5]
     finally:
         database.dispose()
@@ -124,14 +143,20 @@ def test_insert_many_plain_puts_many_rows_in_each_statement(monkeypatch: pytest.
 
     monkeypatch.setattr(module, "_SQLITE_MAX_PARAMETERS", 10)  # 3 columns: 3 rows per statement
     metadata = sa.MetaData()
-    table = sa.Table("many", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String),
-                     sa.Column("at", sa.DateTime(timezone=True)))
+    table = sa.Table(
+        "many",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String),
+        sa.Column("at", sa.DateTime(timezone=True)),
+    )
     database = Database("sqlite://", [metadata])
     database.create_all()
     statements: list[str] = []
-    sa.event.listen(database.engine, "before_cursor_execute",
-                    lambda conn, cursor, statement, *args: statements.append(statement))
-    moment = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.timezone.utc)
+    sa.event.listen(
+        database.engine, "before_cursor_execute", lambda conn, cursor, statement, *args: statements.append(statement)
+    )
+    moment = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC)
     try:
         with database.transaction() as connection:
             insert_many_plain(connection, table, [{"id": n, "name": f"n{n}", "at": moment} for n in range(1, 8)])

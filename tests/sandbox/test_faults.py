@@ -61,30 +61,33 @@ def test_nested_match_object_is_accepted_and_method_is_uppercased() -> None:
     assert fault.to_dict()["match"] == {"method": "POST", "path": "^/api/", "identity": None}
 
 
-@pytest.mark.parametrize(("spec", "words"), [
-    ({"status": 99}, "'status'"),
-    ({"status": 600}, "'status'"),
-    ({"status": "503"}, "'status'"),
-    ({"status": True}, "'status'"),
-    ({"probability": 1.5}, "'probability'"),
-    ({"probability": -0.1}, "'probability'"),
-    ({"latency_ms": 60001}, "'latency_ms'"),
-    ({"latency_ms": -1}, "'latency_ms'"),
-    ({"path": "(unclosed"}, "regular expression"),
-    ({"method": "FETCH"}, "'method'"),
-    ({"method": []}, "'method'"),
-    ({"method": ["POST", 7]}, "'method'"),
-    ({"identity": ""}, "'identity'"),
-    ({"identity": 5}, "'identity'"),
-    ({"times": 0}, "'times'"),
-    ({"retry_after": -3}, "'retry_after'"),
-    ({"drop": "yes"}, "'drop'"),
-    ({"when": "during"}, "'when'"),
-    ({"stauts": 500}, "Unknown fault field"),
-    ({"match": {"host": "x"}}, "'match'"),
-    ({"path": "a", "match": {"path": "b"}}, "both"),
-    ([1, 2], "JSON object"),
-])
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"status": 99}, "'status'"),
+        ({"status": 600}, "'status'"),
+        ({"status": "503"}, "'status'"),
+        ({"status": True}, "'status'"),
+        ({"probability": 1.5}, "'probability'"),
+        ({"probability": -0.1}, "'probability'"),
+        ({"latency_ms": 60001}, "'latency_ms'"),
+        ({"latency_ms": -1}, "'latency_ms'"),
+        ({"path": "(unclosed"}, "regular expression"),
+        ({"method": "FETCH"}, "'method'"),
+        ({"method": []}, "'method'"),
+        ({"method": ["POST", 7]}, "'method'"),
+        ({"identity": ""}, "'identity'"),
+        ({"identity": 5}, "'identity'"),
+        ({"times": 0}, "'times'"),
+        ({"retry_after": -3}, "'retry_after'"),
+        ({"drop": "yes"}, "'drop'"),
+        ({"when": "during"}, "'when'"),
+        ({"stauts": 500}, "Unknown fault field"),
+        ({"match": {"host": "x"}}, "'match'"),
+        ({"path": "a", "match": {"path": "b"}}, "both"),
+        ([1, 2], "JSON object"),
+    ],
+)
 def test_invalid_spec_is_refused_with_a_message_naming_the_problem(spec: object, words: str) -> None:
     """Each bad field gives a BadRequest whose message names it."""
     with pytest.raises(BadRequest) as caught:
@@ -137,6 +140,7 @@ def test_first_added_matching_fault_wins() -> None:
 
 def test_probability_rolls_are_deterministic_for_a_seed() -> None:
     """Two registries with the same seed fire on the same requests; roughly ``probability`` of them."""
+
     def pattern(seed: int) -> list[bool]:
         registry = FaultRegistry(seed=seed)
         registry.add({"probability": 0.3})

@@ -13,8 +13,13 @@ from sandbox.outbox import json_default
 
 
 def test_compact_utf8_and_the_callers_default_for_temporal_values() -> None:
-    value = {"name": "Zoë", "n": 1, "when": dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc),
-             "amount": decimal.Decimal("1.50"), 3: [True, None]}
+    value = {
+        "name": "Zoë",
+        "n": 1,
+        "when": dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC),
+        "amount": decimal.Decimal("1.50"),
+        3: [True, None],
+    }
     text = jsonio.dumps(value, json_default)
     assert text == '{"name":"Zoë","n":1,"when":"2026-11-25T12:00:00+00:00","amount":"1.50","3":[true,null]}'
     assert jsonio.dumps_bytes(value, json_default) == text.encode("utf-8")
@@ -22,7 +27,7 @@ def test_compact_utf8_and_the_callers_default_for_temporal_values() -> None:
 
 
 def test_what_orjson_refuses_falls_back_to_json() -> None:
-    assert jsonio.dumps({"big": 2 ** 70}) == '{"big":1180591620717411303424}'
+    assert jsonio.dumps({"big": 2**70}) == '{"big":1180591620717411303424}'
     assert jsonio.loads(b'{"x": NaN}')["x"] != jsonio.loads(b'{"x": NaN}')["x"]  # json reads NaN literals
 
 

@@ -22,7 +22,8 @@ from sandbox.outbox import ChangeRecord, Outbox, changes_blueprint
 
 METADATA = sa.MetaData()
 ITEMS = sa.Table(
-    "items", METADATA,
+    "items",
+    METADATA,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(50)),
 )
@@ -49,7 +50,7 @@ class FeedRuntime:
     name: str = "test"
     faults: FaultRegistry = field(default_factory=FaultRegistry)
     journal: Journal = field(default_factory=Journal)
-    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def render_error(self, err: SandboxError) -> flask.Response:
         response = flask.jsonify({"error": {"code": err.code, "message": err.message}})
@@ -77,14 +78,28 @@ def client(db: Database, outbox: Outbox) -> flask.testing.FlaskClient:
     return app.test_client()
 
 
-def write(db: Database, outbox: Outbox, item_id: int, *, table: str = "items", identity: str = "user",
-          operation: str = "create") -> None:
+def write(
+    db: Database,
+    outbox: Outbox,
+    item_id: int,
+    *,
+    table: str = "items",
+    identity: str = "user",
+    operation: str = "create",
+) -> None:
     """One committed write of ``items`` with its change row."""
     with db.transaction() as connection:
         if operation == "create":
             connection.execute(sa.insert(ITEMS).values(id=item_id, name=f"item {item_id}"))
-        outbox.record(db, table, {"id": item_id}, operation, ["id", "name"],
-                      None if operation == "delete" else {"id": item_id, "name": f"item {item_id}"}, identity)
+        outbox.record(
+            db,
+            table,
+            {"id": item_id},
+            operation,
+            ["id", "name"],
+            None if operation == "delete" else {"id": item_id, "name": f"item {item_id}"},
+            identity,
+        )
 
 
 def change_rows(db: Database) -> int:
@@ -95,7 +110,7 @@ def change_rows(db: Database) -> int:
 # ---- recording --------------------------------------------------------------------------------------
 def test_committed_record_is_read_back_with_every_field(db: Database, outbox: Outbox) -> None:
     """A recorded change comes back as a dict with seq, table, key, operation, changed, after, ids, time."""
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     write(db, outbox, 1, identity="alice")
     [change] = outbox.read(db, 0, 10, None, None)
     assert change["seq"] == 1
@@ -112,10 +127,17 @@ def test_committed_record_is_read_back_with_every_field(db: Database, outbox: Ou
 
 def test_decimal_datetime_and_date_values_are_stored_as_iso_and_exact_strings(db: Database, outbox: Outbox) -> None:
     """After-images keep decimals exact (as strings) and temporal values as ISO 8601."""
-    moment = dt.datetime(2024, 5, 1, 10, 30, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(2024, 5, 1, 10, 30, tzinfo=dt.UTC)
     with db.transaction():
-        outbox.record(db, "orders", {"id": "A-1"}, "update", ["amount"],
-                      {"amount": Decimal("12.50"), "at": moment, "day": dt.date(2024, 5, 2)}, "user")
+        outbox.record(
+            db,
+            "orders",
+            {"id": "A-1"},
+            "update",
+            ["amount"],
+            {"amount": Decimal("12.50"), "at": moment, "day": dt.date(2024, 5, 2)},
+            "user",
+        )
     [change] = outbox.read(db, 0, 10, None, None)
     assert change["after"] == {"amount": "12.50", "at": "2024-05-01T10:30:00+00:00", "day": "2024-05-02"}
 
@@ -127,17 +149,27 @@ def test_a_page_read_as_one_json_row_equals_the_rows_read_one_by_one(db: Databas
     from sandbox import outbox as module
 
     with db.transaction():
-        outbox.record(db, "items", {"id": 1}, "create", ["id", "name"],
-                      {"id": 1, "name": 'Römer "Zahn" \\ 😀', "price": Decimal("10.50"), "at": dt.datetime(2026, 1, 2)},
-                      "user")
+        outbox.record(
+            db,
+            "items",
+            {"id": 1},
+            "create",
+            ["id", "name"],
+            {"id": 1, "name": 'Römer "Zahn" \\ 😀', "price": Decimal("10.50"), "at": dt.datetime(2026, 1, 2)},
+            "user",
+        )
         outbox.record(db, "items", {"id": 1}, "delete", [], None, "user")
     write(db, outbox, 2, identity="dualwrite")
     with db.transaction():  # compact images (several changes at once)
-        outbox.record_many(db, "items", "create", "user", [({"id": i}, ["id", "name"], {"id": i, "name": f"ü {i}"})
-                                                          for i in (5, 6)])
+        outbox.record_many(
+            db, "items", "create", "user", [({"id": i}, ["id", "name"], {"id": i, "name": f"ü {i}"}) for i in (5, 6)]
+        )
     with db.transaction() as connection:
-        connection.execute(sa.update(ChangeRecord.__table__).where(ChangeRecord.__table__.c.seq == 3)
-                           .values(created_at=dt.datetime(2026, 11, 25, 20, 0, 0, tzinfo=dt.timezone.utc)))
+        connection.execute(
+            sa.update(ChangeRecord.__table__)
+            .where(ChangeRecord.__table__.c.seq == 3)
+            .values(created_at=dt.datetime(2026, 11, 25, 20, 0, 0, tzinfo=dt.UTC))
+        )
     table = ChangeRecord.__table__
     query = sa.select(table).where(table.c.seq > 0).order_by(table.c.seq).limit(10)
     with db.transaction() as connection:
@@ -209,6 +241,7 @@ def test_record_many_writes_what_one_by_one_records_write(db: Database, outbox: 
 
     def comparable(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{k: v for k, v in c.items() if k not in ("created_at", "transaction_id")} for c in changes]
+
     changes = outbox.read(db, 0, 10, None, None)
     assert comparable(changes) == comparable(other.read(other_db, 0, 10, None, None))
     assert [c["seq"] for c in changes] == [1, 2, 3, 4, 5]
@@ -224,22 +257,28 @@ def test_record_many_stores_images_compactly_and_reads_back_exactly(db: Database
     from sandbox import outbox as module
 
     every = ["id", "name", "note"]
-    changes = [({"id": 1}, every, {"id": 1, "name": "a", "note": None}),
-               ({"id": 2}, every, {"id": 2, "name": None, "note": "n"}),
-               ({"id": 3}, ["name", "id", "note"], {"name": "c", "id": 3, "note": None}),  # other order
-               ({"id": 4}, ["name"], {"id": 4, "name": "d", "note": None}),  # an update's changed list
-               ({"id": 5}, every, {"id": 5, "name": "e"})]  # fewer names
+    changes = [
+        ({"id": 1}, every, {"id": 1, "name": "a", "note": None}),
+        ({"id": 2}, every, {"id": 2, "name": None, "note": "n"}),
+        ({"id": 3}, ["name", "id", "note"], {"name": "c", "id": 3, "note": None}),  # other order
+        ({"id": 4}, ["name"], {"id": 4, "name": "d", "note": None}),  # an update's changed list
+        ({"id": 5}, every, {"id": 5, "name": "e"}),
+    ]  # fewer names
     with db.transaction():
         outbox.record_many(db, "items", "create", "user", changes)
     with db.transaction() as connection:
-        stored = connection.execute(sa.select(ChangeRecord.__table__.c.changed, ChangeRecord.__table__.c.after)
-                                    .order_by(ChangeRecord.__table__.c.seq)).all()
+        stored = connection.execute(
+            sa.select(ChangeRecord.__table__.c.changed, ChangeRecord.__table__.c.after).order_by(
+                ChangeRecord.__table__.c.seq
+            )
+        ).all()
         columns = connection.execute(sa.select(sa.func.count()).select_from(module.ChangeColumns.__table__)).scalar()
     assert [changed for changed, _ in stored] == ["*", "*", "*", '["name"]', '["id","name","note"]']
     assert all(after.startswith("[") and '"name"' not in after for _, after in stored) and columns == 3
 
     def read_back() -> list[tuple[Any, Any]]:
         return [(c["changed"], c["after"]) for c in outbox.read(db, 0, 10, None, None)]
+
     expected = [(changed, after) for _, changed, after in changes]
     assert read_back() == expected
     assert [list(after) for _, after in read_back()] == [list(after) for _, _, after in changes]
@@ -249,7 +288,8 @@ def test_record_many_stores_images_compactly_and_reads_back_exactly(db: Database
 
 
 def test_a_compact_image_whose_column_list_is_missing_is_a_clear_error(
-        db: Database, outbox: Outbox, client: flask.testing.FlaskClient) -> None:
+    db: Database, outbox: Outbox, client: flask.testing.FlaskClient
+) -> None:
     """A change row naming a column list its database lacks (a hand-made snapshot) is answered in the
     service's error shape, saying what is missing, not with a traceback."""
     from sandbox import outbox as module
@@ -276,6 +316,7 @@ def test_compact_images_survive_a_reset_of_the_database(db: Database, outbox: Ou
     with db.transaction():
         outbox.record_many(db, "items", "create", "user", changes)
     from sandbox import outbox as module
+
     module._names_by_id.clear()
     module._ids_by_names.clear()
     assert [c["after"] for c in outbox.read(db, 0, 10, None, None)] == [{"id": 1}, {"id": 2}]
@@ -370,8 +411,9 @@ def test_wait_returns_true_once_a_commit_lands(db: Database, outbox: Outbox) -> 
 
 
 # ---- the HTTP feed ----------------------------------------------------------------------------------
-def test_changes_endpoint_returns_changes_and_cursors(client: flask.testing.FlaskClient, db: Database,
-                                                     outbox: Outbox) -> None:
+def test_changes_endpoint_returns_changes_and_cursors(
+    client: flask.testing.FlaskClient, db: Database, outbox: Outbox
+) -> None:
     """``GET /_sandbox/changes`` answers ``{"changes", "next", "latest"}``."""
     write(db, outbox, 1)
     write(db, outbox, 2, table="other")
@@ -384,8 +426,7 @@ def test_changes_endpoint_returns_changes_and_cursors(client: flask.testing.Flas
     assert [c["table"] for c in body["changes"]] == ["other"]
 
 
-def test_changes_endpoint_excludes_an_identity(client: flask.testing.FlaskClient, db: Database,
-                                               outbox: Outbox) -> None:
+def test_changes_endpoint_excludes_an_identity(client: flask.testing.FlaskClient, db: Database, outbox: Outbox) -> None:
     """``exclude_identity`` hides that caller's writes (echo prevention)."""
     write(db, outbox, 1, identity="bridge")
     write(db, outbox, 2, identity="user")
@@ -393,8 +434,9 @@ def test_changes_endpoint_excludes_an_identity(client: flask.testing.FlaskClient
     assert [c["identity"] for c in body["changes"]] == ["user"]
 
 
-def test_long_poll_wakes_up_when_a_change_commits(client: flask.testing.FlaskClient, db: Database,
-                                                  outbox: Outbox) -> None:
+def test_long_poll_wakes_up_when_a_change_commits(
+    client: flask.testing.FlaskClient, db: Database, outbox: Outbox
+) -> None:
     """A waiting request returns as soon as another thread commits a change, well before ``wait`` ends."""
     write(db, outbox, 1)
     writer = threading.Timer(0.2, lambda: write(db, outbox, 2))
@@ -410,9 +452,11 @@ def test_long_poll_wakes_up_when_a_change_commits(client: flask.testing.FlaskCli
     assert elapsed < 10
 
 
-def test_long_poll_ignores_changes_of_other_tables_and_keeps_waiting(client: flask.testing.FlaskClient,
-                                                                     db: Database, outbox: Outbox) -> None:
+def test_long_poll_ignores_changes_of_other_tables_and_keeps_waiting(
+    client: flask.testing.FlaskClient, db: Database, outbox: Outbox
+) -> None:
     """A commit to a table outside ``tables`` does not end the wait; the matching one does."""
+
     def writes() -> None:
         write(db, outbox, 1, table="other")
         time.sleep(0.1)
@@ -428,8 +472,9 @@ def test_long_poll_ignores_changes_of_other_tables_and_keeps_waiting(client: fla
     assert body["next"] == 2
 
 
-def test_long_poll_with_nothing_new_ends_empty_after_the_wait(client: flask.testing.FlaskClient, db: Database,
-                                                              outbox: Outbox) -> None:
+def test_long_poll_with_nothing_new_ends_empty_after_the_wait(
+    client: flask.testing.FlaskClient, db: Database, outbox: Outbox
+) -> None:
     """When nothing arrives the request answers an empty page with the cursor unchanged."""
     write(db, outbox, 1)
     started = time.monotonic()
@@ -444,8 +489,9 @@ def test_limit_above_the_maximum_is_capped(client: flask.testing.FlaskClient, db
     assert client.get("/_sandbox/changes?limit=100000").status_code == 200
 
 
-@pytest.mark.parametrize("query", ["after=abc", "after=-1", "limit=0", "limit=x", "wait=soon", "wait=-1",
-                                   "wait=nan", "tables=,"])
+@pytest.mark.parametrize(
+    "query", ["after=abc", "after=-1", "limit=0", "limit=x", "wait=soon", "wait=-1", "wait=nan", "tables=,"]
+)
 def test_bad_feed_parameter_answers_400_in_the_service_shape(client: flask.testing.FlaskClient, query: str) -> None:
     """A malformed cursor, limit, wait or table list is a 400 with the runtime's error body."""
     response = client.get(f"/_sandbox/changes?{query}")

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios.registry import REGISTRY, load_builtin
 from leadtocash.runner import Endpoints, ScenarioResult, run_scenario
+from scenarios.registry import REGISTRY, load_builtin
 
 BUILTIN = {name: item for name, item in load_builtin().items() if item.module.startswith("scenarios.builtin")}
 
 #: The scenarios the issue asks for (prospects with and without the example user map, and 3-11).
 REQUIRED = {
-    "lead-to-cash", "prospect-stays-in-sales", "prospect-map-syncs-prospects", "quote-revision",
-    "order-cancellation", "partial-delivery-and-invoicing", "customer-on-hold-blocks-confirmation",
-    "second-legal-entity", "failing-side-rolls-back", "paused-map-catches-up", "initial-sync-of-existing-data",
+    "lead-to-cash",
+    "prospect-stays-in-sales",
+    "prospect-map-syncs-prospects",
+    "quote-revision",
+    "order-cancellation",
+    "partial-delivery-and-invoicing",
+    "customer-on-hold-blocks-confirmation",
+    "second-legal-entity",
+    "failing-side-rolls-back",
+    "paused-map-catches-up",
+    "initial-sync-of-existing-data",
     "concurrent-edits-on-both-sides",
 }
 
@@ -43,9 +51,15 @@ def test_every_scenario_the_issue_asks_for_is_registered() -> None:
     assert all(item.description.strip() for item in BUILTIN.values())
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=True)) if name in KNOWN_BUGS
-    else name for name in sorted(BUILTIN)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=True))
+        if name in KNOWN_BUGS
+        else name
+        for name in sorted(BUILTIN)
+    ],
+)
 def test_builtin_scenario_passes_on_a_fresh_in_process_stack(name: str) -> None:
     """The scenario runs on a throwaway in-process stack and every one of its steps passes."""
     result = run_scenario(REGISTRY[name], Endpoints())

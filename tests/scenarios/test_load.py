@@ -38,16 +38,29 @@ def test_summary_splits_requests_from_sync_samples_and_applies_the_failure_thres
     stats = read_stats(path)
     config = {"users": 2, "mode": "live", "workers": 0, "stack": "test", "bridge": True}
     bridge = {"samples": 3, "lag_max_seconds": 0.2, "lag_mean_seconds": 0.1, "queue_max": 4, "queue_mean": 1.0}
-    summary = summarize(stats, run_seconds=10.0, synced_before={"customers-accounts": 5, "order-headers": 0},
-                        synced_after={"customers-accounts": 25, "order-headers": 0}, bridge=bridge, config=config,
-                        max_failure_ratio=0.01)
+    summary = summarize(
+        stats,
+        run_seconds=10.0,
+        synced_before={"customers-accounts": 5, "order-headers": 0},
+        synced_after={"customers-accounts": 25, "order-headers": 0},
+        bridge=bridge,
+        config=config,
+        max_failure_ratio=0.01,
+    )
     assert [r["name"] for r in summary["requests"]] == ["Sales: list accounts", "SCM: create order"]
     assert summary["sync"][0]["p95_ms"] == 80 and summary["sync"][0]["p99_ms"] == 90
     assert summary["synced_per_map"] == [{"map": "customers-accounts", "records": 20, "per_second": 2.0}]
     assert summary["totals"]["requests"] == 100 and summary["totals"]["failures"] == 1
     assert summary["passed"] is True  # 1 failure in 108 samples: under 1%
-    strict = summarize(stats, run_seconds=10.0, synced_before={}, synced_after={}, bridge=bridge, config=config,
-                       max_failure_ratio=0.001)
+    strict = summarize(
+        stats,
+        run_seconds=10.0,
+        synced_before={},
+        synced_after={},
+        bridge=bridge,
+        config=config,
+        max_failure_ratio=0.001,
+    )
     assert strict["passed"] is False
     lines: list[str] = []
     print_summary(summary, lines.append)
@@ -65,10 +78,28 @@ def test_load_with_two_users_runs_locust_in_its_own_process_and_passes(tmp_path:
     """No URLs: a stack starts on loopback; Locust runs a few seconds; the summary has requests and sync."""
     out = tmp_path / "load.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "leadtocash.cli", "load", "--users", "2", "--spawn-rate", "2", "--run-time", "4s",
-         "--json", str(out), "--csv", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=150, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-m",
+            "leadtocash.cli",
+            "load",
+            "--users",
+            "2",
+            "--spawn-rate",
+            "2",
+            "--run-time",
+            "4s",
+            "--json",
+            str(out),
+            "--csv",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr[-3000:]
     assert "propagation latency" in completed.stdout and "PASS" in completed.stdout
     assert completed.stderr.strip() == ""  # not a terminal: no progress lines

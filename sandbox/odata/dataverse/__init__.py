@@ -14,7 +14,8 @@ import html
 import re
 import urllib.parse
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import Response
@@ -47,18 +48,30 @@ class DataverseDialect(Dialect):
     patch_upserts = True
     deep_insert = True
     enums_as_names = False
-    filter_dialect = FilterDialect(case_insensitive=True, string_functions=True, wildcard_eq=False,
-                                   enum_literals=False, query_functions_namespace=NAMESPACE, lambdas=True,
-                                   entity_label=lambda e: f"{NAMESPACE}.{e.name}")
-    batch_dialect = BatchDialect(fail_outer_status=True, stop_on_error=True, changeset_failure_status=None,
-                                 require_crlf=True, max_requests=1000, service_root="/api/data/v9.2/")
+    filter_dialect = FilterDialect(
+        case_insensitive=True,
+        string_functions=True,
+        wildcard_eq=False,
+        enum_literals=False,
+        query_functions_namespace=NAMESPACE,
+        lambdas=True,
+        entity_label=lambda e: f"{NAMESPACE}.{e.name}",
+    )
+    batch_dialect = BatchDialect(
+        fail_outer_status=True,
+        stop_on_error=True,
+        changeset_failure_status=None,
+        require_crlf=True,
+        max_requests=1000,
+        service_root="/api/data/v9.2/",
+    )
 
     def __init__(self, *, max_page_size: int = 5000) -> None:
         self.max_page_size = max_page_size
         self.service: ODataService | None = None
         self._definitions: list[dict[str, Any]] | None = None
 
-    def bind(self, service: "ODataService") -> None:
+    def bind(self, service: ODataService) -> None:
         self.service = service
 
     def roots(self) -> list[str]:
@@ -73,22 +86,27 @@ class DataverseDialect(Dialect):
     # ---- keys -------------------------------------------------------------------------------------
     def invalid_key(self, entity: EntityType) -> SandboxError:
         label = self.type_label(entity)
-        return BadRequest(f"The key in the request URI is not valid for resource '{label}'. Ensure that the "
-                          f"names and number of key properties match the declared or alternate key properties "
-                          f"for the resource '{label}'.", "0x80060888")
+        return BadRequest(
+            f"The key in the request URI is not valid for resource '{label}'. Ensure that the "
+            f"names and number of key properties match the declared or alternate key properties "
+            f"for the resource '{label}'.",
+            "0x80060888",
+        )
 
     def key_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
         if prop.type == m.GUID:
             if not isinstance(value, str) or not is_guid(value):
-                raise BadRequest(f"Bad Request - Error in query syntax: '{value}' is not a valid GUID for "
-                                 f"'{prop.name}'.", "0x80060888")
+                raise BadRequest(
+                    f"Bad Request - Error in query syntax: '{value}' is not a valid GUID for '{prop.name}'.",
+                    "0x80060888",
+                )
             return value.lower()
         return self.in_value(entity, prop, value)
 
     def key_condition(self, entity: EntityType, column: Any, value: Any) -> Any:
         return column == value
 
-    def scope(self, entity: EntityType, state: "RequestState") -> list[Any]:
+    def scope(self, entity: EntityType, state: RequestState) -> list[Any]:
         return []
 
     def entity_conditions(self, entity: EntityType) -> list[Any]:
@@ -111,32 +129,33 @@ class DataverseDialect(Dialect):
     def cap_count(self, total: int) -> int:
         return min(total, 5000)
 
-    def page_size(self, state: "RequestState") -> int:
+    def page_size(self, state: RequestState) -> int:
         requested = state.prefer.get("odata.maxpagesize")
         if requested is None:
             return self.max_page_size
         try:
             size = int(requested)
         except ValueError:
-            raise BadRequest(f"The odata.maxpagesize preference '{requested}' is not a number.",
-                             "0x80060888") from None
+            raise BadRequest(f"The odata.maxpagesize preference '{requested}' is not a number.", "0x80060888") from None
         size = max(1, min(size, self.max_page_size))
         state.applied.append(f"odata.maxpagesize={size}")
         return size
 
-    def top_ignored_with_paging(self, state: "RequestState") -> bool:
+    def top_ignored_with_paging(self, state: RequestState) -> bool:
         return "odata.maxpagesize" in state.prefer
 
-    def page_offset(self, state: "RequestState", options: "QueryOptions") -> int:
+    def page_offset(self, state: RequestState, options: QueryOptions) -> int:
         token = state.args.get("$skiptoken")
         if not token:
             return 0
-        match = re.search(r'pagingcookie="(\d+)"', html.unescape(token)) or re.search(r"pagingcookie=%22(\d+)%22", token)
+        match = re.search(r'pagingcookie="(\d+)"', html.unescape(token)) or re.search(
+            r"pagingcookie=%22(\d+)%22", token
+        )
         if not match:
             raise BadRequest("The $skiptoken is not valid.", "0x80060888")
         return int(match.group(1))
 
-    def next_link(self, state: "RequestState", offset: int, page_size: int) -> str:
+    def next_link(self, state: RequestState, offset: int, page_size: int) -> str:
         page = offset // max(page_size, 1) + 1
         cookie = f'<cookie pagenumber="{page}" pagingcookie="{offset}" istracking="False" />'
         args = {k: v for k, v in state.args.items() if k != "$skiptoken"}
@@ -150,14 +169,23 @@ class DataverseDialect(Dialect):
         for key in entity.key:
             if key not in out:
                 out.append(key)
-        if "_transactioncurrencyid_value" in entity.properties and "_transactioncurrencyid_value" not in out and any(
-                entity.properties[n].type == m.DECIMAL and (entity.properties[n].scale or 0) == 4 for n in select):
+        if (
+            "_transactioncurrencyid_value" in entity.properties
+            and "_transactioncurrencyid_value" not in out
+            and any(entity.properties[n].type == m.DECIMAL and (entity.properties[n].scale or 0) == 4 for n in select)
+        ):
             out.append("_transactioncurrencyid_value")
         return out
 
     # ---- rows -------------------------------------------------------------------------------------
-    def serialize(self, entity: EntityType, row: dict[str, Any], select: list[str] | None,
-                  annotations: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def serialize(
+        self,
+        entity: EntityType,
+        row: dict[str, Any],
+        select: list[str] | None,
+        annotations: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         out = super().serialize(entity, row, select, annotations)
         if select is None:
             out["versionnumber"] = row.get(ROWVERSION)
@@ -186,8 +214,14 @@ class DataverseDialect(Dialect):
             return f"{value.month}/{value.day}/{value.year} {value.strftime('%I:%M %p').lstrip('0')}"
         return None
 
-    def annotate(self, service: "ODataService", entity: EntityType, rows: list[dict[str, Any]],
-                 rendered: list[dict[str, Any]], select: list[str] | None) -> None:
+    def annotate(
+        self,
+        service: ODataService,
+        entity: EntityType,
+        rows: list[dict[str, Any]],
+        rendered: list[dict[str, Any]],
+        select: list[str] | None,
+    ) -> None:
         """Lookup annotations: the target's logical name, the navigation property and its primary name."""
         for name, prop in entity.properties.items():
             if prop.lookup is None or (select is not None and name not in select):
@@ -216,17 +250,24 @@ class DataverseDialect(Dialect):
     def check_odata_annotation(self, entity: EntityType, name: str, value: Any) -> None:
         if name == "@odata.type" and isinstance(value, str):
             if value.lstrip("#") != self.type_label(entity):
-                raise BadRequest(f"The type '{value}' in the payload does not match the entity set's type "
-                                 f"'{self.type_label(entity)}'.", "0x80048d19")
+                raise BadRequest(
+                    f"The type '{value}' in the payload does not match the entity set's type "
+                    f"'{self.type_label(entity)}'.",
+                    "0x80048d19",
+                )
 
-    def complete_values(self, entity: EntityType, values: dict[str, Any], state: "RequestState", *,
-                        creating: bool) -> None:
+    def complete_values(
+        self, entity: EntityType, values: dict[str, Any], state: RequestState, *, creating: bool
+    ) -> None:
         return None
 
     def lookup_write(self, entity: EntityType, name: str) -> SandboxError:
-        return BadRequest(f"Invalid property '{name}' was found in entity '{self.type_label(entity)}'. "
-                          "Lookup columns are read-only: write them through their navigation property with "
-                          "@odata.bind.", "0x80048d19")
+        return BadRequest(
+            f"Invalid property '{name}' was found in entity '{self.type_label(entity)}'. "
+            "Lookup columns are read-only: write them through their navigation property with "
+            "@odata.bind.",
+            "0x80048d19",
+        )
 
     def unknown_property(self, entity: EntityType, name: str) -> SandboxError:
         return BadRequest(f"Invalid property '{name}' was found in entity '{self.type_label(entity)}'.", "0x0")
@@ -234,8 +275,9 @@ class DataverseDialect(Dialect):
     def malformed_json(self, detail: str) -> SandboxError:
         return BadRequest(f"Error in the request payload: {detail}", "0x80048d19")
 
-    def created_response(self, service: "ODataService", entity: EntityType, row: dict[str, Any],
-                         state: "RequestState") -> Response:
+    def created_response(
+        self, service: ODataService, entity: EntityType, row: dict[str, Any], state: RequestState
+    ) -> Response:
         url = self.entity_url(state.base_url, entity, row)
         if state.prefer.get("return") == "representation":
             state.applied.append("return=representation")
@@ -250,12 +292,13 @@ class DataverseDialect(Dialect):
         response.headers["ETag"] = self.etag(row)
         return response
 
-    def created_response_renders_row(self, state: "RequestState") -> bool:
+    def created_response_renders_row(self, state: RequestState) -> bool:
         # Only ``Prefer: return=representation`` shows the row; otherwise its URL and etag alone.
         return state.prefer.get("return") == "representation"
 
-    def upserted_response(self, service: "ODataService", entity: EntityType, row: dict[str, Any],
-                          state: "RequestState", *, created: bool) -> Response:
+    def upserted_response(
+        self, service: ODataService, entity: EntityType, row: dict[str, Any], state: RequestState, *, created: bool
+    ) -> Response:
         url = self.entity_url(state.base_url, entity, row)
         if state.prefer.get("return") == "representation":
             state.applied.append("return=representation")
@@ -270,8 +313,9 @@ class DataverseDialect(Dialect):
         return response
 
     # ---- special resources --------------------------------------------------------------------------
-    def special(self, service: "ODataService", method: str, segments: list[Segment],
-                state: "RequestState") -> Response | None:
+    def special(
+        self, service: ODataService, method: str, segments: list[Segment], state: RequestState
+    ) -> Response | None:
         head = segments[0]
         if head.name == "EntityDefinitions":
             if method != "GET":
@@ -279,8 +323,10 @@ class DataverseDialect(Dialect):
             return self._entity_definitions(service, segments, state)
         if head.name in ("WhoAmI", f"{NAMESPACE}.WhoAmI"):
             if method != "GET":
-                raise NotFound("No HTTP resource was found that matches the request URI for WhoAmI "
-                               "(it is a function: use GET).", "0x80060888")
+                raise NotFound(
+                    "No HTTP resource was found that matches the request URI for WhoAmI (it is a function: use GET).",
+                    "0x80060888",
+                )
             return service._json(self.who_am_i(service, state))
         if head.name == "RelationshipDefinitions":
             if method != "GET":
@@ -288,33 +334,44 @@ class DataverseDialect(Dialect):
             return self._relationship_definitions(service, segments, state)
         if head.name in ("RetrieveMetadataChanges", f"{NAMESPACE}.RetrieveMetadataChanges") and len(segments) == 1:
             if method != "GET":
-                raise NotFound("No HTTP resource was found that matches the request URI for "
-                               "RetrieveMetadataChanges (it is a function: use GET).", "0x80060888")
+                raise NotFound(
+                    "No HTTP resource was found that matches the request URI for "
+                    "RetrieveMetadataChanges (it is a function: use GET).",
+                    "0x80060888",
+                )
             return self._retrieve_metadata_changes(service, head, state)
         if head.name in ("BulkDelete", f"{NAMESPACE}.BulkDelete") and len(segments) == 1:
             if method != "POST":
-                raise NotFound("No HTTP resource was found that matches the request URI for BulkDelete "
-                               "(it is an action: use POST).", "0x80060888")
+                raise NotFound(
+                    "No HTTP resource was found that matches the request URI for BulkDelete "
+                    "(it is an action: use POST).",
+                    "0x80060888",
+                )
             return self._bulk_delete(service, state)
         return None
 
     # ---- FetchXML and other query parameters --------------------------------------------------------
-    def collection_query(self, service: "ODataService", entity: EntityType, state: "RequestState",
-                         nested: bool) -> Response | None:
+    def collection_query(
+        self, service: ODataService, entity: EntityType, state: RequestState, nested: bool
+    ) -> Response | None:
         """``?fetchXml=`` runs FetchXML; ``?sql=``, ``?savedQuery=``, ``?userQuery=`` are refused (501)
         rather than ignored, since ignoring them would answer with every row of the table."""
-        for name, what in (("sql", "The Dataverse SQL endpoint (?sql=)"), ("savedQuery", "Saved views (?savedQuery=)"),
-                           ("userQuery", "Personal views (?userQuery=)")):
+        for name, what in (
+            ("sql", "The Dataverse SQL endpoint (?sql=)"),
+            ("savedQuery", "Saved views (?savedQuery=)"),
+            ("userQuery", "Personal views (?userQuery=)"),
+        ):
             if name in state.args:
-                raise NotImplementedYet(f"{what} is not supported by the sandbox; query with $filter/$select "
-                                        "or fetchXml instead.")
+                raise NotImplementedYet(
+                    f"{what} is not supported by the sandbox; query with $filter/$select or fetchXml instead."
+                )
         if "fetchXml" not in state.args:
             return None
         if nested:
             raise BadRequest("fetchXml can only be sent to an entity set.", "0x80060888")
         return self._fetch_xml(service, entity, state)
 
-    def _fetch_xml(self, service: "ODataService", entity: EntityType, state: "RequestState") -> Response:
+    def _fetch_xml(self, service: ODataService, entity: EntityType, state: RequestState) -> Response:
         from sandbox.odata.options import parse_orderby
         from sandbox.odata.service import QueryOptions
 
@@ -322,8 +379,9 @@ class DataverseDialect(Dialect):
         query = service.base_query(entity, QueryOptions(filter=fetch.filter), state)
         body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
         if fetch.total_count and _annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
-            total = service.db.connection.execute(
-                sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
+            total = (
+                service.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
+            )
             body[f"@{NAMESPACE}.totalrecordcount"] = min(total, 5000)
             body[f"@{NAMESPACE}.totalrecordcountlimitexceeded"] = total > 5000
         table = entity.table
@@ -341,7 +399,8 @@ class DataverseDialect(Dialect):
         if more and _annotation_wanted(state, f"{NAMESPACE}.fetchxmlpagingcookie"):
             key = entity.key[0]
             body[f"@{NAMESPACE}.fetchxmlpagingcookie"] = dvquery.paging_cookie(
-                fetch.page, str(rows[0][key]), str(rows[-1][key]), key)
+                fetch.page, str(rows[0][key]), str(rows[-1][key]), key
+            )
         if _annotation_wanted(state, f"{NAMESPACE}.morerecords"):
             body[f"@{NAMESPACE}.morerecords"] = more
         select = self.effective_select(entity, fetch.select)
@@ -354,7 +413,7 @@ class DataverseDialect(Dialect):
         return service._json(body)
 
     # ---- BulkDelete ---------------------------------------------------------------------------------
-    def _bulk_delete(self, service: "ODataService", state: "RequestState") -> Response:
+    def _bulk_delete(self, service: ODataService, state: RequestState) -> Response:
         """Delete the rows the ``QuerySet`` QueryExpressions select and answer with a ``JobId``.
 
         Dataverse runs the job in the background; the sandbox deletes at once, in one transaction, through
@@ -365,11 +424,18 @@ class DataverseDialect(Dialect):
         query_set = body.get("QuerySet")
         if not isinstance(query_set, list) or not query_set:
             raise BadRequest("The parameter 'QuerySet' must be a non-empty array of QueryExpression.", "0x80040203")
-        for required in ("JobName", "SendEmailNotification", "ToRecipients", "CCRecipients", "RecurrencePattern",
-                         "StartDateTime"):
+        for required in (
+            "JobName",
+            "SendEmailNotification",
+            "ToRecipients",
+            "CCRecipients",
+            "RecurrencePattern",
+            "StartDateTime",
+        ):
             if required not in body:
-                raise BadRequest(f"Request message has unresolved parameters: '{required}' is required by "
-                                 "BulkDelete.", "0x80040203")
+                raise BadRequest(
+                    f"Request message has unresolved parameters: '{required}' is required by BulkDelete.", "0x80040203"
+                )
         from sandbox.odata.service import QueryOptions
 
         with service.db.transaction():
@@ -380,11 +446,12 @@ class DataverseDialect(Dialect):
                 select = service.base_query(entity, QueryOptions(filter=filter_text), state)
                 for row in [dict(r._mapping) for r in service.db.connection.execute(select)]:
                     service.store.delete(entity.alias_of or entity.name, row, identity=state.identity, via_api=True)
-        return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.BulkDeleteResponse",
-                              "JobId": str(uuid.uuid4())})
+        return service._json(
+            {"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.BulkDeleteResponse", "JobId": str(uuid.uuid4())}
+        )
 
     # ---- RetrieveMetadataChanges ----------------------------------------------------------------------
-    def _retrieve_metadata_changes(self, service: "ODataService", head: Segment, state: "RequestState") -> Response:
+    def _retrieve_metadata_changes(self, service: ODataService, head: Segment, state: RequestState) -> Response:
         """``RetrieveMetadataChanges(Query=@p1)`` with an EntityQueryExpression: the entities its criteria
         select (conditions on entity properties such as ``LogicalName``), projected to its
         ``Properties``, with ``Attributes`` filtered and projected by its ``AttributeQuery``."""
@@ -401,16 +468,22 @@ class DataverseDialect(Dialect):
             item = entitydefs.project(definition, entity_props, None)
             if entity_props is None or "Attributes" in entity_props:
                 attrs = entitydefs.attributes(service.model, definition["LogicalName"])
-                item["Attributes"] = [entitydefs.project(a, attribute_props, None) for a in attrs
-                                      if _metadata_matches(a, attribute_criteria)]
+                item["Attributes"] = [
+                    entitydefs.project(a, attribute_props, None)
+                    for a in attrs
+                    if _metadata_matches(a, attribute_criteria)
+                ]
             found.append(item)
-        return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}."
-                                                "RetrieveMetadataChangesResponse",
-                              "EntityMetadata": found, "ServerVersionStamp": "1!" + dt.datetime.now(
-                                  dt.timezone.utc).strftime("%m/%d/%Y %H:%M:%S"),
-                              "DeletedMetadata": None})
+        return service._json(
+            {
+                "@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.RetrieveMetadataChangesResponse",
+                "EntityMetadata": found,
+                "ServerVersionStamp": "1!" + dt.datetime.now(dt.UTC).strftime("%m/%d/%Y %H:%M:%S"),
+                "DeletedMetadata": None,
+            }
+        )
 
-    def who_am_i(self, service: "ODataService", state: "RequestState") -> dict[str, Any]:
+    def who_am_i(self, service: ODataService, state: RequestState) -> dict[str, Any]:
         def first_id(entity_name: str, fallback: str) -> str:
             entity = service.model.entities.get(entity_name)
             if entity is not None:
@@ -419,29 +492,35 @@ class DataverseDialect(Dialect):
                 if rows:
                     return str(rows[0][entity.key[0]])
             return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:{fallback}"))
-        return {"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.WhoAmIResponse",
-                "BusinessUnitId": first_id("businessunit", "businessunit"),
-                "UserId": first_id("systemuser", "systemuser"),
-                "OrganizationId": first_id("organization", "organization")}
 
-    def definitions(self, service: "ODataService", with_attributes: bool = False,
-                    with_relationships: bool = False) -> list[dict[str, Any]]:
+        return {
+            "@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.WhoAmIResponse",
+            "BusinessUnitId": first_id("businessunit", "businessunit"),
+            "UserId": first_id("systemuser", "systemuser"),
+            "OrganizationId": first_id("organization", "organization"),
+        }
+
+    def definitions(
+        self, service: ODataService, with_attributes: bool = False, with_relationships: bool = False
+    ) -> list[dict[str, Any]]:
         if with_attributes or with_relationships:
-            return entitydefs.entity_definitions(service.model, include_attributes=with_attributes,
-                                                 include_relationships=with_relationships)
+            return entitydefs.entity_definitions(
+                service.model, include_attributes=with_attributes, include_relationships=with_relationships
+            )
         if self._definitions is None:
             self._definitions = entitydefs.entity_definitions(service.model)
         return self._definitions
 
-    def _entity_definitions(self, service: "ODataService", segments: list[Segment],
-                            state: "RequestState") -> Response:
+    def _entity_definitions(self, service: ODataService, segments: list[Segment], state: RequestState) -> Response:
         """``EntityDefinitions`` as metadata clients read it: the set, one entity, its attributes and keys."""
         select = entitydefs.parse_select(state.args.get("$select"))
         expand = entitydefs.parse_expand(state.args.get("$expand"))
         context = f"{state.base_url}$metadata#EntityDefinitions"
-        defs = self.definitions(service, with_attributes=bool(expand and "Attributes" in expand),
-                                with_relationships=bool(expand and set(expand) & set(
-                                    entitydefs.RELATIONSHIP_NAVIGATIONS)))
+        defs = self.definitions(
+            service,
+            with_attributes=bool(expand and "Attributes" in expand),
+            with_relationships=bool(expand and set(expand) & set(entitydefs.RELATIONSHIP_NAVIGATIONS)),
+        )
         head = segments[0]
         if head.args is None:
             if len(segments) > 1:
@@ -460,8 +539,12 @@ class DataverseDialect(Dialect):
             attrs = entitydefs.attributes_of_type(attrs, cast)
             if sub.args is not None:
                 attribute = entitydefs.find_by_key(attrs, sub.args, kind="AttributeMetadata")
-                return service._json({"@odata.context": f"{context}('{logical}')/Attributes/$entity",
-                                      **entitydefs.project(attribute, select, expand)})
+                return service._json(
+                    {
+                        "@odata.context": f"{context}('{logical}')/Attributes/$entity",
+                        **entitydefs.project(attribute, select, expand),
+                    }
+                )
             attrs = entitydefs.filter_definitions(attrs, state.args.get("$filter"), select, expand)
             return service._json({"@odata.context": f"{context}('{logical}')/Attributes", "value": attrs})
         if sub.name == "Keys":
@@ -470,22 +553,29 @@ class DataverseDialect(Dialect):
             items = entitydefs.entity_relationships(service.model, logical, sub.name)
             if sub.args is not None:
                 item = entitydefs.find_by_key(items, sub.args, kind="RelationshipMetadata")
-                return service._json({"@odata.context": f"{context}('{logical}')/{sub.name}/$entity",
-                                      **entitydefs.project(item, select, None)})
+                return service._json(
+                    {
+                        "@odata.context": f"{context}('{logical}')/{sub.name}/$entity",
+                        **entitydefs.project(item, select, None),
+                    }
+                )
             items = entitydefs.filter_definitions(items, state.args.get("$filter"), select)
             return service._json({"@odata.context": f"{context}('{logical}')/{sub.name}", "value": items})
         raise NotFound(f"Resource not found for the segment '{sub.name}'.", "0x8006088a")
 
-    def _relationship_definitions(self, service: "ODataService", segments: list[Segment],
-                                  state: "RequestState") -> Response:
+    def _relationship_definitions(
+        self, service: ODataService, segments: list[Segment], state: RequestState
+    ) -> Response:
         """``RelationshipDefinitions``: every relationship, one by MetadataId or ``(SchemaName='x')``."""
         select = entitydefs.parse_select(state.args.get("$select"))
         context = f"{state.base_url}$metadata#RelationshipDefinitions"
         items = entitydefs.relationships(service.model)
         head, rest = segments[0], segments[1:]
         cast = next((s.name for s in rest if s.name.startswith(NAMESPACE)), None)
-        if cast is not None and cast.rsplit(".", 1)[-1] not in ("RelationshipMetadataBase",
-                                                                "OneToManyRelationshipMetadata"):
+        if cast is not None and cast.rsplit(".", 1)[-1] not in (
+            "RelationshipMetadataBase",
+            "OneToManyRelationshipMetadata",
+        ):
             items = []  # ManyToManyRelationshipMetadata: the sandbox tables have none
         if len(rest) > (1 if cast else 0):
             raise NotFound(f"Resource not found for the segment '{rest[-1].name}'.", "0x8006088a")
@@ -505,12 +595,13 @@ class DataverseDialect(Dialect):
         return service._json({"@odata.context": context + "/$entity", **entitydefs.project(item, select, None)})
 
     # ---- bulk actions -------------------------------------------------------------------------------
-    def generic_bound_action(self, service: "ODataService", entity: EntityType, name: str,
-                             collection: bool) -> Callable[[dict[str, Any], "RequestState"], Response] | None:
+    def generic_bound_action(
+        self, service: ODataService, entity: EntityType, name: str, collection: bool
+    ) -> Callable[[dict[str, Any], RequestState], Response] | None:
         if not collection or name not in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple"):
             return None
 
-        def run(body: dict[str, Any], state: "RequestState") -> Response:
+        def run(body: dict[str, Any], state: RequestState) -> Response:
             targets = body.get("Targets")
             if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
                 raise BadRequest("The parameter 'Targets' must be an array of entity objects.", "0x80048d19")
@@ -519,27 +610,37 @@ class DataverseDialect(Dialect):
             pk = entity.key[0]
             if name == "CreateMultiple":
                 rows = self._create_multiple(service, entity, targets, state)
-                return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.CreateMultipleResponse",
-                                      "Ids": [row[pk] for row in rows]})
+                return service._json(
+                    {
+                        "@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.CreateMultipleResponse",
+                        "Ids": [row[pk] for row in rows],
+                    }
+                )
             if name == "UpsertMultiple":
-                results = [{"RecordCreated": created, "Target": self._typed_ref(entity, row)}
-                           for row, created in self._upsert_multiple(service, entity, targets, state)]
-                return service._json({"@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.UpsertMultipleResponse",
-                                      "Results": results})
+                results = [
+                    {"RecordCreated": created, "Target": self._typed_ref(entity, row)}
+                    for row, created in self._upsert_multiple(service, entity, targets, state)
+                ]
+                return service._json(
+                    {
+                        "@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.UpsertMultipleResponse",
+                        "Results": results,
+                    }
+                )
             for target in targets:
                 self._write_target(service, entity, name, target, state)
             return Response(status=204)
 
         return run
 
-    def _write_target(self, service: "ODataService", entity: EntityType, name: str, target: dict[str, Any],
-                      state: "RequestState") -> tuple[dict[str, Any], bool]:
+    def _write_target(
+        self, service: ODataService, entity: EntityType, name: str, target: dict[str, Any], state: RequestState
+    ) -> tuple[dict[str, Any], bool]:
         """One Target of CreateMultiple, UpdateMultiple or UpsertMultiple written on its own: (row, created)."""
         target, key = self._body_and_key(service, entity, name, target, state)
         if key is None:
             if name == "UpdateMultiple":
-                raise BadRequest(f"Each target of UpdateMultiple needs '{entity.key[0]}' or '@odata.id'.",
-                                 "0x80048d19")
+                raise BadRequest(f"Each target of UpdateMultiple needs '{entity.key[0]}' or '@odata.id'.", "0x80048d19")
             return service.create_row(entity, target, state), True
         existing_row = service.find_row(entity, key, state)
         if existing_row is None:
@@ -549,8 +650,9 @@ class DataverseDialect(Dialect):
         values, _ = service.values_from_body(entity, target, state, creating=False)
         return service.store.update(entity.name, existing_row, values, identity=state.identity, via_api=True), False
 
-    def _body_and_key(self, service: "ODataService", entity: EntityType, name: str, target: dict[str, Any],
-                      state: "RequestState") -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def _body_and_key(
+        self, service: ODataService, entity: EntityType, name: str, target: dict[str, Any], state: RequestState
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """A Target's body (a copy, without ``@odata.type``, which must match, ``@odata.id`` and the key) and
         the key it names (None for a CreateMultiple, or a Target naming none)."""
         pk = entity.key[0]
@@ -568,8 +670,9 @@ class DataverseDialect(Dialect):
             return body, {pk: service.dialect.key_value(entity, entity.properties[pk], body.pop(pk))}
         return body, None
 
-    def _create_multiple(self, service: "ODataService", entity: EntityType, targets: list[dict[str, Any]],
-                         state: "RequestState") -> list[dict[str, Any]]:
+    def _create_multiple(
+        self, service: ODataService, entity: EntityType, targets: list[dict[str, Any]], state: RequestState
+    ) -> list[dict[str, Any]]:
         """The rows of a CreateMultiple: made in bulk when that gives exactly what Target after Target gives
         (else, e.g. to meet the first error, Target after Target)."""
         bodies: list[dict[str, Any]] = []
@@ -585,8 +688,9 @@ class DataverseDialect(Dialect):
             rows = [self._write_target(service, entity, "CreateMultiple", target, state)[0] for target in targets]
         return rows
 
-    def _upsert_multiple(self, service: "ODataService", entity: EntityType, targets: list[dict[str, Any]],
-                         state: "RequestState") -> list[tuple[dict[str, Any], bool]]:
+    def _upsert_multiple(
+        self, service: ODataService, entity: EntityType, targets: list[dict[str, Any]], state: RequestState
+    ) -> list[tuple[dict[str, Any], bool]]:
         """(row, created) for each Target of an UpsertMultiple, in order.
 
         Targets are taken in order as the row-by-row loop takes them, except that a run of Targets that
@@ -637,25 +741,27 @@ class DataverseDialect(Dialect):
         flush()
         return done
 
-    def _key_from_reference(self, service: "ODataService", entity: EntityType, reference: str,
-                            state: "RequestState") -> dict[str, Any]:
+    def _key_from_reference(
+        self, service: ODataService, entity: EntityType, reference: str, state: RequestState
+    ) -> dict[str, Any]:
         text = reference.rsplit("/", 1)[-1]
         if "(" not in text:
             raise BadRequest(f"'{reference}' is not an entity reference.", "0x80048d19")
-        return service.resolve_key(entity, text[text.index("(") + 1:-1], state)
+        return service.resolve_key(entity, text[text.index("(") + 1 : -1], state)
 
     def _typed_ref(self, entity: EntityType, row: dict[str, Any]) -> dict[str, Any]:
         return {"@odata.type": f"#{self.type_label(entity)}", entity.key[0]: row[entity.key[0]]}
 
     # ---- change tracking ----------------------------------------------------------------------------
-    def wants_change_tracking(self, state: "RequestState") -> bool:
+    def wants_change_tracking(self, state: RequestState) -> bool:
         return "odata.track-changes" in state.prefer or "$deltatoken" in state.args
 
-    def change_tracking(self, service: "ODataService", entity: EntityType, state: "RequestState") -> Response:
+    def change_tracking(self, service: ODataService, entity: EntityType, state: RequestState) -> Response:
         for option in ("$filter", "$orderby", "$expand", "$top"):
             if option in state.args:
-                raise BadRequest(f'The "{option}" query parameter isn\'t supported when Change Tracking is enabled.',
-                                 "0x80060888")
+                raise BadRequest(
+                    f'The "{option}" query parameter isn\'t supported when Change Tracking is enabled.', "0x80060888"
+                )
         if not entity.tracked:
             raise BadRequest(f"Change tracking is not enabled for entity '{entity.name}'.", "0x80060888")
         outbox = service.store.outbox
@@ -670,8 +776,10 @@ class DataverseDialect(Dialect):
         body: dict[str, Any]
         if token is None:
             rows = service.store.find(entity.name)
-            body = {"@odata.context": service.context_url(state, entity, options.select),
-                    "value": [self.serialize(entity, r, select) for r in rows]}
+            body = {
+                "@odata.context": service.context_url(state, entity, options.select),
+                "value": [self.serialize(entity, r, select) for r in rows],
+            }
         else:
             try:
                 since = int(urllib.parse.unquote(token).split("!", 1)[0])
@@ -688,18 +796,22 @@ class DataverseDialect(Dialect):
                 if row is not None:
                     values.append(self.serialize(entity, row, select))
                 elif operation == "delete":
-                    values.append({"@odata.context": f"{state.base_url}$metadata#{entity.entity_set}/$deletedEntity",
-                                   "id": key_value, "reason": "deleted"})
+                    values.append(
+                        {
+                            "@odata.context": f"{state.base_url}$metadata#{entity.entity_set}/$deletedEntity",
+                            "id": key_value,
+                            "reason": "deleted",
+                        }
+                    )
             body = {"@odata.context": service.context_url(state, entity, options.select, "/$delta"), "value": values}
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
+        stamp = dt.datetime.now(dt.UTC).strftime("%m/%d/%Y %H:%M:%S")
         args = {k: v for k, v in state.args.items() if k not in ("$deltatoken", "$skiptoken")}
         args["$deltatoken"] = f"{latest}!{stamp}"
-        body["@odata.deltaLink"] = (f"{state.base_url}{entity.entity_set}?"
-                                    f"{query_string(args)}")
+        body["@odata.deltaLink"] = f"{state.base_url}{entity.entity_set}?{query_string(args)}"
         return service._json(body)
 
 
-def _annotation_wanted(state: "RequestState", name: str) -> bool:
+def _annotation_wanted(state: RequestState, name: str) -> bool:
     """Whether ``Prefer: odata.include-annotations`` names ``name`` (``*`` and ``Namespace.*`` match)."""
     requested = state.prefer.get("odata.include-annotations")
     if not requested:
@@ -710,7 +822,7 @@ def _annotation_wanted(state: "RequestState", name: str) -> bool:
     return False
 
 
-def _function_json_parameter(segment: Segment, state: "RequestState", name: str) -> dict[str, Any]:
+def _function_json_parameter(segment: Segment, state: RequestState, name: str) -> dict[str, Any]:
     """A complex function parameter: ``Fn(Query=@p1)`` with ``@p1`` a JSON object in the query string."""
     import json
 
@@ -768,4 +880,3 @@ def _metadata_matches(item: dict[str, Any], criteria: Any) -> bool:
 
 
 __all__ = ["DataverseDialect", "NAMESPACE"]
-

@@ -124,8 +124,9 @@ class FakeService:
         if "missing" in text:
             return error(404, "0x80040217", "Entity 'account' With Id = 42 Does Not Exist")
         if request.method == "GET":
-            return BatchResponse(200, "OK", {"Content-Type": "application/json; odata.metadata=minimal"},
-                                 b'{"value":[]}', None)
+            return BatchResponse(
+                200, "OK", {"Content-Type": "application/json; odata.metadata=minimal"}, b'{"value":[]}', None
+            )
         if request.method == "POST":
             entity_set = request.url.rsplit("/", 1)[-1]
             self.tx.staged.append((entity_set, json.loads(request.body or b"{}")))
@@ -142,8 +143,7 @@ def error(status: int, code: str, message: str) -> BatchResponse:
 
 
 def post(entity_set: str, body: dict, content_id: str | None = None) -> BatchRequest:
-    return BatchRequest("POST", entity_set, {"Content-Type": "application/json"}, json.dumps(body).encode(),
-                        content_id)
+    return BatchRequest("POST", entity_set, {"Content-Type": "application/json"}, json.dumps(body).encode(), content_id)
 
 
 def get(url: str) -> BatchRequest:
@@ -166,11 +166,14 @@ def test_parse_reference_example_gives_change_set_then_get() -> None:
     assert (single.method, single.url, single.body, single.content_id) == ("GET", "accounts?$select=name", b"", None)
 
 
-@pytest.mark.parametrize("content_type", [
-    'multipart/mixed; boundary="batch_A"',
-    "Multipart/Mixed ;  boundary=batch_A ; charset=utf-8",
-    'multipart/mixed;charset=utf-8;boundary="batch_A"',
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        'multipart/mixed; boundary="batch_A"',
+        "Multipart/Mixed ;  boundary=batch_A ; charset=utf-8",
+        'multipart/mixed;charset=utf-8;boundary="batch_A"',
+    ],
+)
 def test_parse_accepts_quoted_boundary_and_varied_spacing(content_type: str) -> None:
     """The outer boundary is found whether quoted or not, whatever the spacing and parameter order."""
     items = parse_batch(crlf(REFERENCE_EXAMPLE), content_type, DATAVERSE_BATCH)
@@ -202,9 +205,14 @@ Content-Type: application/json
 def test_parse_keeps_body_bytes_exactly() -> None:
     """Body bytes (bare LF, CRLF, non-UTF-8 bytes, a trailing newline) reach the request untouched."""
     payload = b'{"a":\n"x\r\ny"}\xff\xfe\r\n'
-    body = (crlf("--b\nContent-Type: application/http\nContent-Transfer-Encoding: binary\n\n"
-                 "PATCH accounts(1) HTTP/1.1\nContent-Type: application/json\n\n")
-            + payload + crlf("\n--b--\n"))
+    body = (
+        crlf(
+            "--b\nContent-Type: application/http\nContent-Transfer-Encoding: binary\n\n"
+            "PATCH accounts(1) HTTP/1.1\nContent-Type: application/json\n\n"
+        )
+        + payload
+        + crlf("\n--b--\n")
+    )
     [request] = parse_batch(body, "multipart/mixed;boundary=b", DATAVERSE_BATCH)
     assert isinstance(request, BatchRequest) and request.body == payload
 
@@ -218,8 +226,10 @@ def test_parse_content_length_trims_body() -> None:
 
 def test_parse_get_without_blank_line_after_headers_has_empty_body() -> None:
     """A GET part that ends right after its headers parses with an empty body; preamble/epilogue are ignored."""
-    body = crlf("preamble text\n--b\nContent-Type: application/http\n\nGET accounts(1) HTTP/1.1\n"
-                "Accept: application/json\n--b--\nepilogue")
+    body = crlf(
+        "preamble text\n--b\nContent-Type: application/http\n\nGET accounts(1) HTTP/1.1\n"
+        "Accept: application/json\n--b--\nepilogue"
+    )
     [request] = parse_batch(body, "multipart/mixed;boundary=b", DATAVERSE_BATCH)
     assert isinstance(request, BatchRequest)
     assert (request.method, request.url, request.body) == ("GET", "accounts(1)", b"")
@@ -247,12 +257,15 @@ def test_parse_lf_only_body_when_dialect_allows_parses() -> None:
     assert isinstance(items[1], BatchRequest) and items[1].method == "GET"
 
 
-@pytest.mark.parametrize("content_type, message", [
-    ("multipart/mixed", "no boundary"),
-    ("multipart/mixed; boundary=", "no boundary"),
-    ("application/json", "multipart/mixed"),
-    ("", "multipart/mixed"),
-])
+@pytest.mark.parametrize(
+    "content_type, message",
+    [
+        ("multipart/mixed", "no boundary"),
+        ("multipart/mixed; boundary=", "no boundary"),
+        ("application/json", "multipart/mixed"),
+        ("", "multipart/mixed"),
+    ],
+)
 def test_parse_without_usable_boundary_raises(content_type: str, message: str) -> None:
     """A Content-Type that is not multipart/mixed or lacks the boundary is a 400 with a clear message."""
     with pytest.raises(BadRequest, match=message) as caught:
@@ -260,24 +273,31 @@ def test_parse_without_usable_boundary_raises(content_type: str, message: str) -
     assert caught.value.code == MALFORMED_CODE
 
 
-@pytest.mark.parametrize("body, message", [
-    ("", "no part"),
-    ("just text\n", "no part"),
-    ("--b--\n", "no part"),
-    ("--b\nContent-Type: application/http\n\nGET accounts HTTP/1.1\n", "closing delimiter"),
-    ("--b\n\n--b--", "empty"),
-    ("--b\nContent-Type: application/http\n\n\n--b--", "no HTTP request"),
-    ("--b\nContent-Type: application/http\nGET accounts HTTP/1.1\n\n--b--", "Malformed header line"),
-    ("--b\nContent-Type: application/json\n\nGET accounts HTTP/1.1\n\n--b--", "expected application/http"),
-    ("--b\nContent-Type: application/http\nContent-Transfer-Encoding: base64\n\nR0VU\n--b--", "base64"),
-    ("--b\nContent-Type: application/http\n\nGET accounts HTTP/1.1\nno colon here\n\n--b--", "Malformed header"),
-    ("--b\nContent-Type: application/http\n\nPOST accounts HTTP/1.1\nContent-Length: x\n\n{}\n--b--",
-     "Content-Length"),
-    ("--b\nContent-Type: application/http\n\nPOST accounts HTTP/1.1\nContent-Length: 99\n\n{}\n--b--",
-     "Content-Length 99"),
-    ("--b\nContent-Type: multipart/mixed\n\n--cs\n\n--cs--\n--b--", "no boundary"),
-    ("--b\nContent-Type: multipart/mixed; boundary=cs\n\n--cs--\n--b--", "no part"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("", "no part"),
+        ("just text\n", "no part"),
+        ("--b--\n", "no part"),
+        ("--b\nContent-Type: application/http\n\nGET accounts HTTP/1.1\n", "closing delimiter"),
+        ("--b\n\n--b--", "empty"),
+        ("--b\nContent-Type: application/http\n\n\n--b--", "no HTTP request"),
+        ("--b\nContent-Type: application/http\nGET accounts HTTP/1.1\n\n--b--", "Malformed header line"),
+        ("--b\nContent-Type: application/json\n\nGET accounts HTTP/1.1\n\n--b--", "expected application/http"),
+        ("--b\nContent-Type: application/http\nContent-Transfer-Encoding: base64\n\nR0VU\n--b--", "base64"),
+        ("--b\nContent-Type: application/http\n\nGET accounts HTTP/1.1\nno colon here\n\n--b--", "Malformed header"),
+        (
+            "--b\nContent-Type: application/http\n\nPOST accounts HTTP/1.1\nContent-Length: x\n\n{}\n--b--",
+            "Content-Length",
+        ),
+        (
+            "--b\nContent-Type: application/http\n\nPOST accounts HTTP/1.1\nContent-Length: 99\n\n{}\n--b--",
+            "Content-Length 99",
+        ),
+        ("--b\nContent-Type: multipart/mixed\n\n--cs\n\n--cs--\n--b--", "no boundary"),
+        ("--b\nContent-Type: multipart/mixed; boundary=cs\n\n--cs--\n--b--", "no part"),
+    ],
+)
 def test_parse_malformed_multipart_raises_bad_request(body: str, message: str) -> None:
     """Missing parts, a missing closing delimiter, bad MIME or inner headers all raise BadRequest 0x80048d19."""
     with pytest.raises(BadRequest, match=message) as caught:
@@ -285,14 +305,17 @@ def test_parse_malformed_multipart_raises_bad_request(body: str, message: str) -
     assert caught.value.code == MALFORMED_CODE
 
 
-@pytest.mark.parametrize("request_line, message", [
-    ("POST", "malformed request line"),
-    ("POST accounts", "malformed request line"),
-    ("POST accounts HTTP/1.1 extra", "malformed request line"),
-    ("FETCH accounts HTTP/1.1", "HTTP method 'FETCH'"),
-    ("POST accounts HTTP/2", "unsupported HTTP version"),
-    ("POST accounts HTTPS/1.1", "unsupported HTTP version"),
-])
+@pytest.mark.parametrize(
+    "request_line, message",
+    [
+        ("POST", "malformed request line"),
+        ("POST accounts", "malformed request line"),
+        ("POST accounts HTTP/1.1 extra", "malformed request line"),
+        ("FETCH accounts HTTP/1.1", "HTTP method 'FETCH'"),
+        ("POST accounts HTTP/2", "unsupported HTTP version"),
+        ("POST accounts HTTPS/1.1", "unsupported HTTP version"),
+    ],
+)
 def test_parse_bad_request_line_raises(request_line: str, message: str) -> None:
     """A request line that is not 'METHOD URL HTTP/1.1' with a known method is a 400."""
     body = crlf(f"--b\nContent-Type: application/http\n\n{request_line}\n\n--b--")
@@ -309,16 +332,20 @@ def test_parse_lowercase_method_is_normalized() -> None:
 
 def test_parse_get_inside_change_set_raises() -> None:
     """A change set may hold writes only; a GET inside it makes the whole batch a 400."""
-    body = crlf("--b\nContent-Type: multipart/mixed;boundary=cs\n\n--cs\nContent-Type: application/http\n\n"
-                "GET accounts HTTP/1.1\n\n--cs--\n--b--")
+    body = crlf(
+        "--b\nContent-Type: multipart/mixed;boundary=cs\n\n--cs\nContent-Type: application/http\n\n"
+        "GET accounts HTTP/1.1\n\n--cs--\n--b--"
+    )
     with pytest.raises(BadRequest, match="change set may only contain"):
         parse_batch(body, "multipart/mixed;boundary=b", DATAVERSE_BATCH)
 
 
 def test_parse_nested_change_set_raises() -> None:
     """A multipart part inside a change set (nesting) is refused."""
-    body = crlf("--b\nContent-Type: multipart/mixed;boundary=cs\n\n--cs\nContent-Type: multipart/mixed;boundary=x\n\n"
-                "--x\nContent-Type: application/http\n\nPOST accounts HTTP/1.1\n\n{}\n--x--\n--cs--\n--b--")
+    body = crlf(
+        "--b\nContent-Type: multipart/mixed;boundary=cs\n\n--cs\nContent-Type: multipart/mixed;boundary=x\n\n"
+        "--x\nContent-Type: application/http\n\nPOST accounts HTTP/1.1\n\n{}\n--x--\n--cs--\n--b--"
+    )
     with pytest.raises(BadRequest, match="cannot be nested"):
         parse_batch(body, "multipart/mixed;boundary=b", DATAVERSE_BATCH)
 
@@ -335,8 +362,9 @@ def test_parse_more_than_max_requests_raises_and_exactly_max_parses() -> None:
     dialect = replace(DATAVERSE_BATCH, max_requests=3)
     at_limit, content_type = build_batch_request([get("accounts"), ChangeSet([post("a", {}), post("b", {})])])
     assert len(parse_batch(at_limit, content_type, dialect)) == 2
-    over, content_type = build_batch_request([get("accounts"), ChangeSet([post("a", {}), post("b", {})]),
-                                              get("contacts")])
+    over, content_type = build_batch_request(
+        [get("accounts"), ChangeSet([post("a", {}), post("b", {})]), get("contacts")]
+    )
     with pytest.raises(BadRequest, match="maximum number of requests in a batch is 3"):
         parse_batch(over, content_type, dialect)
 
@@ -361,7 +389,7 @@ def test_parse_garbage_and_truncations_raise_only_bad_request() -> None:
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
-def fixed_guids() -> "Iterator[str]":
+def fixed_guids() -> Iterator[str]:
     n = 0
     while True:
         n += 1
@@ -372,10 +400,16 @@ def test_render_lays_out_parts_exactly_like_dataverse() -> None:
     """Change sets nest under changesetresponse_<guid>, each part has MIME headers, Content-ID, a status
     line, headers, a blank line and the body, with CRLF endings and closing delimiters."""
     guids = fixed_guids()
-    created = BatchResponse(204, "No Content", {"OData-Version": "4.0", "Location": f"{ORG}{ROOT}tasks(1)",
-                                                "OData-EntityId": f"{ORG}{ROOT}tasks(1)"}, b"", "1")
-    listing = BatchResponse(200, "", {"Content-Type": "application/json; odata.metadata=minimal"},
-                            b'{"value":[]}', None)
+    created = BatchResponse(
+        204,
+        "No Content",
+        {"OData-Version": "4.0", "Location": f"{ORG}{ROOT}tasks(1)", "OData-EntityId": f"{ORG}{ROOT}tasks(1)"},
+        b"",
+        "1",
+    )
+    listing = BatchResponse(
+        200, "", {"Content-Type": "application/json; odata.metadata=minimal"}, b'{"value":[]}', None
+    )
     body, content_type = render_batch([[created], listing], new_guid=lambda: next(guids))
     batch = "batchresponse_00000001-aaaa-bbbb-cccc-dddddddddddd"
     changeset = "changesetresponse_00000002-aaaa-bbbb-cccc-dddddddddddd"
@@ -404,14 +438,17 @@ def test_render_lays_out_parts_exactly_like_dataverse() -> None:
         "Content-Type: application/json; odata.metadata=minimal\n"
         "\n"
         '{"value":[]}\n'
-        f"--{batch}--\n")
+        f"--{batch}--\n"
+    )
 
 
 def test_render_then_parse_response_round_trips() -> None:
     """parse_batch_response reads back exactly what render_batch wrote, binary bodies included."""
     items = [
-        [BatchResponse(204, "No Content", {"OData-EntityId": f"{ORG}{ROOT}accounts(1)"}, b"", "1"),
-         BatchResponse(201, "Created", {"Content-Type": "application/json"}, b'{"a":"\xc3\xa9\n"}\r\n', "2")],
+        [
+            BatchResponse(204, "No Content", {"OData-EntityId": f"{ORG}{ROOT}accounts(1)"}, b"", "1"),
+            BatchResponse(201, "Created", {"Content-Type": "application/json"}, b'{"a":"\xc3\xa9\n"}\r\n', "2"),
+        ],
         BatchResponse(404, "Not Found", {"Content-Type": "application/json"}, b'{"error":{}}', None),
         BatchResponse(599, "", {}, b"\x00\xff", "x"),
     ]
@@ -424,9 +461,15 @@ def test_build_request_then_parse_batch_round_trips() -> None:
     """parse_batch reads back exactly what build_batch_request wrote."""
     items: list[BatchRequest | ChangeSet] = [
         get("accounts?$top=1"),
-        ChangeSet([post("accounts", {"name": "A"}, "1"),
-                   BatchRequest("PATCH", "$1", {"Content-Type": "application/json", "If-Match": "*"},
-                                b'{"name":"B"}', "2")], "changeset_x"),
+        ChangeSet(
+            [
+                post("accounts", {"name": "A"}, "1"),
+                BatchRequest(
+                    "PATCH", "$1", {"Content-Type": "application/json", "If-Match": "*"}, b'{"name":"B"}', "2"
+                ),
+            ],
+            "changeset_x",
+        ),
         BatchRequest("DELETE", f"{ORG}{ROOT}accounts(9)", {}, b"", "d"),
     ]
     body, content_type = build_batch_request(items, "batch_round")
@@ -441,32 +484,48 @@ def test_render_unknown_reason_uses_standard_phrase() -> None:
 
 
 # ---- URLs and helpers --------------------------------------------------------------------------------
-@pytest.mark.parametrize("url, expected", [
-    (f"{ORG}/api/data/v9.2/accounts(1)?$select=name", "/api/data/v9.2/accounts(1)?$select=name"),
-    ("http://localhost:5000/data/CustomersV3", "/data/CustomersV3"),
-    ("/api/data/v9.0/accounts", "/api/data/v9.0/accounts"),
-    ("accounts(1)/name", "/api/data/v9.2/accounts(1)/name"),
-    ("accounts#frag", "/api/data/v9.2/accounts"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (f"{ORG}/api/data/v9.2/accounts(1)?$select=name", "/api/data/v9.2/accounts(1)?$select=name"),
+        ("http://localhost:5000/data/CustomersV3", "/data/CustomersV3"),
+        ("/api/data/v9.0/accounts", "/api/data/v9.0/accounts"),
+        ("accounts(1)/name", "/api/data/v9.2/accounts(1)/name"),
+        ("accounts#frag", "/api/data/v9.2/accounts"),
+    ],
+)
 def test_normalize_url_gives_rooted_path_and_query(url: str, expected: str) -> None:
     """Absolute, rooted and relative part URLs all become a rooted path plus query."""
     assert normalize_url(url, ROOT) == expected
 
 
-@pytest.mark.parametrize("prefer, expected", [
-    (None, False), ("", False), ("return=representation", False),
-    ("odata.continue-on-error", True), ("return=representation, odata.continue-on-error", True),
-    ("odata.continue-on-error=true", True), ("odata.continue-on-error=false", False),
-    ("continue-on-error", True),
-])
+@pytest.mark.parametrize(
+    "prefer, expected",
+    [
+        (None, False),
+        ("", False),
+        ("return=representation", False),
+        ("odata.continue-on-error", True),
+        ("return=representation, odata.continue-on-error", True),
+        ("odata.continue-on-error=true", True),
+        ("odata.continue-on-error=false", False),
+        ("continue-on-error", True),
+    ],
+)
 def test_wants_continue_on_error_reads_prefer_header(prefer: str | None, expected: bool) -> None:
     """The Prefer header asks for continue-on-error when it names the preference (bare or =true)."""
     assert wants_continue_on_error(prefer) is expected
 
 
 # ---- execution with fakes ----------------------------------------------------------------------------
-def run(items: list[BatchRequest | ChangeSet], dialect: BatchDialect = DATAVERSE_BATCH, *,
-        continue_on_error: bool = False, tx: FakeTransaction | None = None, **service_kwargs):
+def run(
+    items: list[BatchRequest | ChangeSet],
+    dialect: BatchDialect = DATAVERSE_BATCH,
+    *,
+    continue_on_error: bool = False,
+    tx: FakeTransaction | None = None,
+    **service_kwargs,
+):
     tx = tx or FakeTransaction()
     service = FakeService(tx, **service_kwargs)
     status, responses = execute_batch(items, service, tx, dialect, continue_on_error)
@@ -475,8 +534,9 @@ def run(items: list[BatchRequest | ChangeSet], dialect: BatchDialect = DATAVERSE
 
 def test_successful_change_set_commits_once_and_echoes_content_ids() -> None:
     """A change set runs in one transaction that commits; its answer is a list with each Content-ID."""
-    status, responses, service, tx = run([ChangeSet([post("accounts", {"name": "A"}, "1"),
-                                                     post("contacts", {"lastname": "B"}, "2")])])
+    status, responses, service, tx = run(
+        [ChangeSet([post("accounts", {"name": "A"}, "1"), post("contacts", {"lastname": "B"}, "2")])]
+    )
     assert status == 200
     assert tx.events == ["begin", "commit"]
     assert [entity for entity, _ in tx.committed] == ["accounts", "contacts"]
@@ -488,38 +548,58 @@ def test_successful_change_set_commits_once_and_echoes_content_ids() -> None:
 def test_every_url_reaches_dispatch_as_rooted_path() -> None:
     """Absolute, relative and rooted part URLs are normalized before dispatch."""
     _, _, service, _ = run([get(f"{ORG}{ROOT}accounts?$top=2"), get("contacts(1)"), get("/api/data/v9.1/leads")])
-    assert [r.url for r in service.seen] == ["/api/data/v9.2/accounts?$top=2", "/api/data/v9.2/contacts(1)",
-                                             "/api/data/v9.1/leads"]
+    assert [r.url for r in service.seen] == [
+        "/api/data/v9.2/accounts?$top=2",
+        "/api/data/v9.2/contacts(1)",
+        "/api/data/v9.1/leads",
+    ]
 
 
 def test_content_id_reference_at_start_of_url_is_replaced() -> None:
     """`$1/lastname` and `$1` become the URL of the entity part 1 created (from OData-EntityId)."""
-    changeset = ChangeSet([
-        post("contacts", {"firstname": "Ann"}, "1"),
-        BatchRequest("PUT", "$1/lastname", {"Content-Type": "application/json"}, b'{"value":"Lee"}', "2"),
-        BatchRequest("PATCH", "$1", {"Content-Type": "application/json"}, b'{"jobtitle":"CEO"}', "3"),
-        BatchRequest("PATCH", f"{ORG}{ROOT}$1?x=1", {}, b"{}", "4"),
-    ])
+    changeset = ChangeSet(
+        [
+            post("contacts", {"firstname": "Ann"}, "1"),
+            BatchRequest("PUT", "$1/lastname", {"Content-Type": "application/json"}, b'{"value":"Lee"}', "2"),
+            BatchRequest("PATCH", "$1", {"Content-Type": "application/json"}, b'{"jobtitle":"CEO"}', "3"),
+            BatchRequest("PATCH", f"{ORG}{ROOT}$1?x=1", {}, b"{}", "4"),
+        ]
+    )
     status, _, service, _ = run([changeset])
     assert status == 200
-    assert [r.url for r in service.seen[1:]] == ["/api/data/v9.2/contacts(1)/lastname",
-                                                 "/api/data/v9.2/contacts(1)", "/api/data/v9.2/contacts(1)?x=1"]
+    assert [r.url for r in service.seen[1:]] == [
+        "/api/data/v9.2/contacts(1)/lastname",
+        "/api/data/v9.2/contacts(1)",
+        "/api/data/v9.2/contacts(1)?x=1",
+    ]
 
 
 def test_content_id_reference_in_json_body_is_replaced() -> None:
     """A JSON string value equal to `$n` (a bind, or nested `{"@odata.id":"$2"}`) becomes part n's entity path."""
-    changeset = ChangeSet([
-        post("quotes", {"name": "Q-100"}, "1"),
-        post("accounts", {"name": "A"}, "2"),
-        BatchRequest("POST", "quotedetails", {"Content-Type": "application/json", "Content-Length": "99"},
-                     json.dumps({"quoteid@odata.bind": "$1", "links": [{"@odata.id": "$2"}],
-                                 "note": "$100 off", "unrelated": "$3"}).encode(), "3"),
-    ])
+    changeset = ChangeSet(
+        [
+            post("quotes", {"name": "Q-100"}, "1"),
+            post("accounts", {"name": "A"}, "2"),
+            BatchRequest(
+                "POST",
+                "quotedetails",
+                {"Content-Type": "application/json", "Content-Length": "99"},
+                json.dumps(
+                    {"quoteid@odata.bind": "$1", "links": [{"@odata.id": "$2"}], "note": "$100 off", "unrelated": "$3"}
+                ).encode(),
+                "3",
+            ),
+        ]
+    )
     status, _, service, _ = run([changeset])
     assert status == 200
     sent = service.seen[2]
-    assert json.loads(sent.body) == {"quoteid@odata.bind": "/quotes(1)", "links": [{"@odata.id": "/accounts(2)"}],
-                                     "note": "$100 off", "unrelated": "$3"}
+    assert json.loads(sent.body) == {
+        "quoteid@odata.bind": "/quotes(1)",
+        "links": [{"@odata.id": "/accounts(2)"}],
+        "note": "$100 off",
+        "unrelated": "$3",
+    }
     assert header(sent.headers, "Content-Length") == str(len(sent.body))
 
 
@@ -542,16 +622,18 @@ def test_undefined_content_id_reference_fails_the_change_set() -> None:
 
 def test_references_do_not_leak_between_change_sets() -> None:
     """Content-IDs are scoped to their change set: a later change set cannot use `$1` of an earlier one."""
-    status, responses, _, _ = run([ChangeSet([post("contacts", {}, "1")]),
-                                   ChangeSet([BatchRequest("PATCH", "$1", {}, b"{}", "2")])])
+    status, responses, _, _ = run(
+        [ChangeSet([post("contacts", {}, "1")]), ChangeSet([BatchRequest("PATCH", "$1", {}, b"{}", "2")])]
+    )
     assert status == 400 and isinstance(responses[1], BatchResponse)
 
 
 def test_failed_change_set_rolls_back_and_reports_one_failing_part() -> None:
     """When a member fails, nothing of the change set commits and one response (the failing part's, with its
     Content-ID and real status under Dataverse) stands for the change set; later members never run."""
-    changeset = ChangeSet([post("accounts", {"name": "A"}, "1"), post("contacts", {"fail": True}, "2"),
-                           post("leads", {}, "3")])
+    changeset = ChangeSet(
+        [post("accounts", {"name": "A"}, "1"), post("contacts", {"fail": True}, "2"), post("leads", {}, "3")]
+    )
     status, responses, service, tx = run([changeset])
     assert tx.events == ["begin", "rollback"] and tx.committed == []
     assert len(service.seen) == 2
@@ -565,8 +647,7 @@ def test_failed_change_set_rolls_back_and_reports_one_failing_part() -> None:
 def test_fno_failed_change_set_is_500_part_with_outer_200_and_processing_continues() -> None:
     """F&O reports a failed change set as one 500 part, keeps going, and answers 200 overall."""
     items: list[BatchRequest | ChangeSet] = [
-        ChangeSet([post("CustomerGroups", {"CustomerGroupId": "10"}, "1"),
-                   post("CustomersV3", {"fail": True}, "2")]),
+        ChangeSet([post("CustomerGroups", {"CustomerGroupId": "10"}, "1"), post("CustomersV3", {"fail": True}, "2")]),
         get("CustomersV3"),
         ChangeSet([post("CustomerGroups", {"CustomerGroupId": "20"}, "3")]),
     ]
@@ -610,8 +691,12 @@ def test_dataverse_failed_change_set_stops_the_batch() -> None:
 
 def test_dataverse_continue_on_error_runs_everything_with_outer_200() -> None:
     """With Prefer: odata.continue-on-error every request runs and the outer status stays 200."""
-    items = [post("accounts", {}), get("accounts(missing)"), ChangeSet([post("x", {"fail": 1}, "1")]),
-             post("contacts", {})]
+    items = [
+        post("accounts", {}),
+        get("accounts(missing)"),
+        ChangeSet([post("x", {"fail": 1}, "1")]),
+        post("contacts", {}),
+    ]
     status, responses, service, _ = run(items, continue_on_error=True)
     assert status == 200
     assert [r.status for r in responses if isinstance(r, BatchResponse)] == [204, 404, 400, 204]
@@ -631,8 +716,9 @@ def test_dispatch_raising_sandbox_error_becomes_error_part() -> None:
     status, responses, _, _ = run([post("accounts", {"raise-conflict": 1})])
     [answer] = responses
     assert status == 409 and isinstance(answer, BatchResponse) and answer.status == 409
-    assert json.loads(answer.body) == {"error": {"code": "0x80040237",
-                                                 "message": "A record with matching key values already exists."}}
+    assert json.loads(answer.body) == {
+        "error": {"code": "0x80040237", "message": "A record with matching key values already exists."}
+    }
 
 
 def test_dispatch_raising_unexpected_exception_becomes_500_part() -> None:
@@ -649,11 +735,22 @@ def test_custom_error_response_renders_raised_errors() -> None:
     tx = FakeTransaction()
 
     def fno_error(exc: SandboxError) -> BatchResponse:
-        return BatchResponse(exc.status, "", {}, json.dumps({"error": {"code": "", "message": exc.message,
-                                                                      "innererror": {}}}).encode(), None)
+        return BatchResponse(
+            exc.status,
+            "",
+            {},
+            json.dumps({"error": {"code": "", "message": exc.message, "innererror": {}}}).encode(),
+            None,
+        )
 
-    _, responses = execute_batch([post("CustomersV3", {"raise-conflict": 1}, "5")], FakeService(tx), tx,
-                                 FNO_BATCH, False, error_response=fno_error)
+    _, responses = execute_batch(
+        [post("CustomersV3", {"raise-conflict": 1}, "5")],
+        FakeService(tx),
+        tx,
+        FNO_BATCH,
+        False,
+        error_response=fno_error,
+    )
     [answer] = responses
     assert isinstance(answer, BatchResponse) and answer.content_id == "5"
     assert "innererror" in json.loads(answer.body)["error"]
@@ -696,8 +793,9 @@ def test_full_round_trip_parse_execute_render() -> None:
 @pytest.fixture()
 def database() -> Iterator[tuple[Database, sa.Table]]:
     metadata = sa.MetaData()
-    table = sa.Table("items", metadata, sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("name", sa.String, nullable=False))
+    table = sa.Table(
+        "items", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String, nullable=False)
+    )
     db = Database("sqlite://", [metadata])
     db.create_all()
     yield db, table
@@ -730,8 +828,13 @@ def test_real_database_failed_change_set_leaves_no_rows(database: tuple[Database
     db, table = database
     depths: list[bool] = []
     items: list[BatchRequest | ChangeSet] = [
-        ChangeSet([post("items", {"name": "a1"}, "1"), post("items", {"name": "a2"}, "2"),
-                   post("items", {"name": "bad"}, "3")]),
+        ChangeSet(
+            [
+                post("items", {"name": "a1"}, "1"),
+                post("items", {"name": "a2"}, "2"),
+                post("items", {"name": "bad"}, "3"),
+            ]
+        ),
         ChangeSet([post("items", {"name": "b1"}, "1"), post("items", {"name": "b2"}, "2")]),
         post("items", {"name": "c1"}),
         post("items", {"name": "bad"}),
@@ -754,11 +857,13 @@ def test_real_database_before_commit_failure_rolls_back_change_set(database: tup
     def dispatch(request: BatchRequest) -> BatchResponse:
         def hook() -> None:
             raise BadRequest("sync refused", "0x80040265")
+
         db.before_commit(hook)
         return inner(request)
 
-    status, responses = execute_batch([ChangeSet([post("items", {"name": "x"}, "1")])], dispatch, db.transaction,
-                                      DATAVERSE_BATCH, False)
+    status, responses = execute_batch(
+        [ChangeSet([post("items", {"name": "x"}, "1")])], dispatch, db.transaction, DATAVERSE_BATCH, False
+    )
     [answer] = responses
     assert status == 400 and isinstance(answer, BatchResponse)
     assert json.loads(answer.body)["error"]["message"] == "sync refused"

@@ -9,8 +9,19 @@ import pytest
 
 from sandbox.odata.actions import ActionSpec
 from sandbox.odata.csdl import render_csdl
-from sandbox.odata.model import (BOOLEAN, DECIMAL, GUID, INT32, INT64, STRING, EntityType, EnumType, Model,
-                                 NavigationProperty, Property)
+from sandbox.odata.model import (
+    BOOLEAN,
+    DECIMAL,
+    GUID,
+    INT32,
+    INT64,
+    STRING,
+    EntityType,
+    EnumType,
+    Model,
+    NavigationProperty,
+    Property,
+)
 
 EDMX = "{http://docs.oasis-open.org/odata/ns/edmx}"
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
@@ -28,7 +39,10 @@ def dataverse_model() -> Model:
     customer_type = EnumType("account_customertypecode", {"Customer": 3, "Prospect": 8})
     state = EnumType("account_statecode", {"Active": 0, "Inactive": 1})
     account = EntityType(
-        name="account", entity_set="accounts", key=("accountid",), primary_name="name",
+        name="account",
+        entity_set="accounts",
+        key=("accountid",),
+        primary_name="name",
         alternate_keys=[("accountnumber",)],
         properties={
             "accountid": Property("accountid", GUID, nullable=False),
@@ -41,17 +55,30 @@ def dataverse_model() -> Model:
             "_primarycontactid_value": Property("_primarycontactid_value", GUID, lookup="primarycontactid"),
         },
         navigations={
-            "primarycontactid": NavigationProperty("primarycontactid", "contact", many=False,
-                                                   pairs=[("_primarycontactid_value", "contactid")],
-                                                   owns_fk=True, partner="account_primary_contact"),
+            "primarycontactid": NavigationProperty(
+                "primarycontactid",
+                "contact",
+                many=False,
+                pairs=[("_primarycontactid_value", "contactid")],
+                owns_fk=True,
+                partner="account_primary_contact",
+            ),
             "contact_customer_accounts": NavigationProperty(
-                "contact_customer_accounts", "contact", many=True,
+                "contact_customer_accounts",
+                "contact",
+                many=True,
                 pairs=[("accountid", "_parentcustomerid_value")],
-                target_condition={"_parentcustomerid_type": "account"}, partner="parentcustomerid_account"),
+                target_condition={"_parentcustomerid_type": "account"},
+                partner="parentcustomerid_account",
+            ),
         },
     )
     contact = EntityType(
-        name="contact", entity_set="contacts", key=("contactid",), primary_name="fullname", tracked=False,
+        name="contact",
+        entity_set="contacts",
+        key=("contactid",),
+        primary_name="fullname",
+        tracked=False,
         properties={
             "contactid": Property("contactid", GUID, nullable=False),
             "fullname": Property("fullname", STRING, max_length=160),
@@ -61,16 +88,29 @@ def dataverse_model() -> Model:
         },
         navigations={
             "parentcustomerid_account": NavigationProperty(
-                "parentcustomerid_account", "account", many=False,
-                pairs=[("_parentcustomerid_value", "accountid")], owns_fk=True,
-                local_condition={"_parentcustomerid_type": "account"}, partner="contact_customer_accounts"),
+                "parentcustomerid_account",
+                "account",
+                many=False,
+                pairs=[("_parentcustomerid_value", "accountid")],
+                owns_fk=True,
+                local_condition={"_parentcustomerid_type": "account"},
+                partner="contact_customer_accounts",
+            ),
             "parentcustomerid_contact": NavigationProperty(
-                "parentcustomerid_contact", "contact", many=False,
-                pairs=[("_parentcustomerid_value", "contactid")], owns_fk=True,
-                local_condition={"_parentcustomerid_type": "contact"}),
+                "parentcustomerid_contact",
+                "contact",
+                many=False,
+                pairs=[("_parentcustomerid_value", "contactid")],
+                owns_fk=True,
+                local_condition={"_parentcustomerid_type": "contact"},
+            ),
             "account_primary_contact": NavigationProperty(
-                "account_primary_contact", "account", many=True,
-                pairs=[("contactid", "_primarycontactid_value")], partner="primarycontactid"),
+                "account_primary_contact",
+                "account",
+                many=True,
+                pairs=[("contactid", "_primarycontactid_value")],
+                partner="primarycontactid",
+            ),
         },
     )
     model = Model(CRM, [account, contact])
@@ -82,18 +122,22 @@ def dataverse_actions() -> list[ActionSpec]:
     """An unbound action, an entity-bound action, a collection-bound action and an unbound function."""
     return [
         ActionSpec("WinOpportunity", _noop, parameters={"Status": "Edm.Int32", "OpportunityClose": "account"}),
-        ActionSpec("AddNote", _noop, bound_to="account", parameters={"NoteText": "Edm.String"},
-                   returns="account"),
-        ActionSpec("CreateMultiple", _noop, bound_to="account", collection_bound=True,
-                   parameters={"Targets": "Collection(mscrm.crmbaseentity)"}, returns="Collection(Edm.Guid)"),
+        ActionSpec("AddNote", _noop, bound_to="account", parameters={"NoteText": "Edm.String"}, returns="account"),
+        ActionSpec(
+            "CreateMultiple",
+            _noop,
+            bound_to="account",
+            collection_bound=True,
+            parameters={"Targets": "Collection(mscrm.crmbaseentity)"},
+            returns="Collection(Edm.Guid)",
+        ),
         ActionSpec("WhoAmI", _noop, is_function=True, returns="Edm.String"),
     ]
 
 
 def fno_model() -> Model:
     """CustomerV3 / SalesOrderHeaderV2 with dataAreaId compound keys, an enum, a many-nav and an alias."""
-    sales_status = EnumType("SalesStatus", {"None": 0, "Backorder": 1, "Delivered": 2, "Invoiced": 3,
-                                            "Canceled": 4})
+    sales_status = EnumType("SalesStatus", {"None": 0, "Backorder": 1, "Delivered": 2, "Invoiced": 3, "Canceled": 4})
     no_yes = EnumType("NoYes", {"No": 0, "Yes": 1})
     customer_props = {
         "dataAreaId": Property("dataAreaId", STRING, nullable=False, max_length=4),
@@ -104,15 +148,25 @@ def fno_model() -> Model:
         "InternalNote": Property("InternalNote", STRING, hidden=True),
     }
     customer = EntityType(
-        name="CustomerV3", entity_set="CustomersV3", key=("dataAreaId", "CustomerAccount"),
-        company_property="dataAreaId", properties=customer_props,
-        navigations={"SalesOrderHeaders": NavigationProperty(
-            "SalesOrderHeaders", "SalesOrderHeaderV2", many=True,
-            pairs=[("dataAreaId", "dataAreaId"), ("CustomerAccount", "OrderingCustomerAccountNumber")],
-            partner="Customer")},
+        name="CustomerV3",
+        entity_set="CustomersV3",
+        key=("dataAreaId", "CustomerAccount"),
+        company_property="dataAreaId",
+        properties=customer_props,
+        navigations={
+            "SalesOrderHeaders": NavigationProperty(
+                "SalesOrderHeaders",
+                "SalesOrderHeaderV2",
+                many=True,
+                pairs=[("dataAreaId", "dataAreaId"), ("CustomerAccount", "OrderingCustomerAccountNumber")],
+                partner="Customer",
+            )
+        },
     )
     order = EntityType(
-        name="SalesOrderHeaderV2", entity_set="SalesOrderHeadersV2", key=("dataAreaId", "SalesOrderNumber"),
+        name="SalesOrderHeaderV2",
+        entity_set="SalesOrderHeadersV2",
+        key=("dataAreaId", "SalesOrderNumber"),
         company_property="dataAreaId",
         properties={
             "dataAreaId": Property("dataAreaId", STRING, nullable=False, max_length=4),
@@ -120,14 +174,22 @@ def fno_model() -> Model:
             "OrderingCustomerAccountNumber": Property("OrderingCustomerAccountNumber", STRING, max_length=20),
             "SalesOrderStatus": Property("SalesOrderStatus", INT32, enum=sales_status, read_only=True),
         },
-        navigations={"Customer": NavigationProperty(
-            "Customer", "CustomerV3", many=False,
-            pairs=[("dataAreaId", "dataAreaId"), ("OrderingCustomerAccountNumber", "CustomerAccount")],
-            partner="SalesOrderHeaders")},
+        navigations={
+            "Customer": NavigationProperty(
+                "Customer",
+                "CustomerV3",
+                many=False,
+                pairs=[("dataAreaId", "dataAreaId"), ("OrderingCustomerAccountNumber", "CustomerAccount")],
+                partner="SalesOrderHeaders",
+            )
+        },
     )
     alias = EntityType(
-        name="CustomerV2", entity_set="CustomersV2", key=("dataAreaId", "CustomerAccount"),
-        company_property="dataAreaId", alias_of="CustomerV3",
+        name="CustomerV2",
+        entity_set="CustomersV2",
+        key=("dataAreaId", "CustomerAccount"),
+        company_property="dataAreaId",
+        alias_of="CustomerV3",
         properties={name: customer_props[name] for name in ("dataAreaId", "CustomerAccount", "OrganizationName")},
     )
     model = Model(DE, [customer, order, alias], enums=[sales_status, no_yes])
@@ -139,8 +201,14 @@ def fno_actions() -> list[ActionSpec]:
     """An entity-bound action and a collection-bound function, as F&O data entities expose them."""
     return [
         ActionSpec("confirmOrder", _noop, bound_to="SalesOrderHeaderV2", parameters={"_force": "Edm.Boolean"}),
-        ActionSpec("getNextOrderNumber", _noop, bound_to="SalesOrderHeaderV2", collection_bound=True,
-                   is_function=True, returns="Edm.String"),
+        ActionSpec(
+            "getNextOrderNumber",
+            _noop,
+            bound_to="SalesOrderHeaderV2",
+            collection_bound=True,
+            is_function=True,
+            returns="Edm.String",
+        ),
     ]
 
 
@@ -183,6 +251,7 @@ def fno_root() -> ET.Element:
 
 # ---- document frame -------------------------------------------------------------------------------------
 
+
 def test_dataverse_document_is_edmx_4_with_aliased_crm_schema(dataverse_root: ET.Element) -> None:
     """The root is edmx:Edmx 4.0 and the single schema is Microsoft.Dynamics.CRM with alias mscrm."""
     assert dataverse_root.tag == f"{EDMX}Edmx"
@@ -213,6 +282,7 @@ def test_unknown_dialect_is_rejected() -> None:
 
 
 # ---- entity types -----------------------------------------------------------------------------------------
+
 
 def test_dataverse_entity_has_single_guid_key_and_crmbaseentity_base(dataverse_root: ET.Element) -> None:
     """account is keyed by accountid (Edm.Guid, not nullable) and derives from the abstract crmbaseentity."""
@@ -252,10 +322,11 @@ def test_fno_entity_has_compound_key_with_dataareaid(fno_root: ET.Element) -> No
     """CustomerV3 is keyed by (dataAreaId, CustomerAccount); key parts are not nullable."""
     customer = entity_type(schema_of(fno_root), "CustomerV3")
     assert [ref.get("Name") for ref in customer.findall(f"{EDM}Key/{EDM}PropertyRef")] == [
-        "dataAreaId", "CustomerAccount"]
+        "dataAreaId",
+        "CustomerAccount",
+    ]
     props = properties(customer)
-    assert props["dataAreaId"] == {"Name": "dataAreaId", "Type": "Edm.String", "Nullable": "false",
-                                   "MaxLength": "4"}
+    assert props["dataAreaId"] == {"Name": "dataAreaId", "Type": "Edm.String", "Nullable": "false", "MaxLength": "4"}
     assert customer.get("BaseType") is None
 
 
@@ -287,8 +358,12 @@ def test_fno_enum_properties_reference_the_enum_type(fno_root: ET.Element) -> No
 def test_fno_enum_in_another_namespace_gets_its_own_schema() -> None:
     """An enum declared with a foreign namespace is emitted in a second Schema and referenced by it."""
     foreign = EnumType("Flag", {"Off": 0, "On": 1}, namespace="Contoso.Enums")
-    entity = EntityType("Thing", "Things", ("Id",), {"Id": Property("Id", STRING, nullable=False),
-                                                     "Flag": Property("Flag", INT32, enum=foreign)})
+    entity = EntityType(
+        "Thing",
+        "Things",
+        ("Id",),
+        {"Id": Property("Id", STRING, nullable=False), "Flag": Property("Flag", INT32, enum=foreign)},
+    )
     root = parse(render_csdl(Model(DE, [entity]), [], dialect="fno"))
     schemas = root.findall(f"{EDMX}DataServices/{EDM}Schema")
     assert [s.get("Namespace") for s in schemas] == [DE, "Contoso.Enums"]
@@ -304,6 +379,7 @@ def test_alias_entity_gets_its_own_type_with_its_property_subset(fno_root: ET.El
 
 # ---- navigation properties --------------------------------------------------------------------------------
 
+
 def test_dataverse_lookup_navigation_has_partner_and_referential_constraint(dataverse_root: ET.Element) -> None:
     """primarycontactid is single-valued, typed by the target, partnered, and constrained _x_value -> key."""
     navs = navigations(entity_type(schema_of(dataverse_root), "account"))
@@ -314,8 +390,7 @@ def test_dataverse_lookup_navigation_has_partner_and_referential_constraint(data
     assert constraints == [{"Property": "_primarycontactid_value", "ReferencedProperty": "contactid"}]
 
 
-def test_dataverse_collection_navigation_is_collection_typed_without_constraint(
-        dataverse_root: ET.Element) -> None:
+def test_dataverse_collection_navigation_is_collection_typed_without_constraint(dataverse_root: ET.Element) -> None:
     """A one-to-many navigation is Collection(ns.target) and carries no ReferentialConstraint."""
     nav = navigations(entity_type(schema_of(dataverse_root), "account"))["contact_customer_accounts"]
     assert nav.get("Type") == f"Collection({CRM}.contact)"
@@ -349,6 +424,7 @@ def test_fno_many_navigation_is_collection_and_single_navigation_is_constrained(
 
 # ---- operations -----------------------------------------------------------------------------------------
 
+
 def operation(schema: ET.Element, tag: str, name: str) -> ET.Element:
     found = schema.find(f"{EDM}{tag}[@Name='{name}']")
     assert found is not None, f"{tag} {name} missing"
@@ -371,8 +447,10 @@ def test_dataverse_bound_action_has_entity_binding_parameter_first(dataverse_roo
 def test_dataverse_collection_bound_action_binds_to_collection(dataverse_root: ET.Element) -> None:
     """CreateMultiple binds 'entityset' to Collection(account) and keeps given qualified types unchanged."""
     action = operation(schema_of(dataverse_root), "Action", "CreateMultiple")
-    assert parameters(action) == [("entityset", f"Collection({CRM}.account)"),
-                                  ("Targets", "Collection(mscrm.crmbaseentity)")]
+    assert parameters(action) == [
+        ("entityset", f"Collection({CRM}.account)"),
+        ("Targets", "Collection(mscrm.crmbaseentity)"),
+    ]
     return_type = action.find(f"{EDM}ReturnType")
     assert return_type is not None and return_type.get("Type") == "Collection(Edm.Guid)"
 
@@ -389,10 +467,15 @@ def test_unbound_operations_are_not_bound_and_get_imports(dataverse_root: ET.Ele
     assert function.find(f"{EDM}ReturnType") is not None
     container = schema.find(f"{EDM}EntityContainer")
     assert container is not None
-    imports = {(i.tag, i.get("Name"), i.get("Action") or i.get("Function")) for i in container
-               if i.tag in (f"{EDM}ActionImport", f"{EDM}FunctionImport")}
-    assert imports == {(f"{EDM}ActionImport", "WinOpportunity", f"{CRM}.WinOpportunity"),
-                       (f"{EDM}FunctionImport", "WhoAmI", f"{CRM}.WhoAmI")}
+    imports = {
+        (i.tag, i.get("Name"), i.get("Action") or i.get("Function"))
+        for i in container
+        if i.tag in (f"{EDM}ActionImport", f"{EDM}FunctionImport")
+    }
+    assert imports == {
+        (f"{EDM}ActionImport", "WinOpportunity", f"{CRM}.WinOpportunity"),
+        (f"{EDM}FunctionImport", "WhoAmI", f"{CRM}.WhoAmI"),
+    }
 
 
 def test_fno_bound_operations_name_binding_parameter_after_entity(fno_root: ET.Element) -> None:
@@ -406,6 +489,7 @@ def test_fno_bound_operations_name_binding_parameter_after_entity(fno_root: ET.E
 
 
 # ---- container ----------------------------------------------------------------------------------------------
+
 
 def entity_sets(root: ET.Element) -> dict[str, ET.Element]:
     container = schema_of(root).find(f"{EDM}EntityContainer")
@@ -463,10 +547,15 @@ def test_fno_ignores_annotations_flag() -> None:
 def test_special_characters_are_escaped() -> None:
     """Names and types with XML-special characters are escaped so the document still parses."""
     enum = EnumType("Odd", {"A&B": 0, "<C>": 1})
-    entity = EntityType("Thing", "Things", ("Id",), {"Id": Property("Id", STRING, nullable=False),
-                                                     "Kind": Property("Kind", INT32, enum=enum)})
-    text = render_csdl(Model(DE, [entity]), [ActionSpec('Say"Hi"', _noop, parameters={"x": "Edm.String"})],
-                       dialect="fno")
+    entity = EntityType(
+        "Thing",
+        "Things",
+        ("Id",),
+        {"Id": Property("Id", STRING, nullable=False), "Kind": Property("Kind", INT32, enum=enum)},
+    )
+    text = render_csdl(
+        Model(DE, [entity]), [ActionSpec('Say"Hi"', _noop, parameters={"x": "Edm.String"})], dialect="fno"
+    )
     schema = schema_of(parse(text))
     members = [m.get("Name") for m in schema.findall(f"{EDM}EnumType/{EDM}Member")]
     assert members == ["A&B", "<C>"]

@@ -27,19 +27,25 @@ def fetch(client: Any, entity_set: str, xml: str, headers: dict[str, str] = JSON
 
 
 def account_numbers(client: Any, filter_text: str) -> list[str]:
-    response = client.get(f"{ROOT}/accounts", headers=JSON, query_string={
-        "$select": "accountnumber", "$filter": filter_text, "$orderby": "accountnumber"})
+    response = client.get(
+        f"{ROOT}/accounts",
+        headers=JSON,
+        query_string={"$select": "accountnumber", "$filter": filter_text, "$orderby": "accountnumber"},
+    )
     return [row["accountnumber"] for row in response.get_json()["value"]]
 
 
 # ---- FetchXML -------------------------------------------------------------------------------------------
 
+
 def test_fetchxml_filters_orders_and_leaves_out_null_columns(sales: Any) -> None:
     """Conditions, order and attributes apply; the primary key is always there; null columns are left out."""
-    xml = ("<fetch><entity name='account'><attribute name='accountnumber'/><attribute name='fax'/>"
-           "<filter type='or'><condition attribute='accountnumber' operator='eq' value='US-002'/>"
-           "<condition attribute='accountnumber' operator='in'><value>US-001</value><value>US-003</value>"
-           "</condition></filter><order attribute='accountnumber' descending='true'/></entity></fetch>")
+    xml = (
+        "<fetch><entity name='account'><attribute name='accountnumber'/><attribute name='fax'/>"
+        "<filter type='or'><condition attribute='accountnumber' operator='eq' value='US-002'/>"
+        "<condition attribute='accountnumber' operator='in'><value>US-001</value><value>US-003</value>"
+        "</condition></filter><order attribute='accountnumber' descending='true'/></entity></fetch>"
+    )
     response = fetch(sales, "accounts", xml)
     assert response.status_code == 200, response.get_data(as_text=True)
     rows = response.get_json()["value"]
@@ -47,27 +53,35 @@ def test_fetchxml_filters_orders_and_leaves_out_null_columns(sales: Any) -> None
     assert all(set(row) == {"@odata.etag", "accountnumber", "accountid"} for row in rows)
 
 
-@pytest.mark.parametrize("condition, expected_filter", [
-    ("<condition attribute='accountnumber' operator='like' value='US-00%'/>", "startswith(accountnumber,'US-00')"),
-    ("<condition attribute='accountnumber' operator='not-like' value='%1%'/>", "not contains(accountnumber,'1')"),
-    ("<condition attribute='accountnumber' operator='ends-with' value='3'/>", "endswith(accountnumber,'3')"),
-    ("<condition attribute='accountnumber' operator='ne' value='US-001'/>", "accountnumber ne 'US-001'"),
-    ("<condition attribute='fax' operator='not-null'/>", "fax ne null"),
-])
-def test_fetchxml_conditions_match_the_same_rows_as_their_odata_filter(sales: Any, condition: str,
-                                                                        expected_filter: str) -> None:
+@pytest.mark.parametrize(
+    "condition, expected_filter",
+    [
+        ("<condition attribute='accountnumber' operator='like' value='US-00%'/>", "startswith(accountnumber,'US-00')"),
+        ("<condition attribute='accountnumber' operator='not-like' value='%1%'/>", "not contains(accountnumber,'1')"),
+        ("<condition attribute='accountnumber' operator='ends-with' value='3'/>", "endswith(accountnumber,'3')"),
+        ("<condition attribute='accountnumber' operator='ne' value='US-001'/>", "accountnumber ne 'US-001'"),
+        ("<condition attribute='fax' operator='not-null'/>", "fax ne null"),
+    ],
+)
+def test_fetchxml_conditions_match_the_same_rows_as_their_odata_filter(
+    sales: Any, condition: str, expected_filter: str
+) -> None:
     """Each FetchXML operator selects exactly the rows of the equivalent OData $filter."""
-    xml = (f"<fetch><entity name='account'><attribute name='accountnumber'/><filter>{condition}</filter>"
-           "<order attribute='accountnumber'/></entity></fetch>")
+    xml = (
+        f"<fetch><entity name='account'><attribute name='accountnumber'/><filter>{condition}</filter>"
+        "<order attribute='accountnumber'/></entity></fetch>"
+    )
     rows = fetch(sales, "accounts", xml).get_json()["value"]
     assert [row.get("accountnumber") for row in rows] == account_numbers(sales, expected_filter)
 
 
 def test_fetchxml_pages_by_count_and_page_with_a_paging_cookie_on_request(sales: Any) -> None:
     """count/page page the rows; morerecords and the cookie come only when the annotations are asked for."""
-    template = ("<fetch count='2' page='{page}'><entity name='account'><attribute name='accountnumber'/>"
-                "<filter><condition attribute='accountnumber' operator='begins-with' value='US-'/></filter>"
-                "<order attribute='accountnumber'/></entity></fetch>")
+    template = (
+        "<fetch count='2' page='{page}'><entity name='account'><attribute name='accountnumber'/>"
+        "<filter><condition attribute='accountnumber' operator='begins-with' value='US-'/></filter>"
+        "<order attribute='accountnumber'/></entity></fetch>"
+    )
     plain = fetch(sales, "accounts", template.format(page=1)).get_json()
     assert "@Microsoft.Dynamics.CRM.morerecords" not in plain and len(plain["value"]) == 2
     everything = account_numbers(sales, "startswith(accountnumber,'US-')")
@@ -86,28 +100,42 @@ def test_fetchxml_pages_by_count_and_page_with_a_paging_cookie_on_request(sales:
 
 def test_fetchxml_top_total_count_and_lookup_attributes(sales: Any) -> None:
     """top limits without paging; returntotalrecordcount adds the count; lookups come back as _x_value."""
-    xml = ("<fetch top='1' returntotalrecordcount='true'><entity name='contact'>"
-           "<attribute name='parentcustomerid'/><filter><condition attribute='parentcustomerid' "
-           "operator='not-null'/></filter></entity></fetch>")
+    xml = (
+        "<fetch top='1' returntotalrecordcount='true'><entity name='contact'>"
+        "<attribute name='parentcustomerid'/><filter><condition attribute='parentcustomerid' "
+        "operator='not-null'/></filter></entity></fetch>"
+    )
     body = fetch(sales, "contacts", xml, {**JSON, "Prefer": 'odata.include-annotations="*"'}).get_json()
     assert len(body["value"]) == 1 and body["value"][0]["_parentcustomerid_value"]
     assert body["@Microsoft.Dynamics.CRM.totalrecordcount"] > 1
     assert body["@Microsoft.Dynamics.CRM.morerecords"] is False
     assert body["value"][0]["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] in (
-        "account", "contact")
+        "account",
+        "contact",
+    )
 
 
-@pytest.mark.parametrize("xml, status, fragment", [
-    ("<fetch><entity name='account'><link-entity name='contact' from='contactid' to='primarycontactid'/>"
-     "</entity></fetch>", 501, "link-entity"),
-    ("<fetch aggregate='true'><entity name='account'><attribute name='name' aggregate='count' alias='n'/>"
-     "</entity></fetch>", 501, "Aggregate"),
-    ("<fetch><entity name='contact'/></fetch>", 400, "does not match"),
-    ("<fetch><entity name='account'><attribute name='nosuch'/></entity></fetch>", 400, "nosuch"),
-    ("<fetch><entity name='account'>", 400, "Invalid XML"),
-])
-def test_unsupported_or_wrong_fetchxml_is_refused_not_ignored(sales: Any, xml: str, status: int,
-                                                              fragment: str) -> None:
+@pytest.mark.parametrize(
+    "xml, status, fragment",
+    [
+        (
+            "<fetch><entity name='account'><link-entity name='contact' from='contactid' to='primarycontactid'/>"
+            "</entity></fetch>",
+            501,
+            "link-entity",
+        ),
+        (
+            "<fetch aggregate='true'><entity name='account'><attribute name='name' aggregate='count' alias='n'/>"
+            "</entity></fetch>",
+            501,
+            "Aggregate",
+        ),
+        ("<fetch><entity name='contact'/></fetch>", 400, "does not match"),
+        ("<fetch><entity name='account'><attribute name='nosuch'/></entity></fetch>", 400, "nosuch"),
+        ("<fetch><entity name='account'>", 400, "Invalid XML"),
+    ],
+)
+def test_unsupported_or_wrong_fetchxml_is_refused_not_ignored(sales: Any, xml: str, status: int, fragment: str) -> None:
     """Joins and aggregates answer 501, mistakes 400: never the whole table as if the query were absent."""
     response = fetch(sales, "accounts", xml)
     assert response.status_code == status and fragment in response.get_json()["error"]["message"]
@@ -122,36 +150,59 @@ def test_sql_and_saved_query_parameters_are_refused_with_501(sales: Any) -> None
 
 def test_paging_cookie_double_encodes_the_inner_cookie() -> None:
     """The cookie carries the next page number and the first/last key of the page, URL-encoded twice."""
-    cookie = paging_cookie(1, "aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002",
-                           "accountid")
+    cookie = paging_cookie(
+        1, "aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002", "accountid"
+    )
     assert cookie.startswith('<cookie pagenumber="2" pagingcookie="%253ccookie%2520page%253d%25221%2522')
     inner = urllib.parse.unquote(urllib.parse.unquote(cookie.split('pagingcookie="')[1].split('"')[0]))
-    assert inner == ('<cookie page="1"><accountid last="{AAAAAAAA-0000-0000-0000-000000000002}" '
-                     'first="{AAAAAAAA-0000-0000-0000-000000000001}" /></cookie>')
+    assert inner == (
+        '<cookie page="1"><accountid last="{AAAAAAAA-0000-0000-0000-000000000002}" '
+        'first="{AAAAAAAA-0000-0000-0000-000000000001}" /></cookie>'
+    )
 
 
 def test_fetchxml_parser_maps_date_operators_to_query_functions(sales_app: Any) -> None:
     """Relative date operators become Microsoft.Dynamics.CRM query functions on the property."""
     model = sales_app.extensions["sandbox"].model
-    query = parse_fetchxml("<fetch><entity name='account'><filter><condition attribute='createdon' "
-                           "operator='last-x-days' value='7'/><condition attribute='modifiedon' "
-                           "operator='today'/></filter></entity></fetch>", model)
-    assert query.filter == ("((Microsoft.Dynamics.CRM.LastXDays(PropertyName='createdon',PropertyValue='7')) and "
-                            "(Microsoft.Dynamics.CRM.Today(PropertyName='modifiedon')))")
+    query = parse_fetchxml(
+        "<fetch><entity name='account'><filter><condition attribute='createdon' "
+        "operator='last-x-days' value='7'/><condition attribute='modifiedon' "
+        "operator='today'/></filter></entity></fetch>",
+        model,
+    )
+    assert query.filter == (
+        "((Microsoft.Dynamics.CRM.LastXDays(PropertyName='createdon',PropertyValue='7')) and "
+        "(Microsoft.Dynamics.CRM.Today(PropertyName='modifiedon')))"
+    )
     assert query.select == ["accountid"]
     with pytest.raises(BadRequest):
-        parse_fetchxml("<fetch><entity name='account'><filter><condition attribute='numberofemployees' "
-                       "operator='eq' value='many'/></filter></entity></fetch>", model)
+        parse_fetchxml(
+            "<fetch><entity name='account'><filter><condition attribute='numberofemployees' "
+            "operator='eq' value='many'/></filter></entity></fetch>",
+            model,
+        )
 
 
 # ---- BulkDelete ----------------------------------------------------------------------------------------------
 
+
 def bulk_delete_body(conditions: list[dict[str, Any]], entity: str = "account") -> dict[str, Any]:
-    return {"JobName": "test", "SendEmailNotification": False, "ToRecipients": [], "CCRecipients": [],
-            "RecurrencePattern": "", "StartDateTime": "2024-01-01T00:00:00Z", "QuerySet": [{
-                "@odata.type": "Microsoft.Dynamics.CRM.QueryExpression", "EntityName": entity,
+    return {
+        "JobName": "test",
+        "SendEmailNotification": False,
+        "ToRecipients": [],
+        "CCRecipients": [],
+        "RecurrencePattern": "",
+        "StartDateTime": "2024-01-01T00:00:00Z",
+        "QuerySet": [
+            {
+                "@odata.type": "Microsoft.Dynamics.CRM.QueryExpression",
+                "EntityName": entity,
                 "ColumnSet": {"AllColumns": False, "Columns": []},
-                "Criteria": {"FilterOperator": "And", "Conditions": conditions}}]}
+                "Criteria": {"FilterOperator": "And", "Conditions": conditions},
+            }
+        ],
+    }
 
 
 def test_bulk_delete_deletes_what_the_query_expression_selects_and_returns_a_job_id(sales: Any) -> None:
@@ -160,9 +211,19 @@ def test_bulk_delete_deletes_what_the_query_expression_selects_and_returns_a_job
     for name in ("Bulk 1", "Bulk 2", "Keep"):
         response = sales.post(f"{ROOT}/accounts", headers=JSON, json={"name": name})
         ids.append(response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")"))
-    response = sales.post(f"{ROOT}/BulkDelete", headers=JSON, json=bulk_delete_body([{
-        "AttributeName": "accountid", "Operator": "In",
-        "Values": [{"Value": i, "Type": "System.Guid"} for i in ids[:2]]}]))
+    response = sales.post(
+        f"{ROOT}/BulkDelete",
+        headers=JSON,
+        json=bulk_delete_body(
+            [
+                {
+                    "AttributeName": "accountid",
+                    "Operator": "In",
+                    "Values": [{"Value": i, "Type": "System.Guid"} for i in ids[:2]],
+                }
+            ]
+        ),
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["JobId"]
     statuses = [sales.get(f"{ROOT}/accounts({i})", headers=JSON).status_code for i in ids]
@@ -182,10 +243,24 @@ def test_bulk_delete_refuses_a_malformed_request(sales: Any) -> None:
 def test_query_expression_nested_filters_become_an_odata_filter(sales_app: Any) -> None:
     """Conditions and nested Filters join with their FilterOperator; lookup names map to _x_value."""
     model = sales_app.extensions["sandbox"].model
-    entity, text = query_expression({"EntityName": "contact", "Criteria": {"FilterOperator": "Or", "Conditions": [
-        {"AttributeName": "parentcustomerid", "Operator": "Null"}], "Filters": [{"Conditions": [
-            {"AttributeName": "lastname", "Operator": "BeginsWith", "Values": ["A"]},
-            {"AttributeName": "statecode", "Operator": "Equal", "Values": [0]}]}]}}, model)
+    entity, text = query_expression(
+        {
+            "EntityName": "contact",
+            "Criteria": {
+                "FilterOperator": "Or",
+                "Conditions": [{"AttributeName": "parentcustomerid", "Operator": "Null"}],
+                "Filters": [
+                    {
+                        "Conditions": [
+                            {"AttributeName": "lastname", "Operator": "BeginsWith", "Values": ["A"]},
+                            {"AttributeName": "statecode", "Operator": "Equal", "Values": [0]},
+                        ]
+                    }
+                ],
+            },
+        },
+        model,
+    )
     assert entity.name == "contact"
     assert text == "(_parentcustomerid_value eq null) or ((startswith(lastname,'A')) and (statecode eq 0))"
     with pytest.raises(NotImplementedYet):
@@ -194,17 +269,36 @@ def test_query_expression_nested_filters_become_an_odata_filter(sales_app: Any) 
 
 # ---- metadata --------------------------------------------------------------------------------------------------
 
+
 def test_retrieve_metadata_changes_filters_entities_and_projects_attributes(sales: Any) -> None:
     """RetrieveMetadataChanges(Query=@p1): entity criteria on LogicalName, attribute criteria and properties."""
-    query = {"Criteria": {"Conditions": [{"PropertyName": "LogicalName", "ConditionOperator": "Equals",
-                                          "Value": {"Type": "System.String", "Value": "account"}}]},
-             "Properties": {"PropertyNames": ["LogicalName", "Attributes"]},
-             "AttributeQuery": {"Properties": {"PropertyNames": ["LogicalName", "MaxLength"]},
-                                "Criteria": {"Conditions": [{"PropertyName": "LogicalName",
-                                                             "ConditionOperator": "In",
-                                                             "Value": {"Value": ["name", "accountnumber"]}}]}}}
-    response = sales.get(f"{ROOT}/RetrieveMetadataChanges(Query=@p1)", headers=JSON,
-                         query_string={"@p1": json.dumps(query)})
+    query = {
+        "Criteria": {
+            "Conditions": [
+                {
+                    "PropertyName": "LogicalName",
+                    "ConditionOperator": "Equals",
+                    "Value": {"Type": "System.String", "Value": "account"},
+                }
+            ]
+        },
+        "Properties": {"PropertyNames": ["LogicalName", "Attributes"]},
+        "AttributeQuery": {
+            "Properties": {"PropertyNames": ["LogicalName", "MaxLength"]},
+            "Criteria": {
+                "Conditions": [
+                    {
+                        "PropertyName": "LogicalName",
+                        "ConditionOperator": "In",
+                        "Value": {"Value": ["name", "accountnumber"]},
+                    }
+                ]
+            },
+        },
+    }
+    response = sales.get(
+        f"{ROOT}/RetrieveMetadataChanges(Query=@p1)", headers=JSON, query_string={"@p1": json.dumps(query)}
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     (entity,) = response.get_json()["EntityMetadata"]
     assert entity["LogicalName"] == "account" and "EntitySetName" not in entity
@@ -216,44 +310,66 @@ def test_retrieve_metadata_changes_filters_entities_and_projects_attributes(sale
 def test_relationship_metadata_per_entity_and_as_a_set(sales: Any) -> None:
     """Lookups appear as ManyToOne of the referencing table, OneToMany of the referenced one, and in
     RelationshipDefinitions; the schema name is the collection navigation of the referenced table."""
-    many_to_one = sales.get(f"{ROOT}/EntityDefinitions(LogicalName='account')/ManyToOneRelationships",
-                            headers=JSON, query_string={"$filter": "ReferencedEntity eq 'contact'"}).get_json()["value"]
+    many_to_one = sales.get(
+        f"{ROOT}/EntityDefinitions(LogicalName='account')/ManyToOneRelationships",
+        headers=JSON,
+        query_string={"$filter": "ReferencedEntity eq 'contact'"},
+    ).get_json()["value"]
     names = {r["ReferencingEntityNavigationPropertyName"]: r["SchemaName"] for r in many_to_one}
     assert names["primarycontactid"] == "account_primary_contact"
-    one_to_many = sales.get(f"{ROOT}/EntityDefinitions(LogicalName='contact')/OneToManyRelationships",
-                            headers=JSON, query_string={"$select": "SchemaName"}).get_json()["value"]
+    one_to_many = sales.get(
+        f"{ROOT}/EntityDefinitions(LogicalName='contact')/OneToManyRelationships",
+        headers=JSON,
+        query_string={"$select": "SchemaName"},
+    ).get_json()["value"]
     assert "account_primary_contact" in {r["SchemaName"] for r in one_to_many}
-    assert sales.get(f"{ROOT}/EntityDefinitions(LogicalName='account')/ManyToManyRelationships",
-                     headers=JSON).get_json()["value"] == []
+    assert (
+        sales.get(f"{ROOT}/EntityDefinitions(LogicalName='account')/ManyToManyRelationships", headers=JSON).get_json()[
+            "value"
+        ]
+        == []
+    )
     single = sales.get(f"{ROOT}/RelationshipDefinitions(SchemaName='account_primary_contact')", headers=JSON)
     assert single.status_code == 200 and single.get_json()["ReferencingAttribute"] == "primarycontactid"
-    expanded = sales.get(f"{ROOT}/EntityDefinitions(LogicalName='account')", headers=JSON, query_string={
-        "$select": "LogicalName", "$expand": "ManyToOneRelationships($select=SchemaName)"}).get_json()
-    assert {"SchemaName": "account_primary_contact", "@odata.type": "#Microsoft.Dynamics.CRM."
-            "OneToManyRelationshipMetadata", "MetadataId": single.get_json()["MetadataId"]} in (
-        expanded["ManyToOneRelationships"])
+    expanded = sales.get(
+        f"{ROOT}/EntityDefinitions(LogicalName='account')",
+        headers=JSON,
+        query_string={"$select": "LogicalName", "$expand": "ManyToOneRelationships($select=SchemaName)"},
+    ).get_json()
+    assert {
+        "SchemaName": "account_primary_contact",
+        "@odata.type": "#Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
+        "MetadataId": single.get_json()["MetadataId"],
+    } in (expanded["ManyToOneRelationships"])
 
 
 # ---- $batch request lines ------------------------------------------------------------------------------------
 
+
 def test_batch_request_line_urls_with_spaces_are_encoded() -> None:
     """Only the URL of a request line changes: spaces and non-ASCII become %XX, existing escapes stay."""
-    raw = (b"--b\r\nContent-Type: application/http\r\n\r\n"
-           b"GET https://h/api/data/v9.2/accounts?$filter=name eq 'A B%20' HTTP/1.1\r\n\r\n"
-           b"--b\r\n\r\nPOST /api/data/v9.2/accounts HTTP/1.1\r\n\r\n{\"name\": \"GET x HTTP/1.1\"}\r\n--b--\r\n")
+    raw = (
+        b"--b\r\nContent-Type: application/http\r\n\r\n"
+        b"GET https://h/api/data/v9.2/accounts?$filter=name eq 'A B%20' HTTP/1.1\r\n\r\n"
+        b'--b\r\n\r\nPOST /api/data/v9.2/accounts HTTP/1.1\r\n\r\n{"name": "GET x HTTP/1.1"}\r\n--b--\r\n'
+    )
     encoded = encode_request_lines(raw)
     assert b"GET https://h/api/data/v9.2/accounts?$filter=name%20eq%20'A%20B%20' HTTP/1.1\r\n" in encoded
     assert encoded.replace(b"name%20eq%20'A%20B%20'", b"name eq 'A B%20'") == raw
     assert encode_request_lines("GET /x?$filter=name eq 'Zoë' HTTP/1.1".encode()) == (
-        b"GET /x?$filter=name%20eq%20'Zo%C3%AB' HTTP/1.1")
+        b"GET /x?$filter=name%20eq%20'Zo%C3%AB' HTTP/1.1"
+    )
 
 
 def test_batch_get_with_an_unencoded_filter_is_answered(sales: Any) -> None:
     """A part written like the Python client writes it (spaces in the URL) runs like an encoded one."""
-    body = ("--batch_x\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
-            f"GET http://localhost{ROOT}/accounts?$select=accountnumber&$filter=accountnumber eq 'US-001' HTTP/1.1\r\n"
-            "\r\n--batch_x--\r\n")
-    response = sales.post(f"{ROOT}/$batch", headers={**JSON, "Content-Type": "multipart/mixed; boundary=batch_x"},
-                          data=body.encode())
+    body = (
+        "--batch_x\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        f"GET http://localhost{ROOT}/accounts?$select=accountnumber&$filter=accountnumber eq 'US-001' HTTP/1.1\r\n"
+        "\r\n--batch_x--\r\n"
+    )
+    response = sales.post(
+        f"{ROOT}/$batch", headers={**JSON, "Content-Type": "multipart/mixed; boundary=batch_x"}, data=body.encode()
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert '"accountnumber":"US-001"' in response.get_data(as_text=True)

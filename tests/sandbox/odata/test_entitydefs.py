@@ -8,10 +8,30 @@ from typing import Any
 import pytest
 
 from sandbox.errors import BadRequest, NotFound
-from sandbox.odata.entitydefs import (attributes, attributes_of_type, entity_definitions, filter_definitions,
-                                      find_by_key, parse_expand, parse_select, project)
-from sandbox.odata.model import (BOOLEAN, DATETIME, DECIMAL, GUID, INT32, INT64, STRING, EntityType, EnumType,
-                                 Model, NavigationProperty, Property)
+from sandbox.odata.entitydefs import (
+    attributes,
+    attributes_of_type,
+    entity_definitions,
+    filter_definitions,
+    find_by_key,
+    parse_expand,
+    parse_select,
+    project,
+)
+from sandbox.odata.model import (
+    BOOLEAN,
+    DATETIME,
+    DECIMAL,
+    GUID,
+    INT32,
+    INT64,
+    STRING,
+    EntityType,
+    EnumType,
+    Model,
+    NavigationProperty,
+    Property,
+)
 
 CRM = "Microsoft.Dynamics.CRM"
 
@@ -22,8 +42,12 @@ def dataverse_model() -> Model:
     state = EnumType("account_statecode", {"Active": 0, "Inactive": 1})
     status = EnumType("account_statuscode", {"Active": 1, "Inactive": 2})
     account = EntityType(
-        name="account", entity_set="accounts", key=("accountid",), primary_name="name",
-        alternate_keys=[("accountnumber",)], description="Business that represents a customer.",
+        name="account",
+        entity_set="accounts",
+        key=("accountid",),
+        primary_name="name",
+        alternate_keys=[("accountnumber",)],
+        description="Business that represents a customer.",
         properties={
             "accountid": Property("accountid", GUID, nullable=False),
             "name": Property("name", STRING, max_length=160, required=True, label="Account Name"),
@@ -40,13 +64,22 @@ def dataverse_model() -> Model:
             "_primarycontactid_value": Property("_primarycontactid_value", GUID, lookup="primarycontactid"),
         },
         navigations={
-            "primarycontactid": NavigationProperty("primarycontactid", "contact", many=False,
-                                                   pairs=[("_primarycontactid_value", "contactid")],
-                                                   owns_fk=True, partner="account_primary_contact"),
+            "primarycontactid": NavigationProperty(
+                "primarycontactid",
+                "contact",
+                many=False,
+                pairs=[("_primarycontactid_value", "contactid")],
+                owns_fk=True,
+                partner="account_primary_contact",
+            ),
         },
     )
     contact = EntityType(
-        name="contact", entity_set="contacts", key=("contactid",), primary_name="fullname", tracked=False,
+        name="contact",
+        entity_set="contacts",
+        key=("contactid",),
+        primary_name="fullname",
+        tracked=False,
         properties={
             "contactid": Property("contactid", GUID, nullable=False),
             "fullname": Property("fullname", STRING, max_length=160),
@@ -56,21 +89,33 @@ def dataverse_model() -> Model:
         },
         navigations={
             "parentcustomerid_account": NavigationProperty(
-                "parentcustomerid_account", "account", many=False,
-                pairs=[("_parentcustomerid_value", "accountid")], owns_fk=True,
-                local_condition={"_parentcustomerid_type": "account"}),
+                "parentcustomerid_account",
+                "account",
+                many=False,
+                pairs=[("_parentcustomerid_value", "accountid")],
+                owns_fk=True,
+                local_condition={"_parentcustomerid_type": "account"},
+            ),
             "parentcustomerid_contact": NavigationProperty(
-                "parentcustomerid_contact", "contact", many=False,
-                pairs=[("_parentcustomerid_value", "contactid")], owns_fk=True,
-                local_condition={"_parentcustomerid_type": "contact"}),
+                "parentcustomerid_contact",
+                "contact",
+                many=False,
+                pairs=[("_parentcustomerid_value", "contactid")],
+                owns_fk=True,
+                local_condition={"_parentcustomerid_type": "contact"},
+            ),
             "account_primary_contact": NavigationProperty(
-                "account_primary_contact", "account", many=True,
-                pairs=[("contactid", "_primarycontactid_value")]),
+                "account_primary_contact", "account", many=True, pairs=[("contactid", "_primarycontactid_value")]
+            ),
         },
     )
     company = EntityType(
-        name="cdm_company", entity_set="cdm_companies", key=("cdm_companyid",), primary_name="cdm_name",
-        read_only=True, alternate_keys=[("cdm_companycode",)],
+        name="cdm_company",
+        entity_set="cdm_companies",
+        key=("cdm_companyid",),
+        primary_name="cdm_name",
+        read_only=True,
+        alternate_keys=[("cdm_companycode",)],
         properties={
             "cdm_companyid": Property("cdm_companyid", GUID, nullable=False),
             "cdm_name": Property("cdm_name", STRING, max_length=100),
@@ -98,6 +143,7 @@ def by_name(attrs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 # ---- entity definitions ---------------------------------------------------------------------------------
+
 
 def test_entity_definition_names_set_keys_and_labels(definitions: dict[str, dict[str, Any]]) -> None:
     """account's definition carries its names, entity set, primary id/name and 1033 display labels."""
@@ -132,14 +178,14 @@ def test_metadata_ids_are_stable_guids(model: Model) -> None:
 
 
 def test_object_type_codes_are_real_for_standard_tables_and_stable_for_others(
-        definitions: dict[str, dict[str, Any]]) -> None:
+    definitions: dict[str, dict[str, Any]],
+) -> None:
     """account is 1 and contact 2 as in Dataverse; a custom table gets a stable code from 10000 up."""
     assert definitions["account"]["ObjectTypeCode"] == 1
     assert definitions["contact"]["ObjectTypeCode"] == 2
     code = definitions["cdm_company"]["ObjectTypeCode"]
     assert 10000 <= code < 50000
-    assert {d["LogicalName"]: d["ObjectTypeCode"] for d in entity_definitions(dataverse_model())}[
-        "cdm_company"] == code
+    assert {d["LogicalName"]: d["ObjectTypeCode"] for d in entity_definitions(dataverse_model())}["cdm_company"] == code
 
 
 def test_prefixed_table_keeps_publisher_prefix_in_schema_name(definitions: dict[str, dict[str, Any]]) -> None:
@@ -171,6 +217,7 @@ def test_attributes_are_attached_only_on_request(model: Model) -> None:
 
 
 # ---- attributes -------------------------------------------------------------------------------------------
+
 
 def test_lookup_attribute_is_named_without_underscores_and_value(model: Model) -> None:
     """_primarycontactid_value is the Lookup attribute primarycontactid targeting contact."""
@@ -279,6 +326,7 @@ def test_type_cast_keeps_only_matching_metadata_type(model: Model) -> None:
 
 # ---- projection and parsing -------------------------------------------------------------------------------
 
+
 def test_project_with_expanded_optionset_selects_options_only(model: Model) -> None:
     """?$select=LogicalName&$expand=OptionSet($select=Options) keeps LogicalName, the type and MetadataId,
     and an OptionSet with just Options (plus its MetadataId)."""
@@ -289,14 +337,14 @@ def test_project_with_expanded_optionset_selects_options_only(model: Model) -> N
     assert [o["Value"] for o in projected["OptionSet"]["Options"]] == [3, 8]
 
 
-def test_project_drops_navigation_properties_unless_expanded(model: Model,
-                                                             definitions: dict[str, dict[str, Any]]) -> None:
+def test_project_drops_navigation_properties_unless_expanded(
+    model: Model, definitions: dict[str, dict[str, Any]]
+) -> None:
     """OptionSet and Keys are navigation properties: absent without $expand, present with it."""
     attr = by_name(attributes(model, "account"))["customertypecode"]
     assert "OptionSet" not in project(attr, None, None)
     assert "Keys" not in project(definitions["account"], None, None)
-    assert project(definitions["account"], ["LogicalName"], {"Keys": None})["Keys"][0]["LogicalName"] == \
-        "account_key1"
+    assert project(definitions["account"], ["LogicalName"], {"Keys": None})["Keys"][0]["LogicalName"] == "account_key1"
 
 
 def test_project_refuses_to_expand_a_structural_property(definitions: dict[str, dict[str, Any]]) -> None:
@@ -309,7 +357,8 @@ def test_parse_expand_and_select() -> None:
     """$expand text becomes {nav: nested select or None}; $select text a list of names."""
     assert parse_expand("OptionSet($select=Options),Keys") == {"OptionSet": ["Options"], "Keys": None}
     assert parse_expand("Attributes($select=LogicalName,AttributeType)") == {
-        "Attributes": ["LogicalName", "AttributeType"]}
+        "Attributes": ["LogicalName", "AttributeType"]
+    }
     assert parse_expand(None) is None
     assert parse_select("LogicalName, EntitySetName") == ["LogicalName", "EntitySetName"]
     assert parse_select("") is None
@@ -335,10 +384,12 @@ def test_find_by_key_accepts_logical_name_and_metadata_id(model: Model) -> None:
 
 # ---- $filter ------------------------------------------------------------------------------------------------
 
+
 def test_filter_by_logical_name_with_select_keeps_metadata_id(model: Model) -> None:
     """The Python client's lookup: LogicalName eq 'account' with a $select returns one projected row."""
-    rows = filter_definitions(entity_definitions(model), "LogicalName eq 'account'",
-                              ["LogicalName", "EntitySetName", "PrimaryIdAttribute"])
+    rows = filter_definitions(
+        entity_definitions(model), "LogicalName eq 'account'", ["LogicalName", "EntitySetName", "PrimaryIdAttribute"]
+    )
     assert len(rows) == 1
     assert set(rows[0]) == {"LogicalName", "EntitySetName", "PrimaryIdAttribute", "MetadataId"}
     assert rows[0]["EntitySetName"] == "accounts"
@@ -357,7 +408,8 @@ def test_filter_with_or_and_parentheses(model: Model) -> None:
     names = lambda text: [r["LogicalName"] for r in filter_definitions(defs, text, ["LogicalName"])]  # noqa: E731
     assert names("LogicalName eq 'account' or LogicalName eq 'contact'") == ["account", "contact"]
     assert names("(LogicalName eq 'account' or LogicalName eq 'contact') and ChangeTrackingEnabled eq true") == [
-        "account"]
+        "account"
+    ]
     assert names("not (LogicalName eq 'account')") == ["contact", "cdm_company"]
     assert names("LogicalName ne 'account' and ObjectTypeCode lt 10") == ["contact"]
 
@@ -369,8 +421,9 @@ def test_filter_on_booleans_nested_paths_and_enum_literals(model: Model) -> None
     rows = filter_definitions(defs, "DisplayName/UserLocalizedLabel/Label eq 'Contact'", ["LogicalName"])
     assert [r["LogicalName"] for r in rows] == ["contact"]
     attrs = attributes(model, "account")
-    rows = filter_definitions(attrs, "AttributeType eq Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist'",
-                              ["LogicalName"])
+    rows = filter_definitions(
+        attrs, "AttributeType eq Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist'", ["LogicalName"]
+    )
     assert [r["LogicalName"] for r in rows] == ["customertypecode"]
 
 
@@ -384,11 +437,17 @@ def test_filter_by_metadata_id_guid_literal(model: Model) -> None:
 
 def test_filter_attributes_like_the_python_client(model: Model) -> None:
     """The client's attribute probe (LogicalName eq 'x', $select=LogicalName,AttributeType) answers one row."""
-    rows = filter_definitions(attributes(model, "account"), "LogicalName eq 'customertypecode'",
-                              ["LogicalName", "AttributeType"])
-    assert rows == [{"@odata.type": f"#{CRM}.PicklistAttributeMetadata",
-                     "MetadataId": rows[0]["MetadataId"], "LogicalName": "customertypecode",
-                     "AttributeType": "Picklist"}]
+    rows = filter_definitions(
+        attributes(model, "account"), "LogicalName eq 'customertypecode'", ["LogicalName", "AttributeType"]
+    )
+    assert rows == [
+        {
+            "@odata.type": f"#{CRM}.PicklistAttributeMetadata",
+            "MetadataId": rows[0]["MetadataId"],
+            "LogicalName": "customertypecode",
+            "AttributeType": "Picklist",
+        }
+    ]
 
 
 def test_filter_without_filter_or_select_returns_every_structural_item(model: Model) -> None:
@@ -404,14 +463,17 @@ def test_filter_string_literal_with_escaped_quote(model: Model) -> None:
     assert filter_definitions(entity_definitions(model), "LogicalName eq 'o''brien'", None) == []
 
 
-@pytest.mark.parametrize("text", [
-    "contains(LogicalName,'acc')",
-    "LogicalName eq",
-    "LogicalName has 'account'",
-    "LogicalName eq 'account' xor LogicalName eq 'contact'",
-    "(LogicalName eq 'account'",
-    "LogicalName eq 'account",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "contains(LogicalName,'acc')",
+        "LogicalName eq",
+        "LogicalName has 'account'",
+        "LogicalName eq 'account' xor LogicalName eq 'contact'",
+        "(LogicalName eq 'account'",
+        "LogicalName eq 'account",
+    ],
+)
 def test_unsupported_or_malformed_filter_is_bad_request(model: Model, text: str) -> None:
     """Functions, unknown operators and syntax errors raise BadRequest."""
     with pytest.raises(BadRequest):

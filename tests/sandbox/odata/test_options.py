@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -40,15 +41,18 @@ from sandbox.odata.options import (
     parse_select,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
 
 # ---- model ----------------------------------------------------------------------------------------
 
 STATE = EnumType("account_statecode", {"Active": 0, "Inactive": 1})
 CONTACT_STATE = EnumType("contact_statecode", {"Active": 0, "Inactive": 1})
-SALES_STATUS = EnumType("SalesStatus", {"None": 0, "Backorder": 1, "Delivered": 2, "Invoiced": 3, "Canceled": 4},
-                        namespace="Microsoft.Dynamics.DataEntities")
+SALES_STATUS = EnumType(
+    "SalesStatus",
+    {"None": 0, "Backorder": 1, "Delivered": 2, "Invoiced": 3, "Canceled": 4},
+    namespace="Microsoft.Dynamics.DataEntities",
+)
 NO_YES = EnumType("NoYes", {"No": 0, "Yes": 1}, namespace="Microsoft.Dynamics.DataEntities")
 
 
@@ -72,10 +76,16 @@ def _dataverse_model() -> Model:
             "secretnote": Property("secretnote", STRING, hidden=True),
         },
         navigations={
-            "primarycontactid": NavigationProperty("primarycontactid", "contact", many=False,
-                                                   pairs=[("_primarycontactid_value", "contactid")], owns_fk=True),
-            "contact_customer_accounts": NavigationProperty("contact_customer_accounts", "contact", many=True,
-                                                            pairs=[("accountid", "_parentcustomerid_value")]),
+            "primarycontactid": NavigationProperty(
+                "primarycontactid",
+                "contact",
+                many=False,
+                pairs=[("_primarycontactid_value", "contactid")],
+                owns_fk=True,
+            ),
+            "contact_customer_accounts": NavigationProperty(
+                "contact_customer_accounts", "contact", many=True, pairs=[("accountid", "_parentcustomerid_value")]
+            ),
         },
     )
     contact = EntityType(
@@ -95,10 +105,16 @@ def _dataverse_model() -> Model:
         },
         navigations={
             "parentcustomerid_account": NavigationProperty(
-                "parentcustomerid_account", "account", many=False, pairs=[("_parentcustomerid_value", "accountid")],
-                owns_fk=True, local_condition={"_parentcustomerid_type": "account"}),
-            "account_primary_contact": NavigationProperty("account_primary_contact", "account", many=True,
-                                                          pairs=[("contactid", "_primarycontactid_value")]),
+                "parentcustomerid_account",
+                "account",
+                many=False,
+                pairs=[("_parentcustomerid_value", "accountid")],
+                owns_fk=True,
+                local_condition={"_parentcustomerid_type": "account"},
+            ),
+            "account_primary_contact": NavigationProperty(
+                "account_primary_contact", "account", many=True, pairs=[("contactid", "_primarycontactid_value")]
+            ),
         },
     )
     model = Model("Microsoft.Dynamics.CRM", [account, contact])
@@ -122,9 +138,12 @@ def _fno_model() -> Model:
             "LineCount": Property("LineCount", INT32),
         },
         navigations={
-            "SalesOrderLines": NavigationProperty("SalesOrderLines", "SalesOrderLine", many=True,
-                                                  pairs=[("dataAreaId", "dataAreaId"),
-                                                         ("SalesOrderNumber", "SalesOrderNumber")]),
+            "SalesOrderLines": NavigationProperty(
+                "SalesOrderLines",
+                "SalesOrderLine",
+                many=True,
+                pairs=[("dataAreaId", "dataAreaId"), ("SalesOrderNumber", "SalesOrderNumber")],
+            ),
         },
     )
     line = EntityType(
@@ -177,55 +196,184 @@ C4 = "c4c4c4c4-0000-0000-0000-000000000004"
 C5 = "c5c5c5c5-0000-0000-0000-000000000005"
 
 ACCOUNTS: list[dict[str, Any]] = [
-    dict(accountid=A1, name="Contoso Retail", revenue=decimal.Decimal("20000"), numberofemployees=50, statecode=0,
-         createdon=dt.datetime(2024, 3, 14, 9, 0, tzinfo=UTC), donotemail=True, allowemail=False,
-         _primarycontactid_value=C1, secretnote="x"),
-    dict(accountid=A2, name="Fabrikam", revenue=decimal.Decimal("5000.5"), numberofemployees=2000, statecode=1,
-         createdon=dt.datetime(2024, 1, 1, 10, 0, tzinfo=UTC), donotemail=False, allowemail=True,
-         _primarycontactid_value=C2),
-    dict(accountid=A3, name="O'Brien & Co", revenue=None, numberofemployees=None, statecode=0,
-         createdon=dt.datetime(2023, 6, 15, 0, 0, tzinfo=UTC), donotemail=None, allowemail=None,
-         _primarycontactid_value=None),
-    dict(accountid=A4, name="contoso_west 100%", revenue=decimal.Decimal("100"), numberofemployees=5, statecode=0,
-         createdon=dt.datetime(2024, 3, 5, 8, 0, tzinfo=UTC), donotemail=False, allowemail=True,
-         _primarycontactid_value=C3),
-    dict(accountid=A5, name="Adventure Works", revenue=decimal.Decimal("0"), numberofemployees=0, statecode=1,
-         createdon=dt.datetime(2024, 3, 15, 1, 0, tzinfo=UTC), donotemail=False, allowemail=True,
-         _primarycontactid_value=None),
+    dict(
+        accountid=A1,
+        name="Contoso Retail",
+        revenue=decimal.Decimal("20000"),
+        numberofemployees=50,
+        statecode=0,
+        createdon=dt.datetime(2024, 3, 14, 9, 0, tzinfo=UTC),
+        donotemail=True,
+        allowemail=False,
+        _primarycontactid_value=C1,
+        secretnote="x",
+    ),
+    dict(
+        accountid=A2,
+        name="Fabrikam",
+        revenue=decimal.Decimal("5000.5"),
+        numberofemployees=2000,
+        statecode=1,
+        createdon=dt.datetime(2024, 1, 1, 10, 0, tzinfo=UTC),
+        donotemail=False,
+        allowemail=True,
+        _primarycontactid_value=C2,
+    ),
+    dict(
+        accountid=A3,
+        name="O'Brien & Co",
+        revenue=None,
+        numberofemployees=None,
+        statecode=0,
+        createdon=dt.datetime(2023, 6, 15, 0, 0, tzinfo=UTC),
+        donotemail=None,
+        allowemail=None,
+        _primarycontactid_value=None,
+    ),
+    dict(
+        accountid=A4,
+        name="contoso_west 100%",
+        revenue=decimal.Decimal("100"),
+        numberofemployees=5,
+        statecode=0,
+        createdon=dt.datetime(2024, 3, 5, 8, 0, tzinfo=UTC),
+        donotemail=False,
+        allowemail=True,
+        _primarycontactid_value=C3,
+    ),
+    dict(
+        accountid=A5,
+        name="Adventure Works",
+        revenue=decimal.Decimal("0"),
+        numberofemployees=0,
+        statecode=1,
+        createdon=dt.datetime(2024, 3, 15, 1, 0, tzinfo=UTC),
+        donotemail=False,
+        allowemail=True,
+        _primarycontactid_value=None,
+    ),
 ]
 CONTACTS: list[dict[str, Any]] = [
-    dict(contactid=C1, fullname="Jo Smith", firstname="Jo", lastname="Smith", birthdate=dt.date(1990, 5, 1),
-         statecode=0, _parentcustomerid_value=A1, _parentcustomerid_type="account"),
-    dict(contactid=C2, fullname="Ann Lee", firstname="Ann", lastname="Lee", birthdate=dt.date(1985, 2, 2),
-         statecode=1, _parentcustomerid_value=A1, _parentcustomerid_type="account"),
-    dict(contactid=C3, fullname="Bob Jo", firstname="Bob", lastname="Jo", birthdate=None,
-         statecode=0, _parentcustomerid_value=A2, _parentcustomerid_type="account"),
-    dict(contactid=C4, fullname="Kim Kim", firstname="Kim", lastname="Kim", birthdate=dt.date(2000, 1, 1),
-         statecode=0, _parentcustomerid_value=None, _parentcustomerid_type=None),
+    dict(
+        contactid=C1,
+        fullname="Jo Smith",
+        firstname="Jo",
+        lastname="Smith",
+        birthdate=dt.date(1990, 5, 1),
+        statecode=0,
+        _parentcustomerid_value=A1,
+        _parentcustomerid_type="account",
+    ),
+    dict(
+        contactid=C2,
+        fullname="Ann Lee",
+        firstname="Ann",
+        lastname="Lee",
+        birthdate=dt.date(1985, 2, 2),
+        statecode=1,
+        _parentcustomerid_value=A1,
+        _parentcustomerid_type="account",
+    ),
+    dict(
+        contactid=C3,
+        fullname="Bob Jo",
+        firstname="Bob",
+        lastname="Jo",
+        birthdate=None,
+        statecode=0,
+        _parentcustomerid_value=A2,
+        _parentcustomerid_type="account",
+    ),
+    dict(
+        contactid=C4,
+        fullname="Kim Kim",
+        firstname="Kim",
+        lastname="Kim",
+        birthdate=dt.date(2000, 1, 1),
+        statecode=0,
+        _parentcustomerid_value=None,
+        _parentcustomerid_type=None,
+    ),
     # Polymorphic lookup pointing at a *contact* whose id happens to equal A2: must not count as an account parent.
-    dict(contactid=C5, fullname="Eve Other", firstname="Eve", lastname="Other", birthdate=dt.date(1970, 1, 1),
-         statecode=0, _parentcustomerid_value=A2, _parentcustomerid_type="contact"),
+    dict(
+        contactid=C5,
+        fullname="Eve Other",
+        firstname="Eve",
+        lastname="Other",
+        birthdate=dt.date(1970, 1, 1),
+        statecode=0,
+        _parentcustomerid_value=A2,
+        _parentcustomerid_type="contact",
+    ),
 ]
 HEADERS: list[dict[str, Any]] = [
-    dict(dataAreaId="usmf", SalesOrderNumber="000001", SalesOrderName="Contoso Retail San Diego",
-         SalesOrderStatus=1, IsOnHold=0, OrderTotalAmount=decimal.Decimal("100.5"), LineCount=5),
-    dict(dataAreaId="usmf", SalesOrderNumber="000002", SalesOrderName="Forest Wholesales",
-         SalesOrderStatus=3, IsOnHold=1, OrderTotalAmount=decimal.Decimal("2500"), LineCount=2),
-    dict(dataAreaId="usmf", SalesOrderNumber="000003", SalesOrderName="abc_100% retail",
-         SalesOrderStatus=4, IsOnHold=0, OrderTotalAmount=decimal.Decimal("0"), LineCount=0),
-    dict(dataAreaId="usrt", SalesOrderNumber="000004", SalesOrderName=None,
-         SalesOrderStatus=1, IsOnHold=0, OrderTotalAmount=None, LineCount=1),
+    dict(
+        dataAreaId="usmf",
+        SalesOrderNumber="000001",
+        SalesOrderName="Contoso Retail San Diego",
+        SalesOrderStatus=1,
+        IsOnHold=0,
+        OrderTotalAmount=decimal.Decimal("100.5"),
+        LineCount=5,
+    ),
+    dict(
+        dataAreaId="usmf",
+        SalesOrderNumber="000002",
+        SalesOrderName="Forest Wholesales",
+        SalesOrderStatus=3,
+        IsOnHold=1,
+        OrderTotalAmount=decimal.Decimal("2500"),
+        LineCount=2,
+    ),
+    dict(
+        dataAreaId="usmf",
+        SalesOrderNumber="000003",
+        SalesOrderName="abc_100% retail",
+        SalesOrderStatus=4,
+        IsOnHold=0,
+        OrderTotalAmount=decimal.Decimal("0"),
+        LineCount=0,
+    ),
+    dict(
+        dataAreaId="usrt",
+        SalesOrderNumber="000004",
+        SalesOrderName=None,
+        SalesOrderStatus=1,
+        IsOnHold=0,
+        OrderTotalAmount=None,
+        LineCount=1,
+    ),
 ]
 LINES: list[dict[str, Any]] = [
-    dict(dataAreaId="usmf", InventoryLotId="000221", SalesOrderNumber="000001", ItemNumber="D0001",
-         LineAmount=decimal.Decimal("50")),
-    dict(dataAreaId="usmf", InventoryLotId="000222", SalesOrderNumber="000001", ItemNumber="L0001",
-         LineAmount=decimal.Decimal("50.5")),
-    dict(dataAreaId="usmf", InventoryLotId="000223", SalesOrderNumber="000002", ItemNumber="D0001",
-         LineAmount=decimal.Decimal("2500")),
+    dict(
+        dataAreaId="usmf",
+        InventoryLotId="000221",
+        SalesOrderNumber="000001",
+        ItemNumber="D0001",
+        LineAmount=decimal.Decimal("50"),
+    ),
+    dict(
+        dataAreaId="usmf",
+        InventoryLotId="000222",
+        SalesOrderNumber="000001",
+        ItemNumber="L0001",
+        LineAmount=decimal.Decimal("50.5"),
+    ),
+    dict(
+        dataAreaId="usmf",
+        InventoryLotId="000223",
+        SalesOrderNumber="000002",
+        ItemNumber="D0001",
+        LineAmount=decimal.Decimal("2500"),
+    ),
     # Same order number in another company: must not join to usmf's 000004-less headers.
-    dict(dataAreaId="usrt", InventoryLotId="000224", SalesOrderNumber="000003", ItemNumber="P0001",
-         LineAmount=decimal.Decimal("10")),
+    dict(
+        dataAreaId="usrt",
+        InventoryLotId="000224",
+        SalesOrderNumber="000003",
+        ItemNumber="P0001",
+        LineAmount=decimal.Decimal("10"),
+    ),
 ]
 
 ACCOUNT_NAMES = {row["accountid"]: row["name"] for row in ACCOUNTS}
@@ -238,8 +386,12 @@ def engine() -> Iterator[sa.Engine]:
     DV_MODEL.metadata.create_all(eng)
     FNO_MODEL.metadata.create_all(eng)
     with eng.begin() as conn:
-        for entity, rows in ((ACCOUNT, ACCOUNTS), (CONTACT, CONTACTS), (HEADER, HEADERS),
-                             (FNO_MODEL.entity("SalesOrderLine"), LINES)):
+        for entity, rows in (
+            (ACCOUNT, ACCOUNTS),
+            (CONTACT, CONTACTS),
+            (HEADER, HEADERS),
+            (FNO_MODEL.entity("SalesOrderLine"), LINES),
+        ):
             # executemany needs every row to name the same columns.
             conn.execute(entity.table.insert(), [{name: row.get(name) for name in entity.properties} for row in rows])
     yield eng
@@ -343,7 +495,10 @@ def test_eq_null_is_is_null_and_ne_null_is_is_not_null(engine: sa.Engine) -> Non
 def test_and_or_not_and_parentheses_combine_conditions(engine: sa.Engine) -> None:
     """Boolean operators keep OData precedence (and before or); parentheses override it."""
     assert accounts(engine, "statecode eq 1 or statecode eq 0 and numberofemployees gt 10") == {
-        FABRIKAM, ADVENTURE, CONTOSO}
+        FABRIKAM,
+        ADVENTURE,
+        CONTOSO,
+    }
     assert accounts(engine, "(statecode eq 1 or statecode eq 0) and numberofemployees gt 10") == {FABRIKAM, CONTOSO}
     assert accounts(engine, "not (statecode eq 1)") == {CONTOSO, OBRIEN, WEST}
     assert accounts(engine, "not (statecode eq 1) and revenue gt 1000") == {CONTOSO}
@@ -441,8 +596,10 @@ def test_invalid_guid_string_is_rejected() -> None:
 def test_quoted_number_against_int_column_is_a_type_mismatch() -> None:
     """'5' is a string: comparing it with Edm.Int32 is refused with OData's incompatible-types message."""
     error = bad_request(compile_filter, "numberofemployees eq '5'", ACCOUNT, DV_MODEL, DATAVERSE)
-    assert error.message == ("A binary operator with incompatible types was detected. Found operand types "
-                             "'Edm.Int32' and 'Edm.String' for operator kind 'Equal'.")
+    assert error.message == (
+        "A binary operator with incompatible types was detected. Found operand types "
+        "'Edm.Int32' and 'Edm.String' for operator kind 'Equal'."
+    )
     assert error.code == "0x80060888"
 
 
@@ -630,15 +787,21 @@ def test_all_is_true_for_empty_collections_and_false_on_any_counterexample(engin
 def test_all_treats_a_null_predicate_as_false(engine: sa.Engine) -> None:
     """A related row whose predicate is unknown (null birthdate) breaks `all`."""
     assert accounts(engine, "contact_customer_accounts/all(c:c/birthdate gt 1960-01-01)") == {
-        CONTOSO, OBRIEN, WEST, ADVENTURE}
+        CONTOSO,
+        OBRIEN,
+        WEST,
+        ADVENTURE,
+    }
 
 
 def test_lambda_body_may_use_outer_properties_and_paths(engine: sa.Engine) -> None:
     """Unprefixed names in a lambda refer to the outer row; the variable reaches single navigations."""
-    assert accounts(engine, "contact_customer_accounts/any(c:c/lastname eq 'smith' and numberofemployees gt 10)") \
-        == {CONTOSO}
-    assert accounts(engine, "contact_customer_accounts/any(c:c/parentcustomerid_account/name eq 'Fabrikam')") \
-        == {FABRIKAM}
+    assert accounts(engine, "contact_customer_accounts/any(c:c/lastname eq 'smith' and numberofemployees gt 10)") == {
+        CONTOSO
+    }
+    assert accounts(engine, "contact_customer_accounts/any(c:c/parentcustomerid_account/name eq 'Fabrikam')") == {
+        FABRIKAM
+    }
 
 
 def test_nested_lambdas_correlate_to_their_own_variable(engine: sa.Engine) -> None:
@@ -674,25 +837,28 @@ def test_fno_lambda_joins_on_compound_keys(engine: sa.Engine) -> None:
 
 def test_query_function_in_and_notin(engine: sa.Engine) -> None:
     """In/NotIn take JSON-array PropertyValues of strings, converted to the property type."""
-    text = "Microsoft.Dynamics.CRM.In(PropertyName='numberofemployees',PropertyValues=[\"5\",\"50\"])"
+    text = 'Microsoft.Dynamics.CRM.In(PropertyName=\'numberofemployees\',PropertyValues=["5","50"])'
     assert accounts(engine, text) == {CONTOSO, WEST}
-    assert accounts(engine, "Microsoft.Dynamics.CRM.NotIn(PropertyName='statecode',PropertyValues=[\"0\"])") \
-        == {FABRIKAM, ADVENTURE}
+    assert accounts(engine, "Microsoft.Dynamics.CRM.NotIn(PropertyName='statecode',PropertyValues=[\"0\"])") == {
+        FABRIKAM,
+        ADVENTURE,
+    }
 
 
 def test_query_function_values_may_hold_quotes_commas_and_parentheses(engine: sa.Engine) -> None:
     """Double-quoted values are taken verbatim, apostrophes and separators included."""
-    text = ("Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[\"o'brien & co\",\"a,b)\"]) "
-            "or name eq 'x,y)'")
+    text = "Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[\"o'brien & co\",\"a,b)\"]) or name eq 'x,y)'"
     assert accounts(engine, text) == {OBRIEN}
 
 
 def test_query_function_between_and_notbetween(engine: sa.Engine) -> None:
     """Between is inclusive on both ends; NotBetween is its complement (nulls included)."""
-    assert accounts(engine, "Microsoft.Dynamics.CRM.Between(PropertyName='numberofemployees',"
-                            "PropertyValues=[\"5\",\"50\"])") == {CONTOSO, WEST}
-    assert accounts(engine, "Microsoft.Dynamics.CRM.NotBetween(PropertyName='numberofemployees',"
-                            "PropertyValues=[\"5\",\"50\"])") == {FABRIKAM, OBRIEN, ADVENTURE}
+    assert accounts(
+        engine, 'Microsoft.Dynamics.CRM.Between(PropertyName=\'numberofemployees\',PropertyValues=["5","50"])'
+    ) == {CONTOSO, WEST}
+    assert accounts(
+        engine, 'Microsoft.Dynamics.CRM.NotBetween(PropertyName=\'numberofemployees\',PropertyValues=["5","50"])'
+    ) == {FABRIKAM, OBRIEN, ADVENTURE}
 
 
 @pytest.mark.parametrize(
@@ -726,33 +892,55 @@ def test_query_functions_combine_with_other_conditions(engine: sa.Engine) -> Non
 
 def test_query_function_with_unknown_property_reports_it() -> None:
     """PropertyName is checked like any property reference."""
-    error = bad_request(compile_filter, "Microsoft.Dynamics.CRM.Today(PropertyName='bogus')", ACCOUNT, DV_MODEL,
-                        DATAVERSE)
+    error = bad_request(
+        compile_filter, "Microsoft.Dynamics.CRM.Today(PropertyName='bogus')", ACCOUNT, DV_MODEL, DATAVERSE
+    )
     assert error.code == "0x0"
     assert "'bogus'" in error.message
 
 
 def test_unknown_query_function_is_rejected() -> None:
     """Names outside the supported set raise BadRequest."""
-    error = bad_request(compile_filter, "Microsoft.Dynamics.CRM.EqualUserId(PropertyName='name')", ACCOUNT, DV_MODEL,
-                        DATAVERSE)
+    error = bad_request(
+        compile_filter, "Microsoft.Dynamics.CRM.EqualUserId(PropertyName='name')", ACCOUNT, DV_MODEL, DATAVERSE
+    )
     assert "EqualUserId" in error.message
 
 
 def test_query_function_value_of_wrong_type_is_rejected() -> None:
     """Every PropertyValues entry must convert to the property's type."""
-    bad_request(compile_filter, "Microsoft.Dynamics.CRM.In(PropertyName='numberofemployees',PropertyValues=[\"x\"])",
-                ACCOUNT, DV_MODEL, DATAVERSE)
-    bad_request(compile_filter, "Microsoft.Dynamics.CRM.Between(PropertyName='numberofemployees',"
-                                "PropertyValues=[\"1\"])", ACCOUNT, DV_MODEL, DATAVERSE)
-    bad_request(compile_filter, "Microsoft.Dynamics.CRM.LastXDays(PropertyName='name',PropertyValue=1)",
-                ACCOUNT, DV_MODEL, DATAVERSE)
+    bad_request(
+        compile_filter,
+        "Microsoft.Dynamics.CRM.In(PropertyName='numberofemployees',PropertyValues=[\"x\"])",
+        ACCOUNT,
+        DV_MODEL,
+        DATAVERSE,
+    )
+    bad_request(
+        compile_filter,
+        "Microsoft.Dynamics.CRM.Between(PropertyName='numberofemployees',PropertyValues=[\"1\"])",
+        ACCOUNT,
+        DV_MODEL,
+        DATAVERSE,
+    )
+    bad_request(
+        compile_filter,
+        "Microsoft.Dynamics.CRM.LastXDays(PropertyName='name',PropertyValue=1)",
+        ACCOUNT,
+        DV_MODEL,
+        DATAVERSE,
+    )
 
 
 def test_malformed_query_function_arguments_give_a_syntax_error() -> None:
     """A broken argument list is a positioned syntax error."""
-    error = bad_request(compile_filter, "Microsoft.Dynamics.CRM.In(PropertyName='name' PropertyValues=[\"a\"])",
-                        ACCOUNT, DV_MODEL, DATAVERSE)
+    error = bad_request(
+        compile_filter,
+        "Microsoft.Dynamics.CRM.In(PropertyName='name' PropertyValues=[\"a\"])",
+        ACCOUNT,
+        DV_MODEL,
+        DATAVERSE,
+    )
     assert error.message.startswith("Syntax error at position 46 in")
 
 
@@ -767,11 +955,16 @@ def test_query_functions_are_unknown_without_the_namespace_setting() -> None:
 def test_fno_enum_literal_eq_and_ne(engine: sa.Engine) -> None:
     """`Namespace.Type'Member'` compares with the member's integer value."""
     assert orders(engine, "SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'") == {
-        "000001", "000004"}
+        "000001",
+        "000004",
+    }
     assert orders(engine, "SalesOrderStatus ne Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'") == {
-        "000002", "000003"}
+        "000002",
+        "000003",
+    }
     assert orders(engine, "dataAreaId eq 'usmf' and IsOnHold eq Microsoft.Dynamics.DataEntities.NoYes'Yes'") == {
-        "000002"}
+        "000002"
+    }
 
 
 def test_fno_enum_accepts_member_name_string_and_integer(engine: sa.Engine) -> None:
@@ -782,8 +975,13 @@ def test_fno_enum_accepts_member_name_string_and_integer(engine: sa.Engine) -> N
 
 def test_fno_unknown_enum_member_is_named_in_the_error() -> None:
     """An unknown member is a BadRequest naming the member."""
-    error = bad_request(compile_filter, "SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Shipped'",
-                        HEADER, FNO_MODEL, FNO)
+    error = bad_request(
+        compile_filter,
+        "SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Shipped'",
+        HEADER,
+        FNO_MODEL,
+        FNO,
+    )
     assert "'Shipped'" in error.message
     error = bad_request(compile_filter, "SalesOrderStatus eq 'Shipped'", HEADER, FNO_MODEL, FNO)
     assert "'Shipped'" in error.message
@@ -791,22 +989,29 @@ def test_fno_unknown_enum_member_is_named_in_the_error() -> None:
 
 def test_fno_enums_allow_only_eq_and_ne() -> None:
     """Ordering operators on enums are refused in F&O."""
-    bad_request(compile_filter, "SalesOrderStatus gt Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'",
-                HEADER, FNO_MODEL, FNO)
+    bad_request(
+        compile_filter,
+        "SalesOrderStatus gt Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'",
+        HEADER,
+        FNO_MODEL,
+        FNO,
+    )
     bad_request(compile_filter, "SalesOrderStatus gt 1", HEADER, FNO_MODEL, FNO)
 
 
 def test_fno_enum_literal_of_another_type_or_on_a_plain_property_is_rejected() -> None:
     """The literal's type must be the property's enum."""
-    bad_request(compile_filter, "SalesOrderStatus eq Microsoft.Dynamics.DataEntities.NoYes'Yes'", HEADER, FNO_MODEL,
-                FNO)
+    bad_request(
+        compile_filter, "SalesOrderStatus eq Microsoft.Dynamics.DataEntities.NoYes'Yes'", HEADER, FNO_MODEL, FNO
+    )
     bad_request(compile_filter, "SalesOrderName eq Microsoft.Dynamics.DataEntities.NoYes'Yes'", HEADER, FNO_MODEL, FNO)
 
 
 def test_enum_literal_syntax_is_a_syntax_error_outside_fno() -> None:
     """Dataverse does not know enum literals."""
-    error = bad_request(compile_filter, "statecode eq Microsoft.Dynamics.CRM.state'Active'", ACCOUNT, DV_MODEL,
-                        DATAVERSE)
+    error = bad_request(
+        compile_filter, "statecode eq Microsoft.Dynamics.CRM.state'Active'", ACCOUNT, DV_MODEL, DATAVERSE
+    )
     assert error.code == "0x80060888"
 
 
@@ -1040,8 +1245,10 @@ def test_orderby_unknown_property_gives_0x0() -> None:
     assert bad_request(parse_orderby, "primarycontactid/bogus", ACCOUNT, DV_MODEL, DATAVERSE).code == "0x0"
 
 
-@pytest.mark.parametrize("text", ["name up", "name asc desc", "name,,revenue", "contact_customer_accounts/fullname",
-                                  "contact_customer_accounts"])
+@pytest.mark.parametrize(
+    "text",
+    ["name up", "name asc desc", "name,,revenue", "contact_customer_accounts/fullname", "contact_customer_accounts"],
+)
 def test_orderby_malformed_terms_are_rejected(text: str) -> None:
     """Bad directions, empty terms and collections raise a syntax error."""
     assert bad_request(parse_orderby, text, ACCOUNT, DV_MODEL, DATAVERSE).code == "0x80060888"
@@ -1058,8 +1265,7 @@ def test_expand_absent_is_empty() -> None:
 
 def test_expand_parses_nested_options_refs_and_nested_expands() -> None:
     """Options split on top-level `;`, terms on top-level `,`; quotes and parentheses are respected."""
-    text = ("a($select=x,y;$filter=contains(x,'a;b,c)');$orderby=x desc;$top=5),b/$ref,"
-            "c($expand=d($select=e;$skip=2)),f")
+    text = "a($select=x,y;$filter=contains(x,'a;b,c)');$orderby=x desc;$top=5),b/$ref,c($expand=d($select=e;$skip=2)),f"
     assert parse_expand(text) == [
         ExpandItem(nav="a", select=["x", "y"], filter="contains(x,'a;b,c)')", orderby="x desc", top=5),
         ExpandItem(nav="b", ref=True),
@@ -1070,9 +1276,9 @@ def test_expand_parses_nested_options_refs_and_nested_expands() -> None:
 
 def test_expand_keeps_query_function_json_values_intact() -> None:
     """Double-quoted JSON strings inside a nested filter are opaque to the splitter."""
-    text = "Account_Tasks($filter=Microsoft.Dynamics.CRM.In(PropertyName='subject',PropertyValues=[\"a;b\",\"c)\"]))"
+    text = 'Account_Tasks($filter=Microsoft.Dynamics.CRM.In(PropertyName=\'subject\',PropertyValues=["a;b","c)"]))'
     [item] = parse_expand(text)
-    assert item.filter == "Microsoft.Dynamics.CRM.In(PropertyName='subject',PropertyValues=[\"a;b\",\"c)\"])"
+    assert item.filter == 'Microsoft.Dynamics.CRM.In(PropertyName=\'subject\',PropertyValues=["a;b","c)"])'
 
 
 @pytest.mark.parametrize(
@@ -1112,5 +1318,7 @@ def test_int_option_accepts_non_negative_integers() -> None:
 def test_int_option_rejects_everything_else(text: str) -> None:
     """Negative, fractional, empty or huge values raise BadRequest naming the option."""
     error = bad_request(parse_int_option, "$top", text)
-    assert error.message == (f"Invalid value '{text}' for $top query option found. "
-                             "The $top query option requires a non-negative integer value.")
+    assert error.message == (
+        f"Invalid value '{text}' for $top query option found. "
+        "The $top query option requires a non-negative integer value."
+    )

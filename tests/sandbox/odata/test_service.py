@@ -10,8 +10,19 @@ import pytest
 from sandbox.odata.actions import ActionRegistry, EntityResult
 from sandbox.odata.dataverse import DataverseDialect
 from sandbox.odata.fno import FnoDialect
-from sandbox.odata.model import (BOOLEAN, DECIMAL, GUID, INT32, STRING, EntityType, EnumType, Model,
-                                 NavigationProperty, Property, new_guid)
+from sandbox.odata.model import (
+    BOOLEAN,
+    DECIMAL,
+    GUID,
+    INT32,
+    STRING,
+    EntityType,
+    EnumType,
+    Model,
+    NavigationProperty,
+    Property,
+    new_guid,
+)
 from sandbox.odata.store import Store
 from sandbox.runtime import ServiceConfig, ServiceSpec, build_app
 from sandbox.testing import assert_dataverse_error, assert_fno_error
@@ -22,7 +33,10 @@ STATE = EnumType("account_statecode", {"Active": 0, "Inactive": 1})
 
 def dataverse_model() -> Model:
     account = EntityType(
-        name="account", entity_set="accounts", key=("accountid",), primary_name="name",
+        name="account",
+        entity_set="accounts",
+        key=("accountid",),
+        primary_name="name",
         properties={
             "accountid": Property("accountid", GUID, default=new_guid),
             "name": Property("name", STRING, max_length=160),
@@ -33,16 +47,24 @@ def dataverse_model() -> Model:
             "createdon": Property("createdon", "Edm.DateTimeOffset", read_only=True),
         },
         navigations={
-            "primarycontactid": NavigationProperty("primarycontactid", "contact", False,
-                                                   [("_primarycontactid_value", "contactid")], owns_fk=True),
+            "primarycontactid": NavigationProperty(
+                "primarycontactid", "contact", False, [("_primarycontactid_value", "contactid")], owns_fk=True
+            ),
             "contact_customer_accounts": NavigationProperty(
-                "contact_customer_accounts", "contact", True, [("accountid", "_parentcustomerid_value")],
-                target_condition={"_parentcustomerid_type": "account"}),
+                "contact_customer_accounts",
+                "contact",
+                True,
+                [("accountid", "_parentcustomerid_value")],
+                target_condition={"_parentcustomerid_type": "account"},
+            ),
         },
         alternate_keys=[("accountnumber",)],
     )
     contact = EntityType(
-        name="contact", entity_set="contacts", key=("contactid",), primary_name="fullname",
+        name="contact",
+        entity_set="contacts",
+        key=("contactid",),
+        primary_name="fullname",
         properties={
             "contactid": Property("contactid", GUID, default=new_guid),
             "fullname": Property("fullname", STRING),
@@ -51,8 +73,13 @@ def dataverse_model() -> Model:
         },
         navigations={
             "parentcustomerid_account": NavigationProperty(
-                "parentcustomerid_account", "account", False, [("_parentcustomerid_value", "accountid")],
-                owns_fk=True, local_condition={"_parentcustomerid_type": "account"}),
+                "parentcustomerid_account",
+                "account",
+                False,
+                [("_parentcustomerid_value", "accountid")],
+                owns_fk=True,
+                local_condition={"_parentcustomerid_type": "account"},
+            ),
         },
     )
     return Model("Microsoft.Dynamics.CRM", [account, contact], created_on="createdon")
@@ -72,8 +99,9 @@ def seed_nothing(store: Store, seed: int, options: dict) -> dict[str, int]:
 
 @pytest.fixture
 def dv():
-    spec = ServiceSpec("dv", dataverse_model, lambda c: DataverseDialect(max_page_size=3), lambda: {},
-                       dataverse_actions, seed_nothing)
+    spec = ServiceSpec(
+        "dv", dataverse_model, lambda c: DataverseDialect(max_page_size=3), lambda: {}, dataverse_actions, seed_nothing
+    )
     return build_app(spec, ServiceConfig(seed=None)).test_client()
 
 
@@ -92,8 +120,9 @@ class TestDataverseDialect:
 
     def test_post_with_representation_answers_201_with_the_row(self, dv):
         """Prefer return=representation gives 201 with the row and the preference applied."""
-        response = dv.post(f"{ROOT}/accounts?$select=name", json={"name": "Contoso"},
-                           headers={"Prefer": "return=representation"})
+        response = dv.post(
+            f"{ROOT}/accounts?$select=name", json={"name": "Contoso"}, headers={"Prefer": "return=representation"}
+        )
         assert response.status_code == 201
         body = response.get_json()
         assert body["name"] == "Contoso" and body["accountid"] and body["@odata.etag"].startswith('W/"')
@@ -107,12 +136,17 @@ class TestDataverseDialect:
         assert response.status_code == 400
         assert response.get_json()["error"]["code"] == "0x80044331"
         assert "maximum allowed length of '160'" in response.get_json()["error"]["message"]
-        bulk = dv.post(f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple",
-                       json={"Targets": [{"name": "fits"}, {"name": "y" * 161}]})
+        bulk = dv.post(
+            f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple",
+            json={"Targets": [{"name": "fits"}, {"name": "y" * 161}]},
+        )
         assert bulk.status_code == 400 and bulk.get_json()["error"]["code"] == "0x80044331"
         assert dv.post(f"{ROOT}/accounts", json={"name": 12}).status_code == 400
-        created = dv.post(f"{ROOT}/accounts", json={"name": "z" * 160, "accountnumber": "  Mixed Case "},
-                          headers={"Prefer": "return=representation"})
+        created = dv.post(
+            f"{ROOT}/accounts",
+            json={"name": "z" * 160, "accountnumber": "  Mixed Case "},
+            headers={"Prefer": "return=representation"},
+        )
         assert created.status_code == 201
         assert (created.get_json()["name"], created.get_json()["accountnumber"]) == ("z" * 160, "  Mixed Case ")
         listed = dv.get(f"{ROOT}/accounts?$select=name&$filter=name eq 'fits'").get_json()["value"]
@@ -121,7 +155,9 @@ class TestDataverseDialect:
     def test_bind_sets_lookup_and_read_shows_value(self, dv):
         """@odata.bind writes a lookup; reads show it as _x_value; $expand brings the row."""
         account = create(dv, "accounts", {"name": "A"})
-        contact = create(dv, "contacts", {"fullname": "Jo", "parentcustomerid_account@odata.bind": f"/accounts({account})"})
+        contact = create(
+            dv, "contacts", {"fullname": "Jo", "parentcustomerid_account@odata.bind": f"/accounts({account})"}
+        )
         body = dv.get(f"{ROOT}/contacts({contact})?$expand=parentcustomerid_account($select=name)").get_json()
         assert body["_parentcustomerid_value"] == account
         assert body["parentcustomerid_account"]["name"] == "A"
@@ -137,8 +173,9 @@ class TestDataverseDialect:
         """PATCH on an alternate key creates the row, then updates it."""
         first = dv.patch(f"{ROOT}/accounts(accountnumber='C-1')", json={"name": "One"})
         assert first.status_code == 204
-        second = dv.patch(f"{ROOT}/accounts(accountnumber='C-1')", json={"name": "Uno"},
-                          headers={"Prefer": "return=representation"})
+        second = dv.patch(
+            f"{ROOT}/accounts(accountnumber='C-1')", json={"name": "Uno"}, headers={"Prefer": "return=representation"}
+        )
         assert second.status_code == 200 and second.get_json()["name"] == "Uno"
         assert dv.get(f"{ROOT}/accounts(accountnumber='C-1')").get_json()["name"] == "Uno"
 
@@ -239,9 +276,15 @@ class TestDataverseDialect:
 
     def test_create_multiple_returns_ids(self, dv):
         """CreateMultiple creates every target and answers their ids."""
-        response = dv.post(f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": [
-            {"name": "b", "@odata.type": "Microsoft.Dynamics.CRM.account"},
-            {"name": "c", "@odata.type": "Microsoft.Dynamics.CRM.account"}]})
+        response = dv.post(
+            f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple",
+            json={
+                "Targets": [
+                    {"name": "b", "@odata.type": "Microsoft.Dynamics.CRM.account"},
+                    {"name": "c", "@odata.type": "Microsoft.Dynamics.CRM.account"},
+                ]
+            },
+        )
         assert response.status_code == 200
         assert len(response.get_json()["Ids"]) == 2
 
@@ -255,9 +298,19 @@ class TestDataverseDialect:
         listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
         sa.event.listen(engine, "before_cursor_execute", listener)
         try:
-            response = dv.post(f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": [
-                {"name": f"n{i}", "accountnumber": f"N-{i}", "primarycontactid@odata.bind": f"/contacts({contact})"}
-                for i in range(50)]})
+            response = dv.post(
+                f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple",
+                json={
+                    "Targets": [
+                        {
+                            "name": f"n{i}",
+                            "accountnumber": f"N-{i}",
+                            "primarycontactid@odata.bind": f"/contacts({contact})",
+                        }
+                        for i in range(50)
+                    ]
+                },
+            )
         finally:
             sa.event.remove(engine, "before_cursor_execute", listener)
         assert response.status_code == 200, response.data
@@ -271,10 +324,16 @@ class TestDataverseDialect:
         create(dv, "accounts", {"name": "old", "accountnumber": "OLD"})
         single = dv.post(f"{ROOT}/accounts", json={"name": "again", "accountnumber": "OLD"})
         for targets, status in (
-                ([{"name": "a", "accountnumber": "D-1"}, {"name": "b", "accountnumber": "D-1"}], single.status_code),
-                ([{"name": "a", "accountnumber": "D-1"}, {"name": "b", "accountnumber": "OLD"}], single.status_code),
-                ([{"name": "a", "accountnumber": "D-1"},
-                  {"name": "b", "primarycontactid@odata.bind": f"/contacts({new_guid()})"}], 404)):
+            ([{"name": "a", "accountnumber": "D-1"}, {"name": "b", "accountnumber": "D-1"}], single.status_code),
+            ([{"name": "a", "accountnumber": "D-1"}, {"name": "b", "accountnumber": "OLD"}], single.status_code),
+            (
+                [
+                    {"name": "a", "accountnumber": "D-1"},
+                    {"name": "b", "primarycontactid@odata.bind": f"/contacts({new_guid()})"},
+                ],
+                404,
+            ),
+        ):
             response = dv.post(f"{ROOT}/accounts/Microsoft.Dynamics.CRM.CreateMultiple", json={"Targets": targets})
             assert response.status_code == status, response.data
             if status == single.status_code:
@@ -295,22 +354,40 @@ class TestDataverseDialect:
 
     def test_batch_changeset_with_content_id_is_atomic(self, dv):
         """A change set commits together; a failing part rolls back all of it."""
+
         def batch(parts: list[str]) -> Any:
             lines = ["--batch_A", "Content-Type: multipart/mixed;boundary=changeset_B", ""]
             for index, part in enumerate(parts, 1):
-                lines += ["--changeset_B", "Content-Type: application/http", "Content-Transfer-Encoding: binary",
-                          f"Content-ID: {index}", "", part, ""]
+                lines += [
+                    "--changeset_B",
+                    "Content-Type: application/http",
+                    "Content-Transfer-Encoding: binary",
+                    f"Content-ID: {index}",
+                    "",
+                    part,
+                    "",
+                ]
             lines += ["--changeset_B--", "--batch_A--", ""]
-            return dv.post(f"{ROOT}/$batch", data="\r\n".join(lines).encode(),
-                           content_type="multipart/mixed;boundary=batch_A")
-        ok = batch([f"POST {ROOT}/accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{json.dumps({'name': 'P'})}",
-                    f"POST {ROOT}/contacts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n"
-                    + json.dumps({"fullname": "C", "parentcustomerid_account@odata.bind": "$1"})])
+            return dv.post(
+                f"{ROOT}/$batch", data="\r\n".join(lines).encode(), content_type="multipart/mixed;boundary=batch_A"
+            )
+
+        ok = batch(
+            [
+                f"POST {ROOT}/accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{json.dumps({'name': 'P'})}",
+                f"POST {ROOT}/contacts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n"
+                + json.dumps({"fullname": "C", "parentcustomerid_account@odata.bind": "$1"}),
+            ]
+        )
         assert ok.status_code == 200, ok.data
         contacts = dv.get(f"{ROOT}/contacts?$filter=fullname eq 'C'").get_json()["value"]
         assert contacts and contacts[0]["_parentcustomerid_value"]
-        failed = batch([f"POST {ROOT}/accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{json.dumps({'name': 'Q'})}",
-                        f"POST {ROOT}/contacts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{json.dumps({'bad': 1})}"])
+        failed = batch(
+            [
+                f"POST {ROOT}/accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{json.dumps({'name': 'Q'})}",
+                f"POST {ROOT}/contacts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{json.dumps({'bad': 1})}",
+            ]
+        )
         assert failed.status_code == 400
         assert dv.get(f"{ROOT}/accounts?$filter=name eq 'Q'").get_json()["value"] == []
 
@@ -327,8 +404,10 @@ class TestDataverseDialect:
 
     def test_faults_inject_429_with_retry_after(self, dv):
         """A 429 fault answers in the Dataverse shape with Retry-After."""
-        added = dv.post("/_sandbox/faults", json={"match": {"method": "GET", "path": "accounts"}, "status": 429,
-                                                  "retry_after": 7, "times": 1})
+        added = dv.post(
+            "/_sandbox/faults",
+            json={"match": {"method": "GET", "path": "accounts"}, "status": 429, "retry_after": 7, "times": 1},
+        )
         assert added.status_code == 201
         response = dv.get(f"{ROOT}/accounts")
         assert_dataverse_error(response, 429)
@@ -343,7 +422,9 @@ NOYES = EnumType("NoYes", {"No": 0, "Yes": 1}, "Microsoft.Dynamics.DataEntities"
 
 def fno_model() -> Model:
     group = EntityType(
-        name="CustomerGroup", entity_set="CustomerGroups", key=("dataAreaId", "CustomerGroupId"),
+        name="CustomerGroup",
+        entity_set="CustomerGroups",
+        key=("dataAreaId", "CustomerGroupId"),
         company_property="dataAreaId",
         properties={
             "dataAreaId": Property("dataAreaId", STRING, default=""),
@@ -352,18 +433,23 @@ def fno_model() -> Model:
             "IsSalesTaxIncludedInPrice": Property("IsSalesTaxIncludedInPrice", INT32, enum=NOYES, default=0),
             "Amount": Property("Amount", DECIMAL, scale=2, default=0),
             "Flag": Property("Flag", BOOLEAN, default=False),
-        })
+        },
+    )
     return Model("Microsoft.Dynamics.DataEntities", [group])
 
 
 @pytest.fixture
 def fo():
-    spec = ServiceSpec("fo", fno_model, lambda c: FnoDialect(max_page_size=2), lambda: {},
-                       lambda r: None, seed_nothing)
+    spec = ServiceSpec("fo", fno_model, lambda c: FnoDialect(max_page_size=2), lambda: {}, lambda r: None, seed_nothing)
     client = build_app(spec, ServiceConfig(seed=None)).test_client()
     for company, group in [("usmf", "10"), ("usmf", "20"), ("usmf", "30"), ("usrt", "10")]:
-        assert client.post("/data/CustomerGroups", json={"dataAreaId": company, "CustomerGroupId": group,
-                                                         "Description": f"{company} {group}"}).status_code == 201
+        assert (
+            client.post(
+                "/data/CustomerGroups",
+                json={"dataAreaId": company, "CustomerGroupId": group, "Description": f"{company} {group}"},
+            ).status_code
+            == 201
+        )
     return client
 
 
@@ -376,11 +462,14 @@ class TestFnoDialect:
 
     def test_company_given_in_any_case_is_stored_in_lower_case(self, fo):
         """dataAreaId is the one text column F&O does not store as sent: a company is lower case."""
-        response = fo.post("/data/CustomerGroups", json={"dataAreaId": "USRT", "CustomerGroupId": "77",
-                                                         "Description": "Mixed Case"})
+        response = fo.post(
+            "/data/CustomerGroups", json={"dataAreaId": "USRT", "CustomerGroupId": "77", "Description": "Mixed Case"}
+        )
         assert response.status_code == 201
         assert (response.get_json()["dataAreaId"], response.get_json()["Description"]) == ("usrt", "Mixed Case")
-        assert fo.get("/data/CustomerGroups(dataAreaId='usrt',CustomerGroupId='77')?cross-company=true").status_code == 200
+        assert (
+            fo.get("/data/CustomerGroups(dataAreaId='usrt',CustomerGroupId='77')?cross-company=true").status_code == 200
+        )
 
     def test_post_answers_201_with_the_row(self, fo):
         """A create answers 201 with the full row, enums as names."""
@@ -398,7 +487,9 @@ class TestFnoDialect:
         usrt = fo.get("/data/CustomerGroups?cross-company=true&$filter=dataAreaId eq 'usrt'").get_json()["value"]
         assert [r["dataAreaId"] for r in usrt] == ["usrt"]
         assert fo.get("/data/CustomerGroups(dataAreaId='usrt',CustomerGroupId='10')").status_code == 404
-        assert fo.get("/data/CustomerGroups(dataAreaId='USRT',CustomerGroupId='10')?cross-company=true").status_code == 200
+        assert (
+            fo.get("/data/CustomerGroups(dataAreaId='USRT',CustomerGroupId='10')?cross-company=true").status_code == 200
+        )
 
     def test_skip_paging_with_next_link(self, fo):
         """Pages carry @odata.nextLink with $skip."""
@@ -407,9 +498,12 @@ class TestFnoDialect:
 
     def test_enum_literal_and_wildcard_filters(self, fo):
         """Enum literals and * wildcards work; string functions do not."""
-        fo.patch("/data/CustomerGroups(dataAreaId='usmf',CustomerGroupId='20')", json={"IsSalesTaxIncludedInPrice": "Yes"})
-        rows = fo.get("/data/CustomerGroups?$filter=IsSalesTaxIncludedInPrice eq "
-                      "Microsoft.Dynamics.DataEntities.NoYes'Yes'").get_json()["value"]
+        fo.patch(
+            "/data/CustomerGroups(dataAreaId='usmf',CustomerGroupId='20')", json={"IsSalesTaxIncludedInPrice": "Yes"}
+        )
+        rows = fo.get(
+            "/data/CustomerGroups?$filter=IsSalesTaxIncludedInPrice eq Microsoft.Dynamics.DataEntities.NoYes'Yes'"
+        ).get_json()["value"]
         assert [r["CustomerGroupId"] for r in rows] == ["20"]
         rows = fo.get("/data/CustomerGroups?$filter=Description eq '*MF 3*'").get_json()["value"]
         assert [r["CustomerGroupId"] for r in rows] == ["30"]
@@ -441,7 +535,9 @@ class TestFnoDialect:
             fo.post("/data/CustomerGroups", json={"CustomerGroupId": "50", "Amount": "x"}),
             fo.get("/data/CustomerGroups(CustomerGroupId='10')"),
             fo.get("/data/NoSuchEntities"),
-            fo.get("/data/CustomerGroups?$filter=IsSalesTaxIncludedInPrice eq Microsoft.Dynamics.DataEntities.NoYes'Maybe'"),
+            fo.get(
+                "/data/CustomerGroups?$filter=IsSalesTaxIncludedInPrice eq Microsoft.Dynamics.DataEntities.NoYes'Maybe'"
+            ),
         ]
         for response in cases:
             assert 400 <= response.status_code < 500, (response.status_code, response.data)
@@ -449,15 +545,36 @@ class TestFnoDialect:
 
     def test_batch_changeset_failure_is_500_part_with_outer_200(self, fo):
         """An F&O $batch answers 200 and reports a failed change set as a 500 part."""
-        body = "\r\n".join([
-            "--batch_A", "Content-Type: multipart/mixed;boundary=changeset_B", "",
-            "--changeset_B", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "Content-ID: 1", "",
-            "POST /data/CustomerGroups HTTP/1.1", "Content-Type: application/json", "",
-            json.dumps({"CustomerGroupId": "60"}), "",
-            "--changeset_B", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "Content-ID: 2", "",
-            "POST /data/CustomerGroups HTTP/1.1", "Content-Type: application/json", "",
-            json.dumps({"CustomerGroupId": "10"}), "",
-            "--changeset_B--", "--batch_A--", ""])
+        body = "\r\n".join(
+            [
+                "--batch_A",
+                "Content-Type: multipart/mixed;boundary=changeset_B",
+                "",
+                "--changeset_B",
+                "Content-Type: application/http",
+                "Content-Transfer-Encoding: binary",
+                "Content-ID: 1",
+                "",
+                "POST /data/CustomerGroups HTTP/1.1",
+                "Content-Type: application/json",
+                "",
+                json.dumps({"CustomerGroupId": "60"}),
+                "",
+                "--changeset_B",
+                "Content-Type: application/http",
+                "Content-Transfer-Encoding: binary",
+                "Content-ID: 2",
+                "",
+                "POST /data/CustomerGroups HTTP/1.1",
+                "Content-Type: application/json",
+                "",
+                json.dumps({"CustomerGroupId": "10"}),
+                "",
+                "--changeset_B--",
+                "--batch_A--",
+                "",
+            ]
+        )
         response = fo.post("/data/$batch", data=body.encode(), content_type="multipart/mixed;boundary=batch_A")
         assert response.status_code == 200
         assert b"HTTP/1.1 500" in response.data

@@ -20,7 +20,9 @@ from sandbox.outbox import Outbox
 
 def build_model() -> Model:
     item = EntityType(
-        name="item", entity_set="items", key=("itemid",),
+        name="item",
+        entity_set="items",
+        key=("itemid",),
         properties={
             "itemid": Property("itemid", GUID, default=new_guid),
             "code": Property("code", STRING),
@@ -33,7 +35,9 @@ def build_model() -> Model:
         alternate_keys=[("code", "groupcode")],
     )
     group = EntityType(
-        name="group", entity_set="groups", key=("groupcode",),
+        name="group",
+        entity_set="groups",
+        key=("groupcode",),
         properties={"groupcode": Property("groupcode", STRING), "label": Property("label", STRING)},
     )
     return Model("Test", [item, group], created_on="createdon")
@@ -52,9 +56,11 @@ class ItemRules(EntityBehavior):
         if values.get("name") == "refuse":
             raise BadRequest(f"Item {values.get('code')} is refused.", "0x1")
         if values.get("groupcode"):
+
             def read() -> Any:
                 self.group_reads += 1
                 return ctx.store.get("group", {"groupcode": values["groupcode"]})
+
             group = ctx.store.memoized(("group", values["groupcode"]), ("group",), read)
             values["label"] = group["label"] if group else None
 
@@ -87,16 +93,21 @@ class Harness:
                 self.store.insert("group", {"groupcode": code, "label": label})
         self.hooked.clear()
         self.statements: list[str] = []
-        sa.event.listen(self.db.engine, "before_cursor_execute",
-                        lambda conn, cursor, statement, *a: self.statements.append(statement))
+        sa.event.listen(
+            self.db.engine,
+            "before_cursor_execute",
+            lambda conn, cursor, statement, *a: self.statements.append(statement),
+        )
 
     def items(self) -> list[Row]:
         with self.db.transaction():
             return self.store.find("item", order_by=["code"])
 
     def changes(self) -> list[dict[str, Any]]:
-        return [{k: v for k, v in change.items() if k not in ("seq", "created_at", "transaction_id")}
-                for change in self.outbox.read(self.db, 0, 1000, {"item"})]
+        return [
+            {k: v for k, v in change.items() if k not in ("seq", "created_at", "transaction_id")}
+            for change in self.outbox.read(self.db, 0, 1000, {"item"})
+        ]
 
 
 @pytest.fixture
@@ -112,17 +123,25 @@ def harness(rules: ItemRules) -> Iterator[Harness]:
 
 
 def values(count: int, **extra: Any) -> list[dict[str, Any]]:
-    return [{"code": f"C{i:02d}", "name": f"Item {i}", "groupcode": "g1" if i % 2 else "g2", **extra}
-            for i in range(count)]
+    return [
+        {"code": f"C{i:02d}", "name": f"Item {i}", "groupcode": "g1" if i % 2 else "g2", **extra} for i in range(count)
+    ]
 
 
 def comparable(harness: Harness) -> dict[str, Any]:
     """Rows, changes and hook payloads without generated ids and timestamps."""
     rows = [{k: v for k, v in row.items() if k not in ("itemid", "createdon")} for row in harness.items()]
-    changes = [{**c, "key": None, "after": {k: v for k, v in c["after"].items() if k not in ("itemid", "createdon")}}
-               for c in harness.changes()]
-    hooked = [[{**c, "key": None, "after": {k: v for k, v in c["after"].items() if k not in ("itemid", "createdon")}}
-               for c in batch] for batch in harness.hooked]
+    changes = [
+        {**c, "key": None, "after": {k: v for k, v in c["after"].items() if k not in ("itemid", "createdon")}}
+        for c in harness.changes()
+    ]
+    hooked = [
+        [
+            {**c, "key": None, "after": {k: v for k, v in c["after"].items() if k not in ("itemid", "createdon")}}
+            for c in batch
+        ]
+        for batch in harness.hooked
+    ]
     return {"rows": rows, "changes": changes, "hooked": hooked}
 
 
@@ -203,7 +222,9 @@ def test_duplicate_alternate_key_inside_the_chunk_fails_like_one_by_one(harness:
         with harness.db.transaction():
             harness.store.insert_many("item", given)
     assert excinfo.value.code == "0x80040237"
-    assert excinfo.value.detail == "Cannot create a record in item. code: C01, groupcode: g1. The record already exists."
+    assert (
+        excinfo.value.detail == "Cannot create a record in item. code: C01, groupcode: g1. The record already exists."
+    )
     assert harness.items() == [] and harness.changes() == [] and harness.hooked == []
 
 
@@ -255,11 +276,13 @@ def test_client_supplied_primary_keys_are_checked(harness: Harness) -> None:
 
 def test_single_insert_skips_the_key_query_only_for_a_fresh_key(harness: Harness) -> None:
     """A generated uuid4 needs no uniqueness query; a supplied primary key does."""
+
     def key_queries(row: dict[str, Any]) -> int:
         with harness.db.transaction():
             harness.statements.clear()
             harness.store.insert("item", row)
             return sum("items.itemid = " in s for s in harness.statements if s.startswith("SELECT items._rowid"))
+
     assert key_queries({"code": "A"}) == 0
     assert key_queries({"code": "B", "itemid": "3f2504e0-4f89-11d3-9a0c-0305e82c3309"}) == 1
 
@@ -301,8 +324,10 @@ def test_a_database_error_in_bulk_is_replayed_row_by_row(harness: Harness) -> No
     """A row the database refuses: the chunk is rolled back to its savepoint and inserted row by row, so the
     error is the one a single insert of that row raises (its own parameters, not the chunk's)."""
     with harness.db.transaction() as connection:
-        connection.exec_driver_sql("CREATE TRIGGER no_boom BEFORE INSERT ON items WHEN NEW.name = 'boom' "
-                                   "BEGIN SELECT RAISE(ABORT, 'boom refused'); END")
+        connection.exec_driver_sql(
+            "CREATE TRIGGER no_boom BEFORE INSERT ON items WHEN NEW.name = 'boom' "
+            "BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+        )
     given = values(4)
     given[2]["name"] = "boom"
     with pytest.raises(sa.exc.IntegrityError) as excinfo:
@@ -397,9 +422,19 @@ def test_change_epoch_moves_on_update_and_delete_only(harness: Harness) -> None:
 
 
 # ---- folding keys for the in-chunk check ----------------------------------------------------------------------
-@pytest.mark.parametrize("left,right", [("10", 10), ("ABC", "abc"), (Decimal("1.50"), 1.5), ("1.50", Decimal("1.5")),
-                                        (True, 1), (" 10 ", "1e1"), ("1_0", 10),
-                                        ("647D2DB7-36EE-4FC3-B93A-0912EAC00C2E", "647d2db7-36ee-4fc3-b93a-0912eac00c2e")])
+@pytest.mark.parametrize(
+    "left,right",
+    [
+        ("10", 10),
+        ("ABC", "abc"),
+        (Decimal("1.50"), 1.5),
+        ("1.50", Decimal("1.5")),
+        (True, 1),
+        (" 10 ", "1e1"),
+        ("1_0", 10),
+        ("647D2DB7-36EE-4FC3-B93A-0912EAC00C2E", "647d2db7-36ee-4fc3-b93a-0912eac00c2e"),
+    ],
+)
 def test_values_sql_may_find_equal_fold_alike(left: Any, right: Any) -> None:
     """Whatever SQL may compare as equal folds alike (a few unequal values too, which only costs speed)."""
     assert fold_key_value(left) == fold_key_value(right)
