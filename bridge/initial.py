@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any
 
-from bridge.engine import INTEGRATION_IDENTITY, KEY_JSON, SyncEngine, wire_row
+from bridge.engine import KEY_JSON, SyncEngine, wire_row
 from bridge.mapping import TableMap
 from bridge.pipeline import Drop, MissingParent, Record, key_values, polymorphic_fields, scm_read_columns, transform
 from bridge.state import BridgeState, InitialSyncErrorRow
 from sandbox.clients import BatchOp, ServiceError
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 BATCH_SIZE = 500
 #: rows per ``CreateMultiple`` call: Dataverse's limit of Targets per call. Twice the rows per transaction made
@@ -172,6 +173,7 @@ class InitialSync:
         engine = self.engine
         getter = engine.related_getter(None, allow_fetch=True)
         sales, sales_model, key_columns = engine.sales, engine.sales_model, entity.key
+        compiled = engine.compiled(table_map)
         company_specific = bool(table_map.company or table_map.company_from)
         payloads, rows, ids = side.payloads, side.rows, side.ids
         # Only the columns the map reads: a customer has 51, the customers map reads 16 (rendering, sending and
@@ -180,7 +182,9 @@ class InitialSync:
             entity.entity_set, select=scm_read_columns(table_map), extra={"cross-company": "true"}, page_size=PAGE_SIZE
         ):
             for row in page:
-                record = Record(table_map, "to_sales", row, related=getter, sales_model=sales_model)
+                record = Record(
+                    table_map, "to_sales", row, related=getter, sales_model=sales_model, compiled_map=compiled
+                )
                 record.company = str(row.get("dataAreaId") or "").lower() or None
                 if company_specific:
                     record.company_id = engine.company_id(record.company)
@@ -225,11 +229,14 @@ class InitialSync:
         entity = table_map.sales_type
         assert entity is not None
         getter = self.engine.related_getter(None, allow_fetch=True)
+        sales_model, compiled = self.engine.sales_model, self.engine.compiled(table_map)
         expand = self._sales_expand(table_map)
         for page in self.engine.sales.iter_pages(entity.entity_set, expand=expand or None, page_size=PAGE_SIZE):
             for row in page:
                 row = {**row, "@sandbox.table": entity.name}
-                record = Record(table_map, "to_scm", row, related=getter, sales_model=self.engine.sales_model)
+                record = Record(
+                    table_map, "to_scm", row, related=getter, sales_model=sales_model, compiled_map=compiled
+                )
                 try:
                     record = transform(record)
                 except (Drop, MissingParent):

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bridge.engine import (
-    INTEGRATION_IDENTITY,
     Source,
     SyncEngine,
     SyncError,
@@ -27,6 +26,7 @@ from bridge.state import INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, B
 from bridge.worker import apply_in_order, by_transaction
 from sandbox.clients import ControlClient
 from sandbox.errors import BadRequest, Conflict, NotFound
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 ResumeMode = Literal["catchup", "skip_keep", "skip_discard"]
 CATCHUP_PAGE = 500

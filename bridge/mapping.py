@@ -60,6 +60,7 @@ from typing import Any, Literal
 
 import yaml
 
+from bridge.filters import compile_predicate
 from sandbox.odata import model as m
 from sandbox.odata.model import EntityType, Model
 
@@ -73,7 +74,7 @@ BUILTIN_MAPS = Path(__file__).parent / "maps"
 NAMED_VALUE_MAPS: dict[str, dict[str, Any]] = {
     # F&O NoYes enum <-> Dataverse two-option columns
     "noyes": {"No": False, "Yes": True},
-    # Delivery address country: ISO code <-> the lower-case English name (dual-write.md 4.7, "columbia" as
+    # Delivery address country: ISO code <-> the lower-case English name (docs/reference/dual-write.md 4.7, "columbia" as
     # published by Microsoft)
     "country": {
         "US": "united states",
@@ -238,7 +239,7 @@ class TableMap:
 
 @dataclass(frozen=True)
 class PriceListRule:
-    """How new products land on a Sales price list (dual-write.md 4.2): the alphabetically first active
+    """How new products land on a Sales price list (docs/reference/dual-write.md 4.2): the alphabetically first active
     price list in the currency the SCM field ``currency`` names, or a new one called ``name``."""
 
     currency: str
@@ -468,8 +469,6 @@ def validate_map(table_map: TableMap, scm_model: Model, sales_model: Model) -> N
         )
     for text, label in ((table_map.scm_filter, "SCM"), (table_map.sales_filter, "Sales")):
         if text:
-            from bridge.pipeline import compile_predicate
-
             try:
                 compile_predicate(text)
             except ValueError as exc:

@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import tenacity
 
-from bridge.engine import INTEGRATION_IDENTITY, KEY_JSON, Source, SyncEngine, SyncError, Write, record_identity
+from bridge.engine import KEY_JSON, Source, SyncEngine, SyncError, Write, record_identity
 from bridge.mapping import TableMap
 from bridge.state import INITIALIZING, PAUSED, RESUMING, RUNNING, BridgeState
 from sandbox.clients import ServiceError
 from sandbox.livesync import coalesce
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 if TYPE_CHECKING:
     from bridge.lifecycle import Lifecycle
