@@ -236,8 +236,9 @@ class SyncEngine:
         def get(nav_name: str, row: dict[str, Any] | None) -> dict[str, Any] | None:
             if row is None:
                 return None
-            if isinstance(row.get(nav_name), dict):
-                return row[nav_name]  # expanded by a query
+            expanded = row.get(nav_name)
+            if isinstance(expanded, dict):
+                return expanded  # expanded by a query
             table = row.get("@sandbox.table")
             candidates = [self.sales_model.entities[table]] if table else list(self.sales_model.entities.values())
             for entity in candidates:
@@ -375,10 +376,11 @@ class SyncEngine:
     # ---- executing ---------------------------------------------------------------------------------------
     def execute(self, writes: list[Write]) -> None:
         """Write everything as one change set per target side; raise :class:`SyncError` on any failure."""
-        for side in ("sales", "scm"):
+        sides: tuple[Source, ...] = ("sales", "scm")
+        for side in sides:
             batch = [w for w in writes if w.target == side]
             if batch:
-                self._execute_side(side, batch)  # type: ignore[arg-type]
+                self._execute_side(side, batch)
 
     def _execute_side(self, side: Source, writes: list[Write]) -> None:
         pairs: list[tuple[BatchOp, Write]] = []

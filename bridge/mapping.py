@@ -74,8 +74,8 @@ BUILTIN_MAPS = Path(__file__).parent / "maps"
 NAMED_VALUE_MAPS: dict[str, dict[str, Any]] = {
     # F&O NoYes enum <-> Dataverse two-option columns
     "noyes": {"No": False, "Yes": True},
-    # Delivery address country: ISO code <-> the lower-case English name (docs/reference/dual-write.md 4.7, "columbia" as
-    # published by Microsoft)
+    # Delivery address country: ISO code <-> the lower-case English name (docs/reference/dual-write.md 4.7,
+    # "columbia" as published by Microsoft)
     "country": {
         "US": "united states",
         "DE": "germany",
@@ -191,7 +191,7 @@ def _same(left: Any, right: Any) -> bool:
         return left.lower() == right.lower()
     if isinstance(left, bool) or isinstance(right, bool):
         return left is right or (left == right and type(left) is type(right))
-    return left == right
+    return bool(left == right)
 
 
 @dataclass
@@ -239,8 +239,8 @@ class TableMap:
 
 @dataclass(frozen=True)
 class PriceListRule:
-    """How new products land on a Sales price list (docs/reference/dual-write.md 4.2): the alphabetically first active
-    price list in the currency the SCM field ``currency`` names, or a new one called ``name``."""
+    """How new products land on a Sales price list (docs/reference/dual-write.md 4.2): the alphabetically first
+    active price list in the currency the SCM field ``currency`` names, or a new one called ``name``."""
 
     currency: str
     name: str = "{currency} price list"

@@ -316,11 +316,11 @@ def company_scope(record: Record) -> Record:
     if not record.map.company:
         return record
     if record.direction == "to_sales":
-        company = str(record.source.get("dataAreaId") or "").lower()
-        if not company:
+        code = str(record.source.get("dataAreaId") or "").lower()
+        if not code:
             raise Drop("the SCM row has no dataAreaId")
-        record.company = company
-        record.target["msdyn_company@odata.bind"] = f"/cdm_companies(cdm_companycode='{company}')"
+        record.company = code
+        record.target["msdyn_company@odata.bind"] = f"/cdm_companies(cdm_companycode='{code}')"
     else:
         related = record.related("msdyn_company", record.source) if record.related else None
         if related is None or not related.get("cdm_companycode"):
@@ -433,8 +433,9 @@ PRICE_LIST_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-4b8a-9a51-0d3c2f5e8b17")
 
 def assign_price_list(record: Record) -> Record:
     """New Sales rows of a map with ``sales.price_list`` get the alphabetically first active price list in
-    their currency; when the currency has none, one is created first (docs/reference/dual-write.md 4.2). Rows that exist in
-    Sales keep whatever price list they have. Needs ``record.sales``; without it the step does nothing."""
+    their currency; when the currency has none, one is created first (docs/reference/dual-write.md 4.2). Rows
+    that exist in Sales keep whatever price list they have. Needs ``record.sales``; without it the step does
+    nothing."""
     rule = record.map.price_list
     if rule is None or record.direction != "to_sales" or record.sales is None:
         return record

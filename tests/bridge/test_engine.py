@@ -13,10 +13,11 @@ from bridge.pipeline import Record
 from mock_sales.schema import build_model as build_sales_model
 from mock_scm.schema import build_model as build_scm_model
 from sandbox.clients import BatchOp
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 
 def _bridge_requests(sandbox: Any) -> list[dict[str, Any]]:
-    return [e for e in sandbox.sales_control.journal(limit=50) if e.get("identity") == "dualwrite"]
+    return [e for e in sandbox.sales_control.journal(limit=50) if e.get("identity") == INTEGRATION_IDENTITY]
 
 
 def test_a_single_write_upserts_by_alternate_key_without_reading_first(sandbox: Any) -> None:
