@@ -10,8 +10,8 @@ if TYPE_CHECKING:
     from bridge.app import BridgeConfig
 
 
-def create_app(config: BridgeConfig | None = None) -> Flask:
-    """The bridge Flask app (see :mod:`bridge.app`)."""
+def create_app(config: BridgeConfig) -> Flask:
+    """The bridge Flask app (see :mod:`bridge.app`); ``config`` carries the two services' models."""
     from bridge.app import create_app as build
 
     return build(config)

@@ -26,26 +26,29 @@ from sandbox.clients import ControlClient, SalesClient, ScmClient
 from sandbox.db import Database
 from sandbox.errors import BadRequest, NotFound, SandboxError, error_for_status
 from sandbox.odata.model import Model
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class BridgeConfig:
-    """Where the two services are and how the bridge keeps its state.
+    """Where the two services are, what their tables look like, and how the bridge keeps its state.
 
+    ``sales_model``/``scm_model`` are the two services' models (the tables the maps name and the bridge
+    reads and writes); whoever composes the stack passes them, the bridge never imports the services.
     ``sales_url``/``scm_url`` are server origins (``http://127.0.0.1:5101``); the transports, when given,
     carry the traffic instead (``httpx.WSGITransport`` in one process).
     """
 
+    sales_model: Model
+    scm_model: Model
     sales_url: str = "http://127.0.0.1:5101"
     scm_url: str = "http://127.0.0.1:5102"
     database_url: str = "sqlite://"
     maps_dirs: list[Path] = field(default_factory=list)
     sales_transport: httpx.BaseTransport | None = None
     scm_transport: httpx.BaseTransport | None = None
-    sales_model: Callable[[], Model] | None = None
-    scm_model: Callable[[], Model] | None = None
     #: run the async drainers with the app (off: tests drive ``runtime.worker`` step by step)
     start_worker: bool = True
     #: how long one long poll of a change feed waits for news (also bounds how long stopping takes)
@@ -69,17 +72,14 @@ class BridgeRuntime:
     """Everything the bridge app holds, in ``app.extensions['bridge']``."""
 
     def __init__(self, config: BridgeConfig) -> None:
-        from mock_sales.schema import build_model as sales_model
-        from mock_scm.schema import build_model as scm_model
-
         self.config = config
-        self.sales_model = (config.sales_model or sales_model)()
-        self.scm_model = (config.scm_model or scm_model)()
+        self.sales_model = config.sales_model
+        self.scm_model = config.scm_model
         self.maps: list[TableMap] = load_maps([BUILTIN_MAPS, *config.maps_dirs], self.scm_model, self.sales_model)
         self.db = Database(config.database_url, [BridgeMetadata.metadata])
         self.db.create_all()
         self.state = BridgeState(self.db)
-        identity = "dualwrite"
+        identity = INTEGRATION_IDENTITY
         self.sales = SalesClient(config.sales_url, transport=config.sales_transport, identity=identity)
         self.scm = ScmClient(config.scm_url, transport=config.scm_transport, identity=identity)
         self.controls: dict[Source, ControlClient] = {
@@ -96,6 +96,7 @@ class BridgeRuntime:
             poll_wait=config.async_poll_wait,
             linger=config.async_linger,
         )
+        self.lifecycle.attach_drainer(self.worker)
         self.metrics = BridgeMetrics(self)
         self.started_at = dt.datetime.now(dt.UTC)
         for table_map in self.maps:
@@ -148,16 +149,18 @@ class BridgeRuntime:
 
     def close(self) -> None:
         self.worker.stop()
-        for client in (self.sales, self.scm, *self.controls.values()):
-            client.close()
+        self.sales.close()
+        self.scm.close()
+        for control in self.controls.values():
+            control.close()
         self.state.close()
         self.db.dispose()
 
 
-def create_app(config: BridgeConfig | None = None) -> Flask:
+def create_app(config: BridgeConfig) -> Flask:
     """The bridge Flask app: ``/api/maps`` admin API, ``/api/live`` for services, ``/_sandbox/health``,
     ``/metrics`` (Prometheus) and the console at ``/``; the async drainers start with it."""
-    runtime = BridgeRuntime(config or BridgeConfig())
+    runtime = BridgeRuntime(config)
     app = Flask("bridge")
     app.extensions["bridge"] = runtime
     app.register_blueprint(api_blueprint(runtime))
@@ -196,7 +199,11 @@ def create_app(config: BridgeConfig | None = None) -> Flask:
 
 
 def runtime_of(app: Flask) -> BridgeRuntime:
-    return app.extensions["bridge"]
+    """The runtime of a bridge app made by :func:`create_app`."""
+    runtime = app.extensions["bridge"]
+    if not isinstance(runtime, BridgeRuntime):
+        raise TypeError("not a bridge app")
+    return runtime
 
 
 def _body() -> dict[str, Any]:

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, redirect, request
 from jinja2 import DictLoader, Environment, select_autoescape
+from werkzeug.wrappers import Response as BaseResponse
 
 from bridge.state import ActivityRow, CatchupErrorRow, TraceRow
 from sandbox.errors import BadRequest, SandboxError
@@ -275,7 +276,7 @@ def _matches(row: dict[str, Any], key: str) -> bool:
     return key.lower() in json.dumps(row.get("key"), default=str, ensure_ascii=False).lower()
 
 
-def _back(default: str, **params: str) -> Response:
+def _back(default: str, **params: str) -> BaseResponse:
     """Redirect to the form's ``next`` (only a local path) with a message."""
     target = request.form.get("next") or default
     if not target.startswith("/") or target.startswith("//"):
@@ -327,7 +328,7 @@ def console_blueprint(runtime: BridgeRuntime) -> Blueprint:
         return _html("traces.html", traces=rows, key=key)
 
     @console.post("/console/maps/<map_id>/<action>")
-    def act(map_id: str, action: str) -> Response:
+    def act(map_id: str, action: str) -> BaseResponse:
         back = f"{request.script_root}/maps/{map_id}"
         form = request.form
         try:

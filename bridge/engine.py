@@ -22,18 +22,19 @@ from typing import Any, Literal
 
 import httpx
 
+from bridge.compiled import CompiledMap, compile_map
 from bridge.mapping import TableMap
-from bridge.pipeline import Drop, MissingParent, Record, key_values, polymorphic_fields, transform
+from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
 from bridge.state import BridgeState
 from sandbox.clients import BatchOp, SalesClient, ScmClient, ServiceError, format_key
 from sandbox.livesync import related_token
 from sandbox.odata.model import EntityType, Model
 from sandbox.odata.urls import format_literal
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 log = logging.getLogger(__name__)
 
 Source = Literal["sales", "scm"]
-INTEGRATION_IDENTITY = "dualwrite"
 
 
 class SyncError(Exception):
@@ -74,55 +75,50 @@ KEY_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
-class _WirePlan:
-    """What :func:`wire_row` does to an entity's images: the columns it keeps and the few it converts."""
+class WirePlan:
+    """What :func:`wire_row` does to one entity's images: the columns it keeps and the few it converts."""
 
     names: frozenset[str]
     enums: tuple[tuple[str, Any], ...]  # (column, enum type) written as member names
     decimals: tuple[str, ...]  # Edm.Decimal columns (stored as text in change images)
 
+    @classmethod
+    def of(cls, entity: EntityType, enums_as_names: bool) -> WirePlan:
+        properties = entity.properties
+        return cls(
+            names=frozenset(properties),
+            enums=tuple((n, p.enum) for n, p in properties.items() if p.enum is not None) if enums_as_names else (),
+            decimals=tuple(n for n, p in properties.items() if p.type == "Edm.Decimal" and p.enum is None),
+        )
 
-_wire_plans: dict[tuple[int, bool], tuple[EntityType, _WirePlan]] = {}
-
-
-def _wire_plan(entity: EntityType, enums_as_names: bool) -> _WirePlan:
-    found = _wire_plans.get((id(entity), enums_as_names))
-    if found is not None and found[0] is entity:
-        return found[1]
-    properties = entity.properties
-    plan = _WirePlan(
-        names=frozenset(properties),
-        enums=tuple((n, p.enum) for n, p in properties.items() if p.enum is not None) if enums_as_names else (),
-        decimals=tuple(n for n, p in properties.items() if p.type == "Edm.Decimal" and p.enum is None),
-    )
-    _wire_plans[(id(entity), enums_as_names)] = (entity, plan)  # the entity is kept: its id stays its own
-    return plan
+    def apply(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """``raw`` in the wire format (see :func:`wire_row`); the unconverted columns are copied in one step."""
+        out = dict(raw) if raw.keys() <= self.names else {k: v for k, v in raw.items() if k in self.names}
+        for name, enum in self.enums:
+            value = out.get(name)
+            if isinstance(value, int):
+                out[name] = enum.name_of(value) or value
+        for name in self.decimals:
+            value = out.get(name)
+            if isinstance(value, str):
+                try:
+                    out[name] = float(decimal.Decimal(value))
+                except decimal.InvalidOperation:
+                    pass
+        if decimal.Decimal in map(type, out.values()):  # images built in this process rather than read as JSON
+            for name, value in out.items():
+                if isinstance(value, decimal.Decimal):
+                    out[name] = float(value)
+        return out
 
 
 def wire_row(entity: EntityType, raw: dict[str, Any], enums_as_names: bool) -> dict[str, Any]:
     """An outbox/after image (JSON of stored values) in the service's wire format: only the entity's columns,
     enums as member names (``enums_as_names``: F&O), decimals as numbers.
 
-    A plan per entity, and the unconverted columns copied in one step: the async drain did this for every
-    change, column by column, at a tenth of its time."""
-    plan = _wire_plan(entity, enums_as_names)
-    out = dict(raw) if raw.keys() <= plan.names else {k: v for k, v in raw.items() if k in plan.names}
-    for name, enum in plan.enums:
-        value = out.get(name)
-        if isinstance(value, int):
-            out[name] = enum.name_of(value) or value
-    for name in plan.decimals:
-        value = out.get(name)
-        if isinstance(value, str):
-            try:
-                out[name] = float(decimal.Decimal(value))
-            except decimal.InvalidOperation:
-                pass
-    if decimal.Decimal in map(type, out.values()):  # images built in this process rather than read as JSON
-        for name, value in out.items():
-            if isinstance(value, decimal.Decimal):
-                out[name] = float(value)
-    return out
+    For one image; an engine keeps a :class:`WirePlan` per entity of its models (:meth:`SyncEngine.wire_image`)
+    because it converts every change it reads."""
+    return WirePlan.of(entity, enums_as_names).apply(raw)
 
 
 class SyncEngine:
@@ -137,14 +133,17 @@ class SyncEngine:
         scm_model: Model,
         state: BridgeState,
     ) -> None:
-        self.maps = maps
-        self.by_id = {m.id: m for m in maps}
-        self.order = {m.id: index for index, m in enumerate(maps)}
         self.sales = sales
         self.scm = scm
         self.sales_model = sales_model
         self.scm_model = scm_model
         self.state = state
+        # Images of F&O rows carry enums as member names on the wire, Dataverse ones as numbers.
+        self._wire_plans: dict[Source, dict[str, WirePlan]] = {
+            "scm": {name: WirePlan.of(entity, True) for name, entity in scm_model.entities.items()},
+            "sales": {name: WirePlan.of(entity, False) for name, entity in sales_model.entities.items()},
+        }
+        self.maps = maps
         self._companies: dict[str, str] = {}  # dataAreaId -> cdm_companyid
         self._company_codes: dict[str, str] = {}  # cdm_companyid -> dataAreaId
         self._lock = threading.RLock()
@@ -152,7 +151,30 @@ class SyncEngine:
         #: set during a catch-up to drop fields the master side changed too (see Lifecycle.resume)
         self.field_guard: Callable[[Write], None] | None = None
 
-    # ---- maps per source table ---------------------------------------------------------------------------
+    # ---- maps -------------------------------------------------------------------------------------------
+    @property
+    def maps(self) -> list[TableMap]:
+        """The engine's maps, in dependency order; assigning new ones compiles them."""
+        return self._maps
+
+    @maps.setter
+    def maps(self, maps: list[TableMap]) -> None:
+        self._maps = list(maps)
+        self.by_id = {m.id: m for m in self._maps}
+        self.order = {m.id: index for index, m in enumerate(self._maps)}
+        self._compiled = {m.id: compile_map(m, self.sales_model) for m in self._maps}
+
+    def compiled(self, table_map: TableMap) -> CompiledMap:
+        """``table_map`` as the pipeline reads it, compiled when the engine got its maps."""
+        found = self._compiled.get(table_map.id)
+        if found is None or found.map is not table_map:
+            raise ValueError(f"map {table_map.id!r} is not one of this engine's maps")
+        return found
+
+    def wire_image(self, side: Source, table: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """An image of a row of ``side``'s ``table`` in that service's wire format (see :func:`wire_row`)."""
+        return self._wire_plans[side][table].apply(raw)
+
     def maps_for(self, source: Source, table: str) -> list[TableMap]:
         found = []
         for table_map in self.maps:
@@ -165,9 +187,6 @@ class SyncEngine:
                 if entity is not None and entity.name == table and table_map.syncs_to_scm:
                     found.append(table_map)
         return found
-
-    def source_entity(self, source: Source, table: str) -> EntityType:
-        return (self.scm_model if source == "scm" else self.sales_model).entities[table]
 
     # ---- companies ---------------------------------------------------------------------------------------
     def company_id(self, code: str | None) -> str | None:
@@ -217,8 +236,9 @@ class SyncEngine:
         def get(nav_name: str, row: dict[str, Any] | None) -> dict[str, Any] | None:
             if row is None:
                 return None
-            if isinstance(row.get(nav_name), dict):
-                return row[nav_name]  # expanded by a query
+            expanded = row.get(nav_name)
+            if isinstance(expanded, dict):
+                return expanded  # expanded by a query
             table = row.get("@sandbox.table")
             candidates = [self.sales_model.entities[table]] if table else list(self.sales_model.entities.values())
             for entity in candidates:
@@ -243,7 +263,7 @@ class SyncEngine:
                     return {"cdm_companycode": code, "@sandbox.table": "cdm_company"} if code else None
                 token = related_token(target.name, values)
                 if related and token in related:
-                    image = wire_row(target, related[token], enums_as_names=False)
+                    image = self.wire_image("sales", target.name, related[token])
                     return {**image, "@sandbox.table": target.name}
                 if not allow_fetch:
                     return None
@@ -301,17 +321,17 @@ class SyncEngine:
         change: dict[str, Any],
         getter: Callable[[str, dict[str, Any]], dict[str, Any] | None],
     ) -> Write | None:
-        entity = self.source_entity(source, change["table"])
-        raw = change.get("after") or {}
-        row = wire_row(entity, raw, enums_as_names=(source == "scm"))
+        table = change["table"]
+        row = self.wire_image(source, table, change.get("after") or {})
         if source == "sales":
-            row["@sandbox.table"] = entity.name
+            row["@sandbox.table"] = table
         record = Record(
             map=table_map,
             direction="to_sales" if target == "sales" else "to_scm",
             source=row,
             related=getter,
             sales_model=self.sales_model,
+            compiled_map=self.compiled(table_map),
         )
         if target == "sales":
             code = str(row.get("dataAreaId") or "").lower() or None
@@ -337,7 +357,7 @@ class SyncEngine:
 
     def _choose_polymorphic(self, record: Record) -> None:
         """Polymorphic lookups to Sales: use the first alternative whose row exists in Sales."""
-        for item in polymorphic_fields(record.map):
+        for item in record.compiled.to_sales.polymorphic:
             value = record.source.get(item.scm)
             if value in (None, ""):
                 continue
@@ -356,10 +376,11 @@ class SyncEngine:
     # ---- executing ---------------------------------------------------------------------------------------
     def execute(self, writes: list[Write]) -> None:
         """Write everything as one change set per target side; raise :class:`SyncError` on any failure."""
-        for side in ("sales", "scm"):
+        sides: tuple[Source, ...] = ("sales", "scm")
+        for side in sides:
             batch = [w for w in writes if w.target == side]
             if batch:
-                self._execute_side(side, batch)  # type: ignore[arg-type]
+                self._execute_side(side, batch)
 
     def _execute_side(self, side: Source, writes: list[Write]) -> None:
         pairs: list[tuple[BatchOp, Write]] = []
@@ -463,7 +484,7 @@ class SyncEngine:
         except httpx.TransportError as exc:
             raise SyncError(f"{self._label('sales')} could not be reached: {exc}", 503, transient=True) from None
         results = (answer or {}).get("Results") or []
-        for write, result in zip(writes, results):
+        for write, result in zip(writes, results, strict=False):  # an answer may list fewer
             write.response = {"status": 200, "body": result}
 
     @staticmethod

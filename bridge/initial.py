@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any
 
-from bridge.engine import INTEGRATION_IDENTITY, KEY_JSON, SyncEngine, wire_row
+from bridge.engine import KEY_JSON, SyncEngine, wire_row
 from bridge.mapping import TableMap
 from bridge.pipeline import Drop, MissingParent, Record, key_values, polymorphic_fields, scm_read_columns, transform
 from bridge.state import BridgeState, InitialSyncErrorRow
 from sandbox.clients import BatchOp, ServiceError
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 BATCH_SIZE = 500
-#: rows per ``CreateMultiple`` call: Dataverse's limit of Targets per call. Twice the rows per transaction made
-#: a 100,000-row initial sync write a tenth less to disk (a commit writes every index page its rows touched).
+#: rows per ``CreateMultiple`` call: Dataverse's limit of Targets per call. The more rows per transaction, the
+#: less a large initial sync writes to disk (a commit writes every index page its rows touched).
 CREATE_CHUNK = 1000
 PAGE_SIZE = 5000
 
@@ -172,15 +173,18 @@ class InitialSync:
         engine = self.engine
         getter = engine.related_getter(None, allow_fetch=True)
         sales, sales_model, key_columns = engine.sales, engine.sales_model, entity.key
+        compiled = engine.compiled(table_map)
         company_specific = bool(table_map.company or table_map.company_from)
         payloads, rows, ids = side.payloads, side.rows, side.ids
-        # Only the columns the map reads: a customer has 51, the customers map reads 16 (rendering, sending and
-        # parsing the rest was a third of the initial sync's time).
+        # Only the columns the map reads (a customer has 51, the customers map reads 16): rendering, sending and
+        # parsing the rest would be work for nothing, on every row.
         for page in engine.scm.iter_pages(
             entity.entity_set, select=scm_read_columns(table_map), extra={"cross-company": "true"}, page_size=PAGE_SIZE
         ):
             for row in page:
-                record = Record(table_map, "to_sales", row, related=getter, sales_model=sales_model)
+                record = Record(
+                    table_map, "to_sales", row, related=getter, sales_model=sales_model, compiled_map=compiled
+                )
                 record.company = str(row.get("dataAreaId") or "").lower() or None
                 if company_specific:
                     record.company_id = engine.company_id(record.company)
@@ -225,11 +229,14 @@ class InitialSync:
         entity = table_map.sales_type
         assert entity is not None
         getter = self.engine.related_getter(None, allow_fetch=True)
+        sales_model, compiled = self.engine.sales_model, self.engine.compiled(table_map)
         expand = self._sales_expand(table_map)
         for page in self.engine.sales.iter_pages(entity.entity_set, expand=expand or None, page_size=PAGE_SIZE):
             for row in page:
                 row = {**row, "@sandbox.table": entity.name}
-                record = Record(table_map, "to_scm", row, related=getter, sales_model=self.engine.sales_model)
+                record = Record(
+                    table_map, "to_scm", row, related=getter, sales_model=sales_model, compiled_map=compiled
+                )
                 try:
                     record = transform(record)
                 except (Drop, MissingParent):
@@ -287,7 +294,7 @@ class InitialSync:
 
     def _create_multiple(self, table_map: TableMap, entity_set: str, chunk: list[tuple[str, dict[str, Any]]]) -> bool:
         """One ``CreateMultiple`` call for a chunk of new rows: one transaction and no request per row (a
-        ``$batch`` part is a whole request with its own commit, and cost about twice as much per row).
+        ``$batch`` part is a whole request with its own commit, which costs more per row).
         False when Sales refused the chunk (it is all or nothing)."""
         try:
             self.engine.sales.action(
@@ -361,9 +368,9 @@ class _Creates:
     A chunk Sales refuses is sent again at :meth:`finish` as a ``$batch`` without change sets, where each bad
     row fails alone with its own error. With ``background``, the chunks go out from a thread of their own
     while the caller reads and transforms the next rows. When Sales is another process, its write of a
-    chunk and our reading overlap. In this process too, about a quarter of the work (SQLite inserting and
-    committing a chunk, SQLite stepping through a page of SCM rows) runs without the interpreter lock:
-    a 100,000-row initial sync took 5 to 8% less time so (measured side by side, 2 cores).
+    chunk and our reading overlap. In this process too, part of the work (SQLite inserting and committing a
+    chunk, SQLite stepping through a page of SCM rows) runs without the interpreter lock, so the two overlap
+    there as well.
     """
 
     #: chunks waiting to be sent when the caller reads faster than Sales writes (bounds the memory they take)
@@ -458,8 +465,8 @@ def _key_text(company: Any, key: dict[str, Any]) -> str:
     """``json.dumps({"company": company, "key": key}, sort_keys=True, default=str)``: how both sides' rows are
     matched, and what an error's key reads back from. Keys of strings (nearly all of them) are written out
     here the way the encoder writes them (sorted names, ``", "`` and ``": "`` between parts, strings
-    ASCII-escaped by the encoder's own function), which takes half as long; anything else goes to the
-    encoder."""
+    ASCII-escaped by the encoder's own function), quicker than the general encoder; anything else goes to
+    the encoder."""
     if (company is None or type(company) is str) and all(type(v) is str and type(k) is str for k, v in key.items()):
         parts = ", ".join([f"{_json_text(name)}: {_json_text(value)}" for name, value in sorted(key.items())])
         return f'{{"company": {"null" if company is None else _json_text(company)}, "key": {{{parts}}}}}'

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bridge.drainer import AsyncDrainer
 from bridge.engine import (
-    INTEGRATION_IDENTITY,
     Source,
     SyncEngine,
     SyncError,
@@ -27,6 +27,7 @@ from bridge.state import INITIALIZING, NOT_RUNNING, PAUSED, RESUMING, RUNNING, B
 from bridge.worker import apply_in_order, by_transaction
 from sandbox.clients import ControlClient
 from sandbox.errors import BadRequest, Conflict, NotFound
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 ResumeMode = Literal["catchup", "skip_keep", "skip_discard"]
 CATCHUP_PAGE = 500
@@ -48,7 +49,7 @@ class AlertRule:
 @dataclass
 class MapRuntime:
     alerts: list[AlertRule] = field(default_factory=list)
-    errors: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
+    errors: collections.deque[tuple[float, str]] = field(default_factory=lambda: collections.deque(maxlen=1000))
 
 
 class Lifecycle:
@@ -61,8 +62,14 @@ class Lifecycle:
         self.runtime: dict[str, MapRuntime] = {m.id: MapRuntime() for m in engine.maps}
         self.lock = threading.RLock()
         self.initial = InitialSync(engine, state)
-        self.worker: Any = None  # the AsyncWorker, when the bridge runs one (it registers itself)
+        #: the async drainers, once the runtime attaches them (see :meth:`attach_drainer`)
+        self.drainer: AsyncDrainer | None = None
         engine.listeners.append(self._on_event)
+
+    def attach_drainer(self, drainer: AsyncDrainer) -> None:
+        """Hand maps in async mode to ``drainer`` (the bridge runtime does, once both exist: each needs the
+        other). Without one, only live maps sync."""
+        self.drainer = drainer
 
     # ---- queries -----------------------------------------------------------------------------------------
     def table_map(self, map_id: str) -> TableMap:
@@ -100,8 +107,8 @@ class Lifecycle:
         progress = self.initial.progress.get(map_id)
         if progress is not None:
             status["initial_sync_progress"] = dict(progress)
-        if self.worker is not None:  # lag (and, in async mode, the backlog) come from the change feeds
-            status.update(self.worker.status_fields(table_map, row))
+        if self.drainer is not None:  # lag (and, in async mode, the backlog) come from the change feeds
+            status.update(self.drainer.status_fields(table_map, row))
         return status
 
     def detail(self, map_id: str) -> dict[str, Any]:
@@ -201,8 +208,8 @@ class Lifecycle:
                 if row["mode"] != mode:
                     self._switch_mode(table_map, row["mode"], mode)
                 return self.status(map_id)
-            if mode == "async" and self.worker is not None:
-                self.worker.begin(table_map)  # before the state changes, so the drainer knows its floor
+            if mode == "async" and self.drainer is not None:
+                self.drainer.begin(table_map)  # before the state changes, so the drainer knows its floor
             self.state.update_map(map_id, state=INITIALIZING if initial_sync else RUNNING, mode=mode, master=master)
             self.state.activity(
                 map_id,
@@ -225,20 +232,20 @@ class Lifecycle:
             self.state.activity(map_id, "initial-sync", report.summary())
             self.state.update_map(map_id, state=RUNNING, initial_sync_done=True)
         self.state.activity(map_id, "state", "Running")
-        if self.worker is not None:
-            self.worker.wake()  # an async map has work for the drainers from now on
+        if self.drainer is not None:
+            self.drainer.wake()  # an async map has work for the drainers from now on
         return self.status(map_id)
 
     def _switch_mode(self, table_map: TableMap, old: str, new: str) -> None:
         """A running map changes between live and async without an initial sync."""
-        if new == "async" and self.worker is not None:
-            self.worker.begin(table_map)
+        if new == "async" and self.drainer is not None:
+            self.drainer.begin(table_map)
         self.state.update_map(table_map.id, mode=new)
-        if self.worker is not None:
-            self.worker.wake()
-        if old == "async" and self.worker is not None:
+        if self.drainer is not None:
+            self.drainer.wake()
+        if old == "async" and self.drainer is not None:
             # What the drainer had not applied yet is applied now, so leaving async mode loses nothing.
-            self.worker.flush(table_map)
+            self.drainer.flush(table_map)
         self.state.activity(table_map.id, "state", f"Mode switched from {old} to {new}")
 
     def stop(self, map_id: str) -> dict[str, Any]:
@@ -254,16 +261,13 @@ class Lifecycle:
             row = self.state.map_row(map_id)
             if row["state"] != RUNNING:
                 raise Conflict(f"Only a running map can be paused; '{map_id}' is {row['state']}.")
-            cursors = {
-                f"paused_{source}_seq": int(self.controls[source].changes(after=0, limit=1)["latest"])
-                for source in self.sources(table_map)
-            }
-            if row["mode"] == "async" and self.worker is not None:
-                # The drainer's backlog is part of the queue: catch-up starts where the drainer was.
-                cursors = {
-                    name: min(seq, self.worker.position(table_map, name[len("paused_") : -len("_seq")]))
-                    for name, seq in cursors.items()
-                }
+            cursors: dict[str, int] = {}
+            for source in self.sources(table_map):
+                seq = int(self.controls[source].changes(after=0, limit=1)["latest"])
+                if row["mode"] == "async" and self.drainer is not None:
+                    # The drainer's backlog is part of the queue: catch-up starts where the drainer was.
+                    seq = min(seq, self.drainer.position(table_map, source))
+                cursors[f"paused_{source}_seq"] = seq
             self.state.update_map(map_id, state=PAUSED, **cursors)
             self.state.activity(map_id, "state", "Paused: changes queue in the source until resumed")
         return self.status(map_id)

@@ -60,6 +60,7 @@ from typing import Any, Literal
 
 import yaml
 
+from bridge.filters import compile_predicate
 from sandbox.odata import model as m
 from sandbox.odata.model import EntityType, Model
 
@@ -73,8 +74,8 @@ BUILTIN_MAPS = Path(__file__).parent / "maps"
 NAMED_VALUE_MAPS: dict[str, dict[str, Any]] = {
     # F&O NoYes enum <-> Dataverse two-option columns
     "noyes": {"No": False, "Yes": True},
-    # Delivery address country: ISO code <-> the lower-case English name (dual-write.md 4.7, "columbia" as
-    # published by Microsoft)
+    # Delivery address country: ISO code <-> the lower-case English name (docs/reference/dual-write.md 4.7,
+    # "columbia" as published by Microsoft)
     "country": {
         "US": "united states",
         "DE": "germany",
@@ -190,7 +191,7 @@ def _same(left: Any, right: Any) -> bool:
         return left.lower() == right.lower()
     if isinstance(left, bool) or isinstance(right, bool):
         return left is right or (left == right and type(left) is type(right))
-    return left == right
+    return bool(left == right)
 
 
 @dataclass
@@ -238,8 +239,8 @@ class TableMap:
 
 @dataclass(frozen=True)
 class PriceListRule:
-    """How new products land on a Sales price list (dual-write.md 4.2): the alphabetically first active
-    price list in the currency the SCM field ``currency`` names, or a new one called ``name``."""
+    """How new products land on a Sales price list (docs/reference/dual-write.md 4.2): the alphabetically first
+    active price list in the currency the SCM field ``currency`` names, or a new one called ``name``."""
 
     currency: str
     name: str = "{currency} price list"
@@ -468,8 +469,6 @@ def validate_map(table_map: TableMap, scm_model: Model, sales_model: Model) -> N
         )
     for text, label in ((table_map.scm_filter, "SCM"), (table_map.sales_filter, "Sales")):
         if text:
-            from bridge.pipeline import compile_predicate
-
             try:
                 compile_predicate(text)
             except ValueError as exc:

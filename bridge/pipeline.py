@@ -4,7 +4,9 @@ Each step takes and returns a :class:`Record` (plain dicts inside) and may raise
 row out (a filter said no) or :class:`MissingParent` to refuse it (a lookup or the integration key cannot be
 resolved; the engine turns that into a sync error, so both sides roll back). I/O happens elsewhere: the
 engine supplies what the steps need to know about the other side (the company's Sales id, the rows a Sales
-lookup points at, a reader of Sales for the price-list rule) as plain values and callables.
+lookup points at, a reader of Sales for the price-list rule) as plain values and callables, and the map's
+compiled form (:class:`bridge.compiled.CompiledMap`: filters, field plans, bind targets), which the engine
+makes once per map.
 
 The steps, in order (:data:`STEPS`):
 
@@ -29,22 +31,26 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Protocol
 
-from odata_query import ast as q
-from odata_query.exceptions import ODataException
-from odata_query.grammar import ODataLexer, ODataParser
-
+from bridge.compiled import (
+    BindTarget,
+    CompiledMap,
+    Direction,
+    LookupField,
+    bind_target,
+    canonical_scm_name,
+    compile_map,
+)
+from bridge.filters import filter_columns
 from bridge.mapping import KEEP, FieldMap, SalesPath, TableMap
 from sandbox.odata import model as m
 from sandbox.odata.model import EntityType, Model, Property
 from sandbox.odata.urls import format_literal
 
-Direction = Literal["to_sales", "to_scm"]
 Related = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
 
 
@@ -98,134 +104,24 @@ class Record:
     sales_model: Model | None = None
     #: reads (and, for a missing price list, writes) Sales; only the price-list rule uses it
     sales: SalesReader | None = None
+    #: ``map`` compiled (the engine passes the one it owns); when not given, ``map`` is compiled here, against
+    #: ``sales_model``, for this record alone
+    compiled_map: InitVar[CompiledMap | None] = None
+    #: what the steps read of the map: ``compiled_map``, or ``map`` compiled for this record
+    compiled: CompiledMap = field(init=False, repr=False)
+
+    def __post_init__(self, compiled_map: CompiledMap | None) -> None:
+        if compiled_map is None:
+            compiled_map = compile_map(self.map, self.sales_model)
+        elif compiled_map.map is not self.map:
+            raise ValueError(f"the compiled map given is not that of map {self.map.id!r}")
+        self.compiled = compiled_map
 
 
 Step = Callable[[Record], Record]
 
 
 # ---- filters ------------------------------------------------------------------------------------------------
-
-_parser_state = threading.local()
-
-
-def compile_predicate(text: str) -> Callable[[dict[str, Any]], bool]:
-    """An in-memory predicate for a map filter (OData ``$filter`` syntax on the row's own columns)."""
-    if not hasattr(_parser_state, "parser"):
-        _parser_state.lexer, _parser_state.parser = ODataLexer(), ODataParser()
-    try:
-        tree = _parser_state.parser.parse(_parser_state.lexer.tokenize(text))
-    except ODataException as exc:
-        raise ValueError(str(exc)) from None
-    if tree is None:
-        raise ValueError("empty filter")
-    _check_tree(tree)
-    evaluate = _compile(tree)
-    return lambda row: bool(evaluate(row))
-
-
-def _check_tree(node: Any) -> None:
-    allowed = (
-        q.Compare,
-        q.BoolOp,
-        q.UnaryOp,
-        q.Identifier,
-        q.String,
-        q.Integer,
-        q.Float,
-        q.Boolean,
-        q.Null,
-        q.GUID,
-        q.DateTime,
-        q.Date,
-    )
-    if not isinstance(node, allowed):
-        raise ValueError(f"unsupported expression {type(node).__name__} in a map filter")
-    for child in ("left", "right", "operand"):
-        if hasattr(node, child):
-            _check_tree(getattr(node, child))
-
-
-def _compile(node: Any) -> Callable[[dict[str, Any]], Any]:
-    """The expression as nested closures: the tree is walked once, not for every row a filter sees (an
-    initial sync runs the filter on every row of the table)."""
-    if isinstance(node, q.BoolOp):
-        left, right = _compile(node.left), _compile(node.right)
-        if isinstance(node.op, q.And):
-            return lambda row: bool(left(row)) and bool(right(row))
-        return lambda row: bool(left(row)) or bool(right(row))
-    if isinstance(node, q.UnaryOp):
-        operand = _compile(node.operand)
-        return lambda row: not operand(row)
-    if isinstance(node, q.Compare):
-        op, left, right = node.comparator, _compile(node.left), _compile(node.right)
-        return lambda row: _compare(op, left(row), right(row))
-    if isinstance(node, q.Identifier):
-        name = node.name
-        return lambda row: row.get(name)
-    constant = _literal(node)
-    return lambda row: constant
-
-
-def _literal(node: Any) -> Any:
-    """The value of a literal node (literals are immutable values, computed once per filter)."""
-    if isinstance(node, q.Null):
-        return None
-    if isinstance(node, q.Boolean):
-        return node.val.lower() == "true" if isinstance(node.val, str) else bool(node.val)
-    if isinstance(node, q.Integer):
-        return int(node.val)
-    if isinstance(node, q.Float):
-        return decimal.Decimal(str(node.val))
-    return node.val
-
-
-def _compare(op: Any, left: Any, right: Any) -> bool:
-    if isinstance(left, str) and isinstance(right, str):
-        left, right = left.lower(), right.lower()  # both services compare strings without case
-    if isinstance(op, q.Eq):
-        return left == right
-    if isinstance(op, q.NotEq):
-        return left != right
-    if left is None or right is None:
-        return False
-    try:
-        if isinstance(op, q.Lt):
-            return left < right
-        if isinstance(op, q.LtE):
-            return left <= right
-        if isinstance(op, q.Gt):
-            return left > right
-        if isinstance(op, q.GtE):
-            return left >= right
-    except TypeError:
-        return False
-    raise ValueError(f"unsupported comparison {type(op).__name__}")
-
-
-_predicates: dict[str, Callable[[dict[str, Any]], bool]] = {}
-
-
-def predicate(text: str) -> Callable[[dict[str, Any]], bool]:
-    if text not in _predicates:
-        _predicates[text] = compile_predicate(text)
-    return _predicates[text]
-
-
-def filter_columns(text: str) -> set[str]:
-    """The column names a map filter reads."""
-    if not hasattr(_parser_state, "parser"):
-        _parser_state.lexer, _parser_state.parser = ODataLexer(), ODataParser()
-    names: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, q.Identifier):
-            names.add(node.name)
-        for child in ("left", "right", "operand"):
-            if hasattr(node, child):
-                walk(getattr(node, child))
-
-    walk(_parser_state.parser.parse(_parser_state.lexer.tokenize(text)))
-    return names
 
 
 def scm_read_columns(table_map: TableMap) -> list[str]:
@@ -246,8 +142,9 @@ def scm_read_columns(table_map: TableMap) -> list[str]:
 
 def source_filter(record: Record) -> Record:
     """Drop rows the map's filter of the source side does not admit."""
-    text = record.map.scm_filter if record.direction == "to_sales" else record.map.sales_filter
-    if text and not predicate(text)(record.source):
+    admits = record.compiled.source_filter(record.direction)
+    if admits is not None and not admits(record.source):
+        text = record.map.scm_filter if record.direction == "to_sales" else record.map.sales_filter
         raise Drop(f"filtered out by {text!r}")
     return record
 
@@ -265,97 +162,14 @@ def _scm_value(row: dict[str, Any], name: str) -> Any:
     return None
 
 
-class _Plain(NamedTuple):
-    """A plain (non-lookup) field as the steps use it."""
-
-    scm: str  # the SCM name as the map spells it
-    column: str  # the Sales column
-    scm_name: str  # the SCM name as the entity spells it
-    item: FieldMap
-    #: FieldMap.value_to_sales, or None where it is the identity (no default, no value map)
-    to_sales: Callable[[Any], Any] | None
-
-
-class _Lookup(NamedTuple):
-    """A lookup field as the steps use it."""
-
-    item: FieldMap
-    to_sales: Callable[[Any], Any] | None  # as in _Plain
-    unset: str  # "nav@odata.bind" of the first alternative: what an empty value clears
-    hint: str  # "@sandbox.lookup.<scm>": where the engine says which polymorphic alternative exists
-
-
-@dataclass(frozen=True)
-class _FieldPlan:
-    """A map's fields sorted once per direction (the steps below run for every row of an initial sync)."""
-
-    plain: tuple[_Plain, ...]
-    lookups: tuple[_Lookup, ...]
-    #: fields with several Sales alternatives (``a.x|b.y``), in map order
-    polymorphic: tuple[FieldMap, ...]
-
-
-_field_plans: dict[tuple[int, str], tuple[TableMap, _FieldPlan]] = {}
-
-
-def _fields_of(table_map: TableMap, direction: str) -> _FieldPlan:
-    """The plan of ``table_map``'s fields in ``direction``. Keyed by the map object: a loaded map is not edited
-    in place (changing a map loads a new :class:`TableMap`), so a plan never outlives what it was made from."""
-    found = _field_plans.get((id(table_map), direction))
-    if found is not None and found[0] is table_map:
-        return found[1]
-    moving = [item for item in table_map.fields if (item.to_sales if direction == "to_sales" else item.to_scm)]
-    plan = _FieldPlan(
-        tuple(
-            _Plain(
-                item.scm, item.sales[0].column, _canonical_scm_name(table_map, item.scm), item, _sales_translator(item)
-            )
-            for item in moving
-            if not item.is_lookup
-        ),
-        tuple(
-            _Lookup(item, _sales_translator(item), f"{item.sales[0].nav}@odata.bind", f"@sandbox.lookup.{item.scm}")
-            for item in moving
-            if item.is_lookup
-        ),
-        tuple(item for item in moving if len(item.sales) > 1),
-    )
-    _field_plans[(id(table_map), direction)] = (table_map, plan)  # the map is kept, so its id stays its own
-    return plan
-
-
+#: "not in the row" (None is a value)
 _UNKNOWN: Any = object()
-
-
-def _sales_translator(item: FieldMap) -> Callable[[Any], Any] | None:
-    """``item.value_to_sales``, or None where it returns its argument as it is (no default, no value map).
-
-    With a value map, the answers for the map's own string entries are worked out once: a string can only
-    match a string entry, without case, and the first such entry decides, so ``value_to_sales(entry)`` is
-    the answer for every string that lowers to ``entry.lower()``. Anything else still goes through
-    ``value_to_sales``."""
-    if not item.values:
-        return item.value_to_sales if item.default is not None else None
-    by_text: dict[str, Any] = {}
-    for entry in item.values:
-        if isinstance(entry, str):
-            by_text.setdefault(entry.lower(), item.value_to_sales(entry))
-    value_to_sales = item.value_to_sales
-
-    def translate(value: Any) -> Any:
-        if type(value) is str:
-            found = by_text.get(value.lower(), _UNKNOWN)
-            if found is not _UNKNOWN:
-                return found
-        return value_to_sales(value)
-
-    return translate
 
 
 def polymorphic_fields(table_map: TableMap) -> tuple[FieldMap, ...]:
     """The fields of ``table_map`` toward Sales with several lookup alternatives (``a.x|b.y``), in map order:
     the ones whose alternative the engine picks before the pipeline runs."""
-    return _fields_of(table_map, "to_sales").polymorphic
+    return tuple(item for item in table_map.fields if item.to_sales and len(item.sales) > 1)
 
 
 #: the value types that are already in wire format (see :func:`_to_wire`)
@@ -367,7 +181,7 @@ def map_fields(record: Record) -> Record:
     A value mapped to ``KEEP`` leaves the target column out of the payload (it keeps its value)."""
     source, target = record.source, record.target
     if record.direction == "to_sales":
-        for scm, column, _, _, translate in _fields_of(record.map, "to_sales").plain:
+        for scm, column, _, _, translate in record.compiled.to_sales.plain:
             value = source.get(scm, _UNKNOWN)
             if value is _UNKNOWN:
                 value = _scm_value(source, scm)
@@ -378,22 +192,12 @@ def map_fields(record: Record) -> Record:
             # _to_wire inlined for the common types: this runs for every field of every row
             target[column] = value if value is None or type(value) in _WIRE_TYPES else _to_wire(value)
     elif record.direction == "to_scm":
-        for _, column, scm_name, item, _ in _fields_of(record.map, "to_scm").plain:
+        for _, column, scm_name, item, _ in record.compiled.to_scm.plain:
             value = source.get(column)
             if item.scm_default and value in (None, ""):
                 continue  # SCM keeps (or makes) its own value
             target[scm_name] = _to_wire(item.value_to_scm(value))
     return record
-
-
-def _canonical_scm_name(table_map: TableMap, name: str) -> str:
-    entity = table_map.scm_type
-    if entity is None or name in entity.properties:
-        return name
-    for prop_name in entity.properties:
-        if prop_name.lower() == name.lower():
-            return prop_name
-    return name
 
 
 def _to_wire(value: Any) -> Any:
@@ -421,41 +225,22 @@ def lookup_bind(
     sales_model: Model, entity: EntityType, path: SalesPath, value: Any, company_id: str | None
 ) -> tuple[str, str]:
     """``("nav@odata.bind", "/targets(column='v'[,_msdyn_company_value=<id>])")`` for a Sales lookup."""
-    name, entity_set, company_scoped = _bind_target(sales_model, entity, path)
+    return _bind(bind_target(sales_model, entity, path), path, value, company_id)
+
+
+def _bind(target: BindTarget, path: SalesPath, value: Any, company_id: str | None) -> tuple[str, str]:
     literal = format_literal(value, guid_bare=False)
-    if company_scoped:
+    if target.company_scoped:
         if company_id is None:
-            raise MissingParent(f"the company of {entity_set} {path.column}={value} is not known in Sales")
-        return name, f"/{entity_set}({path.column}={literal},_msdyn_company_value={company_id})"
-    return name, f"/{entity_set}({path.column}={literal})"
-
-
-_bind_targets: dict[tuple[int, int, str | None, str], tuple[Model, EntityType, tuple[str, str, bool]]] = {}
-
-
-def _bind_target(sales_model: Model, entity: EntityType, path: SalesPath) -> tuple[str, str, bool]:
-    """What a lookup's bind needs from the Sales model: the bind's name, the target's entity set and whether
-    the target's alternate key includes the company. Every lookup of every row needs it, so it is worked out
-    once per model, entity and path; it depends on nothing else (no map), and a service's model does not
-    change while the bridge runs."""
-    cache_key = (id(sales_model), id(entity), path.nav, path.column)
-    found = _bind_targets.get(cache_key)
-    if found is not None and found[0] is sales_model and found[1] is entity:
-        return found[2]
-    nav = entity.navigations[path.nav or ""]
-    target = sales_model.entities[nav.target]
-    company_scoped = any(path.column in k and "_msdyn_company_value" in k for k in target.alternate_keys) and not any(
-        set(k) == {path.column} for k in target.alternate_keys
-    )
-    answer = (f"{nav.name}@odata.bind", target.entity_set, company_scoped)
-    _bind_targets[cache_key] = (sales_model, entity, answer)  # both kept, so their ids stay their own
-    return answer
+            raise MissingParent(f"the company of {target.entity_set} {path.column}={value} is not known in Sales")
+        return target.name, f"/{target.entity_set}({path.column}={literal},_msdyn_company_value={company_id})"
+    return target.name, f"/{target.entity_set}({path.column}={literal})"
 
 
 def resolve_lookups(record: Record) -> Record:
     """To Sales: lookup fields become ``@odata.bind`` references by the related table's alternate key.
     To SCM: the related Sales row (supplied by the engine) gives the value of the SCM field."""
-    lookups = _fields_of(record.map, record.direction).lookups
+    lookups = record.compiled.fields(record.direction).lookups
     if record.direction == "to_sales":
         for lookup in lookups:
             _lookup_to_sales(record, lookup)
@@ -465,7 +250,7 @@ def resolve_lookups(record: Record) -> Record:
     return record
 
 
-def _lookup_to_sales(record: Record, lookup: _Lookup) -> None:
+def _lookup_to_sales(record: Record, lookup: LookupField) -> None:
     item, source = lookup.item, record.source
     value = source.get(item.scm, _UNKNOWN)
     if value is _UNKNOWN:
@@ -484,7 +269,8 @@ def _lookup_to_sales(record: Record, lookup: _Lookup) -> None:
         # Polymorphic: the engine tells which alternative exists by pre-filling "@sandbox.lookup.<scm>".
         chosen = record.target.pop(lookup.hint, 0)
         path = item.sales[chosen]
-    name, reference = lookup_bind(record.sales_model, entity, path, value, record.company_id)
+    target = record.compiled.binds.get(path) or bind_target(record.sales_model, entity, path)
+    name, reference = _bind(target, path, value, record.company_id)
     record.target[name] = reference
 
 
@@ -505,9 +291,9 @@ def _lookup_to_scm(record: Record, item: FieldMap) -> None:
     if value is None and item.scm_default:
         return  # an unset Sales lookup leaves SCM's own default alone
     if value is None and item.default is not None:
-        record.target[_canonical_scm_name(record.map, item.scm)] = item.default
+        record.target[canonical_scm_name(record.map, item.scm)] = item.default
         return
-    record.target[_canonical_scm_name(record.map, item.scm)] = item.value_to_scm(value) if value is not None else ""
+    record.target[canonical_scm_name(record.map, item.scm)] = item.value_to_scm(value) if value is not None else ""
 
 
 # ---- company -------------------------------------------------------------------------------------------------
@@ -530,11 +316,11 @@ def company_scope(record: Record) -> Record:
     if not record.map.company:
         return record
     if record.direction == "to_sales":
-        company = str(record.source.get("dataAreaId") or "").lower()
-        if not company:
+        code = str(record.source.get("dataAreaId") or "").lower()
+        if not code:
             raise Drop("the SCM row has no dataAreaId")
-        record.company = company
-        record.target["msdyn_company@odata.bind"] = f"/cdm_companies(cdm_companycode='{company}')"
+        record.company = code
+        record.target["msdyn_company@odata.bind"] = f"/cdm_companies(cdm_companycode='{code}')"
     else:
         related = record.related("msdyn_company", record.source) if record.related else None
         if related is None or not related.get("cdm_companycode"):
@@ -557,7 +343,7 @@ def coerce_values(record: Record) -> Record:
         return record
     target = record.target
     if record.direction == "to_sales":
-        strings, others = _sales_conversions(entity)
+        strings, others = record.compiled.sales_strings, record.compiled.sales_conversions
         # Only values change, never keys, so the dict can be updated while it is walked.
         for name, value in target.items():
             if value is None:
@@ -580,24 +366,6 @@ def coerce_values(record: Record) -> Record:
         else:
             target[name] = value
     return record
-
-
-_sales_conversions_by_entity: dict[int, tuple[EntityType, tuple[frozenset[str], dict[str, Property]]]] = {}
-
-
-def _sales_conversions(entity: EntityType) -> tuple[frozenset[str], dict[str, Property]]:
-    """The columns of a Sales entity :func:`to_sales_value` may change: plain strings ("" is null) and the
-    date and whole-number columns (by property); on any other column it returns the value as it is. Worked
-    out once per entity (a service's model does not change while the bridge runs)."""
-    found = _sales_conversions_by_entity.get(id(entity))
-    if found is not None and found[0] is entity:
-        return found[1]
-    strings = frozenset(name for name, prop in entity.properties.items() if prop.type == m.STRING and prop.enum is None)
-    others = {
-        name: prop for name, prop in entity.properties.items() if prop.type in (m.DATE, m.DATETIME, m.INT32, m.INT64)
-    }
-    _sales_conversions_by_entity[id(entity)] = (entity, (strings, others))  # kept, so its id stays its own
-    return strings, others
 
 
 _OMIT: Any = object()
@@ -649,7 +417,7 @@ def check_key(record: Record) -> Record:
         if record.direction == "to_sales":
             name, value = key.scm, _scm_value(record.source, key.scm)
         else:
-            name = _canonical_scm_name(record.map, key.scm)
+            name = canonical_scm_name(record.map, key.scm)
             value = record.target.get(name)
         if value in (None, ""):
             column = key.sales[0].text if record.direction == "to_scm" else key.scm
@@ -665,8 +433,9 @@ PRICE_LIST_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-4b8a-9a51-0d3c2f5e8b17")
 
 def assign_price_list(record: Record) -> Record:
     """New Sales rows of a map with ``sales.price_list`` get the alphabetically first active price list in
-    their currency; when the currency has none, one is created first (dual-write.md 4.2). Rows that exist in
-    Sales keep whatever price list they have. Needs ``record.sales``; without it the step does nothing."""
+    their currency; when the currency has none, one is created first (docs/reference/dual-write.md 4.2). Rows
+    that exist in Sales keep whatever price list they have. Needs ``record.sales``; without it the step does
+    nothing."""
     rule = record.map.price_list
     if rule is None or record.direction != "to_sales" or record.sales is None:
         return record
@@ -743,5 +512,5 @@ def key_values(table_map: TableMap, record: Record) -> dict[str, Any]:
             path = key.sales[0]
             out[path.text] = key.value_to_sales(_scm_value(record.source, key.scm))
         else:
-            out[_canonical_scm_name(table_map, key.scm)] = record.target.get(_canonical_scm_name(table_map, key.scm))
+            out[canonical_scm_name(table_map, key.scm)] = record.target.get(canonical_scm_name(table_map, key.scm))
     return out

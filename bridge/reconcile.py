@@ -136,11 +136,10 @@ class Reconciler:
                 if name in seen or not _differs({name: value}, scm_row):
                     continue
                 item = next((f for f in table_map.fields if f.scm == name), None)
-                sales_field = "|".join(p.text for p in item.sales) if item else None
                 out.append(
                     {
                         "scm_field": name,
-                        "sales_field": sales_field,
+                        "sales_field": "|".join(p.text for p in item.sales) if item else None,
                         "scm_value": scm_row.get(name),
                         "sales_value": _sales_value(sales_row, item.sales[0].text) if item else value,
                     }

@@ -45,7 +45,7 @@ class BridgeMetadata:
 
 
 class _Base(SQLModel):
-    metadata = BridgeMetadata.metadata  # type: ignore[assignment]
+    metadata = BridgeMetadata.metadata
 
 
 class MapRow(_Base, table=True):
@@ -157,7 +157,7 @@ class BridgeState:
 
     The traces and synced counts of successful writes (:meth:`record_synced`) are the exception: they wait
     in memory for up to :data:`LEDGER_DELAY_SECONDS` and are written together, because a commit of their
-    own cost a live-sync write about a sixth of its time. Every read of traces or map rows writes them
+    own would weigh on every live-sync write. Every read of traces or map rows writes them
     first, so readers never miss one; a kill can lose the last fraction of a second of them (they are
     diagnostics and statistics; cursors, the ordering guard and errors are written at once).
     """
@@ -175,7 +175,10 @@ class BridgeState:
         self._ledger_timer: threading.Timer | None = None
 
     def table(self, model: type[SQLModel]) -> sa.Table:
-        return model.__table__  # type: ignore[attr-defined,return-value]
+        # SQLModel sets __table__ on table=True classes only, which every bridge table is
+        table = model.__table__  # type: ignore[attr-defined]
+        assert isinstance(table, sa.Table)
+        return table
 
     # ---- maps ----------------------------------------------------------------------------------------
     def map_row(self, map_id: str) -> dict[str, Any]:
@@ -197,6 +200,7 @@ class BridgeState:
                     )
                 )
                 row = connection.execute(sa.select(table).where(table.c.id == map_id)).first()
+                assert row is not None  # inserted just above, in the same transaction
                 self._forget_run_states()
         return dict(row._mapping)
 

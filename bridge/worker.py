@@ -34,11 +34,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import tenacity
 
-from bridge.engine import INTEGRATION_IDENTITY, KEY_JSON, Source, SyncEngine, SyncError, Write, record_identity
+from bridge.drainer import AsyncDrainer
+from bridge.engine import KEY_JSON, Source, SyncEngine, SyncError, Write, record_identity
 from bridge.mapping import TableMap
 from bridge.state import INITIALIZING, PAUSED, RESUMING, RUNNING, BridgeState
 from sandbox.clients import ServiceError
 from sandbox.livesync import coalesce
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 if TYPE_CHECKING:
     from bridge.lifecycle import Lifecycle
@@ -49,9 +51,8 @@ log = logging.getLogger(__name__)
 SOURCES: tuple[Source, ...] = ("sales", "scm")
 PAGE_SIZE = 200
 #: seconds a drainer waits after a short page before reading the next one: larger pages (one UpsertMultiple,
-#: one guard write, one feed read for more changes) for at most this much more lag. At 0.3 s instead of 0.1 s
-#: the async benchmark's writers kept 4 to 7% more of their raw rate (three pairs of runs side by side),
-#: with lag p95 0.4 s instead of 0.2 s.
+#: one guard write, one feed read for more changes) for at most this much more lag; writers keep more of
+#: their raw rate while async maps drain.
 LINGER = 0.3
 BULK_SIZE = 200  # single-row upserts sent together in one UpsertMultiple (Dataverse takes up to 1000)
 BACKLOG_LIMIT = 5000  # status counts the queue up to this many changes per source (more shows as 5000+)
@@ -248,11 +249,12 @@ def age_seconds(created_at: str | None) -> float | None:
     return max(0.0, (dt.datetime.now(dt.UTC) - when).total_seconds())
 
 
-class AsyncWorker:
+class AsyncWorker(AsyncDrainer):
     """One drainer thread per source service; owns the async cursors and the ordering guard.
 
     ``deliver`` and ``drain_once`` work without the threads (tests drive them step by step); ``start``
-    runs them continuously until ``stop``.
+    runs them continuously until ``stop``. The lifecycle drives it once it is attached
+    (:meth:`bridge.lifecycle.Lifecycle.attach_drainer`).
     """
 
     def __init__(
@@ -282,7 +284,6 @@ class AsyncWorker:
         # page before a rewind must not then move the cursor past the rewound position.
         self._cursor_lock = threading.Lock()
         self._epoch = {source: 0 for source in SOURCES}
-        lifecycle.worker = self
 
     # ---- which maps ----------------------------------------------------------------------------------
     def async_maps(self, source: Source) -> list[TableMap]:

@@ -583,6 +583,8 @@ def reconcile(
     (2 when the comparison could not be made)."""
     from bridge.app import BridgeConfig, BridgeRuntime
     from bridge.reconcile import Reconciler, describe_key
+    from mock_sales.schema import build_model as build_sales_model
+    from mock_scm.schema import build_model as build_scm_model
 
     if map_ids:
         wanted = list(map_ids)
@@ -593,6 +595,8 @@ def reconcile(
             raise _CannotCompare(f"{exc.message} (or name the maps with --map)") from None
     runtime = BridgeRuntime(
         BridgeConfig(
+            sales_model=build_sales_model(),
+            scm_model=build_scm_model(),
             sales_url=_origin(sales_url, "api/data/v9.2"),
             scm_url=_origin(scm_url, "data"),
             database_url="sqlite://",

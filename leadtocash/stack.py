@@ -162,10 +162,14 @@ def build_bridge(
     if make is None:
         return None
     from bridge.app import BridgeConfig
+    from mock_sales.schema import build_model as build_sales_model
+    from mock_scm.schema import build_model as build_scm_model
 
     transports = transports or {}
     return make(
         BridgeConfig(
+            sales_model=build_sales_model(),
+            scm_model=build_scm_model(),
             sales_url=urls["sales"],
             scm_url=urls["scm"],
             sales_transport=transports.get("sales"),

@@ -46,11 +46,15 @@ def test_an_unreachable_service_is_a_503_and_the_map_stays_not_running(tmp_path:
     """A run whose initial sync cannot reach Sales or SCM answers 503 in the bridge's error shape (not a
     500), says which error, and leaves the map Not running."""
     from bridge.app import BridgeConfig, create_app
+    from mock_sales.schema import build_model as build_sales_model
+    from mock_scm.schema import build_model as build_scm_model
     from sandbox.server import free_port
 
     nowhere = f"http://127.0.0.1:{free_port()}"
     app = create_app(
         BridgeConfig(
+            sales_model=build_sales_model(),
+            scm_model=build_scm_model(),
             sales_url=nowhere,
             scm_url=nowhere,
             start_worker=False,

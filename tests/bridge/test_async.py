@@ -9,6 +9,7 @@ from typing import Any
 from bridge.state import ActivityRow, CatchupErrorRow
 from bridge.worker import RetryPolicy
 from sandbox.testing import poll_until
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 CUSTOMERS = "customers-accounts"
 
@@ -270,7 +271,7 @@ def test_pausing_an_async_map_keeps_its_backlog_in_the_queue(quiet_sandbox: Any)
 
 
 def _bridge_requests(sandbox: Any) -> list[dict[str, Any]]:
-    return [e for e in sandbox.sales_control.journal(limit=100) if e.get("identity") == "dualwrite"]
+    return [e for e in sandbox.sales_control.journal(limit=100) if e.get("identity") == INTEGRATION_IDENTITY]
 
 
 def test_neighbouring_single_row_changes_go_to_sales_in_one_upsert_multiple(quiet_sandbox: Any) -> None:
@@ -303,7 +304,7 @@ def test_one_refused_row_in_a_bulk_upsert_fails_alone(quiet_sandbox: Any) -> Non
     go_async(sandbox)
     rule = sandbox.sales_control.add_fault(
         match_method=["POST", "PATCH"],
-        match_identity="dualwrite",
+        match_identity=INTEGRATION_IDENTITY,
         match_path=r"UpsertMultiple|accountnumber='US-002'",
         status=400,
         message="Refused row",

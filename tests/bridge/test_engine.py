@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+import pytest
 
 from bridge.engine import SyncEngine
 from bridge.mapping import BUILTIN_MAPS, load_maps
@@ -10,10 +13,11 @@ from bridge.pipeline import Record
 from mock_sales.schema import build_model as build_sales_model
 from mock_scm.schema import build_model as build_scm_model
 from sandbox.clients import BatchOp
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 
 def _bridge_requests(sandbox: Any) -> list[dict[str, Any]]:
-    return [e for e in sandbox.sales_control.journal(limit=50) if e.get("identity") == "dualwrite"]
+    return [e for e in sandbox.sales_control.journal(limit=50) if e.get("identity") == INTEGRATION_IDENTITY]
 
 
 def test_a_single_write_upserts_by_alternate_key_without_reading_first(sandbox: Any) -> None:
@@ -72,9 +76,13 @@ def test_polymorphic_lookups_pick_the_first_alternative_that_exists_in_sales() -
     sales_model = build_sales_model()
     maps = {m.id: m for m in load_maps([BUILTIN_MAPS], build_scm_model(), sales_model)}
     sales = _ExistingRows({"contacts"})
-    engine = SyncEngine(list(maps.values()), sales, None, sales_model, None, None)  # type: ignore[arg-type]
+    engine = SyncEngine(list(maps.values()), sales, None, sales_model, build_scm_model(), None)  # type: ignore[arg-type]
     quote = Record(
-        maps["quotation-headers"], "to_sales", {"RequestingCustomerAccountNumber": "US-027"}, company_id="c1"
+        maps["quotation-headers"],
+        "to_sales",
+        {"RequestingCustomerAccountNumber": "US-027"},
+        company_id="c1",
+        compiled_map=engine.compiled(maps["quotation-headers"]),
     )
     engine._choose_polymorphic(quote)
     assert quote.target == {"@sandbox.lookup.RequestingCustomerAccountNumber": 1}
@@ -86,6 +94,27 @@ def test_polymorphic_lookups_pick_the_first_alternative_that_exists_in_sales() -
     account = Record(maps["customers-accounts"], "to_sales", {"CustomerAccount": "US-1", "InvoiceAccount": "US-2"})
     engine._choose_polymorphic(account)
     assert account.target == {} and sales.queries == []
+
+
+def test_an_engine_compiles_the_maps_it_is_given_and_refuses_maps_it_does_not_hold() -> None:
+    """The engine compiles its maps when it gets them and hands out that one compiled form; a changed map (a
+    new TableMap with the same id) is not its map until the engine is given it, which compiles it anew."""
+    sales_model, scm_model = build_sales_model(), build_scm_model()
+    maps = load_maps([BUILTIN_MAPS], scm_model, sales_model)
+    engine = SyncEngine(maps, None, None, sales_model, scm_model, None)  # type: ignore[arg-type]
+    accounts = engine.by_id["customers-accounts"]
+    compiled = engine.compiled(accounts)
+    assert compiled.map is accounts and engine.compiled(accounts) is compiled
+    assert compiled.scm_filter is not None and not compiled.scm_filter({"PartyType": "Person"})
+    changed = dataclasses.replace(accounts, scm_filter="PartyType eq 'Person'")
+    with pytest.raises(ValueError, match="not one of this engine's maps"):
+        engine.compiled(changed)
+    engine.maps = [changed if m is accounts else m for m in maps]
+    recompiled = engine.compiled(changed)
+    assert engine.by_id["customers-accounts"] is changed and recompiled.map is changed
+    assert recompiled.scm_filter is not None and recompiled.scm_filter({"PartyType": "Person"})
+    with pytest.raises(ValueError, match="not one of this engine's maps"):
+        engine.compiled(accounts)
 
 
 def test_wire_row_keeps_the_entity_columns_and_writes_enums_and_decimals_as_the_wire_does() -> None:

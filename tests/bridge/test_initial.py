@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bridge.compiled import compile_map
 from bridge.initial import InitialSync, InitialSyncReport, _Creates, _key_text, _Side
 from bridge.mapping import BUILTIN_MAPS, TableMap, load_maps
 from bridge.pipeline import Record
@@ -198,6 +199,7 @@ def test_a_second_scm_row_with_the_same_key_is_reported_and_the_first_kept(
         sales_model=None,
         company_id=lambda code: code,
         _choose_polymorphic=lambda record: None,
+        compiled=lambda table_map: compile_map(table_map, None),
     )
     monkeypatch.setattr(module, "transform", lambda record: record)
     monkeypatch.setattr(

@@ -17,8 +17,9 @@ import pytest
 
 from leadtocash.stack import Stack, StackConfig, build_stack
 from sandbox.clients import ControlClient, SalesClient, ScmClient, ServiceError
+from sandbox.wellknown import DEFAULT_COMPANY, INTEGRATION_IDENTITY
 
-USMF = "usmf"
+USMF = DEFAULT_COMPANY
 
 
 @dataclass
@@ -833,7 +834,7 @@ def test_quote_with_lines_created_in_sales_arrives_in_scm_in_one_transaction(wor
     written = [
         c
         for c in world.scm_control.changes(after=before, limit=500)["changes"]
-        if c["identity"] == "dualwrite"
+        if c["identity"] == INTEGRATION_IDENTITY
         and c["operation"] == "create"
         and c["table"] in ("SalesQuotationHeaderV2", "SalesQuotationLine")
     ]
@@ -1201,9 +1202,9 @@ def test_order_delivered_and_invoiced_in_scm_is_fulfilled_then_invoiced_in_sales
 
 
 def test_order_keeps_scm_totals_in_sales_through_every_step(world: World) -> None:
-    """SCM prices everything (dual-write.md 15: "No: SCM prices"): after each line change, delivery and invoice
-    Sales shows SCM's total, although mock Sales recomputes a header whenever its lines change (the bridge
-    writes line updates before the header's)."""
+    """SCM prices everything (docs/reference/dual-write.md 15: "No: SCM prices"): after each line change,
+    delivery and invoice Sales shows SCM's total, although mock Sales recomputes a header whenever its lines
+    change (the bridge writes line updates before the header's)."""
     number = _scm_order_with_lines(world, "US-001", ("D0001", 1), ("D0003", 2))
     key = {"dataAreaId": USMF, "SalesOrderNumber": number}
     for action in (None, "Confirm", "PostPackingSlip", "PostInvoice"):

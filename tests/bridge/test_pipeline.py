@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from bridge.compiled import compile_map, sales_translator
+from bridge.filters import compile_predicate, filter_columns
 from bridge.mapping import BUILTIN_MAPS, KEEP, FieldMap, SalesPath, TableMap, load_maps, parse_map, validate_map
 from bridge.pipeline import (
     PRICE_LIST_NAMESPACE,
@@ -17,15 +19,11 @@ from bridge.pipeline import (
     MissingKey,
     MissingParent,
     Record,
-    _fields_of,
-    _sales_translator,
     apply_defaults,
     assign_price_list,
     check_key,
     coerce_values,
     company_scope,
-    compile_predicate,
-    filter_columns,
     key_values,
     lookup_bind,
     map_fields,
@@ -249,7 +247,7 @@ def test_value_maps_toward_sales_answer_exactly_like_value_to_sales(maps: dict[s
     without default or value map have none (their values pass as they are)."""
     for table_map in maps.values():
         for item in table_map.fields:
-            translate = _sales_translator(item)
+            translate = sales_translator(item)
             if not item.values and item.default is None:
                 assert translate is None
                 continue
@@ -267,7 +265,7 @@ def test_value_map_translator_keeps_first_match_keep_lists_and_default() -> None
         values={"Open": 1, "OPEN": 2, "Held": None, "Multi": [7, 8], "": 9, "Gone": []},
         default=5,
     )
-    translate = _sales_translator(item)
+    translate = sales_translator(item)
     assert translate is not None
     cases = {"open": 1, "Open": 1, "OPEN": 1, "held": KEEP, "MULTI": 7, "": 5, None: 5, "gone": KEEP, "other": 5, 3: 5}
     for value, expected in cases.items():
@@ -275,8 +273,9 @@ def test_value_map_translator_keeps_first_match_keep_lists_and_default() -> None
         assert translate(value) == expected, value
 
 
-def test_field_plans_belong_to_the_map_object_they_were_made_from(sales_model: Model) -> None:
-    """A changed map is a new TableMap: its plan is its own, never the one of the map it replaces."""
+def test_a_record_reads_the_compiled_form_of_its_own_map_object(sales_model: Model) -> None:
+    """A changed map is a new TableMap: a record reads what was compiled from it, never the compiled form of
+    the map it replaces (given one, the record refuses it)."""
 
     def customer_groups(default: str | None) -> TableMap:
         description: dict[str, Any] = {"scm": "Description", "dir": "=", "sales": "msdyn_description"}
@@ -299,8 +298,10 @@ def test_field_plans_belong_to_the_map_object_they_were_made_from(sales_model: M
     source = {"CustomerGroupId": "10", "Description": ""}
     assert map_fields(to_sales(before, dict(source), sales_model)).target["msdyn_description"] == ""
     assert map_fields(to_sales(after, dict(source), sales_model)).target["msdyn_description"] == "(none)"
-    assert _fields_of(before, "to_sales") is _fields_of(before, "to_sales")
-    assert _fields_of(before, "to_sales") is not _fields_of(after, "to_sales")
+    compiled = compile_map(before, sales_model)
+    assert to_sales(before, dict(source), sales_model, compiled_map=compiled).compiled is compiled
+    with pytest.raises(ValueError, match="not that of map 'cg'"):
+        to_sales(after, dict(source), sales_model, compiled_map=compiled)
 
 
 def test_empty_sales_value_of_an_scm_default_field_is_not_sent(maps: dict[str, TableMap]) -> None:
@@ -397,8 +398,8 @@ def test_polymorphic_fields_are_the_fields_toward_sales_with_alternatives(maps: 
 
 
 def test_lookup_binds_follow_the_model_they_are_made_with(maps: dict[str, TableMap], sales_model: Model) -> None:
-    """What a bind needs from the model (target set, whether its key includes the company) is worked out
-    once per model: another model with another alternate key gets its own answer."""
+    """What a bind needs from the model (target set, whether its key includes the company) comes from the
+    model the bind is made with: another model with another alternate key gets its own answer."""
     entity = maps["customers-accounts"].sales_type
     path = SalesPath("msdyn_customergroupid", "msdyn_groupid")
     scoped = (
