@@ -96,7 +96,7 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
             )
             sales_row, scm_row = customer_rows(ctx, edited_in_scm, ["telephone1"], ["PrimaryContactPhone"])
             ctx.check(sales_row["telephone1"] != "555-0202", "Sales keeps the old phone", sales=sales_row, scm=scm_row)
-            queued = ctx.bridge.get(f"/api/maps/{MAP}/queued", params={"limit": 1000}).json()  # type: ignore[union-attr]
+            queued = ctx.bridge_client().get(f"/api/maps/{MAP}/queued", params={"limit": 1000}).json()
             expected = {created_in_sales, edited_in_sales.number, created_in_scm, edited_in_scm.number}
             ctx.check(
                 _mentions(queued, *expected) == expected,
@@ -138,7 +138,7 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
                 ctx.scm_row("CustomersV3", f"CustomerAccount eq {q(skipped)}") is None,
                 "the skipped account is not in SCM",
             )
-            errors = ctx.bridge.get(f"/api/maps/{MAP}/catchup-errors", params={"limit": 1000}).json()  # type: ignore[union-attr]
+            errors = ctx.bridge_client().get(f"/api/maps/{MAP}/catchup-errors", params={"limit": 1000}).json()
             mine = [e for e in errors if skipped in json.dumps(e, default=str)]
             ctx.check(
                 len(mine) == 1 and mine[0]["status"] == "Error",
@@ -151,13 +151,13 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
             ctx.note("Live again", "Sales", "account", live.number, "Customer")
 
         with ctx.step("Retrying the catch-up errors applies them; both sides agree"):
-            response = ctx.bridge.post(f"/api/maps/{MAP}/catchup-errors/retry", json={"ids": [mine[0]["id"]]})  # type: ignore[union-attr]
+            response = ctx.bridge_client().post(f"/api/maps/{MAP}/catchup-errors/retry", json={"ids": [mine[0]["id"]]})
             ctx.check(
                 response.status_code == 200 and response.json()["completed"] == 1,
                 f"the retry completed: {response.text}",
             )
             _agree(ctx, skipped)
-            errors = ctx.bridge.get(f"/api/maps/{MAP}/catchup-errors", params={"limit": 1000}).json()  # type: ignore[union-attr]
+            errors = ctx.bridge_client().get(f"/api/maps/{MAP}/catchup-errors", params={"limit": 1000}).json()
             mine = [e for e in errors if e["id"] == mine[0]["id"]]
             ctx.check(bool(mine) and mine[0]["status"] == "Completed", "the catch-up error is Completed", scm=mine)
 
@@ -230,7 +230,7 @@ def initial_sync_of_existing_data(ctx: ScenarioContext) -> None:
                 sales=sales_row,
                 scm=scm_row,
             )
-            report = ctx.bridge.get(f"/api/maps/{MAP}/initial-sync").json()["last"]  # type: ignore[union-attr]
+            report = ctx.bridge_client().get(f"/api/maps/{MAP}/initial-sync").json()["last"]
             ctx.check(
                 report is not None and report["to_sales"] >= 1 and report["to_scm"] >= 2 and report["error_count"] == 0,
                 f"the initial sync report: {report}",

@@ -2,13 +2,15 @@
 user map ``scenarios/examples/maps/prospects-accounts.yaml`` prospects reach SCM as customers right away.
 
 ``prospect-map-syncs-prospects`` needs a bridge that loaded that map. When the bridge it is given has it
-(``BridgeConfig(maps_dirs=[...])``), it runs there; otherwise (the usual case, in-process or against
-`sandbox up`) it starts its own throwaway in-process stack with the example maps
-(``build_stack(..., maps_dirs=[...])``) and runs on that, so it never changes the maps of shared servers.
+(``sandbox up --maps-dir scenarios/examples/maps``), it runs there; otherwise (the usual case, in-process or
+against `sandbox up`) it asks the runner for a throwaway stack of its own whose bridge loads the example maps
+(:meth:`~scenarios.context.ScenarioContext.isolated`) and runs on that, so it never changes the maps of shared
+servers.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -150,18 +152,10 @@ def prospect_map_syncs_prospects(ctx: ScenarioContext) -> None:
     if _bridge_has_map(ctx):
         _prospect_map_steps(ctx)
         return
-    with ctx.step("The bridge has no prospects map: start a throwaway stack whose bridge loads the example"):
-        from leadtocash.runner import stack_context
-        from leadtocash.stack import StackConfig, build_stack
-
-        stack = build_stack(StackConfig(memory=True, seed=1), maps_dirs=[EXAMPLE_MAPS])
-    try:
-        with stack_context(stack.transports, stack.urls, 1) as inner:
-            # One report: the inner context records into the outer one's steps and journey.
-            inner.steps, inner.journey, inner.rng, inner.fake = ctx.steps, ctx.journey, ctx.rng, ctx.fake
-            _prospect_map_steps(inner)
-    finally:
-        stack.close()
+    with contextlib.ExitStack() as cleanup:
+        with ctx.step("The bridge has no prospects map: start a throwaway stack whose bridge loads the example"):
+            inner = cleanup.enter_context(ctx.isolated([EXAMPLE_MAPS]))
+        _prospect_map_steps(inner)
 
 
 def _bridge_has_map(ctx: ScenarioContext) -> bool:

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-import gevent
+import gevent  # type: ignore[import-untyped]  # no type information ships with gevent
 from locust import events
 from locust.env import Environment
 
