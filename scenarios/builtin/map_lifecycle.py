@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sandbox.wellknown import DEFAULT_COMPANY
 from scenarios import scenario
 from scenarios.builtin._helpers import (
     Customer,
@@ -29,7 +30,7 @@ def _mentions(rows: list[dict[str, Any]], *numbers: str) -> set[str]:
     return {number for number in numbers if number in text}
 
 
-def _create_in_scm(ctx: ScenarioContext, prefix: str, company: str = "usmf") -> str:
+def _create_in_scm(ctx: ScenarioContext, prefix: str, company: str = DEFAULT_COMPANY) -> str:
     number = unique_number(ctx, prefix)
     ctx.scm.create(
         "CustomersV3",
@@ -71,7 +72,11 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
             created_in_sales = unique_number(ctx, "CRM-Q")
             ctx.sales.create(
                 "accounts",
-                {"name": ctx.fake.company(), "accountnumber": created_in_sales, **customer_columns(ctx, "usmf")},
+                {
+                    "name": ctx.fake.company(),
+                    "accountnumber": created_in_sales,
+                    **customer_columns(ctx, DEFAULT_COMPANY),
+                },
             )
             ctx.sales.update("accounts", edited_in_sales.account_id, {"name": "Renamed once"})
             ctx.sales.update(
@@ -130,7 +135,8 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
             ctx.map_action(MAP, "pause")
             skipped = unique_number(ctx, "CRM-K")
             ctx.sales.create(
-                "accounts", {"name": ctx.fake.company(), "accountnumber": skipped, **customer_columns(ctx, "usmf")}
+                "accounts",
+                {"name": ctx.fake.company(), "accountnumber": skipped, **customer_columns(ctx, DEFAULT_COMPANY)},
             )
             status = ctx.map_action(MAP, "resume", mode="skip_keep")
             ctx.check(status["state"] == "Running", "the map runs again", scm=status)
@@ -182,7 +188,8 @@ def initial_sync_of_existing_data(ctx: ScenarioContext) -> None:
         with ctx.step("While stopped, data made or changed on one side stays there"):
             in_sales = unique_number(ctx, "CRM-I")
             ctx.sales.create(
-                "accounts", {"name": ctx.fake.company(), "accountnumber": in_sales, **customer_columns(ctx, "usmf")}
+                "accounts",
+                {"name": ctx.fake.company(), "accountnumber": in_sales, **customer_columns(ctx, DEFAULT_COMPANY)},
             )
             in_scm = _create_in_scm(ctx, "FO-I")
             ctx.sales.update("accounts", shared.account_id, {"name": "Name from Sales"})
@@ -191,7 +198,7 @@ def initial_sync_of_existing_data(ctx: ScenarioContext) -> None:
             ctx.scm.create(
                 "ReleasedProductsV2",
                 {
-                    "dataAreaId": "usmf",
+                    "dataAreaId": DEFAULT_COMPANY,
                     "ItemNumber": item,
                     "ProductNumber": item,
                     "ProductName": "Initial sync speaker",
@@ -250,6 +257,8 @@ def initial_sync_of_existing_data(ctx: ScenarioContext) -> None:
 
         with ctx.step("Live sync works again after the initial sync"):
             ctx.scm.update(
-                "CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": in_sales}, {"PrimaryContactPhone": "555-0303"}
+                "CustomersV3",
+                {"dataAreaId": DEFAULT_COMPANY, "CustomerAccount": in_sales},
+                {"PrimaryContactPhone": "555-0303"},
             )
             _agree(ctx, in_sales, {"PrimaryContactPhone": "telephone1"})

@@ -18,7 +18,9 @@ import gevent  # type: ignore[import-untyped]  # no type information ships with 
 from locust import events
 from locust.env import Environment
 
-COMPANY = "usmf"
+from sandbox.wellknown import DEFAULT_COMPANY
+
+COMPANY = DEFAULT_COMPANY
 SCM_NS = "Microsoft.Dynamics.DataEntities"
 CRM_NS = "Microsoft.Dynamics.CRM"
 #: seeded usmf customers that are neither on hold nor under a mandatory credit limit
