@@ -1,13 +1,13 @@
 """One mock service in a process of its own: ``python -m leadtocash.child NAME --host H --port P [--bridge-url URL]``.
 
-:class:`leadtocash.stack.ServiceProcesses` starts one of these per mock for ``sandbox up --wire processes``, so
+:class:`leadtocash.processes.ServiceProcesses` starts one of these per mock for ``sandbox up --wire processes``, so
 that each service has an interpreter (and interpreter lock) of its own. The protocol with the parent:
 
 - stdin: the :class:`~leadtocash.stack.StackConfig` as one line of JSON (:meth:`StackConfig.to_json`), then
   nothing; the child builds the service from it exactly as :func:`~leadtocash.stack.build_apps` does in one
   process (data folder or memory, seed, the service's own database URL). When stdin reaches its end the
   parent is gone (or asks us to go), and the child stops.
-- stdout: one line, :data:`~leadtocash.stack.READY_PREFIX` and then ``{"service", "url", "pid"}`` as JSON, once
+- stdout: one line, :data:`~leadtocash.processes.READY_PREFIX` and then ``{"service", "url", "pid"}`` as JSON, once
   the service accepts connections. Nothing else.
 - stderr: whatever goes wrong; the parent shows its tail when the child dies before it is ready.
 - SIGTERM or SIGINT: stop serving and exit 0.
@@ -23,14 +23,15 @@ import sys
 import threading
 from typing import IO, Any
 
-from leadtocash.stack import READY_PREFIX, SERVICES, StackConfig, build_apps, live_sync_sender
+from leadtocash.processes import READY_PREFIX
+from leadtocash.stack import MOCKS, StackConfig, build_apps, live_sync_link
 from sandbox.server import ServerGroup
 
 
 def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     """Serve one service until SIGTERM/SIGINT or the end of stdin; the exit code is 0 after a clean stop."""
     parser = argparse.ArgumentParser(prog="python -m leadtocash.child", description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=[name for name in SERVICES if name != "bridge"])
+    parser.add_argument("name", choices=MOCKS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (the ready line says which)")
     parser.add_argument("--bridge-url", help="The bridge's origin; live sync is off without it.")
@@ -51,14 +52,13 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
         print(f"{args.name}: expected the stack configuration as one JSON line on stdin", file=sys.stderr)
         return 2
     config = StackConfig.from_json(line)
-    app = build_apps(config, [args.name]).get(args.name)
-    if app is None:
-        print(f"{args.name}: this service is not available in this installation", file=sys.stderr)
-        return 2
+    app = build_apps(config, [args.name])[args.name]
     runtime = app.extensions["sandbox"]
+    sender_client = None
     if args.bridge_url:
         # set before serving, so no write that got in can miss the bridge
-        runtime.set_live_sync(live_sync_sender(args.bridge_url))
+        sender, sender_client = live_sync_link(args.bridge_url)
+        runtime.set_live_sync(sender)
     group = ServerGroup(host=args.host)
     try:
         try:
@@ -72,8 +72,11 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
         while not stopping.wait(0.5):
             pass
     finally:
+        # no request in flight can commit unsynced: the server stops before live sync does
         group.stop_all()
         runtime.set_live_sync(None)
+        if sender_client is not None:
+            sender_client.close()
         runtime.db.dispose()
     return 0
 

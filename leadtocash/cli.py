@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
-from leadtocash.stack import DEFAULT_PORTS, StackConfig, build_apps
+from leadtocash.stack import (
+    DEFAULT_PORTS,
+    WIRES,
+    Serving,
+    StackConfig,
+    Wire,
+    service_line,
+    start_stack,
+    wait_for_interrupt,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,7 +58,7 @@ def main() -> None:
 )
 @click.option(
     "--wire",
-    type=click.Choice(["in-process", "http", "processes"]),
+    type=click.Choice(WIRES),
     default="in-process",
     show_default=True,
     help="How the bridge and the mocks call each other: in-process (the same HTTP requests through "
@@ -75,118 +84,41 @@ def up(
     The bridge comes up last, on --bridge-port, with the shipped maps running (reference data first,
     initial sync done), so a customer created on either side appears on the other at once.
     """
-    from leadtocash.stack import wire_bridge
-    from sandbox.db import sqlite_url_for
-    from sandbox.server import ServerGroup, ensure_tls_files
+    from sandbox.server import ensure_tls_files
 
+    if wire == "processes" and tls:
+        # the bridge's clients and the children's live-sync clients would have to trust the local CA
+        raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
     config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
-    ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
-    if wire == "processes":
-        if tls:
-            # the bridge's clients and the children's live-sync clients would have to trust the local CA
-            raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
-        _up_in_processes(config, host, ports, list(maps_dirs))
-        return
-    apps = build_apps(config)
     tls_files = ensure_tls_files(data_dir / "tls") if tls else None
-    group = ServerGroup(host=host, tls=tls_files)
-    bridge_app = None
+    serving = Serving(host, {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, tls_files)
     try:
-        urls: dict[str, str] = {}
-        for name, app in apps.items():
-            server = group.start(name, app, ports[name])
-            urls[name] = server.url
-            click.echo(f"{name:<6} {server.url}{SERVICE_ROOTS[name]}")
-        if {"sales", "scm"} <= set(apps):
-            urls["bridge"] = f"http://{host}:{bridge_port}"
-            # In one process the services call each other through WSGI: a loopback socket and a server thread
-            # per hop cost more than the work a live-sync write does (see `sandbox bench`). With --tls they
-            # are always wired in-process: their clients would not trust the local CA.
-            bridge_app = wire_bridge(
-                apps,
-                urls=urls,
-                in_process=wire == "in-process" or tls_files is not None,
-                maps_dirs=list(maps_dirs),
-                bridge_database_url=config.database_urls.get("bridge")
-                or sqlite_url_for(None if memory else data_dir, "bridge"),
-            )
-        if bridge_app is not None:
-            server = group.start("bridge", bridge_app, bridge_port)
-            # Only maps that never ran: after a restart, what the user paused or stopped stays so.
-            bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm", only_new=True)
-            click.echo(f"{'bridge':<6} {server.url}{SERVICE_ROOTS['bridge']}")
-    except Exception as exc:  # a port in use, most often
-        group.stop_all()
-        if bridge_app is not None:
-            bridge_app.extensions["bridge"].close()
-        raise click.ClickException(str(exc)) from exc
-    if tls_files is not None:
-        click.echo(
-            f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
-            f"REQUESTS_CA_BUNDLE={tls_files.ca_cert} NODE_EXTRA_CA_CERTS={tls_files.ca_cert})"
+        # In one process the services call each other through WSGI by default: a loopback socket and a server
+        # thread per hop cost more than the work a live-sync write does (see `sandbox bench`).
+        stack = start_stack(
+            config,
+            wire=cast(Wire, wire),
+            serve=serving,
+            maps_dirs=list(maps_dirs),
+            # only maps that never ran: after a restart, what the user paused or stopped stays so
+            start_maps="new",
+            announce=lambda name, url: click.echo(service_line(name, url)),
         )
-    click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
-    sys.stdout.flush()
-    group.wait_for_signal()
-    if bridge_app is not None:
-        bridge_app.extensions["bridge"].close()  # stops the async drainers before the process ends
-    click.echo("stopped.")
-
-
-#: what `sandbox up` prints after each service's origin: the root a client starts from
-SERVICE_ROOTS = {"sales": "/api/data/v9.2/", "scm": "/data/", "bridge": "/"}
-
-
-def _up_in_processes(config: StackConfig, host: str, ports: dict[str, int], maps_dirs: list[Path]) -> None:
-    """``sandbox up --wire processes``: Sales and SCM in child processes, the bridge in this one; all on ports.
-
-    Stops in the order that loses nothing: the bridge first (no new sync work), then the mocks.
-    """
-    import os
-
-    from leadtocash.stack import ServiceProcesses, build_bridge, factory
-    from sandbox.server import ServerGroup
-
-    names = [name for name in ("sales", "scm") if factory(name) is not None]
-    # known before the bridge exists: the children point their live sync at it from their first request on
-    # (a write before the bridge listens is refused, as dual-write refuses one when the bridge is down)
-    children = ServiceProcesses(config, names, host=host, ports=ports, bridge_url=f"http://{host}:{ports['bridge']}")
-    group = ServerGroup(host=host)
-    bridge_app = None
-
-    def stop_everything() -> None:
-        group.stop_all()
-        if bridge_app is not None:
-            bridge_app.extensions["bridge"].close()  # stops the async drainers before the mocks go
-        children.stop()
-
+    except Exception as exc:  # a port in use, most often
+        raise click.ClickException(str(exc)) from exc
     try:
-        children.start()
-        for name in names:
-            click.echo(f"{name:<6} {children.urls[name]}{SERVICE_ROOTS[name]}")
-        if {"sales", "scm"} <= set(names):
-            bridge_app = build_bridge(
-                children.urls, maps_dirs=maps_dirs, bridge_database_url=config.service_config("bridge").database_url
+        if tls_files is not None:
+            click.echo(
+                f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
+                f"REQUESTS_CA_BUNDLE={tls_files.ca_cert} NODE_EXTRA_CA_CERTS={tls_files.ca_cert})"
             )
-        if bridge_app is not None:
-            try:
-                server = group.start("bridge", bridge_app, ports["bridge"])
-            except OSError as exc:  # said like the children say it
-                raise RuntimeError(f"bridge: cannot listen on {host}:{ports['bridge']}: {exc}") from exc
-            # Only maps that never ran: after a restart, what the user paused or stopped stays so.
-            bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm", only_new=True)
-            click.echo(f"{'bridge':<6} {server.url}{SERVICE_ROOTS['bridge']}")
-    except BaseException as exc:  # a port in use, most often (or Ctrl+C while starting)
-        stop_everything()
-        if isinstance(exc, Exception):
-            raise click.ClickException(str(exc)) from exc
-        raise
-    pids = ", ".join(f"{name} {pid}" for name, pid in children.pids.items())
-    click.echo(f"processes: {pids}" + (f", bridge {os.getpid()}" if bridge_app is not None else ""))
-    click.echo("storage: " + ("in memory (throwaway)" if config.memory else str(config.data_dir)) + "   Ctrl+C stops.")
-    sys.stdout.flush()
-    group.wait_for_signal()
-    stop_everything()
+        if stack.children is not None:
+            click.echo("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids.items()))
+        click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
+        sys.stdout.flush()
+        wait_for_interrupt()
+    finally:
+        stack.close()
     click.echo("stopped.")
 
 
@@ -438,7 +370,7 @@ def _print_maps(rows: list[dict[str, Any]], as_json: bool) -> None:
     ]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
     for row in [headers, *table]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @main.group()
@@ -504,7 +436,10 @@ def _run_map(bridge_url: str, map_id: str, body: dict[str, Any], show_progress: 
     started = time.monotonic()
     worker.start()
     shown = False
-    while not worker.join(timeout=1.0) and worker.is_alive():
+    while True:
+        worker.join(timeout=1.0)
+        if not worker.is_alive():
+            break
         try:
             progress = _bridge_call(bridge_url, "GET", f"/api/maps/{map_id}").get("initial_sync_progress")
         except click.ClickException:
@@ -581,10 +516,10 @@ def reconcile(
 ) -> None:
     """Compare both sides for every running map; exit 1 when anything is missing or differs, 0 when equal
     (2 when the comparison could not be made)."""
-    from bridge.app import BridgeConfig, BridgeRuntime
+    from bridge.app import BridgeRuntime
     from bridge.reconcile import Reconciler, describe_key
-    from mock_sales.schema import build_model as build_sales_model
-    from mock_scm.schema import build_model as build_scm_model
+    from leadtocash.clients import service_origin
+    from leadtocash.stack import bridge_config
 
     if map_ids:
         wanted = list(map_ids)
@@ -594,12 +529,8 @@ def reconcile(
         except click.ClickException as exc:
             raise _CannotCompare(f"{exc.message} (or name the maps with --map)") from None
     runtime = BridgeRuntime(
-        BridgeConfig(
-            sales_model=build_sales_model(),
-            scm_model=build_scm_model(),
-            sales_url=_origin(sales_url, "api/data/v9.2"),
-            scm_url=_origin(scm_url, "data"),
-            database_url="sqlite://",
+        bridge_config(
+            {"sales": service_origin(sales_url, "sales"), "scm": service_origin(scm_url, "scm")},
             maps_dirs=list(maps_dirs),
             start_worker=False,
         )
@@ -647,12 +578,6 @@ class _CannotCompare(click.ClickException):
     """Reconcile could not compare (exit 2, so scripts can tell it from "the sides differ", exit 1)."""
 
     exit_code = 2
-
-
-def _origin(url: str, root: str) -> str:
-    """A service origin from what a user pastes (the printed service root works too)."""
-    base = url.rstrip("/")
-    return base[: -len(root) - 1] if base.endswith("/" + root) else base
 
 
 from leadtocash.loadtest import load as _load_command  # noqa: E402

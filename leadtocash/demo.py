@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from leadtocash.runner import stack_context
+from leadtocash.runner import scenario_context
+from leadtocash.stack import Serving, StackConfig, build_stack, service_line, wait_for_interrupt
 from scenarios.context import ScenarioContext
 from scenarios.registry import load_builtin
 
@@ -17,17 +18,16 @@ def run_demo(
     ports: dict[str, int] | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
-    """Run the journey and print it; returns the process exit code (0 when every step passed)."""
-    from leadtocash.stack import StackConfig, build_stack
+    """Run the journey and print it; returns the process exit code (0 when every step passed).
 
+    With ``keep`` the demo's stack is then served on ``host`` and ``ports`` (wired as it was) until Ctrl+C.
+    """
     echo("Starting mock Sales, mock SCM and the dual-write bridge in this process (throwaway state) ...")
-    stack = build_stack(StackConfig(memory=True, seed=seed))
     scenario = load_builtin()["lead-to-cash"]
     passed = False
-    try:
-        with stack_context(
-            stack.transports, {n: f"http://{n}.sandbox" for n in ("sales", "scm", "bridge")}, seed
-        ) as ctx:
+    with build_stack(StackConfig(memory=True, seed=seed)) as stack:
+        with stack.clients() as clients:
+            ctx = scenario_context(clients, seed)
             try:
                 scenario(ctx)
                 passed = all(step.passed for step in ctx.steps)
@@ -35,13 +35,14 @@ def run_demo(
                 echo(f"\nThe journey stopped: {type(exc).__name__}: {exc}")
             print_report(ctx, echo)
         if keep:
-            serve_until_interrupted(stack.apps, host, ports or {}, echo)
-    finally:
-        stack.close()
+            stack.serve(Serving(host, dict(ports or {})), lambda name, url: echo(service_line(name, url)))
+            echo("The demo's stack stays up; Ctrl+C stops it.")
+            wait_for_interrupt()
     return 0 if passed else 1
 
 
 def print_report(ctx: ScenarioContext, echo: Callable[[str], None]) -> None:
+    """The steps with their timings, then the documents the journey made on both sides."""
     echo("\nLead to cash, step by step")
     echo("=" * 100)
     for step in ctx.steps:
@@ -61,19 +62,6 @@ def print_report(ctx: ScenarioContext, echo: Callable[[str], None]) -> None:
             )
     passed = sum(1 for s in ctx.steps if s.passed)
     echo(f"\n{passed} of {len(ctx.steps)} steps passed.")
-
-
-def serve_until_interrupted(apps: dict, host: str, ports: dict[str, int], echo: Callable[[str], None]) -> None:
-    from sandbox.server import ServerGroup
-
-    roots = {"sales": "/api/data/v9.2/", "scm": "/data/", "bridge": "/"}
-    group = ServerGroup(host=host)
-    for name in ("sales", "scm", "bridge"):
-        if name in apps:
-            server = group.start(name, apps[name], ports.get(name, 0))
-            echo(f"{name:<6} {server.url}{roots[name]}")
-    echo("The demo's stack stays up; Ctrl+C stops it.")
-    group.wait_for_signal()
 
 
 __all__ = ["run_demo"]

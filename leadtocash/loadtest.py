@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gc
 import importlib.util
 import ipaddress
 import json
@@ -51,6 +50,8 @@ from typing import Any
 
 import click
 import httpx
+
+from leadtocash.clients import service_origin
 
 MAX_RUN_SECONDS = 12 * 3600
 #: how much longer than --run-time Locust may take (spawning, stopping users, writing reports) before it is killed
@@ -101,24 +102,10 @@ def _number(value: str) -> float | None:
 
 
 # ---- the stack under test ----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def quiet_waitress() -> Iterator[None]:
-    """Silence waitress while servers stop: a request finishing just then logs a harmless traceback
-    ("Bad file descriptor" from its closed trigger) that would look like a failure at the end of a run."""
-    import logging
-
-    logger = logging.getLogger("waitress")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-        time.sleep(0.5)  # its handler threads are not joined: give a late one time to finish quietly
-    finally:
-        logger.setLevel(level)
-
-
 @dataclass
 class Target:
+    """The stack a load test runs against: its origins, whether this command started it, and how to say which."""
+
     urls: dict[str, str]
     started_here: bool
     description: str
@@ -126,36 +113,12 @@ class Target:
 
 @contextlib.contextmanager
 def started_stack(seed: int) -> Iterator[Target]:
-    """Sales, SCM and the bridge on free 127.0.0.1 ports in this process, in memory, maps running."""
-    from leadtocash.stack import StackConfig, build_apps, wire_bridge
-    from sandbox.server import ServerGroup, free_port
+    """Sales, SCM and the bridge on free 127.0.0.1 ports in this process, in memory, maps running, wired
+    in-process as ``sandbox up`` wires them by default."""
+    from leadtocash.stack import Serving, StackConfig, start_stack
 
-    apps = build_apps(StackConfig(memory=True, seed=seed))
-    group = ServerGroup(host="127.0.0.1")
-    bridge_app = None
-    try:
-        urls = {name: group.start(name, app, free_port()).url for name, app in apps.items()}
-        bridge_port = free_port()
-        urls["bridge"] = f"http://127.0.0.1:{bridge_port}"
-        bridge_app = wire_bridge(apps, urls=urls, in_process=True)  # as `sandbox up` does by default
-        if bridge_app is None:
-            raise click.ClickException("the bridge is not available in this build")
-        group.start("bridge", bridge_app, bridge_port)
-        bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm")
-        yield Target(urls, True, "started here on 127.0.0.1, in memory, seed %d" % seed)
-    finally:
-        # Close every client's keep-alive connection before the servers stop (a waitress server waits for
-        # its open connections): the mocks' live-sync client, then the bridge's drainers and clients.
-        for name in ("sales", "scm"):
-            if name in apps:
-                apps[name].extensions["sandbox"].set_live_sync(None)
-        if bridge_app is not None:
-            bridge_app.extensions["bridge"].close()
-        gc.collect()
-        with quiet_waitress():
-            group.stop_all()
-        for app in apps.values():
-            app.extensions["sandbox"].db.dispose()
+    with start_stack(StackConfig(memory=True, seed=seed), serve=Serving("127.0.0.1")) as stack:
+        yield Target(dict(stack.urls), True, f"started here on 127.0.0.1, in memory, seed {seed}")
 
 
 class Bridge:
@@ -584,7 +547,7 @@ def load(
                 click.echo("starting mock Sales, mock SCM and the bridge on 127.0.0.1 (initial sync) ...", err=True)
             target = stack.enter_context(started_stack(seed))
         else:
-            urls = {"sales": _origin(sales_url, "api/data/v9.2"), "scm": _origin(scm_url or "", "data")}
+            urls = {"sales": service_origin(sales_url, "sales"), "scm": service_origin(scm_url or "", "scm")}
             if bridge_url:
                 urls["bridge"] = bridge_url.rstrip("/")
             target = Target(urls, False, "at " + ", ".join(f"{k} {v}" for k, v in urls.items()))
@@ -605,11 +568,6 @@ def load(
             on_terminal=on_terminal,
         )
     sys.exit(code)
-
-
-def _origin(url: str, root: str) -> str:
-    base = url.rstrip("/")
-    return base[: -len(root) - 1] if base.endswith("/" + root) else base
 
 
 def _run(
@@ -646,7 +604,7 @@ def _run(
                 restore[item["id"]] = item["mode"]
         if restore and not target.started_here:
             # Leave the user's stack as we found it.
-            stack.callback(lambda: [bridge.set_mode(m, old) for m, old in restore.items()])
+            stack.callback(_restore_modes, bridge, restore)
     folder = Path(tempfile.mkdtemp(prefix="sandbox-load-"))
     stack.callback(shutil.rmtree, folder, True)
     prefix = Path(csv_prefix) if csv_prefix else folder / "locust"
@@ -745,6 +703,11 @@ def _run(
     if result.timed_out:
         click.echo("Locust overran its run time and was stopped.", err=True)
     return 0 if summary["passed"] else 1
+
+
+def _restore_modes(bridge: Bridge, modes: dict[str, str]) -> None:
+    for map_id, mode in modes.items():
+        bridge.set_mode(map_id, mode)
 
 
 def _every_second(callback: Any) -> Any:

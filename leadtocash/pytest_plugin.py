@@ -14,13 +14,16 @@ Fixtures:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
-from sandbox.clients import ControlClient, SalesClient, ScmClient
+from leadtocash.clients import Clients
+
+if TYPE_CHECKING:
+    from leadtocash.stack import Stack
+    from scenarios.context import ScenarioContext
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,34 +36,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @dataclass
-class SandboxHandle:
-    """Clients for one stack; ``stack`` is set when the stack runs in this process."""
+class SandboxHandle(Clients):
+    """Clients for one stack (``sales``, ``scm``, ``bridge``, ``control``, ``urls``); ``stack`` is set when the
+    stack runs in this process."""
 
-    sales: SalesClient
-    scm: ScmClient
-    bridge: httpx.Client | None
-    control: dict[str, ControlClient]
-    urls: dict[str, str] = field(default_factory=dict)
-    stack: Any = None
-
-    def close(self) -> None:
-        for client in (self.sales, self.scm, *self.control.values()):
-            client.close()
-        if self.bridge is not None:
-            self.bridge.close()
-
-
-def _handle(urls: dict[str, str], transports: dict[str, Any]) -> SandboxHandle:
-    bridge = None
-    if urls.get("bridge"):
-        bridge = httpx.Client(base_url=urls["bridge"], transport=transports.get("bridge"), timeout=120.0)
-    return SandboxHandle(
-        sales=SalesClient(urls["sales"], transport=transports.get("sales")),
-        scm=ScmClient(urls["scm"], transport=transports.get("scm")),
-        bridge=bridge,
-        control={name: ControlClient(urls[name], transport=transports.get(name)) for name in ("sales", "scm")},
-        urls=dict(urls),
-    )
+    stack: Stack | None = None
 
 
 @pytest.fixture
@@ -71,79 +51,40 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
     if options.sandbox_sales_url:
         if not options.sandbox_scm_url:
             raise pytest.UsageError("--sandbox-sales-url and --sandbox-scm-url go together")
-        handle = _handle(
-            {
-                "sales": options.sandbox_sales_url,
-                "scm": options.sandbox_scm_url,
-                "bridge": options.sandbox_bridge_url or "",
-            },
-            {},
-        )
-        if options.sandbox_reset:
-            for control in handle.control.values():
-                control.reset()
-                control.seed(seed)
-        try:
+        urls = {
+            "sales": options.sandbox_sales_url,
+            "scm": options.sandbox_scm_url,
+            "bridge": options.sandbox_bridge_url or "",
+        }
+        with SandboxHandle.connect(urls) as handle:
+            if options.sandbox_reset:
+                for control in handle.control.values():
+                    control.reset()
+                    control.seed(seed)
             yield handle
-        finally:
-            handle.close()
         return
     from leadtocash.stack import StackConfig, build_stack
 
-    stack = build_stack(StackConfig(memory=True, seed=seed))
-    handle = _handle({name: f"http://{name}.sandbox" for name in stack.apps}, stack.transports)
-    handle.stack = stack
-    try:
-        yield handle
-    finally:
-        handle.close()
-        stack.close()
+    with build_stack(StackConfig(memory=True, seed=seed)) as stack:
+        with SandboxHandle.connect(stack.urls, stack.transports, stack=stack) as handle:
+            yield handle
 
 
 @pytest.fixture(scope="session")
 def sandbox_servers(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
-    """The stack served on free loopback ports for the whole session."""
-    from leadtocash.stack import StackConfig, build_apps, wire_bridge
-    from sandbox.server import ServerGroup, free_port
+    """The stack served on free loopback ports for the whole session; the bridge and the mocks call each other
+    on those ports, as separate servers do."""
+    from leadtocash.stack import Serving, StackConfig, start_stack
 
-    seed = request.config.option.sandbox_seed
-    apps = build_apps(StackConfig(memory=True, seed=seed))
-    group = ServerGroup()
-    urls = {name: group.start(name, app, free_port()).url for name, app in apps.items()}
-    bridge_port = free_port()
-    urls["bridge"] = f"http://127.0.0.1:{bridge_port}"
-    bridge_app = wire_bridge(apps, urls=urls)
-    if bridge_app is not None:
-        group.start("bridge", bridge_app, bridge_port)
-        bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm")
-    else:
-        urls.pop("bridge")
-    handle = _handle(urls, {})
-    try:
-        yield handle
-    finally:
-        handle.close()
-        group.stop_all()
-        if bridge_app is not None:
-            bridge_app.extensions["bridge"].close()
+    config = StackConfig(memory=True, seed=request.config.option.sandbox_seed)
+    with start_stack(config, wire="http", serve=Serving()) as stack:
+        with SandboxHandle.connect(stack.urls, stack=stack) as handle:
+            yield handle
 
 
 @pytest.fixture
-def sandbox_context(sandbox: SandboxHandle) -> Any:
+def sandbox_context(sandbox: SandboxHandle) -> ScenarioContext:
     """A scenario context (named steps, ``synced`` checks) on the ``sandbox`` fixture's stack."""
-    import random
+    from leadtocash.runner import scenario_context
 
-    from faker import Faker
-
-    from scenarios.context import ScenarioContext
-
-    fake = Faker("en_US")
-    fake.seed_instance(1)
-    return ScenarioContext(
-        sales=sandbox.sales,
-        scm=sandbox.scm,
-        bridge=sandbox.bridge,
-        control=sandbox.control,
-        fake=fake,
-        rng=random.Random(1),
-    )
+    return scenario_context(sandbox, seed=1)

@@ -10,13 +10,14 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
-import httpx
 from faker import Faker
 
-from sandbox.clients import ControlClient, SalesClient, ScmClient
-from scenarios.context import JourneyEntry, Mismatch, ScenarioContext, StepResult
+from leadtocash.clients import Clients
+from leadtocash.stack import StackConfig, build_stack
+from scenarios.context import IsolatedStack, JourneyEntry, Mismatch, ScenarioContext, StepResult
 from scenarios.registry import Scenario
 
 
@@ -48,44 +49,45 @@ class Endpoints:
 def open_context(endpoints: Endpoints, seed: int = 1) -> Iterator[ScenarioContext]:
     """A :class:`ScenarioContext` on the endpoints (building and tearing down a stack when in-process)."""
     if endpoints.in_process:
-        from leadtocash.stack import StackConfig, build_stack
-
-        stack = build_stack(StackConfig(memory=True, seed=seed))
-        try:
-            with stack_context(
-                stack.transports, {n: f"http://{n}.sandbox" for n in ("sales", "scm", "bridge")}, seed
-            ) as ctx:
-                yield ctx
-        finally:
-            stack.close()
+        with build_stack(StackConfig(memory=True, seed=seed)) as stack, stack.clients() as clients:
+            yield scenario_context(clients, seed)
         return
     urls = {"sales": endpoints.sales_url or "", "scm": endpoints.scm_url or "", "bridge": endpoints.bridge_url or ""}
-    with stack_context({}, urls, seed) as ctx:
-        yield ctx
+    with Clients.connect(urls) as clients:
+        yield scenario_context(clients, seed)
 
 
-@contextlib.contextmanager
-def stack_context(transports: dict[str, Any], urls: dict[str, str], seed: int = 1) -> Iterator[ScenarioContext]:
-    """A context on services reached at ``urls`` (through ``transports`` when given)."""
-    sales = SalesClient(urls["sales"], transport=transports.get("sales"))
-    scm = ScmClient(urls["scm"], transport=transports.get("scm"))
-    bridge = None
-    if transports.get("bridge") is not None or urls.get("bridge"):
-        bridge = httpx.Client(base_url=urls["bridge"], transport=transports.get("bridge"), timeout=120.0)
-    control = {name: ControlClient(urls[name], transport=transports.get(name)) for name in ("sales", "scm")}
+def scenario_context(clients: Clients, seed: int = 1) -> ScenarioContext:
+    """A context on ``clients`` (the caller closes them), ``fake`` and ``rng`` seeded with ``seed``; a scenario
+    that needs a stack of its own gets a throwaway in-process one (:meth:`ScenarioContext.isolated`)."""
     fake = Faker("en_US")
     fake.seed_instance(seed)
-    ctx = ScenarioContext(sales=sales, scm=scm, bridge=bridge, control=control, fake=fake, rng=random.Random(seed))
-    try:
-        yield ctx
-    finally:
-        for client in (sales, scm, *control.values()):
-            client.close()
-        if bridge is not None:
-            bridge.close()
+    return ScenarioContext(
+        sales=clients.sales,
+        scm=clients.scm,
+        bridge=clients.bridge,
+        control=clients.control,
+        fake=fake,
+        rng=random.Random(seed),
+        isolated_stack=isolated_stacks(seed),
+    )
+
+
+def isolated_stacks(seed: int = 1) -> IsolatedStack:
+    """What :attr:`ScenarioContext.isolated_stack` opens: a fresh in-memory stack in this process, whose bridge
+    also loads the maps in the folders it is given, with a context on it; closed when the block ends."""
+
+    @contextlib.contextmanager
+    def open_isolated(maps_dirs: list[Path]) -> Iterator[ScenarioContext]:
+        config = StackConfig(memory=True, seed=seed)
+        with build_stack(config, maps_dirs=maps_dirs) as stack, stack.clients() as clients:
+            yield scenario_context(clients, seed)
+
+    return open_isolated
 
 
 def run_scenario(item: Scenario, endpoints: Endpoints, seed: int = 1) -> ScenarioResult:
+    """Run one scenario on a fresh in-process stack (or the running ``endpoints``) and collect its steps."""
     started = time.perf_counter()
     result = ScenarioResult(item.name, item.description, False, 0.0)
     try:

@@ -1,45 +1,85 @@
-"""The services of the sandbox and how to build them for one run (in-process, on ports, or in processes).
+"""The one served stack: mock Sales, mock SCM and the bridge, started, wired, reached and closed in one place.
 
-The wiring is configuration: the same apps are served on ports by ``sandbox up``, driven in-process
-through ``httpx.WSGITransport`` by tests and ``sandbox demo``, or run one per child process
-(:class:`ServiceProcesses`, ``sandbox up --wire processes``) so that each has an interpreter lock of its own.
+The wiring is configuration. :func:`start_stack` builds the three services and
+
+- wires the bridge and the mocks to each other ``in-process`` (the same HTTP requests through
+  ``httpx.WSGITransport``, no socket), over ``http`` on their loopback ports as separate servers would, or with
+  the mocks in child ``processes`` of their own (:class:`~leadtocash.processes.ServiceProcesses`);
+- serves them on ports when given a :class:`Serving` (``sandbox up``, ``sandbox load``, bench, the pytest
+  plugin's ``sandbox_servers``), or leaves them in this process for clients on WSGI transports (tests,
+  ``sandbox demo``, the scenario runner: :func:`build_stack`);
+- starts the bridge's maps (all, only the ones that never ran, or none).
+
+The :class:`Stack` it returns knows every service's URL (and transport, in one process), hands out one bundle of
+clients (:class:`Clients`), and :meth:`Stack.close` stops everything in the order that loses nothing and
+leaves no connection open: the bridge's drainers, the live-sync senders and the bridge's own clients, then the
+servers and child processes, then the databases.
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import json
+import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-if TYPE_CHECKING:
-    import httpx
-
-    from sandbox.livesync import Sender
-
+import httpx
 from flask import Flask
 
+from leadtocash.clients import IN_PROCESS_URLS, MOCKS, SERVICE_ROOTS, Clients
+from leadtocash.processes import ServiceProcesses, ServiceStartError
 from sandbox.db import sqlite_url_for
 from sandbox.runtime import ServiceConfig
 
-#: service name -> "module:factory"; a service whose module is not there yet is simply not started
-SERVICES: dict[str, str] = {
-    "sales": "mock_sales:create_app",
-    "scm": "mock_scm:create_app",
-    "bridge": "bridge:create_app",
-}
+if TYPE_CHECKING:
+    from bridge.app import BridgeConfig, BridgeRuntime
+    from sandbox.runtime import Runtime
+    from sandbox.server import ServerGroup, TlsFiles
 
+#: the services of a stack: the two mocks (:data:`MOCKS`), then the bridge
+SERVICE_NAMES: tuple[str, ...] = (*MOCKS, "bridge")
 DEFAULT_PORTS = {"sales": 5101, "scm": 5102, "bridge": 5103}
+
+#: how the bridge and the mocks call each other (``sandbox up --wire``)
+Wire = Literal["in-process", "http", "processes"]
+WIRES: tuple[Wire, ...] = ("in-process", "http", "processes")
+#: which maps the bridge runs once it is up: every map (with initial sync, SCM the master), only maps that never
+#: ran (after a restart, what the user paused or stopped stays so), or none (the caller runs them)
+MapStart = Literal["all", "new", "none"]
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "MOCKS",
+    "SERVICE_NAMES",
+    "SERVICE_ROOTS",
+    "WIRES",
+    "Clients",
+    "MapStart",
+    "ServiceProcesses",
+    "ServiceStartError",
+    "Serving",
+    "Stack",
+    "StackConfig",
+    "Wire",
+    "bridge_config",
+    "build_apps",
+    "build_bridge",
+    "build_stack",
+    "factory",
+    "live_sync_link",
+    "quiet_waitress",
+    "service_line",
+    "start_stack",
+    "wait_for_interrupt",
+    "wire_bridge",
+]
 
 
 @dataclass
@@ -50,11 +90,16 @@ class StackConfig:
     memory: bool = False
     seed: int | None = 1
     database_urls: dict[str, str] = field(default_factory=dict)
-    options: dict[str, dict] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def database_url(self, name: str) -> str:
+        """The service's own URL if one was given, else its SQLite file in the data folder (or memory)."""
+        return self.database_urls.get(name) or sqlite_url_for(None if self.memory else self.data_dir, name)
 
     def service_config(self, name: str) -> ServiceConfig:
-        url = self.database_urls.get(name) or sqlite_url_for(None if self.memory else self.data_dir, name)
-        return ServiceConfig(database_url=url, seed=self.seed, options=dict(self.options.get(name, {})))
+        return ServiceConfig(
+            database_url=self.database_url(name), seed=self.seed, options=dict(self.options.get(name, {}))
+        )
 
     def to_json(self, names: list[str] | None = None) -> str:
         """One line of JSON for :meth:`from_json` (in a child process), with only ``names``' URLs and options.
@@ -88,96 +133,99 @@ class StackConfig:
         )
 
 
-def factory(name: str) -> Callable[[ServiceConfig], Flask] | None:
-    """The app factory of a service, or None when that service is not built yet."""
-    module_name, _, attribute = SERVICES[name].partition(":")
+# ---- the services' apps ----------------------------------------------------------------------------------
+def _sales_app(config: ServiceConfig) -> Flask:
+    from mock_sales import create_app
+
+    return create_app(config)
+
+
+def _scm_app(config: ServiceConfig) -> Flask:
+    from mock_scm import create_app
+
+    return create_app(config)
+
+
+# The mocks are imported when a service is built, not with this module: `sandbox maps list` and a child serving
+# one mock do not pay for importing the others.
+_FACTORIES: dict[str, Callable[[ServiceConfig], Flask]] = {"sales": _sales_app, "scm": _scm_app}
+
+
+def factory(name: str) -> Callable[[ServiceConfig], Flask]:
+    """The app factory of a mock service (``"sales"`` or ``"scm"``)."""
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
-    return getattr(module, attribute, None)
+        return _FACTORIES[name]
+    except KeyError:
+        raise ValueError(f"unknown mock service {name!r}; expected one of {', '.join(MOCKS)}") from None
 
 
-def build_apps(config: StackConfig, names: list[str] | None = None) -> dict[str, Flask]:
-    """The apps of every available service (mock services only: the bridge is wired by its own issue)."""
-    apps: dict[str, Flask] = {}
-    for name in names or ["sales", "scm"]:
-        make = factory(name)
-        if make is not None:
-            apps[name] = make(config.service_config(name))
-    return apps
+def build_apps(config: StackConfig, names: list[str] | tuple[str, ...] | None = None) -> dict[str, Flask]:
+    """The apps of the mock services ``names`` (default: both), built and seeded from ``config``; unwired."""
+    return {name: factory(name)(config.service_config(name)) for name in names or MOCKS}
 
 
-@dataclass
-class Stack:
-    """The running services of one sandbox: apps by name, and how to talk to each."""
-
-    apps: dict[str, Flask]
-    transports: dict[str, httpx.BaseTransport] = field(default_factory=dict)
-    urls: dict[str, str] = field(default_factory=dict)
-
-    def transport(self, name: str) -> httpx.BaseTransport | None:
-        return self.transports.get(name)
-
-    def url(self, name: str) -> str:
-        return self.urls.get(name, f"http://{name}.sandbox")
-
-    def close(self) -> None:
-        bridge = self.apps.get("bridge")
-        if bridge is not None:
-            bridge.extensions["bridge"].close()
-        for name in ("sales", "scm"):
-            if name in self.apps:
-                self.apps[name].extensions["sandbox"].set_live_sync(None)
-                self.apps[name].extensions["sandbox"].db.dispose()
-
-
-def live_sync_sender(bridge_url: str, transport: httpx.BaseTransport | None = None) -> Sender:
-    """A mock's live-sync sender: each transaction goes to the bridge's ``/api/live`` at ``bridge_url``
-    (through ``transport`` when given, e.g. ``httpx.WSGITransport`` in one process)."""
-    import httpx
-
-    from sandbox.livesync import http_sender
-
-    # generous: the writing caller waits while the bridge writes the other side, and one transaction can be big
-    return http_sender(httpx.Client(transport=transport, base_url=bridge_url, timeout=120.0))
-
-
-def build_bridge(
-    urls: dict[str, str],
+# ---- the bridge and its wiring -----------------------------------------------------------------------------
+def bridge_config(
+    urls: Mapping[str, str],
     *,
-    bridge_database_url: str = "sqlite://",
+    transports: Mapping[str, httpx.BaseTransport] | None = None,
+    database_url: str = "sqlite://",
     maps_dirs: list[Path] | None = None,
-    transports: dict[str, httpx.BaseTransport] | None = None,
-) -> Flask | None:
-    """The bridge app, calling mock Sales and SCM at the origins ``urls["sales"]`` and ``urls["scm"]``
-    (through ``transports[name]`` when given); None when the bridge is not built yet.
+    start_worker: bool = True,
+) -> BridgeConfig:
+    """The bridge's configuration: the mocks at the origins ``urls["sales"]`` and ``urls["scm"]`` (through
+    ``transports[name]`` when given), its state in ``database_url``, the shipped maps and ``maps_dirs``.
 
-    It leaves the mocks alone: pointing their live sync at the bridge is the job of whoever runs them
-    (:func:`wire_bridge` for apps in this process, :class:`ServiceProcesses` for mocks in child processes).
+    The only place the composition root configures a bridge (served or not, ``sandbox reconcile`` too). The
+    bridge never imports the mocks: it gets their models from here.
     """
-    make = factory("bridge")
-    if make is None:
-        return None
     from bridge.app import BridgeConfig
     from mock_sales.schema import build_model as build_sales_model
     from mock_scm.schema import build_model as build_scm_model
 
     transports = transports or {}
-    return make(
-        BridgeConfig(
-            sales_model=build_sales_model(),
-            scm_model=build_scm_model(),
-            sales_url=urls["sales"],
-            scm_url=urls["scm"],
-            sales_transport=transports.get("sales"),
-            scm_transport=transports.get("scm"),
-            database_url=bridge_database_url,
-            maps_dirs=list(maps_dirs or []),
-        )
+    return BridgeConfig(
+        sales_model=build_sales_model(),
+        scm_model=build_scm_model(),
+        sales_url=urls["sales"],
+        scm_url=urls["scm"],
+        sales_transport=transports.get("sales"),
+        scm_transport=transports.get("scm"),
+        database_url=database_url,
+        maps_dirs=list(maps_dirs or []),
+        start_worker=start_worker,
     )
+
+
+def build_bridge(
+    urls: Mapping[str, str],
+    *,
+    bridge_database_url: str = "sqlite://",
+    maps_dirs: list[Path] | None = None,
+    transports: Mapping[str, httpx.BaseTransport] | None = None,
+) -> Flask:
+    """The bridge app, calling mock Sales and SCM at the origins ``urls["sales"]`` and ``urls["scm"]``
+    (through ``transports[name]`` when given).
+
+    It leaves the mocks alone: pointing their live sync at the bridge is the job of whoever runs them
+    (:func:`wire_bridge` for apps in this process, :class:`ServiceProcesses` for mocks in child processes).
+    """
+    from bridge.app import create_app
+
+    return create_app(bridge_config(urls, transports=transports, database_url=bridge_database_url, maps_dirs=maps_dirs))
+
+
+def live_sync_link(
+    bridge_url: str, transport: httpx.BaseTransport | None = None
+) -> tuple[Callable[[dict[str, Any]], None], httpx.Client]:
+    """A mock's live-sync sender, each transaction to the bridge's ``/api/live`` at ``bridge_url`` (through
+    ``transport`` when given, e.g. ``httpx.WSGITransport`` in one process), and the client it posts with: the
+    owner of the sender closes that client once the mock no longer sends."""
+    from sandbox.livesync import http_sender
+
+    # generous: the writing caller waits while the bridge writes the other side, and one transaction can be big
+    client = httpx.Client(transport=transport, base_url=bridge_url, timeout=120.0)
+    return http_sender(client), client
 
 
 def wire_bridge(
@@ -185,268 +233,293 @@ def wire_bridge(
     *,
     bridge_database_url: str = "sqlite://",
     maps_dirs: list[Path] | None = None,
-    urls: dict[str, str] | None = None,
+    urls: Mapping[str, str] | None = None,
     in_process: bool | None = None,
-) -> Flask | None:
-    """Build the bridge for ``apps`` and point both mocks' live sync at it.
+) -> Flask:
+    """Build the bridge for the mock ``apps`` of this process and point both mocks' live sync at it.
 
     ``in_process`` (the default when there are no ``urls``) sends the traffic between the bridge and the
-    mocks through ``httpx.WSGITransport``: the same HTTP requests and answers, handled in the calling
-    thread instead of crossing a loopback socket and a server's worker pool. ``sandbox up`` runs all three
-    services in one process, so it wires them this way even though each also listens on its port; with
-    ``in_process=False`` they call each other on ``urls`` as separate servers would. For mocks in other
-    processes, see :func:`build_bridge` and :class:`ServiceProcesses`.
+    mocks through ``httpx.WSGITransport``: the same HTTP requests and answers, handled in the calling thread
+    instead of crossing a loopback socket and a server's worker pool. With ``in_process=False`` they call each
+    other on ``urls`` (``sales``, ``scm`` and ``bridge`` origins) as separate servers would.
     """
-    import httpx
+    bridge_app, _client = _wire_bridge(
+        apps,
+        urls=urls or IN_PROCESS_URLS,
+        in_process=urls is None if in_process is None else in_process,
+        bridge_database_url=bridge_database_url,
+        maps_dirs=maps_dirs,
+    )
+    return bridge_app
 
-    if "sales" not in apps or "scm" not in apps:
-        return None
-    in_process = urls is None if in_process is None else in_process
-    origins = urls or {"sales": "http://sales.sandbox", "scm": "http://scm.sandbox", "bridge": "http://bridge.sandbox"}
+
+def _wire_bridge(
+    apps: Mapping[str, Flask],
+    *,
+    urls: Mapping[str, str],
+    in_process: bool,
+    bridge_database_url: str,
+    maps_dirs: list[Path] | None,
+) -> tuple[Flask, httpx.Client]:
+    """:func:`wire_bridge`, also returning the client both mocks' live-sync sender posts with."""
     transports: dict[str, httpx.BaseTransport] | None = None
     if in_process:
-        transports = {name: httpx.WSGITransport(app=apps[name]) for name in ("sales", "scm")}
-    bridge_app = build_bridge(
-        origins, bridge_database_url=bridge_database_url, maps_dirs=maps_dirs, transports=transports
-    )
-    if bridge_app is None:
-        return None
-    sender = live_sync_sender(origins["bridge"], httpx.WSGITransport(app=bridge_app) if in_process else None)
-    for name in ("sales", "scm"):
+        transports = {name: httpx.WSGITransport(app=apps[name]) for name in MOCKS}
+    bridge_app = build_bridge(urls, bridge_database_url=bridge_database_url, maps_dirs=maps_dirs, transports=transports)
+    sender, client = live_sync_link(urls["bridge"], httpx.WSGITransport(app=bridge_app) if in_process else None)
+    for name in MOCKS:
         apps[name].extensions["sandbox"].set_live_sync(sender)
-    return bridge_app
+    return bridge_app, client
+
+
+# ---- the stack ---------------------------------------------------------------------------------------------
+@dataclass
+class Serving:
+    """Serve the stack on ports: ``host``, a port per service (missing or 0: any free port), HTTPS with ``tls``."""
+
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(default_factory=dict)
+    tls: TlsFiles | None = None
+
+    def port(self, name: str) -> int:
+        return self.ports.get(name, 0)
+
+
+def service_line(name: str, url: str) -> str:
+    """The line ``sandbox up`` (and ``sandbox demo --keep``) prints for a service once it serves."""
+    return f"{name:<6} {url}{SERVICE_ROOTS[name]}"
+
+
+@dataclass
+class Stack:
+    """The running services of one sandbox: the apps in this process, how to reach every service, and what
+    :meth:`close` must stop.
+
+    ``apps`` holds the services built in this process (the mocks are elsewhere with ``--wire processes``);
+    ``transports`` reach them without a socket (only when not served); ``urls`` are every service's origin.
+    """
+
+    apps: dict[str, Flask]
+    transports: dict[str, httpx.BaseTransport] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    #: the servers of the apps in this process, once served
+    servers: ServerGroup | None = None
+    #: the mocks' child processes (``--wire processes``)
+    children: ServiceProcesses | None = None
+    #: the clients the mocks' live-sync senders post with
+    senders: list[httpx.Client] = field(default_factory=list)
+    closed: bool = False
+
+    def transport(self, name: str) -> httpx.BaseTransport | None:
+        return self.transports.get(name)
+
+    def url(self, name: str) -> str:
+        return self.urls.get(name, IN_PROCESS_URLS[name])
+
+    @property
+    def bridge_runtime(self) -> BridgeRuntime:
+        """The bridge's runtime (engine, lifecycle, state, worker), when it runs in this process."""
+        return self.apps["bridge"].extensions["bridge"]
+
+    def runtime(self, name: str) -> Runtime:
+        """A mock's runtime (model, store, database, outbox), when it runs in this process."""
+        return self.apps[name].extensions["sandbox"]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """The process of each service: its child's, or this one's."""
+        pids = {name: os.getpid() for name in self.apps}
+        if self.children is not None:
+            pids.update(self.children.pids)
+        return {name: pids[name] for name in SERVICE_NAMES if name in pids}
+
+    def clients(self) -> Clients:
+        """A new bundle of clients on this stack (the caller closes it)."""
+        return Clients.connect(self.urls, self.transports)
+
+    def serve(self, serving: Serving, announce: Callable[[str, str], None] | None = None) -> None:
+        """Serve the apps of this process that are not served yet on ``serving``'s ports (sales, scm, bridge in
+        that order); ``announce(name, url)`` is told of each once it accepts connections.
+
+        Their wiring stays as it was: ``sandbox demo --keep`` serves an in-process stack for a user to explore.
+        """
+        for name in SERVICE_NAMES:
+            if name in self.apps and not self._served(name):
+                self._serve_one(name, serving, serving.port(name))
+                if announce is not None:
+                    announce(name, self.urls[name])
+
+    def _served(self, name: str) -> bool:
+        return self.servers is not None and any(server.name == name for server in self.servers.servers)
+
+    def _serve_one(self, name: str, serving: Serving, port: int) -> None:
+        from sandbox.server import ServerGroup
+
+        if self.servers is None:
+            self.servers = ServerGroup(host=serving.host, tls=serving.tls)
+        try:
+            server = self.servers.start(name, self.apps[name], port)
+        except OSError as exc:  # the port in use, most often; said as a child process says it
+            raise ServiceStartError(f"{name}: cannot listen on {serving.host}:{port}: {exc}") from exc
+        self.urls[name] = server.url
+        # a served service is reached on its port; clients no longer go around it through WSGI
+        self.transports.pop(name, None)
+
+    def start_maps(self, which: MapStart) -> None:
+        """Run the bridge's maps in dependency order, SCM the master of their initial syncs."""
+        if which != "none" and "bridge" in self.apps:
+            self.bridge_runtime.run_all(initial_sync=True, master="scm", only_new=which == "new")
+
+    def close(self) -> None:
+        """Stop everything, in the order that loses nothing and leaves no connection open; safe to call twice.
+
+        1. the bridge's async drainers (no new sync work);
+        2. the mocks' live-sync senders, then the bridge's own clients and state (a waitress server stops only
+           once the keep-alive connections it serves are closed);
+        3. the servers, then the mocks' child processes;
+        4. the databases of the mocks in this process.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        bridge = self.apps.get("bridge")
+        if bridge is not None:
+            bridge.extensions["bridge"].worker.stop()
+        for name in MOCKS:
+            if name in self.apps:
+                self.apps[name].extensions["sandbox"].set_live_sync(None)
+        for client in self.senders:
+            client.close()
+        if bridge is not None:
+            bridge.extensions["bridge"].close()
+        if self.servers is not None:
+            with quiet_waitress():
+                self.servers.stop_all()
+        if self.children is not None:
+            self.children.stop()
+        for name in MOCKS:
+            if name in self.apps:
+                self.apps[name].extensions["sandbox"].db.dispose()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def start_stack(
+    config: StackConfig,
+    *,
+    wire: Wire = "in-process",
+    serve: Serving | None = None,
+    bridge: bool = True,
+    maps_dirs: list[Path] | None = None,
+    start_maps: MapStart = "all",
+    announce: Callable[[str, str], None] | None = None,
+) -> Stack:
+    """Start the stack: the mocks, then the bridge wired to them (``wire``), served on ports when ``serve`` is
+    given, its maps started as ``start_maps`` says; ``announce(name, url)`` hears of each served service as it
+    comes up (the bridge once its maps run). On any failure what was started is stopped again.
+
+    ``wire="processes"`` runs the mocks in child processes and needs ``serve`` (they are reached on ports) without
+    TLS. With TLS, ``wire="http"`` is wired in-process all the same: the services' clients would not trust the
+    local CA.
+    """
+    if wire not in WIRES:
+        raise ValueError(f"unknown wiring {wire!r}; expected one of {', '.join(WIRES)}")
+    if wire == "processes" and (serve is None or serve.tls is not None):
+        raise ValueError("mocks in child processes are served on ports, without TLS")
+    stack = Stack(apps={})
+    try:
+        bridge_url = IN_PROCESS_URLS["bridge"]
+        if serve is not None and bridge:
+            from sandbox.server import free_port
+
+            # known before the bridge exists: the mocks point their live sync at it from their first request on
+            # (a write before the bridge listens is refused, as dual-write refuses one when the bridge is down)
+            port = serve.port("bridge") or free_port(serve.host)
+            serve = Serving(serve.host, {**serve.ports, "bridge": port}, serve.tls)
+            bridge_url = f"{'https' if serve.tls else 'http'}://{serve.host}:{port}"
+        if wire == "processes":
+            assert serve is not None
+            stack.children = ServiceProcesses(
+                config, list(MOCKS), host=serve.host, ports=serve.ports, bridge_url=bridge_url if bridge else None
+            )
+            stack.children.start()
+            stack.urls.update(stack.children.urls)
+            if announce is not None:
+                for name in MOCKS:
+                    announce(name, stack.urls[name])
+        else:
+            stack.apps.update(build_apps(config))
+            stack.urls.update({name: IN_PROCESS_URLS[name] for name in MOCKS})
+            stack.transports.update({name: httpx.WSGITransport(app=app) for name, app in stack.apps.items()})
+            if serve is not None:
+                stack.serve(serve, announce)
+        if bridge:
+            database_url = config.database_url("bridge")
+            if wire == "processes":
+                bridge_app = build_bridge(stack.urls, bridge_database_url=database_url, maps_dirs=maps_dirs)
+            else:
+                bridge_app, sender = _wire_bridge(
+                    stack.apps,
+                    urls={**stack.urls, "bridge": bridge_url},
+                    in_process=wire == "in-process" or serve is None or serve.tls is not None,
+                    bridge_database_url=database_url,
+                    maps_dirs=maps_dirs,
+                )
+                stack.senders.append(sender)
+            stack.apps["bridge"] = bridge_app
+            stack.urls["bridge"] = bridge_url
+            if serve is None:
+                stack.transports["bridge"] = httpx.WSGITransport(app=bridge_app)
+            else:
+                stack._serve_one("bridge", serve, serve.port("bridge"))
+            stack.start_maps(start_maps)
+            if announce is not None and serve is not None:
+                announce("bridge", stack.urls["bridge"])
+    except BaseException:
+        stack.close()
+        raise
+    return stack
 
 
 def build_stack(
     config: StackConfig, *, bridge: bool = True, start_maps: bool = True, maps_dirs: list[Path] | None = None
 ) -> Stack:
-    """All services in this process, wired through WSGI transports (tests, ``sandbox demo``)."""
-    import httpx
-
-    apps = build_apps(config)
-    if bridge:
-        bridge_url = config.database_urls.get("bridge") or sqlite_url_for(
-            None if config.memory else config.data_dir, "bridge"
-        )
-        bridge_app = wire_bridge(apps, bridge_database_url=bridge_url, maps_dirs=maps_dirs)
-        if bridge_app is not None:
-            apps["bridge"] = bridge_app
-            if start_maps:
-                bridge_app.extensions["bridge"].run_all(initial_sync=True, master="scm")
-    transports = {name: httpx.WSGITransport(app=app) for name, app in apps.items()}
-    return Stack(apps, transports, {name: f"http://{name}.sandbox" for name in apps})
+    """All services in this process, wired and reached through WSGI transports, no ports (tests, ``sandbox
+    demo``, the scenario runner); the maps running (initial sync done) unless ``start_maps`` is false."""
+    return start_stack(config, bridge=bridge, maps_dirs=maps_dirs, start_maps="all" if start_maps else "none")
 
 
-# ---- mock services in child processes ----------------------------------------------------------------------
-#: what a child (``python -m leadtocash.child``) prints on stdout, followed by JSON, once it accepts connections
-READY_PREFIX = "sandbox-service-ready "
+# ---- serving until told to stop ----------------------------------------------------------------------------
+def wait_for_interrupt() -> None:
+    """Block until SIGINT or SIGTERM (the caller then closes its stack, in its order)."""
+    stopped = threading.Event()
+
+    def handler(_signum: int, _frame: Any) -> None:
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        # a timed wait: the handler runs in this thread, between waits
+        while not stopped.wait(0.5):
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
-class ServiceStartError(RuntimeError):
-    """A mock service in a child process did not come up; the message ends with the tail of its output."""
-
-
-@dataclass
-class ChildService:
-    """One child process serving one mock service, and what it has said so far."""
-
-    name: str
-    process: subprocess.Popen[str]
-    ready: threading.Event = field(default_factory=threading.Event)
-    url: str | None = None
-    #: the last lines of its stderr (and stray stdout): the reason it gave when it dies early
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
-    readers: list[threading.Thread] = field(default_factory=list)
-
-    def note(self, line: str) -> None:
-        self.tail.append(line.rstrip("\n"))
-        if self.ready.is_set():
-            # once it is up, what it says is the user's to see (a traceback of a failing request, say)
-            try:
-                print(f"[{self.name}] {line.rstrip()}", file=sys.stderr, flush=True)
-            except (ValueError, OSError):  # our stderr is closed: we are going away too
-                pass
-
-
-class ServiceProcesses:
-    """Mock services, each in a child process of its own (its own interpreter lock), serving on ports.
-
-    Each child runs ``python -m leadtocash.child NAME`` (see :mod:`leadtocash.child`): it builds that one service
-    from ``config`` as :func:`build_apps` does, serves it with waitress on ``host:ports[NAME]`` (0: any free
-    port) and, when ``bridge_url`` is given, sends its live-sync calls to that bridge's ``/api/live``.
-    :meth:`start` returns once every child accepts connections; :attr:`urls` are then their origins.
-    :meth:`stop` (or leaving the ``with`` block) ends them: SIGTERM, a wait of ``stop_timeout``, then SIGKILL.
-    A child also ends by itself when its stdin closes, so none outlives a parent that was killed outright.
-    """
-
-    def __init__(
-        self,
-        config: StackConfig,
-        names: list[str],
-        *,
-        host: str = "127.0.0.1",
-        ports: dict[str, int] | None = None,
-        bridge_url: str | None = None,
-        start_timeout: float = 60.0,
-        stop_timeout: float = 10.0,
-    ) -> None:
-        self.config = config
-        self.names = list(names)
-        self.host = host
-        self.ports = dict(ports or {})
-        self.bridge_url = bridge_url
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
-        self.children: dict[str, ChildService] = {}
-
-    @property
-    def urls(self) -> dict[str, str]:
-        """Origins (``http://127.0.0.1:5101``) of the children that are ready, by service name."""
-        return {name: child.url for name, child in self.children.items() if child.url is not None}
-
-    @property
-    def pids(self) -> dict[str, int]:
-        return {name: child.process.pid for name, child in self.children.items()}
-
-    def start(self) -> ServiceProcesses:
-        """Start every child, then wait until each is ready; on failure stop them all and raise
-        :class:`ServiceStartError`."""
-        try:
-            # all at once: they import, build and seed in parallel
-            for name in self.names:
-                self.children[name] = self._spawn(name)
-            deadline = time.monotonic() + self.start_timeout
-            for child in self.children.values():
-                self._wait_ready(child, deadline)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _spawn(self, name: str) -> ChildService:
-        if name in self.children:
-            raise ValueError(f"{name} is started already")
-        command = [
-            sys.executable,
-            "-m",
-            "leadtocash.child",
-            name,
-            "--host",
-            self.host,
-            "--port",
-            str(self.ports.get(name, 0)),
-        ]
-        if self.bridge_url:
-            command += ["--bridge-url", self.bridge_url]
-        # a session of its own: Ctrl+C in a terminal reaches only the parent, which stops the bridge first
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            env=child_environment(),
-            start_new_session=True,
-        )
-        child = ChildService(name, process)
-        for stream, is_stdout in ((process.stdout, True), (process.stderr, False)):
-            reader = threading.Thread(
-                target=_read_child,
-                args=(child, stream, is_stdout),
-                name=f"child-{name}-{'out' if is_stdout else 'err'}",
-                daemon=True,
-            )
-            reader.start()
-            child.readers.append(reader)
-        assert process.stdin is not None
-        try:
-            # the configuration goes on stdin rather than argv: database URLs may carry passwords, and
-            # argv is visible to every user in ``ps``. stdin then stays open: its end tells the child to go.
-            process.stdin.write(self.config.to_json([name]) + "\n")
-            process.stdin.flush()
-        except OSError:
-            pass  # it died already; _wait_ready reports why
-        return child
-
-    def _wait_ready(self, child: ChildService, deadline: float) -> None:
-        while not child.ready.wait(0.05):
-            code = child.process.poll()
-            if code is not None:
-                self._fail(child, f"{child.name} (pid {child.process.pid}) exited with code {code} before it was ready")
-            if time.monotonic() > deadline:
-                self._fail(
-                    child, f"{child.name} (pid {child.process.pid}) was not ready after {self.start_timeout:g} s"
-                )
-
-    def _fail(self, child: ChildService, message: str) -> None:
-        self.stop()  # also lets the readers finish, so the tail is complete
-        tail = "\n".join(line for line in child.tail if line.strip())
-        raise ServiceStartError(f"{message}: {tail}" if tail else message)
-
-    def stop(self) -> None:
-        """End every child (SIGTERM, then SIGKILL after ``stop_timeout``) and reap it; safe to call twice."""
-        running = [c for c in self.children.values() if c.process.poll() is None]
-        for child in running:  # ask them all first, so they shut down in parallel
-            # either may find the child gone already (it can exit between poll() and here)
-            with suppress(OSError, ValueError):
-                assert child.process.stdin is not None
-                child.process.stdin.close()
-            with suppress(OSError, ValueError):
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        for child in running:
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-        for child in self.children.values():
-            for reader in child.readers:
-                reader.join(timeout=2.0)
-            for stream in (child.process.stdin, child.process.stdout, child.process.stderr):
-                with suppress(OSError, ValueError):
-                    if stream is not None:
-                        stream.close()
-
-    def __enter__(self) -> ServiceProcesses:
-        return self.start() if not self.children else self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-def spawn_services(
-    config: StackConfig,
-    names: list[str],
-    *,
-    host: str = "127.0.0.1",
-    ports: dict[str, int] | None = None,
-    bridge_url: str | None = None,
-    start_timeout: float = 60.0,
-) -> ServiceProcesses:
-    """Start ``names`` as child processes (see :class:`ServiceProcesses`) and return them once all are ready."""
-    return ServiceProcesses(
-        config, names, host=host, ports=ports, bridge_url=bridge_url, start_timeout=start_timeout
-    ).start()
-
-
-def child_environment() -> dict[str, str]:
-    """This environment, with the project's folder first on ``PYTHONPATH``: a child started from any
-    working directory imports the same packages as this process, installed or not."""
-    root = str(Path(__file__).resolve().parents[1])
-    inherited = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + inherited if inherited else "")}
-
-
-def _read_child(child: ChildService, stream: IO[str] | None, is_stdout: bool) -> None:
-    """Drain one pipe of a child (a full pipe would block it): its ready line, and the rest as its tail."""
-    if stream is None:
-        return
-    with suppress(OSError, ValueError):  # the pipe closed under us: stop() is done with the child
-        for line in stream:
-            if is_stdout and not child.ready.is_set() and line.startswith(READY_PREFIX):
-                child.url = json.loads(line[len(READY_PREFIX) :])["url"]
-                child.ready.set()
-            else:
-                child.note(line)
+@contextlib.contextmanager
+def quiet_waitress() -> Iterator[None]:
+    """Silence waitress while servers stop: a request finishing just then logs a harmless traceback
+    ("Bad file descriptor" from its closed trigger) that would look like a failure at the end of a run."""
+    logger = logging.getLogger("waitress")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+        time.sleep(0.5)  # its handler threads are not joined: give a late one time to finish quietly
+    finally:
+        logger.setLevel(level)

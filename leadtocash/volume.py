@@ -15,8 +15,9 @@ from typing import Any
 from faker import Faker
 
 from sandbox.clients import BatchOp, ScmClient
+from sandbox.wellknown import DEFAULT_COMPANY
 
-COMPANY = "usmf"
+COMPANY = DEFAULT_COMPANY
 BATCH = 100
 
 

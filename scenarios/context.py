@@ -6,8 +6,10 @@ import contextlib
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -51,10 +53,17 @@ class JourneyEntry:
     amount: float | None = None
 
 
+#: Opens a context on a fresh, throwaway stack of its own whose bridge also loads the table maps in the given
+#: folders, and closes that stack when the block ends. Whoever runs the scenarios supplies it: scenarios never
+#: build stacks themselves (they sit below the composition root that does).
+IsolatedStack = Callable[[list[Path]], AbstractContextManager["ScenarioContext"]]
+
+
 @dataclass
 class ScenarioContext:
     """Handed to each scenario. ``sales``/``scm`` are typed clients; ``.http`` on them is a plain httpx client
-    on the service root. ``bridge`` is an httpx client on the bridge (``/api/maps``...)."""
+    on the service root. ``bridge`` is an httpx client on the bridge (``/api/maps``...). ``isolated_stack``
+    (given by the runner) starts a stack of the scenario's own: see :meth:`isolated`."""
 
     sales: SalesClient
     scm: ScmClient
@@ -66,6 +75,7 @@ class ScenarioContext:
     journey: list[JourneyEntry] = field(default_factory=list)
     current_sync: float | None = None
     timeout: float = 10.0
+    isolated_stack: IsolatedStack | None = None
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[ScenarioContext]:
@@ -99,6 +109,17 @@ class ScenarioContext:
             raise
         else:
             self.steps.append(StepResult(name, True, time.perf_counter() - started, sync_seconds=self.current_sync))
+
+    @contextlib.contextmanager
+    def isolated(self, maps_dirs: Sequence[Path] = ()) -> Iterator[ScenarioContext]:
+        """A context on a throwaway stack of its own whose bridge also loads the maps in ``maps_dirs`` (so a
+        scenario never changes the maps of shared servers). It records into this context's steps and journey and
+        draws from its ``fake`` and ``rng``: one report, one seeded sequence. The stack closes with the block."""
+        if self.isolated_stack is None:
+            raise Mismatch("this run cannot start a stack of the scenario's own (the context has no isolated_stack)")
+        with self.isolated_stack(list(maps_dirs)) as inner:
+            inner.steps, inner.journey, inner.rng, inner.fake = self.steps, self.journey, self.rng, self.fake
+            yield inner
 
     # ---- waiting and comparing ----------------------------------------------------------------------------
     def wait_for(self, probe: Callable[[], T | None], message: str, timeout: float | None = None) -> T:
@@ -157,8 +178,21 @@ class ScenarioContext:
             raise Mismatch(f"differing fields (SCM vs Sales): {differing}", sales=sales_row, scm=scm_row) from None
 
     def check(self, condition: bool, message: str, *, sales: Any = None, scm: Any = None) -> None:
+        """Fail the step with ``message`` (and the records) unless ``condition`` holds."""
         if not condition:
             raise Mismatch(message, sales=sales, scm=scm)
+
+    def found(self, value: T | None, message: str, *, sales: Any = None, scm: Any = None) -> T:
+        """``value`` when it is there (not None); otherwise the step fails with ``message``, as :meth:`check`."""
+        if value is None:
+            raise Mismatch(message, sales=sales, scm=scm)
+        return value
+
+    def bridge_client(self) -> httpx.Client:
+        """The client on the bridge's admin API; a run without a bridge fails the step saying so."""
+        if self.bridge is None:
+            raise Mismatch("this scenario needs the bridge (--bridge-url)")
+        return self.bridge
 
     def expect_error(
         self, call: Callable[[], Any], status: int | None = None, contains: str | None = None
@@ -182,9 +216,7 @@ class ScenarioContext:
 
     def map_action(self, map_id: str, action: str, **body: Any) -> dict[str, Any]:
         """Drive a bridge map (run, pause, resume, stop)."""
-        if self.bridge is None:
-            raise Mismatch("this scenario needs the bridge")
-        response = self.bridge.post(f"/api/maps/{map_id}/{action}", json=body)
+        response = self.bridge_client().post(f"/api/maps/{map_id}/{action}", json=body)
         if response.status_code >= 400:
             raise Mismatch(f"bridge {action} {map_id} failed: {response.text}")
         return response.json()

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.odata.urls import format_literal
+from sandbox.wellknown import DEFAULT_COMPANY
 from scenarios.context import Mismatch, ScenarioContext
 
 NS_SCM = "Microsoft.Dynamics.DataEntities"
-DEFAULT_COMPANY = "usmf"
 
 #: SCM SalesOrderProcessingStatus -> Sales msdyn_processingstatus (bridge/maps/400-order-headers.yaml)
 PROCESSING_STATUS: dict[str, int] = {
@@ -82,15 +82,13 @@ def q(value: Any) -> str:
 def company_id(ctx: ScenarioContext, code: str = DEFAULT_COMPANY) -> str:
     """The Sales cdm_companyid of a legal entity (it comes from SCM through the legal entities map)."""
     row = ctx.sales_row("cdm_companies", f"cdm_companycode eq {q(code)}")
-    ctx.check(row is not None, f"company {code} is not in Sales (legal entities map not run?)")
-    return row["cdm_companyid"]  # type: ignore[index]
+    return str(ctx.found(row, f"company {code} is not in Sales (legal entities map not run?)")["cdm_companyid"])
 
 
 def sales_id(ctx: ScenarioContext, entity_set: str, key_column: str, filter: str) -> str:
     """The GUID of the one Sales row matching ``filter`` (a missing row is a failed check)."""
     row = ctx.sales_row(entity_set, filter, select=[key_column])
-    ctx.check(row is not None, f"no {entity_set} matching {filter}")
-    return row[key_column]  # type: ignore[index]
+    return str(ctx.found(row, f"no {entity_set} matching {filter}")[key_column])
 
 
 def _unique(ctx: ScenarioContext, prefix: str, what: str, taken: Callable[[str], bool]) -> str:
@@ -191,7 +189,7 @@ def new_customer(
     number = number or unique_number(ctx, prefix)
     name = ctx.fake.company()
     body = {"name": name, "accountnumber": number, **customer_columns(ctx, company, group, currency), **columns}
-    account_id = ctx.sales.create("accounts", body)
+    account_id = str(ctx.sales.create("accounts", body))  # a GUID: no representation was asked for
     customer = Customer(account_id, number, company, company_id(ctx, company), name)
     sales_row, scm_row = ctx.synced(
         sales=("accounts", f"accountid eq {account_id}"),
@@ -279,14 +277,16 @@ def new_order(
                 "quantity": quantity,
             }
         )
-    order_id = ctx.sales.create(
-        "salesorders",
-        {
-            "name": name or f"Order for {customer.name}",
-            "customerid_account@odata.bind": f"/accounts({customer.account_id})",
-            "pricelevelid@odata.bind": f"/pricelevels({price_list_id(ctx, currency)})",
-            "order_details": details,
-        },
+    order_id = str(  # a GUID: no representation was asked for
+        ctx.sales.create(
+            "salesorders",
+            {
+                "name": name or f"Order for {customer.name}",
+                "customerid_account@odata.bind": f"/accounts({customer.account_id})",
+                "pricelevelid@odata.bind": f"/pricelevels({price_list_id(ctx, currency)})",
+                "order_details": details,
+            },
+        )
     )
     number = ctx.sales.retrieve("salesorders", order_id, select=["msdyn_salesordernumber"])["msdyn_salesordernumber"]
     ctx.check(bool(number), "Sales numbered the order for dual-write (msdyn_salesordernumber)")
@@ -492,9 +492,8 @@ def on_hand(ctx: ScenarioContext, item: str, company: str = DEFAULT_COMPANY) -> 
 
 
 def map_status(ctx: ScenarioContext, map_id: str) -> dict[str, Any]:
-    if ctx.bridge is None:
-        raise Mismatch("this scenario needs the bridge (--bridge-url)")
-    response = ctx.bridge.get(f"/api/maps/{map_id}")
+    """The bridge's status of one map (state, mode, counters, filters ...)."""
+    response = ctx.bridge_client().get(f"/api/maps/{map_id}")
     if response.status_code >= 400:
         raise Mismatch(f"the bridge has no map {map_id}: {response.text}")
     return response.json()

@@ -12,12 +12,12 @@ from scenarios.context import ScenarioContext
 MAP = "customers-accounts"
 SALES_COLUMNS = ["name", "telephone1", "description", "address1_city", "emailaddress1"]
 SCM_COLUMNS = ["OrganizationName", "PrimaryContactPhone", "SalesMemo", "AddressCity", "PrimaryContactEmail"]
-PAIRS = dict(zip(SCM_COLUMNS, SALES_COLUMNS))
+PAIRS = dict(zip(SCM_COLUMNS, SALES_COLUMNS, strict=True))
 
 
 def _writes(ctx: ScenarioContext, customer: Customer) -> Counter:
     """How many writes the bridge made for this customer, per direction (its trace log)."""
-    traces = ctx.bridge.get(f"/api/maps/{MAP}/traces", params={"key": customer.number, "limit": 1000}).json()  # type: ignore[union-attr]
+    traces = ctx.bridge_client().get(f"/api/maps/{MAP}/traces", params={"key": customer.number, "limit": 1000}).json()
     return Counter(t["direction"] for t in traces if t["ok"])
 
 

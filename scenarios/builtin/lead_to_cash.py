@@ -4,31 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.odata.urls import format_literal
+from sandbox.wellknown import DEFAULT_COMPANY as COMPANY
 from scenarios import scenario
-from scenarios.builtin._helpers import unique_number
+from scenarios.builtin._helpers import NS_SCM, company_id, q, unique_number
 from scenarios.context import ScenarioContext
-
-NS_SCM = "Microsoft.Dynamics.DataEntities"
-COMPANY = "usmf"
-
-
-def q(value: Any) -> str:
-    """An OData literal."""
-    return format_literal(value, guid_bare=False)
-
-
-def company_id(ctx: ScenarioContext, code: str = COMPANY) -> str:
-    row = ctx.sales_row("cdm_companies", f"cdm_companycode eq {q(code)}")
-    ctx.check(row is not None, f"company {code} is not in Sales (legal entities map not run?)")
-    return row["cdm_companyid"]  # type: ignore[index]
 
 
 def sales_ref(ctx: ScenarioContext, entity_set: str, filter: str) -> str:
-    row = ctx.sales_row(entity_set, filter)
-    ctx.check(row is not None, f"no {entity_set} matching {filter}")
-    key = next(k for k in row if k.endswith("id") and not k.startswith("_") and isinstance(row[k], str))  # type: ignore[union-attr]
-    return f"/{entity_set}({row[key]})"  # type: ignore[index]
+    """An ``@odata.bind`` reference (``/entity_set(guid)``) to the one Sales row matching ``filter``."""
+    row = ctx.found(ctx.sales_row(entity_set, filter), f"no {entity_set} matching {filter}")
+    key = next(k for k in row if k.endswith("id") and not k.startswith("_") and isinstance(row[k], str))
+    return f"/{entity_set}({row[key]})"
 
 
 def scm_order_action(ctx: ScenarioContext, number: str, action: str, body: dict | None = None) -> dict | None:
@@ -115,8 +101,10 @@ def run(ctx: ScenarioContext) -> None:
         ctx.note("Customer", "SCM", "CustomersV3", scm_row["CustomerAccount"], scm_row.get("CustomerGroupId", ""))
 
     with ctx.step("Products come from SCM with their prices"):
-        item = ctx.scm_row("ReleasedProductsV2", f"dataAreaId eq '{COMPANY}' and ItemNumber eq 'D0001'")
-        ctx.check(item is not None, "released product D0001 exists in SCM")
+        item = ctx.found(
+            ctx.scm_row("ReleasedProductsV2", f"dataAreaId eq '{COMPANY}' and ItemNumber eq 'D0001'"),
+            "released product D0001 exists in SCM",
+        )
         product = ctx.wait_for(
             lambda: ctx.sales_row(
                 "products", f"msdyn_productnumber eq {q(item['ProductNumber'])} and _msdyn_company_value eq {company}"
@@ -142,8 +130,7 @@ def run(ctx: ScenarioContext) -> None:
         )
 
     with ctx.step("Create a quote with two lines in Sales; it appears in SCM"):
-        price_list = ctx.sales_row("pricelevels", "name ne null")
-        ctx.check(price_list is not None, "a price list exists")
+        price_list = ctx.found(ctx.sales_row("pricelevels", "name ne null"), "a price list exists")
         quote_id = ctx.sales.create(
             "quotes",
             {
@@ -201,9 +188,10 @@ def run(ctx: ScenarioContext) -> None:
         ctx.note("Activate", "SCM", "sales quotation", scm_row["SalesQuotationNumber"], "Sent")
 
     with ctx.step("Win the quote and convert it into an order; the order and its lines appear in SCM"):
-        order = ctx.sales.action("ConvertQuoteToSalesOrder", {"QuoteId": quote_id, "ColumnSet": {"AllColumns": True}})
-        ctx.check(order is not None and order.get("salesorderid"), "ConvertQuoteToSalesOrder returned the order")
-        state["order"] = order["salesorderid"]  # type: ignore[index]
+        converted = ctx.sales.action(
+            "ConvertQuoteToSalesOrder", {"QuoteId": quote_id, "ColumnSet": {"AllColumns": True}}
+        )
+        state["order"] = ctx.found((converted or {}).get("salesorderid"), "ConvertQuoteToSalesOrder returned the order")
         order = ctx.sales.retrieve(
             "salesorders", state["order"], select=["ordernumber", "msdyn_salesordernumber", "totalamount"]
         )
@@ -250,7 +238,7 @@ def run(ctx: ScenarioContext) -> None:
             192350006: "Partially invoiced",
             192350007: "Cancelled",
         }
-        return names.get(value, str(value))
+        return names.get(value, str(value)) if isinstance(value, int) else str(value)
 
     with ctx.step("SCM confirms the order; Sales shows Confirmed"):
         scm_order_action(ctx, state["order_number"], "Confirm")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.wellknown import DEFAULT_COMPANY
 from scenarios import scenario
 from scenarios.builtin._helpers import (
     company_id,
@@ -25,18 +26,19 @@ def second_legal_entity(ctx: ScenarioContext) -> None:
     """A customer made in Sales for usrt lands in SCM's usrt; the same account number in usmf is a different
     customer on both sides; changes and orders of one company never touch the other; a customer made in
     SCM's demf arrives in Sales under demf with its euro currency."""
-    usrt, usmf = company_id(ctx, "usrt"), company_id(ctx, "usmf")
+    usrt, usmf = company_id(ctx, "usrt"), company_id(ctx, DEFAULT_COMPANY)
 
     with ctx.step("A customer made in Sales for usrt appears in SCM in usrt only"):
         retail = new_customer(ctx, "CRM-E", company="usrt")
         ctx.check(
-            ctx.scm_row("CustomersV3", f"dataAreaId eq 'usmf' and CustomerAccount eq {q(retail.number)}") is None,
+            ctx.scm_row("CustomersV3", f"dataAreaId eq {q(DEFAULT_COMPANY)} and CustomerAccount eq {q(retail.number)}")
+            is None,
             "usmf has no such customer",
         )
         ctx.note("Customer", "Sales", "account (usrt)", retail.number, "Customer")
 
     with ctx.step("The same account number made for usmf is a second customer on both sides"):
-        manufacturing = new_customer(ctx, "CRM-E", company="usmf", number=retail.number)
+        manufacturing = new_customer(ctx, "CRM-E", company=DEFAULT_COMPANY, number=retail.number)
         scm_rows = ctx.scm.query(
             "CustomersV3",
             cross_company=True,
@@ -48,7 +50,7 @@ def second_legal_entity(ctx: ScenarioContext) -> None:
         )
         ctx.check(
             {r["dataAreaId"]: r["OrganizationName"] for r in scm_rows}
-            == {"usrt": retail.name, "usmf": manufacturing.name},
+            == {"usrt": retail.name, DEFAULT_COMPANY: manufacturing.name},
             "SCM has one customer per company",
             sales=sales_rows,
             scm=scm_rows,
@@ -96,7 +98,7 @@ def second_legal_entity(ctx: ScenarioContext) -> None:
         ctx.check(
             ctx.scm_row(
                 "SalesOrderHeadersV2",
-                f"dataAreaId eq 'usmf' and SalesOrderNumber eq {q(order.number)} "
+                f"dataAreaId eq {q(DEFAULT_COMPANY)} and SalesOrderNumber eq {q(order.number)} "
                 f"and OrderingCustomerAccountNumber eq {q(retail.number)}",
             )
             is None,
@@ -111,7 +113,7 @@ def second_legal_entity(ctx: ScenarioContext) -> None:
             "SalesOrderHeadersV2",
             cross_company=True,
             select=["SalesOrderNumber"],
-            filter=f"dataAreaId eq 'usmf' and OrderingCustomerAccountNumber eq {q(retail.number)}",
+            filter=f"dataAreaId eq {q(DEFAULT_COMPANY)} and OrderingCustomerAccountNumber eq {q(retail.number)}",
         )
         ctx.check(not usmf_orders, "no order for that number in usmf", scm=usmf_orders)
 

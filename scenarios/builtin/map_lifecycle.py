@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sandbox.wellknown import DEFAULT_COMPANY
 from scenarios import scenario
 from scenarios.builtin._helpers import (
     Customer,
@@ -29,7 +30,7 @@ def _mentions(rows: list[dict[str, Any]], *numbers: str) -> set[str]:
     return {number for number in numbers if number in text}
 
 
-def _create_in_scm(ctx: ScenarioContext, prefix: str, company: str = "usmf") -> str:
+def _create_in_scm(ctx: ScenarioContext, prefix: str, company: str = DEFAULT_COMPANY) -> str:
     number = unique_number(ctx, prefix)
     ctx.scm.create(
         "CustomersV3",
@@ -71,7 +72,11 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
             created_in_sales = unique_number(ctx, "CRM-Q")
             ctx.sales.create(
                 "accounts",
-                {"name": ctx.fake.company(), "accountnumber": created_in_sales, **customer_columns(ctx, "usmf")},
+                {
+                    "name": ctx.fake.company(),
+                    "accountnumber": created_in_sales,
+                    **customer_columns(ctx, DEFAULT_COMPANY),
+                },
             )
             ctx.sales.update("accounts", edited_in_sales.account_id, {"name": "Renamed once"})
             ctx.sales.update(
@@ -96,7 +101,7 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
             )
             sales_row, scm_row = customer_rows(ctx, edited_in_scm, ["telephone1"], ["PrimaryContactPhone"])
             ctx.check(sales_row["telephone1"] != "555-0202", "Sales keeps the old phone", sales=sales_row, scm=scm_row)
-            queued = ctx.bridge.get(f"/api/maps/{MAP}/queued", params={"limit": 1000}).json()  # type: ignore[union-attr]
+            queued = ctx.bridge_client().get(f"/api/maps/{MAP}/queued", params={"limit": 1000}).json()
             expected = {created_in_sales, edited_in_sales.number, created_in_scm, edited_in_scm.number}
             ctx.check(
                 _mentions(queued, *expected) == expected,
@@ -130,7 +135,8 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
             ctx.map_action(MAP, "pause")
             skipped = unique_number(ctx, "CRM-K")
             ctx.sales.create(
-                "accounts", {"name": ctx.fake.company(), "accountnumber": skipped, **customer_columns(ctx, "usmf")}
+                "accounts",
+                {"name": ctx.fake.company(), "accountnumber": skipped, **customer_columns(ctx, DEFAULT_COMPANY)},
             )
             status = ctx.map_action(MAP, "resume", mode="skip_keep")
             ctx.check(status["state"] == "Running", "the map runs again", scm=status)
@@ -138,7 +144,7 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
                 ctx.scm_row("CustomersV3", f"CustomerAccount eq {q(skipped)}") is None,
                 "the skipped account is not in SCM",
             )
-            errors = ctx.bridge.get(f"/api/maps/{MAP}/catchup-errors", params={"limit": 1000}).json()  # type: ignore[union-attr]
+            errors = ctx.bridge_client().get(f"/api/maps/{MAP}/catchup-errors", params={"limit": 1000}).json()
             mine = [e for e in errors if skipped in json.dumps(e, default=str)]
             ctx.check(
                 len(mine) == 1 and mine[0]["status"] == "Error",
@@ -151,13 +157,13 @@ def paused_map_catches_up(ctx: ScenarioContext) -> None:
             ctx.note("Live again", "Sales", "account", live.number, "Customer")
 
         with ctx.step("Retrying the catch-up errors applies them; both sides agree"):
-            response = ctx.bridge.post(f"/api/maps/{MAP}/catchup-errors/retry", json={"ids": [mine[0]["id"]]})  # type: ignore[union-attr]
+            response = ctx.bridge_client().post(f"/api/maps/{MAP}/catchup-errors/retry", json={"ids": [mine[0]["id"]]})
             ctx.check(
                 response.status_code == 200 and response.json()["completed"] == 1,
                 f"the retry completed: {response.text}",
             )
             _agree(ctx, skipped)
-            errors = ctx.bridge.get(f"/api/maps/{MAP}/catchup-errors", params={"limit": 1000}).json()  # type: ignore[union-attr]
+            errors = ctx.bridge_client().get(f"/api/maps/{MAP}/catchup-errors", params={"limit": 1000}).json()
             mine = [e for e in errors if e["id"] == mine[0]["id"]]
             ctx.check(bool(mine) and mine[0]["status"] == "Completed", "the catch-up error is Completed", scm=mine)
 
@@ -182,7 +188,8 @@ def initial_sync_of_existing_data(ctx: ScenarioContext) -> None:
         with ctx.step("While stopped, data made or changed on one side stays there"):
             in_sales = unique_number(ctx, "CRM-I")
             ctx.sales.create(
-                "accounts", {"name": ctx.fake.company(), "accountnumber": in_sales, **customer_columns(ctx, "usmf")}
+                "accounts",
+                {"name": ctx.fake.company(), "accountnumber": in_sales, **customer_columns(ctx, DEFAULT_COMPANY)},
             )
             in_scm = _create_in_scm(ctx, "FO-I")
             ctx.sales.update("accounts", shared.account_id, {"name": "Name from Sales"})
@@ -191,7 +198,7 @@ def initial_sync_of_existing_data(ctx: ScenarioContext) -> None:
             ctx.scm.create(
                 "ReleasedProductsV2",
                 {
-                    "dataAreaId": "usmf",
+                    "dataAreaId": DEFAULT_COMPANY,
                     "ItemNumber": item,
                     "ProductNumber": item,
                     "ProductName": "Initial sync speaker",
@@ -230,7 +237,7 @@ def initial_sync_of_existing_data(ctx: ScenarioContext) -> None:
                 sales=sales_row,
                 scm=scm_row,
             )
-            report = ctx.bridge.get(f"/api/maps/{MAP}/initial-sync").json()["last"]  # type: ignore[union-attr]
+            report = ctx.bridge_client().get(f"/api/maps/{MAP}/initial-sync").json()["last"]
             ctx.check(
                 report is not None and report["to_sales"] >= 1 and report["to_scm"] >= 2 and report["error_count"] == 0,
                 f"the initial sync report: {report}",
@@ -250,6 +257,8 @@ def initial_sync_of_existing_data(ctx: ScenarioContext) -> None:
 
         with ctx.step("Live sync works again after the initial sync"):
             ctx.scm.update(
-                "CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": in_sales}, {"PrimaryContactPhone": "555-0303"}
+                "CustomersV3",
+                {"dataAreaId": DEFAULT_COMPANY, "CustomerAccount": in_sales},
+                {"PrimaryContactPhone": "555-0303"},
             )
             _agree(ctx, in_sales, {"PrimaryContactPhone": "telephone1"})

@@ -2,16 +2,19 @@
 user map ``scenarios/examples/maps/prospects-accounts.yaml`` prospects reach SCM as customers right away.
 
 ``prospect-map-syncs-prospects`` needs a bridge that loaded that map. When the bridge it is given has it
-(``BridgeConfig(maps_dirs=[...])``), it runs there; otherwise (the usual case, in-process or against
-`sandbox up`) it starts its own throwaway in-process stack with the example maps
-(``build_stack(..., maps_dirs=[...])``) and runs on that, so it never changes the maps of shared servers.
+(``sandbox up --maps-dir scenarios/examples/maps``), it runs there; otherwise (the usual case, in-process or
+against `sandbox up`) it asks the runner for a throwaway stack of its own whose bridge loads the example maps
+(:meth:`~scenarios.context.ScenarioContext.isolated`) and runs on that, so it never changes the maps of shared
+servers.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
+from sandbox.wellknown import DEFAULT_COMPANY
 from scenarios import scenario
 from scenarios.builtin._helpers import company_id, customer_columns, map_status, q, unique_number
 from scenarios.context import ScenarioContext
@@ -61,7 +64,7 @@ def prospect_stays_in_sales(ctx: ScenarioContext) -> None:
     """Qualify a lead; number the account as a prospect: the customers map's reversed filter
     (customertypecode eq 3) keeps it, its edits and its contact out of SCM; as a customer it appears in SCM
     with the same number."""
-    usmf = company_id(ctx)
+    company = company_id(ctx)
     number = unique_number(ctx, "CRM-R")
 
     with ctx.step("A lead is qualified into an account, a contact and an opportunity"):
@@ -75,7 +78,7 @@ def prospect_stays_in_sales(ctx: ScenarioContext) -> None:
             {
                 "customertypecode": PROSPECT,
                 "accountnumber": number,
-                "msdyn_company@odata.bind": f"/cdm_companies({usmf})",
+                "msdyn_company@odata.bind": f"/cdm_companies({company})",
             },
         )
         account = ctx.sales.retrieve("accounts", lead["account"], select=["customertypecode", "accountnumber"])
@@ -119,7 +122,7 @@ def prospect_stays_in_sales(ctx: ScenarioContext) -> None:
         )
 
     with ctx.step("The prospect becomes a customer and appears in SCM with the same number"):
-        ctx.sales.update("accounts", lead["account"], customer_columns(ctx, "usmf"))
+        ctx.sales.update("accounts", lead["account"], customer_columns(ctx, DEFAULT_COMPANY))
         sales_row, scm_row = ctx.synced(
             sales=("accounts", f"accountid eq {lead['account']}"),
             scm=("CustomersV3", f"CustomerAccount eq {q(number)}"),
@@ -131,7 +134,7 @@ def prospect_stays_in_sales(ctx: ScenarioContext) -> None:
             },
         )
         ctx.check(
-            scm_row["dataAreaId"] == "usmf" and scm_row["CustomerGroupId"] == "10",
+            scm_row["dataAreaId"] == DEFAULT_COMPANY and scm_row["CustomerGroupId"] == "10",
             "in usmf, customer group 10",
             sales=sales_row,
             scm=scm_row,
@@ -150,18 +153,10 @@ def prospect_map_syncs_prospects(ctx: ScenarioContext) -> None:
     if _bridge_has_map(ctx):
         _prospect_map_steps(ctx)
         return
-    with ctx.step("The bridge has no prospects map: start a throwaway stack whose bridge loads the example"):
-        from leadtocash.runner import stack_context
-        from leadtocash.stack import StackConfig, build_stack
-
-        stack = build_stack(StackConfig(memory=True, seed=1), maps_dirs=[EXAMPLE_MAPS])
-    try:
-        with stack_context(stack.transports, stack.urls, 1) as inner:
-            # One report: the inner context records into the outer one's steps and journey.
-            inner.steps, inner.journey, inner.rng, inner.fake = ctx.steps, ctx.journey, ctx.rng, ctx.fake
-            _prospect_map_steps(inner)
-    finally:
-        stack.close()
+    with contextlib.ExitStack() as cleanup:
+        with ctx.step("The bridge has no prospects map: start a throwaway stack whose bridge loads the example"):
+            inner = cleanup.enter_context(ctx.isolated([EXAMPLE_MAPS]))
+        _prospect_map_steps(inner)
 
 
 def _bridge_has_map(ctx: ScenarioContext) -> bool:
@@ -171,7 +166,7 @@ def _bridge_has_map(ctx: ScenarioContext) -> bool:
 
 
 def _prospect_map_steps(ctx: ScenarioContext) -> None:
-    usmf = company_id(ctx)
+    company = company_id(ctx)
     number = unique_number(ctx, "CRM-R")
 
     with ctx.step("The prospects map runs beside the shipped customers map"):
@@ -191,7 +186,7 @@ def _prospect_map_steps(ctx: ScenarioContext) -> None:
                 "accountnumber": number,
                 "customertypecode": PROSPECT,
                 "telephone1": "555-0606",
-                "msdyn_company@odata.bind": f"/cdm_companies({usmf})",
+                "msdyn_company@odata.bind": f"/cdm_companies({company})",
             },
         )
         sales_row, scm_row = ctx.synced(
@@ -205,7 +200,7 @@ def _prospect_map_steps(ctx: ScenarioContext) -> None:
         )
         ctx.check(
             scm_row["CustomerGroupId"] == "30"
-            and scm_row["dataAreaId"] == "usmf"
+            and scm_row["dataAreaId"] == DEFAULT_COMPANY
             and sales_row["customertypecode"] == PROSPECT,
             "a usmf customer of group 30; still a prospect in Sales",
             sales=sales_row,
@@ -226,7 +221,11 @@ def _prospect_map_steps(ctx: ScenarioContext) -> None:
         unnumbered = ctx.fake.company()
         ctx.sales.create(
             "accounts",
-            {"name": unnumbered, "customertypecode": PROSPECT, "msdyn_company@odata.bind": f"/cdm_companies({usmf})"},
+            {
+                "name": unnumbered,
+                "customertypecode": PROSPECT,
+                "msdyn_company@odata.bind": f"/cdm_companies({company})",
+            },
         )
         found = ctx.scm.query(
             "CustomersV3", cross_company=True, select=["CustomerAccount"], filter=f"OrganizationName eq {q(unnumbered)}"
@@ -234,7 +233,7 @@ def _prospect_map_steps(ctx: ScenarioContext) -> None:
         ctx.check(not found, "SCM has no customer of that name", scm=found)
 
     with ctx.step("The prospect becomes a customer of group 10: the same SCM customer moves to group 10"):
-        ctx.sales.update("accounts", account_id, customer_columns(ctx, "usmf", group="10"))
+        ctx.sales.update("accounts", account_id, customer_columns(ctx, DEFAULT_COMPANY, group="10"))
         rows = ctx.scm.query(
             "CustomersV3",
             cross_company=True,
@@ -251,7 +250,9 @@ def _prospect_map_steps(ctx: ScenarioContext) -> None:
 
     with ctx.step("SCM edits now come back to Sales, and it stays a customer"):
         ctx.scm.update(
-            "CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": number}, {"OrganizationName": f"{name} Inc"}
+            "CustomersV3",
+            {"dataAreaId": DEFAULT_COMPANY, "CustomerAccount": number},
+            {"OrganizationName": f"{name} Inc"},
         )
         sales_row, scm_row = ctx.synced(
             sales=("accounts", f"accountid eq {account_id}"),

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sandbox.clients import ServiceError
+from sandbox.wellknown import DEFAULT_COMPANY
 from scenarios import scenario
 from scenarios.builtin._helpers import (
     customer_columns,
@@ -53,7 +54,7 @@ def failing_side_rolls_back(ctx: ScenarioContext) -> None:
     Sales refuse a customer created in SCM and an order confirmation. Every refused write leaves both sides as
     they were, the user sees the other side's error, the bridge counts the failure, and saving again works."""
     number = unique_number(ctx, "CRM-F")
-    columns = customer_columns(ctx, "usmf")
+    columns = customer_columns(ctx, DEFAULT_COMPANY)
 
     with ctx.step("An account saved in Sales while SCM fails is refused; neither side has it"):
         failed_before = map_status(ctx, "customers-accounts")["failed"]
@@ -137,7 +138,7 @@ def failing_side_rolls_back(ctx: ScenarioContext) -> None:
     with ctx.step("A customer created in SCM while Sales fails is refused; neither side has it"):
         scm_number = unique_number(ctx, "FO-F")
         body = {
-            "dataAreaId": "usmf",
+            "dataAreaId": DEFAULT_COMPANY,
             "CustomerAccount": scm_number,
             "OrganizationName": "Rolled Back GmbH",
             "CustomerGroupId": "10",

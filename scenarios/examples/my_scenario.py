@@ -10,6 +10,7 @@ the fields (SCM field -> Sales column); ``ctx.check`` fails the step with both r
 
 from __future__ import annotations
 
+from sandbox.wellknown import DEFAULT_COMPANY
 from scenarios import scenario
 from scenarios.context import ScenarioContext
 
@@ -25,7 +26,7 @@ def run(ctx: ScenarioContext) -> None:
         ctx.scm.create(
             "CustomersV3",
             {
-                "dataAreaId": "usmf",
+                "dataAreaId": DEFAULT_COMPANY,
                 "CustomerAccount": number,
                 "OrganizationName": ctx.fake.company(),
                 "CustomerGroupId": "10",

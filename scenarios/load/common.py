@@ -14,11 +14,13 @@ import time
 import uuid
 from typing import Any
 
-import gevent
+import gevent  # type: ignore[import-untyped]  # no type information ships with gevent
 from locust import events
 from locust.env import Environment
 
-COMPANY = "usmf"
+from sandbox.wellknown import DEFAULT_COMPANY
+
+COMPANY = DEFAULT_COMPANY
 SCM_NS = "Microsoft.Dynamics.DataEntities"
 CRM_NS = "Microsoft.Dynamics.CRM"
 #: seeded usmf customers that are neither on hold nor under a mandatory credit limit

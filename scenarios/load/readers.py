@@ -6,7 +6,7 @@ import random
 
 from locust import HttpUser, between, task
 
-from scenarios.load.common import CUSTOMERS, JSON_HEADERS, quoted, urls
+from scenarios.load.common import COMPANY, CUSTOMERS, JSON_HEADERS, quoted, urls
 
 
 class Reader(HttpUser):
@@ -66,7 +66,7 @@ class Reader(HttpUser):
     def scm_customer(self) -> None:
         account = random.choice(CUSTOMERS)
         self.client.get(
-            f"{self.scm}/CustomersV3(dataAreaId='usmf',CustomerAccount={quoted(account)})",
+            f"{self.scm}/CustomersV3(dataAreaId={quoted(COMPANY)},CustomerAccount={quoted(account)})",
             name="SCM: customer by key",
             headers=JSON_HEADERS,
         )
@@ -92,7 +92,7 @@ class Reader(HttpUser):
             name="SCM: on-hand of stocked items",
             headers=JSON_HEADERS,
             params={
-                "$filter": "AvailableOnHandQuantity gt 0 and dataAreaId eq 'usmf'",
+                "$filter": f"AvailableOnHandQuantity gt 0 and dataAreaId eq {quoted(COMPANY)}",
                 "$select": "ItemNumber,InventoryWarehouseId,AvailableOnHandQuantity",
             },
         )

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from leadtocash.cli import main
-from leadtocash.stack import Stack, StackConfig, build_stack
+from leadtocash.stack import Serving, Stack, StackConfig, build_stack
 from sandbox.clients import SalesClient, ScmClient
-from sandbox.server import ServerGroup, free_port
+from sandbox.server import free_port
 
 # waitress's loop can trip over its socket being closed from ServerGroup.stop_all (EBADF in select): a
 # shutdown race of the server thread, not of the code under test.
@@ -59,15 +59,10 @@ class Served:
 @pytest.fixture
 def served() -> Iterator[Served]:
     """The in-process sandbox (maps running live), each app also served on a free loopback port."""
-    stack = build_stack(StackConfig(memory=True, seed=1))
-    stack.apps["bridge"].extensions["bridge"].worker.poll_wait = 0.2
-    group = ServerGroup(host="127.0.0.1")
-    urls = {name: group.start(name, app, free_port()).url for name, app in stack.apps.items()}
-    try:
-        yield Served(stack, urls)
-    finally:
-        group.stop_all()
-        stack.close()
+    with build_stack(StackConfig(memory=True, seed=1)) as stack:
+        stack.bridge_runtime.worker.poll_wait = 0.2
+        stack.serve(Serving("127.0.0.1"))
+        yield Served(stack, stack.urls)
 
 
 def test_maps_list_prints_a_table_of_every_map(served: Served) -> None:

@@ -1,0 +1,236 @@
+"""Mock services in child processes of their own, each with its own interpreter lock, serving on ports.
+
+:class:`ServiceProcesses` starts ``python -m leadtocash.child NAME`` once per mock (see :mod:`leadtocash.child`
+for the protocol) and stops them again; :class:`leadtocash.stack.Stack` uses it for ``--wire processes``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from leadtocash.stack import StackConfig
+
+#: what a child (``python -m leadtocash.child``) prints on stdout, followed by JSON, once it accepts connections
+READY_PREFIX = "sandbox-service-ready "
+
+
+class ServiceStartError(RuntimeError):
+    """A mock service in a child process did not come up; the message ends with the tail of its output."""
+
+
+@dataclass
+class ChildService:
+    """One child process serving one mock service, and what it has said so far."""
+
+    name: str
+    process: subprocess.Popen[str]
+    ready: threading.Event = field(default_factory=threading.Event)
+    url: str | None = None
+    #: the last lines of its stderr (and stray stdout): the reason it gave when it dies early
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    def note(self, line: str) -> None:
+        self.tail.append(line.rstrip("\n"))
+        if self.ready.is_set():
+            # once it is up, what it says is the user's to see (a traceback of a failing request, say)
+            try:
+                print(f"[{self.name}] {line.rstrip()}", file=sys.stderr, flush=True)
+            except (ValueError, OSError):  # our stderr is closed: we are going away too
+                pass
+
+
+class ServiceProcesses:
+    """Mock services, each in a child process of its own (its own interpreter lock), serving on ports.
+
+    Each child runs ``python -m leadtocash.child NAME`` (see :mod:`leadtocash.child`): it builds that one service
+    from ``config`` as :func:`leadtocash.stack.build_apps` does, serves it with waitress on ``host:ports[NAME]`` (0: any free
+    port) and, when ``bridge_url`` is given, sends its live-sync calls to that bridge's ``/api/live``.
+    :meth:`start` returns once every child accepts connections; :attr:`urls` are then their origins.
+    :meth:`stop` (or leaving the ``with`` block) ends them: SIGTERM, a wait of ``stop_timeout``, then SIGKILL.
+    A child also ends by itself when its stdin closes, so none outlives a parent that was killed outright.
+    """
+
+    def __init__(
+        self,
+        config: StackConfig,
+        names: list[str],
+        *,
+        host: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
+        bridge_url: str | None = None,
+        start_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.config = config
+        self.names = list(names)
+        self.host = host
+        self.ports = dict(ports or {})
+        self.bridge_url = bridge_url
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.children: dict[str, ChildService] = {}
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Origins (``http://127.0.0.1:5101``) of the children that are ready, by service name."""
+        return {name: child.url for name, child in self.children.items() if child.url is not None}
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: child.process.pid for name, child in self.children.items()}
+
+    def start(self) -> ServiceProcesses:
+        """Start every child, then wait until each is ready; on failure stop them all and raise
+        :class:`ServiceStartError`."""
+        try:
+            # all at once: they import, build and seed in parallel
+            for name in self.names:
+                self.children[name] = self._spawn(name)
+            deadline = time.monotonic() + self.start_timeout
+            for child in self.children.values():
+                self._wait_ready(child, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, name: str) -> ChildService:
+        if name in self.children:
+            raise ValueError(f"{name} is started already")
+        command = [
+            sys.executable,
+            "-m",
+            "leadtocash.child",
+            name,
+            "--host",
+            self.host,
+            "--port",
+            str(self.ports.get(name, 0)),
+        ]
+        if self.bridge_url:
+            command += ["--bridge-url", self.bridge_url]
+        # a session of its own: Ctrl+C in a terminal reaches only the parent, which stops the bridge first
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=child_environment(),
+            start_new_session=True,
+        )
+        child = ChildService(name, process)
+        for stream, is_stdout in ((process.stdout, True), (process.stderr, False)):
+            reader = threading.Thread(
+                target=_read_child,
+                args=(child, stream, is_stdout),
+                name=f"child-{name}-{'out' if is_stdout else 'err'}",
+                daemon=True,
+            )
+            reader.start()
+            child.readers.append(reader)
+        assert process.stdin is not None
+        try:
+            # the configuration goes on stdin rather than argv: database URLs may carry passwords, and
+            # argv is visible to every user in ``ps``. stdin then stays open: its end tells the child to go.
+            process.stdin.write(self.config.to_json([name]) + "\n")
+            process.stdin.flush()
+        except OSError:
+            pass  # it died already; _wait_ready reports why
+        return child
+
+    def _wait_ready(self, child: ChildService, deadline: float) -> None:
+        while not child.ready.wait(0.05):
+            code = child.process.poll()
+            if code is not None:
+                self._fail(child, f"{child.name} (pid {child.process.pid}) exited with code {code} before it was ready")
+            if time.monotonic() > deadline:
+                self._fail(
+                    child, f"{child.name} (pid {child.process.pid}) was not ready after {self.start_timeout:g} s"
+                )
+
+    def _fail(self, child: ChildService, message: str) -> None:
+        self.stop()  # also lets the readers finish, so the tail is complete
+        tail = "\n".join(line for line in child.tail if line.strip())
+        raise ServiceStartError(f"{message}: {tail}" if tail else message)
+
+    def stop(self) -> None:
+        """End every child (SIGTERM, then SIGKILL after ``stop_timeout``) and reap it; safe to call twice."""
+        running = [c for c in self.children.values() if c.process.poll() is None]
+        for child in running:  # ask them all first, so they shut down in parallel
+            # either may find the child gone already (it can exit between poll() and here)
+            with suppress(OSError, ValueError):
+                assert child.process.stdin is not None
+                child.process.stdin.close()
+            with suppress(OSError, ValueError):
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        for child in running:
+            try:
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        for child in self.children.values():
+            for reader in child.readers:
+                reader.join(timeout=2.0)
+            for stream in (child.process.stdin, child.process.stdout, child.process.stderr):
+                with suppress(OSError, ValueError):
+                    if stream is not None:
+                        stream.close()
+
+    def __enter__(self) -> ServiceProcesses:
+        return self.start() if not self.children else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def spawn_services(
+    config: StackConfig,
+    names: list[str],
+    *,
+    host: str = "127.0.0.1",
+    ports: dict[str, int] | None = None,
+    bridge_url: str | None = None,
+    start_timeout: float = 60.0,
+) -> ServiceProcesses:
+    """Start ``names`` as child processes (see :class:`ServiceProcesses`) and return them once all are ready."""
+    return ServiceProcesses(
+        config, names, host=host, ports=ports, bridge_url=bridge_url, start_timeout=start_timeout
+    ).start()
+
+
+def child_environment() -> dict[str, str]:
+    """This environment, with the project's folder first on ``PYTHONPATH``: a child started from any
+    working directory imports the same packages as this process, installed or not."""
+    root = str(Path(__file__).resolve().parents[1])
+    inherited = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + inherited if inherited else "")}
+
+
+def _read_child(child: ChildService, stream: IO[str] | None, is_stdout: bool) -> None:
+    """Drain one pipe of a child (a full pipe would block it): its ready line, and the rest as its tail."""
+    if stream is None:
+        return
+    with suppress(OSError, ValueError):  # the pipe closed under us: stop() is done with the child
+        for line in stream:
+            if is_stdout and not child.ready.is_set() and line.startswith(READY_PREFIX):
+                child.url = json.loads(line[len(READY_PREFIX) :])["url"]
+                child.ready.set()
+            else:
+                child.note(line)
