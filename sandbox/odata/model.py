@@ -263,7 +263,7 @@ def _build_table(metadata: sa.MetaData, entity: EntityType) -> sa.Table:
         if any(folded):
             sa.Index(
                 f"ix_{entity.entity_set}_ci{index}",
-                *[sa.func.lower(table.c[k]) if fold else table.c[k] for k, fold in zip(key, folded)],
+                *[sa.func.lower(table.c[k]) if fold else table.c[k] for k, fold in zip(key, folded, strict=True)],
             )
     for nav in entity.navigations.values():
         if nav.owns_fk:

@@ -22,17 +22,20 @@ from sandbox.errors import BadRequest, MethodNotAllowed, NotFound, PreconditionF
 from sandbox.odata import batch as batchlib
 from sandbox.odata import csdl
 from sandbox.odata.actions import ActionContext, ActionRegistry, ActionSpec, CollectionResult, EntityResult
-from sandbox.odata.dialect import JSON_CONTENT_TYPE, Dialect
+from sandbox.odata.dataverse import codes
+from sandbox.odata.dialect import Dialect
+from sandbox.odata.endpoints import Endpoints
 from sandbox.odata.model import ROWID, EntityType, Model, NavigationProperty, Property
-from sandbox.odata.options import (
+from sandbox.odata.query import (
     ExpandItem,
+    QueryOptions,
+    check_known_options,
     compile_filter,
-    parse_expand,
-    parse_int_option,
     parse_orderby,
+    parse_query_options,
     parse_select,
-    substitute_aliases,
 )
+from sandbox.odata.responses import json_response
 from sandbox.odata.store import Row, Store, fold_key_value
 from sandbox.odata.urls import Segment, parse_key_predicate, parse_literal, parse_segment, split_args, split_path
 
@@ -61,17 +64,6 @@ def parse_prefer(header: str | None) -> dict[str, str]:
         if name:
             prefs[name.strip().lower()] = value.strip().strip('"')
     return prefs
-
-
-@dataclass
-class QueryOptions:
-    select: list[str] | None = None
-    filter: str | None = None
-    orderby: str | None = None
-    top: int | None = None
-    skip: int | None = None
-    expand: list[ExpandItem] = field(default_factory=list)
-    count: bool = False
 
 
 @dataclass
@@ -129,7 +121,9 @@ class ODataService:
         self._body_plans: dict[
             str, tuple[EntityType, dict[str, _ColumnPlan], dict[str, tuple[NavigationProperty, dict[str, None]]]]
         ] = {}
-        dialect.bind(self)
+        #: what the dialect serves beside the entity sets and ``actions``
+        self.endpoints = Endpoints()
+        dialect.register_endpoints(self.endpoints)
 
     # ---- wiring ---------------------------------------------------------------------------------------
     def register(self, app: Flask) -> None:
@@ -179,7 +173,7 @@ class ODataService:
     def handle(self, method: str, path: str, state: RequestState) -> Response:
         path = urllib.parse.unquote(path) if "%" in path else path
         if path in ("", "/"):
-            return self._json(
+            return json_response(
                 {
                     "@odata.context": f"{state.base_url}$metadata",
                     "value": [
@@ -195,9 +189,11 @@ class ODataService:
                 raise MethodNotAllowed("$batch accepts POST only.")
             return self._batch(state)
         segments = [parse_segment(s) for s in split_path(path)]
-        special = self.dialect.special(self, method, segments, state)
-        if special is not None:
-            return special
+        resource = self.endpoints.resource_for(segments)
+        if resource is not None:
+            if method != resource.method:
+                raise resource.refuse_method()
+            return resource.handler(self, segments, state)
         head = segments[0]
         entity = self.model.by_set.get(head.name)
         if entity is None:
@@ -229,7 +225,7 @@ class ODataService:
                 if method == "GET":
                     return self.read_collection(entity, state)
                 if method == "POST":
-                    return self.create(entity, self._body(), state)
+                    return self.create(entity, self.request_body(), state)
                 raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
             if rest[0].name == "$count" and len(rest) == 1 and method == "GET":
                 return self.count(entity, state)
@@ -241,7 +237,7 @@ class ODataService:
             if method == "GET":
                 return self.read_entity(entity, key, state)
             if method in ("PATCH", "PUT"):
-                return self.update_or_upsert(entity, key, self._body(), state, method=method)
+                return self.update_or_upsert(entity, key, self.request_body(), state, method=method)
             if method == "DELETE":
                 return self.delete(entity, key, state)
             raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
@@ -358,39 +354,12 @@ class ODataService:
 
     # ---- reads ----------------------------------------------------------------------------------------
     def parse_options(self, entity: EntityType, state: RequestState) -> QueryOptions:
-        args = state.args
-        known = {
-            "$select",
-            "$filter",
-            "$orderby",
-            "$top",
-            "$skip",
-            "$expand",
-            "$count",
-            "$skiptoken",
-            "$deltatoken",
-            "$format",
-            "cross-company",
-            "annotations",
-            "$apply",
-            "$search",
-        }
-        for name in args:
-            if name.startswith("$") and name not in known:
-                raise BadRequest(f"The query parameter '{name}' is not supported.", "0x80060888")
-        self.dialect.check_options(args)
-        aliases = {name: value for name, value in args.items() if name.startswith("@")}
-        options = QueryOptions(
-            select=parse_select(args.get("$select"), entity, self.dialect.filter_dialect),
-            filter=substitute_aliases(args["$filter"], aliases) if args.get("$filter") else None,
-            orderby=substitute_aliases(args["$orderby"], aliases) if args.get("$orderby") else None,
-            top=parse_int_option("$top", args.get("$top")),
-            skip=parse_int_option("$skip", args.get("$skip")),
-            expand=parse_expand(args.get("$expand")),
-            count=args.get("$count", "").lower() == "true",
-        )
+        """The query options of a read of ``entity``, checked against the model and the dialect."""
+        check_known_options(state.args)
+        self.dialect.check_options(state.args)
+        options = parse_query_options(state.args, entity, self.dialect.filter_dialect)
         if options.skip is not None and not self.dialect.allow_skip:
-            raise BadRequest("The query parameter $skip is not supported.", "0x80060888")
+            raise BadRequest("The query parameter $skip is not supported.", codes.QUERY_SYNTAX)
         self._check_expand(entity, options.expand)
         return options
 
@@ -399,10 +368,13 @@ class ODataService:
             nav = entity.navigations.get(item.nav)
             if nav is None:
                 raise BadRequest(
-                    f"Could not find a property named '{item.nav}' on type '{self.dialect.type_label(entity)}'.", "0x0"
+                    f"Could not find a property named '{item.nav}' on type '{self.dialect.type_label(entity)}'.",
+                    codes.UNSPECIFIED,
                 )
             if item.ref and nav.many:
-                raise BadRequest("Expand with $ref is only supported on lookup type navigation property.", "0x80060888")
+                raise BadRequest(
+                    "Expand with $ref is only supported on lookup type navigation property.", codes.QUERY_SYNTAX
+                )
             self.dialect.check_expand(item)
             target = self.model.entities[nav.target]
             if item.select is not None:
@@ -432,8 +404,6 @@ class ODataService:
         other = self.dialect.collection_query(self, entity, state, nested=bool(extra))
         if other is not None:
             return other
-        if self.dialect.wants_change_tracking(state):
-            return self.dialect.change_tracking(self, entity, state)
         options = self.parse_options(entity, state)
         query = self.base_query(entity, options, state, extra)
         body: dict[str, Any] = {"@odata.context": self.context_url(state, entity, options.select, context_suffix)}
@@ -455,13 +425,13 @@ class ODataService:
         names = tuple(result.keys())
         # All rows in one fetch, then dicts by zip: a page of 5,000 went row by row through the result's
         # per-row fetch and a mapping view each.
-        rows = [dict(zip(names, r)) for r in result.all()]
+        rows = [dict(zip(names, r, strict=True)) for r in result.all()]
         more = len(rows) > limit and (remaining_top is None or remaining_top > limit)
         rows = rows[:limit]
         body["value"] = self.render_rows(entity, rows, options, state)
         if more:
             body["@odata.nextLink"] = self.dialect.next_link(state, offset + limit, page_size)
-        return self._json(body)
+        return json_response(body)
 
     def render_rows(
         self, entity: EntityType, rows: list[Row], options: QueryOptions, state: RequestState
@@ -482,7 +452,7 @@ class ODataService:
         sub = QueryOptions(
             select=item.select, filter=item.filter, orderby=item.orderby, top=item.top, expand=item.expand
         )
-        for row, out in zip(rows, rendered):
+        for row, out in zip(rows, rendered, strict=True):
             related = self.related_rows(entity, row, nav, sub, state)
             if item.ref:
                 out[item.nav] = (
@@ -551,7 +521,7 @@ class ODataService:
             return Response(status=304, headers={"ETag": etag})
         body = {"@odata.context": self.context_url(state, entity, options.select, "/$entity")}
         body.update(self.render_rows(entity, [row], options, state)[0])
-        response = self._json(body)
+        response = json_response(body)
         response.headers["ETag"] = etag
         return response
 
@@ -568,7 +538,8 @@ class ODataService:
         return f"{state.base_url}$metadata#{entity.entity_set}{projection}{suffix or ''}"
 
     # ---- writes ---------------------------------------------------------------------------------------
-    def _body(self) -> dict[str, Any]:
+    def request_body(self) -> dict[str, Any]:
+        """The JSON object of the request body ({} when empty); the dialect's error when it is not one."""
         raw = request.get_data()
         if not raw.strip():
             return {}
@@ -618,7 +589,7 @@ class ODataService:
                 nav = entity.navigations.get(nav_name)
                 if nav is not None and nav.many:
                     raise BadRequest(
-                        f"Collection binding on '{nav_name}' is not supported on this table.", "0x80048d19"
+                        f"Collection binding on '{nav_name}' is not supported on this table.", codes.PAYLOAD_INVALID
                     )
                 raise self.dialect.unknown_property(entity, nav_name)
             if "@" in name:
@@ -688,7 +659,8 @@ class ODataService:
             target, target_row = self._bound_row(value, state)
             if target.name != nav.target:
                 raise BadRequest(
-                    f"The reference '{value}' is not of type '{nav.target}' required by '{nav.name}'.", "0x80048d19"
+                    f"The reference '{value}' is not of type '{nav.target}' required by '{nav.name}'.",
+                    codes.PAYLOAD_INVALID,
                 )
         out = {local: target_row[remote] for local, remote in nav.pairs}
         out.update(nav.local_condition)
@@ -718,10 +690,12 @@ class ODataService:
             type_name = str(value.get("@odata.type", "")).lstrip("#").rsplit(".", 1)[-1]
             entity = self.model.entities.get(type_name)
             if entity is None:
-                raise BadRequest(f"Unknown entity type '{value.get('@odata.type')}' in a parameter.", "0x80048d19")
+                raise BadRequest(
+                    f"Unknown entity type '{value.get('@odata.type')}' in a parameter.", codes.PAYLOAD_INVALID
+                )
             key = {k: value.get(k) for k in entity.key}
             if any(v is None for v in key.values()):
-                raise BadRequest(f"The parameter of type '{entity.name}' lacks its key.", "0x80048d19")
+                raise BadRequest(f"The parameter of type '{entity.name}' lacks its key.", codes.PAYLOAD_INVALID)
             converted = {k: self.dialect.key_value(entity, entity.properties[k], v) for k, v in key.items()}
             return entity, self.require_row(entity, converted, state)
         entity, key = self.reference_key(value, state)
@@ -730,7 +704,7 @@ class ODataService:
     def reference_key(self, value: Any, state: RequestState) -> tuple[EntityType, dict[str, Any]]:
         """The entity and key a reference URL names (``/accounts(<id>)``, ``accounts(key='x')``, absolute)."""
         if not isinstance(value, str) or not value.strip():
-            raise BadRequest("A reference must be a non-empty URL.", "0x80048d19")
+            raise BadRequest("A reference must be a non-empty URL.", codes.PAYLOAD_INVALID)
         text = value.strip()
         for root in self.dialect.roots():
             position = text.find(root)
@@ -740,7 +714,7 @@ class ODataService:
         text = text.lstrip("/")
         segments = [parse_segment(s) for s in split_path(text)]
         if len(segments) != 1 or segments[0].args is None:
-            raise BadRequest(f"The reference '{value}' is not a single-entity URL.", "0x80048d19")
+            raise BadRequest(f"The reference '{value}' is not a single-entity URL.", codes.PAYLOAD_INVALID)
         entity = self.model.by_set.get(segments[0].name)
         if entity is None:
             raise self.dialect.unknown_set(segments[0].name)
@@ -795,7 +769,7 @@ class ODataService:
             return None
         try:
             values_list: list[dict[str, Any]] = []
-            for body, url_key in zip(bodies, keys):
+            for body, url_key in zip(bodies, keys, strict=True):
                 values, _children = self.values_from_body(entity, body, state, creating=True)
                 if url_key:
                     for name, value in url_key.items():
@@ -804,7 +778,7 @@ class ODataService:
             prepared = self.store.prepare_many(storage, values_list, identity=state.identity, via_api=True)
         except SandboxError:
             return None
-        for row, url_key in zip(prepared.rows, keys):
+        for row, url_key in zip(prepared.rows, keys, strict=True):
             if url_key is not None and not all(
                 value is not None and value != "" and type(row.get(name)) is type(value) and row.get(name) == value
                 for name, value in url_key.items()
@@ -845,7 +819,7 @@ class ODataService:
             row = self.create_row(entity, body, state, url_key=key)
             return self.dialect.upserted_response(self, entity, row, state, created=True)
         if if_none_match == "*":
-            raise PreconditionFailed("A record with matching key values already exists.", "0x80040237")
+            raise PreconditionFailed("A record with matching key values already exists.", codes.DUPLICATE_RECORD)
         self.check_etag(row, if_match)
         values, _children = self.values_from_body(entity, body, state, creating=False)
         for name in key:
@@ -862,7 +836,8 @@ class ODataService:
         candidates = [tag.strip() for tag in if_match.split(",")]
         if self.dialect.etag(row) not in candidates:
             raise PreconditionFailed(
-                "The version of the existing record doesn't match the RowVersion property provided.", "0x80060882"
+                "The version of the existing record doesn't match the RowVersion property provided.",
+                codes.CONCURRENCY_VERSION_MISMATCH,
             )
 
     def delete(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
@@ -887,7 +862,7 @@ class ODataService:
                 return Response(str(value), content_type="text/plain; charset=utf-8")
             if rest:
                 raise self.dialect.unknown_property(entity, rest[0].name)
-            return self._json(
+            return json_response(
                 {
                     "@odata.context": f"{state.base_url}$metadata#{entity.entity_set}"
                     f"({self.dialect.format_key(entity, row)})/{name}",
@@ -895,7 +870,7 @@ class ODataService:
                 }
             )
         if method == "PUT":
-            body = self._body()
+            body = self.request_body()
             if "value" not in body:
                 raise self.dialect.malformed_json('The body must be {"value": ...}.')
             values, _ = self.values_from_body(entity, {name: body["value"]}, state, creating=False)
@@ -939,7 +914,7 @@ class ODataService:
             return Response(status=204)
         body = {"@odata.context": self.context_url(state, target, options.select, "/$entity")}
         body.update(self.render_rows(target, related, options, state)[0])
-        return self._json(body)
+        return json_response(body)
 
     def _reference(
         self, method: str, entity: EntityType, row: Row, nav: NavigationProperty, segment: Segment, state: RequestState
@@ -952,9 +927,9 @@ class ODataService:
                 related = self.related_rows(entity, row, nav, QueryOptions(), state, limit=1)
                 if not related:
                     return Response(status=204)
-                return self._json({"@odata.id": self.dialect.entity_url(state.base_url, target, related[0])})
+                return json_response({"@odata.id": self.dialect.entity_url(state.base_url, target, related[0])})
             if method == "PUT":
-                body = self._body()
+                body = self.request_body()
                 values = self.bind_values(entity, nav, body.get("@odata.id"), state)
             elif method == "DELETE":
                 values = self.bind_values(entity, nav, None, state)
@@ -971,20 +946,20 @@ class ODataService:
                     sa.select(target.table).where(*conditions).order_by(target.table.c[ROWID])
                 )
             ]
-            return self._json(
+            return json_response(
                 {"value": [{"@odata.id": self.dialect.entity_url(state.base_url, target, r)} for r in rows]}
             )
         if partner is None:
             raise MethodNotAllowed("This collection cannot be changed through $ref.")
         if method == "POST":
-            body = self._body()
+            body = self.request_body()
             child_entity, child = self.resolve_reference(body.get("@odata.id"), state)
             if child_entity.name != target.name:
-                raise BadRequest(f"The reference is not of type '{target.name}'.", "0x80048d19")
+                raise BadRequest(f"The reference is not of type '{target.name}'.", codes.PAYLOAD_INVALID)
             values = self.bind_values(target, partner, row, state)
         elif method == "DELETE":
             if segment.args is None:
-                raise BadRequest("Name the related row to remove: nav(<id>)/$ref.", "0x80048d19")
+                raise BadRequest("Name the related row to remove: nav(<id>)/$ref.", codes.PAYLOAD_INVALID)
             child = self.require_row(target, self.resolve_key(target, segment.args, state), state)
             values = self.bind_values(target, partner, None, state)
         else:
@@ -1030,7 +1005,7 @@ class ODataService:
         spec = self.actions.find(name, entity.name, collection) or (
             self.actions.find(name, base, collection) if base else None
         )
-        generic = self.dialect.generic_bound_action(self, entity, name, collection) if qualified else None
+        generic = self.endpoints.collection_action(name) if qualified and collection else None
         if spec is None and generic is None:
             if key is not None and segment.name not in entity.properties:
                 raise self.dialect.unknown_property(entity, segment.name)
@@ -1039,12 +1014,12 @@ class ODataService:
             raise BadRequest(
                 "Request message has unresolved parameters: bound operations need the namespace "
                 f"'{self.model.namespace}.'.",
-                "0x80060888",
+                codes.QUERY_SYNTAX,
             )
         if generic is not None:
             if method != "POST":
                 raise MethodNotAllowed(f"The action '{name}' accepts POST only.")
-            return generic(self._body(), state)
+            return generic.handler(self, entity, self.request_body(), state)
         assert spec is not None
         target = self.require_row(entity, key, state) if key is not None else None
         return self._run_operation(method, spec, target, segment, state)
@@ -1070,9 +1045,9 @@ class ODataService:
         else:
             if method != "POST":
                 raise NotFound(
-                    f"No HTTP resource was found that matches the request URI '{request.url}'.", "0x80060888"
+                    f"No HTTP resource was found that matches the request URI '{request.url}'.", codes.QUERY_SYNTAX
                 )
-            params = self._body()
+            params = self.request_body()
         ctx = ActionContext(
             store=self.store,
             identity=state.identity,
@@ -1110,7 +1085,7 @@ class ODataService:
                     entity, result.row, self.dialect.effective_select(entity, select), state.annotations
                 )
             )
-            return self._json(body)
+            return json_response(body)
         if isinstance(result, CollectionResult):
             items = []
             for entity_name, row in result.items:
@@ -1118,13 +1093,13 @@ class ODataService:
                 item = {"@odata.type": f"#{self.dialect.type_label(entity)}"}
                 item.update(self.dialect.serialize(entity, row, None, state.annotations))
                 items.append(item)
-            return self._json({"@odata.context": f"{state.base_url}$metadata#{result.context}", "value": items})
+            return json_response({"@odata.context": f"{state.base_url}$metadata#{result.context}", "value": items})
         if isinstance(result, Response):
             return result
         if isinstance(result, dict):
             body = dict(result)
             body.setdefault("@odata.context", f"{state.base_url}$metadata")
-            return self._json(body)
+            return json_response(body)
         raise TypeError(f"unsupported action result {type(result).__name__}")
 
     # ---- $batch ---------------------------------------------------------------------------------------
@@ -1171,11 +1146,6 @@ class ODataService:
         )
         body, content_type = batchlib.render_batch(responses)
         return Response(body, status=status, content_type=content_type)
-
-    # ---- helpers --------------------------------------------------------------------------------------
-    @staticmethod
-    def _json(body: Any, status: int = 200) -> Response:
-        return Response(jsonio.dumps_bytes(body), status=status, content_type=JSON_CONTENT_TYPE)
 
 
 _REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|PATCH|DELETE) (.+) (HTTP/\d\.\d)(\r?)$", re.MULTILINE)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from sandbox.db import Database, insert_returning_ids
 from sandbox.errors import BadRequest, Conflict, NotFound, SandboxError
+from sandbox.odata.dataverse import codes
 from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, new_guid, utcnow
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ class Store:
         try:
             return self.model.entities[name]
         except KeyError:
-            raise NotFound(f"Entity '{name}' is not known.", "0x8006088a") from None
+            raise NotFound(f"Entity '{name}' is not known.", codes.SEGMENT_NOT_FOUND) from None
 
     def get(self, entity_name: str, key: Mapping[str, Any]) -> Row | None:
         """The row whose columns equal ``key`` (primary or alternate key), or None."""
@@ -375,7 +376,7 @@ class Store:
                     )
         except sa.exc.StatementError:
             return self._insert_each(prepared)
-        for row, rowid in zip(rows, rowids):
+        for row, rowid in zip(rows, rowids, strict=True):
             row[ROWID] = rowid
         self._wrote(entity, changed_rows=False)
         if images and self.commit_hooks:
@@ -384,7 +385,7 @@ class Store:
                 self._pend(name, key, "create", changed_once, after, prepared.identity, copy_changed=False)
         behavior = self.behavior(entity)
         if behavior is not None:
-            for ctx, row in zip(prepared.contexts, rows):
+            for ctx, row in zip(prepared.contexts, rows, strict=True):
                 behavior.after_write(ctx, "create", row, None)
         return rows
 
@@ -547,14 +548,16 @@ class Store:
     @staticmethod
     def _missing_key(entity: EntityType, values: Mapping[str, Any]) -> BadRequest:
         missing = [k for k, v in values.items() if v is None or v == ""]
-        return BadRequest(f"The key property '{missing[0]}' of '{entity.name}' must have a value.", "0x80040203")
+        return BadRequest(
+            f"The key property '{missing[0]}' of '{entity.name}' must have a value.", codes.INVALID_ARGUMENT
+        )
 
     @staticmethod
     def _duplicate(entity: EntityType, values: Mapping[str, Any]) -> Conflict:
         described = ", ".join(f"{k}: {v}" for k, v in values.items())
         return Conflict(
             "A record with matching key values already exists.",
-            "0x80040237",
+            codes.DUPLICATE_RECORD,
             detail=f"Cannot create a record in {entity.name}. {described}. The record already exists.",
         )
 
@@ -595,7 +598,7 @@ class Store:
         for key in [entity.key, *entity.alternate_keys]:
             probe: list[tuple[Any, ...]] = []
             seen: set[tuple[str, ...]] = set()
-            for row, fresh_key in zip(rows, fresh):
+            for row, fresh_key in zip(rows, fresh, strict=True):
                 values = self._key_to_check(entity, key, row, fresh_key)
                 if values is None:
                     continue
@@ -608,7 +611,7 @@ class Store:
                 probe.append(tuple(values.values()))
             found = self.find_keys(table, key, probe, first=True)
             if found:
-                raise self._duplicate(entity, dict(zip(key, found[0])))
+                raise self._duplicate(entity, dict(zip(key, found[0], strict=True)))
 
     def find_keys(
         self, table: sa.Table, key: Sequence[str], probe: list[tuple[Any, ...]], *, first: bool = False

@@ -26,11 +26,12 @@ from typing import Any
 
 from sandbox.errors import BadRequest, NotImplementedYet
 from sandbox.odata import model as m
+from sandbox.odata.dataverse import codes
 from sandbox.odata.model import EntityType, Model, Property
 
 NAMESPACE = "Microsoft.Dynamics.CRM"
 #: Dataverse's code for a malformed FetchXML/QueryExpression ("Invalid XML." / "Invalid argument.")
-QUERY_ERROR = "0x80040203"
+QUERY_ERROR = codes.INVALID_ARGUMENT
 
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
 _COMPARISONS = {"eq": "eq", "ne": "ne", "neq": "ne", "gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}
@@ -64,7 +65,7 @@ def property_for(entity: EntityType, logical_name: str) -> Property:
         prop = entity.properties.get(f"_{logical_name}_value")
     if prop is None or prop.hidden:
         raise BadRequest(
-            f"'{entity.name}' entity doesn't contain attribute with Name = '{logical_name}'.", "0x80041103"
+            f"'{entity.name}' entity doesn't contain attribute with Name = '{logical_name}'.", codes.ATTRIBUTE_NOT_FOUND
         )
     return prop
 
@@ -224,19 +225,20 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
-        raise BadRequest(f"Invalid XML in the fetchXml parameter: {exc}.", "0x80041130") from None
+        raise BadRequest(f"Invalid XML in the fetchXml parameter: {exc}.", codes.INVALID_FETCHXML) from None
     if root.tag != "fetch":
-        raise BadRequest("The fetchXml parameter must hold a <fetch> element.", "0x80041130")
+        raise BadRequest("The fetchXml parameter must hold a <fetch> element.", codes.INVALID_FETCHXML)
     if _true(root, "aggregate"):
         raise NotImplementedYet("Aggregate FetchXML queries are not supported by the sandbox; use $apply.")
     entities = root.findall("entity")
     if len(entities) != 1:
-        raise BadRequest("A <fetch> element must hold exactly one <entity>.", "0x80041130")
+        raise BadRequest("A <fetch> element must hold exactly one <entity>.", codes.INVALID_FETCHXML)
     element = entities[0]
     entity = model.entities.get(element.get("name") or "")
     if entity is None:
         raise BadRequest(
-            f"The entity with a name = '{element.get('name')}' was not found in the MetadataCache.", "0x80041102"
+            f"The entity with a name = '{element.get('name')}' was not found in the MetadataCache.",
+            codes.METADATA_NOT_FOUND,
         )
     if expected is not None and entity.name != expected.name:
         raise BadRequest(
@@ -272,7 +274,7 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
                 "related table with $expand or a second request."
             )
         else:
-            raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", "0x80041130")
+            raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", codes.INVALID_FETCHXML)
     if select == []:
         select = [entity.key[0]]
     page = _int_attribute(root, "page") or 1
@@ -291,7 +293,7 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
 def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
     kind = (element.get("type") or "and").lower()
     if kind not in ("and", "or"):
-        raise BadRequest(f"The filter type '{kind}' is not valid: use 'and' or 'or'.", "0x80041130")
+        raise BadRequest(f"The filter type '{kind}' is not valid: use 'and' or 'or'.", codes.INVALID_FETCHXML)
     parts: list[str] = []
     for child in element:
         if child.tag == "condition":
@@ -306,7 +308,7 @@ def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
             if nested:
                 parts.append(nested)
         else:
-            raise BadRequest(f"The element '{child.tag}' is not valid inside <filter>.", "0x80041130")
+            raise BadRequest(f"The element '{child.tag}' is not valid inside <filter>.", codes.INVALID_FETCHXML)
     return f" {kind} ".join(f"({p})" for p in parts)
 
 
@@ -356,7 +358,8 @@ def query_expression(query: Any, model: Model) -> tuple[EntityType, str | None]:
     entity = model.entities.get(str(query.get("EntityName") or ""))
     if entity is None:
         raise BadRequest(
-            f"The entity with a name = '{query.get('EntityName')}' was not found in the MetadataCache.", "0x80041102"
+            f"The entity with a name = '{query.get('EntityName')}' was not found in the MetadataCache.",
+            codes.METADATA_NOT_FOUND,
         )
     if query.get("LinkEntities"):
         raise NotImplementedYet("LinkEntities in a QueryExpression are not supported by the sandbox.")
