@@ -20,6 +20,7 @@ from flask import Response
 from sandbox.errors import BadRequest, SandboxError
 from sandbox.odata import model as m
 from sandbox.odata.batch import BatchDialect
+from sandbox.odata.csdl import Dialect as CsdlFlavour
 from sandbox.odata.dataverse import codes
 from sandbox.odata.endpoints import Endpoints
 from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Property
@@ -42,7 +43,7 @@ class Dialect(abc.ABC):
     #: short name (``info`` of the control plane)
     name: ClassVar[str]
     #: the CSDL flavour ``$metadata`` is rendered in (:func:`sandbox.odata.csdl.render_csdl`)
-    csdl_name: ClassVar[str]
+    csdl_name: ClassVar[CsdlFlavour]
     #: the service root the dialect answers at (and prints in URLs)
     root: ClassVar[str]
     #: the namespace of the entity types (``Microsoft.Dynamics.CRM``)

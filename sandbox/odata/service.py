@@ -50,7 +50,7 @@ def identity_of(req: Any) -> str:
     for header in IDENTITY_HEADERS:
         value = req.headers.get(header)
         if value:
-            return value.strip()
+            return str(value).strip()
     return DEFAULT_IDENTITY
 
 
@@ -383,7 +383,7 @@ class ODataService:
 
     def base_query(
         self, entity: EntityType, options: QueryOptions, state: RequestState, extra: Iterable[Any] = ()
-    ) -> sa.Select:
+    ) -> sa.Select[Any]:
         table = entity.table
         assert table is not None
         query = sa.select(table)
@@ -476,13 +476,15 @@ class ODataService:
         conditions = self.nav_conditions(entity, row, nav)
         if conditions is None:
             return []
+        table = target.table
+        assert table is not None
         query = (
             self.base_query(target, options, state, conditions)
             if options.filter
-            else (sa.select(target.table).where(*conditions))
+            else (sa.select(table).where(*conditions))
         )
         orders = parse_orderby(options.orderby, target, self.model, self.dialect.filter_dialect)
-        query = query.order_by(*orders, target.table.c[ROWID])
+        query = query.order_by(*orders, table.c[ROWID])
         top = options.top if options.top is not None else limit
         if top is not None:
             query = query.limit(top)
@@ -586,26 +588,26 @@ class ODataService:
                 continue
             if name.endswith("@odata.bind"):  # not a bindable lookup (those are in the plan)
                 nav_name = name[: -len("@odata.bind")]
-                nav = entity.navigations.get(nav_name)
-                if nav is not None and nav.many:
+                named = entity.navigations.get(nav_name)
+                if named is not None and named.many:
                     raise BadRequest(
                         f"Collection binding on '{nav_name}' is not supported on this table.", codes.PAYLOAD_INVALID
                     )
                 raise self.dialect.unknown_property(entity, nav_name)
             if "@" in name:
                 continue  # instance annotations on properties are informational
-            nav = entity.navigations.get(name)
-            if nav is not None and self.dialect.deep_insert:
-                if nav.many:
+            deep = entity.navigations.get(name)
+            if deep is not None and self.dialect.deep_insert:
+                if deep.many:
                     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                         raise self.dialect.malformed_json(f"'{name}' must be an array of objects.")
                     children[name] = value
-                elif value is None and nav.owns_fk:
-                    values.update(self.bind_values(entity, nav, None, state))
-                elif isinstance(value, dict) and nav.owns_fk:
-                    target = self.model.entities[nav.target]
+                elif value is None and deep.owns_fk:
+                    values.update(self.bind_values(entity, deep, None, state))
+                elif isinstance(value, dict) and deep.owns_fk:
+                    target = self.model.entities[deep.target]
                     created = self.create_row(target, value, state)
-                    values.update(self.bind_values(entity, nav, created, state))
+                    values.update(self.bind_values(entity, deep, created, state))
                 else:
                     raise self.dialect.malformed_json(f"'{name}' must be an object.")
                 continue
@@ -940,11 +942,11 @@ class ODataService:
         partner = self._owning_partner(entity, nav)
         if method == "GET":
             conditions = self.nav_conditions(entity, row, nav) or [sa.false()]
+            table = target.table
+            assert table is not None
             rows = [
                 dict(r._mapping)
-                for r in self.db.connection.execute(
-                    sa.select(target.table).where(*conditions).order_by(target.table.c[ROWID])
-                )
+                for r in self.db.connection.execute(sa.select(table).where(*conditions).order_by(table.c[ROWID]))
             ]
             return json_response(
                 {"value": [{"@odata.id": self.dialect.entity_url(state.base_url, target, r)} for r in rows]}
@@ -1120,7 +1122,12 @@ class ODataService:
             headers = {**outer_headers, **part.headers}
             path, _, query = part.url.partition("?")
             builder = EnvironBuilder(
-                path=path, base_url=host, query_string=query, method=part.method, headers=headers, data=part.body
+                path=path,
+                base_url=host,
+                query_string=query,
+                method=part.method,
+                headers=list(headers.items()),
+                data=part.body,
             )
             try:
                 environ = builder.get_environ()
@@ -1173,7 +1180,8 @@ def encode_request_lines(raw: bytes) -> bytes:
 def _current_app() -> Flask:
     from flask import current_app
 
-    return current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
 
 
 __all__ = ["ODataService", "RequestState", "QueryOptions", "identity_of", "parse_prefer"]

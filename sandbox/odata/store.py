@@ -11,6 +11,7 @@ Rows are plain dicts keyed by property name, plus the hidden ``_rowid`` and ``_r
 from __future__ import annotations
 
 import decimal
+import functools
 import itertools
 import re
 import threading
@@ -207,7 +208,8 @@ class Store:
         if memo is None:
             memo = self.db.memo[_MEMO_KEY] = _TxMemo()
         try:
-            return memo.values[key]
+            value: T = memo.values[key]
+            return value
         except KeyError:
             pass
         value = compute()
@@ -277,7 +279,9 @@ class Store:
         table = entity.table
         assert table is not None
         result = self.db.connection.execute(self._statement("insert", table), row)
-        row[ROWID] = result.inserted_primary_key[0]
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None
+        row[ROWID] = primary_key[0]
         self._wrote(entity, changed_rows=False)
         self._record(entity, "create", row, list(entity.properties), identity)
         if behavior is not None:
@@ -583,7 +587,7 @@ class Store:
                 continue
             query = self.statement(
                 ("unique", table.name, tuple(key), own_rowid is not None),
-                lambda key=key: _unique_query(table, key, excluding_own=own_rowid is not None),
+                functools.partial(_unique_query, table, key, excluding_own=own_rowid is not None),
             )
             params = {f"sandbox_w_{k}": v for k, v in values.items()}
             if own_rowid is not None:
@@ -597,7 +601,7 @@ class Store:
         assert table is not None
         for key in [entity.key, *entity.alternate_keys]:
             probe: list[tuple[Any, ...]] = []
-            seen: set[tuple[str, ...]] = set()
+            seen: set[tuple[str | None, ...]] = set()
             for row, fresh_key in zip(rows, fresh, strict=True):
                 values = self._key_to_check(entity, key, row, fresh_key)
                 if values is None:

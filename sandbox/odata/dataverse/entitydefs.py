@@ -769,11 +769,11 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
         return False
     try:
         if operator == "gt":
-            return actual > expected
+            return bool(actual > expected)
         if operator == "ge":
-            return actual >= expected
+            return bool(actual >= expected)
         if operator == "lt":
-            return actual < expected
-        return actual <= expected
+            return bool(actual < expected)
+        return bool(actual <= expected)
     except TypeError:
         return False

@@ -49,7 +49,7 @@ NUMERIC = {INT32, INT64, DECIMAL, DOUBLE}
 INTEGRAL = {INT32, INT64}
 TEMPORAL = {DATETIME, DATE}
 
-_OPERATOR_KIND = {
+_OPERATOR_KIND: dict[type, str] = {
     ast.Eq: "Equal",
     ast.NotEq: "NotEqual",
     ast.Gt: "GreaterThan",
@@ -63,8 +63,15 @@ _OPERATOR_KIND = {
     ast.Div: "Divide",
     ast.Mod: "Modulo",
 }
-_OPERATOR_TEXT = {ast.Eq: "eq", ast.NotEq: "ne", ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le"}
-_COMPARE: dict[type, Callable[[Any, Any], Any]] = {
+_OPERATOR_TEXT: dict[type, str] = {
+    ast.Eq: "eq",
+    ast.NotEq: "ne",
+    ast.Gt: "gt",
+    ast.GtE: "ge",
+    ast.Lt: "lt",
+    ast.LtE: "le",
+}
+_COMPARE: dict[type, Callable[[Any, Any], sa.ColumnElement[bool]]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
     ast.Gt: operator.gt,
@@ -194,8 +201,8 @@ class FilterCompiler:
             raise syntax("The $filter expression must evaluate to a single boolean value.")
         if operand.prop is not None:
             # A bare boolean column: compare explicitly so NULL stays false on every database.
-            return operand.expr == sa.true()
-        return operand.expr
+            return _condition(operand.expr == sa.true())
+        return _condition(operand.expr)
 
     def value(self, node: Any, scope: Scope) -> Operand:
         """``node`` as an operand (SQL expression, pending literal or navigation)."""
@@ -259,7 +266,7 @@ class FilterCompiler:
             if isinstance(item, EnumLiteral):
                 return Operand(enum_literal=item, name=item.text)
             return Operand(expr=self._query_function(item, scope), edm=BOOLEAN)
-        return self._path([node.full_name()], scope)
+        return self._path([_full_name(node)], scope)
 
     def _path(self, segments: list[str], scope: Scope) -> Operand:
         entity, source = scope.entity, scope.source
@@ -354,9 +361,9 @@ class FilterCompiler:
         if left.edm == STRING and self.dialect.case_insensitive:
             lhs, rhs = sa.func.lower(lhs), sa.func.lower(rhs)
         if kind is ast.Eq:
-            return lhs == rhs
+            return _condition(lhs == rhs)
         if kind is ast.NotEq:
-            return lhs.is_distinct_from(rhs)
+            return _condition(lhs.is_distinct_from(rhs))
         return _COMPARE[kind](lhs, rhs)
 
     def _null_compare(self, kind: type, operand: Operand, both_null: bool) -> sa.ColumnElement[bool]:
@@ -366,9 +373,9 @@ class FilterCompiler:
             # A non-null literal against null (`5 eq null`).
             return sa.true() if kind is ast.NotEq else sa.false()
         if kind is ast.Eq:
-            return operand.expr.is_(None)
+            return _condition(operand.expr.is_(None))
         if kind is ast.NotEq:
-            return operand.expr.is_not(None)
+            return _condition(operand.expr.is_not(None))
         # Ordering against null is never true (OData and SQL agree).
         return sa.false()
 
@@ -415,7 +422,7 @@ class FilterCompiler:
                 f"The string '{literal.member}' is not a valid enumeration type constant of '{enum.qualified_name}'."
             )
         if kind is ast.Eq:
-            return other.expr == value
+            return _condition(other.expr == value)
         return sa.or_(other.expr != value, other.expr.is_(None))
 
     def _in(self, left: Operand, right: Operand) -> sa.ColumnElement[bool]:
@@ -437,7 +444,7 @@ class FilterCompiler:
             expr, values = sa.func.lower(expr), [v.lower() if isinstance(v, str) else v for v in values]
         if negate:
             return sa.or_(expr.not_in(values), operand.expr.is_(None))
-        return expr.in_(values)
+        return _condition(expr.in_(values))
 
     # -- literal coercion ----------------------------------------------------------------------------
     def _coerce(self, literal_operand: Operand, edm: str, prop: Property | None, kind: type, typed: Operand) -> Any:
@@ -528,7 +535,7 @@ class FilterCompiler:
 
     # -- functions -----------------------------------------------------------------------------------
     def _call(self, node: ast.Call, scope: Scope) -> Operand:
-        name = node.func.full_name()
+        name = _full_name(node.func)
         if node.func.namespace:
             raise unknown_function(name)
         if name in _STRING_FUNCTIONS and not self.dialect.string_functions:
@@ -604,10 +611,10 @@ class FilterCompiler:
             return sa.func.lower(subject).like(pattern)
         other = needle.literal.val if isinstance(needle.literal, ast.String) else self._string_arg(name, needle)
         if name == "contains":
-            return subject.contains(other, autoescape=isinstance(other, str))
+            return _condition(subject.contains(other, autoescape=isinstance(other, str)))
         if name == "startswith":
-            return subject.startswith(other, autoescape=isinstance(other, str))
-        return subject.endswith(other, autoescape=isinstance(other, str))
+            return _condition(subject.startswith(other, autoescape=isinstance(other, str)))
+        return _condition(subject.endswith(other, autoescape=isinstance(other, str)))
 
     # -- lambdas -------------------------------------------------------------------------------------
     def _lambda(self, node: ast.CollectionLambda, scope: Scope) -> sa.ColumnElement[bool]:
@@ -687,7 +694,9 @@ def _compile_parenthesized(element: _Parenthesized, compiler: Any, **kw: Any) ->
     return f"({compiler.process(element.clause, **kw)})"
 
 
-def _balanced(items: list[Any], combine: Callable[..., Any]) -> Any:
+def _balanced(
+    items: list[sa.ColumnElement[bool]], combine: Callable[..., sa.ColumnElement[bool]]
+) -> sa.ColumnElement[bool]:
     while len(items) > _CHUNK:
         items = [_Parenthesized(combine(*items[i : i + _CHUNK])) for i in range(0, len(items), _CHUNK)]
     return combine(*items)
@@ -700,7 +709,7 @@ def _flatten(node: Any) -> list[str]:
         node = node.owner
     if not isinstance(node, ast.Identifier):
         raise syntax("A property path must start with a property name.")
-    segments.append(node.full_name())
+    segments.append(_full_name(node))
     segments.reverse()
     return segments
 
@@ -778,3 +787,14 @@ def guid_literal(text: str) -> str:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _condition(expr: Any) -> sa.ColumnElement[bool]:
+    """An expression built from operands, as the boolean SQL expression it is (operands hold any SQL
+    expression, so what is built from them is typed ``Any``)."""
+    return expr  # type: ignore[no-any-return]
+
+
+def _full_name(node: ast.Identifier) -> str:
+    """``Namespace.Name`` of an identifier (the library's own ``full_name`` is untyped)."""
+    return ".".join((*node.namespace, node.name))

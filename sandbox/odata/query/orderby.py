@@ -52,7 +52,8 @@ def _orderby_expression(
     segments = path.split("/")
     if any(not s for s in segments):
         raise syntax(f"Syntax error in '$orderby' path '{path}'.")
-    current, source = entity, entity.table
+    current: EntityType = entity
+    source: Any = entity.table
     hops: list[Hop] = []
     for index, name in enumerate(segments):
         last = index == len(segments) - 1

@@ -63,7 +63,9 @@ class Aliases:
         self._counts: dict[Any, int] = {}
 
     def next(self, entity: EntityType) -> Any:
+        """A fresh alias of ``entity``'s table within this expression."""
         table = entity.table
+        assert table is not None
         index = self._counts.get(table, 0)
         self._counts[table] = index + 1
         if index >= _ALIAS_CACHE_DEPTH:
