@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sandbox.errors import BadRequest, NotFound
+from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import (
     BOOLEAN,
     DATE,
@@ -45,7 +46,7 @@ from sandbox.odata.model import (
 )
 
 LANGUAGE_CODE = 1033
-DEFAULT_NAMESPACE = "Microsoft.Dynamics.CRM"
+DEFAULT_NAMESPACE = NAMESPACE
 _METADATA_NAMESPACE = uuid.UUID("6d0f3c3e-2b7a-4f0e-9a53-0c1e5d6b8a10")
 
 #: Navigation properties of the metadata types: carried in the dicts, emitted only when expanded.

@@ -27,11 +27,8 @@ from typing import Any
 from sandbox.errors import BadRequest, NotImplementedYet
 from sandbox.odata import model as m
 from sandbox.odata.dataverse import codes
+from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import EntityType, Model, Property
-
-NAMESPACE = "Microsoft.Dynamics.CRM"
-#: Dataverse's code for a malformed FetchXML/QueryExpression ("Invalid XML." / "Invalid argument.")
-QUERY_ERROR = codes.INVALID_ARGUMENT
 
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
 _COMPARISONS = {"eq": "eq", "ne": "ne", "neq": "ne", "gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}
@@ -78,11 +75,15 @@ def literal(prop: Property, value: Any) -> str:
     kind = prop.type
     if prop.enum is not None or kind in (m.INT32, m.INT64):
         if isinstance(value, bool) or not re.fullmatch(r"-?\d+", text.strip()):
-            raise BadRequest(f"The value '{text}' is not a valid integer for attribute '{prop.name}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The value '{text}' is not a valid integer for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+            )
         return text.strip()
     if kind in (m.DECIMAL, m.DOUBLE):
         if isinstance(value, bool) or not re.fullmatch(r"-?\d+(\.\d+)?", text.strip()):
-            raise BadRequest(f"The value '{text}' is not a valid number for attribute '{prop.name}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The value '{text}' is not a valid number for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+            )
         return text.strip()
     if kind == m.BOOLEAN:
         lowered = text.strip().lower()
@@ -90,16 +91,22 @@ def literal(prop: Property, value: Any) -> str:
             return "true"
         if lowered in ("0", "false"):
             return "false"
-        raise BadRequest(f"The value '{text}' is not a valid boolean for attribute '{prop.name}'.", QUERY_ERROR)
+        raise BadRequest(
+            f"The value '{text}' is not a valid boolean for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+        )
     if kind == m.GUID:
         match = _GUID.match(text.strip())
         if match is None:
-            raise BadRequest(f"The value '{text}' is not a valid GUID for attribute '{prop.name}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The value '{text}' is not a valid GUID for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+            )
         return match.group(1).lower()
     if kind in (m.DATETIME, m.DATE):
         stripped = text.strip()
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?", stripped):
-            raise BadRequest(f"The value '{text}' is not a valid date for attribute '{prop.name}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The value '{text}' is not a valid date for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+            )
         if kind == m.DATE:
             return stripped[:10]
         stripped = stripped.replace(" ", "T")
@@ -127,7 +134,7 @@ def _function(name: str, prop: Property, values: list[str] | None = None, value:
 def _like(prop: Property, pattern: str, negate: bool) -> str:
     """A SQL LIKE pattern as Dataverse's string functions (which keep ``%``/``_`` as wildcards)."""
     if prop.type != m.STRING:
-        raise BadRequest(f"The like operator needs a string attribute, not '{prop.name}'.", QUERY_ERROR)
+        raise BadRequest(f"The like operator needs a string attribute, not '{prop.name}'.", codes.INVALID_ARGUMENT)
     if len(pattern) > 1 and pattern.startswith("%") and pattern.endswith("%"):
         text = f"contains({prop.name},{_string(pattern[1:-1])})"
     elif pattern.endswith("%"):
@@ -148,7 +155,8 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
     def single() -> Any:
         if len(values) != 1:
             raise BadRequest(
-                f"The operator '{operator}' needs exactly one value for attribute '{attribute}'.", QUERY_ERROR
+                f"The operator '{operator}' needs exactly one value for attribute '{attribute}'.",
+                codes.INVALID_ARGUMENT,
             )
         return values[0]
 
@@ -167,14 +175,17 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
     if op in ("in", "not-in"):
         if not values:
             raise BadRequest(
-                f"The operator '{operator}' needs at least one value for attribute '{attribute}'.", QUERY_ERROR
+                f"The operator '{operator}' needs at least one value for attribute '{attribute}'.",
+                codes.INVALID_ARGUMENT,
             )
         texts = [literal(prop, v) for v in values]
         joiner, compare = (" or ", "eq") if op == "in" else (" and ", "ne")
         return "(" + joiner.join(f"{name} {compare} {t}" for t in texts) + ")"
     if op in ("between", "not-between"):
         if len(values) != 2:
-            raise BadRequest(f"The operator '{operator}' needs two values for attribute '{attribute}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The operator '{operator}' needs two values for attribute '{attribute}'.", codes.INVALID_ARGUMENT
+            )
         low, high = (literal(prop, v) for v in values)
         text = f"({name} ge {low} and {name} le {high})"
         return f"not {text}" if op == "not-between" else text
@@ -212,7 +223,7 @@ def _int_attribute(element: ET.Element, name: str) -> int | None:
     if text is None or text == "":
         return None
     if not re.fullmatch(r"\d+", text.strip()):
-        raise BadRequest(f"The fetch attribute '{name}' must be a whole number, not '{text}'.", QUERY_ERROR)
+        raise BadRequest(f"The fetch attribute '{name}' must be a whole number, not '{text}'.", codes.INVALID_ARGUMENT)
     return int(text)
 
 
@@ -244,7 +255,7 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
         raise BadRequest(
             f"The FetchXML entity '{entity.name}' does not match the entity set "
             f"'{expected.entity_set}' it was sent to.",
-            QUERY_ERROR,
+            codes.INVALID_ARGUMENT,
         )
     select: list[str] | None = []
     orders: list[str] = []
@@ -354,7 +365,7 @@ _QE_OPERATORS = {
 def query_expression(query: Any, model: Model) -> tuple[EntityType, str | None]:
     """(entity, ``$filter`` text) of a ``Microsoft.Dynamics.CRM.QueryExpression`` JSON object."""
     if not isinstance(query, dict):
-        raise BadRequest("Each QuerySet item must be a QueryExpression object.", QUERY_ERROR)
+        raise BadRequest("Each QuerySet item must be a QueryExpression object.", codes.INVALID_ARGUMENT)
     entity = model.entities.get(str(query.get("EntityName") or ""))
     if entity is None:
         raise BadRequest(
@@ -369,14 +380,14 @@ def query_expression(query: Any, model: Model) -> tuple[EntityType, str | None]:
 
 def _qe_filter(entity: EntityType, criteria: Any) -> str:
     if not isinstance(criteria, dict):
-        raise BadRequest("Criteria must be a FilterExpression object.", QUERY_ERROR)
+        raise BadRequest("Criteria must be a FilterExpression object.", codes.INVALID_ARGUMENT)
     kind = str(criteria.get("FilterOperator") or "And").lower()
     if kind not in ("and", "or"):
-        raise BadRequest(f"The FilterOperator '{criteria.get('FilterOperator')}' is not valid.", QUERY_ERROR)
+        raise BadRequest(f"The FilterOperator '{criteria.get('FilterOperator')}' is not valid.", codes.INVALID_ARGUMENT)
     parts: list[str] = []
     for item in criteria.get("Conditions") or []:
         if not isinstance(item, dict):
-            raise BadRequest("Each condition must be a ConditionExpression object.", QUERY_ERROR)
+            raise BadRequest("Each condition must be a ConditionExpression object.", codes.INVALID_ARGUMENT)
         operator = str(item.get("Operator") or "")
         mapped = _QE_OPERATORS.get(operator.lower())
         if mapped is None:
