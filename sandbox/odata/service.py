@@ -1007,8 +1007,8 @@ class ODataService:
         spec = self.actions.find(name, entity.name, collection) or (
             self.actions.find(name, base, collection) if base else None
         )
-        generic = self.endpoints.collection_action(name) if qualified and collection else None
-        if spec is None and generic is None:
+        collection_action = self.endpoints.collection_action(name) if qualified and collection else None
+        if spec is None and collection_action is None:
             if key is not None and segment.name not in entity.properties:
                 raise self.dialect.unknown_property(entity, segment.name)
             raise self.dialect.unknown_set(segment.name)
@@ -1018,10 +1018,10 @@ class ODataService:
                 f"'{self.model.namespace}.'.",
                 codes.QUERY_SYNTAX,
             )
-        if generic is not None:
+        if collection_action is not None:
             if method != "POST":
                 raise MethodNotAllowed(f"The action '{name}' accepts POST only.")
-            return generic.handler(self, entity, self.request_body(), state)
+            return collection_action.handler(self, entity, self.request_body(), state)
         assert spec is not None
         target = self.require_row(entity, key, state) if key is not None else None
         return self._run_operation(method, spec, target, segment, state)

@@ -44,6 +44,7 @@ from sandbox.odata.model import (
     Model,
     Property,
 )
+from sandbox.odata.query.scanning import UnbalancedBrackets, UnterminatedLiteral, split_outside
 
 LANGUAGE_CODE = 1033
 DEFAULT_NAMESPACE = NAMESPACE
@@ -568,19 +569,12 @@ def parse_expand(text: str | None) -> dict[str, list[str] | None] | None:
 
 
 def _split_top_level(text: str, separator: str) -> list[str]:
-    parts, depth, quoted, start = [], 0, False, 0
-    for index, char in enumerate(text):
-        if char == "'":
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and char == separator:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return parts
+    """Split on ``separator`` outside quotes and parentheses; text that does not pair up stays one term
+    (which :func:`parse_expand` then refuses as an invalid clause)."""
+    try:
+        return split_outside(text, separator, "(", ")", stray_closer_fails=False)
+    except (UnterminatedLiteral, UnbalancedBrackets):
+        return [text]
 
 
 # ---- addressing -----------------------------------------------------------------------------------------
