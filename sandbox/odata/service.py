@@ -171,6 +171,7 @@ class ODataService:
 
     # ---- top-level routing ----------------------------------------------------------------------------
     def handle(self, method: str, path: str, state: RequestState) -> Response:
+        """Answer one request below the service root (also each part of a ``$batch``)."""
         path = urllib.parse.unquote(path) if "%" in path else path
         if path in ("", "/"):
             return json_response(
@@ -271,11 +272,13 @@ class ODataService:
         return converted
 
     def key_text(self, entity: EntityType, key: dict[str, Any]) -> str:
+        """How a key is named in messages (the bare value of a single key, else ``name=value`` pairs)."""
         if set(key) == set(entity.key) and len(entity.key) == 1:
             return str(next(iter(key.values())))
         return ",".join(f"{k}={v}" for k, v in key.items())
 
     def find_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row | None:
+        """The row ``key`` names in this request's scope, or None."""
         row = self._find_by_key(entity, key, state, whole_row=True)
         return dict(row._mapping) if row is not None else None
 
@@ -347,6 +350,7 @@ class ODataService:
         return self.db.connection.execute(query, {f"sandbox_k_{k}": v for k, v in key.items()}).first()
 
     def require_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row:
+        """The row ``key`` names, or the dialect's not-found error."""
         row = self.find_row(entity, key, state)
         if row is None:
             raise self.dialect.not_found(entity, self.key_text(entity, key))
@@ -384,6 +388,8 @@ class ODataService:
     def base_query(
         self, entity: EntityType, options: QueryOptions, state: RequestState, extra: Iterable[Any] = ()
     ) -> sa.Select[Any]:
+        """The SELECT of ``entity``'s rows in this request's scope, with ``extra`` conditions, the dialect's
+        conditions and ``$filter``."""
         table = entity.table
         assert table is not None
         query = sa.select(table)
@@ -400,6 +406,8 @@ class ODataService:
     def read_collection(
         self, entity: EntityType, state: RequestState, extra: Iterable[Any] = (), context_suffix: str | None = None
     ) -> Response:
+        """GET of a collection: a page of rows with the options of the request (or what the dialect
+        answers for a read in another query language)."""
         extra = list(extra)
         other = self.dialect.collection_query(self, entity, state, nested=bool(extra))
         if other is not None:
@@ -436,6 +444,7 @@ class ODataService:
     def render_rows(
         self, entity: EntityType, rows: list[Row], options: QueryOptions, state: RequestState
     ) -> list[dict[str, Any]]:
+        """Rows as JSON, with the annotations asked for and their ``$expand``-ed relatives."""
         select = self.dialect.effective_select(entity, options.select)
         rendered = [self.dialect.serialize(entity, row, select, state.annotations) for row in rows]
         if state.annotations:
@@ -472,6 +481,7 @@ class ODataService:
         state: RequestState,
         limit: int | None = None,
     ) -> list[Row]:
+        """The rows ``nav`` leads to from ``row``, filtered and ordered by ``options``."""
         target = self.model.entities[nav.target]
         conditions = self.nav_conditions(entity, row, nav)
         if conditions is None:
@@ -509,6 +519,7 @@ class ODataService:
         return conditions
 
     def read_entity(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
+        """GET of one row (304 when ``If-None-Match`` holds its etag)."""
         options = self.parse_options(entity, state)
         row = self.require_row(entity, key, state)
         etag = self.dialect.etag(row)
@@ -528,6 +539,7 @@ class ODataService:
         return response
 
     def count(self, entity: EntityType, state: RequestState, extra: Iterable[Any] = ()) -> Response:
+        """GET ``<set>/$count``: the number of matching rows, as text."""
         options = self.parse_options(entity, state)
         query = self.base_query(entity, options, state, extra)
         total = self.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
@@ -536,6 +548,7 @@ class ODataService:
     def context_url(
         self, state: RequestState, entity: EntityType, select: list[str] | None, suffix: str | None = None
     ) -> str:
+        """The ``@odata.context`` of a response about ``entity`` (with the ``$select`` projection)."""
         projection = f"({','.join(select)})" if select else ""
         return f"{state.base_url}$metadata#{entity.entity_set}{projection}{suffix or ''}"
 
@@ -794,6 +807,7 @@ class ODataService:
         return self.dialect.deep_insert and not entity.navigations.keys().isdisjoint(body)
 
     def create(self, entity: EntityType, body: dict[str, Any], state: RequestState) -> Response:
+        """POST to a collection: create the row and answer the dialect's way."""
         epoch = self.store.change_epoch(self.model.storage_name(entity.name))
         row = self.create_row(entity, body, state)
         if (
@@ -808,6 +822,7 @@ class ODataService:
     def update_or_upsert(
         self, entity: EntityType, key: dict[str, Any], body: dict[str, Any], state: RequestState, *, method: str
     ) -> Response:
+        """PATCH/PUT of one row: update it (If-Match checked), or create it where the dialect upserts."""
         if entity.read_only:
             raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
         row = self.find_row(entity, key, state)
@@ -833,6 +848,7 @@ class ODataService:
         return self.dialect.upserted_response(self, entity, row, state, created=False)
 
     def check_etag(self, row: Row, if_match: str | None) -> None:
+        """Refuse (412) a write whose ``If-Match`` names none of the row's etag."""
         if if_match is None or if_match.strip() == "*":
             return
         candidates = [tag.strip() for tag in if_match.split(",")]
@@ -843,6 +859,7 @@ class ODataService:
             )
 
     def delete(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
+        """DELETE of one row (If-Match checked)."""
         if entity.read_only:
             raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
         row = self.require_row(entity, key, state)
@@ -1071,6 +1088,7 @@ class ODataService:
         return params
 
     def operation_response(self, result: Any, state: RequestState) -> Response:
+        """The response for what an action or function handler returned (see :mod:`sandbox.odata.actions`)."""
         if result is None:
             return Response(status=204)
         if isinstance(result, EntityResult):

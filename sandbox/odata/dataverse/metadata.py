@@ -65,6 +65,8 @@ class MetadataEndpoints:
     def definitions(
         self, service: ODataService, with_attributes: bool = False, with_relationships: bool = False
     ) -> list[dict[str, Any]]:
+        """The EntityDefinitions of the model (the plain ones cached; with attributes or relationships
+        built on demand)."""
         if with_attributes or with_relationships:
             return entitydefs.entity_definitions(
                 service.model, include_attributes=with_attributes, include_relationships=with_relationships

@@ -141,6 +141,8 @@ class Operand:
 
 @dataclass(frozen=True)
 class Scope:
+    """Where names resolve: the entity and table (or alias) of the expression, and the lambda variables."""
+
     entity: EntityType
     source: Any
     variables: dict[str, tuple[EntityType, Any]]
@@ -175,6 +177,8 @@ def compile_filter(
 
 
 class FilterCompiler:
+    """Translates one parsed ``$filter`` of one entity; query function handlers use its public helpers."""
+
     def __init__(self, text: str, model: Model, dialect: FilterDialect, placeholders: dict[str, Any]) -> None:
         self.text = text
         self.model = model
@@ -439,6 +443,8 @@ class FilterCompiler:
         return self.membership(left, values, negate=False)
 
     def membership(self, operand: Operand, values: list[Any], negate: bool) -> sa.ColumnElement[bool]:
+        """``operand`` in (or, with ``negate``, not in or null) ``values``, case-insensitive where the
+        dialect is."""
         expr = operand.expr
         if operand.edm == STRING and self.dialect.case_insensitive:
             expr, values = sa.func.lower(expr), [v.lower() if isinstance(v, str) else v for v in values]
@@ -747,6 +753,7 @@ _INT64_LIMIT = 2**63
 
 
 def int_literal(text: str) -> int:
+    """An integer literal, refused (400) outside Edm.Int64."""
     value = int(text)
     if not -_INT64_LIMIT <= value < _INT64_LIMIT:
         raise syntax(f"The integer literal '{text}' is out of range.")
@@ -772,6 +779,7 @@ def _as_utc(moment: dt.datetime) -> dt.datetime:
 
 
 def parse_datetime(text: str) -> dt.datetime:
+    """An ISO date or date-time (``Z`` or an offset) as an aware UTC datetime."""
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
@@ -782,6 +790,7 @@ def parse_datetime(text: str) -> dt.datetime:
 
 
 def guid_literal(text: str) -> str:
+    """A GUID in its canonical lower-case form."""
     return str(uuid.UUID(text.strip()))
 
 

@@ -28,6 +28,7 @@ class Hop:
 
 
 def join_conditions(source: Any, nav: NavigationProperty, alias: Any) -> list[sa.ColumnElement[bool]]:
+    """The conditions joining ``alias`` (the target of ``nav``) to ``source``."""
     conditions: list[sa.ColumnElement[bool]] = [alias.c[remote] == source.c[local] for local, remote in nav.pairs]
     conditions.extend(source.c[local] == value for local, value in nav.local_condition.items())
     return conditions
@@ -78,6 +79,7 @@ class Aliases:
 
 
 def nav_target(model: Model, entity: EntityType, nav: NavigationProperty) -> EntityType:
+    """The entity type ``nav`` leads to (400 when the model lacks it)."""
     target = model.entities.get(nav.target)
     if target is None:
         raise syntax(f"The navigation property '{nav.name}' of '{entity.name}' targets an unknown type.")
