@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.odata.dataverse import codes
+
 
 class SandboxError(Exception):
     """Base of every error a service answers with. Never escapes as a 500 traceback."""
 
     status: int = 500
-    default_code: str = "0x80040216"  # Dataverse "unexpected error"
+    default_code: str = codes.UNEXPECTED  # Dataverse "unexpected error"
 
     def __init__(
         self,
@@ -35,42 +37,42 @@ class SandboxError(Exception):
 
 class BadRequest(SandboxError):
     status = 400
-    default_code = "0x80040203"
+    default_code = codes.INVALID_ARGUMENT
 
 
 class Unauthorized(SandboxError):
     status = 401
-    default_code = "0x80040220"
+    default_code = codes.PRIVILEGE_DENIED
 
 
 class NotFound(SandboxError):
     status = 404
-    default_code = "0x80040217"
+    default_code = codes.OBJECT_DOES_NOT_EXIST
 
 
 class MethodNotAllowed(SandboxError):
     status = 405
-    default_code = "0x80060888"
+    default_code = codes.QUERY_SYNTAX
 
 
 class Conflict(SandboxError):
     status = 409
-    default_code = "0x80040237"
+    default_code = codes.DUPLICATE_RECORD
 
 
 class PreconditionFailed(SandboxError):
     status = 412
-    default_code = "0x80060882"
+    default_code = codes.CONCURRENCY_VERSION_MISMATCH
 
 
 class PayloadTooLarge(SandboxError):
     status = 413
-    default_code = "0x8005f206"
+    default_code = codes.REQUEST_TOO_LARGE
 
 
 class TooManyRequests(SandboxError):
     status = 429
-    default_code = "0x80072322"
+    default_code = codes.RATE_LIMIT_EXCEEDED
 
 
 class InternalError(SandboxError):
@@ -79,12 +81,12 @@ class InternalError(SandboxError):
 
 class NotImplementedYet(SandboxError):
     status = 501
-    default_code = "0x8004801a"
+    default_code = codes.NOT_SUPPORTED
 
 
 class ServiceUnavailable(SandboxError):
     status = 503
-    default_code = "0x80040216"
+    default_code = codes.UNEXPECTED
 
 
 def error_for_status(status: int, message: str, code: str | None = None, **kwargs: Any) -> SandboxError:

@@ -39,9 +39,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox.errors import BadRequest, InternalError, SandboxError
+from sandbox.odata.dataverse import codes
 
 #: HRESULT Dataverse answers for an unreadable / malformed batch payload.
-MALFORMED_CODE = "0x80048d19"
+MALFORMED_CODE = codes.PAYLOAD_INVALID
 
 #: Methods a batch part may use; only the writes may appear inside a change set.
 ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})

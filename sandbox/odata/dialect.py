@@ -1,68 +1,128 @@
-"""What differs between the Dataverse and F&O OData services, in one place.
+"""The contract between the generic OData service and the two services it emulates.
 
 The generic service (:mod:`sandbox.odata.service`) asks its dialect how to convert values, render rows,
-etags, keys, errors and next links; everything else is shared.
+etags, keys, errors, pages and write responses, and which endpoints to serve beside the entity sets;
+everything else is shared. :class:`Dialect` declares every hook the service calls: the abstract ones each
+dialect must answer, the others with the behaviour both share. Implementations:
+:class:`sandbox.odata.dataverse.DataverseDialect` and :class:`sandbox.odata.fno.FnoDialect`.
 """
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import decimal
 import json
-import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import Response
 
 from sandbox.errors import BadRequest, SandboxError
 from sandbox.odata import model as m
 from sandbox.odata.batch import BatchDialect
+from sandbox.odata.csdl import Dialect as CsdlFlavour
+from sandbox.odata.dataverse import codes
+from sandbox.odata.endpoints import Endpoints
 from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Property
-from sandbox.odata.options import FilterDialect
+from sandbox.odata.query import ExpandItem, FilterDialect
 from sandbox.odata.urls import format_literal, is_guid
+from sandbox.wellknown import INTEGRATION_IDENTITY, SYSTEM_IDENTITY
+
+if TYPE_CHECKING:
+    from sandbox.odata.query import QueryOptions
+    from sandbox.odata.service import ODataService, RequestState
 
 #: types whose stored Python value is already the JSON value (see Dialect.out_value)
 _AS_STORED = frozenset({m.STRING, m.INT32, m.INT64, m.BOOLEAN, m.GUID})
 
-JSON_CONTENT_TYPE = (
-    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
-)
 
+class Dialect(abc.ABC):
+    """Every hook :class:`sandbox.odata.service.ODataService` calls. Abstract hooks are the ones where the
+    two services differ; the rest hold the behaviour they share and may be overridden."""
 
-def query_string(args: dict[str, str]) -> str:
-    """Encode query options the way OData services print them (``$skip=2``, not ``%24skip=2``)."""
-    value_safe = "$'(),:*/@-"
-    return "&".join(
-        urllib.parse.quote(k, safe="$@-") + "=" + urllib.parse.quote(v, safe=value_safe) for k, v in args.items()
-    )
-
-
-class Dialect:
-    """Base dialect. Subclasses: :class:`sandbox.odata.dataverse.DataverseDialect`, :class:`sandbox.odata.fno.FnoDialect`."""
-
-    name = "odata"
-    root = "/odata/"
-    namespace = ""
-    max_page_size = 5000
-    allow_skip = True
-    patch_upserts = False
-    create_returns_body = False
-    enums_as_names = False
-    string_default = None
-    filter_dialect = FilterDialect()
-    batch_dialect: BatchDialect
+    #: short name (``info`` of the control plane)
+    name: ClassVar[str]
+    #: the CSDL flavour ``$metadata`` is rendered in (:func:`sandbox.odata.csdl.render_csdl`)
+    csdl_name: ClassVar[CsdlFlavour]
+    #: the service root the dialect answers at (and prints in URLs)
+    root: ClassVar[str]
+    #: the namespace of the entity types (``Microsoft.Dynamics.CRM``)
+    namespace: ClassVar[str]
+    #: the largest page a collection read returns
+    max_page_size: int = 5000
+    #: whether ``$skip`` is accepted on a collection
+    allow_skip: ClassVar[bool] = True
+    #: whether PATCH/PUT to a missing key creates the row (Dataverse upsert)
+    patch_upserts: ClassVar[bool] = False
+    #: whether a body may name navigation properties (deep insert, or a lookup cleared by name)
+    deep_insert: ClassVar[bool] = False
+    #: whether enum values are read and written as member names (F&O) rather than numbers
+    enums_as_names: ClassVar[bool] = False
+    #: how query options are read (case, wildcards, functions)
+    filter_dialect: ClassVar[FilterDialect]
+    #: how ``$batch`` is parsed and answered
+    batch_dialect: ClassVar[BatchDialect]
     #: identities allowed to write read-only (system-owned) columns: the dual-write bridge and the seeder
-    privileged_identities = frozenset({"dualwrite", "system"})
+    privileged_identities: ClassVar[frozenset[str]] = frozenset({INTEGRATION_IDENTITY, SYSTEM_IDENTITY})
+
+    # ---- wiring -----------------------------------------------------------------------------------
+    def roots(self) -> list[str]:
+        """Every service root the service is mounted at (the first is the one URLs are printed with)."""
+        return [self.root]
+
+    def root_for(self, path: str) -> str:
+        """The service root a request path came in under."""
+        for root in self.roots():
+            if path.startswith(root) or path + "/" == root:
+                return root
+        return self.root
+
+    def register_endpoints(self, endpoints: Endpoints) -> None:  # noqa: B027 (a hook; most dialects add none)
+        """Declare what the dialect serves beside the entity sets and the registered actions (called
+        once, when the service is built)."""
 
     # ---- naming -----------------------------------------------------------------------------------
     def type_label(self, entity: EntityType) -> str:
+        """The qualified type name used in messages and ``@odata.type``."""
         return f"{self.namespace}.{entity.name}"
 
     def entity_url(self, base: str, entity: EntityType, row: dict[str, Any]) -> str:
+        """The URL of one row (``@odata.id``, ``Location``)."""
         return f"{base}{entity.entity_set}({self.format_key(entity, row)})"
 
     def format_key(self, entity: EntityType, row: dict[str, Any]) -> str:
+        """The key predicate of a row, without parentheses."""
         return ",".join(f"{k}={format_literal(self.out_value(entity.properties[k], row.get(k)))}" for k in entity.key)
+
+    def row_id_text(self, entity: EntityType, row: dict[str, Any]) -> str:
+        """How a row is named in messages."""
+        return self.format_key(entity, row)
+
+    def rowid(self, row: dict[str, Any]) -> int:
+        """The row's internal id."""
+        return int(row[ROWID])
+
+    # ---- keys -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def key_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
+        """A literal of a URL key predicate converted to the stored value (raises the dialect's error)."""
+
+    def key_condition(self, entity: EntityType, column: Any, value: Any) -> Any:
+        """The SQL condition matching ``column`` to a key value."""
+        return column == value
+
+    @abc.abstractmethod
+    def invalid_key(self, entity: EntityType) -> SandboxError:
+        """The error for a key predicate that names neither the key nor an alternate key."""
+
+    def scope(self, entity: EntityType, state: RequestState) -> list[Any]:
+        """SQL conditions limiting every read and lookup by key of ``entity`` in this request (F&O: the
+        caller's company)."""
+        return []
+
+    def entity_conditions(self, entity: EntityType) -> list[Any]:
+        """SQL conditions every collection read of ``entity`` adds."""
+        return []
 
     # ---- values -----------------------------------------------------------------------------------
     def in_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
@@ -79,12 +139,9 @@ class Dialect:
         the request-body loop skip the call for the commonest value)."""
         return prop.type == m.STRING and prop.enum is None
 
+    @abc.abstractmethod
     def type_error(self, entity: EntityType, prop: Property, value: Any) -> SandboxError:
-        return BadRequest(
-            f"Cannot convert the literal '{value}' to the expected type '{prop.type}' "
-            f"of property '{prop.name}' on type '{self.type_label(entity)}'.",
-            "0x80048d19",
-        )
+        """The error for a value that cannot be converted to its property's type."""
 
     def _convert_in(self, prop: Property, value: Any) -> Any:
         kind = prop.type
@@ -97,7 +154,7 @@ class Dialect:
                 raise BadRequest(
                     f"The length of the '{prop.name}' attribute exceeded the maximum allowed "
                     f"length of '{prop.max_length}'.",
-                    "0x80044331",
+                    codes.VALUE_OUT_OF_RANGE,
                 )
             return value
         if kind in (m.INT32, m.INT64):
@@ -112,10 +169,10 @@ class Dialect:
         if kind == m.DECIMAL:
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise TypeError
-            number = decimal.Decimal(str(value))
-            if not number.is_finite():
+            amount = decimal.Decimal(str(value))
+            if not amount.is_finite():
                 raise ValueError
-            return number
+            return amount
         if kind == m.DOUBLE:
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise TypeError
@@ -142,6 +199,7 @@ class Dialect:
         raise TypeError
 
     def enum_in(self, prop: Property, value: Any) -> int:
+        """An enum value from a body (its number, or a member name) as the stored number."""
         assert prop.enum is not None
         if isinstance(value, bool):
             raise TypeError
@@ -149,7 +207,7 @@ class Dialect:
             if value not in prop.enum.members.values():
                 raise BadRequest(
                     f"A validation error occurred. The value {value} of '{prop.name}' is outside the valid range.",
-                    "0x80044331",
+                    codes.VALUE_OUT_OF_RANGE,
                 )
             return value
         if isinstance(value, str):
@@ -158,7 +216,7 @@ class Dialect:
                 raise BadRequest(
                     f"The value '{value}' is not a valid member of enumeration "
                     f"'{prop.enum.qualified_name}' for property '{prop.name}'.",
-                    "0x80048d19",
+                    codes.PAYLOAD_INVALID,
                 )
             return number
         raise TypeError
@@ -184,6 +242,7 @@ class Dialect:
 
     # ---- rows -------------------------------------------------------------------------------------
     def etag(self, row: dict[str, Any]) -> str:
+        """The row's etag (``@odata.etag``, ``ETag``, ``If-Match``)."""
         return f'W/"{row[ROWVERSION]}"'
 
     def serialize(
@@ -194,6 +253,7 @@ class Dialect:
         annotations: bool = False,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """One row as JSON: its etag and the ``select``-ed (else every visible) column."""
         out: dict[str, Any] = {"@odata.etag": self.etag(row)}
         out_value = self.out_value
         for name, prop, as_stored in self._columns_out(entity, select):
@@ -222,24 +282,98 @@ class Dialect:
             cache[signature] = columns
         return columns
 
-    def created_response_renders_row(self, state: Any) -> bool:
+    def effective_select(self, entity: EntityType, select: list[str] | None) -> list[str] | None:
+        """The columns a row renders for a ``$select`` (Dataverse adds the key and the currency)."""
+        return select
+
+    def annotate(  # noqa: B027 (a hook; only Dataverse annotates)
+        self,
+        service: ODataService,
+        entity: EntityType,
+        rows: list[dict[str, Any]],
+        rendered: list[dict[str, Any]],
+        select: list[str] | None,
+    ) -> None:
+        """Add instance annotations to ``rendered`` rows when the request asked for them."""
+
+    # ---- query options and paging -------------------------------------------------------------------
+    @abc.abstractmethod
+    def check_options(self, args: dict[str, str]) -> None:
+        """Refuse the query options this service does not take (all known to OData)."""
+
+    @abc.abstractmethod
+    def check_expand(self, item: ExpandItem) -> None:
+        """Refuse the ``$expand`` forms this service does not take."""
+
+    @abc.abstractmethod
+    def cap_count(self, total: int) -> int:
+        """The ``@odata.count`` shown for ``total`` matching rows."""
+
+    @abc.abstractmethod
+    def page_size(self, state: RequestState) -> int:
+        """The rows a page holds for this request (``Prefer: odata.maxpagesize``)."""
+
+    @abc.abstractmethod
+    def page_offset(self, state: RequestState, options: QueryOptions) -> int:
+        """The offset of the page asked for (``$skip`` or a ``$skiptoken``)."""
+
+    @abc.abstractmethod
+    def top_ignored_with_paging(self, state: RequestState) -> bool:
+        """Whether ``$top`` yields to the page size in this request."""
+
+    @abc.abstractmethod
+    def next_link(self, state: RequestState, offset: int, page_size: int) -> str:
+        """The ``@odata.nextLink`` of the page ending at ``offset``."""
+
+    def collection_query(
+        self, service: ODataService, entity: EntityType, state: RequestState, nested: bool
+    ) -> Response | None:
+        """A response for a collection GET that is not plain OData (Dataverse ``?fetchXml=``, change
+        tracking), else None. ``nested`` is true for a collection reached through a navigation property."""
+        return None
+
+    # ---- writes -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def check_odata_annotation(self, entity: EntityType, name: str, value: Any) -> None:
+        """Check an ``@odata.*`` annotation of a request body (``@odata.type`` must match)."""
+
+    def complete_values(  # noqa: B027 (a hook; only F&O fills values in)
+        self, entity: EntityType, values: dict[str, Any], state: RequestState, *, creating: bool
+    ) -> None:
+        """Fill in or drop column values of a validated body before it is written."""
+
+    @abc.abstractmethod
+    def lookup_write(self, entity: EntityType, name: str) -> SandboxError:
+        """The error for a body writing a lookup column directly."""
+
+    @abc.abstractmethod
+    def malformed_json(self, detail: str) -> SandboxError:
+        """The error for a request body that is not the JSON expected."""
+
+    @abc.abstractmethod
+    def created_response(
+        self, service: ODataService, entity: EntityType, row: dict[str, Any], state: RequestState
+    ) -> Response:
+        """The answer to a POST that created ``row``."""
+
+    def created_response_renders_row(self, state: RequestState) -> bool:
         """Whether :meth:`created_response` shows the created row's values (then they are read back as
         stored); a dialect answering with the key and the etag alone says False."""
         return True
 
-    # ---- collection reads in another query language -----------------------------------------------
-    def collection_query(self, service: Any, entity: EntityType, state: Any, nested: bool) -> Response | None:
-        """A response for a collection GET that is not plain OData (Dataverse ``?fetchXml=``), else None.
-
-        ``nested`` is true for a collection reached through a navigation property.
-        """
-        return None
+    @abc.abstractmethod
+    def upserted_response(
+        self, service: ODataService, entity: EntityType, row: dict[str, Any], state: RequestState, *, created: bool
+    ) -> Response:
+        """The answer to a PATCH/PUT that updated ``row`` (or created it, as an upsert)."""
 
     # ---- errors -----------------------------------------------------------------------------------
+    @abc.abstractmethod
     def error_body(self, error: SandboxError) -> dict[str, Any]:
-        return {"error": {"code": error.code, "message": error.message}}
+        """The JSON body of an error response."""
 
     def render_error(self, error: SandboxError) -> Response:
+        """An error as the service's error response."""
         response = Response(
             json.dumps(self.error_body(error)), status=error.status, content_type="application/json; charset=utf-8"
         )
@@ -248,25 +382,14 @@ class Dialect:
             response.headers[name] = value
         return response
 
-    # ---- messages that differ -----------------------------------------------------------------------
+    @abc.abstractmethod
     def not_found(self, entity: EntityType, key_text: str) -> SandboxError:
-        from sandbox.errors import NotFound
+        """The error for a key that names no row."""
 
-        return NotFound(f"Entity '{entity.name}' With Id = {key_text} Does Not Exist")
-
+    @abc.abstractmethod
     def unknown_set(self, name: str) -> SandboxError:
-        from sandbox.errors import NotFound
+        """The error for a path segment that names no entity set, operation or navigation."""
 
-        return NotFound(f"Resource not found for the segment '{name}'.", "0x8006088a")
-
+    @abc.abstractmethod
     def unknown_property(self, entity: EntityType, name: str) -> SandboxError:
-        return BadRequest(
-            f"An undeclared property '{name}' was found in the payload of type '{self.type_label(entity)}'.",
-            "0x80048d19",
-        )
-
-    def row_id_text(self, entity: EntityType, row: dict[str, Any]) -> str:
-        return self.format_key(entity, row)
-
-    def rowid(self, row: dict[str, Any]) -> int:
-        return int(row[ROWID])
+        """The error for a name that is no property of ``entity`` (in a path or a body)."""

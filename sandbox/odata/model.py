@@ -48,6 +48,8 @@ class EnumType:
     namespace: str = ""
 
     def name_of(self, value: int | None) -> str | None:
+        if value is None:
+            return None
         try:
             return self._names_by_number.get(value)
         except TypeError:  # unhashable: equal to no member
@@ -152,7 +154,7 @@ class EntityType:
     def prop(self, name: str) -> Property | None:
         return self.properties.get(name)
 
-    def column(self, name: str) -> sa.Column:
+    def column(self, name: str) -> sa.Column[Any]:
         assert self.table is not None, "model not bound to a MetaData"
         return self.table.c[name]
 
@@ -219,7 +221,7 @@ class Model:
                         raise ValueError(f"{entity.name}.{nav.name}: bad pair {local}->{remote}")
 
 
-def _sql_type(prop: Property) -> sa.types.TypeEngine:
+def _sql_type(prop: Property) -> sa.types.TypeEngine[Any]:
     match prop.type:
         case "Edm.String":
             return sa.String(prop.max_length) if prop.max_length else sa.Text()
@@ -244,7 +246,7 @@ def _sql_type(prop: Property) -> sa.types.TypeEngine:
 
 
 def _build_table(metadata: sa.MetaData, entity: EntityType) -> sa.Table:
-    columns: list[sa.Column] = [
+    columns: list[sa.Column[Any]] = [
         sa.Column(ROWID, sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(ROWVERSION, sa.BigInteger, nullable=False, default=1),
     ]
@@ -263,7 +265,7 @@ def _build_table(metadata: sa.MetaData, entity: EntityType) -> sa.Table:
         if any(folded):
             sa.Index(
                 f"ix_{entity.entity_set}_ci{index}",
-                *[sa.func.lower(table.c[k]) if fold else table.c[k] for k, fold in zip(key, folded)],
+                *[sa.func.lower(table.c[k]) if fold else table.c[k] for k, fold in zip(key, folded, strict=True)],
             )
     for nav in entity.navigations.values():
         if nav.owns_fk:

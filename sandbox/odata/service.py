@@ -22,17 +22,20 @@ from sandbox.errors import BadRequest, MethodNotAllowed, NotFound, PreconditionF
 from sandbox.odata import batch as batchlib
 from sandbox.odata import csdl
 from sandbox.odata.actions import ActionContext, ActionRegistry, ActionSpec, CollectionResult, EntityResult
-from sandbox.odata.dialect import JSON_CONTENT_TYPE, Dialect
+from sandbox.odata.dataverse import codes
+from sandbox.odata.dialect import Dialect
+from sandbox.odata.endpoints import Endpoints
 from sandbox.odata.model import ROWID, EntityType, Model, NavigationProperty, Property
-from sandbox.odata.options import (
+from sandbox.odata.query import (
     ExpandItem,
+    QueryOptions,
+    check_known_options,
     compile_filter,
-    parse_expand,
-    parse_int_option,
     parse_orderby,
+    parse_query_options,
     parse_select,
-    substitute_aliases,
 )
+from sandbox.odata.responses import json_response
 from sandbox.odata.store import Row, Store, fold_key_value
 from sandbox.odata.urls import Segment, parse_key_predicate, parse_literal, parse_segment, split_args, split_path
 
@@ -47,7 +50,7 @@ def identity_of(req: Any) -> str:
     for header in IDENTITY_HEADERS:
         value = req.headers.get(header)
         if value:
-            return value.strip()
+            return str(value).strip()
     return DEFAULT_IDENTITY
 
 
@@ -61,17 +64,6 @@ def parse_prefer(header: str | None) -> dict[str, str]:
         if name:
             prefs[name.strip().lower()] = value.strip().strip('"')
     return prefs
-
-
-@dataclass
-class QueryOptions:
-    select: list[str] | None = None
-    filter: str | None = None
-    orderby: str | None = None
-    top: int | None = None
-    skip: int | None = None
-    expand: list[ExpandItem] = field(default_factory=list)
-    count: bool = False
 
 
 @dataclass
@@ -129,7 +121,9 @@ class ODataService:
         self._body_plans: dict[
             str, tuple[EntityType, dict[str, _ColumnPlan], dict[str, tuple[NavigationProperty, dict[str, None]]]]
         ] = {}
-        dialect.bind(self)
+        #: what the dialect serves beside the entity sets and ``actions``
+        self.endpoints = Endpoints()
+        dialect.register_endpoints(self.endpoints)
 
     # ---- wiring ---------------------------------------------------------------------------------------
     def register(self, app: Flask) -> None:
@@ -177,9 +171,10 @@ class ODataService:
 
     # ---- top-level routing ----------------------------------------------------------------------------
     def handle(self, method: str, path: str, state: RequestState) -> Response:
+        """Answer one request below the service root (also each part of a ``$batch``)."""
         path = urllib.parse.unquote(path) if "%" in path else path
         if path in ("", "/"):
-            return self._json(
+            return json_response(
                 {
                     "@odata.context": f"{state.base_url}$metadata",
                     "value": [
@@ -195,9 +190,11 @@ class ODataService:
                 raise MethodNotAllowed("$batch accepts POST only.")
             return self._batch(state)
         segments = [parse_segment(s) for s in split_path(path)]
-        special = self.dialect.special(self, method, segments, state)
-        if special is not None:
-            return special
+        resource = self.endpoints.resource_for(segments)
+        if resource is not None:
+            if method != resource.method:
+                raise resource.refuse_method()
+            return resource.handler(self, segments, state)
         head = segments[0]
         entity = self.model.by_set.get(head.name)
         if entity is None:
@@ -229,7 +226,7 @@ class ODataService:
                 if method == "GET":
                     return self.read_collection(entity, state)
                 if method == "POST":
-                    return self.create(entity, self._body(), state)
+                    return self.create(entity, self.request_body(), state)
                 raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
             if rest[0].name == "$count" and len(rest) == 1 and method == "GET":
                 return self.count(entity, state)
@@ -241,7 +238,7 @@ class ODataService:
             if method == "GET":
                 return self.read_entity(entity, key, state)
             if method in ("PATCH", "PUT"):
-                return self.update_or_upsert(entity, key, self._body(), state, method=method)
+                return self.update_or_upsert(entity, key, self.request_body(), state, method=method)
             if method == "DELETE":
                 return self.delete(entity, key, state)
             raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
@@ -275,11 +272,13 @@ class ODataService:
         return converted
 
     def key_text(self, entity: EntityType, key: dict[str, Any]) -> str:
+        """How a key is named in messages (the bare value of a single key, else ``name=value`` pairs)."""
         if set(key) == set(entity.key) and len(entity.key) == 1:
             return str(next(iter(key.values())))
         return ",".join(f"{k}={v}" for k, v in key.items())
 
     def find_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row | None:
+        """The row ``key`` names in this request's scope, or None."""
         row = self._find_by_key(entity, key, state, whole_row=True)
         return dict(row._mapping) if row is not None else None
 
@@ -351,6 +350,7 @@ class ODataService:
         return self.db.connection.execute(query, {f"sandbox_k_{k}": v for k, v in key.items()}).first()
 
     def require_row(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Row:
+        """The row ``key`` names, or the dialect's not-found error."""
         row = self.find_row(entity, key, state)
         if row is None:
             raise self.dialect.not_found(entity, self.key_text(entity, key))
@@ -358,39 +358,12 @@ class ODataService:
 
     # ---- reads ----------------------------------------------------------------------------------------
     def parse_options(self, entity: EntityType, state: RequestState) -> QueryOptions:
-        args = state.args
-        known = {
-            "$select",
-            "$filter",
-            "$orderby",
-            "$top",
-            "$skip",
-            "$expand",
-            "$count",
-            "$skiptoken",
-            "$deltatoken",
-            "$format",
-            "cross-company",
-            "annotations",
-            "$apply",
-            "$search",
-        }
-        for name in args:
-            if name.startswith("$") and name not in known:
-                raise BadRequest(f"The query parameter '{name}' is not supported.", "0x80060888")
-        self.dialect.check_options(args)
-        aliases = {name: value for name, value in args.items() if name.startswith("@")}
-        options = QueryOptions(
-            select=parse_select(args.get("$select"), entity, self.dialect.filter_dialect),
-            filter=substitute_aliases(args["$filter"], aliases) if args.get("$filter") else None,
-            orderby=substitute_aliases(args["$orderby"], aliases) if args.get("$orderby") else None,
-            top=parse_int_option("$top", args.get("$top")),
-            skip=parse_int_option("$skip", args.get("$skip")),
-            expand=parse_expand(args.get("$expand")),
-            count=args.get("$count", "").lower() == "true",
-        )
+        """The query options of a read of ``entity``, checked against the model and the dialect."""
+        check_known_options(state.args)
+        self.dialect.check_options(state.args)
+        options = parse_query_options(state.args, entity, self.dialect.filter_dialect)
         if options.skip is not None and not self.dialect.allow_skip:
-            raise BadRequest("The query parameter $skip is not supported.", "0x80060888")
+            raise BadRequest("The query parameter $skip is not supported.", codes.QUERY_SYNTAX)
         self._check_expand(entity, options.expand)
         return options
 
@@ -399,10 +372,13 @@ class ODataService:
             nav = entity.navigations.get(item.nav)
             if nav is None:
                 raise BadRequest(
-                    f"Could not find a property named '{item.nav}' on type '{self.dialect.type_label(entity)}'.", "0x0"
+                    f"Could not find a property named '{item.nav}' on type '{self.dialect.type_label(entity)}'.",
+                    codes.UNSPECIFIED,
                 )
             if item.ref and nav.many:
-                raise BadRequest("Expand with $ref is only supported on lookup type navigation property.", "0x80060888")
+                raise BadRequest(
+                    "Expand with $ref is only supported on lookup type navigation property.", codes.QUERY_SYNTAX
+                )
             self.dialect.check_expand(item)
             target = self.model.entities[nav.target]
             if item.select is not None:
@@ -411,7 +387,9 @@ class ODataService:
 
     def base_query(
         self, entity: EntityType, options: QueryOptions, state: RequestState, extra: Iterable[Any] = ()
-    ) -> sa.Select:
+    ) -> sa.Select[Any]:
+        """The SELECT of ``entity``'s rows in this request's scope, with ``extra`` conditions, the dialect's
+        conditions and ``$filter``."""
         table = entity.table
         assert table is not None
         query = sa.select(table)
@@ -428,12 +406,12 @@ class ODataService:
     def read_collection(
         self, entity: EntityType, state: RequestState, extra: Iterable[Any] = (), context_suffix: str | None = None
     ) -> Response:
+        """GET of a collection: a page of rows with the options of the request (or what the dialect
+        answers for a read in another query language)."""
         extra = list(extra)
         other = self.dialect.collection_query(self, entity, state, nested=bool(extra))
         if other is not None:
             return other
-        if self.dialect.wants_change_tracking(state):
-            return self.dialect.change_tracking(self, entity, state)
         options = self.parse_options(entity, state)
         query = self.base_query(entity, options, state, extra)
         body: dict[str, Any] = {"@odata.context": self.context_url(state, entity, options.select, context_suffix)}
@@ -455,17 +433,18 @@ class ODataService:
         names = tuple(result.keys())
         # All rows in one fetch, then dicts by zip: a page of 5,000 went row by row through the result's
         # per-row fetch and a mapping view each.
-        rows = [dict(zip(names, r)) for r in result.all()]
+        rows = [dict(zip(names, r, strict=True)) for r in result.all()]
         more = len(rows) > limit and (remaining_top is None or remaining_top > limit)
         rows = rows[:limit]
         body["value"] = self.render_rows(entity, rows, options, state)
         if more:
             body["@odata.nextLink"] = self.dialect.next_link(state, offset + limit, page_size)
-        return self._json(body)
+        return json_response(body)
 
     def render_rows(
         self, entity: EntityType, rows: list[Row], options: QueryOptions, state: RequestState
     ) -> list[dict[str, Any]]:
+        """Rows as JSON, with the annotations asked for and their ``$expand``-ed relatives."""
         select = self.dialect.effective_select(entity, options.select)
         rendered = [self.dialect.serialize(entity, row, select, state.annotations) for row in rows]
         if state.annotations:
@@ -482,7 +461,7 @@ class ODataService:
         sub = QueryOptions(
             select=item.select, filter=item.filter, orderby=item.orderby, top=item.top, expand=item.expand
         )
-        for row, out in zip(rows, rendered):
+        for row, out in zip(rows, rendered, strict=True):
             related = self.related_rows(entity, row, nav, sub, state)
             if item.ref:
                 out[item.nav] = (
@@ -502,17 +481,20 @@ class ODataService:
         state: RequestState,
         limit: int | None = None,
     ) -> list[Row]:
+        """The rows ``nav`` leads to from ``row``, filtered and ordered by ``options``."""
         target = self.model.entities[nav.target]
         conditions = self.nav_conditions(entity, row, nav)
         if conditions is None:
             return []
+        table = target.table
+        assert table is not None
         query = (
             self.base_query(target, options, state, conditions)
             if options.filter
-            else (sa.select(target.table).where(*conditions))
+            else (sa.select(table).where(*conditions))
         )
         orders = parse_orderby(options.orderby, target, self.model, self.dialect.filter_dialect)
-        query = query.order_by(*orders, target.table.c[ROWID])
+        query = query.order_by(*orders, table.c[ROWID])
         top = options.top if options.top is not None else limit
         if top is not None:
             query = query.limit(top)
@@ -537,6 +519,7 @@ class ODataService:
         return conditions
 
     def read_entity(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
+        """GET of one row (304 when ``If-None-Match`` holds its etag)."""
         options = self.parse_options(entity, state)
         row = self.require_row(entity, key, state)
         etag = self.dialect.etag(row)
@@ -551,11 +534,12 @@ class ODataService:
             return Response(status=304, headers={"ETag": etag})
         body = {"@odata.context": self.context_url(state, entity, options.select, "/$entity")}
         body.update(self.render_rows(entity, [row], options, state)[0])
-        response = self._json(body)
+        response = json_response(body)
         response.headers["ETag"] = etag
         return response
 
     def count(self, entity: EntityType, state: RequestState, extra: Iterable[Any] = ()) -> Response:
+        """GET ``<set>/$count``: the number of matching rows, as text."""
         options = self.parse_options(entity, state)
         query = self.base_query(entity, options, state, extra)
         total = self.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
@@ -564,11 +548,13 @@ class ODataService:
     def context_url(
         self, state: RequestState, entity: EntityType, select: list[str] | None, suffix: str | None = None
     ) -> str:
+        """The ``@odata.context`` of a response about ``entity`` (with the ``$select`` projection)."""
         projection = f"({','.join(select)})" if select else ""
         return f"{state.base_url}$metadata#{entity.entity_set}{projection}{suffix or ''}"
 
     # ---- writes ---------------------------------------------------------------------------------------
-    def _body(self) -> dict[str, Any]:
+    def request_body(self) -> dict[str, Any]:
+        """The JSON object of the request body ({} when empty); the dialect's error when it is not one."""
         raw = request.get_data()
         if not raw.strip():
             return {}
@@ -615,26 +601,26 @@ class ODataService:
                 continue
             if name.endswith("@odata.bind"):  # not a bindable lookup (those are in the plan)
                 nav_name = name[: -len("@odata.bind")]
-                nav = entity.navigations.get(nav_name)
-                if nav is not None and nav.many:
+                named = entity.navigations.get(nav_name)
+                if named is not None and named.many:
                     raise BadRequest(
-                        f"Collection binding on '{nav_name}' is not supported on this table.", "0x80048d19"
+                        f"Collection binding on '{nav_name}' is not supported on this table.", codes.PAYLOAD_INVALID
                     )
                 raise self.dialect.unknown_property(entity, nav_name)
             if "@" in name:
                 continue  # instance annotations on properties are informational
-            nav = entity.navigations.get(name)
-            if nav is not None and self.dialect.deep_insert:
-                if nav.many:
+            deep = entity.navigations.get(name)
+            if deep is not None and self.dialect.deep_insert:
+                if deep.many:
                     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                         raise self.dialect.malformed_json(f"'{name}' must be an array of objects.")
                     children[name] = value
-                elif value is None and nav.owns_fk:
-                    values.update(self.bind_values(entity, nav, None, state))
-                elif isinstance(value, dict) and nav.owns_fk:
-                    target = self.model.entities[nav.target]
+                elif value is None and deep.owns_fk:
+                    values.update(self.bind_values(entity, deep, None, state))
+                elif isinstance(value, dict) and deep.owns_fk:
+                    target = self.model.entities[deep.target]
                     created = self.create_row(target, value, state)
-                    values.update(self.bind_values(entity, nav, created, state))
+                    values.update(self.bind_values(entity, deep, created, state))
                 else:
                     raise self.dialect.malformed_json(f"'{name}' must be an object.")
                 continue
@@ -688,7 +674,8 @@ class ODataService:
             target, target_row = self._bound_row(value, state)
             if target.name != nav.target:
                 raise BadRequest(
-                    f"The reference '{value}' is not of type '{nav.target}' required by '{nav.name}'.", "0x80048d19"
+                    f"The reference '{value}' is not of type '{nav.target}' required by '{nav.name}'.",
+                    codes.PAYLOAD_INVALID,
                 )
         out = {local: target_row[remote] for local, remote in nav.pairs}
         out.update(nav.local_condition)
@@ -718,10 +705,12 @@ class ODataService:
             type_name = str(value.get("@odata.type", "")).lstrip("#").rsplit(".", 1)[-1]
             entity = self.model.entities.get(type_name)
             if entity is None:
-                raise BadRequest(f"Unknown entity type '{value.get('@odata.type')}' in a parameter.", "0x80048d19")
+                raise BadRequest(
+                    f"Unknown entity type '{value.get('@odata.type')}' in a parameter.", codes.PAYLOAD_INVALID
+                )
             key = {k: value.get(k) for k in entity.key}
             if any(v is None for v in key.values()):
-                raise BadRequest(f"The parameter of type '{entity.name}' lacks its key.", "0x80048d19")
+                raise BadRequest(f"The parameter of type '{entity.name}' lacks its key.", codes.PAYLOAD_INVALID)
             converted = {k: self.dialect.key_value(entity, entity.properties[k], v) for k, v in key.items()}
             return entity, self.require_row(entity, converted, state)
         entity, key = self.reference_key(value, state)
@@ -730,7 +719,7 @@ class ODataService:
     def reference_key(self, value: Any, state: RequestState) -> tuple[EntityType, dict[str, Any]]:
         """The entity and key a reference URL names (``/accounts(<id>)``, ``accounts(key='x')``, absolute)."""
         if not isinstance(value, str) or not value.strip():
-            raise BadRequest("A reference must be a non-empty URL.", "0x80048d19")
+            raise BadRequest("A reference must be a non-empty URL.", codes.PAYLOAD_INVALID)
         text = value.strip()
         for root in self.dialect.roots():
             position = text.find(root)
@@ -740,7 +729,7 @@ class ODataService:
         text = text.lstrip("/")
         segments = [parse_segment(s) for s in split_path(text)]
         if len(segments) != 1 or segments[0].args is None:
-            raise BadRequest(f"The reference '{value}' is not a single-entity URL.", "0x80048d19")
+            raise BadRequest(f"The reference '{value}' is not a single-entity URL.", codes.PAYLOAD_INVALID)
         entity = self.model.by_set.get(segments[0].name)
         if entity is None:
             raise self.dialect.unknown_set(segments[0].name)
@@ -795,7 +784,7 @@ class ODataService:
             return None
         try:
             values_list: list[dict[str, Any]] = []
-            for body, url_key in zip(bodies, keys):
+            for body, url_key in zip(bodies, keys, strict=True):
                 values, _children = self.values_from_body(entity, body, state, creating=True)
                 if url_key:
                     for name, value in url_key.items():
@@ -804,7 +793,7 @@ class ODataService:
             prepared = self.store.prepare_many(storage, values_list, identity=state.identity, via_api=True)
         except SandboxError:
             return None
-        for row, url_key in zip(prepared.rows, keys):
+        for row, url_key in zip(prepared.rows, keys, strict=True):
             if url_key is not None and not all(
                 value is not None and value != "" and type(row.get(name)) is type(value) and row.get(name) == value
                 for name, value in url_key.items()
@@ -818,6 +807,7 @@ class ODataService:
         return self.dialect.deep_insert and not entity.navigations.keys().isdisjoint(body)
 
     def create(self, entity: EntityType, body: dict[str, Any], state: RequestState) -> Response:
+        """POST to a collection: create the row and answer the dialect's way."""
         epoch = self.store.change_epoch(self.model.storage_name(entity.name))
         row = self.create_row(entity, body, state)
         if (
@@ -832,6 +822,7 @@ class ODataService:
     def update_or_upsert(
         self, entity: EntityType, key: dict[str, Any], body: dict[str, Any], state: RequestState, *, method: str
     ) -> Response:
+        """PATCH/PUT of one row: update it (If-Match checked), or create it where the dialect upserts."""
         if entity.read_only:
             raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
         row = self.find_row(entity, key, state)
@@ -845,7 +836,7 @@ class ODataService:
             row = self.create_row(entity, body, state, url_key=key)
             return self.dialect.upserted_response(self, entity, row, state, created=True)
         if if_none_match == "*":
-            raise PreconditionFailed("A record with matching key values already exists.", "0x80040237")
+            raise PreconditionFailed("A record with matching key values already exists.", codes.DUPLICATE_RECORD)
         self.check_etag(row, if_match)
         values, _children = self.values_from_body(entity, body, state, creating=False)
         for name in key:
@@ -857,15 +848,18 @@ class ODataService:
         return self.dialect.upserted_response(self, entity, row, state, created=False)
 
     def check_etag(self, row: Row, if_match: str | None) -> None:
+        """Refuse (412) a write whose ``If-Match`` names none of the row's etag."""
         if if_match is None or if_match.strip() == "*":
             return
         candidates = [tag.strip() for tag in if_match.split(",")]
         if self.dialect.etag(row) not in candidates:
             raise PreconditionFailed(
-                "The version of the existing record doesn't match the RowVersion property provided.", "0x80060882"
+                "The version of the existing record doesn't match the RowVersion property provided.",
+                codes.CONCURRENCY_VERSION_MISMATCH,
             )
 
     def delete(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
+        """DELETE of one row (If-Match checked)."""
         if entity.read_only:
             raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
         row = self.require_row(entity, key, state)
@@ -887,7 +881,7 @@ class ODataService:
                 return Response(str(value), content_type="text/plain; charset=utf-8")
             if rest:
                 raise self.dialect.unknown_property(entity, rest[0].name)
-            return self._json(
+            return json_response(
                 {
                     "@odata.context": f"{state.base_url}$metadata#{entity.entity_set}"
                     f"({self.dialect.format_key(entity, row)})/{name}",
@@ -895,7 +889,7 @@ class ODataService:
                 }
             )
         if method == "PUT":
-            body = self._body()
+            body = self.request_body()
             if "value" not in body:
                 raise self.dialect.malformed_json('The body must be {"value": ...}.')
             values, _ = self.values_from_body(entity, {name: body["value"]}, state, creating=False)
@@ -939,7 +933,7 @@ class ODataService:
             return Response(status=204)
         body = {"@odata.context": self.context_url(state, target, options.select, "/$entity")}
         body.update(self.render_rows(target, related, options, state)[0])
-        return self._json(body)
+        return json_response(body)
 
     def _reference(
         self, method: str, entity: EntityType, row: Row, nav: NavigationProperty, segment: Segment, state: RequestState
@@ -952,9 +946,9 @@ class ODataService:
                 related = self.related_rows(entity, row, nav, QueryOptions(), state, limit=1)
                 if not related:
                     return Response(status=204)
-                return self._json({"@odata.id": self.dialect.entity_url(state.base_url, target, related[0])})
+                return json_response({"@odata.id": self.dialect.entity_url(state.base_url, target, related[0])})
             if method == "PUT":
-                body = self._body()
+                body = self.request_body()
                 values = self.bind_values(entity, nav, body.get("@odata.id"), state)
             elif method == "DELETE":
                 values = self.bind_values(entity, nav, None, state)
@@ -965,26 +959,26 @@ class ODataService:
         partner = self._owning_partner(entity, nav)
         if method == "GET":
             conditions = self.nav_conditions(entity, row, nav) or [sa.false()]
+            table = target.table
+            assert table is not None
             rows = [
                 dict(r._mapping)
-                for r in self.db.connection.execute(
-                    sa.select(target.table).where(*conditions).order_by(target.table.c[ROWID])
-                )
+                for r in self.db.connection.execute(sa.select(table).where(*conditions).order_by(table.c[ROWID]))
             ]
-            return self._json(
+            return json_response(
                 {"value": [{"@odata.id": self.dialect.entity_url(state.base_url, target, r)} for r in rows]}
             )
         if partner is None:
             raise MethodNotAllowed("This collection cannot be changed through $ref.")
         if method == "POST":
-            body = self._body()
+            body = self.request_body()
             child_entity, child = self.resolve_reference(body.get("@odata.id"), state)
             if child_entity.name != target.name:
-                raise BadRequest(f"The reference is not of type '{target.name}'.", "0x80048d19")
+                raise BadRequest(f"The reference is not of type '{target.name}'.", codes.PAYLOAD_INVALID)
             values = self.bind_values(target, partner, row, state)
         elif method == "DELETE":
             if segment.args is None:
-                raise BadRequest("Name the related row to remove: nav(<id>)/$ref.", "0x80048d19")
+                raise BadRequest("Name the related row to remove: nav(<id>)/$ref.", codes.PAYLOAD_INVALID)
             child = self.require_row(target, self.resolve_key(target, segment.args, state), state)
             values = self.bind_values(target, partner, None, state)
         else:
@@ -1030,8 +1024,8 @@ class ODataService:
         spec = self.actions.find(name, entity.name, collection) or (
             self.actions.find(name, base, collection) if base else None
         )
-        generic = self.dialect.generic_bound_action(self, entity, name, collection) if qualified else None
-        if spec is None and generic is None:
+        collection_action = self.endpoints.collection_action(name) if qualified and collection else None
+        if spec is None and collection_action is None:
             if key is not None and segment.name not in entity.properties:
                 raise self.dialect.unknown_property(entity, segment.name)
             raise self.dialect.unknown_set(segment.name)
@@ -1039,12 +1033,12 @@ class ODataService:
             raise BadRequest(
                 "Request message has unresolved parameters: bound operations need the namespace "
                 f"'{self.model.namespace}.'.",
-                "0x80060888",
+                codes.QUERY_SYNTAX,
             )
-        if generic is not None:
+        if collection_action is not None:
             if method != "POST":
                 raise MethodNotAllowed(f"The action '{name}' accepts POST only.")
-            return generic(self._body(), state)
+            return collection_action.handler(self, entity, self.request_body(), state)
         assert spec is not None
         target = self.require_row(entity, key, state) if key is not None else None
         return self._run_operation(method, spec, target, segment, state)
@@ -1070,9 +1064,9 @@ class ODataService:
         else:
             if method != "POST":
                 raise NotFound(
-                    f"No HTTP resource was found that matches the request URI '{request.url}'.", "0x80060888"
+                    f"No HTTP resource was found that matches the request URI '{request.url}'.", codes.QUERY_SYNTAX
                 )
-            params = self._body()
+            params = self.request_body()
         ctx = ActionContext(
             store=self.store,
             identity=state.identity,
@@ -1094,6 +1088,7 @@ class ODataService:
         return params
 
     def operation_response(self, result: Any, state: RequestState) -> Response:
+        """The response for what an action or function handler returned (see :mod:`sandbox.odata.actions`)."""
         if result is None:
             return Response(status=204)
         if isinstance(result, EntityResult):
@@ -1110,7 +1105,7 @@ class ODataService:
                     entity, result.row, self.dialect.effective_select(entity, select), state.annotations
                 )
             )
-            return self._json(body)
+            return json_response(body)
         if isinstance(result, CollectionResult):
             items = []
             for entity_name, row in result.items:
@@ -1118,13 +1113,13 @@ class ODataService:
                 item = {"@odata.type": f"#{self.dialect.type_label(entity)}"}
                 item.update(self.dialect.serialize(entity, row, None, state.annotations))
                 items.append(item)
-            return self._json({"@odata.context": f"{state.base_url}$metadata#{result.context}", "value": items})
+            return json_response({"@odata.context": f"{state.base_url}$metadata#{result.context}", "value": items})
         if isinstance(result, Response):
             return result
         if isinstance(result, dict):
             body = dict(result)
             body.setdefault("@odata.context", f"{state.base_url}$metadata")
-            return self._json(body)
+            return json_response(body)
         raise TypeError(f"unsupported action result {type(result).__name__}")
 
     # ---- $batch ---------------------------------------------------------------------------------------
@@ -1145,7 +1140,12 @@ class ODataService:
             headers = {**outer_headers, **part.headers}
             path, _, query = part.url.partition("?")
             builder = EnvironBuilder(
-                path=path, base_url=host, query_string=query, method=part.method, headers=headers, data=part.body
+                path=path,
+                base_url=host,
+                query_string=query,
+                method=part.method,
+                headers=list(headers.items()),
+                data=part.body,
             )
             try:
                 environ = builder.get_environ()
@@ -1171,11 +1171,6 @@ class ODataService:
         )
         body, content_type = batchlib.render_batch(responses)
         return Response(body, status=status, content_type=content_type)
-
-    # ---- helpers --------------------------------------------------------------------------------------
-    @staticmethod
-    def _json(body: Any, status: int = 200) -> Response:
-        return Response(jsonio.dumps_bytes(body), status=status, content_type=JSON_CONTENT_TYPE)
 
 
 _REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|PATCH|DELETE) (.+) (HTTP/\d\.\d)(\r?)$", re.MULTILINE)
@@ -1203,7 +1198,8 @@ def encode_request_lines(raw: bytes) -> bytes:
 def _current_app() -> Flask:
     from flask import current_app
 
-    return current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
 
 
 __all__ = ["ODataService", "RequestState", "QueryOptions", "identity_of", "parse_prefer"]

@@ -11,6 +11,7 @@ Rows are plain dicts keyed by property name, plus the hidden ``_rowid`` and ``_r
 from __future__ import annotations
 
 import decimal
+import functools
 import itertools
 import re
 import threading
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 
 from sandbox.db import Database, insert_returning_ids
 from sandbox.errors import BadRequest, Conflict, NotFound, SandboxError
+from sandbox.odata.dataverse import codes
 from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, new_guid, utcnow
 
 if TYPE_CHECKING:
@@ -136,7 +138,7 @@ class Store:
         try:
             return self.model.entities[name]
         except KeyError:
-            raise NotFound(f"Entity '{name}' is not known.", "0x8006088a") from None
+            raise NotFound(f"Entity '{name}' is not known.", codes.SEGMENT_NOT_FOUND) from None
 
     def get(self, entity_name: str, key: Mapping[str, Any]) -> Row | None:
         """The row whose columns equal ``key`` (primary or alternate key), or None."""
@@ -206,7 +208,8 @@ class Store:
         if memo is None:
             memo = self.db.memo[_MEMO_KEY] = _TxMemo()
         try:
-            return memo.values[key]
+            value: T = memo.values[key]
+            return value
         except KeyError:
             pass
         value = compute()
@@ -276,7 +279,9 @@ class Store:
         table = entity.table
         assert table is not None
         result = self.db.connection.execute(self._statement("insert", table), row)
-        row[ROWID] = result.inserted_primary_key[0]
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None
+        row[ROWID] = primary_key[0]
         self._wrote(entity, changed_rows=False)
         self._record(entity, "create", row, list(entity.properties), identity)
         if behavior is not None:
@@ -375,7 +380,7 @@ class Store:
                     )
         except sa.exc.StatementError:
             return self._insert_each(prepared)
-        for row, rowid in zip(rows, rowids):
+        for row, rowid in zip(rows, rowids, strict=True):
             row[ROWID] = rowid
         self._wrote(entity, changed_rows=False)
         if images and self.commit_hooks:
@@ -384,7 +389,7 @@ class Store:
                 self._pend(name, key, "create", changed_once, after, prepared.identity, copy_changed=False)
         behavior = self.behavior(entity)
         if behavior is not None:
-            for ctx, row in zip(prepared.contexts, rows):
+            for ctx, row in zip(prepared.contexts, rows, strict=True):
                 behavior.after_write(ctx, "create", row, None)
         return rows
 
@@ -547,14 +552,16 @@ class Store:
     @staticmethod
     def _missing_key(entity: EntityType, values: Mapping[str, Any]) -> BadRequest:
         missing = [k for k, v in values.items() if v is None or v == ""]
-        return BadRequest(f"The key property '{missing[0]}' of '{entity.name}' must have a value.", "0x80040203")
+        return BadRequest(
+            f"The key property '{missing[0]}' of '{entity.name}' must have a value.", codes.INVALID_ARGUMENT
+        )
 
     @staticmethod
     def _duplicate(entity: EntityType, values: Mapping[str, Any]) -> Conflict:
         described = ", ".join(f"{k}: {v}" for k, v in values.items())
         return Conflict(
             "A record with matching key values already exists.",
-            "0x80040237",
+            codes.DUPLICATE_RECORD,
             detail=f"Cannot create a record in {entity.name}. {described}. The record already exists.",
         )
 
@@ -580,7 +587,7 @@ class Store:
                 continue
             query = self.statement(
                 ("unique", table.name, tuple(key), own_rowid is not None),
-                lambda key=key: _unique_query(table, key, excluding_own=own_rowid is not None),
+                functools.partial(_unique_query, table, key, excluding_own=own_rowid is not None),
             )
             params = {f"sandbox_w_{k}": v for k, v in values.items()}
             if own_rowid is not None:
@@ -594,8 +601,8 @@ class Store:
         assert table is not None
         for key in [entity.key, *entity.alternate_keys]:
             probe: list[tuple[Any, ...]] = []
-            seen: set[tuple[str, ...]] = set()
-            for row, fresh_key in zip(rows, fresh):
+            seen: set[tuple[str | None, ...]] = set()
+            for row, fresh_key in zip(rows, fresh, strict=True):
                 values = self._key_to_check(entity, key, row, fresh_key)
                 if values is None:
                     continue
@@ -608,7 +615,7 @@ class Store:
                 probe.append(tuple(values.values()))
             found = self.find_keys(table, key, probe, first=True)
             if found:
-                raise self._duplicate(entity, dict(zip(key, found[0])))
+                raise self._duplicate(entity, dict(zip(key, found[0], strict=True)))
 
     def find_keys(
         self, table: sa.Table, key: Sequence[str], probe: list[tuple[Any, ...]], *, first: bool = False

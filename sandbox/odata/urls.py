@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.errors import BadRequest
+from sandbox.odata.dataverse import codes
+from sandbox.odata.query.scanning import UnbalancedBrackets, UnterminatedLiteral, split_outside
 
 _GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?[mMdDfFlL]?$")
@@ -29,49 +31,16 @@ class ResourcePath:
     segments: list[Segment] = field(default_factory=list)
 
 
-_SPECIALS: dict[tuple[str, str, str], re.Pattern[str]] = {}
-
-
 def _split_outside(text: str, separator: str, openers: str, closers: str) -> list[str]:
     """Split ``text`` on ``separator`` where it is outside single quotes ('' escapes) and brackets."""
-    # Only quotes, brackets and separators matter: jump from one to the next instead of walking every
-    # character (this runs for every key predicate and every @odata.bind of a bulk write).
-    pattern = _SPECIALS.get((separator, openers, closers))
-    if pattern is None:
-        pattern = _SPECIALS[(separator, openers, closers)] = re.compile(
-            "[" + re.escape("'" + separator + openers + closers) + "]"
-        )
-    parts: list[str] = []
-    start = 0
-    quoted = False
-    depth = 0
-    escaped_at = -1  # position of the second quote of a '' escape, already consumed
-    for match in pattern.finditer(text):
-        i = match.start()
-        if i == escaped_at:
-            continue
-        ch = text[i]
-        if quoted:
-            if ch == "'":
-                if text.startswith("'", i + 1):
-                    escaped_at = i + 1
-                else:
-                    quoted = False
-        elif ch == "'":
-            quoted = True
-        elif ch in openers:
-            depth += 1
-        elif ch in closers:
-            depth -= 1
-        elif ch == separator and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    if quoted:
-        raise BadRequest(f"There is an unterminated literal in '{text}'.", "0x80060888")
-    if depth != 0:
-        raise BadRequest(f"Bad Request - Error in query syntax: unbalanced parentheses in '{text}'.", "0x80060888")
-    parts.append(text[start:])
-    return parts
+    try:
+        return split_outside(text, separator, openers, closers, stray_closer_fails=False)
+    except UnterminatedLiteral:
+        raise BadRequest(f"There is an unterminated literal in '{text}'.", codes.QUERY_SYNTAX) from None
+    except UnbalancedBrackets:
+        raise BadRequest(
+            f"Bad Request - Error in query syntax: unbalanced parentheses in '{text}'.", codes.QUERY_SYNTAX
+        ) from None
 
 
 def split_path(path: str) -> list[str]:
@@ -84,7 +53,7 @@ def parse_segment(text: str) -> Segment:
         name, _, rest = text.partition("(")
         return Segment(name=name, args=rest[:-1])
     if "(" in text or ")" in text:
-        raise BadRequest(f"Bad Request - Error in query syntax in segment '{text}'.", "0x80060888")
+        raise BadRequest(f"Bad Request - Error in query syntax in segment '{text}'.", codes.QUERY_SYNTAX)
     return Segment(name=text)
 
 
@@ -94,10 +63,10 @@ def parse_literal(text: str) -> Any:
     if len(text) >= 2 and text[0] == "'" and text[-1] == "'":
         inner = text[1:-1]
         if re.search(r"(?<!')'(?!')", inner.replace("''", "")):
-            raise BadRequest(f"There is an unterminated literal in '{text}'.", "0x80060888")
+            raise BadRequest(f"There is an unterminated literal in '{text}'.", codes.QUERY_SYNTAX)
         return inner.replace("''", "'")
     if text.startswith("'"):
-        raise BadRequest(f"There is an unterminated literal at position 0 in '{text}'.", "0x80060888")
+        raise BadRequest(f"There is an unterminated literal at position 0 in '{text}'.", codes.QUERY_SYNTAX)
     lowered = text.lower()
     if lowered == "true":
         return True
@@ -110,7 +79,7 @@ def parse_literal(text: str) -> Any:
     if _NUMBER_RE.match(text):
         cleaned = text.rstrip("mMdDfFlL")
         return int(cleaned) if re.match(r"^-?\d+$", cleaned) else float(cleaned)
-    raise BadRequest(f"Unrecognized literal '{text}' in the key or parameter list.", "0x80060888")
+    raise BadRequest(f"Unrecognized literal '{text}' in the key or parameter list.", codes.QUERY_SYNTAX)
 
 
 def split_args(text: str) -> list[str]:
@@ -122,14 +91,16 @@ def parse_key_predicate(text: str) -> tuple[dict[str, Any] | None, Any]:
     """``(guid)`` -> (None, guid); ``(a='x',b=1)`` -> ({'a': 'x', 'b': 1}, None)."""
     args = split_args(text)
     if not args:
-        raise BadRequest("The key predicate is empty.", "0x80060888")
+        raise BadRequest("The key predicate is empty.", codes.QUERY_SYNTAX)
     if len(args) == 1 and "=" not in _outside_quotes(args[0]):
         return None, parse_literal(args[0])
     key: dict[str, Any] = {}
     for arg in args:
         name, eq, value = arg.partition("=")
         if not eq or not name.strip():
-            raise BadRequest(f"Bad Request - Error in query syntax: key part '{arg}' is not name=value.", "0x80060888")
+            raise BadRequest(
+                f"Bad Request - Error in query syntax: key part '{arg}' is not name=value.", codes.QUERY_SYNTAX
+            )
         key[name.strip()] = parse_literal(value)
     return key, None
 

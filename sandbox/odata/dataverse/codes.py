@@ -14,6 +14,9 @@ UNEXPECTED: Final = "0x80040216"
 INVALID_ARGUMENT: Final = "0x80040203"
 #: A type mismatch or an undeclared property in a request body (OData's payload validation).
 PAYLOAD_INVALID: Final = "0x80048d19"
+#: No HRESULT: what Dataverse's OData layer writes for a name it cannot find (a property in ``$select``,
+#: ``$expand``, ``$filter`` or a request body) before the platform sees the request.
+UNSPECIFIED: Final = "0x0"
 #: A query that OData cannot parse: a bad ``$filter``, an unknown option, a malformed key segment.
 QUERY_SYNTAX: Final = "0x80060888"
 #: "Resource not found for the segment ..." (unknown entity set, function or navigation property).

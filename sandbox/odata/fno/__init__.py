@@ -1,275 +1,30 @@
-"""The Finance & Operations OData dialect (Supply Chain Management): ``/data/``.
+"""The Finance & Operations OData dialect (Supply Chain Management), one module per concern:
 
-Compound keys with ``dataAreaId``, the default company unless ``cross-company=true``, enums read and
-written as member names, ``*`` wildcards in ``eq``, no string functions, ``$skip`` paging with up to 10,000
-rows a page, POST 201 with the row, PATCH/PUT/DELETE 204, opaque base64 etags and the F&O error shape with
-the Infolog text in ``innererror``.
+- :mod:`.codes`: what F&O writes where Dataverse writes an HRESULT (nothing) and its exception type names;
+- :mod:`.wire`: wire conventions (namespace, the error shape with the Infolog text, opaque etags, errors);
+- :mod:`.dialect`: :class:`FnoDialect`, the hooks of the generic service answered the F&O way.
+
+Imported on first use, like :mod:`sandbox.odata.dataverse`.
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Response
-
-from sandbox.errors import BadRequest, NotFound, SandboxError
-from sandbox.odata import model as m
-from sandbox.odata.batch import BatchDialect
-from sandbox.odata.dialect import Dialect, query_string
-from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Property
-from sandbox.odata.options import ExpandItem, FilterDialect
-from sandbox.odata.urls import Segment
-
 if TYPE_CHECKING:
-    from sandbox.odata.service import ODataService, QueryOptions, RequestState
-
-NAMESPACE = "Microsoft.Dynamics.DataEntities"
-WRITE_EXCEPTION = "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException"
-
-
-class FnoDialect(Dialect):
-    name = "fno"
-    csdl_name = "fno"
-    root = "/data/"
-    namespace = NAMESPACE
-    allow_skip = True
-    patch_upserts = False
-    deep_insert = False
-    enums_as_names = True
-    filter_dialect = FilterDialect(
-        case_insensitive=True,
-        string_functions=False,
-        wildcard_eq=True,
-        enum_literals=True,
-        query_functions_namespace=None,
-        lambdas=False,
-        entity_label=lambda e: f"{NAMESPACE}.{e.name}",
-    )
-    batch_dialect = BatchDialect(
-        fail_outer_status=False,
-        stop_on_error=False,
-        changeset_failure_status=500,
-        require_crlf=False,
-        max_requests=5000,
-        service_root="/data/",
-    )
-
-    def __init__(self, *, default_company: str = "usmf", max_page_size: int = 10000) -> None:
-        self.default_company = default_company.lower()
-        self.max_page_size = max_page_size
-        self.service: ODataService | None = None
-
-    def bind(self, service: ODataService) -> None:
-        self.service = service
-
-    def roots(self) -> list[str]:
-        return [self.root]
-
-    def root_for(self, path: str) -> str:
-        return self.root
-
-    # ---- errors -----------------------------------------------------------------------------------
-    def error_body(self, error: SandboxError) -> dict[str, Any]:
-        inner = error.detail or error.message
-        body: dict[str, Any] = {"code": "", "message": error.message if error.detail else error.message}
-        if error.status >= 400 and error.status != 404 and error.status != 429:
-            body["innererror"] = {
-                "message": inner,
-                "type": error.extra.get("type", WRITE_EXCEPTION if error.status == 400 else "System.Exception"),
-                "stacktrace": "",
-            }
-        return {"error": body}
-
-    def not_found(self, entity: EntityType, key_text: str) -> SandboxError:
-        return NotFound(
-            f"Resource not found for the segment '{entity.entity_set}'.",
-            "",
-            detail=f"No {entity.name} record with {key_text} exists in this company.",
-        )
-
-    def unknown_set(self, name: str) -> SandboxError:
-        return NotFound("Entity set not found.", "", detail=f"No entity set or operation named '{name}'.")
-
-    def unknown_property(self, entity: EntityType, name: str) -> SandboxError:
-        return BadRequest(
-            "An error has occurred.",
-            "",
-            detail=f"The property '{name}' does not exist on type '{self.type_label(entity)}'. "
-            "Make sure to only use property names that are defined by the type.",
-            extra={"type": "Microsoft.OData.ODataException"},
-        )
-
-    def invalid_key(self, entity: EntityType) -> SandboxError:
-        keys = ",".join(entity.key)
-        return BadRequest(
-            f"The key in the request URI is not valid for resource '{self.type_label(entity)}'. "
-            f"Give every key property: ({keys}).",
-            "",
-            extra={"type": "Microsoft.OData.ODataException"},
-        )
-
-    def type_error(self, entity: EntityType, prop: Property, value: Any) -> SandboxError:
-        expected = prop.enum.qualified_name if prop.enum else prop.type
-        return BadRequest(
-            "An error has occurred.",
-            "",
-            detail=f"Cannot convert the literal '{value}' to the expected type '{expected}' of property '{prop.name}'.",
-            extra={"type": "Microsoft.OData.ODataException"},
-        )
-
-    def malformed_json(self, detail: str) -> SandboxError:
-        return BadRequest(
-            "An error has occurred.",
-            "",
-            detail=f"The request payload is not valid JSON: {detail}",
-            extra={"type": "Microsoft.OData.ODataException"},
-        )
-
-    def lookup_write(self, entity: EntityType, name: str) -> SandboxError:
-        return self.unknown_property(entity, name)
-
-    # ---- keys and company ---------------------------------------------------------------------------
-    def key_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
-        converted = self.in_value(entity, prop, value)
-        if prop.name == entity.company_property and isinstance(converted, str):
-            return converted.lower()
-        return converted
-
-    def key_condition(self, entity: EntityType, column: Any, value: Any) -> Any:
-        return column == value
-
-    def scope(self, entity: EntityType, state: RequestState) -> list[Any]:
-        if entity.company_property is None:
-            return []
-        if state.args.get("cross-company", "").lower() == "true":
-            return []
-        return [entity.column(entity.company_property) == self.default_company]
-
-    def entity_conditions(self, entity: EntityType) -> list[Any]:
-        return []
-
-    def in_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
-        if value is None and prop.type == m.STRING and prop.enum is None:
-            return ""  # F&O has no null strings: unset is ""
-        converted = super().in_value(entity, prop, value)
-        if prop.name == entity.company_property and isinstance(converted, str):
-            return converted.lower()
-        return converted
-
-    def stores_text_as_given(self, entity: EntityType, prop: Property) -> bool:
-        return super().stores_text_as_given(entity, prop) and prop.name != entity.company_property
-
-    def complete_values(
-        self, entity: EntityType, values: dict[str, Any], state: RequestState, *, creating: bool
-    ) -> None:
-        company = entity.company_property
-        if company is None:
-            return
-        if creating and not values.get(company):
-            values[company] = self.default_company
-        if not creating and company in values:
-            values.pop(company)  # the company of a row never changes
-
-    def check_odata_annotation(self, entity: EntityType, name: str, value: Any) -> None:
-        if name == "@odata.type" and isinstance(value, str) and value.lstrip("#") != self.type_label(entity):
-            raise BadRequest(
-                "An error has occurred.",
-                "",
-                detail=f"The type '{value}' does not match the entity set's type '{self.type_label(entity)}'.",
-            )
-
-    # ---- options and paging -----------------------------------------------------------------------
-    def check_options(self, args: dict[str, str]) -> None:
-        for unsupported in ("$search", "$apply", "$skiptoken", "$deltatoken"):
-            if unsupported in args:
-                raise BadRequest(
-                    "An error has occurred.", "", detail=f"The query parameter '{unsupported}' is not supported."
-                )
-
-    def check_expand(self, item: ExpandItem) -> None:
-        if item.expand:
-            raise BadRequest("An error has occurred.", "", detail="Only the first level of $expand is supported.")
-
-    def cap_count(self, total: int) -> int:
-        return total
-
-    def page_size(self, state: RequestState) -> int:
-        requested = state.prefer.get("odata.maxpagesize")
-        if requested is None:
-            return self.max_page_size
-        try:
-            size = max(1, min(int(requested), self.max_page_size))
-        except ValueError:
-            raise BadRequest(
-                "An error has occurred.", "", detail=f"odata.maxpagesize '{requested}' is not a number."
-            ) from None
-        state.applied.append(f"odata.maxpagesize={size}")
-        return size
-
-    def top_ignored_with_paging(self, state: RequestState) -> bool:
-        return False
-
-    def page_offset(self, state: RequestState, options: QueryOptions) -> int:
-        return options.skip or 0
-
-    def next_link(self, state: RequestState, offset: int, page_size: int) -> str:
-        args = dict(state.args)
-        args["$skip"] = str(offset)
-        return f"{state.base_url}{state.path}?{query_string(args)}"
-
-    def effective_select(self, entity: EntityType, select: list[str] | None) -> list[str] | None:
-        return select
-
-    # ---- rows -------------------------------------------------------------------------------------
-    def etag(self, row: dict[str, Any]) -> str:
-        raw = f"'{row[ROWVERSION]},{row[ROWID]}'".encode()
-        return f'W/"{base64.b64encode(raw).decode()}"'
-
-    def annotate(
-        self,
-        service: ODataService,
-        entity: EntityType,
-        rows: list[dict[str, Any]],
-        rendered: list[dict[str, Any]],
-        select: list[str] | None,
-    ) -> None:
-        return None
-
-    def created_response(
-        self, service: ODataService, entity: EntityType, row: dict[str, Any], state: RequestState
-    ) -> Response:
-        body = {"@odata.context": f"{state.base_url}$metadata#{entity.entity_set}/$entity"}
-        body.update(self.serialize(entity, row, None))
-        response = service._json(body, status=201)
-        response.headers["Location"] = self.entity_url(state.base_url, entity, row)
-        response.headers["ETag"] = self.etag(row)
-        return response
-
-    def upserted_response(
-        self, service: ODataService, entity: EntityType, row: dict[str, Any], state: RequestState, *, created: bool
-    ) -> Response:
-        response = Response(status=204)
-        response.headers["ETag"] = self.etag(row)
-        return response
-
-    # ---- nothing special here -------------------------------------------------------------------------
-    def special(
-        self, service: ODataService, method: str, segments: list[Segment], state: RequestState
-    ) -> Response | None:
-        return None
-
-    def generic_bound_action(
-        self, service: ODataService, entity: EntityType, name: str, collection: bool
-    ) -> Callable[[dict[str, Any], RequestState], Response] | None:
-        return None
-
-    def wants_change_tracking(self, state: RequestState) -> bool:
-        return False
-
-    def change_tracking(self, service: ODataService, entity: EntityType, state: RequestState) -> Response:
-        raise BadRequest("An error has occurred.", "", detail="Change tracking is not available over OData.")
-
+    from sandbox.odata.fno.dialect import FnoDialect
+    from sandbox.odata.fno.wire import NAMESPACE
 
 __all__ = ["FnoDialect", "NAMESPACE"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FnoDialect":
+        from sandbox.odata.fno.dialect import FnoDialect
+
+        return FnoDialect
+    if name == "NAMESPACE":
+        from sandbox.odata.fno.wire import NAMESPACE
+
+        return NAMESPACE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sandbox.errors import BadRequest, NotImplementedYet
-from sandbox.odata.dvquery import paging_cookie, parse_fetchxml, query_expression
+from sandbox.odata.dataverse.querylanguages import paging_cookie, parse_fetchxml, query_expression
 from sandbox.odata.service import encode_request_lines
 
 ROOT = "/api/data/v9.2"

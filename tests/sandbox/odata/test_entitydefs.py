@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sandbox.errors import BadRequest, NotFound
-from sandbox.odata.entitydefs import (
+from sandbox.odata.dataverse.entitydefs import (
     attributes,
     attributes_of_type,
     entity_definitions,

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from sandbox.errors import BadRequest
-from sandbox.odata import options
+from sandbox.odata.dataverse.queryfunctions import QUERY_FUNCTIONS
 from sandbox.odata.model import (
     BOOLEAN,
     DATE,
@@ -31,10 +31,11 @@ from sandbox.odata.model import (
     NavigationProperty,
     Property,
 )
-from sandbox.odata.options import (
+from sandbox.odata.query import (
     ExpandItem,
     FilterDialect,
     compile_filter,
+    filtering,
     parse_expand,
     parse_int_option,
     parse_orderby,
@@ -172,7 +173,7 @@ HEADER = FNO_MODEL.entity("SalesOrderHeaderV2")
 DATAVERSE = FilterDialect(
     case_insensitive=True,
     string_functions=True,
-    query_functions_namespace="Microsoft.Dynamics.CRM",
+    query_functions=QUERY_FUNCTIONS,
     entity_label=lambda e: f"Microsoft.Dynamics.CRM.{e.name}",
 )
 FNO = FilterDialect(
@@ -401,7 +402,7 @@ def engine() -> Iterator[sa.Engine]:
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Relative date functions see a fixed 'now' (2024-03-15 12:00Z)."""
-    monkeypatch.setattr(options, "_utcnow", lambda: NOW)
+    monkeypatch.setattr(filtering, "utcnow", lambda: NOW)
 
 
 def accounts(engine: sa.Engine, text: str, dialect: FilterDialect = DATAVERSE) -> set[str]:

@@ -26,11 +26,9 @@ from typing import Any
 
 from sandbox.errors import BadRequest, NotImplementedYet
 from sandbox.odata import model as m
+from sandbox.odata.dataverse import codes
+from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import EntityType, Model, Property
-
-NAMESPACE = "Microsoft.Dynamics.CRM"
-#: Dataverse's code for a malformed FetchXML/QueryExpression ("Invalid XML." / "Invalid argument.")
-QUERY_ERROR = "0x80040203"
 
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
 _COMPARISONS = {"eq": "eq", "ne": "ne", "neq": "ne", "gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}
@@ -64,7 +62,7 @@ def property_for(entity: EntityType, logical_name: str) -> Property:
         prop = entity.properties.get(f"_{logical_name}_value")
     if prop is None or prop.hidden:
         raise BadRequest(
-            f"'{entity.name}' entity doesn't contain attribute with Name = '{logical_name}'.", "0x80041103"
+            f"'{entity.name}' entity doesn't contain attribute with Name = '{logical_name}'.", codes.ATTRIBUTE_NOT_FOUND
         )
     return prop
 
@@ -77,11 +75,15 @@ def literal(prop: Property, value: Any) -> str:
     kind = prop.type
     if prop.enum is not None or kind in (m.INT32, m.INT64):
         if isinstance(value, bool) or not re.fullmatch(r"-?\d+", text.strip()):
-            raise BadRequest(f"The value '{text}' is not a valid integer for attribute '{prop.name}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The value '{text}' is not a valid integer for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+            )
         return text.strip()
     if kind in (m.DECIMAL, m.DOUBLE):
         if isinstance(value, bool) or not re.fullmatch(r"-?\d+(\.\d+)?", text.strip()):
-            raise BadRequest(f"The value '{text}' is not a valid number for attribute '{prop.name}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The value '{text}' is not a valid number for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+            )
         return text.strip()
     if kind == m.BOOLEAN:
         lowered = text.strip().lower()
@@ -89,16 +91,22 @@ def literal(prop: Property, value: Any) -> str:
             return "true"
         if lowered in ("0", "false"):
             return "false"
-        raise BadRequest(f"The value '{text}' is not a valid boolean for attribute '{prop.name}'.", QUERY_ERROR)
+        raise BadRequest(
+            f"The value '{text}' is not a valid boolean for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+        )
     if kind == m.GUID:
         match = _GUID.match(text.strip())
         if match is None:
-            raise BadRequest(f"The value '{text}' is not a valid GUID for attribute '{prop.name}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The value '{text}' is not a valid GUID for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+            )
         return match.group(1).lower()
     if kind in (m.DATETIME, m.DATE):
         stripped = text.strip()
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?", stripped):
-            raise BadRequest(f"The value '{text}' is not a valid date for attribute '{prop.name}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The value '{text}' is not a valid date for attribute '{prop.name}'.", codes.INVALID_ARGUMENT
+            )
         if kind == m.DATE:
             return stripped[:10]
         stripped = stripped.replace(" ", "T")
@@ -126,7 +134,7 @@ def _function(name: str, prop: Property, values: list[str] | None = None, value:
 def _like(prop: Property, pattern: str, negate: bool) -> str:
     """A SQL LIKE pattern as Dataverse's string functions (which keep ``%``/``_`` as wildcards)."""
     if prop.type != m.STRING:
-        raise BadRequest(f"The like operator needs a string attribute, not '{prop.name}'.", QUERY_ERROR)
+        raise BadRequest(f"The like operator needs a string attribute, not '{prop.name}'.", codes.INVALID_ARGUMENT)
     if len(pattern) > 1 and pattern.startswith("%") and pattern.endswith("%"):
         text = f"contains({prop.name},{_string(pattern[1:-1])})"
     elif pattern.endswith("%"):
@@ -147,7 +155,8 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
     def single() -> Any:
         if len(values) != 1:
             raise BadRequest(
-                f"The operator '{operator}' needs exactly one value for attribute '{attribute}'.", QUERY_ERROR
+                f"The operator '{operator}' needs exactly one value for attribute '{attribute}'.",
+                codes.INVALID_ARGUMENT,
             )
         return values[0]
 
@@ -166,14 +175,17 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
     if op in ("in", "not-in"):
         if not values:
             raise BadRequest(
-                f"The operator '{operator}' needs at least one value for attribute '{attribute}'.", QUERY_ERROR
+                f"The operator '{operator}' needs at least one value for attribute '{attribute}'.",
+                codes.INVALID_ARGUMENT,
             )
         texts = [literal(prop, v) for v in values]
         joiner, compare = (" or ", "eq") if op == "in" else (" and ", "ne")
         return "(" + joiner.join(f"{name} {compare} {t}" for t in texts) + ")"
     if op in ("between", "not-between"):
         if len(values) != 2:
-            raise BadRequest(f"The operator '{operator}' needs two values for attribute '{attribute}'.", QUERY_ERROR)
+            raise BadRequest(
+                f"The operator '{operator}' needs two values for attribute '{attribute}'.", codes.INVALID_ARGUMENT
+            )
         low, high = (literal(prop, v) for v in values)
         text = f"({name} ge {low} and {name} le {high})"
         return f"not {text}" if op == "not-between" else text
@@ -211,7 +223,7 @@ def _int_attribute(element: ET.Element, name: str) -> int | None:
     if text is None or text == "":
         return None
     if not re.fullmatch(r"\d+", text.strip()):
-        raise BadRequest(f"The fetch attribute '{name}' must be a whole number, not '{text}'.", QUERY_ERROR)
+        raise BadRequest(f"The fetch attribute '{name}' must be a whole number, not '{text}'.", codes.INVALID_ARGUMENT)
     return int(text)
 
 
@@ -224,25 +236,26 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
-        raise BadRequest(f"Invalid XML in the fetchXml parameter: {exc}.", "0x80041130") from None
+        raise BadRequest(f"Invalid XML in the fetchXml parameter: {exc}.", codes.INVALID_FETCHXML) from None
     if root.tag != "fetch":
-        raise BadRequest("The fetchXml parameter must hold a <fetch> element.", "0x80041130")
+        raise BadRequest("The fetchXml parameter must hold a <fetch> element.", codes.INVALID_FETCHXML)
     if _true(root, "aggregate"):
         raise NotImplementedYet("Aggregate FetchXML queries are not supported by the sandbox; use $apply.")
     entities = root.findall("entity")
     if len(entities) != 1:
-        raise BadRequest("A <fetch> element must hold exactly one <entity>.", "0x80041130")
+        raise BadRequest("A <fetch> element must hold exactly one <entity>.", codes.INVALID_FETCHXML)
     element = entities[0]
     entity = model.entities.get(element.get("name") or "")
     if entity is None:
         raise BadRequest(
-            f"The entity with a name = '{element.get('name')}' was not found in the MetadataCache.", "0x80041102"
+            f"The entity with a name = '{element.get('name')}' was not found in the MetadataCache.",
+            codes.METADATA_NOT_FOUND,
         )
     if expected is not None and entity.name != expected.name:
         raise BadRequest(
             f"The FetchXML entity '{entity.name}' does not match the entity set "
             f"'{expected.entity_set}' it was sent to.",
-            QUERY_ERROR,
+            codes.INVALID_ARGUMENT,
         )
     select: list[str] | None = []
     orders: list[str] = []
@@ -272,7 +285,7 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
                 "related table with $expand or a second request."
             )
         else:
-            raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", "0x80041130")
+            raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", codes.INVALID_FETCHXML)
     if select == []:
         select = [entity.key[0]]
     page = _int_attribute(root, "page") or 1
@@ -291,7 +304,7 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
 def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
     kind = (element.get("type") or "and").lower()
     if kind not in ("and", "or"):
-        raise BadRequest(f"The filter type '{kind}' is not valid: use 'and' or 'or'.", "0x80041130")
+        raise BadRequest(f"The filter type '{kind}' is not valid: use 'and' or 'or'.", codes.INVALID_FETCHXML)
     parts: list[str] = []
     for child in element:
         if child.tag == "condition":
@@ -306,7 +319,7 @@ def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
             if nested:
                 parts.append(nested)
         else:
-            raise BadRequest(f"The element '{child.tag}' is not valid inside <filter>.", "0x80041130")
+            raise BadRequest(f"The element '{child.tag}' is not valid inside <filter>.", codes.INVALID_FETCHXML)
     return f" {kind} ".join(f"({p})" for p in parts)
 
 
@@ -352,11 +365,12 @@ _QE_OPERATORS = {
 def query_expression(query: Any, model: Model) -> tuple[EntityType, str | None]:
     """(entity, ``$filter`` text) of a ``Microsoft.Dynamics.CRM.QueryExpression`` JSON object."""
     if not isinstance(query, dict):
-        raise BadRequest("Each QuerySet item must be a QueryExpression object.", QUERY_ERROR)
+        raise BadRequest("Each QuerySet item must be a QueryExpression object.", codes.INVALID_ARGUMENT)
     entity = model.entities.get(str(query.get("EntityName") or ""))
     if entity is None:
         raise BadRequest(
-            f"The entity with a name = '{query.get('EntityName')}' was not found in the MetadataCache.", "0x80041102"
+            f"The entity with a name = '{query.get('EntityName')}' was not found in the MetadataCache.",
+            codes.METADATA_NOT_FOUND,
         )
     if query.get("LinkEntities"):
         raise NotImplementedYet("LinkEntities in a QueryExpression are not supported by the sandbox.")
@@ -366,14 +380,14 @@ def query_expression(query: Any, model: Model) -> tuple[EntityType, str | None]:
 
 def _qe_filter(entity: EntityType, criteria: Any) -> str:
     if not isinstance(criteria, dict):
-        raise BadRequest("Criteria must be a FilterExpression object.", QUERY_ERROR)
+        raise BadRequest("Criteria must be a FilterExpression object.", codes.INVALID_ARGUMENT)
     kind = str(criteria.get("FilterOperator") or "And").lower()
     if kind not in ("and", "or"):
-        raise BadRequest(f"The FilterOperator '{criteria.get('FilterOperator')}' is not valid.", QUERY_ERROR)
+        raise BadRequest(f"The FilterOperator '{criteria.get('FilterOperator')}' is not valid.", codes.INVALID_ARGUMENT)
     parts: list[str] = []
     for item in criteria.get("Conditions") or []:
         if not isinstance(item, dict):
-            raise BadRequest("Each condition must be a ConditionExpression object.", QUERY_ERROR)
+            raise BadRequest("Each condition must be a ConditionExpression object.", codes.INVALID_ARGUMENT)
         operator = str(item.get("Operator") or "")
         mapped = _QE_OPERATORS.get(operator.lower())
         if mapped is None:

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sandbox.errors import BadRequest, NotFound
+from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import (
     BOOLEAN,
     DATE,
@@ -43,9 +44,10 @@ from sandbox.odata.model import (
     Model,
     Property,
 )
+from sandbox.odata.query.scanning import UnbalancedBrackets, UnterminatedLiteral, split_outside
 
 LANGUAGE_CODE = 1033
-DEFAULT_NAMESPACE = "Microsoft.Dynamics.CRM"
+DEFAULT_NAMESPACE = NAMESPACE
 _METADATA_NAMESPACE = uuid.UUID("6d0f3c3e-2b7a-4f0e-9a53-0c1e5d6b8a10")
 
 #: Navigation properties of the metadata types: carried in the dicts, emitted only when expanded.
@@ -567,19 +569,12 @@ def parse_expand(text: str | None) -> dict[str, list[str] | None] | None:
 
 
 def _split_top_level(text: str, separator: str) -> list[str]:
-    parts, depth, quoted, start = [], 0, False, 0
-    for index, char in enumerate(text):
-        if char == "'":
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and char == separator:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return parts
+    """Split on ``separator`` outside quotes and parentheses; text that does not pair up stays one term
+    (which :func:`parse_expand` then refuses as an invalid clause)."""
+    try:
+        return split_outside(text, separator, "(", ")", stray_closer_fails=False)
+    except (UnterminatedLiteral, UnbalancedBrackets):
+        return [text]
 
 
 # ---- addressing -----------------------------------------------------------------------------------------
@@ -769,11 +764,11 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
         return False
     try:
         if operator == "gt":
-            return actual > expected
+            return bool(actual > expected)
         if operator == "ge":
-            return actual >= expected
+            return bool(actual >= expected)
         if operator == "lt":
-            return actual < expected
-        return actual <= expected
+            return bool(actual < expected)
+        return bool(actual <= expected)
     except TypeError:
         return False

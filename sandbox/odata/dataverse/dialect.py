@@ -1,0 +1,319 @@
+"""The Dataverse Web API dialect (Dynamics 365 Sales): ``/api/data/v9.2/``.
+
+GUID keys and alternate keys, ``@odata.bind`` / ``_x_value``, 204 + ``OData-EntityId`` on create,
+PATCH as upsert, ``Prefer: odata.maxpagesize`` with ``$skiptoken`` paging (no ``$skip``), formatted-value
+and lookup annotations, the ``{"error": {"code", "message"}}`` shape with HRESULT codes. What Dataverse
+serves beside the entity sets is in :mod:`.endpoints`; FetchXML reads and change tracking in their modules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Response
+
+from sandbox.errors import BadRequest, NotFound, NotImplementedYet, SandboxError
+from sandbox.odata import model as m
+from sandbox.odata.batch import BatchDialect
+from sandbox.odata.dataverse import codes
+from sandbox.odata.dataverse import endpoints as dataverse_endpoints
+from sandbox.odata.dataverse.changetracking import change_tracking, wants_change_tracking
+from sandbox.odata.dataverse.fetchxml import fetch_xml
+from sandbox.odata.dataverse.queryfunctions import QUERY_FUNCTIONS
+from sandbox.odata.dataverse.wire import (
+    ASSOCIATED_NAV,
+    COUNT_LIMIT,
+    FORMATTED,
+    LOOKUP_LOGICAL,
+    NAMESPACE,
+    ROOTS,
+    formatted_value,
+    skiptoken,
+    skiptoken_offset,
+)
+from sandbox.odata.dialect import Dialect
+from sandbox.odata.endpoints import Endpoints
+from sandbox.odata.model import ROWVERSION, EntityType, Property
+from sandbox.odata.query import ExpandItem, FilterDialect, QueryOptions
+from sandbox.odata.responses import json_response, no_content, query_string
+from sandbox.odata.urls import is_guid
+
+if TYPE_CHECKING:
+    from sandbox.odata.service import ODataService, RequestState
+
+
+class DataverseDialect(Dialect):
+    """The hooks of the generic service, answered as the Dataverse Web API answers."""
+
+    name = "dataverse"
+    csdl_name = "dataverse"
+    root = ROOTS[0]
+    namespace = NAMESPACE
+    allow_skip = False
+    patch_upserts = True
+    deep_insert = True
+    enums_as_names = False
+    filter_dialect = FilterDialect(
+        case_insensitive=True,
+        string_functions=True,
+        wildcard_eq=False,
+        enum_literals=False,
+        query_functions=QUERY_FUNCTIONS,
+        lambdas=True,
+        entity_label=lambda e: f"{NAMESPACE}.{e.name}",
+    )
+    batch_dialect = BatchDialect(
+        fail_outer_status=True,
+        stop_on_error=True,
+        changeset_failure_status=None,
+        require_crlf=True,
+        max_requests=1000,
+        service_root=ROOTS[0],
+    )
+
+    def __init__(self, *, max_page_size: int = 5000) -> None:
+        self.max_page_size = max_page_size
+
+    def roots(self) -> list[str]:
+        return list(ROOTS)
+
+    def register_endpoints(self, endpoints: Endpoints) -> None:
+        dataverse_endpoints.register(endpoints)
+
+    # ---- keys -------------------------------------------------------------------------------------
+    def invalid_key(self, entity: EntityType) -> SandboxError:
+        label = self.type_label(entity)
+        return BadRequest(
+            f"The key in the request URI is not valid for resource '{label}'. Ensure that the "
+            f"names and number of key properties match the declared or alternate key properties "
+            f"for the resource '{label}'.",
+            codes.QUERY_SYNTAX,
+        )
+
+    def key_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
+        if prop.type == m.GUID:
+            if not isinstance(value, str) or not is_guid(value):
+                raise BadRequest(
+                    f"Bad Request - Error in query syntax: '{value}' is not a valid GUID for '{prop.name}'.",
+                    codes.QUERY_SYNTAX,
+                )
+            return value.lower()
+        return self.in_value(entity, prop, value)
+
+    def format_key(self, entity: EntityType, row: dict[str, Any]) -> str:
+        if len(entity.key) == 1:
+            return str(row.get(entity.key[0]))
+        return super().format_key(entity, row)
+
+    # ---- options and paging -----------------------------------------------------------------------
+    def check_options(self, args: dict[str, str]) -> None:
+        if "$search" in args:
+            raise BadRequest("The query parameter $search is not supported.", codes.QUERY_SYNTAX)
+
+    def check_expand(self, item: ExpandItem) -> None:
+        if item.skip is not None:
+            raise BadRequest("The query parameter $skip is not supported inside $expand.", codes.QUERY_SYNTAX)
+
+    def cap_count(self, total: int) -> int:
+        return min(total, COUNT_LIMIT)
+
+    def page_size(self, state: RequestState) -> int:
+        requested = state.prefer.get("odata.maxpagesize")
+        if requested is None:
+            return self.max_page_size
+        try:
+            size = int(requested)
+        except ValueError:
+            raise BadRequest(
+                f"The odata.maxpagesize preference '{requested}' is not a number.", codes.QUERY_SYNTAX
+            ) from None
+        size = max(1, min(size, self.max_page_size))
+        state.applied.append(f"odata.maxpagesize={size}")
+        return size
+
+    def top_ignored_with_paging(self, state: RequestState) -> bool:
+        return "odata.maxpagesize" in state.prefer
+
+    def page_offset(self, state: RequestState, options: QueryOptions) -> int:
+        token = state.args.get("$skiptoken")
+        if not token:
+            return 0
+        return skiptoken_offset(token)
+
+    def next_link(self, state: RequestState, offset: int, page_size: int) -> str:
+        args = {k: v for k, v in state.args.items() if k != "$skiptoken"}
+        args["$skiptoken"] = skiptoken(offset, page_size)
+        return f"{state.base_url}{state.path}?{query_string(args)}"
+
+    def effective_select(self, entity: EntityType, select: list[str] | None) -> list[str] | None:
+        if select is None:
+            return None
+        out = list(select)
+        for key in entity.key:
+            if key not in out:
+                out.append(key)
+        if (
+            "_transactioncurrencyid_value" in entity.properties
+            and "_transactioncurrencyid_value" not in out
+            and any(entity.properties[n].type == m.DECIMAL and (entity.properties[n].scale or 0) == 4 for n in select)
+        ):
+            out.append("_transactioncurrencyid_value")
+        return out
+
+    # ---- rows -------------------------------------------------------------------------------------
+    def serialize(
+        self,
+        entity: EntityType,
+        row: dict[str, Any],
+        select: list[str] | None,
+        annotations: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        out = super().serialize(entity, row, select, annotations)
+        if select is None:
+            out["versionnumber"] = row.get(ROWVERSION)
+        if annotations:
+            for name in list(out):
+                prop = entity.properties.get(name)
+                if prop is None:
+                    continue
+                formatted = formatted_value(prop, row.get(name))
+                if formatted is not None:
+                    out[name + FORMATTED] = formatted
+        return out
+
+    def annotate(
+        self,
+        service: ODataService,
+        entity: EntityType,
+        rows: list[dict[str, Any]],
+        rendered: list[dict[str, Any]],
+        select: list[str] | None,
+    ) -> None:
+        """Lookup annotations: the target's logical name, the navigation property and its primary name."""
+        for name, prop in entity.properties.items():
+            if prop.lookup is None or (select is not None and name not in select):
+                continue
+            navs = [n for n in entity.navigations.values() if n.owns_fk and n.pairs[0][0] == name]
+            if not navs:
+                continue
+            for row, out in zip(rows, rendered, strict=True):
+                value = row.get(name)
+                if value is None:
+                    continue
+                nav = navs[0]
+                for candidate in navs:
+                    if all(row.get(k) == v for k, v in candidate.local_condition.items()):
+                        nav = candidate
+                        break
+                target = service.model.entities[nav.target]
+                out[name + LOOKUP_LOGICAL] = target.name
+                out[name + ASSOCIATED_NAV] = nav.name
+                if target.primary_name:
+                    related = service.store.find(target.name, {nav.pairs[0][1]: value}, limit=1)
+                    if related:
+                        out[name + FORMATTED] = related[0].get(target.primary_name)
+
+    # ---- writes -----------------------------------------------------------------------------------
+    def check_odata_annotation(self, entity: EntityType, name: str, value: Any) -> None:
+        if name == "@odata.type" and isinstance(value, str):
+            if value.lstrip("#") != self.type_label(entity):
+                raise BadRequest(
+                    f"The type '{value}' in the payload does not match the entity set's type "
+                    f"'{self.type_label(entity)}'.",
+                    codes.PAYLOAD_INVALID,
+                )
+
+    def lookup_write(self, entity: EntityType, name: str) -> SandboxError:
+        return BadRequest(
+            f"Invalid property '{name}' was found in entity '{self.type_label(entity)}'. "
+            "Lookup columns are read-only: write them through their navigation property with "
+            "@odata.bind.",
+            codes.PAYLOAD_INVALID,
+        )
+
+    def unknown_property(self, entity: EntityType, name: str) -> SandboxError:
+        return BadRequest(
+            f"Invalid property '{name}' was found in entity '{self.type_label(entity)}'.", codes.UNSPECIFIED
+        )
+
+    def malformed_json(self, detail: str) -> SandboxError:
+        return BadRequest(f"Error in the request payload: {detail}", codes.PAYLOAD_INVALID)
+
+    def created_response(
+        self, service: ODataService, entity: EntityType, row: dict[str, Any], state: RequestState
+    ) -> Response:
+        url = self.entity_url(state.base_url, entity, row)
+        if state.prefer.get("return") == "representation":
+            state.applied.append("return=representation")
+            options = service.parse_options(entity, state)
+            body = {"@odata.context": service.context_url(state, entity, options.select, "/$entity")}
+            body.update(service.render_rows(entity, [row], options, state)[0])
+            response = json_response(body, status=201)
+        else:
+            response = no_content()
+        response.headers["OData-EntityId"] = url
+        response.headers["Location"] = url
+        response.headers["ETag"] = self.etag(row)
+        return response
+
+    def created_response_renders_row(self, state: RequestState) -> bool:
+        # Only ``Prefer: return=representation`` shows the row; otherwise its URL and etag alone.
+        return state.prefer.get("return") == "representation"
+
+    def upserted_response(
+        self, service: ODataService, entity: EntityType, row: dict[str, Any], state: RequestState, *, created: bool
+    ) -> Response:
+        url = self.entity_url(state.base_url, entity, row)
+        if state.prefer.get("return") == "representation":
+            state.applied.append("return=representation")
+            options = service.parse_options(entity, state)
+            body = {"@odata.context": service.context_url(state, entity, options.select, "/$entity")}
+            body.update(service.render_rows(entity, [row], QueryOptions(select=options.select), state)[0])
+            response = json_response(body, status=201 if created else 200)
+        else:
+            response = no_content()
+        response.headers["OData-EntityId"] = url
+        response.headers["ETag"] = self.etag(row)
+        return response
+
+    # ---- reads in other query languages -------------------------------------------------------------
+    def collection_query(
+        self, service: ODataService, entity: EntityType, state: RequestState, nested: bool
+    ) -> Response | None:
+        """``?fetchXml=`` runs FetchXML and ``Prefer: odata.track-changes`` (or ``$deltatoken``) reads
+        changes; ``?sql=``, ``?savedQuery=``, ``?userQuery=`` are refused (501) rather than ignored, since
+        ignoring them would answer with every row of the table."""
+        for name, what in (
+            ("sql", "The Dataverse SQL endpoint (?sql=)"),
+            ("savedQuery", "Saved views (?savedQuery=)"),
+            ("userQuery", "Personal views (?userQuery=)"),
+        ):
+            if name in state.args:
+                raise NotImplementedYet(
+                    f"{what} is not supported by the sandbox; query with $filter/$select or fetchXml instead."
+                )
+        if "fetchXml" in state.args:
+            if nested:
+                raise BadRequest("fetchXml can only be sent to an entity set.", codes.QUERY_SYNTAX)
+            return fetch_xml(service, entity, state)
+        if wants_change_tracking(state):
+            return change_tracking(service, entity, state)
+        return None
+
+    # ---- errors -----------------------------------------------------------------------------------
+    def error_body(self, error: SandboxError) -> dict[str, Any]:
+        return {"error": {"code": error.code, "message": error.message}}
+
+    def type_error(self, entity: EntityType, prop: Property, value: Any) -> SandboxError:
+        return BadRequest(
+            f"Cannot convert the literal '{value}' to the expected type '{prop.type}' "
+            f"of property '{prop.name}' on type '{self.type_label(entity)}'.",
+            codes.PAYLOAD_INVALID,
+        )
+
+    def not_found(self, entity: EntityType, key_text: str) -> SandboxError:
+        return NotFound(f"Entity '{entity.name}' With Id = {key_text} Does Not Exist")
+
+    def unknown_set(self, name: str) -> SandboxError:
+        return NotFound(f"Resource not found for the segment '{name}'.", codes.SEGMENT_NOT_FOUND)

@@ -1,0 +1,64 @@
+"""``?fetchXml=``: FetchXML reads of an entity set, answered as Dataverse answers them.
+
+The FetchXML becomes OData ``$filter``/``$orderby`` text (:mod:`sandbox.odata.dataverse.querylanguages`),
+so it runs through the same query layer as any OData read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import Response
+
+from sandbox.odata.dataverse.querylanguages import paging_cookie, parse_fetchxml
+from sandbox.odata.dataverse.wire import FORMATTED, LOOKUP_LOGICAL, NAMESPACE, annotation_wanted
+from sandbox.odata.model import ROWID, EntityType
+from sandbox.odata.query import QueryOptions, parse_orderby
+from sandbox.odata.responses import json_response
+
+if TYPE_CHECKING:
+    from sandbox.odata.service import ODataService, RequestState
+
+#: the most rows ``totalrecordcount`` counts
+TOTAL_COUNT_LIMIT = 5000
+
+
+def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) -> Response:
+    """``GET <set>?fetchXml=<fetch .../>``: the rows the FetchXML selects, one page of them, with the
+    paging cookie, more-records and total-count annotations the request asks for."""
+    dialect = service.dialect
+    fetch = parse_fetchxml(state.args["fetchXml"], service.model, entity)
+    query = service.base_query(entity, QueryOptions(filter=fetch.filter), state)
+    body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
+    if fetch.total_count and annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
+        total = service.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
+        body[f"@{NAMESPACE}.totalrecordcount"] = min(total, TOTAL_COUNT_LIMIT)
+        body[f"@{NAMESPACE}.totalrecordcountlimitexceeded"] = total > TOTAL_COUNT_LIMIT
+    table = entity.table
+    assert table is not None
+    orders = parse_orderby(fetch.orderby, entity, service.model, dialect.filter_dialect)
+    query = query.order_by(*orders, *[table.c[k] for k in entity.key], table.c[ROWID])
+    if fetch.top is not None:
+        limit, offset = fetch.top, 0
+    else:
+        limit = max(1, min(fetch.count or dialect.max_page_size, dialect.max_page_size))
+        offset = (fetch.page - 1) * limit
+    rows = [dict(r._mapping) for r in service.db.connection.execute(query.offset(offset).limit(limit + 1))]
+    more = fetch.top is None and len(rows) > limit
+    rows = rows[:limit]
+    if more and annotation_wanted(state, f"{NAMESPACE}.fetchxmlpagingcookie"):
+        key = entity.key[0]
+        body[f"@{NAMESPACE}.fetchxmlpagingcookie"] = paging_cookie(
+            fetch.page, str(rows[0][key]), str(rows[-1][key]), key
+        )
+    if annotation_wanted(state, f"{NAMESPACE}.morerecords"):
+        body[f"@{NAMESPACE}.morerecords"] = more
+    select = dialect.effective_select(entity, fetch.select)
+    formatted = annotation_wanted(state, FORMATTED[1:])
+    rendered = [dialect.serialize(entity, row, select, formatted) for row in rows]
+    if formatted or annotation_wanted(state, LOOKUP_LOGICAL[1:]):
+        dialect.annotate(service, entity, rows, rendered, select)
+    # FetchXML, unlike OData, leaves out the columns whose value is null.
+    body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
+    return json_response(body)
