@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 from sandbox.errors import BadRequest, SandboxError, ServiceUnavailable
 from sandbox.odata.model import EntityType, Model
 from sandbox.odata.store import Store
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
-#: identities whose writes are the bridge's own and must not come back (echo prevention)
-INTEGRATION_IDENTITIES = frozenset({"dualwrite"})
+#: identities whose writes are the bridge's own and must not come back (echo prevention); kept as a set for
+#: the callers that test membership, its one member defined in :mod:`sandbox.wellknown`
+INTEGRATION_IDENTITIES = frozenset({INTEGRATION_IDENTITY})
 
 Sender = Callable[[dict[str, Any]], None]
 

@@ -137,11 +137,8 @@ def test_insert_many_plain_stores_what_sqlalchemy_stores() -> None:
         database.dispose()
 
 
-def test_insert_many_plain_puts_many_rows_in_each_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_insert_many_plain_puts_many_rows_in_each_statement() -> None:
     """Rows go in as few multi-row INSERTs as SQLite's parameter limit allows, in order, all of them."""
-    import sandbox.db as module
-
-    monkeypatch.setattr(module, "_SQLITE_MAX_PARAMETERS", 10)  # 3 columns: 3 rows per statement
     metadata = sa.MetaData()
     table = sa.Table(
         "many",
@@ -159,7 +156,8 @@ def test_insert_many_plain_puts_many_rows_in_each_statement(monkeypatch: pytest.
     moment = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC)
     try:
         with database.transaction() as connection:
-            insert_many_plain(connection, table, [{"id": n, "name": f"n{n}", "at": moment} for n in range(1, 8)])
+            rows_in = [{"id": n, "name": f"n{n}", "at": moment} for n in range(1, 8)]
+            insert_many_plain(connection, table, rows_in, max_parameters=10)  # 3 columns: 3 rows per statement
             rows = connection.execute(sa.select(table.c.id, table.c.name).order_by(table.c.id)).all()
         inserts = [s for s in statements if s.startswith("INSERT")]
         assert [s.count("(?, ?, ?)") for s in inserts] == [3, 3, 1]
