@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME_TYPE
@@ -328,8 +328,9 @@ def _plain_plan(connection: sa.Connection, table: sa.Table, keys: tuple[str, ...
     if connection.dialect.paramstyle != "qmark" or sorted(positions) != sorted(keys) or len(positions) <= 1:
         return None
     processors = compiled._bind_processors  # noqa: SLF001 - the processors SQLAlchemy itself applies
+    # One processor per name here: the sequence form is for expanding IN parameters, which an INSERT has none of.
     converted = tuple(
-        (index, _faster_processor(table.c.get(name), connection.dialect, processors[name]))
+        (index, _faster_processor(table.c.get(name), connection.dialect, cast(Callable[[Any], Any], processors[name])))
         for index, name in enumerate(positions)
         if name in processors
     )

@@ -106,6 +106,14 @@ class ChangeColumns(SQLModel, table=True):
     names: str  # JSON list of property names
 
 
+def _table_of(model: type[SQLModel]) -> sa.Table:
+    """The table SQLModel made for ``model`` (its ``__table__``, which SQLModel sets out of the type checker's
+    sight)."""
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
 #: the changed list of a create: every property of its image, in the image's order
 _ALL_OF_AFTER = "*"
 
@@ -135,7 +143,7 @@ class ColumnLists:
         """The names behind ``columns_id``, read from the database the first time."""
         names = self._names_by_id.get(columns_id)
         if names is None:
-            table = ChangeColumns.__table__
+            table = _table_of(ChangeColumns)
             text = connection.execute(sa.select(table.c.names).where(table.c.id == columns_id)).scalar()
             if text is None:  # only a hand-made snapshot or a damaged database can get here
                 raise InternalError(
@@ -147,7 +155,7 @@ class ColumnLists:
 
     def save(self, connection: sa.Connection, ids: set[str]) -> None:
         """Make sure the database holds the names of ``ids`` (inside the caller's transaction)."""
-        table = ChangeColumns.__table__
+        table = _table_of(ChangeColumns)
         insert = postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table)
         connection.execute(
             insert.on_conflict_do_nothing(index_elements=["id"]),
@@ -247,7 +255,7 @@ class Outbox:
         self._generation = 0  # bumps on every commit that recorded changes (and every notify())
         self._latest = 0  # highest seq known committed; refreshed exactly by latest_seq()
         self._in_flight: set[int] = set()  # first seq of each open transaction that recorded changes
-        self.table = ChangeRecord.__table__
+        self.table = _table_of(ChangeRecord)
         self.column_lists = ColumnLists()
         self._insert = sa.insert(self.table)  # built once: a statement per change cost more than the insert
 
@@ -329,7 +337,9 @@ class Outbox:
             self.column_lists.save(db.connection, columns_ids)
         with self._cond:
             if len(rows) == 1:  # a single write's change: one INSERT (ids in bulk take two reads first)
-                seqs = [int(db.connection.execute(self._insert, rows[0]).inserted_primary_key[0])]
+                inserted = db.connection.execute(self._insert, rows[0]).inserted_primary_key
+                assert inserted is not None  # an INSERT of one row always has its key
+                seqs = [int(inserted[0])]
             else:
                 seqs = insert_returning_ids(db.connection, self.table, "seq", rows)
             if tx is None:
@@ -451,7 +461,7 @@ class Outbox:
 
 
 # ---- the feed over HTTP ------------------------------------------------------------------------------
-def int_arg(name: str, default: int | None, minimum: int) -> int | None:
+def int_arg(name: str, default: int, minimum: int) -> int:
     """An integer query parameter (``default`` when absent), or a 400 naming the parameter."""
     raw = request.args.get(name)
     if raw is None or raw == "":

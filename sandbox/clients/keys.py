@@ -17,7 +17,8 @@ _ENTITY_ID_RE = re.compile(r"\(([^()]*)\)\s*$")
 def format_key(key: str | int | uuid.UUID | Mapping[str, Any], *, guid_bare: bool = True) -> str:
     """The parenthesised key segment of an entity URL.
 
-    E.g. ``(7eb682f1-...)``, ``(accountnumber='C-1')`` or ``(dataAreaId='usmf',CustomerAccount='US-001')``.
+    E.g. ``(7eb682f1-...)``, ``(accountnumber='C-1')`` or, an F&O compound key,
+    ``(dataAreaId='<company>',CustomerAccount='US-001')``.
 
     A scalar is a single (primary) key; a mapping is a named or composite key, written in its order.
     Values are formatted by :func:`format_literal`; the result is not percent-encoded.

@@ -128,7 +128,7 @@ class SalesClient(ODataClient):
             return self.get(f"{name}()")
         signature = ",".join(f"{param}=@{param}" for param in params)
         aliases = {f"@{param}": _function_literal(value) for param, value in params.items()}
-        return self.get(f"{name}({signature})", **aliases)
+        return json_or_none(self.request("GET", f"{name}({signature})", params=aliases)) or {}
 
     def who_am_i(self) -> dict[str, Any]:
         """``GET WhoAmI()`` -> ``{"BusinessUnitId", "UserId", "OrganizationId"}``."""

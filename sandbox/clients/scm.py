@@ -14,7 +14,7 @@ __all__ = ["ScmClient"]
 class ScmClient(ODataClient):
     """Supply Chain Management over F&O OData data entities (``<origin>/data/``).
 
-    Keys are mappings of every key field (``{"dataAreaId": "usmf", "CustomerAccount": "US-001"}``); all
+    Keys are mappings of every key field (``{"dataAreaId": DEFAULT_COMPANY, "CustomerAccount": "US-001"}``); all
     strings are quoted. Reads see the caller's default company unless ``cross_company=True``.
     """
 

@@ -19,6 +19,7 @@ from sandbox.errors import SandboxError
 from sandbox.faults import FaultRegistry
 from sandbox.journal import Journal
 from sandbox.outbox import ChangeRecord, Outbox, changes_blueprint
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 METADATA = sa.MetaData()
 ITEMS = sa.Table(
@@ -159,7 +160,7 @@ def test_a_page_read_as_one_json_row_equals_the_rows_read_one_by_one(db: Databas
             "user",
         )
         outbox.record(db, "items", {"id": 1}, "delete", [], None, "user")
-    write(db, outbox, 2, identity="dualwrite")
+    write(db, outbox, 2, identity=INTEGRATION_IDENTITY)
     with db.transaction():  # compact images (several changes at once)
         outbox.record_many(
             db, "items", "create", "user", [({"id": i}, ["id", "name"], {"id": i, "name": f"ü {i}"}) for i in (5, 6)]
@@ -181,7 +182,7 @@ def test_a_page_read_as_one_json_row_equals_the_rows_read_one_by_one(db: Databas
     assert aggregated[4]["after"] == {"id": 6, "name": "ü 6"} and aggregated[4]["changed"] == ["id", "name"]
     assert aggregated[0]["after"]["name"] == 'Römer "Zahn" \\ 😀' and aggregated[1]["after"] is None
     assert aggregated[2]["created_at"] == "2026-11-25T20:00:00+00:00"
-    assert outbox.read(db, 1, 10, None, "dualwrite") == row_by_row[1:2] + row_by_row[3:]
+    assert outbox.read(db, 1, 10, None, INTEGRATION_IDENTITY) == row_by_row[1:2] + row_by_row[3:]
 
 
 def test_records_of_one_transaction_share_a_transaction_id(db: Database, outbox: Outbox) -> None:
