@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 from sandbox.errors import BadRequest, SandboxError, ServiceUnavailable
 from sandbox.odata.model import EntityType, Model
 from sandbox.odata.store import Store
+from sandbox.outbox import dumps
 from sandbox.wellknown import INTEGRATION_IDENTITY
 
 #: identities whose writes are the bridge's own and must not come back (echo prevention); kept as a set for
@@ -122,9 +123,6 @@ def refuse(message: str) -> SandboxError:
 def http_sender(client: httpx.Client) -> Sender:
     """A sender that posts each transaction to the bridge's ``/api/live`` and turns a refusal into the
     error the writing caller sees (in the source service's own error shape)."""
-    import json as _json
-
-    from sandbox.outbox import dumps
 
     def send(payload: dict[str, Any]) -> None:
         response = client.post(
@@ -134,7 +132,7 @@ def http_sender(client: httpx.Client) -> Sender:
             return
         try:
             message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError, _json.JSONDecodeError):
+        except (ValueError, KeyError, TypeError):  # json.JSONDecodeError is a ValueError
             message = response.text or f"status {response.status_code}"
         if response.status_code >= 500:
             raise ServiceUnavailable(

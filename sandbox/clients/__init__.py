@@ -11,6 +11,11 @@ raises :class:`ServiceError`, which carries the parsed error and the ``Retry-Aft
 
 Each client owns one :class:`httpx.Client` and keeps no per-request state on itself, so one instance can
 be shared by threads the way an ``httpx.Client`` can.
+
+One module per concern: ``errors`` (:class:`ServiceError`), ``encoding`` (identity header, URL
+percent-encoding, JSON bodies), ``keys`` (key segments; literals come from :mod:`sandbox.odata.literals`),
+``batch`` (:class:`BatchOp`, :class:`BatchResult`), ``base`` (:class:`ODataClient`), ``sales``,
+``scm`` and ``control`` (the three clients). Import the public names from this package.
 """
 
 from __future__ import annotations

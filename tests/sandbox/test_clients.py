@@ -545,6 +545,22 @@ def test_sales_function_with_parameters_uses_aliases(script: Script) -> None:
     script.assert_done()
 
 
+def test_sales_function_parameters_keep_decimals_exact_and_datetimes_iso(script: Script) -> None:
+    """A Decimal inside a JSON parameter is an exact JSON number; a datetime is a bare ISO literal (UTC as Z)."""
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}Fn(Amounts=@Amounts,Since=@Since)?@Amounts=%5B2.50,0.1000000000000000000001%5D"
+            "&@Since=2024-03-01T10:00:00Z",
+            httpx.Response(200, json={"ok": True}),
+        )
+    )
+    since = dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC)
+    amounts = [Decimal("2.50"), Decimal("0.1000000000000000000001")]
+    assert sales(script).function("Fn", Amounts=amounts, Since=since) == {"ok": True}
+    script.assert_done()
+
+
 # ------------------------------------------------------------------------------- queries and paging
 
 
@@ -1256,6 +1272,23 @@ def test_control_plane_routes_methods_and_bodies(script: Script) -> None:
     assert client.journal(limit=5) == [{"method": "GET"}]
     client.clear_journal()
     assert script.requests[0].headers[IDENTITY_HEADER] == "tester"
+    script.assert_done()
+
+
+def test_fail_bridge_writes_matches_the_integration_identity_on_write_methods(script: Script) -> None:
+    """The helper is a fault on every write method for the bridge's identity, once by default."""
+    rule = {
+        "method": ["POST", "PATCH", "PUT", "DELETE"],
+        "identity": INTEGRATION_IDENTITY,
+        "status": 503,
+        "probability": 1.0,
+        "latency_ms": 0,
+        "times": 1,
+    }
+    script.steps.append(
+        expect("POST", f"{ORIGIN}/_sandbox/faults", httpx.Response(201, json={"id": "f1"}), json_body=rule)
+    )
+    assert control(script).fail_bridge_writes() == {"id": "f1"}
     script.assert_done()
 
 

@@ -164,3 +164,30 @@ def test_insert_many_plain_puts_many_rows_in_each_statement() -> None:
         assert rows == [(n, f"n{n}") for n in range(1, 8)]
     finally:
         database.dispose()
+
+
+def test_insert_plans_belong_to_their_table_not_to_its_name() -> None:
+    """Two models with a table of the same name (two stacks in one process) each get their own compiled
+    insert plan: a datetime column's converter is never applied to the other table's text column."""
+    first_metadata, second_metadata = sa.MetaData(), sa.MetaData()
+    first = sa.Table(
+        "same", first_metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime)
+    )
+    second = sa.Table(
+        "same", second_metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.String)
+    )
+    moment = dt.datetime(2026, 11, 25, 20, 0)
+    databases = [Database("sqlite://", [first_metadata]), Database("sqlite://", [second_metadata])]
+    try:
+        for database in databases:
+            database.create_all()
+        with databases[0].transaction() as connection:
+            insert_many_plain(connection, first, [{"id": 1, "at": moment}, {"id": 2, "at": moment}])
+            assert connection.execute(sa.select(first.c.at)).scalars().all() == [moment, moment]
+        with databases[1].transaction() as connection:
+            insert_many_plain(connection, second, [{"id": 1, "at": "soon"}, {"id": 2, "at": "later"}])
+            assert connection.execute(sa.select(second.c.at).order_by(second.c.id)).scalars().all() == ["soon", "later"]
+        assert first.info["sandbox.insert_plans"] is not second.info["sandbox.insert_plans"]
+    finally:
+        for database in databases:
+            database.dispose()
