@@ -14,16 +14,33 @@ from sandbox.clients.encoding import (
     IDENTITY_HEADER,
     PATH_SAFE,
     dump_json,
-    encode_query,
     join_csv,
     json_or_none,
+    with_query,
 )
 from sandbox.clients.errors import ServiceError, raise_for_status
 from sandbox.clients.keys import format_key
 from sandbox.errors import SandboxError
 from sandbox.odata import batch as wire
 
-__all__ = ["ODataClient"]
+__all__ = ["HttpOwner", "ODataClient"]
+
+
+class HttpOwner:
+    """A client that owns one :class:`httpx.Client` (``http``): closed by :meth:`close` or a ``with`` block."""
+
+    http: httpx.Client
+
+    def close(self) -> None:
+        """Close the underlying :class:`httpx.Client` (and its transport)."""
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 # Python keyword names accepted by :meth:`ODataClient.get` for the OData system query options.
 _SYSTEM_OPTIONS = {
@@ -43,7 +60,7 @@ _SYSTEM_OPTIONS = {
 _PARAM_ALIASES = {"cross_company": "cross-company"}
 
 
-class ODataClient:
+class ODataClient(HttpOwner):
     """An OData v4 service root over one :class:`httpx.Client`: headers, errors, paging and ``$batch``.
 
     ``base_url`` is the server origin (``http://127.0.0.1:5101``); subclasses append their service root
@@ -100,10 +117,7 @@ class ODataClient:
         ``params`` are encoded OData-style (``%20`` for spaces, ``$`` and quotes readable) and appended
         to any query already in ``path``. ``json_body`` is sent as ``application/json; charset=utf-8``.
         """
-        url = path
-        query = encode_query(params or {})
-        if query:
-            url += ("&" if "?" in url else "?") + query
+        url = with_query(path, params)
         send_headers = dict(headers or {})
         if json_body is not None:
             content = dump_json(json_body)
@@ -277,10 +291,7 @@ class ODataClient:
         For a unit of one write, a ``$batch`` around it adds nothing but the multipart work on both sides:
         a single request is atomic on its own.
         """
-        url = op.url
-        query = encode_query(op.params or {})
-        if query:
-            url += ("&" if "?" in url else "?") + query
+        url = with_query(op.url, op.params)
         send_headers = {**(op.headers or {}), **(headers or {})}
         content = None
         if op.body is not None:
@@ -332,10 +343,7 @@ class ODataClient:
         return wire.build_batch_request(items)
 
     def _batch_request(self, op: BatchOp, content_id: str | None) -> wire.BatchRequest:
-        url = op.url
-        query = encode_query(op.params or {})
-        if query:
-            url += ("&" if "?" in url else "?") + query
+        url = with_query(op.url, op.params)
         headers = {"Accept": "application/json"}
         payload = b""
         if op.body is not None:
@@ -356,16 +364,6 @@ class ODataClient:
         return str(httpx.URL(self.root + url.lstrip("/")))
 
     # ----------------------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Close the underlying :class:`httpx.Client` (and its transport)."""
-        self.http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root!r}, identity={self.identity!r})"

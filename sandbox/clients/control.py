@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
-from sandbox.clients.encoding import IDENTITY_HEADER, dump_json, encode_query, join_csv, json_or_none
+from sandbox.clients.base import HttpOwner
+from sandbox.clients.encoding import IDENTITY_HEADER, dump_json, join_csv, json_or_none, with_query
 from sandbox.clients.errors import raise_for_status
 from sandbox.wellknown import INTEGRATION_IDENTITY
 
 __all__ = ["ControlClient"]
 
 
-class ControlClient:
+class ControlClient(HttpOwner):
     """The ``/_sandbox/`` control plane of any service; ``base_url`` is the server origin.
 
     Routes (``sandbox/control.py``): ``GET health``, ``GET info``, ``POST reset``, ``POST seed``,
@@ -60,8 +61,7 @@ class ControlClient:
         if body is not None:
             content = dump_json(body)
             headers["Content-Type"] = "application/json; charset=utf-8"
-        query = encode_query(params or {})
-        url = f"{path}?{query}" if query else path
+        url = with_query(path, params)
         response = self.http.request(
             method, url, content=content, headers=headers, timeout=self.timeout if timeout is None else timeout
         )
@@ -185,15 +185,6 @@ class ControlClient:
         }
         timeout = max(self.timeout, wait + 10.0) if wait else None
         return self._call("GET", "changes", params=params, timeout=timeout) or {}
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"ControlClient({self.origin!r})"

@@ -18,6 +18,7 @@ __all__ = [
     "encode_query",
     "join_csv",
     "json_or_none",
+    "with_query",
 ]
 
 #: Header naming the caller to the sandbox services: echo prevention keys on it, and the bridge sends
@@ -40,6 +41,14 @@ def encode_query(params: Mapping[str, Any]) -> str:
             continue
         parts.append(f"{quote(name, safe='$@-._~')}={quote(_param_text(value), safe=QUERY_SAFE)}")
     return "&".join(parts)
+
+
+def with_query(url: str, params: Mapping[str, Any] | None) -> str:
+    """``url`` with ``params`` (encoded by :func:`encode_query`) appended to any query it already has."""
+    query = encode_query(params or {})
+    if not query:
+        return url
+    return url + ("&" if "?" in url else "?") + query
 
 
 def _param_text(value: Any) -> str:
