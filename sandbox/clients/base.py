@@ -31,6 +31,25 @@ class HttpOwner:
 
     http: httpx.Client
 
+    @staticmethod
+    def open_http(
+        base_url: str,
+        *,
+        transport: httpx.BaseTransport | None,
+        identity: str | None,
+        token: str,
+        timeout: float,
+        headers: Mapping[str, str] | None,
+        defaults: Mapping[str, str],
+    ) -> httpx.Client:
+        """The :class:`httpx.Client` every request goes through: ``defaults``, the bearer ``token`` and the
+        caller's ``identity`` on every request, then the caller's own ``headers`` over them."""
+        sent = {**defaults, "Authorization": f"Bearer {token}"}
+        if identity is not None:
+            sent[IDENTITY_HEADER] = identity
+        sent.update(headers or {})
+        return httpx.Client(base_url=base_url, transport=transport, timeout=timeout, headers=sent)
+
     def close(self) -> None:
         """Close the underlying :class:`httpx.Client` (and its transport)."""
         self.http.close()
@@ -88,16 +107,15 @@ class ODataClient(HttpOwner):
         self.origin, self.root = _split_root(base_url, self.root_path)
         self.identity = identity
         self.timeout = timeout
-        default_headers = {
-            "Accept": "application/json",
-            "OData-MaxVersion": "4.0",
-            "OData-Version": "4.0",
-            "Authorization": f"Bearer {token}",
-        }
-        if identity is not None:
-            default_headers[IDENTITY_HEADER] = identity
-        default_headers.update(headers or {})
-        self.http = httpx.Client(base_url=self.root, transport=transport, timeout=timeout, headers=default_headers)
+        self.http = self.open_http(
+            self.root,
+            transport=transport,
+            identity=identity,
+            token=token,
+            timeout=timeout,
+            headers=headers,
+            defaults={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
+        )
 
     # ----------------------------------------------------------------------------- plumbing
 

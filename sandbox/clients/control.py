@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 
 from sandbox.clients.base import HttpOwner
-from sandbox.clients.encoding import IDENTITY_HEADER, dump_json, join_csv, json_or_none, with_query
+from sandbox.clients.encoding import dump_json, join_csv, json_or_none, with_query
 from sandbox.clients.errors import raise_for_status
 from sandbox.wellknown import INTEGRATION_IDENTITY
 
@@ -39,12 +39,14 @@ class ControlClient(HttpOwner):
     ) -> None:
         self.origin = base_url.rstrip("/")
         self.timeout = timeout
-        default_headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
-        if identity is not None:
-            default_headers[IDENTITY_HEADER] = identity
-        default_headers.update(headers or {})
-        self.http = httpx.Client(
-            base_url=f"{self.origin}/{self.prefix}/", transport=transport, timeout=timeout, headers=default_headers
+        self.http = self.open_http(
+            f"{self.origin}/{self.prefix}/",
+            transport=transport,
+            identity=identity,
+            token=token,
+            timeout=timeout,
+            headers=headers,
+            defaults={"Accept": "application/json"},
         )
 
     def _call(
