@@ -138,7 +138,7 @@ class Database:
         if self._lock is not None and not self._lock.acquire(
             timeout=LOCK_TIMEOUT_SECONDS if timeout is None else timeout
         ):
-            raise ServiceUnavailable("The database is busy; try again.", "0x80040216", headers={"Retry-After": "1"})
+            raise ServiceUnavailable("The database is busy; try again.", headers={"Retry-After": "1"})
         try:
             connection = self.engine.connect()
             state.connection = connection

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import httpx
 
 from sandbox.errors import BadRequest, SandboxError, ServiceUnavailable
+from sandbox.odata.dataverse import codes
 from sandbox.odata.model import EntityType, Model
 from sandbox.odata.store import Store
 from sandbox.outbox import dumps
@@ -73,7 +74,7 @@ class LiveSyncHook:
         except SandboxError:
             raise
         except Exception as exc:  # noqa: BLE001 - the bridge being unreachable must not become a 500
-            raise ServiceUnavailable(f"Dual-write could not reach the bridge: {exc}", "0x80040216") from exc
+            raise ServiceUnavailable(f"Dual-write could not reach the bridge: {exc}") from exc
 
     def related_rows(self, changes: list[dict[str, Any]], depth: int = 2) -> dict[str, dict[str, Any]]:
         """The rows single-valued lookups of the changed rows point at (and theirs, ``depth`` hops), keyed
@@ -117,7 +118,7 @@ def related_token(entity_name: str, key: dict[str, Any]) -> str:
 
 def refuse(message: str) -> SandboxError:
     """The error a source answers with when the other side refused the write."""
-    return BadRequest(message, "0x80040265")
+    return BadRequest(message, codes.ISV_ABORTED)
 
 
 def http_sender(client: httpx.Client) -> Sender:
@@ -137,7 +138,6 @@ def http_sender(client: httpx.Client) -> Sender:
         if response.status_code >= 500:
             raise ServiceUnavailable(
                 f"Dual-write: {message}",
-                "0x80040216",
                 headers={"Retry-After": response.headers.get("Retry-After", "1")},
             )
         raise refuse(f"Dual-write: {message}")
