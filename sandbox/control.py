@@ -41,8 +41,10 @@ import flask
 import sqlalchemy as sa
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
+from sandbox import jsonio
 from sandbox.db import Database
 from sandbox.errors import BadRequest, InternalError, MethodNotAllowed, NotFound, SandboxError, error_for_status
 from sandbox.faults import FaultRegistry
@@ -123,7 +125,8 @@ def install_error_handlers(blueprint: Blueprint, runtime: ServiceRuntime) -> Non
     def http_error(err: HTTPException) -> Response | HTTPException:
         if isinstance(err, RequestRedirect):
             return err
-        headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else None
+        allowed = err.valid_methods if isinstance(err, WerkzeugMethodNotAllowed) else None
+        headers = {"Allow": ", ".join(allowed)} if allowed else None
         return _error_response(runtime, error_for_status(err.code or 500, err.description or err.name, headers=headers))
 
     def unexpected(err: Exception) -> Response:
@@ -152,22 +155,19 @@ def _python_type(column: sa.Column[Any]) -> type | None:
 
 
 def encode_value(value: Any) -> Any:
-    """A column value as JSON: Decimal -> string (exact), temporal -> ISO 8601, bytes -> base64."""
+    """A column value as JSON, as :func:`sandbox.jsonio.json_default` writes it (Decimal -> exact string,
+    temporal -> ISO 8601, bytes -> base64, UUID -> text), except where :func:`decode_value` must read it back
+    by the column's type: an enum by its name (``Enum[name]``), a timedelta as seconds, anything else as text."""
     if value is None or isinstance(value, (bool, int, float, str, list, dict)):
         return value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
     if isinstance(value, enum.Enum):
         return value.name
-    if isinstance(value, uuid.UUID):
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    try:
+        return jsonio.json_default(value)
+    except TypeError:
         return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    return str(value)
 
 
 def decode_value(column: sa.Column[Any], value: Any) -> Any:

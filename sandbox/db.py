@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME_TYPE
@@ -27,6 +27,8 @@ from sandbox.errors import ServiceUnavailable
 
 # SQLite has one writer at a time; waiting longer than this for the service's lock means something is stuck.
 LOCK_TIMEOUT_SECONDS = 30.0
+#: the most parameters SQLite takes in one statement (SQLITE_MAX_VARIABLE_NUMBER: 32766 since 3.32, 999 before)
+SQLITE_MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
 class _TxState(threading.local):
@@ -136,7 +138,7 @@ class Database:
         if self._lock is not None and not self._lock.acquire(
             timeout=LOCK_TIMEOUT_SECONDS if timeout is None else timeout
         ):
-            raise ServiceUnavailable("The database is busy; try again.", "0x80040216", headers={"Retry-After": "1"})
+            raise ServiceUnavailable("The database is busy; try again.", headers={"Retry-After": "1"})
         try:
             connection = self.engine.connect()
             state.connection = connection
@@ -201,7 +203,16 @@ class Database:
         self.engine.dispose()
 
 
-_returning_inserts: dict[tuple[str, str], Any] = {}
+#: the key of a table's compiled insert plans in its ``Table.info``
+_PLANS_KEY = "sandbox.insert_plans"
+
+
+def _insert_plans(table: sa.Table) -> dict[tuple[Any, ...], Any]:
+    """The insert statements and plans compiled for ``table``, kept on the table itself (``Table.info``): they
+    live exactly as long as the model that owns the table, and two models with a table of the same name
+    (one per stack built in a process) never share one."""
+    plans: dict[tuple[Any, ...], Any] = table.info.setdefault(_PLANS_KEY, {})
+    return plans
 
 
 def insert_returning_ids(
@@ -233,37 +244,42 @@ def insert_returning_ids(
                 ).scalars()
             ]
             ids.sort()
-            for row, new_id in zip(rows, ids):
+            for row, new_id in zip(rows, ids, strict=True):
                 row[id_column] = new_id
             connection.execute(table.insert(), rows)
             return ids
     if connection.dialect.name != "sqlite":
-        statement = _returning_inserts.get((table.name, id_column))
+        plans = _insert_plans(table)
+        statement = plans.get(("returning", id_column))
         if statement is None:
             statement = sa.insert(table).returning(table.c[id_column], sort_by_parameter_order=True)
-            _returning_inserts[(table.name, id_column)] = statement
+            plans[("returning", id_column)] = statement
         return [int(row[0]) for row in connection.execute(statement, rows)]
     highest = int(connection.execute(sa.select(sa.func.max(table.c[id_column]))).scalar() or 0)
     if table.dialect_options["sqlite"].get("autoincrement"):
         used = connection.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = ?", (table.name,)).scalar()
         highest = max(highest, int(used or 0))
     ids = list(range(highest + 1, highest + 1 + len(rows)))
-    for row, new_id in zip(rows, ids):
+    for row, new_id in zip(rows, ids, strict=True):
         row[id_column] = new_id
     insert_many_plain(connection, table, rows)
     return ids
 
 
-_plain_inserts: dict[
-    tuple[str, str, tuple[str, ...]],
-    tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], tuple[tuple[int, Any], ...]] | None,
-] = {}
+#: a multi-row insert plan: the compiled SQL, the row's values in its order, the converters by position
+_PlainPlan = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], tuple[tuple[int, Any], ...]]
 
 
-def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+def insert_many_plain(
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    max_parameters: int = SQLITE_MAX_PARAMETERS,
+) -> None:
     """``connection.execute(table.insert(), rows)`` for rows that all have the same keys, done as multi-row
-    ``INSERT ... VALUES (...), (...)`` statements (as many rows each as SQLite's parameter limit allows) of
-    the compiled statement, with SQLAlchemy's own per-column bind processors.
+    ``INSERT ... VALUES (...), (...)`` statements (as many rows each as ``max_parameters``, SQLite's limit,
+    allows) of the compiled statement, with SQLAlchemy's own per-column bind processors.
 
     SQLAlchemy's executemany rebuilds each row's parameters through its general machinery, about a fifth of
     a bulk create's cost on SQLite. Where the statement needs more than the rows' values (a column default
@@ -273,21 +289,13 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
     if not rows:
         return
     keys = tuple(rows[0])
-    signature = (connection.dialect.name, table.name, keys)
-    plan = _plain_inserts.get(signature, False)
-    if plan is False:
-        compiled = table.insert().compile(dialect=connection.dialect, column_keys=list(keys))
-        positions = tuple(compiled.positiontup or ())
-        plan = None
-        if connection.dialect.paramstyle == "qmark" and sorted(positions) == sorted(keys) and len(positions) > 1:
-            processors = compiled._bind_processors  # noqa: SLF001 - the processors SQLAlchemy itself applies
-            converted = tuple(
-                (index, _faster_processor(table.c.get(name), connection.dialect, processors[name]))
-                for index, name in enumerate(positions)
-                if name in processors
-            )
-            plan = (compiled.string, operator.itemgetter(*positions), converted)
-        _plain_inserts[signature] = plan
+    plans = _insert_plans(table)
+    signature = ("plain", connection.dialect.name, keys)
+    plan: _PlainPlan | None
+    if signature in plans:
+        plan = plans[signature]
+    else:
+        plan = plans[signature] = _plain_plan(connection, table, keys)
     if plan is None:
         connection.execute(table.insert(), rows)
         return
@@ -307,10 +315,26 @@ def insert_many_plain(connection: sa.Connection, table: sa.Table, rows: list[dic
     # Each step lets go of the interpreter lock, and taking it back from busy threads waits up to the switch
     # interval (5 ms): 2,000 rows took 19 to 27 s one step per row beside two busy threads, 0.1 to 0.2 s so.
     width = len(flat) // len(rows)
-    per_statement = max(1, _SQLITE_MAX_PARAMETERS // width)
+    per_statement = max(1, max_parameters // width)
     for start in range(0, len(rows), per_statement):
         count = min(per_statement, len(rows) - start)
         connection.exec_driver_sql(_multi_row_sql(sql, count), tuple(flat[start * width : (start + count) * width]))
+
+
+def _plain_plan(connection: sa.Connection, table: sa.Table, keys: tuple[str, ...]) -> _PlainPlan | None:
+    """How :func:`insert_many_plain` inserts rows with ``keys``, or None where SQLAlchemy must do it."""
+    compiled = table.insert().compile(dialect=connection.dialect, column_keys=list(keys))
+    positions = tuple(compiled.positiontup or ())
+    if connection.dialect.paramstyle != "qmark" or sorted(positions) != sorted(keys) or len(positions) <= 1:
+        return None
+    processors = compiled._bind_processors  # noqa: SLF001 - the processors SQLAlchemy itself applies
+    # One processor per name here: the sequence form is for expanding IN parameters, which an INSERT has none of.
+    converted = tuple(
+        (index, _faster_processor(table.c.get(name), connection.dialect, cast(Callable[[Any], Any], processors[name])))
+        for index, name in enumerate(positions)
+        if name in processors
+    )
+    return compiled.string, operator.itemgetter(*positions), converted
 
 
 #: SQLite's DATETIME default storage format, positionally (no time zone: SQLAlchemy writes none)
@@ -344,10 +368,6 @@ def _faster_processor(
         return processor(value)
 
     return datetime_text
-
-
-#: the most parameters SQLite takes in one statement (SQLITE_MAX_VARIABLE_NUMBER: 32766 since 3.32, 999 before)
-_SQLITE_MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
 @functools.lru_cache(maxsize=256)

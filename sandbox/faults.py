@@ -9,8 +9,9 @@ A fault is added over the control plane (``POST /_sandbox/faults``) as JSON::
 
 - ``path`` is a regular expression applied with :func:`re.search` to the request path; ``method`` is exact,
   or a list of methods (``["POST", "PATCH", "DELETE"]``: any write); ``identity`` matches the caller named
-  in ``X-Sandbox-Identity`` (``"dualwrite"``: only the bridge's requests), so a test can fail "the other
-  side's next write" without knowing whether it arrives as a single request or inside a ``$batch``.
+  in ``X-Sandbox-Identity`` (:data:`sandbox.wellknown.INTEGRATION_IDENTITY`: only the bridge's requests), so
+  a test can fail "the other side's next write" without knowing whether it arrives as a single request or
+  inside a ``$batch``.
 - The first fault (in the order added) whose method and path match and whose probability roll succeeds
   fires; ``times`` counts down and the fault is removed when it reaches zero.
 - ``latency_ms`` sleeps before anything else. A fault with ``status < 400`` and no ``drop`` only delays.

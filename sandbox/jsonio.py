@@ -4,40 +4,93 @@ orjson encodes and decodes several times faster than the standard library, which
 initial sync moves every row through JSON five times). Where the two differ, the standard library's
 behaviour is kept: what orjson refuses (integers beyond 64 bits, ``NaN`` literals in a body) falls back
 to :mod:`json`, so the same values are accepted and a malformed body gets the same error message as before.
+
+:func:`json_default` is the sandbox's one answer to "how is a value JSON has no type for written"; the two
+ways the callers differ (temporal values as plain ``isoformat()``, decimals as exact JSON numbers) are
+options of :func:`dumps_bytes`, not further ``default`` functions.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import enum
 import json
+import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
-# Temporal values go through ``default`` (each service formats them its own way); dicts keyed by ints work
-# as with json.
+from sandbox.odata.literals import iso_datetime
+
+__all__ = ["dumps", "dumps_bytes", "json_default", "loads"]
+
+Default = Callable[[Any], Any]
+
+# Temporal values go through ``default``; dicts keyed by ints work as with json.
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 # orjson's own rendering of datetime, date and time is their ``isoformat()`` (a time zone offset with seconds
-# aside, whose seconds it drops); a time with a time zone it refuses, and then the fallback's ``default``
-# renders it.
+# aside, whose seconds it drops); a time with a time zone it refuses, and then ``default`` renders it.
 _ISO_TEMPORAL_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
-def dumps_bytes(value: Any, default: Callable[[Any], Any] | None = None, *, iso_temporal: bool = False) -> bytes:
+def json_default(value: Any) -> Any:
+    """The JSON form of what JSON has no type for (a ``default`` for :func:`dumps` and :func:`json.dumps`).
+
+    Decimal -> its exact text (a string: no float rounding); datetime -> ISO 8601 with UTC as ``Z`` (the
+    OData form); date and time -> ``isoformat()``; UUID -> its text; an enum -> its value; bytes -> base64;
+    sets and tuples -> lists. Anything else raises :class:`TypeError`, as :mod:`json` does.
+    """
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):  # before date: datetime is a date subclass
+        return iso_datetime(value)
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps_bytes(
+    value: Any,
+    default: Default | None = None,
+    *,
+    iso_temporal: bool = False,
+    decimal_numbers: bool = False,
+) -> bytes:
     """Compact UTF-8 JSON (no spaces, non-ASCII kept), ``default`` for what JSON cannot hold.
 
-    With ``iso_temporal``, datetimes, dates and times are written as their ``isoformat()`` without a call to
-    ``default`` each (``default`` must then render them that way too, for the values orjson leaves to it).
+    With ``iso_temporal``, datetimes, dates and times are written as their ``isoformat()`` (UTC as
+    ``+00:00``) without a call to ``default`` each. With ``decimal_numbers``, a finite Decimal is written as
+    a JSON number of exactly its digits (a NaN or infinity as null) (what an OData ``Edm.Decimal`` is on the wire) instead of going to
+    ``default``; should orjson refuse the document, the fallback writes it as the nearest float.
     """
+    fast_default = _decimals_as_numbers(default) if decimal_numbers else default
     try:
-        return orjson.dumps(value, default=default, option=_ISO_TEMPORAL_OPTIONS if iso_temporal else _OPTIONS)
+        return orjson.dumps(value, default=fast_default, option=_ISO_TEMPORAL_OPTIONS if iso_temporal else _OPTIONS)
     except orjson.JSONEncodeError:
-        return json.dumps(value, default=default, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        fallback = default
+        if iso_temporal:
+            fallback = _temporal_as_iso(fallback)
+        if decimal_numbers:
+            fallback = _decimals_as_floats(fallback)
+        return json.dumps(value, default=fallback, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def dumps(value: Any, default: Callable[[Any], Any] | None = None, *, iso_temporal: bool = False) -> str:
+def dumps(
+    value: Any, default: Default | None = None, *, iso_temporal: bool = False, decimal_numbers: bool = False
+) -> str:
     """:func:`dumps_bytes` as text."""
-    return dumps_bytes(value, default, iso_temporal=iso_temporal).decode("utf-8")
+    return dumps_bytes(value, default, iso_temporal=iso_temporal, decimal_numbers=decimal_numbers).decode("utf-8")
 
 
 def loads(data: bytes | bytearray | str) -> Any:
@@ -46,3 +99,40 @@ def loads(data: bytes | bytearray | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def _unsupported(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _decimals_as_numbers(default: Default | None) -> Default:
+    then = default or _unsupported
+
+    def render(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            # NaN and infinities have no JSON number: as floats, which orjson writes as null
+            return orjson.Fragment(str(value)) if value.is_finite() else float(value)
+        return then(value)
+
+    return render
+
+
+def _decimals_as_floats(default: Default | None) -> Default:
+    then = default or _unsupported
+
+    def render(value: Any) -> Any:
+        return float(value) if isinstance(value, Decimal) else then(value)
+
+    return render
+
+
+def _temporal_as_iso(default: Default | None) -> Default:
+    # What orjson does natively under ``iso_temporal``, so the fallback writes the same text.
+    then = default or _unsupported
+
+    def render(value: Any) -> Any:
+        if isinstance(value, (dt.datetime, dt.date, dt.time)):
+            return value.isoformat()
+        return then(value)
+
+    return render

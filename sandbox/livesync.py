@@ -16,11 +16,15 @@ if TYPE_CHECKING:
     import httpx
 
 from sandbox.errors import BadRequest, SandboxError, ServiceUnavailable
+from sandbox.odata.dataverse import codes
 from sandbox.odata.model import EntityType, Model
 from sandbox.odata.store import Store
+from sandbox.outbox import dumps
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
-#: identities whose writes are the bridge's own and must not come back (echo prevention)
-INTEGRATION_IDENTITIES = frozenset({"dualwrite"})
+#: identities whose writes are the bridge's own and must not come back (echo prevention); kept as a set for
+#: the callers that test membership, its one member defined in :mod:`sandbox.wellknown`
+INTEGRATION_IDENTITIES = frozenset({INTEGRATION_IDENTITY})
 
 Sender = Callable[[dict[str, Any]], None]
 
@@ -70,7 +74,7 @@ class LiveSyncHook:
         except SandboxError:
             raise
         except Exception as exc:  # noqa: BLE001 - the bridge being unreachable must not become a 500
-            raise ServiceUnavailable(f"Dual-write could not reach the bridge: {exc}", "0x80040216") from exc
+            raise ServiceUnavailable(f"Dual-write could not reach the bridge: {exc}") from exc
 
     def related_rows(self, changes: list[dict[str, Any]], depth: int = 2) -> dict[str, dict[str, Any]]:
         """The rows single-valued lookups of the changed rows point at (and theirs, ``depth`` hops), keyed
@@ -114,15 +118,12 @@ def related_token(entity_name: str, key: dict[str, Any]) -> str:
 
 def refuse(message: str) -> SandboxError:
     """The error a source answers with when the other side refused the write."""
-    return BadRequest(message, "0x80040265")
+    return BadRequest(message, codes.ISV_ABORTED)
 
 
 def http_sender(client: httpx.Client) -> Sender:
     """A sender that posts each transaction to the bridge's ``/api/live`` and turns a refusal into the
     error the writing caller sees (in the source service's own error shape)."""
-    import json as _json
-
-    from sandbox.outbox import dumps
 
     def send(payload: dict[str, Any]) -> None:
         response = client.post(
@@ -132,12 +133,11 @@ def http_sender(client: httpx.Client) -> Sender:
             return
         try:
             message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError, _json.JSONDecodeError):
+        except (ValueError, KeyError, TypeError):  # json.JSONDecodeError is a ValueError
             message = response.text or f"status {response.status_code}"
         if response.status_code >= 500:
             raise ServiceUnavailable(
                 f"Dual-write: {message}",
-                "0x80040216",
                 headers={"Retry-After": response.headers.get("Retry-After", "1")},
             )
         raise refuse(f"Dual-write: {message}")

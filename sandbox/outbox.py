@@ -19,16 +19,13 @@ assumed; writes from another process are not covered by that watermark.)
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import enum
 import hashlib
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -51,31 +48,15 @@ MAX_WAIT_SECONDS = 30.0
 _BAG_KEY = "sandbox.outbox"
 
 
-# ---- JSON that survives Decimal/datetime/date ----------------------------------------------------------
-def json_default(value: Any) -> Any:
-    """``json.dumps`` fallback: Decimal -> string (no float rounding), temporal -> ISO 8601, UUID -> str."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
+# ---- JSON ----------------------------------------------------------------------------------------------
 def dumps(value: Any) -> str:
-    """Compact JSON text using :func:`json_default` (temporal values rendered by orjson, as ISO 8601 too)."""
-    return jsonio.dumps(value, json_default, iso_temporal=True)
+    """Compact JSON text of change images and control-plane answers: decimals exact (as strings, by
+    :func:`sandbox.jsonio.json_default`), temporal values as their ``isoformat()``."""
+    return jsonio.dumps(value, jsonio.json_default, iso_temporal=True)
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
-    """A JSON response encoded with :func:`json_default` (Flask's provider would render datetimes as HTTP dates)."""
+    """A JSON response encoded by :func:`dumps` (Flask's provider would render datetimes as HTTP dates)."""
     return Response(dumps(payload), status=status, mimetype="application/json")
 
 
@@ -125,56 +106,76 @@ class ChangeColumns(SQLModel, table=True):
     names: str  # JSON list of property names
 
 
-#: the names of a columns id, for any database (ids are content hashes); filled as ids are written and read
-_names_by_id: dict[str, list[str]] = {}
-_ids_by_names: dict[tuple[str, ...], str] = {}
+def _table_of(model: type[SQLModel]) -> sa.Table:
+    """The table SQLModel made for ``model`` (its ``__table__``, which SQLModel sets out of the type checker's
+    sight)."""
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
 #: the changed list of a create: every property of its image, in the image's order
 _ALL_OF_AFTER = "*"
 
 
-def _columns_id(names: list[str]) -> str:
-    """The content-hash id of a list of property names (remembered both ways)."""
-    signature = tuple(names)
-    found = _ids_by_names.get(signature)
-    if found is None:
-        found = hashlib.sha256(jsonio.dumps(names).encode("utf-8")).hexdigest()[:32]
-        _ids_by_names[signature] = found
-        _names_by_id[found] = list(names)
-    return found
+class ColumnLists:
+    """The property-name lists of compact change images, by their content-hash id, remembered both ways.
+
+    Ids are content hashes, so what is remembered is true for any database; each :class:`Outbox` keeps its
+    own (nothing outlives the outbox, and a test can forget them to read as a fresh process would).
+    """
+
+    def __init__(self) -> None:
+        self._names_by_id: dict[str, list[str]] = {}
+        self._ids_by_names: dict[tuple[str, ...], str] = {}
+
+    def id_of(self, names: list[str]) -> str:
+        """The content-hash id of a list of property names."""
+        signature = tuple(names)
+        found = self._ids_by_names.get(signature)
+        if found is None:
+            found = hashlib.sha256(jsonio.dumps(names).encode("utf-8")).hexdigest()[:32]
+            self._ids_by_names[signature] = found
+            self._names_by_id[found] = list(names)
+        return found
+
+    def names_of(self, connection: sa.Connection, columns_id: str) -> list[str]:
+        """The names behind ``columns_id``, read from the database the first time."""
+        names = self._names_by_id.get(columns_id)
+        if names is None:
+            table = _table_of(ChangeColumns)
+            text = connection.execute(sa.select(table.c.names).where(table.c.id == columns_id)).scalar()
+            if text is None:  # only a hand-made snapshot or a damaged database can get here
+                raise InternalError(
+                    f"A change row names the column list {columns_id!r}, which the table "
+                    "sandbox_outbox_columns of this database does not hold."
+                )
+            names = self._names_by_id[columns_id] = jsonio.loads(text)
+        return names
+
+    def save(self, connection: sa.Connection, ids: set[str]) -> None:
+        """Make sure the database holds the names of ``ids`` (inside the caller's transaction)."""
+        table = _table_of(ChangeColumns)
+        insert = postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table)
+        connection.execute(
+            insert.on_conflict_do_nothing(index_elements=["id"]),
+            [{"id": columns_id, "names": jsonio.dumps(self._names_by_id[columns_id])} for columns_id in ids],
+        )
+
+    def clear(self) -> None:
+        """Forget every list (they are read back from the database when next needed)."""
+        self._names_by_id.clear()
+        self._ids_by_names.clear()
 
 
-def _columns_by_id(connection: sa.Connection, columns_id: str) -> list[str]:
-    names = _names_by_id.get(columns_id)
-    if names is None:
-        table = ChangeColumns.__table__
-        text = connection.execute(sa.select(table.c.names).where(table.c.id == columns_id)).scalar()
-        if text is None:  # only a hand-made snapshot or a damaged database can get here
-            raise InternalError(
-                f"A change row names the column list {columns_id!r}, which the table "
-                "sandbox_outbox_columns of this database does not hold."
-            )
-        names = _names_by_id[columns_id] = jsonio.loads(text)
-    return names
-
-
-def _save_columns(connection: sa.Connection, ids: set[str]) -> None:
-    """Make sure the database holds the names of ``ids`` (inside the caller's transaction)."""
-    table = ChangeColumns.__table__
-    insert = postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table)
-    connection.execute(
-        insert.on_conflict_do_nothing(index_elements=["id"]),
-        [{"id": columns_id, "names": jsonio.dumps(_names_by_id[columns_id])} for columns_id in ids],
-    )
-
-
-#: databases whose INSERT can skip a row already there (what :func:`_save_columns` needs)
+#: databases whose INSERT can skip a row already there (what :meth:`ColumnLists.save` needs)
 _COMPACT_DIALECTS = ("sqlite", "postgresql")
 
 #: the columns of a change row, in the order :func:`_read_changes` asks SQLite for them
 _CHANGE_COLUMNS = ("seq", "table", "key", "operation", "changed", "after", "transaction_id", "identity", "created_at")
 
 
-def _read_changes(connection: sa.Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
+def _read_changes(connection: sa.Connection, query: sa.Select[Any], columns: ColumnLists) -> list[dict[str, Any]]:
     """The change dicts of the rows ``query`` selects, in ``seq`` order.
 
     On SQLite the page comes back as one row of JSON (``json_group_array``): the driver steps a statement
@@ -183,32 +184,32 @@ def _read_changes(connection: sa.Connection, query: sa.Select[Any]) -> list[dict
     busy threads took 0.25 s, as one JSON row under a millisecond.
     """
     if connection.dialect.name != "sqlite":
-        return [_row_to_change(row._mapping, connection) for row in connection.execute(query)]
+        return [_row_to_change(row._mapping, connection, columns) for row in connection.execute(query)]
     page = query.subquery()
     text = connection.execute(
         sa.select(sa.func.json_group_array(sa.func.json_array(*[page.c[name] for name in _CHANGE_COLUMNS])))
     ).scalar()
-    rows = [dict(zip(_CHANGE_COLUMNS, values)) for values in jsonio.loads(text or "[]")]
+    rows = [dict(zip(_CHANGE_COLUMNS, values, strict=True)) for values in jsonio.loads(text or "[]")]
     # The timestamp as stored (text on SQLite): read back by its column type, as a plain SELECT would.
     as_read = page.c.created_at.type.dialect_impl(connection.dialect).result_processor(connection.dialect, None)
     if as_read is not None:
         for row in rows:
             row["created_at"] = as_read(row["created_at"])
     rows.sort(key=lambda row: row["seq"])  # an aggregate's order is not promised: seq is
-    return [_row_to_change(row, connection) for row in rows]
+    return [_row_to_change(row, connection, columns) for row in rows]
 
 
-def _row_to_change(m: Any, connection: sa.Connection) -> dict[str, Any]:
+def _row_to_change(m: Any, connection: sa.Connection, columns: ColumnLists) -> dict[str, Any]:
     """A change dict from a change row's columns (a mapping by column name)."""
     after = None if m["after"] is None else jsonio.loads(m["after"])
     if isinstance(after, list):  # compact: [columns id, values...]
-        names = _columns_by_id(connection, after[0])
+        names = columns.names_of(connection, after[0])
         if len(names) != len(after) - 1:
             raise InternalError(
                 f"The change row {m['seq']} holds {len(after) - 1} values for the "
                 f"{len(names)} columns of its column list."
             )
-        after = dict(zip(names, after[1:]))
+        after = dict(zip(names, after[1:], strict=True))
     changed = m["changed"]
     return {
         "seq": m["seq"],
@@ -254,7 +255,8 @@ class Outbox:
         self._generation = 0  # bumps on every commit that recorded changes (and every notify())
         self._latest = 0  # highest seq known committed; refreshed exactly by latest_seq()
         self._in_flight: set[int] = set()  # first seq of each open transaction that recorded changes
-        self.table = ChangeRecord.__table__
+        self.table = _table_of(ChangeRecord)
+        self.column_lists = ColumnLists()
         self._insert = sa.insert(self.table)  # built once: a statement per change cost more than the insert
 
     # ---- writing ----------------------------------------------------------------------------------
@@ -309,7 +311,7 @@ class Outbox:
                 last_changed, last_names = changed, names
                 changed_text = _ALL_OF_AFTER if names is not None and changed == names else dumps(list(changed))
                 if compact and names is not None:
-                    columns_id = _columns_id(names)
+                    columns_id = self.column_lists.id_of(names)
                     columns_ids.add(columns_id)
             if after is None:
                 after_text = None
@@ -332,10 +334,12 @@ class Outbox:
         created = False
         # Insert and in-flight registration are atomic with respect to readers' watermark snapshot.
         if columns_ids:
-            _save_columns(db.connection, columns_ids)
+            self.column_lists.save(db.connection, columns_ids)
         with self._cond:
             if len(rows) == 1:  # a single write's change: one INSERT (ids in bulk take two reads first)
-                seqs = [int(db.connection.execute(self._insert, rows[0]).inserted_primary_key[0])]
+                inserted = db.connection.execute(self._insert, rows[0]).inserted_primary_key
+                assert inserted is not None  # an INSERT of one row always has its key
+                seqs = [int(inserted[0])]
             else:
                 seqs = insert_returning_ids(db.connection, self.table, "seq", rows)
             if tx is None:
@@ -412,7 +416,7 @@ class Outbox:
         if exclude_identity is not None:
             query = query.where(self.table.c.identity != exclude_identity)
         with db.transaction() as connection:
-            changes = _read_changes(connection, query)
+            changes = _read_changes(connection, query, self.column_lists)
         if len(changes) >= limit:
             next_seq = changes[-1]["seq"]
         else:
@@ -457,7 +461,7 @@ class Outbox:
 
 
 # ---- the feed over HTTP ------------------------------------------------------------------------------
-def int_arg(name: str, default: int | None, minimum: int) -> int | None:
+def int_arg(name: str, default: int, minimum: int) -> int:
     """An integer query parameter (``default`` when absent), or a 400 naming the parameter."""
     raw = request.args.get(name)
     if raw is None or raw == "":

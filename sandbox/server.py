@@ -105,7 +105,7 @@ class ServerGroup:
 
             thread = threading.Thread(target=run_waitress, name=f"serve-{name}", daemon=True)
             stop = close_waitress
-            bound_port = server.effective_port  # type: ignore[union-attr]
+            bound_port = server.effective_port
         thread.start()
         running = RunningServer(name, f"{scheme}://{self.host}:{bound_port}", stop, thread)
         self.servers.append(running)

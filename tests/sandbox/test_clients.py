@@ -35,6 +35,7 @@ from sandbox.clients import (
     parse_entity_id,
 )
 from sandbox.odata import batch as wire
+from sandbox.wellknown import DEFAULT_COMPANY, INTEGRATION_IDENTITY
 
 ORIGIN = "http://sales.test"
 ROOT = f"{ORIGIN}/api/data/v9.2/"
@@ -140,7 +141,7 @@ def test_format_key_doubles_single_quotes() -> None:
 def test_format_key_composite_mapping_keeps_order_and_types() -> None:
     """A mapping becomes ``name=value`` pairs in order: strings quoted, numbers and bools bare, None null."""
     key = {
-        "dataAreaId": "usmf",
+        "dataAreaId": DEFAULT_COMPANY,
         "LineNumber": 3,
         "Amount": 1.5,
         "Price": Decimal("2.50"),
@@ -150,7 +151,7 @@ def test_format_key_composite_mapping_keeps_order_and_types() -> None:
         "_primarycontactid_value": GUID,
     }
     assert format_key(key) == (
-        "(dataAreaId='usmf',LineNumber=3,Amount=1.5,Price=2.50,IsActive=true,"
+        f"(dataAreaId='{DEFAULT_COMPANY}',LineNumber=3,Amount=1.5,Price=2.50,IsActive=true,"
         f"Deleted=false,Parent=null,_primarycontactid_value={GUID})"
     )
 
@@ -239,12 +240,12 @@ def test_every_request_carries_odata_auth_and_identity_headers(script: Script) -
                 "OData-MaxVersion": "4.0",
                 "OData-Version": "4.0",
                 "Authorization": "Bearer tok",
-                IDENTITY_HEADER: "dualwrite",
+                IDENTITY_HEADER: INTEGRATION_IDENTITY,
             },
             absent=("Content-Type",),
         )
     )
-    client = sales(script, identity="dualwrite", token="tok")
+    client = sales(script, identity=INTEGRATION_IDENTITY, token="tok")
     assert client.who_am_i() == {"UserId": GUID}
     script.assert_done()
 
@@ -544,6 +545,22 @@ def test_sales_function_with_parameters_uses_aliases(script: Script) -> None:
     script.assert_done()
 
 
+def test_sales_function_parameters_keep_decimals_exact_and_datetimes_iso(script: Script) -> None:
+    """A Decimal inside a JSON parameter is an exact JSON number; a datetime is a bare ISO literal (UTC as Z)."""
+    script.steps.append(
+        expect(
+            "GET",
+            f"{ROOT}Fn(Amounts=@Amounts,Since=@Since)?@Amounts=%5B2.50,0.1000000000000000000001%5D"
+            "&@Since=2024-03-01T10:00:00Z",
+            httpx.Response(200, json={"ok": True}),
+        )
+    )
+    since = dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC)
+    amounts = [Decimal("2.50"), Decimal("0.1000000000000000000001")]
+    assert sales(script).function("Fn", Amounts=amounts, Since=since) == {"ok": True}
+    script.assert_done()
+
+
 # ------------------------------------------------------------------------------- queries and paging
 
 
@@ -728,7 +745,7 @@ def test_fno_error_prefers_innererror_message(script: Script) -> None:
     }
     script.steps.append(lambda request: httpx.Response(400, json=body))
     with pytest.raises(ServiceError) as caught:
-        scm(script).create("CustomersV3", {"dataAreaId": "usmf", "CustomerGroupId": "Local"})
+        scm(script).create("CustomersV3", {"dataAreaId": DEFAULT_COMPANY, "CustomerGroupId": "Local"})
     assert (caught.value.status, caught.value.code, caught.value.message) == (400, "", infolog)
     assert caught.value.body == body
 
@@ -792,12 +809,12 @@ def test_scm_create_returns_the_201_row(script: Script) -> None:
     row = {
         "@odata.context": f"{SCM_ROOT}$metadata#SalesOrderHeadersV2/$entity",
         "@odata.etag": 'W/"JzEsNTYzNyc="',
-        "dataAreaId": "usmf",
+        "dataAreaId": DEFAULT_COMPANY,
         "SalesOrderNumber": "001261",
         "OrderingCustomerAccountNumber": "US-001",
         "SalesOrderStatus": "None",
     }
-    body = {"dataAreaId": "usmf", "OrderingCustomerAccountNumber": "US-001", "CurrencyCode": "USD"}
+    body = {"dataAreaId": DEFAULT_COMPANY, "OrderingCustomerAccountNumber": "US-001", "CurrencyCode": "USD"}
     script.steps.append(expect("POST", f"{SCM_ROOT}SalesOrderHeadersV2", httpx.Response(201, json=row), json_body=body))
     assert scm(script).create("SalesOrderHeadersV2", body) == row
 
@@ -807,14 +824,14 @@ def test_scm_retrieve_composite_key_cross_company_and_select(script: Script) -> 
     script.steps.append(
         expect(
             "GET",
-            f"{SCM_ROOT}CustomersV3(dataAreaId='usmf',CustomerAccount='US-001')"
+            f"{SCM_ROOT}CustomersV3(dataAreaId='{DEFAULT_COMPANY}',CustomerAccount='US-001')"
             "?$select=CustomerAccount,OrganizationName&cross-company=true",
-            httpx.Response(200, json={"dataAreaId": "usmf", "CustomerAccount": "US-001"}),
+            httpx.Response(200, json={"dataAreaId": DEFAULT_COMPANY, "CustomerAccount": "US-001"}),
         )
     )
     scm(script).retrieve(
         "CustomersV3",
-        {"dataAreaId": "usmf", "CustomerAccount": "US-001"},
+        {"dataAreaId": DEFAULT_COMPANY, "CustomerAccount": "US-001"},
         cross_company=True,
         select=["CustomerAccount", "OrganizationName"],
     )
@@ -824,19 +841,19 @@ def test_scm_retrieve_composite_key_cross_company_and_select(script: Script) -> 
 def test_scm_keys_quote_guid_looking_strings(script: Script) -> None:
     """F&O keys never leave a string bare, even a GUID-shaped one; a scalar key is positional."""
     script.steps += [
-        expect("GET", f"{SCM_ROOT}Things(dataAreaId='usmf',Id='{GUID}')", httpx.Response(200, json={})),
+        expect("GET", f"{SCM_ROOT}Things(dataAreaId='{DEFAULT_COMPANY}',Id='{GUID}')", httpx.Response(200, json={})),
         expect("GET", f"{SCM_ROOT}UnitsOfMeasure('ea')", httpx.Response(200, json={"UnitSymbol": "ea"})),
     ]
     client = scm(script)
-    client.retrieve("Things", {"dataAreaId": "usmf", "Id": GUID})
+    client.retrieve("Things", {"dataAreaId": DEFAULT_COMPANY, "Id": GUID})
     client.retrieve("UnitsOfMeasure", "ea")
     script.assert_done()
 
 
 def test_scm_update_and_delete_hit_the_key_url_without_if_match(script: Script) -> None:
     """PATCH and DELETE on the key URL answer 204; F&O needs no If-Match."""
-    key = {"dataAreaId": "usmf", "SalesOrderNumber": "000002"}
-    url = f"{SCM_ROOT}SalesOrderHeadersV2(dataAreaId='usmf',SalesOrderNumber='000002')"
+    key = {"dataAreaId": DEFAULT_COMPANY, "SalesOrderNumber": "000002"}
+    url = f"{SCM_ROOT}SalesOrderHeadersV2(dataAreaId='{DEFAULT_COMPANY}',SalesOrderNumber='000002')"
     script.steps += [
         expect("PATCH", url, httpx.Response(204), json_body={"CustomersOrderReference": "PO-1"}, absent=("If-Match",)),
         expect("DELETE", url, httpx.Response(204), json_body=None),
@@ -852,7 +869,7 @@ def test_scm_bound_action_uses_the_data_entities_namespace(script: Script) -> No
     script.steps += [
         expect(
             "POST",
-            f"{SCM_ROOT}SalesOrderHeadersV2(dataAreaId='usmf',SalesOrderNumber='001261')"
+            f"{SCM_ROOT}SalesOrderHeadersV2(dataAreaId='{DEFAULT_COMPANY}',SalesOrderNumber='001261')"
             "/Microsoft.Dynamics.DataEntities.Confirm",
             httpx.Response(204),
             json_body={},
@@ -865,15 +882,18 @@ def test_scm_bound_action_uses_the_data_entities_namespace(script: Script) -> No
         ),
     ]
     client = scm(script)
-    assert client.action("SalesOrderHeadersV2", {"dataAreaId": "usmf", "SalesOrderNumber": "001261"}, "Confirm") is None
+    assert (
+        client.action("SalesOrderHeadersV2", {"dataAreaId": DEFAULT_COMPANY, "SalesOrderNumber": "001261"}, "Confirm")
+        is None
+    )
     assert client.action("SalesOrderHeadersV2", None, "Recalc", {"All": True}) == {"value": 2}
 
 
 def test_scm_query_cross_company_follows_skip_next_links(script: Script) -> None:
     """F&O pages with ``$skip`` nextLinks; cross-company and enum literals are kept readable."""
-    flt = "dataAreaId eq 'usmf' and SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'"
+    flt = f"dataAreaId eq '{DEFAULT_COMPANY}' and SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'"
     first = (
-        f"{SCM_ROOT}SalesOrderHeadersV2?$select=SalesOrderNumber&$filter=dataAreaId%20eq%20'usmf'%20and%20"
+        f"{SCM_ROOT}SalesOrderHeadersV2?$select=SalesOrderNumber&$filter=dataAreaId%20eq%20'{DEFAULT_COMPANY}'%20and%20"
         "SalesOrderStatus%20eq%20Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'&cross-company=true"
     )
     next_link = first + "&$skip=2"
@@ -1065,8 +1085,8 @@ def test_batch_fno_change_set_error_part_uses_innererror(script: Script) -> None
     results = scm(script).batch(
         [
             [
-                BatchOp.post("CustomerGroups", {"dataAreaId": "usmf", "CustomerGroupId": "X"}),
-                BatchOp.post("CustomersV3", {"dataAreaId": "usmf", "CustomerGroupId": "X"}),
+                BatchOp.post("CustomerGroups", {"dataAreaId": DEFAULT_COMPANY, "CustomerGroupId": "X"}),
+                BatchOp.post("CustomersV3", {"dataAreaId": DEFAULT_COMPANY, "CustomerGroupId": "X"}),
             ]
         ]
     )
@@ -1255,6 +1275,23 @@ def test_control_plane_routes_methods_and_bodies(script: Script) -> None:
     script.assert_done()
 
 
+def test_fail_bridge_writes_matches_the_integration_identity_on_write_methods(script: Script) -> None:
+    """The helper is a fault on every write method for the bridge's identity, once by default."""
+    rule = {
+        "method": ["POST", "PATCH", "PUT", "DELETE"],
+        "identity": INTEGRATION_IDENTITY,
+        "status": 503,
+        "probability": 1.0,
+        "latency_ms": 0,
+        "times": 1,
+    }
+    script.steps.append(
+        expect("POST", f"{ORIGIN}/_sandbox/faults", httpx.Response(201, json={"id": "f1"}), json_body=rule)
+    )
+    assert control(script).fail_bridge_writes() == {"id": "f1"}
+    script.assert_done()
+
+
 def test_control_plane_faults_lifecycle(script: Script) -> None:
     """Fault rules go out in the control plane's field names (None fields left out, Retry-After rounded up
     to whole seconds), are listed (wrapped or bare), fetched and removed by id, and cleared."""
@@ -1317,14 +1354,15 @@ def test_control_plane_changes_long_poll_stretches_the_timeout(script: Script) -
     script.steps += [
         expect(
             "GET",
-            f"{ORIGIN}/_sandbox/changes?after=3&limit=50&tables=account,contact&exclude_identity=dualwrite&wait=25",
+            f"{ORIGIN}/_sandbox/changes?after=3&limit=50&tables=account,contact&exclude_identity={INTEGRATION_IDENTITY}&wait=25",
             httpx.Response(200, json=feed),
         ),
         expect("GET", f"{ORIGIN}/_sandbox/changes?after=0&limit=500", httpx.Response(200, json=feed)),
     ]
     client = control(script, timeout=5.0)
     assert (
-        client.changes(after=3, limit=50, tables=["account", "contact"], exclude_identity="dualwrite", wait=25) == feed
+        client.changes(after=3, limit=50, tables=["account", "contact"], exclude_identity=INTEGRATION_IDENTITY, wait=25)
+        == feed
     )
     assert script.requests[0].extensions["timeout"]["read"] >= 35
     client.changes()
@@ -1354,7 +1392,7 @@ def test_wsgi_transport_round_trip_decodes_keys_and_options_as_sent() -> None:
             "identity": flask.request.headers.get(IDENTITY_HEADER),
         }
 
-    with SalesClient("http://sandbox", transport=httpx.WSGITransport(app=app), identity="dualwrite") as client:
+    with SalesClient("http://sandbox", transport=httpx.WSGITransport(app=app), identity=INTEGRATION_IDENTITY) as client:
         got = client.get(
             client.entity_path("accounts", {"accountnumber": "A&B 1+2/3"}),
             filter="name eq 'x+y & z;'",
@@ -1363,5 +1401,5 @@ def test_wsgi_transport_round_trip_decodes_keys_and_options_as_sent() -> None:
     assert got == {
         "path": "/api/data/v9.2/accounts(accountnumber='A&B 1+2/3')",
         "args": {"$filter": "name eq 'x+y & z;'", "$expand": "a($select=b;$top=1)"},
-        "identity": "dualwrite",
+        "identity": INTEGRATION_IDENTITY,
     }

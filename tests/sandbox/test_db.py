@@ -137,11 +137,8 @@ def test_insert_many_plain_stores_what_sqlalchemy_stores() -> None:
         database.dispose()
 
 
-def test_insert_many_plain_puts_many_rows_in_each_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_insert_many_plain_puts_many_rows_in_each_statement() -> None:
     """Rows go in as few multi-row INSERTs as SQLite's parameter limit allows, in order, all of them."""
-    import sandbox.db as module
-
-    monkeypatch.setattr(module, "_SQLITE_MAX_PARAMETERS", 10)  # 3 columns: 3 rows per statement
     metadata = sa.MetaData()
     table = sa.Table(
         "many",
@@ -159,10 +156,38 @@ def test_insert_many_plain_puts_many_rows_in_each_statement(monkeypatch: pytest.
     moment = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC)
     try:
         with database.transaction() as connection:
-            insert_many_plain(connection, table, [{"id": n, "name": f"n{n}", "at": moment} for n in range(1, 8)])
+            rows_in = [{"id": n, "name": f"n{n}", "at": moment} for n in range(1, 8)]
+            insert_many_plain(connection, table, rows_in, max_parameters=10)  # 3 columns: 3 rows per statement
             rows = connection.execute(sa.select(table.c.id, table.c.name).order_by(table.c.id)).all()
         inserts = [s for s in statements if s.startswith("INSERT")]
         assert [s.count("(?, ?, ?)") for s in inserts] == [3, 3, 1]
         assert rows == [(n, f"n{n}") for n in range(1, 8)]
     finally:
         database.dispose()
+
+
+def test_insert_plans_belong_to_their_table_not_to_its_name() -> None:
+    """Two models with a table of the same name (two stacks in one process) each get their own compiled
+    insert plan: a datetime column's converter is never applied to the other table's text column."""
+    first_metadata, second_metadata = sa.MetaData(), sa.MetaData()
+    first = sa.Table(
+        "same", first_metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.DateTime)
+    )
+    second = sa.Table(
+        "same", second_metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.String)
+    )
+    moment = dt.datetime(2026, 11, 25, 20, 0)
+    databases = [Database("sqlite://", [first_metadata]), Database("sqlite://", [second_metadata])]
+    try:
+        for database in databases:
+            database.create_all()
+        with databases[0].transaction() as connection:
+            insert_many_plain(connection, first, [{"id": 1, "at": moment}, {"id": 2, "at": moment}])
+            assert connection.execute(sa.select(first.c.at)).scalars().all() == [moment, moment]
+        with databases[1].transaction() as connection:
+            insert_many_plain(connection, second, [{"id": 1, "at": "soon"}, {"id": 2, "at": "later"}])
+            assert connection.execute(sa.select(second.c.at).order_by(second.c.id)).scalars().all() == ["soon", "later"]
+        assert first.info["sandbox.insert_plans"] is not second.info["sandbox.insert_plans"]
+    finally:
+        for database in databases:
+            database.dispose()

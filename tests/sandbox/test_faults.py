@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.errors import BadRequest, SandboxError
 from sandbox.faults import DroppedConnection, FaultRegistry, install_fault_hook, parse_fault
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 
 def render_error(err: SandboxError) -> flask.Response:
@@ -109,11 +110,11 @@ def test_fault_matches_by_method_and_path_regex() -> None:
 def test_fault_matches_a_list_of_methods_and_the_callers_identity() -> None:
     """``method`` may list several methods; ``identity`` matches only that caller (None: anyone)."""
     registry = FaultRegistry()
-    fault = registry.add({"method": ["post", "PATCH"], "identity": "dualwrite", "times": 5})
-    assert fault.to_dict()["match"] == {"method": ["POST", "PATCH"], "path": None, "identity": "dualwrite"}
-    assert registry.match("PATCH", "/api/data/v9.2/accounts(1)", "dualwrite").id == fault.id
-    assert registry.match("POST", "/api/data/v9.2/$batch", "dualwrite").id == fault.id
-    assert registry.match("GET", "/api/data/v9.2/accounts", "dualwrite") is None
+    fault = registry.add({"method": ["post", "PATCH"], "identity": INTEGRATION_IDENTITY, "times": 5})
+    assert fault.to_dict()["match"] == {"method": ["POST", "PATCH"], "path": None, "identity": INTEGRATION_IDENTITY}
+    assert registry.match("PATCH", "/api/data/v9.2/accounts(1)", INTEGRATION_IDENTITY).id == fault.id
+    assert registry.match("POST", "/api/data/v9.2/$batch", INTEGRATION_IDENTITY).id == fault.id
+    assert registry.match("GET", "/api/data/v9.2/accounts", INTEGRATION_IDENTITY) is None
     assert registry.match("POST", "/api/data/v9.2/accounts", "user") is None
     assert registry.match("POST", "/api/data/v9.2/accounts") is None
 
@@ -221,9 +222,9 @@ def test_fault_only_fires_on_its_method(service: FaultyApp) -> None:
 
 def test_identity_fault_fires_only_for_that_callers_requests(service: FaultyApp) -> None:
     """The hook reads the caller from ``X-Sandbox-Identity``."""
-    service.registry.add({"identity": "dualwrite", "status": 500})
+    service.registry.add({"identity": INTEGRATION_IDENTITY, "status": 500})
     assert service.client.post("/api/things").status_code == 200
-    assert service.client.post("/api/things", headers={"X-Sandbox-Identity": "dualwrite"}).status_code == 500
+    assert service.client.post("/api/things", headers={"X-Sandbox-Identity": INTEGRATION_IDENTITY}).status_code == 500
 
 
 def test_control_plane_paths_are_never_faulted(service: FaultyApp) -> None:

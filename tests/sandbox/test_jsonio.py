@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import decimal
+import enum
 import json
+import uuid
 
 import pytest
 
 from sandbox import jsonio
-from sandbox.outbox import json_default
+from sandbox.jsonio import json_default
 
 
 def test_compact_utf8_and_the_callers_default_for_temporal_values() -> None:
+    """Temporal values go to ``default`` (here: UTC as ``Z``, orjson's own form would be ``+00:00``)."""
     value = {
         "name": "Zoë",
         "n": 1,
@@ -21,9 +25,55 @@ def test_compact_utf8_and_the_callers_default_for_temporal_values() -> None:
         3: [True, None],
     }
     text = jsonio.dumps(value, json_default)
-    assert text == '{"name":"Zoë","n":1,"when":"2026-11-25T12:00:00+00:00","amount":"1.50","3":[true,null]}'
+    assert text == '{"name":"Zoë","n":1,"when":"2026-11-25T12:00:00Z","amount":"1.50","3":[true,null]}'
     assert jsonio.dumps_bytes(value, json_default) == text.encode("utf-8")
     assert json.loads(text) == jsonio.loads(text)
+    assert text == json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_iso_temporal_writes_isoformat_in_both_encoders() -> None:
+    """With ``iso_temporal`` the text is ``isoformat()``, also when orjson refuses and json writes it."""
+    when = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+    expected = '"when":"2026-11-25T12:00:00+00:00","day":"2026-11-25"'
+    fast = jsonio.dumps({"when": when, "day": when.date()}, json_default, iso_temporal=True)
+    slow = jsonio.dumps({"when": when, "day": when.date(), "big": 2**70}, json_default, iso_temporal=True)
+    assert fast == "{" + expected + "}"
+    assert slow == "{" + expected + ',"big":1180591620717411303424}'
+
+
+def test_decimal_numbers_are_exact_json_numbers() -> None:
+    """With ``decimal_numbers`` a Decimal is a JSON number of its own digits (not a string, not a rounded
+    float); NaN becomes null; when orjson refuses the document, json writes the nearest float."""
+    value = {"price": decimal.Decimal("2.50"), "tiny": decimal.Decimal("0.1000000000000000000001")}
+    assert jsonio.dumps(value, json_default, decimal_numbers=True) == '{"price":2.50,"tiny":0.1000000000000000000001}'
+    assert jsonio.dumps({"x": decimal.Decimal("NaN")}, json_default, decimal_numbers=True) == '{"x":null}'
+    fallback = jsonio.dumps({"price": decimal.Decimal("2.50"), "big": 2**70}, json_default, decimal_numbers=True)
+    assert fallback == '{"price":2.5,"big":1180591620717411303424}'
+
+
+def test_json_default_renders_each_type_json_lacks() -> None:
+    """One default for the whole sandbox: exact decimals, ISO temporal values, GUIDs, enum values, base64
+    bytes, sets and tuples as lists; anything else is a TypeError as in json."""
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    guid = uuid.UUID("7eb682f1-ca75-e511-80d4-00155d2a68d1")
+    assert json_default(decimal.Decimal("12.50")) == "12.50"
+    assert json_default(dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)) == "2024-01-01T12:00:00Z"
+    assert json_default(dt.datetime(2024, 1, 1, 12, 0)) == "2024-01-01T12:00:00"
+    assert json_default(dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == (
+        "2024-01-01T12:00:00+02:00"
+    )
+    assert json_default(dt.date(2024, 1, 31)) == "2024-01-31"
+    assert json_default(dt.time(8, 30)) == "08:30:00"
+    assert json_default(guid) == str(guid)
+    assert json_default(Colour.RED) == "red"
+    assert json_default(b"\x00\xff") == base64.b64encode(b"\x00\xff").decode("ascii")
+    assert json_default((1, 2)) == [1, 2]
+    assert sorted(json_default({3, 1})) == [1, 3]
+    with pytest.raises(TypeError):
+        json_default(object())
 
 
 def test_what_orjson_refuses_falls_back_to_json() -> None:

@@ -19,6 +19,7 @@ from sandbox.errors import SandboxError
 from sandbox.faults import FaultRegistry
 from sandbox.journal import Journal
 from sandbox.outbox import ChangeRecord, Outbox, changes_blueprint
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 METADATA = sa.MetaData()
 ITEMS = sa.Table(
@@ -159,7 +160,7 @@ def test_a_page_read_as_one_json_row_equals_the_rows_read_one_by_one(db: Databas
             "user",
         )
         outbox.record(db, "items", {"id": 1}, "delete", [], None, "user")
-    write(db, outbox, 2, identity="dualwrite")
+    write(db, outbox, 2, identity=INTEGRATION_IDENTITY)
     with db.transaction():  # compact images (several changes at once)
         outbox.record_many(
             db, "items", "create", "user", [({"id": i}, ["id", "name"], {"id": i, "name": f"ü {i}"}) for i in (5, 6)]
@@ -173,13 +174,15 @@ def test_a_page_read_as_one_json_row_equals_the_rows_read_one_by_one(db: Databas
     table = ChangeRecord.__table__
     query = sa.select(table).where(table.c.seq > 0).order_by(table.c.seq).limit(10)
     with db.transaction() as connection:
-        row_by_row = [module._row_to_change(row._mapping, connection) for row in connection.execute(query)]
-        aggregated = module._read_changes(connection, query)
+        row_by_row = [
+            module._row_to_change(row._mapping, connection, outbox.column_lists) for row in connection.execute(query)
+        ]
+        aggregated = module._read_changes(connection, query, outbox.column_lists)
     assert aggregated == row_by_row and [c["seq"] for c in aggregated] == [1, 2, 3, 4, 5]
     assert aggregated[4]["after"] == {"id": 6, "name": "ü 6"} and aggregated[4]["changed"] == ["id", "name"]
     assert aggregated[0]["after"]["name"] == 'Römer "Zahn" \\ 😀' and aggregated[1]["after"] is None
     assert aggregated[2]["created_at"] == "2026-11-25T20:00:00+00:00"
-    assert outbox.read(db, 1, 10, None, "dualwrite") == row_by_row[1:2] + row_by_row[3:]
+    assert outbox.read(db, 1, 10, None, INTEGRATION_IDENTITY) == row_by_row[1:2] + row_by_row[3:]
 
 
 def test_records_of_one_transaction_share_a_transaction_id(db: Database, outbox: Outbox) -> None:
@@ -276,15 +279,13 @@ def test_record_many_stores_images_compactly_and_reads_back_exactly(db: Database
     assert [changed for changed, _ in stored] == ["*", "*", "*", '["name"]', '["id","name","note"]']
     assert all(after.startswith("[") and '"name"' not in after for _, after in stored) and columns == 3
 
-    def read_back() -> list[tuple[Any, Any]]:
-        return [(c["changed"], c["after"]) for c in outbox.read(db, 0, 10, None, None)]
+    def read_back(reader: Outbox) -> list[tuple[Any, Any]]:
+        return [(c["changed"], c["after"]) for c in reader.read(db, 0, 10, None, None)]
 
     expected = [(changed, after) for _, changed, after in changes]
-    assert read_back() == expected
-    assert [list(after) for _, after in read_back()] == [list(after) for _, _, after in changes]
-    module._names_by_id.clear()  # as a process that has not written them
-    module._ids_by_names.clear()
-    assert read_back() == expected
+    assert read_back(outbox) == expected
+    assert [list(after) for _, after in read_back(outbox)] == [list(after) for _, _, after in changes]
+    assert read_back(Outbox()) == expected  # as a process that has not written them
 
 
 def test_a_compact_image_whose_column_list_is_missing_is_a_clear_error(
@@ -298,8 +299,7 @@ def test_a_compact_image_whose_column_list_is_missing_is_a_clear_error(
         outbox.record_many(db, "items", "create", "user", [({"id": i}, ["id"], {"id": i}) for i in (1, 2)])
     with db.transaction() as connection:
         connection.execute(sa.delete(module.ChangeColumns.__table__))
-    module._names_by_id.clear()
-    module._ids_by_names.clear()
+    outbox.column_lists.clear()
     response = client.get("/_sandbox/changes")
     assert response.status_code == 500
     assert "sandbox_outbox_columns" in response.get_json()["error"]["message"]
@@ -315,10 +315,7 @@ def test_compact_images_survive_a_reset_of_the_database(db: Database, outbox: Ou
     db.create_all()
     with db.transaction():
         outbox.record_many(db, "items", "create", "user", changes)
-    from sandbox import outbox as module
-
-    module._names_by_id.clear()
-    module._ids_by_names.clear()
+    outbox.column_lists.clear()
     assert [c["after"] for c in outbox.read(db, 0, 10, None, None)] == [{"id": 1}, {"id": 2}]
 
 
