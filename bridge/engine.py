@@ -28,8 +28,8 @@ from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
 from bridge.state import BridgeState
 from sandbox.clients import BatchOp, SalesClient, ScmClient, ServiceError, format_key
 from sandbox.livesync import related_token
+from sandbox.odata.literals import format_literal
 from sandbox.odata.model import EntityType, Model
-from sandbox.odata.urls import format_literal
 from sandbox.wellknown import INTEGRATION_IDENTITY
 
 log = logging.getLogger(__name__)

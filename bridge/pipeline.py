@@ -48,8 +48,8 @@ from bridge.compiled import (
 from bridge.filters import filter_columns
 from bridge.mapping import KEEP, FieldMap, SalesPath, TableMap
 from sandbox.odata import model as m
+from sandbox.odata.literals import format_literal
 from sandbox.odata.model import EntityType, Model, Property
-from sandbox.odata.urls import format_literal
 
 Related = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
 

@@ -23,9 +23,10 @@ from sandbox.odata.batch import BatchDialect
 from sandbox.odata.csdl import Dialect as CsdlFlavour
 from sandbox.odata.dataverse import codes
 from sandbox.odata.endpoints import Endpoints
+from sandbox.odata.literals import format_literal
 from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Property
 from sandbox.odata.query import ExpandItem, FilterDialect
-from sandbox.odata.urls import format_literal, is_guid
+from sandbox.odata.urls import is_guid
 from sandbox.wellknown import INTEGRATION_IDENTITY, SYSTEM_IDENTITY
 
 if TYPE_CHECKING:

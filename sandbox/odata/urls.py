@@ -109,19 +109,5 @@ def _outside_quotes(text: str) -> str:
     return re.sub(r"'(?:[^']|'')*'", "", text)
 
 
-def format_literal(value: Any, *, guid_bare: bool = True) -> str:
-    """The URL form of a key value (inverse of :func:`parse_literal`)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    text = str(value)
-    if guid_bare and _GUID_RE.match(text):
-        return text
-    return "'" + text.replace("'", "''") + "'"
-
-
 def is_guid(text: Any) -> bool:
     return isinstance(text, str) and bool(_GUID_RE.match(text))

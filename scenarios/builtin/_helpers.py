@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.odata.urls import format_literal
+from sandbox.odata.literals import format_literal
 from sandbox.wellknown import DEFAULT_COMPANY
 from scenarios.context import Mismatch, ScenarioContext
 
