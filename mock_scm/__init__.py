@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 
 def create_app(config: ServiceConfig | None = None) -> Flask:
     """The mock SCM Flask app (F&O OData at ``/data/``, control plane at ``/_sandbox/``)."""
-    from mock_scm.app import SPEC
-    from sandbox.runtime import build_app
+    from mock_scm.app import create_app as build
 
-    return build_app(SPEC, config)
+    return build(config)

@@ -49,7 +49,7 @@ ZERO = decimal.Decimal("0")
 
 def _enum(name: str, *members: str, values: Iterable[int] | None = None) -> EnumType:
     numbers = list(values) if values is not None else list(range(len(members)))
-    return EnumType(name, dict(zip(members, numbers)), namespace=NAMESPACE)
+    return EnumType(name, dict(zip(members, numbers, strict=True)), namespace=NAMESPACE)
 
 
 # ---- enums (fno-odata.md section 13; integer values as in AX) -----------------------------------------------
