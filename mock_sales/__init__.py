@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 
 def create_app(config: ServiceConfig | None = None) -> Flask:
     """The mock Sales Flask app (Dataverse Web API at ``/api/data/v9.2/``, control plane at ``/_sandbox/``)."""
-    from mock_sales.app import SPEC
-    from sandbox.runtime import build_app
+    from mock_sales.app import create_app as build
 
-    return build_app(SPEC, config)
+    return build(config)

@@ -425,7 +425,7 @@ class _Table:
             read_only=True,
             description=f"Logical name of the row {base} points at.",
         )
-        for target, partner in zip(("account", "contact"), partners):
+        for target, partner in zip(("account", "contact"), partners, strict=True):
             nav = f"{base}_{target}"
             self.navs[nav] = NavigationProperty(
                 nav,
