@@ -1,4 +1,4 @@
-"""The lead-to-cash actions of mock Sales (dataverse-web-api.md section 15).
+"""The lead-to-cash actions of mock Sales (``docs/reference/dataverse-web-api.md`` section 15).
 
 Every handler writes through ``ctx.store`` as the caller (``identity=ctx.identity``) with ``via_api=False``,
 so the rules in :mod:`mock_sales.rules` still fill numbers, prices and totals and record every change in
@@ -129,13 +129,13 @@ def bool_param(action: str, params: dict[str, Any], name: str) -> bool:
 def row_by_id(ctx: ActionContext, action: str, entity_name: str, value: Any, param: str) -> Row:
     """The row a GUID parameter (``QuoteId``) or an entity reference names."""
     if isinstance(value, dict) or (isinstance(value, str) and "(" in value):
-        entity, row = ctx.resolve_reference(value)
+        entity, referenced = ctx.resolve_reference(value)
         if entity.name != entity_name:
             raise BadRequest(
                 f"Parameter '{param}' of {action} must reference a {entity_name}, not a {entity.name}.",
                 INVALID_ARGUMENT,
             )
-        return row
+        return referenced
     if not isinstance(value, str) or not is_guid(value):
         raise BadRequest(f"Parameter '{param}' of {action} must be a GUID, not {value!r}.", INVALID_ARGUMENT)
     row = ctx.store.get(entity_name, {f"{entity_name}id": value.lower()})

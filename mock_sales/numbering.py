@@ -7,8 +7,8 @@ Two kinds of numbers are handed out here:
   from the row's GUID so that seeded data stays reproducible.
 - **Dual-write document numbers** for documents born in Sales (``msdyn_quotenumber``,
   ``msdyn_salesordernumber``). SCM numbers its documents with zero-padded six-digit sequences ("000123"),
-  and number sequences are not shared (dual-write.md section 8), so Sales uses its own prefix that can never
-  collide: ``CRM-Q000001``, ``CRM-SO000001``, counted per company.
+  and number sequences are not shared (``docs/reference/dual-write.md`` section 8), so Sales uses its own
+  prefix that can never collide: ``CRM-Q000001``, ``CRM-SO000001``, counted per company.
 
 Counters live in the ``sandbox_numbersequence`` table (untracked, read-only over the API) and are bumped
 inside the caller's transaction, so a rolled-back write gives its number back.

@@ -97,5 +97,5 @@ def recompute_document(store: Store, document: str, row: Row, identity: str) -> 
     lines = store.find(line_entity, {fk: row[f"{document}id"]})
     totals = document_totals(row, lines)
     if document == "opportunity" and row.get("isrevenuesystemcalculated"):
-        totals["estimatedvalue"] = totals["totalamount"]  # type: ignore[assignment]
+        totals["estimatedvalue"] = totals["totalamount"]
     return store.update(document, row, totals, identity=identity, via_api=False)

@@ -14,10 +14,10 @@ from user bodies) are kept on that write; the next line write recomputes the hea
 ``_base`` twins are the value divided by the row's ``exchangerate`` (units of the row currency per unit of
 the base currency).
 
-**Editability.** Documents accept ordinary column changes over the API only in :data:`mock_sales.status.EDITABLE_STATES`
-(plus the SCM-owned columns in :data:`~mock_sales.status.ALWAYS_WRITABLE`); a PATCH that makes a legal state change may carry
-other columns along. Lines follow their header. Repeating stored values is never an edit, because
-dual-write upserts whole rows.
+**Editability.** Documents accept ordinary column changes over the API only in
+:data:`mock_sales.status.EDITABLE_STATES` (plus the SCM-owned columns in :data:`mock_sales.status.ALWAYS_WRITABLE`);
+a PATCH that makes a legal state change may carry other columns along. Lines follow their header. Repeating
+stored values is never an edit, because dual-write upserts whole rows.
 """
 
 from __future__ import annotations
@@ -410,7 +410,9 @@ class DocumentBehavior(SalesBehavior):
         if not row.get("_pricelevelid_value") or not row.get("_transactioncurrencyid_value"):
             return
         price_list = ctx.store.get("pricelevel", {"pricelevelid": row["_pricelevelid_value"]})
-        currency = price_list.get("_transactioncurrencyid_value") if price_list else None
+        if price_list is None:
+            return
+        currency = price_list.get("_transactioncurrencyid_value")
         if currency and currency != row["_transactioncurrencyid_value"]:
             raise BadRequest(
                 f"The currency of the price list '{price_list.get('name')}' does not match the "

@@ -266,7 +266,7 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
                 1,
             )
         )
-    for number, name, unit, price, cost, product_type in product_specs:
+    for number, name, unit_symbol, price, cost, product_type in product_specs:
         product = s.put(
             "product",
             (DEFAULT_COMPANY, number),
@@ -276,7 +276,7 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
                 "msdyn_productnumber": number,
                 "msdyn_itemnumber": number,
                 "_msdyn_company_value": usmf,
-                "_defaultuomid_value": units[unit]["uomid"],
+                "_defaultuomid_value": units[unit_symbol]["uomid"],
                 "_defaultuomscheduleid_value": schedule["uomscheduleid"],
                 "_pricelevelid_value": price_list["pricelevelid"],
                 "_transactioncurrencyid_value": usd,
@@ -292,11 +292,11 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
         )
         s.put(
             "productpricelevel",
-            (PRICE_LIST, number, unit),
+            (PRICE_LIST, number, unit_symbol),
             {
                 "_pricelevelid_value": price_list["pricelevelid"],
                 "_productid_value": product["productid"],
-                "_uomid_value": units[unit]["uomid"],
+                "_uomid_value": units[unit_symbol]["uomid"],
                 "amount": price,
                 "pricingmethodcode": 1,
                 "quantitysellingcode": 1,

@@ -13,8 +13,9 @@
 
 ``Lines`` is ``[{"LineCreationSequenceNumber": 1, "Quantity": 2}, ...]`` (a line may also be named by
 ``InventoryLotId`` or ``LineNumber``; a missing ``Quantity`` means all that is left). The preconditions and
-effects of each process are in :mod:`mock_scm.quotations`, :mod:`mock_scm.orders` and :mod:`mock_scm.payments`. Every refusal is a 400 whose Infolog names the
-problem; an action's writes share the request's transaction, so a refusal leaves nothing behind.
+effects of each process are in :mod:`mock_scm.quotations`, :mod:`mock_scm.orders` and :mod:`mock_scm.payments`.
+Every refusal is a 400 whose Infolog names the problem; an action's writes share the request's transaction,
+so a refusal leaves nothing behind.
 """
 
 from __future__ import annotations

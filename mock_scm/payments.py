@@ -65,13 +65,13 @@ def post_payment_journal(store: Store, settings: ScmSettings, header: Row, ident
         left = dec(line["CreditAmount"])
         settled: list[str] = []
         if line["MarkedInvoice"]:
+            # checked above: the marked invoice exists
             targets = [
-                store.get("SalesInvoiceHeaderV2", {"dataAreaId": company, "InvoiceNumber": line["MarkedInvoice"]})
+                store.require("SalesInvoiceHeaderV2", {"dataAreaId": company, "InvoiceNumber": line["MarkedInvoice"]})
             ]
         else:
             targets = _open_invoices(store, company, account, line["CurrencyCode"])
         for invoice in targets:
-            assert invoice is not None
             if left <= 0:
                 break
             open_amount = dec(invoice["InvoiceOpenAmount"])

@@ -11,9 +11,10 @@ posted journal) apply when ``ctx.via_api`` is true; business actions and the see
 ``via_api=False``. Derived fields (statuses, totals, line amounts, bookkeeping quantities) are recomputed on
 every write and never taken from an OData caller, not even from the privileged dual-write identity that the
 HTTP layer lets write read-only fields (one exception: a SalesQuotationStatus written by that identity is a
-lifecycle request, see :class:`QuotationHeaderBehavior`). Document numbers a caller supplies (e.g. ``CRM-...`` numbers made in
-Dynamics 365 Sales and brought over by dual-write) are kept as they are; omitted numbers come from the
-company's number sequence (:mod:`mock_scm.numbering`).
+lifecycle request, see :class:`QuotationHeaderBehavior`). Document numbers a caller supplies (e.g. ``CRM-...``
+numbers made in Dynamics 365 Sales and brought over by dual-write) are kept as they are; omitted numbers come
+from the company's number sequence (:mod:`mock_scm.numbering`). Configurable behaviour (default company, tax
+rates, quotation validity, "today") comes from the app's :class:`~mock_scm.settings.ScmSettings`.
 """
 
 from __future__ import annotations
@@ -1404,7 +1405,7 @@ class PaymentJournalLineBehavior(ScmBehavior):
 
 
 def behaviors(settings: ScmSettings) -> dict[str, EntityBehavior]:
-    """The rules of every SCM entity, by entity name (CDS aliases share their base entity's rules), run with ``settings``."""
+    """The rules of every SCM entity by entity name, run with ``settings`` (CDS aliases share their base's rules)."""
     return {
         "LegalEntity": LegalEntityBehavior(settings),
         "Currency": ReferenceBehavior(

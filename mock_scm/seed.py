@@ -1,6 +1,6 @@
 """The default SCM data: Contoso-style legal entities, reference data, products with on-hand, customers.
 
-Deterministic: the fixed demo rows (``fno-odata.md`` section 14) come first, then rows generated from
+Deterministic: the fixed demo rows (``docs/reference/fno-odata.md`` section 14) come first, then rows generated from
 ``random.Random(seed)`` and a Faker seeded with ``seed``, so the same seed (and Faker version) always gives
 the same data. Everything is written through the store as ``system`` (rules applied, changes recorded), into
 an empty database. Number sequences continue after the seeded numbers (US-041 is the next usmf customer).
@@ -241,7 +241,7 @@ class _Seeder:
         items = list(PRODUCTS)
         for index in range(int(self.options.get("products", 0))):
             name = f"{self.rng.choice(PRODUCT_WORDS)} {self.rng.choice(PRODUCT_NOUNS)}"
-            price = Decimal(self.rng.randrange(2000, 200000)) / 100
+            list_price = Decimal(self.rng.randrange(2000, 200000)) / 100
             stock = {"11": self.rng.randrange(0, 300), "12": self.rng.randrange(0, 100)}
             items.append(
                 (
@@ -249,8 +249,8 @@ class _Seeder:
                     name,
                     "Item",
                     "ea",
-                    str(price),
-                    str((price * Decimal("0.6")).quantize(CENT)),
+                    str(list_price),
+                    str((list_price * Decimal("0.6")).quantize(CENT)),
                     stock,
                 )
             )
