@@ -1,4 +1,10 @@
-"""Mock Dynamics 365 Sales: a Dataverse Web API emulator for the lead-to-cash tables."""
+"""Mock Dynamics 365 Sales: a Dataverse Web API emulator for the lead-to-cash tables.
+
+The same shape as :mod:`mock_scm`: ``app`` (assembly), ``settings`` (configuration from the service config),
+``schema`` (tables as data), ``values``, ``errors``, ``status`` (state models and what each state allows),
+``lookups``, ``pricing``, ``rules`` (what every write does), ``actions`` (the lead-to-cash actions, each
+declared once), ``numbering`` and ``seed``.
+"""
 
 from __future__ import annotations
 
