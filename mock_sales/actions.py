@@ -1,4 +1,4 @@
-"""The lead-to-cash actions of mock Sales (dataverse-web-api.md section 15).
+"""The lead-to-cash actions of mock Sales (``docs/reference/dataverse-web-api.md`` section 15).
 
 Every handler writes through ``ctx.store`` as the caller (``identity=ctx.identity``) with ``via_api=False``,
 so the rules in :mod:`mock_sales.rules` still fill numbers, prices and totals and record every change in
@@ -9,13 +9,18 @@ own state changes. Preconditions are checked here and answered with 400 and a me
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from mock_sales.rules import STATE_MODELS, resolve_state
-from mock_sales.schema import NAMESPACE
+from mock_sales.pricing import DOCUMENT_LINES
+from mock_sales.schema import NAMESPACE, STATE_MODELS
+from mock_sales.status import resolve_state
 from sandbox.errors import BadRequest, NotFound
 from sandbox.odata.actions import ActionContext, ActionHandler, ActionRegistry, CollectionResult, EntityResult
+from sandbox.odata.dataverse.codes import INVALID_ARGUMENT, PAYLOAD_INVALID
 from sandbox.odata.model import GUID, EntityType
 from sandbox.odata.store import Row, Store
 from sandbox.odata.urls import is_guid
@@ -82,10 +87,10 @@ _NOT_COPIED = frozenset(
 # ---- parameter helpers ----------------------------------------------------------------------------------
 
 
-def check_params(action: str, params: dict[str, Any], allowed: dict[str, str], required: Iterable[str]) -> None:
+def check_params(action: str, params: dict[str, Any], allowed: Mapping[str, str], required: Iterable[str]) -> None:
     """Refuse unknown and missing parameters the way Dataverse does (400)."""
     if not isinstance(params, dict):
-        raise BadRequest(f"The body of {action} must be a JSON object.", "0x80048d19")
+        raise BadRequest(f"The body of {action} must be a JSON object.", PAYLOAD_INVALID)
     for name in params:
         if name.startswith("@"):
             continue
@@ -93,11 +98,11 @@ def check_params(action: str, params: dict[str, Any], allowed: dict[str, str], r
             raise BadRequest(
                 f"Request message has unresolved parameters: '{name}' is not a parameter of "
                 f"{action} (expected {', '.join(sorted(allowed))}).",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
     missing = [name for name in required if params.get(name) is None]
     if missing:
-        raise BadRequest(f"Required parameter '{missing[0]}' of {action} is missing.", "0x80040203")
+        raise BadRequest(f"Required parameter '{missing[0]}' of {action} is missing.", INVALID_ARGUMENT)
 
 
 def int_param(action: str, params: dict[str, Any], name: str, default: int | None = None) -> int | None:
@@ -109,7 +114,7 @@ def int_param(action: str, params: dict[str, Any], name: str, default: int | Non
             return int(str(value))
         except ValueError:
             raise BadRequest(
-                f"Parameter '{name}' of {action} must be an integer, not {value!r}.", "0x80040203"
+                f"Parameter '{name}' of {action} must be an integer, not {value!r}.", INVALID_ARGUMENT
             ) from None
     return value
 
@@ -117,21 +122,22 @@ def int_param(action: str, params: dict[str, Any], name: str, default: int | Non
 def bool_param(action: str, params: dict[str, Any], name: str) -> bool:
     value = params.get(name)
     if not isinstance(value, bool):
-        raise BadRequest(f"Parameter '{name}' of {action} must be true or false, not {value!r}.", "0x80040203")
+        raise BadRequest(f"Parameter '{name}' of {action} must be true or false, not {value!r}.", INVALID_ARGUMENT)
     return value
 
 
 def row_by_id(ctx: ActionContext, action: str, entity_name: str, value: Any, param: str) -> Row:
     """The row a GUID parameter (``QuoteId``) or an entity reference names."""
     if isinstance(value, dict) or (isinstance(value, str) and "(" in value):
-        entity, row = ctx.resolve_reference(value)
+        entity, referenced = ctx.resolve_reference(value)
         if entity.name != entity_name:
             raise BadRequest(
-                f"Parameter '{param}' of {action} must reference a {entity_name}, not a {entity.name}.", "0x80040203"
+                f"Parameter '{param}' of {action} must reference a {entity_name}, not a {entity.name}.",
+                INVALID_ARGUMENT,
             )
-        return row
+        return referenced
     if not isinstance(value, str) or not is_guid(value):
-        raise BadRequest(f"Parameter '{param}' of {action} must be a GUID, not {value!r}.", "0x80040203")
+        raise BadRequest(f"Parameter '{param}' of {action} must be a GUID, not {value!r}.", INVALID_ARGUMENT)
     row = ctx.store.get(entity_name, {f"{entity_name}id": value.lower()})
     if row is None:
         raise NotFound(f"Entity '{entity_name}' With Id = {value} Does Not Exist")
@@ -143,15 +149,19 @@ def column_set(action: str, value: Any, entity: EntityType) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise BadRequest(f"Parameter 'ColumnSet' of {action} must be an object with AllColumns/Columns.", "0x80040203")
+        raise BadRequest(
+            f"Parameter 'ColumnSet' of {action} must be an object with AllColumns/Columns.", INVALID_ARGUMENT
+        )
     if value.get("AllColumns"):
         return None
     columns = value.get("Columns") or []
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        raise BadRequest(f"ColumnSet.Columns of {action} must be a list of column names.", "0x80040203")
+        raise BadRequest(f"ColumnSet.Columns of {action} must be a list of column names.", INVALID_ARGUMENT)
     unknown = [c for c in columns if c not in entity.properties or entity.properties[c].hidden]
     if unknown:
-        raise BadRequest(f"'{entity.name}' entity doesn't contain attribute with Name = '{unknown[0]}'.", "0x80040203")
+        raise BadRequest(
+            f"'{entity.name}' entity doesn't contain attribute with Name = '{unknown[0]}'.", INVALID_ARGUMENT
+        )
     return list(columns)
 
 
@@ -161,7 +171,7 @@ def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: st
         close_entity
     ]
     if not isinstance(value, dict):
-        raise BadRequest(f"Parameter '{param}' of {action} must be a {close_entity} object.", "0x80040203")
+        raise BadRequest(f"Parameter '{param}' of {action} must be a {close_entity} object.", INVALID_ARGUMENT)
     entity = ctx.store.entity(close_entity)
     nav = f"{document}id"
     document_row: Row | None = None
@@ -169,7 +179,7 @@ def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: st
     for name, item in value.items():
         if name == "@odata.type":
             if str(item).lstrip("#") != f"{NAMESPACE}.{close_entity}":
-                raise BadRequest(f"Parameter '{param}' must be of type {NAMESPACE}.{close_entity}.", "0x80048d19")
+                raise BadRequest(f"Parameter '{param}' must be of type {NAMESPACE}.{close_entity}.", PAYLOAD_INVALID)
             continue
         if name == f"{nav}@odata.bind" or name == nav:
             if name == nav and isinstance(item, str) and is_guid(item):
@@ -177,7 +187,9 @@ def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: st
             else:
                 target, document_row = ctx.resolve_reference(item)
                 if target.name != document:
-                    raise BadRequest(f"'{param}.{nav}' must reference a {document}, not a {target.name}.", "0x80040203")
+                    raise BadRequest(
+                        f"'{param}.{nav}' must reference a {document}, not a {target.name}.", INVALID_ARGUMENT
+                    )
             continue
         if name.startswith("@") or "@" in name:
             continue
@@ -189,7 +201,7 @@ def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: st
         raise BadRequest(
             f"Parameter '{param}' of {action} must name the {document} with "
             f'"{nav}@odata.bind": "/{ctx.store.entity(document).entity_set}(<id>)".',
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
     return document_row, values
 
@@ -200,8 +212,6 @@ def _coerce(edm_type: str, value: Any) -> Any:
     if edm_type == "Edm.Date":
         return _date(value)
     if edm_type == "Edm.Decimal":
-        from decimal import Decimal
-
         return Decimal(str(value))
     return value
 
@@ -214,7 +224,7 @@ def _date(value: Any) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(value)[:10])
     except ValueError:
-        raise BadRequest(f"'{value}' is not a valid date.", "0x80040203") from None
+        raise BadRequest(f"'{value}' is not a valid date.", INVALID_ARGUMENT) from None
 
 
 def _status(entity_name: str, state: int, status: int | None, row_id: Any) -> int:
@@ -242,8 +252,6 @@ def copy_lines(
     link: str | None = None,
 ) -> list[Row]:
     """Copy the lines of one document to another, keeping prices and line numbers."""
-    from mock_sales.rules import DOCUMENT_LINES
-
     source_line, source_fk = DOCUMENT_LINES[source_document]
     target_line, target_fk = DOCUMENT_LINES[target_document]
     created = []
@@ -280,13 +288,12 @@ def _state_label(entity: str, row: Row) -> str:
 def qualify_lead(ctx: ActionContext, lead: Row | None, params: dict[str, Any]) -> CollectionResult:
     """Qualify a lead: create the requested account, contact and opportunity and close the lead as Qualified."""
     action = "QualifyLead"
-    check_params(action, params, QUALIFY_LEAD_PARAMS, ("CreateAccount", "CreateContact", "CreateOpportunity", "Status"))
     assert lead is not None
     if lead.get("statecode") != 0:
         raise BadRequest(
             f"The lead with Id {lead['leadid']} is {_state_label('lead', lead)} and cannot be "
             "qualified: only Open leads can be qualified.",
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
     create_account, create_contact, create_opportunity = (
         bool_param(action, params, n) for n in ("CreateAccount", "CreateContact", "CreateOpportunity")
@@ -303,11 +310,11 @@ def qualify_lead(ctx: ActionContext, lead: Row | None, params: dict[str, Any]) -
     contact: Row | None = None
     if create_account:
         if not lead.get("companyname"):
-            raise BadRequest("QualifyLead cannot create an account: the lead has no companyname.", "0x80040203")
+            raise BadRequest("QualifyLead cannot create an account: the lead has no companyname.", INVALID_ARGUMENT)
         if lead.get("_parentaccountid_value"):
             raise BadRequest(
                 "QualifyLead cannot create an account: the lead already has a parent account (parentaccountid).",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
         values = {
             "name": lead["companyname"],
@@ -323,7 +330,9 @@ def qualify_lead(ctx: ActionContext, lead: Row | None, params: dict[str, Any]) -
         created.append(("account", account))
     if create_contact:
         if not (lead.get("firstname") or lead.get("lastname")):
-            raise BadRequest("QualifyLead cannot create a contact: the lead has no first or last name.", "0x80040203")
+            raise BadRequest(
+                "QualifyLead cannot create a contact: the lead has no first or last name.", INVALID_ARGUMENT
+            )
         parent = account or (
             ctx.store.get("account", {"accountid": lead["_parentaccountid_value"]})
             if lead.get("_parentaccountid_value")
@@ -400,7 +409,7 @@ def _opportunity_customer(
         entity, row = ctx.resolve_reference(given)
         if entity.name not in ("account", "contact"):
             raise BadRequest(
-                f"OpportunityCustomerId must reference an account or a contact, not a {entity.name}.", "0x80040203"
+                f"OpportunityCustomerId must reference an account or a contact, not a {entity.name}.", INVALID_ARGUMENT
             )
         return entity.name, row[f"{entity.name}id"]
     if account is not None:
@@ -417,19 +426,13 @@ def _opportunity_customer(
 
 
 def _close_opportunity(ctx: ActionContext, params: dict[str, Any], action: str, state: int) -> None:
-    check_params(
-        action,
-        params,
-        {"OpportunityClose": f"{NAMESPACE}.opportunityclose", "Status": "Edm.Int32"},
-        ("OpportunityClose", "Status"),
-    )
     opportunity, values = close_activity(ctx, action, params["OpportunityClose"], "opportunityclose", "opportunity")
     status = _status("opportunity", state, int_param(action, params, "Status"), opportunity["opportunityid"])
     if opportunity.get("statecode") != 0:
         raise BadRequest(
             f"The opportunity with Id {opportunity['opportunityid']} is already "
             f"{_state_label('opportunity', opportunity)}: only Open opportunities can be closed.",
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
     close_date = values.get("actualend") or dt.date.today()
     revenue = values.get("actualrevenue")
@@ -473,16 +476,13 @@ def lose_opportunity(ctx: ActionContext, target: Row | None, params: dict[str, A
 def generate_quote_from_opportunity(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> EntityResult:
     """Create a Draft quote from an Open opportunity, copying its customer, price list and product lines."""
     action = "GenerateQuoteFromOpportunity"
-    check_params(
-        action, params, {"OpportunityId": GUID, "ColumnSet": COLUMN_SET, "ProcessInstanceId": GUID}, ("OpportunityId",)
-    )
     opportunity = row_by_id(ctx, action, "opportunity", params["OpportunityId"], "OpportunityId")
     columns = column_set(action, params.get("ColumnSet"), ctx.store.entity("quote"))
     if opportunity.get("statecode") != 0:
         raise BadRequest(
             f"A quote cannot be generated from the opportunity with Id {opportunity['opportunityid']}:"
             f" it is {_state_label('opportunity', opportunity)}, not Open.",
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
     values = copy_columns(
         opportunity,
@@ -498,9 +498,6 @@ def generate_quote_from_opportunity(ctx: ActionContext, target: Row | None, para
 
 
 def _close_quote(ctx: ActionContext, params: dict[str, Any], action: str, state: int) -> None:
-    check_params(
-        action, params, {"QuoteClose": f"{NAMESPACE}.quoteclose", "Status": "Edm.Int32"}, ("QuoteClose", "Status")
-    )
     quote, values = close_activity(ctx, action, params["QuoteClose"], "quoteclose", "quote")
     status = _status("quote", state, int_param(action, params, "Status"), quote["quoteid"])
     if quote.get("statecode") != 1:
@@ -508,7 +505,7 @@ def _close_quote(ctx: ActionContext, params: dict[str, Any], action: str, state:
         raise BadRequest(
             f"The quote with Id {quote['quoteid']} is {_state_label('quote', quote)} and cannot be "
             f"{verb}: only Active quotes can be {verb}. Activate the quote first.",
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
     _finish_quote(ctx, quote, state, status, values, "Won" if state == 2 else "Closed")
 
@@ -542,7 +539,6 @@ def close_quote(ctx: ActionContext, target: Row | None, params: dict[str, Any]) 
 def revise_quote(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> EntityResult:
     """Copy an Active or Closed quote (with lines) to a new Draft revision; an Active original is closed as Revised."""
     action = "ReviseQuote"
-    check_params(action, params, {"QuoteId": GUID, "ColumnSet": COLUMN_SET}, ("QuoteId",))
     quote = row_by_id(ctx, action, "quote", params["QuoteId"], "QuoteId")
     columns = column_set(action, params.get("ColumnSet"), ctx.store.entity("quote"))
     state, status = quote.get("statecode"), quote.get("statuscode")
@@ -551,7 +547,7 @@ def revise_quote(ctx: ActionContext, target: Row | None, params: dict[str, Any])
         raise BadRequest(
             f"The quote with Id {quote['quoteid']} cannot be revised: {why}. Only Active quotes and "
             "Lost or Canceled quotes can be revised.",
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
     if state == 1:
         _finish_quote(ctx, quote, 3, 7, {}, "Revised")
@@ -571,14 +567,13 @@ def revise_quote(ctx: ActionContext, target: Row | None, params: dict[str, Any])
 def convert_quote_to_sales_order(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> EntityResult:
     """Create a sales order (with lines) from an Active or Won quote; an Active quote is won in the same call."""
     action = "ConvertQuoteToSalesOrder"
-    check_params(action, params, CONVERT_QUOTE_PARAMS, ("QuoteId",))
     quote = row_by_id(ctx, action, "quote", params["QuoteId"], "QuoteId")
     columns = column_set(action, params.get("ColumnSet"), ctx.store.entity("salesorder"))
     if quote.get("statecode") not in (1, 2):
         raise BadRequest(
             f"The quote with Id {quote['quoteid']} is {_state_label('quote', quote)} and cannot be "
             "converted to a sales order: only Active or Won quotes can be converted. Activate it first.",
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
     if quote.get("statecode") == 1:
         status = _status("quote", 2, int_param(action, params, "QuoteCloseStatus"), quote["quoteid"])
@@ -606,12 +601,11 @@ def convert_quote_to_sales_order(ctx: ActionContext, target: Row | None, params:
 def convert_sales_order_to_invoice(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> EntityResult:
     """Create an invoice (with lines) from a sales order that is not canceled; the order's state is unchanged."""
     action = "ConvertSalesOrderToInvoice"
-    check_params(action, params, {"SalesOrderId": GUID, "ColumnSet": COLUMN_SET}, ("SalesOrderId",))
     order = row_by_id(ctx, action, "salesorder", params["SalesOrderId"], "SalesOrderId")
     columns = column_set(action, params.get("ColumnSet"), ctx.store.entity("invoice"))
     if order.get("statecode") == 2:
         raise BadRequest(
-            f"The sales order with Id {order['salesorderid']} is Canceled and cannot be invoiced.", "0x80040203"
+            f"The sales order with Id {order['salesorderid']} is Canceled and cannot be invoiced.", INVALID_ARGUMENT
         )
     values = copy_columns(order, "salesorder", "invoice", ctx.store)
     values.update(
@@ -629,9 +623,6 @@ def convert_sales_order_to_invoice(ctx: ActionContext, target: Row | None, param
 
 
 def _close_order(ctx: ActionContext, params: dict[str, Any], action: str, state: int) -> None:
-    check_params(
-        action, params, {"OrderClose": f"{NAMESPACE}.orderclose", "Status": "Edm.Int32"}, ("OrderClose", "Status")
-    )
     order, values = close_activity(ctx, action, params["OrderClose"], "orderclose", "salesorder")
     status = _status("salesorder", state, int_param(action, params, "Status"), order["salesorderid"])
     if order.get("statecode") not in (0, 1):
@@ -639,7 +630,7 @@ def _close_order(ctx: ActionContext, params: dict[str, Any], action: str, state:
         raise BadRequest(
             f"The sales order with Id {order['salesorderid']} is {_state_label('salesorder', order)} "
             f"and cannot be {verb}: only Active or Submitted orders can be {verb}.",
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
     close_date = values.get("actualend") or dt.date.today()
     values.update(
@@ -673,13 +664,12 @@ def _pricing_lock(entity: str, param: str, action: str, locked: bool) -> ActionH
     """A handler setting ``ispricelocked`` on the order or invoice named by ``param``."""
 
     def handler(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> None:
-        check_params(action, params, {param: GUID}, (param,))
         row = row_by_id(ctx, action, entity, params[param], param)
         if row.get("statecode") != 0 and (entity == "invoice" or row.get("statecode") != 1):
             raise BadRequest(
                 f"The pricing of the {entity} with Id {row[f'{entity}id']} cannot be "
                 f"{'locked' if locked else 'unlocked'}: it is {_state_label(entity, row)}.",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
         _write(ctx, entity, row, {"ispricelocked": locked})
 
@@ -689,75 +679,149 @@ def _pricing_lock(entity: str, param: str, action: str, locked: bool) -> ActionH
     return handler
 
 
-QUALIFY_LEAD_PARAMS = {
-    "CreateAccount": "Edm.Boolean",
-    "CreateContact": "Edm.Boolean",
-    "CreateOpportunity": "Edm.Boolean",
-    "Status": "Edm.Int32",
-    "OpportunityCurrencyId": f"{NAMESPACE}.transactioncurrency",
-    "OpportunityCustomerId": f"{NAMESPACE}.crmbaseentity",
-    "SourceCampaignId": f"{NAMESPACE}.crmbaseentity",
-    "ProcessInstanceId": f"{NAMESPACE}.crmbaseentity",
-    "SuppressDuplicateDetection": "Edm.Boolean",
-}
-CONVERT_QUOTE_PARAMS = {
-    "QuoteId": GUID,
-    "ColumnSet": COLUMN_SET,
-    "QuoteCloseDate": "Edm.DateTimeOffset",
-    "QuoteCloseStatus": "Edm.Int32",
-    "QuoteCloseSubject": "Edm.String",
-    "QuoteCloseDescription": "Edm.String",
-    "ProcessInstanceId": f"{NAMESPACE}.crmbaseentity",
-}
+@dataclass(frozen=True)
+class SalesAction:
+    """One lead-to-cash action, declared once: its parameters are both what ``$metadata`` lists and what
+    each call is checked against before the handler runs (unknown or missing ones answer 400)."""
+
+    name: str
+    handler: ActionHandler
+    #: parameter name -> Edm type, in the order ``$metadata`` lists them
+    parameters: Mapping[str, str]
+    #: parameters a call must give (not null)
+    required: tuple[str, ...] = ()
+    returns: str | None = None
+    bound_to: str | None = None
+    collection_bound: bool = False
+
+    def checked_handler(self) -> ActionHandler:
+        """The handler, behind the check of the call's parameters against this declaration."""
+        handler = self.handler
+
+        @functools.wraps(handler)
+        def checked(ctx: ActionContext, target: Row | None, params: dict[str, Any]) -> Any:
+            check_params(self.name, params, self.parameters, self.required)
+            return handler(ctx, target, params)
+
+        return checked
+
+    def register(self, registry: ActionRegistry) -> None:
+        registry.action(
+            self.name,
+            bound_to=self.bound_to,
+            collection_bound=self.collection_bound,
+            parameters=dict(self.parameters),
+            returns=self.returns,
+        )(self.checked_handler())
+
+
+def _closing(activity: str) -> dict[str, str]:
+    """The parameters of an action that closes a document with an ``activity`` (OpportunityClose, ...)."""
+    return {activity: f"{NAMESPACE}.{activity.lower()}", "Status": "Edm.Int32"}
+
+
+def _pricing_locks() -> list[SalesAction]:
+    return [
+        SalesAction(name, _pricing_lock(entity, param, name, locked), {param: GUID}, required=(param,))
+        for name, entity, param, locked in (
+            ("LockSalesOrderPricing", "salesorder", "SalesOrderId", True),
+            ("UnlockSalesOrderPricing", "salesorder", "SalesOrderId", False),
+            ("LockInvoicePricing", "invoice", "InvoiceId", True),
+            ("UnlockInvoicePricing", "invoice", "InvoiceId", False),
+        )
+    ]
+
+
+#: Every lead-to-cash action of mock Sales.
+ACTIONS: tuple[SalesAction, ...] = (
+    SalesAction(
+        "QualifyLead",
+        qualify_lead,
+        {
+            "CreateAccount": "Edm.Boolean",
+            "CreateContact": "Edm.Boolean",
+            "CreateOpportunity": "Edm.Boolean",
+            "Status": "Edm.Int32",
+            "OpportunityCurrencyId": f"{NAMESPACE}.transactioncurrency",
+            "OpportunityCustomerId": f"{NAMESPACE}.crmbaseentity",
+            "SourceCampaignId": f"{NAMESPACE}.crmbaseentity",
+            "ProcessInstanceId": f"{NAMESPACE}.crmbaseentity",
+            "SuppressDuplicateDetection": "Edm.Boolean",
+        },
+        required=("CreateAccount", "CreateContact", "CreateOpportunity", "Status"),
+        returns=CRM_BASE_COLLECTION,
+        bound_to="lead",
+    ),
+    SalesAction(
+        "WinOpportunity", win_opportunity, _closing("OpportunityClose"), required=("OpportunityClose", "Status")
+    ),
+    SalesAction(
+        "LoseOpportunity", lose_opportunity, _closing("OpportunityClose"), required=("OpportunityClose", "Status")
+    ),
+    SalesAction(
+        "GenerateQuoteFromOpportunity",
+        generate_quote_from_opportunity,
+        {"OpportunityId": GUID, "ColumnSet": COLUMN_SET, "ProcessInstanceId": GUID},
+        required=("OpportunityId",),
+        returns=f"{NAMESPACE}.quote",
+    ),
+    SalesAction("WinQuote", win_quote, _closing("QuoteClose"), required=("QuoteClose", "Status")),
+    SalesAction("CloseQuote", close_quote, _closing("QuoteClose"), required=("QuoteClose", "Status")),
+    SalesAction(
+        "ReviseQuote",
+        revise_quote,
+        {"QuoteId": GUID, "ColumnSet": COLUMN_SET},
+        required=("QuoteId",),
+        returns=f"{NAMESPACE}.quote",
+    ),
+    SalesAction(
+        "ConvertQuoteToSalesOrder",
+        convert_quote_to_sales_order,
+        {
+            "QuoteId": GUID,
+            "ColumnSet": COLUMN_SET,
+            "QuoteCloseDate": "Edm.DateTimeOffset",
+            "QuoteCloseStatus": "Edm.Int32",
+            "QuoteCloseSubject": "Edm.String",
+            "QuoteCloseDescription": "Edm.String",
+            "ProcessInstanceId": f"{NAMESPACE}.crmbaseentity",
+        },
+        required=("QuoteId",),
+        returns=f"{NAMESPACE}.salesorder",
+    ),
+    SalesAction(
+        "ConvertSalesOrderToInvoice",
+        convert_sales_order_to_invoice,
+        {"SalesOrderId": GUID, "ColumnSet": COLUMN_SET},
+        required=("SalesOrderId",),
+        returns=f"{NAMESPACE}.invoice",
+    ),
+    SalesAction(
+        "FulfillSalesOrder",
+        fulfill_sales_order,
+        _closing("OrderClose"),
+        required=("OrderClose", "Status"),
+        bound_to="salesorder",
+        collection_bound=True,
+    ),
+    SalesAction("CancelSalesOrder", cancel_sales_order, _closing("OrderClose"), required=("OrderClose", "Status")),
+    *_pricing_locks(),
+)
 
 
 def register_actions(registry: ActionRegistry) -> None:
     """Declare the lead-to-cash actions (names, binding, parameters and return types for $metadata)."""
-    registry.action("QualifyLead", bound_to="lead", parameters=QUALIFY_LEAD_PARAMS, returns=CRM_BASE_COLLECTION)(
-        qualify_lead
-    )
-    registry.action(
-        "WinOpportunity", parameters={"OpportunityClose": f"{NAMESPACE}.opportunityclose", "Status": "Edm.Int32"}
-    )(win_opportunity)
-    registry.action(
-        "LoseOpportunity", parameters={"OpportunityClose": f"{NAMESPACE}.opportunityclose", "Status": "Edm.Int32"}
-    )(lose_opportunity)
-    registry.action(
-        "GenerateQuoteFromOpportunity",
-        parameters={"OpportunityId": GUID, "ColumnSet": COLUMN_SET, "ProcessInstanceId": GUID},
-        returns=f"{NAMESPACE}.quote",
-    )(generate_quote_from_opportunity)
-    registry.action("WinQuote", parameters={"QuoteClose": f"{NAMESPACE}.quoteclose", "Status": "Edm.Int32"})(win_quote)
-    registry.action("CloseQuote", parameters={"QuoteClose": f"{NAMESPACE}.quoteclose", "Status": "Edm.Int32"})(
-        close_quote
-    )
-    registry.action("ReviseQuote", parameters={"QuoteId": GUID, "ColumnSet": COLUMN_SET}, returns=f"{NAMESPACE}.quote")(
-        revise_quote
-    )
-    registry.action("ConvertQuoteToSalesOrder", parameters=CONVERT_QUOTE_PARAMS, returns=f"{NAMESPACE}.salesorder")(
-        convert_quote_to_sales_order
-    )
-    registry.action(
-        "ConvertSalesOrderToInvoice",
-        parameters={"SalesOrderId": GUID, "ColumnSet": COLUMN_SET},
-        returns=f"{NAMESPACE}.invoice",
-    )(convert_sales_order_to_invoice)
-    registry.action(
-        "FulfillSalesOrder",
-        bound_to="salesorder",
-        collection_bound=True,
-        parameters={"OrderClose": f"{NAMESPACE}.orderclose", "Status": "Edm.Int32"},
-    )(fulfill_sales_order)
-    registry.action("CancelSalesOrder", parameters={"OrderClose": f"{NAMESPACE}.orderclose", "Status": "Edm.Int32"})(
-        cancel_sales_order
-    )
-    for name, entity, param, locked in (
-        ("LockSalesOrderPricing", "salesorder", "SalesOrderId", True),
-        ("UnlockSalesOrderPricing", "salesorder", "SalesOrderId", False),
-        ("LockInvoicePricing", "invoice", "InvoiceId", True),
-        ("UnlockInvoicePricing", "invoice", "InvoiceId", False),
-    ):
-        registry.action(name, parameters={param: GUID})(_pricing_lock(entity, param, name, locked))
+    for action in ACTIONS:
+        action.register(registry)
 
 
-__all__ = ["register_actions", "check_params", "column_set", "close_activity", "copy_columns", "copy_lines"]
+__all__ = [
+    "ACTIONS",
+    "SalesAction",
+    "register_actions",
+    "check_params",
+    "column_set",
+    "close_activity",
+    "copy_columns",
+    "copy_lines",
+]

@@ -7,8 +7,8 @@ Two kinds of numbers are handed out here:
   from the row's GUID so that seeded data stays reproducible.
 - **Dual-write document numbers** for documents born in Sales (``msdyn_quotenumber``,
   ``msdyn_salesordernumber``). SCM numbers its documents with zero-padded six-digit sequences ("000123"),
-  and number sequences are not shared (dual-write.md section 8), so Sales uses its own prefix that can never
-  collide: ``CRM-Q000001``, ``CRM-SO000001``, counted per company.
+  and number sequences are not shared (``docs/reference/dual-write.md`` section 8), so Sales uses its own
+  prefix that can never collide: ``CRM-Q000001``, ``CRM-SO000001``, counted per company.
 
 Counters live in the ``sandbox_numbersequence`` table (untracked, read-only over the API) and are bumped
 inside the caller's transaction, so a rolled-back write gives its number back.
@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sandbox.odata.store import Store
+from sandbox.wellknown import SYSTEM_IDENTITY
 
 #: Dataverse auto-number prefixes (Settings > Auto-numbering in the real app)
 AUTO_NUMBER_PREFIXES: dict[str, tuple[str, str]] = {
@@ -63,11 +64,11 @@ def next_value(store: Store, name: str, scope: str = "", *, floor: int = 0) -> i
     found = store.db.connection.execute(query, {"sandbox_name": name, "sandbox_scope": scope}).first()
     if found is None:
         value = floor + 1
-        store.insert(SEQUENCE_ENTITY, {"name": name, "scope": scope, "value": value}, identity="system")
+        store.insert(SEQUENCE_ENTITY, {"name": name, "scope": scope, "value": value}, identity=SYSTEM_IDENTITY)
         return value
     row = dict(found._mapping)
     value = max(int(row["value"] or 0), floor) + 1
-    store.update(SEQUENCE_ENTITY, row, {"value": value}, identity="system")
+    store.update(SEQUENCE_ENTITY, row, {"value": value}, identity=SYSTEM_IDENTITY)
     return value
 
 

@@ -5,120 +5,44 @@ The rules run inside :class:`sandbox.odata.store.Store` for every write, whether
 editable, closed opportunities are read-only, ...) apply to API writes only; derived values (names, numbers,
 prices, totals, state defaults) are filled for every write.
 
-**State.** statecode/statuscode come from :data:`mock_sales.schema.STATE_MODELS`: a statuscode must belong
-to its statecode; a statecode alone gets its default statuscode and a statuscode alone its statecode.
-Over the API only the transitions in :data:`API_STATE_CHANGES` are allowed; the others need an action.
+**State** (:mod:`mock_sales.status`): a statuscode must belong to its statecode; over the API only the
+transitions in :data:`mock_sales.status.API_STATE_CHANGES` are allowed, the others need an action.
 
-**Pricing and totals** (Dataverse system pricing, kept consistent in one place, see :func:`line_amounts`
-and :func:`document_totals`)::
+**Pricing and totals** (:mod:`mock_sales.pricing`): line amounts and header totals supplied explicitly
+(only privileged writers such as dual-write, the seeder or actions can; the HTTP layer drops read-only columns
+from user bodies) are kept on that write; the next line write recomputes the header from its lines again.
+``_base`` twins are the value divided by the row's ``exchangerate`` (units of the row currency per unit of
+the base currency).
 
-    line:   priceperunit   = price list item amount (product + unit on the header's price list),
-                             else product.price; kept as given when ispriceoverridden or write-in
-            baseamount     = priceperunit * quantity
-            extendedamount = baseamount - volumediscountamount * quantity - manualdiscountamount + tax
-    header: totallineitemamount         = sum(extendedamount - tax)    ("Detail Amount", tax excluded)
-            totallineitemdiscountamount = sum(manualdiscountamount + volumediscountamount * quantity)
-            header discount             = totallineitemamount * discountpercentage / 100 + discountamount
-            totaldiscountamount         = header discount + totallineitemdiscountamount
-            totalamountlessfreight      = totallineitemamount - header discount
-            totaltax                    = sum(tax)
-            totalamount                 = totalamountlessfreight + freightamount + totaltax
-
-Line amounts and header totals supplied explicitly (only privileged writers such as dual-write, the seeder
-or actions can; the HTTP layer drops read-only columns from user bodies) are kept on that write; the next
-line write recomputes the header from its lines again. ``_base`` twins are the value divided by the row's
-``exchangerate`` (units of the row currency per unit of the base currency).
-
-**Editability.** Documents accept ordinary column changes over the API only in :data:`EDITABLE_STATES`
-(plus the SCM-owned columns in :data:`ALWAYS_WRITABLE`); a PATCH that makes a legal state change may carry
-other columns along. Lines follow their header. Repeating stored values is never an edit, because
-dual-write upserts whole rows.
+**Editability.** Documents accept ordinary column changes over the API only in
+:data:`mock_sales.status.EDITABLE_STATES` (plus the SCM-owned columns in :data:`mock_sales.status.ALWAYS_WRITABLE`);
+a PATCH that makes a legal state change may carry other columns along. Lines follow their header. Repeating
+stored values is never an edit, because dual-write upserts whole rows.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from mock_sales import numbering
-from mock_sales.schema import STATE_MODELS, StateModel
+from mock_sales.lookups import base_currency_id, customer_row, exchange_rate, owner_company, owner_for, require_row
+from mock_sales.pricing import (
+    DOCUMENT_LINES,
+    LINE_DOCUMENTS,
+    document_totals,
+    line_amounts,
+    list_price,
+    recompute_document,
+)
+from mock_sales.schema import STATE_MODELS
+from mock_sales.status import ALWAYS_WRITABLE, API_STATE_CHANGES, EDITABLE_STATES, TRANSITION_HINTS, resolve_state
+from mock_sales.values import changed_columns, dec, money
 from sandbox.errors import BadRequest, NotFound
 from sandbox.livesync import INTEGRATION_IDENTITIES
-from sandbox.odata.model import DATE, DATETIME, DECIMAL, GUID, EntityType, Property
-from sandbox.odata.store import EntityBehavior, Operation, Row, Store, WriteContext
-
-MONEY = Decimal("0.0001")
-
-#: statecode -> statecodes reachable with a plain PATCH (``ctx.via_api``). Tables not listed allow any change.
-API_STATE_CHANGES: dict[str, dict[int, set[int]]] = {
-    "lead": {0: {2}, 1: {0}, 2: {0}},  # disqualify, reactivate; qualifying needs QualifyLead
-    "opportunity": {0: set(), 1: {0}, 2: {0}},  # reopen; win/lose need WinOpportunity/LoseOpportunity
-    "quote": {0: {1}, 1: set(), 2: set(), 3: set()},  # activate; the rest are actions
-    # Submitted/Fulfilled/Invoiced/Canceled can be set directly: with dual-write's sales-status map
-    # (IsSOPIntegrationEnabled) SCM's processing status drives the order state through updates.
-    "salesorder": {0: {1, 2, 3, 4}, 1: {0, 2, 3, 4}, 2: set(), 3: {4}, 4: set()},
-    "invoice": {0: {2, 3}, 1: set(), 2: set(), 3: set()},  # mark paid, cancel
-}
-
-#: Why a refused transition needs an action instead: (entity, target statecode) -> hint.
-_TRANSITION_HINTS: dict[tuple[str, int], str] = {
-    ("lead", 1): "Use the QualifyLead action to qualify a lead.",
-    ("opportunity", 1): "Use the WinOpportunity action to close an opportunity as won.",
-    ("opportunity", 2): "Use the LoseOpportunity action to close an opportunity as lost.",
-    ("quote", 0): "An activated quote cannot go back to Draft; use ReviseQuote to get an editable copy.",
-    ("quote", 2): "Use the WinQuote or ConvertQuoteToSalesOrder action to win a quote.",
-    ("quote", 3): "Use the CloseQuote action (or ReviseQuote) to close a quote.",
-}
-
-#: statecodes in which a document accepts ordinary column changes over the API
-EDITABLE_STATES: dict[str, set[int]] = {"opportunity": {0}, "quote": {0}, "salesorder": {0, 1}, "invoice": {0}}
-
-#: Columns still writable over the API when the document or its header is read-only: status columns
-#: SCM keeps syncing through dual-write after Sales has locked the document.
-ALWAYS_WRITABLE: dict[str, frozenset[str]] = {
-    "quote": frozenset(
-        {
-            "closedon",
-            "msdyn_salesquotationstatus",
-            "msdyn_quotationownership",
-            "_msdyn_generatedsalesordernumber_value",
-            "msdyn_isreadytosync",
-        }
-    ),
-    "salesorder": frozenset(
-        {
-            "msdyn_processingstatus",
-            "msdyn_isreadytosync",
-            "datefulfilled",
-            "submitdate",
-            "msdyn_confirmedshippingdate",
-            "msdyn_confirmedreceiptdate",
-        }
-    ),
-    "quotedetail": frozenset({"msdyn_salesquotationstatus"}),
-    "salesorderdetail": frozenset(
-        {
-            "msdyn_linestatus",
-            "quantityshipped",
-            "quantitybackordered",
-            "quantitycancelled",
-            "msdyn_islinestopped",
-            "msdyn_reservationid",
-        }
-    ),
-}
-
-#: document -> (line entity, line column pointing at the document)
-DOCUMENT_LINES: dict[str, tuple[str, str]] = {
-    "opportunity": ("opportunityproduct", "_opportunityid_value"),
-    "quote": ("quotedetail", "_quoteid_value"),
-    "salesorder": ("salesorderdetail", "_salesorderid_value"),
-    "invoice": ("invoicedetail", "_invoiceid_value"),
-}
-LINE_DOCUMENTS: dict[str, tuple[str, str]] = {line: (doc, fk) for doc, (line, fk) in DOCUMENT_LINES.items()}
+from sandbox.odata.dataverse.codes import INVALID_ARGUMENT
+from sandbox.odata.store import EntityBehavior, Operation, Row, WriteContext
 
 #: tables whose company defaults from the customer (or parent account), then the owner's business unit
 COMPANY_DEFAULTED = frozenset({"account", "contact", "quote", "salesorder", "invoice"})
@@ -134,253 +58,6 @@ _TOTAL_COLUMNS = (
 _LINE_PRICE_INPUTS = ("_productid_value", "_uomid_value", "ispriceoverridden", "isproductoverridden")
 _LINE_AMOUNT_INPUTS = ("priceperunit", "quantity", "manualdiscountamount", "volumediscountamount", "tax")
 _STATE_COLUMNS = frozenset({"statecode", "statuscode"})
-
-_SCHEMA_NAMES = {
-    "salesorder": "SalesOrder",
-    "pricelevel": "PriceLevel",
-    "transactioncurrency": "TransactionCurrency",
-    "opportunityclose": "OpportunityClose",
-    "quoteclose": "QuoteClose",
-    "orderclose": "OrderClose",
-    "uomschedule": "UoMSchedule",
-    "cdm_company": "cdm_Company",
-}
-
-
-# ---- small value helpers ------------------------------------------------------------------------------
-
-
-def dec(value: Any) -> Decimal:
-    """A Decimal for arithmetic; None counts as zero."""
-    if value is None:
-        return Decimal(0)
-    if isinstance(value, Decimal):
-        return value
-    return Decimal(str(value))
-
-
-def money(value: Any) -> Decimal:
-    """Round to the 4 decimals Dataverse money columns keep."""
-    return dec(value).quantize(MONEY, rounding=decimal.ROUND_HALF_UP)
-
-
-def same_value(prop: Property | None, left: Any, right: Any) -> bool:
-    """Whether a write would leave the stored value unchanged (SQLite hands back REAL-backed decimals)."""
-    if left is None or right is None:
-        return left is None and right is None
-    if prop is not None and prop.type == DECIMAL:
-        places = Decimal(1).scaleb(-(prop.scale if prop.scale is not None else 10))
-        try:
-            return dec(left).quantize(places) == dec(right).quantize(places)
-        except decimal.InvalidOperation:
-            return False
-    if prop is not None and prop.type == GUID:
-        return str(left).lower() == str(right).lower()
-    if prop is not None and prop.type == DATETIME and isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
-        strip = lambda v: v.replace(tzinfo=None) if v.tzinfo is None else v.astimezone(dt.UTC).replace(tzinfo=None)
-        return strip(left) == strip(right)
-    if prop is not None and prop.type == DATE:
-        return str(left)[:10] == str(right)[:10]
-    return left == right
-
-
-def changed_columns(entity: EntityType, before: Row, changes: Mapping[str, Any]) -> set[str]:
-    """The columns of ``changes`` that really differ from ``before``."""
-    return {
-        name
-        for name, value in changes.items()
-        if name in entity.properties and not same_value(entity.properties[name], before.get(name), value)
-    }
-
-
-def schema_name(entity_name: str) -> str:
-    return _SCHEMA_NAMES.get(entity_name, entity_name[:1].upper() + entity_name[1:])
-
-
-def invalid_status(entity_name: str, state: int, status: Any, row_id: Any) -> BadRequest:
-    """Dataverse's refusal of a statuscode that does not belong to the statecode."""
-    model = STATE_MODELS[entity_name]
-    label = model.state_label(state).split(" (")[0].replace(" ", "")
-    return BadRequest(
-        f"{status} is not a valid status code for state code {schema_name(entity_name)}State."
-        f"{label} on {entity_name} with Id {row_id}.",
-        "0x80040203",
-    )
-
-
-def resolve_state(entity_name: str, state: Any, status: Any, row_id: Any) -> tuple[int, int]:
-    """Complete and check a (statecode, statuscode) pair; either may be None (-1 = default reason)."""
-    model: StateModel = STATE_MODELS[entity_name]
-    if status == -1:
-        status = None
-    if state is None and status is None:
-        state = model.initial
-    if state is None:
-        state = model.state_of(status)
-        if state is None:
-            raise BadRequest(f"{status} is not a valid status code for {entity_name}.", "0x80040203")
-    if state not in model.states:
-        raise BadRequest(f"{state} is not a valid state code for {entity_name}.", "0x80040203")
-    if status is None:
-        status = model.default_status(state)
-    if model.state_of(status) != state:
-        raise invalid_status(entity_name, state, status, row_id)
-    return int(state), int(status)
-
-
-# ---- shared look-ups -----------------------------------------------------------------------------------
-
-# These run for (nearly) every row written; their answers are memoized for the transaction and dropped
-# when it writes one of the tables they read (Store.memoized), so a chunk of creates asks the database once.
-
-
-def base_currency_id(store: Store) -> str | None:
-    """The organization's base currency, else the first currency."""
-
-    def compute() -> str | None:
-        orgs = store.find("organization", limit=1)
-        if orgs and orgs[0].get("_basecurrencyid_value"):
-            return orgs[0]["_basecurrencyid_value"]
-        currencies = store.find("transactioncurrency", limit=1)
-        return currencies[0]["transactioncurrencyid"] if currencies else None
-
-    return store.memoized(("sales.base_currency_id",), ("organization", "transactioncurrency"), compute)
-
-
-def exchange_rate(store: Store, currency_id: str | None) -> Decimal:
-    if not currency_id:
-        return Decimal(1)
-
-    def compute() -> Decimal:
-        currency = store.get("transactioncurrency", {"transactioncurrencyid": currency_id})
-        rate = dec(currency.get("exchangerate")) if currency else Decimal(0)
-        return rate if rate > 0 else Decimal(1)
-
-    return store.memoized(("sales.exchange_rate", currency_id), ("transactioncurrency",), compute)
-
-
-def owner_for(store: Store, identity: str) -> str | None:
-    """The systemuser a new row belongs to: the one whose domainname is the caller's identity, else the first."""
-
-    def compute() -> str | None:
-        users = store.find("systemuser", {"domainname": identity}, limit=1) or store.find("systemuser", limit=1)
-        return users[0]["systemuserid"] if users else None
-
-    return store.memoized(("sales.owner_for", identity), ("systemuser",), compute)
-
-
-def owner_company(store: Store, owner_id: str | None) -> str | None:
-    """The dual-write company of the owner's business unit (walking up to the root)."""
-    if not owner_id:
-        return None
-
-    def compute() -> str | None:
-        user = store.get("systemuser", {"systemuserid": owner_id})
-        unit_id = user.get("_businessunitid_value") if user else None
-        seen: set[str] = set()
-        while unit_id and unit_id not in seen:
-            seen.add(unit_id)
-            unit = store.get("businessunit", {"businessunitid": unit_id})
-            if unit is None:
-                return None
-            if unit.get("_cdm_companyid_value"):
-                return unit["_cdm_companyid_value"]
-            unit_id = unit.get("_parentbusinessunitid_value")
-        return None
-
-    return store.memoized(("sales.owner_company", owner_id), ("systemuser", "businessunit"), compute)
-
-
-def customer_row(store: Store, row: Mapping[str, Any], base: str = "customerid") -> tuple[str, Row] | None:
-    """The (entity, row) a polymorphic customer lookup points at, or None."""
-    value, kind = row.get(f"_{base}_value"), row.get(f"_{base}_type")
-    if not value:
-        return None
-    kinds = [kind] if kind in ("account", "contact") else ["account", "contact"]
-    for name in kinds:
-        found = store.get(name, {f"{name}id": value})
-        if found is not None:
-            return name, found
-    return None
-
-
-def require_row(store: Store, entity_name: str, row_id: Any, column: str) -> Row:
-    row = store.get(entity_name, {f"{entity_name}id": row_id}) if row_id else None
-    if row is None:
-        raise BadRequest(f"The {column} references {entity_name} with Id {row_id}, which does not exist.", "0x80040203")
-    return row
-
-
-# ---- pricing and totals --------------------------------------------------------------------------------
-
-
-def list_price(store: Store, price_list_id: str | None, product: Row, uom_id: str | None) -> Decimal:
-    """The unit price of ``product`` in ``uom_id`` on a price list; the product's own price otherwise."""
-    if price_list_id and uom_id:
-        item = store.get(
-            "productpricelevel",
-            {"_pricelevelid_value": price_list_id, "_productid_value": product["productid"], "_uomid_value": uom_id},
-        )
-        if item is not None:
-            return _item_price(item, product)
-    return money(product.get("price"))
-
-
-def _item_price(item: Row, product: Row) -> Decimal:
-    method = item.get("pricingmethodcode") or 1
-    pct = dec(item.get("percentage")) / 100
-    if method == 1:
-        return money(item.get("amount"))
-    if method == 2:
-        return money(dec(product.get("price")) * pct)
-    cost = dec(product.get("currentcost") if method in (3, 4) else product.get("standardcost"))
-    if method in (3, 5):
-        return money(cost * (1 + pct))
-    return money(cost / (1 - pct)) if pct < 1 else money(cost)
-
-
-def line_amounts(line: Mapping[str, Any]) -> dict[str, Decimal]:
-    """baseamount and extendedamount of one line (see the module docstring)."""
-    quantity = dec(line.get("quantity"))
-    base = money(dec(line.get("priceperunit")) * quantity)
-    extended = money(
-        base
-        - dec(line.get("volumediscountamount")) * quantity
-        - dec(line.get("manualdiscountamount"))
-        + dec(line.get("tax"))
-    )
-    return {"baseamount": base, "extendedamount": extended}
-
-
-def document_totals(header: Mapping[str, Any], lines: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
-    """The header totals of a quote, order, invoice or opportunity (see the module docstring)."""
-    detail = line_discounts = tax = Decimal(0)
-    for line in lines:
-        detail += dec(line.get("extendedamount")) - dec(line.get("tax"))
-        line_discounts += dec(line.get("manualdiscountamount")) + dec(line.get("volumediscountamount")) * dec(
-            line.get("quantity")
-        )
-        tax += dec(line.get("tax"))
-    header_discount = detail * dec(header.get("discountpercentage")) / 100 + dec(header.get("discountamount"))
-    less_freight = detail - header_discount
-    return {
-        "totallineitemamount": money(detail),
-        "totallineitemdiscountamount": money(line_discounts),
-        "totaldiscountamount": money(header_discount + line_discounts),
-        "totalamountlessfreight": money(less_freight),
-        "totaltax": money(tax),
-        "totalamount": money(less_freight + dec(header.get("freightamount")) + tax),
-    }
-
-
-def recompute_document(store: Store, document: str, row: Row, identity: str) -> Row:
-    """Recompute and store the totals of one document from its lines."""
-    line_entity, fk = DOCUMENT_LINES[document]
-    lines = store.find(line_entity, {fk: row[f"{document}id"]})
-    totals = document_totals(row, lines)
-    if document == "opportunity" and row.get("isrevenuesystemcalculated"):
-        totals["estimatedvalue"] = totals["totalamount"]  # type: ignore[assignment]
-    return store.update(document, row, totals, identity=identity, via_api=False)
 
 
 # ---- behaviors -----------------------------------------------------------------------------------------
@@ -424,7 +101,8 @@ class SalesBehavior(EntityBehavior):
         changed = changed_columns(entity, before, changes)
         if ctx.via_api and "_msdyn_company_value" in changed and before.get("_msdyn_company_value"):
             raise BadRequest(
-                f"The company (msdyn_company) of a {self.entity_name} cannot be changed once it is saved.", "0x80040203"
+                f"The company (msdyn_company) of a {self.entity_name} cannot be changed once it is saved.",
+                INVALID_ARGUMENT,
             )
         state_changed = False
         if self.entity_name in STATE_MODELS and changed & _STATE_COLUMNS:
@@ -454,7 +132,7 @@ class SalesBehavior(EntityBehavior):
                 f"The {self.entity_name} with Id {before.get(ctx.entity.key[0])} is "
                 f"{model.state_label(before['statecode'])} and cannot be edited: only {allowed} "
                 f"{self.entity_name} records accept changes (attempted: {', '.join(blocked)}).",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
 
     def default_company(self, ctx: WriteContext, values: Row) -> str | None:
@@ -481,7 +159,7 @@ class SalesBehavior(EntityBehavior):
         state = changes.get("statecode", None)
         status = changes.get("statuscode", None)
         if "statecode" in changes and state is None:
-            raise BadRequest("statecode cannot be null.", "0x80040203")
+            raise BadRequest("statecode cannot be null.", INVALID_ARGUMENT)
         if state is None and "statuscode" in changes:
             state = STATE_MODELS[self.entity_name].state_of(status) if status not in (None, -1) else old_state
         if "statuscode" not in changes and state == old_state:
@@ -499,11 +177,11 @@ class SalesBehavior(EntityBehavior):
         if rules is None or new_state in rules.get(old_state, set()):
             return
         model = STATE_MODELS[self.entity_name]
-        hint = _TRANSITION_HINTS.get((self.entity_name, new_state), "")
+        hint = TRANSITION_HINTS.get((self.entity_name, new_state), "")
         raise BadRequest(
             f"A {self.entity_name} cannot change from {model.state_label(old_state)} to "
             f"{model.state_label(new_state)} with an update. {hint}".strip(),
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
 
     # -- money ---------------------------------------------------------------------------------------
@@ -569,7 +247,7 @@ class ProductBehavior(SalesBehavior):
     def creating(self, ctx: WriteContext, values: Row) -> None:
         if not values.get("productnumber"):
             if not values.get("msdyn_productnumber"):
-                raise BadRequest("The productnumber (Product ID) is required.", "0x80040203")
+                raise BadRequest("The productnumber (Product ID) is required.", INVALID_ARGUMENT)
             company = (
                 ctx.store.get("cdm_company", {"cdm_companyid": values.get("_msdyn_company_value")})
                 if values.get("_msdyn_company_value")
@@ -595,7 +273,7 @@ class ProductBehavior(SalesBehavior):
 class PriceLevelBehavior(SalesBehavior):
     def creating(self, ctx: WriteContext, values: Row) -> None:
         if not values.get("name"):
-            raise BadRequest("The price list name is required.", "0x80040203")
+            raise BadRequest("The price list name is required.", INVALID_ARGUMENT)
 
     def on_delete(self, ctx: WriteContext, row: Row) -> None:
         for item in ctx.store.find("productpricelevel", {"_pricelevelid_value": row["pricelevelid"]}):
@@ -615,7 +293,7 @@ class ProductPriceLevelBehavior(SalesBehavior):
     def _complete(self, ctx: WriteContext, row: Mapping[str, Any], target: Row) -> None:
         for column in ("_pricelevelid_value", "_productid_value", "_uomid_value"):
             if not row.get(column):
-                raise BadRequest(f"A price list item needs {column[1:-6]}.", "0x80040203")
+                raise BadRequest(f"A price list item needs {column[1:-6]}.", INVALID_ARGUMENT)
         price_list = require_row(ctx.store, "pricelevel", row["_pricelevelid_value"], "pricelevelid")
         product = require_row(ctx.store, "product", row["_productid_value"], "productid")
         unit = require_row(ctx.store, "uom", row["_uomid_value"], "uomid")
@@ -623,7 +301,7 @@ class ProductPriceLevelBehavior(SalesBehavior):
         if group and unit.get("_uomscheduleid_value") and unit["_uomscheduleid_value"] != group:
             raise BadRequest(
                 f"The unit '{unit.get('name')}' does not belong to the unit group of product '{product.get('name')}'.",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
         target["_uomscheduleid_value"] = unit.get("_uomscheduleid_value") or group
         target["productnumber"] = product.get("productnumber")
@@ -635,13 +313,13 @@ class ProductPriceLevelBehavior(SalesBehavior):
 class CurrencyBehavior(SalesBehavior):
     def creating(self, ctx: WriteContext, values: Row) -> None:
         if not values.get("isocurrencycode"):
-            raise BadRequest("The currency code (isocurrencycode) is required.", "0x80040203")
+            raise BadRequest("The currency code (isocurrencycode) is required.", INVALID_ARGUMENT)
         if dec(values.get("exchangerate")) <= 0:
-            raise BadRequest("The exchange rate must be greater than zero.", "0x80040203")
+            raise BadRequest("The exchange rate must be greater than zero.", INVALID_ARGUMENT)
 
     def updating(self, ctx: WriteContext, before: Row, changes: Row, changed: set[str]) -> None:
         if "exchangerate" in changed and dec(changes["exchangerate"]) <= 0:
-            raise BadRequest("The exchange rate must be greater than zero.", "0x80040203")
+            raise BadRequest("The exchange rate must be greater than zero.", INVALID_ARGUMENT)
 
 
 class DocumentBehavior(SalesBehavior):
@@ -706,7 +384,7 @@ class DocumentBehavior(SalesBehavior):
         if ctx.via_api and self.entity_name == "quote" and row.get("statecode") == 1:
             raise BadRequest(
                 f"The quote with Id {row['quoteid']} is Active and cannot be deleted; close or revise it first.",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
         line_entity, fk = DOCUMENT_LINES[self.entity_name]
         for line in ctx.store.find(line_entity, {fk: row[f"{self.entity_name}id"]}):
@@ -732,12 +410,14 @@ class DocumentBehavior(SalesBehavior):
         if not row.get("_pricelevelid_value") or not row.get("_transactioncurrencyid_value"):
             return
         price_list = ctx.store.get("pricelevel", {"pricelevelid": row["_pricelevelid_value"]})
-        currency = price_list.get("_transactioncurrencyid_value") if price_list else None
+        if price_list is None:
+            return
+        currency = price_list.get("_transactioncurrencyid_value")
         if currency and currency != row["_transactioncurrencyid_value"]:
             raise BadRequest(
                 f"The currency of the price list '{price_list.get('name')}' does not match the "
                 f"currency of the {self.entity_name}.",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
 
     def _reprice_lines(self, ctx: WriteContext, row: Row) -> None:
@@ -778,7 +458,7 @@ class LineBehavior(SalesBehavior):
 
     def updating(self, ctx: WriteContext, before: Row, changes: Row, changed: set[str]) -> None:
         if self.fk in changed:
-            raise BadRequest(f"A {self.entity_name} cannot be moved to another {self.document}.", "0x80040203")
+            raise BadRequest(f"A {self.entity_name} cannot be moved to another {self.document}.", INVALID_ARGUMENT)
         header = self._header(ctx, before)
         if ctx.via_api:
             self._check_header_editable(ctx, header, changed)
@@ -814,7 +494,7 @@ class LineBehavior(SalesBehavior):
     def _header(self, ctx: WriteContext, values: Mapping[str, Any]) -> Row:
         header_id = values.get(self.fk)
         if not header_id:
-            raise BadRequest(f"A {self.entity_name} needs its {self.document} ({self.fk[1:-6]}).", "0x80040203")
+            raise BadRequest(f"A {self.entity_name} needs its {self.document} ({self.fk[1:-6]}).", INVALID_ARGUMENT)
         header = ctx.store.get(self.document, {f"{self.document}id": header_id})
         if header is None:
             raise NotFound(f"Entity '{self.document}' With Id = {header_id} Does Not Exist")
@@ -833,46 +513,46 @@ class LineBehavior(SalesBehavior):
             f"The lines of the {self.document} with Id {header[f'{self.document}id']} cannot be "
             f"changed because the {self.document} is {model.state_label(header['statecode'])}: "
             f"only {allowed} {self.document} records accept line changes.",
-            "0x80040203",
+            INVALID_ARGUMENT,
         )
 
     def _check_product(self, ctx: WriteContext, values: Row) -> None:
         if values.get("isproductoverridden"):
             if not values.get("productdescription"):
                 raise BadRequest(
-                    "A write-in product (isproductoverridden = true) needs a productdescription.", "0x80040203"
+                    "A write-in product (isproductoverridden = true) needs a productdescription.", INVALID_ARGUMENT
                 )
             if values.get("_productid_value"):
                 raise BadRequest(
                     "A write-in line (isproductoverridden = true) cannot also reference an existing "
                     "product; clear productid or set isproductoverridden to false.",
-                    "0x80040203",
+                    INVALID_ARGUMENT,
                 )
             return
         if not values.get("_productid_value"):
             raise BadRequest(
                 f"A {self.entity_name} needs a productid, or a write-in product "
                 "(isproductoverridden = true with productdescription).",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
         product = require_row(ctx.store, "product", values["_productid_value"], "productid")
         if ctx.via_api and product.get("statecode") == 1:
             raise BadRequest(
                 f"The product '{product.get('name')}' is retired and cannot be added to a {self.document}.",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
         if not values.get("_uomid_value"):
             values["_uomid_value"] = product.get("_defaultuomid_value")
         if not values.get("_uomid_value"):
             raise BadRequest(
-                f"A {self.entity_name} for product '{product.get('name')}' needs a unit (uomid).", "0x80040203"
+                f"A {self.entity_name} for product '{product.get('name')}' needs a unit (uomid).", INVALID_ARGUMENT
             )
         unit = require_row(ctx.store, "uom", values["_uomid_value"], "uomid")
         group = product.get("_defaultuomscheduleid_value")
         if group and unit.get("_uomscheduleid_value") and unit["_uomscheduleid_value"] != group:
             raise BadRequest(
                 f"The unit '{unit.get('name')}' does not belong to the unit group of product '{product.get('name')}'.",
-                "0x80040203",
+                INVALID_ARGUMENT,
             )
         if values.get("producttypecode") is None:
             values["producttypecode"] = product.get("producttypecode")
@@ -940,19 +620,4 @@ def behaviors() -> dict[str, EntityBehavior]:
     return table
 
 
-__all__ = [
-    "behaviors",
-    "API_STATE_CHANGES",
-    "EDITABLE_STATES",
-    "ALWAYS_WRITABLE",
-    "DOCUMENT_LINES",
-    "LINE_DOCUMENTS",
-    "document_totals",
-    "line_amounts",
-    "list_price",
-    "recompute_document",
-    "resolve_state",
-    "invalid_status",
-    "money",
-    "dec",
-]
+__all__ = ["behaviors", "COMPANY_DEFAULTED"]

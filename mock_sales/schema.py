@@ -47,7 +47,7 @@ ITEM_BASED_ORDER_TYPE = 192350000
 
 @dataclass(frozen=True)
 class StateModel:
-    """The statecode/statuscode pairs of one table (dataverse-web-api.md section 14).
+    """The statecode/statuscode pairs of one table (``docs/reference/dataverse-web-api.md`` section 14).
 
     ``states`` maps statecode -> (label, default statuscode); ``statuses`` maps statuscode -> (label,
     owning statecode); ``initial`` is the statecode of a new row.
@@ -64,7 +64,8 @@ class StateModel:
         entry = self.statuses.get(status)
         return entry[1] if entry else None
 
-    def state_label(self, state: int) -> str:
+    def state_label(self, state: int | None) -> str:
+        """The label of ``state`` (the number itself when the model has no such state)."""
         return self.states[state][0] if state in self.states else str(state)
 
 
@@ -425,7 +426,7 @@ class _Table:
             read_only=True,
             description=f"Logical name of the row {base} points at.",
         )
-        for target, partner in zip(("account", "contact"), partners):
+        for target, partner in zip(("account", "contact"), partners, strict=True):
             nav = f"{base}_{target}"
             self.navs[nav] = NavigationProperty(
                 nav,

@@ -19,11 +19,11 @@ from typing import Any
 from faker import Faker
 
 from sandbox.odata.store import Row, Store
+from sandbox.wellknown import DEFAULT_COMPANY, INTEGRATION_IDENTITY, SYSTEM_IDENTITY
 
-SEED_IDENTITY = "system"
+SEED_IDENTITY = SYSTEM_IDENTITY
 
 COMPANIES = [("usmf", "Contoso Entertainment System USA"), ("usrt", "Contoso Retail USA")]
-DEFAULT_COMPANY = "usmf"
 CURRENCIES = [("USD", "US Dollar", "$", Decimal("1.0")), ("EUR", "Euro", "€", Decimal("0.92"))]
 UNITS = [("ea", "Each", True), ("pcs", "Pieces", False), ("hr", "Hours", False), ("kg", "Kilograms", False)]
 CUSTOMER_GROUPS = [("10", "Wholesales customers"), ("20", "Major customers"), ("30", "Retail customers")]
@@ -122,7 +122,7 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
             "_cdm_companyid_value": companies[DEFAULT_COMPANY]["cdm_companyid"],
         },
     )
-    for code, name in COMPANIES:
+    for code, _name in COMPANIES:
         s.put(
             "businessunit",
             (code,),
@@ -150,12 +150,12 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
     )
     s.put(
         "systemuser",
-        ("dualwrite",),
+        (INTEGRATION_IDENTITY,),
         {
             "firstname": "#",
             "lastname": "Dual-write",
-            "domainname": "dualwrite",
-            "applicationid": s.guid("app", "dualwrite"),
+            "domainname": INTEGRATION_IDENTITY,
+            "applicationid": s.guid("app", INTEGRATION_IDENTITY),
             "_businessunitid_value": root_unit["businessunitid"],
         },
     )
@@ -180,7 +180,7 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
                 "msdyn_decimalprecision": 0 if symbol in ("ea", "pcs") else 2,
             },
         )
-    for symbol, unit in units.items():
+    for unit in units.values():
         if not unit.get("_baseuom_value"):
             s.link("uom", unit, {"_baseuom_value": units["ea"]["uomid"]})
 
@@ -266,7 +266,7 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
                 1,
             )
         )
-    for number, name, unit, price, cost, product_type in product_specs:
+    for number, name, unit_symbol, price, cost, product_type in product_specs:
         product = s.put(
             "product",
             (DEFAULT_COMPANY, number),
@@ -276,7 +276,7 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
                 "msdyn_productnumber": number,
                 "msdyn_itemnumber": number,
                 "_msdyn_company_value": usmf,
-                "_defaultuomid_value": units[unit]["uomid"],
+                "_defaultuomid_value": units[unit_symbol]["uomid"],
                 "_defaultuomscheduleid_value": schedule["uomscheduleid"],
                 "_pricelevelid_value": price_list["pricelevelid"],
                 "_transactioncurrencyid_value": usd,
@@ -292,11 +292,11 @@ def seed(store: Store, seed: int = 1, options: dict[str, Any] | None = None) -> 
         )
         s.put(
             "productpricelevel",
-            (PRICE_LIST, number, unit),
+            (PRICE_LIST, number, unit_symbol),
             {
                 "_pricelevelid_value": price_list["pricelevelid"],
                 "_productid_value": product["productid"],
-                "_uomid_value": units[unit]["uomid"],
+                "_uomid_value": units[unit_symbol]["uomid"],
                 "amount": price,
                 "pricingmethodcode": 1,
                 "quantitysellingcode": 1,

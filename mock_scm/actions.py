@@ -13,8 +13,9 @@
 
 ``Lines`` is ``[{"LineCreationSequenceNumber": 1, "Quantity": 2}, ...]`` (a line may also be named by
 ``InventoryLotId`` or ``LineNumber``; a missing ``Quantity`` means all that is left). The preconditions and
-effects of each process are in :mod:`mock_scm.processes`. Every refusal is a 400 whose Infolog names the
-problem; an action's writes share the request's transaction, so a refusal leaves nothing behind.
+effects of each process are in :mod:`mock_scm.quotations`, :mod:`mock_scm.orders` and :mod:`mock_scm.payments`.
+Every refusal is a 400 whose Infolog names the problem; an action's writes share the request's transaction,
+so a refusal leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mock_scm import processes as p
+from mock_scm import orders, payments, quotations
+from mock_scm.settings import ScmSettings
 from sandbox.errors import BadRequest
 from sandbox.odata.actions import ActionContext, ActionRegistry, ActionSpec, EntityResult
 from sandbox.odata.store import Row, Store
@@ -34,7 +36,7 @@ ORDER_FOR_QUOTATION = {"SalesQuotationHeaderV2": "SalesOrderHeaderV2", "CDSSales
 
 LINES_TYPE = "Collection(Edm.Untyped)"
 
-Process = Callable[[Store, Row, str, dict[str, Any]], Row]
+Process = Callable[[Store, ScmSettings, Row, str, dict[str, Any]], Row]
 
 
 def _check_params(action: str, params: Any, allowed: set[str]) -> dict[str, Any]:
@@ -55,7 +57,7 @@ def _check_params(action: str, params: Any, allowed: set[str]) -> dict[str, Any]
 
 
 def _handler(
-    action: str, bound: str, result_entity: str, process: Process, allowed: set[str], doc: str
+    settings: ScmSettings, action: str, bound: str, result_entity: str, process: Process, allowed: set[str], doc: str
 ) -> Callable[[ActionContext, Row | None, dict[str, Any]], EntityResult]:
     """An action handler for one binding: checks parameters, runs ``process``, answers with the result row."""
 
@@ -63,7 +65,7 @@ def _handler(
         if target is None:
             raise BadRequest("An error has occurred.", "", detail=f"Action '{action}' must be bound to one {bound}.")
         checked = _check_params(action, params, allowed)
-        row = process(ctx.store, target, ctx.identity, checked)
+        row = process(ctx.store, settings, target, ctx.identity, checked)
         return EntityResult(result_entity, row)
 
     handler.__doc__ = doc
@@ -73,6 +75,7 @@ def _handler(
 
 def _register(
     registry: ActionRegistry,
+    settings: ScmSettings,
     action: str,
     bound: str,
     result_entity: str,
@@ -83,7 +86,7 @@ def _register(
     registry.add(
         ActionSpec(
             name=action,
-            handler=_handler(action, bound, result_entity, process, set(parameters), doc),
+            handler=_handler(settings, action, bound, result_entity, process, set(parameters), doc),
             bound_to=bound,
             parameters=parameters,
             returns=result_entity,
@@ -92,25 +95,27 @@ def _register(
     )
 
 
-def register_actions(registry: ActionRegistry) -> None:
-    """Register every SCM process on the V2 entities and on their CDS (dual-write) views."""
+def register_actions(registry: ActionRegistry, settings: ScmSettings) -> None:
+    """Register every SCM process on the V2 entities and on their CDS (dual-write) views, run with ``settings``."""
     for bound in QUOTATION_TYPES:
         _register(
             registry,
+            settings,
             "Send",
             bound,
             bound,
-            lambda store, row, identity, params: p.send_quotation(store, row, identity),
+            lambda store, settings, row, identity, params: quotations.send_quotation(store, settings, row, identity),
             {},
             "Send the quotation: status Sent (allowed from Created, Sent, Modified).",
         )
         _register(
             registry,
+            settings,
             "Confirm",
             bound,
             ORDER_FOR_QUOTATION[bound],
-            lambda store, row, identity, params: p.confirm_quotation(
-                store, row, identity, str(params.get("SalesOrderNumber") or "")
+            lambda store, settings, row, identity, params: quotations.confirm_quotation(
+                store, settings, row, identity, str(params.get("SalesOrderNumber") or "")
             ),
             {"SalesOrderNumber": "Edm.String"},
             "Confirm the quotation: status Confirmed; creates the sales order with its lines (or links the "
@@ -118,76 +123,86 @@ def register_actions(registry: ActionRegistry) -> None:
         )
         _register(
             registry,
+            settings,
             "Lose",
             bound,
             bound,
-            lambda store, row, identity, params: p.lose_quotation(store, row, identity),
+            lambda store, settings, row, identity, params: quotations.lose_quotation(store, settings, row, identity),
             {},
             "Mark the quotation as lost: status Lost.",
         )
         _register(
             registry,
+            settings,
             "Cancel",
             bound,
             bound,
-            lambda store, row, identity, params: p.cancel_quotation(store, row, identity),
+            lambda store, settings, row, identity, params: quotations.cancel_quotation(store, settings, row, identity),
             {},
             "Cancel the quotation: status Cancelled.",
         )
     for bound in ORDER_TYPES:
         _register(
             registry,
+            settings,
             "Confirm",
             bound,
             bound,
-            lambda store, row, identity, params: p.confirm_order(store, row, identity),
+            lambda store, settings, row, identity, params: orders.confirm_order(store, settings, row, identity),
             {},
             "Confirm the sales order: checks hold and credit limit, reserves stock; processing status Confirmed.",
         )
         _register(
             registry,
+            settings,
             "PostPickingList",
             bound,
             bound,
-            lambda store, row, identity, params: p.post_picking_list(store, row, identity),
+            lambda store, settings, row, identity, params: orders.post_picking_list(store, settings, row, identity),
             {},
             "Post the picking list: reserves what is left; processing status Picked.",
         )
         _register(
             registry,
+            settings,
             "PostPackingSlip",
             bound,
             bound,
-            lambda store, row, identity, params: p.post_packing_slip(store, row, identity, params),
+            lambda store, settings, row, identity, params: orders.post_packing_slip(
+                store, settings, row, identity, params
+            ),
             {"Lines": LINES_TYPE},
             "Post a packing slip (delivery), all or by line quantity: reduces on-hand; processing status "
             "PartiallyDelivered or Delivered.",
         )
         _register(
             registry,
+            settings,
             "PostInvoice",
             bound,
             "SalesInvoiceHeaderV2",
-            lambda store, row, identity, params: p.post_invoice(store, row, identity, params),
+            lambda store, settings, row, identity, params: orders.post_invoice(store, settings, row, identity, params),
             {"Lines": LINES_TYPE},
             "Post an invoice for delivered quantities (all or by line): creates the SalesInvoiceHeadersV2 "
             "and SalesInvoiceLinesV2 rows; processing status PartiallyInvoiced or Invoiced.",
         )
         _register(
             registry,
+            settings,
             "Cancel",
             bound,
             bound,
-            lambda store, row, identity, params: p.cancel_order(store, row, identity),
+            lambda store, settings, row, identity, params: orders.cancel_order(store, settings, row, identity),
             {},
             "Cancel an undelivered sales order: lines and header Canceled, reservations released.",
         )
     _register(
         registry,
+        settings,
         "Post",
         "CustomerPaymentJournalHeader",
         "CustomerPaymentJournalHeader",
-        lambda store, row, identity, params: p.post_payment_journal(store, row, identity),
+        lambda store, settings, row, identity, params: payments.post_payment_journal(store, settings, row, identity),
         {},
         "Post the customer payment journal: settles the marked (or the oldest open) invoices.",
     )

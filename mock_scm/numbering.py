@@ -45,7 +45,7 @@ class NumberFormat:
 
     def parse(self, company: str, number: str) -> int | None:
         """The counter value ``number`` was made from, or None when it does not match this format."""
-        pattern = re.escape(self._prefix(company)) + r"(\d{%d,})" % self.digits + re.escape(self.suffix)
+        pattern = re.escape(self._prefix(company)) + rf"(\d{{{self.digits},}})" + re.escape(self.suffix)
         match = re.fullmatch(pattern, number)
         return int(match.group(1)) if match else None
 

@@ -11,9 +11,10 @@ posted journal) apply when ``ctx.via_api`` is true; business actions and the see
 ``via_api=False``. Derived fields (statuses, totals, line amounts, bookkeeping quantities) are recomputed on
 every write and never taken from an OData caller, not even from the privileged dual-write identity that the
 HTTP layer lets write read-only fields (one exception: a SalesQuotationStatus written by that identity is a
-lifecycle request, see :class:`QuotationHeaderBehavior`). Document numbers a caller supplies (e.g. ``CRM-...`` numbers made in
-Dynamics 365 Sales and brought over by dual-write) are kept as they are; omitted numbers come from the
-company's number sequence (:mod:`mock_scm.numbering`).
+lifecycle request, see :class:`QuotationHeaderBehavior`). Document numbers a caller supplies (e.g. ``CRM-...``
+numbers made in Dynamics 365 Sales and brought over by dual-write) are kept as they are; omitted numbers come
+from the company's number sequence (:mod:`mock_scm.numbering`). Configurable behaviour (default company, tax
+rates, quotation validity, "today") comes from the app's :class:`~mock_scm.settings.ScmSettings`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,18 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from mock_scm import numbering
-from mock_scm import processes as p
+from mock_scm import lookups, numbering
+from mock_scm.errors import must_be_filled, not_in_related, write_error
+from mock_scm.inventory import refresh_onhand
+from mock_scm.pricing import (
+    line_gross_amount,
+    line_net_amount,
+    line_tax,
+    split_total_discount,
+    sync_order_header,
+    sync_quotation_header,
+)
+from mock_scm.quotations import request_quotation_status
 from mock_scm.schema import (
     EMPTY_DATE,
     DirPartyType,
@@ -36,7 +47,11 @@ from mock_scm.schema import (
     SalesQuotationStatus,
     SalesStatus,
 )
+from mock_scm.settings import ScmSettings
+from mock_scm.status import DOC, OPEN_QUOTATION, PROC, QS, S, order_line_status, processing_status
+from mock_scm.values import NO, YES, ZERO, dec, fmt_qty, is_empty_date, same
 from sandbox.odata.store import EntityBehavior, Operation, Row, WriteContext
+from sandbox.wellknown import INTEGRATION_IDENTITY
 
 ITEM = EcoResProductType.members["Item"]
 SERVICE = EcoResProductType.members["Service"]
@@ -106,28 +121,31 @@ class ScmBehavior(EntityBehavior):
     derived: tuple[str, ...] = ()
     immutable: tuple[str, ...] = ()
 
+    def __init__(self, settings: ScmSettings) -> None:
+        self.settings = settings
+
     # ---- the EntityBehavior hooks -------------------------------------------------------------------------
     def on_create(self, ctx: WriteContext, values: Row) -> None:
         if ctx.entity.company_property:
-            values["dataAreaId"] = p.company_of(values, ctx.extra)
-            if p.legal_entity(ctx.store, values["dataAreaId"]) is None:
-                raise p.write_error(
+            values["dataAreaId"] = lookups.company_of(values, ctx.extra, self.settings.default_company)
+            if lookups.legal_entity(ctx.store, values["dataAreaId"]) is None:
+                raise write_error(
                     ctx.entity.name,
-                    p.not_in_related(values["dataAreaId"], "Company", "Legal entities"),
+                    not_in_related(values["dataAreaId"], "Company", "Legal entities"),
                     field="dataAreaId",
                 )
         self.create(ctx, values)
 
     def on_update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
         for name in list(changes):
-            if name not in before or p.same(before.get(name), changes[name]):
+            if name not in before or same(before.get(name), changes[name]):
                 changes.pop(name)  # unchanged: no write, no change record, no rule to trip
         if ctx.via_api:
             for name in self.derived:
                 changes.pop(name, None)
             for name in self.immutable:
                 if name in changes:
-                    raise p.write_error(
+                    raise write_error(
                         ctx.entity.name, f"The field '{name}' cannot be changed once the record exists.", field=name
                     )
         if not changes:
@@ -166,15 +184,15 @@ class ScmBehavior(EntityBehavior):
         value = values.get(field)
         if not value:
             if required:
-                raise p.write_error(ctx.entity.name, p.must_be_filled(self.label(ctx, field)), field=field)
+                raise write_error(ctx.entity.name, must_be_filled(self.label(ctx, field)), field=field)
             return None
         key: dict[str, Any] = {REFERENCE_KEYS[target]: value}
         if target not in SHARED:
             key["dataAreaId"] = company or values.get("dataAreaId")
         row = ctx.store.get_cached(target, key) if target in REFERENCE_DATA else ctx.store.get(target, key)
         if row is None:
-            raise p.write_error(
-                ctx.entity.name, p.not_in_related(value, self.label(ctx, field), TABLE_LABELS[target]), field=field
+            raise write_error(
+                ctx.entity.name, not_in_related(value, self.label(ctx, field), TABLE_LABELS[target]), field=field
             )
         return row
 
@@ -196,7 +214,7 @@ class ScmBehavior(EntityBehavior):
             found = ctx.store.find(entity, where, limit=1)
             if found:
                 table = TABLE_LABELS.get(ctx.entity.name, what)
-                raise p.write_error(
+                raise write_error(
                     ctx.entity.name,
                     f"Cannot delete a record in {table}. {what}: {row[key_field]}. "
                     "The record is used in "
@@ -233,8 +251,14 @@ class ReferenceBehavior(ScmBehavior):
     """Plain reference data: optional reference checks, refusal to delete what is in use."""
 
     def __init__(
-        self, key_field: str, what: str, users: Iterable[tuple[str, str]] = (), checks: Iterable[tuple[str, str]] = ()
+        self,
+        settings: ScmSettings,
+        key_field: str,
+        what: str,
+        users: Iterable[tuple[str, str]] = (),
+        checks: Iterable[tuple[str, str]] = (),
     ) -> None:
+        super().__init__(settings)
         self.key_field = key_field
         self.what = what
         self.users = list(users)
@@ -253,8 +277,8 @@ class ReferenceBehavior(ScmBehavior):
 
 
 class WarehouseBehavior(ReferenceBehavior):
-    def __init__(self) -> None:
-        super().__init__("WarehouseId", "Warehouse", users=[("SalesOrderLine", "ShippingWarehouseId")])
+    def __init__(self, settings: ScmSettings) -> None:
+        super().__init__(settings, "WarehouseId", "Warehouse", users=[("SalesOrderLine", "ShippingWarehouseId")])
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         self.reference(ctx, values, "OperationalSiteId", "OperationalSite", required=True)
@@ -272,14 +296,14 @@ class ReleasedProductBehavior(ScmBehavior):
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         if not values.get("ItemNumber"):
-            raise p.write_error(ctx.entity.name, p.must_be_filled("Item number"), field="ItemNumber")
+            raise write_error(ctx.entity.name, must_be_filled("Item number"), field="ItemNumber")
         _fill(values, "ProductNumber", values["ItemNumber"])
         _fill(values, "ProductName", values["ItemNumber"])
         _fill(values, "SearchName", str(values["ProductName"])[:20])
         _fill(values, "InventoryUnitSymbol", "ea")
         _fill(values, "SalesUnitSymbol", values["InventoryUnitSymbol"])
         _fill(values, "PurchaseUnitSymbol", values["InventoryUnitSymbol"])
-        legal = p.legal_entity(ctx.store, values["dataAreaId"])
+        legal = lookups.legal_entity(ctx.store, values["dataAreaId"])
         _fill(values, "CurrencyCode", legal["AccountingCurrencyCode"] if legal else "")
         self._derive(values)
         self._check(ctx, values, values)
@@ -309,7 +333,7 @@ class ReleasedProductBehavior(ScmBehavior):
     def _derive(values: Row) -> None:
         # Services are never stocked: no on-hand, no reservations, no stock check on delivery.
         if values.get("ProductType") == SERVICE:
-            values["IsStockedProduct"] = p.NO
+            values["IsStockedProduct"] = NO
             values["FieldServiceProductType"] = FieldServiceProductType.members["Service"]
 
     def _check(self, ctx: WriteContext, after: Row, changed: Row) -> None:
@@ -327,18 +351,18 @@ class ReleasedProductBehavior(ScmBehavior):
             company=after["dataAreaId"],
         )
         if not after.get("SalesUnitSymbol"):
-            raise p.write_error(ctx.entity.name, p.must_be_filled("Sales unit"), field="SalesUnitSymbol")
+            raise write_error(ctx.entity.name, must_be_filled("Sales unit"), field="SalesUnitSymbol")
 
 
 class OnHandBehavior(ScmBehavior):
     """On-hand rows: availability figures always follow from on-hand, reservations and orders."""
 
     def create(self, ctx: WriteContext, values: Row) -> None:
-        found = p.product(ctx.store, values["dataAreaId"], values.get("ItemNumber", ""))
+        found = lookups.product(ctx.store, values["dataAreaId"], values.get("ItemNumber", ""))
         if found is None:
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
-                p.not_in_related(values.get("ItemNumber"), "Item number", "Released products"),
+                not_in_related(values.get("ItemNumber"), "Item number", "Released products"),
                 field="ItemNumber",
             )
         _fill(values, "ProductName", found["ProductName"])
@@ -349,11 +373,9 @@ class OnHandBehavior(ScmBehavior):
 
     @staticmethod
     def _availability(row: Row, out: Row) -> None:
-        on_hand, reserved = p.dec(row.get("OnHandQuantity")), p.dec(row.get("ReservedOnHandQuantity"))
+        on_hand, reserved = dec(row.get("OnHandQuantity")), dec(row.get("ReservedOnHandQuantity"))
         available_ordered = (
-            p.dec(row.get("OrderedQuantity"))
-            - p.dec(row.get("ReservedOrderedQuantity"))
-            - p.dec(row.get("OnOrderQuantity"))
+            dec(row.get("OrderedQuantity")) - dec(row.get("ReservedOrderedQuantity")) - dec(row.get("OnOrderQuantity"))
         )
         out["AvailableOnHandQuantity"] = on_hand - reserved
         out["AvailableOrderedQuantity"] = available_ordered
@@ -380,7 +402,7 @@ class CustomerBehavior(ScmBehavior):
         self.reference(ctx, values, "SalesCurrencyCode", "Currency", required=True)
         if not values.get("CustomerAccount"):
             values["CustomerAccount"] = numbering.next_number(
-                store, numbering.CUSTOMER_ACCOUNT, company, lambda n: p.customer(store, company, n) is not None
+                store, numbering.CUSTOMER_ACCOUNT, company, lambda n: lookups.customer(store, company, n) is not None
             )
         else:
             numbering.note_number(store, numbering.CUSTOMER_ACCOUNT, company, values["CustomerAccount"])
@@ -567,9 +589,9 @@ class DocumentHeaderBehavior(ScmBehavior):
         if values.get("DefaultShippingWarehouseId") and not values.get("DefaultShippingSiteId"):
             warehouse = self.reference(ctx, values, "DefaultShippingWarehouseId", "Warehouse")
             values["DefaultShippingSiteId"] = warehouse["OperationalSiteId"] if warehouse else ""
-        if p.is_empty_date(values.get("RequestedShippingDate")):
-            values["RequestedShippingDate"] = p.today()
-        if p.is_empty_date(values.get("RequestedReceiptDate")):
+        if is_empty_date(values.get("RequestedShippingDate")):
+            values["RequestedShippingDate"] = self.settings.today()
+        if is_empty_date(values.get("RequestedReceiptDate")):
             values["RequestedReceiptDate"] = values["RequestedShippingDate"]
         return cust
 
@@ -587,12 +609,12 @@ class DocumentHeaderBehavior(ScmBehavior):
         """The end discount or tax group changed: recompute every line's tax (the header follows)."""
         company, number = header["dataAreaId"], header[self.number_field]
         for line in ctx.store.find(self.line_entity, {"dataAreaId": company, self.number_field: number}):
-            tax = p.line_tax(company, line, header["TotalDiscountPercentage"])
+            tax = line_tax(self.settings, company, line, header["TotalDiscountPercentage"])
             ctx.store.update(
                 self.line_entity,
                 line,
                 {"TotalTaxAmount": tax},
-                identity=p.derived_identity(ctx.identity),
+                identity=self.settings.derived_identity(ctx.identity),
                 via_api=False,
                 extra={"cascade": True},
             )
@@ -615,12 +637,12 @@ class DocumentLineBehavior(ScmBehavior):
     def header_of(self, ctx: WriteContext, values: Row) -> Row:
         number = values.get(self.number_field)
         if not number:
-            raise p.write_error(ctx.entity.name, p.must_be_filled(self.document_label), field=self.number_field)
+            raise write_error(ctx.entity.name, must_be_filled(self.document_label), field=self.number_field)
         header = ctx.store.get(self.header_entity, {"dataAreaId": values["dataAreaId"], self.number_field: number})
         if header is None:
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
-                p.not_in_related(number, self.document_label, TABLE_LABELS[self.header_entity]),
+                not_in_related(number, self.document_label, TABLE_LABELS[self.header_entity]),
                 field=self.number_field,
             )
         return header
@@ -630,20 +652,18 @@ class DocumentLineBehavior(ScmBehavior):
         company = values["dataAreaId"]
         item, product_number = values.get("ItemNumber") or "", values.get("ProductNumber") or ""
         if not item and not product_number:
-            raise p.write_error(ctx.entity.name, p.must_be_filled("Item number"), field="ItemNumber")
-        found = p.product(ctx.store, company, item, product_number)
+            raise write_error(ctx.entity.name, must_be_filled("Item number"), field="ItemNumber")
+        found = lookups.product(ctx.store, company, item, product_number)
         if found is None:
             field, value = ("ItemNumber", item) if item else ("ProductNumber", product_number)
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
-                p.not_in_related(value, "Item number", "Released products"),
+                not_in_related(value, "Item number", "Released products"),
                 f"Item {value} is not released to company {company}.",
                 field=field,
             )
-        if found["IsSalesProcessingStopped"] == p.YES:
-            raise p.write_error(
-                ctx.entity.name, f"Item {found['ItemNumber']} is stopped for sales.", field="ItemNumber"
-            )
+        if found["IsSalesProcessingStopped"] == YES:
+            raise write_error(ctx.entity.name, f"Item {found['ItemNumber']} is stopped for sales.", field="ItemNumber")
         return found
 
     def create_line(self, ctx: WriteContext, values: Row, header: Row) -> Row:
@@ -662,25 +682,25 @@ class DocumentLineBehavior(ScmBehavior):
                 max((s["LineCreationSequenceNumber"] or 0 for s in siblings), default=0) + 1
             )
         if values.get("LineNumber") in (None, 0):
-            values["LineNumber"] = max((p.dec(s["LineNumber"]) for s in siblings), default=p.ZERO) + 1
+            values["LineNumber"] = max((dec(s["LineNumber"]) for s in siblings), default=ZERO) + 1
         _fill(values, "ProductName", found["ProductName"])
         _fill(values, "LineDescription", values["ProductName"])
         _fill(values, "SalesUnitSymbol", found["SalesUnitSymbol"])
         if values.get(self.quantity_field) is None:
             values[self.quantity_field] = Decimal(1)
         if values.get("SalesPrice") is None:
-            values["SalesPrice"] = p.dec(found["SalesPrice"])
+            values["SalesPrice"] = dec(found["SalesPrice"])
         for name in ("SalesPriceQuantity",):
-            if p.dec(values.get(name)) <= 0:
+            if dec(values.get(name)) <= 0:
                 values[name] = Decimal(1)
         values["CurrencyCode"] = header["CurrencyCode"]
         _fill(values, "SalesTaxGroupCode", header["SalesTaxGroupCode"])
         _fill(values, "SalesTaxItemGroupCode", found["SalesSalesTaxItemGroupCode"])
         _fill(values, "ShippingWarehouseId", header["DefaultShippingWarehouseId"] or found["DefaultSalesWarehouseId"])
         _fill(values, "ShippingSiteId", header["DefaultShippingSiteId"] or found["DefaultSalesSiteId"])
-        if p.is_empty_date(values.get("RequestedShippingDate")):
+        if is_empty_date(values.get("RequestedShippingDate")):
             values["RequestedShippingDate"] = header["RequestedShippingDate"]
-        if p.is_empty_date(values.get("RequestedReceiptDate")):
+        if is_empty_date(values.get("RequestedReceiptDate")):
             values["RequestedReceiptDate"] = header["RequestedReceiptDate"]
         self.check_line(ctx, values, values, found)
         self.price(
@@ -689,7 +709,7 @@ class DocumentLineBehavior(ScmBehavior):
             values,
             header,
             total_discount_given=values.get("TotalDiscountAmount") is not None
-            and p.dec(values.get("LineDiscountAmount")) == 0,
+            and dec(values.get("LineDiscountAmount")) == 0,
             creating=True,
         )
         return found
@@ -708,14 +728,14 @@ class DocumentLineBehavior(ScmBehavior):
     def check_line(self, ctx: WriteContext, row: Row, changed: Row, found: Row) -> None:
         """Quantity, unit, site and warehouse of a line (and that the warehouse belongs to the site)."""
         company = row["dataAreaId"]
-        if self.quantity_field in changed and p.dec(row[self.quantity_field]) <= 0:
-            raise p.write_error(
+        if self.quantity_field in changed and dec(row[self.quantity_field]) <= 0:
+            raise write_error(
                 ctx.entity.name,
-                f"The quantity must be greater than zero (got {p.fmt_qty(row[self.quantity_field])}).",
+                f"The quantity must be greater than zero (got {fmt_qty(row[self.quantity_field])}).",
                 field=self.quantity_field,
             )
-        if any(p.dec(row.get(name)) < 0 for name in ("SalesPrice", "LineDiscountAmount", "LineDiscountPercentage")):
-            raise p.write_error(ctx.entity.name, "Price and discounts cannot be negative.", field="SalesPrice")
+        if any(dec(row.get(name)) < 0 for name in ("SalesPrice", "LineDiscountAmount", "LineDiscountPercentage")):
+            raise write_error(ctx.entity.name, "Price and discounts cannot be negative.", field="SalesPrice")
         self.references(ctx, changed, [("SalesUnitSymbol", "UnitOfMeasure")])
         if "ShippingWarehouseId" in changed and row.get("ShippingWarehouseId"):
             warehouse = self.reference(ctx, row, "ShippingWarehouseId", "Warehouse", company=company)
@@ -724,18 +744,18 @@ class DocumentLineBehavior(ScmBehavior):
                 row["ShippingSiteId"] = warehouse["OperationalSiteId"]
                 changed["ShippingSiteId"] = warehouse["OperationalSiteId"]
             elif warehouse["OperationalSiteId"] != row["ShippingSiteId"]:
-                raise p.write_error(
+                raise write_error(
                     ctx.entity.name,
                     f"Warehouse {warehouse['WarehouseId']} does not belong to site {row['ShippingSiteId']}.",
                     field="ShippingWarehouseId",
                 )
         if "ShippingSiteId" in changed and row.get("ShippingSiteId"):
             self.reference(ctx, row, "ShippingSiteId", "OperationalSite", company=company)
-        if found["IsStockedProduct"] == p.YES:
+        if found["IsStockedProduct"] == YES:
             for field, label in (("ShippingSiteId", "Site"), ("ShippingWarehouseId", "Warehouse")):
                 if not row.get(field):
                     # Site and warehouse are mandatory on stocked lines (defaulted from header or product).
-                    raise p.write_error(ctx.entity.name, p.must_be_filled(label), field=field)
+                    raise write_error(ctx.entity.name, must_be_filled(label), field=field)
 
     def price(
         self,
@@ -749,24 +769,26 @@ class DocumentLineBehavior(ScmBehavior):
         discount_changed: bool = False,
     ) -> None:
         """LineAmount, TotalDiscountAmount, TotalChargesAmount and TotalTaxAmount of a line into ``out``."""
-        qty = p.dec(row[self.quantity_field])
+        qty = dec(row[self.quantity_field])
         if total_discount_given:
-            per_unit, charge = p.split_total_discount(p.dec(row.get("TotalDiscountAmount")), qty)
+            per_unit, charge = split_total_discount(dec(row.get("TotalDiscountAmount")), qty)
             row["LineDiscountAmount"] = out["LineDiscountAmount"] = per_unit
             row["TotalChargesAmount"] = out["TotalChargesAmount"] = charge
         elif creating or discount_changed:
-            row["TotalChargesAmount"] = out["TotalChargesAmount"] = p.ZERO
-        amount = p.line_net_amount(row, qty)
-        charges = p.dec(row.get("TotalChargesAmount"))
+            row["TotalChargesAmount"] = out["TotalChargesAmount"] = ZERO
+        amount = line_net_amount(row, qty)
+        charges = dec(row.get("TotalChargesAmount"))
         row["LineAmount"] = out["LineAmount"] = amount
         # The whole line discount, rounding charge included, so a total set by the caller reads back unchanged.
-        out["TotalDiscountAmount"] = max(p.line_gross_amount(row, qty) - amount - charges, p.ZERO)
-        out["TotalTaxAmount"] = p.line_tax(row["dataAreaId"], row, header["TotalDiscountPercentage"], amount, charges)
-        out["AreTotalsCalculated"] = p.YES
+        out["TotalDiscountAmount"] = max(line_gross_amount(row, qty) - amount - charges, ZERO)
+        out["TotalTaxAmount"] = line_tax(
+            self.settings, row["dataAreaId"], row, header["TotalDiscountPercentage"], amount, charges
+        )
+        out["AreTotalsCalculated"] = YES
 
     def update_line(self, ctx: WriteContext, before: Row, changes: Row, header: Row) -> None:
         after = {**before, **changes}
-        found = p.product(ctx.store, before["dataAreaId"], after["ItemNumber"])
+        found = lookups.product(ctx.store, before["dataAreaId"], after["ItemNumber"])
         if "ItemNumber" in changes or "ProductNumber" in changes:
             if "ItemNumber" not in changes:
                 after["ItemNumber"] = ""
@@ -778,16 +800,16 @@ class DocumentLineBehavior(ScmBehavior):
                 ("ProductName", found["ProductName"]),
                 ("LineDescription", found["ProductName"]),
                 ("SalesUnitSymbol", found["SalesUnitSymbol"]),
-                ("SalesPrice", p.dec(found["SalesPrice"])),
+                ("SalesPrice", dec(found["SalesPrice"])),
             ):
                 if field not in changes:
                     changes[field] = after[field] = value
         if found is None:
             found = self.product_of(ctx, after)
         if changes.get("SalesPrice", 0) is None:
-            changes["SalesPrice"] = after["SalesPrice"] = p.dec(found["SalesPrice"])
+            changes["SalesPrice"] = after["SalesPrice"] = dec(found["SalesPrice"])
         if self.quantity_field in changes and changes[self.quantity_field] is None:
-            raise p.write_error(ctx.entity.name, p.must_be_filled("Quantity"), field=self.quantity_field)
+            raise write_error(ctx.entity.name, must_be_filled("Quantity"), field=self.quantity_field)
         self.check_line(ctx, after, changes, found)
         pricing = {
             self.quantity_field,
@@ -828,7 +850,7 @@ class QuotationHeaderBehavior(DocumentHeaderBehavior):
 
     SalesQuotationStatus is read-only for plain callers. When the privileged dual-write identity writes it (the
     quote map copies msdyn_salesquotationstatus both ways), the write is a lifecycle request handled by
-    :func:`mock_scm.processes.request_quotation_status`: Sent, Lost, Cancelled, Revised and Confirmed (linking
+    :func:`mock_scm.quotations.request_quotation_status`: Sent, Lost, Cancelled, Revised and Confirmed (linking
     GeneratedSalesOrderNumber, without creating an order) move the quotation; other values are ignored.
     """
 
@@ -855,7 +877,7 @@ class QuotationHeaderBehavior(DocumentHeaderBehavior):
             order_number = changes.get("GeneratedSalesOrderNumber")
             if not order_number:
                 changes.pop("GeneratedSalesOrderNumber", None)  # an empty link from Sales never clears SCM's
-            if target is not None and not p.same(target, before["SalesQuotationStatus"]):
+            if target is not None and not same(target, before["SalesQuotationStatus"]):
                 changes.pop("GeneratedSalesOrderNumber", None)
                 request = (int(target), str(order_number or ""))
         super().on_update(ctx, before, changes)
@@ -864,32 +886,34 @@ class QuotationHeaderBehavior(DocumentHeaderBehavior):
         if changes:
             ctx.extra["quotation_request"] = request  # after this write, in after_write
         else:
-            p.request_quotation_status(ctx.store, before, request[0], ctx.identity, request[1])
+            request_quotation_status(ctx.store, self.settings, before, request[0], ctx.identity, request[1])
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         self.create_header(ctx, values)
         for name, value in (
-            ("SalesQuotationStatus", p.QS["Created"]),
+            ("SalesQuotationStatus", QS["Created"]),
             ("GeneratedSalesOrderNumber", ""),
-            ("QuotationTotalAmount", p.ZERO),
-            ("QuotationTotalTaxAmount", p.ZERO),
-            ("QuotationTotalChargesAmount", p.ZERO),
-            ("TotalDiscountAmount", p.ZERO),
-            ("AreTotalsUpdated", p.YES),
+            ("QuotationTotalAmount", ZERO),
+            ("QuotationTotalTaxAmount", ZERO),
+            ("QuotationTotalChargesAmount", ZERO),
+            ("TotalDiscountAmount", ZERO),
+            ("AreTotalsUpdated", YES),
         ):
             values[name] = value
-        if p.is_empty_date(values.get("SalesQuotationExpiryDate")):
-            values["SalesQuotationExpiryDate"] = p.today() + dt.timedelta(days=p.QUOTATION_VALIDITY_DAYS)
-        if ctx.identity == p.INTEGRATION_IDENTITY:
+        if is_empty_date(values.get("SalesQuotationExpiryDate")):
+            values["SalesQuotationExpiryDate"] = self.settings.today() + dt.timedelta(
+                days=self.settings.quotation_validity_days
+            )
+        if ctx.identity == INTEGRATION_IDENTITY:
             values["SalesQuotationHeaderCreationMethod"] = SalesQuotationHeaderCreationMethod.members[
                 "Dynamics365Sales"
             ]
 
     def update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
         link_only = set(changes) <= {"GeneratedSalesOrderNumber"}
-        if ctx.via_api and before["SalesQuotationStatus"] not in p.OPEN_QUOTATION and not link_only:
+        if ctx.via_api and before["SalesQuotationStatus"] not in OPEN_QUOTATION and not link_only:
             status = SalesQuotationStatus.name_of(before["SalesQuotationStatus"])
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
                 f"Quotation {before['SalesQuotationNumber']} has status {status} and cannot be changed.",
             )
@@ -899,17 +923,19 @@ class QuotationHeaderBehavior(DocumentHeaderBehavior):
         if (
             operation == "update"
             and before is not None
-            and not p.same(before["TotalDiscountPercentage"], row["TotalDiscountPercentage"])
+            and not same(before["TotalDiscountPercentage"], row["TotalDiscountPercentage"])
         ):
             self.reprice_lines(ctx, row)
-            p.sync_quotation_header(ctx.store, row["dataAreaId"], row["SalesQuotationNumber"], ctx.identity)
+            sync_quotation_header(
+                ctx.store, self.settings, row["dataAreaId"], row["SalesQuotationNumber"], ctx.identity
+            )
         request = ctx.extra.pop("quotation_request", None)
         if request is not None:
-            p.request_quotation_status(ctx.store, row, request[0], ctx.identity, request[1])
+            request_quotation_status(ctx.store, self.settings, row, request[0], ctx.identity, request[1])
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
-        if ctx.via_api and row["SalesQuotationStatus"] == p.QS["Confirmed"]:
-            raise p.write_error(
+        if ctx.via_api and row["SalesQuotationStatus"] == QS["Confirmed"]:
+            raise write_error(
                 ctx.entity.name,
                 f"Quotation {row['SalesQuotationNumber']} is confirmed (sales order "
                 f"{row['GeneratedSalesOrderNumber']}) and cannot be deleted.",
@@ -964,17 +990,17 @@ class QuotationLineBehavior(DocumentLineBehavior):
             operation == "update"
             and before is not None
             and all(
-                p.same(before.get(k), row.get(k))
+                same(before.get(k), row.get(k))
                 for k in ("LineAmount", "TotalChargesAmount", "TotalTaxAmount", "TotalDiscountAmount")
             )
         ):
             return  # nothing the header sums changed
-        p.sync_quotation_header(ctx.store, row["dataAreaId"], row["SalesQuotationNumber"], ctx.identity)
+        sync_quotation_header(ctx.store, self.settings, row["dataAreaId"], row["SalesQuotationNumber"], ctx.identity)
 
     def _check_open(self, ctx: WriteContext, header: Row) -> None:
-        if header["SalesQuotationStatus"] not in p.OPEN_QUOTATION:
+        if header["SalesQuotationStatus"] not in OPEN_QUOTATION:
             status = SalesQuotationStatus.name_of(header["SalesQuotationStatus"])
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
                 f"Quotation {header['SalesQuotationNumber']} has status {status}; its lines cannot be changed.",
             )
@@ -1025,15 +1051,15 @@ class OrderHeaderBehavior(DocumentHeaderBehavior):
     def create(self, ctx: WriteContext, values: Row) -> None:
         self.create_header(ctx, values)
         for name, value in (
-            ("SalesOrderStatus", p.S["None"]),
-            ("DocumentStatus", p.DOC["None"]),
-            ("SalesOrderProcessingStatus", p.PROC["Active"]),
-            ("OrderTotalAmount", p.ZERO),
-            ("OrderTotalTaxAmount", p.ZERO),
-            ("TotalDiscountAmount", p.ZERO),
-            ("OrderTotalChargesAmount", p.ZERO),
-            ("OrderTotalDiscountAmount", p.ZERO),
-            ("AreTotalsUpdated", p.YES),
+            ("SalesOrderStatus", S["None"]),
+            ("DocumentStatus", DOC["None"]),
+            ("SalesOrderProcessingStatus", PROC["Active"]),
+            ("OrderTotalAmount", ZERO),
+            ("OrderTotalTaxAmount", ZERO),
+            ("TotalDiscountAmount", ZERO),
+            ("OrderTotalChargesAmount", ZERO),
+            ("OrderTotalDiscountAmount", ZERO),
+            ("AreTotalsUpdated", YES),
             ("ConfirmedShippingDate", EMPTY_DATE),
             ("ConfirmedReceiptDate", EMPTY_DATE),
         ):
@@ -1042,38 +1068,37 @@ class OrderHeaderBehavior(DocumentHeaderBehavior):
     def update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
         number = before["SalesOrderNumber"]
         if ctx.via_api:
-            if before["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"]):
+            if before["SalesOrderStatus"] in (S["Invoiced"], S["Canceled"]):
                 status = SalesStatus.name_of(before["SalesOrderStatus"])
-                raise p.write_error(ctx.entity.name, f"Sales order {number} has status {status} and cannot be changed.")
-            if before["DocumentStatus"] != p.DOC["None"] and (
+                raise write_error(ctx.entity.name, f"Sales order {number} has status {status} and cannot be changed.")
+            if before["DocumentStatus"] != DOC["None"] and (
                 {"OrderingCustomerAccountNumber", "InvoiceCustomerAccountNumber", "CurrencyCode"} & set(changes)
             ):
-                raise p.write_error(
+                raise write_error(
                     ctx.entity.name,
                     f"Sales order {number} has posted documents; customer, invoice "
                     "account and currency cannot be changed.",
                 )
             self.check_header_changes(ctx, before, changes)
         after = {**before, **changes}
-        changes["SalesOrderProcessingStatus"] = p.processing_status(after["SalesOrderStatus"], after["DocumentStatus"])
-        if p.same(changes["SalesOrderProcessingStatus"], before["SalesOrderProcessingStatus"]):
+        changes["SalesOrderProcessingStatus"] = processing_status(after["SalesOrderStatus"], after["DocumentStatus"])
+        if same(changes["SalesOrderProcessingStatus"], before["SalesOrderProcessingStatus"]):
             changes.pop("SalesOrderProcessingStatus")
 
     def after_write(self, ctx: WriteContext, operation: Operation, row: Row, before: Row | None) -> None:
         if operation != "update" or before is None:
             return
-        if not p.same(before["TotalDiscountPercentage"], row["TotalDiscountPercentage"]):
+        if not same(before["TotalDiscountPercentage"], row["TotalDiscountPercentage"]):
             self.reprice_lines(ctx, row)
-            p.sync_order_header(ctx.store, row["dataAreaId"], row["SalesOrderNumber"], ctx.identity)
+            sync_order_header(ctx.store, self.settings, row["dataAreaId"], row["SalesOrderNumber"], ctx.identity)
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
         number = row["SalesOrderNumber"]
         if ctx.via_api and (
-            row["DocumentStatus"] >= p.DOC["Confirmation"]
-            or row["SalesOrderStatus"] in (p.S["Delivered"], p.S["Invoiced"])
+            row["DocumentStatus"] >= DOC["Confirmation"] or row["SalesOrderStatus"] in (S["Delivered"], S["Invoiced"])
         ):
             document = DocumentStatus.name_of(row["DocumentStatus"])
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
                 f"Sales order {number} has been processed (last document {document}) and cannot be deleted.",
                 verb="Delete",
@@ -1112,21 +1137,21 @@ class OrderLineBehavior(DocumentLineBehavior):
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         header = self.header_of(ctx, values)
-        if ctx.via_api and header["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"]):
+        if ctx.via_api and header["SalesOrderStatus"] in (S["Invoiced"], S["Canceled"]):
             status = SalesStatus.name_of(header["SalesOrderStatus"])
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name, f"Sales order {header['SalesOrderNumber']} has status {status}; no lines can be added."
             )
         self.create_line(ctx, values, header)
-        qty = p.dec(values["OrderedSalesQuantity"])
+        qty = dec(values["OrderedSalesQuantity"])
         values.update(
             {
-                "DeliveredSalesQuantity": p.ZERO,
-                "InvoicedSalesQuantity": p.ZERO,
-                "ReservedSalesQuantity": p.ZERO,
+                "DeliveredSalesQuantity": ZERO,
+                "InvoicedSalesQuantity": ZERO,
+                "ReservedSalesQuantity": ZERO,
                 "RemainingSalesPhysicalQuantity": qty,
-                "RemainingSalesFinancialQuantity": p.ZERO,
-                "SalesOrderLineStatus": p.S["Backorder"],
+                "RemainingSalesFinancialQuantity": ZERO,
+                "SalesOrderLineStatus": S["Backorder"],
                 "ConfirmedShippingDate": EMPTY_DATE,
             }
         )
@@ -1141,39 +1166,38 @@ class OrderLineBehavior(DocumentLineBehavior):
             self._check_editable(ctx, before, header, changes)
         if (
             set(changes) & {"ItemNumber", "ProductNumber", "ShippingSiteId", "ShippingWarehouseId"}
-            and p.dec(before["ReservedSalesQuantity"]) > 0
+            and dec(before["ReservedSalesQuantity"]) > 0
         ):
-            changes["ReservedSalesQuantity"] = p.ZERO  # the reservation stays with the old item/warehouse
+            changes["ReservedSalesQuantity"] = ZERO  # the reservation stays with the old item/warehouse
         if (
             "OrderedSalesQuantity" in changes
             and changes["OrderedSalesQuantity"] is not None
-            and before["SalesOrderLineStatus"] != p.S["Canceled"]
+            and before["SalesOrderLineStatus"] != S["Canceled"]
         ):
-            delivered = p.dec(before["DeliveredSalesQuantity"])
-            qty = p.dec(changes["OrderedSalesQuantity"])
+            delivered = dec(before["DeliveredSalesQuantity"])
+            qty = dec(changes["OrderedSalesQuantity"])
             if qty < delivered:
-                raise p.write_error(
+                raise write_error(
                     ctx.entity.name,
-                    f"The quantity {p.fmt_qty(qty)} is less than the quantity "
-                    f"already delivered ({p.fmt_qty(delivered)}).",
+                    f"The quantity {fmt_qty(qty)} is less than the quantity already delivered ({fmt_qty(delivered)}).",
                     field="OrderedSalesQuantity",
                 )
             remaining = qty - delivered
             changes["RemainingSalesPhysicalQuantity"] = remaining
-            if p.dec(after["ReservedSalesQuantity"]) > remaining:
+            if dec(after["ReservedSalesQuantity"]) > remaining:
                 changes["ReservedSalesQuantity"] = remaining
         self.update_line(ctx, before, changes, header)
         after = {**before, **changes}
         self._check_deliver_now(ctx, after)
-        status = p.order_line_status(after)
-        if not p.same(status, before["SalesOrderLineStatus"]):
+        status = order_line_status(after)
+        if not same(status, before["SalesOrderLineStatus"]):
             changes["SalesOrderLineStatus"] = status
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
         if not ctx.via_api:
             return
-        if p.dec(row["DeliveredSalesQuantity"]) > 0:
-            raise p.write_error(
+        if dec(row["DeliveredSalesQuantity"]) > 0:
+            raise write_error(
                 ctx.entity.name,
                 f"Line {row['LineCreationSequenceNumber']} of sales order "
                 f"{row['SalesOrderNumber']} has been delivered and cannot be deleted.",
@@ -1184,11 +1208,11 @@ class OrderLineBehavior(DocumentLineBehavior):
         )
         if (
             header is not None
-            and header["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"])
+            and header["SalesOrderStatus"] in (S["Invoiced"], S["Canceled"])
             and not ctx.extra.get("cascade")
         ):
             status = SalesStatus.name_of(header["SalesOrderStatus"])
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
                 f"Sales order {row['SalesOrderNumber']} has status {status}; its lines cannot be deleted.",
                 verb="Delete",
@@ -1206,45 +1230,45 @@ class OrderLineBehavior(DocumentLineBehavior):
             "ReservedSalesQuantity",
             "RemainingSalesPhysicalQuantity",
         )
-        if operation != "update" or before is None or any(not p.same(before[k], row[k]) for k in stock_fields):
+        if operation != "update" or before is None or any(not same(before[k], row[k]) for k in stock_fields):
             for item, site, warehouse in places:
-                p.refresh_onhand(ctx.store, company, item, site, warehouse, ctx.identity)
+                refresh_onhand(ctx.store, self.settings, company, item, site, warehouse, ctx.identity)
         if ctx.extra.get("cascade") and operation == "delete":
             return
-        p.sync_order_header(ctx.store, company, row["SalesOrderNumber"], ctx.identity)
+        sync_order_header(ctx.store, self.settings, company, row["SalesOrderNumber"], ctx.identity)
 
     def _check_editable(self, ctx: WriteContext, before: Row, header: Row, changes: Row) -> None:
         line_no = before["LineCreationSequenceNumber"]
         number = before["SalesOrderNumber"]
-        if header["SalesOrderStatus"] in (p.S["Invoiced"], p.S["Canceled"]):
+        if header["SalesOrderStatus"] in (S["Invoiced"], S["Canceled"]):
             status = SalesStatus.name_of(header["SalesOrderStatus"])
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name, f"Sales order {number} has status {status}; its lines cannot be changed."
             )
-        if before["SalesOrderLineStatus"] in (p.S["Invoiced"], p.S["Canceled"]):
+        if before["SalesOrderLineStatus"] in (S["Invoiced"], S["Canceled"]):
             status = SalesStatus.name_of(before["SalesOrderLineStatus"])
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name, f"Line {line_no} of sales order {number} has status {status} and cannot be changed."
             )
-        if p.dec(before["DeliveredSalesQuantity"]) > 0 and set(changes) & {
+        if dec(before["DeliveredSalesQuantity"]) > 0 and set(changes) & {
             "ItemNumber",
             "ProductNumber",
             "ShippingSiteId",
             "ShippingWarehouseId",
         }:
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
                 f"Line {line_no} of sales order {number} has been delivered; item, "
                 "site and warehouse cannot be changed.",
             )
 
     def _check_deliver_now(self, ctx: WriteContext, row: Row) -> None:
-        deliver_now = p.dec(row.get("SalesDeliverNow"))
-        if deliver_now < 0 or deliver_now > p.dec(row.get("RemainingSalesPhysicalQuantity")):
-            raise p.write_error(
+        deliver_now = dec(row.get("SalesDeliverNow"))
+        if deliver_now < 0 or deliver_now > dec(row.get("RemainingSalesPhysicalQuantity")):
+            raise write_error(
                 ctx.entity.name,
-                f"Deliver now {p.fmt_qty(deliver_now)} must be between 0 and the "
-                f"quantity left to deliver ({p.fmt_qty(row.get('RemainingSalesPhysicalQuantity'))}).",
+                f"Deliver now {fmt_qty(deliver_now)} must be between 0 and the "
+                f"quantity left to deliver ({fmt_qty(row.get('RemainingSalesPhysicalQuantity'))}).",
                 field="SalesDeliverNow",
             )
 
@@ -1272,22 +1296,22 @@ class PaymentJournalHeaderBehavior(ScmBehavior):
             numbering.note_number(store, numbering.PAYMENT_JOURNAL, company, values["JournalBatchNumber"])
         _fill(values, "JournalName", "CustPay")
         _fill(values, "Description", "Customer payments")
-        values.update({"IsPosted": p.NO, "PostingDate": EMPTY_DATE, "LineCount": 0})
+        values.update({"IsPosted": NO, "PostingDate": EMPTY_DATE, "LineCount": 0})
 
     def update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
-        if ctx.via_api and before["IsPosted"] == p.YES:
-            raise p.write_error(
+        if ctx.via_api and before["IsPosted"] == YES:
+            raise write_error(
                 ctx.entity.name, f"Journal {before['JournalBatchNumber']} has been posted and cannot be changed."
             )
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
-        if ctx.via_api and row["IsPosted"] == p.YES:
-            raise p.write_error(
+        if ctx.via_api and row["IsPosted"] == YES:
+            raise write_error(
                 ctx.entity.name,
                 f"Journal {row['JournalBatchNumber']} has been posted and cannot be deleted.",
                 verb="Delete",
             )
-        for line in p.journal_lines(ctx.store, row["dataAreaId"], row["JournalBatchNumber"]):
+        for line in lookups.journal_lines(ctx.store, row["dataAreaId"], row["JournalBatchNumber"]):
             ctx.store.delete(
                 "CustomerPaymentJournalLine", line, identity=ctx.identity, via_api=False, extra={"cascade": True}
             )
@@ -1302,30 +1326,30 @@ class PaymentJournalLineBehavior(ScmBehavior):
 
     def create(self, ctx: WriteContext, values: Row) -> None:
         header = self._journal(ctx, values)
-        if header["IsPosted"] == p.YES:
-            raise p.write_error(
+        if header["IsPosted"] == YES:
+            raise write_error(
                 ctx.entity.name, f"Journal {header['JournalBatchNumber']} has been posted; no lines can be added."
             )
         if values.get("LineNumber") in (None, 0):
-            lines = p.journal_lines(ctx.store, values["dataAreaId"], values["JournalBatchNumber"])
-            values["LineNumber"] = max((p.dec(line["LineNumber"]) for line in lines), default=p.ZERO) + 1
-        if p.is_empty_date(values.get("TransactionDate")):
-            values["TransactionDate"] = p.today()
-        values.update({"IsPosted": p.NO, "Voucher": "", "SettledAmount": p.ZERO, "SettledInvoices": ""})
+            lines = lookups.journal_lines(ctx.store, values["dataAreaId"], values["JournalBatchNumber"])
+            values["LineNumber"] = max((dec(line["LineNumber"]) for line in lines), default=ZERO) + 1
+        if is_empty_date(values.get("TransactionDate")):
+            values["TransactionDate"] = self.settings.today()
+        values.update({"IsPosted": NO, "Voucher": "", "SettledAmount": ZERO, "SettledInvoices": ""})
         self._check(ctx, values, values)
 
     def update(self, ctx: WriteContext, before: Row, changes: Row) -> None:
         if ctx.via_api:
-            if before["IsPosted"] == p.YES:
-                raise p.write_error(
+            if before["IsPosted"] == YES:
+                raise write_error(
                     ctx.entity.name,
                     f"Journal {before['JournalBatchNumber']} has been posted; its lines cannot be changed.",
                 )
             self._check(ctx, {**before, **changes}, changes)
 
     def delete(self, ctx: WriteContext, row: Row) -> None:
-        if ctx.via_api and row["IsPosted"] == p.YES:
-            raise p.write_error(
+        if ctx.via_api and row["IsPosted"] == YES:
+            raise write_error(
                 ctx.entity.name,
                 f"Journal {row['JournalBatchNumber']} has been posted; its lines cannot be deleted.",
                 verb="Delete",
@@ -1339,12 +1363,12 @@ class PaymentJournalLineBehavior(ScmBehavior):
             {"dataAreaId": row["dataAreaId"], "JournalBatchNumber": row["JournalBatchNumber"]},
         )
         if header is not None:
-            count = len(p.journal_lines(ctx.store, row["dataAreaId"], row["JournalBatchNumber"]))
+            count = len(lookups.journal_lines(ctx.store, row["dataAreaId"], row["JournalBatchNumber"]))
             ctx.store.update(
                 "CustomerPaymentJournalHeader",
                 header,
                 {"LineCount": count},
-                identity=p.derived_identity(ctx.identity),
+                identity=self.settings.derived_identity(ctx.identity),
                 via_api=False,
             )
 
@@ -1355,7 +1379,7 @@ class PaymentJournalLineBehavior(ScmBehavior):
 
     def _check(self, ctx: WriteContext, row: Row, changed: Row) -> None:
         if row.get("AccountType") != CUST:
-            raise p.write_error(
+            raise write_error(
                 ctx.entity.name,
                 "Only customer accounts (AccountType Cust) are supported in customer payment journals.",
                 field="AccountType",
@@ -1366,13 +1390,13 @@ class PaymentJournalLineBehavior(ScmBehavior):
             row["CurrencyCode"] = changed["CurrencyCode"] = cust["SalesCurrencyCode"]
         if "CurrencyCode" in changed:
             self.reference(ctx, row, "CurrencyCode", "Currency", required=True)
-        if p.dec(row.get("CreditAmount")) < 0 or p.dec(row.get("DebitAmount")) < 0:
-            raise p.write_error(ctx.entity.name, "Amounts cannot be negative.", field="CreditAmount")
+        if dec(row.get("CreditAmount")) < 0 or dec(row.get("DebitAmount")) < 0:
+            raise write_error(ctx.entity.name, "Amounts cannot be negative.", field="CreditAmount")
         if row.get("MarkedInvoice") and ({"MarkedInvoice", "AccountDisplayValue"} & set(changed)):
             invoice = self.reference(ctx, row, "MarkedInvoice", "SalesInvoiceHeaderV2")
             assert invoice is not None
             if invoice["InvoiceCustomerAccountNumber"] != row["AccountDisplayValue"]:
-                raise p.write_error(
+                raise write_error(
                     ctx.entity.name,
                     f"Invoice {invoice['InvoiceNumber']} belongs to customer "
                     f"{invoice['InvoiceCustomerAccountNumber']}, not to {row['AccountDisplayValue']}.",
@@ -1380,31 +1404,40 @@ class PaymentJournalLineBehavior(ScmBehavior):
                 )
 
 
-def behaviors() -> dict[str, EntityBehavior]:
-    """The rules of every SCM entity, by entity name (CDS aliases share their base entity's rules)."""
+def behaviors(settings: ScmSettings) -> dict[str, EntityBehavior]:
+    """The rules of every SCM entity by entity name, run with ``settings`` (CDS aliases share their base's rules)."""
     return {
-        "LegalEntity": LegalEntityBehavior(),
-        "Currency": ReferenceBehavior("CurrencyCode", "Currency", users=[("CustomerV3", "SalesCurrencyCode")]),
-        "UnitOfMeasure": ReferenceBehavior("UnitSymbol", "Unit", users=[("ReleasedProductV2", "SalesUnitSymbol")]),
+        "LegalEntity": LegalEntityBehavior(settings),
+        "Currency": ReferenceBehavior(
+            settings, "CurrencyCode", "Currency", users=[("CustomerV3", "SalesCurrencyCode")]
+        ),
+        "UnitOfMeasure": ReferenceBehavior(
+            settings, "UnitSymbol", "Unit", users=[("ReleasedProductV2", "SalesUnitSymbol")]
+        ),
         "CustomerGroup": ReferenceBehavior(
+            settings,
             "CustomerGroupId",
             "Customer group",
             users=[("CustomerV3", "CustomerGroupId")],
             checks=[("PaymentTermId", "PaymentTerm")],
         ),
-        "PaymentTerm": ReferenceBehavior("Name", "Terms of payment", users=[("CustomerV3", "PaymentTerms")]),
-        "DeliveryTerm": ReferenceBehavior("TermsCode", "Delivery terms", users=[("CustomerV3", "DeliveryTerms")]),
-        "DeliveryMode": ReferenceBehavior("ModeCode", "Mode of delivery", users=[("CustomerV3", "DeliveryMode")]),
-        "OperationalSite": ReferenceBehavior("SiteId", "Site", users=[("Warehouse", "OperationalSiteId")]),
-        "Warehouse": WarehouseBehavior(),
-        "ReleasedProductV2": ReleasedProductBehavior(),
-        "WarehouseOnHandV2": OnHandBehavior(),
-        "CustomerV3": CustomerBehavior(),
-        "ContactPersonV2": ContactPersonBehavior(),
-        "SalesQuotationHeaderV2": QuotationHeaderBehavior(),
-        "SalesQuotationLine": QuotationLineBehavior(),
-        "SalesOrderHeaderV2": OrderHeaderBehavior(),
-        "SalesOrderLine": OrderLineBehavior(),
-        "CustomerPaymentJournalHeader": PaymentJournalHeaderBehavior(),
-        "CustomerPaymentJournalLine": PaymentJournalLineBehavior(),
+        "PaymentTerm": ReferenceBehavior(settings, "Name", "Terms of payment", users=[("CustomerV3", "PaymentTerms")]),
+        "DeliveryTerm": ReferenceBehavior(
+            settings, "TermsCode", "Delivery terms", users=[("CustomerV3", "DeliveryTerms")]
+        ),
+        "DeliveryMode": ReferenceBehavior(
+            settings, "ModeCode", "Mode of delivery", users=[("CustomerV3", "DeliveryMode")]
+        ),
+        "OperationalSite": ReferenceBehavior(settings, "SiteId", "Site", users=[("Warehouse", "OperationalSiteId")]),
+        "Warehouse": WarehouseBehavior(settings),
+        "ReleasedProductV2": ReleasedProductBehavior(settings),
+        "WarehouseOnHandV2": OnHandBehavior(settings),
+        "CustomerV3": CustomerBehavior(settings),
+        "ContactPersonV2": ContactPersonBehavior(settings),
+        "SalesQuotationHeaderV2": QuotationHeaderBehavior(settings),
+        "SalesQuotationLine": QuotationLineBehavior(settings),
+        "SalesOrderHeaderV2": OrderHeaderBehavior(settings),
+        "SalesOrderLine": OrderLineBehavior(settings),
+        "CustomerPaymentJournalHeader": PaymentJournalHeaderBehavior(settings),
+        "CustomerPaymentJournalLine": PaymentJournalLineBehavior(settings),
     }

@@ -1,8 +1,8 @@
 """The SCM data entities served at ``/data/``: public names, compound keys, enums, navigations.
 
-Names follow the public F&O entities (``fno-odata.md`` section 12): the collection name is the entity set
-(``CustomersV3``), the singular is the type (``CustomerV3``). Company-specific entities carry ``dataAreaId`` as
-the first key part; shared ones (units, currencies, legal entities) have none.
+Names follow the public F&O entities (``docs/reference/fno-odata.md`` section 12): the collection name is the
+entity set (``CustomersV3``), the singular is the type (``CustomerV3``). Company-specific entities carry
+``dataAreaId`` as the first key part; shared ones (units, currencies, legal entities) have none.
 
 Conventions of the real service kept here: unset strings are ``""``, unset dates are
 ``1900-01-01T12:00:00Z``, yes/no flags are the ``NoYes`` enum, enums are stored as integers and serialized by
@@ -49,10 +49,10 @@ ZERO = decimal.Decimal("0")
 
 def _enum(name: str, *members: str, values: Iterable[int] | None = None) -> EnumType:
     numbers = list(values) if values is not None else list(range(len(members)))
-    return EnumType(name, dict(zip(members, numbers)), namespace=NAMESPACE)
+    return EnumType(name, dict(zip(members, numbers, strict=True)), namespace=NAMESPACE)
 
 
-# ---- enums (fno-odata.md section 13; integer values as in AX) -----------------------------------------------
+# ---- enums (docs/reference/fno-odata.md section 13; integer values as in AX) ----------------------------
 NoYes = _enum("NoYes", "No", "Yes")
 SalesStatus = _enum("SalesStatus", "None", "Backorder", "Delivered", "Invoiced", "Canceled")
 DocumentStatus = _enum(

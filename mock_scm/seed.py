@@ -1,6 +1,6 @@
 """The default SCM data: Contoso-style legal entities, reference data, products with on-hand, customers.
 
-Deterministic: the fixed demo rows (``fno-odata.md`` section 14) come first, then rows generated from
+Deterministic: the fixed demo rows (``docs/reference/fno-odata.md`` section 14) come first, then rows generated from
 ``random.Random(seed)`` and a Faker seeded with ``seed``, so the same seed (and Faker version) always gives
 the same data. Everything is written through the store as ``system`` (rules applied, changes recorded), into
 an empty database. Number sequences continue after the seeded numbers (US-041 is the next usmf customer).
@@ -22,7 +22,7 @@ from typing import Any
 
 from faker import Faker
 
-from mock_scm import processes as p
+from mock_scm import lookups, orders
 from mock_scm.schema import (
     CustVendorBlocked,
     DirPartyType,
@@ -32,9 +32,12 @@ from mock_scm.schema import (
     UnitOfMeasureClass,
     UnitOfMeasureSystemOfUnits,
 )
+from mock_scm.settings import ScmSettings
+from mock_scm.values import CENT, NO, YES
 from sandbox.odata.store import Row, Store
+from sandbox.wellknown import DEFAULT_COMPANY, SYSTEM_IDENTITY
 
-IDENTITY = "system"
+IDENTITY = SYSTEM_IDENTITY
 
 # (id, name, currency, country, language)
 COMPANIES = [
@@ -148,8 +151,9 @@ PRODUCT_NOUNS = ["Subwoofer", "Soundbar", "Amplifier", "Headphones", "Turntable"
 
 
 class _Seeder:
-    def __init__(self, store: Store, seed: int, options: dict[str, Any]) -> None:
+    def __init__(self, store: Store, settings: ScmSettings, seed: int, options: dict[str, Any]) -> None:
         self.store = store
+        self.settings = settings
         self.rng = random.Random(seed)
         self.options = options
         self.fakers = {"en": Faker("en_US"), "de": Faker("de_DE")}
@@ -237,7 +241,7 @@ class _Seeder:
         items = list(PRODUCTS)
         for index in range(int(self.options.get("products", 0))):
             name = f"{self.rng.choice(PRODUCT_WORDS)} {self.rng.choice(PRODUCT_NOUNS)}"
-            price = Decimal(self.rng.randrange(2000, 200000)) / 100
+            list_price = Decimal(self.rng.randrange(2000, 200000)) / 100
             stock = {"11": self.rng.randrange(0, 300), "12": self.rng.randrange(0, 100)}
             items.append(
                 (
@@ -245,8 +249,8 @@ class _Seeder:
                     name,
                     "Item",
                     "ea",
-                    str(price),
-                    str((price * Decimal("0.6")).quantize(p.CENT)),
+                    str(list_price),
+                    str((list_price * Decimal("0.6")).quantize(CENT)),
                     stock,
                 )
             )
@@ -301,7 +305,7 @@ class _Seeder:
             "DeliveryTerms": "FOB",
             "PaymentMethod": "CHECK",
         }
-        if company == "usmf":
+        if company == DEFAULT_COMPANY:
             for account, name, group, street, city, state, zip_code, extra in USMF_CUSTOMERS:
                 is_person = extra.get("PartyType") == DirPartyType.members["Person"]
                 self.add(
@@ -357,7 +361,7 @@ class _Seeder:
                 "PrimaryContactEmail": f"{first}.{last}@example.com".lower(),
             },
         )
-        cust = p.customer(self.store, company, account)
+        cust = lookups.customer(self.store, company, account)
         assert cust is not None
         self.store.update(
             "CustomerV3", cust, {"ContactPersonId": contact["ContactPersonId"]}, identity=IDENTITY, via_api=False
@@ -369,12 +373,12 @@ class _Seeder:
         customers = [
             c
             for c in self.store.find("CustomerV3", {"dataAreaId": company})
-            if c["OnHoldStatus"] == CustVendorBlocked.members["No"] and c["CreditLimitIsMandatory"] == p.NO
+            if c["OnHoldStatus"] == CustVendorBlocked.members["No"] and c["CreditLimitIsMandatory"] == NO
         ]
         items = [
             r["ItemNumber"]
             for r in self.store.find("ReleasedProductV2", {"dataAreaId": company})
-            if r["IsStockedProduct"] == p.YES
+            if r["IsStockedProduct"] == YES
         ]
         for _ in range(count):
             cust = self.rng.choice(customers)
@@ -391,19 +395,21 @@ class _Seeder:
                         "OrderedSalesQuantity": Decimal(self.rng.randint(1, 3)),
                     },
                 )
-            header = p.order_header(self.store, company, header["SalesOrderNumber"]) or header
-            header = p.confirm_order(self.store, header, IDENTITY)
-            header = p.post_packing_slip(self.store, header, IDENTITY)
-            p.post_invoice(self.store, header, IDENTITY)
+            header = lookups.order_header(self.store, company, header["SalesOrderNumber"]) or header
+            header = orders.confirm_order(self.store, self.settings, header, IDENTITY)
+            header = orders.post_packing_slip(self.store, self.settings, header, IDENTITY)
+            orders.post_invoice(self.store, self.settings, header, IDENTITY)
             self.counts["SalesInvoiceHeadersV2"] = self.counts.get("SalesInvoiceHeadersV2", 0) + 1
 
 
-def seed(store: Store, seed: int = 1, options: dict | None = None) -> dict[str, int]:
-    """Fill an empty SCM database; answers the number of rows made per entity set."""
+def seed(
+    store: Store, seed: int = 1, options: dict[str, Any] | None = None, *, settings: ScmSettings
+) -> dict[str, int]:
+    """Fill an empty SCM database whose rules run with ``settings``; answers the number of rows made per entity set."""
     options = dict(options or {})
     wanted = options.get("companies")
     companies = [c for c in COMPANIES if wanted is None or c[0] in wanted]
-    seeder = _Seeder(store, seed, options)
+    seeder = _Seeder(store, settings, seed, options)
     with store.db.transaction():
         seeder.shared(companies)
         for company, _name, currency, country, language in companies:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from mock_sales import numbering
-from mock_sales.rules import document_totals, line_amounts
+from mock_sales.pricing import document_totals, line_amounts
 from sandbox.errors import BadRequest, Conflict
 
 D = Decimal

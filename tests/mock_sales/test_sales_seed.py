@@ -100,7 +100,7 @@ def test_reference_data_exists_per_company(env) -> None:
     for code in ("usmf", "usrt"):
         company = env.company(code)["cdm_companyid"]
 
-        def values(entity: str, column: str) -> set[str]:
+        def values(entity: str, column: str, company: str = company) -> set[str]:
             return {row[column] for row in env.store.find(entity, {"_msdyn_company_value": company})}
 
         assert values("msdyn_customergroup", "msdyn_groupid") == {"10", "20", "30"}

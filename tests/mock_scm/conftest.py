@@ -7,37 +7,51 @@ rolls back everything the call wrote.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from flask import Flask
 
-from mock_scm import processes
+from mock_scm import lookups
 from mock_scm.actions import register_actions
 from mock_scm.rules import behaviors
 from mock_scm.schema import build_model
 from mock_scm.seed import seed
+from mock_scm.settings import ScmSettings
 from sandbox.db import Database, platform_metadata
 from sandbox.errors import SandboxError
 from sandbox.odata.actions import ActionContext, ActionRegistry, EntityResult
 from sandbox.odata.store import Row, Store
+from sandbox.runtime import ServiceConfig
 
+#: The fixed "today" every SCM of these tests runs with, so expected dates do not depend on the clock.
 TODAY = dt.date(2024, 5, 17)
 
 
 class Scm:
     """One in-memory SCM database with the real rules, actions and (optionally) the default seed."""
 
-    def __init__(self, *, seeded: bool = True, seed_value: int = 1, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seeded: bool = True,
+        seed_value: int = 1,
+        options: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """``options`` are the seed's; ``settings`` the service options the rules and actions run with."""
+        self.settings = ScmSettings.from_options({"today": TODAY, **(settings or {})})
         self.model = build_model()
         self.db = Database("sqlite://", [self.model.metadata, platform_metadata()])
         self.db.create_all()
-        self.store = Store(self.model, self.db, None, behaviors())
+        self.store = Store(self.model, self.db, None, behaviors(self.settings))
         self.registry = ActionRegistry()
-        register_actions(self.registry)
+        register_actions(self.registry, self.settings)
         self.seed_counts: dict[str, int] = {}
         if seeded:
-            self.seed_counts = seed(self.store, seed_value, options)
+            self.seed_counts = seed(self.store, seed_value, options, settings=self.settings)
 
     # ---- CRUD as one request each -----------------------------------------------------------------------
     def insert(self, entity: str, values: dict[str, Any], *, identity: str = "user", via_api: bool = True) -> Row:
@@ -134,7 +148,7 @@ class Scm:
 
     def lines(self, number: str, company: str = "usmf") -> list[Row]:
         with self.db.transaction():
-            return processes.order_lines(self.store, company, number)
+            return lookups.order_lines(self.store, company, number)
 
     def onhand(self, item: str, warehouse: str = "11", site: str = "1", company: str = "usmf") -> Row:
         row = self.get(
@@ -149,11 +163,14 @@ def _no_references(value: Any) -> Any:
     raise AssertionError(f"unexpected reference {value!r}")
 
 
-@pytest.fixture(autouse=True)
-def fixed_today(monkeypatch: pytest.MonkeyPatch) -> dt.date:
-    """Dates are computed from a fixed 'today' so expectations do not depend on the clock."""
-    monkeypatch.setattr(processes, "TODAY", lambda: TODAY)
-    return TODAY
+@pytest.fixture
+def scm_app() -> Iterator[Flask]:
+    """Mock SCM on in-memory SQLite with the default seed, its dates computed from a fixed 'today' (TODAY)."""
+    from mock_scm import create_app
+
+    app = create_app(ServiceConfig(database_url="sqlite://", seed=1, options={"today": TODAY}))
+    yield app
+    app.extensions["sandbox"].db.dispose()
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mock_scm import processes
 from mock_scm.schema import CustVendorBlocked, DocumentStatus, NoYes, SalesOrderProcessingStatus, SalesStatus
+from mock_scm.values import as_utc
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def test_confirm_reserves_stock_and_sets_confirmed(scm_env: Scm) -> None:
     header = result.row
     assert header["DocumentStatus"] == DOC["Confirmation"]
     assert header["SalesOrderProcessingStatus"] == PROC["Confirmed"]
-    assert processes.as_utc(header["ConfirmedShippingDate"]).date() == dt.date(2024, 5, 17)
+    assert as_utc(header["ConfirmedShippingDate"]).date() == dt.date(2024, 5, 17)
     onhand = scm_env.onhand("D0001")
     assert (
         onhand["OnHandQuantity"],
@@ -245,9 +245,9 @@ def test_packing_slip_without_stock_is_refused_and_nothing_is_half_written(scm_e
     assert scm_env.onhand("D0004")["OnHandQuantity"] == 0
 
 
-def test_negative_inventory_can_be_allowed(scm_env: Scm, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ALLOW_NEGATIVE_INVENTORY lets on-hand go below zero."""
-    monkeypatch.setattr(processes, "ALLOW_NEGATIVE_INVENTORY", True)
+def test_negative_inventory_can_be_allowed(make_scm_env: type[Scm]) -> None:
+    """The allow_negative_inventory option lets on-hand go below zero."""
+    scm_env = make_scm_env(settings={"allow_negative_inventory": True})
     number = scm_env.order("US-001", [("D0004", 30)])
     scm_env.order_action("PostPackingSlip", number)
     assert scm_env.onhand("D0004")["OnHandQuantity"] == -5
@@ -290,7 +290,7 @@ def test_invoice_creates_header_and_lines_with_amounts_tax_and_totals(scm_env: S
         Decimal("1468.50"),
     )
     assert invoice["IsSettled"] == NoYes.members["No"] and invoice["CurrencyCode"] == "USD"
-    assert processes.as_utc(invoice["DueDate"]).date() == dt.date(2024, 5, 27)  # Net10
+    assert as_utc(invoice["DueDate"]).date() == dt.date(2024, 5, 27)  # Net10
     lines = scm_env.find("SalesInvoiceLineV2", {"dataAreaId": "usmf", "InvoiceNumber": "CIV-000001"})
     assert [
         (

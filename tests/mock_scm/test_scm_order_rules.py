@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mock_scm import processes
 from mock_scm.schema import EMPTY_DATE, SalesOrderProcessingStatus, SalesStatus
+from mock_scm.values import as_utc
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def test_new_header_takes_defaults_from_the_customer(scm_env: Scm) -> None:
     assert row["SalesTaxGroupCode"] == "CA" and row["DeliveryAddressCity"] == "San Diego"
     assert row["SalesOrderName"] == "Contoso Retail San Diego"
     assert row["SalesOrderStatus"] == S["None"] and row["SalesOrderProcessingStatus"] == PROC["Active"]
-    assert processes.as_utc(row["RequestedShippingDate"]).date().isoformat() == "2024-05-17"
+    assert as_utc(row["RequestedShippingDate"]).date().isoformat() == "2024-05-17"
 
 
 def test_header_keeps_values_the_caller_gives(scm_env: Scm) -> None:
@@ -309,7 +309,7 @@ def test_unchanged_values_are_not_written(scm_env: Scm) -> None:
         "SalesOrderHeaderV2",
         {"SalesOrderNumber": number},
         {
-            "RequestedShippingDate": processes.as_utc(header["RequestedShippingDate"]),
+            "RequestedShippingDate": as_utc(header["RequestedShippingDate"]),
             "TotalDiscountPercentage": 0.0,
             "CurrencyCode": "USD",
         },
@@ -450,5 +450,5 @@ def test_service_lines_need_no_site_and_touch_no_on_hand(scm_env: Scm) -> None:
     assert scm_env.find("WarehouseOnHandV2", {"ItemNumber": "S0001"}) == []
     assert (
         line["ConfirmedShippingDate"] == EMPTY_DATE.replace(tzinfo=None)
-        or processes.as_utc(line["ConfirmedShippingDate"]) == EMPTY_DATE
+        or as_utc(line["ConfirmedShippingDate"]) == EMPTY_DATE
     )

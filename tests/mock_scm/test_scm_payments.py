@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mock_scm import processes
 from mock_scm.schema import LedgerJournalACType, NoYes
+from mock_scm.values import as_utc
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def test_journal_and_line_defaults(scm_env: Scm) -> None:
     assert (batch, header["JournalName"], header["IsPosted"], header["LineCount"]) == ("USMF-000001", "CustPay", NO, 2)
     lines = scm_env.find(LINE, {"JournalBatchNumber": batch})
     assert [(line["LineNumber"], line["CurrencyCode"]) for line in lines] == [(1, "EUR"), (2, "USD")]
-    assert processes.as_utc(lines[0]["TransactionDate"]).date() == dt.date(2024, 5, 17)
+    assert as_utc(lines[0]["TransactionDate"]).date() == dt.date(2024, 5, 17)
 
 
 def test_payment_settles_the_marked_invoice(scm_env: Scm) -> None:
@@ -72,7 +72,7 @@ def test_payment_settles_the_marked_invoice(scm_env: Scm) -> None:
     assert header["IsPosted"] == YES
     settled = invoice_row(scm_env, invoice["InvoiceNumber"])
     assert settled["InvoiceOpenAmount"] == 0 and settled["IsSettled"] == YES
-    assert processes.as_utc(settled["LastSettlementDate"]).date() == dt.date(2024, 5, 17)
+    assert as_utc(settled["LastSettlementDate"]).date() == dt.date(2024, 5, 17)
     line = scm_env.find(LINE, {"JournalBatchNumber": batch})[0]
     assert (line["IsPosted"], line["Voucher"], line["SettledAmount"], line["SettledInvoices"]) == (
         YES,

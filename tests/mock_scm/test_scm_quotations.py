@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mock_scm import processes
 from mock_scm.schema import SalesQuotationHeaderCreationMethod, SalesQuotationStatus, SalesStatus
+from mock_scm.values import as_utc
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def test_new_quotation_is_created_with_customer_defaults_and_expiry(scm_env: Scm
         "Net30",
         "US-003",
     )
-    assert processes.as_utc(row["SalesQuotationExpiryDate"]).date().isoformat() == "2024-06-16"
+    assert as_utc(row["SalesQuotationExpiryDate"]).date().isoformat() == "2024-06-16"
     assert row["SalesQuotationHeaderCreationMethod"] == SalesQuotationHeaderCreationMethod.members["SCM"]
 
 
@@ -112,7 +112,7 @@ def test_confirm_creates_the_sales_order_with_its_lines(scm_env: Scm) -> None:
     )
     header = q(scm_env, number)
     assert header["SalesQuotationStatus"] == QS["Confirmed"] and header["GeneratedSalesOrderNumber"] == "000001"
-    assert processes.as_utc(header["ConfirmationDate"]).date().isoformat() == "2024-05-17"
+    assert as_utc(header["ConfirmationDate"]).date().isoformat() == "2024-05-17"
     lines = scm_env.lines("000001")
     assert [
         (line["ItemNumber"], line["OrderedSalesQuantity"], line["LineCreationSequenceNumber"]) for line in lines
