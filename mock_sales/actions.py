@@ -20,7 +20,7 @@ from mock_sales.schema import NAMESPACE, STATE_MODELS
 from mock_sales.status import resolve_state
 from sandbox.errors import BadRequest, NotFound
 from sandbox.odata.actions import ActionContext, ActionHandler, ActionRegistry, CollectionResult, EntityResult
-from sandbox.odata.dataverse.codes import INVALID_ARGUMENT, PAYLOAD_INVALID
+from sandbox.odata.dataverse.codes import INVALID_ARGUMENT, PAYLOAD_INVALID, UNSPECIFIED
 from sandbox.odata.model import GUID, EntityType
 from sandbox.odata.store import Row, Store
 from sandbox.odata.urls import is_guid
@@ -195,7 +195,7 @@ def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: st
             continue
         prop = entity.properties.get(name)
         if prop is None or prop.hidden or prop.lookup is not None or name in entity.key:
-            raise BadRequest(f"Invalid property '{name}' was found in entity '{NAMESPACE}.{close_entity}'.", "0x0")
+            raise BadRequest(f"Invalid property '{name}' was found in entity '{NAMESPACE}.{close_entity}'.", UNSPECIFIED)
         values[name] = _coerce(prop.type, item)
     if document_row is None:
         raise BadRequest(
