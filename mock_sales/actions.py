@@ -195,7 +195,9 @@ def close_activity(ctx: ActionContext, action: str, value: Any, close_entity: st
             continue
         prop = entity.properties.get(name)
         if prop is None or prop.hidden or prop.lookup is not None or name in entity.key:
-            raise BadRequest(f"Invalid property '{name}' was found in entity '{NAMESPACE}.{close_entity}'.", UNSPECIFIED)
+            raise BadRequest(
+                f"Invalid property '{name}' was found in entity '{NAMESPACE}.{close_entity}'.", UNSPECIFIED
+            )
         values[name] = _coerce(prop.type, item)
     if document_row is None:
         raise BadRequest(
