@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,18 +79,26 @@ class Golden:
     #: per map, the report of the golden stack's initial sync (kept in the bridge's memory only)
     initial_reports: dict[str, Any] = field(default_factory=dict)
 
-    def service(self, name: str) -> Path:
-        """The file of mock ``name`` seeded with :data:`SEED`, as the services' seed leaves it."""
+    def database(self, name: str, build: Callable[[], Database]) -> Path:
+        """The golden file ``name``: the database ``build`` returns (then disposed of), saved the first time."""
         path = self.folder / f"{name}.sqlite"
         if not path.exists():
+            db = build()
+            try:
+                self._save(db, path)
+            finally:
+                db.dispose()
+        return path
+
+    def service(self, name: str) -> Path:
+        """The file of mock ``name`` seeded with :data:`SEED`, as the services' seed leaves it."""
+
+        def seeded() -> Database:
             make = factory(name)
             assert make is not None, f"no app factory for {name}"
-            app = make(ServiceConfig(database_url="sqlite://", seed=SEED))
-            try:
-                self._save(app.extensions["sandbox"].db, path)
-            finally:
-                app.extensions["sandbox"].db.dispose()
-        return path
+            return make(ServiceConfig(database_url="sqlite://", seed=SEED)).extensions["sandbox"].db
+
+        return self.database(name, seeded)
 
     def service_app(self, name: str) -> Flask:
         """A fresh app of mock ``name`` holding its own copy of the seeded database."""

@@ -7,7 +7,9 @@ rolls back everything the call wrote.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from sandbox.db import Database, platform_metadata
 from sandbox.errors import SandboxError
 from sandbox.odata.actions import ActionContext, ActionRegistry, EntityResult
 from sandbox.odata.store import Row, Store
+from tests.golden import Golden, load_database
 
 TODAY = dt.date(2024, 5, 17)
 
@@ -156,10 +159,29 @@ def fixed_today(monkeypatch: pytest.MonkeyPatch) -> dt.date:
     return TODAY
 
 
+@pytest.fixture(scope="session")
+def _scm_golden(golden: Golden) -> tuple[Path, dict[str, int]]:
+    """The SCM harness's seeded database (seed 1), built once per session, and its seed counts."""
+    counts_file = golden.folder / "scm-harness-counts.json"
+
+    def seeded() -> Database:
+        scm = Scm()
+        counts_file.write_text(json.dumps(scm.seed_counts))
+        return scm.db
+
+    path = golden.database("scm-harness", seeded)
+    return path, json.loads(counts_file.read_text())
+
+
 @pytest.fixture
-def scm_env() -> Scm:
-    """The SCM with the default seed (seed 1)."""
-    return Scm()
+def scm_env(_scm_golden: tuple[Path, dict[str, int]]) -> Scm:
+    """The SCM with the default seed (seed 1): a private copy of the session's seeded database."""
+    path, counts = _scm_golden
+    scm = Scm(seeded=False)
+    load_database(path, scm.db)
+    scm.store.reset_versions()  # row versions continue after the copied rows'
+    scm.seed_counts = dict(counts)
+    return scm
 
 
 @pytest.fixture
