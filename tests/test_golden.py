@@ -46,6 +46,8 @@ def test_a_restored_service_holds_what_seeding_writes(golden: Golden) -> None:
             assert row_counts(restored.db) == row_counts(seeded.db)
             assert restored.outbox.latest_seq(restored.db) == seeded.outbox.latest_seq(seeded.db) > 0
             assert restored.config.seed is None  # nothing seeded on top of the copy
+            with restored.db.transaction(), seeded.db.transaction():
+                assert restored.store.next_version() == seeded.store.next_version()
         finally:
             seeded.db.dispose()
             restored.db.dispose()

@@ -23,7 +23,7 @@ from sandbox.db import Database, platform_metadata
 from sandbox.errors import SandboxError
 from sandbox.odata.actions import ActionContext, ActionRegistry, EntityResult
 from sandbox.odata.store import Row, Store
-from tests.golden import Golden, load_database
+from tests.golden import Golden, load_database, load_version_floor
 
 TODAY = dt.date(2024, 5, 17)
 
@@ -179,7 +179,7 @@ def scm_env(_scm_golden: tuple[Path, dict[str, int]]) -> Scm:
     path, counts = _scm_golden
     scm = Scm(seeded=False)
     load_database(path, scm.db)
-    scm.store.reset_versions()  # row versions continue after the copied rows'
+    load_version_floor(scm.store, scm.db)  # row versions continue after the copied rows'
     scm.seed_counts = dict(counts)
     return scm
 
