@@ -35,12 +35,18 @@ SEED = 1
 MOCKS = ("sales", "scm")
 
 
+def _sqlite(raw: Any) -> sqlite3.Connection:
+    connection = raw.driver_connection
+    assert isinstance(connection, sqlite3.Connection), "golden databases are SQLite databases"
+    return connection
+
+
 def save_database(db: Database, target: Path) -> None:
     """Write the whole SQLite database ``db`` (in memory or a file) to the file ``target``."""
     raw = db.engine.raw_connection()
     try:
         with closing(sqlite3.connect(target)) as destination:
-            raw.driver_connection.backup(destination)
+            _sqlite(raw).backup(destination)
     finally:
         raw.close()
 
@@ -50,7 +56,7 @@ def load_database(source: Path, db: Database) -> None:
     raw = db.engine.raw_connection()
     try:
         with closing(sqlite3.connect(source)) as origin:
-            origin.backup(raw.driver_connection)
+            origin.backup(_sqlite(raw))
     finally:
         raw.close()
 
