@@ -108,6 +108,8 @@ def test_a_restored_stack_is_the_stack_build_stack_starts(golden: Golden, tmp_pa
         assert {k: (r.execution, r.to_sales, r.to_scm, r.errors) for k, r in ours_reports.items()} == {
             k: (r.execution, r.to_sales, r.to_scm, r.errors) for k, r in theirs_reports.items()
         }
+        for runtime in (ours_bridge, theirs_bridge):
+            runtime.state.flush()  # traces and counts wait in memory for a moment before they are written
         bridge_counts = row_counts(ours_bridge.db)
         assert bridge_counts == row_counts(theirs_bridge.db)
     finally:
