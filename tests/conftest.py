@@ -1,39 +1,45 @@
-"""Shared fixtures: each test gets its own in-memory services."""
+"""Shared fixtures: each test gets its own in-memory services, copied from golden databases built once per session."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.golden import Golden
+
+
+@pytest.fixture(scope="session")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> Golden:
+    """The golden databases of this session (of this xdist worker): each is built when first asked for."""
+    return Golden(tmp_path_factory.mktemp("golden"))
 
 
 @pytest.fixture
-def sales_app():
-    """A fresh mock Sales app on in-memory SQLite, seeded with the default demo data."""
-    from mock_sales import create_app
-    from sandbox.runtime import ServiceConfig
-
-    app = create_app(ServiceConfig(database_url="sqlite://", seed=1))
+def sales_app(golden: Golden) -> Iterator[Flask]:
+    """A fresh mock Sales app on in-memory SQLite, seeded with the default demo data (a copy of the golden one)."""
+    app = golden.service_app("sales")
     yield app
     app.extensions["sandbox"].db.dispose()
 
 
 @pytest.fixture
-def sales(sales_app):
+def sales(sales_app: Flask) -> FlaskClient:
     """A Flask test client on mock Sales."""
     return sales_app.test_client()
 
 
 @pytest.fixture
-def scm_app():
-    """A fresh mock SCM app on in-memory SQLite, seeded with the default demo data."""
-    from mock_scm import create_app
-    from sandbox.runtime import ServiceConfig
-
-    app = create_app(ServiceConfig(database_url="sqlite://", seed=1))
+def scm_app(golden: Golden) -> Iterator[Flask]:
+    """A fresh mock SCM app on in-memory SQLite, seeded with the default demo data (a copy of the golden one)."""
+    app = golden.service_app("scm")
     yield app
     app.extensions["sandbox"].db.dispose()
 
 
 @pytest.fixture
-def scm(scm_app):
+def scm(scm_app: Flask) -> FlaskClient:
     """A Flask test client on mock SCM."""
     return scm_app.test_client()

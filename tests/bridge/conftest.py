@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from leadtocash.stack import Stack, StackConfig, build_stack, wire_bridge
+from leadtocash.stack import Stack, wire_bridge
 from sandbox.clients import ControlClient, SalesClient, ScmClient
+from tests.golden import Golden
 
 CUSTOMERS = "customers-accounts"
 
@@ -89,11 +90,12 @@ class Sandbox:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+def sandbox(tmp_path: Path, golden: Golden) -> Iterator[Sandbox]:
     """Sales, SCM and the bridge wired in-process, the shipped maps running live (initial sync done, SCM
-    master), as `sandbox up` has them."""
-    bridge_db = f"sqlite:///{(tmp_path / 'bridge.sqlite').as_posix()}"
-    stack = build_stack(StackConfig(memory=True, seed=1, database_urls={"bridge": bridge_db}))
+    master), as `sandbox up` has them: a private copy of the session's golden stack."""
+    bridge_file = tmp_path / "bridge.sqlite"
+    bridge_db = f"sqlite:///{bridge_file.as_posix()}"
+    stack = golden.stack(bridge_file)
     box = Sandbox(
         stack,
         bridge_db,

@@ -23,6 +23,7 @@ from sandbox.errors import BadRequest, NotFound
 from sandbox.odata.actions import ActionContext, ActionRegistry
 from sandbox.odata.model import EntityType, Model
 from sandbox.odata.store import Row, Store
+from tests.golden import Golden
 
 _REFERENCE = re.compile(r"^/?(?P<set>\w+)\((?P<id>[0-9a-fA-F-]{36})\)$")
 
@@ -185,15 +186,13 @@ def env(_seeded_template: tuple[Model, Database]) -> Iterator[Sales]:
 
 
 @pytest.fixture(scope="module")
-def https_sales(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, Any]]:
+def https_sales(tmp_path_factory: pytest.TempPathFactory, golden: Golden) -> Iterator[tuple[str, Any, Any]]:
     """Mock Sales (seed 1, in memory) served over HTTPS on a free loopback port for one module:
     ``(url, CA file, app)``; the real-client tests point Microsoft's and the JavaScript client at it."""
-    from mock_sales import create_app
-    from sandbox.runtime import ServiceConfig
     from sandbox.server import ServerGroup, ensure_tls_files
 
     tls = ensure_tls_files(tmp_path_factory.mktemp("tls"))
-    app = create_app(ServiceConfig(database_url="sqlite://", seed=1))
+    app = golden.service_app("sales")
     group = ServerGroup(host="127.0.0.1", tls=tls)
     server = group.start("sales", app, 0)
     try:

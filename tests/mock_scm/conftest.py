@@ -7,8 +7,10 @@ rolls back everything the call wrote.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from sandbox.db import Database, platform_metadata
 from sandbox.errors import SandboxError
 from sandbox.odata.actions import ActionContext, ActionRegistry, EntityResult
 from sandbox.odata.store import Row, Store
-from sandbox.runtime import ServiceConfig
+from tests.golden import Golden, load_database, load_version_floor
 
 #: The fixed "today" every SCM of these tests runs with, so expected dates do not depend on the clock.
 TODAY = dt.date(2024, 5, 17)
@@ -164,19 +166,36 @@ def _no_references(value: Any) -> Any:
 
 
 @pytest.fixture
-def scm_app() -> Iterator[Flask]:
-    """Mock SCM on in-memory SQLite with the default seed, its dates computed from a fixed 'today' (TODAY)."""
-    from mock_scm import create_app
-
-    app = create_app(ServiceConfig(database_url="sqlite://", seed=1, options={"today": TODAY}))
+def scm_app(golden: Golden) -> Iterator[Flask]:
+    """Mock SCM with the default seed (a copy of the golden one), its dates computed from a fixed 'today' (TODAY)."""
+    app = golden.service_app("scm", options={"today": TODAY})
     yield app
     app.extensions["sandbox"].db.dispose()
 
 
+@pytest.fixture(scope="session")
+def _scm_golden(golden: Golden) -> tuple[Path, dict[str, int]]:
+    """The SCM harness's seeded database (seed 1), built once per session, and its seed counts."""
+    counts_file = golden.folder / "scm-harness-counts.json"
+
+    def seeded() -> Database:
+        scm = Scm()
+        counts_file.write_text(json.dumps(scm.seed_counts))
+        return scm.db
+
+    path = golden.database("scm-harness", seeded)
+    return path, json.loads(counts_file.read_text())
+
+
 @pytest.fixture
-def scm_env() -> Scm:
-    """The SCM with the default seed (seed 1)."""
-    return Scm()
+def scm_env(_scm_golden: tuple[Path, dict[str, int]]) -> Scm:
+    """The SCM with the default seed (seed 1): a private copy of the session's seeded database."""
+    path, counts = _scm_golden
+    scm = Scm(seeded=False)
+    load_database(path, scm.db)
+    load_version_floor(scm.store, scm.db)  # row versions continue after the copied rows'
+    scm.seed_counts = dict(counts)
+    return scm
 
 
 @pytest.fixture

@@ -29,6 +29,9 @@ REQUIRED = {
 #: with strict=True: when the fix lands the test XPASSes, fails, and the entry must go.
 KNOWN_BUGS: dict[str, str] = {}
 
+#: the default in-process stack each scenario asks for is a copy of the session's golden one (see conftest)
+pytestmark = pytest.mark.usefixtures("golden_stacks")
+
 
 def failure_report(result: ScenarioResult) -> str:
     """The failing step (or the scenario error) with both records, as the step table shows it."""
