@@ -6,7 +6,6 @@ accept connections, and stops them all on SIGINT/SIGTERM.
 
 from __future__ import annotations
 
-import signal
 import socket
 import ssl
 import threading
@@ -121,22 +120,6 @@ class ServerGroup:
         for server in self.servers:
             server.thread.join(timeout=5)
         self.servers.clear()
-
-    def wait_for_signal(self) -> None:
-        """Block until SIGINT or SIGTERM, then stop every server."""
-        stopped = threading.Event()
-
-        def handler(_signum: int, _frame: Any) -> None:
-            stopped.set()
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            while not stopped.wait(0.5):
-                pass
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-            self.stop_all()
 
 
 def wait_until_listening(host: str, port: int, timeout: float = 10.0) -> None:
