@@ -173,6 +173,8 @@ class BridgeState:
         self._ledger_traces: list[dict[str, Any]] = []
         self._ledger_counts: dict[str, tuple[int, dt.datetime]] = {}
         self._ledger_timer: threading.Timer | None = None
+        #: set by close(): no flush may touch the database after it
+        self._closed = False
 
     def table(self, model: type[SQLModel]) -> sa.Table:
         # SQLModel sets __table__ on table=True classes only, which every bridge table is
@@ -372,7 +374,7 @@ class BridgeState:
 
     def _schedule_flush(self) -> None:
         """Flush within the delay unless a flush is already due (the caller holds the ledger lock)."""
-        if self._ledger_timer is None:
+        if self._ledger_timer is None and not self._closed:
             self._ledger_timer = threading.Timer(LEDGER_DELAY_SECONDS, self._flush_quietly)
             self._ledger_timer.daemon = True
             self._ledger_timer.name = "bridge-ledger"
@@ -386,38 +388,49 @@ class BridgeState:
         if (not self._ledger_traces and not self._ledger_counts) or self.db.in_transaction:
             return
         with self._flush_lock:  # one writer at a time keeps the traces in the order they were recorded
-            with self._ledger_lock:
-                traces, counts = self._ledger_traces, self._ledger_counts
-                self._ledger_traces, self._ledger_counts = [], {}
-                timer, self._ledger_timer = self._ledger_timer, None
-            if timer is not None:
-                timer.cancel()
-            if not traces and not counts:
-                return
-            table = self.table(MapRow)
-            try:
-                with self.db.transaction() as connection:
-                    self._append_many(TraceRow, TRACE_CAP, traces)
-                    for map_id, (count, last) in counts.items():
-                        update = (
-                            sa.update(table)
-                            .where(table.c.id == map_id)
-                            .values(synced=table.c.synced + count, last_synced_at=last)
-                        )
-                        if not connection.execute(update).rowcount:
-                            self.map_row(map_id)  # counted before its row existed: create it, then count
-                            connection.execute(update)
-            except Exception:
-                with self._ledger_lock:  # not written: keep them for the next flush, in front
-                    self._ledger_traces[:0] = traces
-                    for map_id, (count, last) in counts.items():
-                        newer_count, newer_last = self._ledger_counts.get(map_id, (0, last))
-                        self._ledger_counts[map_id] = (count + newer_count, newer_last)
-                raise
+            if not self._closed:
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        """:meth:`flush`'s work; the caller holds the flush lock."""
+        with self._ledger_lock:
+            traces, counts = self._ledger_traces, self._ledger_counts
+            self._ledger_traces, self._ledger_counts = [], {}
+            timer, self._ledger_timer = self._ledger_timer, None
+        if timer is not None:
+            timer.cancel()
+        if not traces and not counts:
+            return
+        table = self.table(MapRow)
+        try:
+            with self.db.transaction() as connection:
+                self._append_many(TraceRow, TRACE_CAP, traces)
+                for map_id, (count, last) in counts.items():
+                    update = (
+                        sa.update(table)
+                        .where(table.c.id == map_id)
+                        .values(synced=table.c.synced + count, last_synced_at=last)
+                    )
+                    if not connection.execute(update).rowcount:
+                        self.map_row(map_id)  # counted before its row existed: create it, then count
+                        connection.execute(update)
+        except Exception:
+            with self._ledger_lock:  # not written: keep them for the next flush, in front
+                self._ledger_traces[:0] = traces
+                for map_id, (count, last) in counts.items():
+                    newer_count, newer_last = self._ledger_counts.get(map_id, (0, last))
+                    self._ledger_counts[map_id] = (count + newer_count, newer_last)
+            raise
 
     def close(self) -> None:
-        """Write what waits in memory (before the database is closed)."""
-        self.flush()
+        """Write what waits in memory and stop the timer's flushes, before the database is closed.
+
+        Taking the flush lock waits for a flush the timer has begun: disposing of the database under a statement
+        still running in another thread can crash SQLite."""
+        with self._flush_lock:
+            if not self.db.in_transaction:
+                self._flush_locked()
+            self._closed = True
         with self._ledger_lock:
             timer, self._ledger_timer = self._ledger_timer, None
         if timer is not None:

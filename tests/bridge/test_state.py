@@ -123,3 +123,39 @@ def test_the_timer_writes_them_shortly_and_a_failed_write_keeps_them(
     assert _trace_count(state) == 3
     assert [json.loads(row["key"])["k"] for row in state.rows(TraceRow, "m")] == [2, 1, 0]
     assert state.map_row("m")["synced"] == 3
+
+
+def test_close_waits_for_a_flush_the_timer_began_and_no_flush_runs_after_it(
+    state: BridgeState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing while the ledger timer is writing waits for that write (disposing of the database under a
+    running statement can crash SQLite); traces recorded after close stay in memory."""
+    import threading
+
+    writing, release = threading.Event(), threading.Event()
+    original = state._append_many
+
+    def slow_append(*args: object, **kwargs: object) -> None:
+        writing.set()
+        assert release.wait(10)
+        original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(state, "_append_many", slow_append)
+    state.map_row("m")
+    state.record_synced([("m", "to_sales", {"k": 1}, "upsert", {}, {}, {}, True)], {"m": 1})
+    timer_flush = threading.Thread(target=state.flush)
+    timer_flush.start()
+    assert writing.wait(10)
+    closer = threading.Thread(target=state.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive(), "close returned while a flush was still writing"
+    release.set()
+    closer.join(10)
+    timer_flush.join(10)
+    assert not closer.is_alive() and not timer_flush.is_alive()
+    monkeypatch.setattr(state, "_append_many", original)
+    assert [json.loads(row["key"]) for row in state.rows(TraceRow, "m", limit=10)] == [{"k": 1}]
+    state.record_synced([("m", "to_sales", {"k": 2}, "upsert", {}, {}, {}, True)], {"m": 1})
+    state.flush()
+    assert state._ledger_timer is None and len(state._ledger_traces) == 1
