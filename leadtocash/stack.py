@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +39,8 @@ from sandbox.db import sqlite_url_for
 from sandbox.runtime import ServiceConfig
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
     from bridge.app import BridgeConfig, BridgeRuntime
     from sandbox.runtime import Runtime
     from sandbox.server import ServerGroup, TlsFiles
@@ -352,13 +354,13 @@ class Stack:
     def _served(self, name: str) -> bool:
         return self.servers is not None and any(server.name == name for server in self.servers.servers)
 
-    def _serve_one(self, name: str, serving: Serving, port: int) -> None:
+    def _serve_one(self, name: str, serving: Serving, port: int, app: WSGIApplication | None = None) -> None:
         from sandbox.server import ServerGroup
 
         if self.servers is None:
             self.servers = ServerGroup(host=serving.host, tls=serving.tls)
         try:
-            server = self.servers.start(name, self.apps[name], port)
+            server = self.servers.start(name, self.apps[name] if app is None else app, port)
         except OSError as exc:  # the port in use, most often; said as a child process says it
             raise ServiceStartError(f"{name}: cannot listen on {serving.host}:{port}: {exc}") from exc
         self.urls[name] = server.url
@@ -408,6 +410,24 @@ class Stack:
         self.close()
 
 
+class _StartingBridge:
+    """The WSGI app on the bridge's port while the bridge is being built: 503 in the bridge's error shape, then
+    every request goes to :attr:`app` once it is set."""
+
+    def __init__(self) -> None:
+        self.app: WSGIApplication | None = None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.app is not None:
+            return self.app(environ, start_response)
+        body = b'{"error":{"code":"ServiceUnavailable","message":"The bridge is starting; try again shortly."}}'
+        start_response(
+            "503 SERVICE UNAVAILABLE",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Retry-After", "1")],
+        )
+        return [body]
+
+
 def start_stack(
     config: StackConfig,
     *,
@@ -433,14 +453,16 @@ def start_stack(
     stack = Stack(apps={})
     try:
         bridge_url = IN_PROCESS_URLS["bridge"]
+        starting_bridge: _StartingBridge | None = None
         if serve is not None and bridge:
-            from sandbox.server import free_port
-
-            # known before the bridge exists: the mocks point their live sync at it from their first request on
-            # (a write before the bridge listens is refused, as dual-write refuses one when the bridge is down)
-            port = serve.port("bridge") or free_port(serve.host)
-            serve = Serving(serve.host, {**serve.ports, "bridge": port}, serve.tls)
-            bridge_url = f"{'https' if serve.tls else 'http'}://{serve.host}:{port}"
+            # The bridge listens first: the mocks point their live sync at its URL from their first request on.
+            # Binding its port now (rather than picking a free one to bind later) leaves no moment for another
+            # process to take it; until the bridge is built it answers 503, as dual-write refuses a write while
+            # the bridge is down.
+            starting_bridge = _StartingBridge()
+            stack._serve_one("bridge", serve, serve.port("bridge"), app=starting_bridge)
+            bridge_url = stack.urls["bridge"]
+            serve = Serving(serve.host, {**serve.ports, "bridge": int(bridge_url.rsplit(":", 1)[1])}, serve.tls)
         if wire == "processes":
             assert serve is not None
             stack.children = ServiceProcesses(
@@ -472,10 +494,10 @@ def start_stack(
                 stack.senders.append(sender)
             stack.apps["bridge"] = bridge_app
             stack.urls["bridge"] = bridge_url
-            if serve is None:
+            if starting_bridge is None:
                 stack.transports["bridge"] = httpx.WSGITransport(app=bridge_app)
             else:
-                stack._serve_one("bridge", serve, serve.port("bridge"))
+                starting_bridge.app = bridge_app
             stack.start_maps(start_maps)
             if announce is not None and serve is not None:
                 announce("bridge", stack.urls["bridge"])

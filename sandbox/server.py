@@ -12,9 +12,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 WAITRESS_THREADS = 8
 
@@ -68,7 +69,7 @@ class ServerGroup:
     tls: TlsFiles | None = None
     servers: list[RunningServer] = field(default_factory=list)
 
-    def start(self, name: str, app: Flask, port: int) -> RunningServer:
+    def start(self, name: str, app: WSGIApplication, port: int) -> RunningServer:
         scheme = "https" if self.tls else "http"
         if self.tls is not None:
             from werkzeug.serving import make_server

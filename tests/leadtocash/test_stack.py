@@ -102,3 +102,22 @@ def test_a_child_stops_by_itself_when_its_parent_goes_away() -> None:
 
         poll_until(lambda: child.poll() is not None, timeout=10, message="the child to exit")
         assert child.returncode == 0
+
+
+def test_the_bridge_port_answers_503_in_the_bridge_shape_until_the_bridge_is_attached() -> None:
+    """The bridge's port is bound before the mocks start (no free-port race); until the bridge is built, a live
+    sync or a user reaching it gets a 503 with Retry-After, then the bridge itself answers."""
+    import httpx
+    from flask import Flask
+
+    from leadtocash.stack import _StartingBridge
+
+    gate = _StartingBridge()
+    with httpx.Client(transport=httpx.WSGITransport(app=gate), base_url="http://bridge.sandbox") as client:
+        early = client.get("/api/maps")
+        assert early.status_code == 503 and early.headers["Retry-After"] == "1"
+        assert early.json()["error"]["message"].startswith("The bridge is starting")
+        app = Flask("stand-in")
+        app.add_url_rule("/api/maps", "maps", lambda: {"value": []})
+        gate.app = app
+        assert client.get("/api/maps").json() == {"value": []}
