@@ -9,10 +9,19 @@ from typing import Any, cast
 
 import click
 
+from leadtocash.preflight import (
+    SetupError,
+    check_data_dir,
+    check_database_url,
+    check_ports_free,
+    one_line,
+    unreachable,
+)
 from leadtocash.stack import (
     DEFAULT_PORTS,
     WIRES,
     Serving,
+    ServiceStartError,
     StackConfig,
     Wire,
     service_line,
@@ -89,6 +98,7 @@ def up(
     if wire == "processes" and tls:
         # the bridge's clients and the children's live-sync clients would have to trust the local CA
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
+    _check_before_up(host, {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, data_dir, memory, tls)
     config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
     tls_files = ensure_tls_files(data_dir / "tls") if tls else None
     serving = Serving(host, {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, tls_files)
@@ -104,8 +114,8 @@ def up(
             start_maps="new",
             announce=lambda name, url: click.echo(service_line(name, url)),
         )
-    except Exception as exc:  # a port in use, most often
-        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # a port taken since the check, a database server that refuses, ...
+        raise _start_failure(exc) from None
     try:
         if tls_files is not None:
             click.echo(
@@ -122,8 +132,29 @@ def up(
     click.echo("stopped.")
 
 
+def _check_before_up(host: str, ports: dict[str, int], data_dir: Path, memory: bool, tls: bool) -> None:
+    """What `sandbox up` checks before it starts anything: every port free, the data folder usable (with
+    --memory only when --tls keeps its certificate there)."""
+    check_ports_free(host, ports)
+    if tls or not memory:
+        check_data_dir(data_dir)
+
+
+def _start_failure(exc: BaseException) -> click.ClickException:
+    """A stack that failed to start, as one line with what to do."""
+    text = one_line(exc)
+    if isinstance(exc, ServiceStartError) and "in use" in text:
+        return SetupError(
+            f"{text}; stop what holds the port or choose another with --sales-port/--scm-port/--bridge-port"
+        )
+    if type(exc).__module__.startswith("sqlalchemy"):
+        return SetupError(f"a database could not be opened: {text}; check --data-dir and --database-url")
+    return SetupError(text)
+
+
 def parse_database_urls(values: tuple[str, ...]) -> dict[str, str]:
-    """``("sales=postgresql://...",)`` -> ``{"sales": "postgresql://..."}``; unknown services are refused."""
+    """``("sales=postgresql://...",)`` -> ``{"sales": "postgresql://..."}``; unknown services are refused, and
+    so is a URL whose driver is missing or whose SQLite folder does not exist (one line each, before any start)."""
     urls: dict[str, str] = {}
     for value in values:
         name, sep, url = value.partition("=")
@@ -132,6 +163,7 @@ def parse_database_urls(values: tuple[str, ...]) -> dict[str, str]:
                 f"expected SERVICE=URL with SERVICE one of {', '.join(DEFAULT_PORTS)}: {value!r}",
                 param_hint="--database-url",
             )
+        check_database_url(name, url)
         urls[name] = url
     return urls
 
@@ -169,29 +201,66 @@ def demo(seed: int, keep: bool, host: str, sales_port: int, scm_port: int, bridg
 @click.option("--products", default=20, show_default=True, type=click.IntRange(0, 100_000))
 @click.option("--orders", default=50, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data.")
-def seed(scm_url: str, accounts: int, products: int, orders: int, seed: int) -> None:
-    """Fill a running stack with a deterministic volume of realistic data."""
+@click.option(
+    "--reset", is_flag=True, help="First delete what an earlier run with this --seed made (through SCM), then seed."
+)
+def seed(scm_url: str, accounts: int, products: int, orders: int, seed: int, reset: bool) -> None:
+    """Fill a running stack with a deterministic volume of realistic data.
+
+    Rerunnable: records an earlier run with the same --seed made are skipped (exit 0).
+    """
+    import httpx
+
     from leadtocash.volume import seed_volume
     from sandbox.clients import ScmClient, ServiceError
 
+    _require_service("scm", scm_url, "--scm-url")
     total = accounts + products + orders
     with ScmClient(scm_url, timeout=300.0) as scm:
         try:
             if sys.stderr.isatty():
                 with click.progressbar(length=total, label="seeding", file=sys.stderr) as bar:
                     report = seed_volume(
-                        scm, accounts=accounts, products=products, orders=orders, seed=seed, progress=bar.update
+                        scm,
+                        accounts=accounts,
+                        products=products,
+                        orders=orders,
+                        seed=seed,
+                        progress=bar.update,
+                        reset=reset,
                     )
             else:
-                report = seed_volume(scm, accounts=accounts, products=products, orders=orders, seed=seed)
+                report = seed_volume(scm, accounts=accounts, products=products, orders=orders, seed=seed, reset=reset)
+        except httpx.TransportError as exc:  # the stack went away meanwhile
+            raise unreachable("scm", scm_url, exc, "--scm-url") from None
         except (ServiceError, OSError) as exc:
-            raise click.ClickException(f"could not seed {scm_url}: {exc}") from exc
+            raise SetupError(f"could not seed {scm_url}: {one_line(exc)}") from None
+    if reset:
+        click.echo(f"deleted {report.deleted} records of seed {seed}")
     click.echo(
-        f"customers {report.customers}, products {report.products}, orders {report.orders}, failed {report.failed}"
+        f"customers {report.customers}, products {report.products}, orders {report.orders}, "
+        f"already there {report.skipped}, failed {report.failed}"
     )
     if report.first_error:
         click.echo(f"first error: {report.first_error}")
     sys.exit(1 if report.failed else 0)
+
+
+def _require_service(service: str, url: str, option: str) -> None:
+    """Ask the service's control plane whether it is up; one line saying how to start it when not."""
+    import httpx
+
+    from sandbox.clients import ControlClient, ServiceError
+
+    try:
+        with ControlClient(url, timeout=10.0) as control:
+            control.health()
+    except httpx.HTTPError as exc:
+        raise unreachable(service, url, exc, option) from None
+    except ServiceError as exc:
+        raise SetupError(
+            f"{url} answers, but not as the sandbox's {service} ({one_line(exc)}); pass {option} with its origin"
+        ) from None
 
 
 @main.group()

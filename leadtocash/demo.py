@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from leadtocash.preflight import SetupError, check_ports_free, one_line
 from leadtocash.runner import scenario_context
-from leadtocash.stack import Serving, StackConfig, build_stack, service_line, wait_for_interrupt
+from leadtocash.stack import (
+    Serving,
+    ServiceStartError,
+    StackConfig,
+    build_stack,
+    service_line,
+    wait_for_interrupt,
+)
 from scenarios.context import ScenarioContext
 from scenarios.registry import load_builtin
 
@@ -20,8 +28,12 @@ def run_demo(
 ) -> int:
     """Run the journey and print it; returns the process exit code (0 when every step passed).
 
-    With ``keep`` the demo's stack is then served on ``host`` and ``ports`` (wired as it was) until Ctrl+C.
+    With ``keep`` the demo's stack is then served on ``host`` and ``ports`` (wired as it was) until Ctrl+C; the
+    ports are checked first, so a busy one is a :class:`SetupError` before the journey runs, not after.
     """
+    service_ports = dict(ports or {})
+    if keep:
+        check_ports_free(host, service_ports)
     echo("Starting mock Sales, mock SCM and the dual-write bridge in this process (throwaway state) ...")
     scenario = load_builtin()["lead-to-cash"]
     passed = False
@@ -35,7 +47,10 @@ def run_demo(
                 echo(f"\nThe journey stopped: {type(exc).__name__}: {exc}")
             print_report(ctx, echo)
         if keep:
-            stack.serve(Serving(host, dict(ports or {})), lambda name, url: echo(service_line(name, url)))
+            try:
+                stack.serve(Serving(host, service_ports), lambda name, url: echo(service_line(name, url)))
+            except ServiceStartError as exc:  # taken while the journey ran
+                raise SetupError(f"{one_line(exc)}; stop what holds the port or choose another port") from None
             echo("The demo's stack stays up; Ctrl+C stops it.")
             wait_for_interrupt()
     return 0 if passed else 1
