@@ -20,8 +20,8 @@ from leadtocash.preflight import (
 from leadtocash.stack import (
     DEFAULT_PORTS,
     WIRES,
-    Serving,
     ServiceStartError,
+    Serving,
     StackConfig,
     Wire,
     service_line,

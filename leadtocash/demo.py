@@ -7,8 +7,8 @@ from collections.abc import Callable
 from leadtocash.preflight import SetupError, check_ports_free, one_line
 from leadtocash.runner import scenario_context
 from leadtocash.stack import (
-    Serving,
     ServiceStartError,
+    Serving,
     StackConfig,
     build_stack,
     service_line,
