@@ -57,26 +57,63 @@ def run_demo(
 
 
 def print_report(ctx: ScenarioContext, echo: Callable[[str], None]) -> None:
-    """The steps with their timings, then the documents the journey made on both sides."""
+    """The steps with their timings, then the documents the journey made on both sides, with the tax included
+    in each amount; every column as wide as its longest cell, so a long step name shifts nothing."""
     echo("\nLead to cash, step by step")
-    echo("=" * 100)
-    for step in ctx.steps:
-        sync = f"{step.sync_seconds * 1000:7.0f} ms" if step.sync_seconds is not None else "      --  "
-        echo(f"{'ok  ' if step.passed else 'FAIL'} {step.name:<58} {step.seconds * 1000:7.0f} ms   sync {sync}")
+    steps = [
+        [
+            "ok" if step.passed else "FAIL",
+            step.name,
+            f"{step.seconds * 1000:.0f} ms",
+            f"{step.sync_seconds * 1000:.0f} ms" if step.sync_seconds is not None else "--",
+        ]
+        for step in ctx.steps
+    ]
+    lines = table(["", "step", "time", "sync"], steps, right={2, 3})
+    for line in lines[:2]:
+        echo(line)
+    for step, line in zip(ctx.steps, lines[2:], strict=True):
+        echo(line)
         if not step.passed and step.error:
-            echo(f"     {step.error}")
+            echo(f"    {step.error}")
     if ctx.journey:
         echo("\nDocuments on both sides")
-        echo("-" * 100)
-        echo(f"{'step':<34} {'system':<6} {'document':<22} {'number':<20} {'status':<14} {'amount':>10}")
-        for entry in ctx.journey:
-            amount = f"{entry.amount:10.2f}" if entry.amount is not None else ""
-            echo(
-                f"{entry.step[:34]:<34} {entry.side:<6} {entry.document[:22]:<22} {entry.number[:20]:<20} "
-                f"{entry.status[:14]:<14} {amount:>10}"
-            )
+        rows = [
+            [
+                entry.step,
+                entry.side,
+                entry.document,
+                entry.number,
+                entry.status,
+                _money(entry.amount),
+                _money(entry.tax),
+            ]
+            for entry in ctx.journey
+        ]
+        for line in table(["step", "system", "document", "number", "status", "amount", "of which tax"], rows, {5, 6}):
+            echo(line)
+        echo("Amounts are the totals each system stores. SCM computes sales tax and its totals include it (the")
+        echo("last column); Sales computes none, so its quote and order are net until SCM's totals reach the order.")
     passed = sum(1 for s in ctx.steps if s.passed)
     echo(f"\n{passed} of {len(ctx.steps)} steps passed.")
+
+
+def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
+    """Lines of a plain text table: a header, a rule, the rows; columns ``right`` aligned right."""
+    right = right or set()
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if index in right else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return [line(headers), "  ".join("-" * width for width in widths), *(line(row) for row in rows)]
+
+
+def _money(value: float | None) -> str:
+    return "" if value is None else f"{value:,.2f}"
 
 
 __all__ = ["run_demo"]
