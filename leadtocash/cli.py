@@ -332,7 +332,10 @@ def scenario_run(
             path = Path(name)
             if not path.exists():
                 raise click.BadParameter(f"no such file: {name}")
-            chosen.extend(load_file(path))
+            try:
+                chosen.extend(load_file(path))
+            except Exception as exc:  # noqa: BLE001 - the user's file: say where it broke, not a traceback
+                raise SetupError(f"cannot load scenarios from {name}: {type(exc).__name__}: {one_line(exc)}") from None
         elif name in registry:
             chosen.append(registry[name])
         else:

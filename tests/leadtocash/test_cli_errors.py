@@ -171,3 +171,26 @@ def test_demo_keep_with_a_busy_port_fails_before_the_journey_runs(busy_port: int
     assert "Lead to cash, step by step" not in result.output and "Starting" not in result.output
     line = error_line(result)
     assert f"mock Sales cannot listen on 127.0.0.1:{busy_port}" in line and "--sales-port" in line
+
+
+def test_a_scenario_file_that_does_not_import_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken_scenario.py"
+    broken.write_text("def run(ctx:\n")
+
+    result = invoke("scenario", "run", str(broken))
+
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert f"cannot load scenarios from {broken}: SyntaxError" in line
+
+
+def test_a_port_taken_after_the_check_is_still_one_line_with_advice() -> None:
+    """The start itself failing (a port taken between the check and the start, a child that cannot listen)
+    gives the service's own reason and what to do, in one line."""
+    from leadtocash.cli import _start_failure
+    from leadtocash.stack import ServiceStartError
+
+    error = _start_failure(ServiceStartError("scm: cannot listen on 127.0.0.1:5102: [Errno 98] Address already in use"))
+
+    assert error.exit_code == 1 and "\n" not in error.message
+    assert error.message.startswith("scm: cannot listen on 127.0.0.1:5102") and "--scm-port" in error.message
