@@ -9,9 +9,18 @@ from typing import Any, cast
 
 import click
 
+from leadtocash.preflight import (
+    SetupError,
+    check_data_dir,
+    check_database_url,
+    check_ports_free,
+    one_line,
+    unreachable,
+)
 from leadtocash.stack import (
     DEFAULT_PORTS,
     WIRES,
+    ServiceStartError,
     Serving,
     StackConfig,
     Wire,
@@ -21,7 +30,30 @@ from leadtocash.stack import (
 )
 
 
+def did_you_mean(name: str, known: list[str] | tuple[str, ...] | set[str]) -> str:
+    """``"; did you mean 'x'?"`` for the known names closest to a misspelled ``name`` (empty when none is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(item) for item in close) + "?"
+
+
+def _version() -> str:
+    """The installed distribution's version and the Python running it."""
+    import platform
+    from importlib import metadata
+
+    try:
+        version = metadata.version("lead-to-cash-sandbox")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        version = "0+unknown"
+    return f"{version} (Python {platform.python_version()})"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", "-V", prog_name="sandbox", message="%(prog)s %(version)s")
 def main() -> None:
     """The lead-to-cash sandbox: mock Dynamics 365 Sales and SCM on your laptop."""
 
@@ -89,6 +121,7 @@ def up(
     if wire == "processes" and tls:
         # the bridge's clients and the children's live-sync clients would have to trust the local CA
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
+    _check_before_up(host, {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, data_dir, memory, tls)
     config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
     tls_files = ensure_tls_files(data_dir / "tls") if tls else None
     serving = Serving(host, {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, tls_files)
@@ -104,8 +137,8 @@ def up(
             start_maps="new",
             announce=lambda name, url: click.echo(service_line(name, url)),
         )
-    except Exception as exc:  # a port in use, most often
-        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # a port taken since the check, a database server that refuses, ...
+        raise _start_failure(exc) from None
     try:
         if tls_files is not None:
             click.echo(
@@ -122,8 +155,29 @@ def up(
     click.echo("stopped.")
 
 
+def _check_before_up(host: str, ports: dict[str, int], data_dir: Path, memory: bool, tls: bool) -> None:
+    """What `sandbox up` checks before it starts anything: every port free, the data folder usable (with
+    --memory only when --tls keeps its certificate there)."""
+    check_ports_free(host, ports)
+    if tls or not memory:
+        check_data_dir(data_dir)
+
+
+def _start_failure(exc: BaseException) -> click.ClickException:
+    """A stack that failed to start, as one line with what to do."""
+    text = one_line(exc)
+    if isinstance(exc, ServiceStartError) and "in use" in text:
+        return SetupError(
+            f"{text}; stop what holds the port or choose another with --sales-port/--scm-port/--bridge-port"
+        )
+    if type(exc).__module__.startswith("sqlalchemy"):
+        return SetupError(f"a database could not be opened: {text}; check --data-dir and --database-url")
+    return SetupError(text)
+
+
 def parse_database_urls(values: tuple[str, ...]) -> dict[str, str]:
-    """``("sales=postgresql://...",)`` -> ``{"sales": "postgresql://..."}``; unknown services are refused."""
+    """``("sales=postgresql://...",)`` -> ``{"sales": "postgresql://..."}``; unknown services are refused, and
+    so is a URL whose driver is missing or whose SQLite folder does not exist (one line each, before any start)."""
     urls: dict[str, str] = {}
     for value in values:
         name, sep, url = value.partition("=")
@@ -132,6 +186,7 @@ def parse_database_urls(values: tuple[str, ...]) -> dict[str, str]:
                 f"expected SERVICE=URL with SERVICE one of {', '.join(DEFAULT_PORTS)}: {value!r}",
                 param_hint="--database-url",
             )
+        check_database_url(name, url)
         urls[name] = url
     return urls
 
@@ -169,29 +224,66 @@ def demo(seed: int, keep: bool, host: str, sales_port: int, scm_port: int, bridg
 @click.option("--products", default=20, show_default=True, type=click.IntRange(0, 100_000))
 @click.option("--orders", default=50, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data.")
-def seed(scm_url: str, accounts: int, products: int, orders: int, seed: int) -> None:
-    """Fill a running stack with a deterministic volume of realistic data."""
+@click.option(
+    "--reset", is_flag=True, help="First delete what an earlier run with this --seed made (through SCM), then seed."
+)
+def seed(scm_url: str, accounts: int, products: int, orders: int, seed: int, reset: bool) -> None:
+    """Fill a running stack with a deterministic volume of realistic data.
+
+    Rerunnable: records an earlier run with the same --seed made are skipped (exit 0).
+    """
+    import httpx
+
     from leadtocash.volume import seed_volume
     from sandbox.clients import ScmClient, ServiceError
 
+    _require_service("scm", scm_url, "--scm-url")
     total = accounts + products + orders
     with ScmClient(scm_url, timeout=300.0) as scm:
         try:
             if sys.stderr.isatty():
                 with click.progressbar(length=total, label="seeding", file=sys.stderr) as bar:
                     report = seed_volume(
-                        scm, accounts=accounts, products=products, orders=orders, seed=seed, progress=bar.update
+                        scm,
+                        accounts=accounts,
+                        products=products,
+                        orders=orders,
+                        seed=seed,
+                        progress=bar.update,
+                        reset=reset,
                     )
             else:
-                report = seed_volume(scm, accounts=accounts, products=products, orders=orders, seed=seed)
+                report = seed_volume(scm, accounts=accounts, products=products, orders=orders, seed=seed, reset=reset)
+        except httpx.TransportError as exc:  # the stack went away meanwhile
+            raise unreachable("scm", scm_url, exc, "--scm-url") from None
         except (ServiceError, OSError) as exc:
-            raise click.ClickException(f"could not seed {scm_url}: {exc}") from exc
+            raise SetupError(f"could not seed {scm_url}: {one_line(exc)}") from None
+    if reset:
+        click.echo(f"deleted {report.deleted} records of seed {seed}")
     click.echo(
-        f"customers {report.customers}, products {report.products}, orders {report.orders}, failed {report.failed}"
+        f"customers {report.customers}, products {report.products}, orders {report.orders}, "
+        f"already there {report.skipped}, failed {report.failed}"
     )
     if report.first_error:
         click.echo(f"first error: {report.first_error}")
     sys.exit(1 if report.failed else 0)
+
+
+def _require_service(service: str, url: str, option: str) -> None:
+    """Ask the service's control plane whether it is up; one line saying how to start it when not."""
+    import httpx
+
+    from sandbox.clients import ControlClient, ServiceError
+
+    try:
+        with ControlClient(url, timeout=10.0) as control:
+            control.health()
+    except httpx.HTTPError as exc:
+        raise unreachable(service, url, exc, option) from None
+    except ServiceError as exc:
+        raise SetupError(
+            f"{url} answers, but not as the sandbox's {service} ({one_line(exc)}); pass {option} with its origin"
+        ) from None
 
 
 @main.group()
@@ -240,11 +332,16 @@ def scenario_run(
             path = Path(name)
             if not path.exists():
                 raise click.BadParameter(f"no such file: {name}")
-            chosen.extend(load_file(path))
+            try:
+                chosen.extend(load_file(path))
+            except Exception as exc:  # noqa: BLE001 - the user's file: say where it broke, not a traceback
+                raise SetupError(f"cannot load scenarios from {name}: {type(exc).__name__}: {one_line(exc)}") from None
         elif name in registry:
             chosen.append(registry[name])
         else:
-            raise click.BadParameter(f"unknown scenario {name!r}; see `sandbox scenario list`")
+            raise click.BadParameter(
+                f"unknown scenario {name!r}{did_you_mean(name, set(registry))} (`sandbox scenario list` lists them)"
+            )
     if not chosen:
         raise click.UsageError("name scenarios, a PATH.py, or --all")
     if (sales_url is None) != (scm_url is None):
@@ -335,14 +432,29 @@ def _bridge_call(bridge_url: str, method: str, path: str, body: dict[str, Any] |
     try:
         response = httpx.request(method, bridge_url.rstrip("/") + path, json=body, timeout=600.0)
     except httpx.TransportError as exc:
-        raise click.ClickException(f"cannot reach the bridge at {bridge_url}: {exc}") from None
+        raise click.ClickException(
+            f"cannot reach the bridge at {bridge_url} ({one_line(exc)}); start the stack with `sandbox up`, "
+            "or pass --bridge-url where it runs"
+        ) from None
     if response.status_code >= 400:
         try:
             message = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = response.text or response.reason_phrase
+        map_id = path.removeprefix("/api/maps/").split("/")[0] if path.startswith("/api/maps/") else None
+        if response.status_code == 404 and map_id:
+            message = message.rstrip(". ") + _map_suggestion(bridge_url, map_id)
         raise click.ClickException(f"{response.status_code}: {message}")
     return response.json()
+
+
+def _map_suggestion(bridge_url: str, map_id: str) -> str:
+    """ "did you mean" from the bridge's own list of maps, and where to see them all."""
+    try:
+        known = [row["id"] for row in _bridge_call(bridge_url, "GET", "/api/maps")]
+    except (click.ClickException, KeyError, TypeError):
+        return ""
+    return f"{did_you_mean(map_id, known)} (`sandbox maps list` lists them)"
 
 
 def _lag(value: Any) -> str:
@@ -497,8 +609,20 @@ def maps_resume(map_ids: tuple[str, ...], mode: str, bridge_url: str, as_json: b
 
 # ---- reconcile ----------------------------------------------------------------------------------------
 @main.command()
-@click.option("--sales-url", required=True, help="Mock (or real) Sales origin, e.g. http://127.0.0.1:5101.")
-@click.option("--scm-url", required=True, help="Mock (or real) SCM origin, e.g. http://127.0.0.1:5102.")
+@click.option(
+    "--sales-url",
+    default=f"http://127.0.0.1:{DEFAULT_PORTS['sales']}",
+    show_default=True,
+    envvar="SANDBOX_SALES_URL",
+    help="Mock (or real) Sales origin.",
+)
+@click.option(
+    "--scm-url",
+    default=f"http://127.0.0.1:{DEFAULT_PORTS['scm']}",
+    show_default=True,
+    envvar="SANDBOX_SCM_URL",
+    help="Mock (or real) SCM origin.",
+)
 @bridge_url_option
 @click.option(
     "--map", "map_ids", multiple=True, help="Compare this map (repeatable) instead of asking the bridge which maps run."
@@ -516,6 +640,8 @@ def reconcile(
 ) -> None:
     """Compare both sides for every running map; exit 1 when anything is missing or differs, 0 when equal
     (2 when the comparison could not be made)."""
+    import httpx
+
     from bridge.app import BridgeRuntime
     from bridge.reconcile import Reconciler, describe_key
     from leadtocash.clients import service_origin
@@ -538,11 +664,20 @@ def reconcile(
     try:
         unknown = [m for m in wanted if m not in runtime.engine.by_id]
         if unknown:
-            raise click.ClickException(f"unknown map(s): {', '.join(unknown)}")
+            raise click.ClickException(
+                "unknown map(s): "
+                + ", ".join(f"{m}{did_you_mean(m, list(runtime.engine.by_id))}" for m in unknown)
+                + " (`sandbox maps list` lists them)"
+            )
         reconciler = Reconciler(runtime.lifecycle.initial)
         results = [reconciler.compare(runtime.engine.by_id[m]) for m in wanted]
     except click.ClickException as exc:
         raise _CannotCompare(exc.message) from None
+    except httpx.TransportError as exc:
+        raise _CannotCompare(
+            f"cannot reach {_origin_of(exc)} ({one_line(exc)}); start the stack with `sandbox up`, "
+            "or pass --sales-url and --scm-url where the services run"
+        ) from None
     except Exception as exc:  # a service down or answering errors: not "different", but no answer either
         raise _CannotCompare(f"comparing failed: {exc}") from None
     finally:
@@ -574,10 +709,134 @@ def reconcile(
     sys.exit(0 if equal else 1)
 
 
+def _origin_of(exc: Exception) -> str:
+    """The origin an httpx error was on its way to (for "cannot reach ...")."""
+    try:
+        url = exc.request.url  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return "a service"
+    return f"{url.scheme}://{url.netloc.decode()}"
+
+
 class _CannotCompare(click.ClickException):
     """Reconcile could not compare (exit 2, so scripts can tell it from "the sides differ", exit 1)."""
 
     exit_code = 2
+
+
+# ---- snapshot: the mocks' data to a file and back ------------------------------------------------------
+#: what a snapshot file holds: each mock's own control-plane export under its name
+SNAPSHOT_FILE_FORMAT = 1
+
+
+def _snapshot_urls(sales_url: str, scm_url: str, only: tuple[str, ...]) -> dict[str, str]:
+    urls = {"sales": sales_url, "scm": scm_url}
+    return {name: url for name, url in urls.items() if not only or name in only}
+
+
+def snapshot_options(command: Any) -> Any:
+    """The options ``snapshot save`` and ``snapshot load`` share: where the mocks run, which of them."""
+    for option in reversed(
+        [
+            click.option(
+                "--sales-url",
+                default=f"http://127.0.0.1:{DEFAULT_PORTS['sales']}",
+                show_default=True,
+                envvar="SANDBOX_SALES_URL",
+                help="The running mock Sales (origin).",
+            ),
+            click.option(
+                "--scm-url",
+                default=f"http://127.0.0.1:{DEFAULT_PORTS['scm']}",
+                show_default=True,
+                envvar="SANDBOX_SCM_URL",
+                help="The running mock SCM (origin).",
+            ),
+            click.option(
+                "--only",
+                type=click.Choice(["sales", "scm"]),
+                multiple=True,
+                help="Only this service (default: both); repeatable.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@main.group()
+def snapshot() -> None:
+    """Save the data of both mocks to a file, and load it back (their /_sandbox/snapshot export and import).
+
+    The bridge's own state (cursors, traces, map states) is not part of it: after a load, `sandbox reconcile`
+    says whether both sides agree.
+    """
+
+
+@snapshot.command("save")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@snapshot_options
+def snapshot_save(file: Path, sales_url: str, scm_url: str, only: tuple[str, ...]) -> None:
+    """Write every row of the running mocks to FILE (JSON)."""
+    from sandbox.clients import ControlClient
+
+    services: dict[str, Any] = {}
+    for name, url in _snapshot_urls(sales_url, scm_url, only).items():
+        _require_service(name, url, f"--{name}-url")
+        with ControlClient(url, timeout=600.0) as control:
+            services[name] = control.snapshot()
+    try:
+        with file.open("w", encoding="utf-8") as handle:
+            json.dump({"format": SNAPSHOT_FILE_FORMAT, "services": services}, handle)
+    except OSError as exc:
+        raise SetupError(
+            f"cannot write {file} ({exc.strerror or exc}); choose a file in a folder you can write"
+        ) from None
+    rows = {name: sum(len(t) for t in data.get("tables", {}).values()) for name, data in services.items()}
+    click.echo(f"saved {', '.join(f'{name} ({count} rows)' for name, count in rows.items())} to {file}")
+
+
+@snapshot.command("load")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@snapshot_options
+def snapshot_load(file: Path, sales_url: str, scm_url: str, only: tuple[str, ...]) -> None:
+    """Replace the running mocks' data with FILE's (each service atomically)."""
+    from sandbox.clients import ControlClient, ServiceError
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SetupError(f"no such file: {file}; write one with `sandbox snapshot save {file}`") from None
+    except OSError as exc:
+        raise SetupError(f"cannot read {file} ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise SetupError(f"{file} is not JSON ({one_line(exc)}); give a file `sandbox snapshot save` wrote") from None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != SNAPSHOT_FILE_FORMAT
+        or not isinstance(data.get("services"), dict)
+    ):
+        raise SetupError(
+            f"{file} is not a sandbox snapshot (format {SNAPSHOT_FILE_FORMAT}); give a file `sandbox snapshot save` wrote"
+        )
+    targets = _snapshot_urls(sales_url, scm_url, only)
+    missing = [name for name in targets if name not in data["services"]]
+    if only and missing:
+        raise SetupError(
+            f"{file} holds no snapshot of {', '.join(missing)}; it has {', '.join(data['services']) or 'none'}"
+        )
+    loaded = []
+    for name, url in targets.items():
+        if name not in data["services"]:
+            continue
+        _require_service(name, url, f"--{name}-url")
+        with ControlClient(url, timeout=600.0) as control:
+            try:
+                control.restore(data["services"][name])
+            except ServiceError as exc:
+                raise SetupError(f"{name} at {url} refused the snapshot: {one_line(exc)}") from None
+        loaded.append(name)
+    click.echo(f"loaded {', '.join(loaded)} from {file}")
 
 
 from leadtocash.loadtest import load as _load_command  # noqa: E402

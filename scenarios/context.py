@@ -51,6 +51,8 @@ class JourneyEntry:
     number: str
     status: str = ""
     amount: float | None = None
+    #: the sales tax included in ``amount``, where the document states it
+    tax: float | None = None
 
 
 #: Opens a context on a fresh, throwaway stack of its own whose bridge also loads the table maps in the given
@@ -208,10 +210,20 @@ class ScenarioContext:
             return exc
         raise Mismatch("expected the call to fail, but it succeeded")
 
-    def note(self, step: str, side: str, document: str, number: Any, status: Any = "", amount: Any = None) -> None:
-        """Record a document for the journey report."""
+    def note(
+        self, step: str, side: str, document: str, number: Any, status: Any = "", amount: Any = None, tax: Any = None
+    ) -> None:
+        """Record a document for the journey report (``tax``: the sales tax included in ``amount``)."""
         self.journey.append(
-            JourneyEntry(step, side, document, str(number), str(status), float(amount) if amount is not None else None)
+            JourneyEntry(
+                step,
+                side,
+                document,
+                str(number),
+                str(status),
+                float(amount) if amount is not None else None,
+                float(tax) if tax is not None else None,
+            )
         )
 
     def map_action(self, map_id: str, action: str, **body: Any) -> dict[str, Any]:

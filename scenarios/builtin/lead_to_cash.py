@@ -98,7 +98,7 @@ def run(ctx: ScenarioContext) -> None:
             scm=scm_row,
         )
         ctx.note("Customer", "Sales", "account", account_number, "Customer")
-        ctx.note("Customer", "SCM", "CustomersV3", scm_row["CustomerAccount"], scm_row.get("CustomerGroupId", ""))
+        ctx.note("Customer", "SCM", f"customer (group {scm_row.get('CustomerGroupId')})", scm_row["CustomerAccount"])
 
     with ctx.step("Products come from SCM with their prices"):
         item = ctx.found(
@@ -173,6 +173,7 @@ def run(ctx: ScenarioContext) -> None:
             scm_row["SalesQuotationNumber"],
             scm_row["SalesQuotationStatus"],
             scm_row.get("QuotationTotalAmount"),
+            scm_row.get("QuotationTotalTaxAmount"),
         )
 
     with ctx.step("Activate the quote in Sales; SCM shows it Sent"):
@@ -215,6 +216,7 @@ def run(ctx: ScenarioContext) -> None:
             scm_row["SalesOrderNumber"],
             scm_row["SalesOrderStatus"],
             scm_row.get("OrderTotalAmount"),
+            scm_row.get("OrderTotalTaxAmount"),
         )
 
     def processing_status(expected: str) -> dict[str, Any]:
@@ -273,7 +275,15 @@ def run(ctx: ScenarioContext) -> None:
         lines = ctx.sales.query("invoicedetails", filter=f"_invoiceid_value eq {sales_invoice['invoiceid']}")
         ctx.check(len(lines) == 2, f"both invoice lines reach Sales ({len(lines)} did)", sales=lines, scm=scm_invoice)
         processing_status("Invoiced")
-        ctx.note("Invoice", "SCM", "sales invoice", number, "Posted", scm_invoice["TotalInvoiceAmount"])
+        ctx.note(
+            "Invoice",
+            "SCM",
+            "sales invoice",
+            number,
+            "Posted",
+            scm_invoice["TotalInvoiceAmount"],
+            scm_invoice.get("TotalTaxAmount"),
+        )
         ctx.note(
             "Invoice",
             "Sales",

@@ -190,7 +190,9 @@ def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_
 
 
 def test_up_wire_processes_with_a_port_in_use_fails_clearly_and_leaves_nothing_serving(tmp_path: Path) -> None:
-    """SCM's port taken: exit 1 with the child's reason; Sales, started beside it, is stopped again."""
+    """SCM's port taken: exit 1 naming the service, the port and the option to change, found before any child
+    starts (the children's own failure path, for a port taken later, is tested in test_stack.py); nothing of
+    Sales is left serving."""
     import socket
 
     sales_port = free_port()
@@ -222,7 +224,8 @@ def test_up_wire_processes_with_a_port_in_use_fails_clearly_and_leaves_nothing_s
         )
 
     assert result.returncode == 1, result.stderr
-    assert f"scm: cannot listen on 127.0.0.1:{taken}" in result.stderr and "in use" in result.stderr
+    assert f"mock SCM cannot listen on 127.0.0.1:{taken}" in result.stderr and "in use" in result.stderr
+    assert "--scm-port" in result.stderr and "Traceback" not in result.stderr
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{sales_port}/_sandbox/health")
 
