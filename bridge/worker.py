@@ -44,6 +44,7 @@ from sandbox.wellknown import INTEGRATION_IDENTITY
 
 if TYPE_CHECKING:
     from bridge.lifecycle import Lifecycle
+    from bridge.readiness import Startup
     from sandbox.clients import ControlClient
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,8 @@ class AsyncWorker(AsyncDrainer):
         # page before a rewind must not then move the cursor past the rewound position.
         self._cursor_lock = threading.Lock()
         self._epoch = {source: 0 for source in SOURCES}
+        #: told which maps the recovery finishes, and how each ended (the bridge's health waits for them)
+        self.startup: Startup | None = None
 
     # ---- which maps ----------------------------------------------------------------------------------
     def async_maps(self, source: Source) -> list[TableMap]:
@@ -683,6 +686,8 @@ class AsyncWorker(AsyncDrainer):
             # The states a previous run left, read now: a map this run starts meanwhile is Initializing too,
             # and must not look interrupted to the recovery thread.
             left = {map_id: row["state"] for map_id, row in self.state.map_rows().items()}
+            if self.startup is not None:  # told before the thread starts: health never sees them as done
+                self.startup.recover({map_id for map_id, state in left.items() if state in (RESUMING, INITIALIZING)})
             self._threads.append(
                 threading.Thread(target=self.recover, args=(left,), name="bridge-recover", daemon=True)
             )
@@ -733,9 +738,10 @@ class AsyncWorker(AsyncDrainer):
             if self._stop.is_set():
                 return
             row = self.state.map_row(table_map.id)
-            if left is not None and left.get(table_map.id) != row["state"]:
-                continue
+            error: str | None = None
             try:
+                if left is not None and left.get(table_map.id) != row["state"]:
+                    continue
                 if row["state"] == RESUMING:
                     self.state.activity(table_map.id, "state", "Restarted while resuming: continuing the catch-up")
                     self.lifecycle.resume(table_map.id, "catchup")
@@ -743,7 +749,11 @@ class AsyncWorker(AsyncDrainer):
                     self.state.activity(table_map.id, "state", "Restarted during initial sync: running it again")
                     self.lifecycle.run(table_map.id, initial_sync=True, master=row["master"], mode=row["mode"])
             except Exception as exc:  # noqa: BLE001 - one map failing to recover must not stop the others
+                error = f"recovery after restart failed: {getattr(exc, 'message', None) or exc}"
                 self.state.activity(table_map.id, "error", f"Recovery after restart failed: {exc}")
+            finally:
+                if self.startup is not None:
+                    self.startup.recovered(table_map.id, error)
 
 
 __all__ = ["AsyncWorker", "RetryPolicy", "apply_in_order", "record_key", "by_transaction", "Stopping"]
