@@ -16,8 +16,9 @@ and the bridge catches up from the source outbox (``GET /_sandbox/changes``). Th
   plans the unit again, so a write whose answer was lost is found and not made twice. Only a unit that
   keeps failing past the budget, or that the target refuses for its content (any other 4xx), is kept as
   a **catch-up error** of the map, with the number of attempts made: shown beside the queue, retried with
-  the map's catch-up "Retry" (which skips rows a newer change has superseded) and counted as failed. Keeping the drainer moving rather than blocking the whole feed on one bad record is
-  the trade-off; an alert rule can pause the map when errors pile up.
+  the map's catch-up "Retry" (which skips rows a newer change has superseded) and counted as failed.
+  Keeping the drainer moving rather than blocking the whole feed on one bad record is the trade-off; an
+  alert rule can pause the map when errors pile up.
 * **Where a map starts.** When a map switches to async, its floor is the feed's latest seq at that moment
   (``bridge_cursor`` row ``async:<map>:<source>``): initial sync covers what existed, the worker the rest.
 
