@@ -20,6 +20,7 @@ from bridge.engine import Source, SyncEngine, SyncError
 from bridge.lifecycle import Lifecycle
 from bridge.mapping import BUILTIN_MAPS, MapValidationError, TableMap, load_maps
 from bridge.metrics import BridgeMetrics, metrics_blueprint
+from bridge.readiness import Readiness, Startup, StartupError, readiness
 from bridge.state import NOT_RUNNING, RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow
 from bridge.worker import LINGER, AsyncWorker
 from sandbox.clients import ControlClient, SalesClient, ScmClient
@@ -97,6 +98,9 @@ class BridgeRuntime:
             linger=config.async_linger,
         )
         self.lifecycle.attach_drainer(self.worker)
+        #: what ``/_sandbox/health`` waits for (see :mod:`bridge.readiness`); the worker's recovery reports to it
+        self.startup = Startup()
+        self.worker.startup = self.startup
         self.metrics = BridgeMetrics(self)
         self.started_at = dt.datetime.now(dt.UTC)
         for table_map in self.maps:
@@ -133,19 +137,58 @@ class BridgeRuntime:
     def run_all(
         self, *, initial_sync: bool = True, master: str = "scm", only_new: bool = False
     ) -> list[dict[str, Any]]:
-        """Start every map in dependency order (what ``sandbox up`` does).
+        """Start every map in dependency order (``POST /api/maps/run-all``).
 
         ``only_new`` starts only maps that never finished an initial sync and are not running, so a
         restart keeps what the user paused or stopped (and the worker's recovery finishes the rest).
         """
         out = []
         for table_map in self.maps:
-            row = self.state.map_row(table_map.id)
-            if only_new and (row["initial_sync_done"] or row["state"] != NOT_RUNNING):
+            if only_new and not self._never_ran(table_map.id):
                 out.append(self.lifecycle.status(table_map.id))
                 continue
             out.append(self.lifecycle.run(table_map.id, initial_sync=initial_sync, master=master))
         return out
+
+    def _never_ran(self, map_id: str) -> bool:
+        row = self.state.map_row(map_id)
+        return not row["initial_sync_done"] and row["state"] == NOT_RUNNING
+
+    def start_maps(self, *, only_new: bool = False, master: str = "scm") -> list[dict[str, Any]]:
+        """The bridge's startup (what ``sandbox up`` runs once the bridge serves): every map, or with
+        ``only_new`` the maps that never ran, in dependency order, initial sync first.
+
+        Health answers 503 until it is done (see :mod:`bridge.readiness`). A map that cannot start ends the
+        startup: the maps after it stay as they are, health reports the failure (503, ``"failed"``) and
+        :class:`~bridge.readiness.StartupError` names the map and why.
+        """
+        chosen = [m.id for m in self.maps if not only_new or self._never_ran(m.id)]
+        self.startup.begin(chosen)
+        out = []
+        for table_map in self.maps:
+            if table_map.id not in chosen:
+                out.append(self.lifecycle.status(table_map.id))
+                continue
+            try:
+                out.append(self.lifecycle.run(table_map.id, initial_sync=True, master=master))
+            except Exception as exc:  # noqa: BLE001 - any failure ends the startup, said per map
+                message = f"initial sync failed: {getattr(exc, 'message', None) or exc}"
+                self.startup.finish({table_map.id: message})
+                raise StartupError({table_map.id: message}) from exc
+        self.startup.finish()
+        return out
+
+    def readiness(self) -> Readiness:
+        """What ``/_sandbox/health`` answers: ready once the maps it started run (see :mod:`bridge.readiness`)."""
+        rows = self.state.map_rows()
+        statuses: dict[str, dict[str, Any]] = {}
+        for table_map in self.maps:
+            status: dict[str, Any] = {"state": rows.get(table_map.id, {}).get("state", NOT_RUNNING)}
+            progress = self.lifecycle.initial.progress.get(table_map.id)
+            if progress is not None:
+                status["initial_sync_progress"] = dict(progress)
+            statuses[table_map.id] = status
+        return readiness(self.startup, [m.id for m in self.maps], statuses)
 
     def close(self) -> None:
         self.worker.stop()
@@ -225,7 +268,12 @@ def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
 
     @api.get("/_sandbox/health")
     def health() -> Response:
-        return _json({"status": "ok", "service": "bridge"})
+        # 503 until the maps it was asked to start run (initial syncs done), naming what it waits for
+        ready = runtime.readiness()
+        response = _json(ready.body, ready.status_code)
+        if not ready.ready and ready.body["status"] == "starting":
+            response.headers["Retry-After"] = "1"
+        return response
 
     @api.get("/api/maps")
     def maps() -> Response:
@@ -345,4 +393,12 @@ def _limit() -> int:
         raise BadRequest("'limit' must be a number.", "") from None
 
 
-__all__ = ["create_app", "BridgeConfig", "BridgeRuntime", "runtime_of", "MapValidationError", "NotFound"]
+__all__ = [
+    "create_app",
+    "BridgeConfig",
+    "BridgeRuntime",
+    "runtime_of",
+    "MapValidationError",
+    "NotFound",
+    "StartupError",
+]

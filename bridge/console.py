@@ -180,6 +180,8 @@ _MAP = """{% extends "base.html" %}{% from "macros.html" import badge, actions, 
 <dt>Queued</dt><dd>{{ m.queued if m.queued is not none else '-' }}</dd><dt>Lag</dt><dd>{{ lag(m.lag_seconds) }}</dd>
 <dt>Last synced</dt><dd>{{ m.last_synced_at or '-' }}</dd>
 <dt>Last error</dt><dd class="err">{{ m.last_error or '' }}</dd>
+{% if m.retrying %}<dt>Retrying</dt><dd class="err">attempt {{ m.retrying.attempt }} of {{ m.retrying.of }} failed,
+ next at <code>{{ m.retrying.next_at }}</code>: {{ m.retrying.error }}</dd>{% endif %}
 </dl>
 
 <h2 id="mappings">Table mappings</h2>
@@ -206,11 +208,11 @@ _MAP = """{% extends "base.html" %}{% from "macros.html" import badge, actions, 
 {% if catchup %}
 <form method="post" action="{{ root }}console/maps/{{ m.id }}/retry">
 <input type="hidden" name="next" value="{{ here }}#catchup">
-<table><tr><th></th><th class="num">Id</th><th>Source</th><th>Record key</th><th>Operation</th><th>Status</th><th>Message</th><th>When (UTC)</th></tr>
+<table><tr><th></th><th class="num">Id</th><th>Source</th><th>Record key</th><th>Operation</th><th>Status</th><th class="num">Attempts</th><th>Message</th><th>When (UTC)</th></tr>
 {% for e in catchup %}<tr><td>{% if e.status == 'Error' %}<input type="checkbox" name="ids" value="{{ e.id }}">{% endif %}</td>
 <td class="num">{{ e.id }}</td><td>{{ e.source }}</td><td><code>{{ e.change.key|tojson }}</code></td><td>{{ e.change.operation }}</td>
 <td>{% if e.status == 'Error' %}<span class="badge s-error">Error</span>{% else %}<span class="badge s-running">{{ e.status }}</span>{% endif %}</td>
-<td class="truncate">{{ e.message }}</td><td><code>{{ e.created_at }}</code></td></tr>{% endfor %}
+<td class="num">{{ e.attempts }}</td><td class="truncate">{{ e.message }}</td><td><code>{{ e.created_at }}</code></td></tr>{% endfor %}
 </table>
 <p class="inline"><button type="submit">Retry selected</button>
 <button type="submit" name="all" value="1">Retry all</button>

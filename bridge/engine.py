@@ -37,17 +37,46 @@ log = logging.getLogger(__name__)
 Source = Literal["sales", "scm"]
 
 
+#: 4xx answers that say "not now" rather than "not this row": a timeout, a conflict with a concurrent write,
+#: throttling. With every 5xx and every failure to get an answer at all they are worth trying again; any
+#: other 4xx refuses the row for its content, and trying again would only be refused again.
+RETRYABLE_4XX = frozenset({408, 409, 429})
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an answer with this HTTP status is worth trying again (see :data:`RETRYABLE_4XX`)."""
+    return status >= 500 or status in RETRYABLE_4XX
+
+
 class SyncError(Exception):
-    """A sync unit failed; ``message`` says what failed on which side (shown to the writing user)."""
+    """A sync unit failed; ``message`` says what failed on which side (shown to the writing user).
+
+    ``transient``: the other side was unavailable (429, 408, 502-504, or no answer): a live writer gets a
+    503. ``target_status`` is the HTTP status the other side answered, when it answered; with ``transient``
+    it decides whether the async drainer tries again (:attr:`retryable`). ``attempts`` counts the tries made
+    before the error was kept.
+    """
 
     def __init__(
-        self, message: str, status: int = 400, transient: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        status: int = 400,
+        transient: bool = False,
+        retry_after: float | None = None,
+        target_status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+        self.target_status = target_status
+        self.attempts = 1
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again: the other side was unreachable or answered 5xx, 408, 409 or 429."""
+        return self.transient or (self.target_status is not None and retryable_status(self.target_status))
 
 
 @dataclass
@@ -211,8 +240,10 @@ class SyncEngine:
         if company_id not in self._company_codes:
             try:
                 row = self.sales.retrieve("cdm_companies", company_id, select=["cdm_companycode"])
-            except ServiceError:
-                return None
+            except ServiceError as exc:
+                if exc.status == 404:
+                    return None
+                raise  # a failed read is not an absent company: the unit fails (and is retried when transient)
             self._remember_company(row["cdm_companycode"], company_id)
         return self._company_codes.get(company_id)
 
@@ -271,7 +302,11 @@ class SyncEngine:
                     try:
                         fetched = self.sales.retrieve(target.entity_set, next(iter(values.values())))
                         cache[token] = {**fetched, "@sandbox.table": target.name}
-                    except ServiceError:
+                    except ServiceError as exc:
+                        if exc.status != 404:
+                            # Only "not found" means no related row; taking a failed read for one would
+                            # drop the lookup (or the whole record) for good instead of trying again.
+                            raise
                         cache[token] = None
                 return cache[token]
             return None
@@ -395,6 +430,7 @@ class SyncEngine:
                 exc.status,
                 transient=exc.transient,
                 retry_after=exc.retry_after,
+                target_status=exc.status,
             ) from None
         # Deletes (children first) and creates (parents first) keep their order; updates go last, children
         # before parents: a target that recomputes a parent from its children (Sales order totals from its
@@ -421,6 +457,7 @@ class SyncEngine:
                 exc.status,
                 transient=exc.transient,
                 retry_after=exc.retry_after,
+                target_status=exc.status,
             ) from None
         except Exception as exc:  # noqa: BLE001 - the other side being down is a sync error, not a crash
             raise SyncError(f"{self._label(side)} could not be reached: {exc}", 503, transient=True) from None
@@ -443,6 +480,7 @@ class SyncEngine:
                 failure.status if failure.status < 500 else 400,
                 transient=bool(error and error.transient),
                 retry_after=error.retry_after if error else None,
+                target_status=failure.status,
             )
 
     def bulk_upsertable(self, writes: list[Write]) -> bool:
@@ -480,6 +518,7 @@ class SyncEngine:
                 exc.status if exc.status < 500 else 400,
                 transient=exc.transient,
                 retry_after=exc.retry_after,
+                target_status=exc.status,
             ) from None
         except httpx.TransportError as exc:
             raise SyncError(f"{self._label('sales')} could not be reached: {exc}", 503, transient=True) from None

@@ -379,7 +379,7 @@ class Lifecycle:
             )
             if result.failures:
                 error = result.failures[0].error
-                self.state.set_catchup_status(row["id"], "Error", error.message if error else None)
+                self.state.set_catchup_status(row["id"], "Error", error.message if error else None, tried=True)
                 failed += 1
             elif not result.outcomes and result.skipped:
                 # A newer change of the same record was applied since: replaying this one would undo it.
@@ -388,7 +388,7 @@ class Lifecycle:
                 )
                 done += 1
             else:
-                self.state.set_catchup_status(row["id"], "Completed")
+                self.state.set_catchup_status(row["id"], "Completed", tried=True)
                 done += 1
         return {"retried": len(rows), "completed": done, "failed": failed}
 

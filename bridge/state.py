@@ -101,7 +101,26 @@ class CatchupErrorRow(_Base, table=True):
     change: str  # JSON of the outbox change
     message: str = ""
     status: str = "Error"  # Error | Completed
+    #: how many times the change was tried before it was kept (async: the retries of a transient failure)
+    attempts: int = 1
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+#: columns added to the bridge's tables since their first release: (table, column, SQL type and default). A
+#: bridge database written by an older version gains them on start (``create_all`` adds tables, not columns).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("bridge_catchup_error", "attempts", "INTEGER NOT NULL DEFAULT 1"),)
+
+
+def upgrade_schema(db: Database) -> None:
+    """Add the :data:`ADDED_COLUMNS` an older bridge database lacks (idempotent)."""
+    with db.transaction() as connection:
+        inspector = sa.inspect(connection)
+        for table, column, definition in ADDED_COLUMNS:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                preparer = connection.dialect.identifier_preparer
+                connection.execute(
+                    sa.text(f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(column)} {definition}")
+                )
 
 
 class InitialSyncErrorRow(_Base, table=True):
@@ -164,6 +183,7 @@ class BridgeState:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        upgrade_schema(db)
         # (state, mode) of every map, read on every live-sync call: kept between changes of a map's state.
         self._run_states: dict[str, tuple[str, str]] | None = None
         self._run_states_generation = 0
@@ -470,7 +490,9 @@ class BridgeState:
             return [row_dict(r) for r in connection.execute(query)]
 
     # ---- catch-up and initial sync errors --------------------------------------------------------------
-    def add_catchup_error(self, map_id: str, change: dict[str, Any], source: str, message: str) -> None:
+    def add_catchup_error(
+        self, map_id: str, change: dict[str, Any], source: str, message: str, *, attempts: int = 1
+    ) -> None:
         table = self.table(CatchupErrorRow)
         with self.db.transaction() as connection:
             connection.execute(
@@ -482,13 +504,19 @@ class BridgeState:
                     change=dumps(change),
                     message=message[:4000],
                     status="Error",
+                    attempts=attempts,
                     created_at=utcnow(),
                 )
             )
 
-    def set_catchup_status(self, error_id: int, status: str, message: str | None = None) -> None:
+    def set_catchup_status(
+        self, error_id: int, status: str, message: str | None = None, *, tried: bool = False
+    ) -> None:
+        """Set a catch-up error's status (and message); ``tried``: it was just tried once more."""
         table = self.table(CatchupErrorRow)
         values: dict[str, Any] = {"status": status}
+        if tried:
+            values["attempts"] = table.c.attempts + 1
         if message is not None:
             values["message"] = message[:4000]
         with self.db.transaction() as connection:

@@ -10,12 +10,15 @@ and the bridge catches up from the source outbox (``GET /_sandbox/changes``). Th
 * **Per-record order.** A change whose seq is not newer than the guard is never applied, so a duplicated or
   reordered delivery cannot put an older image over a newer one. One source transaction is applied as one
   target change set, parents before children (the engine orders the writes).
-* **Retries.** Transient failures (429, 5xx, the other side unreachable) are retried with exponential
-  backoff that waits at least the ``Retry-After`` the target asked for, a bounded number of times. What
-  still fails (and every non-transient failure) is kept as a **catch-up error** of the map: shown beside
-  the queue, retried with the map's catch-up "Retry" (which skips rows a newer change has superseded) and
-  counted as failed. Keeping the drainer moving rather than blocking the whole feed on one bad record is
-  the trade-off; an alert rule can pause the map when errors pile up.
+* **Retries.** Transient failures (every 5xx, 408, 409, 429, a timeout, a dropped or refused connection:
+  :attr:`SyncError.retryable`) are retried with exponential backoff that waits at least the
+  ``Retry-After`` the target asked for, a bounded number of times (:class:`RetryPolicy`); each attempt
+  plans the unit again, so a write whose answer was lost is found and not made twice. Only a unit that
+  keeps failing past the budget, or that the target refuses for its content (any other 4xx), is kept as
+  a **catch-up error** of the map, with the number of attempts made: shown beside the queue, retried with
+  the map's catch-up "Retry" (which skips rows a newer change has superseded) and counted as failed.
+  Keeping the drainer moving rather than blocking the whole feed on one bad record is the trade-off; an
+  alert rule can pause the map when errors pile up.
 * **Where a map starts.** When a map switches to async, its floor is the feed's latest seq at that moment
   (``bridge_cursor`` row ``async:<map>:<source>``): initial sync covers what existed, the worker the rest.
 
@@ -25,6 +28,7 @@ Deletes, filters and value maps behave as in live sync: the same :meth:`SyncEngi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -44,6 +48,7 @@ from sandbox.wellknown import INTEGRATION_IDENTITY
 
 if TYPE_CHECKING:
     from bridge.lifecycle import Lifecycle
+    from bridge.readiness import Startup
     from sandbox.clients import ControlClient
 
 log = logging.getLogger(__name__)
@@ -64,11 +69,14 @@ class Stopping(BaseException):
 
 @dataclass
 class RetryPolicy:
-    """How the worker retries a transient failure: ``attempts`` tries in all, exponential backoff with jitter
-    from ``initial`` up to ``maximum`` seconds, never shorter than the target's ``Retry-After`` (capped at
-    ``max_retry_after`` so a silly header cannot park the drainer for hours)."""
+    """How the worker retries a transient failure (:attr:`bridge.engine.SyncError.retryable`: every 5xx, 408,
+    409, 429, a timeout, a dropped or refused connection): ``attempts`` tries in all, exponential backoff
+    with jitter from ``initial`` up to ``maximum`` seconds, never shorter than the target's ``Retry-After``
+    (capped at ``max_retry_after`` so a silly header cannot park the drainer for hours). The defaults give a
+    unit about 80 seconds of trying before it is kept as a catch-up error: a target that fails one request
+    in six loses one unit in some 60 million, and a restart of the other side is waited out."""
 
-    attempts: int = 6
+    attempts: int = 10
     initial: float = 0.2
     maximum: float = 30.0
     max_retry_after: float = 120.0
@@ -120,6 +128,7 @@ def as_sync_error(exc: Exception) -> SyncError:
             exc.status,
             transient=exc.transient,
             retry_after=exc.retry_after,
+            target_status=exc.status,
         )
     if isinstance(exc, httpx.TransportError):
         return SyncError(f"The other side could not be reached: {exc}", 503, transient=True)
@@ -284,6 +293,11 @@ class AsyncWorker(AsyncDrainer):
         # page before a rewind must not then move the cursor past the rewound position.
         self._cursor_lock = threading.Lock()
         self._epoch = {source: 0 for source in SOURCES}
+        #: told which maps the recovery finishes, and how each ended (the bridge's health waits for them)
+        self.startup: Startup | None = None
+        #: per map, the unit the drainer is backing off on: attempt so far, of how many, when next, last error
+        self.retrying: dict[str, dict[str, Any]] = {}
+        self._retrying_lock = threading.Lock()
 
     # ---- which maps ----------------------------------------------------------------------------------
     def async_maps(self, source: Source) -> list[TableMap]:
@@ -380,7 +394,7 @@ class AsyncWorker(AsyncDrainer):
                         source,
                         outcome,
                         via="async",
-                        call=lambda attempt: self._with_retry(attempt, source),
+                        call=functools.partial(self._with_retry, source=source, map_ids=outcome.map_ids),
                     )
                     self._report(source, outcome)
                     continue
@@ -422,11 +436,12 @@ class AsyncWorker(AsyncDrainer):
             self.engine.upsert_many(writes)
             return len(writes)
 
+        map_ids = {map_id for outcome, _ in pending for map_id in outcome.map_ids}
         try:
-            self._with_retry(attempt, source)
+            self._with_retry(attempt, source, map_ids)
         except SyncError as error:
             for outcome, write in pending:
-                if error.transient or len(pending) == 1:
+                if error.retryable or len(pending) == 1:
                     self.engine.record_failure([write], error, "async")
                     outcome.error, outcome.counted = error, True
                 else:
@@ -436,7 +451,7 @@ class AsyncWorker(AsyncDrainer):
                         source,
                         outcome,
                         via="async",
-                        call=lambda again: self._with_retry(again, source),
+                        call=functools.partial(self._with_retry, source=source, map_ids=outcome.map_ids),
                     )
                 self._report(source, outcome)
             return
@@ -469,30 +484,48 @@ class AsyncWorker(AsyncDrainer):
         """A unit that failed for good: keep its changes as catch-up errors of each map it was bound for."""
         error = outcome.error
         assert error is not None
+        tried = f"gave up after {error.attempts} attempts: " if error.retryable else ""
         for map_id in sorted(outcome.map_ids):
             mine = [c for c in outcome.changes if any(m.id == map_id for m in self.engine.maps_for(source, c["table"]))]
             for change in mine:
-                self.state.add_catchup_error(map_id, change, source, f"Async: {error.message}")
+                self.state.add_catchup_error(
+                    map_id, change, source, f"Async: {tried}{error.message}", attempts=error.attempts
+                )
             if not outcome.counted:
                 self.state.count(map_id, failed=1, error=error.message)
             self.state.activity(
-                map_id,
-                "error",
-                f"async: {len(mine)} change(s) kept as catch-up errors "
-                f"({'gave up retrying: ' if error.transient else ''}{error.message})",
+                map_id, "error", f"async: {len(mine)} change(s) kept as catch-up errors ({tried}{error.message})"
             )
         self._emit("kept", {"source": source, "maps": sorted(outcome.map_ids), "changes": len(outcome.changes)})
 
-    def _with_retry(self, attempt: Callable[[], int], source: Source) -> int:
+    def _with_retry(self, attempt: Callable[[], int], source: Source, map_ids: Iterable[str] = ()) -> int:
+        """Run ``attempt`` until it succeeds, fails for good (not :attr:`SyncError.retryable`) or runs out of
+        attempts; the error raised then carries how many attempts were made. While it backs off, the maps
+        ``map_ids`` show the retry in their status (``retrying``)."""
+        tries = 0
+
+        def counted() -> int:
+            nonlocal tries
+            tries += 1
+            return attempt()
+
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, self.retry.attempts)),
             wait=self._wait,
-            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, SyncError) and exc.transient),
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, SyncError) and exc.retryable),
             sleep=self._sleep,
-            before_sleep=lambda retry_state: self._before_sleep(retry_state, source),
+            before_sleep=lambda retry_state: self._before_sleep(retry_state, source, map_ids),
             reraise=True,
         )
-        return retrying(attempt)
+        try:
+            return retrying(counted)
+        except SyncError as error:
+            error.attempts = tries
+            raise
+        finally:
+            with self._retrying_lock:
+                for map_id in map_ids:
+                    self.retrying.pop(map_id, None)
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         """Exponential backoff, but never sooner than the target's Retry-After."""
@@ -510,17 +543,23 @@ class AsyncWorker(AsyncDrainer):
         if self._stop.wait(seconds):
             raise Stopping()
 
-    def _before_sleep(self, retry_state: tenacity.RetryCallState, source: Source) -> None:
+    def _before_sleep(self, retry_state: tenacity.RetryCallState, source: Source, map_ids: Iterable[str]) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        message = getattr(error, "message", str(error))
+        now = dt.datetime.now(dt.UTC)
+        with self._retrying_lock:
+            for map_id in map_ids:
+                self.retrying[map_id] = {
+                    "source": source,
+                    "attempt": retry_state.attempt_number,
+                    "of": self.retry.attempts,
+                    "next_at": (now + dt.timedelta(seconds=wait)).isoformat().replace("+00:00", "Z"),
+                    "error": message,
+                }
         self._emit(
             "retry",
-            {
-                "source": source,
-                "attempt": retry_state.attempt_number,
-                "wait": wait,
-                "error": getattr(error, "message", str(error)),
-            },
+            {"source": source, "attempt": retry_state.attempt_number, "wait": wait, "error": message},
         )
 
     def _emit(self, event: str, detail: dict[str, Any]) -> None:
@@ -641,7 +680,8 @@ class AsyncWorker(AsyncDrainer):
         return queued, (oldest if oldest is not None else 0.0)
 
     def status_fields(self, table_map: TableMap, row: dict[str, Any]) -> dict[str, Any]:
-        """Fields the map status gains: ``queued`` and ``lag_seconds`` (age of the oldest unapplied change)."""
+        """Fields the map status gains: ``queued``, ``lag_seconds`` (age of the oldest unapplied change) and,
+        while the drainer backs off on a unit of the map, ``retrying`` (attempt, of, next_at, error)."""
         state, mode = row["state"], row["mode"]
         if state == RUNNING and mode == "live":
             return {"lag_seconds": 0.0}
@@ -654,6 +694,10 @@ class AsyncWorker(AsyncDrainer):
         fields: dict[str, Any] = {"lag_seconds": round(lag, 3) if lag is not None else None}
         if state == RUNNING:  # paused maps already count their queue the lifecycle's way
             fields["queued"] = queued
+        with self._retrying_lock:
+            retrying = self.retrying.get(table_map.id)
+        if retrying is not None:
+            fields["retrying"] = dict(retrying)
         return fields
 
     def info(self) -> dict[str, Any]:
@@ -663,7 +707,12 @@ class AsyncWorker(AsyncDrainer):
             "last_error": dict(self.last_error),
             "poll_wait": self.poll_wait,
             "retry": {"attempts": self.retry.attempts, "initial": self.retry.initial, "maximum": self.retry.maximum},
+            "retrying": self._retrying_now(),
         }
+
+    def _retrying_now(self) -> dict[str, dict[str, Any]]:
+        with self._retrying_lock:
+            return {map_id: dict(detail) for map_id, detail in self.retrying.items()}
 
     # ---- threads -------------------------------------------------------------------------------------
     @property
@@ -683,6 +732,8 @@ class AsyncWorker(AsyncDrainer):
             # The states a previous run left, read now: a map this run starts meanwhile is Initializing too,
             # and must not look interrupted to the recovery thread.
             left = {map_id: row["state"] for map_id, row in self.state.map_rows().items()}
+            if self.startup is not None:  # told before the thread starts: health never sees them as done
+                self.startup.recover({map_id for map_id, state in left.items() if state in (RESUMING, INITIALIZING)})
             self._threads.append(
                 threading.Thread(target=self.recover, args=(left,), name="bridge-recover", daemon=True)
             )
@@ -733,9 +784,10 @@ class AsyncWorker(AsyncDrainer):
             if self._stop.is_set():
                 return
             row = self.state.map_row(table_map.id)
-            if left is not None and left.get(table_map.id) != row["state"]:
-                continue
+            error: str | None = None
             try:
+                if left is not None and left.get(table_map.id) != row["state"]:
+                    continue
                 if row["state"] == RESUMING:
                     self.state.activity(table_map.id, "state", "Restarted while resuming: continuing the catch-up")
                     self.lifecycle.resume(table_map.id, "catchup")
@@ -743,7 +795,11 @@ class AsyncWorker(AsyncDrainer):
                     self.state.activity(table_map.id, "state", "Restarted during initial sync: running it again")
                     self.lifecycle.run(table_map.id, initial_sync=True, master=row["master"], mode=row["mode"])
             except Exception as exc:  # noqa: BLE001 - one map failing to recover must not stop the others
+                error = f"recovery after restart failed: {getattr(exc, 'message', None) or exc}"
                 self.state.activity(table_map.id, "error", f"Recovery after restart failed: {exc}")
+            finally:
+                if self.startup is not None:
+                    self.startup.recovered(table_map.id, error)
 
 
 __all__ = ["AsyncWorker", "RetryPolicy", "apply_in_order", "record_key", "by_transaction", "Stopping"]

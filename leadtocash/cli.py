@@ -23,7 +23,9 @@ from leadtocash.stack import (
     ServiceStartError,
     Serving,
     StackConfig,
+    StackNotReady,
     Wire,
+    ready_line,
     service_line,
     start_stack,
     wait_for_interrupt,
@@ -140,6 +142,10 @@ def up(
     except Exception as exc:  # a port taken since the check, a database server that refuses, ...
         raise _start_failure(exc) from None
     try:
+        try:
+            stack.wait_ready()  # every health 200 (the bridge's maps run, recoveries done); else say why, exit 1
+        except StackNotReady as exc:
+            raise click.ClickException(str(exc)) from exc
         if tls_files is not None:
             click.echo(
                 f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
@@ -148,6 +154,7 @@ def up(
         if stack.children is not None:
             click.echo("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids.items()))
         click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
+        click.echo(ready_line(stack))
         sys.stdout.flush()
         wait_for_interrupt()
     finally:

@@ -69,6 +69,7 @@ __all__ = [
     "Serving",
     "Stack",
     "StackConfig",
+    "StackNotReady",
     "Wire",
     "bridge_config",
     "build_apps",
@@ -77,6 +78,7 @@ __all__ = [
     "factory",
     "live_sync_link",
     "quiet_waitress",
+    "ready_line",
     "service_line",
     "start_stack",
     "wait_for_interrupt",
@@ -292,6 +294,40 @@ def service_line(name: str, url: str) -> str:
     return f"{name:<6} {url}{SERVICE_ROOTS[name]}"
 
 
+class StackNotReady(RuntimeError):
+    """A service of the stack did not become ready: it failed (a map could not start) or timed out."""
+
+    def __init__(self, answers: dict[str, tuple[int, dict[str, Any]]]) -> None:
+        self.answers = answers
+        reasons = []
+        for name, (status, body) in answers.items():
+            if status == 200:
+                continue
+            errors = body.get("errors") or []
+            waiting = body.get("waiting_for") or []
+            detail = "; ".join(f"map '{e.get('map')}' ({e.get('state')}): {e.get('error')}" for e in errors) or (
+                "waiting for " + ", ".join(f"{w.get('map')} ({w.get('state')})" for w in waiting)
+                if waiting
+                else body.get("error") or body.get("status") or f"status {status}"
+            )
+            reasons.append(f"{name} {body.get('status', status)}: {detail}")
+        super().__init__("not ready: " + " | ".join(reasons))
+
+
+def ready_line(stack: Stack) -> str:
+    """The one line ``sandbox up`` prints once every service's health answers 200: ``ready`` and the maps'
+    states (``ready  7 maps Running``; maps the user paused or stopped are counted as such)."""
+    states: dict[str, int] = {}
+    if "bridge" in stack.apps:
+        runtime = stack.bridge_runtime
+        rows = runtime.state.map_rows()
+        for table_map in runtime.maps:
+            state = rows[table_map.id]["state"] if table_map.id in rows else "Not running"
+            states[state] = states.get(state, 0) + 1
+    counts = ", ".join(f"{count} {'map' if count == 1 else 'maps'} {state}" for state, count in sorted(states.items()))
+    return "ready" + (f"  {counts}" if counts else "")
+
+
 @dataclass
 class Stack:
     """The running services of one sandbox: the apps in this process, how to reach every service, and what
@@ -368,9 +404,41 @@ class Stack:
         self.transports.pop(name, None)
 
     def start_maps(self, which: MapStart) -> None:
-        """Run the bridge's maps in dependency order, SCM the master of their initial syncs."""
+        """Run the bridge's maps in dependency order, SCM the master of their initial syncs (the bridge's
+        startup: its health answers 503 until they run; a map that cannot start raises
+        :class:`bridge.readiness.StartupError`)."""
         if which != "none" and "bridge" in self.apps:
-            self.bridge_runtime.run_all(initial_sync=True, master="scm", only_new=which == "new")
+            self.bridge_runtime.start_maps(only_new=which == "new", master="scm")
+
+    def health(self) -> dict[str, tuple[int, dict[str, Any]]]:
+        """Each service's ``/_sandbox/health`` answer (status, body): through the app for the services in this
+        process, over HTTP for child processes; a child that does not answer is a 503 saying so."""
+        answers: dict[str, tuple[int, dict[str, Any]]] = {}
+        for name in SERVICE_NAMES:
+            if name in self.apps:
+                response = self.apps[name].test_client().get("/_sandbox/health")
+                answers[name] = (response.status_code, response.get_json(silent=True) or {})
+            elif name in self.urls:
+                try:
+                    answer = httpx.get(self.urls[name] + "/_sandbox/health", timeout=10.0)
+                    answers[name] = (answer.status_code, answer.json())
+                except (httpx.HTTPError, ValueError) as exc:
+                    answers[name] = (503, {"status": "unreachable", "service": name, "error": str(exc)})
+        return answers
+
+    def wait_ready(self, timeout: float = 600.0, interval: float = 0.1) -> dict[str, tuple[int, dict[str, Any]]]:
+        """Wait until every service's health answers 200 and return the answers. Raises
+        :class:`StackNotReady` at once when a service reports that it failed (a map whose start or recovery
+        failed), and after ``timeout`` seconds otherwise, with what each service still waits for."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answers = self.health()
+            if all(status == 200 for status, _ in answers.values()):
+                return answers
+            failed = {name: body for name, (status, body) in answers.items() if body.get("status") == "failed"}
+            if failed or time.monotonic() > deadline:
+                raise StackNotReady(answers)
+            time.sleep(interval)
 
     def close(self) -> None:
         """Stop everything, in the order that loses nothing and leaves no connection open; safe to call twice.
@@ -494,6 +562,8 @@ def start_stack(
                 stack.senders.append(sender)
             stack.apps["bridge"] = bridge_app
             stack.urls["bridge"] = bridge_url
+            if start_maps != "none":  # health answers 503 from the first request until the maps run
+                bridge_app.extensions["bridge"].startup.expect()
             if starting_bridge is None:
                 stack.transports["bridge"] = httpx.WSGITransport(app=bridge_app)
             else:

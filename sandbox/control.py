@@ -3,7 +3,8 @@
 =======  =========================  ================================================================
 Method   Path                       Behaviour
 =======  =========================  ================================================================
-GET      /_sandbox/health           200 ``{"status": "ok", "service": name}``
+GET      /_sandbox/health           200 ``{"status": "ok", "service": name}`` once ready; until then 503
+                                    ``{"status": "starting", "service", "waiting_for": [...]}``
 GET      /_sandbox/info             name, version, start time, masked DB URL, row counts, outbox, faults
 POST     /_sandbox/reset            204; every table emptied and re-created (``runtime.reset()``)
 POST     /_sandbox/seed             ``{"seed": 1, ...options}`` -> 200 ``{"seed", "counts"}``
@@ -19,6 +20,10 @@ GET      /_sandbox/faults/<id>      200 fault, 404 unknown
 DELETE   /_sandbox/faults/<id>      204, 404 unknown
 =======  =========================  ================================================================
 
+Health is readiness, not liveness: it answers 503 (with ``Retry-After: 1``) while the service cannot serve its
+promise, naming what it waits for: a reset, seed or snapshot import in progress, and whatever the runtime's
+optional ``waiting_for()`` hook returns. A mock is seeded before it serves, so it is ready from its first request.
+
 Every error, including unknown control paths and wrong methods, answers in the service's own error body
 via ``runtime.render_error``. Control routes open their own short transactions; the service must not wrap
 ``/_sandbox`` requests in a request-wide transaction (a long-poll would hold SQLite's writer lock).
@@ -27,12 +32,15 @@ via ``runtime.render_error``. Control routes open their own short transactions; 
 from __future__ import annotations
 
 import base64
+import collections
+import contextlib
 import datetime as dt
 import enum
 import json
 import re
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from importlib import metadata as importlib_metadata
 from typing import Any, Protocol
@@ -77,6 +85,9 @@ class ServiceRuntime(Protocol):
 
     def info(self) -> dict[str, Any]:
         """Service-specific extras merged into ``GET /_sandbox/info``."""
+
+    # Optional: ``waiting_for() -> list[str]``, what the service still waits for before it is ready (empty:
+    # ready); health answers 503 naming them. A runtime without it is ready once it serves.
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
@@ -325,6 +336,29 @@ def table_counts(db: Database) -> dict[str, int]:
 
 
 # ---- the blueprint ------------------------------------------------------------------------------------
+class _Busy:
+    """The data operations in progress (reset, seed, snapshot import): while one runs, the service's data is
+    half there, so health names it and answers 503. Counted per name: requests may overlap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        with self._lock:
+            self._running[name] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[name] -= 1
+
+    def reasons(self) -> list[str]:
+        with self._lock:
+            return [name for name, count in self._running.items() if count > 0]
+
+
 def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
     """The ``/_sandbox`` control plane of one service, change feed included."""
     bp = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
@@ -333,8 +367,18 @@ def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
     def route(rule: str, methods: list[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return bp.route(rule, methods=methods)
 
+    busy = _Busy()
+
     @route("/health", ["GET"])
     def health() -> Response:
+        waiting = busy.reasons()
+        hook = getattr(runtime, "waiting_for", None)
+        if callable(hook):
+            waiting.extend(str(reason) for reason in hook())
+        if waiting:
+            response = json_response({"status": "starting", "service": runtime.name, "waiting_for": waiting}, 503)
+            response.headers["Retry-After"] = "1"
+            return response
         return json_response({"status": "ok", "service": runtime.name})
 
     @route("/info", ["GET"])
@@ -355,7 +399,8 @@ def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
 
     @route("/reset", ["POST"])
     def reset() -> Response:
-        runtime.reset()
+        with busy("reset"):
+            runtime.reset()
         runtime.outbox.latest_seq(runtime.db)  # the feed may have rewound
         runtime.outbox.notify()
         return _empty()
@@ -371,7 +416,8 @@ def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
         seed_value = options.pop("seed", 1)
         if isinstance(seed_value, bool) or not isinstance(seed_value, int):
             raise BadRequest(f"'seed' must be an integer, got {seed_value!r}.")
-        counts = runtime.seed(seed_value, options)
+        with busy("seed"):
+            counts = runtime.seed(seed_value, options)
         return json_response({"seed": seed_value, "counts": counts})
 
     @route("/snapshot", ["GET"])
@@ -380,10 +426,12 @@ def control_blueprint(runtime: ServiceRuntime) -> Blueprint:
 
     @route("/snapshot", ["POST"])
     def snapshot_import() -> Response:
-        import_snapshot(runtime.db, runtime.name, json_body())
-        after_import = getattr(runtime, "after_import", None)
-        if callable(after_import):
-            after_import()  # e.g. reload the store's row-version floor
+        body = json_body()
+        with busy("snapshot import"):
+            import_snapshot(runtime.db, runtime.name, body)
+            after_import = getattr(runtime, "after_import", None)
+            if callable(after_import):
+                after_import()  # e.g. reload the store's row-version floor
         runtime.outbox.latest_seq(runtime.db)
         runtime.outbox.notify()
         return _empty()

@@ -6,6 +6,8 @@ import random
 import time
 from typing import Any
 
+import pytest
+
 from bridge.state import ActivityRow, CatchupErrorRow
 from bridge.worker import RetryPolicy
 from sandbox.testing import poll_until
@@ -131,12 +133,14 @@ def test_transient_failures_past_the_retry_budget_become_catchup_errors_that_ret
     sandbox.runtime.worker.drain("scm")
 
     errors = sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS)
-    assert len(errors) == 1 and errors[0]["message"].startswith("Async:")
+    assert len(errors) == 1 and errors[0]["message"].startswith("Async: gave up after 3 attempts:")
+    assert errors[0]["attempts"] == 3
     assert sandbox.account_name("US-004") != "Eventually"
     assert sandbox.runtime.lifecycle.status(CUSTOMERS)["queued"] == 0  # the drainer is not stuck on it
 
     assert sandbox.runtime.lifecycle.retry_catchup(CUSTOMERS)["completed"] == 1
     assert sandbox.account_name("US-004") == "Eventually"
+    assert sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS)[0]["attempts"] == 4  # the retry counts too
 
 
 def test_retrying_a_catchup_error_superseded_by_a_newer_change_does_not_undo_it(quiet_sandbox: Any) -> None:
@@ -321,3 +325,159 @@ def test_one_refused_row_in_a_bulk_upsert_fails_alone(quiet_sandbox: Any) -> Non
     assert len(errors) == 1 and "Refused row" in errors[0]["message"] and "US-002" in str(errors[0]["change"])
     assert sandbox.runtime.lifecycle.retry_catchup(CUSTOMERS)["completed"] == 1
     assert sandbox.account_name("US-002") == "Partly 2"
+
+
+def _sales_customers(sandbox: Any, numbers: list[str]) -> dict[str, list[str]]:
+    """Sales account names by account number, for ``numbers`` (a number held twice lists two names)."""
+    found: dict[str, list[str]] = {number: [] for number in numbers}
+    for row in sandbox.sales.query(
+        "accounts", select=["accountnumber", "name"], filter="startswith(accountnumber,'CH-')"
+    ):
+        if row["accountnumber"] in found:
+            found[row["accountnumber"]].append(row["name"])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected_attempts"),
+    [
+        ({"status": 500}, 2),
+        ({"status": 502}, 2),
+        ({"status": 409}, 2),
+        ({"status": 408}, 2),
+        ({"status": 503, "drop": True}, 2),
+        ({"status": 503, "drop": True, "when": "after"}, 2),
+    ],
+    ids=["500", "502", "409", "408", "dropped", "dropped-after-the-write"],
+)
+def test_every_transient_failure_is_retried_and_applied_once(
+    quiet_sandbox: Any, fault: dict[str, Any], expected_attempts: int
+) -> None:
+    """A 5xx (500 included), 408, 409, or a connection dropped before or after the write: the drainer tries
+    again and the change arrives, with no catch-up error and the record written once."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.runtime.worker.retry = RetryPolicy(attempts=5, initial=0.01, maximum=0.02)
+    retries: list[dict[str, Any]] = []
+    sandbox.runtime.worker.listeners.append(lambda event, detail: retries.append(detail) if event == "retry" else None)
+    sandbox.sales_control.fail_bridge_writes(times=1, **fault)
+    sandbox.create_customer("CH-001", "Retried")
+
+    sandbox.runtime.worker.drain("scm")
+
+    assert _sales_customers(sandbox, ["CH-001"]) == {"CH-001": ["Retried"]}
+    assert len(retries) == expected_attempts - 1
+    assert sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS) == []
+
+
+def test_a_row_refused_for_its_content_is_a_catchup_error_at_once(quiet_sandbox: Any) -> None:
+    """A 4xx other than 408/409/429 says the row itself is wrong: no retry, one attempt, kept at once."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    retries: list[dict[str, Any]] = []
+    sandbox.runtime.worker.listeners.append(lambda event, detail: retries.append(detail) if event == "retry" else None)
+    sandbox.sales_control.fail_bridge_writes(422, times=None)
+    sandbox.rename_customer("US-001", "Refused")
+
+    sandbox.runtime.worker.drain("scm")
+
+    errors = sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS)
+    assert retries == [] and len(errors) == 1
+    assert errors[0]["attempts"] == 1 and "gave up" not in errors[0]["message"]
+
+
+def test_a_map_shows_the_unit_it_is_retrying_in_its_status_and_the_async_info(quiet_sandbox: Any) -> None:
+    """While the drainer backs off, the map's status and ``/api/async`` say which attempt failed, of how
+    many, when the next comes and why; once applied, the entry is gone."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    worker = sandbox.runtime.worker
+    worker.retry = RetryPolicy(attempts=4, initial=0.01, maximum=0.02)
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def look(event: str, detail: dict[str, Any]) -> None:
+        if event == "retry":
+            status = sandbox.runtime.lifecycle.status(CUSTOMERS)
+            seen.append((status.get("retrying") or {}, sandbox.bridge.get("/api/async").json["retrying"]))
+
+    worker.listeners.append(look)
+    sandbox.sales_control.fail_bridge_writes(500, times=2, message="Sales hiccup")
+    sandbox.rename_customer("US-002", "Visible retries")
+
+    worker.drain("scm")
+
+    assert [status["attempt"] for status, _ in seen] == [1, 2]
+    status, info = seen[-1]
+    assert status["of"] == 4 and "Sales hiccup" in status["error"] and status["next_at"]
+    assert info[CUSTOMERS]["attempt"] == 2
+    assert "retrying" not in sandbox.runtime.lifecycle.status(CUSTOMERS)
+    assert sandbox.account_name("US-002") == "Visible retries"
+
+
+def test_the_console_shows_the_attempts_of_each_catchup_error(quiet_sandbox: Any) -> None:
+    """The map page's catch-up errors table has an Attempts column."""
+    sandbox = quiet_sandbox
+    go_async(sandbox)
+    sandbox.runtime.worker.retry = RetryPolicy(attempts=3, initial=0.01, maximum=0.02)
+    sandbox.sales_control.fail_bridge_writes(500, times=3)
+    sandbox.rename_customer("US-003", "Kept")
+    sandbox.runtime.worker.drain("scm")
+
+    page = sandbox.bridge.get(f"/maps/{CUSTOMERS}").get_data(as_text=True)
+
+    assert '<th class="num">Attempts</th>' in page and '<td class="num">3</td>' in page
+
+
+def test_under_injected_faults_async_converges_with_nothing_missing_duplicated_or_divergent(sandbox: Any) -> None:
+    """Both directions async while both sides fail the bridge's requests at random (500, 503, 429 with
+    Retry-After, connections dropped before and after the write, failed reads) and the bridge is
+    restarted once mid-way: after the faults stop, every change arrives exactly once, with no catch-up
+    error and no manual retry."""
+    go_async(sandbox)
+    sandbox.runtime.worker.retry = RetryPolicy(attempts=60, initial=0.01, maximum=0.05)
+    renamed = {number: f"Renamed in Sales {number}" for number in ("US-001", "US-002", "US-003", "US-004", "US-009")}
+    account_ids = {number: sandbox.account(number)["accountid"] for number in renamed}
+    faults = [
+        {"status": 500, "probability": 0.25},
+        {"status": 429, "retry_after": 1, "probability": 0.05},
+        {"status": 503, "drop": True, "probability": 0.1},
+        {"status": 503, "drop": True, "when": "after", "probability": 0.1},
+    ]
+    for control in (sandbox.sales_control, sandbox.scm_control):
+        for fault in faults:
+            control.fail_bridge_writes(times=None, **fault)
+        control.add_fault(match_method="GET", match_identity=INTEGRATION_IDENTITY, status=500, probability=0.2)
+    numbers = [f"CH-{index:03d}" for index in range(1, 31)]
+
+    retries: list[dict[str, Any]] = []
+    sandbox.runtime.worker.listeners.append(lambda event, detail: retries.append(detail) if event == "retry" else None)
+    for number in numbers[:15]:
+        sandbox.create_customer(number, f"Chaos {number}")
+    for number, name in renamed.items():
+        sandbox.sales.update("accounts", account_ids[number], {"name": name})
+    poll_until(lambda: len(retries) >= 3, timeout=60, message="retries under faults")
+    restarted = sandbox.restart_bridge().worker
+    restarted.retry = RetryPolicy(attempts=60, initial=0.01, maximum=0.05)
+    retries.clear()
+    restarted.listeners.append(lambda event, detail: retries.append(detail) if event == "retry" else None)
+    for number in numbers[15:]:
+        sandbox.create_customer(number, f"Chaos {number}")
+    poll_until(lambda: len(retries) >= 3, timeout=60, message="retries under faults after the restart")
+    for control in (sandbox.sales_control, sandbox.scm_control):
+        control.clear_faults()
+
+    expected = {number: [f"Chaos {number}"] for number in numbers}
+    poll_until(lambda: _sales_customers(sandbox, numbers) == expected, timeout=120, message="every customer in Sales")
+
+    def scm_names() -> dict[str, str]:
+        rows = sandbox.scm.query(
+            "CustomersV3",
+            filter="dataAreaId eq 'usmf'",
+            select=["CustomerAccount", "OrganizationName"],
+            cross_company=True,
+        )
+        return {row["CustomerAccount"]: row["OrganizationName"] for row in rows if row["CustomerAccount"] in renamed}
+
+    poll_until(lambda: scm_names() == renamed, timeout=120, message="every Sales rename in SCM")
+    assert sandbox.runtime.state.rows(CatchupErrorRow, CUSTOMERS) == []
+    assert {number: sandbox.account_name(number) for number in renamed} == renamed

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from bridge.state import BridgeMetadata, BridgeState, TraceRow
+from bridge.state import BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow
 from sandbox.db import Database
 from sandbox.testing import poll_until
 
@@ -159,3 +161,36 @@ def test_close_waits_for_a_flush_the_timer_began_and_no_flush_runs_after_it(
     state.record_synced([("m", "to_sales", {"k": 2}, "upsert", {}, {}, {}, True)], {"m": 1})
     state.flush()
     assert state._ledger_timer is None and len(state._ledger_traces) == 1
+
+
+def test_a_bridge_database_from_before_the_attempts_column_gains_it_on_start(tmp_path: Any) -> None:
+    """An older bridge database whose catch-up errors have no ``attempts`` column is upgraded in place: old
+    rows count one attempt, new rows keep theirs."""
+    url = f"sqlite:///{(tmp_path / 'old-bridge.sqlite').as_posix()}"
+    db = Database(url, [BridgeMetadata.metadata])
+    try:
+        db.create_all()
+        with db.transaction() as connection:
+            connection.execute(sa.text("DROP TABLE bridge_catchup_error"))
+            connection.execute(
+                sa.text(
+                    "CREATE TABLE bridge_catchup_error (id INTEGER PRIMARY KEY, map_id VARCHAR NOT NULL, "
+                    "source VARCHAR NOT NULL, seq INTEGER NOT NULL, transaction_id VARCHAR NOT NULL, "
+                    "change VARCHAR NOT NULL, message VARCHAR NOT NULL, status VARCHAR NOT NULL, created_at DATETIME)"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO bridge_catchup_error (map_id, source, seq, transaction_id, change, message, status) "
+                    "VALUES ('m', 'scm', 1, 't', '{}', 'old', 'Error')"
+                )
+            )
+
+        state = BridgeState(db)
+        state.add_catchup_error("m", {"seq": 2}, "scm", "new", attempts=7)
+        BridgeState(db)  # a second start finds the column there already
+
+        rows = state.rows(CatchupErrorRow, "m")
+        assert {row["message"]: row["attempts"] for row in rows} == {"old": 1, "new": 7}
+    finally:
+        db.dispose()

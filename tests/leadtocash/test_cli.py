@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +19,8 @@ pytestmark = pytest.mark.live
 
 
 def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tuple[subprocess.Popen, dict[str, str]]:
-    """``sandbox up`` on ports the system picks (0: no other test can take them in between), once it is ready: the
-    process and the URL of each service (every line it printed up to then goes to ``lines``)."""
+    """``sandbox up`` on ports the system picks (0: no other test can take them in between), once it printed its
+    ``ready`` line: the process and the URL of each service (every line it printed up to then goes to ``lines``)."""
     ports = {"sales": 0, "scm": 0, "bridge": 0}
     process = subprocess.Popen(
         [
@@ -48,7 +49,7 @@ def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tup
     for line in process.stdout:
         if lines is not None:
             lines.append(line)
-        if "Ctrl+C" in line:
+        if line.startswith("ready"):
             break
         parts = line.split()
         if len(parts) == 2 and parts[0] in ports:
@@ -73,6 +74,52 @@ def test_up_serves_both_mocks_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
         assert health.json()["status"] == "ok"
     finally:
         assert stop(process) == 0
+
+
+def test_up_prints_one_ready_line_once_every_health_is_200_and_every_map_runs(tmp_path: Path) -> None:
+    """The ``ready`` line comes last, once: by then every service's health answers 200 and every shipped map
+    is Running, so a script that waits for it (or for health) can write at once."""
+    lines: list[str] = []
+    process, urls = start_up(tmp_path, "--memory", lines=lines)
+    try:
+        assert lines[-1].startswith("ready") and sum(line.startswith("ready") for line in lines) == 1
+        bridge = urls["bridge"].rstrip("/")
+        for url in (urls["sales"].replace("/api/data/v9.2/", ""), urls["scm"].replace("/data/", ""), bridge):
+            assert httpx.get(url + "/_sandbox/health").status_code == 200
+        maps = httpx.get(bridge + "/api/maps").json()
+        assert maps and {m["state"] for m in maps} == {"Running"}
+        assert lines[-1].split() == ["ready", str(len(maps)), "maps", "Running"]
+    finally:
+        assert stop(process) == 0
+
+
+def test_up_whose_map_cannot_start_says_which_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A map whose initial sync fails ends ``sandbox up`` at once with exit code 1 and a message naming the
+    map and the error: no ``ready`` line, no hanging."""
+    from click.testing import CliRunner
+
+    from bridge.initial import InitialSync
+    from leadtocash.cli import main
+
+    original = InitialSync.run
+
+    def failing(self: InitialSync, table_map: Any, **kwargs: Any) -> Any:
+        if table_map.id == "customers-accounts":
+            raise RuntimeError("SCM refused the page")
+        return original(self, table_map, **kwargs)
+
+    monkeypatch.setattr(InitialSync, "run", failing)
+    ports = [str(free_port()) for _ in range(3)]
+    result = CliRunner().invoke(
+        main,
+        ["up", "--memory", "--sales-port", ports[0], "--scm-port", ports[1], "--bridge-port", ports[2]],
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "map 'customers-accounts': initial sync failed: SCM refused the page" in result.output
+    assert "ready" not in result.output.split()
 
 
 @pytest.mark.parametrize("wire", ["in-process", "http", "processes"])

@@ -121,3 +121,50 @@ def test_the_bridge_port_answers_503_in_the_bridge_shape_until_the_bridge_is_att
         app.add_url_rule("/api/maps", "maps", lambda: {"value": []})
         gate.app = app
         assert client.get("/api/maps").json() == {"value": []}
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("wire", ["http", "processes"])
+def test_right_after_the_bridge_health_first_answers_200_every_shipped_map_is_running(wire: str) -> None:
+    """Polled from the moment the stack starts (real servers on free ports), the bridge's health answers 503
+    or nothing while its maps initialize; the first 200 comes only once every shipped map is Running."""
+    import threading
+
+    from leadtocash.stack import Serving, start_stack
+
+    bridge = f"http://127.0.0.1:{free_port()}"
+    started: dict[str, object] = {}
+
+    def start() -> None:
+        try:
+            started["stack"] = start_stack(
+                StackConfig(memory=True, seed=1),
+                wire=wire,
+                serve=Serving(ports={"bridge": int(bridge.rsplit(":", 1)[1])}),
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            started["error"] = exc
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    answers: list[int] = []
+
+    def healthy() -> bool:
+        assert "error" not in started, started.get("error")
+        try:
+            status = httpx.get(bridge + "/_sandbox/health", timeout=5.0).status_code
+        except httpx.TransportError:
+            return False
+        answers.append(status)
+        return status == 200
+
+    try:
+        poll_until(healthy, timeout=120, interval=0.02, message="the bridge's health answers 200")
+        maps = httpx.get(bridge + "/api/maps", timeout=30.0).json()
+        assert maps and {m["id"]: m["state"] for m in maps} == {m["id"]: "Running" for m in maps}
+        assert set(answers[:-1]) <= {503}
+    finally:
+        thread.join(120)
+        stack = started.get("stack")
+        if stack is not None:
+            stack.close()  # type: ignore[attr-defined]

@@ -154,6 +154,45 @@ def test_health_reports_ok_and_the_service_name(client: flask.testing.FlaskClien
     assert response.get_json() == {"status": "ok", "service": "widgets"}
 
 
+def test_health_is_503_naming_a_seed_in_progress_until_it_finishes(
+    app: flask.Flask, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a seed runs the data is half there: health answers 503 (Retry-After) naming it, then 200."""
+    entered, release = threading.Event(), threading.Event()
+    seed = runtime.seed
+
+    def slow_seed(value: int, options: dict[str, Any]) -> dict[str, Any]:
+        entered.set()
+        release.wait(10)
+        return seed(value, options)
+
+    monkeypatch.setattr(runtime, "seed", slow_seed)
+    seeding = threading.Thread(target=lambda: app.test_client().post("/_sandbox/seed", json={"seed": 1}))
+    seeding.start()
+    try:
+        assert entered.wait(10)
+        response = app.test_client().get("/_sandbox/health")
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+        assert response.get_json() == {"status": "starting", "service": "widgets", "waiting_for": ["seed"]}
+    finally:
+        release.set()
+        seeding.join(10)
+    assert app.test_client().get("/_sandbox/health").status_code == 200
+
+
+def test_health_is_503_with_what_the_runtimes_waiting_for_hook_names(
+    client: flask.testing.FlaskClient, runtime: FakeRuntime
+) -> None:
+    """A runtime's optional ``waiting_for()`` hook holds health at 503 until it returns nothing."""
+    reasons = ["warming the cache"]
+    runtime.waiting_for = lambda: list(reasons)  # type: ignore[attr-defined]
+
+    body = client.get("/_sandbox/health").get_json()
+    assert body == {"status": "starting", "service": "widgets", "waiting_for": ["warming the cache"]}
+    reasons.clear()
+    assert client.get("/_sandbox/health").status_code == 200
+
+
 def test_info_reports_runtime_facts_and_service_extras(client: flask.testing.FlaskClient, runtime: FakeRuntime) -> None:
     """``GET /_sandbox/info`` has name, version, start time, database, counts, outbox, faults and extras."""
     runtime.add_widget("a", Decimal("1.00"))
