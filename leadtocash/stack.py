@@ -36,6 +36,7 @@ from flask import Flask
 from leadtocash.clients import IN_PROCESS_URLS, MOCKS, SERVICE_ROOTS, Clients
 from leadtocash.processes import ServiceProcesses, ServiceStartError
 from sandbox.db import sqlite_url_for
+from sandbox.locks import SyncGate
 from sandbox.runtime import ServiceConfig
 
 if TYPE_CHECKING:
@@ -267,8 +268,9 @@ def _wire_bridge(
         transports = {name: httpx.WSGITransport(app=apps[name]) for name in MOCKS}
     bridge_app = build_bridge(urls, bridge_database_url=bridge_database_url, maps_dirs=maps_dirs, transports=transports)
     sender, client = live_sync_link(urls["bridge"], httpx.WSGITransport(app=bridge_app) if in_process else None)
+    gate = SyncGate()  # one for both mocks: writes that can sync take it before their database (sandbox.locks)
     for name in MOCKS:
-        apps[name].extensions["sandbox"].set_live_sync(sender)
+        apps[name].extensions["sandbox"].set_live_sync(sender, gate)
     return bridge_app, client
 
 

@@ -24,8 +24,10 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
 from sandbox.errors import ServiceUnavailable
+from sandbox.locks import SyncGate
 
-# SQLite has one writer at a time; waiting longer than this for the service's lock means something is stuck.
+# SQLite has one writer at a time; waiting longer than this for the service's lock (or the stack's live-sync
+# gate) means something is stuck: with one lock order nothing waits in a cycle, so contention alone never gets here.
 LOCK_TIMEOUT_SECONDS = 30.0
 #: the most parameters SQLite takes in one statement (SQLITE_MAX_VARIABLE_NUMBER: 32766 since 3.32, 999 before)
 SQLITE_MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
@@ -76,6 +78,9 @@ class Database:
         self._state = _TxState()
         # SQLite: serialize transactions (one writer, and a shared in-memory connection). Server DBs need none.
         self._lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
+        #: the stack's live-sync gate while live sync is on (see :mod:`sandbox.locks`): taken before the database
+        #: lock by every transaction that may call the bridge
+        self.sync_gate: SyncGate | None = None
 
     # ---- schema -----------------------------------------------------------------------------------
     def create_all(self) -> None:
@@ -120,12 +125,14 @@ class Database:
         self._state.memo.clear()
 
     @contextlib.contextmanager
-    def transaction(self, timeout: float | None = None) -> Iterator[sa.Connection]:
+    def transaction(self, timeout: float | None = None, *, may_sync: bool = True) -> Iterator[sa.Connection]:
         """Open (or join) the thread's transaction. The outermost level commits or rolls back.
 
-        ``timeout`` bounds the wait for SQLite's writer lock (default :data:`LOCK_TIMEOUT_SECONDS`); the
-        bridge's writes use a short one so two live syncs crossing each other fail fast and retry instead
-        of stalling both writers.
+        ``may_sync``: whether the transaction may call the bridge before it commits (a write by anyone but the
+        integration identity). Such a transaction takes the live-sync gate first, then the database lock
+        (:mod:`sandbox.locks`): one lock order for every write that can sync, so two live syncs crossing each
+        other wait in turn, never for each other. Reads and the bridge's own writes say False: they call
+        nobody while they hold the database. ``timeout`` bounds each wait (default :data:`LOCK_TIMEOUT_SECONDS`).
         """
         state = self._state
         if state.depth > 0:
@@ -135,43 +142,53 @@ class Database:
             finally:
                 state.depth -= 1
             return
-        if self._lock is not None and not self._lock.acquire(
-            timeout=LOCK_TIMEOUT_SECONDS if timeout is None else timeout
-        ):
+        wait = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+        gate = self.sync_gate if may_sync else None
+        if gate is not None and not gate.acquire(wait):
             raise ServiceUnavailable("The database is busy; try again.", headers={"Retry-After": "1"})
         try:
-            connection = self.engine.connect()
-            state.connection = connection
-            state.transaction = connection.begin()
-            state.depth = 1
+            if self._lock is not None and not self._lock.acquire(timeout=wait):
+                raise ServiceUnavailable("The database is busy; try again.", headers={"Retry-After": "1"})
+            try:
+                yield from self._outermost(state)
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+        finally:
+            if gate is not None:
+                gate.release()
+
+    def _outermost(self, state: _TxState) -> Iterator[sa.Connection]:
+        """The body of an outermost :meth:`transaction`, its locks held."""
+        connection = self.engine.connect()
+        state.connection = connection
+        state.transaction = connection.begin()
+        state.depth = 1
+        state.bag = {}
+        state.memo = {}
+        state.before_commit, state.after_commit, state.after_rollback = [], [], []
+        try:
+            yield connection
+            # Before-commit hooks may add more hooks (a sync that writes more rows); drain them all.
+            while state.before_commit:
+                state.before_commit.pop(0)()
+            state.transaction.commit()
+        except BaseException:
+            if state.transaction.is_active:
+                state.transaction.rollback()
+            for callback in state.after_rollback:
+                _quietly(callback)
+            raise
+        else:
+            for callback in state.after_commit:
+                _quietly(callback)
+        finally:
+            connection.close()
+            state.connection = None
+            state.transaction = None
+            state.depth = 0
             state.bag = {}
             state.memo = {}
-            state.before_commit, state.after_commit, state.after_rollback = [], [], []
-            try:
-                yield connection
-                # Before-commit hooks may add more hooks (a sync that writes more rows); drain them all.
-                while state.before_commit:
-                    state.before_commit.pop(0)()
-                state.transaction.commit()
-            except BaseException:
-                if state.transaction.is_active:
-                    state.transaction.rollback()
-                for callback in state.after_rollback:
-                    _quietly(callback)
-                raise
-            else:
-                for callback in state.after_commit:
-                    _quietly(callback)
-            finally:
-                connection.close()
-                state.connection = None
-                state.transaction = None
-                state.depth = 0
-                state.bag = {}
-                state.memo = {}
-        finally:
-            if self._lock is not None:
-                self._lock.release()
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[sa.Connection]:
