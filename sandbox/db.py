@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME_TYPE
 from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from sandbox.errors import ServiceUnavailable
 from sandbox.locks import SyncGate
@@ -413,6 +415,54 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-65536")  # KiB: up to 64 MB per connection, taken as pages are used
     cursor.execute("PRAGMA wal_autocheckpoint=16384")  # pages: checkpoint at 64 MB of WAL
     cursor.close()
+
+
+class RowVersionCounter(SQLModel, table=True):
+    """The last row version a service's database handed out: one row (``id`` 1), in the service's own database.
+
+    Row versions (ETags, Dataverse ``versionnumber``) come from here, inside the writing transaction, so they
+    are unique and increasing per service across processes and restarts: on SQLite the write transaction
+    holds the database's writer lock from the counter's update until the commit.
+    """
+
+    __tablename__ = "sandbox_row_version"
+
+    id: int = Field(default=1, primary_key=True)
+    value: int = 0
+
+
+def _counter_table() -> sa.Table:
+    table = sa.inspect(RowVersionCounter).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
+def reserve_row_versions(connection: sa.Connection, count: int, floor: Callable[[], int]) -> int:
+    """Take ``count`` consecutive row versions from the database's counter and return the first.
+
+    Must run inside the caller's write transaction. A database without the counter row yet (a new one, a
+    reset, an older snapshot) starts it at ``floor()``, the highest version its rows already carry.
+    """
+    table = _counter_table()
+    bump = (
+        sa.update(table)
+        .where(table.c.id == 1)
+        .values(value=table.c.value + sa.bindparam("sandbox_count", type_=sa.Integer))
+        .returning(table.c.value)
+    )
+    value = connection.execute(bump, {"sandbox_count": count}).scalar()
+    if value is None:
+        insert = postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite_dialect.insert(table)
+        connection.execute(insert.on_conflict_do_nothing(index_elements=["id"]), {"id": 1, "value": floor()})
+        value = connection.execute(bump, {"sandbox_count": count}).scalar()
+    assert value is not None
+    return int(value) - count + 1
+
+
+def raise_row_version_counter(connection: sa.Connection, floor: int) -> None:
+    """Make sure the counter is at least ``floor`` (after rows came in around it: a snapshot import)."""
+    table = _counter_table()
+    connection.execute(sa.update(table).where(table.c.id == 1, table.c.value < floor).values(value=floor))
 
 
 def platform_metadata() -> sa.MetaData:
