@@ -19,6 +19,7 @@ from leadtocash.stack import (
     start_stack,
     wait_for_interrupt,
 )
+from sandbox.locks import DirectoryInUse, DirectoryLock
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,6 +91,13 @@ def up(
         # the bridge's clients and the children's live-sync clients would have to trust the local CA
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
     config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
+    # One stack per data folder: a second `up` on it is refused at once, naming the process that holds it.
+    data_lock = None if memory else DirectoryLock(data_dir)
+    try:
+        if data_lock is not None:
+            data_lock.acquire()
+    except DirectoryInUse as exc:
+        raise click.ClickException(str(exc)) from None
     tls_files = ensure_tls_files(data_dir / "tls") if tls else None
     serving = Serving(host, {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, tls_files)
     try:
@@ -119,6 +127,8 @@ def up(
         wait_for_interrupt()
     finally:
         stack.close()
+        if data_lock is not None:
+            data_lock.release()
     click.echo("stopped.")
 
 
