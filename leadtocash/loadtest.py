@@ -452,6 +452,7 @@ def summarize(
     """The run in numbers; ``failures`` (:func:`read_failures`) say why requests failed, ``bridge_errors`` what
     went wrong inside the stack (errors logged by its services, sync failures per map)."""
     entries = [row for row in stats if row["name"] != "Aggregated"]
+    aggregated = next((row for row in stats if row["name"] == "Aggregated"), None)
     requests = [row for row in entries if row["type"] != SYNC_TYPE]
     sync = [row for row in entries if row["type"] == SYNC_TYPE]
     total_requests = sum(r["requests"] for r in requests)
@@ -477,6 +478,9 @@ def summarize(
             "rps": round(sum(r["rps"] for r in requests), 2),
             "sync_samples": sync_samples,
             "sync_failures": sync_failures,
+            # Locust's own percentiles over every request and sync sample of the run
+            "p50_ms": aggregated["p50_ms"] if aggregated else None,
+            "p95_ms": aggregated["p95_ms"] if aggregated else None,
         },
         "sync": sync,
         "synced_per_map": per_map,
@@ -512,6 +516,11 @@ def print_summary(summary: dict[str, Any], echo: Any = click.echo) -> None:
     share = f"{100.0 * totals['failures'] / totals['requests']:.2f}%" if totals["requests"] else "-"
     echo(
         f"{'all requests':<58} {totals['requests']:>7} {totals['failures']:>6} {totals['rps']:>7.2f}   ({share} failed)"
+        + (
+            f"; p50 {_ms(totals['p50_ms'])} ms, p95 {_ms(totals['p95_ms'])} ms"
+            if totals.get("p95_ms") is not None
+            else ""
+        )
     )
     echo("")
     echo(
