@@ -36,7 +36,7 @@ from flask import Flask
 from leadtocash.clients import IN_PROCESS_URLS, MOCKS, SERVICE_ROOTS, Clients
 from leadtocash.processes import ServiceProcesses, ServiceStartError
 from sandbox.db import sqlite_url_for
-from sandbox.locks import SyncGate
+from sandbox.locks import SYNC_GATE_OPTION, SyncGate
 from sandbox.runtime import ServiceConfig
 
 if TYPE_CHECKING:
@@ -310,6 +310,8 @@ class Stack:
     children: ServiceProcesses | None = None
     #: the clients the mocks' live-sync senders post with
     senders: list[httpx.Client] = field(default_factory=list)
+    #: files the stack made for itself (removed when it closes)
+    temporary_files: list[Path] = field(default_factory=list)
     closed: bool = False
 
     def transport(self, name: str) -> httpx.BaseTransport | None:
@@ -402,6 +404,8 @@ class Stack:
         for name in MOCKS:
             if name in self.apps:
                 self.apps[name].extensions["sandbox"].db.dispose()
+        for path in self.temporary_files:
+            path.unlink(missing_ok=True)
 
     def __enter__(self) -> Stack:
         return self
@@ -445,6 +449,8 @@ def start_stack(
             bridge_url = f"{'https' if serve.tls else 'http'}://{serve.host}:{port}"
         if wire == "processes":
             assert serve is not None
+            # the mocks' live-sync gate across their processes: a lock file (sandbox.locks.FileSyncGate)
+            config = _with_sync_gate_file(config, stack)
             stack.children = ServiceProcesses(
                 config, list(MOCKS), host=serve.host, ports=serve.ports, bridge_url=bridge_url if bridge else None
             )
@@ -485,6 +491,24 @@ def start_stack(
         stack.close()
         raise
     return stack
+
+
+def _with_sync_gate_file(config: StackConfig, stack: Stack) -> StackConfig:
+    """``config`` with both mocks' option :data:`~sandbox.locks.SYNC_GATE_OPTION` naming one lock file: in the data
+    folder, or (in memory) a temporary one the stack removes when it closes."""
+    import dataclasses
+    import tempfile
+
+    if config.memory or config.data_dir is None:
+        handle, name = tempfile.mkstemp(prefix="sandbox-sync-gate-", suffix=".lock")
+        os.close(handle)
+        stack.temporary_files.append(Path(name))
+        path = Path(name)
+    else:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        path = config.data_dir.resolve() / "sync-gate.lock"
+    options = {name: {**config.options.get(name, {}), SYNC_GATE_OPTION: str(path)} for name in MOCKS}
+    return dataclasses.replace(config, options={**config.options, **options})
 
 
 def build_stack(

@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 from pathlib import Path
 
 #: the file in a data folder that :class:`DirectoryLock` locks (it holds the pid of the holder)
@@ -40,6 +41,57 @@ class SyncGate:
 
     def release(self) -> None:
         self._lock.release()
+
+
+class FileSyncGate(SyncGate):
+    """The live-sync gate shared by services in different processes (``sandbox up --wire processes``): an OS
+    file lock (``flock``) on ``path``, taken after a lock of this process's threads. Re-entrant per thread."""
+
+    #: seconds between two tries of the file lock while another process holds it
+    POLL_SECONDS = 0.001
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._depth = 0  # guarded by self._lock
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        if self._depth == 0:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            while True:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        self._lock.release()
+                        return False
+                    time.sleep(self.POLL_SECONDS)
+        self._depth += 1
+        return True
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+    def close(self) -> None:
+        """Close the lock file (the gate must not be held)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+#: the service option (``ServiceConfig.options``) naming the file of a :class:`FileSyncGate` that services in
+#: several processes share
+SYNC_GATE_OPTION = "sync_gate_file"
 
 
 class DirectoryInUse(RuntimeError):

@@ -23,7 +23,7 @@ from sandbox.errors import MethodNotAllowed, SandboxError, error_for_status
 from sandbox.faults import FaultRegistry, install_fault_hook
 from sandbox.journal import Journal, install_journal_hook
 from sandbox.livesync import LiveSyncHook, Sender
-from sandbox.locks import SyncGate
+from sandbox.locks import SYNC_GATE_OPTION, FileSyncGate, SyncGate
 from sandbox.odata.actions import ActionRegistry
 from sandbox.odata.dialect import Dialect
 from sandbox.odata.model import Model
@@ -97,13 +97,17 @@ class Runtime:
 
         ``gate`` is the stack's live-sync gate, shared with the other service the bridge writes to (see
         :mod:`sandbox.locks`): the services of one process must share one, or two live syncs crossing each
-        other wait for each other. Without one the service gets a gate of its own.
+        other wait for each other. Without one, the file gate named by the service option
+        :data:`~sandbox.locks.SYNC_GATE_OPTION` (services in several processes), else a gate of its own.
         """
         if sender is None:
             self.store.commit_hooks = []
             self.db.sync_gate = None
             return
-        self.db.sync_gate = gate if gate is not None else SyncGate()
+        if gate is None:
+            path = self.config.options.get(SYNC_GATE_OPTION)
+            gate = FileSyncGate(path) if path else SyncGate()
+        self.db.sync_gate = gate
         self.store.commit_hooks = [LiveSyncHook(self.name, self.model, self.store, sender)]
 
     def after_import(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from leadtocash.stack import Serving, Stack, StackConfig, start_stack
+from leadtocash.stack import Serving, Stack, StackConfig, Wire, start_stack
 from sandbox.clients import SalesClient, ScmClient
 from tests.golden import Golden
 
@@ -116,9 +116,11 @@ def test_live_syncs_in_opposite_directions_all_succeed_and_both_sides_converge(t
 
 
 @pytest.mark.live
-def test_live_syncs_in_opposite_directions_over_real_ports_all_succeed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wire", ["http", "processes"])
+def test_live_syncs_in_opposite_directions_over_real_ports_all_succeed(tmp_path: Path, wire: Wire) -> None:
     """The same crossing writers against servers on loopback ports that call each other over HTTP (SQLite files
-    in a data folder): no write fails and both sides converge."""
+    in a data folder), in this process or each mock in a child process (the gate is then a lock file): no
+    write fails and both sides converge."""
     config = StackConfig(data_dir=tmp_path / "data", seed=1)
-    with start_stack(config, wire="http", serve=Serving("127.0.0.1")) as stack:
-        _assert_converged(stack, _cross(stack, "H"))
+    with start_stack(config, wire=wire, serve=Serving("127.0.0.1")) as stack:
+        _assert_converged(stack, _cross(stack, wire[0].upper()))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.locks import LOCK_FILE_NAME, DirectoryInUse, DirectoryLock, SyncGate
+from sandbox.locks import LOCK_FILE_NAME, DirectoryInUse, DirectoryLock, FileSyncGate, SyncGate
 from sandbox.testing import poll_until
 
 HOLD = """
@@ -68,3 +68,20 @@ def test_the_sync_gate_is_reentrant_for_its_holder() -> None:
     assert gate.acquire(1) and gate.acquire(1)
     gate.release()
     gate.release()
+
+
+def test_file_gates_on_one_file_exclude_each_other_and_are_reentrant(tmp_path: Path) -> None:
+    """Two file gates on one file (as in two processes: each its own open file) never hold it together; the
+    holder may take it again; once released the other gets it."""
+    first, second = FileSyncGate(tmp_path / "gate.lock"), FileSyncGate(tmp_path / "gate.lock")
+    try:
+        assert first.acquire(1) and first.acquire(1)
+        assert not second.acquire(0.05)
+        first.release()
+        assert not second.acquire(0.05)
+        first.release()
+        assert second.acquire(1)
+        second.release()
+    finally:
+        first.close()
+        second.close()
