@@ -25,11 +25,13 @@ from leadtocash.stack import (
     StackConfig,
     StackNotReady,
     Wire,
+    interrupts,
     ready_line,
     service_line,
     start_stack,
     wait_for_interrupt,
 )
+from sandbox.locks import DirectoryInUse, DirectoryLock
 
 
 def did_you_mean(name: str, known: list[str] | tuple[str, ...] | set[str]) -> str:
@@ -123,51 +125,63 @@ def up(
     if wire == "processes" and tls:
         # the bridge's clients and the children's live-sync clients would have to trust the local CA
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
-    _check_before_up(host, {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, data_dir, memory, tls)
-    config = StackConfig(data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls))
-    tls_files = ensure_tls_files(data_dir / "tls") if tls else None
-    serving = Serving(host, {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}, tls_files)
+    ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
+    if tls or not memory:  # with --memory the folder matters only for --tls's certificate
+        check_data_dir(data_dir)
+    # One stack per data folder: a second `up` on it is refused at once, naming the process that holds it
+    # (before the ports are checked: a second `up` with the same folder most often has the same ports too).
+    data_lock = None if memory else DirectoryLock(data_dir)
     try:
-        # In one process the services call each other through WSGI by default: a loopback socket and a server
-        # thread per hop cost more than the work a live-sync write does (see `sandbox bench`).
-        stack = start_stack(
-            config,
-            wire=cast(Wire, wire),
-            serve=serving,
-            maps_dirs=list(maps_dirs),
-            # only maps that never ran: after a restart, what the user paused or stopped stays so
-            start_maps="new",
-            announce=lambda name, url: click.echo(service_line(name, url)),
+        if data_lock is not None:
+            data_lock.acquire()
+    except DirectoryInUse as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        check_ports_free(host, ports)
+        config = StackConfig(
+            data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls)
         )
-    except Exception as exc:  # a port taken since the check, a database server that refuses, ...
-        raise _start_failure(exc) from None
+        tls_files = ensure_tls_files(data_dir / "tls") if tls else None
+        try:
+            # In one process the services call each other through WSGI by default: a loopback socket and a server
+            # thread per hop cost more than the work a live-sync write does (see `sandbox bench`).
+            stack = start_stack(
+                config,
+                wire=cast(Wire, wire),
+                serve=Serving(host, ports, tls_files),
+                maps_dirs=list(maps_dirs),
+                # only maps that never ran: after a restart, what the user paused or stopped stays so
+                start_maps="new",
+                announce=lambda name, url: click.echo(service_line(name, url)),
+            )
+        except Exception as exc:  # a port taken since the check, a database server that refuses, ...
+            raise _start_failure(exc) from None
+    except BaseException:
+        if data_lock is not None:
+            data_lock.release()
+        raise
     try:
         try:
             stack.wait_ready()  # every health 200 (the bridge's maps run, recoveries done); else say why, exit 1
         except StackNotReady as exc:
             raise click.ClickException(str(exc)) from exc
-        if tls_files is not None:
-            click.echo(
-                f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
-                f"REQUESTS_CA_BUNDLE={tls_files.ca_cert} NODE_EXTRA_CA_CERTS={tls_files.ca_cert})"
-            )
-        if stack.children is not None:
-            click.echo("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids.items()))
-        click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
-        click.echo(ready_line(stack))
-        sys.stdout.flush()
-        wait_for_interrupt()
+        with interrupts() as stopped:  # before the line that says how to stop
+            if tls_files is not None:
+                click.echo(
+                    f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
+                    f"REQUESTS_CA_BUNDLE={tls_files.ca_cert} NODE_EXTRA_CA_CERTS={tls_files.ca_cert})"
+                )
+            if stack.children is not None:
+                click.echo("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids.items()))
+            click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
+            click.echo(ready_line(stack))
+            sys.stdout.flush()
+            wait_for_interrupt(stopped)
     finally:
         stack.close()
+        if data_lock is not None:
+            data_lock.release()
     click.echo("stopped.")
-
-
-def _check_before_up(host: str, ports: dict[str, int], data_dir: Path, memory: bool, tls: bool) -> None:
-    """What `sandbox up` checks before it starts anything: every port free, the data folder usable (with
-    --memory only when --tls keeps its certificate there)."""
-    check_ports_free(host, ports)
-    if tls or not memory:
-        check_data_dir(data_dir)
 
 
 def _start_failure(exc: BaseException) -> click.ClickException:

@@ -11,6 +11,7 @@ from leadtocash.stack import (
     Serving,
     StackConfig,
     build_stack,
+    interrupts,
     service_line,
     wait_for_interrupt,
 )
@@ -51,8 +52,9 @@ def run_demo(
                 stack.serve(Serving(host, service_ports), lambda name, url: echo(service_line(name, url)))
             except ServiceStartError as exc:  # taken while the journey ran
                 raise SetupError(f"{one_line(exc)}; stop what holds the port or choose another port") from None
-            echo("The demo's stack stays up; Ctrl+C stops it.")
-            wait_for_interrupt()
+            with interrupts() as stopped:  # before the line that says how to stop
+                echo("The demo's stack stays up; Ctrl+C stops it.")
+                wait_for_interrupt(stopped)
     return 0 if passed else 1
 
 

@@ -34,6 +34,7 @@ import csv
 import importlib.util
 import ipaddress
 import json
+import logging
 import os
 import re
 import shutil
@@ -344,6 +345,98 @@ def read_stats(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+_WRAPPED_ERROR = re.compile(r"^(?:CatchResponseError|HTTPError|\w+Error)\((['\"])(.*)\1\)$", re.DOTALL)
+_DETAIL = re.compile(r"^(\d{3})(?: \[([^\]]*)\])?(?: (.*))?$", re.DOTALL)
+
+
+def read_failures(path: Path) -> list[dict[str, Any]]:
+    """Locust's ``<prefix>_failures.csv``, per request type: why it failed (status, error code, message) and
+    how often. The load users report a failed answer as ``503 [code] message`` (``DetailedSession``); anything
+    else (a connection refused, a timeout) keeps Locust's own text as the message, without a status."""
+    if not path.exists():
+        return []
+    by_request: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for raw in csv.DictReader(handle):
+            text = (raw.get("Error") or "").strip()
+            wrapped = _WRAPPED_ERROR.match(text)
+            if wrapped and wrapped.group(0).startswith("CatchResponseError"):
+                text = wrapped.group(2)
+            detail = _DETAIL.match(text)
+            reason: dict[str, Any] = (
+                {
+                    "status": int(detail.group(1)),
+                    "code": detail.group(2) or "",
+                    "message": (detail.group(3) or "").strip(),
+                }
+                if detail
+                else {"status": None, "code": "", "message": text}
+            )
+            reason["occurrences"] = int(_number(raw.get("Occurrences", "0")) or 0)
+            key = (raw.get("Method") or "", raw.get("Name") or "")
+            by_request.setdefault(key, []).append(reason)
+    return [
+        {"type": kind, "name": name, "reasons": sorted(reasons, key=lambda r: -r["occurrences"])}
+        for (kind, name), reasons in sorted(by_request.items())
+    ]
+
+
+class BridgeErrors(logging.Handler):
+    """Counts the errors the services of a stack started here log (an unexpected bridge error, a 500 in a mock)
+    during the run, by their first line, instead of letting their tracebacks scroll past the summary."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.counts: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        first = record.getMessage().splitlines()[0] if record.getMessage() else record.name
+        if record.exc_info and record.exc_info[1] is not None:
+            first += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        with self.lock if self.lock is not None else contextlib.nullcontext():
+            self.counts[first[:300]] = self.counts.get(first[:300], 0) + 1
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "count": sum(self.counts.values()),
+            "kinds": [{"error": text, "count": n} for text, n in sorted(self.counts.items(), key=lambda kv: -kv[1])],
+        }
+
+
+#: the loggers whose errors :class:`BridgeErrors` counts: the bridge's and the services' error handlers
+ERROR_LOGGERS = ("bridge", "sandbox")
+
+
+@contextlib.contextmanager
+def counted_errors() -> Iterator[BridgeErrors]:
+    """Count the errors of the services in this process (see :class:`BridgeErrors`) without printing them."""
+    handler = BridgeErrors()
+    loggers = [logging.getLogger(name) for name in ERROR_LOGGERS]
+    saved = [(logger.propagate, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.level == logging.NOTSET or logger.level > logging.ERROR:
+            logger.setLevel(logging.ERROR)
+    try:
+        yield handler
+    finally:
+        for logger, (propagate, level) in zip(loggers, saved, strict=True):
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+            logger.setLevel(level)
+
+
+def map_errors(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per map, the sync failures the bridge counted during the run and its last error (from ``/api/maps``)."""
+    out = []
+    for map_id in sorted(after):
+        failed = int(after[map_id].get("failed") or 0) - int((before.get(map_id) or {}).get("failed") or 0)
+        if failed > 0:
+            out.append({"map": map_id, "failed": failed, "last_error": after[map_id].get("last_error")})
+    return out
+
+
 def summarize(
     stats: list[dict[str, Any]],
     *,
@@ -353,8 +446,13 @@ def summarize(
     bridge: dict[str, Any],
     config: dict[str, Any],
     max_failure_ratio: float,
+    failures: list[dict[str, Any]] | None = None,
+    bridge_errors: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The run in numbers; ``failures`` (:func:`read_failures`) say why requests failed, ``bridge_errors`` what
+    went wrong inside the stack (errors logged by its services, sync failures per map)."""
     entries = [row for row in stats if row["name"] != "Aggregated"]
+    aggregated = next((row for row in stats if row["name"] == "Aggregated"), None)
     requests = [row for row in entries if row["type"] != SYNC_TYPE]
     sync = [row for row in entries if row["type"] == SYNC_TYPE]
     total_requests = sum(r["requests"] for r in requests)
@@ -380,10 +478,15 @@ def summarize(
             "rps": round(sum(r["rps"] for r in requests), 2),
             "sync_samples": sync_samples,
             "sync_failures": sync_failures,
+            # Locust's own percentiles over every request and sync sample of the run
+            "p50_ms": aggregated["p50_ms"] if aggregated else None,
+            "p95_ms": aggregated["p95_ms"] if aggregated else None,
         },
         "sync": sync,
         "synced_per_map": per_map,
         "bridge": bridge,
+        "failures": failures or [],
+        "bridge_errors": bridge_errors or {"count": 0, "kinds": [], "maps": []},
         "failure_ratio": round(ratio, 5),
         "max_failure_ratio": max_failure_ratio,
         "passed": passed,
@@ -413,6 +516,11 @@ def print_summary(summary: dict[str, Any], echo: Any = click.echo) -> None:
     share = f"{100.0 * totals['failures'] / totals['requests']:.2f}%" if totals["requests"] else "-"
     echo(
         f"{'all requests':<58} {totals['requests']:>7} {totals['failures']:>6} {totals['rps']:>7.2f}   ({share} failed)"
+        + (
+            f"; p50 {_ms(totals['p50_ms'])} ms, p95 {_ms(totals['p95_ms'])} ms"
+            if totals.get("p95_ms") is not None
+            else ""
+        )
     )
     echo("")
     echo(
@@ -442,6 +550,23 @@ def print_summary(summary: dict[str, Any], echo: Any = click.echo) -> None:
         )
     else:
         echo("bridge over the run: no samples")
+    if summary.get("failures"):
+        echo("")
+        echo("why requests failed (status [error code] message: times)")
+        for row in summary["failures"]:
+            echo(f"  {row['type']} {row['name']}")
+            for reason in row["reasons"]:
+                status = "" if reason["status"] is None else f"{reason['status']} "
+                code = f"[{reason['code']}] " if reason["code"] else ""
+                echo(f"    {status}{code}{reason['message'][:200]}: {reason['occurrences']}")
+    errors = summary.get("bridge_errors") or {}
+    if errors.get("count") or errors.get("maps"):
+        echo("")
+        echo(f"errors inside the stack: {errors.get('count', 0)} logged")
+        for kind in errors.get("kinds", [])[:10]:
+            echo(f"  {kind['count']:>6} x {kind['error'][:200]}")
+        for row in errors.get("maps", []):
+            echo(f"  map {row['map']}: {row['failed']} sync failures, last: {str(row['last_error'] or '')[:200]}")
     verdict = "PASS" if summary["passed"] else "FAIL"
     echo(
         f"{verdict}: failure ratio {100 * summary['failure_ratio']:.2f}% "
@@ -541,10 +666,12 @@ def load(
         raise click.ClickException("Locust is not installed: pip install -e '.[load]' (or '.[dev]')")
     locustfile = locustfile or default_locustfile()
     on_terminal = sys.stderr.isatty()
+    errors: BridgeErrors | None = None
     with contextlib.ExitStack() as stack:
         if sales_url is None:
             if on_terminal:
                 click.echo("starting mock Sales, mock SCM and the bridge on 127.0.0.1 (initial sync) ...", err=True)
+            errors = stack.enter_context(counted_errors())  # their tracebacks would scroll past the summary
             target = stack.enter_context(started_stack(seed))
         else:
             urls = {"sales": service_origin(sales_url, "sales"), "scm": service_origin(scm_url or "", "scm")}
@@ -566,6 +693,7 @@ def load(
             max_failure_ratio=max_failure_ratio,
             locustfile=locustfile,
             on_terminal=on_terminal,
+            errors=errors,
         )
     sys.exit(code)
 
@@ -586,6 +714,7 @@ def _run(
     max_failure_ratio: float,
     locustfile: Path,
     on_terminal: bool,
+    errors: BridgeErrors | None = None,
 ) -> int:
     from sandbox.server import free_port
 
@@ -634,7 +763,8 @@ def _run(
         "SANDBOX_BRIDGE_URL": target.urls.get("bridge", ""),
         "PYTHONPATH": os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH", "")) if p),
     }
-    synced_before = _synced(bridge)
+    maps_before = _map_rows(bridge)
+    synced_before = _synced(maps_before)
     sampler = Sampler(bridge)
     sampler.start()
 
@@ -668,7 +798,8 @@ def _run(
         )
     finally:
         sampler.stop()
-    synced_after = _synced(bridge)
+    maps_after = _map_rows(bridge)
+    synced_after = _synced(maps_after)
     stats = read_stats(Path(f"{prefix}_stats.csv"))
     if result.returncode not in (0, 1) or not stats:
         tail = result.log.read_text(encoding="utf-8", errors="replace")[-3000:] if result.log.exists() else ""
@@ -696,6 +827,11 @@ def _run(
         bridge=sampler.summary(),
         config=config,
         max_failure_ratio=max_failure_ratio,
+        failures=read_failures(Path(f"{prefix}_failures.csv")),
+        bridge_errors={
+            **(errors.summary() if errors is not None else {"count": 0, "kinds": []}),
+            "maps": map_errors(maps_before, maps_after),
+        },
     )
     print_summary(summary)
     if json_path:
@@ -729,13 +865,28 @@ def _aggregated(path: Path) -> dict[str, Any] | None:
     return next((r for r in rows if r["name"] == "Aggregated"), None)
 
 
-def _synced(bridge: Bridge | None) -> dict[str, int]:
+def _map_rows(bridge: Bridge | None) -> dict[str, dict[str, Any]]:
+    """The bridge's maps by id (``/api/maps``), or nothing without a bridge or when it does not answer."""
     if bridge is None:
         return {}
     try:
-        return {m["id"]: int(m.get("synced") or 0) for m in bridge.maps()}
+        return {m["id"]: m for m in bridge.maps()}
     except (httpx.HTTPError, ValueError, KeyError):
         return {}
 
 
-__all__ = ["load", "parse_run_time", "read_stats", "summarize", "print_summary", "locust_command"]
+def _synced(rows: dict[str, dict[str, Any]]) -> dict[str, int]:
+    return {map_id: int(row.get("synced") or 0) for map_id, row in rows.items()}
+
+
+__all__ = [
+    "load",
+    "parse_run_time",
+    "read_stats",
+    "read_failures",
+    "summarize",
+    "print_summary",
+    "locust_command",
+    "counted_errors",
+    "map_errors",
+]

@@ -36,6 +36,7 @@ from flask import Flask
 from leadtocash.clients import IN_PROCESS_URLS, MOCKS, SERVICE_ROOTS, Clients
 from leadtocash.processes import ServiceProcesses, ServiceStartError
 from sandbox.db import sqlite_url_for
+from sandbox.locks import SYNC_GATE_OPTION, SyncGate
 from sandbox.runtime import ServiceConfig
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ __all__ = [
     "ready_line",
     "service_line",
     "start_stack",
+    "interrupts",
     "wait_for_interrupt",
     "wire_bridge",
 ]
@@ -271,8 +273,9 @@ def _wire_bridge(
         transports = {name: httpx.WSGITransport(app=apps[name]) for name in MOCKS}
     bridge_app = build_bridge(urls, bridge_database_url=bridge_database_url, maps_dirs=maps_dirs, transports=transports)
     sender, client = live_sync_link(urls["bridge"], httpx.WSGITransport(app=bridge_app) if in_process else None)
+    gate = SyncGate()  # one for both mocks: writes that can sync take it before their database (sandbox.locks)
     for name in MOCKS:
-        apps[name].extensions["sandbox"].set_live_sync(sender)
+        apps[name].extensions["sandbox"].set_live_sync(sender, gate)
     return bridge_app, client
 
 
@@ -346,6 +349,8 @@ class Stack:
     children: ServiceProcesses | None = None
     #: the clients the mocks' live-sync senders post with
     senders: list[httpx.Client] = field(default_factory=list)
+    #: files the stack made for itself (removed when it closes)
+    temporary_files: list[Path] = field(default_factory=list)
     closed: bool = False
 
     def transport(self, name: str) -> httpx.BaseTransport | None:
@@ -470,6 +475,8 @@ class Stack:
         for name in MOCKS:
             if name in self.apps:
                 self.apps[name].extensions["sandbox"].db.dispose()
+        for path in self.temporary_files:
+            path.unlink(missing_ok=True)
 
     def __enter__(self) -> Stack:
         return self
@@ -533,6 +540,8 @@ def start_stack(
             serve = Serving(serve.host, {**serve.ports, "bridge": int(bridge_url.rsplit(":", 1)[1])}, serve.tls)
         if wire == "processes":
             assert serve is not None
+            # the mocks' live-sync gate across their processes: a lock file (sandbox.locks.FileSyncGate)
+            config = _with_sync_gate_file(config, stack)
             stack.children = ServiceProcesses(
                 config, list(MOCKS), host=serve.host, ports=serve.ports, bridge_url=bridge_url if bridge else None
             )
@@ -577,6 +586,24 @@ def start_stack(
     return stack
 
 
+def _with_sync_gate_file(config: StackConfig, stack: Stack) -> StackConfig:
+    """``config`` with both mocks' option :data:`~sandbox.locks.SYNC_GATE_OPTION` naming one lock file: in the data
+    folder, or (in memory) a temporary one the stack removes when it closes."""
+    import dataclasses
+    import tempfile
+
+    if config.memory or config.data_dir is None:
+        handle, name = tempfile.mkstemp(prefix="sandbox-sync-gate-", suffix=".lock")
+        os.close(handle)
+        stack.temporary_files.append(Path(name))
+        path = Path(name)
+    else:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        path = config.data_dir.resolve() / "sync-gate.lock"
+    options = {name: {**config.options.get(name, {}), SYNC_GATE_OPTION: str(path)} for name in MOCKS}
+    return dataclasses.replace(config, options={**config.options, **options})
+
+
 def build_stack(
     config: StackConfig, *, bridge: bool = True, start_maps: bool = True, maps_dirs: list[Path] | None = None
 ) -> Stack:
@@ -586,8 +613,12 @@ def build_stack(
 
 
 # ---- serving until told to stop ----------------------------------------------------------------------------
-def wait_for_interrupt() -> None:
-    """Block until SIGINT or SIGTERM (the caller then closes its stack, in its order)."""
+@contextlib.contextmanager
+def interrupts() -> Iterator[threading.Event]:
+    """Within the block, SIGINT and SIGTERM set the event they yield instead of ending the process.
+
+    Take it before telling the user how to stop: a signal sent the moment that line appears then ends the
+    stack cleanly instead of killing the process."""
     stopped = threading.Event()
 
     def handler(_signum: int, _frame: Any) -> None:
@@ -595,12 +626,22 @@ def wait_for_interrupt() -> None:
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        # a timed wait: the handler runs in this thread, between waits
-        while not stopped.wait(0.5):
-            pass
+        yield stopped
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def wait_for_interrupt(stopped: threading.Event | None = None) -> None:
+    """Block until SIGINT or SIGTERM (the caller then closes its stack, in its order); ``stopped`` is the event
+    of an :func:`interrupts` block already open."""
+    if stopped is None:
+        with interrupts() as own:
+            wait_for_interrupt(own)
+        return
+    # a timed wait: the handler runs in this thread, between waits
+    while not stopped.wait(0.5):
+        pass
 
 
 @contextlib.contextmanager

@@ -237,7 +237,7 @@ def decode_value(column: sa.Column[Any], value: Any) -> Any:
 def export_snapshot(db: Database, service: str) -> dict[str, Any]:
     """Every row of every table of ``db`` as JSON-safe dicts, in primary-key order."""
     tables: dict[str, list[dict[str, Any]]] = {}
-    with db.transaction() as connection:
+    with db.transaction(may_sync=False) as connection:
         for table in db.tables():
             query = sa.select(table)
             if table.primary_key.columns:
@@ -328,7 +328,7 @@ def _realign_sequences(connection: sa.Connection, tables: list[sa.Table]) -> Non
 
 def table_counts(db: Database) -> dict[str, int]:
     """Row count of every table."""
-    with db.transaction() as connection:
+    with db.transaction(may_sync=False) as connection:
         return {
             table.name: int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
             for table in db.tables()

@@ -19,13 +19,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME_TYPE
 from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from sandbox.errors import ServiceUnavailable
+from sandbox.locks import SyncGate
 
-# SQLite has one writer at a time; waiting longer than this for the service's lock means something is stuck.
+# SQLite has one writer at a time; waiting longer than this for the service's lock (or the stack's live-sync
+# gate) means something is stuck: with one lock order nothing waits in a cycle, so contention alone never gets here.
 LOCK_TIMEOUT_SECONDS = 30.0
 #: the most parameters SQLite takes in one statement (SQLITE_MAX_VARIABLE_NUMBER: 32766 since 3.32, 999 before)
 SQLITE_MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
@@ -76,6 +80,9 @@ class Database:
         self._state = _TxState()
         # SQLite: serialize transactions (one writer, and a shared in-memory connection). Server DBs need none.
         self._lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
+        #: the stack's live-sync gate while live sync is on (see :mod:`sandbox.locks`): taken before the database
+        #: lock by every transaction that may call the bridge
+        self.sync_gate: SyncGate | None = None
 
     # ---- schema -----------------------------------------------------------------------------------
     def create_all(self) -> None:
@@ -120,12 +127,14 @@ class Database:
         self._state.memo.clear()
 
     @contextlib.contextmanager
-    def transaction(self, timeout: float | None = None) -> Iterator[sa.Connection]:
+    def transaction(self, timeout: float | None = None, *, may_sync: bool = True) -> Iterator[sa.Connection]:
         """Open (or join) the thread's transaction. The outermost level commits or rolls back.
 
-        ``timeout`` bounds the wait for SQLite's writer lock (default :data:`LOCK_TIMEOUT_SECONDS`); the
-        bridge's writes use a short one so two live syncs crossing each other fail fast and retry instead
-        of stalling both writers.
+        ``may_sync``: whether the transaction may call the bridge before it commits (a write by anyone but the
+        integration identity). Such a transaction takes the live-sync gate first, then the database lock
+        (:mod:`sandbox.locks`): one lock order for every write that can sync, so two live syncs crossing each
+        other wait in turn, never for each other. Reads and the bridge's own writes say False: they call
+        nobody while they hold the database. ``timeout`` bounds each wait (default :data:`LOCK_TIMEOUT_SECONDS`).
         """
         state = self._state
         if state.depth > 0:
@@ -135,43 +144,53 @@ class Database:
             finally:
                 state.depth -= 1
             return
-        if self._lock is not None and not self._lock.acquire(
-            timeout=LOCK_TIMEOUT_SECONDS if timeout is None else timeout
-        ):
+        wait = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+        gate = self.sync_gate if may_sync else None
+        if gate is not None and not gate.acquire(wait):
             raise ServiceUnavailable("The database is busy; try again.", headers={"Retry-After": "1"})
         try:
-            connection = self.engine.connect()
-            state.connection = connection
-            state.transaction = connection.begin()
-            state.depth = 1
+            if self._lock is not None and not self._lock.acquire(timeout=wait):
+                raise ServiceUnavailable("The database is busy; try again.", headers={"Retry-After": "1"})
+            try:
+                yield from self._outermost(state)
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+        finally:
+            if gate is not None:
+                gate.release()
+
+    def _outermost(self, state: _TxState) -> Iterator[sa.Connection]:
+        """The body of an outermost :meth:`transaction`, its locks held."""
+        connection = self.engine.connect()
+        state.connection = connection
+        state.transaction = connection.begin()
+        state.depth = 1
+        state.bag = {}
+        state.memo = {}
+        state.before_commit, state.after_commit, state.after_rollback = [], [], []
+        try:
+            yield connection
+            # Before-commit hooks may add more hooks (a sync that writes more rows); drain them all.
+            while state.before_commit:
+                state.before_commit.pop(0)()
+            state.transaction.commit()
+        except BaseException:
+            if state.transaction.is_active:
+                state.transaction.rollback()
+            for callback in state.after_rollback:
+                _quietly(callback)
+            raise
+        else:
+            for callback in state.after_commit:
+                _quietly(callback)
+        finally:
+            connection.close()
+            state.connection = None
+            state.transaction = None
+            state.depth = 0
             state.bag = {}
             state.memo = {}
-            state.before_commit, state.after_commit, state.after_rollback = [], [], []
-            try:
-                yield connection
-                # Before-commit hooks may add more hooks (a sync that writes more rows); drain them all.
-                while state.before_commit:
-                    state.before_commit.pop(0)()
-                state.transaction.commit()
-            except BaseException:
-                if state.transaction.is_active:
-                    state.transaction.rollback()
-                for callback in state.after_rollback:
-                    _quietly(callback)
-                raise
-            else:
-                for callback in state.after_commit:
-                    _quietly(callback)
-            finally:
-                connection.close()
-                state.connection = None
-                state.transaction = None
-                state.depth = 0
-                state.bag = {}
-                state.memo = {}
-        finally:
-            if self._lock is not None:
-                self._lock.release()
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[sa.Connection]:
@@ -396,6 +415,54 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-65536")  # KiB: up to 64 MB per connection, taken as pages are used
     cursor.execute("PRAGMA wal_autocheckpoint=16384")  # pages: checkpoint at 64 MB of WAL
     cursor.close()
+
+
+class RowVersionCounter(SQLModel, table=True):
+    """The last row version a service's database handed out: one row (``id`` 1), in the service's own database.
+
+    Row versions (ETags, Dataverse ``versionnumber``) come from here, inside the writing transaction, so they
+    are unique and increasing per service across processes and restarts: on SQLite the write transaction
+    holds the database's writer lock from the counter's update until the commit.
+    """
+
+    __tablename__ = "sandbox_row_version"
+
+    id: int = Field(default=1, primary_key=True)
+    value: int = 0
+
+
+def _counter_table() -> sa.Table:
+    table = sa.inspect(RowVersionCounter).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
+def reserve_row_versions(connection: sa.Connection, count: int, floor: Callable[[], int]) -> int:
+    """Take ``count`` consecutive row versions from the database's counter and return the first.
+
+    Must run inside the caller's write transaction. A database without the counter row yet (a new one, a
+    reset, an older snapshot) starts it at ``floor()``, the highest version its rows already carry.
+    """
+    table = _counter_table()
+    bump = (
+        sa.update(table)
+        .where(table.c.id == 1)
+        .values(value=table.c.value + sa.bindparam("sandbox_count", type_=sa.Integer))
+        .returning(table.c.value)
+    )
+    value = connection.execute(bump, {"sandbox_count": count}).scalar()
+    if value is None:
+        insert = postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite_dialect.insert(table)
+        connection.execute(insert.on_conflict_do_nothing(index_elements=["id"]), {"id": 1, "value": floor()})
+        value = connection.execute(bump, {"sandbox_count": count}).scalar()
+    assert value is not None
+    return int(value) - count + 1
+
+
+def raise_row_version_counter(connection: sa.Connection, floor: int) -> None:
+    """Make sure the counter is at least ``floor`` (after rows came in around it: a snapshot import)."""
+    table = _counter_table()
+    connection.execute(sa.update(table).where(table.c.id == 1, table.c.value < floor).values(value=floor))
 
 
 def platform_metadata() -> sa.MetaData:

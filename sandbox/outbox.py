@@ -384,7 +384,7 @@ class Outbox:
         """The highest committed ``seq`` (0 when empty); also refreshes the cache :meth:`wait` uses."""
         with self._cond:
             generation = self._generation
-        with db.transaction() as connection:
+        with db.transaction(may_sync=False) as connection:
             value = int(connection.execute(sa.select(sa.func.max(self.table.c.seq))).scalar() or 0)
         with self._cond:
             # Set exactly (a reset may have rewound the feed) unless a commit raced with our query.
@@ -415,7 +415,7 @@ class Outbox:
             query = query.where(self.table.c.table.in_(sorted(tables)))
         if exclude_identity is not None:
             query = query.where(self.table.c.identity != exclude_identity)
-        with db.transaction() as connection:
+        with db.transaction(may_sync=False) as connection:
             changes = _read_changes(connection, query, self.column_lists)
         if len(changes) >= limit:
             next_seq = changes[-1]["seq"]

@@ -23,6 +23,7 @@ from sandbox.errors import MethodNotAllowed, SandboxError, error_for_status
 from sandbox.faults import FaultRegistry, install_fault_hook
 from sandbox.journal import Journal, install_journal_hook
 from sandbox.livesync import LiveSyncHook, Sender
+from sandbox.locks import SYNC_GATE_OPTION, FileSyncGate, SyncGate
 from sandbox.odata.actions import ActionRegistry
 from sandbox.odata.dialect import Dialect
 from sandbox.odata.model import Model
@@ -91,9 +92,23 @@ class Runtime:
         self.store.reset_versions()
         self.outbox.latest_seq(self.db)
 
-    def set_live_sync(self, sender: Sender | None) -> None:
-        """Call ``sender`` with each transaction's changes before it commits (None turns live sync off)."""
-        self.store.commit_hooks = [] if sender is None else [LiveSyncHook(self.name, self.model, self.store, sender)]
+    def set_live_sync(self, sender: Sender | None, gate: SyncGate | None = None) -> None:
+        """Call ``sender`` with each transaction's changes before it commits (None turns live sync off).
+
+        ``gate`` is the stack's live-sync gate, shared with the other service the bridge writes to (see
+        :mod:`sandbox.locks`): the services of one process must share one, or two live syncs crossing each
+        other wait for each other. Without one, the file gate named by the service option
+        :data:`~sandbox.locks.SYNC_GATE_OPTION` (services in several processes), else a gate of its own.
+        """
+        if sender is None:
+            self.store.commit_hooks = []
+            self.db.sync_gate = None
+            return
+        if gate is None:
+            path = self.config.options.get(SYNC_GATE_OPTION)
+            gate = FileSyncGate(path) if path else SyncGate()
+        self.db.sync_gate = gate
+        self.store.commit_hooks = [LiveSyncHook(self.name, self.model, self.store, sender)]
 
     def after_import(self) -> None:
         """A snapshot import bypassed the store: row versions must be re-read from the data."""
@@ -105,7 +120,7 @@ class Runtime:
             return self.spec.seed(self.store, seed, options)
 
     def is_empty(self) -> bool:
-        with self.db.transaction():
+        with self.db.transaction(may_sync=False):
             for entity in self.model.entities.values():
                 if entity.alias_of is None and self.store.find(entity.name, limit=1):
                     return False

@@ -74,16 +74,14 @@ def restored_service(name: str, source: Path, options: dict[str, Any] | None = N
     app = make(ServiceConfig(database_url="sqlite://", seed=None, options=dict(options or {})))
     runtime = app.extensions["sandbox"]
     load_database(source, runtime.db)
-    runtime.after_import()  # the store's row versions and the outbox's latest seq come from the data
-    load_version_floor(runtime.store, runtime.db)
+    runtime.after_import()  # the outbox's latest seq comes from the data (row versions: the database's counter)
     return app
 
 
 def load_version_floor(store: Store, db: Database) -> None:
-    """Read the highest row version now, as seeding leaves it read, rather than in the test's first write
-    (tests that count the statements of a write would see the extra queries)."""
-    with db.transaction():
-        store._load_version_floor()
+    """After rows were copied into ``db`` around the store: its row-version counter is above every copied row."""
+    assert store.db is db
+    store.reset_versions()
 
 
 @dataclass

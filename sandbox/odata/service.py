@@ -41,8 +41,6 @@ from sandbox.odata.urls import Segment, parse_key_predicate, parse_literal, pars
 
 IDENTITY_HEADERS = ("X-Sandbox-Identity", "CallerObjectId", "MSCRM.CallerID")
 DEFAULT_IDENTITY = "user"
-#: seconds an integration (bridge) write waits for a busy SQLite database before answering 503
-INTEGRATION_LOCK_TIMEOUT = 3.0
 
 
 def identity_of(req: Any) -> str:
@@ -199,7 +197,7 @@ class ODataService:
         entity = self.model.by_set.get(head.name)
         if entity is None:
             return self._unbound_operation(method, segments, state)
-        with self.db.transaction(self.lock_timeout(state)):
+        with self.db.transaction(may_sync=self.may_sync(method, state)):
             return self._entity_set(method, entity, segments, state)
 
     def _metadata(self, state: RequestState) -> Response:
@@ -211,12 +209,13 @@ class ODataService:
         return Response(self._metadata_cache[annotations], content_type="application/xml")
 
     @staticmethod
-    def lock_timeout(state: RequestState) -> float | None:
-        """Integration writes wait briefly for the database: a live sync that meets another one coming the
-        other way fails fast (503, retried by the caller) instead of holding both writers for long."""
+    def may_sync(method: str, state: RequestState) -> bool:
+        """Whether a request's transaction may call the bridge before it commits: anything but a read, unless the
+        caller is the integration identity (its writes are never sent back). Such a transaction takes the
+        stack's live-sync gate before the database (see :meth:`sandbox.db.Database.transaction`)."""
         from sandbox.livesync import INTEGRATION_IDENTITIES
 
-        return INTEGRATION_LOCK_TIMEOUT if state.identity in INTEGRATION_IDENTITIES else None
+        return method != "GET" and state.identity not in INTEGRATION_IDENTITIES
 
     # ---- entity sets ----------------------------------------------------------------------------------
     def _entity_set(self, method: str, entity: EntityType, segments: list[Segment], state: RequestState) -> Response:
@@ -1051,7 +1050,7 @@ class ODataService:
         spec = self.actions.find(name, None, False)
         if spec is None:
             raise self.dialect.unknown_set(head.name)
-        with self.db.transaction(self.lock_timeout(state)):
+        with self.db.transaction(may_sync=self.may_sync(method, state)):
             return self._run_operation(method, spec, None, head, state)
 
     def _run_operation(
@@ -1165,9 +1164,9 @@ class ODataService:
         continue_on_error = "odata.continue-on-error" in state.prefer
         if continue_on_error:
             state.applied.append("odata.continue-on-error")
-        timeout = self.lock_timeout(state)
+        may_sync = self.may_sync("POST", state)
         status, responses = batchlib.execute_batch(
-            items, dispatch, lambda: self.db.transaction(timeout), dialect, continue_on_error
+            items, dispatch, lambda: self.db.transaction(may_sync=may_sync), dialect, continue_on_error
         )
         body, content_type = batchlib.render_batch(responses)
         return Response(body, status=status, content_type=content_type)

@@ -14,14 +14,13 @@ import decimal
 import functools
 import itertools
 import re
-import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
-from sandbox.db import Database, insert_returning_ids
+from sandbox.db import Database, insert_returning_ids, raise_row_version_counter, reserve_row_versions
 from sandbox.errors import BadRequest, Conflict, NotFound, SandboxError
 from sandbox.odata.dataverse import codes
 from sandbox.odata.model import ROWID, ROWVERSION, EntityType, Model, new_guid, utcnow
@@ -118,9 +117,6 @@ class Store:
         self.db = db
         self.outbox = outbox
         self.behaviors: dict[str, EntityBehavior] = dict(behaviors or {})
-        self._version_lock = threading.Lock()
-        self._versions = itertools.count(1)
-        self._version_floor_loaded = False
         #: called once per transaction, just before it commits, with every change it made (live sync)
         self.commit_hooks: list[Callable[[list[dict[str, Any]]], None]] = []
         self._statements: dict[Hashable, Any] = {}  # see statement()
@@ -361,8 +357,9 @@ class Store:
             return self._insert_each(prepared)
         table = entity.table
         assert table is not None
-        for row in rows:
-            row[ROWVERSION] = self.next_version()
+        first = self.next_versions(len(rows))
+        for offset, row in enumerate(rows):
+            row[ROWVERSION] = first + offset
         columns = list(entity.properties)  # every column is a changed column of a create; one list for all
         images = [image for image in (self._change_image(entity, row, columns) for row in rows) if image is not None]
         try:
@@ -529,25 +526,30 @@ class Store:
             row[self.model.modified_on] = now
 
     def next_version(self) -> int:
-        """A service-wide increasing row version (Dataverse ``versionnumber`` semantics)."""
-        with self._version_lock:
-            if not self._version_floor_loaded:
-                self._load_version_floor()
-            return next(self._versions)
+        """A service-wide increasing row version (Dataverse ``versionnumber`` semantics), from the database's own
+        counter inside the current transaction: unique across processes on one database and across restarts."""
+        return self.next_versions(1)
 
-    def _load_version_floor(self) -> None:
+    def next_versions(self, count: int) -> int:
+        """``count`` consecutive row versions (see :meth:`next_version`); returns the first."""
+        return reserve_row_versions(self.db.connection, count, self._highest_version)
+
+    def _highest_version(self) -> int:
+        """The highest row version any row of the service carries (where a new counter starts)."""
         highest = 0
         for entity in self.model.entities.values():
             table = entity.table
             assert table is not None
+            if entity.alias_of is not None:
+                continue
             value = self.db.connection.execute(sa.select(sa.func.max(table.c[ROWVERSION]))).scalar()
-            highest = max(highest, value or 0)
-        self._versions = itertools.count(highest + 1)
-        self._version_floor_loaded = True
+            highest = max(highest, int(value or 0))
+        return highest
 
     def reset_versions(self) -> None:
-        with self._version_lock:
-            self._version_floor_loaded = False
+        """After rows came in around the store (a reset, a snapshot import): the counter never falls behind them."""
+        with self.db.transaction(may_sync=False):
+            raise_row_version_counter(self.db.connection, self._highest_version())
 
     @staticmethod
     def _missing_key(entity: EntityType, values: Mapping[str, Any]) -> BadRequest:

@@ -15,7 +15,8 @@ import uuid
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]  # no type information ships with gevent
-from locust import events
+from locust import HttpUser, events
+from locust.clients import HttpSession
 from locust.env import Environment
 
 from sandbox.wellknown import DEFAULT_COMPANY
@@ -50,6 +51,56 @@ def _options(parser: Any) -> None:
         default="http://127.0.0.1:5103",
         help="Origin of the bridge",
     )
+
+
+def describe_failure(response: Any) -> str:
+    """Why a request failed, from the service's own error body: ``503 [0x80040216] The database is busy; ...``
+    (status, error code, message; both services and the bridge answer ``{"error": {"code", "message"}}``)."""
+    code = message = ""
+    try:
+        error = response.json().get("error") or {}
+        code, message = str(error.get("code") or ""), str(error.get("message") or "")
+    except Exception:  # noqa: BLE001 - not JSON: the start of the text says enough
+        message = (getattr(response, "text", "") or "")[:200]
+    message = " ".join(message.split())[:300]
+    return f"{response.status_code}" + (f" [{code}]" if code else "") + (f" {message}" if message else "")
+
+
+class DetailedSession(HttpSession):
+    """Locust's session, reporting a failed answer by its status, error code and message (Locust alone reports
+    ``503 Server Error: SERVICE UNAVAILABLE for url``, which says nothing about why)."""
+
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        name: str | None = None,
+        catch_response: bool = False,
+        context: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if catch_response:
+            return super().request(method, url, name, catch_response, context or {}, **kwargs)
+        with super().request(method, url, name, True, context or {}, **kwargs) as response:
+            if response.status_code >= 400:
+                response.failure(describe_failure(response))
+        return response
+
+
+class SandboxUser(HttpUser):
+    """An ``HttpUser`` whose failures say why (see :class:`DetailedSession`)."""
+
+    abstract = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client = DetailedSession(
+            base_url=self.host,
+            request_event=self.environment.events.request,
+            user=self,
+            pool_manager=self.pool_manager,
+        )
+        self.client.trust_env = False
 
 
 def urls(environment: Environment) -> dict[str, str]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 
-from locust import HttpUser, between, task
+from locust import between, task
 
-from scenarios.load.common import COMPANY, CUSTOMERS, JSON_HEADERS, quoted, urls
+from scenarios.load.common import COMPANY, CUSTOMERS, JSON_HEADERS, SandboxUser, quoted, urls
 
 
-class Reader(HttpUser):
+class Reader(SandboxUser):
     """List views, lookups by key, counts and expands: the read side of an integration's day."""
 
     weight = 3

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 
-from locust import HttpUser, between, task
+from locust import between, task
 
-from scenarios.load.common import CRM_NS, JSON_HEADERS, Reference, unique, urls
+from scenarios.load.common import CRM_NS, JSON_HEADERS, Reference, SandboxUser, unique, urls
 
 
-class Salesperson(HttpUser):
+class Salesperson(SandboxUser):
     """Creates and qualifies leads, adds prospects, browses accounts, and takes quotes to orders.
 
     Quotes and orders are mapped tables: with the maps running each of those writes goes through the

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import random
 
-from locust import HttpUser, between, task
+from locust import between, task
 
-from scenarios.load.common import COMPANY, CUSTOMERS, JSON_HEADERS, SCM_NS, quoted, unique, urls
+from scenarios.load.common import COMPANY, CUSTOMERS, JSON_HEADERS, SCM_NS, SandboxUser, quoted, unique, urls
 
 #: a service item: no on-hand to run out of, so the whole process can repeat for as long as the test runs
 SERVICE_ITEM = "S0001"
 STOCKED_ITEMS = ["D0001", "D0003", "L0001"]
 
 
-class OrderProcessor(HttpUser):
+class OrderProcessor(SandboxUser):
     """Creates sales orders with lines and posts them through confirmation, picking, delivery and invoice."""
 
     weight = 2

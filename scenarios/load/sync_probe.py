@@ -16,12 +16,12 @@ from __future__ import annotations
 import random
 import time
 
-from locust import HttpUser, constant, task
+from locust import constant, task
 
-from scenarios.load.common import COMPANY, JSON_HEADERS, fire_sync, poll_until, quoted, unique, urls
+from scenarios.load.common import COMPANY, JSON_HEADERS, SandboxUser, fire_sync, poll_until, quoted, unique, urls
 
 
-class SyncProbe(HttpUser):
+class SyncProbe(SandboxUser):
     """One probe per test (``fixed_count``), whatever the number of users."""
 
     fixed_count = 1

@@ -285,3 +285,37 @@ def test_up_refuses_tls_with_wire_processes() -> None:
 
     result = CliRunner().invoke(main, ["up", "--tls", "--wire", "processes"])
     assert result.exit_code == 2 and "--tls cannot be combined with --wire processes" in result.output
+
+
+def test_a_second_up_on_a_data_dir_in_use_is_refused_at_once_and_the_first_keeps_running(tmp_path: Path) -> None:
+    """The second `sandbox up` on the same --data-dir exits 1 before building anything, naming the folder and
+    the pid of the first; the first still serves. `--memory` takes no lock; once the first stops, the folder
+    is free again."""
+    first, urls = start_up(tmp_path)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "leadtocash.cli", "up", "--data-dir", str(tmp_path / "data"), "--sales-port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert str((tmp_path / "data").resolve()) in second.stderr and f"process {first.pid}" in second.stderr
+        assert "sales" not in second.stdout  # nothing was served
+        health = httpx.get(urls["scm"].replace("/data/", "/_sandbox/health"))
+        assert health.json()["status"] == "ok"
+        in_memory, memory_urls = start_up(tmp_path, "--memory")
+        try:
+            assert httpx.get(memory_urls["scm"].replace("/data/", "/_sandbox/health")).json()["status"] == "ok"
+        finally:
+            assert stop(in_memory) == 0
+    finally:
+        assert stop(first) == 0
+    lines: list[str] = []
+    again, urls = start_up(tmp_path, lines=lines)
+    try:
+        assert httpx.get(urls["scm"].replace("/data/", "/_sandbox/health")).json()["status"] == "ok", "".join(lines)
+    finally:
+        assert stop(again) == 0

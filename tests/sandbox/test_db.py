@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import threading
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from sandbox.db import Database, insert_many_plain, insert_returning_ids
+from sandbox.errors import ServiceUnavailable
+from sandbox.locks import SyncGate
 
 
 @pytest.fixture
@@ -191,3 +194,79 @@ def test_insert_plans_belong_to_their_table_not_to_its_name() -> None:
     finally:
         for database in databases:
             database.dispose()
+
+
+# ---- the live-sync gate: one lock order for every transaction that may sync ---------------------------------
+def _gated_pair() -> tuple[Database, Database, SyncGate]:
+    gate = SyncGate()
+    first, second = Database("sqlite://", []), Database("sqlite://", [])
+    first.sync_gate = second.sync_gate = gate
+    return first, second, gate
+
+
+def test_writes_crossing_each_other_take_turns_instead_of_waiting_for_each_other() -> None:
+    """Two transactions that may sync, each on one database and then (as the bridge would) on the other: with
+    the gate taken before either database they run one after the other, and both commit."""
+    first, second, _gate = _gated_pair()
+    holding = threading.Event()
+    done: list[str] = []
+    errors: list[BaseException] = []
+
+    def cross(source: Database, target: Database, name: str, started: threading.Event | None) -> None:
+        try:
+            with source.transaction():
+                if started is not None:
+                    started.set()
+                    holding.wait(5)  # give the other writer time to start and queue at the gate
+                with target.transaction(may_sync=False):  # the bridge's write to the other side
+                    done.append(name)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    started = threading.Event()
+    one = threading.Thread(target=cross, args=(first, second, "one", started))
+    one.start()
+    assert started.wait(5)
+    two = threading.Thread(target=lambda: (holding.set(), cross(second, first, "two", None)))
+    two.start()
+    one.join(30)
+    two.join(30)
+    first.dispose()
+    second.dispose()
+    assert not errors and sorted(done) == ["one", "two"]
+
+
+def test_reads_and_integration_writes_do_not_take_the_gate() -> None:
+    """A transaction that says it cannot sync goes past a gate someone else holds; one that may sync waits."""
+    first, _second, gate = _gated_pair()
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        assert gate.acquire(5)
+        held.set()
+        release.wait(10)
+        gate.release()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(5)
+        with first.transaction(may_sync=False):
+            pass  # not blocked by the gate
+        with pytest.raises(ServiceUnavailable), first.transaction(timeout=0.05):
+            pass
+    finally:
+        release.set()
+        thread.join(10)
+    with first.transaction():  # free again
+        assert first.sync_gate is gate
+    first.dispose()
+
+
+def test_a_transaction_without_a_gate_takes_only_its_database() -> None:
+    database = Database("sqlite://", [])
+    assert database.sync_gate is None
+    with database.transaction() as connection:
+        assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+    database.dispose()

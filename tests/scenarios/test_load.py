@@ -12,7 +12,16 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from leadtocash.loadtest import load, parse_run_time, print_summary, read_stats, summarize
+from leadtocash.loadtest import (
+    counted_errors,
+    load,
+    map_errors,
+    parse_run_time,
+    print_summary,
+    read_failures,
+    read_stats,
+    summarize,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,3 +118,87 @@ def test_load_with_two_users_runs_locust_in_its_own_process_and_passes(tmp_path:
     assert {row["name"] for row in summary["sync"]} >= {"customers-accounts scm->sales"}
     assert summary["synced_per_map"] and summary["bridge"]["samples"] >= 1
     assert (tmp_path / "run_stats.csv").exists()
+
+
+FAILURES = """Method,Name,Error,Occurrences
+POST,SCM: create order,"CatchResponseError('503 [0x80040216] The database is busy; try again.')",3
+POST,SCM: create order,"CatchResponseError('400 [0x80040265] Dual-write: Customers V3 (accounts): writing failed')",1
+GET,Sales: list accounts,"ConnectionError(MaxRetryError('connection refused'))",2
+"""
+
+
+def test_failures_say_per_request_type_why_with_status_code_and_message(tmp_path: Path) -> None:
+    """Locust's failures file becomes, per request type, each reason (status, error code, message) and how often;
+    a failure without an answer keeps Locust's text; the summary and its printout carry them."""
+    path = tmp_path / "run_failures.csv"
+    path.write_text(FAILURES)
+    failures = read_failures(path)
+    assert [(row["type"], row["name"]) for row in failures] == [
+        ("GET", "Sales: list accounts"),
+        ("POST", "SCM: create order"),
+    ]
+    order = failures[1]["reasons"]
+    assert order[0] == {
+        "status": 503,
+        "code": "0x80040216",
+        "message": "The database is busy; try again.",
+        "occurrences": 3,
+    }
+    assert order[1]["status"] == 400 and order[1]["message"].startswith("Dual-write")
+    assert failures[0]["reasons"][0]["status"] is None and "connection refused" in failures[0]["reasons"][0]["message"]
+    assert read_failures(tmp_path / "missing.csv") == []
+
+    summary = summarize(
+        read_stats(_stats(tmp_path)),
+        run_seconds=10.0,
+        synced_before={},
+        synced_after={},
+        bridge={},
+        config={"users": 2, "mode": "live", "workers": 0, "stack": "test", "bridge": True},
+        max_failure_ratio=0.5,
+        failures=failures,
+        bridge_errors={
+            "count": 2,
+            "kinds": [{"error": "unexpected bridge error: KeyError: 'x'", "count": 2}],
+            "maps": [],
+        },
+    )
+    assert summary["failures"] == failures and summary["bridge_errors"]["count"] == 2
+    lines: list[str] = []
+    print_summary(summary, lines.append)
+    text = "\n".join(lines)
+    assert "503 [0x80040216] The database is busy; try again.: 3" in text
+    assert "errors inside the stack: 2 logged" in text and "KeyError" in text
+
+
+def _stats(tmp_path: Path) -> Path:
+    path = tmp_path / "run_stats.csv"
+    path.write_text(STATS)
+    return path
+
+
+def test_errors_logged_inside_the_stack_are_counted_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """While counting, an error the bridge logs (with its traceback) is counted by its first line and printed
+    nowhere; afterwards logging is as it was."""
+    import logging
+
+    logger = logging.getLogger("bridge.app")
+    with counted_errors() as errors:
+        for _ in range(2):
+            try:
+                raise KeyError("x")
+            except KeyError:
+                logger.exception("unexpected bridge error")
+    assert errors.summary() == {"count": 2, "kinds": [{"error": "unexpected bridge error: KeyError: 'x'", "count": 2}]}
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    assert logging.getLogger("bridge").propagate is True
+
+
+def test_map_errors_are_the_sync_failures_of_the_run() -> None:
+    before = {"a": {"failed": 1}, "b": {"failed": 0}}
+    after = {"a": {"failed": 4, "last_error": "boom"}, "b": {"failed": 0}, "c": {"failed": 2, "last_error": "x"}}
+    assert map_errors(before, after) == [
+        {"map": "a", "failed": 3, "last_error": "boom"},
+        {"map": "c", "failed": 2, "last_error": "x"},
+    ]

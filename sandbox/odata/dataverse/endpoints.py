@@ -88,7 +88,7 @@ def who_am_i(service: ODataService, segments: list[Segment], state: RequestState
     def first_id(entity_name: str, fallback: str) -> str:
         entity = service.model.entities.get(entity_name)
         if entity is not None:
-            with service.db.transaction():
+            with service.db.transaction(may_sync=False):  # a read: never takes the live-sync gate
                 rows = service.store.find(entity_name, limit=1)
             if rows:
                 return str(rows[0][entity.key[0]])

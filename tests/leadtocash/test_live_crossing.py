@@ -1,0 +1,126 @@
+"""Live syncs crossing each other: writers on both sides at once, maps live, never wait for each other.
+
+A write to a mapped table holds its own service's database while the bridge writes the other service; the
+stack's live-sync gate (sandbox.locks) gives every such write one lock order, so writes in opposite
+directions take turns instead of each holding what the other waits for.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leadtocash.stack import Serving, Stack, StackConfig, Wire, start_stack
+from sandbox.clients import SalesClient, ScmClient
+from tests.golden import Golden
+
+WRITERS_PER_SIDE = 2
+WRITES_PER_WRITER = 30
+
+
+def _cross(stack: Stack, label: str) -> dict[str, Any]:
+    """Two writers create customers in SCM while two update account phones in Sales, all at once; returns what
+    each side was given and every error."""
+    with SalesClient(stack.url("sales"), transport=stack.transport("sales")) as sales:
+        company = sales.query("cdm_companies", filter="cdm_companycode eq 'usmf'", select=["cdm_companyid"])[0]
+        rows = sales.query(
+            "accounts",
+            filter=f"customertypecode eq 3 and _msdyn_company_value eq {company['cdm_companyid']}",
+            select=["accountid", "accountnumber"],
+            top=8,
+        )
+    accounts = [(row["accountid"], row["accountnumber"]) for row in rows if row.get("accountnumber")]
+    assert len(accounts) >= WRITERS_PER_SIDE
+    errors: list[str] = []
+    customers: list[str] = []
+    phones: dict[str, str] = {}  # accountnumber -> the last phone written
+    lock = threading.Lock()
+    start = threading.Barrier(2 * WRITERS_PER_SIDE)
+
+    def scm_writer(writer: int) -> None:
+        with ScmClient(stack.url("scm"), transport=stack.transport("scm")) as scm:
+            start.wait(30)
+            for index in range(WRITES_PER_WRITER):
+                number = f"X{label}{writer}-{index:02d}"
+                try:
+                    scm.create(
+                        "CustomersV3",
+                        {
+                            "dataAreaId": "usmf",
+                            "CustomerAccount": number,
+                            "OrganizationName": f"Crossing {number}",
+                            "CustomerGroupId": "10",
+                            "SalesCurrencyCode": "USD",
+                        },
+                    )
+                    with lock:
+                        customers.append(number)
+                except Exception as exc:  # noqa: BLE001 - every failure is reported by the assertion
+                    with lock:
+                        errors.append(f"SCM {number}: {exc}")
+
+    def sales_writer(writer: int) -> None:
+        mine = accounts[writer::WRITERS_PER_SIDE]  # no account is written by both writers
+        with SalesClient(stack.url("sales"), transport=stack.transport("sales")) as sales:
+            start.wait(30)
+            for index in range(WRITES_PER_WRITER):
+                account_id, number = mine[index % len(mine)]
+                phone = f"555-{label}{writer}-{index:04d}"
+                try:
+                    sales.update("accounts", account_id, {"telephone1": phone})
+                    with lock:
+                        phones[number] = phone
+                except Exception as exc:  # noqa: BLE001 - every failure is reported by the assertion
+                    with lock:
+                        errors.append(f"Sales {number}: {exc}")
+
+    threads = [threading.Thread(target=scm_writer, args=(w,)) for w in range(WRITERS_PER_SIDE)]
+    threads += [threading.Thread(target=sales_writer, args=(w,)) for w in range(WRITERS_PER_SIDE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not any(thread.is_alive() for thread in threads), "a writer did not finish"
+    return {"errors": errors, "customers": customers, "phones": phones}
+
+
+def _assert_converged(stack: Stack, result: dict[str, Any]) -> None:
+    """Every write succeeded, and both sides hold what the other side was given (live sync: at once)."""
+    assert result["errors"] == []
+    assert len(result["customers"]) == WRITERS_PER_SIDE * WRITES_PER_WRITER
+    with (
+        SalesClient(stack.url("sales"), transport=stack.transport("sales")) as sales,
+        ScmClient(stack.url("scm"), transport=stack.transport("scm")) as scm,
+    ):
+        synced = {
+            row["accountnumber"]
+            for row in sales.query("accounts", filter="startswith(accountnumber,'X')", select=["accountnumber"])
+        }
+        assert set(result["customers"]) <= synced
+        for number, phone in result["phones"].items():
+            customer = scm.retrieve("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": number})
+            assert customer["PrimaryContactPhone"] == phone, number
+
+
+def test_live_syncs_in_opposite_directions_all_succeed_and_both_sides_converge(tmp_path: Path, golden: Golden) -> None:
+    """2 x 30 SCM creates and 2 x 30 Sales updates at once, in one process, maps live: no write fails (no "busy",
+    no timeout) and each side ends with what the other was given."""
+    stack = golden.stack(tmp_path / "bridge.sqlite")
+    try:
+        _assert_converged(stack, _cross(stack, "I"))
+    finally:
+        stack.close()
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("wire", ["http", "processes"])
+def test_live_syncs_in_opposite_directions_over_real_ports_all_succeed(tmp_path: Path, wire: Wire) -> None:
+    """The same crossing writers against servers on loopback ports that call each other over HTTP (SQLite files
+    in a data folder), in this process or each mock in a child process (the gate is then a lock file): no
+    write fails and both sides converge."""
+    config = StackConfig(data_dir=tmp_path / "data", seed=1)
+    with start_stack(config, wire=wire, serve=Serving("127.0.0.1")) as stack:
+        _assert_converged(stack, _cross(stack, wire[0].upper()))
