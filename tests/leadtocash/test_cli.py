@@ -289,12 +289,17 @@ def test_up_refuses_tls_with_wire_processes() -> None:
 
 def test_a_second_up_on_a_data_dir_in_use_is_refused_at_once_and_the_first_keeps_running(tmp_path: Path) -> None:
     """The second `sandbox up` on the same --data-dir exits 1 before building anything, naming the folder and
-    the pid of the first; the first still serves. `--memory` takes no lock; once the first stops, the folder
-    is free again."""
+    the pid of the first (not the ports, which a second `up` on one folder most often shares too); the first
+    still serves. `--memory` takes no lock; once the first stops, the folder is free again."""
     first, urls = start_up(tmp_path)
     try:
+        same_ports = [
+            value
+            for name in ("sales", "scm", "bridge")
+            for value in (f"--{name}-port", httpx.URL(urls[name]).port and str(httpx.URL(urls[name]).port))
+        ]
         second = subprocess.run(
-            [sys.executable, "-m", "leadtocash.cli", "up", "--data-dir", str(tmp_path / "data"), "--sales-port", "0"],
+            [sys.executable, "-m", "leadtocash.cli", "up", "--data-dir", str(tmp_path / "data"), *same_ports],
             capture_output=True,
             text=True,
             timeout=60,
