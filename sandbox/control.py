@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
-import json
 import re
 import uuid
 from collections.abc import Callable
@@ -104,7 +103,7 @@ def json_body(*, required: bool = True) -> Any:
             raise BadRequest("A JSON request body is required.")
         return None
     try:
-        return json.loads(raw)
+        return jsonio.loads_request(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
 

@@ -559,7 +559,7 @@ class ODataService:
         if not raw.strip():
             return {}
         try:
-            body = jsonio.loads(raw)
+            body = jsonio.loads_request(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise self.dialect.malformed_json(str(exc)) from None
         if not isinstance(body, dict):

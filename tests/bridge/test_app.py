@@ -37,6 +37,39 @@ def test_alert_rules_need_a_json_list(sandbox: Any) -> None:
     assert good.status_code == 200 and good.get_json()[0]["count"] == 3
 
 
+@pytest.mark.parametrize("kind", ["sometimes", "", "ANY", 3, None, ["any"]])
+def test_alert_rules_of_an_unknown_kind_are_refused(sandbox: Any, kind: Any) -> None:
+    """A rule whose kind the bridge never counts would be stored and never fire: 400 naming the kinds, and
+    the rules already set stay as they were."""
+    url = "/api/maps/customers-accounts/alerts"
+    assert sandbox.bridge.put(url, json=[{"count": 2, "window_seconds": 60, "kind": "network"}]).status_code == 200
+    rules = [{"count": 3, "window_seconds": 60, "action": "pause"}, {"count": 1, "window_seconds": 5, "kind": kind}]
+    response = sandbox.bridge.put(url, json=rules)
+    assert response.status_code == 400, response.data
+    assert set(response.get_json()) == {"error"}
+    assert "any, application, network" in response.get_json()["error"]["message"]
+    assert [rule.kind for rule in sandbox.runtime.lifecycle.runtime["customers-accounts"].alerts] == ["network"]
+
+
+@pytest.mark.parametrize("kind", ["any", "application", "network"])
+def test_alert_rules_of_each_known_kind_are_stored(sandbox: Any, kind: str) -> None:
+    response = sandbox.bridge.put(
+        "/api/maps/customers-accounts/alerts", json=[{"count": 1, "window_seconds": 5, "kind": kind}]
+    )
+    assert response.status_code == 200 and response.get_json()[0]["kind"] == kind
+
+
+@pytest.mark.parametrize("path", ["/api/live", "/api/maps/customers-accounts/alerts"])
+@pytest.mark.parametrize("depth", [101, 1000, 5000])
+def test_deeply_nested_json_is_a_400(sandbox: Any, path: str, depth: int) -> None:
+    """JSON nested deeper than a request body may be (100 levels) is refused as malformed in the bridge's
+    error shape; beyond 1,024 levels it was a 500 RecursionError."""
+    body = b"[" * depth + b"]" * depth if path.endswith("alerts") else b'{"a":' * depth + b"1" + b"}" * depth
+    response = sandbox.bridge.open(path, method="PUT" if path.endswith("alerts") else "POST", data=body)
+    assert response.status_code == 400, response.data
+    assert set(response.get_json()) == {"error"} and "nested deeper" in response.get_json()["error"]["message"]
+
+
 def test_unknown_map_is_a_404(sandbox: Any) -> None:
     """Actions on a map that does not exist answer 404."""
     assert sandbox.bridge.post("/api/maps/no-such-map/pause").status_code == 404
