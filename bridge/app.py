@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from bridge.console import console_blueprint
 from bridge.engine import Source, SyncEngine, SyncError
@@ -176,7 +177,10 @@ def create_app(config: BridgeConfig) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
-        return error_response(error_for_status(err.code or 500, err.description or err.name, ""))
+        # a 405 names the methods the URL takes (werkzeug knows them from the routes)
+        allowed = err.valid_methods if isinstance(err, WerkzeugMethodNotAllowed) else None
+        headers = {"Allow": ", ".join(allowed or ())} if err.code == 405 else None
+        return error_response(error_for_status(err.code or 500, err.description or err.name, "", headers=headers))
 
     @app.errorhandler(httpx.TransportError)
     def unreachable(err: httpx.TransportError) -> Response:

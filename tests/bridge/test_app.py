@@ -102,3 +102,11 @@ def test_an_unreachable_service_is_a_503_and_the_map_stays_not_running(tmp_path:
         assert app.test_client().get("/api/maps/legal-entities").get_json()["state"] == "Not running"
     finally:
         app.extensions["bridge"].close()
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/api/maps"), ("DELETE", "/api/live"), ("TRACE", "/")])
+def test_a_method_the_route_does_not_take_is_405_with_allow(sandbox: Any, method: str, path: str) -> None:
+    """The bridge's 405s carry the Allow header (RFC 9110, section 15.5.6) in its JSON error shape."""
+    response = sandbox.bridge.open(path, method=method)
+    assert response.status_code == 405 and set(response.get_json()) == {"error"}
+    assert method not in response.headers["Allow"] and response.headers["Allow"]

@@ -147,3 +147,61 @@ def test_body_integers_and_decimals_beyond_the_real_types_are_400(sales: FlaskCl
         content_type="application/json",
     )
     assert_fno_error(response, 400)
+
+
+# ---- methods a resource does not take -----------------------------------------------------------------------
+def _allowed(response: Any) -> set[str]:
+    assert "Allow" in response.headers, f"a 405 without Allow: {response.data!r}"
+    return {m.strip() for m in response.headers["Allow"].split(",") if m.strip()}
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path", "allow"),
+    [
+        ("scm", "PATCH", f"{SCM}/", {"GET"}),
+        ("sales", "POST", f"{SALES}/", {"GET"}),
+        ("scm", "PUT", f"{SCM}/$metadata", {"GET"}),
+        ("sales", "DELETE", f"{SALES}/$metadata", {"GET"}),
+        ("sales", "GET", f"{SALES}/$batch", {"POST"}),
+        ("sales", "PATCH", f"{SALES}/accounts", {"GET", "POST"}),
+        ("scm", "DELETE", f"{SCM}/CustomersV3", {"GET", "POST"}),
+        ("sales", "POST", f"{SALES}/accounts/$count", {"GET"}),
+        ("scm", "PUT", f"{SCM}/CustomersV3/$count", {"GET"}),
+        ("sales", "POST", f"{SALES}/accounts(00000000-0000-0000-0000-000000000001)", {"GET", "PATCH", "PUT", "DELETE"}),
+        (
+            "scm",
+            "POST",
+            f"{SCM}/CustomersV3(dataAreaId='usmf',CustomerAccount='US-001')",
+            {"GET", "PATCH", "PUT", "DELETE"},
+        ),
+        ("sales", "POST", "/_sandbox/health", {"GET"}),
+        ("scm", "PATCH", "/_sandbox/faults", {"GET", "POST", "DELETE"}),
+    ],
+)
+def test_a_method_the_resource_does_not_take_is_405_with_allow(
+    sales: FlaskClient, scm: FlaskClient, service: str, method: str, path: str, allow: set[str]
+) -> None:
+    """The service root and $metadata answered PATCH, PUT and DELETE with 200 as if they were GETs; every 405
+    now comes in the service's error shape with the Allow header RFC 9110 (section 15.5.6) requires."""
+    client = sales if service == "sales" else scm
+    response = client.open(path, method=method, json={} if method in ("POST", "PATCH", "PUT") else None)
+    if service == "sales":
+        assert_dataverse_error(response, 405)
+    else:
+        assert_fno_error(response, 405)
+    assert _allowed(response) == allow
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
+def test_an_unknown_http_method_is_405_with_allow(sales: FlaskClient, scm: FlaskClient, method: str) -> None:
+    assert "GET" in _allowed(sales.open(f"{SALES}/accounts", method=method))
+    assert_fno_error(response := scm.open(f"{SCM}/CustomersV3", method=method), 405)
+    assert "GET" in _allowed(response)
+
+
+def test_an_injected_405_names_the_methods_of_the_route(sales: FlaskClient) -> None:
+    """A fault that answers 405 is still a 405: it carries Allow like any other."""
+    assert sales.post("/_sandbox/faults", json={"path": f"{SALES}/accounts", "status": 405}).status_code == 201
+    response = sales.get(f"{SALES}/accounts")
+    assert_dataverse_error(response, 405)
+    assert {"GET", "POST"} <= _allowed(response)
