@@ -183,7 +183,9 @@ def filter_expression(names: list[str]) -> st.SearchStrategy[str]:
 
 
 def query_options(names: list[str], navigations: list[str]) -> st.SearchStrategy[dict[str, str]]:
-    """A query string's options: the OData ones over the entity's names, and unknown ones."""
+    """A query string's options: the OData ones over the entity's names, and unknown ones. Aggregate and
+    joined FetchXML and ``?sql=`` are left out: they are real features the sandbox answers 501 for
+    (docs/services.md), not hostile input."""
     prop = st.sampled_from(names) if names else WORD
     nav = st.sampled_from(navigations) if navigations else WORD
     option = st.one_of(
@@ -214,7 +216,7 @@ def query_options(names: list[str], navigations: list[str]) -> st.SearchStrategy
             st.builds(
                 lambda e, a: f"<fetch{a}><entity name='{e}'><attribute name='x'/></entity></fetch>",
                 WORD,
-                st.sampled_from(["", " top='5'", " aggregate='true'", " count='-1'", " page='x'"]),
+                st.sampled_from(["", " top='5'", " count='-1'", " page='x'", " top='x'"]),
             ),
         ),
         st.tuples(TEXT, TEXT),
