@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from bridge.console import console_blueprint
 from bridge.engine import Source, SyncEngine, SyncError
@@ -23,6 +24,7 @@ from bridge.metrics import BridgeMetrics, metrics_blueprint
 from bridge.readiness import Readiness, Startup, StartupError, readiness
 from bridge.state import NOT_RUNNING, RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow
 from bridge.worker import LINGER, AsyncWorker
+from sandbox import jsonio
 from sandbox.clients import ControlClient, SalesClient, ScmClient
 from sandbox.db import Database
 from sandbox.errors import BadRequest, NotFound, SandboxError, error_for_status
@@ -218,7 +220,10 @@ def create_app(config: BridgeConfig) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
-        return error_response(error_for_status(err.code or 500, err.description or err.name, ""))
+        # a 405 names the methods the URL takes (werkzeug knows them from the routes)
+        allowed = err.valid_methods if isinstance(err, WerkzeugMethodNotAllowed) else None
+        headers = {"Allow": ", ".join(allowed or ())} if err.code == 405 else None
+        return error_response(error_for_status(err.code or 500, err.description or err.name, "", headers=headers))
 
     @app.errorhandler(httpx.TransportError)
     def unreachable(err: httpx.TransportError) -> Response:
@@ -249,12 +254,16 @@ def runtime_of(app: Flask) -> BridgeRuntime:
     return runtime
 
 
+#: what an alert rule counts: every failure, or only application (data) or network (transient) ones
+ALERT_KINDS = ("any", "application", "network")
+
+
 def _body() -> dict[str, Any]:
     raw = request.get_data()
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = jsonio.loads_request(raw)
     except ValueError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}", "") from None
     if not isinstance(body, dict):
@@ -351,11 +360,17 @@ def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
     @api.put("/api/maps/<map_id>/alerts")
     def alerts(map_id: str) -> Response:
         try:
-            rules = json.loads(request.get_data() or b"[]")
+            rules = jsonio.loads_request(request.get_data() or b"[]")
         except ValueError as exc:
             raise BadRequest(f"The request body is not valid JSON: {exc}", "") from None
         if not isinstance(rules, list):
             raise BadRequest("Send a list of alert rules.", "")
+        for index, rule in enumerate(rules):
+            # A rule of another kind would be stored and never fire: the errors the lifecycle counts are
+            # of these kinds only (AlertRule.kind).
+            kind = rule.get("kind", "any") if isinstance(rule, dict) else "any"
+            if not isinstance(kind, str) or kind not in ALERT_KINDS:
+                raise BadRequest(f"Alert rule {index}: the kind {kind!r} is not one of {', '.join(ALERT_KINDS)}.", "")
         return _json(life.set_alerts(map_id, rules))
 
     @api.get("/api/maps/<map_id>/traces")

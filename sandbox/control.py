@@ -36,7 +36,6 @@ import collections
 import contextlib
 import datetime as dt
 import enum
-import json
 import re
 import threading
 import uuid
@@ -115,7 +114,7 @@ def json_body(*, required: bool = True) -> Any:
             raise BadRequest("A JSON request body is required.")
         return None
     try:
-        return json.loads(raw)
+        return jsonio.loads_request(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
 

@@ -403,8 +403,33 @@ def _quietly(callback: Callable[[], None]) -> None:
         pass
 
 
+def unicode_lower(value: Any) -> Any:
+    """SQLite's ``lower()`` for every alphabet: Python's ``str.lower`` (SQLite's own folds ASCII only)."""
+    if value is None:
+        return None
+    return (value if isinstance(value, str) else _sql_text(value)).lower()
+
+
+def unicode_upper(value: Any) -> Any:
+    """SQLite's ``upper()`` for every alphabet (see :func:`unicode_lower`)."""
+    if value is None:
+        return None
+    return (value if isinstance(value, str) else _sql_text(value)).upper()
+
+
+def _sql_text(value: Any) -> str:
+    # what SQLite's lower() reads a number or a blob as: its text
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
+    # $filter compares text case-insensitively through lower() (as SQL Server's case-insensitive collation
+    # behind both real services does for every alphabet); SQLite's own lower() folds ASCII only, so 'Ökonomie'
+    # could never be found. Registered under the built-in names, so the expression indexes on lower(key)
+    # keep serving lookups; deterministic, as a function in an index must be.
+    dbapi_connection.create_function("lower", 1, unicode_lower, deterministic=True)
+    dbapi_connection.create_function("upper", 1, unicode_upper, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -334,6 +334,10 @@ def _fault_response(fault: Fault, render_error: Callable[[SandboxError], flask.R
     if fault.drop:
         return drop_response(200 if fault.status < 400 else fault.status)
     error = fault.error()
+    if error.status == 405:
+        # an injected 405 is still a 405: it names what the route answers to (RFC 9110, section 15.5.6)
+        adapter = flask.current_app.url_map.bind_to_environ(flask.request.environ)
+        error.headers.setdefault("Allow", ", ".join(adapter.allowed_methods()))
     response = render_error(error)
     for name, value in error.headers.items():
         response.headers.setdefault(name, value)

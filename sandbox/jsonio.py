@@ -4,6 +4,9 @@ orjson encodes and decodes several times faster than the standard library, which
 initial sync moves every row through JSON five times). Where the two differ, the standard library's
 behaviour is kept: what orjson refuses (integers beyond 64 bits, ``NaN`` literals in a body) falls back
 to :mod:`json`, so the same values are accepted and a malformed body gets the same error message as before.
+Nesting has a limit: a document nested deeper than :data:`MAX_DEPTH` levels (orjson's own limit) is
+malformed, a ``ValueError`` like any malformed JSON, where :func:`json.loads` would recurse until
+``RecursionError``. Request bodies have a lower one (:func:`loads_request`).
 
 :func:`json_default` is the sandbox's one answer to "how is a value JSON has no type for written"; the two
 ways the callers differ (temporal values as plain ``isoformat()``, decimals as exact JSON numbers) are
@@ -25,7 +28,23 @@ import orjson
 
 from sandbox.odata.literals import iso_datetime
 
-__all__ = ["dumps", "dumps_bytes", "json_default", "loads"]
+__all__ = [
+    "MAX_DEPTH",
+    "REQUEST_MAX_DEPTH",
+    "TooDeep",
+    "dumps",
+    "dumps_bytes",
+    "json_default",
+    "loads",
+    "loads_request",
+]
+
+#: the deepest nesting of arrays and objects :func:`loads` accepts (orjson's limit)
+MAX_DEPTH = 1024
+#: the deepest nesting a request body may have (:func:`loads_request`). The real services read bodies with
+#: ODataLib, whose default ``MessageQuotas.MaxNestingDepth`` is 100; no body the sandbox serves nests half as
+#: deep. Far below Python's recursion limit, so nothing that later walks or prints a body can overflow.
+REQUEST_MAX_DEPTH = 100
 
 Default = Callable[[Any], Any]
 
@@ -93,12 +112,67 @@ def dumps(
     return dumps_bytes(value, default, iso_temporal=iso_temporal, decimal_numbers=decimal_numbers).decode("utf-8")
 
 
+class TooDeep(json.JSONDecodeError):
+    """JSON nested deeper than :data:`MAX_DEPTH` levels: a ``ValueError`` as any malformed JSON is."""
+
+
 def loads(data: bytes | bytearray | str) -> Any:
-    """Parse JSON; on anything orjson refuses, :func:`json.loads` decides (and raises its usual errors)."""
+    """Parse JSON; on anything orjson refuses, :func:`json.loads` decides (and raises its usual errors).
+
+    Every failure is a ``ValueError`` (a :class:`json.JSONDecodeError`), so callers that catch that catch
+    every malformed document, the too deeply nested one (:class:`TooDeep`) included.
+    """
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise _too_deep(exc.doc, exc.pos) from None
+        try:
+            return json.loads(data)
+        except RecursionError:
+            # What orjson refused for another reason (a NaN literal) may still nest deeper than the stack.
+            raise _too_deep(exc.doc, exc.pos) from None
+
+
+def loads_request(data: bytes | bytearray | str) -> Any:
+    """:func:`loads` for a request body: also :class:`TooDeep` beyond :data:`REQUEST_MAX_DEPTH` levels.
+
+    Every JSON body a service, the bridge or a control plane reads goes through here, so one limit keeps
+    any nesting from reaching code that recurses over a body (``repr`` in an error message, a walk).
+    """
+    value = loads(data)
+    # A document cannot nest deeper than it has openings: most bodies are settled without a walk.
+    if (
+        isinstance(value, (dict, list))
+        and _openings(data) > REQUEST_MAX_DEPTH
+        and _deeper_than(value, REQUEST_MAX_DEPTH)
+    ):
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+        raise TooDeep(f"JSON nested deeper than {REQUEST_MAX_DEPTH} levels", text, 0)
+    return value
+
+
+def _openings(data: bytes | bytearray | str) -> int:
+    if isinstance(data, str):
+        return data.count("[") + data.count("{")
+    return data.count(b"[") + data.count(b"{")
+
+
+def _deeper_than(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    # Iterative, so the check itself cannot overflow the stack it protects.
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                pending.append((child, depth + 1))
+    return False
+
+
+def _too_deep(document: str, position: int) -> TooDeep:
+    return TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels", document, position)
 
 
 def _unsupported(value: Any) -> Any:

@@ -461,8 +461,13 @@ class Outbox:
 
 
 # ---- the feed over HTTP ------------------------------------------------------------------------------
+#: the largest integer a query parameter may carry: SQLite's INTEGER (and PostgreSQL's BIGINT) is 64-bit
+MAX_INT_ARG = 2**63 - 1
+
+
 def int_arg(name: str, default: int, minimum: int) -> int:
-    """An integer query parameter (``default`` when absent), or a 400 naming the parameter."""
+    """An integer query parameter (``default`` when absent), or a 400 naming the parameter (also for one
+    beyond :data:`MAX_INT_ARG`, which no database column could be compared with)."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
@@ -472,6 +477,8 @@ def int_arg(name: str, default: int, minimum: int) -> int:
         raise BadRequest(f"Query parameter '{name}' must be an integer, got '{raw}'.") from None
     if value < minimum:
         raise BadRequest(f"Query parameter '{name}' must be at least {minimum}, got {value}.")
+    if value > MAX_INT_ARG:
+        raise BadRequest(f"Query parameter '{name}' must be at most {MAX_INT_ARG}, got {value}.")
     return value
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from sandbox.control import control_blueprint
 from sandbox.db import Database, platform_metadata
@@ -168,8 +169,12 @@ def _install_error_handlers(app: Flask, runtime: Runtime) -> None:
         if status == 404:
             return runtime.render_error(runtime.dialect.unknown_set(request.path))
         if status == 405:
+            allowed = err.valid_methods if isinstance(err, WerkzeugMethodNotAllowed) else None
             return runtime.render_error(
-                MethodNotAllowed(f"The requested resource does not support http method '{request.method}'.")
+                MethodNotAllowed(
+                    f"The requested resource does not support http method '{request.method}'.",
+                    headers={"Allow": ", ".join(allowed or ())},
+                )
             )
         return runtime.render_error(error_for_status(status, err.description or err.name))
 

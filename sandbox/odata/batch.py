@@ -38,6 +38,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from sandbox import jsonio
 from sandbox.errors import BadRequest, InternalError, SandboxError
 from sandbox.odata.dataverse import codes
 
@@ -683,7 +684,7 @@ class _References:
         if not self.urls or not request.body.strip() or b"$" not in request.body:
             return request.body
         try:
-            document = json.loads(request.body)
+            document = jsonio.loads_request(request.body)
         except (ValueError, UnicodeDecodeError):
             return request.body  # not JSON: the dispatcher reports it
         changed = False

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 #: types whose stored Python value is already the JSON value (see Dialect.out_value)
 _AS_STORED = frozenset({m.STRING, m.INT32, m.INT64, m.BOOLEAN, m.GUID})
+#: the largest magnitude of .NET's System.Decimal, which both real services read Edm.Decimal values into
+_EDM_DECIMAL_MAX = decimal.Decimal("79228162514264337593543950335")
 
 
 class Dialect(abc.ABC):
@@ -164,15 +166,23 @@ class Dialect(abc.ABC):
                     return int(value)
                 raise TypeError
             number = int(value)
-            if kind == m.INT32 and not -(2**31) <= number < 2**31:
+            bits = 31 if kind == m.INT32 else 63
+            if not -(2**bits) <= number < 2**bits:
                 raise ValueError
             return number
         if kind == m.DECIMAL:
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise TypeError
             amount = decimal.Decimal(str(value))
-            if not amount.is_finite():
-                raise ValueError
+            if not amount.is_finite() or abs(amount) > _EDM_DECIMAL_MAX:
+                raise ValueError  # what the services' .NET Decimal cannot hold, they cannot read either
+            if prop.precision is not None and abs(amount) >= decimal.Decimal(10) ** (
+                prop.precision - (prop.scale or 0)
+            ):
+                raise BadRequest(
+                    f"A validation error occurred. The value {value} of '{prop.name}' is outside the valid range.",
+                    codes.VALUE_OUT_OF_RANGE,
+                )
             return amount
         if kind == m.DOUBLE:
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):

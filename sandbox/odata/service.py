@@ -43,6 +43,19 @@ IDENTITY_HEADERS = ("X-Sandbox-Identity", "CallerObjectId", "MSCRM.CallerID")
 DEFAULT_IDENTITY = "user"
 
 
+#: what a single row answers to
+_ENTITY_METHODS = ("GET", "PATCH", "PUT", "DELETE")
+
+
+def not_allowed(method: str, allowed: Iterable[str], message: str | None = None) -> MethodNotAllowed:
+    """The 405 for ``method`` on a resource that answers ``allowed``, with the ``Allow`` header a 405 must
+    carry (RFC 9110, section 15.5.6; empty where the resource takes no method at all)."""
+    return MethodNotAllowed(
+        message or f"The requested resource does not support http method '{method}'.",
+        headers={"Allow": ", ".join(allowed)},
+    )
+
+
 def identity_of(req: Any) -> str:
     """Who is calling: the sandbox identity header, Dataverse impersonation headers, else a plain user."""
     for header in IDENTITY_HEADERS:
@@ -171,6 +184,8 @@ class ODataService:
     def handle(self, method: str, path: str, state: RequestState) -> Response:
         """Answer one request below the service root (also each part of a ``$batch``)."""
         path = urllib.parse.unquote(path) if "%" in path else path
+        if path in ("", "/", "$metadata") and method != "GET":
+            raise not_allowed(method, ("GET",))
         if path in ("", "/"):
             return json_response(
                 {
@@ -185,13 +200,16 @@ class ODataService:
             return self._metadata(state)
         if path == "$batch":
             if method != "POST":
-                raise MethodNotAllowed("$batch accepts POST only.")
+                raise not_allowed(method, ("POST",), "$batch accepts POST only.")
             return self._batch(state)
         segments = [parse_segment(s) for s in split_path(path)]
         resource = self.endpoints.resource_for(segments)
         if resource is not None:
             if method != resource.method:
-                raise resource.refuse_method()
+                refusal = resource.refuse_method()
+                if refusal.status == 405:
+                    refusal.headers.setdefault("Allow", resource.method)
+                raise refusal
             return resource.handler(self, segments, state)
         head = segments[0]
         entity = self.model.by_set.get(head.name)
@@ -226,8 +244,10 @@ class ODataService:
                     return self.read_collection(entity, state)
                 if method == "POST":
                     return self.create(entity, self.request_body(), state)
-                raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
-            if rest[0].name == "$count" and len(rest) == 1 and method == "GET":
+                raise not_allowed(method, ("GET",) if entity.read_only else ("GET", "POST"))
+            if rest[0].name == "$count" and len(rest) == 1:
+                if method != "GET":
+                    raise not_allowed(method, ("GET",))
                 return self.count(entity, state)
             if len(rest) == 1:
                 return self._bound_operation(method, entity, None, rest[0], state, collection=True)
@@ -240,7 +260,7 @@ class ODataService:
                 return self.update_or_upsert(entity, key, self.request_body(), state, method=method)
             if method == "DELETE":
                 return self.delete(entity, key, state)
-            raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+            raise not_allowed(method, _ENTITY_METHODS if not entity.read_only else ("GET",))
         name = rest[0].name
         if name in entity.navigations:
             return self._navigation(method, entity, key, entity.navigations[name], rest, state)
@@ -558,7 +578,7 @@ class ODataService:
         if not raw.strip():
             return {}
         try:
-            body = jsonio.loads(raw)
+            body = jsonio.loads_request(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise self.dialect.malformed_json(str(exc)) from None
         if not isinstance(body, dict):
@@ -739,7 +759,7 @@ class ODataService:
     ) -> Row:
         """Insert one row (and its deep-insert children) from a JSON body."""
         if entity.read_only:
-            raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
+            raise not_allowed(request.method, ("GET",), f"The entity '{entity.entity_set}' is read-only.")
         values, children = self.values_from_body(entity, body, state, creating=True)
         if url_key:
             for name, value in url_key.items():
@@ -823,7 +843,7 @@ class ODataService:
     ) -> Response:
         """PATCH/PUT of one row: update it (If-Match checked), or create it where the dialect upserts."""
         if entity.read_only:
-            raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
+            raise not_allowed(request.method, ("GET",), f"The entity '{entity.entity_set}' is read-only.")
         row = self.find_row(entity, key, state)
         if_match = request.headers.get("If-Match")
         if_none_match = request.headers.get("If-None-Match")
@@ -860,7 +880,7 @@ class ODataService:
     def delete(self, entity: EntityType, key: dict[str, Any], state: RequestState) -> Response:
         """DELETE of one row (If-Match checked)."""
         if entity.read_only:
-            raise MethodNotAllowed(f"The entity '{entity.entity_set}' is read-only.")
+            raise not_allowed(request.method, ("GET",), f"The entity '{entity.entity_set}' is read-only.")
         row = self.require_row(entity, key, state)
         self.check_etag(row, request.headers.get("If-Match"))
         self.store.delete(self.model.storage_name(entity.name), row, identity=state.identity, via_api=True)
@@ -895,7 +915,7 @@ class ODataService:
         elif method == "DELETE":
             values, _ = self.values_from_body(entity, {name: None}, state, creating=False)
         else:
-            raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+            raise not_allowed(method, ("GET", "PUT", "DELETE"))
         self.check_etag(row, request.headers.get("If-Match"))
         self.store.update(self.model.storage_name(entity.name), row, values, identity=state.identity, via_api=True)
         return Response(status=204)
@@ -918,7 +938,7 @@ class ODataService:
         if len(rest) > 1:
             raise self.dialect.unknown_property(target, rest[1].name)
         if method != "GET":
-            raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+            raise not_allowed(method, ("GET",))
         conditions = self.nav_conditions(entity, row, nav)
         if nav.many:
             if conditions is None:
@@ -940,7 +960,7 @@ class ODataService:
         target = self.model.entities[nav.target]
         if not nav.many:
             if not nav.owns_fk:
-                raise MethodNotAllowed("This navigation property cannot be changed through $ref.")
+                raise not_allowed(method, (), "This navigation property cannot be changed through $ref.")
             if method == "GET":
                 related = self.related_rows(entity, row, nav, QueryOptions(), state, limit=1)
                 if not related:
@@ -952,7 +972,7 @@ class ODataService:
             elif method == "DELETE":
                 values = self.bind_values(entity, nav, None, state)
             else:
-                raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+                raise not_allowed(method, ("GET", "PUT", "DELETE"))
             self.store.update(self.model.storage_name(entity.name), row, values, identity=state.identity, via_api=True)
             return Response(status=204)
         partner = self._owning_partner(entity, nav)
@@ -968,7 +988,7 @@ class ODataService:
                 {"value": [{"@odata.id": self.dialect.entity_url(state.base_url, target, r)} for r in rows]}
             )
         if partner is None:
-            raise MethodNotAllowed("This collection cannot be changed through $ref.")
+            raise not_allowed(method, ("GET",), "This collection cannot be changed through $ref.")
         if method == "POST":
             body = self.request_body()
             child_entity, child = self.resolve_reference(body.get("@odata.id"), state)
@@ -981,7 +1001,7 @@ class ODataService:
             child = self.require_row(target, self.resolve_key(target, segment.args, state), state)
             values = self.bind_values(target, partner, None, state)
         else:
-            raise MethodNotAllowed(f"The requested resource does not support http method '{method}'.")
+            raise not_allowed(method, ("GET", "POST", "DELETE"))
         self.store.update(self.model.storage_name(target.name), child, values, identity=state.identity, via_api=True)
         return Response(status=204)
 
@@ -1036,7 +1056,7 @@ class ODataService:
             )
         if collection_action is not None:
             if method != "POST":
-                raise MethodNotAllowed(f"The action '{name}' accepts POST only.")
+                raise not_allowed(method, ("POST",), f"The action '{name}' accepts POST only.")
             return collection_action.handler(self, entity, self.request_body(), state)
         assert spec is not None
         target = self.require_row(entity, key, state) if key is not None else None
@@ -1058,7 +1078,7 @@ class ODataService:
     ) -> Response:
         if spec.is_function:
             if method != "GET":
-                raise MethodNotAllowed(f"The function '{spec.name}' accepts GET only.")
+                raise not_allowed(method, ("GET",), f"The function '{spec.name}' accepts GET only.")
             params = self._function_params(segment, state)
         else:
             if method != "POST":

@@ -270,3 +270,23 @@ def test_a_transaction_without_a_gate_takes_only_its_database() -> None:
     with database.transaction() as connection:
         assert connection.exec_driver_sql("SELECT 1").scalar() == 1
     database.dispose()
+
+
+def test_sqlite_lower_and_upper_fold_every_alphabet_and_keep_expression_indexes() -> None:
+    """SQLite's own lower()/upper() fold ASCII only; the database's connections replace them with Python's,
+    deterministic, so an index on lower(column) is still built and still serves lower(column) = ?."""
+    db = Database("sqlite://", [])
+    with db.transaction() as connection:
+        assert connection.exec_driver_sql("SELECT lower('ÖKONOMIE Ä'), upper('straße é')").one() == (
+            "ökonomie ä",
+            "STRASSE É",
+        )
+        assert connection.exec_driver_sql("SELECT lower(NULL), lower(12), upper(1.5)").one() == (None, "12", "1.5")
+        connection.exec_driver_sql("CREATE TABLE t (name TEXT)")
+        connection.exec_driver_sql("CREATE INDEX ix_t ON t (lower(name))")
+        connection.exec_driver_sql("INSERT INTO t VALUES ('Ökonomie'), ('Other')")
+        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN SELECT name FROM t WHERE lower(name) = 'ökonomie'")
+        assert "USING INDEX ix_t" in " ".join(str(row[-1]) for row in plan)
+        found = connection.exec_driver_sql("SELECT name FROM t WHERE lower(name) = 'ökonomie'").scalars().all()
+        assert found == ["Ökonomie"]
+    db.dispose()

@@ -92,3 +92,36 @@ def test_malformed_json_raises_the_standard_librarys_error() -> None:
 def test_values_json_cannot_hold_still_fail() -> None:
     with pytest.raises(TypeError):
         jsonio.dumps({"x": object()})
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_json_nested_deeper_than_orjsons_limit_is_a_value_error_not_a_recursion_error() -> None:
+    """Beyond 1,024 levels the standard library would recurse until RecursionError; loads refuses it as
+    malformed JSON instead (a ValueError, which every body parser already turns into a 400)."""
+    assert isinstance(jsonio.loads(_nested(jsonio.MAX_DEPTH)), list)
+    for document in (_nested(jsonio.MAX_DEPTH + 1), _nested(5000), b'{"a":' * 3000 + b"1" + b"}" * 3000):
+        with pytest.raises(ValueError, match="nested deeper than 1024 levels"):
+            jsonio.loads(document)
+
+
+def test_deep_json_that_orjson_refuses_for_another_reason_is_still_a_value_error() -> None:
+    """A document orjson refuses for a ``NaN`` literal goes to json, which recurses deeper than the
+    interpreter allows long before orjson's own limit."""
+    document = b"[" * 1020 + b"NaN" + b"]" * 1020
+    with pytest.raises(ValueError, match="nested deeper"):
+        jsonio.loads(document)
+
+
+def test_request_bodies_may_nest_at_most_100_levels() -> None:
+    """loads_request keeps any body that nests deeper than REQUEST_MAX_DEPTH from the services (ODataLib's
+    default nesting quota), whether it nests arrays or objects and whatever the counts of brackets in its text."""
+    assert jsonio.loads_request(_nested(jsonio.REQUEST_MAX_DEPTH)) == jsonio.loads(_nested(100))
+    wide = {"rows": [{"a": [1, {"b": 2}]} for _ in range(500)]}  # many brackets, shallow
+    assert jsonio.loads_request(jsonio.dumps(wide)) == wide
+    assert jsonio.loads_request('{"text": "' + "[" * 500 + '"}') == {"text": "[" * 500}
+    for document in (_nested(101), '{"a":' * 101 + "1" + "}" * 101, b'[{"x": ' + _nested(100) + b"}]"):
+        with pytest.raises(jsonio.TooDeep, match="nested deeper than 100 levels"):
+            jsonio.loads_request(document)

@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Response
 
+from sandbox import jsonio
 from sandbox.errors import BadRequest, NotFound, NotImplementedYet
 from sandbox.odata.dataverse import codes, entitydefs
 from sandbox.odata.dataverse.wire import NAMESPACE
@@ -167,7 +167,7 @@ def _function_json_parameter(segment: Segment, state: RequestState, name: str) -
         if value.startswith("@"):
             value = state.args.get(value, "")
         try:
-            parsed = json.loads(value)
+            parsed = jsonio.loads_request(value)
         except ValueError:
             raise BadRequest(f"The parameter '{name}' must be a JSON object.", codes.INVALID_ARGUMENT) from None
         if not isinstance(parsed, dict):

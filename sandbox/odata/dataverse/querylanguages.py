@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.errors import BadRequest, NotImplementedYet
+from sandbox.errors import BadRequest, NotImplementedYet, SandboxError
 from sandbox.odata import model as m
 from sandbox.odata.dataverse import codes
 from sandbox.odata.dataverse.wire import NAMESPACE
@@ -198,7 +198,31 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
         "on-or-before",
     ):
         return _function(function, prop, value=str(single()))
-    raise NotImplementedYet(f"The condition operator '{operator}' is not supported by the sandbox.")
+    raise _unsupported_operator(operator)
+
+
+#: every condition operator FetchXML documents (Microsoft's "condition element" reference); one the sandbox
+#: does not carry out is a 501, any other text an invalid query (400), as Dataverse answers it
+_DOCUMENTED_OPERATORS = frozenset(
+    """eq ne gt ge lt le like not-like in not-in between not-between null not-null yesterday today tomorrow
+    last-seven-days next-seven-days last-week this-week next-week last-month this-month next-month on
+    on-or-before on-or-after last-year this-year next-year last-x-hours next-x-hours last-x-days next-x-days
+    last-x-weeks next-x-weeks last-x-months next-x-months last-x-years next-x-years olderthan-x-minutes
+    olderthan-x-hours olderthan-x-days olderthan-x-weeks olderthan-x-months olderthan-x-years eq-userid
+    ne-userid eq-userteams eq-useroruserteams eq-useroruserhierarchy eq-useroruserhierarchyandteams
+    eq-businessid ne-businessid eq-userlanguage this-fiscal-year this-fiscal-period next-fiscal-year
+    next-fiscal-period last-fiscal-year last-fiscal-period last-x-fiscal-years last-x-fiscal-periods
+    next-x-fiscal-years next-x-fiscal-periods in-fiscal-year in-fiscal-period in-fiscal-period-and-year
+    in-or-before-fiscal-period-and-year in-or-after-fiscal-period-and-year begins-with not-begin-with ends-with
+    not-end-with under eq-or-under not-under above eq-or-above contain-values not-contain-values""".split()
+)
+
+
+def _unsupported_operator(operator: str) -> SandboxError:
+    """501 for a documented operator the sandbox does not emulate; 400 for text that is no operator."""
+    if operator.strip().lower() in _DOCUMENTED_OPERATORS:
+        return NotImplementedYet(f"The condition operator '{operator}' is not supported by the sandbox.")
+    return BadRequest(f"The condition operator '{operator}' is not valid.", codes.INVALID_FETCHXML)
 
 
 # ---- FetchXML ---------------------------------------------------------------------------------------------
@@ -391,6 +415,7 @@ def _qe_filter(entity: EntityType, criteria: Any) -> str:
         operator = str(item.get("Operator") or "")
         mapped = _QE_OPERATORS.get(operator.lower())
         if mapped is None:
+            # ConditionOperator names more operators than FetchXML spells: any unknown one may be real
             raise NotImplementedYet(f"The condition operator '{operator}' is not supported by the sandbox.")
         values = [v.get("Value") if isinstance(v, dict) else v for v in item.get("Values") or []]
         parts.append(condition(entity, str(item.get("AttributeName") or ""), mapped, values))

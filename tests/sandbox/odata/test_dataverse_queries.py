@@ -16,6 +16,7 @@ import pytest
 from sandbox.errors import BadRequest, NotImplementedYet
 from sandbox.odata.dataverse.querylanguages import paging_cookie, parse_fetchxml, query_expression
 from sandbox.odata.service import encode_request_lines
+from sandbox.testing import assert_dataverse_error
 
 ROOT = "/api/data/v9.2"
 JSON = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
@@ -141,11 +142,44 @@ def test_unsupported_or_wrong_fetchxml_is_refused_not_ignored(sales: Any, xml: s
     assert response.status_code == status and fragment in response.get_json()["error"]["message"]
 
 
-def test_sql_and_saved_query_parameters_are_refused_with_501(sales: Any) -> None:
-    """?sql= and ?savedQuery= are not emulated and say so."""
-    for name in ("sql", "savedQuery"):
-        response = sales.get(f"{ROOT}/accounts", headers=JSON, query_string={name: "x"})
-        assert response.status_code == 501 and "not supported by the sandbox" in response.get_json()["error"]["message"]
+def test_sql_parameter_is_refused_with_501(sales: Any) -> None:
+    """?sql= is not emulated and says so."""
+    response = sales.get(f"{ROOT}/accounts", headers=JSON, query_string={"sql": "x"})
+    assert response.status_code == 501 and "not supported by the sandbox" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("name", ["savedQuery", "userQuery"])
+def test_a_view_parameter_that_is_no_guid_is_400(sales: Any, name: str) -> None:
+    """``?savedQuery=`` and ``?userQuery=`` take a view's id (Microsoft's "Retrieve and execute predefined
+    queries" for the Web API); text that is no GUID is a bad request, as in Dataverse, not a 501."""
+    response = sales.get(f"{ROOT}/accounts", headers=JSON, query_string={name: "notaguid"})
+    assert_dataverse_error(response, 400, code="0x80040203", contains="Guid should contain 32 digits")
+
+
+@pytest.mark.parametrize(("name", "table"), [("savedQuery", "savedquery"), ("userQuery", "userquery")])
+def test_a_view_the_sandbox_does_not_hold_is_404(sales: Any, name: str, table: str) -> None:
+    """The sandbox holds no views, so any view id names no row: 404 with Dataverse's does-not-exist error,
+    never the table's rows as if the parameter were not there."""
+    view_id = "00000000-0000-0000-0000-0000000000AB"
+    response = sales.get(f"{ROOT}/accounts", headers=JSON, query_string={name: "{" + view_id + "}"})
+    error = assert_dataverse_error(response, 404, code="0x80040217")
+    assert error["message"] == f"Entity '{table}' With Id = {view_id.lower()} Does Not Exist"
+
+
+@pytest.mark.parametrize("query", ["groupby((name),aggregate($count as n))", "aggregate(revenue with sum as total)"])
+def test_apply_is_refused_not_ignored(sales: Any, query: str) -> None:
+    """An option a service does not carry out must be refused, never ignored: "If a data service does not
+    support a system query option, it MUST reject any requests which contain the unsupported option"
+    ([MS-ODATA] 2.2.3.6.1, System Query Options). Ignored, $apply answered every raw row. The error is the
+    one Dataverse gives for a query parameter it does not take ($search, and the wording of "The "$filter"
+    query parameter isn't supported when Change Tracking is enabled.", docs/reference/dataverse-web-api.md,
+    section 11): 400 with the query-syntax code, until $apply is emulated."""
+    response = sales.get(f"{ROOT}/accounts", headers=JSON, query_string={"$apply": query})
+    assert_dataverse_error(response, 400, code="0x80060888", contains="$apply is not supported")
+    nested = sales.get(
+        f"{ROOT}/accounts", headers=JSON, query_string={"$expand": f"contact_customer_accounts($apply={query})"}
+    )
+    assert nested.status_code == 400
 
 
 def test_paging_cookie_double_encodes_the_inner_cookie() -> None:
@@ -373,3 +407,19 @@ def test_batch_get_with_an_unencoded_filter_is_answered(sales: Any) -> None:
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert '"accountnumber":"US-001"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("operator", "status", "code"),
+    [("zzz", 400, "0x80041130"), ("eq eq", 400, "0x80041130"), ("eq-userid", 501, "0x8004801a")],
+)
+def test_an_operator_fetchxml_does_not_know_is_400_one_it_documents_but_the_sandbox_lacks_501(
+    sales: Any, operator: str, status: int, code: str
+) -> None:
+    """Text that is no FetchXML condition operator is an invalid query (400, the invalid-FetchXML code); a
+    documented one the sandbox does not carry out says so with a 501."""
+    xml = (
+        "<fetch><entity name='account'><filter>"
+        f"<condition attribute='name' operator='{operator}' value='a'/></filter></entity></fetch>"
+    )
+    assert_dataverse_error(fetch(sales, "accounts", xml), status, code=code)

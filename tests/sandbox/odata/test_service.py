@@ -241,6 +241,36 @@ class TestDataverseDialect:
         assert len(dv.get(f"{ROOT}/accounts?$filter=name eq 'CONTOSO'").get_json()["value"]) == 1
         assert len(dv.get(f"{ROOT}/accounts?$filter=contains(name,'ntos')").get_json()["value"]) == 1
 
+    def test_filter_ignores_case_in_every_alphabet(self, dv):
+        """Dataverse string compares and contains/startswith/endswith are case-insensitive
+        (docs/reference/dataverse-web-api.md, section 6: $filter) for 'Ö' as for 'O': SQLite's own lower()
+        folds ASCII only, so text with a non-ASCII capital could not be found even in its own spelling."""
+        create(dv, "accounts", {"name": "Ökonomie Test"})
+        create(dv, "accounts", {"name": "Ärger GmbH"})
+        queries = [
+            "name eq 'Ökonomie Test'",
+            "name eq 'ÖKONOMIE TEST'",
+            "name eq 'ökonomie test'",
+            "contains(name,'KONOMIE')",
+            "contains(name,'ökonomie')",
+            "startswith(name,'ÖKO')",
+            "endswith(name,'test')",
+            "tolower(name) eq 'ökonomie test'",
+            "toupper(name) eq 'ÖKONOMIE TEST'",
+            "name ne 'ärger gmbh'",
+        ]
+        for query in queries:
+            rows = dv.get(f"{ROOT}/accounts", query_string={"$filter": query}).get_json()["value"]
+            assert [r["name"] for r in rows] == ["Ökonomie Test"], query
+        ordered = dv.get(f"{ROOT}/accounts", query_string={"$orderby": "name desc"}).get_json()["value"]
+        assert [r["name"] for r in ordered] == ["Ökonomie Test", "Ärger GmbH"]
+
+    def test_alternate_key_lookup_ignores_case_in_every_alphabet(self, dv):
+        """An alternate key with a non-ASCII capital is found by $filter in any case, through its index."""
+        create(dv, "accounts", {"name": "A", "accountnumber": "ÖK-1"})
+        rows = dv.get(f"{ROOT}/accounts", query_string={"$filter": "accountnumber eq 'ök-1'"}).get_json()["value"]
+        assert [r["accountnumber"] for r in rows] == ["ÖK-1"]
+
     def test_unhappy_paths_never_500(self, dv):
         """Malformed input of every kind answers 4xx in the Dataverse shape."""
         account = create(dv, "accounts", {"name": "A"})
@@ -508,6 +538,14 @@ class TestFnoDialect:
         rows = fo.get("/data/CustomerGroups?$filter=Description eq '*MF 3*'").get_json()["value"]
         assert [r["CustomerGroupId"] for r in rows] == ["30"]
         assert_fno_error(fo.get("/data/CustomerGroups?$filter=contains(Description,'x')"), 400)
+
+    def test_filters_ignore_case_in_every_alphabet(self, fo):
+        """F&O compares text case-insensitively (docs/reference/fno-odata.md), wildcards included, for
+        non-ASCII capitals as for ASCII ones."""
+        fo.patch("/data/CustomerGroups(dataAreaId='usmf',CustomerGroupId='20')", json={"Description": "Ökonomie"})
+        for query in ("Description eq 'ÖKONOMIE'", "Description eq 'ökonomie'", "Description eq 'ÖK*'"):
+            rows = fo.get("/data/CustomerGroups", query_string={"$filter": query}).get_json()["value"]
+            assert [r["CustomerGroupId"] for r in rows] == ["20"], query
 
     def test_patch_missing_row_is_404_not_upsert(self, fo):
         """F&O PATCH never creates."""
