@@ -17,9 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from leadtocash.cli import main
-from leadtocash.stack import Serving, Stack, StackConfig, build_stack
+from leadtocash.stack import Serving, Stack
 from sandbox.clients import SalesClient, ScmClient
 from sandbox.server import free_port
+from tests.golden import Golden
 
 # waitress's loop can trip over its socket being closed from ServerGroup.stop_all (EBADF in select): a
 # shutdown race of the server thread, not of the code under test.
@@ -57,9 +58,10 @@ class Served:
 
 
 @pytest.fixture
-def served() -> Iterator[Served]:
-    """The in-process sandbox (maps running live), each app also served on a free loopback port."""
-    with build_stack(StackConfig(memory=True, seed=1)) as stack:
+def served(golden: Golden, tmp_path: Path) -> Iterator[Served]:
+    """The in-process sandbox (maps running live; a copy of the golden one), each app also served on a free
+    loopback port."""
+    with golden.stack(tmp_path / "bridge.sqlite") as stack:
         stack.bridge_runtime.worker.poll_wait = 0.2
         stack.serve(Serving("127.0.0.1"))
         yield Served(stack, stack.urls)

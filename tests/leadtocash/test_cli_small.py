@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from leadtocash.cli import did_you_mean, main
-from leadtocash.stack import DEFAULT_PORTS, Serving, Stack, StackConfig, build_stack
+from leadtocash.stack import DEFAULT_PORTS, Serving, Stack
 from sandbox.clients import SalesClient, ScmClient
+from tests.golden import Golden
 
 # waitress's loop can trip over its socket being closed from ServerGroup.stop_all (EBADF in select): a
 # shutdown race of the server thread, not of the code under test.
@@ -25,9 +26,10 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 @pytest.fixture
-def served() -> Iterator[Stack]:
-    """An in-process stack (maps running live), each service also served on a free loopback port."""
-    with build_stack(StackConfig(memory=True, seed=1)) as stack:
+def served(golden: Golden, tmp_path: Path) -> Iterator[Stack]:
+    """An in-process stack (maps running live; a copy of the golden one), each service also served on a free
+    loopback port."""
+    with golden.stack(tmp_path / "bridge.sqlite") as stack:
         stack.serve(Serving("127.0.0.1"))
         yield stack
 

@@ -19,6 +19,7 @@ import pytest
 
 from sandbox.odata.service import ODataService
 from sandbox.odata.store import Store
+from tests.golden import Golden
 
 ROOT = "/api/data/v9.2"
 JSON = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
@@ -102,18 +103,15 @@ class Outcome:
 
 
 @pytest.fixture
-def both_ways() -> Iterator[Callable[[Callable[[Outcome], None]], Outcome]]:
-    """Run a scenario on two fresh services, in bulk and row by row, assert they showed the same, and give
-    the bulk run's outcome (its service stays up until the test ends)."""
-    from mock_sales import create_app
-    from sandbox.runtime import ServiceConfig
-
+def both_ways(golden: Golden) -> Iterator[Callable[[Callable[[Outcome], None]], Outcome]]:
+    """Run a scenario on two fresh seeded services (copies of the golden one), in bulk and row by row, assert
+    they showed the same, and give the bulk run's outcome (its service stays up until the test ends)."""
     apps: list[Any] = []
 
     def run(scenario: Callable[[Outcome], None]) -> Outcome:
         seen = []
         for bulk in (True, False):
-            app = create_app(ServiceConfig(database_url="sqlite://", seed=1))
+            app = golden.service_app("sales")
             apps.append(app)
             outcome = Outcome(app)
             if bulk:
