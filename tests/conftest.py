@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.golden import Golden
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than the cores. The live-server tests spend much of their time waiting for
+    child processes and sockets, so a third worker on two cores finishes the suite about a quarter sooner."""
+    return (os.cpu_count() or 1) + 1
 
 
 @pytest.fixture(scope="session")
