@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +17,7 @@ from leadtocash.stack import Serving, Stack
 from sandbox.clients import SalesClient, ScmClient
 from sandbox.server import free_port
 from tests.golden import Golden
+from tests.leadtocash.up_process import start_up, stop
 
 # waitress's loop can trip over its socket being closed from ServerGroup.stop_all (EBADF in select): a
 # shutdown race of the server thread, not of the code under test.
@@ -215,39 +212,9 @@ def test_reconcile_of_named_maps_needs_no_bridge(served: Served) -> None:
 def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on_the_other_side(tmp_path: Path) -> None:
     """`sandbox up` prints the bridge URL once its maps run (initial sync done); a customer created in SCM
     over HTTP is in Sales at once, and `maps list` against it shows every map Running."""
-    ports = {"sales": free_port(), "scm": free_port(), "bridge": free_port()}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "leadtocash.cli",
-            "up",
-            "--memory",
-            "--sales-port",
-            str(ports["sales"]),
-            "--scm-port",
-            str(ports["scm"]),
-            "--bridge-port",
-            str(ports["bridge"]),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-    urls: dict[str, str] = {}
+    process, urls = start_up(tmp_path, "--memory")
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if "Ctrl+C" in line:
-                break
-            parts = line.split()
-            if len(parts) == 2 and parts[0] in ports:
-                urls[parts[0]] = parts[1]
-        assert urls.get("bridge") == f"http://127.0.0.1:{ports['bridge']}/", urls
+        assert urls.get("bridge", "").startswith("http://127.0.0.1:"), urls
         scm = ScmClient(urls["scm"])
         scm.create(
             "CustomersV3",
@@ -265,8 +232,7 @@ def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on
         assert {row["state"] for row in json.loads(listing.output)} == {"Running"}
         assert httpx.get(urls["bridge"] + "metrics").status_code == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        assert stop(process) == 0
 
 
 def test_maps_run_shows_initial_sync_progress_on_a_terminal(

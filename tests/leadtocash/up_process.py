@@ -1,0 +1,53 @@
+"""`sandbox up` as a user runs it, in a process of its own on ports the system picks: shared by the CLI tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tuple[subprocess.Popen, dict[str, str]]:
+    """``sandbox up`` on ports the system picks (0: no other test can take them in between), once it printed its
+    ``ready`` line: the process and the URL of each service (every line it printed up to then goes to ``lines``)."""
+    ports = {"sales": 0, "scm": 0, "bridge": 0}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "leadtocash.cli",
+            "up",
+            "--sales-port",
+            str(ports["sales"]),
+            "--scm-port",
+            str(ports["scm"]),
+            "--bridge-port",
+            str(ports["bridge"]),
+            "--data-dir",
+            str(tmp_path / "data"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    urls: dict[str, str] = {}
+    assert process.stdout is not None
+    for line in process.stdout:
+        if lines is not None:
+            lines.append(line)
+        if line.startswith("ready"):
+            break
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ports:
+            urls[parts[0]] = parts[1]
+    return process, urls
+
+
+def stop(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=20)
