@@ -495,7 +495,7 @@ class _StartingBridge:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.app is not None:
             return self.app(environ, start_response)
-        body = b'{"error":{"code":"ServiceUnavailable","message":"The bridge is starting; try again shortly."}}'
+        body = b'{"error":{"code":"","message":"The bridge is starting; try again shortly."}}'
         start_response(
             "503 SERVICE UNAVAILABLE",
             [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Retry-After", "1")],

@@ -116,6 +116,7 @@ def test_the_bridge_port_answers_503_in_the_bridge_shape_until_the_bridge_is_att
     with httpx.Client(transport=httpx.WSGITransport(app=gate), base_url="http://bridge.sandbox") as client:
         early = client.get("/api/maps")
         assert early.status_code == 503 and early.headers["Retry-After"] == "1"
+        assert early.json()["error"]["code"] == ""  # the code the bridge's own 503s carry
         assert early.json()["error"]["message"].startswith("The bridge is starting")
         app = Flask("stand-in")
         app.add_url_rule("/api/maps", "maps", lambda: {"value": []})
