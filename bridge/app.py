@@ -29,6 +29,7 @@ from sandbox.clients import ControlClient, SalesClient, ScmClient
 from sandbox.db import Database
 from sandbox.errors import BadRequest, NotFound, SandboxError, error_for_status
 from sandbox.odata.model import Model
+from sandbox.websafety import install_edge_safety
 from sandbox.wellknown import INTEGRATION_IDENTITY
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class BridgeConfig:
     async_poll_wait: float = 1.0
     #: how long an async drainer lets changes gather after a short page (more lag, larger pages)
     async_linger: float = LINGER
+
+
+#: the routes of the console's HTML forms: the only ones that take form posts (sandbox.websafety)
+CONSOLE_FORM_ROUTES = ("/console/",)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -208,6 +213,9 @@ def create_app(config: BridgeConfig) -> Flask:
     runtime = BridgeRuntime(config)
     app = Flask("bridge")
     app.extensions["bridge"] = runtime
+    # Host and Origin checks sit outermost, before authentication (inserted first whenever installed);
+    # form posts are taken only by the console's actions.
+    install_edge_safety(app, error_response, form_routes=CONSOLE_FORM_ROUTES)
     app.register_blueprint(api_blueprint(runtime))
     app.register_blueprint(metrics_blueprint(runtime))
     app.register_blueprint(console_blueprint(runtime))

@@ -26,13 +26,21 @@ from sandbox.journal import Journal, install_journal_hook
 from sandbox.livesync import LiveSyncHook, Sender
 from sandbox.locks import SYNC_GATE_OPTION, FileSyncGate, SyncGate
 from sandbox.odata.actions import ActionRegistry
+from sandbox.odata.dataverse import codes
 from sandbox.odata.dialect import Dialect
 from sandbox.odata.model import Model
 from sandbox.odata.service import ODataService, identity_of
 from sandbox.odata.store import EntityBehavior, Store
 from sandbox.outbox import Outbox
+from sandbox.websafety import EdgePolicy, configure_edge, install_edge_safety
 
 log = logging.getLogger(__name__)
+
+#: service options (``ServiceConfig.options``) naming the host names and origins the edge checks let through
+ALLOWED_HOSTS_OPTION = "allowed_hosts"
+ALLOWED_ORIGINS_OPTION = "allowed_origins"
+#: the Dataverse codes of the edge refusals (F&O's error shape has no code): a privilege, then OData's own layer
+EDGE_CODES = {403: codes.PRIVILEGE_DENIED, 415: codes.UNSPECIFIED, 421: codes.UNSPECIFIED}
 
 SeedFunction = Callable[[Store, int, dict[str, Any]], dict[str, int]]
 
@@ -143,6 +151,13 @@ def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
     app = Flask(spec.name)
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["sandbox"] = runtime
+    # Host and Origin checks sit outermost, before authentication (inserted first whenever installed).
+    install_edge_safety(app, runtime.render_error, codes=EDGE_CODES, policy=EdgePolicy())
+    configure_edge(
+        app,
+        allowed_hosts=config.options.get(ALLOWED_HOSTS_OPTION, ()),
+        allowed_origins=config.options.get(ALLOWED_ORIGINS_OPTION, ()),
+    )
     # The journal goes first: a fault answers from before_request and would skip later hooks.
     install_journal_hook(app, runtime.journal, identity_of)
     install_fault_hook(app, runtime.faults, runtime.render_error)

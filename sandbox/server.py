@@ -70,7 +70,11 @@ class ServerGroup:
     servers: list[RunningServer] = field(default_factory=list)
 
     def start(self, name: str, app: WSGIApplication, port: int) -> RunningServer:
+        from sandbox.websafety import mark_served
+
         scheme = "https" if self.tls else "http"
+        # requests that arrive over a socket get the Host check against DNS rebinding (sandbox.websafety)
+        app = mark_served(app)  # type: ignore[assignment]
         if self.tls is not None:
             from werkzeug.serving import make_server
 
