@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
+from bridge import synclog
 from bridge.console import console_blueprint
 from bridge.engine import Source, SyncEngine, SyncError
 from bridge.lifecycle import Lifecycle
@@ -28,6 +29,7 @@ from sandbox import jsonio
 from sandbox.clients import ControlClient, SalesClient, ScmClient
 from sandbox.db import Database
 from sandbox.errors import BadRequest, NotFound, SandboxError, error_for_status
+from sandbox.logs import install_request_log
 from sandbox.odata.model import Model
 from sandbox.websafety import install_edge_safety
 from sandbox.wellknown import INTEGRATION_IDENTITY
@@ -108,6 +110,7 @@ class BridgeRuntime:
         #: what ``/_sandbox/health`` waits for (see :mod:`bridge.readiness`); the worker's recovery reports to it
         self.startup = Startup()
         self.worker.startup = self.startup
+        synclog.attach(self.state, self.startup)  # a log line per synced unit and map state change
         self.metrics = BridgeMetrics(self)
         self.started_at = dt.datetime.now(dt.UTC)
         for table_map in self.maps:
@@ -216,6 +219,7 @@ def create_app(config: BridgeConfig) -> Flask:
     # Host and Origin checks sit outermost, before authentication (inserted first whenever installed);
     # form posts are taken only by the console's actions.
     install_edge_safety(app, error_response, form_routes=CONSOLE_FORM_ROUTES)
+    install_request_log(app, "bridge")  # a line per request at info (its clock starts first, its line is last)
     app.register_blueprint(api_blueprint(runtime))
     app.register_blueprint(metrics_blueprint(runtime))
     app.register_blueprint(console_blueprint(runtime))

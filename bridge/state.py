@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -195,6 +196,9 @@ class BridgeState:
         self._ledger_timer: threading.Timer | None = None
         #: set by close(): no flush may touch the database after it
         self._closed = False
+        #: told of each recorded outcome and activity entry (bridge.synclog logs them): ``listener(event, items)``
+        #: with event ``"synced"``/``"failed"`` (trace tuples) or ``"activity"`` ([(map_id, kind, message)])
+        self.listeners: list[Callable[[str, list[tuple[Any, ...]]], None]] = []
 
     def table(self, model: type[SQLModel]) -> sa.Table:
         # SQLModel sets __table__ on table=True classes only, which every bridge table is
@@ -348,6 +352,7 @@ class BridgeState:
 
     # ---- logs ----------------------------------------------------------------------------------------
     def activity(self, map_id: str, kind: str, message: str) -> None:
+        self._tell("activity", [(map_id, kind, message)])
         self._append(ActivityRow, ACTIVITY_CAP, map_id=map_id, kind=kind, message=message[:4000], created_at=utcnow())
 
     def trace(
@@ -359,6 +364,15 @@ class BridgeState:
         """Several :meth:`trace` entries (map, direction, key, operation, source, payload, response, ok)."""
         self.flush()  # after the successful writes' traces that came first
         self._append_many(TraceRow, TRACE_CAP, self._trace_rows(items))
+        self._tell("failed", [item for item in items if not item[7]])
+        self._tell("synced", [item for item in items if item[7]])
+
+    def _tell(self, event: str, items: list[tuple[Any, ...]]) -> None:
+        for listener in self.listeners if items else ():
+            try:
+                listener(event, items)
+            except Exception:  # noqa: BLE001 - observers must not break sync
+                log.warning("a bridge state listener failed", exc_info=True)
 
     @staticmethod
     def _trace_rows(items: list[tuple[str, str, Any, str, Any, Any, Any, bool]]) -> list[dict[str, Any]]:
@@ -384,6 +398,7 @@ class BridgeState:
         """The traces (as :meth:`traces`) and synced counts per map of successful writes, written within
         :data:`LEDGER_DELAY_SECONDS` together with others (or at the next read of traces or map rows)."""
         rows = self._trace_rows(items)  # encoded now: the caller's payloads are not ours to keep
+        self._tell("synced", items)
         now = utcnow()
         with self._ledger_lock:
             self._ledger_traces.extend(rows)

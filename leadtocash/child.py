@@ -23,6 +23,7 @@ import sys
 import threading
 from typing import IO, Any
 
+from leadtocash.logs import configure_from_environment
 from leadtocash.processes import READY_PREFIX
 from leadtocash.stack import MOCKS, StackConfig, build_apps, live_sync_link
 from sandbox.server import ServerGroup
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     parser.add_argument("--bridge-url", help="The bridge's origin; live sync is off without it.")
     args = parser.parse_args(argv)
     stdin = stdin or sys.stdin
+    configure_from_environment()  # the parent's --log-level and --log-format; the lines go to stderr
 
     stopping = threading.Event()
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import click
 
+from leadtocash.edgecli import edge_options, log_options, log_ready, start_logging, warn_if_exposed
 from leadtocash.preflight import (
     SetupError,
     check_data_dir,
@@ -102,6 +103,8 @@ def main() -> None:
     "(http), or with Sales and SCM each in a child process of its own (processes: every service "
     "gets its own interpreter lock, for bulk work on several cores; calls cross loopback).",
 )
+@edge_options
+@log_options
 def up(
     host: str,
     sales_port: int,
@@ -114,6 +117,10 @@ def up(
     database_urls: tuple[str, ...],
     maps_dirs: tuple[Path, ...],
     wire: str,
+    allowed_hosts: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
@@ -122,6 +129,8 @@ def up(
     """
     from sandbox.server import ensure_tls_files
 
+    start_logging(log_level, log_format)
+    warn_if_exposed(host)
     if wire == "processes" and tls:
         # the bridge's clients and the children's live-sync clients would have to trust the local CA
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
@@ -148,7 +157,7 @@ def up(
             stack = start_stack(
                 config,
                 wire=cast(Wire, wire),
-                serve=Serving(host, ports, tls_files),
+                serve=Serving(host, ports, tls_files, allowed_hosts, allowed_origins),
                 maps_dirs=list(maps_dirs),
                 # only maps that never ran: after a restart, what the user paused or stopped stays so
                 start_maps="new",
@@ -176,6 +185,7 @@ def up(
             click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
             click.echo(ready_line(stack))
             sys.stdout.flush()
+            log_ready(log_level)
             wait_for_interrupt(stopped)
     finally:
         stack.close()
@@ -213,15 +223,22 @@ def parse_database_urls(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.command()
+@log_options
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the demo data.")
 @click.option("--keep", is_flag=True, help="Leave the stack up on its ports afterwards to explore it.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--sales-port", default=DEFAULT_PORTS["sales"], show_default=True, type=int)
 @click.option("--scm-port", default=DEFAULT_PORTS["scm"], show_default=True, type=int)
 @click.option("--bridge-port", default=DEFAULT_PORTS["bridge"], show_default=True, type=int)
-def demo(seed: int, keep: bool, host: str, sales_port: int, scm_port: int, bridge_port: int) -> None:
+def demo(
+    seed: int, keep: bool, host: str, sales_port: int, scm_port: int, bridge_port: int, log_level: str, log_format: str
+) -> None:
     """Run the lead-to-cash journey in-process on fresh throwaway state and print its report."""
     from leadtocash.demo import run_demo
+
+    start_logging(log_level, log_format)
+    if keep:
+        warn_if_exposed(host)
 
     sys.exit(
         run_demo(

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from leadtocash.logs import forwarding_child_logs
+
 if TYPE_CHECKING:
     from leadtocash.stack import StackConfig
 
@@ -234,3 +236,5 @@ def _read_child(child: ChildService, stream: IO[str] | None, is_stdout: bool) ->
                 child.ready.set()
             else:
                 child.note(line)
+                if not is_stdout and child.ready.is_set() and forwarding_child_logs():
+                    sys.stderr.write(line)  # its log lines, once it serves (before, the tail tells what failed)

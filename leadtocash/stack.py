@@ -19,6 +19,7 @@ servers and child processes, then the databases.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -287,6 +288,25 @@ class Serving:
     host: str = "127.0.0.1"
     ports: dict[str, int] = field(default_factory=dict)
     tls: TlsFiles | None = None
+    # ---- edge safety (sandbox.websafety): names a Host header may carry besides the host and loopback, and
+    # origins of pages allowed to change the services besides the stack's own (``--allowed-host/-origin``)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+
+    def edge_hosts(self) -> list[str]:
+        """The host names the served apps answer to besides loopback: the host they listen on (unless a
+        wildcard address, which no client puts in a Host header) and the allowed ones."""
+        wildcard = self.host.strip("[]") in ("0.0.0.0", "::", "")
+        return [*([] if wildcard else [self.host]), *self.allowed_hosts]
+
+    def edge_origins(self, urls: Iterable[str]) -> set[str]:
+        """The origins allowed to change the services: the stack's (``urls``, under each loopback name) and the
+        allowed ones."""
+        from sandbox.websafety import normalize_origin, stack_origins
+
+        origins = stack_origins(urls)
+        origins.update(o for o in map(normalize_origin, self.allowed_origins) if o is not None)
+        return origins
 
     def port(self, name: str) -> int:
         return self.ports.get(name, 0)
@@ -386,11 +406,22 @@ class Stack:
 
         Their wiring stays as it was: ``sandbox demo --keep`` serves an in-process stack for a user to explore.
         """
+        self.configure_edge(serving)
         for name in SERVICE_NAMES:
             if name in self.apps and not self._served(name):
                 self._serve_one(name, serving, serving.port(name))
                 if announce is not None:
                     announce(name, self.urls[name])
+        self.configure_edge(serving)  # the ports the system picked are known now
+
+    def configure_edge(self, serving: Serving) -> None:
+        """Let the apps of this process answer to the served host names and take changes from the stack's
+        origins (and the allowed ones): see :mod:`sandbox.websafety`."""
+        from sandbox.websafety import configure_edge
+
+        origins = serving.edge_origins([*self.urls.values(), *_port_origins(serving)])
+        for app in self.apps.values():
+            configure_edge(app, allowed_hosts=serving.edge_hosts(), allowed_origins=origins)
 
     def _served(self, name: str) -> bool:
         return self.servers is not None and any(server.name == name for server in self.servers.servers)
@@ -486,15 +517,26 @@ class Stack:
 
 
 class _StartingBridge:
-    """The WSGI app on the bridge's port while the bridge is being built: 503 in the bridge's error shape, then
-    every request goes to :attr:`app` once it is set."""
+    """The WSGI app on the bridge's port while the bridge is being built: 503 in the bridge's error shape (421 to a
+    Host it does not answer to, as the bridge would: see :mod:`sandbox.websafety`), then every request goes to
+    :attr:`app` once it is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, serving: Serving | None = None) -> None:
         self.app: WSGIApplication | None = None
+        self.serving = serving or Serving()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.app is not None:
             return self.app(environ, start_response)
+        host = str(environ.get("HTTP_HOST") or "")
+        if not _answers_to(host, self.serving):
+            body = json.dumps(
+                {"error": {"code": "", "message": f"Misdirected request: this service does not answer to '{host}'."}}
+            ).encode()
+            start_response(
+                "421 MISDIRECTED REQUEST", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
         body = b'{"error":{"code":"","message":"The bridge is starting; try again shortly."}}'
         start_response(
             "503 SERVICE UNAVAILABLE",
@@ -534,10 +576,12 @@ def start_stack(
             # Binding its port now (rather than picking a free one to bind later) leaves no moment for another
             # process to take it; until the bridge is built it answers 503, as dual-write refuses a write while
             # the bridge is down.
-            starting_bridge = _StartingBridge()
+            starting_bridge = _StartingBridge(serve)
             stack._serve_one("bridge", serve, serve.port("bridge"), app=starting_bridge)
             bridge_url = stack.urls["bridge"]
-            serve = Serving(serve.host, {**serve.ports, "bridge": int(bridge_url.rsplit(":", 1)[1])}, serve.tls)
+            serve = dataclasses.replace(serve, ports={**serve.ports, "bridge": int(bridge_url.rsplit(":", 1)[1])})
+        if serve is not None:  # the mocks answer to the served host names, also in child processes
+            config = _with_edge_options(config, serve, bridge_url if starting_bridge is not None else None)
         if wire == "processes":
             assert serve is not None
             # the mocks' live-sync gate across their processes: a lock file (sandbox.locks.FileSyncGate)
@@ -571,6 +615,8 @@ def start_stack(
                 stack.senders.append(sender)
             stack.apps["bridge"] = bridge_app
             stack.urls["bridge"] = bridge_url
+            if serve is not None:
+                stack.configure_edge(serve)  # before the bridge answers on its port
             if start_maps != "none":  # health answers 503 from the first request until the maps run
                 bridge_app.extensions["bridge"].startup.expect()
             if starting_bridge is None:
@@ -584,6 +630,32 @@ def start_stack(
         stack.close()
         raise
     return stack
+
+
+def _port_origins(serving: Serving) -> list[str]:
+    """The origins of the services on the fixed ports ``serving`` names (a port of 0 is known only once bound)."""
+    scheme = "https" if serving.tls else "http"
+    host = "127.0.0.1" if serving.host.strip("[]") in ("0.0.0.0", "::", "") else serving.host
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return [f"{scheme}://{host}:{port}" for port in serving.ports.values() if port]
+
+
+def _answers_to(host_header: str, serving: Serving) -> bool:
+    """Whether a served app answers to ``host_header`` (:class:`sandbox.websafety.EdgePolicy`'s rule)."""
+    from sandbox.websafety import EdgePolicy, normalize_host
+
+    return EdgePolicy(allowed_hosts={normalize_host(h) for h in serving.edge_hosts()}).host_allowed(host_header)
+
+
+def _with_edge_options(config: StackConfig, serving: Serving, bridge_url: str | None) -> StackConfig:
+    """``config`` with both mocks' edge options: the host names they answer to and the origins that may change
+    them (:data:`~sandbox.runtime.ALLOWED_HOSTS_OPTION`), also for mocks in child processes."""
+    from sandbox.runtime import ALLOWED_HOSTS_OPTION, ALLOWED_ORIGINS_OPTION
+
+    origins = sorted(serving.edge_origins([*_port_origins(serving), *([bridge_url] if bridge_url else [])]))
+    edge = {ALLOWED_HOSTS_OPTION: serving.edge_hosts(), ALLOWED_ORIGINS_OPTION: origins}
+    options = {name: {**config.options.get(name, {}), **edge} for name in MOCKS}
+    return dataclasses.replace(config, options={**config.options, **options})
 
 
 def _with_sync_gate_file(config: StackConfig, stack: Stack) -> StackConfig:

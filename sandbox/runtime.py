@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from sandbox.faults import FaultRegistry, install_fault_hook
 from sandbox.journal import Journal, install_journal_hook
 from sandbox.livesync import LiveSyncHook, Sender
 from sandbox.locks import SYNC_GATE_OPTION, FileSyncGate, SyncGate
+from sandbox.logs import install_request_log
 from sandbox.odata.actions import ActionRegistry
 from sandbox.odata.dataverse import codes
 from sandbox.odata.dialect import Dialect
@@ -158,6 +158,8 @@ def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
         allowed_hosts=config.options.get(ALLOWED_HOSTS_OPTION, ()),
         allowed_origins=config.options.get(ALLOWED_ORIGINS_OPTION, ()),
     )
+    # A line per request at info, with the journal's identity (its clock starts first, its line is written last).
+    install_request_log(app, spec.name, identity_of)
     # The journal goes first: a fault answers from before_request and would skip later hooks.
     install_journal_hook(app, runtime.journal, identity_of)
     install_fault_hook(app, runtime.faults, runtime.render_error)
@@ -195,5 +197,5 @@ def _install_error_handlers(app: Flask, runtime: Runtime) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Response:
-        log.error("unexpected error on %s %s\n%s", request.method, request.path, traceback.format_exc())
+        log.error("unexpected error on %s %s", request.method, request.path, exc_info=err)
         return runtime.render_error(error_for_status(500, f"An unexpected error occurred: {type(err).__name__}: {err}"))
