@@ -49,8 +49,9 @@ def _error_of(response: Any) -> str | None:
         response = response["body"]
     if isinstance(response, dict):
         error = response.get("error")
-        if isinstance(error, dict):
-            error = error.get("message") or error
+        if isinstance(error, dict):  # F&O says what failed in its innererror, Dataverse in its message
+            inner = error.get("innererror")
+            error = (inner.get("message") if isinstance(inner, dict) else None) or error.get("message") or error
         if error is not None:
             return " ".join(str(error).split())[:ERROR_LIMIT]
     return None
