@@ -100,7 +100,7 @@ class LineFormatter(logging.Formatter):
         return " ".join(line.splitlines()) if not self.tracebacks else line
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (a test runner may swap it and close the old one)."""
 
     def emit(self, record: logging.LogRecord) -> None:

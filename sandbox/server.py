@@ -74,7 +74,7 @@ class ServerGroup:
 
         scheme = "https" if self.tls else "http"
         # requests that arrive over a socket get the Host check against DNS rebinding (sandbox.websafety)
-        app = mark_served(app)  # type: ignore[assignment]
+        app = mark_served(app)
         if self.tls is not None:
             from werkzeug.serving import make_server
 
