@@ -528,8 +528,10 @@ class _StartingBridge:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.app is not None:
             return self.app(environ, start_response)
+        from sandbox.websafety import SERVED_ENVIRON_KEY
+
         host = str(environ.get("HTTP_HOST") or "")
-        if not _answers_to(host, self.serving):
+        if environ.get(SERVED_ENVIRON_KEY) and not _answers_to(host, self.serving):
             body = json.dumps(
                 {"error": {"code": "", "message": f"Misdirected request: this service does not answer to '{host}'."}}
             ).encode()
