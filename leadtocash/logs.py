@@ -141,8 +141,3 @@ def configure_from_environment() -> bool:
         return False
     configure_logging(level, fmt)
     return True
-
-
-def forwarding_child_logs() -> bool:
-    """Whether a stack's child processes log (their stderr lines are then the parent's to pass on)."""
-    return bool(os.environ.get(ENVIRONMENT_VARIABLE))

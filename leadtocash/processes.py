@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from leadtocash.logs import forwarding_child_logs
-
 if TYPE_CHECKING:
     from leadtocash.stack import StackConfig
 
@@ -49,7 +47,9 @@ class ChildService:
         if self.ready.is_set():
             # once it is up, what it says is the user's to see (a traceback of a failing request, say)
             try:
-                print(f"[{self.name}] {line.rstrip()}", file=sys.stderr, flush=True)
+                # a JSON log line (--log-format json) names its service itself and must stay one object per line
+                prefix = "" if line.startswith("{") else f"[{self.name}] "
+                print(f"{prefix}{line.rstrip()}", file=sys.stderr, flush=True)
             except (ValueError, OSError):  # our stderr is closed: we are going away too
                 pass
 
@@ -236,5 +236,3 @@ def _read_child(child: ChildService, stream: IO[str] | None, is_stdout: bool) ->
                 child.ready.set()
             else:
                 child.note(line)
-                if not is_stdout and child.ready.is_set() and forwarding_child_logs():
-                    sys.stderr.write(line)  # its log lines, once it serves (before, the tail tells what failed)
