@@ -29,6 +29,7 @@ Every refusal is rendered by the app's own error renderer, so each service answe
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -50,6 +51,11 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
 
 Render = Callable[[SandboxError], flask.Response]
+#: a route that takes form posts: a path prefix, or a test of the whole path
+FormRoute = str | Callable[[str], object]
+#: the OAuth 2.0 token endpoints of an Entra-shaped identity service (v2 and v1), which take form posts by the
+#: protocol (RFC 6749 section 4.4.2: ``application/x-www-form-urlencoded``)
+TOKEN_ENDPOINT = re.compile(r"^/[^/]+/oauth2/(v2\.0/)?token/?$")
 
 
 def normalize_host(value: str) -> str:
@@ -108,8 +114,8 @@ class EdgePolicy:
     allowed_hosts: set[str] = field(default_factory=set)
     #: origins allowed to send state-changing requests besides the service's own (normalized)
     allowed_origins: set[str] = field(default_factory=set)
-    #: path prefixes that take HTML form posts (the console's actions)
-    form_routes: tuple[str, ...] = ()
+    #: routes that take form posts (the console's actions): path prefixes or tests of the path
+    form_routes: tuple[FormRoute, ...] = ()
     #: the wire code per refusal status, for services whose error shape carries one (Dataverse HRESULTs)
     codes: Mapping[int, str] = field(default_factory=dict)
 
@@ -124,7 +130,10 @@ class EdgePolicy:
         return normalized == own_origin or normalized in self.allowed_origins
 
     def takes_form(self, path: str) -> bool:
-        return any(path == prefix.rstrip("/") or path.startswith(prefix) for prefix in self.form_routes)
+        return any(
+            (path == route.rstrip("/") or path.startswith(route)) if isinstance(route, str) else bool(route(path))
+            for route in self.form_routes
+        )
 
 
 def configure_edge(
@@ -171,7 +180,7 @@ def install_edge_safety(
     app: flask.Flask,
     render: Render,
     *,
-    form_routes: Iterable[str] = (),
+    form_routes: Iterable[FormRoute] = (),
     codes: Mapping[int, str] | None = None,
     policy: EdgePolicy | None = None,
 ) -> EdgePolicy:
@@ -222,6 +231,12 @@ def install_edge_safety(
     return policy
 
 
+def install_identity_service_edge_safety(app: flask.Flask, render: Render) -> EdgePolicy:
+    """:func:`install_edge_safety` for the identity service: its token endpoints take the form posts OAuth 2.0
+    prescribes; everything else there is judged like the other services (Host, Origin, JSON bodies)."""
+    return install_edge_safety(app, render, form_routes=(TOKEN_ENDPOINT.match,))
+
+
 def _content_type_refusal(
     request: flask.Request, policy: EdgePolicy, refuse: Callable[[int, str], flask.Response]
 ) -> flask.Response | None:
@@ -266,6 +281,7 @@ __all__ = [
     "EdgePolicy",
     "configure_edge",
     "install_edge_safety",
+    "install_identity_service_edge_safety",
     "is_loopback",
     "mark_served",
     "normalize_host",

@@ -235,3 +235,27 @@ def test_requests_in_the_same_process_are_not_host_checked(sales: FlaskClient) -
 
 def test_health_answers_a_foreign_host_with_421_too(sales: FlaskClient) -> None:
     assert sales.get("/_sandbox/health", environ_overrides=served("evil.example")).status_code == 421
+
+
+# ---- the identity service's install ------------------------------------------------------------------------
+def test_the_identity_service_takes_form_posts_on_its_token_endpoints_only() -> None:
+    """OAuth 2.0 token requests are form posts by the protocol; a cross-site page still may not send them."""
+    from sandbox.errors import SandboxError
+    from sandbox.websafety import install_identity_service_edge_safety
+
+    app = Flask("identity")
+
+    def render(error: SandboxError) -> Any:
+        return {"error": error.code, "error_description": error.message}, error.status
+
+    install_identity_service_edge_safety(app, render)
+    app.add_url_rule("/<tenant>/oauth2/v2.0/token", "v2", lambda tenant: {"access_token": "t"}, methods=["POST"])
+    app.add_url_rule("/<tenant>/oauth2/token", "v1", lambda tenant: {"access_token": "t"}, methods=["POST"])
+    app.add_url_rule("/<tenant>/admin/apps", "apps", lambda tenant: {}, methods=["POST"])
+    client = app.test_client()
+    form = {"grant_type": "client_credentials", "client_id": "x"}
+    assert client.post("/tenant/oauth2/v2.0/token", data=form).status_code == 200
+    assert client.post("/tenant/oauth2/token", data=form).status_code == 200
+    assert client.post("/tenant/admin/apps", data=form).status_code == 415
+    assert client.post("/tenant/oauth2/v2.0/token", data=form, headers={"Origin": EVIL}).status_code == 403
+    assert client.get("/tenant/oauth2/v2.0/token", environ_overrides=served("evil.example")).status_code == 421
