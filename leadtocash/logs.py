@@ -9,8 +9,8 @@ One handler on the root logger writes to stderr (``sandbox up``'s stdout keeps i
 
 Levels are those of :mod:`sandbox.logs` (default ``notice``). An exception never shows as a bare traceback: below
 ``debug`` a record with one is written as one line ending in the exception's class and message and a hint; the
-traceback is written only at ``debug``. Libraries that talk a lot (waitress, werkzeug's request lines, httpx,
-SQLAlchemy, Faker) are held at warning (waitress at error) unless the level is ``debug``.
+traceback is written only at ``debug``. Libraries that talk a lot (waitress, werkzeug's request lines, httpx)
+are held at warning (waitress at error) unless the level is ``debug``; SQLAlchemy and Faker always.
 
 Child processes (``--wire processes``) read the same settings from :data:`ENVIRONMENT_VARIABLE`, which
 :func:`configure_logging` sets for them.
@@ -55,6 +55,8 @@ QUIET_LIBRARIES = {
 }
 #: loggers whose lines say where they come from themselves (others get their name in brackets in text lines)
 OWN_LOGGERS = frozenset({REQUEST_LOGGER, SYNC_LOGGER, STACK_LOGGER})
+#: held back even at debug: every SQL statement and every fake value would bury the sandbox's own lines
+ALWAYS_QUIET = frozenset({"sqlalchemy", "faker"})
 TRACEBACK_HINT = "run with --log-level debug for the traceback"
 
 _HANDLER_NAME = "lead-to-cash-sandbox"
@@ -129,7 +131,8 @@ def configure_logging(level: str = DEFAULT_LEVEL, fmt: str = DEFAULT_FORMAT, str
     root.addHandler(handler)
     root.setLevel(numeric)
     for name, quiet in QUIET_LIBRARIES.items():
-        logging.getLogger(name).setLevel(logging.DEBUG if numeric <= logging.DEBUG else quiet)
+        debugging = numeric <= logging.DEBUG and name not in ALWAYS_QUIET
+        logging.getLogger(name).setLevel(logging.DEBUG if debugging else quiet)
     os.environ[ENVIRONMENT_VARIABLE] = f"{level.lower()},{fmt}"
 
 
