@@ -78,7 +78,11 @@ def log_options(command: F) -> F:
 
 
 def start_logging(level: str, fmt: str) -> None:
-    configure_logging(level, fmt)
+    """Configure logging for the running command; its end (however it ends) puts the previous setup back."""
+    restore = configure_logging(level, fmt)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(restore)
 
 
 def warn_if_exposed(host: str) -> None:

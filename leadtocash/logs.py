@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 from sandbox.logs import NOTICE, REQUEST_LOGGER, log_fields
@@ -118,14 +119,33 @@ def parse_level(name: str) -> int:
         raise ValueError(f"unknown log level {name!r}; expected one of {', '.join(LEVELS)}") from None
 
 
-def configure_logging(level: str = DEFAULT_LEVEL, fmt: str = DEFAULT_FORMAT, stream: IO[str] | None = None) -> None:
+def configure_logging(
+    level: str = DEFAULT_LEVEL, fmt: str = DEFAULT_FORMAT, stream: IO[str] | None = None
+) -> Callable[[], None]:
     """Send every log record at ``level`` or above to ``stream`` (stderr) as ``fmt`` lines; safe to call again
-    (the handler it installed before is replaced). Child processes started later inherit the settings."""
+    (the handler it installed before is replaced). Child processes started later inherit the settings.
+
+    Returns what puts everything back as it was (a command run in-process, by a test say, must not leave its
+    handler writing into what later commands print)."""
     numeric = parse_level(level)
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    saved_levels = {name: logging.getLogger(name).level for name in QUIET_LIBRARIES}
+    saved_environment = os.environ.get(ENVIRONMENT_VARIABLE)
+
+    def restore() -> None:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name, old in saved_levels.items():
+            logging.getLogger(name).setLevel(old)
+        if saved_environment is None:
+            os.environ.pop(ENVIRONMENT_VARIABLE, None)
+        else:
+            os.environ[ENVIRONMENT_VARIABLE] = saved_environment
+
     handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(LineFormatter(fmt, tracebacks=numeric <= logging.DEBUG))
-    root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
@@ -134,6 +154,7 @@ def configure_logging(level: str = DEFAULT_LEVEL, fmt: str = DEFAULT_FORMAT, str
         debugging = numeric <= logging.DEBUG and name not in ALWAYS_QUIET
         logging.getLogger(name).setLevel(logging.DEBUG if debugging else quiet)
     os.environ[ENVIRONMENT_VARIABLE] = f"{level.lower()},{fmt}"
+    return restore
 
 
 def configure_from_environment() -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -214,3 +215,26 @@ def test_up_at_info_logs_the_request_and_the_sync_of_a_write_and_refuses_foreign
             json.loads(line)  # every line one JSON object
     finally:
         assert stop(process) == 0
+
+
+def test_a_command_run_in_process_leaves_logging_as_it_found_it(restore_logging: None) -> None:
+    """A test (or any caller) running `sandbox demo` through click must not keep its handler afterwards: later
+    commands' output would carry the log lines of threads still running."""
+    import click
+
+    from leadtocash.edgecli import start_logging
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+
+    @click.command()
+    def command() -> None:
+        start_logging("info", "json")
+        assert len(root.handlers) == len(before[0]) + 1 and root.level == logging.INFO
+        logging.getLogger(REQUEST_LOGGER).info("inside")
+
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 0, result.output
+    assert '"message": "inside"' in result.output
+    assert (list(root.handlers), root.level) == before
+    assert ENVIRONMENT_VARIABLE not in os.environ
