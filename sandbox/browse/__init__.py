@@ -143,7 +143,7 @@ def browse_blueprint(runtime: Runtime) -> Blueprint:
         size = _int_arg("size", DEFAULT_PAGE_SIZE)
         size = size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE
         number = max(_int_arg("page", 0), 0)
-        error = None
+        refusal: str | None = None
         rows: list[dict[str, Any]] = []
         total: int | None = None
         has_next = False
@@ -151,8 +151,8 @@ def browse_blueprint(runtime: Runtime) -> Blueprint:
             result = read.page(entity, columns=chosen, filter_text=filter_text, number=number, size=size)
             rows, total, has_next = result.rows, result.total, result.has_next
         except ReadError as failure:
-            error = failure.message
-        if request.args.get("find") and not error and len(rows) == 1 and number == 0:
+            refusal = failure.message
+        if request.args.get("find") and not refusal and len(rows) == 1 and number == 0:
             key = read.key_of(entity, rows[0])
             if key is not None:
                 return redirect(record_url(entity.entity_set, key), code=303)
@@ -169,7 +169,7 @@ def browse_blueprint(runtime: Runtime) -> Blueprint:
             sizes=PAGE_SIZES,
             pages=math.ceil(total / size) if total else None,
             has_next=has_next,
-            error=error,
+            error=refusal,
             here=_here,
         )
 
