@@ -38,6 +38,8 @@ BROWSE_OPTION = "browse"
 BROWSE_PREFIX = "/_browse"
 PAGE_SIZES = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 25
+#: the largest page the browser asks for (``size``; the menu offers :data:`PAGE_SIZES`)
+MAX_PAGE_SIZE = 500
 
 
 @dataclass
@@ -141,7 +143,7 @@ def browse_blueprint(runtime: Runtime) -> Blueprint:
         chosen = [c for c in _multi("cols") if c in entity.properties] or read.default_columns(entity)
         filter_text = (request.args.get("filter") or "").strip()
         size = _int_arg("size", DEFAULT_PAGE_SIZE)
-        size = size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE
+        size = size if 1 <= size <= MAX_PAGE_SIZE else DEFAULT_PAGE_SIZE
         number = max(_int_arg("page", 0), 0)
         refusal: str | None = None
         rows: list[dict[str, Any]] = []
@@ -166,7 +168,7 @@ def browse_blueprint(runtime: Runtime) -> Blueprint:
             total=total,
             number=number,
             size=size,
-            sizes=PAGE_SIZES,
+            sizes=sorted({*PAGE_SIZES, size}),
             pages=math.ceil(total / size) if total else None,
             has_next=has_next,
             error=refusal,

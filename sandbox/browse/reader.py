@@ -137,7 +137,9 @@ class Reader:
 
     def page(self, entity: EntityType, *, columns: list[str], filter_text: str, number: int, size: int) -> Page:
         """Page ``number`` (from 0) of ``size`` rows, ``$filter``-ed and ``$select``-ed by the service."""
-        args: dict[str, str] = {"$count": "true", "$select": ",".join(columns)}
+        # the key too, chosen or not: each row links to its record
+        select = [*columns, *(k for k in entity.key if k not in columns)]
+        args: dict[str, str] = {"$count": "true", "$select": ",".join(select)}
         if filter_text:
             args["$filter"] = filter_text
         if number > 0:
