@@ -97,7 +97,6 @@ def test_pause_resume_stop_run_and_switch_mode_from_the_menu(console: Any, serve
     expect(console.locator("#flash")).to_contain_text("paused", timeout=WAIT_MS)
     expect(row(console).locator(".badge")).to_have_text("Paused")
     assert life.status(CUSTOMERS)["state"] == "Paused"
-    shoot(console, "console-paused")
 
     rename(served, "US-002", "Resumed in the browser")
     act(console, CUSTOMERS, "Resume", **{"resume mode": "catchup"})
