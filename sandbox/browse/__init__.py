@@ -119,7 +119,8 @@ def browse_blueprint(runtime: Runtime) -> Blueprint:
         )
         return Response(html, status=status, content_type="text/html; charset=utf-8")
 
-    @blueprint.route("/", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    # every method, OPTIONS too (not Flask's automatic answer): only a browser's GET is new here
+    @blueprint.route("/", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], provide_automatic_options=False)
     def service_origin() -> Response:
         if request.method != "GET" or not wants_html():
             abort(404)  # what every other client got here before: the dialect's own 404

@@ -76,6 +76,8 @@ def test_other_clients_at_the_origin_get_the_404_they_always_got(
     ):
         response = client.get("/", headers=headers)
         assert (response.status_code, response.get_json()) == (404, body)
+        for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"):
+            assert client.open("/", method=method, headers=headers).status_code == 404, method
         assert client.post("/", headers=BROWSER).status_code == 404  # a write is never a page
 
 
