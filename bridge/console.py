@@ -1,305 +1,264 @@
 """The bridge console: server-rendered HTML pages over the same runtime the admin API uses.
 
-Modelled on F&O's Data management > Dual-write page: a map list (state, mode, counters, lag, last error,
-Run / Pause / Resume / Stop), and per map the table mappings, activity log, queued records, catch-up
-errors with Retry, initial-sync errors and record traces with a key search. Plain HTML forms and CSS:
-every action is a POST that redirects back (no JavaScript), so it works with curl and any browser.
+Modelled on F&O's Data management > Dual-write page, laid out for daily use on a laptop screen:
+
+* ``GET /``: an overview (maps by state, errors, the largest lag, records synced in the last minute, a
+  chart of throughput and lag over the last minutes) above a compact map list, one row per map with its
+  actions in a menu, filtered by state and name (``?state=``, ``?q=``);
+* ``GET /maps/<id>``: one map: facts, its own charts, table mappings, activity, queued records, catch-up
+  errors with Retry / Delete, initial-sync results, alert rules (editable) and its record traces;
+* ``GET /traces``: trace search by key (``?key=``, ``?map=``), each trace linked to the records in the two
+  services' data browsers.
+
+The pages stay live without reloading: htmx polls the fragments under ``/console/fragments/`` and swaps
+them in; the charts (uPlot) read ``/console/series``. Actions are ordinary forms (``POST
+/console/maps/<id>/<action>``, answered by a redirect back with a message), so they work without JavaScript
+too; with it, htmx's boost submits them in place. Every POST carries the console's CSRF token (a secret of
+this process); a POST without it, or with another, is refused with a 403 in the bridge's error shape.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-from flask import Blueprint, Response, redirect, request
-from jinja2 import DictLoader, Environment, select_autoescape
+from flask import Blueprint, Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from bridge.series import WINDOW_SECONDS, SyncSeries
 from bridge.state import ActivityRow, CatchupErrorRow, TraceRow
-from sandbox.errors import BadRequest, SandboxError
+from sandbox.browse import wants_html
+from sandbox.errors import BadRequest, SandboxError, error_for_status
+from sandbox.odata.literals import format_literal
+from sandbox.static import static_blueprint
 
 if TYPE_CHECKING:
     from bridge.app import BridgeRuntime
+    from bridge.mapping import TableMap
 
-_BASE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-{% if refresh %}<meta http-equiv="refresh" content="{{ refresh }}">{% endif %}
-<title>{% block title %}Dual-write bridge{% endblock %}</title>
-<style>
-  :root { --ink: #1f2328; --muted: #656d76; --line: #d0d7de; --bg: #f6f8fa; --accent: #0b5cad;
-          --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; }
-  * { box-sizing: border-box; }
-  body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); }
-  header { background: #102a43; color: #fff; padding: 10px 24px; display: flex; gap: 24px; align-items: baseline; }
-  header a { color: #fff; text-decoration: none; }
-  header .brand { font-weight: 600; font-size: 16px; }
-  header nav a { margin-right: 16px; opacity: .85; }
-  main { padding: 16px 24px 48px; max-width: 1500px; }
-  h1 { font-size: 20px; margin: 8px 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; }
-  .sub { color: var(--muted); margin: 0 0 12px; }
-  table { border-collapse: collapse; width: 100%; background: #fff; }
-  th, td { border-bottom: 1px solid var(--line); padding: 6px 8px; text-align: left; vertical-align: top; }
-  th { background: var(--bg); font-weight: 600; white-space: nowrap; }
-  td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-  .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600;
-           border: 1px solid currentColor; white-space: nowrap; }
-  .s-running { color: var(--ok); } .s-paused, .s-resuming, .s-initializing { color: var(--warn); }
-  .s-not-running { color: var(--muted); } .s-error { color: var(--bad); }
-  .err { color: var(--bad); } .muted { color: var(--muted); }
-  .msg { padding: 8px 12px; border-radius: 6px; margin: 8px 0 12px; border: 1px solid; }
-  .msg.ok { background: #dafbe1; border-color: #4ac26b; } .msg.bad { background: #ffebe9; border-color: #ff8182; }
-  form.inline { display: inline-flex; gap: 4px; align-items: center; margin: 0 6px 4px 0; }
-  button { font: inherit; padding: 2px 10px; border: 1px solid var(--line); border-radius: 6px; background: #fff;
-           cursor: pointer; } button:hover { border-color: var(--accent); color: var(--accent); }
-  button.danger:hover { border-color: var(--bad); color: var(--bad); }
-  select, input[type=text] { font: inherit; padding: 1px 4px; border: 1px solid var(--line); border-radius: 4px; }
-  code, pre { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-  pre { background: var(--bg); padding: 8px; border-radius: 6px; overflow: auto; max-height: 320px; margin: 4px 0; }
-  details summary { cursor: pointer; color: var(--accent); }
-  dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; }
-  dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
-  .toc a { margin-right: 14px; }
-  .cols { display: grid; grid-template-columns: 1fr 1fr; gap: 24px; }
-  .truncate { max-width: 420px; overflow-wrap: anywhere; }
-</style>
-</head>
-<body>
-<header><a class="brand" href="{{ root }}">Dual-write bridge</a>
-<nav><a href="{{ root }}">Table maps</a><a href="{{ root }}traces">Traces</a>
-<a href="{{ root }}metrics">Metrics</a><a href="{{ root }}api/maps">API</a></nav></header>
-<main>
-{% if msg %}<div class="msg ok">{{ msg }}</div>{% endif %}
-{% if error %}<div class="msg bad">{{ error }}</div>{% endif %}
-{% block body %}{% endblock %}
-</main>
-</body>
-</html>
-"""
+#: the map states the list filters by, in the order the overview counts them
+STATES = ("Running", "Paused", "Resuming", "Initializing", "Not running", "Error")
+#: the form field every console POST carries
+CSRF_FIELD = "csrf_token"
+#: how often the pages poll their fragments (seconds)
+POLL_SECONDS = 3
+TEMPLATES = Path(__file__).parent / "templates"
+#: where the bridge app keeps its :class:`Console` in ``app.extensions``
+CONSOLE_EXTENSION = "bridge.console"
 
-_MACROS = """
-{% macro badge(state) -%}
-<span class="badge s-{{ state|lower|replace(' ', '-') }}">{{ state }}</span>
-{%- endmacro %}
 
-{% macro actions(m, back) -%}
-{% set base = root ~ 'console/maps/' ~ m.id ~ '/' %}
-{% if m.state == 'Not running' %}
-<form class="inline" method="post" action="{{ base }}run">
-  <input type="hidden" name="next" value="{{ back }}">
-  <label><input type="checkbox" name="initial_sync" value="1" checked> initial sync</label>
-  <select name="master" title="Master for initial sync"><option value="scm">SCM master</option>
-    <option value="sales">Sales master</option></select>
-  <select name="mode" title="Sync mode"><option value="live">live</option><option value="async">async</option></select>
-  <button type="submit">Run</button></form>
-{% elif m.state == 'Running' %}
-<form class="inline" method="post" action="{{ base }}pause"><input type="hidden" name="next" value="{{ back }}">
-  <button type="submit">Pause</button></form>
-<form class="inline" method="post" action="{{ base }}run"><input type="hidden" name="next" value="{{ back }}">
-  <input type="hidden" name="mode" value="{{ 'live' if m.mode == 'async' else 'async' }}">
-  <button type="submit" title="Switch mode without initial sync">Switch to {{ 'live' if m.mode == 'async' else 'async' }}</button></form>
-<form class="inline" method="post" action="{{ base }}stop"><input type="hidden" name="next" value="{{ back }}">
-  <button class="danger" type="submit">Stop</button></form>
-{% elif m.state in ('Paused', 'Resuming') %}
-<form class="inline" method="post" action="{{ base }}resume"><input type="hidden" name="next" value="{{ back }}">
-  <select name="mode" title="Catch up replays the queue in order; skipping goes live at once"><option value="catchup">catch up</option>
-    <option value="skip_keep">skip, keep as errors</option><option value="skip_discard">skip, discard queue</option></select>
-  <button type="submit">Resume</button></form>
-<form class="inline" method="post" action="{{ base }}stop"><input type="hidden" name="next" value="{{ back }}">
-  <button class="danger" type="submit">Stop</button></form>
-{% endif %}
-{%- endmacro %}
+class Console:
+    """What the console keeps per bridge app: its CSRF secret and the sync series its charts draw."""
 
-{% macro lag(value) -%}
-{% if value is none %}<span class="muted">-</span>{% else %}{{ '%.1f'|format(value) }} s{% endif %}
-{%- endmacro %}
+    def __init__(self, runtime: BridgeRuntime) -> None:
+        self.runtime = runtime
+        #: the CSRF token of this process: every console form carries it, every console POST must
+        self.csrf_token = secrets.token_urlsafe(32)
+        self.series = SyncSeries([m.id for m in runtime.maps])
+        runtime.engine.listeners.append(self.series.on_engine)
+        runtime.worker.listeners.append(self.series.on_worker)
 
-{% macro traces_table(rows, show_map=False) -%}
-{% if rows %}
-<table>
-<tr><th>When (UTC)</th>{% if show_map %}<th>Map</th>{% endif %}<th>Direction</th><th>Record key</th><th>Op</th>
-<th>Result</th><th>Source change / transformed payload / target response</th></tr>
-{% for t in rows %}
-<tr><td><code>{{ t.created_at }}</code></td>
-{% if show_map %}<td><a href="{{ root }}maps/{{ t.map_id }}">{{ t.map_id }}</a></td>{% endif %}
-<td>{{ t.direction }}</td><td><code>{{ t.key|tojson }}</code></td><td>{{ t.operation }}</td>
-<td>{% if t.ok %}<span class="badge s-running">ok</span>{% else %}<span class="badge s-error">failed</span>{% endif %}</td>
-<td><details><summary>show</summary>
-<b>Source change</b><pre>{{ pretty(t.source) }}</pre>
-<b>Transformed payload</b><pre>{{ pretty(t.payload) }}</pre>
-<b>Target response</b><pre>{{ pretty(t.response) }}</pre></details></td></tr>
-{% endfor %}
-</table>
-{% else %}<p class="muted">No traces{% if key %} for “{{ key }}”{% endif %}.</p>{% endif %}
-{%- endmacro %}
-"""
+    def check_csrf(self) -> None:
+        sent = request.form.get(CSRF_FIELD) or request.headers.get("X-CSRF-Token") or ""
+        if not hmac.compare_digest(sent.encode(), self.csrf_token.encode()):
+            raise error_for_status(
+                403, "The console form's CSRF token is missing or wrong: reload the page and try again.", ""
+            )
 
-_INDEX = """{% extends "base.html" %}{% from "macros.html" import badge, actions, lag with context %}
-{% block body %}
-<h1>Table maps</h1>
-<p class="sub">Async drainer {% if worker.running %}<b>running</b>{% else %}<b>stopped</b>{% endif %}
- &middot; feed cursors: Sales {{ worker.cursors.sales if worker.cursors.sales is not none else '-' }},
- SCM {{ worker.cursors.scm if worker.cursors.scm is not none else '-' }}
- &middot; <a href="?refresh=5">auto-refresh</a></p>
-<table>
-<tr><th>Table map</th><th>Direction</th><th>State</th><th>Mode</th><th class="num">Synced</th>
-<th class="num">Failed</th><th class="num">Queued</th><th class="num">Lag</th><th class="num">Catch-up errors</th>
-<th>Last error</th><th>Actions</th></tr>
-{% for m in maps %}
-<tr><td><a href="{{ root }}maps/{{ m.id }}">{{ m.name }}</a><br><code class="muted">{{ m.id }}</code></td>
-<td>{{ m.direction|replace('_', ' ') }}</td><td>{{ badge(m.state) }}</td><td>{{ m.mode }}</td>
-<td class="num">{{ m.synced }}</td><td class="num">{{ m.failed }}</td><td class="num">{{ m.queued if m.queued is not none else '-' }}</td>
-<td class="num">{{ lag(m.lag_seconds) }}</td><td class="num">{{ m.catchup_errors }}</td>
-<td class="truncate err">{{ (m.last_error or '')[:240] }}</td>
-<td>{{ actions(m, root) }}</td></tr>
-{% endfor %}
-</table>
-<h2>Find a record</h2>
-<form method="get" action="{{ root }}traces" class="inline"><input type="text" name="key" size="40"
- placeholder="a key value, e.g. DE-001"><button type="submit">Search traces</button></form>
-{% endblock %}
-"""
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every map's status; each read also feeds the lag series, so the charts show the lag seen."""
+        out = []
+        for table_map in self.runtime.maps:
+            status = self.runtime.lifecycle.status(table_map.id)
+            self.series.lag(table_map.id, status.get("lag_seconds"))
+            out.append(status)
+        return out
 
-_MAP = """{% extends "base.html" %}{% from "macros.html" import badge, actions, lag, traces_table with context %}
-{% block title %}{{ m.name }} - Dual-write bridge{% endblock %}
-{% block body %}
-<p><a href="{{ root }}">&larr; Table maps</a></p>
-<h1>{{ m.name }} {{ badge(m.state) }}</h1>
-<p class="sub">{{ m.scm_entity }} &harr; {{ m.sales_table }} &middot; <code>{{ m.id }}</code>
- &middot; <a href="?refresh=5">auto-refresh</a></p>
-<div>{{ actions(m, here) }}</div>
-<p class="toc"><a href="#mappings">Table mappings</a><a href="#activity">Activity log</a><a href="#queued">Queued records</a>
-<a href="#catchup">Catch-up errors ({{ m.catchup_errors }})</a><a href="#initial">Initial sync</a><a href="#traces">Traces</a></p>
-<dl class="facts">
-<dt>Mode</dt><dd>{{ m.mode }}</dd><dt>Direction</dt><dd>{{ m.direction|replace('_', ' ') }}</dd>
-<dt>Master (initial sync)</dt><dd>{{ m.master }}</dd><dt>Depends on</dt><dd>{{ m.depends_on|join(', ') or '-' }}</dd>
-<dt>Synced / failed</dt><dd>{{ m.synced }} / {{ m.failed }}</dd>
-<dt>Queued</dt><dd>{{ m.queued if m.queued is not none else '-' }}</dd><dt>Lag</dt><dd>{{ lag(m.lag_seconds) }}</dd>
-<dt>Last synced</dt><dd>{{ m.last_synced_at or '-' }}</dd>
-<dt>Last error</dt><dd class="err">{{ m.last_error or '' }}</dd>
-{% if m.retrying %}<dt>Retrying</dt><dd class="err">attempt {{ m.retrying.attempt }} of {{ m.retrying.of }} failed,
- next at <code>{{ m.retrying.next_at }}</code>: {{ m.retrying.error }}</dd>{% endif %}
-</dl>
 
-<h2 id="mappings">Table mappings</h2>
-<p class="sub">Integration key: {% for k in m['keys'] %}<code>{{ k.scm }}</code> = <code>{{ k.sales }}</code>{% if not loop.last %}, {% endif %}{% endfor %}
- &middot; SCM filter: <code>{{ m.filters.scm or '-' }}</code> &middot; Sales filter: <code>{{ m.filters.sales or '-' }}</code></p>
-<table><tr><th>SCM field</th><th>Direction</th><th>Sales column</th><th>Value map</th></tr>
-{% for f in m.fields %}<tr><td><code>{{ f.scm }}</code></td><td><code>{{ f.dir }}</code></td><td><code>{{ f.sales }}</code></td>
-<td>{% if f['values'] %}<code>{{ f['values']|tojson }}</code>{% endif %}</td></tr>{% endfor %}
-</table>
+# ---- what the templates show ------------------------------------------------------------------------
+def key_text(key: Any) -> str:
+    """A record key as people write it: ``accountnumber=PW-001`` (``a=1, b=2`` for several fields)."""
+    if isinstance(key, str):
+        try:
+            key = json.loads(key)
+        except ValueError:
+            return str(key)
+    if isinstance(key, dict):
+        return ", ".join(f"{name}={value}" for name, value in key.items())
+    return "" if key is None else str(key)
 
-<h2 id="activity">Activity log</h2>
-{% if activity %}<table><tr><th>When (UTC)</th><th>Kind</th><th>Message</th></tr>
-{% for a in activity %}<tr><td><code>{{ a.created_at }}</code></td><td>{{ a.kind }}</td>
-<td class="{{ 'err' if a.kind in ('error', 'alert') else '' }}">{{ a.message }}</td></tr>{% endfor %}</table>
-{% else %}<p class="muted">Nothing yet.</p>{% endif %}
 
-<h2 id="queued">Queued records</h2>
-{% if queued %}<table><tr><th class="num">Seq</th><th>Source</th><th>Table</th><th>Key</th><th>Operation</th><th>When (UTC)</th></tr>
-{% for q in queued %}<tr><td class="num">{{ q.seq }}</td><td>{{ q.source }}</td><td>{{ q.table }}</td>
-<td><code>{{ q.key|tojson }}</code></td><td>{{ q.operation }}</td><td><code>{{ q.created_at }}</code></td></tr>{% endfor %}</table>
-{% else %}<p class="muted">{% if m.state in ('Paused', 'Resuming') %}The queue is empty.{% else %}Records queue while the map is paused.{% endif %}</p>{% endif %}
-
-<h2 id="catchup">Catch-up errors</h2>
-{% if catchup %}
-<form method="post" action="{{ root }}console/maps/{{ m.id }}/retry">
-<input type="hidden" name="next" value="{{ here }}#catchup">
-<table><tr><th></th><th class="num">Id</th><th>Source</th><th>Record key</th><th>Operation</th><th>Status</th><th class="num">Attempts</th><th>Message</th><th>When (UTC)</th></tr>
-{% for e in catchup %}<tr><td>{% if e.status == 'Error' %}<input type="checkbox" name="ids" value="{{ e.id }}">{% endif %}</td>
-<td class="num">{{ e.id }}</td><td>{{ e.source }}</td><td><code>{{ e.change.key|tojson }}</code></td><td>{{ e.change.operation }}</td>
-<td>{% if e.status == 'Error' %}<span class="badge s-error">Error</span>{% else %}<span class="badge s-running">{{ e.status }}</span>{% endif %}</td>
-<td class="num">{{ e.attempts }}</td><td class="truncate">{{ e.message }}</td><td><code>{{ e.created_at }}</code></td></tr>{% endfor %}
-</table>
-<p class="inline"><button type="submit">Retry selected</button>
-<button type="submit" name="all" value="1">Retry all</button>
-<button class="danger" type="submit" formaction="{{ root }}console/maps/{{ m.id }}/delete-errors">Delete all</button></p>
-</form>
-{% else %}<p class="muted">No catch-up errors.</p>{% endif %}
-
-<h2 id="initial">Initial sync</h2>
-{% if initial.last %}<p>Execution {{ initial.last.execution }}: {{ initial.last.to_sales }} written to Sales,
- {{ initial.last.to_scm }} written to SCM, {{ initial.last.unchanged }} already equal, {{ initial.last.error_count }} errors.</p>{% endif %}
-{% if initial.errors %}<table><tr><th>Execution</th><th>Direction</th><th>Record key</th><th>Message</th></tr>
-{% for e in initial.errors %}<tr><td class="num">{{ e.execution }}</td><td>{{ e.direction }}</td><td><code>{{ e.key }}</code></td>
-<td class="err">{{ e.message }}</td></tr>{% endfor %}</table>
-{% else %}<p class="muted">No initial-sync errors{% if m.initial_sync_done %} (initial sync done){% endif %}.</p>{% endif %}
-
-<h2 id="traces">Traces</h2>
-<form method="get" action="{{ here }}#traces" class="inline"><input type="text" name="key" value="{{ key or '' }}" size="40"
- placeholder="a key value, e.g. DE-001"><button type="submit">Search</button>
-{% if key %}<a href="{{ here }}#traces">clear</a>{% endif %}</form>
-{{ traces_table(traces) }}
-{% endblock %}
-"""
-
-_TRACES = """{% extends "base.html" %}{% from "macros.html" import traces_table with context %}
-{% block title %}Traces - Dual-write bridge{% endblock %}
-{% block body %}
-<h1>Record traces</h1>
-<p class="sub">A trace is one record through one map: the source change, the payload the pipeline made, and what
- the other side answered.</p>
-<form method="get" class="inline"><input type="text" name="key" value="{{ key or '' }}" size="40"
- placeholder="a key value, e.g. DE-001"><button type="submit">Search</button></form>
-{{ traces_table(traces, show_map=True) }}
-{% endblock %}
-"""
-
-_ENV = Environment(
-    loader=DictLoader(
-        {"base.html": _BASE, "macros.html": _MACROS, "index.html": _INDEX, "map.html": _MAP, "traces.html": _TRACES}
-    ),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-)
+def _key_dict(key: Any) -> dict[str, Any]:
+    if isinstance(key, str):
+        try:
+            key = json.loads(key)
+        except ValueError:
+            return {}
+    return key if isinstance(key, dict) else {}
 
 
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
-def _html(template: str, status: int = 200, **context: Any) -> Response:
-    root = request.script_root.rstrip("/") + "/"
-    refresh = request.args.get("refresh")
-    page = _ENV.get_template(template).render(
-        root=root,
-        pretty=_pretty,
-        msg=request.args.get("msg"),
-        error=request.args.get("error"),
-        refresh=int(refresh) if refresh and refresh.isdigit() and int(refresh) > 0 else None,
-        **context,
-    )
-    return Response(page, status=status, content_type="text/html; charset=utf-8")
+def _lag(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1f} s"
 
 
-def _matches(row: dict[str, Any], key: str) -> bool:
-    return key.lower() in json.dumps(row.get("key"), default=str, ensure_ascii=False).lower()
+def record_links(runtime: BridgeRuntime, map_id: str, direction: str, key: Any) -> list[tuple[str, str]]:
+    """Links from a trace to its record in the two services' data browsers: (label, URL) pairs.
+
+    The trace's key names the target record (``direction`` ``to_sales`` or ``to_scm``); the map's integration
+    key pairs name the same record on the source side. Key fields reached through a lookup are left out of
+    the filter; the data browser opens the record when exactly one row matches, else the matching rows.
+    """
+    table_map = runtime.engine.by_id.get(map_id)
+    values = _key_dict(key)
+    if table_map is None or not values:
+        return []
+    to_sales = direction == "to_sales"
+    pairs = [(k.sales[0].text, k.scm) for k in table_map.keys]  # (Sales name, SCM name)
+    sales_values = values if to_sales else {s: values.get(f) for s, f in pairs}
+    scm_values = {f: values.get(s) for s, f in pairs} if to_sales else values
+    out = []
+    for label, origin, entity_set, fields in (
+        ("Sales", runtime.config.sales_url, table_map.sales_table, sales_values),
+        ("SCM", runtime.config.scm_url, table_map.scm_entity, scm_values),
+    ):
+        plain = {k: v for k, v in fields.items() if v not in (None, "") and "." not in k and "/" not in k}
+        if not plain:
+            continue
+        condition = " and ".join(f"{name} eq {format_literal(value)}" for name, value in plain.items())
+        query = urlencode({"filter": condition, "find": "1"})
+        out.append((f"{label} {entity_set}", f"{origin.rstrip('/')}/_browse/{quote(entity_set)}?{query}"))
+    return out
+
+
+def _overview(statuses: list[dict[str, Any]], series: SyncSeries) -> dict[str, Any]:
+    by_state = {state: 0 for state in STATES}
+    for status in statuses:
+        by_state[status["state"]] = by_state.get(status["state"], 0) + 1
+    lags = [s["lag_seconds"] for s in statuses if s.get("lag_seconds") is not None]
+    return {
+        "maps": len(statuses),
+        "by_state": by_state,
+        "catchup_errors": sum(int(s.get("catchup_errors") or 0) for s in statuses),
+        "with_errors": sum(1 for s in statuses if s.get("last_error")),
+        "failed": sum(int(s.get("failed") or 0) for s in statuses),
+        "max_lag": max(lags) if lags else None,
+        "queued": sum(int(s.get("queued") or 0) for s in statuses),
+        "per_minute": series.per_minute(),
+    }
+
+
+def _filtered(statuses: list[dict[str, Any]], state: str, text: str) -> list[dict[str, Any]]:
+    text = text.lower()
+    out = []
+    for status in statuses:
+        if state == "errors":
+            if not (status.get("last_error") or status.get("catchup_errors")):
+                continue
+        elif state and status["state"] != state:
+            continue
+        haystack = f"{status['id']} {status['name']} {status['scm_entity']} {status['sales_table']}".lower()
+        if text and text not in haystack:
+            continue
+        out.append(status)
+    return out
 
 
 def _back(default: str, **params: str) -> BaseResponse:
     """Redirect to the form's ``next`` (only a local path) with a message."""
+    from flask import redirect
+
     target = request.form.get("next") or default
     if not target.startswith("/") or target.startswith("//"):
         target = default
     path, _, fragment = target.partition("#")
+    # an earlier message in the URL would stay next to the new one
+    base, _, query = path.partition("?")
+    kept = [p for p in query.split("&") if p and not p.startswith(("msg=", "error="))]
+    path = base + ("?" + "&".join(kept) if kept else "")
     separator = "&" if "?" in path else "?"
     return redirect(f"{path}{separator}{urlencode(params)}" + (f"#{fragment}" if fragment else ""), code=303)
 
 
+# ---- the blueprint ----------------------------------------------------------------------------------
 def console_blueprint(runtime: BridgeRuntime) -> Blueprint:
-    """``GET /`` map list, ``GET /maps/<id>`` one map, ``GET /traces`` search, ``POST /console/...`` actions."""
-    console = Blueprint("bridge_console", __name__)
+    """The console's pages, fragments, chart data and actions (see the module docstring)."""
+    console = Blueprint("bridge_console", __name__, template_folder=str(TEMPLATES))
+    state = Console(runtime)
     life = runtime.lifecycle
+
+    @console.record_once
+    def _setup(setup: Any) -> None:
+        app: Flask = setup.app
+        app.extensions[CONSOLE_EXTENSION] = state
+        if "sandbox_static" not in app.blueprints:
+            app.register_blueprint(static_blueprint())
+
+    def page(template: str, status: int = 200, **context: Any) -> Response:
+        root = request.script_root.rstrip("/") + "/"
+        html = render_template(
+            f"console/{template}",
+            root=root,
+            csrf_token=state.csrf_token,
+            csrf_field=CSRF_FIELD,
+            pretty=_pretty,
+            key_text=key_text,
+            lag=_lag,
+            record_links=lambda t: record_links(runtime, t["map_id"], t["direction"], t["key"]),
+            msg=request.args.get("msg"),
+            error=request.args.get("error"),
+            poll=POLL_SECONDS,
+            states=STATES,
+            window=WINDOW_SECONDS,
+            **context,
+        )
+        return Response(html, status=status, content_type="text/html; charset=utf-8")
+
+    def not_found(message: str) -> Response:
+        return page("404.html", 404, message=message)
+
+    def list_context() -> dict[str, Any]:
+        statuses = state.statuses()
+        chosen_state = request.args.get("state", "")
+        text = (request.args.get("q") or "").strip()
+        shown = _filtered(statuses, chosen_state, text)
+        query = urlencode({k: v for k, v in (("state", chosen_state), ("q", text)) if v})
+        return {
+            "overview": _overview(statuses, state.series),
+            "maps": shown,
+            "all_count": len(statuses),
+            "chosen_state": chosen_state,
+            "q": text,
+            "query": query,
+            "back": request.script_root + "/" + (f"?{query}" if query else ""),
+            "worker": runtime.worker.info(),
+        }
 
     @console.get("/")
     def index() -> Response:
-        return _html("index.html", maps=[life.status(m.id) for m in runtime.maps], worker=runtime.worker.info())
+        return page("index.html", **list_context())
+
+    @console.get("/console/fragments/overview")
+    def overview_fragment() -> Response:
+        return page("_overview.html", **list_context())
+
+    def map_context(map_id: str) -> dict[str, Any]:
+        status = life.detail(map_id)
+        state.series.lag(map_id, status.get("lag_seconds"))
+        return {"m": status, "here": f"{request.script_root}/maps/{map_id}"}
 
     @console.get("/maps/<map_id>")
     def one_map(map_id: str) -> Response:
-        status = life.detail(map_id)
+        if map_id not in runtime.engine.by_id:
+            return not_found(f"There is no table map '{map_id}'.")
         key = (request.args.get("key") or "").strip()
         traces = runtime.state.rows(TraceRow, map_id, limit=1000 if key else 50)
         if key:
@@ -309,66 +268,147 @@ def console_blueprint(runtime: BridgeRuntime) -> Blueprint:
         except Exception:  # noqa: BLE001 - the page must render while a service is down
             queued = []
         report = life.initial.last_reports.get(map_id)
-        return _html(
+        return page(
             "map.html",
-            m=status,
-            here=f"{request.script_root}/maps/{map_id}",
+            **map_context(map_id),
             key=key,
             activity=runtime.state.rows(ActivityRow, map_id, limit=100),
             queued=queued,
             catchup=runtime.state.rows(CatchupErrorRow, map_id, limit=200),
             initial={"last": report.as_dict() if report else None, "errors": life.initial.errors(map_id)},
             traces=traces,
+            alert_kinds=("any", "application", "network"),
         )
+
+    @console.get("/console/fragments/maps/<map_id>")
+    def map_fragment(map_id: str) -> Response:
+        if map_id not in runtime.engine.by_id:
+            return not_found(f"There is no table map '{map_id}'.")
+        return page("_map_facts.html", **map_context(map_id))
+
+    @console.get("/console/series")
+    def series() -> Response:
+        map_id = request.args.get("map") or None
+        if map_id is not None and map_id not in runtime.engine.by_id:
+            raise error_for_status(404, f"There is no table map '{map_id}'.", "")
+        try:
+            seconds = int(request.args.get("seconds", 300))
+        except ValueError:
+            raise BadRequest("'seconds' must be a number.", "") from None
+        if map_id is not None:
+            state.series.lag(map_id, life.status(map_id).get("lag_seconds"))
+        data = state.series.window([map_id] if map_id else None, seconds)
+        return Response(json.dumps(data), content_type="application/json")
 
     @console.get("/traces")
     def traces() -> Response:
         key = (request.args.get("key") or "").strip()
-        rows = runtime.state.rows(TraceRow, None, limit=2000 if key else 100)
+        map_id = (request.args.get("map") or "").strip() or None
+        if map_id is not None and map_id not in runtime.engine.by_id:
+            return not_found(f"There is no table map '{map_id}'.")
+        rows = runtime.state.rows(TraceRow, map_id, limit=2000 if key else 100)
         if key:
             rows = [t for t in rows if _matches(t, key)][:200]
-        return _html("traces.html", traces=rows, key=key)
+        return page("traces.html", traces=rows, key=key, map_id=map_id, maps=runtime.maps)
+
+    @console.get("/maps/<map_id>/<path:rest>")
+    @console.get("/console/<path:rest>")
+    def unknown_page(rest: str, map_id: str | None = None) -> Response:
+        return not_found(f"The console has no page at {request.path}.")
 
     @console.post("/console/maps/<map_id>/<action>")
     def act(map_id: str, action: str) -> BaseResponse:
+        state.check_csrf()
         back = f"{request.script_root}/maps/{map_id}"
-        form = request.form
         try:
-            life.table_map(map_id)
-            if action == "run":
-                status = life.run(
-                    map_id,
-                    initial_sync=form.get("initial_sync") == "1",
-                    master=form.get("master", "scm"),
-                    mode=form.get("mode", "live"),
-                )
-                message = f"{map_id}: {status['state']} ({status['mode']})"
-            elif action == "pause":
-                life.pause(map_id)
-                message = f"{map_id}: paused; changes queue until resumed"
-            elif action == "resume":
-                status = life.resume(map_id, form.get("mode", "catchup"))  # type: ignore[arg-type]
-                message = f"{map_id}: {status['state']}"
-            elif action == "stop":
-                life.stop(map_id)
-                message = f"{map_id}: stopped"
-            elif action == "retry":
-                ids = None if form.get("all") else [int(i) for i in form.getlist("ids") if i.isdigit()]
-                if ids == []:
-                    raise BadRequest("Select the catch-up errors to retry (or use Retry all).")
-                result = life.retry_catchup(map_id, ids)
-                message = f"Retried {result['retried']}: {result['completed']} completed, {result['failed']} failed"
-            elif action == "delete-errors":
-                message = f"Deleted {runtime.state.delete_catchup_errors(map_id)} catch-up errors"
-            else:
-                raise BadRequest(f"Unknown action '{action}'.")
+            message = _action(runtime, map_id, action)
         except SandboxError as exc:
             return _back(back, error=exc.message)
         except Exception as exc:  # noqa: BLE001 - show a failed action on the page rather than a bare 500
             return _back(back, error=f"{action} failed: {exc}")
         return _back(back, msg=message)
 
+    @console.app_errorhandler(404)
+    def friendly_404(err: HTTPException) -> Response:
+        # A browser gets a page with the way back; every other client the bridge's JSON error as before.
+        if wants_html():
+            return not_found(f"Nothing is served at {request.path}.")
+        from bridge.app import error_response
+
+        return error_response(error_for_status(404, err.description or err.name, ""))
+
     return console
 
 
-__all__ = ["console_blueprint"]
+def _action(runtime: BridgeRuntime, map_id: str, action: str) -> str:
+    """Run one console action on a map; the message the page shows."""
+    life = runtime.lifecycle
+    form = request.form
+    table_map: TableMap = life.table_map(map_id)
+    if action == "run":
+        status = life.run(
+            map_id,
+            initial_sync=form.get("initial_sync") == "1",
+            master=form.get("master", "scm"),
+            mode=form.get("mode", "live"),
+        )
+        return f"{table_map.name}: {status['state']} ({status['mode']})"
+    if action == "pause":
+        life.pause(map_id)
+        return f"{table_map.name}: paused; changes queue until resumed"
+    if action == "resume":
+        status = life.resume(map_id, form.get("mode", "catchup"))  # type: ignore[arg-type]
+        return f"{table_map.name}: {status['state']}"
+    if action == "stop":
+        life.stop(map_id)
+        return f"{table_map.name}: stopped"
+    if action == "retry":
+        ids = None if form.get("all") else [int(i) for i in form.getlist("ids") if i.isdigit()]
+        if ids == []:
+            raise BadRequest("Select the catch-up errors to retry (or use Retry all).")
+        result = life.retry_catchup(map_id, ids)
+        return f"Retried {result['retried']}: {result['completed']} completed, {result['failed']} failed"
+    if action == "delete-errors":
+        return f"Deleted {runtime.state.delete_catchup_errors(map_id)} catch-up errors"
+    if action == "clear-error":
+        runtime.state.update_map(map_id, last_error=None)
+        runtime.state.activity(map_id, "info", "Last error cleared in the console")
+        return f"{table_map.name}: last error cleared"
+    if action == "alerts":
+        rules = _alert_rules(form)
+        life.set_alerts(map_id, rules)
+        return f"{table_map.name}: {len(rules)} alert rule(s) set"
+    raise BadRequest(f"Unknown action '{action}'.")
+
+
+def _alert_rules(form: Any) -> list[dict[str, Any]]:
+    """The alert rules of the map page's form: one row per rule (``count``, ``window_seconds``, ``action``,
+    ``kind``), rows marked ``remove`` and rows left empty dropped."""
+    counts, windows = form.getlist("count"), form.getlist("window_seconds")
+    actions, kinds = form.getlist("alert_action"), form.getlist("kind")
+    removed = set(form.getlist("remove"))
+    if not len(counts) == len(windows) == len(actions) == len(kinds):
+        raise BadRequest("Each alert rule needs a count, a window, an action and a kind.")
+    rules = []
+    for index, (count, window, action, kind) in enumerate(zip(counts, windows, actions, kinds, strict=True)):
+        if str(index) in removed or (not count.strip() and not window.strip()):
+            continue
+        try:
+            rule = {"count": int(count), "window_seconds": float(window), "action": action, "kind": kind}
+        except ValueError:
+            raise BadRequest(
+                f"Alert rule {index + 1}: the count must be a whole number and the window a number of seconds."
+            ) from None
+        if kind not in ("any", "application", "network"):
+            raise BadRequest(f"Alert rule {index + 1}: the kind {kind!r} is not one of any, application, network.")
+        rules.append(rule)
+    return rules
+
+
+def _matches(row: dict[str, Any], key: str) -> bool:
+    return key.lower() in key_text(row.get("key")).lower() or key.lower() in json.dumps(
+        row.get("key"), default=str, ensure_ascii=False
+    ).lower().replace('\\"', '"')
+
+
+__all__ = ["CONSOLE_EXTENSION", "CSRF_FIELD", "Console", "console_blueprint", "key_text", "record_links"]

@@ -401,6 +401,9 @@ def scenario_run(
 @main.command()
 @click.option("--quick", is_flag=True, help="A short run (seconds rather than minutes).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), help="Also write one HTML file with charts of the results."
+)
 @click.option("--threads", default=4, show_default=True, type=int, help="Concurrent client threads.")
 @click.option(
     "--only",
@@ -418,7 +421,12 @@ def scenario_run(
     "SQLite file, e.g. sales=postgresql+psycopg://user@127.0.0.1/sales; repeatable.",
 )
 def bench(
-    quick: bool, json_path: str | None, threads: int, only: tuple[str, ...], database_urls: tuple[str, ...]
+    quick: bool,
+    json_path: str | None,
+    threads: int,
+    only: tuple[str, ...],
+    database_urls: tuple[str, ...],
+    html_path: str | None = None,
 ) -> None:
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
 
@@ -449,6 +457,10 @@ def bench(
     click.echo(f"({seconds:.0f} s on {benchmarks.machine_info().get('cpus')} CPUs)")
     if json_path:
         benchmarks.dump(results, json_path, seconds)
+    if html_path:
+        from leadtocash import report
+
+        report.write(html_path, report.bench_html(benchmarks.report(results, benchmarks.machine_info(), seconds)))
 
 
 # ---- maps: the bridge's map lifecycle over its admin API -------------------------------------------------

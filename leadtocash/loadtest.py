@@ -611,6 +611,12 @@ run the Locust master yourself, then one worker per core on each other machine:
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write Locust's HTML report here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON here.")
 @click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    help="Write one self-contained HTML file with charts of the run here (leadtocash.report).",
+)
+@click.option(
     "--workers",
     default=0,
     show_default=True,
@@ -643,6 +649,7 @@ def load(
     csv_prefix: str | None,
     html_path: str | None,
     json_path: str | None,
+    report_path: str | None,
     workers: int,
     max_failure_ratio: float,
     locustfile: Path | None,
@@ -689,6 +696,7 @@ def load(
             csv_prefix=csv_prefix,
             html_path=html_path,
             json_path=json_path,
+            report_path=report_path,
             workers=workers,
             max_failure_ratio=max_failure_ratio,
             locustfile=locustfile,
@@ -713,6 +721,7 @@ def _run(
     workers: int,
     max_failure_ratio: float,
     locustfile: Path,
+    report_path: str | None = None,
     on_terminal: bool,
     errors: BridgeErrors | None = None,
 ) -> int:
@@ -836,6 +845,10 @@ def _run(
     print_summary(summary)
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if report_path:
+        from leadtocash import report
+
+        report.write(report_path, report.load_html(summary))
     if result.timed_out:
         click.echo("Locust overran its run time and was stopped.", err=True)
     return 0 if summary["passed"] else 1

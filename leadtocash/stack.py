@@ -86,6 +86,7 @@ __all__ = [
     "interrupts",
     "wait_for_interrupt",
     "wire_bridge",
+    "link_data_browsers",
 ]
 
 
@@ -619,6 +620,7 @@ def start_stack(
             stack.urls["bridge"] = bridge_url
             if serve is not None:
                 stack.configure_edge(serve)  # before the bridge answers on its port
+            link_data_browsers(stack)  # the data browsers' links to the other side and to the bridge console
             if start_maps != "none":  # health answers 503 from the first request until the maps run
                 bridge_app.extensions["bridge"].startup.expect()
             if starting_bridge is None:
@@ -658,6 +660,31 @@ def _with_edge_options(config: StackConfig, serving: Serving, bridge_url: str | 
     edge = {ALLOWED_HOSTS_OPTION: serving.edge_hosts(), ALLOWED_ORIGINS_OPTION: origins}
     options = {name: {**config.options.get(name, {}), **edge} for name in MOCKS}
     return dataclasses.replace(config, options={**config.options, **options})
+def link_data_browsers(stack: Stack) -> None:
+    """Tell each mock in this process where its data browser links to (the service option
+    :data:`sandbox.browse.BROWSE_OPTION`): the other mock's origin, the bridge console's, and which of its
+    entity sets a map syncs by plain key fields (the bridge knows the maps; the mocks never import it)."""
+    from sandbox.browse import BROWSE_OPTION
+
+    runtime = stack.apps["bridge"].extensions["bridge"] if "bridge" in stack.apps else None
+    synced: dict[str, dict[str, list[dict[str, Any]]]] = {"sales": {}, "scm": {}}
+    for table_map in runtime.maps if runtime is not None else []:
+        if any(key.sales[0].nav is not None or len(key.sales) != 1 for key in table_map.keys):
+            continue  # keyed through a lookup (lines by their header): no plain filter finds the other side
+        pairs = [(key.sales[0].column, key.scm) for key in table_map.keys]
+        synced["sales"].setdefault(table_map.sales_table, []).append(
+            {"map": table_map.id, "peer_set": table_map.scm_entity, "keys": pairs}
+        )
+        synced["scm"].setdefault(table_map.scm_entity, []).append(
+            {"map": table_map.id, "peer_set": table_map.sales_table, "keys": [(b, a) for a, b in pairs]}
+        )
+    for name, peer in (("sales", "scm"), ("scm", "sales")):
+        if name in stack.apps:
+            stack.apps[name].extensions["sandbox"].config.options[BROWSE_OPTION] = {
+                "peer": {"name": peer, "url": stack.urls.get(peer)},
+                "bridge_url": stack.urls.get("bridge"),
+                "synced": synced[name],
+            }
 
 
 def _with_sync_gate_file(config: StackConfig, stack: Stack) -> StackConfig:

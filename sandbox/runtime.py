@@ -17,6 +17,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
+from sandbox.browse import install_browser
 from sandbox.control import control_blueprint
 from sandbox.db import Database, platform_metadata
 from sandbox.errors import MethodNotAllowed, SandboxError, error_for_status
@@ -165,6 +166,7 @@ def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
     install_fault_hook(app, runtime.faults, runtime.render_error)
     app.register_blueprint(control_blueprint(runtime))
     runtime.service.register(app)
+    install_browser(app, runtime)  # the data browser's pages: GET / for browsers, /_browse/..., /_static/...
     _install_error_handlers(app, runtime)
     if config.seed is not None and runtime.is_empty():
         runtime.seed(config.seed, dict(config.seed_options))
