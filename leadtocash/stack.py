@@ -660,6 +660,8 @@ def _with_edge_options(config: StackConfig, serving: Serving, bridge_url: str | 
     edge = {ALLOWED_HOSTS_OPTION: serving.edge_hosts(), ALLOWED_ORIGINS_OPTION: origins}
     options = {name: {**config.options.get(name, {}), **edge} for name in MOCKS}
     return dataclasses.replace(config, options={**config.options, **options})
+
+
 def link_data_browsers(stack: Stack) -> None:
     """Tell each mock in this process where its data browser links to (the service option
     :data:`sandbox.browse.BROWSE_OPTION`): the other mock's origin, the bridge console's, and which of its
