@@ -11,7 +11,10 @@ from flask import Flask
 from mock_scm import actions, rules, schema, seed
 from mock_scm.settings import ScmSettings
 from sandbox.odata.fno import FnoDialect
-from sandbox.runtime import ServiceConfig, ServiceSpec, build_app
+from sandbox.odata.fno.metadata import CatalogFacts, MetadataCatalog
+from sandbox.odata.fno.metadataservice import metadata_blueprint
+from sandbox.odata.fno.platform import SYSTEM_ENTITIES
+from sandbox.runtime import ServiceConfig, ServiceSpec, build_app, runtime_of
 
 #: Where an app keeps its :class:`ScmSettings` in ``app.extensions``.
 SETTINGS_EXTENSION = "mock_scm.settings"
@@ -37,7 +40,22 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     settings = ScmSettings.from_options(config.options)
     app = build_app(service_spec(settings), config)
     app.extensions[SETTINGS_EXTENSION] = settings
+    _serve_metadata(app)
     return app
+
+
+def _serve_metadata(app: Flask) -> None:
+    """``/Metadata/``, derived from the app's model and actions when first asked (most apps never are)."""
+    runtime = runtime_of(app)
+    built: list[MetadataCatalog] = []
+
+    def catalog() -> MetadataCatalog:
+        if not built:
+            facts = CatalogFacts(categories=schema.ENTITY_CATEGORIES, system_entities=SYSTEM_ENTITIES)
+            built.append(MetadataCatalog(runtime.model, runtime.actions.all(), facts))
+        return built[0]
+
+    app.register_blueprint(metadata_blueprint(catalog))
 
 
 def settings_of(app: Flask) -> ScmSettings:

@@ -177,6 +177,47 @@ TECHNICAL_NAMES: dict[str, str] = {
 }
 
 
+#: ``EntityCategory`` of each entity in the metadata service (``/Metadata/DataEntities``); unlisted: Master.
+ENTITY_CATEGORIES: dict[str, str] = {
+    **{
+        name: "Reference"
+        for name in (
+            "LegalEntity",
+            "Currency",
+            "UnitOfMeasure",
+            "CustomerGroup",
+            "PaymentTerm",
+            "DeliveryTerm",
+            "DeliveryMode",
+            "SalesTaxGroup",
+            "CustomerPaymentMethod",
+            "PriceCustomerGroup",
+            "SalesOrderOrigin",
+            "OperationalSite",
+            "Warehouse",
+        )
+    },
+    **{
+        name: "Document"
+        for name in (
+            "SalesQuotationHeaderV2",
+            "SalesQuotationLine",
+            "CDSSalesQuotationHeader",
+            "CDSSalesQuotationLine",
+            "SalesOrderHeaderV2",
+            "SalesOrderLine",
+            "CDSSalesOrderHeader",
+            "CDSSalesOrderLineV2",
+            "SalesInvoiceHeaderV2",
+            "SalesInvoiceLineV2",
+        )
+    },
+    "WarehouseOnHandV2": "Transaction",
+    "CustomerPaymentJournalHeader": "Transaction",
+    "CustomerPaymentJournalLine": "Transaction",
+}
+
+
 # ---- property helpers -------------------------------------------------------------------------------------
 def text(
     name: str,

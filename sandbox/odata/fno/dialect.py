@@ -16,7 +16,8 @@ from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.odata import model as m
 from sandbox.odata.batch import BatchDialect
 from sandbox.odata.dialect import Dialect
-from sandbox.odata.fno import wire
+from sandbox.odata.endpoints import Endpoints
+from sandbox.odata.fno import platform, wire
 from sandbox.odata.fno.codes import NO_CODE, ODATA_EXCEPTION
 from sandbox.odata.fno.wire import NAMESPACE, ROOT
 from sandbox.odata.model import EntityType, Property
@@ -59,6 +60,10 @@ class FnoDialect(Dialect):
     def __init__(self, *, default_company: str = DEFAULT_COMPANY, max_page_size: int = 10000) -> None:
         self.default_company = default_company.lower()
         self.max_page_size = max_page_size
+
+    def register_endpoints(self, endpoints: Endpoints) -> None:
+        """The platform's version actions (``DataManagementEntities``, ``SystemNotifications``)."""
+        platform.register(endpoints)
 
     # ---- errors -----------------------------------------------------------------------------------
     def error_body(self, error: SandboxError) -> dict[str, Any]:
