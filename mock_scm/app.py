@@ -11,9 +11,8 @@ from flask import Flask
 from mock_scm import actions, rules, schema, seed
 from mock_scm.settings import ScmSettings
 from sandbox.odata.fno import FnoDialect
-from sandbox.odata.fno.metadata import CatalogFacts, MetadataCatalog
+from sandbox.odata.fno.metadata import CatalogFacts
 from sandbox.odata.fno.metadataservice import metadata_blueprint
-from sandbox.odata.fno.platform import SYSTEM_ENTITIES
 from sandbox.runtime import ServiceConfig, ServiceSpec, build_app, runtime_of
 
 #: Where an app keeps its :class:`ScmSettings` in ``app.extensions``.
@@ -26,7 +25,9 @@ def service_spec(settings: ScmSettings) -> ServiceSpec:
         name="scm",
         build_model=schema.build_model,
         build_dialect=lambda _config: FnoDialect(
-            default_company=settings.default_company, max_page_size=settings.page_size
+            default_company=settings.default_company,
+            max_page_size=settings.page_size,
+            catalog_facts=CatalogFacts(categories=schema.ENTITY_CATEGORIES),
         ),
         behaviors=lambda: rules.behaviors(settings),
         register_actions=lambda registry: actions.register_actions(registry, settings),
@@ -45,20 +46,8 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
 
 
 def _serve_metadata(app: Flask) -> None:
-    """``/Metadata/``, derived from the app's model and actions when first asked (most apps never are)."""
+    """``/Metadata/``, derived from the app's model and actions by its dialect when first asked."""
     runtime = runtime_of(app)
-    built: list[MetadataCatalog] = []
-
-    def catalog() -> MetadataCatalog:
-        if not built:
-            facts = CatalogFacts(categories=schema.ENTITY_CATEGORIES, system_entities=SYSTEM_ENTITIES)
-            built.append(MetadataCatalog(runtime.model, runtime.actions.all(), facts))
-        return built[0]
-
-    app.register_blueprint(metadata_blueprint(catalog))
-
-
-def settings_of(app: Flask) -> ScmSettings:
-    """The settings an app built by :func:`create_app` runs with."""
-    settings: ScmSettings = app.extensions[SETTINGS_EXTENSION]
-    return settings
+    dialect = runtime.dialect
+    assert isinstance(dialect, FnoDialect)
+    app.register_blueprint(metadata_blueprint(lambda: dialect.catalog(runtime.model, runtime.actions.all())))

@@ -197,3 +197,16 @@ def test_platform_entities_are_listed_with_their_actions(scm: Any) -> None:
     assert found.get_json()["value"] == [{"Name": "DataManagementEntity"}]
     entity = get(scm, "PublicEntities('DataManagementEntity')").get_json()
     assert {a["Name"] for a in entity["Actions"]} >= {"GetApplicationVersion", "GetPlatformBuildVersion"}
+
+
+def test_query_action_lists_data_management_entities_by_category_and_sharing(scm: Any, scm_app: Flask) -> None:
+    """``DataManagementEntities/...query`` (d365fo-client's ``query_data_management_entities``): one row per
+    entity, narrowed by the category numbers (Reference 3) and IsShared (1); a wrong parameter is a 400."""
+    url = f"/data/DataManagementEntities/{NS}.query"
+    everything = scm.post(url, json={"categoryFilters": [], "isSharedFilters": []}).get_json()["value"]
+    assert len(everything) == len(runtime_of(scm_app).model.entities)
+    shared_reference = scm.post(url, json={"categoryFilters": [3], "isSharedFilters": [1]}).get_json()["value"]
+    assert {row["TargetName"] for row in shared_reference} == {"OMLegalEntity", "CurrencyEntity", "UnitOfMeasureEntity"}
+    assert all(row["Category"] == "Reference" and row["IsShared"] == "Yes" for row in shared_reference)
+    assert_fno_error(scm.post(url, json={"categoryFilters": ["Master"]}), 400, "Edm.Int32")
+    assert_fno_error(scm.post(url, json={"entityFilters": []}), 400, "not a parameter")
