@@ -1,6 +1,6 @@
 """Mock SCM's metadata service (``/Metadata/``) and platform version actions, over HTTP.
 
-What they follow: ``docs/reference/fno-odata.md`` section 15 (the metadata API clients read instead of
+What they follow: ``docs/reference/fno-odata.md`` section 1 (the metadata API clients read instead of
 ``$metadata``), and the requests ``d365fo-client`` 0.3.7 sends (``metadata_api.py``: ``DataEntities`` with
 ``$filter=contains(tolower(Name), '...')`` and ``EntityCategory eq Microsoft.Dynamics.Metadata.EntityCategory'...'``,
 ``PublicEntities('<name>')``, ``PublicEnumerations('<name>')``, ``PublicEntities?$top=1``; ``labels.py``:

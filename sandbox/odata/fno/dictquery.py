@@ -2,7 +2,7 @@
 
 The metadata service (``/Metadata/DataEntities``, ``PublicEntities``, ``PublicEnumerations``) is a small OData
 service of its own whose rows are documents the sandbox derives from its model, not SQL rows. Its clients
-filter and project them like any OData collection (``docs/reference/fno-odata.md`` section 15)::
+filter and project them like any OData collection (``docs/reference/fno-odata.md`` section 1)::
 
     $filter=contains(tolower(Name), 'customer') and IsReadOnly eq false
     $filter=EntityCategory eq Microsoft.Dynamics.Metadata.EntityCategory'Master'

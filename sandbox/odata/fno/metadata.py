@@ -1,7 +1,7 @@
 """The F&O metadata service's documents, derived from the service's own model (one source of truth).
 
 Beside ``/data/``, Finance & Operations serves a read-only OData service at ``/Metadata/`` that clients read
-instead of the large ``$metadata`` document (``docs/reference/fno-odata.md`` section 15). Third-party clients
+instead of the large ``$metadata`` document (``docs/reference/fno-odata.md`` section 1). Third-party clients
 such as ``d365fo-client`` read an entity's schema there before every create, read, update and delete:
 
 - ``DataEntities``: one row per data entity (the AOT name, ``CustCustomerV3Entity``), with its public names

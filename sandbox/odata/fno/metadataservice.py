@@ -12,7 +12,7 @@ Routes (``GET`` only; any other method is a 405 with ``Allow: GET``)::
 
 ``Name`` keys compare case-insensitively, as the real service's SQL collation does. Labels are answered in
 any language with the sandbox's one (English) text; an ID that names no label answers with the ID itself as
-its ``Value`` (``docs/reference/fno-odata.md`` section 15). Errors use F&O's error shape, rendered by the
+its ``Value`` (``docs/reference/fno-odata.md`` section 1). Errors use F&O's error shape, rendered by the
 app's error handler.
 """
 

@@ -1,7 +1,7 @@
 """Platform operations of ``/data/`` that belong to no business entity: the environment's versions.
 
 F&O answers these collection-bound actions on two platform entity sets (``docs/reference/fno-odata.md``
-section 15); clients such as ``d365fo-client`` call them to tell environments apart before they cache
+section 1); clients such as ``d365fo-client`` call them to tell environments apart before they cache
 metadata::
 
     POST /data/DataManagementEntities/Microsoft.Dynamics.DataEntities.GetApplicationVersion

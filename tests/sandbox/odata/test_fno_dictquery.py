@@ -1,6 +1,6 @@
 """OData query options over in-memory documents (the F&O metadata service's collections).
 
-Follows ``docs/reference/fno-odata.md`` section 15: the metadata service filters with the string functions
+Follows ``docs/reference/fno-odata.md`` section 1: the metadata service filters with the string functions
 (unlike ``/data/``), enum literals of its own namespace, ``$select``, ``$orderby``, ``$top``, ``$skip`` and
 ``$count``; lambdas and ``$expand`` are refused with the OData error.
 """
