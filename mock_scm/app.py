@@ -51,3 +51,9 @@ def _serve_metadata(app: Flask) -> None:
     dialect = runtime.dialect
     assert isinstance(dialect, FnoDialect)
     app.register_blueprint(metadata_blueprint(lambda: dialect.catalog(runtime.model, runtime.actions.all())))
+
+
+def settings_of(app: Flask) -> ScmSettings:
+    """The settings an app built by :func:`create_app` runs with."""
+    settings: ScmSettings = app.extensions[SETTINGS_EXTENSION]
+    return settings
