@@ -392,7 +392,11 @@ def _default_customer_addresses(values: Row) -> None:
         if not any(values.get(f"{prefix}{part}") for part in parts):
             for part in parts:
                 _fill(values, f"{prefix}{part}", values.get(f"Address{part}") or "")
-    _fill(values, "DeliveryAddressCountryRegionISOCode", values.get("AddressCountryRegionISOCode") or "")
+    for prefix in ("DeliveryAddress", "InvoiceAddress"):
+        if not values.get(f"{prefix}CountryRegionISOCode") and values.get(f"{prefix}CountryRegionId") == values.get(
+            "AddressCountryRegionId"
+        ):
+            values[f"{prefix}CountryRegionISOCode"] = values.get("AddressCountryRegionISOCode") or ""
 
 
 class CustomerBehavior(ScmBehavior):

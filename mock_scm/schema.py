@@ -657,6 +657,7 @@ CUSTOMER_PROPERTIES = props(
     *(text(f"DeliveryAddress{part}", size) for part, size in CUSTOMER_ADDRESS_PARTS),
     text("DeliveryAddressCountryRegionISOCode", 2),
     *(text(f"InvoiceAddress{part}", size) for part, size in CUSTOMER_ADDRESS_PARTS),
+    text("InvoiceAddressCountryRegionISOCode", 2),
 )
 
 
