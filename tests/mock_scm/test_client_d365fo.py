@@ -125,8 +125,8 @@ def test_normal_calls_of_d365fo_client_pass_with_its_defaults(served_scm: tuple[
     if cache_on or sqlite3.sqlite_version_info >= (3, 43):
         assert results["download_metadata"] is True
 
-    # The only refusals are the ones a real F&O gives too: the client first looks an entity set name up as a
-    # public entity name (PublicEntities('CustomersV3')), gets a 404, then finds the set in DataEntities.
+    # No refusals but, at most, the ones a real F&O gives too: the client first looks an entity set name up as a
+    # public entity name (PublicEntities('CustomersV3')), where F&O answers 404 (the sandbox finds it).
     set_lookups = {
         f"/Metadata/PublicEntities('{name}')" for name in (*runtime_of(app).model.by_set, "DataManagementEntities")
     }

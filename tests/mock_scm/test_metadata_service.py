@@ -120,9 +120,12 @@ def test_public_entity_describes_properties_keys_navigations_and_actions(scm: An
 
 
 def test_public_entity_select_and_unknown_names(scm: Any) -> None:
-    """A name is matched ignoring case; an unknown one is a 404 (d365fo-client reads 404 as "no such entity")."""
+    """A name is matched ignoring case, a public entity also by its entity set name; an unknown one is a 404
+    (d365fo-client reads 404 as "no such entity")."""
     body = get(scm, "PublicEntities('customerv3')", **{"$select": "Name,EntitySetName"}).get_json()
     assert body["Name"] == "CustomerV3" and set(body) == {"@odata.context", "Name", "EntitySetName"}
+    by_set = get(scm, "PublicEntities('CustomersV3')").get_json()
+    assert (by_set["Name"], by_set["EntitySetName"]) == ("CustomerV3", "CustomersV3")
     assert_fno_error(get(scm, "PublicEntities('NoSuchEntity')"), 404)
     assert_fno_error(get(scm, "DataEntities(Name='NoSuchEntity')"), 404)
 

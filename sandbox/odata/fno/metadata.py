@@ -189,12 +189,15 @@ class MetadataCatalog:
         }
 
     def find(self, collection: str, name: str) -> dict[str, Any] | None:
-        """One document of ``collection`` by its ``Name`` (exact first, then ignoring case)."""
+        """One document of ``collection`` by its ``Name`` (exact first, then ignoring case). A public entity is
+        also found by its entity set name (``PublicEntities('CustomersV3')``), which clients often have in hand."""
         documents = self._by_name[collection]
         found = documents.get(name)
+        lowered = name.lower()
         if found is None:
-            lowered = name.lower()
             found = next((doc for key, doc in documents.items() if key.lower() == lowered), None)
+        if found is None and collection == "PublicEntities":
+            found = next((doc for doc in documents.values() if doc["EntitySetName"].lower() == lowered), None)
         return found
 
     # ---- building --------------------------------------------------------------------------------------
