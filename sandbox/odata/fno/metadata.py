@@ -188,6 +188,14 @@ class MetadataCatalog:
             "PublicEnumerations": {doc["Name"]: doc for doc in self.public_enumerations},
         }
 
+    def collection(self, name: str) -> list[dict[str, Any]]:
+        """The documents of ``DataEntities``, ``PublicEntities`` or ``PublicEnumerations``."""
+        return {
+            "DataEntities": self.data_entities,
+            "PublicEntities": self.public_entities,
+            "PublicEnumerations": self.public_enumerations,
+        }[name]
+
     def find(self, collection: str, name: str) -> dict[str, Any] | None:
         """One document of ``collection`` by its ``Name`` (exact first, then ignoring case). A public entity is
         also found by its entity set name (``PublicEntities('CustomersV3')``), which clients often have in hand."""

@@ -97,7 +97,7 @@ class MetadataRequest:
         if head.args is None:
             if rest and (rest[0].name != "$count" or len(rest) > 1):
                 raise _not_found(f"No resource named '{'/'.join(s.name for s in rest)}' on '{head.name}'.")
-            documents = self._documents(head.name)
+            documents = self.catalog.collection(head.name)
             if rest:
                 result = dictquery.query(documents, {k: v for k, v in self.args.items() if k == "$filter"}, doc_type)
                 return Response(str(len(result.documents)), content_type="text/plain; charset=utf-8")
@@ -109,15 +109,6 @@ class MetadataRequest:
         if document is None:
             raise _not_found(f"No {kind} named '{name}' exists.")
         return self._single(head.name, document, doc_type)
-
-    def _documents(self, collection: str) -> list[dict[str, Any]]:
-        documents: list[dict[str, Any]] = getattr(
-            self.catalog,
-            {"DataEntities": "data_entities", "PublicEntities": "public_entities"}.get(
-                collection, "public_enumerations"
-            ),
-        )
-        return documents
 
     def _collection(self, name: str, documents: list[dict[str, Any]], doc_type: DocumentType) -> Response:
         result = dictquery.query(documents, self.args, doc_type)
