@@ -11,7 +11,9 @@ from flask import Flask
 from mock_scm import actions, rules, schema, seed
 from mock_scm.settings import ScmSettings
 from sandbox.odata.fno import FnoDialect
-from sandbox.runtime import ServiceConfig, ServiceSpec, build_app
+from sandbox.odata.fno.metadata import CatalogFacts
+from sandbox.odata.fno.metadataservice import metadata_blueprint
+from sandbox.runtime import ServiceConfig, ServiceSpec, build_app, runtime_of
 
 #: Where an app keeps its :class:`ScmSettings` in ``app.extensions``.
 SETTINGS_EXTENSION = "mock_scm.settings"
@@ -23,7 +25,9 @@ def service_spec(settings: ScmSettings) -> ServiceSpec:
         name="scm",
         build_model=schema.build_model,
         build_dialect=lambda _config: FnoDialect(
-            default_company=settings.default_company, max_page_size=settings.page_size
+            default_company=settings.default_company,
+            max_page_size=settings.page_size,
+            catalog_facts=CatalogFacts(categories=schema.ENTITY_CATEGORIES),
         ),
         behaviors=lambda: rules.behaviors(settings),
         register_actions=lambda registry: actions.register_actions(registry, settings),
@@ -37,7 +41,16 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     settings = ScmSettings.from_options(config.options)
     app = build_app(service_spec(settings), config)
     app.extensions[SETTINGS_EXTENSION] = settings
+    _serve_metadata(app)
     return app
+
+
+def _serve_metadata(app: Flask) -> None:
+    """``/Metadata/``, derived from the app's model and actions by its dialect when first asked."""
+    runtime = runtime_of(app)
+    dialect = runtime.dialect
+    assert isinstance(dialect, FnoDialect)
+    app.register_blueprint(metadata_blueprint(lambda: dialect.catalog(runtime.model, runtime.actions.all())))
 
 
 def settings_of(app: Flask) -> ScmSettings:

@@ -37,6 +37,7 @@ from mock_scm.pricing import (
 )
 from mock_scm.quotations import request_quotation_status
 from mock_scm.schema import (
+    CUSTOMER_ADDRESS_PARTS,
     EMPTY_DATE,
     DirPartyType,
     DocumentStatus,
@@ -383,6 +384,21 @@ class OnHandBehavior(ScmBehavior):
 
 
 # ---- customers and contacts -------------------------------------------------------------------------------
+def _default_customer_addresses(values: Row) -> None:
+    """A new customer's delivery and invoice addresses are its primary address unless given (one address
+    serves every purpose until the customer gets more)."""
+    parts = [part for part, _length in CUSTOMER_ADDRESS_PARTS]
+    for prefix in ("DeliveryAddress", "InvoiceAddress"):
+        if not any(values.get(f"{prefix}{part}") for part in parts):
+            for part in parts:
+                _fill(values, f"{prefix}{part}", values.get(f"Address{part}") or "")
+    for prefix in ("DeliveryAddress", "InvoiceAddress"):
+        if not values.get(f"{prefix}CountryRegionISOCode") and values.get(f"{prefix}CountryRegionId") == values.get(
+            "AddressCountryRegionId"
+        ):
+            values[f"{prefix}CountryRegionISOCode"] = values.get("AddressCountryRegionISOCode") or ""
+
+
 class CustomerBehavior(ScmBehavior):
     """Customers: account number, party, names, and the references a customer must have (group, currency)."""
 
@@ -415,6 +431,7 @@ class CustomerBehavior(ScmBehavior):
         _fill(values, "LanguageId", "en-us")
         _fill(values, "SalesTaxGroup", group["TaxGroupId"])
         self._names(values, values)
+        _default_customer_addresses(values)
         if values.get("InvoiceAccount") == values["CustomerAccount"]:
             values["InvoiceAccount"] = ""  # invoicing itself is the default, F&O leaves the field empty
         self.references(ctx, values, self.checks)
@@ -1021,7 +1038,7 @@ class OrderHeaderBehavior(DocumentHeaderBehavior):
 
     Create: number from the sequence unless given; the customer must exist; currency, invoice account, terms
     of payment, delivery mode/terms, language, site/warehouse, tax group and addresses default from the
-    customer; SalesOrderStatus None (Backorder once it has lines), processing status Active. Update: refused
+    customer; SalesOrderStatus Backorder (F&O's "Open order", with or without lines), processing status Active. Update: refused
     once the order is Invoiced or Canceled; the customer cannot change after a document was posted. Delete:
     refused once confirmed, delivered or invoiced; otherwise the lines go too. The processing status always
     follows SalesOrderStatus + DocumentStatus.
@@ -1051,7 +1068,7 @@ class OrderHeaderBehavior(DocumentHeaderBehavior):
     def create(self, ctx: WriteContext, values: Row) -> None:
         self.create_header(ctx, values)
         for name, value in (
-            ("SalesOrderStatus", S["None"]),
+            ("SalesOrderStatus", S["Backorder"]),
             ("DocumentStatus", DOC["None"]),
             ("SalesOrderProcessingStatus", PROC["Active"]),
             ("OrderTotalAmount", ZERO),

@@ -101,6 +101,7 @@ SalesOrderProcessingStatus = _enum(
 )
 CustVendorBlocked = _enum("CustVendorBlocked", "No", "Invoice", "All", "Payment", "Requisition", "Never")
 DirPartyType = _enum("DirPartyType", "None", "Person", "Organization")
+Gender = _enum("Gender", "Unknown", "Male", "Female", "NonSpecific")
 EcoResProductType = _enum("EcoResProductType", "Item", "Service", values=[1, 2])
 EcoResProductSubtype = _enum("EcoResProductSubtype", "Product", "ProductMaster", values=[1, 2])
 FieldServiceProductType = _enum("FieldServiceProductType", "Inventory", "NonInventory", "Service")
@@ -129,6 +130,7 @@ ENUMS = [
     SalesOrderProcessingStatus,
     CustVendorBlocked,
     DirPartyType,
+    Gender,
     EcoResProductType,
     EcoResProductSubtype,
     FieldServiceProductType,
@@ -174,6 +176,47 @@ TECHNICAL_NAMES: dict[str, str] = {
     "SalesInvoiceLineV2": "SalesInvoiceLineV2Entity",
     "CustomerPaymentJournalHeader": "CustomerPaymentJournalHeaderEntity",
     "CustomerPaymentJournalLine": "CustomerPaymentJournalLineEntity",
+}
+
+
+#: ``EntityCategory`` of each entity in the metadata service (``/Metadata/DataEntities``); unlisted: Master.
+ENTITY_CATEGORIES: dict[str, str] = {
+    **{
+        name: "Reference"
+        for name in (
+            "LegalEntity",
+            "Currency",
+            "UnitOfMeasure",
+            "CustomerGroup",
+            "PaymentTerm",
+            "DeliveryTerm",
+            "DeliveryMode",
+            "SalesTaxGroup",
+            "CustomerPaymentMethod",
+            "PriceCustomerGroup",
+            "SalesOrderOrigin",
+            "OperationalSite",
+            "Warehouse",
+        )
+    },
+    **{
+        name: "Document"
+        for name in (
+            "SalesQuotationHeaderV2",
+            "SalesQuotationLine",
+            "CDSSalesQuotationHeader",
+            "CDSSalesQuotationLine",
+            "SalesOrderHeaderV2",
+            "SalesOrderLine",
+            "CDSSalesOrderHeader",
+            "CDSSalesOrderLineV2",
+            "SalesInvoiceHeaderV2",
+            "SalesInvoiceLineV2",
+        )
+    },
+    "WarehouseOnHandV2": "Transaction",
+    "CustomerPaymentJournalHeader": "Transaction",
+    "CustomerPaymentJournalLine": "Transaction",
 }
 
 
@@ -317,6 +360,7 @@ def _reference_entities() -> list[EntityType]:
                 text("Name", 60),
                 text("Symbol", 5),
                 amount("GeneralRoundingRule", default=decimal.Decimal("0.01")),
+                noyes("ReferenceCurrencyForTriangulation"),
             ),
             primary_name="Name",
         ),
@@ -543,6 +587,18 @@ def _product_entities() -> list[EntityType]:
     return [released, distinct, onhand]
 
 
+#: (part, length) of the customer's Address*, DeliveryAddress* and InvoiceAddress* fields
+CUSTOMER_ADDRESS_PARTS = (
+    ("Description", 60),
+    ("Street", 250),
+    ("StreetNumber", 20),
+    ("City", 60),
+    ("State", 10),
+    ("County", 10),
+    ("ZipCode", 10),
+    ("CountryRegionId", 10),
+)
+
 CUSTOMER_PROPERTIES = props(
     text("CustomerAccount", 20, key=True),
     enum("PartyType", DirPartyType, "Organization"),
@@ -553,6 +609,7 @@ CUSTOMER_PROPERTIES = props(
     text("PersonFirstName", 25),
     text("PersonMiddleName", 25),
     text("PersonLastName", 25),
+    enum("PersonGender", Gender, "Unknown"),
     text("CustomerGroupId", 10, label="Customer group"),
     text("SalesCurrencyCode", 3, label="Currency"),
     text("PaymentTerms", 10, label="Terms of payment"),
@@ -593,7 +650,14 @@ CUSTOMER_PROPERTIES = props(
     text("PrimaryContactEmail", 255),
     text("PrimaryContactPhone", 255),
     text("PrimaryContactURL", 255),
+    text("PrimaryContactFax", 255),
     integer("OrganizationNumberOfEmployees"),
+    # the customer's delivery and invoice addresses (the 2020 customer map's DELIVERYADDRESS* / INVOICEADDRESS*);
+    # on create they default to the primary address (Address*)
+    *(text(f"DeliveryAddress{part}", size) for part, size in CUSTOMER_ADDRESS_PARTS),
+    text("DeliveryAddressCountryRegionISOCode", 2),
+    *(text(f"InvoiceAddress{part}", size) for part, size in CUSTOMER_ADDRESS_PARTS),
+    text("InvoiceAddressCountryRegionISOCode", 2),
 )
 
 
@@ -988,7 +1052,7 @@ def _order_entities() -> list[EntityType]:
             text("CurrencyCode", 3, label="Currency"),
             text("LanguageId", 7),
             text("SalesOrderName", 100),
-            enum("SalesOrderStatus", SalesStatus, "None", read_only=True),
+            enum("SalesOrderStatus", SalesStatus, "Backorder", read_only=True),
             enum("DocumentStatus", DocumentStatus, "None", read_only=True),
             enum("SalesOrderProcessingStatus", SalesOrderProcessingStatus, "Active", read_only=True),
             text("QuotationNumber", 20),

@@ -39,12 +39,13 @@ def order_line_status(line: Mapping[str, Any]) -> int:
 
 
 def order_header_status(current: int, lines: Iterable[Mapping[str, Any]]) -> int:
-    """None without lines; Canceled stays Canceled; otherwise the least advanced status of its live lines."""
+    """Backorder (an open order) without lines, as F&O creates every order; Canceled stays Canceled; otherwise
+    the least advanced status of its live lines."""
     if current == S["Canceled"]:
         return current
     statuses = [order_line_status(line) for line in lines]
     if not statuses:
-        return S["None"]
+        return S["Backorder"]
     live = [s for s in statuses if s != S["Canceled"]]
     if not live:
         return S["Canceled"]

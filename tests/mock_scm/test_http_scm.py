@@ -68,7 +68,7 @@ def test_unknown_customer_group_answers_the_fno_error_body(scm: Any) -> None:
 
 
 def test_order_post_answers_201_with_number_and_defaults(scm: Any) -> None:
-    """A new header is numbered, status None; after a line it is Backorder with totals."""
+    """A new header is numbered and an open order (Backorder, as F&O creates it); after a line it has totals."""
     response = post(
         scm,
         "SalesOrderHeadersV2",
@@ -78,7 +78,7 @@ def test_order_post_answers_201_with_number_and_defaults(scm: Any) -> None:
     body = response.get_json()
     assert (body["SalesOrderNumber"], body["SalesOrderStatus"], body["SalesOrderProcessingStatus"]) == (
         "000001",
-        "None",
+        "Backorder",
         "Active",
     )
     assert body["RequestedShippingDate"] == "2024-05-17T12:00:00Z"

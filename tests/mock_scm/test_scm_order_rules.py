@@ -36,7 +36,8 @@ def test_new_header_takes_defaults_from_the_customer(scm_env: Scm) -> None:
     )
     assert row["SalesTaxGroupCode"] == "CA" and row["DeliveryAddressCity"] == "San Diego"
     assert row["SalesOrderName"] == "Contoso Retail San Diego"
-    assert row["SalesOrderStatus"] == S["None"] and row["SalesOrderProcessingStatus"] == PROC["Active"]
+    # F&O creates every order as an open order (Backorder), lines or not
+    assert row["SalesOrderStatus"] == S["Backorder"] and row["SalesOrderProcessingStatus"] == PROC["Active"]
     assert as_utc(row["RequestedShippingDate"]).date().isoformat() == "2024-05-17"
 
 
@@ -102,8 +103,8 @@ def test_line_defaults_unit_price_site_and_amounts(scm_env: Scm) -> None:
     assert (second["LineCreationSequenceNumber"], second["LineNumber"]) == (2, 2)
 
 
-def test_header_becomes_backorder_with_its_first_line_and_totals_follow(scm_env: Scm) -> None:
-    """SalesOrderStatus None until the order has lines, then Backorder; totals are recomputed from lines."""
+def test_header_stays_backorder_with_its_first_line_and_totals_follow(scm_env: Scm) -> None:
+    """SalesOrderStatus is Backorder before and after the first lines; totals are recomputed from lines."""
     number = scm_env.order("US-001", [("D0001", 5), ("D0003", 2)])
     header = scm_env.header(number)
     assert header["SalesOrderStatus"] == S["Backorder"]
@@ -427,11 +428,11 @@ def test_delivered_line_cannot_be_deleted(scm_env: Scm) -> None:
 
 
 def test_deleting_a_line_recomputes_status_and_totals(scm_env: Scm) -> None:
-    """Without lines the order is back to None with zero totals."""
+    """Without lines the order is an open order again (Backorder) with zero totals."""
     number = scm_env.order("US-001", [("D0001", 2)])
     scm_env.delete("SalesOrderLine", {"InventoryLotId": scm_env.lines(number)[0]["InventoryLotId"]})
     header = scm_env.header(number)
-    assert header["SalesOrderStatus"] == S["None"] and header["OrderTotalAmount"] == 0
+    assert header["SalesOrderStatus"] == S["Backorder"] and header["OrderTotalAmount"] == 0
 
 
 def test_service_lines_need_no_site_and_touch_no_on_hand(scm_env: Scm) -> None:

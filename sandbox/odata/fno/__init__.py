@@ -2,7 +2,10 @@
 
 - :mod:`.codes`: what F&O writes where Dataverse writes an HRESULT (nothing) and its exception type names;
 - :mod:`.wire`: wire conventions (namespace, the error shape with the Infolog text, opaque etags, errors);
-- :mod:`.dialect`: :class:`FnoDialect`, the hooks of the generic service answered the F&O way.
+- :mod:`.dialect`: :class:`FnoDialect`, the hooks of the generic service answered the F&O way;
+- :mod:`.platform`: the version actions on ``DataManagementEntities`` / ``SystemNotifications``;
+- :mod:`.metadata`, :mod:`.metadataservice`, :mod:`.dictquery`: the metadata service ``/Metadata/`` (documents
+  derived from the model, its Flask blueprint, and OData query options over those documents).
 
 Imported on first use, like :mod:`sandbox.odata.dataverse`.
 """

@@ -8,16 +8,22 @@ the Infolog text in ``innererror``.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Response
 
 from sandbox.errors import BadRequest, NotFound, SandboxError
 from sandbox.odata import model as m
+from sandbox.odata.actions import ActionSpec
 from sandbox.odata.batch import BatchDialect
 from sandbox.odata.dialect import Dialect
-from sandbox.odata.fno import wire
+from sandbox.odata.endpoints import Endpoints
+from sandbox.odata.fno import platform, wire
 from sandbox.odata.fno.codes import NO_CODE, ODATA_EXCEPTION
+from sandbox.odata.fno.metadata import CatalogFacts, MetadataCatalog
 from sandbox.odata.fno.wire import NAMESPACE, ROOT
 from sandbox.odata.model import EntityType, Property
 from sandbox.odata.query import ExpandItem, FilterDialect, QueryOptions
@@ -56,9 +62,32 @@ class FnoDialect(Dialect):
         service_root=ROOT,
     )
 
-    def __init__(self, *, default_company: str = DEFAULT_COMPANY, max_page_size: int = 10000) -> None:
+    def __init__(
+        self,
+        *,
+        default_company: str = DEFAULT_COMPANY,
+        max_page_size: int = 10000,
+        catalog_facts: CatalogFacts | None = None,
+    ) -> None:
         self.default_company = default_company.lower()
         self.max_page_size = max_page_size
+        #: what the metadata catalog needs beyond the model (entity categories); the platform entities are added
+        self.catalog_facts = dataclasses.replace(
+            catalog_facts or CatalogFacts(), system_entities=platform.SYSTEM_ENTITIES
+        )
+        self._catalog: MetadataCatalog | None = None
+        self._catalog_lock = threading.Lock()
+
+    def catalog(self, model: m.Model, actions: Iterable[ActionSpec]) -> MetadataCatalog:
+        """The metadata service's documents for ``model`` (the service's one model), built on first use."""
+        with self._catalog_lock:
+            if self._catalog is None:
+                self._catalog = MetadataCatalog(model, actions, self.catalog_facts)
+            return self._catalog
+
+    def register_endpoints(self, endpoints: Endpoints) -> None:
+        """The platform's version actions (``DataManagementEntities``, ``SystemNotifications``)."""
+        platform.register(endpoints)
 
     # ---- errors -----------------------------------------------------------------------------------
     def error_body(self, error: SandboxError) -> dict[str, Any]:
