@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import click
 
+from leadtocash.chaos import chaos_command
 from leadtocash.preflight import (
     SetupError,
     check_data_dir,
@@ -432,6 +433,10 @@ def bench(
     click.echo(f"({seconds:.0f} s on {benchmarks.machine_info().get('cpus')} CPUs)")
     if json_path:
         benchmarks.dump(results, json_path, seconds)
+
+
+# `sandbox chaos` lives in its own module (fault mixes against a stack; see leadtocash/chaos.py)
+main.add_command(chaos_command)
 
 
 # ---- maps: the bridge's map lifecycle over its admin API -------------------------------------------------
