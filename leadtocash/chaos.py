@@ -46,7 +46,7 @@ import click
 import httpx
 
 from leadtocash.clients import Clients, service_origin
-from leadtocash.stack import DEFAULT_PORTS, StackConfig, build_stack
+from leadtocash.stack import DEFAULT_PORTS, Stack, StackConfig, build_stack
 from sandbox.clients import ServiceError
 from sandbox.wellknown import DEFAULT_COMPANY, INTEGRATION_IDENTITY
 
@@ -130,10 +130,11 @@ class RunningStack(ChaosStack):
 
 
 class InProcessStack(ChaosStack):
-    """A fresh in-memory stack in this process."""
+    """A stack in this process: a fresh in-memory one, or ``stack`` (which it then closes too)."""
 
-    def __init__(self, seed: int) -> None:
-        self._stack = build_stack(StackConfig(memory=True, seed=seed))
+    def __init__(self, seed: int = 1, stack: Stack | None = None) -> None:
+        self.stack = stack if stack is not None else build_stack(StackConfig(memory=True, seed=seed))
+        self._stack = self.stack
         self._clients = self._stack.clients()
 
     def clients(self) -> Clients:
