@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ from sandbox.clients import ServiceError
 from sandbox.wellknown import DEFAULT_COMPANY, INTEGRATION_IDENTITY
 
 MAP_ID = "customers-accounts"
+#: async writes are planned in chunks of this many records (see run_async)
+CHUNK = 500
 STATUSES_5XX = (500, 502, 503)
 Say = Callable[[str], None]
 
@@ -75,6 +78,7 @@ class ChaosConfig:
     max_seconds: float = 600.0
     drain_timeout: float = 600.0
     settle_seconds: float = 15.0
+    threads: int = 4
 
 
 @dataclass
@@ -91,6 +95,10 @@ class ChaosReport:
     drain_seconds: float | None = None
     seconds: float = 0.0
     restarts: int = 0
+    #: async with restarts: acknowledged records not yet in Sales as written when the last kill came
+    backlog: int | None = None
+    #: async with restarts: seconds from the last kill until the stack was ready again (the drain follows)
+    restart_seconds: float | None = None
     faults: dict[str, int] = field(default_factory=dict)
     #: up to 20 records that are lost, duplicated or divergent, each saying what each side holds
     examples: list[dict[str, Any]] = field(default_factory=list)
@@ -460,35 +468,55 @@ def run_async(stack: ChaosStack, config: ChaosConfig, say: Say = _quiet) -> Chao
     restart_at = (
         {config.records * k // config.restarts for k in range(1, config.restarts + 1)} if config.restarts else set()
     )
+    # Writes go in chunks (at each restart, and every CHUNK records): renames pick records acknowledged in an
+    # earlier chunk, each at most once per chunk, so concurrent writers never race on one record.
+    bounds = sorted(restart_at | set(range(CHUNK, config.records, CHUNK)) | {config.records})
     started = time.monotonic()
     _arm_async_faults(stack.clients(), config)
     try:
-        for index in range(config.records):
+        first = 0
+        for end in bounds:
+            plan = _async_plan(rng, prefix, first, end, expected)
+            first = end
+
+            def work(item: tuple[int, str, str]) -> tuple[str, str, bool] | None:
+                index, number, operation = item
+                if time.monotonic() - started > config.max_seconds:
+                    return None
+                name = f"Async {index}"
+                try:
+                    _async_write(stack.clients(), operation, number, name)
+                except (ServiceError, httpx.TransportError):
+                    return number, name, False
+                return number, name, True
+
+            with ThreadPoolExecutor(max(1, config.threads)) as pool:
+                for result in pool.map(work, plan):
+                    if result is None:
+                        continue
+                    report.attempted += 1
+                    number, name, acknowledged = result
+                    if acknowledged:
+                        report.acknowledged += 1
+                        expected[number] = name
+                    else:
+                        report.failed += 1
+            say(f"{end} records written, {report.acknowledged} acknowledged")
             if time.monotonic() - started > config.max_seconds:
-                say(f"time is up after {index} records")
+                say(f"time is up after {report.attempted} records")
                 break
-            known = [n for n, v in expected.items() if v is not None]
-            if known and rng.random() < 0.2:
-                number, operation = rng.choice(known), "update"
-            else:
-                number, operation = f"{prefix}{index:06d}", "create"
-            name = f"Async {index}"
-            report.attempted += 1
-            try:
-                _async_write(stack.clients(), operation, number, name)
-            except (ServiceError, httpx.TransportError):
-                report.failed += 1
-            else:
-                report.acknowledged += 1
-                expected[number] = name
-            if index + 1 in restart_at and index + 1 < config.records:
+            if end in restart_at and end < config.records:
                 stack.restart()
                 report.restarts += 1
                 _arm_async_faults(stack.clients(), config)
-            if (index + 1) % 500 == 0:
-                say(f"{index + 1} records written, {report.acknowledged} acknowledged")
         if config.restarts:
-            stack.restart()  # the last one after the writes: the queue it leaves is what drains
+            # the last restart comes after the writes: what it leaves queued is what drains
+            waiting = ChaosReport("async")
+            compare(expected, Sides(stack.clients(), prefix), waiting)
+            report.backlog = waiting.lost + waiting.divergent
+            restarting = time.monotonic()
+            stack.restart()
+            report.restart_seconds = time.monotonic() - restarting
             report.restarts += 1
         _clear_faults(stack.clients())
         drain_started = time.monotonic()
@@ -509,6 +537,23 @@ def run_async(stack: ChaosStack, config: ChaosConfig, say: Say = _quiet) -> Chao
             _set_mode(stack.clients(), mode)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _async_plan(
+    rng: random.Random, prefix: str, first: int, end: int, expected: dict[str, str | None]
+) -> list[tuple[int, str, str]]:
+    """The writes of records ``first`` to ``end``: creates, and a fifth renames of earlier records."""
+    known = [n for n, v in expected.items() if v is not None]
+    taken: set[str] = set()
+    plan = []
+    for index in range(first, end):
+        number = rng.choice(known) if known and rng.random() < 0.2 else None
+        if number is None or number in taken:
+            plan.append((index, f"{prefix}{index:06d}", "create"))
+        else:
+            taken.add(number)
+            plan.append((index, number, "update"))
+    return plan
 
 
 def _arm_async_faults(clients: Clients, config: ChaosConfig) -> None:
@@ -587,6 +632,11 @@ def print_reports(reports: list[ChaosReport], echo: Say = click.echo) -> None:
         drain = "-" if r.drain_seconds is None else f"{r.drain_seconds:.1f} s"
         values = " ".join(f"{getattr(r, c):>12}" for c in COLUMNS)
         echo(f"{r.mode:<6} {values} {drain:>9} {r.seconds:>8.1f}")
+        if r.restart_seconds is not None:
+            echo(
+                f"  {r.restarts} kill -9; the last left {r.backlog} record(s) queued, the stack was ready "
+                f"{r.restart_seconds:.1f} s after it, and the queue drained {drain} after that"
+            )
         for example in r.examples[:5]:
             echo(
                 f"  {example['problem']}: {example['account']} expected {example['expected']!r}, "
@@ -622,6 +672,7 @@ def _percent(value: float) -> float:
 @click.option("--records", default=1000, show_default=True, type=click.IntRange(1, 1_000_000), help="Async records.")
 @click.option("--errors", default=10.0, show_default=True, help="Percent of async writes answered 5xx.")
 @click.option("--throttle", default=5.0, show_default=True, help="Percent of async writes answered 429.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Async writer threads.")
 @click.option("--restarts", default=0, show_default=True, type=click.IntRange(0, 20), help="kill -9 (async).")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--max-seconds", default=600.0, show_default=True, help="Stop writing after this long (per mode).")
@@ -640,6 +691,7 @@ def chaos_command(
     records: int,
     errors: float,
     throttle: float,
+    threads: int,
     restarts: int,
     seed: int,
     max_seconds: float,
@@ -660,6 +712,7 @@ def chaos_command(
         errors=_percent(errors),
         throttle=_percent(throttle),
         restarts=restarts,
+        threads=threads,
         seed=seed,
         max_seconds=max_seconds,
         drain_timeout=drain_timeout,
