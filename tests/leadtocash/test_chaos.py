@@ -115,3 +115,21 @@ def test_the_command_says_how_to_start_a_stack_when_none_answers(tmp_path: Path)
     )
     assert result.exit_code == 1
     assert "cannot reach the stack" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.live
+def test_async_chaos_survives_a_kill_of_the_stack_and_reports_the_drain_after_the_restart(tmp_path: Path) -> None:
+    """`sandbox up` in a child process, killed with SIGKILL after the writes and started again on the same
+    data: every acknowledged record reaches Sales once, as written, with the backlog at the kill, the time
+    the restart took and the drain after it reported."""
+    messages: list[str] = []
+    stack = chaos.ProcessStack(tmp_path / "data", messages.append)
+    try:
+        report = run_async(stack, ChaosConfig(records=80, errors=0.2, throttle=0.05, restarts=1, drain_timeout=120))
+    finally:
+        stack.close()
+    assert stack.process is not None and stack.process.poll() is not None  # nothing left running
+    assert report.restarts == 1 and report.acknowledged == 80
+    assert report.ok, report.examples
+    assert report.backlog is not None and report.restart_seconds is not None and report.drain_seconds is not None
+    assert any("kill -9" in m for m in messages)
