@@ -52,7 +52,9 @@ def test_async_chaos_under_5xx_and_429_drains_everything_and_reports_the_drain_t
     """Async mode, 60 records with a third of the bridge's writes answered 5xx and a tenth 429: every
     acknowledged record reaches Sales as written once faults stop, and the drain time is reported; the map
     is back in live mode afterwards."""
-    report = run_async(stack, ChaosConfig(records=60, errors=0.3, throttle=0.1, seed=5, drain_timeout=120))
+    report = run_async(
+        stack, ChaosConfig(records=60, errors=0.3, throttle=0.1, retry_after=1, seed=5, drain_timeout=120)
+    )
     assert report.attempted == 60 and report.acknowledged == 60
     assert report.ok, report.examples
     assert report.drain_seconds is not None
@@ -125,7 +127,9 @@ def test_async_chaos_survives_a_kill_of_the_stack_and_reports_the_drain_after_th
     messages: list[str] = []
     stack = chaos.ProcessStack(tmp_path / "data", messages.append)
     try:
-        report = run_async(stack, ChaosConfig(records=80, errors=0.2, throttle=0.05, restarts=1, drain_timeout=120))
+        report = run_async(
+            stack, ChaosConfig(records=80, errors=0.2, throttle=0.05, retry_after=1, restarts=1, drain_timeout=120)
+        )
     finally:
         stack.close()
     assert stack.process is not None and stack.process.poll() is not None  # nothing left running
