@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bridge.resolution import differences, no_answer
-from sandbox.clients import SalesClient, ServiceError
+from sandbox.clients import SalesClient, ScmClient, ServiceError
 from sandbox.testing import poll_until
 from sandbox.wellknown import INTEGRATION_IDENTITY
 from tests.bridge.conftest import CUSTOMERS, Sandbox
@@ -231,6 +231,22 @@ def test_a_target_killed_after_committing_is_undone_once_it_answers_again(sandbo
     assert sandbox.account_name("RES-K1") == "Original Name"
     assert (_scm_customer(sandbox, "RES-K1") or {}).get("OrganizationName") == "Original Name"
     assert any("could not be read back" in m for m in _activity(sandbox))
+
+
+def test_an_scm_killed_after_committing_a_sales_write_is_undone_once_it_answers_again(sandbox: Sandbox) -> None:
+    """The same from Sales: SCM commits the customer and dies; the Sales caller gets the 503, Sales keeps
+    nothing, and once SCM answers again the customer the failed write created there is deleted."""
+    transport = FlakySales(sandbox.stack.transport("scm"))
+    engine = sandbox.runtime.engine
+    engine.scm = ScmClient(sandbox.stack.url("scm"), transport=transport, identity=INTEGRATION_IDENTITY)
+    sandbox.runtime.resolver.settle_for = 0.2
+    transport.mode = "die"
+    error = _fails(lambda: _sales_account(sandbox, "RES-S1", "Sales While SCM Dies"))
+    assert error.status == 503 and "unknown" in error.message
+    assert sandbox.account("RES-S1") is None
+    assert _scm_customer(sandbox, "RES-S1") is not None  # SCM (seen directly) did commit before dying
+    transport.revive()
+    poll_until(lambda: _scm_customer(sandbox, "RES-S1") is None, timeout=15, message="the SCM customer is undone")
 
 
 def test_a_target_that_stays_down_is_reported_unresolved_after_the_deadline(
