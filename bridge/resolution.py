@@ -11,14 +11,17 @@ engine hands the failure to :class:`OutcomeResolver` before it answers:
    the payload; a delete matches when the row is gone).
 2. **Every write is there**: the unit is complete on the other side; the source commits and the caller gets
    success (the read-back row is the write's response).
-3. **None is there** and the other side *answered*: a clean failure; the source rolls back and the caller
-   gets the other side's error, saying nothing was written there.
-4. **None is there but there was no answer** (timeout, dropped or refused connection): the request may
-   still be in flight, so the answer is the same failure, and a *convergence* of those records from the
+3. **The unit is not there** (none of its writes is; or a row it creates is missing, or one it deletes is
+   still there: a unit is one request, so it lands whole or not at all) and the other side *answered*: a
+   clean failure; the source rolls back and the caller gets the other side's error, saying nothing was
+   written there.
+4. **The unit is not there but there was no answer** (timeout, dropped or refused connection): the request
+   may still be in flight, so the answer is the same failure, and a *convergence* of those records from the
    source is scheduled a few times over the next seconds, to undo a write that lands late.
-5. **Some are there, or the read-back itself fails** (the other side is down): the outcome cannot be
-   completed; the caller gets one clear 503 saying so, the source rolls back, and a convergence undoes the
-   other side's part once it answers again (retried with backoff for up to :attr:`OutcomeResolver.give_up_after`).
+5. **The read-back itself fails** (the other side is down), **or the unit is partly there** (some rows hold
+   what was sent, the others merely differ): the caller gets one clear 503 saying the outcome is unknown, the
+   source rolls back, and a convergence undoes the other side's part once it answers again (retried with
+   backoff for up to :attr:`OutcomeResolver.give_up_after`).
 
 A convergence (:meth:`OutcomeResolver.converge`) makes the other side equal the source's *committed* state
 of each record: it reads the source row (after the rollback, the state before the failed write), plans it
@@ -183,14 +186,19 @@ class OutcomeResolver:
                 "completed: the source commits and the caller gets success",
             )
             return None
-        if not unknown and not present:
+        # A unit goes to the other side as one request (one write or one atomic change set): it landed whole
+        # or not at all. A row missing that the unit creates, or still there that it deletes, proves it did not
+        # land; a row that merely differs from what was sent is weaker evidence (the other side may recompute
+        # a column), so a unit found partly there for that reason only is undone to be safe.
+        missing = [f for f in findings if not self._applied(f) and self._proves_not_landed(f)]
+        if not unknown and (not present or missing):
             self.counts["not_applied"] += 1
             late = no_answer(error)
             if late:
                 self._schedule(source, writes, f"{what} (no answer: watching for a late write)", self.watch)
             self._log(
                 writes,
-                f"live: {what} -> read back by integration key: none of {len(findings)} write(s) is in {side}; "
+                f"live: {what} -> read back by integration key: the unit of {len(findings)} write(s) is not in {side}; "
                 "failed cleanly: the source rolls back"
                 + ("; the records are checked again shortly in case the write lands late" if late else ""),
             )
@@ -211,6 +219,12 @@ class OutcomeResolver:
             f"{side} is being undone)"
         )
         return self._error(error, message, status=503, transient=True)
+
+    @staticmethod
+    def _proves_not_landed(finding: Finding) -> bool:
+        if finding.write.operation == "delete":
+            return finding.verdict == "present"
+        return finding.verdict == "absent" and finding.row is None
 
     @staticmethod
     def _applied(finding: Finding) -> bool:

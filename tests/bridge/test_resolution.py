@@ -67,7 +67,7 @@ def test_a_create_refused_before_it_landed_fails_cleanly_on_both_sides(sandbox: 
     assert "nothing was written to Dynamics 365 Sales" in error.message
     assert _scm_customer(sandbox, "RES-B1") is None
     assert sandbox.account("RES-B1") is None
-    assert any("none of 1 write(s)" in message for message in _activity(sandbox))
+    assert any("the unit of 1 write(s) is not in" in message for message in _activity(sandbox))
 
 
 def test_updates_and_deletes_with_lost_answers_complete_and_refused_ones_change_nothing(sandbox: Sandbox) -> None:
