@@ -162,8 +162,6 @@ class OutcomeResolver:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._busy = 0
-        #: counts of what resolutions found, for ``/api/async``-style reports and tests
-        self.counts: dict[str, int] = {"completed": 0, "not_applied": 0, "undo_scheduled": 0, "converged": 0}
 
     # ---- the live path ---------------------------------------------------------------------------------
     def resolve(self, source: Source, writes: list[Write], error: SyncError) -> SyncError | None:
@@ -179,7 +177,6 @@ class OutcomeResolver:
         if not unknown and len(present) == len(findings):
             for finding in findings:
                 finding.write.response = {"status": 200, "body": finding.row, "resolved": True}
-            self.counts["completed"] += 1
             self._log(
                 writes,
                 f"live: {what} -> read back by integration key: all {len(findings)} write(s) are in {side}; "
@@ -192,7 +189,6 @@ class OutcomeResolver:
         # a column), so a unit found partly there for that reason only is undone to be safe.
         missing = [f for f in findings if not self._applied(f) and self._proves_not_landed(f)]
         if not unknown and (not present or missing):
-            self.counts["not_applied"] += 1
             late = no_answer(error)
             if late:
                 self._schedule(source, writes, f"{what} (no answer: watching for a late write)", self.watch)
@@ -203,7 +199,6 @@ class OutcomeResolver:
                 + ("; the records are checked again shortly in case the write lands late" if late else ""),
             )
             return self._error(error, f"{what} (checked: nothing was written to {side})")
-        self.counts["undo_scheduled"] += 1
         if unknown:
             found = f"{side} could not be read back ({unknown[0].detail})"
         else:
@@ -427,7 +422,6 @@ class OutcomeResolver:
                 if not self._stopped:
                     self._pending.append(item)
             return
-        self.counts["converged"] += 1
         if did != "nothing to do" or item.attempts > 1:
             for map_id in item.map_ids:
                 self.state.activity(map_id, ACTIVITY_KIND, f"converged from the source after '{item.reason}': {did}")
@@ -452,7 +446,3 @@ class OutcomeResolver:
     def _log(self, writes: list[Write], message: str) -> None:
         for map_id in dict.fromkeys(w.map.id for w in writes):
             self.state.activity(map_id, ACTIVITY_KIND, message)
-
-    def info(self) -> dict[str, Any]:
-        """Counts of the resolutions so far and the convergences pending."""
-        return {**self.counts, "pending": self.pending()}
