@@ -120,13 +120,16 @@ def test_the_command_says_how_to_start_a_stack_when_none_answers(tmp_path: Path)
 
 
 @pytest.mark.live
-def test_async_chaos_survives_a_kill_of_the_stack_and_reports_the_drain_after_the_restart(tmp_path: Path) -> None:
-    """`sandbox up` in a child process, killed with SIGKILL after the writes and started again on the same
-    data: every acknowledged record reaches Sales once, as written, with the backlog at the kill, the time
-    the restart took and the drain after it reported."""
+def test_chaos_on_a_served_stack_loses_nothing_live_and_drains_after_a_kill(tmp_path: Path) -> None:
+    """`sandbox up` in a child process: live writes under faults over real sockets (a dropped connection is
+    a closed socket there) lose nothing; then async writes, the stack killed with SIGKILL after them and
+    started again on the same data: every acknowledged record reaches Sales once, as written, with the
+    backlog at the kill, the time the restart took and the drain after it reported."""
     messages: list[str] = []
     stack = chaos.ProcessStack(tmp_path / "data", messages.append)
     try:
+        live = run_live(stack, ChaosConfig(writes=16, before=0.2, after=0.3, drop=0.4, seed=7, settle_seconds=5.0))
+        assert live.ok and live.failed > 0 and live.acknowledged > 0, live.examples
         report = run_async(
             stack, ChaosConfig(records=80, errors=0.2, throttle=0.05, retry_after=1, restarts=1, drain_timeout=120)
         )
