@@ -23,6 +23,7 @@ from bridge.lifecycle import Lifecycle
 from bridge.mapping import BUILTIN_MAPS, MapValidationError, TableMap, load_maps
 from bridge.metrics import BridgeMetrics, metrics_blueprint
 from bridge.readiness import Readiness, Startup, StartupError, readiness
+from bridge.resolution import OutcomeResolver
 from bridge.state import NOT_RUNNING, RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow
 from bridge.worker import LINGER, AsyncWorker
 from sandbox import jsonio
@@ -98,6 +99,8 @@ class BridgeRuntime:
         }
         self.engine = SyncEngine(self.maps, self.sales, self.scm, self.sales_model, self.scm_model, self.state)
         self.lifecycle = Lifecycle(self.engine, self.state, self.controls)
+        # live units whose outcome on the other side is unknown are resolved before they are answered
+        self.resolver = self.engine.resolver = OutcomeResolver(self.engine, self.state)
         self.worker = AsyncWorker(
             self.engine,
             self.state,
@@ -202,6 +205,7 @@ class BridgeRuntime:
 
     def close(self) -> None:
         self.worker.stop()
+        self.resolver.stop()
         self.sales.close()
         self.scm.close()
         for control in self.controls.values():

@@ -18,7 +18,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -31,6 +31,9 @@ from sandbox.livesync import related_token
 from sandbox.odata.literals import format_literal
 from sandbox.odata.model import EntityType, Model
 from sandbox.wellknown import INTEGRATION_IDENTITY
+
+if TYPE_CHECKING:
+    from bridge.resolution import OutcomeResolver
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class SyncError(Exception):
         self.retry_after = retry_after
         self.target_status = target_status
         self.attempts = 1
+        #: failed before any write request went out (reading the other side first): the outcome is known
+        self.unsent = False
 
     @property
     def retryable(self) -> bool:
@@ -179,6 +184,8 @@ class SyncEngine:
         self.listeners: list[Callable[[str, str, Any], None]] = []
         #: set during a catch-up to drop fields the master side changed too (see Lifecycle.resume)
         self.field_guard: Callable[[Write], None] | None = None
+        #: resolves live units whose outcome on the other side is unknown (set by the bridge runtime)
+        self.resolver: OutcomeResolver | None = None
 
     # ---- maps -------------------------------------------------------------------------------------------
     @property
@@ -425,13 +432,19 @@ class SyncEngine:
                 if op is not None:
                     pairs.append((op, write))
         except ServiceError as exc:
-            raise SyncError(
+            unsent = SyncError(
                 f"Reading {self._label(side)} failed: {exc.message}",
                 exc.status,
                 transient=exc.transient,
                 retry_after=exc.retry_after,
                 target_status=exc.status,
-            ) from None
+            )
+            unsent.unsent = True
+            raise unsent from None
+        except (httpx.TransportError, OSError) as exc:  # the other side down before anything was written
+            unsent = SyncError(f"{self._label(side)} could not be reached: {exc}", 503, transient=True)
+            unsent.unsent = True
+            raise unsent from None
         # Deletes (children first) and creates (parents first) keep their order; updates go last, children
         # before parents: a target that recomputes a parent from its children (Sales order totals from its
         # lines) must not overwrite what this unit writes to the parent (SCM's totals and status).
@@ -700,8 +713,12 @@ class SyncEngine:
         try:
             self.execute(writes)
         except SyncError as error:
-            self.record_failure(writes, error, via)
-            raise
+            # A live unit must not be answered before the other side's outcome is known (bridge/resolution.py):
+            # None means every write is there after all and the unit completes.
+            answer = self.resolver.resolve(source, writes, error) if via == "live" and self.resolver else error
+            if answer is not None:
+                self.record_failure(writes, answer, via)
+                raise answer from None
         self.record_success(writes, via)
         return len(writes)
 

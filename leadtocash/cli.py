@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import click
 
+from leadtocash.chaos import chaos_command
 from leadtocash.edgecli import edge_options, log_options, log_ready, start_logging, warn_if_exposed
 from leadtocash.preflight import (
     SetupError,
@@ -461,6 +462,10 @@ def bench(
         from leadtocash import report
 
         report.write(html_path, report.bench_html(benchmarks.report(results, benchmarks.machine_info(), seconds)))
+
+
+# `sandbox chaos` lives in its own module (fault mixes against a stack; see leadtocash/chaos.py)
+main.add_command(chaos_command)
 
 
 # ---- maps: the bridge's map lifecycle over its admin API -------------------------------------------------
