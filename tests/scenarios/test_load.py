@@ -98,7 +98,7 @@ def test_load_with_two_users_runs_locust_in_its_own_process_and_passes(tmp_path:
             "--spawn-rate",
             "2",
             "--run-time",
-            "4s",
+            "6s",
             "--json",
             str(out),
             "--csv",
