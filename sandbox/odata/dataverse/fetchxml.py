@@ -58,7 +58,7 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     formatted = annotation_wanted(state, FORMATTED[1:])
     rendered = [dialect.serialize(entity, row, select, formatted) for row in rows]
     if formatted or annotation_wanted(state, LOOKUP_LOGICAL[1:]):
-        dialect.annotate(service, entity, rows, rendered, select)
+        dialect.annotate(service, entity, rows, rendered, select, state)
     # FetchXML, unlike OData, leaves out the columns whose value is null.
     body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
     return json_response(body)

@@ -167,15 +167,19 @@ def test_a_view_the_sandbox_does_not_hold_is_404(sales: Any, name: str, table: s
 
 
 @pytest.mark.parametrize("query", ["groupby((name),aggregate($count as n))", "aggregate(revenue with sum as total)"])
-def test_apply_is_refused_not_ignored(sales: Any, query: str) -> None:
+def test_apply_where_the_sandbox_does_not_aggregate_is_refused_not_ignored(sales: Any, query: str) -> None:
     """An option a service does not carry out must be refused, never ignored: "If a data service does not
     support a system query option, it MUST reject any requests which contain the unsupported option"
-    ([MS-ODATA] 2.2.3.6.1, System Query Options). Ignored, $apply answered every raw row. The error is the
-    one Dataverse gives for a query parameter it does not take ($search, and the wording of "The "$filter"
-    query parameter isn't supported when Change Tracking is enabled.", docs/reference/dataverse-web-api.md,
-    section 11): 400 with the query-syntax code, until $apply is emulated."""
-    response = sales.get(f"{ROOT}/accounts", headers=JSON, query_string={"$apply": query})
-    assert_dataverse_error(response, 400, code="0x80060888", contains="$apply is not supported")
+    ([MS-ODATA] 2.2.3.6.1, System Query Options). The sandbox aggregates entity sets
+    (``tests/sandbox/odata/test_dataverse_aggregate.py``); ``$apply`` on one row, on a related collection or
+    inside ``$expand`` is a 400 with the query-syntax code, never the raw rows."""
+    account = sales.get(f"{ROOT}/accounts?$top=1", headers=JSON).get_json()["value"][0]["accountid"]
+    single = sales.get(f"{ROOT}/accounts({account})", headers=JSON, query_string={"$apply": query})
+    assert_dataverse_error(single, 400, code="0x80060888", contains="$apply is supported on an entity set only")
+    related = sales.get(
+        f"{ROOT}/accounts({account})/contact_customer_accounts", headers=JSON, query_string={"$apply": query}
+    )
+    assert_dataverse_error(related, 400, code="0x80060888", contains="$apply")
     nested = sales.get(
         f"{ROOT}/accounts", headers=JSON, query_string={"$expand": f"contact_customer_accounts($apply={query})"}
     )
