@@ -307,6 +307,64 @@ def _state_enums(entity_name: str) -> tuple[EnumType, EnumType]:
     return states, statuses
 
 
+# ---- column lengths from Microsoft's table reference pages ---------------------------------------------
+
+#: MaxLength of the primary name column per table (ENT/PA table reference pages); others keep 400
+PRIMARY_NAME_LENGTH: dict[str, int] = {
+    "account": 160,
+    "contact": 160,
+    "lead": 160,
+    "opportunity": 300,
+    "quote": 300,
+    "salesorder": 300,
+    "invoice": 300,
+    "product": 100,
+    "pricelevel": 100,
+    "uom": 100,
+    "uomschedule": 200,
+    "transactioncurrency": 100,
+    "businessunit": 160,
+    "organization": 160,
+    "systemuser": 200,
+}
+
+#: the parts of an address and their MaxLength (account ``address1_*``, quote ``shipto_*``...), in the order
+#: the composite address is written
+ADDRESS_PARTS: dict[str, int] = {
+    "name": 200,
+    "line1": 250,
+    "line2": 250,
+    "line3": 250,
+    "city": 80,
+    "stateorprovince": 50,
+    "postalcode": 20,
+    "country": 80,
+    "county": 50,
+    "fax": 50,
+}
+
+
+def composite_address(row: dict[str, Any], prefix: str) -> str | None:
+    """``<prefix>_composite`` as Dataverse writes it for an en-US organization: the street lines, then
+    "city, state postal code", then the country, one per line (CRLF), empty parts left out; None when the
+    address is empty. Organizations in other locales order the city line differently."""
+
+    def part(name: str) -> str:
+        value = row.get(f"{prefix}_{name}")
+        return str(value).strip() if value is not None else ""
+
+    city, state, postal = part("city"), part("stateorprovince"), part("postalcode")
+    city_line = ", ".join(p for p in (city, state) if p)
+    city_line = " ".join(p for p in (city_line, postal) if p)
+    lines = [part("line1"), part("line2"), part("line3"), city_line, part("country")]
+    text = "\r\n".join(line for line in lines if line)
+    return text or None
+
+
+#: the columns a composite address is computed from
+COMPOSITE_SOURCES = ("line1", "line2", "line3", "city", "stateorprovince", "postalcode", "country")
+
+
 # ---- a small builder so 40 tables stay readable ------------------------------------------------------
 
 
@@ -330,7 +388,7 @@ class _Table:
         self.key = self.key or f"{self.name}id"
         self.col(self.key, GUID, default=new_guid, nullable=False, description="Unique identifier of the row.")
         if self.primary_name:
-            self.col(self.primary_name, STRING, max_length=400)
+            self.col(self.primary_name, STRING, max_length=PRIMARY_NAME_LENGTH.get(self.name, 400))
 
     # columns
     def col(self, name: str, type: str = STRING, **kwargs: Any) -> _Table:
@@ -373,20 +431,23 @@ class _Table:
         return self
 
     def address(self, prefix: str, *, with_type: bool = False) -> _Table:
-        for part in (
-            "name",
-            "line1",
-            "line2",
-            "line3",
-            "city",
-            "stateorprovince",
-            "postalcode",
-            "country",
-            "county",
-            "telephone",
-            "fax",
-        ):
-            self.col(f"{prefix}_{part}", max_length=250 if part.startswith("line") else 100)
+        """The columns of one address (``address1``, ``shipto``...) with the lengths of the table reference
+        pages, and its read-only ``<prefix>_composite`` (computed by the rules, :func:`composite_address`).
+        The numbered addresses of accounts, contacts and leads carry ``telephone1``-``3``; a document's
+        ship-to and bill-to one ``telephone`` and a contact name."""
+        for part, length in ADDRESS_PARTS.items():
+            self.col(f"{prefix}_{part}", max_length=length)
+        if prefix.startswith("address"):
+            self.cols([f"{prefix}_telephone{n}" for n in (1, 2, 3)], max_length=50)
+        else:
+            self.col(f"{prefix}_telephone", max_length=50)
+            self.col(f"{prefix}_contactname", max_length=150)
+        self.col(
+            f"{prefix}_composite",
+            max_length=1000,
+            read_only=True,
+            description="The whole address as one text, computed from its lines, city, state, postal code and country.",
+        )
         if with_type:
             self.choice(f"{prefix}_addresstypecode", ADDRESS_TYPE)
         return self
@@ -852,9 +913,11 @@ def _tables() -> list[_Table]:
     # -- customers -----------------------------------------------------------------------------------
     lead = _Table("lead", "leads", "fullname", "Prospect or potential sales opportunity.")
     lead.props["fullname"].read_only = True
-    lead.col("subject", max_length=300, description="Topic of the lead.")
-    lead.cols(["firstname", "lastname", "middlename", "jobtitle", "salutation"], max_length=50)
-    lead.cols(["companyname", "emailaddress1", "telephone1", "mobilephone", "websiteurl"])
+    lead.col("subject", max_length=300, required=True, description="Topic of the lead.")
+    lead.cols(["firstname", "middlename"], max_length=50)
+    lead.col("lastname", max_length=50, required=True)
+    lead.cols(["jobtitle", "salutation", "companyname", "emailaddress1"], max_length=100)
+    lead.col("telephone1", max_length=50).col("mobilephone", max_length=20).col("websiteurl", max_length=200)
     lead.col("description", max_length=2000)
     lead.address("address1")
     lead.money("estimatedamount").money("budgetamount").money("revenue")
@@ -879,7 +942,9 @@ def _tables() -> list[_Table]:
     account = _Table("account", "accounts", "name", "Business that represents a customer or potential customer.")
     account.col("accountnumber", max_length=20, description="Customer account number (dual-write key with company).")
     account.col("description", max_length=2000)
-    account.cols(["emailaddress1", "emailaddress2", "telephone1", "telephone2", "fax", "websiteurl"])
+    account.props["name"].required = True
+    account.cols(["emailaddress1", "emailaddress2"], max_length=100)
+    account.cols(["telephone1", "telephone2", "fax"], max_length=50).col("websiteurl", max_length=200)
     account.col("numberofemployees", INT32)
     account.money("revenue").money("creditlimit")
     account.col("creditonhold", BOOLEAN, default=False)
@@ -927,8 +992,10 @@ def _tables() -> list[_Table]:
 
     contact = _Table("contact", "contacts", "fullname", "Person with whom a business unit has a relationship.")
     contact.props["fullname"].read_only = True
-    contact.cols(["firstname", "lastname", "middlename", "jobtitle", "salutation"], max_length=50)
-    contact.cols(["emailaddress1", "emailaddress2", "telephone1", "mobilephone", "fax", "websiteurl"])
+    contact.cols(["firstname", "middlename"], max_length=50)
+    contact.col("lastname", max_length=50, required=True)
+    contact.cols(["jobtitle", "salutation", "emailaddress1", "emailaddress2"], max_length=100)
+    contact.cols(["telephone1", "mobilephone", "fax"], max_length=50).col("websiteurl", max_length=200)
     contact.col("description", max_length=2000)
     contact.address("address1", with_type=True)
     contact.customer("parentcustomerid", partners=("contact_customer_accounts", "contact_customer_contacts"))
@@ -1155,9 +1222,34 @@ def _tables() -> list[_Table]:
     return tables
 
 
+#: columns whose RequiredLevel is ApplicationRequired (Business Required) in the table reference pages, beyond
+#: those declared required with their table. Dataverse enforces it in forms, not in the Web API: the
+#: sandbox reports it in EntityDefinitions and does not refuse a create without it either.
+APPLICATION_REQUIRED: dict[str, tuple[str, ...]] = {
+    "opportunity": ("name",),
+    "quote": ("name", "_customerid_value", "_pricelevelid_value"),
+    "salesorder": ("name", "_customerid_value", "_pricelevelid_value"),
+    "invoice": ("name", "_customerid_value", "_pricelevelid_value"),
+    "quotedetail": ("quantity",),
+    "salesorderdetail": ("quantity",),
+    "invoicedetail": ("quantity",),
+    "opportunityproduct": ("quantity",),
+    "product": ("name",),
+    "pricelevel": ("name",),
+    "productpricelevel": ("_pricelevelid_value", "_productid_value", "_uomid_value"),
+    "uom": ("name",),
+    "uomschedule": ("name",),
+    "transactioncurrency": ("currencyname", "currencysymbol"),
+}
+
+
 def build_model() -> Model:
     """The mock Sales entity model (namespace ``Microsoft.Dynamics.CRM``)."""
-    model = Model(NAMESPACE, [table.build() for table in _tables()], created_on="createdon", modified_on="modifiedon")
+    tables = _tables()
+    for table in tables:
+        for name in APPLICATION_REQUIRED.get(table.name, ()):
+            table.props[name].required = True
+    model = Model(NAMESPACE, [table.build() for table in tables], created_on="createdon", modified_on="modifiedon")
     model.check()
     return model
 

@@ -242,3 +242,114 @@ def test_return_representation_is_echoed_in_preference_applied(sales: Any) -> No
     """``Prefer: return=representation`` on create is honoured and echoed."""
     response = sales.post(f"{ROOT}/accounts", headers=prefer("return=representation"), json={"name": "Echo"})
     assert response.status_code == 201 and response.headers["Preference-Applied"] == "return=representation"
+
+
+# ---- column metadata ------------------------------------------------------------------------------------------
+
+#: MaxLength of columns as Microsoft's table reference pages give them (ENT/PA ``reference/entities/<table>``)
+REFERENCE_LENGTHS = [
+    ("account", "name", 160),
+    ("account", "accountnumber", 20),
+    ("account", "telephone1", 50),
+    ("account", "websiteurl", 200),
+    ("account", "address1_line1", 250),
+    ("account", "address1_city", 80),
+    ("account", "address1_country", 80),
+    ("account", "address1_county", 50),
+    ("account", "address1_postalcode", 20),
+    ("account", "address1_fax", 50),
+    ("contact", "fullname", 160),
+    ("contact", "firstname", 50),
+    ("contact", "jobtitle", 100),
+    ("lead", "subject", 300),
+    ("lead", "companyname", 100),
+    ("opportunity", "name", 300),
+    ("quote", "name", 300),
+    ("salesorder", "name", 300),
+    ("invoice", "name", 300),
+    ("quote", "shipto_city", 80),
+    ("product", "name", 100),
+    ("pricelevel", "name", 100),
+    ("uom", "name", 100),
+    ("transactioncurrency", "isocurrencycode", 5),
+]
+
+
+@pytest.mark.parametrize(("table", "column", "length"), REFERENCE_LENGTHS)
+def test_entity_definitions_report_the_reference_max_length(sales: Any, table: str, column: str, length: int) -> None:
+    """``EntityDefinitions`` reports the MaxLength of the table reference pages (account ``name`` 160)."""
+    response = sales.get(
+        f"{ROOT}/EntityDefinitions(LogicalName='{table}')/Attributes(LogicalName='{column}')?$select=MaxLength",
+        headers=JSON,
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["MaxLength"] == length
+
+
+def test_text_over_max_length_is_refused_with_the_real_error_and_at_max_length_accepted(sales: Any) -> None:
+    """A value longer than MaxLength is 400 ``0x80044331`` "A validation error occurred.  The length of the 'name'
+    attribute of the 'account' entity exceeded the maximum allowed length of '160'." (on create and update,
+    nothing written); exactly 160 characters are accepted."""
+    before = len(values(sales, "accounts?$select=accountid"))
+    response = sales.post(f"{ROOT}/accounts", headers=JSON, json={"name": "x" * 161})
+    error = assert_dataverse_error(response, 400, code="0x80044331")
+    assert error["message"] == (
+        "A validation error occurred.  The length of the 'name' attribute of the 'account' entity exceeded the "
+        "maximum allowed length of '160'."
+    )
+    assert len(values(sales, "accounts?$select=accountid")) == before
+    created = sales.post(f"{ROOT}/accounts", headers=JSON, json={"name": "y" * 160})
+    assert created.status_code == 204
+    url = created.headers["OData-EntityId"]
+    refused = sales.patch(url, headers=JSON, json={"address1_postalcode": "9" * 21})
+    assert_dataverse_error(refused, 400, code="0x80044331", contains="'address1_postalcode'")
+    too_long_first_name = sales.post(f"{ROOT}/contacts", headers=JSON, json={"firstname": "z" * 51, "lastname": "L"})
+    assert_dataverse_error(too_long_first_name, 400, code="0x80044331", contains="'contact' entity")
+
+
+def test_application_required_is_reported_but_not_enforced_by_the_web_api(sales: Any) -> None:
+    """Account ``name`` is ApplicationRequired (Business Required): EntityDefinitions says so, and, as in
+    Dataverse, only forms enforce it: the Web API creates an account without a name."""
+    response = sales.get(
+        f"{ROOT}/EntityDefinitions(LogicalName='account')/Attributes(LogicalName='name')?$select=RequiredLevel",
+        headers=JSON,
+    )
+    assert response.get_json()["RequiredLevel"]["Value"] == "ApplicationRequired"
+    assert sales.post(f"{ROOT}/accounts", headers=JSON, json={"telephone1": "555"}).status_code == 204
+
+
+# ---- composite columns ---------------------------------------------------------------------------------------
+
+
+def test_address_composite_is_computed_read_only_and_follows_its_parts(sales: Any) -> None:
+    """``address1_composite`` is the whole address as Dataverse writes it for en-US (street lines, "city, state
+    postal code", country; CRLF between lines, empty parts left out); a value sent for it is ignored; it is
+    recomputed when a part changes."""
+    response = sales.post(
+        f"{ROOT}/accounts?$select=address1_composite",
+        headers=prefer("return=representation"),
+        json={
+            "name": "Composite",
+            "address1_line1": "1 Microsoft Way",
+            "address1_city": "Redmond",
+            "address1_stateorprovince": "WA",
+            "address1_postalcode": "98052",
+            "address1_country": "USA",
+            "address1_composite": "ignored",
+        },
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["address1_composite"] == "1 Microsoft Way\r\nRedmond, WA 98052\r\nUSA"
+    url = response.headers["OData-EntityId"]
+    assert (
+        sales.patch(url, headers=JSON, json={"address1_stateorprovince": None, "address1_line2": "Bldg 7"}).status_code
+        == 204
+    )
+    assert sales.get(f"{url}?$select=address1_composite", headers=JSON).get_json()["address1_composite"] == (
+        "1 Microsoft Way\r\nBldg 7\r\nRedmond 98052\r\nUSA"
+    )
+    shipped = sales.get(
+        f"{ROOT}/EntityDefinitions(LogicalName='quote')/Attributes(LogicalName='shipto_composite')?$select=IsValidForCreate",
+        headers=JSON,
+    )
+    assert shipped.get_json()["IsValidForCreate"] is False
