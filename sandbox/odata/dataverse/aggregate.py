@@ -82,7 +82,9 @@ def aggregate_query(service: ODataService, entity: EntityType, state: RequestSta
 
 def render_groups(plan: ApplyPlan, results: Any, dialect: Any, formatted: bool) -> list[dict[str, Any]]:
     """The result rows as Dataverse answers them: values as JSON, nulls left out, formatted values on ask."""
-    props: list[Property] = [g.prop for g in plan.groups]
+    props: list[Property] = [
+        g.prop if g.date_part is None else Property(g.name, m.INT32, label=g.date_part) for g in plan.groups
+    ]
     for term in plan.aggregates:
         source = term.prop
         scale = source.scale if source is not None and term.method != "average" else None

@@ -11,10 +11,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import Response
 
-from sandbox.odata.dataverse.querylanguages import paging_cookie, parse_fetchxml
+from sandbox.errors import BadRequest
+from sandbox.odata.dataverse import codes
+from sandbox.odata.dataverse.aggregate import AGGREGATE_LIMIT, render_groups
+from sandbox.odata.dataverse.querylanguages import FetchQuery, paging_cookie, parse_fetchxml
 from sandbox.odata.dataverse.wire import FORMATTED, LOOKUP_LOGICAL, NAMESPACE, annotation_wanted
 from sandbox.odata.model import ROWID, EntityType
 from sandbox.odata.query import QueryOptions, parse_orderby
+from sandbox.odata.query.apply import apply_statement, input_count
 from sandbox.odata.responses import json_response
 
 if TYPE_CHECKING:
@@ -30,6 +34,8 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     dialect = service.dialect
     fetch = parse_fetchxml(state.args["fetchXml"], service.model, entity)
     query = service.base_query(entity, QueryOptions(filter=fetch.filter), state)
+    if fetch.aggregate is not None:
+        return _aggregate(service, entity, state, fetch, query)
     body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
     if fetch.total_count and annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
         total = service.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
@@ -61,4 +67,32 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
         dialect.annotate(service, entity, rows, rendered, select, state)
     # FetchXML, unlike OData, leaves out the columns whose value is null.
     body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
+    return json_response(body)
+
+
+def _aggregate(
+    service: ODataService, entity: EntityType, state: RequestState, fetch: FetchQuery, rows: Any
+) -> Response:
+    """An aggregate FetchXML query: the groups and aggregates by alias, computed in SQL like ``$apply``, with at
+    most the service's aggregate limit of rows (or a lower ``aggregatelimit``) read."""
+    plan = fetch.aggregate
+    assert plan is not None
+    dialect = service.dialect
+    filters = dialect.filter_dialect
+    limit = getattr(dialect, "aggregate_limit", AGGREGATE_LIMIT)
+    if fetch.aggregate_limit is not None:
+        limit = min(limit, fetch.aggregate_limit)
+    connection = service.db.connection
+    read = connection.execute(input_count(plan, entity, service.model, filters, rows)).scalar() or 0
+    if read > limit:
+        raise BadRequest(
+            "AggregateQueryRecordLimit exceeded. Cannot perform this operation.", codes.AGGREGATE_RECORD_LIMIT
+        )
+    statement = apply_statement(plan, entity, service.model, filters, rows, fetch.aggregate_order)
+    cap = fetch.top if fetch.top is not None else dialect.max_page_size
+    results = connection.execute(statement.limit(cap)).all()
+    body = {
+        "@odata.context": f"{state.base_url}$metadata#{entity.entity_set}",
+        "value": render_groups(plan, results, dialect, annotation_wanted(state, FORMATTED[1:])),
+    }
     return json_response(body)

@@ -11,8 +11,11 @@ Supported FetchXML: ``<fetch top count page paging-cookie returntotalrecordcount
 ``<filter type="and|or">`` of ``<condition attribute operator value>`` (``<value>`` children for ``in``,
 ``between``...). The comparison operators, ``like`` / ``begins-with`` / ``ends-with`` (and their
 ``not-`` forms), ``null`` / ``not-null``, ``in`` / ``not-in``, ``between`` and the date operators
-(``today``, ``last-x-days``, ``on-or-after``...) are understood. ``<link-entity>`` and aggregates are
-refused with 501, never silently ignored.
+(``today``, ``last-x-days``, ``on-or-after``...) are understood. Aggregate queries (``aggregate="true"``
+with ``groupby``/``aggregate`` attributes, ``dategrouping`` by year, quarter, month, week or day,
+``<order alias>``, ``aggregatelimit``) run as the same SQL aggregation as ``$apply``. ``<link-entity>``,
+fiscal date groupings and the documented operators the sandbox lacks are refused with 501, never silently
+ignored; anything Dataverse itself would refuse is a 400 ``0x80041130``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.errors import BadRequest, NotImplementedYet, SandboxError
@@ -29,6 +32,7 @@ from sandbox.odata import model as m
 from sandbox.odata.dataverse import codes
 from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import EntityType, Model, Property
+from sandbox.odata.query.apply import AggregateTerm, ApplyPlan, GroupTerm
 
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
 _COMPARISONS = {"eq": "eq", "ne": "ne", "neq": "ne", "gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}
@@ -240,6 +244,12 @@ class FetchQuery:
     count: int | None
     page: int
     total_count: bool
+    #: an aggregate query (``<fetch aggregate="true">``): its groups and aggregates, else None
+    aggregate: ApplyPlan | None = None
+    #: the aggregate query's ``<order alias=...>``: (alias, descending)
+    aggregate_order: list[tuple[str, bool]] = field(default_factory=list)
+    #: ``aggregatelimit``: a lower limit of rows to aggregate than the service's
+    aggregate_limit: int | None = None
 
 
 def _int_attribute(element: ET.Element, name: str) -> int | None:
@@ -263,8 +273,8 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
         raise BadRequest(f"Invalid XML in the fetchXml parameter: {exc}.", codes.INVALID_FETCHXML) from None
     if root.tag != "fetch":
         raise BadRequest("The fetchXml parameter must hold a <fetch> element.", codes.INVALID_FETCHXML)
-    if _true(root, "aggregate"):
-        raise NotImplementedYet("Aggregate FetchXML queries are not supported by the sandbox; use $apply.")
+    aggregate = ApplyPlan() if _true(root, "aggregate") else None
+    aggregate_order: list[tuple[str, bool]] = []
     entities = root.findall("entity")
     if len(entities) != 1:
         raise BadRequest("A <fetch> element must hold exactly one <entity>.", codes.INVALID_FETCHXML)
@@ -288,15 +298,28 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
         tag = child.tag
         if tag == "all-attributes":
             select = None
+        elif tag == "attribute" and aggregate is not None:
+            _aggregate_attribute(entity, child, aggregate)
         elif tag == "attribute":
             if child.get("aggregate") or child.get("groupby"):
-                raise NotImplementedYet("Aggregate FetchXML queries are not supported by the sandbox; use $apply.")
+                raise BadRequest(
+                    "An attribute with 'aggregate' or 'groupby' needs <fetch aggregate=\"true\">.",
+                    codes.INVALID_FETCHXML,
+                )
             name = property_for(entity, child.get("name") or "").name
             if select is not None and name not in select:
                 select.append(name)
+        elif tag == "order" and aggregate is not None:
+            alias = child.get("alias")
+            if not alias:
+                raise BadRequest(
+                    "An aggregate query orders by the alias of a grouped or aggregated attribute: <order alias=...>.",
+                    codes.INVALID_FETCHXML,
+                )
+            aggregate_order.append((alias, _true(child, "descending")))
         elif tag == "order":
             if child.get("alias"):
-                raise NotImplementedYet("Ordering by an aggregate alias is not supported by the sandbox.")
+                raise BadRequest("<order alias=...> is for aggregate queries only.", codes.INVALID_FETCHXML)
             name = property_for(entity, child.get("attribute") or "").name
             orders.append(f"{name} desc" if _true(child, "descending") else name)
         elif tag == "filter":
@@ -312,6 +335,18 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
             raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", codes.INVALID_FETCHXML)
     if select == []:
         select = [entity.key[0]]
+    if aggregate is not None:
+        if not aggregate.groups and not aggregate.aggregates:
+            raise BadRequest(
+                "An aggregate query needs at least one aggregate or groupby attribute.", codes.INVALID_FETCHXML
+            )
+        names = aggregate.names
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise BadRequest(f"The alias '{duplicate}' is used more than once.", codes.INVALID_FETCHXML)
+        unknown = next((alias for alias, _ in aggregate_order if alias not in names), None)
+        if unknown is not None:
+            raise BadRequest(f"The order alias '{unknown}' names no attribute of the query.", codes.INVALID_FETCHXML)
     page = _int_attribute(root, "page") or 1
     return FetchQuery(
         entity=entity,
@@ -322,7 +357,69 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
         count=_int_attribute(root, "count"),
         page=max(page, 1),
         total_count=_true(root, "returntotalrecordcount"),
+        aggregate=aggregate,
+        aggregate_order=aggregate_order,
+        aggregate_limit=_int_attribute(root, "aggregatelimit"),
     )
+
+
+#: FetchXML's aggregate functions and what they are in the aggregation of :mod:`sandbox.odata.query.apply`
+_FETCH_AGGREGATES = {
+    "count": "count",
+    "countcolumn": "countcolumn",
+    "sum": "sum",
+    "avg": "average",
+    "min": "min",
+    "max": "max",
+}
+#: ``dategrouping`` values the sandbox groups by (UTC); the fiscal ones need a fiscal calendar it has not
+_DATE_GROUPINGS = {"year", "quarter", "month", "week", "day"}
+
+
+def _aggregate_attribute(entity: EntityType, element: ET.Element, plan: ApplyPlan) -> None:
+    """One ``<attribute>`` of an aggregate query: a group (``groupby="true"``, optionally ``dategrouping``) or an
+    aggregate (``aggregate="count|countcolumn|sum|avg|min|max"``, ``distinct`` for ``countcolumn``), each with
+    its ``alias`` (PA ``fetchxml/aggregate-data``)."""
+    prop = property_for(entity, element.get("name") or "")
+    alias = element.get("alias")
+    if not alias:
+        raise BadRequest(
+            f"The attribute '{element.get('name')}' of an aggregate query needs an alias.", codes.INVALID_FETCHXML
+        )
+    function = (element.get("aggregate") or "").strip().lower()
+    if _true(element, "groupby"):
+        if function:
+            raise BadRequest(f"The attribute '{alias}' cannot both group and aggregate.", codes.INVALID_FETCHXML)
+        grouping = (element.get("dategrouping") or "").strip().lower() or None
+        if grouping is not None:
+            if prop.type not in (m.DATETIME, m.DATE):
+                raise BadRequest(f"dategrouping needs a date column, not '{prop.name}'.", codes.INVALID_FETCHXML)
+            if grouping in ("fiscal-period", "fiscal-year"):
+                raise NotImplementedYet(
+                    f"dategrouping '{grouping}' needs a fiscal calendar, which the sandbox has not."
+                )
+            if grouping not in _DATE_GROUPINGS:
+                raise BadRequest(f"The dategrouping '{grouping}' is not valid.", codes.INVALID_FETCHXML)
+        plan.groups.append(GroupTerm((prop.name,), prop, entity, alias, grouping))
+        return
+    method = _FETCH_AGGREGATES.get(function)
+    if method is None:
+        raise BadRequest(
+            "An attribute can not be requested when an aggregate operation has been specified and it is neither "
+            f"groupby nor aggregate: '{element.get('name')}'."
+            if not function
+            else f"The aggregate '{function}' is not valid.",
+            codes.INVALID_FETCHXML,
+        )
+    if method in ("sum", "average") and (
+        prop.type not in (m.INT32, m.INT64, m.DECIMAL, m.DOUBLE) or prop.enum is not None
+    ):
+        raise BadRequest(
+            f"The aggregate '{function}' needs a number column, not '{prop.name}'.", codes.INVALID_FETCHXML
+        )
+    if method == "countcolumn" and _true(element, "distinct"):
+        method = "countdistinct"
+    plan.aggregates.append(AggregateTerm(method, None if method == "count" else prop, alias))
 
 
 def _fetch_filter(entity: EntityType, element: ET.Element) -> str:

@@ -45,11 +45,20 @@ class GroupTerm:
     prop: Property
     entity: EntityType
     name: str
+    #: group by this part of a date (``year``, ``quarter``, ``month``, ``week``, ``day``: FetchXML's
+    #: ``dategrouping``), in UTC
+    date_part: str | None = None
+
+    @property
+    def value_type(self) -> str:
+        """The EDM type of the grouped value (a part of a date is a number)."""
+        return INT32 if self.date_part else self.prop.type
 
 
 @dataclass(frozen=True)
 class AggregateTerm:
-    """One aggregate: ``method`` (``count`` for ``$count``) of ``prop`` (None for ``$count``) as ``alias``."""
+    """One aggregate: ``method`` (``count`` for ``$count``) of ``prop`` (None for ``$count``) as ``alias``.
+    ``countcolumn`` (FetchXML's count of a column's values, not rows) is not an OData method."""
 
     method: str
     prop: Property | None
@@ -58,7 +67,7 @@ class AggregateTerm:
     @property
     def result_type(self) -> str:
         """The EDM type of the value: counts are Int32, an average a decimal, sums/min/max their column's."""
-        if self.method in ("count", "countdistinct"):
+        if self.method in ("count", "countdistinct", "countcolumn"):
             return INT32
         assert self.prop is not None
         if self.method == "average":
@@ -207,7 +216,12 @@ def group_expression(term: GroupTerm, entity: EntityType, model: Model, aliases:
         alias = aliases.next(target)
         hops.append(Hop(source, nav, alias))
         current, source = target, alias
-    return through(hops, source.c[term.path[-1]])
+    value = through(hops, source.c[term.path[-1]])
+    if term.date_part == "quarter":
+        return sa.cast((sa.extract("month", value) + 2) / 3, sa.Integer)
+    if term.date_part is not None:
+        return sa.cast(sa.extract(term.date_part, value), sa.Integer)
+    return value
 
 
 def aggregate_expression(term: AggregateTerm, entity: EntityType) -> sa.ColumnElement[Any]:
@@ -223,6 +237,8 @@ def aggregate_expression(term: AggregateTerm, entity: EntityType) -> sa.ColumnEl
         return sa.func.min(column)
     if term.method == "max":
         return sa.func.max(column)
+    if term.method == "countcolumn":
+        return sa.func.count(column)
     return sa.func.count(sa.distinct(column))
 
 
@@ -236,7 +252,7 @@ def apply_statement(
 ) -> sa.Select[Any]:
     """The ``GROUP BY`` statement of ``plan`` over ``rows`` (a SELECT of the entity's table with the request's
     conditions), its columns labelled with :attr:`ApplyPlan.names`. Groups sort by ``order`` (name,
-    descending) first, then by every group value, so the answer is stable."""
+    descending; a group or an aggregate) first, then by every group value, so the answer is stable."""
     for text in plan.filters:
         rows = rows.where(compile_filter(text, entity, model, dialect))
     aliases = Aliases()
@@ -244,10 +260,11 @@ def apply_statement(
     aggregates = [aggregate_expression(a, entity) for a in plan.aggregates]
     labelled = [expr.label(name) for expr, name in zip([*groups, *aggregates], plan.names, strict=True)]
     statement = rows.with_only_columns(*labelled).select_from(entity.table)  # type: ignore[arg-type]
+    by_name = dict(zip(plan.names, [*groups, *aggregates], strict=True))
+    clauses = [by_name[name].desc() if descending else by_name[name].asc() for name, descending in order]
     if groups:
         statement = statement.group_by(*groups)
-        by_name = dict(zip([g.name for g in plan.groups], groups, strict=True))
-        clauses = [by_name[name].desc() if descending else by_name[name].asc() for name, descending in order]
+    if clauses or groups:
         statement = statement.order_by(*clauses, *groups)
     return statement
 

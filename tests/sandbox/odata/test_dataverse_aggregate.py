@@ -155,3 +155,106 @@ def test_more_rows_than_the_aggregate_limit_is_the_documented_error(sales_app: A
     second = rows(sales, "accounts?$select=accountid&$orderby=accountid&$top=2")[-1]["accountid"]
     narrowed = apply(sales, "accounts", f"filter(accountid le {second})/aggregate($count as n)")
     assert narrowed.get_json()["value"] == [{"n": 2}]
+
+
+# ---- aggregate FetchXML --------------------------------------------------------------------------------------
+
+
+def fetch(client: Any, entity_set: str, xml: str, headers: dict[str, str] = JSON) -> Any:
+    return client.get(f"{ROOT}/{entity_set}", headers=headers, query_string={"fetchXml": xml})
+
+
+def test_aggregate_fetchxml_groups_counts_and_sums_by_alias(sales: Any) -> None:
+    """PA ``fetchxml/aggregate-data``, "Grouping": ``aggregate='true'`` with ``sum``, ``count`` and a ``groupby``
+    attribute, each answered under its alias, ordered by ``<order alias>``; ``countcolumn`` counts values,
+    with ``distinct`` distinct values."""
+    accounts = rows(sales, "accounts?$select=creditlimit,address1_stateorprovince,address1_city")
+    totals: dict[Any, float] = {}
+    counts: Counter[Any] = Counter()
+    for account in accounts:
+        state = account["address1_stateorprovince"]
+        counts[state] += 1
+        totals[state] = totals.get(state, 0) + (account["creditlimit"] or 0)
+    xml = (
+        "<fetch aggregate='true'><entity name='account'>"
+        "<attribute name='creditlimit' alias='Total' aggregate='sum'/>"
+        "<attribute name='address1_city' alias='Count' aggregate='count'/>"
+        "<attribute name='address1_stateorprovince' alias='State' groupby='true'/>"
+        "<order alias='State' descending='true'/></entity></fetch>"
+    )
+    response = fetch(sales, "accounts", xml)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answered = response.get_json()["value"]
+    assert {item.get("State"): item["Count"] for item in answered} == dict(counts)
+    assert {item.get("State"): item.get("Total", 0) for item in answered} == pytest.approx(totals)
+    states = [item["State"] for item in answered if "State" in item]
+    assert states == sorted(states, key=str.lower, reverse=True)
+    cities = [account["address1_city"] for account in accounts]
+    xml = (
+        "<fetch aggregate='true'><entity name='account'>"
+        "<attribute name='address1_city' alias='Cities' aggregate='countcolumn'/>"
+        "<attribute name='address1_city' alias='Distinct' aggregate='countcolumn' distinct='true'/>"
+        "<attribute name='creditlimit' alias='Mean' aggregate='avg'/></entity></fetch>"
+    )
+    [result] = fetch(sales, "accounts", xml).get_json()["value"]
+    assert result["Cities"] == len([c for c in cities if c is not None])
+    assert result["Distinct"] == len({c for c in cities if c is not None})
+
+
+def test_aggregate_fetchxml_groups_by_parts_of_a_date(sales: Any) -> None:
+    """``dategrouping='year'``/``'month'`` group by that part of the date (UTC)."""
+    created = [row["createdon"] for row in rows(sales, "accounts?$select=createdon")]
+    expected = Counter((int(text[:4]), int(text[5:7])) for text in created)
+    xml = (
+        "<fetch aggregate='true'><entity name='account'>"
+        "<attribute name='createdon' alias='Year' groupby='true' dategrouping='year'/>"
+        "<attribute name='createdon' alias='Month' groupby='true' dategrouping='month'/>"
+        "<attribute name='accountid' alias='n' aggregate='count'/></entity></fetch>"
+    )
+    answered = fetch(sales, "accounts", xml).get_json()["value"]
+    assert {(item["Year"], item["Month"]): item["n"] for item in answered} == dict(expected)
+
+
+@pytest.mark.parametrize(
+    ("xml", "code", "message"),
+    [
+        (
+            "<fetch aggregate='true'><entity name='account'><attribute name='name'/></entity></fetch>",
+            "0x80041130",
+            "alias",
+        ),
+        (
+            "<fetch aggregate='true'><entity name='account'><attribute name='name' alias='x' aggregate='median'/>"
+            "</entity></fetch>",
+            "0x80041130",
+            "median",
+        ),
+        (
+            "<fetch aggregate='true'><entity name='account'><attribute name='name' alias='x' aggregate='sum'/>"
+            "</entity></fetch>",
+            "0x80041130",
+            "number column",
+        ),
+        (
+            "<fetch aggregate='true'><entity name='account'><attribute name='name' alias='x' aggregate='count'/>"
+            "<order attribute='name'/></entity></fetch>",
+            "0x80041130",
+            "alias",
+        ),
+        (
+            "<fetch><entity name='account'><attribute name='name' alias='x' aggregate='count'/></entity></fetch>",
+            "0x80041130",
+            "aggregate",
+        ),
+        (
+            "<fetch aggregate='true' aggregatelimit='2'><entity name='account'>"
+            "<attribute name='name' alias='x' aggregate='count'/></entity></fetch>",
+            "0x8004e023",
+            "AggregateQueryRecordLimit exceeded",
+        ),
+    ],
+)
+def test_aggregate_fetchxml_mistakes_are_400(sales: Any, xml: str, code: str, message: str) -> None:
+    """What Dataverse refuses is a 400 with the FetchXML code; ``aggregatelimit`` lowers the row limit and
+    crossing it is the documented AggregateQueryRecordLimit error."""
+    assert_dataverse_error(fetch(sales, "accounts", xml), 400, code=code, contains=message)
