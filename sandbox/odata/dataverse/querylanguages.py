@@ -196,7 +196,7 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
     function = _FUNCTION_ALIASES.get(op) or "".join(part[:1].upper() + part[1:] for part in op.split("-"))
     if op in _NO_VALUE_FUNCTIONS:
         return _function(function, prop)
-    if re.fullmatch(r"(last|next|older-than)-x-(hours|days|weeks|months|years|minutes)", op) or op in (
+    if re.fullmatch(r"(last|next|olderthan)-x-(hours|days|weeks|months|years|minutes)", op) or op in (
         "on",
         "on-or-after",
         "on-or-before",

@@ -429,3 +429,21 @@ def test_an_operator_fetchxml_does_not_know_is_400_one_it_documents_but_the_sand
         f"<condition attribute='name' operator='{operator}' value='a'/></filter></entity></fetch>"
     )
     assert_dataverse_error(fetch(sales, "accounts", xml), status, code=code)
+
+
+def test_fetchxml_olderthan_operators_are_answered_not_refused(sales: Any) -> None:
+    """``olderthan-x-days`` (spelled so in the FetchXML condition reference) is a documented operator Dataverse
+    accepts: rows created in the last days are not older than three days, and are within the last three."""
+    total = len(sales.get(f"{ROOT}/accounts?$select=accountid", headers=JSON).get_json()["value"])
+
+    def names(operator: str) -> list[dict[str, Any]]:
+        xml = (
+            "<fetch><entity name='account'><attribute name='name'/><filter>"
+            f"<condition attribute='createdon' operator='{operator}' value='3'/></filter></entity></fetch>"
+        )
+        response = fetch(sales, "accounts", xml)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return list(response.get_json()["value"])
+
+    assert names("olderthan-x-days") == []
+    assert len(names("last-x-days")) == total
