@@ -193,6 +193,14 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
         low, high = (literal(prop, v) for v in values)
         text = f"({name} ge {low} and {name} le {high})"
         return f"not {text}" if op == "not-between" else text
+    if op in ("contain-values", "not-contain-values"):
+        # Only multi-select choice columns take these, and no table of the sandbox has one: Dataverse refuses
+        # them on any other column too.
+        raise BadRequest(
+            f"The condition operator '{operator}' is valid only for a multi-select choice column; "
+            f"'{attribute}' of '{entity.name}' is not one.",
+            codes.INVALID_FETCHXML,
+        )
     function = _FUNCTION_ALIASES.get(op) or "".join(part[:1].upper() + part[1:] for part in op.split("-"))
     if op in _NO_VALUE_FUNCTIONS:
         return _function(function, prop)

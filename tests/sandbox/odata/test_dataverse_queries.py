@@ -447,3 +447,14 @@ def test_fetchxml_olderthan_operators_are_answered_not_refused(sales: Any) -> No
 
     assert names("olderthan-x-days") == []
     assert len(names("last-x-days")) == total
+
+
+def test_fetchxml_contain_values_on_a_column_that_is_no_multi_select_choice_is_400(sales: Any) -> None:
+    """``contain-values`` takes a multi-select choice column, which no sandbox table has: an invalid query (400
+    ``0x80041130``) as Dataverse answers it for any other column, not a 501."""
+    xml = (
+        "<fetch><entity name='account'><attribute name='name'/><filter>"
+        "<condition attribute='statuscode' operator='contain-values'><value>1</value></condition>"
+        "</filter></entity></fetch>"
+    )
+    assert_dataverse_error(fetch(sales, "accounts", xml), 400, code="0x80041130", contains="multi-select")
