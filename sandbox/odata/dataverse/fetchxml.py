@@ -14,7 +14,7 @@ from flask import Response
 from sandbox.errors import BadRequest
 from sandbox.odata.dataverse import codes
 from sandbox.odata.dataverse.aggregate import AGGREGATE_LIMIT, render_groups
-from sandbox.odata.dataverse.querylanguages import FetchQuery, paging_cookie, parse_fetchxml
+from sandbox.odata.dataverse.querylanguages import Caller, FetchQuery, paging_cookie, parse_fetchxml
 from sandbox.odata.dataverse.wire import FORMATTED, LOOKUP_LOGICAL, NAMESPACE, annotation_wanted
 from sandbox.odata.model import ROWID, EntityType
 from sandbox.odata.query import QueryOptions, parse_orderby
@@ -32,7 +32,7 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     """``GET <set>?fetchXml=<fetch .../>``: the rows the FetchXML selects, one page of them, with the
     paging cookie, more-records and total-count annotations the request asks for."""
     dialect = service.dialect
-    fetch = parse_fetchxml(state.args["fetchXml"], service.model, entity)
+    fetch = parse_fetchxml(state.args["fetchXml"], service.model, entity, caller_of(service, state))
     query = service.base_query(entity, QueryOptions(filter=fetch.filter), state)
     if fetch.aggregate is not None:
         return _aggregate(service, entity, state, fetch, query)
@@ -96,3 +96,18 @@ def _aggregate(
         "value": render_groups(plan, results, dialect, annotation_wanted(state, FORMATTED[1:])),
     }
     return json_response(body)
+
+
+def caller_of(service: ODataService, state: RequestState) -> Caller:
+    """The caller's systemuser (the one whose ``domainname`` is the caller's identity, else the first, as rows
+    the caller creates are owned) and its business unit."""
+    users = service.model.entities.get("systemuser")
+    if users is None or "domainname" not in users.properties:
+        return Caller(None, None)
+    found = service.store.find("systemuser", {"domainname": state.identity}, limit=1) or service.store.find(
+        "systemuser", limit=1
+    )
+    if not found:
+        return Caller(None, None)
+    user = found[0]
+    return Caller(str(user["systemuserid"]), user.get("_businessunitid_value"))

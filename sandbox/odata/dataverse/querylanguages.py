@@ -150,11 +150,24 @@ def _like(prop: Property, pattern: str, negate: bool) -> str:
     return f"not ({text})" if negate else text
 
 
-def condition(entity: EntityType, attribute: str, operator: str, values: list[Any]) -> str:
+@dataclass(frozen=True)
+class Caller:
+    """Who runs a query, for the operators relative to the caller (``eq-userid``, ``eq-businessid``): the ids
+    of the caller's systemuser and business unit (None when the organization has none)."""
+
+    user_id: str | None
+    business_unit_id: str | None
+
+
+def condition(
+    entity: EntityType, attribute: str, operator: str, values: list[Any], caller: Caller | None = None
+) -> str:
     """One condition (FetchXML operator names; QueryExpression names are mapped to them first)."""
     prop = property_for(entity, attribute)
     op = operator.strip().lower()
     name = prop.name
+    if op in ("eq-userid", "ne-userid", "eq-businessid", "ne-businessid") and caller is not None:
+        return _caller_condition(entity, prop, op, caller)
 
     def single() -> Any:
         if len(values) != 1:
@@ -211,6 +224,21 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
     ):
         return _function(function, prop, value=str(single()))
     raise _unsupported_operator(operator)
+
+
+def _caller_condition(entity: EntityType, prop: Property, op: str, caller: Caller) -> str:
+    """``eq-userid``/``ne-userid`` on a lookup to a user (``ownerid``), ``eq-businessid``/``ne-businessid`` on a
+    lookup to a business unit, compared with the caller's (PA ``fetchxml/reference/operators``)."""
+    user = op.endswith("userid")
+    wanted = "systemuser" if user else "businessunit"
+    nav = entity.navigations.get(prop.lookup or "")
+    if nav is None or nav.target != wanted:
+        raise BadRequest(
+            f"The condition operator '{op}' needs a lookup to a {wanted}; '{prop.name}' of '{entity.name}' is not one.",
+            codes.INVALID_FETCHXML,
+        )
+    value = caller.user_id if user else caller.business_unit_id
+    return f"{prop.name} {'eq' if op.startswith('eq-') else 'ne'} {value if value is not None else 'null'}"
 
 
 #: every condition operator FetchXML documents (Microsoft's "condition element" reference); one the sandbox
@@ -273,7 +301,9 @@ def _true(element: ET.Element, name: str) -> bool:
     return (element.get(name) or "").strip().lower() in ("true", "1")
 
 
-def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) -> FetchQuery:
+def parse_fetchxml(
+    text: str, model: Model, expected: EntityType | None = None, caller: Caller | None = None
+) -> FetchQuery:
     """Parse FetchXML for ``expected`` (the entity set it was sent to). Unsupported parts raise 501."""
     try:
         root = ET.fromstring(text)
@@ -331,7 +361,7 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
             name = property_for(entity, child.get("attribute") or "").name
             orders.append(f"{name} desc" if _true(child, "descending") else name)
         elif tag == "filter":
-            text_filter = _fetch_filter(entity, child)
+            text_filter = _fetch_filter(entity, child, caller)
             if text_filter:
                 filters.append(text_filter)
         elif tag == "link-entity":
@@ -430,7 +460,7 @@ def _aggregate_attribute(entity: EntityType, element: ET.Element, plan: ApplyPla
     plan.aggregates.append(AggregateTerm(method, None if method == "count" else prop, alias))
 
 
-def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
+def _fetch_filter(entity: EntityType, element: ET.Element, caller: Caller | None = None) -> str:
     kind = (element.get("type") or "and").lower()
     if kind not in ("and", "or"):
         raise BadRequest(f"The filter type '{kind}' is not valid: use 'and' or 'or'.", codes.INVALID_FETCHXML)
@@ -442,9 +472,9 @@ def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
             values: list[Any] = [v.text or "" for v in child.findall("value")]
             if child.get("value") is not None:
                 values.insert(0, child.get("value"))
-            parts.append(condition(entity, child.get("attribute") or "", child.get("operator") or "", values))
+            parts.append(condition(entity, child.get("attribute") or "", child.get("operator") or "", values, caller))
         elif child.tag == "filter":
-            nested = _fetch_filter(entity, child)
+            nested = _fetch_filter(entity, child, caller)
             if nested:
                 parts.append(nested)
         else:
@@ -531,4 +561,13 @@ def _qe_filter(entity: EntityType, criteria: Any) -> str:
     return f" {kind} ".join(f"({p})" for p in parts)
 
 
-__all__ = ["FetchQuery", "condition", "literal", "paging_cookie", "parse_fetchxml", "property_for", "query_expression"]
+__all__ = [
+    "Caller",
+    "FetchQuery",
+    "condition",
+    "literal",
+    "paging_cookie",
+    "parse_fetchxml",
+    "property_for",
+    "query_expression",
+]

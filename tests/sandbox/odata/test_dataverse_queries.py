@@ -417,7 +417,7 @@ def test_batch_get_with_an_unencoded_filter_is_answered(sales: Any) -> None:
 
 @pytest.mark.parametrize(
     ("operator", "status", "code"),
-    [("zzz", 400, "0x80041130"), ("eq eq", 400, "0x80041130"), ("eq-userid", 501, "0x8004801a")],
+    [("zzz", 400, "0x80041130"), ("eq eq", 400, "0x80041130"), ("eq-useroruserhierarchy", 501, "0x8004801a")],
 )
 def test_an_operator_fetchxml_does_not_know_is_400_one_it_documents_but_the_sandbox_lacks_501(
     sales: Any, operator: str, status: int, code: str
@@ -458,3 +458,50 @@ def test_fetchxml_contain_values_on_a_column_that_is_no_multi_select_choice_is_4
         "</filter></entity></fetch>"
     )
     assert_dataverse_error(fetch(sales, "accounts", xml), 400, code="0x80041130", contains="multi-select")
+
+
+def test_fetchxml_eq_userid_and_businessid_compare_with_the_caller(sales: Any) -> None:
+    """``eq-userid``/``ne-userid`` compare a user lookup with the caller's systemuser (the one whose domainname
+    is the caller's identity), ``eq-businessid`` a business-unit lookup with the caller's business unit; on a
+    column that is no such lookup they are an invalid query (400), not a 501."""
+    users = sales.get(f"{ROOT}/systemusers?$select=domainname,_businessunitid_value", headers=JSON).get_json()["value"]
+    user = next(u for u in users if u["domainname"] != "dualwrite")
+    caller = {**JSON, "X-Sandbox-Identity": user["domainname"]}
+    created = sales.post(f"{ROOT}/accounts", headers=caller, json={"name": "Mine"})
+    assert created.status_code == 204
+    owned = {
+        row["name"]
+        for row in sales.get(
+            f"{ROOT}/accounts?$select=name&$filter=_ownerid_value eq {user['systemuserid']}", headers=JSON
+        ).get_json()["value"]
+    }
+    assert "Mine" in owned
+
+    def names(operator: str, attribute: str = "ownerid", entity: str = "account") -> set[str]:
+        xml = (
+            f"<fetch><entity name='{entity}'><attribute name='{'name' if entity == 'account' else 'fullname'}'/>"
+            f"<filter><condition attribute='{attribute}' operator='{operator}'/></filter></entity></fetch>"
+        )
+        response = sales.get(f"{ROOT}/{entity}s", headers=caller, query_string={"fetchXml": xml})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return {row.get("name") or row.get("fullname") for row in response.get_json()["value"]}
+
+    assert names("eq-userid") == owned
+    assert not names("ne-userid") & owned
+    same_unit = {
+        row["fullname"]
+        for row in sales.get(
+            f"{ROOT}/systemusers?$select=fullname&$filter=_businessunitid_value eq {user['_businessunitid_value']}",
+            headers=JSON,
+        ).get_json()["value"]
+    }
+    assert names("eq-businessid", "businessunitid", "systemuser") == same_unit
+    bad = sales.get(
+        f"{ROOT}/accounts",
+        headers=caller,
+        query_string={
+            "fetchXml": "<fetch><entity name='account'><filter><condition attribute='name' operator='eq-userid'/>"
+            "</filter></entity></fetch>"
+        },
+    )
+    assert_dataverse_error(bad, 400, code="0x80041130", contains="lookup to a systemuser")
