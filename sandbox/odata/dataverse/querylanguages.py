@@ -13,7 +13,8 @@ Supported FetchXML: ``<fetch top count page paging-cookie returntotalrecordcount
 ``not-`` forms), ``null`` / ``not-null``, ``in`` / ``not-in``, ``between`` and the date operators
 (``today``, ``last-x-days``, ``on-or-after``...) are understood. Aggregate queries (``aggregate="true"``
 with ``groupby``/``aggregate`` attributes, ``dategrouping`` by year, quarter, month, week or day,
-``<order alias>``, ``aggregatelimit``) run as the same SQL aggregation as ``$apply``. ``<link-entity>``,
+``<order alias>``, ``aggregatelimit``) run as the same SQL aggregation as ``$apply``. ``eq-userid`` and
+``eq-businessid`` (and their ``ne-`` forms) compare with the caller (:class:`Caller`). ``<link-entity>``,
 fiscal date groupings and the documented operators the sandbox lacks are refused with 501, never silently
 ignored; anything Dataverse itself would refuse is a 400 ``0x80041130``.
 """
