@@ -36,7 +36,7 @@ from mock_sales.pricing import (
     list_price,
     recompute_document,
 )
-from mock_sales.schema import STATE_MODELS
+from mock_sales.schema import COMPOSITE_SOURCES, STATE_MODELS, composite_address
 from mock_sales.status import ALWAYS_WRITABLE, API_STATE_CHANGES, EDITABLE_STATES, TRANSITION_HINTS, resolve_state
 from mock_sales.values import changed_columns, dec, money
 from sandbox.errors import BadRequest, NotFound
@@ -90,6 +90,8 @@ class SalesBehavior(EntityBehavior):
         if self.entity_name in STATE_MODELS:
             self._create_state(ctx, values, row_id)
         self.creating(ctx, values)
+        for prefix in self._composites(entity):
+            values[f"{prefix}_composite"] = composite_address(values, prefix)
         if self.entity_name in COMPANY_DEFAULTED and not values.get("_msdyn_company_value"):
             values["_msdyn_company_value"] = self.default_company(ctx, values)
         if "_transactioncurrencyid_value" in entity.properties and not values.get("_transactioncurrencyid_value"):
@@ -111,7 +113,18 @@ class SalesBehavior(EntityBehavior):
             self.check_editable(ctx, before, changed - _STATE_COLUMNS)
         self.updating(ctx, before, changes, changed)
         after = {**before, **changes}
+        for prefix in self._composites(entity):
+            if any(f"{prefix}_{part}" in changes for part in COMPOSITE_SOURCES):
+                changes[f"{prefix}_composite"] = composite_address(after, prefix)
         self._finish_money(ctx, changes, after, created=False)
+
+    def _composites(self, entity: Any) -> tuple[str, ...]:
+        """The address prefixes of ``entity`` with a composite column (``address1``, ``shipto``...)."""
+        cached: tuple[str, ...] | None = self.__dict__.get("_composite_prefixes")
+        if cached is None:
+            cached = tuple(n[: -len("_composite")] for n in entity.properties if n.endswith("_composite"))
+            self.__dict__["_composite_prefixes"] = cached
+        return cached
 
     def creating(self, ctx: WriteContext, values: Row) -> None:
         """Table-specific defaults and checks on create."""

@@ -19,11 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.odata.dataverse.entitydefs import REQUIRED_LEVELS
 from sandbox.odata.model import (
     BOOLEAN,
     DATE,
     DATETIME,
     DECIMAL,
+    DOUBLE,
     GUID,
     INT32,
     INT64,
@@ -307,6 +309,64 @@ def _state_enums(entity_name: str) -> tuple[EnumType, EnumType]:
     return states, statuses
 
 
+# ---- column lengths from Microsoft's table reference pages ---------------------------------------------
+
+#: MaxLength of the primary name column per table (ENT/PA table reference pages); others keep 400
+PRIMARY_NAME_LENGTH: dict[str, int] = {
+    "account": 160,
+    "contact": 160,
+    "lead": 160,
+    "opportunity": 300,
+    "quote": 300,
+    "salesorder": 300,
+    "invoice": 300,
+    "product": 100,
+    "pricelevel": 100,
+    "uom": 100,
+    "uomschedule": 200,
+    "transactioncurrency": 100,
+    "businessunit": 160,
+    "organization": 160,
+    "systemuser": 200,
+}
+
+#: the parts of an address and their MaxLength (account ``address1_*``, quote ``shipto_*``...), in the order
+#: the composite address is written
+ADDRESS_PARTS: dict[str, int] = {
+    "name": 200,
+    "line1": 250,
+    "line2": 250,
+    "line3": 250,
+    "city": 80,
+    "stateorprovince": 50,
+    "postalcode": 20,
+    "country": 80,
+    "county": 50,
+    "fax": 50,
+}
+
+
+def composite_address(row: dict[str, Any], prefix: str) -> str | None:
+    """``<prefix>_composite`` as Dataverse writes it for an en-US organization: the street lines, then
+    "city, state postal code", then the country, one per line (CRLF), empty parts left out; None when the
+    address is empty. Organizations in other locales order the city line differently."""
+
+    def part(name: str) -> str:
+        value = row.get(f"{prefix}_{name}")
+        return str(value).strip() if value is not None else ""
+
+    city, state, postal = part("city"), part("stateorprovince"), part("postalcode")
+    city_line = ", ".join(p for p in (city, state) if p)
+    city_line = " ".join(p for p in (city_line, postal) if p)
+    lines = [part("line1"), part("line2"), part("line3"), city_line, part("country")]
+    text = "\r\n".join(line for line in lines if line)
+    return text or None
+
+
+#: the columns a composite address is computed from
+COMPOSITE_SOURCES = ("line1", "line2", "line3", "city", "stateorprovince", "postalcode", "country")
+
+
 # ---- a small builder so 40 tables stay readable ------------------------------------------------------
 
 
@@ -330,7 +390,7 @@ class _Table:
         self.key = self.key or f"{self.name}id"
         self.col(self.key, GUID, default=new_guid, nullable=False, description="Unique identifier of the row.")
         if self.primary_name:
-            self.col(self.primary_name, STRING, max_length=400)
+            self.col(self.primary_name, STRING, max_length=PRIMARY_NAME_LENGTH.get(self.name, 400))
 
     # columns
     def col(self, name: str, type: str = STRING, **kwargs: Any) -> _Table:
@@ -373,20 +433,23 @@ class _Table:
         return self
 
     def address(self, prefix: str, *, with_type: bool = False) -> _Table:
-        for part in (
-            "name",
-            "line1",
-            "line2",
-            "line3",
-            "city",
-            "stateorprovince",
-            "postalcode",
-            "country",
-            "county",
-            "telephone",
-            "fax",
-        ):
-            self.col(f"{prefix}_{part}", max_length=250 if part.startswith("line") else 100)
+        """The columns of one address (``address1``, ``shipto``...) with the lengths of the table reference
+        pages, and its read-only ``<prefix>_composite`` (computed by the rules, :func:`composite_address`).
+        The numbered addresses of accounts, contacts and leads carry ``telephone1``-``3``; a document's
+        ship-to and bill-to one ``telephone`` and a contact name."""
+        for part, length in ADDRESS_PARTS.items():
+            self.col(f"{prefix}_{part}", max_length=length)
+        if prefix.startswith("address"):
+            self.cols([f"{prefix}_telephone{n}" for n in (1, 2, 3)], max_length=50)
+        else:
+            self.col(f"{prefix}_telephone", max_length=50)
+            self.col(f"{prefix}_contactname", max_length=150)
+        self.col(
+            f"{prefix}_composite",
+            max_length=1000,
+            read_only=True,
+            description="The whole address as one text, computed from its lines, city, state, postal code and country.",
+        )
         if with_type:
             self.choice(f"{prefix}_addresstypecode", ADDRESS_TYPE)
         return self
@@ -853,8 +916,10 @@ def _tables() -> list[_Table]:
     lead = _Table("lead", "leads", "fullname", "Prospect or potential sales opportunity.")
     lead.props["fullname"].read_only = True
     lead.col("subject", max_length=300, description="Topic of the lead.")
-    lead.cols(["firstname", "lastname", "middlename", "jobtitle", "salutation"], max_length=50)
-    lead.cols(["companyname", "emailaddress1", "telephone1", "mobilephone", "websiteurl"])
+    lead.cols(["firstname", "middlename"], max_length=50)
+    lead.col("lastname", max_length=50)
+    lead.cols(["jobtitle", "salutation", "companyname", "emailaddress1"], max_length=100)
+    lead.col("telephone1", max_length=50).col("mobilephone", max_length=20).col("websiteurl", max_length=200)
     lead.col("description", max_length=2000)
     lead.address("address1")
     lead.money("estimatedamount").money("budgetamount").money("revenue")
@@ -879,7 +944,8 @@ def _tables() -> list[_Table]:
     account = _Table("account", "accounts", "name", "Business that represents a customer or potential customer.")
     account.col("accountnumber", max_length=20, description="Customer account number (dual-write key with company).")
     account.col("description", max_length=2000)
-    account.cols(["emailaddress1", "emailaddress2", "telephone1", "telephone2", "fax", "websiteurl"])
+    account.cols(["emailaddress1", "emailaddress2"], max_length=100)
+    account.cols(["telephone1", "telephone2", "fax"], max_length=50).col("websiteurl", max_length=200)
     account.col("numberofemployees", INT32)
     account.money("revenue").money("creditlimit")
     account.col("creditonhold", BOOLEAN, default=False)
@@ -927,8 +993,10 @@ def _tables() -> list[_Table]:
 
     contact = _Table("contact", "contacts", "fullname", "Person with whom a business unit has a relationship.")
     contact.props["fullname"].read_only = True
-    contact.cols(["firstname", "lastname", "middlename", "jobtitle", "salutation"], max_length=50)
-    contact.cols(["emailaddress1", "emailaddress2", "telephone1", "mobilephone", "fax", "websiteurl"])
+    contact.cols(["firstname", "middlename"], max_length=50)
+    contact.col("lastname", max_length=50)
+    contact.cols(["jobtitle", "salutation", "emailaddress1", "emailaddress2"], max_length=100)
+    contact.cols(["telephone1", "mobilephone", "fax"], max_length=50).col("websiteurl", max_length=200)
     contact.col("description", max_length=2000)
     contact.address("address1", with_type=True)
     contact.customer("parentcustomerid", partners=("contact_customer_accounts", "contact_customer_contacts"))
@@ -1155,9 +1223,156 @@ def _tables() -> list[_Table]:
     return tables
 
 
+#: columns whose RequiredLevel is ApplicationRequired (Business Required) in the table reference pages.
+#: Dataverse enforces it in forms, not in the Web API: the sandbox reports it in EntityDefinitions
+#: (:data:`sandbox.odata.dataverse.entitydefs.REQUIRED_LEVELS`) and, as Dataverse, does not refuse a create
+#: without it. It is kept apart from ``Property.required``, which the bridge's map validation (DIPV1010) reads
+#: as "a map must write it".
+APPLICATION_REQUIRED: dict[str, tuple[str, ...]] = {
+    "account": ("name",),
+    "contact": ("lastname",),
+    "lead": ("subject", "lastname"),
+    "opportunity": ("name", "_customerid_value"),
+    "quote": ("name", "_customerid_value", "_pricelevelid_value"),
+    "salesorder": ("name", "_customerid_value", "_pricelevelid_value"),
+    "invoice": ("name", "_customerid_value", "_pricelevelid_value"),
+    "quotedetail": ("quantity",),
+    "salesorderdetail": ("quantity",),
+    "invoicedetail": ("quantity",),
+    "opportunityproduct": ("quantity",),
+    "product": ("name",),
+    "pricelevel": ("name",),
+    "productpricelevel": ("_pricelevelid_value", "_productid_value", "_uomid_value"),
+    "uom": ("name",),
+    "uomschedule": ("name",),
+    "transactioncurrency": ("currencyname", "currencysymbol"),
+}
+
+
+GENDER = _enum("contact_gendercode", {"Male": 1, "Female": 2})
+FAMILY_STATUS = _enum("contact_familystatuscode", {"Single": 1, "Married": 2, "Divorced": 3, "Widowed": 4})
+
+#: the F&O address details the CDS document maps carry as msdyn_ columns, with the length of the F&O field
+_DELIVERY_DETAILS = {
+    "countyid": 10,
+    "description": 60,
+    "districtname": 60,
+    "dunsnumber": 9,
+    "locationid": 20,
+    "name": 100,
+    "postbox": 20,
+}
+_INVOICE_DETAILS = {"countyid": 10, "districtname": 60, "postbox": 20}
+
+
+def _contact_channels(table: _Table) -> None:
+    """The contact-channel columns Customers V3 maps to accounts and contacts (descriptions, extensions,
+    social ids), with the lengths of the F&O fields they carry (Description 60, extension 10, locator 255)."""
+    table.cols(
+        [
+            "msdyn_emailaddress1description",
+            "msdyn_faxdescription",
+            "msdyn_telephone1description",
+            "msdyn_primaryfacebookdescription",
+            "msdyn_primarylinkedindescrption",  # sic: the published column name
+            "msdyn_primarytwitteriddescription",
+            "msdyn_websiteurldescription",
+        ],
+        max_length=60,
+    )
+    table.cols(["msdyn_faxextension", "msdyn_telephone1extension"], max_length=10)
+    table.cols(["msdyn_partycountry", "msdyn_partystateprovince"], max_length=10)
+
+
+def _delivery_details(table: _Table, *, invoice: bool) -> None:
+    """The delivery (and on headers, invoice) address details of the CDS quotation and order maps."""
+    for part, length in _DELIVERY_DETAILS.items():
+        table.col(f"msdyn_deliveryaddress{part}", max_length=length)
+    table.col("msdyn_deliveryaddresslatitude", DECIMAL, precision=23, scale=6)
+    table.col("msdyn_deliveryaddresslongitude", DECIMAL, precision=23, scale=6)
+    table.col("msdyn_deliverybuildingcompliment", max_length=60)
+    table.col("msdyn_formatteddeliveryaddress", max_length=2000)
+    table.col("msdyn_isdeliveryaddressprivate", BOOLEAN, default=False)
+    table.col("msdyn_requestedreceiptdate", DATE)
+    if not invoice:
+        return
+    for part, length in _INVOICE_DETAILS.items():
+        table.col(f"msdyn_invoiceaddress{part}", max_length=length)
+    table.col("msdyn_invoiceaddresslatitude", DECIMAL, precision=23, scale=6)
+    table.col("msdyn_invoiceaddresslongitude", DECIMAL, precision=23, scale=6)
+    table.col("msdyn_invoicebuildingcompliment", max_length=60)
+    table.col("msdyn_formattedinvoiceaddress", max_length=2000)
+    table.col("msdyn_isinvoiceaddressprivate", BOOLEAN, default=False)
+    table.col("msdyn_isdeliveryaddressorderspecific", BOOLEAN, default=False)
+    table.lookup("msdyn_invoicecustomer", "account", description="Invoice account (F&O INVOICECUSTOMERACCOUNTNUMBER).")
+
+
+def _line_details(table: _Table) -> None:
+    """The line columns the CDS quotation and order line maps carry."""
+    _delivery_details(table, invoice=False)
+    table.col("msdyn_isdeliveryaddressspecific", BOOLEAN, default=False)
+    table.cols(["msdyn_allowedoverdeliverypercentage", "msdyn_allowedunderdeliverypercentage"], DECIMAL, scale=2)
+    table.cols(["msdyn_linediscountpercentage", "msdyn_multilinediscountpercentage"], DECIMAL, scale=2)
+    table.money("msdyn_linediscountamount", base=False).money("msdyn_multilinediscountamount", base=False)
+    table.money("msdyn_fixedpricecharges", base=False)
+    table.col("msdyn_salespricequantity", DECIMAL, precision=23, scale=5)
+    table.col("msdyn_externalitemnumber", max_length=50)
+
+
+def _dual_write_sales_fields(tables: dict[str, _Table]) -> None:
+    """Sales columns the out-of-box prospect-to-cash maps use that the tables above lack (Microsoft's dual-write
+    mapping reference per map; ``docs/reference/dataverse-fields.md`` lists what is still missing and why)."""
+    account, contact = tables["account"], tables["contact"]
+    for table in (account, contact):
+        _contact_channels(table)
+        table.cols(["address1_latitude", "address2_latitude"], DOUBLE)
+        table.cols(["address1_longitude", "address2_longitude"], DOUBLE)
+    account.col("primarytwitterid", max_length=128)
+    account.cols(["msdyn_primaryfacebookid", "msdyn_primarylinkedinid"], max_length=255)
+    contact.cols(["msdyn_primaryfacebookid", "msdyn_primaryinkedinid", "msdyn_primarytwitterid"], max_length=255)
+    contact.address("address2", with_type=True).address("address3", with_type=True)
+    contact.cols(["address3_latitude", "address3_longitude"], DOUBLE)
+    contact.col("address1_postofficebox", max_length=20)
+    contact.choice("gendercode", GENDER).choice("familystatuscode", FAMILY_STATUS)
+    contact.col("msdyn_identificationnumber", max_length=50)
+    tables["product"].col("msdyn_iscatchweight", BOOLEAN, default=False)
+
+    quote, order, invoice = tables["quote"], tables["salesorder"], tables["invoice"]
+    _delivery_details(quote, invoice=True)
+    _delivery_details(order, invoice=True)
+    quote.cols(["msdyn_customersreference", "msdyn_customerrequisitionnumber"], max_length=60)
+    quote.col("msdyn_invoiceaddresscountryregionid", max_length=10)
+    quote.cols(
+        ["msdyn_salesquotationconfirmationdate", "msdyn_salesquotationexpirydate", "msdyn_salesquotationfollowupdate"],
+        DATE,
+    )
+    quote.col("msdyn_url", max_length=255).col("emailaddress", max_length=100)
+    order.col("msdyn_paymenttermsbasedate", DATE)
+    for header in (quote, invoice):
+        header.lookup("msdyn_contactperson", "contact", description="Contact person (F&O CONTACTPERSONID).")
+
+    quote_line, order_line, invoice_line = tables["quotedetail"], tables["salesorderdetail"], tables["invoicedetail"]
+    _line_details(quote_line)
+    _line_details(order_line)
+    quote_line.choice("msdyn_salesquotationpromisingmethod", PROMISING_METHOD)
+    quote_line.col("msdyn_linedescription2", max_length=1000)
+    order_line.choice("msdyn_salesorderpromisingmethod", PROMISING_METHOD)
+    order_line.col("msdyn_linedescription", max_length=1000)
+    for line in (order_line, invoice_line):
+        line.col("msdyn_confirmedshippingdate", DATE)
+    order_line.col("msdyn_confirmedreceiptdate", DATE)
+    invoice_line.money("msdyn_totalchargeamount", base=False)
+
+
 def build_model() -> Model:
     """The mock Sales entity model (namespace ``Microsoft.Dynamics.CRM``)."""
-    model = Model(NAMESPACE, [table.build() for table in _tables()], created_on="createdon", modified_on="modifiedon")
+    tables = _tables()
+    _dual_write_sales_fields({table.name: table for table in tables})
+    model = Model(NAMESPACE, [table.build() for table in tables], created_on="createdon", modified_on="modifiedon")
+    for name, columns in APPLICATION_REQUIRED.items():
+        entity = model.entities[name]
+        assert entity.table is not None and all(c in entity.properties for c in columns), name
+        entity.table.info[REQUIRED_LEVELS] = dict.fromkeys(columns, "ApplicationRequired")
     model.check()
     return model
 

@@ -304,8 +304,18 @@ class Dialect(abc.ABC):
         rows: list[dict[str, Any]],
         rendered: list[dict[str, Any]],
         select: list[str] | None,
+        state: RequestState | None = None,
     ) -> None:
-        """Add instance annotations to ``rendered`` rows when the request asked for them."""
+        """Add instance annotations to ``rendered`` rows when the request (``state``) asked for them."""
+
+    def collection_annotations(self, state: RequestState, total: int | None) -> dict[str, Any]:
+        """Annotations of a collection answer beside ``@odata.count`` (``total``: the matching rows when
+        ``$count=true`` was asked, else None). Dataverse: ``totalrecordcount`` on ask."""
+        return {}
+
+    def honour_preferences(self, state: RequestState) -> None:  # noqa: B027 (a hook; only Dataverse has more)
+        """Record in ``state.applied`` the ``Prefer`` values honoured for the whole request, before it is
+        handled (each is echoed in ``Preference-Applied`` when the request succeeds)."""
 
     # ---- query options and paging -------------------------------------------------------------------
     @abc.abstractmethod

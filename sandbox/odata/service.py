@@ -102,6 +102,15 @@ class RequestState:
 _ColumnPlan = tuple[Property, bool, int | None, Any]
 
 
+class _Associate(dict[str, Any]):
+    """An item of a create's deep-insert children that is an existing row to associate, not a body to create
+    (from ``"<collection nav>@odata.bind"``)."""
+
+    def __init__(self, row: Row) -> None:
+        super().__init__()
+        self.row = row
+
+
 def _cleared_binding(nav: NavigationProperty) -> dict[str, None]:
     """The columns a null binding of ``nav`` clears: its foreign key and the columns of its condition."""
     out: dict[str, None] = {local: None for local, _ in nav.pairs}
@@ -163,6 +172,7 @@ class ODataService:
             path=path,
         )
         try:
+            self.dialect.honour_preferences(state)
             response = self.handle(request.method, path, state)
         except SandboxError as error:
             return self.dialect.render_error(error)
@@ -434,9 +444,11 @@ class ODataService:
         options = self.parse_options(entity, state)
         query = self.base_query(entity, options, state, extra)
         body: dict[str, Any] = {"@odata.context": self.context_url(state, entity, options.select, context_suffix)}
+        total: int | None = None
         if options.count:
             total = self.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
             body["@odata.count"] = self.dialect.cap_count(total)
+        body.update(self.dialect.collection_annotations(state, total))
         orders = parse_orderby(options.orderby, entity, self.model, self.dialect.filter_dialect)
         table = entity.table
         assert table is not None
@@ -467,7 +479,7 @@ class ODataService:
         select = self.dialect.effective_select(entity, options.select)
         rendered = [self.dialect.serialize(entity, row, select, state.annotations) for row in rows]
         if state.annotations:
-            self.dialect.annotate(self, entity, rows, rendered, select)
+            self.dialect.annotate(self, entity, rows, rendered, select, state)
         for item in options.expand:
             self._expand(entity, rows, rendered, item, state)
         return rendered
@@ -622,9 +634,10 @@ class ODataService:
                 nav_name = name[: -len("@odata.bind")]
                 named = entity.navigations.get(nav_name)
                 if named is not None and named.many:
-                    raise BadRequest(
-                        f"Collection binding on '{nav_name}' is not supported on this table.", codes.PAYLOAD_INVALID
+                    children.setdefault(nav_name, []).extend(
+                        self._collection_binds(entity, named, value, state, creating=creating)
                     )
+                    continue
                 raise self.dialect.unknown_property(entity, nav_name)
             if "@" in name:
                 continue  # instance annotations on properties are informational
@@ -646,6 +659,36 @@ class ODataService:
             raise self.dialect.unknown_property(entity, name)  # every column a body may name is in the plan
         self.dialect.complete_values(entity, values, state, creating=creating)
         return values, children
+
+    def _collection_binds(
+        self, entity: EntityType, nav: NavigationProperty, value: Any, state: RequestState, *, creating: bool
+    ) -> list[dict[str, Any]]:
+        """The existing rows ``"<collection nav>@odata.bind": ["/contacts(<id>)", ...]`` associates with a row
+        being created (PA ``webapi/associate-disassociate-entities-using-web-api``, "Associate entity records
+        on create"); each is pointed at the new row once it exists. Only on create: an update associates
+        through ``POST <nav>/$ref``."""
+        if not creating:
+            raise BadRequest(
+                f"The collection-valued navigation property '{nav.name}' can be bound on create only; "
+                f"associate existing rows with POST .../{nav.name}/$ref.",
+                codes.PAYLOAD_INVALID,
+            )
+        if self._owning_partner(entity, nav) is None:
+            raise BadRequest(
+                f"Collection binding on '{nav.name}' is not supported on this table.", codes.PAYLOAD_INVALID
+            )
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.dialect.malformed_json(f"The value of '{nav.name}@odata.bind' must be an array of URL strings.")
+        associated: list[dict[str, Any]] = []
+        for reference in value:
+            target, row = self.resolve_reference(reference, state)
+            if target.name != nav.target:
+                raise BadRequest(
+                    f"The reference '{reference}' is not of type '{nav.target}' required by '{nav.name}'.",
+                    codes.PAYLOAD_INVALID,
+                )
+            associated.append(_Associate(row))
+        return associated
 
     def _body_plan(
         self, entity: EntityType
@@ -769,6 +812,17 @@ class ODataService:
             nav = entity.navigations[nav_name]
             target = self.model.entities[nav.target]
             for item in items:
+                if isinstance(item, _Associate):  # "<collection nav>@odata.bind": an existing row to point at row
+                    partner = self._owning_partner(entity, nav)
+                    assert partner is not None  # checked by _collection_binds
+                    self.store.update(
+                        self.model.storage_name(target.name),
+                        item.row,
+                        self.bind_values(target, partner, row, state),
+                        identity=state.identity,
+                        via_api=True,
+                    )
+                    continue
                 child = dict(item)
                 child_values = {remote: row[local] for local, remote in nav.pairs}
                 child_values.update(nav.target_condition)
@@ -804,7 +858,9 @@ class ODataService:
         try:
             values_list: list[dict[str, Any]] = []
             for body, url_key in zip(bodies, keys, strict=True):
-                values, _children = self.values_from_body(entity, body, state, creating=True)
+                values, children = self.values_from_body(entity, body, state, creating=True)
+                if children:  # collection binds associate rows after the insert: row by row
+                    return None
                 if url_key:
                     for name, value in url_key.items():
                         values.setdefault(name, value)
@@ -935,6 +991,11 @@ class ODataService:
         is_ref = len(rest) > 1 and rest[-1].name == "$ref"
         if is_ref:
             return self._reference(method, entity, row, nav, nav_segment, state)
+        if nav.many and len(rest) == 2 and rest[1].name == "$count" and nav_segment.args is None:
+            # <set>(<key>)/<collection nav>/$count: the related rows as a bare number
+            if method != "GET":
+                raise not_allowed(method, ("GET",))
+            return self.count(target, state, extra=self.nav_conditions(entity, row, nav) or [sa.false()])
         if len(rest) > 1:
             raise self.dialect.unknown_property(target, rest[1].name)
         if method != "GET":
@@ -996,9 +1057,20 @@ class ODataService:
                 raise BadRequest(f"The reference is not of type '{target.name}'.", codes.PAYLOAD_INVALID)
             values = self.bind_values(target, partner, row, state)
         elif method == "DELETE":
-            if segment.args is None:
-                raise BadRequest("Name the related row to remove: nav(<id>)/$ref.", codes.PAYLOAD_INVALID)
-            child = self.require_row(target, self.resolve_key(target, segment.args, state), state)
+            if segment.args is not None:
+                child = self.require_row(target, self.resolve_key(target, segment.args, state), state)
+            elif state.args.get("$id"):  # DELETE <nav>/$ref?$id=<URL of the related row> (OData 4.0 8.2.9.4)
+                child_entity, child = self.resolve_reference(state.args["$id"], state)
+                if child_entity.name != target.name:
+                    raise BadRequest(f"The reference is not of type '{target.name}'.", codes.PAYLOAD_INVALID)
+            else:
+                raise BadRequest(
+                    "Name the related row to remove: <nav>(<id>)/$ref or <nav>/$ref?$id=<URL>.", codes.PAYLOAD_INVALID
+                )
+            if self.nav_conditions(entity, row, nav) is None or any(
+                child.get(remote) != row.get(local) for local, remote in nav.pairs
+            ):
+                raise self.dialect.not_found(target, self.dialect.row_id_text(target, child))
             values = self.bind_values(target, partner, None, state)
         else:
             raise not_allowed(method, ("GET", "POST", "DELETE"))

@@ -35,6 +35,8 @@ INVALID_FETCHXML: Final = "0x80041130"
 METADATA_NOT_FOUND: Final = "0x80041102"
 #: An attribute that does not exist on the table (metadata).
 ATTRIBUTE_NOT_FOUND: Final = "0x80041103"
+#: An aggregate query reading more rows than the aggregate limit (50,000): "AggregateQueryRecordLimit exceeded."
+AGGREGATE_RECORD_LIMIT: Final = "0x8004e023"
 #: A business rule (plug-in) aborted the operation (IsvAborted).
 ISV_ABORTED: Final = "0x80040265"
 #: A request body above the size the service accepts.

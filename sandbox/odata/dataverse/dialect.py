@@ -8,6 +8,8 @@ serves beside the entity sets is in :mod:`.endpoints`; FetchXML reads and change
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Response
@@ -17,6 +19,7 @@ from sandbox.odata import model as m
 from sandbox.odata.batch import BatchDialect
 from sandbox.odata.dataverse import codes
 from sandbox.odata.dataverse import endpoints as dataverse_endpoints
+from sandbox.odata.dataverse.aggregate import AGGREGATE_LIMIT, aggregate_query
 from sandbox.odata.dataverse.changetracking import change_tracking, wants_change_tracking
 from sandbox.odata.dataverse.fetchxml import fetch_xml
 from sandbox.odata.dataverse.queryfunctions import QUERY_FUNCTIONS
@@ -27,6 +30,9 @@ from sandbox.odata.dataverse.wire import (
     LOOKUP_LOGICAL,
     NAMESPACE,
     ROOTS,
+    TOTAL_COUNT,
+    TOTAL_COUNT_EXCEEDED,
+    annotation_wanted,
     formatted_value,
     skiptoken,
     skiptoken_offset,
@@ -71,8 +77,10 @@ class DataverseDialect(Dialect):
         service_root=ROOTS[0],
     )
 
-    def __init__(self, *, max_page_size: int = 5000) -> None:
+    def __init__(self, *, max_page_size: int = 5000, aggregate_limit: int = AGGREGATE_LIMIT) -> None:
         self.max_page_size = max_page_size
+        #: the most rows a ``$apply`` or aggregate FetchXML query may read
+        self.aggregate_limit = aggregate_limit
 
     def roots(self) -> list[str]:
         return list(ROOTS)
@@ -105,14 +113,38 @@ class DataverseDialect(Dialect):
             return str(row.get(entity.key[0]))
         return super().format_key(entity, row)
 
+    # ---- values -----------------------------------------------------------------------------------
+    def in_value(self, entity: EntityType, prop: Property, value: Any) -> Any:
+        """As the shared conversion, with Dataverse's message for text over the column's MaxLength (400
+        ``0x80044331``, PA ``org-service/web-service-error-codes``: StringLengthTooLong)."""
+        if (
+            type(value) is str
+            and prop.max_length
+            and prop.type == m.STRING
+            and prop.enum is None
+            and len(value) > prop.max_length
+        ):
+            raise BadRequest(
+                f"A validation error occurred.  The length of the '{prop.name}' attribute of the '{entity.name}' "
+                f"entity exceeded the maximum allowed length of '{prop.max_length}'.",
+                codes.VALUE_OUT_OF_RANGE,
+            )
+        return super().in_value(entity, prop, value)
+
     # ---- options and paging -----------------------------------------------------------------------
     def check_options(self, args: dict[str, str]) -> None:
         # An option the service does not carry out is refused, never ignored (an ignored $apply answered
         # every raw row as if it were the aggregate): [MS-ODATA] 2.2.3.6.1 requires it. $search needs
-        # Dataverse search, which the sandbox has not; $apply is not emulated yet.
-        for unsupported in ("$search", "$apply"):
-            if unsupported in args:
-                raise BadRequest(f"The query parameter {unsupported} is not supported.", codes.QUERY_SYNTAX)
+        # Dataverse search, which the sandbox has not. $apply on an entity set is answered by
+        # collection_query before the options get here: what reaches here is $apply on a single row or on a
+        # related collection, which the sandbox does not aggregate.
+        if "$search" in args:
+            raise BadRequest("The query parameter $search is not supported.", codes.QUERY_SYNTAX)
+        if "$apply" in args:
+            raise BadRequest(
+                "The query parameter $apply is supported on an entity set only (accounts?$apply=...).",
+                codes.QUERY_SYNTAX,
+            )
 
     def check_expand(self, item: ExpandItem) -> None:
         if item.skip is not None:
@@ -186,6 +218,22 @@ class DataverseDialect(Dialect):
                     out[name + FORMATTED] = formatted
         return out
 
+    def honour_preferences(self, state: RequestState) -> None:
+        # Echoed as sent, as Dataverse does: Preference-Applied: odata.include-annotations="*"
+        requested = state.prefer.get("odata.include-annotations")
+        if requested is not None:
+            state.applied.append(f'odata.include-annotations="{requested}"')
+
+    def collection_annotations(self, state: RequestState, total: int | None) -> dict[str, Any]:
+        """``totalrecordcount`` / ``totalrecordcountlimitexceeded`` when the request asks for them: the count up
+        to 5,000 with ``$count=true``, else -1 (PA ``webapi/query/count-rows``)."""
+        out: dict[str, Any] = {}
+        if annotation_wanted(state, TOTAL_COUNT[1:]):
+            out[TOTAL_COUNT] = -1 if total is None else min(total, COUNT_LIMIT)
+        if annotation_wanted(state, TOTAL_COUNT_EXCEEDED[1:]):
+            out[TOTAL_COUNT_EXCEEDED] = total is not None and total > COUNT_LIMIT
+        return out
+
     def annotate(
         self,
         service: ODataService,
@@ -193,8 +241,21 @@ class DataverseDialect(Dialect):
         rows: list[dict[str, Any]],
         rendered: list[dict[str, Any]],
         select: list[str] | None,
+        state: RequestState | None = None,
     ) -> None:
-        """Lookup annotations: the target's logical name, the navigation property and its primary name."""
+        """Lookup annotations (the target's logical name, the navigation property and its primary name), each
+        only when ``Prefer: odata.include-annotations`` names it (``*`` and ``Namespace.*`` match); formatted
+        values that :meth:`serialize` wrote are taken back out when they were not asked for."""
+        wanted: Callable[[str], bool] = (
+            functools.partial(annotation_wanted, state) if state is not None else (lambda _name: True)
+        )
+        formatted, logical, associated = wanted(FORMATTED[1:]), wanted(LOOKUP_LOGICAL[1:]), wanted(ASSOCIATED_NAV[1:])
+        if not formatted:
+            for out in rendered:
+                for name in [n for n in out if n.endswith(FORMATTED)]:
+                    del out[name]
+        if not (formatted or logical or associated):
+            return
         for name, prop in entity.properties.items():
             if prop.lookup is None or (select is not None and name not in select):
                 continue
@@ -211,9 +272,11 @@ class DataverseDialect(Dialect):
                         nav = candidate
                         break
                 target = service.model.entities[nav.target]
-                out[name + LOOKUP_LOGICAL] = target.name
-                out[name + ASSOCIATED_NAV] = nav.name
-                if target.primary_name:
+                if logical:
+                    out[name + LOOKUP_LOGICAL] = target.name
+                if associated:
+                    out[name + ASSOCIATED_NAV] = nav.name
+                if formatted and target.primary_name:
                     related = service.store.find(target.name, {nav.pairs[0][1]: value}, limit=1)
                     if related:
                         out[name + FORMATTED] = related[0].get(target.primary_name)
@@ -311,6 +374,8 @@ class DataverseDialect(Dialect):
             return fetch_xml(service, entity, state)
         if wants_change_tracking(state):
             return change_tracking(service, entity, state)
+        if "$apply" in state.args and not nested:
+            return aggregate_query(service, entity, state, self.aggregate_limit)
         return None
 
     # ---- errors -----------------------------------------------------------------------------------

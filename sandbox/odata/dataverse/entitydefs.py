@@ -114,7 +114,19 @@ _SIMPLE_TYPES: dict[str, tuple[str, str]] = {
 _MEMO_THRESHOLD = 4000
 
 
+def _is_memo_column(name: str) -> bool:
+    """Columns Dataverse declares as Multiple Lines of Text although within a String's 4,000 characters: the
+    ``description`` of every table and the composite addresses (ENT ``account``: Description, Address1_Composite)."""
+    return name == "description" or name.endswith("_composite")
+
+
 # ---- labels and names ---------------------------------------------------------------------------------
+
+
+#: key of ``EntityType.table.info`` where a service declares the RequiredLevel of columns beyond what the model's
+#: ``Property.required`` and nullability say (``{"name": "ApplicationRequired"}``): Dataverse's Business Required
+#: is metadata only, enforced by forms and not by the Web API
+REQUIRED_LEVELS = "dataverse.required_levels"
 
 
 def metadata_id(*parts: str) -> str:
@@ -409,7 +421,9 @@ def _attribute(model: Model, entity: EntityType, prop: Property, namespace: str,
         attribute_type = "Money" if prop.scale == 4 else "Decimal"
         metadata_type = attribute_type
         extra["Precision"] = prop.scale if prop.scale is not None else 2
-    elif prop.type == STRING and prop.max_length is not None and prop.max_length > _MEMO_THRESHOLD:
+    elif prop.type == STRING and (
+        (prop.max_length is not None and prop.max_length > _MEMO_THRESHOLD) or _is_memo_column(prop.name)
+    ):
         attribute_type = metadata_type = "Memo"
         extra["MaxLength"] = prop.max_length
     elif prop.type in _SIMPLE_TYPES:
@@ -431,8 +445,11 @@ def _attribute(model: Model, entity: EntityType, prop: Property, namespace: str,
     else:
         attribute_type, metadata_type = "String", "String"
 
+    declared: dict[str, str] = entity.table.info.get(REQUIRED_LEVELS, {}) if entity.table is not None else {}
     if is_primary_id:
         required_level = "SystemRequired"
+    elif prop.name in declared:
+        required_level = declared[prop.name]
     elif prop.required:
         required_level = "ApplicationRequired"
     elif not prop.nullable:

@@ -11,10 +11,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import Response
 
-from sandbox.odata.dataverse.querylanguages import paging_cookie, parse_fetchxml
+from sandbox.errors import BadRequest
+from sandbox.odata.dataverse import codes
+from sandbox.odata.dataverse.aggregate import AGGREGATE_LIMIT, render_groups
+from sandbox.odata.dataverse.querylanguages import Caller, FetchQuery, paging_cookie, parse_fetchxml
 from sandbox.odata.dataverse.wire import FORMATTED, LOOKUP_LOGICAL, NAMESPACE, annotation_wanted
 from sandbox.odata.model import ROWID, EntityType
 from sandbox.odata.query import QueryOptions, parse_orderby
+from sandbox.odata.query.apply import apply_statement, input_count
 from sandbox.odata.responses import json_response
 
 if TYPE_CHECKING:
@@ -28,8 +32,10 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     """``GET <set>?fetchXml=<fetch .../>``: the rows the FetchXML selects, one page of them, with the
     paging cookie, more-records and total-count annotations the request asks for."""
     dialect = service.dialect
-    fetch = parse_fetchxml(state.args["fetchXml"], service.model, entity)
+    fetch = parse_fetchxml(state.args["fetchXml"], service.model, entity, caller_of(service, state))
     query = service.base_query(entity, QueryOptions(filter=fetch.filter), state)
+    if fetch.aggregate is not None:
+        return _aggregate(service, entity, state, fetch, query)
     body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
     if fetch.total_count and annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
         total = service.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
@@ -58,7 +64,50 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     formatted = annotation_wanted(state, FORMATTED[1:])
     rendered = [dialect.serialize(entity, row, select, formatted) for row in rows]
     if formatted or annotation_wanted(state, LOOKUP_LOGICAL[1:]):
-        dialect.annotate(service, entity, rows, rendered, select)
+        dialect.annotate(service, entity, rows, rendered, select, state)
     # FetchXML, unlike OData, leaves out the columns whose value is null.
     body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
     return json_response(body)
+
+
+def _aggregate(
+    service: ODataService, entity: EntityType, state: RequestState, fetch: FetchQuery, rows: Any
+) -> Response:
+    """An aggregate FetchXML query: the groups and aggregates by alias, computed in SQL like ``$apply``, with at
+    most the service's aggregate limit of rows (or a lower ``aggregatelimit``) read."""
+    plan = fetch.aggregate
+    assert plan is not None
+    dialect = service.dialect
+    filters = dialect.filter_dialect
+    limit = getattr(dialect, "aggregate_limit", AGGREGATE_LIMIT)
+    if fetch.aggregate_limit is not None:
+        limit = min(limit, fetch.aggregate_limit)
+    connection = service.db.connection
+    read = connection.execute(input_count(plan, entity, service.model, filters, rows)).scalar() or 0
+    if read > limit:
+        raise BadRequest(
+            "AggregateQueryRecordLimit exceeded. Cannot perform this operation.", codes.AGGREGATE_RECORD_LIMIT
+        )
+    statement = apply_statement(plan, entity, service.model, filters, rows, fetch.aggregate_order)
+    cap = fetch.top if fetch.top is not None else dialect.max_page_size
+    results = connection.execute(statement.limit(cap)).all()
+    body = {
+        "@odata.context": f"{state.base_url}$metadata#{entity.entity_set}",
+        "value": render_groups(plan, results, dialect, annotation_wanted(state, FORMATTED[1:])),
+    }
+    return json_response(body)
+
+
+def caller_of(service: ODataService, state: RequestState) -> Caller:
+    """The caller's systemuser (the one whose ``domainname`` is the caller's identity, else the first, as rows
+    the caller creates are owned) and its business unit."""
+    users = service.model.entities.get("systemuser")
+    if users is None or "domainname" not in users.properties:
+        return Caller(None, None)
+    found = service.store.find("systemuser", {"domainname": state.identity}, limit=1) or service.store.find(
+        "systemuser", limit=1
+    )
+    if not found:
+        return Caller(None, None)
+    user = found[0]
+    return Caller(str(user["systemuserid"]), user.get("_businessunitid_value"))

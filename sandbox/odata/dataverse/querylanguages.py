@@ -11,8 +11,12 @@ Supported FetchXML: ``<fetch top count page paging-cookie returntotalrecordcount
 ``<filter type="and|or">`` of ``<condition attribute operator value>`` (``<value>`` children for ``in``,
 ``between``...). The comparison operators, ``like`` / ``begins-with`` / ``ends-with`` (and their
 ``not-`` forms), ``null`` / ``not-null``, ``in`` / ``not-in``, ``between`` and the date operators
-(``today``, ``last-x-days``, ``on-or-after``...) are understood. ``<link-entity>`` and aggregates are
-refused with 501, never silently ignored.
+(``today``, ``last-x-days``, ``on-or-after``...) are understood. Aggregate queries (``aggregate="true"``
+with ``groupby``/``aggregate`` attributes, ``dategrouping`` by year, quarter, month, week or day,
+``<order alias>``, ``aggregatelimit``) run as the same SQL aggregation as ``$apply``. ``eq-userid`` and
+``eq-businessid`` (and their ``ne-`` forms) compare with the caller (:class:`Caller`). ``<link-entity>``,
+fiscal date groupings and the documented operators the sandbox lacks are refused with 501, never silently
+ignored; anything Dataverse itself would refuse is a 400 ``0x80041130``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.errors import BadRequest, NotImplementedYet, SandboxError
@@ -29,6 +33,7 @@ from sandbox.odata import model as m
 from sandbox.odata.dataverse import codes
 from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import EntityType, Model, Property
+from sandbox.odata.query.apply import AggregateTerm, ApplyPlan, GroupTerm
 
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
 _COMPARISONS = {"eq": "eq", "ne": "ne", "neq": "ne", "gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}
@@ -146,11 +151,24 @@ def _like(prop: Property, pattern: str, negate: bool) -> str:
     return f"not ({text})" if negate else text
 
 
-def condition(entity: EntityType, attribute: str, operator: str, values: list[Any]) -> str:
+@dataclass(frozen=True)
+class Caller:
+    """Who runs a query, for the operators relative to the caller (``eq-userid``, ``eq-businessid``): the ids
+    of the caller's systemuser and business unit (None when the organization has none)."""
+
+    user_id: str | None
+    business_unit_id: str | None
+
+
+def condition(
+    entity: EntityType, attribute: str, operator: str, values: list[Any], caller: Caller | None = None
+) -> str:
     """One condition (FetchXML operator names; QueryExpression names are mapped to them first)."""
     prop = property_for(entity, attribute)
     op = operator.strip().lower()
     name = prop.name
+    if op in ("eq-userid", "ne-userid", "eq-businessid", "ne-businessid") and caller is not None:
+        return _caller_condition(entity, prop, op, caller)
 
     def single() -> Any:
         if len(values) != 1:
@@ -189,16 +207,39 @@ def condition(entity: EntityType, attribute: str, operator: str, values: list[An
         low, high = (literal(prop, v) for v in values)
         text = f"({name} ge {low} and {name} le {high})"
         return f"not {text}" if op == "not-between" else text
+    if op in ("contain-values", "not-contain-values"):
+        # Only multi-select choice columns take these, and no table of the sandbox has one: Dataverse refuses
+        # them on any other column too.
+        raise BadRequest(
+            f"The condition operator '{operator}' is valid only for a multi-select choice column; "
+            f"'{attribute}' of '{entity.name}' is not one.",
+            codes.INVALID_FETCHXML,
+        )
     function = _FUNCTION_ALIASES.get(op) or "".join(part[:1].upper() + part[1:] for part in op.split("-"))
     if op in _NO_VALUE_FUNCTIONS:
         return _function(function, prop)
-    if re.fullmatch(r"(last|next|older-than)-x-(hours|days|weeks|months|years|minutes)", op) or op in (
+    if re.fullmatch(r"(last|next|olderthan)-x-(hours|days|weeks|months|years|minutes)", op) or op in (
         "on",
         "on-or-after",
         "on-or-before",
     ):
         return _function(function, prop, value=str(single()))
     raise _unsupported_operator(operator)
+
+
+def _caller_condition(entity: EntityType, prop: Property, op: str, caller: Caller) -> str:
+    """``eq-userid``/``ne-userid`` on a lookup to a user (``ownerid``), ``eq-businessid``/``ne-businessid`` on a
+    lookup to a business unit, compared with the caller's (PA ``fetchxml/reference/operators``)."""
+    user = op.endswith("userid")
+    wanted = "systemuser" if user else "businessunit"
+    nav = entity.navigations.get(prop.lookup or "")
+    if nav is None or nav.target != wanted:
+        raise BadRequest(
+            f"The condition operator '{op}' needs a lookup to a {wanted}; '{prop.name}' of '{entity.name}' is not one.",
+            codes.INVALID_FETCHXML,
+        )
+    value = caller.user_id if user else caller.business_unit_id
+    return f"{prop.name} {'eq' if op.startswith('eq-') else 'ne'} {value if value is not None else 'null'}"
 
 
 #: every condition operator FetchXML documents (Microsoft's "condition element" reference); one the sandbox
@@ -240,6 +281,12 @@ class FetchQuery:
     count: int | None
     page: int
     total_count: bool
+    #: an aggregate query (``<fetch aggregate="true">``): its groups and aggregates, else None
+    aggregate: ApplyPlan | None = None
+    #: the aggregate query's ``<order alias=...>``: (alias, descending)
+    aggregate_order: list[tuple[str, bool]] = field(default_factory=list)
+    #: ``aggregatelimit``: a lower limit of rows to aggregate than the service's
+    aggregate_limit: int | None = None
 
 
 def _int_attribute(element: ET.Element, name: str) -> int | None:
@@ -255,7 +302,9 @@ def _true(element: ET.Element, name: str) -> bool:
     return (element.get(name) or "").strip().lower() in ("true", "1")
 
 
-def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) -> FetchQuery:
+def parse_fetchxml(
+    text: str, model: Model, expected: EntityType | None = None, caller: Caller | None = None
+) -> FetchQuery:
     """Parse FetchXML for ``expected`` (the entity set it was sent to). Unsupported parts raise 501."""
     try:
         root = ET.fromstring(text)
@@ -263,8 +312,8 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
         raise BadRequest(f"Invalid XML in the fetchXml parameter: {exc}.", codes.INVALID_FETCHXML) from None
     if root.tag != "fetch":
         raise BadRequest("The fetchXml parameter must hold a <fetch> element.", codes.INVALID_FETCHXML)
-    if _true(root, "aggregate"):
-        raise NotImplementedYet("Aggregate FetchXML queries are not supported by the sandbox; use $apply.")
+    aggregate = ApplyPlan() if _true(root, "aggregate") else None
+    aggregate_order: list[tuple[str, bool]] = []
     entities = root.findall("entity")
     if len(entities) != 1:
         raise BadRequest("A <fetch> element must hold exactly one <entity>.", codes.INVALID_FETCHXML)
@@ -288,19 +337,32 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
         tag = child.tag
         if tag == "all-attributes":
             select = None
+        elif tag == "attribute" and aggregate is not None:
+            _aggregate_attribute(entity, child, aggregate)
         elif tag == "attribute":
             if child.get("aggregate") or child.get("groupby"):
-                raise NotImplementedYet("Aggregate FetchXML queries are not supported by the sandbox; use $apply.")
+                raise BadRequest(
+                    "An attribute with 'aggregate' or 'groupby' needs <fetch aggregate=\"true\">.",
+                    codes.INVALID_FETCHXML,
+                )
             name = property_for(entity, child.get("name") or "").name
             if select is not None and name not in select:
                 select.append(name)
+        elif tag == "order" and aggregate is not None:
+            alias = child.get("alias")
+            if not alias:
+                raise BadRequest(
+                    "An aggregate query orders by the alias of a grouped or aggregated attribute: <order alias=...>.",
+                    codes.INVALID_FETCHXML,
+                )
+            aggregate_order.append((alias, _true(child, "descending")))
         elif tag == "order":
             if child.get("alias"):
-                raise NotImplementedYet("Ordering by an aggregate alias is not supported by the sandbox.")
+                raise BadRequest("<order alias=...> is for aggregate queries only.", codes.INVALID_FETCHXML)
             name = property_for(entity, child.get("attribute") or "").name
             orders.append(f"{name} desc" if _true(child, "descending") else name)
         elif tag == "filter":
-            text_filter = _fetch_filter(entity, child)
+            text_filter = _fetch_filter(entity, child, caller)
             if text_filter:
                 filters.append(text_filter)
         elif tag == "link-entity":
@@ -312,6 +374,18 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
             raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", codes.INVALID_FETCHXML)
     if select == []:
         select = [entity.key[0]]
+    if aggregate is not None:
+        if not aggregate.groups and not aggregate.aggregates:
+            raise BadRequest(
+                "An aggregate query needs at least one aggregate or groupby attribute.", codes.INVALID_FETCHXML
+            )
+        names = aggregate.names
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise BadRequest(f"The alias '{duplicate}' is used more than once.", codes.INVALID_FETCHXML)
+        unknown = next((alias for alias, _ in aggregate_order if alias not in names), None)
+        if unknown is not None:
+            raise BadRequest(f"The order alias '{unknown}' names no attribute of the query.", codes.INVALID_FETCHXML)
     page = _int_attribute(root, "page") or 1
     return FetchQuery(
         entity=entity,
@@ -322,10 +396,72 @@ def parse_fetchxml(text: str, model: Model, expected: EntityType | None = None) 
         count=_int_attribute(root, "count"),
         page=max(page, 1),
         total_count=_true(root, "returntotalrecordcount"),
+        aggregate=aggregate,
+        aggregate_order=aggregate_order,
+        aggregate_limit=_int_attribute(root, "aggregatelimit"),
     )
 
 
-def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
+#: FetchXML's aggregate functions and what they are in the aggregation of :mod:`sandbox.odata.query.apply`
+_FETCH_AGGREGATES = {
+    "count": "count",
+    "countcolumn": "countcolumn",
+    "sum": "sum",
+    "avg": "average",
+    "min": "min",
+    "max": "max",
+}
+#: ``dategrouping`` values the sandbox groups by (UTC); the fiscal ones need a fiscal calendar it has not
+_DATE_GROUPINGS = {"year", "quarter", "month", "week", "day"}
+
+
+def _aggregate_attribute(entity: EntityType, element: ET.Element, plan: ApplyPlan) -> None:
+    """One ``<attribute>`` of an aggregate query: a group (``groupby="true"``, optionally ``dategrouping``) or an
+    aggregate (``aggregate="count|countcolumn|sum|avg|min|max"``, ``distinct`` for ``countcolumn``), each with
+    its ``alias`` (PA ``fetchxml/aggregate-data``)."""
+    prop = property_for(entity, element.get("name") or "")
+    alias = element.get("alias")
+    if not alias:
+        raise BadRequest(
+            f"The attribute '{element.get('name')}' of an aggregate query needs an alias.", codes.INVALID_FETCHXML
+        )
+    function = (element.get("aggregate") or "").strip().lower()
+    if _true(element, "groupby"):
+        if function:
+            raise BadRequest(f"The attribute '{alias}' cannot both group and aggregate.", codes.INVALID_FETCHXML)
+        grouping = (element.get("dategrouping") or "").strip().lower() or None
+        if grouping is not None:
+            if prop.type not in (m.DATETIME, m.DATE):
+                raise BadRequest(f"dategrouping needs a date column, not '{prop.name}'.", codes.INVALID_FETCHXML)
+            if grouping in ("fiscal-period", "fiscal-year"):
+                raise NotImplementedYet(
+                    f"dategrouping '{grouping}' needs a fiscal calendar, which the sandbox has not."
+                )
+            if grouping not in _DATE_GROUPINGS:
+                raise BadRequest(f"The dategrouping '{grouping}' is not valid.", codes.INVALID_FETCHXML)
+        plan.groups.append(GroupTerm((prop.name,), prop, entity, alias, grouping))
+        return
+    method = _FETCH_AGGREGATES.get(function)
+    if method is None:
+        raise BadRequest(
+            "An attribute can not be requested when an aggregate operation has been specified and it is neither "
+            f"groupby nor aggregate: '{element.get('name')}'."
+            if not function
+            else f"The aggregate '{function}' is not valid.",
+            codes.INVALID_FETCHXML,
+        )
+    if method in ("sum", "average") and (
+        prop.type not in (m.INT32, m.INT64, m.DECIMAL, m.DOUBLE) or prop.enum is not None
+    ):
+        raise BadRequest(
+            f"The aggregate '{function}' needs a number column, not '{prop.name}'.", codes.INVALID_FETCHXML
+        )
+    if method == "countcolumn" and _true(element, "distinct"):
+        method = "countdistinct"
+    plan.aggregates.append(AggregateTerm(method, None if method == "count" else prop, alias))
+
+
+def _fetch_filter(entity: EntityType, element: ET.Element, caller: Caller | None = None) -> str:
     kind = (element.get("type") or "and").lower()
     if kind not in ("and", "or"):
         raise BadRequest(f"The filter type '{kind}' is not valid: use 'and' or 'or'.", codes.INVALID_FETCHXML)
@@ -337,9 +473,9 @@ def _fetch_filter(entity: EntityType, element: ET.Element) -> str:
             values: list[Any] = [v.text or "" for v in child.findall("value")]
             if child.get("value") is not None:
                 values.insert(0, child.get("value"))
-            parts.append(condition(entity, child.get("attribute") or "", child.get("operator") or "", values))
+            parts.append(condition(entity, child.get("attribute") or "", child.get("operator") or "", values, caller))
         elif child.tag == "filter":
-            nested = _fetch_filter(entity, child)
+            nested = _fetch_filter(entity, child, caller)
             if nested:
                 parts.append(nested)
         else:
@@ -426,4 +562,13 @@ def _qe_filter(entity: EntityType, criteria: Any) -> str:
     return f" {kind} ".join(f"({p})" for p in parts)
 
 
-__all__ = ["FetchQuery", "condition", "literal", "paging_cookie", "parse_fetchxml", "property_for", "query_expression"]
+__all__ = [
+    "Caller",
+    "FetchQuery",
+    "condition",
+    "literal",
+    "paging_cookie",
+    "parse_fetchxml",
+    "property_for",
+    "query_expression",
+]

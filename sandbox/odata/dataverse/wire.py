@@ -27,6 +27,9 @@ COUNT_LIMIT = 5000
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 LOOKUP_LOGICAL = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 ASSOCIATED_NAV = "@Microsoft.Dynamics.CRM.associatednavigationproperty"
+#: the count of a collection read beyond ``@odata.count`` (PA ``webapi/query/count-rows``)
+TOTAL_COUNT = "@Microsoft.Dynamics.CRM.totalrecordcount"
+TOTAL_COUNT_EXCEEDED = "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"
 
 
 def annotation_wanted(state: RequestState, name: str) -> bool:
