@@ -22,6 +22,7 @@ from leadtocash.stack import (
     WIRES,
     ServiceStartError,
     Serving,
+    Stack,
     StackConfig,
     StackNotReady,
     Wire,
@@ -102,6 +103,19 @@ def main() -> None:
     "(http), or with Sales and SCM each in a child process of its own (processes: every service "
     "gets its own interpreter lock, for bulk work on several cores; calls cross loopback).",
 )
+@click.option(
+    "--postgres",
+    is_flag=True,
+    help="Run every service on a PostgreSQL the sandbox starts and stops itself, its data in --data-dir's "
+    "postgres/ (with --memory a throwaway one); needs the postgres extra.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Processes per mock service, all serving its port (needs --postgres or PostgreSQL --database-url).",
+)
 def up(
     host: str,
     sales_port: int,
@@ -114,6 +128,8 @@ def up(
     database_urls: tuple[str, ...],
     maps_dirs: tuple[Path, ...],
     wire: str,
+    postgres: bool,
+    workers: int,
 ) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
@@ -125,6 +141,7 @@ def up(
     if wire == "processes" and tls:
         # the bridge's clients and the children's live-sync clients would have to trust the local CA
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
+    check_postgres_options(postgres, workers, parse_database_urls(database_urls), tls)
     ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
     if tls or not memory:  # with --memory the folder matters only for --tls's certificate
         check_data_dir(data_dir)
@@ -139,7 +156,12 @@ def up(
     try:
         check_ports_free(host, ports)
         config = StackConfig(
-            data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls)
+            data_dir=data_dir,
+            memory=memory,
+            seed=seed,
+            database_urls=parse_database_urls(database_urls),
+            postgres=postgres,
+            workers=workers,
         )
         tls_files = ensure_tls_files(data_dir / "tls") if tls else None
         try:
@@ -173,7 +195,7 @@ def up(
                 )
             if stack.children is not None:
                 click.echo("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids.items()))
-            click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
+            click.echo("storage: " + storage_line(stack, memory, data_dir) + "   Ctrl+C stops.")
             click.echo(ready_line(stack))
             sys.stdout.flush()
             wait_for_interrupt(stopped)
@@ -182,6 +204,36 @@ def up(
         if data_lock is not None:
             data_lock.release()
     click.echo("stopped.")
+
+
+# ---- PostgreSQL and workers (sandbox up/bench --postgres --workers N) --------------------------------------
+def check_postgres_options(postgres: bool, workers: int, database_urls: dict[str, str], tls: bool = False) -> None:
+    """Refuse, in one line, ``--workers`` without PostgreSQL (or with TLS), and ``--postgres`` without the extra."""
+    if postgres:
+        from leadtocash.postgres import PostgresUnavailable, binaries_folder, check_driver
+
+        try:
+            check_driver()
+            binaries_folder()
+        except PostgresUnavailable as exc:
+            raise SetupError(str(exc)) from None
+    if workers > 1:
+        on_sqlite = [name for name in ("sales", "scm") if not database_urls.get(name, "").startswith("postgresql")]
+        if on_sqlite and not postgres:
+            raise click.UsageError(
+                f"--workers {workers} needs PostgreSQL: several processes cannot share a SQLite database; "
+                "add --postgres (or --database-url sales=postgresql+psycopg://... and scm=...)"
+            )
+        if tls:
+            raise click.UsageError("--workers cannot be combined with --tls")
+
+
+def storage_line(stack: Stack, memory: bool, data_dir: Path) -> str:
+    """Where the stack keeps its data, for ``sandbox up``'s storage line."""
+    if stack.postgres is not None:
+        where = "throwaway" if memory else str(data_dir / "postgres")
+        return f"PostgreSQL on 127.0.0.1:{stack.postgres.port} ({where})"
+    return "in memory (throwaway)" if memory else str(data_dir)
 
 
 def _start_failure(exc: BaseException) -> click.ClickException:

@@ -14,9 +14,9 @@ Ordering guarantee: a reader never receives a row while a row with a lower ``seq
 SQLite transactions are serialized, so this holds trivially; on a server database (PostgreSQL) concurrent
 transactions can commit out of ``seq`` order, so :meth:`Outbox.read_page` stops short of the first ``seq``
 still owned by an open transaction. In this process the outbox knows its open transactions; across processes
-(``sandbox up --workers N`` on PostgreSQL) each transaction, before its first change row, reserves a ``seq`` from
-the table's sequence and holds a transaction-scoped advisory lock named by it until it ends. Its change rows come
-after that ``seq``; a reader reads the lowest such lock of the database from ``pg_locks`` (after the highest
+(``sandbox up --workers N`` on PostgreSQL) each transaction, before its first change row, takes that row's ``seq`` from
+the table's sequence and holds a transaction-scoped advisory lock named by it until it ends. Its other change rows
+come after that ``seq``; a reader reads the lowest such lock of the database from ``pg_locks`` (after the highest
 committed ``seq``) and stops there. The lock ends with the transaction, however that ends, a crash included.
 
 Waking long-pollers: a commit in this process wakes them at once; on PostgreSQL they also look at the table
@@ -345,20 +345,27 @@ class Outbox:
         # Insert and in-flight registration are atomic with respect to readers' watermark snapshot.
         if columns_ids:
             self.column_lists.save(db.connection, columns_ids)
+        reserved: int | None = None
         if _PG_RESERVED not in db.memo and db.connection.dialect.name == "postgresql":
-            # Before this transaction's first change row: a seq below all of its rows, held as an advisory lock
-            # until it ends, so readers in every process stop short of its rows until then (module docstring).
+            # Before this transaction's first change row: its seq, taken now and held as an advisory lock until the
+            # transaction ends, so readers in every process stop short of its rows until then (module docstring).
             # Kept in the memo, which a savepoint's rollback empties: that rollback also releases a lock taken
             # inside it, and the next change row must take one again.
-            db.connection.exec_driver_sql(_PG_RESERVE_IN_FLIGHT)
+            reserved = int(db.connection.exec_driver_sql(_PG_RESERVE_IN_FLIGHT).scalar_one())
             db.memo[_PG_RESERVED] = True
         with self._cond:
+            seqs = []
+            if reserved is not None:
+                rows[0]["seq"] = reserved
+                db.connection.execute(self._insert, rows[0])
+                seqs.append(reserved)
+                rows = rows[1:]
             if len(rows) == 1:  # a single write's change: one INSERT (ids in bulk take two reads first)
                 inserted = db.connection.execute(self._insert, rows[0]).inserted_primary_key
                 assert inserted is not None  # an INSERT of one row always has its key
-                seqs = [int(inserted[0])]
-            else:
-                seqs = insert_returning_ids(db.connection, self.table, "seq", rows)
+                seqs.append(int(inserted[0]))
+            elif rows:
+                seqs += insert_returning_ids(db.connection, self.table, "seq", rows)
             if tx is None:
                 tx = _TxChanges(transaction_id, min(seqs), max(seqs))
                 db.bag[_BAG_KEY] = tx
@@ -426,7 +433,7 @@ class Outbox:
             with db.transaction(may_sync=False) as connection:
                 reserved = connection.exec_driver_sql(_PG_LOWEST_IN_FLIGHT).scalar()
             if reserved is not None:
-                ceiling = min(ceiling, int(reserved))
+                ceiling = min(ceiling, int(reserved) - 1)
         query = (
             sa.select(self.table)
             .where(self.table.c.seq > after_seq, self.table.c.seq <= ceiling)
@@ -486,8 +493,8 @@ class Outbox:
 # A bigint advisory lock shows in pg_locks as classid (high 32 bits), objid (low 32 bits) and objsubid 1; the
 # sandbox takes no other bigint-keyed advisory lock in a service's database (its others are two-int4 keys).
 _PG_RESERVE_IN_FLIGHT = (
-    "SELECT pg_advisory_xact_lock(reserved) FROM "
-    "(SELECT nextval(pg_get_serial_sequence('sandbox_outbox', 'seq')) AS reserved) AS s"
+    "SELECT reserved FROM (SELECT nextval(pg_get_serial_sequence('sandbox_outbox', 'seq')) AS reserved) AS s, "
+    "LATERAL (SELECT pg_advisory_xact_lock(s.reserved)) AS locked"
 )
 _PG_LOWEST_IN_FLIGHT = (
     "SELECT min((classid::bigint << 32) | objid::bigint) FROM pg_locks "
