@@ -441,7 +441,9 @@ def scenario_run(
     "--only",
     "only",
     multiple=True,
-    type=click.Choice(["initial-sync", "live-sync-writes", "async-sync-throughput", "requests"]),
+    type=click.Choice(
+        ["initial-sync", "live-sync-writes", "concurrent-live-sync", "async-sync-throughput", "requests"]
+    ),
     help="Run only this group of the suite; repeatable.",
 )
 @click.option(
@@ -452,15 +454,36 @@ def scenario_run(
     help="Run the sync benchmarks on this (empty) database for sales, scm or bridge instead of a "
     "SQLite file, e.g. sales=postgresql+psycopg://user@127.0.0.1/sales; repeatable.",
 )
+@click.option(
+    "--postgres",
+    is_flag=True,
+    help="Run the sync benchmarks on a throwaway PostgreSQL the benchmark starts itself (the postgres extra).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="With --postgres: each mock as this many processes on one port, as sandbox up --workers runs them.",
+)
 def bench(
-    quick: bool, json_path: str | None, threads: int, only: tuple[str, ...], database_urls: tuple[str, ...]
+    quick: bool,
+    json_path: str | None,
+    threads: int,
+    only: tuple[str, ...],
+    database_urls: tuple[str, ...],
+    postgres: bool,
+    workers: int,
 ) -> None:
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
 
     initial-sync (100,000 customers SCM -> Sales, --quick 20,000) against a raw bulk copy between the two
     databases, in one process and (initial-sync-processes) as --wire processes runs the services;
-    live-sync-writes against the same writes with the map stopped; async-sync-throughput (lag held under
-    1 s) against the raw write rate; request throughput of both mocks against a bare endpoint.
+    live-sync-writes against the same writes with the map stopped; concurrent-live-sync (2 writers per side in
+    opposite directions, maps live, against the same with maps stopped; their p95 latency against one writer's
+    p50); async-sync-throughput (lag held under 1 s) against the raw write rate; request throughput of both mocks
+    against a bare endpoint. --postgres runs the sync benchmarks on PostgreSQL, --workers N with N processes per
+    mock.
     """
     import time
 
@@ -472,12 +495,16 @@ def bench(
     def progress(text: str) -> None:
         click.echo(f"  [{time.monotonic() - started:6.0f}s] {text}", err=True)
 
+    urls = parse_database_urls(database_urls)
+    check_postgres_options(postgres, workers, urls)
     results = benchmarks.run_bench(
         quick=quick,
         threads=threads,
         only=only or None,
         progress=progress if on_terminal else None,
-        database_urls=parse_database_urls(database_urls),
+        database_urls=urls,
+        postgres=postgres,
+        workers=workers,
     )
     seconds = time.monotonic() - started
     benchmarks.print_table(results)
