@@ -309,7 +309,7 @@ class Outbox:
         tx: _TxChanges | None = db.bag.get(_BAG_KEY)
         transaction_id = tx.transaction_id if tx else uuid.uuid4().hex
         compact = len(changes) > 1 and db.connection.dialect.name in _COMPACT_DIALECTS
-        rows = []
+        rows: list[dict[str, Any]] = []
         columns_ids: set[str] = set()
         # Rows of one chunk share their names (and a create's changed list): worked out again only on a change.
         last_changed: list[str] | None = None
