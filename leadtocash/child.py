@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from typing import IO, Any
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (the ready line says which)")
     parser.add_argument("--bridge-url", help="The bridge's origin; live sync is off without it.")
+    parser.add_argument(
+        "--listen-fd", type=int, help="Accept on this inherited listening socket (one of several workers)."
+    )
     args = parser.parse_args(argv)
     stdin = stdin or sys.stdin
     configure_from_environment()  # the parent's --log-level and --log-format; the lines go to stderr
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     group = ServerGroup(host=args.host)
     try:
         try:
-            server = group.start(args.name, app, args.port)
+            listening = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
+            server = group.start(args.name, app, args.port, listening=listening)
         except OSError as exc:  # the port in use, most often
             print(f"{args.name}: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 1

@@ -24,6 +24,7 @@ from leadtocash.stack import (
     WIRES,
     ServiceStartError,
     Serving,
+    Stack,
     StackConfig,
     StackNotReady,
     Wire,
@@ -106,6 +107,19 @@ def main() -> None:
 )
 @edge_options
 @log_options
+@click.option(
+    "--postgres",
+    is_flag=True,
+    help="Run every service on a PostgreSQL the sandbox starts and stops itself, its data in --data-dir's "
+    "postgres/ (with --memory a throwaway one); needs the postgres extra.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Processes per mock service, all serving its port (needs --postgres or PostgreSQL --database-url).",
+)
 def up(
     host: str,
     sales_port: int,
@@ -122,6 +136,8 @@ def up(
     allowed_origins: tuple[str, ...],
     log_level: str,
     log_format: str,
+    postgres: bool,
+    workers: int,
 ) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
@@ -135,6 +151,7 @@ def up(
     if wire == "processes" and tls:
         # the bridge's clients and the children's live-sync clients would have to trust the local CA
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
+    check_postgres_options(postgres, workers, parse_database_urls(database_urls), tls)
     ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
     if tls or not memory:  # with --memory the folder matters only for --tls's certificate
         check_data_dir(data_dir)
@@ -149,7 +166,12 @@ def up(
     try:
         check_ports_free(host, ports)
         config = StackConfig(
-            data_dir=data_dir, memory=memory, seed=seed, database_urls=parse_database_urls(database_urls)
+            data_dir=data_dir,
+            memory=memory,
+            seed=seed,
+            database_urls=parse_database_urls(database_urls),
+            postgres=postgres,
+            workers=workers,
         )
         tls_files = ensure_tls_files(data_dir / "tls") if tls else None
         try:
@@ -183,7 +205,7 @@ def up(
                 )
             if stack.children is not None:
                 click.echo("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids.items()))
-            click.echo("storage: " + ("in memory (throwaway)" if memory else str(data_dir)) + "   Ctrl+C stops.")
+            click.echo("storage: " + storage_line(stack, memory, data_dir) + "   Ctrl+C stops.")
             click.echo(ready_line(stack))
             sys.stdout.flush()
             log_ready(log_level)
@@ -193,6 +215,36 @@ def up(
         if data_lock is not None:
             data_lock.release()
     click.echo("stopped.")
+
+
+# ---- PostgreSQL and workers (sandbox up/bench --postgres --workers N) --------------------------------------
+def check_postgres_options(postgres: bool, workers: int, database_urls: dict[str, str], tls: bool = False) -> None:
+    """Refuse, in one line, ``--workers`` without PostgreSQL (or with TLS), and ``--postgres`` without the extra."""
+    if postgres:
+        from leadtocash.postgres import PostgresUnavailable, binaries_folder, check_driver
+
+        try:
+            check_driver()
+            binaries_folder()
+        except PostgresUnavailable as exc:
+            raise SetupError(str(exc)) from None
+    if workers > 1:
+        on_sqlite = [name for name in ("sales", "scm") if not database_urls.get(name, "").startswith("postgresql")]
+        if on_sqlite and not postgres:
+            raise click.UsageError(
+                f"--workers {workers} needs PostgreSQL: several processes cannot share a SQLite database; "
+                "add --postgres (or --database-url sales=postgresql+psycopg://... and scm=...)"
+            )
+        if tls:
+            raise click.UsageError("--workers cannot be combined with --tls")
+
+
+def storage_line(stack: Stack, memory: bool, data_dir: Path) -> str:
+    """Where the stack keeps its data, for ``sandbox up``'s storage line."""
+    if stack.postgres is not None:
+        where = "throwaway" if memory else str(data_dir / "postgres")
+        return f"PostgreSQL on 127.0.0.1:{stack.postgres.port} ({where})"
+    return "in memory (throwaway)" if memory else str(data_dir)
 
 
 def _start_failure(exc: BaseException) -> click.ClickException:
@@ -410,7 +462,9 @@ def scenario_run(
     "--only",
     "only",
     multiple=True,
-    type=click.Choice(["initial-sync", "live-sync-writes", "async-sync-throughput", "requests"]),
+    type=click.Choice(
+        ["initial-sync", "live-sync-writes", "concurrent-live-sync", "async-sync-throughput", "requests"]
+    ),
     help="Run only this group of the suite; repeatable.",
 )
 @click.option(
@@ -421,6 +475,18 @@ def scenario_run(
     help="Run the sync benchmarks on this (empty) database for sales, scm or bridge instead of a "
     "SQLite file, e.g. sales=postgresql+psycopg://user@127.0.0.1/sales; repeatable.",
 )
+@click.option(
+    "--postgres",
+    is_flag=True,
+    help="Run the sync benchmarks on a throwaway PostgreSQL the benchmark starts itself (the postgres extra).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="With --postgres: each mock as this many processes on one port, as sandbox up --workers runs them.",
+)
 def bench(
     quick: bool,
     json_path: str | None,
@@ -428,13 +494,18 @@ def bench(
     only: tuple[str, ...],
     database_urls: tuple[str, ...],
     html_path: str | None = None,
+    postgres: bool,
+    workers: int,
 ) -> None:
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
 
     initial-sync (100,000 customers SCM -> Sales, --quick 20,000) against a raw bulk copy between the two
     databases, in one process and (initial-sync-processes) as --wire processes runs the services;
-    live-sync-writes against the same writes with the map stopped; async-sync-throughput (lag held under
-    1 s) against the raw write rate; request throughput of both mocks against a bare endpoint.
+    live-sync-writes against the same writes with the map stopped; concurrent-live-sync (2 writers per side in
+    opposite directions, maps live, against the same with maps stopped; their p95 latency against one writer's
+    p50); async-sync-throughput (lag held under 1 s) against the raw write rate; request throughput of both mocks
+    against a bare endpoint. --postgres runs the sync benchmarks on PostgreSQL, --workers N with N processes per
+    mock.
     """
     import time
 
@@ -446,12 +517,16 @@ def bench(
     def progress(text: str) -> None:
         click.echo(f"  [{time.monotonic() - started:6.0f}s] {text}", err=True)
 
+    urls = parse_database_urls(database_urls)
+    check_postgres_options(postgres, workers, urls)
     results = benchmarks.run_bench(
         quick=quick,
         threads=threads,
         only=only or None,
         progress=progress if on_terminal else None,
-        database_urls=parse_database_urls(database_urls),
+        database_urls=urls,
+        postgres=postgres,
+        workers=workers,
     )
     seconds = time.monotonic() - started
     benchmarks.print_table(results)

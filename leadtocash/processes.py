@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -75,8 +76,12 @@ class ServiceProcesses:
         bridge_url: str | None = None,
         start_timeout: float = 60.0,
         stop_timeout: float = 10.0,
+        workers: int = 1,
     ) -> None:
         self.config = config
+        #: processes per service, all accepting on one listening socket the parent binds (``--workers``)
+        self.workers = workers
+        self._sockets: dict[str, socket.socket] = {}
         self.names = list(names)
         self.host = host
         self.ports = dict(ports or {})
@@ -87,21 +92,31 @@ class ServiceProcesses:
 
     @property
     def urls(self) -> dict[str, str]:
-        """Origins (``http://127.0.0.1:5101``) of the children that are ready, by service name."""
-        return {name: child.url for name, child in self.children.items() if child.url is not None}
+        """Origins (``http://127.0.0.1:5101``) of the children that are ready, by service name (the workers of a
+        service share one)."""
+        return {name: child.url for name, child in self.children.items() if child.url is not None and "#" not in name}
 
     @property
     def pids(self) -> dict[str, int]:
+        """The process of each child: a service's first worker under its name, the others as ``sales#2``, ..."""
         return {name: child.process.pid for name, child in self.children.items()}
 
     def start(self) -> ServiceProcesses:
         """Start every child, then wait until each is ready; on failure stop them all and raise
         :class:`ServiceStartError`."""
         try:
+            deadline = time.monotonic() + self.start_timeout
             # all at once: they import, build and seed in parallel
             for name in self.names:
                 self.children[name] = self._spawn(name)
-            deadline = time.monotonic() + self.start_timeout
+            if self.workers > 1:
+                # The first worker of each service creates its tables and seeds them; the others start once it
+                # is ready, so no two of them seed the same empty database.
+                for name in self.names:
+                    self._wait_ready(self.children[name], deadline)
+                for name in self.names:
+                    for number in range(2, self.workers + 1):
+                        self.children[f"{name}#{number}"] = self._spawn(name, number)
             for child in self.children.values():
                 self._wait_ready(child, deadline)
         except BaseException:
@@ -109,9 +124,18 @@ class ServiceProcesses:
             raise
         return self
 
-    def _spawn(self, name: str) -> ChildService:
-        if name in self.children:
-            raise ValueError(f"{name} is started already")
+    def _listening_socket(self, name: str) -> socket.socket:
+        """The socket every worker of ``name`` accepts on (bound here, once, so none of them races for the port)."""
+        if name not in self._sockets:
+            sock = socket.create_server((self.host, self.ports.get(name, 0)), backlog=1024)
+            sock.set_inheritable(True)
+            self._sockets[name] = sock
+        return self._sockets[name]
+
+    def _spawn(self, name: str, number: int = 1) -> ChildService:
+        key = name if number == 1 else f"{name}#{number}"
+        if key in self.children:
+            raise ValueError(f"{key} is started already")
         command = [
             sys.executable,
             "-m",
@@ -124,6 +148,11 @@ class ServiceProcesses:
         ]
         if self.bridge_url:
             command += ["--bridge-url", self.bridge_url]
+        inherited: tuple[int, ...] = ()
+        if self.workers > 1:
+            descriptor = self._listening_socket(name).fileno()
+            command += ["--listen-fd", str(descriptor)]
+            inherited = (descriptor,)
         # a session of its own: Ctrl+C in a terminal reaches only the parent, which stops the bridge first
         process = subprocess.Popen(
             command,
@@ -134,8 +163,9 @@ class ServiceProcesses:
             bufsize=1,
             env=child_environment(),
             start_new_session=True,
+            pass_fds=inherited,
         )
-        child = ChildService(name, process)
+        child = ChildService(key, process)
         for stream, is_stdout in ((process.stdout, True), (process.stderr, False)):
             reader = threading.Thread(
                 target=_read_child,
@@ -194,6 +224,9 @@ class ServiceProcesses:
                 with suppress(OSError, ValueError):
                     if stream is not None:
                         stream.close()
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
 
     def __enter__(self) -> ServiceProcesses:
         return self.start() if not self.children else self

@@ -39,11 +39,13 @@ from leadtocash.processes import ServiceProcesses, ServiceStartError
 from sandbox.db import sqlite_url_for
 from sandbox.locks import SYNC_GATE_OPTION, SyncGate
 from sandbox.runtime import ServiceConfig
+from sandbox.shared import SHARED_STATE_OPTION
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from bridge.app import BridgeConfig, BridgeRuntime
+    from leadtocash.postgres import EmbeddedPostgres
     from sandbox.runtime import Runtime
     from sandbox.server import ServerGroup, TlsFiles
 
@@ -99,6 +101,12 @@ class StackConfig:
     seed: int | None = 1
     database_urls: dict[str, str] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ---- PostgreSQL and workers (sandbox up --postgres --workers N; leadtocash.postgres) ----
+    #: run every service on a PostgreSQL cluster the stack starts and stops itself: under the data folder's
+    #: ``postgres/``, or a throwaway one with ``memory`` (services named in ``database_urls`` keep theirs)
+    postgres: bool = False
+    #: processes per mock service, all serving one port (PostgreSQL only: they share its databases)
+    workers: int = 1
 
     def database_url(self, name: str) -> str:
         """The service's own URL if one was given, else its SQLite file in the data folder (or memory)."""
@@ -372,6 +380,8 @@ class Stack:
     senders: list[httpx.Client] = field(default_factory=list)
     #: files the stack made for itself (removed when it closes)
     temporary_files: list[Path] = field(default_factory=list)
+    #: the PostgreSQL server the stack started for itself (``StackConfig.postgres``), stopped last
+    postgres: EmbeddedPostgres | None = None
     closed: bool = False
 
     def transport(self, name: str) -> httpx.BaseTransport | None:
@@ -509,6 +519,8 @@ class Stack:
                 self.apps[name].extensions["sandbox"].db.dispose()
         for path in self.temporary_files:
             path.unlink(missing_ok=True)
+        if self.postgres is not None:
+            self.postgres.stop()
 
     def __enter__(self) -> Stack:
         return self
@@ -572,6 +584,8 @@ def start_stack(
         raise ValueError("mocks in child processes are served on ports, without TLS")
     stack = Stack(apps={})
     try:
+        # PostgreSQL and workers (leadtocash.postgres): the cluster first, every service's URL on it
+        config, wire = _with_postgres(config, stack, wire, serve)
         bridge_url = IN_PROCESS_URLS["bridge"]
         starting_bridge: _StartingBridge | None = None
         if serve is not None and bridge:
@@ -590,7 +604,12 @@ def start_stack(
             # the mocks' live-sync gate across their processes: a lock file (sandbox.locks.FileSyncGate)
             config = _with_sync_gate_file(config, stack)
             stack.children = ServiceProcesses(
-                config, list(MOCKS), host=serve.host, ports=serve.ports, bridge_url=bridge_url if bridge else None
+                config,
+                list(MOCKS),
+                host=serve.host,
+                ports=serve.ports,
+                bridge_url=bridge_url if bridge else None,
+                workers=config.workers,
             )
             stack.children.start()
             stack.urls.update(stack.children.urls)
@@ -687,6 +706,45 @@ def link_data_browsers(stack: Stack) -> None:
                 "bridge_url": stack.urls.get("bridge"),
                 "synced": synced[name],
             }
+def _with_postgres(config: StackConfig, stack: Stack, wire: Wire, serve: Serving | None) -> tuple[StackConfig, Wire]:
+    """``config`` and ``wire`` for ``config.postgres`` and ``config.workers``: with ``postgres``, the stack's own
+    cluster started (``stack.postgres``) and every service not named in ``database_urls`` given a database on
+    it; with several workers, the mocks in child processes (they must all be on PostgreSQL)."""
+    import dataclasses
+
+    from leadtocash.postgres import EmbeddedPostgres
+
+    if config.workers < 1:
+        raise ValueError(f"workers must be at least 1, got {config.workers}")
+    urls = dict(config.database_urls)
+    if config.postgres:
+        throwaway = config.memory or config.data_dir is None
+        server = EmbeddedPostgres.temporary() if throwaway else EmbeddedPostgres(_postgres_folder(config))
+        stack.postgres = server.start()
+        for name in SERVICE_NAMES:
+            if name not in urls:
+                urls[name] = server.create_database(name)
+        config = dataclasses.replace(config, database_urls=urls)
+    if config.workers > 1:
+        not_postgres = [name for name in MOCKS if not config.database_url(name).startswith("postgresql")]
+        if not_postgres:
+            raise ValueError(
+                f"--workers {config.workers} needs PostgreSQL (several processes share each service's database); "
+                f"{', '.join(not_postgres)} would be on SQLite: add --postgres"
+            )
+        if serve is None or serve.tls is not None:
+            raise ValueError("several workers per service are served on ports, without TLS")
+        wire = "processes"
+        # faults and the request journal in the database, so that every worker sees the same (sandbox.shared)
+        shared = {name: {**config.options.get(name, {}), SHARED_STATE_OPTION: True} for name in MOCKS}
+        config = dataclasses.replace(config, options={**config.options, **shared})
+    return config, wire
+
+
+def _postgres_folder(config: StackConfig) -> Path:
+    """Where the stack's own PostgreSQL cluster lives: ``postgres/`` in the data folder."""
+    assert config.data_dir is not None
+    return config.data_dir.resolve() / "postgres"
 
 
 def _with_sync_gate_file(config: StackConfig, stack: Stack) -> StackConfig:

@@ -88,10 +88,26 @@ class Database:
     def create_all(self) -> None:
         for metadata in self.metadatas:
             metadata.create_all(self.engine)
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as connection:
+                create_row_version_sequence(connection)
 
     def drop_all(self) -> None:
         for metadata in reversed(self.metadatas):
             metadata.drop_all(self.engine)
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql(f"DROP SEQUENCE IF EXISTS {ROW_VERSION_SEQUENCE}")
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (PostgreSQL ``ANALYZE``; SQLite ``PRAGMA optimize``) after a bulk load:
+        PostgreSQL plans the queries of a table it believes empty as scans, which halves sync throughput until
+        autovacuum's next look."""
+        with self.engine.connect() as connection:
+            if self.engine.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+            elif self.is_sqlite:
+                connection.exec_driver_sql("PRAGMA optimize")
 
     def tables(self) -> list[sa.Table]:
         return [table for metadata in self.metadatas for table in metadata.sorted_tables]
@@ -462,12 +478,69 @@ def _counter_table() -> sa.Table:
     return table
 
 
-def reserve_row_versions(connection: sa.Connection, count: int, floor: Callable[[], int]) -> int:
-    """Take ``count`` consecutive row versions from the database's counter and return the first.
+#: PostgreSQL: the sequence row versions come from (see :func:`reserve_row_versions`)
+ROW_VERSION_SEQUENCE = "sandbox_row_version_seq"
+#: PostgreSQL: the advisory lock key (two int4: a namespace and an id) that keeps a block of versions consecutive
+_ROW_VERSION_LOCK = "hashtext('sandbox.row_version')"
 
-    Must run inside the caller's write transaction. A database without the counter row yet (a new one, a
-    reset, an older snapshot) starts it at ``floor()``, the highest version its rows already carry.
+_PG_ROW_VERSION_DDL = f"""
+CREATE SEQUENCE IF NOT EXISTS {ROW_VERSION_SEQUENCE} MINVALUE 0 START WITH 1;
+CREATE OR REPLACE FUNCTION sandbox_reserve_row_versions(n bigint) RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE first bigint;
+BEGIN
+  IF NOT (SELECT is_called FROM {ROW_VERSION_SEQUENCE}) THEN
+    RETURN NULL;  -- never used: the caller starts it at the highest version its rows carry
+  END IF;
+  IF n = 1 THEN
+    -- single versions never wait for each other, only for a block being taken
+    PERFORM pg_advisory_lock_shared({_ROW_VERSION_LOCK});
+    first := nextval('{ROW_VERSION_SEQUENCE}');
+    PERFORM pg_advisory_unlock_shared({_ROW_VERSION_LOCK});
+  ELSE
+    PERFORM pg_advisory_lock({_ROW_VERSION_LOCK});
+    first := nextval('{ROW_VERSION_SEQUENCE}');
+    PERFORM setval('{ROW_VERSION_SEQUENCE}', first + n - 1);
+    PERFORM pg_advisory_unlock({_ROW_VERSION_LOCK});
+  END IF;
+  RETURN first;
+END $fn$;
+CREATE OR REPLACE FUNCTION sandbox_raise_row_versions(floor bigint) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_advisory_lock({_ROW_VERSION_LOCK});
+  IF NOT (SELECT is_called FROM {ROW_VERSION_SEQUENCE})
+     OR (SELECT last_value FROM {ROW_VERSION_SEQUENCE}) < floor THEN
+    PERFORM setval('{ROW_VERSION_SEQUENCE}', greatest(floor, 0), true);  -- called: the next is floor + 1
+  END IF;
+  PERFORM pg_advisory_unlock({_ROW_VERSION_LOCK});
+END $fn$;
+"""
+
+
+def create_row_version_sequence(connection: sa.Connection) -> None:
+    """PostgreSQL: the sequence row versions come from, and the two functions that hand them out (idempotent;
+    several processes starting on one database at once take turns on an advisory lock)."""
+    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('sandbox.schema'))")
+    connection.exec_driver_sql(_PG_ROW_VERSION_DDL)
+
+
+def reserve_row_versions(connection: sa.Connection, count: int, floor: Callable[[], int]) -> int:
+    """Take ``count`` consecutive row versions and return the first.
+
+    Must run inside the caller's write transaction. A database that never handed one out (a new one, a reset,
+    an older snapshot) starts at ``floor()``, the highest version its rows already carry.
+
+    SQLite: a counter row, bumped in the transaction (which holds the database's only writer lock anyway).
+    PostgreSQL: a sequence, so that writers never queue on one row lock until the other commits; a block of
+    several versions is taken under a short advisory lock (released at once, not at commit) so it is consecutive.
     """
+    if connection.dialect.name == "postgresql":
+        reserve = sa.text("SELECT sandbox_reserve_row_versions(:n)")
+        first = connection.execute(reserve, {"n": count}).scalar()
+        if first is None:
+            connection.execute(sa.text("SELECT sandbox_raise_row_versions(:floor)"), {"floor": floor()})
+            first = connection.execute(reserve, {"n": count}).scalar()
+        assert first is not None
+        return int(first)
     table = _counter_table()
     bump = (
         sa.update(table)
@@ -486,6 +559,9 @@ def reserve_row_versions(connection: sa.Connection, count: int, floor: Callable[
 
 def raise_row_version_counter(connection: sa.Connection, floor: int) -> None:
     """Make sure the counter is at least ``floor`` (after rows came in around it: a snapshot import)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT sandbox_raise_row_versions(:floor)"), {"floor": floor})
+        return
     table = _counter_table()
     connection.execute(sa.update(table).where(table.c.id == 1, table.c.value < floor).values(value=floor))
 

@@ -13,8 +13,14 @@ gap-tolerant, increasing ``seq``; consumers (the bridge, change tracking) read t
 Ordering guarantee: a reader never receives a row while a row with a lower ``seq`` may still commit. On
 SQLite transactions are serialized, so this holds trivially; on a server database (PostgreSQL) concurrent
 transactions can commit out of ``seq`` order, so :meth:`Outbox.read_page` stops short of the first ``seq``
-still owned by an open transaction *of this process*. (One writing process per service database is
-assumed; writes from another process are not covered by that watermark.)
+still owned by an open transaction. In this process the outbox knows its open transactions; across processes
+(``sandbox up --workers N`` on PostgreSQL) each transaction, before its first change row, takes that row's ``seq`` from
+the table's sequence and holds a transaction-scoped advisory lock named by it until it ends. Its other change rows
+come after that ``seq``; a reader reads the lowest such lock of the database from ``pg_locks`` (after the highest
+committed ``seq``) and stops there. The lock ends with the transaction, however that ends, a crash included.
+
+Waking long-pollers: a commit in this process wakes them at once; on PostgreSQL they also look at the table
+every :data:`POLL_SECONDS`, so a commit by another process of the same service wakes them too.
 """
 
 from __future__ import annotations
@@ -44,8 +50,12 @@ OPERATIONS = ("create", "update", "delete")
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
 MAX_WAIT_SECONDS = 30.0
+#: PostgreSQL: how often a long-poller looks for changes other processes committed
+POLL_SECONDS = 0.05
 
 _BAG_KEY = "sandbox.outbox"
+#: the memo key saying this transaction holds its in-flight reservation (PostgreSQL)
+_PG_RESERVED = "sandbox.outbox.reserved"
 
 
 # ---- JSON ----------------------------------------------------------------------------------------------
@@ -299,7 +309,7 @@ class Outbox:
         tx: _TxChanges | None = db.bag.get(_BAG_KEY)
         transaction_id = tx.transaction_id if tx else uuid.uuid4().hex
         compact = len(changes) > 1 and db.connection.dialect.name in _COMPACT_DIALECTS
-        rows = []
+        rows: list[dict[str, Any]] = []
         columns_ids: set[str] = set()
         # Rows of one chunk share their names (and a create's changed list): worked out again only on a change.
         last_changed: list[str] | None = None
@@ -335,13 +345,27 @@ class Outbox:
         # Insert and in-flight registration are atomic with respect to readers' watermark snapshot.
         if columns_ids:
             self.column_lists.save(db.connection, columns_ids)
+        reserved: int | None = None
+        if _PG_RESERVED not in db.memo and db.connection.dialect.name == "postgresql":
+            # Before this transaction's first change row: its seq, taken now and held as an advisory lock until the
+            # transaction ends, so readers in every process stop short of its rows until then (module docstring).
+            # Kept in the memo, which a savepoint's rollback empties: that rollback also releases a lock taken
+            # inside it, and the next change row must take one again.
+            reserved = int(db.connection.exec_driver_sql(_PG_RESERVE_IN_FLIGHT).scalar_one())
+            db.memo[_PG_RESERVED] = True
         with self._cond:
+            seqs = []
+            if reserved is not None:
+                rows[0]["seq"] = reserved
+                db.connection.execute(self._insert, rows[0])
+                seqs.append(reserved)
+                rows = rows[1:]
             if len(rows) == 1:  # a single write's change: one INSERT (ids in bulk take two reads first)
                 inserted = db.connection.execute(self._insert, rows[0]).inserted_primary_key
                 assert inserted is not None  # an INSERT of one row always has its key
-                seqs = [int(inserted[0])]
-            else:
-                seqs = insert_returning_ids(db.connection, self.table, "seq", rows)
+                seqs.append(int(inserted[0]))
+            elif rows:
+                seqs += insert_returning_ids(db.connection, self.table, "seq", rows)
             if tx is None:
                 tx = _TxChanges(transaction_id, min(seqs), max(seqs))
                 db.bag[_BAG_KEY] = tx
@@ -405,6 +429,11 @@ class Outbox:
         latest = self.latest_seq(db)  # committed before the watermark snapshot below
         with self._cond:
             ceiling = min([latest, *(seq - 1 for seq in self._in_flight)])
+        if db.engine.dialect.name == "postgresql":
+            with db.transaction(may_sync=False) as connection:
+                reserved = connection.exec_driver_sql(_PG_LOWEST_IN_FLIGHT).scalar()
+            if reserved is not None:
+                ceiling = min(ceiling, int(reserved) - 1)
         query = (
             sa.select(self.table)
             .where(self.table.c.seq > after_seq, self.table.c.seq <= ceiling)
@@ -458,6 +487,20 @@ class Outbox:
         self.latest_seq(db)
         self.notify()
         return int(count or 0)
+
+
+# ---- PostgreSQL: the lowest seq an open transaction may still commit, across processes ----------------------
+# A bigint advisory lock shows in pg_locks as classid (high 32 bits), objid (low 32 bits) and objsubid 1; the
+# sandbox takes no other bigint-keyed advisory lock in a service's database (its others are two-int4 keys).
+_PG_RESERVE_IN_FLIGHT = (
+    "SELECT reserved FROM (SELECT nextval(pg_get_serial_sequence('sandbox_outbox', 'seq')) AS reserved) AS s, "
+    "LATERAL (SELECT pg_advisory_xact_lock(s.reserved)) AS locked"
+)
+_PG_LOWEST_IN_FLIGHT = (
+    "SELECT min((classid::bigint << 32) | objid::bigint) FROM pg_locks "
+    "WHERE locktype = 'advisory' AND objsubid = 1 AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 
 
 # ---- the feed over HTTP ------------------------------------------------------------------------------
@@ -520,6 +563,8 @@ def changes_view(runtime: ServiceRuntime) -> Response:
         if page.changes or remaining <= 0:
             break
         cursor = page.next  # filtered-out rows need not be scanned again
+        if not db.is_sqlite:  # other processes may write this database: look again now and then
+            remaining = min(remaining, POLL_SECONDS)
         outbox.wait_for_change(generation, remaining)
     return json_response({"changes": page.changes, "next": page.next, "latest": page.latest})
 

@@ -34,6 +34,7 @@ from sandbox.odata.service import ODataService, identity_of
 from sandbox.odata.store import EntityBehavior, Store
 from sandbox.outbox import Outbox
 from sandbox.websafety import EdgePolicy, configure_edge, install_edge_safety
+from sandbox.shared import SHARED_STATE_OPTION, shared_state
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class Runtime:
         self.outbox = Outbox()
         self.faults = FaultRegistry()
         self.journal = Journal(config.journal_capacity)
+        if config.options.get(SHARED_STATE_OPTION):  # several processes serve this service (sandbox.shared)
+            self.faults, self.journal = shared_state(self.db.engine, config.journal_capacity)
         self.actions = ActionRegistry()
         spec.register_actions(self.actions)
         self.store = Store(self.model, self.db, self.outbox, spec.behaviors())

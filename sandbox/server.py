@@ -69,7 +69,11 @@ class ServerGroup:
     tls: TlsFiles | None = None
     servers: list[RunningServer] = field(default_factory=list)
 
-    def start(self, name: str, app: WSGIApplication, port: int) -> RunningServer:
+    def start(
+        self, name: str, app: WSGIApplication, port: int, *, listening: socket.socket | None = None
+    ) -> RunningServer:
+        """Serve ``app`` on ``port`` (0: any free one), or accept on ``listening``, a socket bound and listening
+        already (several worker processes of one service share it)."""
         from sandbox.websafety import mark_served
 
         scheme = "https" if self.tls else "http"
@@ -85,10 +89,10 @@ class ServerGroup:
         else:
             from waitress.server import create_server
 
+            where: dict[str, Any] = {"host": self.host, "port": port} if listening is None else {"sockets": [listening]}
             server = create_server(
                 app,
-                host=self.host,
-                port=port,
+                **where,
                 threads=WAITRESS_THREADS,
                 ident="lead-to-cash-sandbox",
                 clear_untrusted_proxy_headers=True,

@@ -11,6 +11,9 @@ from flask.testing import FlaskClient
 
 from tests.golden import Golden
 
+# the session's PostgreSQL cluster and databases on it (tests/postgres.py)
+pytest_plugins = ["tests.postgres"]
+
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker more than the cores. The live-server tests spend much of their time waiting for

@@ -21,6 +21,8 @@ EXPECTED = {
     "initial-sync",
     "initial-sync-processes",
     "live-sync-writes",
+    "concurrent-live-sync",
+    "concurrent-live-sync-p95",
     "async-sync-throughput",
     "sales-writes",
     "sales-reads",
@@ -48,6 +50,34 @@ def test_suite_at_tiny_sizes_reports_every_benchmark_with_a_baseline_measured_in
     assert by_name["live-sync-writes"].details["errors"] == []
     assert by_name["async-sync-throughput"].details["errors"] == []
     assert by_name["async-sync-throughput"].details["synced"] > 0
+    crossing = by_name["concurrent-live-sync"].details
+    assert crossing["failed"] == 0 and crossing["errors"] == [] and crossing["writes_live"] > 0
+    assert by_name["concurrent-live-sync-p95"].baseline == crossing["single_writer_p50_ms"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sync_benchmarks_on_the_benchmarks_own_postgresql(workers: int) -> None:
+    """``--postgres`` (and ``--workers 2``): the sync benchmarks run on PostgreSQL, say so, and nothing fails."""
+    sizes = bench.BenchSizes(customers=40, writes=8, async_seconds=0.5, requests=4)
+    only = ["initial-sync", "concurrent-live-sync"] if workers == 1 else ["live-sync-writes", "concurrent-live-sync"]
+    results = bench.run_bench(sizes=sizes, threads=2, only=only, postgres=True, workers=workers)
+    by_name = {r.name: r for r in results}
+    if workers == 1:
+        assert "(postgresql)" in by_name["initial-sync"].baseline_name
+        assert by_name["initial-sync"].details["errors"] == 0
+        assert by_name["initial-sync-processes"].details["rows"] >= 40
+    else:
+        assert by_name["live-sync-writes"].details["errors"] == []
+    crossing = by_name["concurrent-live-sync"].details
+    assert crossing["store"] == "postgresql" and crossing["workers"] == workers
+    assert crossing["failed"] == 0 and crossing["errors"] == []
+
+
+def test_workers_without_postgresql_are_refused() -> None:
+    with pytest.raises(ValueError, match="needs PostgreSQL"):
+        bench.run_bench(only=["live-sync-writes"], workers=2)
+    refused = CliRunner().invoke(main, ["bench", "--workers", "2"])
+    assert refused.exit_code == 2 and "needs PostgreSQL" in refused.output
 
 
 def test_unknown_group_is_refused() -> None:
@@ -76,15 +106,20 @@ def test_bench_command_prints_the_table_writes_json_and_stays_quiet_off_a_termin
     assert document["machine"]["cpus"] and "seconds" in document
 
 
-def test_sync_benchmarks_run_on_the_databases_named_by_url(tmp_path: Path) -> None:
+def test_sync_benchmarks_run_on_the_databases_named_by_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``database_urls`` puts the sync benchmarks on other databases (SQLite URLs here; PostgreSQL alike):
-    the rows land there, and the baseline says which database it copied into."""
+    the rows land there, and the baseline says which database it copied into; a second run on the same
+    databases works too."""
     import sqlalchemy as sa
 
     urls = {name: f"sqlite:///{(tmp_path / f'{name}-elsewhere.sqlite').as_posix()}" for name in ("sales", "scm")}
     sizes = bench.BenchSizes(customers=30, writes=4, async_seconds=0.5, requests=4)
     results = bench.run_bench(sizes=sizes, threads=1, only=["initial-sync"], database_urls=urls)
     assert [r.name for r in results] == ["initial-sync"] and "(sqlite)" in results[0].baseline_name
+    # a second run on the same databases, which now hold the first run's rows (once a unique-key failure)
+    monkeypatch.setattr(bench, "RUN", "R2")
+    again = bench.run_bench(sizes=sizes, threads=1, only=["initial-sync"], database_urls=urls)
+    assert again[0].details["errors"] == 0 and again[0].details["rows"] >= 30
     engine = sa.create_engine(urls["sales"])
     try:
         with engine.connect() as connection:

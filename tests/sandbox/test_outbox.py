@@ -59,9 +59,11 @@ class FeedRuntime:
         return response
 
 
-@pytest.fixture
-def db() -> Iterator[Database]:
-    database = Database("sqlite://", [METADATA, platform_metadata()])
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """The outbox's database: in-memory SQLite, or a fresh database on the session's PostgreSQL cluster."""
+    url = request.getfixturevalue("pg_urls")["sales"] if request.param == "postgresql" else "sqlite://"
+    database = Database(url, [METADATA, platform_metadata()])
     database.create_all()
     yield database
     database.dispose()

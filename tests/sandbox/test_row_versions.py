@@ -5,12 +5,22 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
 from flask import Flask
 
 from leadtocash.stack import factory
 from sandbox.runtime import ServiceConfig
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One service's database: a SQLite file, or a fresh PostgreSQL database on the session's cluster (row
+    versions come from a counter row there, from a sequence here)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_urls")["scm"])
+    return f"sqlite:///{(tmp_path / 'scm.sqlite').as_posix()}"
 
 
 def _app(url: str, seed: int | None) -> Flask:
@@ -35,10 +45,10 @@ def _create(app: Flask, number: str) -> int:
     return int(base64.b64decode(opaque).decode().strip("'").split(",")[0])
 
 
-def test_two_apps_on_one_database_never_hand_out_the_same_row_version(tmp_path: Path) -> None:
+def test_two_apps_on_one_database_never_hand_out_the_same_row_version(database_url: str) -> None:
     """Two services on one SQLite file (two processes would be the same: nothing is counted in memory) write in
     turn: every version is new and each is higher than the one before."""
-    url = f"sqlite:///{(tmp_path / 'scm.sqlite').as_posix()}"
+    url = database_url
     first = _app(url, seed=1)
     second = _app(url, seed=1)  # finds the database seeded: seeds nothing
     try:
@@ -52,10 +62,10 @@ def test_two_apps_on_one_database_never_hand_out_the_same_row_version(tmp_path: 
     assert versions == sorted(versions)
 
 
-def test_row_versions_keep_rising_after_a_restart_and_after_a_reset(tmp_path: Path) -> None:
+def test_row_versions_keep_rising_after_a_restart_and_after_a_reset(database_url: str) -> None:
     """A new app on the same file goes on from where the last one stopped; after a reset and a reseed, versions
     start again from the (new) data, never below a row that exists."""
-    url = f"sqlite:///{(tmp_path / 'scm.sqlite').as_posix()}"
+    url = database_url
     app = _app(url, seed=1)
     before = _create(app, "RV-A")
     app.extensions["sandbox"].db.dispose()
@@ -73,9 +83,9 @@ def test_row_versions_keep_rising_after_a_restart_and_after_a_reset(tmp_path: Pa
         restarted.extensions["sandbox"].db.dispose()
 
 
-def test_a_snapshot_import_never_leaves_the_counter_below_its_rows(tmp_path: Path) -> None:
+def test_a_snapshot_import_never_leaves_the_counter_below_its_rows(database_url: str) -> None:
     """Rows imported with higher versions than the counter holds: the next write is above all of them."""
-    app = _app("sqlite://", seed=1)
+    app = _app(database_url, seed=1)
     runtime = app.extensions["sandbox"]
     try:
         _create(app, "RV-S")
