@@ -493,9 +493,9 @@ def bench(
     threads: int,
     only: tuple[str, ...],
     database_urls: tuple[str, ...],
-    html_path: str | None = None,
     postgres: bool,
     workers: int,
+    html_path: str | None = None,
 ) -> None:
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
 

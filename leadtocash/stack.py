@@ -706,6 +706,8 @@ def link_data_browsers(stack: Stack) -> None:
                 "bridge_url": stack.urls.get("bridge"),
                 "synced": synced[name],
             }
+
+
 def _with_postgres(config: StackConfig, stack: Stack, wire: Wire, serve: Serving | None) -> tuple[StackConfig, Wire]:
     """``config`` and ``wire`` for ``config.postgres`` and ``config.workers``: with ``postgres``, the stack's own
     cluster started (``stack.postgres``) and every service not named in ``database_urls`` given a database on

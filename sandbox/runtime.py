@@ -33,8 +33,8 @@ from sandbox.odata.model import Model
 from sandbox.odata.service import ODataService, identity_of
 from sandbox.odata.store import EntityBehavior, Store
 from sandbox.outbox import Outbox
-from sandbox.websafety import EdgePolicy, configure_edge, install_edge_safety
 from sandbox.shared import SHARED_STATE_OPTION, shared_state
+from sandbox.websafety import EdgePolicy, configure_edge, install_edge_safety
 
 log = logging.getLogger(__name__)
 
