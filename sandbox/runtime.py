@@ -18,6 +18,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
+from sandbox.auth import install_service_auth
 from sandbox.control import control_blueprint
 from sandbox.db import Database, platform_metadata
 from sandbox.errors import MethodNotAllowed, SandboxError, error_for_status
@@ -143,6 +144,8 @@ def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
     app = Flask(spec.name)
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["sandbox"] = runtime
+    # Authentication (sandbox.auth.guard): after the Host/Origin checks, before the journal and faults.
+    install_service_auth(app, runtime)
     # The journal goes first: a fault answers from before_request and would skip later hooks.
     install_journal_hook(app, runtime.journal, identity_of)
     install_fault_hook(app, runtime.faults, runtime.render_error)
