@@ -111,7 +111,9 @@ def main() -> None:
     show_default=True,
     help="Whether the services check bearer tokens from the identity service (off: any caller, no token).",
 )
-@click.option("--identity-port", default=IDENTITY_PORT, show_default=True, type=int, help="Port of the identity service.")
+@click.option(
+    "--identity-port", default=IDENTITY_PORT, show_default=True, type=int, help="Port of the identity service."
+)
 @click.option(
     "--identity-config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -66,7 +66,8 @@ def on_ports(command: str, stack: Stack) -> str:
     if "$(sandbox token" in command:
         scope = "" if "--scope" in command else f" --scope {stack.urls['sales']}/.default"
         command = command.replace(
-            "$(sandbox token", f"$({sys.executable} -m leadtocash.cli token --identity-url {stack.urls['identity']}{scope}"
+            "$(sandbox token",
+            f"$({sys.executable} -m leadtocash.cli token --identity-url {stack.urls['identity']}{scope}",
         )
     return command
 
