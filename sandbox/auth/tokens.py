@@ -6,6 +6,7 @@ failed. The token is expired. ...``), which the real services put in their 401 c
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -56,7 +57,8 @@ class KeySet:
             return self._fetch()
         if not self.jwks_url:
             return {"keys": []}
-        with httpx.Client(transport=self.transport, verify=self.verify, timeout=10.0) as client:
+        verify = ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
+        with httpx.Client(transport=self.transport, verify=verify, timeout=10.0) as client:
             response = client.get(self.jwks_url)
             response.raise_for_status()
             return dict(response.json())

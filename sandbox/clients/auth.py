@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.clients.tls import verify_option
 from sandbox.wellknown import DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID
 
 __all__ = ["DEFAULT_IDENTITY_URL", "ClientCredentials", "TokenError", "challenge_of", "fetch_token"]
@@ -85,7 +86,7 @@ def fetch_token(
     url = f"{authority.rstrip('/')}/oauth2/v2.0/token"
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": scope}
     try:
-        with httpx.Client(transport=transport, verify=verify, timeout=timeout) as http:
+        with httpx.Client(transport=transport, verify=verify_option(verify), timeout=timeout) as http:
             response = http.post(url, data=form)
     except httpx.HTTPError as exc:
         raise TokenError(f"cannot reach the identity service at {authority}: {exc}") from exc
