@@ -269,13 +269,16 @@ def wire_bridge(
     maps_dirs: list[Path] | None = None,
     urls: Mapping[str, str] | None = None,
     in_process: bool | None = None,
+    auth: AuthSettings | None = None,
+    credentials: httpx.Auth | None = None,
 ) -> Flask:
     """Build the bridge for the mock ``apps`` of this process and point both mocks' live sync at it.
 
     ``in_process`` (the default when there are no ``urls``) sends the traffic between the bridge and the
     mocks through ``httpx.WSGITransport``: the same HTTP requests and answers, handled in the calling thread
     instead of crossing a loopback socket and a server's worker pool. With ``in_process=False`` they call each
-    other on ``urls`` (``sales``, ``scm`` and ``bridge`` origins) as separate servers would.
+    other on ``urls`` (``sales``, ``scm`` and ``bridge`` origins) as separate servers would. ``auth``: how the
+    bridge checks its callers' tokens; ``credentials``: how it (and the live-sync senders) get theirs.
     """
     bridge_app, _client = _wire_bridge(
         apps,
@@ -283,6 +286,8 @@ def wire_bridge(
         in_process=urls is None if in_process is None else in_process,
         bridge_database_url=bridge_database_url,
         maps_dirs=maps_dirs,
+        auth=auth,
+        credentials=credentials,
     )
     return bridge_app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -64,5 +65,11 @@ def stop(process: subprocess.Popen) -> int:
 
 def authenticated(verify: Any = True, **kwargs: Any) -> httpx.Client:
     """An ``httpx.Client`` that authenticates as our own clients do: the well-known development app's token, from
-    the identity service a service names in its 401 challenge (``verify``: the local CA with ``--tls``)."""
-    return httpx.Client(auth=ClientCredentials(verify=verify), verify=verify, timeout=60.0, **kwargs)
+    the identity service a service names in its 401 challenge (``verify``: the local CA with ``--tls``). Each
+    connection closes after its answer, as ``httpx.get`` leaves none open: a server stops only once its
+    keep-alive connections are closed."""
+    if isinstance(verify, str):
+        verify = ssl.create_default_context(cafile=verify)
+    return httpx.Client(
+        auth=ClientCredentials(verify=verify), verify=verify, timeout=60.0, headers={"Connection": "close"}, **kwargs
+    )
