@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ RECORD_NOT_FOUND = "0x80040217"
 #: the security role whose privileges include acting on behalf of another user
 SYSTEM_ADMINISTRATOR = "System Administrator"
 ACT_ON_BEHALF_ROLES = frozenset({SYSTEM_ADMINISTRATOR})
+#: how long an application user's lookup is reused (a user disabled meanwhile is refused after this long)
+USER_CACHE_SECONDS = 5.0
 _PRV_ACT_ON_BEHALF = "e4a8a4a8-8f3e-4d36-a5a7-2a6f0d5fdc76"
 
 
@@ -86,6 +89,7 @@ class DataverseAccess(CallerPolicy):
         #: security roles of application users, by application id (Dataverse keeps them in systemuserroles)
         self.roles: dict[str, list[str]] = {app: list(user.roles) for app, user in BUILTIN_APP_USERS.items()}
         self._lock = threading.Lock()
+        self._users: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     def _find(self, where: dict[str, Any]) -> dict[str, Any] | None:
         with self.store.db.transaction(may_sync=False):
@@ -93,13 +97,20 @@ class DataverseAccess(CallerPolicy):
         return rows[0] if rows else None
 
     def app_user(self, app_id: str) -> dict[str, Any] | None:
-        """The enabled application user of ``app_id`` (a built-in app's is provisioned when missing)."""
+        """The enabled application user of ``app_id`` (a built-in app's is provisioned when missing), looked up
+        at most once every few seconds per app: every request of a client asks."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._users.get(app_id)
+        if cached is not None and now - cached[0] < USER_CACHE_SECONDS:
+            return cached[1]
         row = self._find({"applicationid": app_id})
         if row is None and app_id in BUILTIN_APP_USERS:
             row = self._provision(app_id)
-        if row is None or row.get("isdisabled"):
-            return None
-        return row
+        user = None if row is None or row.get("isdisabled") else row
+        with self._lock:
+            self._users[app_id] = (now, user)
+        return user
 
     def _provision(self, app_id: str) -> dict[str, Any]:
         user = BUILTIN_APP_USERS[app_id]
@@ -168,6 +179,8 @@ class DataverseAccess(CallerPolicy):
                     "systemuser", {**values, "applicationid": app_id}, identity=SYSTEM_IDENTITY, via_api=False
                 )
         self.roles[app_id] = list(roles)
+        with self._lock:
+            self._users.pop(app_id, None)
         return {
             "applicationid": app_id,
             "systemuserid": row.get("systemuserid"),
