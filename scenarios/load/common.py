@@ -104,8 +104,9 @@ class SandboxTokens:
             origin = f"{scheme}://{rest.split('/', 1)[0]}"
             try:
                 request.headers["Authorization"] = f"Bearer {self.credentials.token(origin)}"
-            except TokenError as exc:
-                self.available = exc.status != 0  # unreachable: no identity service, no auth to satisfy
+            except TokenError:
+                # no identity service, or one that does not know this service: send without tokens from now on
+                self.available = False
         return request
 
 
