@@ -4,8 +4,10 @@
 Like Microsoft's clients, :class:`ClientCredentials` finds the authority from the service itself when it is not
 told: a request without a token gets 401 with ``WWW-Authenticate: Bearer authorization_uri=<identity>/<tenant>/
 oauth2/authorize, resource_id=<origin>/``, and the flow asks that authority for a token for that resource and sends
-the request again. A stack without authentication never answers 401, so no token is ever asked for. Tokens are
-cached per authority, app and resource (for the whole process) and renewed five minutes before they expire.
+the request again. A stack without authentication never answers 401, so no token is ever asked for. Each instance
+caches its tokens per authority and resource and the authority it discovered per service origin (not the process:
+in-process stacks reuse names such as ``http://sales.sandbox`` with identity services of their own), and renews a
+token five minutes before it expires.
 
 The default credentials are the well-known development app's (:data:`sandbox.wellknown.DEV_CLIENT_ID`): public on
 purpose, like Azurite's account key. Pass ``discover=False`` with a fixed ``authority`` for secrets of your own, so
@@ -47,13 +49,6 @@ class TokenError(RuntimeError):
 class _Cached:
     token: str
     expires_at: float
-
-
-# shared by every ClientCredentials of the process: one token per authority, app and resource, one authority per
-# service origin once discovered
-_tokens: dict[tuple[str, str, str, str], _Cached] = {}
-_authorities: dict[str, str] = {}
-_lock = threading.Lock()
 
 
 def origin_of(url: httpx.URL) -> str:
@@ -123,6 +118,9 @@ class ClientCredentials(httpx.Auth):
         self.discover = discover
         self.transport = transport
         self.verify = verify
+        self._tokens: dict[tuple[str, str], _Cached] = {}
+        self._authorities: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def for_identity(
@@ -142,9 +140,9 @@ class ClientCredentials(httpx.Auth):
         authority = authority or self.authority
         if authority is None:
             raise TokenError(f"no identity service known for {resource}")
-        key = (authority, self.client_id, self.client_secret, resource)
-        with _lock:
-            cached = _tokens.get(key)
+        key = (authority, resource)
+        with self._lock:
+            cached = self._tokens.get(key)
         if cached is not None and not fresh and cached.expires_at - _RENEW_BEFORE > time.time():
             return cached.token
         token, expires_at = fetch_token(
@@ -155,21 +153,24 @@ class ClientCredentials(httpx.Auth):
             transport=self.transport,
             verify=self.verify,
         )
-        with _lock:
-            _tokens[key] = _Cached(token, expires_at)
+        with self._lock:
+            self._tokens[key] = _Cached(token, expires_at)
         return token
 
     def _authority_for(self, origin: str) -> str | None:
         if self.authority is not None:
             return self.authority
-        with _lock:
-            return _authorities.get(origin)
+        with self._lock:
+            return self._authorities.get(origin)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         origin = origin_of(request.url)
         authority = self._authority_for(origin)
         if authority is not None:
-            request.headers["Authorization"] = f"Bearer {self.token(origin, authority)}"
+            try:
+                request.headers["Authorization"] = f"Bearer {self.token(origin, authority)}"
+            except TokenError:
+                pass  # the service says whether it needs a token, and where to get it
         response = yield request
         if response.status_code != 401:
             return
@@ -183,8 +184,8 @@ class ClientCredentials(httpx.Auth):
         if self.authority is None and not self.discover:
             return
         authority = named_authority if self.authority is None else self.authority
-        with _lock:
-            _authorities[origin] = authority
+        with self._lock:
+            self._authorities[origin] = authority
         resource = challenge.get("resource_id", origin).rstrip("/") or origin
         request.headers["Authorization"] = f"Bearer {self.token(resource, authority, fresh=True)}"
         yield request
