@@ -27,13 +27,15 @@ from bridge.resolution import OutcomeResolver
 from bridge.state import NOT_RUNNING, RUNNING, ActivityRow, BridgeMetadata, BridgeState, CatchupErrorRow, TraceRow
 from bridge.worker import LINGER, AsyncWorker
 from sandbox import jsonio
-from sandbox.clients import ControlClient, SalesClient, ScmClient
+from sandbox.auth import AuthSettings, bridge_api_roles, bridge_is_open, install_auth
+from sandbox.clients import ClientCredentials, ControlClient, SalesClient, ScmClient
 from sandbox.db import Database
 from sandbox.errors import BadRequest, NotFound, SandboxError, error_for_status
 from sandbox.logs import install_request_log
 from sandbox.odata.model import Model
+from sandbox.odata.service import identity_of
 from sandbox.websafety import install_edge_safety
-from sandbox.wellknown import INTEGRATION_IDENTITY
+from sandbox.wellknown import BRIDGE_CLIENT_ID, BRIDGE_CLIENT_SECRET, INTEGRATION_IDENTITY
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,11 @@ class BridgeConfig:
     async_poll_wait: float = 1.0
     #: how long an async drainer lets changes gather after a short page (more lag, larger pages)
     async_linger: float = LINGER
+    #: whether (and against which identity service) the bridge checks the tokens of its callers
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    #: how the bridge gets its tokens for the two services (default: its own well-known app registration, the
+    #: identity service found from the services' 401 challenge)
+    credentials: httpx.Auth | None = None
 
 
 #: the routes of the console's HTML forms: the only ones that take form posts (sandbox.websafety)
@@ -91,11 +98,13 @@ class BridgeRuntime:
         self.db.create_all()
         self.state = BridgeState(self.db)
         identity = INTEGRATION_IDENTITY
-        self.sales = SalesClient(config.sales_url, transport=config.sales_transport, identity=identity)
-        self.scm = ScmClient(config.scm_url, transport=config.scm_transport, identity=identity)
+        # the bridge's own app registration: its tokens make it the integration identity in both services
+        auth = config.credentials or ClientCredentials(BRIDGE_CLIENT_ID, BRIDGE_CLIENT_SECRET)
+        self.sales = SalesClient(config.sales_url, transport=config.sales_transport, identity=identity, auth=auth)
+        self.scm = ScmClient(config.scm_url, transport=config.scm_transport, identity=identity, auth=auth)
         self.controls: dict[Source, ControlClient] = {
-            "sales": ControlClient(config.sales_url, transport=config.sales_transport, identity=identity),
-            "scm": ControlClient(config.scm_url, transport=config.scm_transport, identity=identity),
+            "sales": ControlClient(config.sales_url, transport=config.sales_transport, identity=identity, auth=auth),
+            "scm": ControlClient(config.scm_url, transport=config.scm_transport, identity=identity, auth=auth),
         }
         self.engine = SyncEngine(self.maps, self.sales, self.scm, self.sales_model, self.scm_model, self.state)
         self.lifecycle = Lifecycle(self.engine, self.state, self.controls)
@@ -223,7 +232,11 @@ def create_app(config: BridgeConfig) -> Flask:
     # Host and Origin checks sit outermost, before authentication (inserted first whenever installed);
     # form posts are taken only by the console's actions.
     install_edge_safety(app, error_response, form_routes=CONSOLE_FORM_ROUTES)
-    install_request_log(app, "bridge")  # a line per request at info (its clock starts first, its line is last)
+    install_request_log(
+        app, "bridge", identity_of
+    )  # a line per request at info (its clock starts first, its line is last)
+    # Authentication (sandbox.auth.guard): after the Host/Origin checks, before any other request hook.
+    install_auth(app, config.auth, error_response, is_open=bridge_is_open, api_roles=bridge_api_roles)
     app.register_blueprint(api_blueprint(runtime))
     app.register_blueprint(metrics_blueprint(runtime))
     app.register_blueprint(console_blueprint(runtime))

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import click
 
+from leadtocash.auth import IDENTITY_PORT, identity_lines
 from leadtocash.chaos import chaos_command
 from leadtocash.edgecli import edge_options, log_options, log_ready, start_logging, warn_if_exposed
 from leadtocash.preflight import (
@@ -120,6 +121,23 @@ def main() -> None:
     type=click.IntRange(1, 32),
     help="Processes per mock service, all serving its port (needs --postgres or PostgreSQL --database-url).",
 )
+# ---- authentication (docs/auth.md) ----
+@click.option(
+    "--auth",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Whether the services check bearer tokens from the identity service (off: any caller, no token).",
+)
+@click.option(
+    "--identity-port", default=IDENTITY_PORT, show_default=True, type=int, help="Port of the identity service."
+)
+@click.option(
+    "--identity-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A YAML/JSON file of app registrations for the identity service (apps: [{client_id, client_secret, "
+    "display_name, roles}]).",
+)
 def up(
     host: str,
     sales_port: int,
@@ -138,6 +156,9 @@ def up(
     log_format: str,
     postgres: bool,
     workers: int,
+    auth: str,
+    identity_port: int,
+    identity_config: Path | None,
 ) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
@@ -152,7 +173,8 @@ def up(
         # the bridge's clients and the children's live-sync clients would have to trust the local CA
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
     check_postgres_options(postgres, workers, parse_database_urls(database_urls), tls)
-    ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port}
+    ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port, "identity": identity_port}
+    identity_apps = _identity_apps(identity_config)
     if tls or not memory:  # with --memory the folder matters only for --tls's certificate
         check_data_dir(data_dir)
     # One stack per data folder: a second `up` on it is refused at once, naming the process that holds it
@@ -172,6 +194,8 @@ def up(
             database_urls=parse_database_urls(database_urls),
             postgres=postgres,
             workers=workers,
+            auth=auth == "on",
+            identity_apps=identity_apps,
         )
         tls_files = ensure_tls_files(data_dir / "tls") if tls else None
         try:
@@ -203,6 +227,8 @@ def up(
                     f"TLS: trust {tls_files.ca_cert} (e.g. export SSL_CERT_FILE={tls_files.ca_cert} "
                     f"REQUESTS_CA_BUNDLE={tls_files.ca_cert} NODE_EXTRA_CA_CERTS={tls_files.ca_cert})"
                 )
+            for line in identity_lines(stack):
+                click.echo(line)
             if stack.children is not None:
                 click.echo("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids.items()))
             click.echo("storage: " + storage_line(stack, memory, data_dir) + "   Ctrl+C stops.")
@@ -245,6 +271,18 @@ def storage_line(stack: Stack, memory: bool, data_dir: Path) -> str:
         where = "throwaway" if memory else str(data_dir / "postgres")
         return f"PostgreSQL on 127.0.0.1:{stack.postgres.port} ({where})"
     return "in memory (throwaway)" if memory else str(data_dir)
+
+
+def _identity_apps(path: Path | None) -> list[Any]:
+    """The app registrations of ``--identity-config`` (a bad file is one line and exit 1, before any start)."""
+    from sandbox.identity import RegistryError, load_config
+
+    if path is None:
+        return []
+    try:
+        return list(load_config(path)["apps"])
+    except RegistryError as exc:
+        raise SetupError(str(exc)) from None
 
 
 def _start_failure(exc: BaseException) -> click.ClickException:
@@ -560,7 +598,7 @@ def _bridge_call(bridge_url: str, method: str, path: str, body: dict[str, Any] |
     import httpx
 
     try:
-        response = httpx.request(method, bridge_url.rstrip("/") + path, json=body, timeout=600.0)
+        response = httpx.request(method, bridge_url.rstrip("/") + path, json=body, timeout=600.0, auth=_credentials())
     except httpx.TransportError as exc:
         raise click.ClickException(
             f"cannot reach the bridge at {bridge_url} ({one_line(exc)}); start the stack with `sandbox up`, "
@@ -576,6 +614,13 @@ def _bridge_call(bridge_url: str, method: str, path: str, body: dict[str, Any] |
             message = message.rstrip(". ") + _map_suggestion(bridge_url, map_id)
         raise click.ClickException(f"{response.status_code}: {message}")
     return response.json()
+
+
+def _credentials() -> Any:
+    """The well-known development app's tokens, asked of the identity service a service names in its 401."""
+    from sandbox.clients import ClientCredentials
+
+    return ClientCredentials()
 
 
 def _map_suggestion(bridge_url: str, map_id: str) -> str:
@@ -970,8 +1015,10 @@ def snapshot_load(file: Path, sales_url: str, scm_url: str, only: tuple[str, ...
 
 
 from leadtocash.loadtest import load as _load_command  # noqa: E402
+from leadtocash.token_command import token as _token_command  # noqa: E402
 
 main.add_command(_load_command)
+main.add_command(_token_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import httpx
 
-from sandbox.clients import ControlClient, SalesClient, ScmClient
+from sandbox.clients import ClientCredentials, ControlClient, SalesClient, ScmClient
 
 MOCKS: tuple[str, ...] = ("sales", "scm")
 #: what follows each service's origin: the root a client starts from (``sandbox up`` prints origin and root)
@@ -37,23 +37,33 @@ class Clients:
 
     @classmethod
     def connect(
-        cls, urls: Mapping[str, str], transports: Mapping[str, httpx.BaseTransport] | None = None, **extra: Any
+        cls,
+        urls: Mapping[str, str],
+        transports: Mapping[str, httpx.BaseTransport] | None = None,
+        *,
+        auth: httpx.Auth | None = None,
+        **extra: Any,
     ) -> Self:
         """Clients on the services at ``urls`` (through ``transports[name]`` when given); a subclass's own fields
-        come as ``extra``. No bridge client without a bridge URL or transport."""
+        come as ``extra``. No bridge client without a bridge URL or transport.
+
+        ``auth`` gets their bearer tokens; by default the well-known development app's, from the identity service
+        each service names when it answers 401 (:class:`sandbox.clients.ClientCredentials`)."""
         transports = transports or {}
+        auth = auth or ClientCredentials()
         bridge = None
         if urls.get("bridge") or transports.get("bridge") is not None:
             bridge = httpx.Client(
                 base_url=urls.get("bridge") or IN_PROCESS_URLS["bridge"],
                 transport=transports.get("bridge"),
                 timeout=120.0,
+                auth=auth,
             )
         return cls(
-            sales=SalesClient(urls["sales"], transport=transports.get("sales")),
-            scm=ScmClient(urls["scm"], transport=transports.get("scm")),
+            sales=SalesClient(urls["sales"], transport=transports.get("sales"), auth=auth),
+            scm=ScmClient(urls["scm"], transport=transports.get("scm"), auth=auth),
             bridge=bridge,
-            control={name: ControlClient(urls[name], transport=transports.get(name)) for name in MOCKS},
+            control={name: ControlClient(urls[name], transport=transports.get(name), auth=auth) for name in MOCKS},
             urls=dict(urls),
             **extra,
         )

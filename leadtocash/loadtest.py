@@ -126,7 +126,10 @@ class Bridge:
     """The bridge's admin API, as far as the load command needs it."""
 
     def __init__(self, url: str) -> None:
-        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
+        from sandbox.clients import ClientCredentials
+
+        # the well-known development app's token when the bridge asks for one (its 401 names the identity service)
+        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=30.0, auth=ClientCredentials())
 
     def maps(self) -> list[dict[str, Any]]:
         response = self.client.get("/api/maps")
@@ -770,6 +773,8 @@ def _run(
         "SANDBOX_SALES_URL": target.urls["sales"],
         "SANDBOX_SCM_URL": target.urls["scm"],
         "SANDBOX_BRIDGE_URL": target.urls.get("bridge", ""),
+        # where the Locust users get their tokens (scenarios/load/common.py); a stack started here has its own
+        **({"SANDBOX_IDENTITY_URL": target.urls["identity"]} if target.urls.get("identity") else {}),
         "PYTHONPATH": os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH", "")) if p),
     }
     maps_before = _map_rows(bridge)

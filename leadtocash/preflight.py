@@ -17,9 +17,9 @@ from pathlib import Path
 import click
 
 #: the option that sets each service's port, named in the advice a busy port gets
-PORT_OPTIONS = {"sales": "--sales-port", "scm": "--scm-port", "bridge": "--bridge-port"}
+PORT_OPTIONS = {"sales": "--sales-port", "scm": "--scm-port", "bridge": "--bridge-port", "identity": "--identity-port"}
 #: the service names as a user reads them
-SERVICE_TITLES = {"sales": "mock Sales", "scm": "mock SCM", "bridge": "the bridge"}
+SERVICE_TITLES = {"sales": "mock Sales", "scm": "mock SCM", "bridge": "the bridge", "identity": "the identity service"}
 
 __all__ = [
     "PORT_OPTIONS",

@@ -36,6 +36,8 @@ from flask import Flask
 
 from leadtocash.clients import IN_PROCESS_URLS, MOCKS, SERVICE_ROOTS, Clients
 from leadtocash.processes import ServiceProcesses, ServiceStartError
+from sandbox.auth import AuthSettings
+from sandbox.clients.auth import ClientCredentials
 from sandbox.db import sqlite_url_for
 from sandbox.locks import SYNC_GATE_OPTION, SyncGate
 from sandbox.runtime import ServiceConfig
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
     from bridge.app import BridgeConfig, BridgeRuntime
     from leadtocash.postgres import EmbeddedPostgres
+    from sandbox.identity import AppRegistration
     from sandbox.runtime import Runtime
     from sandbox.server import ServerGroup, TlsFiles
 
@@ -107,6 +110,10 @@ class StackConfig:
     postgres: bool = False
     #: processes per mock service, all serving one port (PostgreSQL only: they share its databases)
     workers: int = 1
+    #: the services check bearer tokens from the identity service (``sandbox up --auth on``; see docs/auth.md)
+    auth: bool = False
+    #: app registrations of the identity service besides the well-known ones (``sandbox up --identity-config``)
+    identity_apps: list[AppRegistration] = field(default_factory=list)
 
     def database_url(self, name: str) -> str:
         """The service's own URL if one was given, else its SQLite file in the data folder (or memory)."""
@@ -188,6 +195,8 @@ def bridge_config(
     database_url: str = "sqlite://",
     maps_dirs: list[Path] | None = None,
     start_worker: bool = True,
+    auth: AuthSettings | None = None,
+    credentials: httpx.Auth | None = None,
 ) -> BridgeConfig:
     """The bridge's configuration: the mocks at the origins ``urls["sales"]`` and ``urls["scm"]`` (through
     ``transports[name]`` when given), its state in ``database_url``, the shipped maps and ``maps_dirs``.
@@ -210,6 +219,8 @@ def bridge_config(
         database_url=database_url,
         maps_dirs=list(maps_dirs or []),
         start_worker=start_worker,
+        auth=auth or AuthSettings(),
+        credentials=credentials,
     )
 
 
@@ -219,6 +230,8 @@ def build_bridge(
     bridge_database_url: str = "sqlite://",
     maps_dirs: list[Path] | None = None,
     transports: Mapping[str, httpx.BaseTransport] | None = None,
+    auth: AuthSettings | None = None,
+    credentials: httpx.Auth | None = None,
 ) -> Flask:
     """The bridge app, calling mock Sales and SCM at the origins ``urls["sales"]`` and ``urls["scm"]``
     (through ``transports[name]`` when given).
@@ -228,19 +241,33 @@ def build_bridge(
     """
     from bridge.app import create_app
 
-    return create_app(bridge_config(urls, transports=transports, database_url=bridge_database_url, maps_dirs=maps_dirs))
+    return create_app(
+        bridge_config(
+            urls,
+            transports=transports,
+            database_url=bridge_database_url,
+            maps_dirs=maps_dirs,
+            auth=auth,
+            credentials=credentials,
+        )
+    )
 
 
 def live_sync_link(
-    bridge_url: str, transport: httpx.BaseTransport | None = None
+    bridge_url: str, transport: httpx.BaseTransport | None = None, auth: httpx.Auth | None = None
 ) -> tuple[Callable[[dict[str, Any]], None], httpx.Client]:
     """A mock's live-sync sender, each transaction to the bridge's ``/api/live`` at ``bridge_url`` (through
     ``transport`` when given, e.g. ``httpx.WSGITransport`` in one process), and the client it posts with: the
     owner of the sender closes that client once the mock no longer sends."""
+    from sandbox.clients.auth import ClientCredentials
     from sandbox.livesync import http_sender
+    from sandbox.wellknown import BRIDGE_CLIENT_ID, BRIDGE_CLIENT_SECRET
 
+    # the services call the bridge with its registration (the integration identity); without `auth` the identity
+    # service is found from the bridge's 401 challenge, as a child process does
+    auth = auth or ClientCredentials(BRIDGE_CLIENT_ID, BRIDGE_CLIENT_SECRET)
     # generous: the writing caller waits while the bridge writes the other side, and one transaction can be big
-    client = httpx.Client(transport=transport, base_url=bridge_url, timeout=120.0)
+    client = httpx.Client(transport=transport, base_url=bridge_url, timeout=120.0, auth=auth)
     return http_sender(client), client
 
 
@@ -251,13 +278,16 @@ def wire_bridge(
     maps_dirs: list[Path] | None = None,
     urls: Mapping[str, str] | None = None,
     in_process: bool | None = None,
+    auth: AuthSettings | None = None,
+    credentials: httpx.Auth | None = None,
 ) -> Flask:
     """Build the bridge for the mock ``apps`` of this process and point both mocks' live sync at it.
 
     ``in_process`` (the default when there are no ``urls``) sends the traffic between the bridge and the
     mocks through ``httpx.WSGITransport``: the same HTTP requests and answers, handled in the calling thread
     instead of crossing a loopback socket and a server's worker pool. With ``in_process=False`` they call each
-    other on ``urls`` (``sales``, ``scm`` and ``bridge`` origins) as separate servers would.
+    other on ``urls`` (``sales``, ``scm`` and ``bridge`` origins) as separate servers would. ``auth``: how the
+    bridge checks its callers' tokens; ``credentials``: how it (and the live-sync senders) get theirs.
     """
     bridge_app, _client = _wire_bridge(
         apps,
@@ -265,6 +295,8 @@ def wire_bridge(
         in_process=urls is None if in_process is None else in_process,
         bridge_database_url=bridge_database_url,
         maps_dirs=maps_dirs,
+        auth=auth,
+        credentials=credentials,
     )
     return bridge_app
 
@@ -276,13 +308,24 @@ def _wire_bridge(
     in_process: bool,
     bridge_database_url: str,
     maps_dirs: list[Path] | None,
+    auth: AuthSettings | None = None,
+    credentials: httpx.Auth | None = None,
 ) -> tuple[Flask, httpx.Client]:
     """:func:`wire_bridge`, also returning the client both mocks' live-sync sender posts with."""
     transports: dict[str, httpx.BaseTransport] | None = None
     if in_process:
         transports = {name: httpx.WSGITransport(app=apps[name]) for name in MOCKS}
-    bridge_app = build_bridge(urls, bridge_database_url=bridge_database_url, maps_dirs=maps_dirs, transports=transports)
-    sender, client = live_sync_link(urls["bridge"], httpx.WSGITransport(app=bridge_app) if in_process else None)
+    bridge_app = build_bridge(
+        urls,
+        bridge_database_url=bridge_database_url,
+        maps_dirs=maps_dirs,
+        transports=transports,
+        auth=auth,
+        credentials=credentials,
+    )
+    sender, client = live_sync_link(
+        urls["bridge"], httpx.WSGITransport(app=bridge_app) if in_process else None, auth=credentials
+    )
     gate = SyncGate()  # one for both mocks: writes that can sync take it before their database (sandbox.locks)
     for name in MOCKS:
         apps[name].extensions["sandbox"].set_live_sync(sender, gate)
@@ -383,6 +426,12 @@ class Stack:
     #: the PostgreSQL server the stack started for itself (``StackConfig.postgres``), stopped last
     postgres: EmbeddedPostgres | None = None
     closed: bool = False
+    #: the identity service (in this process; served on its own port with the others)
+    identity: Flask | None = None
+    #: whether the services check tokens (``StackConfig.auth``)
+    auth: bool = False
+    #: the local CA clients trust when the stack serves TLS
+    ca_file: Path | None = None
 
     def transport(self, name: str) -> httpx.BaseTransport | None:
         return self.transports.get(name)
@@ -408,8 +457,23 @@ class Stack:
         return {name: pids[name] for name in SERVICE_NAMES if name in pids}
 
     def clients(self) -> Clients:
-        """A new bundle of clients on this stack (the caller closes it)."""
-        return Clients.connect(self.urls, self.transports)
+        """A new bundle of clients on this stack (the caller closes it), with tokens of the well-known development
+        app when the stack checks tokens."""
+        return Clients.connect(self.urls, self.transports, auth=self.credentials() if self.auth else None)
+
+    def credentials(self, client_id: str | None = None, client_secret: str | None = None) -> httpx.Auth:
+        """Client credentials (default: the well-known development app) on this stack's identity service."""
+        from leadtocash import auth
+
+        if client_id is None:
+            return auth.credentials(self)
+        return auth.credentials(self, client_id, client_secret or "")
+
+    def token(self, resource: str, client_id: str | None = None, client_secret: str | None = None) -> str:
+        """A bearer token for ``resource`` (a service origin, e.g. ``stack.urls["sales"]``)."""
+        credentials = self.credentials(client_id, client_secret)
+        assert isinstance(credentials, ClientCredentials)
+        return credentials.token(resource.rstrip("/"))
 
     def serve(self, serving: Serving, announce: Callable[[str, str], None] | None = None) -> None:
         """Serve the apps of this process that are not served yet on ``serving``'s ports (sales, scm, bridge in
@@ -431,7 +495,7 @@ class Stack:
         from sandbox.websafety import configure_edge
 
         origins = serving.edge_origins([*self.urls.values(), *_port_origins(serving)])
-        for app in self.apps.values():
+        for app in [*self.apps.values(), *([self.identity] if self.identity is not None else [])]:
             configure_edge(app, allowed_hosts=serving.edge_hosts(), allowed_origins=origins)
 
     def _served(self, name: str) -> bool:
@@ -582,10 +646,21 @@ def start_stack(
         raise ValueError(f"unknown wiring {wire!r}; expected one of {', '.join(WIRES)}")
     if wire == "processes" and (serve is None or serve.tls is not None):
         raise ValueError("mocks in child processes are served on ports, without TLS")
-    stack = Stack(apps={})
+    from leadtocash import auth as stack_auth
+
+    stack = Stack(apps={}, auth=config.auth, ca_file=None if serve is None or serve.tls is None else serve.tls.ca_cert)
     try:
         # PostgreSQL and workers (leadtocash.postgres): the cluster first, every service's URL on it
         config, wire = _with_postgres(config, stack, wire, serve)
+        # the identity service first: the services name it in their 401 challenges and fetch its keys
+        stack.identity = stack_auth.build_identity(config)
+        if serve is not None:
+            stack._serve_one("identity", serve, serve.port("identity"), app=stack.identity)
+        else:
+            stack.urls["identity"] = stack_auth.IN_PROCESS_IDENTITY_URL
+            stack.transports["identity"] = httpx.WSGITransport(app=stack.identity)
+        settings = stack_auth.settings_for(stack, config)
+        config = stack_auth.with_auth_options(config, settings)
         bridge_url = IN_PROCESS_URLS["bridge"]
         starting_bridge: _StartingBridge | None = None
         if serve is not None and bridge:
@@ -597,6 +672,7 @@ def start_stack(
             stack._serve_one("bridge", serve, serve.port("bridge"), app=starting_bridge)
             bridge_url = stack.urls["bridge"]
             serve = dataclasses.replace(serve, ports={**serve.ports, "bridge": int(bridge_url.rsplit(":", 1)[1])})
+            stack_auth.register_resources(stack)
         if serve is not None:  # the mocks answer to the served host names, also in child processes
             config = _with_edge_options(config, serve, bridge_url if starting_bridge is not None else None)
         if wire == "processes":
@@ -618,14 +694,27 @@ def start_stack(
                     announce(name, stack.urls[name])
         else:
             stack.apps.update(build_apps(config))
+            for app in stack.apps.values():
+                stack_auth.hand_keys(stack, app)
             stack.urls.update({name: IN_PROCESS_URLS[name] for name in MOCKS})
             stack.transports.update({name: httpx.WSGITransport(app=app) for name, app in stack.apps.items()})
+            # tokens for the in-process names work too (the bridge may reach a served mock through WSGI)
+            stack_auth.register_resources(stack)
             if serve is not None:
                 stack.serve(serve, announce)
+        stack_auth.register_resources(stack)
         if bridge:
+            bridge_settings = dataclasses.replace(settings)
+            credentials = stack_auth.bridge_credentials(stack) if config.auth else None
             database_url = config.database_url("bridge")
             if wire == "processes":
-                bridge_app = build_bridge(stack.urls, bridge_database_url=database_url, maps_dirs=maps_dirs)
+                bridge_app = build_bridge(
+                    stack.urls,
+                    bridge_database_url=database_url,
+                    maps_dirs=maps_dirs,
+                    auth=bridge_settings,
+                    credentials=credentials,
+                )
             else:
                 bridge_app, sender = _wire_bridge(
                     stack.apps,
@@ -633,13 +722,17 @@ def start_stack(
                     in_process=wire == "in-process" or serve is None or serve.tls is not None,
                     bridge_database_url=database_url,
                     maps_dirs=maps_dirs,
+                    auth=bridge_settings,
+                    credentials=credentials,
                 )
                 stack.senders.append(sender)
             stack.apps["bridge"] = bridge_app
+            stack_auth.hand_keys(stack, bridge_app)
             stack.urls["bridge"] = bridge_url
             if serve is not None:
                 stack.configure_edge(serve)  # before the bridge answers on its port
             link_data_browsers(stack)  # the data browsers' links to the other side and to the bridge console
+            stack_auth.register_resources(stack)
             if start_maps != "none":  # health answers 503 from the first request until the maps run
                 bridge_app.extensions["bridge"].startup.expect()
             if starting_bridge is None:
@@ -752,7 +845,6 @@ def _postgres_folder(config: StackConfig) -> Path:
 def _with_sync_gate_file(config: StackConfig, stack: Stack) -> StackConfig:
     """``config`` with both mocks' option :data:`~sandbox.locks.SYNC_GATE_OPTION` naming one lock file: in the data
     folder, or (in memory) a temporary one the stack removes when it closes."""
-    import dataclasses
     import tempfile
 
     if config.memory or config.data_dir is None:

@@ -1116,7 +1116,10 @@ def _tables() -> list[_Table]:
     order.col(
         "msdyn_salesordernumber", max_length=20, description="SCM sales order number (dual-write key with company)."
     )
-    order.choice("msdyn_processingstatus", PROCESSING_STATUS, description="Owned by SCM; read-only in the app.")
+    # written by dual-write only (the integration identity); other callers' values are ignored, as for system columns
+    order.choice(
+        "msdyn_processingstatus", PROCESSING_STATUS, read_only=True, description="Owned by SCM; read-only in the app."
+    )
     order.col("msdyn_isreadytosync", BOOLEAN, default=False)
     order.customer("msdyn_invoicecustomerid", description="Invoice customer (account or contact).")
     order.col("msdyn_isocurrencycode", max_length=5)

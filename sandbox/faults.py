@@ -47,6 +47,7 @@ from typing import Any
 import flask
 import httpx
 
+from sandbox.auth.settings import resolved_identity
 from sandbox.errors import BadRequest, SandboxError, error_for_status
 
 DEFAULT_STATUS = 503
@@ -360,7 +361,9 @@ def install_fault_hook(
         path = flask.request.path
         if exclude_prefix and (path == exclude_prefix or path.startswith(exclude_prefix.rstrip("/") + "/")):
             return None
-        fault = registry.match(flask.request.method, path, flask.request.headers.get("X-Sandbox-Identity"))
+        # the caller as authentication resolved it; the header only counts with auth off
+        caller = resolved_identity(flask.request) or flask.request.headers.get("X-Sandbox-Identity")
+        fault = registry.match(flask.request.method, path, caller)
         if fault is None:
             return None
         setattr(flask.g, G_FAULT, fault)

@@ -17,6 +17,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
+from sandbox.auth import install_service_auth
 from sandbox.browse import install_browser
 from sandbox.control import control_blueprint
 from sandbox.db import Database, platform_metadata
@@ -164,6 +165,8 @@ def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
     )
     # A line per request at info, with the journal's identity (its clock starts first, its line is written last).
     install_request_log(app, spec.name, identity_of)
+    # Authentication (sandbox.auth.guard): after the Host/Origin checks, before the journal and faults.
+    install_service_auth(app, runtime)
     # The journal goes first: a fault answers from before_request and would skip later hooks.
     install_journal_hook(app, runtime.journal, identity_of)
     install_fault_hook(app, runtime.faults, runtime.render_error)

@@ -140,21 +140,49 @@ class Golden:
                 building.unlink(missing_ok=True)
         return paths
 
-    def stack(self, bridge_file: Path) -> Stack:
+    def stack(self, bridge_file: Path, *, auth: bool = False) -> Stack:
         """A stack restored from :meth:`stack_files`, its bridge database at ``bridge_file`` (a copy), the maps
-        Running live as after ``build_stack`` (the async drainers started, nothing to recover)."""
+        Running live as after ``build_stack`` (the async drainers started, nothing to recover). With ``auth`` the
+        services check tokens of an identity service in this process (``stack.identity``), as ``sandbox up``'s do;
+        besides the in-process names, tokens may be asked for ``http://localhost`` (Flask's test clients)."""
+        from leadtocash import auth as stack_auth
+        from sandbox.auth import AUTH_OPTION, AuthSettings
+
         files = self.stack_files()
-        apps = {name: restored_service(name, files[name]) for name in MOCKS}
+        identity = stack_auth.build_identity(StackConfig(memory=True, auth=auth))
+        settings = AuthSettings(enabled=auth, identity_url=stack_auth.IN_PROCESS_IDENTITY_URL)
+        options = {AUTH_OPTION: settings.to_options()}
+        apps = {name: restored_service(name, files[name], options) for name in MOCKS}
+        shell = Stack(
+            apps,
+            {"identity": httpx.WSGITransport(app=identity)},
+            {
+                "identity": stack_auth.IN_PROCESS_IDENTITY_URL,
+                **{name: f"http://{name}.sandbox" for name in (*MOCKS, "bridge")},
+            },
+            identity=identity,
+            auth=auth,
+        )
+        stack_auth.register_resources(shell)
+        identity.extensions["identity"].directory.add_resources(["http://localhost"])
+        for app in apps.values():
+            stack_auth.hand_keys(shell, app)
         copy_database(files["bridge"], bridge_file)
-        bridge_app = wire_bridge(apps, bridge_database_url=f"sqlite:///{bridge_file.as_posix()}")
+        bridge_app = wire_bridge(
+            apps,
+            bridge_database_url=f"sqlite:///{bridge_file.as_posix()}",
+            auth=settings,
+            credentials=stack_auth.bridge_credentials(shell) if auth else None,
+        )
+        stack_auth.hand_keys(shell, bridge_app)
         assert bridge_app is not None
         runtime = bridge_app.extensions["bridge"]
         # What the initial sync left in the bridge's memory: the companies it read, its last reports.
         runtime.engine.load_companies()
         runtime.lifecycle.initial.last_reports = copy.deepcopy(self.initial_reports)
         apps["bridge"] = bridge_app
-        transports: dict[str, httpx.BaseTransport] = {name: httpx.WSGITransport(app=app) for name, app in apps.items()}
-        return Stack(apps, transports, {name: f"http://{name}.sandbox" for name in apps})
+        shell.transports.update({name: httpx.WSGITransport(app=app) for name, app in apps.items()})
+        return shell
 
     @staticmethod
     def _save(db: Database, path: Path) -> None:

@@ -20,6 +20,7 @@ percent-encoding, JSON bodies), ``keys`` (key segments; literals come from :mod:
 
 from __future__ import annotations
 
+from sandbox.clients.auth import ClientCredentials, TokenError
 from sandbox.clients.base import ODataClient
 from sandbox.clients.batch import BatchOp, BatchResult
 from sandbox.clients.control import ControlClient
@@ -30,6 +31,8 @@ from sandbox.clients.sales import DeltaResult, SalesClient
 from sandbox.clients.scm import ScmClient
 
 __all__ = [
+    "ClientCredentials",
+    "TokenError",
     "BatchOp",
     "BatchResult",
     "ControlClient",

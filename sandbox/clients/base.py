@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import httpx
 
+from sandbox.clients.auth import ClientCredentials
 from sandbox.clients.batch import BatchOp, BatchResult, result_from
 from sandbox.clients.encoding import (
     IDENTITY_HEADER,
@@ -41,14 +42,25 @@ class HttpOwner:
         timeout: float,
         headers: Mapping[str, str] | None,
         defaults: Mapping[str, str],
+        auth: httpx.Auth | None = None,
     ) -> httpx.Client:
         """The :class:`httpx.Client` every request goes through: ``defaults``, the bearer ``token`` and the
-        caller's ``identity`` on every request, then the caller's own ``headers`` over them."""
+        caller's ``identity`` on every request, then the caller's own ``headers`` over them.
+
+        ``auth`` replaces the bearer token with one from the identity service when the service asks for it
+        (default: :class:`~sandbox.clients.auth.ClientCredentials` of the well-known development app, which finds
+        the identity service from the service's 401 challenge; a stack without authentication never asks)."""
         sent = {**defaults, "Authorization": f"Bearer {token}"}
         if identity is not None:
             sent[IDENTITY_HEADER] = identity
         sent.update(headers or {})
-        return httpx.Client(base_url=base_url, transport=transport, timeout=timeout, headers=sent)
+        return httpx.Client(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            headers=sent,
+            auth=auth if auth is not None else ClientCredentials(),
+        )
 
     def close(self) -> None:
         """Close the underlying :class:`httpx.Client` (and its transport)."""
@@ -103,6 +115,7 @@ class ODataClient(HttpOwner):
         token: str = "sandbox",
         timeout: float = 30.0,
         headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.origin, self.root = _split_root(base_url, self.root_path)
         self.identity = identity
@@ -115,6 +128,7 @@ class ODataClient(HttpOwner):
             timeout=timeout,
             headers=headers,
             defaults={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
+            auth=auth,
         )
 
     # ----------------------------------------------------------------------------- plumbing

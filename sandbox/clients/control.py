@@ -36,6 +36,7 @@ class ControlClient(HttpOwner):
         token: str = "sandbox",
         timeout: float = 30.0,
         headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.origin = base_url.rstrip("/")
         self.timeout = timeout
@@ -47,6 +48,7 @@ class ControlClient(HttpOwner):
             timeout=timeout,
             headers=headers,
             defaults={"Accept": "application/json"},
+            auth=auth,
         )
 
     def _call(

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from sandbox import jsonio
+from sandbox.auth.settings import resolved_identity
 from sandbox.db import Database
 from sandbox.errors import BadRequest, MethodNotAllowed, NotFound, PreconditionFailed, SandboxError
 from sandbox.odata import batch as batchlib
@@ -57,7 +58,11 @@ def not_allowed(method: str, allowed: Iterable[str], message: str | None = None)
 
 
 def identity_of(req: Any) -> str:
-    """Who is calling: the sandbox identity header, Dataverse impersonation headers, else a plain user."""
+    """Who is calling: the identity authentication resolved from the token; with auth off the sandbox identity
+    header, Dataverse impersonation headers, else a plain user."""
+    resolved = resolved_identity(req)
+    if resolved is not None:
+        return resolved
     for header in IDENTITY_HEADERS:
         value = req.headers.get(header)
         if value:

@@ -4,7 +4,9 @@ Imported by Locust (under gevent) only; the ``sandbox load`` command never impor
 
 Where the services are comes from Locust options or environment variables, so workers on other
 machines find them too: ``--sales-url``/``SANDBOX_SALES_URL``, ``--scm-url``/``SANDBOX_SCM_URL``,
-``--bridge-url``/``SANDBOX_BRIDGE_URL`` (origins, e.g. ``http://127.0.0.1:5101``).
+``--bridge-url``/``SANDBOX_BRIDGE_URL`` (origins, e.g. ``http://127.0.0.1:5101``). Requests carry tokens of the
+well-known development app from the identity service at ``SANDBOX_IDENTITY_URL`` (default ``sandbox up``'s,
+``http://127.0.0.1:5100``), when it answers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from locust import HttpUser, events
 from locust.clients import HttpSession
 from locust.env import Environment
 
+from sandbox.clients.auth import DEFAULT_IDENTITY_URL, ClientCredentials, TokenError
 from sandbox.wellknown import DEFAULT_COMPANY
 
 COMPANY = DEFAULT_COMPANY
@@ -87,6 +90,26 @@ class DetailedSession(HttpSession):
         return response
 
 
+class SandboxTokens:
+    """A ``requests`` auth: the well-known development app's bearer token for each service origin (a stack that
+    checks tokens, ``sandbox up``'s default); without an identity service to answer, requests go without one."""
+
+    def __init__(self, identity_url: str) -> None:
+        self.credentials = ClientCredentials.for_identity(identity_url)
+        self.available = True
+
+    def __call__(self, request: Any) -> Any:
+        if self.available:
+            scheme, _, rest = str(request.url).partition("://")
+            origin = f"{scheme}://{rest.split('/', 1)[0]}"
+            try:
+                request.headers["Authorization"] = f"Bearer {self.credentials.token(origin)}"
+            except TokenError:
+                # no identity service, or one that does not know this service: send without tokens from now on
+                self.available = False
+        return request
+
+
 class SandboxUser(HttpUser):
     """An ``HttpUser`` whose failures say why (see :class:`DetailedSession`)."""
 
@@ -101,6 +124,7 @@ class SandboxUser(HttpUser):
             pool_manager=self.pool_manager,
         )
         self.client.trust_env = False
+        self.client.auth = SandboxTokens(os.environ.get("SANDBOX_IDENTITY_URL") or DEFAULT_IDENTITY_URL)
 
 
 def urls(environment: Environment) -> dict[str, str]:

@@ -13,9 +13,12 @@ import pytest
 
 from sandbox.server import free_port
 from sandbox.testing import poll_until, process_gone
-from tests.leadtocash.up_process import start_up, stop
+from tests.leadtocash.up_process import authenticated, start_up, stop
 
 pytestmark = pytest.mark.live
+
+#: the services of `sandbox up` check tokens (its default): this client gets them as our own clients do
+api = authenticated()
 
 
 def test_up_serves_both_mocks_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -24,9 +27,9 @@ def test_up_serves_both_mocks_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
     try:
         assert set(urls) >= {"sales", "scm"}, urls
         assert urls["sales"].endswith("/api/data/v9.2/") and urls["scm"].endswith("/data/")
-        accounts = httpx.get(urls["sales"] + "accounts?$top=1", headers={"Authorization": "Bearer anything"})
+        accounts = api.get(urls["sales"] + "accounts?$top=1", headers={"Authorization": "Bearer anything"})
         assert accounts.status_code == 200 and "value" in accounts.json()
-        health = httpx.get(urls["scm"].replace("/data/", "/_sandbox/health"))
+        health = api.get(urls["scm"].replace("/data/", "/_sandbox/health"))
         assert health.json()["status"] == "ok"
     finally:
         assert stop(process) == 0
@@ -41,8 +44,8 @@ def test_up_prints_one_ready_line_once_every_health_is_200_and_every_map_runs(tm
         assert lines[-1].startswith("ready") and sum(line.startswith("ready") for line in lines) == 1
         bridge = urls["bridge"].rstrip("/")
         for url in (urls["sales"].replace("/api/data/v9.2/", ""), urls["scm"].replace("/data/", ""), bridge):
-            assert httpx.get(url + "/_sandbox/health").status_code == 200
-        maps = httpx.get(bridge + "/api/maps").json()
+            assert api.get(url + "/_sandbox/health").status_code == 200
+        maps = api.get(bridge + "/api/maps").json()
         assert maps and {m["state"] for m in maps} == {"Running"}
         assert lines[-1].split() == ["ready", str(len(maps)), "maps", "Running"]
     finally:
@@ -70,7 +73,8 @@ def test_up_whose_map_cannot_start_says_which_and_exits_non_zero(
     ports = [str(free_port()) for _ in range(3)]
     result = CliRunner().invoke(
         main,
-        ["up", "--memory", "--sales-port", ports[0], "--scm-port", ports[1], "--bridge-port", ports[2]],
+        ["up", "--memory", "--sales-port", ports[0], "--scm-port", ports[1], "--bridge-port", ports[2]]
+        + ["--identity-port", "0"],
     )
 
     assert result.exit_code == 1, result.output
@@ -85,7 +89,7 @@ def test_up_syncs_a_new_customer_whichever_way_the_services_are_wired(tmp_path: 
     (``--wire processes``: each mock in a child process, the bridge in ``sandbox up``'s own)."""
     process, urls = start_up(tmp_path, "--memory", "--wire", wire)
     try:
-        created = httpx.post(
+        created = api.post(
             urls["scm"] + "CustomersV3",
             json={
                 "dataAreaId": "usmf",
@@ -96,7 +100,7 @@ def test_up_syncs_a_new_customer_whichever_way_the_services_are_wired(tmp_path: 
             },
         )
         assert created.status_code == 201, created.text
-        found = httpx.get(
+        found = api.get(
             urls["sales"] + f"accounts?$filter=accountnumber eq 'W-{wire}'&$select=name",
             headers={"Authorization": "Bearer anything"},
         ).json()["value"]
@@ -109,13 +113,13 @@ def test_up_keeps_data_in_the_data_dir_across_restarts(tmp_path: Path) -> None:
     """Without --memory, what was written survives a restart."""
     process, urls = start_up(tmp_path)
     try:
-        created = httpx.post(urls["sales"] + "accounts", json={"name": "Survivor"})
+        created = api.post(urls["sales"] + "accounts", json={"name": "Survivor"})
         assert created.status_code == 204
     finally:
         assert stop(process) == 0
     process, urls = start_up(tmp_path)
     try:
-        found = httpx.get(urls["sales"] + "accounts", params={"$filter": "name eq 'Survivor'"}).json()["value"]
+        found = api.get(urls["sales"] + "accounts", params={"$filter": "name eq 'Survivor'"}).json()["value"]
         assert len(found) == 1
     finally:
         assert stop(process) == 0
@@ -128,7 +132,8 @@ def test_up_tls_serves_https_trusted_through_the_generated_ca(tmp_path: Path) ->
         assert urls["sales"].startswith("https://")
         ca = tmp_path / "data" / "tls" / "ca.pem"
         poll_until(ca.exists, message="the CA file")
-        response = httpx.get(urls["sales"] + "WhoAmI()", verify=str(ca))
+        with authenticated(verify=str(ca)) as tls_api:
+            response = tls_api.get(urls["sales"] + "WhoAmI()")
         assert response.status_code == 200 and response.json()["UserId"]
     finally:
         assert stop(process) == 0
@@ -139,7 +144,7 @@ def test_up_uses_the_database_url_given_for_a_service(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere.sqlite"
     process, urls = start_up(tmp_path, "--database-url", f"sales=sqlite:///{target}")
     try:
-        assert httpx.post(urls["sales"] + "accounts", json={"name": "Placed"}).status_code == 204
+        assert api.post(urls["sales"] + "accounts", json={"name": "Placed"}).status_code == 204
         assert target.exists() and not (tmp_path / "data" / "sales.sqlite").exists()
     finally:
         assert stop(process) == 0
@@ -162,7 +167,7 @@ def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_
     lines: list[str] = []
     process, urls = start_up(tmp_path, "--memory", "--wire", "processes", lines=lines)
     try:
-        assert set(urls) == {"sales", "scm", "bridge"}, lines
+        assert set(urls) == {"sales", "scm", "bridge", "identity"}, lines
         pids = dict(
             item.split()
             for item in next(line for line in lines if line.startswith("processes:"))
@@ -170,9 +175,9 @@ def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_
             .split(",")
         )
         assert pids["bridge"] == str(process.pid) and len(set(pids.values())) == 3
-        maps = httpx.get(urls["bridge"] + "api/maps").json()
+        maps = api.get(urls["bridge"] + "api/maps").json()
         assert {row["state"] for row in maps} == {"Running"}
-        created = httpx.post(
+        created = api.post(
             urls["sales"] + "msdyn_customergroups",
             headers={"Authorization": "Bearer anything"},
             json={
@@ -182,7 +187,7 @@ def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_
             },
         )
         assert created.status_code == 204, created.text
-        found = httpx.get(
+        found = api.get(
             urls["scm"] + "CustomerGroups",
             params={"$filter": "CustomerGroupId eq 'XP'", "$select": "Description", "cross-company": "true"},
         )
@@ -218,6 +223,8 @@ def test_up_wire_processes_with_a_port_in_use_fails_clearly_and_leaves_nothing_s
                 str(taken),
                 "--bridge-port",
                 str(free_port()),
+                "--identity-port",
+                "0",
             ],
             capture_output=True,
             text=True,
@@ -265,11 +272,11 @@ def test_a_second_up_on_a_data_dir_in_use_is_refused_at_once_and_the_first_keeps
         assert second.returncode == 1, second.stdout + second.stderr
         assert str((tmp_path / "data").resolve()) in second.stderr and f"process {first.pid}" in second.stderr
         assert "sales" not in second.stdout  # nothing was served
-        health = httpx.get(urls["scm"].replace("/data/", "/_sandbox/health"))
+        health = api.get(urls["scm"].replace("/data/", "/_sandbox/health"))
         assert health.json()["status"] == "ok"
         in_memory, memory_urls = start_up(tmp_path, "--memory")
         try:
-            assert httpx.get(memory_urls["scm"].replace("/data/", "/_sandbox/health")).json()["status"] == "ok"
+            assert api.get(memory_urls["scm"].replace("/data/", "/_sandbox/health")).json()["status"] == "ok"
         finally:
             assert stop(in_memory) == 0
     finally:
@@ -277,6 +284,6 @@ def test_a_second_up_on_a_data_dir_in_use_is_refused_at_once_and_the_first_keeps
     lines: list[str] = []
     again, urls = start_up(tmp_path, lines=lines)
     try:
-        assert httpx.get(urls["scm"].replace("/data/", "/_sandbox/health")).json()["status"] == "ok", "".join(lines)
+        assert api.get(urls["scm"].replace("/data/", "/_sandbox/health")).json()["status"] == "ok", "".join(lines)
     finally:
         assert stop(again) == 0

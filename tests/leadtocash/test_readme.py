@@ -1,7 +1,8 @@
 """The README's curl examples run as written against a stack like ``sandbox up``'s, so the README cannot drift.
 
 Each ``curl`` command is taken from the README's bash blocks (with its ``\\`` continuations), its standard ports
-(5101, 5102, 5103) rewritten to the free ports this test serves on, and run by bash in order.
+(5100 to 5103) rewritten to the free ports this test serves on, and run by bash in order, after the README's
+``NAME=$(sandbox token ...)`` lines (the stack checks tokens, as ``sandbox up`` does).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from leadtocash.stack import DEFAULT_PORTS, Serving, Stack, StackConfig, build_stack
+from leadtocash.auth import IDENTITY_PORT
+from leadtocash.stack import DEFAULT_PORTS, Serving, Stack, StackConfig, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +38,16 @@ def readme_curl_commands(text: str) -> list[str]:
     return commands
 
 
+def readme_token_lines(text: str) -> list[str]:
+    """The ``NAME=$(sandbox token ...)`` lines of the README's ```bash blocks, comments cut."""
+    lines: list[str] = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+        for line in block.splitlines():
+            if re.match(r"^[A-Z_]+=\$\(sandbox token", line.strip()):
+                lines.append(line.split("#", 1)[0].strip())
+    return lines
+
+
 def test_the_extraction_finds_commands_across_continuation_lines() -> None:
     text = "```bash\ncurl -s http://x/a \\\n     --data b\nsandbox up\n```\n```python\ncurl no\n```\n"
     assert readme_curl_commands(text) == ["curl -s http://x/a --data b"]
@@ -42,27 +55,35 @@ def test_the_extraction_finds_commands_across_continuation_lines() -> None:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Stack]:
-    """What `sandbox up` serves (seed 1, the maps running), on free ports."""
-    with build_stack(StackConfig(memory=True, seed=1)) as stack:
-        stack.serve(Serving("127.0.0.1"))
+    """What `sandbox up` serves (seed 1, the maps running, tokens checked), on free ports."""
+    with start_stack(StackConfig(memory=True, seed=1, auth=True), serve=Serving("127.0.0.1")) as stack:
         yield stack
 
 
 def on_ports(command: str, stack: Stack) -> str:
-    for name, port in DEFAULT_PORTS.items():
+    for name, port in {**DEFAULT_PORTS, "identity": IDENTITY_PORT}.items():
         command = command.replace(f"http://127.0.0.1:{port}", stack.urls[name])
+    if "$(sandbox token" in command:
+        scope = "" if "--scope" in command else f" --scope {stack.urls['sales']}/.default"
+        command = command.replace(
+            "$(sandbox token",
+            f"$({sys.executable} -m leadtocash.cli token --identity-url {stack.urls['identity']}{scope}",
+        )
     return command
 
 
 def test_readme_curl_examples_run_as_written(served: Stack) -> None:
     """Every example answers 2xx with JSON, a query finds rows; the customer the POST makes in SCM is found in Sales by the next one."""
-    commands = readme_curl_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = readme_curl_commands(text)
     assert len(commands) >= 3, commands
+    tokens = "; ".join(on_ports(line, served) for line in readme_token_lines(text))
+    assert tokens, "the README shows how to get a token"
     outputs: list[str] = []
     for command in commands:
         # curl's -w appends the status on a line of its own, after the body
         result = subprocess.run(
-            ["bash", "-c", on_ports(command, served) + " -w '\\n%{http_code}'"],
+            ["bash", "-c", tokens + "; " + on_ports(command, served) + " -w '\\n%{http_code}'"],
             capture_output=True,
             text=True,
             timeout=60,

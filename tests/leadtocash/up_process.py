@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sandbox.clients import ClientCredentials
 
 
 def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tuple[subprocess.Popen, dict[str, str]]:
     """``sandbox up`` on ports the system picks (0: no other test can take them in between), once it printed its
-    ``ready`` line: the process and the URL of each service (every line it printed up to then goes to ``lines``)."""
-    ports = {"sales": 0, "scm": 0, "bridge": 0}
+    ``ready`` line: the process and the URL of each service, the identity service's too (every line it printed up to
+    then goes to ``lines``). Authentication is on, as `sandbox up`'s default: reach the services with
+    :func:`authenticated` (or our own clients, which get their tokens by themselves)."""
+    ports = {"sales": 0, "scm": 0, "bridge": 0, "identity": 0}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -25,6 +33,8 @@ def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tup
             str(ports["scm"]),
             "--bridge-port",
             str(ports["bridge"]),
+            "--identity-port",
+            str(ports["identity"]),
             "--data-dir",
             str(tmp_path / "data"),
             *extra,
@@ -51,3 +61,15 @@ def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tup
 def stop(process: subprocess.Popen) -> int:
     process.send_signal(signal.SIGTERM)
     return process.wait(timeout=20)
+
+
+def authenticated(verify: Any = True, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` that authenticates as our own clients do: the well-known development app's token, from
+    the identity service a service names in its 401 challenge (``verify``: the local CA with ``--tls``). Each
+    connection closes after its answer, as ``httpx.get`` leaves none open: a server stops only once its
+    keep-alive connections are closed."""
+    if isinstance(verify, str):
+        verify = ssl.create_default_context(cafile=verify)
+    return httpx.Client(
+        auth=ClientCredentials(verify=verify), verify=verify, timeout=60.0, headers={"Connection": "close"}, **kwargs
+    )

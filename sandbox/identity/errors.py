@@ -1,0 +1,123 @@
+"""The token endpoint's errors in Microsoft Entra ID's shape.
+
+``{"error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"}``; the
+description starts with ``AADSTS<code>: `` and ends with the trace id, correlation id and timestamp lines, as
+Entra answers (bad secret: 401 ``invalid_client`` AADSTS7000215; unknown app: 400 ``unauthorized_client``
+AADSTS700016; unknown resource: 400 ``invalid_resource`` AADSTS500011; unknown tenant: 400 ``invalid_request``
+AADSTS90002).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from flask import Response, request
+
+
+class AadstsError(Exception):
+    """One AADSTS error: the OAuth ``error``, the AADSTS number, the message and the HTTP status."""
+
+    def __init__(self, error: str, code: int, message: str, status: int = 400) -> None:
+        super().__init__(f"AADSTS{code}: {message}")
+        self.error = error
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        trace_id = str(uuid.uuid4())
+        correlation_id = request.headers.get("client-request-id") or str(uuid.uuid4())
+        return {
+            "error": self.error,
+            "error_description": (
+                f"AADSTS{self.code}: {self.message}\r\nTrace ID: {trace_id}\r\n"
+                f"Correlation ID: {correlation_id}\r\nTimestamp: {now}"
+            ),
+            "error_codes": [self.code],
+            "timestamp": now,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": f"{request.host_url.rstrip('/')}/error?code={self.code}",
+        }
+
+    def response(self) -> Response:
+        return Response(json.dumps(self.body()), status=self.status, content_type="application/json; charset=utf-8")
+
+
+def unknown_tenant(tenant: str) -> AadstsError:
+    return AadstsError(
+        "invalid_request",
+        90002,
+        f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the "
+        "correct cloud. Check with your subscription administrator, this may happen if there are no active "
+        "subscriptions for the tenant.",
+    )
+
+
+def unknown_app(client_id: str, tenant: str) -> AadstsError:
+    return AadstsError(
+        "unauthorized_client",
+        700016,
+        f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if "
+        "the application has not been installed by the administrator of the tenant or consented to by any user in "
+        "the tenant. You may have sent your authentication request to the wrong tenant.",
+    )
+
+
+def bad_secret(client_id: str) -> AadstsError:
+    return AadstsError(
+        "invalid_client",
+        7000215,
+        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, "
+        f"not the client secret ID, for a secret added to app '{client_id}'.",
+        status=401,
+    )
+
+
+def missing_secret() -> AadstsError:
+    return AadstsError(
+        "invalid_client",
+        7000218,
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        status=401,
+    )
+
+
+def missing_parameter(name: str) -> AadstsError:
+    return AadstsError("invalid_request", 900144, f"The request body must contain the following parameter: '{name}'.")
+
+
+def unknown_resource(resource: str, tenant: str) -> AadstsError:
+    return AadstsError(
+        "invalid_resource",
+        500011,
+        f"The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if "
+        "the application has not been installed by the administrator of the tenant or consented to by any user in "
+        "the tenant. You might have sent your authentication request to the wrong tenant.",
+    )
+
+
+def scope_without_default(scope: str) -> AadstsError:
+    return AadstsError(
+        "invalid_scope",
+        1002012,
+        f"The provided value for scope {scope} is not valid. Client credential flows must have a scope value with "
+        "/.default suffixed to the resource identifier (application ID URI).",
+    )
+
+
+def unsupported_grant(grant: str) -> AadstsError:
+    return AadstsError("unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'.")
+
+
+def unsupported_media() -> AadstsError:
+    return AadstsError(
+        "invalid_request",
+        900144,
+        "The request body must contain the following parameter: 'grant_type'. The body must be "
+        "application/x-www-form-urlencoded.",
+    )
