@@ -47,12 +47,23 @@ USER_CACHE_SECONDS = 5.0
 _PRV_ACT_ON_BEHALF = "e4a8a4a8-8f3e-4d36-a5a7-2a6f0d5fdc76"
 
 
+#: What the third-party ``d365fo-client`` sends as its bearer token whenever its base URL is localhost or a
+#: loopback address: it never asks an authority for a token there, and it has no setting to name one (see
+#: docs/auth.md). So that the client works against ``sandbox up`` with auth on, the SCM mock takes this value
+#: from loopback callers as the well-known development app; any other value still needs a signed token.
+D365FO_LOCAL_TOKEN = "mock-token-for-localhost"
+
+
 def forbidden(message: str, code: str) -> SandboxError:
     return error_for_status(403, message, code)
 
 
 class CallerPolicy(abc.ABC):
     """Turns a valid token (and the request's headers) into the caller's identity, or refuses it."""
+
+    #: fixed bearer values that a known local client sends instead of a token when its base URL is on loopback,
+    #: taken (from loopback callers only) as the well-known development app: see :data:`D365FO_LOCAL_TOKEN`
+    placeholder_tokens: frozenset[str] = frozenset()
 
     @abc.abstractmethod
     def identity(self, claims: dict[str, Any], headers: Any) -> str:
@@ -194,6 +205,8 @@ class DataverseAccess(CallerPolicy):
 
 class FnoAccess(CallerPolicy):
     """The Microsoft Entra applications page of an F&O-shaped service: client id -> F&O user id."""
+
+    placeholder_tokens = frozenset({D365FO_LOCAL_TOKEN})
 
     def __init__(self) -> None:
         self.applications: dict[str, dict[str, str]] = {

@@ -311,3 +311,23 @@ def test_bridge_live_endpoint_takes_the_integration_registration(
 def test_bridge_console_health_and_metrics_stay_open(bridge: FlaskClient) -> None:
     for path in ("/", "/_sandbox/health", "/metrics"):
         assert bridge.get(path, base_url=BRIDGE).status_code != 401, path
+
+
+def test_scm_takes_d365fo_client_s_localhost_placeholder_only_from_loopback_and_only_on_scm(
+    sales: FlaskClient, scm: FlaskClient
+) -> None:
+    """d365fo-client never fetches a token for a loopback base URL; it sends a fixed value instead
+    (docs/auth.md). SCM takes exactly that value from a loopback peer as the development app; from another
+    address it is a bad token, and Sales (whose clients can all be given a token) never takes it."""
+    placeholder = {"Authorization": "Bearer mock-token-for-localhost"}
+    loopback = {"REMOTE_ADDR": "127.0.0.1"}
+    ok = scm.get("/data/CustomersV3?$top=1", base_url=SCM, headers=placeholder, environ_base=loopback)
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+    remote = scm.get(
+        "/data/CustomersV3?$top=1", base_url=SCM, headers=placeholder, environ_base={"REMOTE_ADDR": "10.1.2.3"}
+    )
+    assert_fno_error(remote, 401)
+    assert_fno_error(scm.get("/_sandbox/faults", base_url=SCM, headers=placeholder, environ_base=loopback), 403)
+    assert_dataverse_error(
+        sales.get("/api/data/v9.2/accounts", base_url=SALES, headers=placeholder, environ_base=loopback), 401
+    )
