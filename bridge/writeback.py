@@ -84,39 +84,52 @@ def compute(
     if source != "sales":
         return []  # SCM computes; Sales keeps what SCM sends (its own totals are SCM's too)
     upserts = [w for w in writes if w.target == "scm" and w.operation == "upsert" and w.map.syncs_to_sales]
+    if not upserts:
+        return []
     found: dict[tuple[str, str], WriteBack] = {}
-    parents: list[tuple[TableMap, dict[str, Any], str | None, dict[str, Any]]] = []
+    images = []
     for write in upserts:
         image = engine.wire_image("sales", write.change["table"], write.change.get("after") or {})
         image["@sandbox.table"] = write.change["table"]
-        scm_row = _answered_row(write) if len(writes) == 1 else None
-        if scm_row is None:
-            scm_row = _read_scm(engine, write.map, write.key, write.company)
+        images.append(image)
+    # One create answers with its row; in a unit of several, a later write may change an earlier row.
+    answered = _answered_row(upserts[0]) if len(writes) == 1 else None
+    rows = {_ident(upserts[0].map, upserts[0].key, upserts[0].company): answered} if answered else {}
+    if not answered:
+        rows = _read_many(engine, [(w.map, w.key, w.company) for w in upserts])
+    written = set()
+    parents: dict[tuple[str, str], tuple[TableMap, dict[str, Any], str | None, dict[str, Any]]] = {}
+    for write, image in zip(upserts, images, strict=True):
+        ident = _ident(write.map, write.key, write.company)
+        written.add(ident)
+        scm_row = rows.get(ident)
         if scm_row is not None:
             _add(found, engine, write.map, scm_row, image, dict(write.change["key"]), getter)
         parent = _parent(engine, write, image, getter, maps)
         if parent is not None:
-            parents.append(parent)
+            header_type = parent[0].sales_type
+            assert header_type is not None
+            parents.setdefault((parent[0].id, str(parent[3].get(header_type.key[0]))), parent)
     for write in upserts:
-        for child_map, rows in _children(engine, write, maps):
+        for child_map, children in _children(engine, write, maps):
             entity = child_map.sales_type
             assert entity is not None
-            for scm_row, sales_key in rows:
-                if (entity.name, str(sales_key)) in found:
-                    continue
-                image = {"@sandbox.table": entity.name}
-                values = values_for_sales(engine, child_map, scm_row, image, getter, known=False)
+            for scm_row, sales_key in children:
+                scm_key = {canonical_scm_name(child_map, k.scm): _field(scm_row, k.scm) for k in child_map.keys}
+                if _ident(child_map, scm_key, write.company) in written:
+                    continue  # written in this unit: its own item has it
+                values = values_for_sales(
+                    engine, child_map, scm_row, {"@sandbox.table": entity.name}, getter, known=False
+                )
                 if values:
                     found[(entity.name, str(sales_key))] = WriteBack(child_map.id, entity.name, sales_key, values)
-    for table_map, key, company, image in parents:
+    header_rows = _read_many(engine, [(m, key, company) for m, key, company, _ in parents.values()])
+    for table_map, key, company, image in parents.values():
         entity = table_map.sales_type
         assert entity is not None
-        ident = (entity.name, str(image.get(entity.key[0])))
-        if ident in found and found[ident].map_id != table_map.id:
-            continue
-        scm_row = _read_scm(engine, table_map, key, company)
+        scm_row = header_rows.get(_ident(table_map, key, company))
         if scm_row is not None:
-            found.pop(ident, None)  # read after the lines: newer than the header's own answer
+            found.pop((entity.name, str(image.get(entity.key[0]))), None)  # read after the lines: newer
             _add(found, engine, table_map, scm_row, image, {entity.key[0]: image.get(entity.key[0])}, getter)
     return list(found.values())
 
@@ -149,21 +162,54 @@ def _answered_row(write: Write) -> dict[str, Any] | None:
     return None
 
 
-def _read_scm(
-    engine: SyncEngine, table_map: TableMap, key: dict[str, Any], company: str | None
-) -> dict[str, Any] | None:
-    entity = table_map.scm_type
-    assert entity is not None
-    parts = [f"{name} eq {format_literal(value, guid_bare=False)}" for name, value in key.items()]
-    if entity.company_property and company:
-        parts.append(f"dataAreaId eq {format_literal(company, guid_bare=False)}")
-    try:
-        rows = engine.scm.query(entity.entity_set, filter=" and ".join(parts), top=1, cross_company=True)
-    except (ServiceError, OSError) as exc:
-        log.warning("%s: reading back %s from SCM failed: %s", table_map.id, key, exc)
-        engine.state.activity(table_map.id, "error", f"write-back: reading {key} back from SCM failed: {exc}")
-        return None
-    return rows[0] if rows else None
+#: rows read back per query (an ``or`` of keys): a unit of a thousand rows is not a thousand reads
+READ_CHUNK = 40
+
+
+def _field(row: dict[str, Any], name: str) -> Any:
+    if name in row:
+        return row[name]
+    lowered = name.lower()
+    return next((v for k, v in row.items() if k.lower() == lowered), None)
+
+
+def _ident(table_map: TableMap, key: dict[str, Any], company: str | None) -> tuple[str, str, tuple[str, ...]]:
+    """A record of ``table_map`` by its SCM key and company, however its names and values are cased."""
+    values = tuple(sorted(f"{name.lower()}={str(value).lower()}" for name, value in key.items()))
+    scoped = table_map.scm_type is not None and table_map.scm_type.company_property
+    return table_map.id, (company or "").lower() if scoped else "", values
+
+
+def _read_many(
+    engine: SyncEngine, wanted: list[tuple[TableMap, dict[str, Any], str | None]]
+) -> dict[tuple[str, str, tuple[str, ...]], dict[str, Any]]:
+    """The SCM rows of ``(map, key, company)`` records, by :func:`_ident` (absent ones left out)."""
+    by_map: dict[str, list[tuple[TableMap, dict[str, Any], str | None]]] = {}
+    for item in wanted:
+        by_map.setdefault(item[0].id, []).append(item)
+    found: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
+    for items in by_map.values():
+        table_map = items[0][0]
+        entity = table_map.scm_type
+        assert entity is not None
+        for start in range(0, len(items), READ_CHUNK):
+            clauses = []
+            for _, key, company in items[start : start + READ_CHUNK]:
+                parts = [f"{name} eq {format_literal(value, guid_bare=False)}" for name, value in key.items()]
+                if entity.company_property and company:
+                    parts.append(f"dataAreaId eq {format_literal(company, guid_bare=False)}")
+                clauses.append("(" + " and ".join(parts) + ")")
+            try:
+                rows = engine.scm.query(entity.entity_set, filter=" or ".join(clauses), cross_company=True)
+            except (ServiceError, OSError) as exc:
+                log.warning("%s: reading rows back from SCM failed: %s", table_map.id, exc)
+                engine.state.activity(table_map.id, "error", f"write-back: reading rows back from SCM failed: {exc}")
+                continue
+            for row in rows:
+                key = {name: _field(row, name) for name in items[0][1]}
+                company = str(row.get("dataAreaId") or "") if entity.company_property else None
+                found[_ident(table_map, key, company)] = row
+    return found
 
 
 def _parent(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.reconcile import Reconciler
+from sandbox.clients import BatchOp
 from sandbox.livesync import LiveSyncHook
 from sandbox.testing import poll_until
 from tests.bridge.conftest import CUSTOMERS, Sandbox
@@ -151,3 +152,34 @@ def test_a_hook_without_the_service_ignores_write_back(sandbox: Sandbox) -> None
     hook = LiveSyncHook("sales", runtime.model, runtime.store, lambda payload: None)
     with runtime.db.transaction():
         assert hook.apply_writeback([{"table": "account", "key": {}, "values": {"name": "x"}}]) == 0
+
+
+def test_customers_created_together_in_one_change_set_each_get_their_own_values(sandbox: Sandbox) -> None:
+    """A Sales transaction of several rows is one unit: the rows are read back from SCM together after the
+    change set, and each Sales row gets its own party number."""
+    company = sandbox.runtime.engine.company_id("usmf")
+    ops = [
+        BatchOp.post(
+            "accounts",
+            {
+                "name": f"Batch-born {number}",
+                "accountnumber": number,
+                "customertypecode": 3,
+                "msdyn_company@odata.bind": f"/cdm_companies({company})",
+                "transactioncurrencyid@odata.bind": "/transactioncurrencies(isocurrencycode='USD')",
+                "msdyn_customergroupid@odata.bind": (
+                    f"/msdyn_customergroups(msdyn_groupid='10',_msdyn_company_value={company})"
+                ),
+            },
+        )
+        for number in ("WB-SET-1", "WB-SET-2", "WB-SET-3")
+    ]
+    results = sandbox.sales.batch([ops])
+    assert all(result.ok for result in results)
+
+    parties = set()
+    for number in ("WB-SET-1", "WB-SET-2", "WB-SET-3"):
+        assert_computed_values_in_sales(sandbox, number)
+        parties.add(sandbox.account(number)["msdyn_partynumber"])
+    assert len(parties) == 3
+    assert equal(sandbox, CUSTOMERS)
