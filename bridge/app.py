@@ -132,8 +132,9 @@ class BridgeRuntime:
         states = self.state.run_states()  # from memory: a live call must not read the bridge database
         return lambda m: states.get(m.id) == (RUNNING, "live")
 
-    def live(self, payload: dict[str, Any]) -> int:
-        """Apply one source transaction synchronously (called by a service before it commits)."""
+    def live(self, payload: dict[str, Any], writeback: list[dict[str, Any]] | None = None) -> int:
+        """Apply one source transaction synchronously (called by a service before it commits); what the
+        target computed for the source's rows is added to ``writeback`` (see :mod:`bridge.writeback`)."""
         source = payload.get("source")
         if source not in ("sales", "scm"):
             raise BadRequest("'source' must be 'sales' or 'scm'.")
@@ -154,7 +155,15 @@ class BridgeRuntime:
         related = payload.get("related", {})
         if not isinstance(related, dict):
             raise BadRequest("'related' must be an object.")
-        return self.engine.apply(source, changes, maps=self.live_maps(), related=related, allow_fetch=False, via="live")
+        return self.engine.apply(
+            source,
+            changes,
+            maps=self.live_maps(),
+            related=related,
+            allow_fetch=False,
+            via="live",
+            writeback=writeback if writeback is not None else [],
+        )
 
     def run_all(
         self, *, initial_sync: bool = True, master: str = "scm", only_new: bool = False
@@ -418,14 +427,15 @@ def api_blueprint(runtime: BridgeRuntime) -> Blueprint:
     @api.post("/api/live")
     def live() -> Response:
         started = time.perf_counter()
+        writeback: list[dict[str, Any]] = []  # the source applies these before it commits (bridge/writeback.py)
         try:
-            written = runtime.live(_body())
+            written = runtime.live(_body(), writeback)
         except SyncError as error:
             status = 503 if error.transient else 400
             return error_response(error_for_status(status, error.message, ""))
         if written:
             runtime.metrics.observe_live(time.perf_counter() - started)
-        return _json({"written": written})
+        return _json({"written": written, "writeback": writeback})
 
     return api
 

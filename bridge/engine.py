@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from bridge import writeback
 from bridge.compiled import CompiledMap, compile_map
 from bridge.mapping import TableMap
 from bridge.pipeline import Drop, MissingParent, Record, key_values, transform
@@ -257,6 +258,11 @@ class SyncEngine:
     def _remember_company(self, code: str, company_id: str) -> None:
         self._companies[code.lower()] = company_id
         self._company_codes[company_id] = code.lower()
+
+    def known_company_id(self, code: str | None) -> str | None:
+        """The Sales cdm_companyid of a dataAreaId if already known (never reads Sales, which may be the source
+        of a live write in the middle of its transaction)."""
+        return self._companies.get(code.lower()) if code else None
 
     def load_companies(self) -> None:
         """Read every Sales company once (so live sync from Sales never needs to read Sales back)."""
@@ -692,8 +698,12 @@ class SyncEngine:
         allow_fetch: bool = True,
         via: str = "live",
         partial: bool = False,
+        writeback: list[dict[str, Any]] | None = None,
     ) -> int:
-        """Plan and execute one unit; returns how many writes it made. Raises :class:`SyncError`."""
+        """Plan and execute one unit; returns how many writes it made. Raises :class:`SyncError`.
+
+        What the target computed for the source rows (:mod:`bridge.writeback`) goes into ``writeback`` when
+        given (live sync: the source applies it before it commits), else straight to the committed source."""
         try:
             writes = self.plan(source, changes, maps=maps, related=related, allow_fetch=allow_fetch, partial=partial)
         except SyncError as error:
@@ -720,7 +730,27 @@ class SyncEngine:
                 self.record_failure(writes, answer, via)
                 raise answer from None
         self.record_success(writes, via)
+        self._write_back(source, writes, related, allow_fetch, maps, writeback)
         return len(writes)
+
+    def _write_back(
+        self,
+        source: Source,
+        writes: list[Write],
+        related: dict[str, dict[str, Any]] | None,
+        allow_fetch: bool,
+        maps: Callable[[TableMap], bool],
+        collect: list[dict[str, Any]] | None,
+    ) -> None:
+        try:
+            items = writeback.compute(self, source, writes, self.related_getter(related, allow_fetch), maps)
+        except Exception:  # noqa: BLE001 - the unit is written on both sides; a failed write-back must not undo it
+            log.exception("computing the write-back of a unit failed")
+            return
+        if collect is not None:
+            collect.extend(item.as_dict() for item in items)
+        elif items:
+            writeback.send(self, items)
 
 
 def changed_only(table_map: TableMap, payload: dict[str, Any], changed: list[str], *, to_sales: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any
 
+from bridge import writeback
 from bridge.engine import KEY_JSON, SyncEngine, wire_row
 from bridge.mapping import TableMap
 from bridge.pipeline import Drop, MissingParent, Record, key_values, polymorphic_fields, scm_read_columns, transform
@@ -144,6 +145,8 @@ class InitialSync:
         self._advance(table_map, "to_write", len(to_sales) + len(to_scm))
         report.to_sales = created + self._write_sales(table_map, to_sales, sales_side, report)
         report.to_scm = self._write_scm(table_map, to_scm, scm_side, report)
+        if report.to_scm and syncs_to_sales:
+            self._write_back(table_map, [key for key, _ in to_scm], sales_side, report)
         self.state.clear_initial_sync_errors(table_map.id)
         self.state.add_initial_sync_errors(table_map.id, report.execution, report.errors)
         self.last_reports[table_map.id] = report
@@ -292,6 +295,24 @@ class InitialSync:
         written = creates.finish()
         return written + self._send(self.engine.sales, table_map, ops, "to_sales", report)
 
+    def _write_back(self, table_map: TableMap, keys: list[str], sales_side: _Side, report: InitialSyncReport) -> None:
+        """The rows Sales gave SCM come back with what SCM filled in (numbers, defaults: see
+        :mod:`bridge.writeback`), read once more from SCM and written to Sales as the integration identity."""
+        entity = table_map.sales_type
+        assert entity is not None
+        scm_side = self._read_scm(table_map)
+        getter = self.engine.related_getter(None, allow_fetch=True)
+        ops = []
+        for key in keys:
+            scm_row, sales_row, existing = scm_side.rows.get(key), sales_side.rows.get(key), sales_side.ids.get(key)
+            if scm_row is None or sales_row is None or not existing:
+                continue
+            image = {**sales_row, "@sandbox.table": entity.name}
+            values = writeback.values_for_sales(self.engine, table_map, scm_row, image, getter)
+            if values:
+                ops.append((key, BatchOp.patch(f"{entity.entity_set}({existing})", values, headers={"If-Match": "*"})))
+        self._send(self.engine.sales, table_map, ops, "to_sales", report, count=False)
+
     def _create_multiple(self, table_map: TableMap, entity_set: str, chunk: list[tuple[str, dict[str, Any]]]) -> bool:
         """One ``CreateMultiple`` call for a chunk of new rows: one transaction and no request per row (a
         ``$batch`` part is a whole request with its own commit, which costs more per row).
@@ -327,6 +348,8 @@ class InitialSync:
         ops: list[tuple[str, BatchOp]],
         direction: str,
         report: InitialSyncReport,
+        *,
+        count: bool = True,
     ) -> int:
         written = 0
         for chunk in _chunks(ops, BATCH_SIZE):
@@ -357,7 +380,7 @@ class InitialSync:
                             "message": error.message if error else "no answer for this row",
                         }
                     )
-        if written:
+        if written and count:
             self.state.count(table_map.id, synced=written)
         return written
 

@@ -5,8 +5,12 @@ same pipeline, same integration-key matching with the company), then compared in
 
 * **missing in Sales / missing in SCM**: a row that passes the map's filter on one side and has no row
   with its integration key on the side it syncs to;
-* **differing**: a row on both sides whose mapped fields disagree (value maps, lookups and defaults
-  applied, numbers compared with a small tolerance, ``null`` equal to ``""`` as initial sync does).
+* **differing**: a row on both sides whose mapped fields disagree, direction by direction: what the map syncs
+  SCM -> Sales (two-way and ``>`` fields, so SCM's amounts, tax and totals on documents) compared in Sales
+  terms, what it syncs only Sales -> SCM (``<``) in SCM terms (value maps and lookups applied, numbers
+  compared with a small tolerance, ``null`` equal to ``""`` as initial sync does). The map's constants are
+  not compared. Each difference says why it is one: map, field, direction, key, the value the map gives
+  and the value the other side holds.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.compiled import canonical_scm_name
 from bridge.initial import InitialSync, _differs
-from bridge.mapping import TableMap
+from bridge.mapping import FieldMap, TableMap
 from bridge.pipeline import Record
 
 #: a sample of each kind of difference is enough to act on; the counts are always complete
@@ -79,13 +84,15 @@ class Reconciler:
         sales = self.initial._read_sales(table_map)
         result = MapComparison(table_map.id, table_map.name)
         if table_map.syncs_to_sales:
+            why = f"{table_map.id} syncs SCM -> Sales, the SCM row passes the map's filter and no Sales row has its key"
             for key in scm.payloads:
                 if key not in sales.rows:
-                    result._add("missing_in_sales", json.loads(key))
+                    result._add("missing_in_sales", {**json.loads(key), "map": table_map.id, "why": why})
         if table_map.syncs_to_scm:
+            why = f"{table_map.id} syncs Sales -> SCM, the Sales row passes the map's filter and no SCM row has its key"
             for key in sales.payloads:
                 if key not in scm.rows:
-                    result._add("missing_in_scm", json.loads(key))
+                    result._add("missing_in_scm", {**json.loads(key), "map": table_map.id, "why": why})
         for key in sorted(set(scm.rows) & set(sales.rows)):
             if key not in scm.payloads and key not in sales.payloads:
                 continue  # filtered out on both sides: not the map's row
@@ -105,46 +112,93 @@ class Reconciler:
         scm_row: dict[str, Any],
         sales_row: dict[str, Any],
     ) -> list[dict[str, Any]]:
+        """The fields of one record that break the map's promise, direction by direction: a field synced
+        SCM -> Sales (``>`` and ``=``) is compared as SCM's row transformed toward Sales against the Sales row;
+        a field synced only Sales -> SCM (``<``) the other way round; a two-way field once, toward Sales (or
+        toward SCM when the SCM row is not the map's). The map's constants (``defaults``) are not compared:
+        they are written, not kept equal."""
         out: list[dict[str, Any]] = []
-        seen: set[str] = set()
         if to_sales is not None and table_map.syncs_to_sales:
-            for name, value in to_sales.target.items():
-                if not _differs({name: value}, sales_row):
+            for item in table_map.fields:
+                if not item.to_sales:
                     continue
-                nav = name[: -len("@odata.bind")] if name.endswith("@odata.bind") else None
-                item = next(
-                    (
-                        f
-                        for f in table_map.fields
-                        if (f.sales[0].nav == nav if nav else not f.is_lookup and f.sales[0].column == name)
-                    ),
-                    None,
-                )
-                scm_field = item.scm if item else None
-                sales_field = item.sales[0].text if item else name
-                seen.add(scm_field or name)
-                out.append(
-                    {
-                        "scm_field": scm_field,
-                        "sales_field": sales_field,
-                        "scm_value": scm_row.get(scm_field) if scm_field else value,
-                        "sales_value": _sales_value(sales_row, sales_field),
-                    }
-                )
+                for path in item.sales:
+                    name = path.column if path.nav is None else f"{path.nav}@odata.bind"
+                    if name not in to_sales.target:
+                        continue  # a value mapped to "keep", or another polymorphic alternative
+                    value = to_sales.target[name]
+                    if _differs({name: value}, sales_row):
+                        out.append(
+                            _difference(table_map, item, path.text, "to_sales", scm_row, sales_row, expected=value)
+                        )
         if to_scm is not None and table_map.syncs_to_scm:
-            for name, value in to_scm.target.items():
-                if name in seen or not _differs({name: value}, scm_row):
+            for item in table_map.fields:
+                two_way_seen = item.direction == "=" and to_sales is not None and table_map.syncs_to_sales
+                if not item.to_scm or two_way_seen:
                     continue
-                item = next((f for f in table_map.fields if f.scm == name), None)
-                out.append(
-                    {
-                        "scm_field": name,
-                        "sales_field": "|".join(p.text for p in item.sales) if item else None,
-                        "scm_value": scm_row.get(name),
-                        "sales_value": _sales_value(sales_row, item.sales[0].text) if item else value,
-                    }
-                )
+                name = canonical_scm_name(table_map, item.scm)
+                if name not in to_scm.target:
+                    continue  # an empty value SCM defaults itself (scm_default)
+                value = to_scm.target[name]
+                if _differs({name: value}, scm_row):
+                    text = "|".join(p.text for p in item.sales)
+                    out.append(_difference(table_map, item, text, "to_scm", scm_row, sales_row, expected=value))
         return out
+
+
+#: how a direction reads in a difference
+DIRECTIONS = {"to_sales": "SCM -> Sales", "to_scm": "Sales -> SCM"}
+#: how a field's map direction reads
+SYNCED = {"=": "both ways", ">": "SCM -> Sales only", "<": "Sales -> SCM only"}
+
+
+def _difference(
+    table_map: TableMap,
+    item: FieldMap,
+    sales_field: str,
+    direction: str,
+    scm_row: dict[str, Any],
+    sales_row: dict[str, Any],
+    *,
+    expected: Any,
+) -> dict[str, Any]:
+    """One field that differs, with what makes it a difference (the map, the field, the direction, the
+    value the map's transform gives for the other side, and what that side holds)."""
+    scm_value = scm_row.get(canonical_scm_name(table_map, item.scm))
+    sales_value = _sales_value(sales_row, sales_field.split("|")[0])
+    if direction == "to_sales":
+        why = (
+            f"{table_map.id} syncs {item.scm} -> {sales_field} ({SYNCED[item.direction]}): SCM's {scm_value!r} "
+            f"maps to {_shown(expected)} in Sales, Sales has {sales_value!r}"
+        )
+    else:
+        why = (
+            f"{table_map.id} syncs {sales_field} -> {item.scm} ({SYNCED[item.direction]}): Sales' {sales_value!r} "
+            f"maps to {expected!r} in SCM, SCM has {scm_value!r}"
+        )
+    return {
+        "map": table_map.id,
+        "direction": direction,
+        "scm_field": item.scm,
+        "sales_field": sales_field,
+        "scm_value": scm_value,
+        "sales_value": sales_value,
+        "expected": expected,
+        "why": why,
+    }
+
+
+def _shown(value: Any) -> str:
+    """A value as a difference shows it: a lookup bind by the key it names."""
+    if isinstance(value, str) and value.startswith("/") and value.endswith(")") and "(" in value:
+        return value[1:]
+    return repr(value)
+
+
+def describe_difference(item: dict[str, Any], field_item: dict[str, Any]) -> str:
+    """One line per differing field for ``sandbox reconcile``: the record, the direction and why."""
+    direction = DIRECTIONS.get(str(field_item.get("direction")), "?")
+    return f"differs ({direction}): {describe_key(item)}: {field_item.get('why')}"
 
 
 def describe_key(item: dict[str, Any]) -> str:
@@ -153,4 +207,4 @@ def describe_key(item: dict[str, Any]) -> str:
     return f"{item['company']} {key}" if item.get("company") else key
 
 
-__all__ = ["Reconciler", "MapComparison", "describe_key"]
+__all__ = ["Reconciler", "MapComparison", "describe_key", "describe_difference"]

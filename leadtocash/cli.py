@@ -818,7 +818,7 @@ def reconcile(
     import httpx
 
     from bridge.app import BridgeRuntime
-    from bridge.reconcile import Reconciler, describe_key
+    from bridge.reconcile import Reconciler, describe_difference, describe_key
     from leadtocash.clients import service_origin
     from leadtocash.stack import bridge_config
 
@@ -868,16 +868,12 @@ def reconcile(
                 f"{c['missing_in_scm']} missing in SCM, {c['differing']} differing"
             )
             for item in r.missing_in_sales:
-                click.echo(f"  missing in Sales: {describe_key(item)}")
+                click.echo(f"  missing in Sales: {describe_key(item)} ({item['why']})")
             for item in r.missing_in_scm:
-                click.echo(f"  missing in SCM:   {describe_key(item)}")
+                click.echo(f"  missing in SCM:   {describe_key(item)} ({item['why']})")
             for item in r.differing:
-                fields = "; ".join(
-                    f"{f['scm_field'] or '-'}={f['scm_value']!r} (SCM) vs "
-                    f"{f['sales_field'] or '-'}={f['sales_value']!r} (Sales)"
-                    for f in item["fields"]
-                )
-                click.echo(f"  differs: {describe_key(item)}: {fields}")
+                for field_item in item["fields"]:
+                    click.echo(f"  {describe_difference(item, field_item)}")
         if not results:
             click.echo("no running maps to compare")
         click.echo("equal" if equal else "DIFFERENT")

@@ -95,7 +95,7 @@ def print_report(ctx: ScenarioContext, echo: Callable[[str], None]) -> None:
         for line in table(["step", "system", "document", "number", "status", "amount", "of which tax"], rows, {5, 6}):
             echo(line)
         echo("Amounts are the totals each system stores. SCM computes sales tax and its totals include it (the")
-        echo("last column); Sales computes none, so its quote and order are net until SCM's totals reach the order.")
+        echo("last column); Sales computes none and shows SCM's totals, tax included, once SCM has them.")
     passed = sum(1 for s in ctx.steps if s.passed)
     echo(f"\n{passed} of {len(ctx.steps)} steps passed.")
 

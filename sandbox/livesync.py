@@ -5,15 +5,24 @@ When a service has a live-sync sender, every transaction that changed tracked ro
 are echoes and never sent. The rest go to the bridge in one call, as one unit, with the rows their lookups
 point at (so the bridge never has to read back from a service that is in the middle of a transaction).
 If the bridge refuses, the hook raises and the whole source transaction rolls back: both or neither.
+
+The bridge's answer may carry a **write-back**: values the other side computed for the source's rows while
+it wrote them (a party number, defaults, SCM's prices, tax and totals). The hook applies them to the source
+rows inside the same, still open transaction, as the integration identity, so they commit with the write and
+are never sent again (echo prevention). A write-back the source refuses is logged and left out: the other
+side has committed, so it must not roll the source back.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
+
+    from sandbox.odata.service import ODataService
 
 from sandbox.errors import BadRequest, SandboxError, ServiceUnavailable
 from sandbox.odata.dataverse import codes
@@ -26,7 +35,11 @@ from sandbox.wellknown import INTEGRATION_IDENTITY
 #: the callers that test membership, its one member defined in :mod:`sandbox.wellknown`
 INTEGRATION_IDENTITIES = frozenset({INTEGRATION_IDENTITY})
 
-Sender = Callable[[dict[str, Any]], None]
+log = logging.getLogger(__name__)
+
+#: sends one transaction's changes to the bridge; returns the bridge's answer (a dict that may carry
+#: ``writeback``), or None
+Sender = Callable[[dict[str, Any]], Any]
 
 
 def coalesce(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -53,11 +66,16 @@ def coalesce(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class LiveSyncHook:
     """Collects a transaction's changes and sends them to the bridge before the commit."""
 
-    def __init__(self, service_name: str, model: Model, store: Store, sender: Sender) -> None:
+    def __init__(
+        self, service_name: str, model: Model, store: Store, sender: Sender, service: ODataService | None = None
+    ) -> None:
         self.service_name = service_name
         self.model = model
         self.store = store
         self.sender = sender
+        #: reads write-back bodies as the service reads a PATCH (binds by alternate key, wire values);
+        #: without it a write-back is ignored
+        self.service = service
         self.enabled = True
 
     def __call__(self, changes: list[dict[str, Any]]) -> None:
@@ -70,11 +88,49 @@ class LiveSyncHook:
         payload = {"source": self.service_name, "identity": identity, "changes": coalesce(relevant)}
         payload["related"] = self.related_rows(payload["changes"])
         try:
-            self.sender(payload)
+            answer = self.sender(payload)
         except SandboxError:
             raise
         except Exception as exc:  # noqa: BLE001 - the bridge being unreachable must not become a 500
             raise ServiceUnavailable(f"Dual-write could not reach the bridge: {exc}") from exc
+        items = answer.get("writeback") if isinstance(answer, dict) else None
+        if isinstance(items, list) and items:
+            self.apply_writeback(items)
+
+    def apply_writeback(self, items: list[Any]) -> int:
+        """Apply ``{"table", "key", "values"}`` items (``values`` a PATCH body in the service's wire format)
+        to rows of this transaction as the integration identity; returns how many rows changed. Each item
+        is its own savepoint: one the service refuses (logged) leaves the others and the transaction alone."""
+        if self.service is None:
+            return 0
+        from sandbox.odata.service import RequestState
+
+        state = RequestState(identity=INTEGRATION_IDENTITY, prefer={}, args={}, base_url="")
+        applied = 0
+        for item in items:
+            entity = self.model.entities.get(str(item.get("table"))) if isinstance(item, dict) else None
+            key, values = (item.get("key"), item.get("values")) if isinstance(item, dict) else (None, None)
+            if entity is None or not isinstance(key, dict) or not isinstance(values, dict) or not values:
+                log.warning("%s: ignoring a malformed write-back item: %r", self.service_name, item)
+                continue
+            storage = self.model.storage_name(entity.name)
+            try:
+                with self.store.db.savepoint():
+                    row = self.store.get(storage, key)
+                    if row is None:
+                        continue
+                    changes, _ = self.service.values_from_body(entity, values, state, creating=False)
+                    # Only what differs: a column given again would set off the service's rules for it.
+                    changes = {k: v for k, v in changes.items() if row.get(k) != v}
+                    if not changes:
+                        continue
+                    # As the service's own rules write (via_api=False): the row's state may have closed it to
+                    # callers in this very transaction (a won quote), not to what its own write computed.
+                    self.store.update(storage, row, changes, identity=INTEGRATION_IDENTITY, via_api=False)
+                    applied += 1
+            except SandboxError as exc:
+                log.warning("%s: write-back to %s %s refused: %s", self.service_name, entity.name, key, exc)
+        return applied
 
     def related_rows(self, changes: list[dict[str, Any]], depth: int = 2) -> dict[str, dict[str, Any]]:
         """The rows single-valued lookups of the changed rows point at (and theirs, ``depth`` hops), keyed
@@ -125,12 +181,15 @@ def http_sender(client: httpx.Client) -> Sender:
     """A sender that posts each transaction to the bridge's ``/api/live`` and turns a refusal into the
     error the writing caller sees (in the source service's own error shape)."""
 
-    def send(payload: dict[str, Any]) -> None:
+    def send(payload: dict[str, Any]) -> Any:
         response = client.post(
             "/api/live", content=dumps(payload).encode("utf-8"), headers={"Content-Type": "application/json"}
         )
         if response.status_code < 400:
-            return
+            try:
+                return response.json()
+            except ValueError:
+                return None
         try:
             message = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):  # json.JSONDecodeError is a ValueError

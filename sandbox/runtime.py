@@ -122,7 +122,7 @@ class Runtime:
             path = self.config.options.get(SYNC_GATE_OPTION)
             gate = FileSyncGate(path) if path else SyncGate()
         self.db.sync_gate = gate
-        self.store.commit_hooks = [LiveSyncHook(self.name, self.model, self.store, sender)]
+        self.store.commit_hooks = [LiveSyncHook(self.name, self.model, self.store, sender, self.service)]
 
     def after_import(self) -> None:
         """A snapshot import bypassed the store: row versions must be re-read from the data."""
