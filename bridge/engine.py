@@ -242,6 +242,23 @@ class SyncEngine:
             self._remember_company(rows[0]["cdm_companycode"], rows[0]["cdm_companyid"])
         return self._companies.get(code)
 
+    def _company_id_for_plan(self, code: str | None) -> str | None:
+        """:meth:`company_id` while planning a unit: a failed read of Sales fails the unit cleanly, before any
+        write went out (transient when Sales was unavailable or erred), instead of escaping as an unexpected error."""
+        try:
+            return self.company_id(code)
+        except ServiceError as exc:
+            error = SyncError(
+                f"{self._label('sales')} could not read company {code!r}: {exc}",
+                503 if exc.status >= 500 or exc.status in (408, 429) else 400,
+                transient=exc.status >= 500 or exc.status in (408, 429),
+                target_status=exc.status,
+            )
+        except httpx.HTTPError as exc:
+            error = SyncError(f"{self._label('sales')} could not be reached: {exc}", 503, transient=True)
+        error.unsent = True
+        raise error
+
     def company_code(self, company_id: str | None) -> str | None:
         if not company_id:
             return None
@@ -384,7 +401,9 @@ class SyncEngine:
         if target == "sales":
             code = str(row.get("dataAreaId") or "").lower() or None
             record.company = code
-            record.company_id = self.company_id(code) if (table_map.company or table_map.company_from) else None
+            record.company_id = (
+                self._company_id_for_plan(code) if (table_map.company or table_map.company_from) else None
+            )
             record.sales = self.sales  # reads for the price-list rule of product maps (pipeline.assign_price_list)
             self._choose_polymorphic(record)
         try:

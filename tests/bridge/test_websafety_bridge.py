@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.console import CONSOLE_EXTENSION, CSRF_FIELD
 from sandbox.websafety import SERVED_ENVIRON_KEY, configure_edge
 
 CUSTOMERS = "customers-accounts"
@@ -42,7 +43,7 @@ def test_cross_site_console_form_post_is_refused_and_changes_nothing(sandbox: An
 def test_same_origin_console_form_post_works(sandbox: Any) -> None:
     answer = sandbox.bridge.post(
         f"/console/maps/{CUSTOMERS}/pause",
-        data={"next": "/"},
+        data={"next": "/", CSRF_FIELD: sandbox.stack.apps["bridge"].extensions[CONSOLE_EXTENSION].csrf_token},
         headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
     )
     assert answer.status_code == 303

@@ -28,7 +28,7 @@ from leadtocash.logs import (
 )
 from sandbox.logs import NOTICE, REQUEST_LOGGER
 from sandbox.testing import poll_until
-from tests.leadtocash.up_process import start_up, stop
+from tests.leadtocash.up_process import authenticated, start_up, stop
 
 
 @pytest.fixture
@@ -174,7 +174,8 @@ def test_up_at_info_logs_the_request_and_the_sync_of_a_write_and_refuses_foreign
     try:
         output = Lines(process)
         scm = urls["scm"]
-        answer = httpx.post(
+        client = authenticated()  # auth is on: the well-known app's token
+        answer = client.post(
             scm + "CustomersV3",
             json={
                 "dataAreaId": "usmf",
@@ -187,7 +188,7 @@ def test_up_at_info_logs_the_request_and_the_sync_of_a_write_and_refuses_foreign
         )
         assert answer.status_code == 201, answer.text
         request_line = poll_until(
-            lambda: output.having('"method": "POST"', '"path": "/data/CustomersV3"'),
+            lambda: output.having('"method": "POST"', '"path": "/data/CustomersV3"', '"status": 201'),
             timeout=30,
             message="no request line",
         )
@@ -198,7 +199,7 @@ def test_up_at_info_logs_the_request_and_the_sync_of_a_write_and_refuses_foreign
         assert (sync["map"], sync["direction"], sync["outcome"]) == ("customers-accounts", "to_sales", "synced")
         assert sync["key"] == "accountnumber=LOG-UP" and sync["latency_ms"] >= 0
 
-        assert httpx.post(urls["bridge"] + "api/maps/customers-accounts/pause", json={}).status_code == 200
+        assert client.post(urls["bridge"] + "api/maps/customers-accounts/pause", json={}).status_code == 200
         notice = poll_until(lambda: output.having('"level": "notice"', "Paused"), timeout=30, message="no notice")
         assert json.loads(notice)["map"] == "customers-accounts"
 
@@ -209,11 +210,13 @@ def test_up_at_info_logs_the_request_and_the_sync_of_a_write_and_refuses_foreign
         assert refused.status_code == 403 and "Cross-origin" in refused.json()["error"]["message"]
         assert httpx.get(scm + "CustomersV3?$top=1", headers={"Host": "evil.example"}).status_code == 421
         assert httpx.get(urls["bridge"] + "api/maps", headers={"Host": "evil.example"}).status_code == 421
+        # an allowed host passes the Host check; authentication comes next (no token here: 401, not 421)
         allowed = httpx.get(scm + "CustomersV3?$top=1&cross-company=true", headers={"Host": "sandbox.internal:80"})
-        assert allowed.status_code == 200 and allowed.json()["value"]
+        assert allowed.status_code == 401 and "WWW-Authenticate" in allowed.headers
         for line in list(output.lines):
             json.loads(line)  # every line one JSON object
     finally:
+        client.close()
         assert stop(process) == 0
 
 
