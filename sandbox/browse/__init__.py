@@ -139,7 +139,7 @@ def browse_blueprint(runtime: Runtime) -> Blueprint:
         try:
             entity = read.entity(entity_set)
         except ReadError as error:
-            return page("error.html", error.status, message=error.message)
+            return page("error.html", error.status, error_status=error.status, message=error.message)
         available = read.columns(entity)
         chosen = [c for c in _multi("cols") if c in entity.properties] or read.default_columns(entity)
         filter_text = (request.args.get("filter") or "").strip()
@@ -183,7 +183,8 @@ def browse_blueprint(runtime: Runtime) -> Blueprint:
             entity = read.entity(entity_set)
             record = read.record(entity, key)
         except ReadError as error:
-            return page("error.html", error.status if error.status in (400, 404) else 400, message=error.message)
+            status = error.status if error.status in (400, 404) else 400
+            return page("error.html", status, error_status=status, message=error.message)
         return page(
             "record.html",
             entity=entity,
