@@ -171,10 +171,10 @@ def test_up_at_info_logs_the_request_and_the_sync_of_a_write_and_refuses_foreign
     process, urls = start_up(
         tmp_path, "--memory", "--log-level", "info", "--log-format", "json", "--allowed-host", "sandbox.internal"
     )
+    client = authenticated()  # auth is on: the well-known app's token
     try:
         output = Lines(process)
         scm = urls["scm"]
-        client = authenticated()  # auth is on: the well-known app's token
         answer = client.post(
             scm + "CustomersV3",
             json={
