@@ -34,6 +34,7 @@ from sandbox.odata.model import EntityType, Model
 from sandbox.wellknown import INTEGRATION_IDENTITY
 
 if TYPE_CHECKING:
+    from bridge.livelimits import LiveUnitLimits
     from bridge.resolution import OutcomeResolver
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,8 @@ class SyncEngine:
         self.field_guard: Callable[[Write], None] | None = None
         #: resolves live units whose outcome on the other side is unknown (set by the bridge runtime)
         self.resolver: OutcomeResolver | None = None
+        #: dual-write's live-sync limits (records and time per unit; bridge/livelimits.py), None: unlimited
+        self.live_limits: LiveUnitLimits | None = None
 
     # ---- maps -------------------------------------------------------------------------------------------
     @property
@@ -723,8 +726,14 @@ class SyncEngine:
 
         What the target computed for the source rows (:mod:`bridge.writeback`) goes into ``writeback`` when
         given (live sync: the source applies it before it commits), else straight to the committed source."""
+        guard = self.live_limits if via == "live" else None
+        started = guard.clock() if guard is not None else 0.0
         try:
+            if guard is not None and (refused := guard.records_refusal(len(changes))):
+                raise SyncError(refused)
             writes = self.plan(source, changes, maps=maps, related=related, allow_fetch=allow_fetch, partial=partial)
+            if guard is not None and writes and (refused := guard.time_refusal(started)):
+                raise SyncError(refused)
         except SyncError as error:
             involved = [m for c in changes for m in self.maps_for(source, c["table"]) if maps(m)]
             for table_map in {m.id: m for m in involved}.values():

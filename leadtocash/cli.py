@@ -12,6 +12,7 @@ import click
 from leadtocash.auth import IDENTITY_PORT, identity_lines
 from leadtocash.chaos import chaos_command
 from leadtocash.edgecli import edge_options, log_options, log_ready, start_logging, warn_if_exposed
+from leadtocash.limitscli import limits_line, limits_options, with_limits
 from leadtocash.preflight import (
     SetupError,
     check_data_dir,
@@ -35,6 +36,7 @@ from leadtocash.stack import (
     start_stack,
     wait_for_interrupt,
 )
+from sandbox.limits import LatencyProfile, LimitsProfile
 from sandbox.locks import DirectoryInUse, DirectoryLock
 
 
@@ -138,6 +140,7 @@ def main() -> None:
     help="A YAML/JSON file of app registrations for the identity service (apps: [{client_id, client_secret, "
     "display_name, roles}]).",
 )
+@limits_options  # --limits, --latency-profile, --latency-seed (leadtocash/limitscli.py, docs/limits.md)
 def up(
     host: str,
     sales_port: int,
@@ -159,6 +162,9 @@ def up(
     auth: str,
     identity_port: int,
     identity_config: Path | None,
+    limits: LimitsProfile,
+    latency: LatencyProfile,
+    latency_seed: int | None,
 ) -> None:
     """Start the services and serve until interrupted (Ctrl+C or SIGTERM).
 
@@ -197,6 +203,7 @@ def up(
             auth=auth == "on",
             identity_apps=identity_apps,
         )
+        config = with_limits(config, limits, latency, latency_seed)
         tls_files = ensure_tls_files(data_dir / "tls") if tls else None
         try:
             # In one process the services call each other through WSGI by default: a loopback socket and a server
@@ -231,6 +238,8 @@ def up(
                 click.echo(line)
             if stack.children is not None:
                 click.echo("processes: " + ", ".join(f"{name} {pid}" for name, pid in stack.pids.items()))
+            if (applied := limits_line(limits, latency)) is not None:
+                click.echo(applied)
             click.echo("storage: " + storage_line(stack, memory, data_dir) + "   Ctrl+C stops.")
             click.echo(ready_line(stack))
             sys.stdout.flush()

@@ -727,6 +727,10 @@ def start_stack(
                 )
                 stack.senders.append(sender)
             stack.apps["bridge"] = bridge_app
+            # dual-write's live-sync limits when the stack runs with them (--limits; bridge/livelimits.py)
+            from bridge.livelimits import install_live_limits
+
+            install_live_limits(bridge_app, config.options.get("bridge", {}))
             stack_auth.hand_keys(stack, bridge_app)
             stack.urls["bridge"] = bridge_url
             if serve is not None:

@@ -24,6 +24,7 @@ from sandbox.db import Database, platform_metadata
 from sandbox.errors import MethodNotAllowed, SandboxError, error_for_status
 from sandbox.faults import FaultRegistry, install_fault_hook
 from sandbox.journal import Journal, install_journal_hook
+from sandbox.limits import install_service_limits
 from sandbox.livesync import LiveSyncHook, Sender
 from sandbox.locks import SYNC_GATE_OPTION, FileSyncGate, SyncGate
 from sandbox.logs import install_request_log
@@ -167,6 +168,9 @@ def build_app(spec: ServiceSpec, config: ServiceConfig | None = None) -> Flask:
     install_request_log(app, spec.name, identity_of)
     # Authentication (sandbox.auth.guard): after the Host/Origin checks, before the journal and faults.
     install_service_auth(app, runtime)
+    # Limits (--limits) and latency (--latency-profile), sandbox.limits: after authentication (they need the
+    # caller), before the journal (a 429 is journaled like any answer); nothing is installed when both are off.
+    install_service_limits(app, config.options, runtime.dialect.name, identity_of, runtime.render_error)
     # The journal goes first: a fault answers from before_request and would skip later hooks.
     install_journal_hook(app, runtime.journal, identity_of)
     install_fault_hook(app, runtime.faults, runtime.render_error)

@@ -45,5 +45,9 @@ REQUEST_TOO_LARGE: Final = "0x8005f206"
 NOT_SUPPORTED: Final = "0x8004801a"
 #: Service protection: "Number of requests exceeded the limit ...".
 RATE_LIMIT_EXCEEDED: Final = "0x80072322"
+#: Service protection: "Combined execution time of incoming requests exceeded limit ...".
+EXECUTION_TIME_EXCEEDED: Final = "0x80072321"
+#: Service protection: "Number of concurrent requests exceeded the limit of 52."
+CONCURRENT_REQUESTS_EXCEEDED: Final = "0x80072326"
 #: The caller lacks a privilege (PrivilegeDenied).
 PRIVILEGE_DENIED: Final = "0x80040220"
