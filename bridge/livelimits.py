@@ -35,7 +35,7 @@ class LiveUnitLimits:
             return None
         return (
             f"The transaction has {records} records; dual-write live synchronization supports at most {limit} "
-            f"records per transaction. Split the work into smaller transactions."
+            f"record{'' if limit == 1 else 's'} per transaction. Split the work into smaller transactions."
         )
 
     def time_refusal(self, started: float) -> str | None:
