@@ -53,6 +53,9 @@ import click
 import httpx
 
 from leadtocash.clients import service_origin
+from leadtocash.limitscli import limits_options, with_limits
+from leadtocash.stack import StackConfig
+from sandbox.limits import LatencyProfile, LimitsProfile
 
 MAX_RUN_SECONDS = 12 * 3600
 #: how much longer than --run-time Locust may take (spawning, stopping users, writing reports) before it is killed
@@ -113,12 +116,13 @@ class Target:
 
 
 @contextlib.contextmanager
-def started_stack(seed: int) -> Iterator[Target]:
+def started_stack(seed: int, options: dict[str, dict[str, Any]] | None = None) -> Iterator[Target]:
     """Sales, SCM and the bridge on free 127.0.0.1 ports in this process, in memory, maps running, wired
-    in-process as ``sandbox up`` wires them by default."""
+    in-process as ``sandbox up`` wires them by default; ``options`` per service (limits, latency)."""
     from leadtocash.stack import Serving, StackConfig, start_stack
 
-    with start_stack(StackConfig(memory=True, seed=seed), serve=Serving("127.0.0.1")) as stack:
+    config = StackConfig(memory=True, seed=seed, options=dict(options or {}))
+    with start_stack(config, serve=Serving("127.0.0.1")) as stack:
         yield Target(dict(stack.urls), True, f"started here on 127.0.0.1, in memory, seed {seed}")
 
 
@@ -440,6 +444,21 @@ def map_errors(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any
     return out
 
 
+def with_throttled(row: dict[str, Any], failures: list[dict[str, Any]]) -> dict[str, Any]:
+    """A request row of the stats with its 429 answers (from :func:`read_failures`) counted apart: ``throttled``,
+    and ``failures`` without them. A throttled request met a service's limit (``sandbox up --limits``), which
+    says where production would throttle; it is no failure of the stack and does not count toward the ratio."""
+    throttled = sum(
+        reason["occurrences"]
+        for entry in failures
+        if (entry["type"], entry["name"]) == (row["type"], row["name"])
+        for reason in entry["reasons"]
+        if reason["status"] == 429
+    )
+    throttled = min(throttled, row["failures"])
+    return {**row, "failures": row["failures"] - throttled, "throttled": throttled}
+
+
 def summarize(
     stats: list[dict[str, Any]],
     *,
@@ -456,10 +475,11 @@ def summarize(
     went wrong inside the stack (errors logged by its services, sync failures per map)."""
     entries = [row for row in stats if row["name"] != "Aggregated"]
     aggregated = next((row for row in stats if row["name"] == "Aggregated"), None)
-    requests = [row for row in entries if row["type"] != SYNC_TYPE]
+    requests = [with_throttled(row, failures or []) for row in entries if row["type"] != SYNC_TYPE]
     sync = [row for row in entries if row["type"] == SYNC_TYPE]
     total_requests = sum(r["requests"] for r in requests)
     total_failures = sum(r["failures"] for r in requests)
+    total_throttled = sum(r["throttled"] for r in requests)
     sync_samples = sum(r["requests"] for r in sync)
     sync_failures = sum(r["failures"] for r in sync)
     counted = total_requests + sync_samples
@@ -478,6 +498,8 @@ def summarize(
         "totals": {
             "requests": total_requests,
             "failures": total_failures,
+            # 429s (the services' limits, --limits): where production would throttle, not failures
+            "throttled": total_throttled,
             "rps": round(sum(r["rps"] for r in requests), 2),
             "sync_samples": sync_samples,
             "sync_failures": sync_failures,
@@ -514,11 +536,15 @@ def print_summary(summary: dict[str, Any], echo: Any = click.echo) -> None:
         echo(
             f"{label:<58} {row['requests']:>7} {row['failures']:>6} {row['rps']:>7.2f} {_ms(row['p50_ms']):>7} "
             f"{_ms(row['p95_ms']):>7} {_ms(row['p99_ms']):>7}"
+            + (f"  {row['throttled']} throttled" if row.get("throttled") else "")
         )
     totals = summary["totals"]
     share = f"{100.0 * totals['failures'] / totals['requests']:.2f}%" if totals["requests"] else "-"
+    throttled = totals.get("throttled") or 0
     echo(
-        f"{'all requests':<58} {totals['requests']:>7} {totals['failures']:>6} {totals['rps']:>7.2f}   ({share} failed)"
+        f"{'all requests':<58} {totals['requests']:>7} {totals['failures']:>6} {totals['rps']:>7.2f}   ({share} failed"
+        + (f", {throttled} throttled (429)" if throttled else "")
+        + ")"
         + (
             f"; p50 {_ms(totals['p50_ms'])} ms, p95 {_ms(totals['p95_ms'])} ms"
             if totals.get("p95_ms") is not None
@@ -640,6 +666,7 @@ run the Locust master yourself, then one worker per core on each other machine:
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of a stack started here.")
 @click.option("--allow-remote", is_flag=True, help="Allow service URLs that are not on this machine's loopback.")
+@limits_options  # --limits, --latency-profile, --latency-seed for a stack started here (docs/limits.md)
 def load(
     user_classes: tuple[str, ...],
     sales_url: str | None,
@@ -658,6 +685,9 @@ def load(
     locustfile: Path | None,
     seed: int,
     allow_remote: bool,
+    limits: LimitsProfile,
+    latency: LatencyProfile,
+    latency_seed: int | None,
 ) -> None:
     """Load-test the stack with Locust (headless, its own process) and summarize requests, sync and lag.
 
@@ -672,6 +702,11 @@ def load(
             "service URLs must be on loopback (127.0.0.1, localhost, ::1); "
             "pass --allow-remote to load a stack elsewhere"
         )
+    if sales_url is not None and (limits.active or latency.services):
+        raise click.UsageError(
+            "--limits and --latency-profile apply to a stack started here; start yours with them instead "
+            "(sandbox up --limits ... --latency-profile ...)"
+        )
     if importlib.util.find_spec("locust") is None:
         raise click.ClickException("Locust is not installed: pip install -e '.[load]' (or '.[dev]')")
     locustfile = locustfile or default_locustfile()
@@ -682,7 +717,8 @@ def load(
             if on_terminal:
                 click.echo("starting mock Sales, mock SCM and the bridge on 127.0.0.1 (initial sync) ...", err=True)
             errors = stack.enter_context(counted_errors())  # their tracebacks would scroll past the summary
-            target = stack.enter_context(started_stack(seed))
+            options = with_limits(StackConfig(), limits, latency, latency_seed).options
+            target = stack.enter_context(started_stack(seed, options))
         else:
             urls = {"sales": service_origin(sales_url, "sales"), "scm": service_origin(scm_url or "", "scm")}
             if bridge_url:

@@ -187,7 +187,8 @@ def load_html(summary: dict[str, Any]) -> str:
     parts.append(
         f'<p>Result: <span class="{verdict}">{verdict.upper()}</span>, failure ratio {summary.get("failure_ratio")} '
         f"(at most {summary.get('max_failure_ratio')}); {totals.get('requests', 0)} requests, "
-        f"{totals.get('failures', 0)} failed, {totals.get('rps', 0)} requests/s; p50 {totals.get('p50_ms')} ms, "
+        f"{totals.get('failures', 0)} failed, {totals.get('throttled', 0)} throttled (429: a service's limit, "
+        f"not a failure), {totals.get('rps', 0)} requests/s; p50 {totals.get('p50_ms')} ms, "
         f"p95 {totals.get('p95_ms')} ms.</p>"
     )
 
@@ -279,13 +280,14 @@ def load_html(summary: dict[str, Any]) -> str:
 
 def _requests_table(rows: list[dict[str, Any]]) -> str:
     return _table(
-        ["type", "name", "requests", "failures", "requests/s", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+        ["type", "name", "requests", "failures", "throttled", "requests/s", "p50 ms", "p95 ms", "p99 ms", "max ms"],
         [
             [
                 r["type"],
                 r["name"],
                 r["requests"],
                 r["failures"],
+                r.get("throttled", 0),
                 r["rps"],
                 r["p50_ms"],
                 r["p95_ms"],
@@ -294,7 +296,7 @@ def _requests_table(rows: list[dict[str, Any]]) -> str:
             ]
             for r in rows
         ],
-        {2, 3, 4, 5, 6, 7, 8},
+        {2, 3, 4, 5, 6, 7, 8, 9},
     )
 
 
