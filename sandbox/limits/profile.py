@@ -49,6 +49,8 @@ class ServiceLimits:
     process, as Dataverse counts them per user and per web server (``docs/reference/limits.md`` section 1);
     ``total_concurrent`` is across callers, the stand-in for F&O's resource-based throttling (section 2).
     ``concurrent_retry_after`` is the ``Retry-After`` of a concurrency refusal (no published figure: assumed).
+    ``exempt`` names callers never throttled (none in ``real``): with a tiny window, ``["dualwrite"]`` lets the
+    bridge's initial sync at start through while your own clients meet the limits.
     """
 
     window_seconds: float = 300.0
@@ -57,6 +59,7 @@ class ServiceLimits:
     concurrent: int | None = None
     total_concurrent: int | None = None
     concurrent_retry_after: int = 1
+    exempt: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -197,6 +200,11 @@ def _apply(base: _L, values: dict[str, Any], where: str) -> _L:
         raise LimitsError(f"{where}: unknown setting(s) {', '.join(unknown)}; expected {', '.join(fields)}")
     changes: dict[str, Any] = {}
     for name, value in values.items():
+        if name == "exempt":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise LimitsError(f"{where}: 'exempt' must be a list of caller identities, e.g. [\"dualwrite\"]")
+            changes[name] = tuple(value)
+            continue
         whole = name not in ("window_seconds", "seconds")
         can_be_off = name not in ("window_seconds", "concurrent_retry_after")
         if value is False or value is None:

@@ -69,10 +69,13 @@ class Throttle:
         #: refusals so far, by error code (what a test or the journal can tell them apart by)
         self.refused: collections.Counter[str] = collections.Counter()
 
-    def admit(self, caller: str) -> Ticket:
+    def admit(self, caller: str) -> Ticket | None:
         """Count a request of ``caller`` that starts now, or raise :class:`TooManyRequests` saying which limit
-        it would exceed and when to retry. A refused request counts toward nothing."""
+        it would exceed and when to retry. A refused request counts toward nothing; an exempt caller is not
+        counted at all (None)."""
         limits = self.limits
+        if caller in limits.exempt:
+            return None
         with self._lock:
             now = self.clock()
             state = self._callers.setdefault(caller, _Caller())
@@ -203,7 +206,8 @@ def install_limits(
             ticket = throttle.admit(identity_of(flask.request))
         except SandboxError as error:
             return render_error(error)
-        setattr(flask.g, _G_TICKET, ticket)
+        if ticket is not None:
+            setattr(flask.g, _G_TICKET, ticket)
         return None
 
     def release(_error: BaseException | None) -> None:

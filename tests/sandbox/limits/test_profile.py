@@ -68,6 +68,14 @@ def test_a_toml_file_overrides_real_and_false_turns_a_limit_off(tmp_path: Path) 
     assert profile.for_service("scm").requests == 6000  # untouched sections keep real's figures
 
 
+def test_exempt_callers_come_from_the_file_and_survive_the_options(tmp_path: Path) -> None:
+    spec = write(tmp_path, "e.toml", '[sales]\nrequests = 5\nexempt = ["dualwrite"]\n')
+    sales = load_profile(spec).for_service("sales")
+    assert sales.exempt == ("dualwrite",)
+    options = json.loads(json.dumps(load_profile(spec).stack_options()))
+    assert ServiceLimits.from_dict(options["sales"][LIMITS_OPTION]).exempt == ("dualwrite",)
+
+
 def test_a_json_file_with_base_off_sets_only_what_it_names(tmp_path: Path) -> None:
     spec = write(tmp_path, "p.json", json.dumps({"base": "off", "scm": {"total_concurrent": 3}}))
     profile = load_profile(spec)
@@ -91,6 +99,7 @@ def test_a_json_file_with_base_off_sets_only_what_it_names(tmp_path: Path) -> No
         ("w.toml", "[sales]\nwindow_seconds = false\n", "'window_seconds' cannot be turned off"),
         ("b.toml", 'base = "fast"\n', "'base' must be one of real, off"),
         ("sec.toml", "sales = 3\n", "[sales] must be a table"),
+        ("e.toml", '[sales]\nexempt = "dualwrite"\n', "'exempt' must be a list of caller identities"),
     ],
 )
 def test_a_bad_limits_file_gives_one_line_naming_the_problem(

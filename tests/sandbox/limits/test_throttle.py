@@ -90,6 +90,15 @@ def test_concurrent_requests_over_the_limit_are_refused_until_one_ends() -> None
     assert t.in_flight("ana") == 2 and t.in_flight() == 3
 
 
+def test_an_exempt_caller_is_never_counted_or_refused() -> None:
+    clock = Clock()
+    t = throttle(clock, requests=1, concurrent=1, exempt=("dualwrite",))
+    assert [t.admit("dualwrite") for _ in range(5)] == [None] * 5
+    assert t.in_flight() == 0
+    t.admit("ana")
+    refused(lambda: t.admit("ana"))
+
+
 def test_fno_refusals_carry_no_code_and_the_published_texts() -> None:
     """F&O's error body has no code; its request message is the page's own, with its typo (limits.md section 2);
     the service-wide ceiling answers with resource-based throttling's message."""
