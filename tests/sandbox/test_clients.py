@@ -936,6 +936,37 @@ def test_scm_iter_pages_with_cross_company(script: Script) -> None:
     assert list(scm(script).iter_pages("Warehouses", top=1, cross_company=True)) == [[{"WarehouseId": "11"}]]
 
 
+def test_the_read_methods_are_declared_once_with_the_company_option_on_the_base() -> None:
+    """SCM adds only its query option's name: query, iter_pages and count come from the base client."""
+    for name in ("query", "iter_pages", "count"):
+        assert name not in vars(ScmClient) and name not in vars(SalesClient), name
+    assert (ScmClient.cross_company_option, SalesClient.cross_company_option) == ("cross-company", None)
+
+
+def test_sales_refuses_cross_company_before_sending_anything(script: Script) -> None:
+    """Dataverse has no companies: the option is a TypeError, as an unknown keyword was, and no request goes out."""
+    client = sales(script)
+    with pytest.raises(TypeError, match="SalesClient reads no companies"):
+        client.query("accounts", cross_company=True)
+    with pytest.raises(TypeError, match="SalesClient reads no companies"):
+        client.count("accounts", cross_company=True)
+    with pytest.raises(TypeError, match="SalesClient reads no companies"):
+        next(client.iter_pages("accounts", cross_company=True))
+    script.assert_done()
+
+
+def test_scm_reads_without_cross_company_stay_in_the_default_company(script: Script) -> None:
+    """No ``cross-company`` in the query unless asked for; ``extra`` options pass as they are."""
+    script.steps += [
+        expect("GET", f"{SCM_ROOT}Warehouses?$top=1&x=1", httpx.Response(200, json={"value": []})),
+        expect("GET", f"{SCM_ROOT}Warehouses/$count", httpx.Response(200, text="4")),
+    ]
+    client = scm(script)
+    assert client.query("Warehouses", top=1, extra={"x": 1}) == []
+    assert client.count("Warehouses") == 4
+    script.assert_done()
+
+
 # ------------------------------------------------------------------------------------------- $batch
 
 
