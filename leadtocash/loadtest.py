@@ -53,6 +53,7 @@ import click
 import httpx
 
 from leadtocash.clients import service_origin
+from sandbox.clients.auth import identity_of
 
 MAX_RUN_SECONDS = 12 * 3600
 #: how much longer than --run-time Locust may take (spawning, stopping users, writing reports) before it is killed
@@ -687,7 +688,10 @@ def load(
             urls = {"sales": service_origin(sales_url, "sales"), "scm": service_origin(scm_url or "", "scm")}
             if bridge_url:
                 urls["bridge"] = bridge_url.rstrip("/")
-            target = Target(urls, False, "at " + ", ".join(f"{k} {v}" for k, v in urls.items()))
+            description = "at " + ", ".join(f"{k} {v}" for k, v in urls.items())
+            # the Locust users' tokens come from the identity service Sales names in its 401 (any port)
+            identity = identity_of(urls["sales"] + "/api/data/v9.2/")
+            target = Target({**urls, **({"identity": identity} if identity else {})}, False, description)
         code = _run(
             target,
             stack,
