@@ -16,6 +16,7 @@ from leadtocash.limitscli import limits_line, limits_options, with_limits
 from leadtocash.preflight import (
     SetupError,
     check_data_dir,
+    check_data_files,
     check_database_url,
     check_ports_free,
     one_line,
@@ -23,6 +24,7 @@ from leadtocash.preflight import (
 )
 from leadtocash.stack import (
     DEFAULT_PORTS,
+    SERVICE_NAMES,
     WIRES,
     ServiceStartError,
     Serving,
@@ -193,11 +195,14 @@ def up(
         raise click.ClickException(str(exc)) from None
     try:
         check_ports_free(host, ports)
+        urls = parse_database_urls(database_urls)
+        if not memory and not postgres:  # the services' own files in the data folder must be databases
+            check_data_files(data_dir, [name for name in SERVICE_NAMES if name not in urls])
         config = StackConfig(
             data_dir=data_dir,
             memory=memory,
             seed=seed,
-            database_urls=parse_database_urls(database_urls),
+            database_urls=urls,
             postgres=postgres,
             workers=workers,
             auth=auth == "on",

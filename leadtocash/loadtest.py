@@ -55,6 +55,7 @@ import httpx
 from leadtocash.clients import service_origin
 from leadtocash.limitscli import limits_options, with_limits
 from leadtocash.stack import StackConfig
+from sandbox.clients.auth import identity_of
 from sandbox.limits import LatencyProfile, LimitsProfile
 
 MAX_RUN_SECONDS = 12 * 3600
@@ -723,7 +724,10 @@ def load(
             urls = {"sales": service_origin(sales_url, "sales"), "scm": service_origin(scm_url or "", "scm")}
             if bridge_url:
                 urls["bridge"] = bridge_url.rstrip("/")
-            target = Target(urls, False, "at " + ", ".join(f"{k} {v}" for k, v in urls.items()))
+            description = "at " + ", ".join(f"{k} {v}" for k, v in urls.items())
+            # the Locust users' tokens come from the identity service Sales names in its 401 (any port)
+            identity = identity_of(urls["sales"] + "/api/data/v9.2/")
+            target = Target({**urls, **({"identity": identity} if identity else {})}, False, description)
         code = _run(
             target,
             stack,

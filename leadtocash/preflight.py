@@ -8,9 +8,11 @@ has run for a minute, and said as what went wrong, where, and what to do: :class
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +28,7 @@ __all__ = [
     "SetupError",
     "check_data_dir",
     "check_database_url",
+    "check_data_files",
     "check_ports_free",
     "one_line",
     "unreachable",
@@ -166,6 +169,29 @@ def _check_sqlite_file(where: str, database: str | None, *, uri: bool) -> None:
         )
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
         raise SetupError(f"{where}: {path} cannot be written; choose a file in a folder you can write")
+    _check_sqlite_contents(where, path, "point the URL at another file")
+
+
+def check_data_files(data_dir: Path, services: list[str], option: str = "--data-dir") -> None:
+    """Refuse a service's file in the data folder (``<service>.sqlite``) that is there but no SQLite database,
+    naming the file, before any service is built."""
+    for service in services:
+        path = data_dir / f"{service}.sqlite"
+        _check_sqlite_contents(f"{option} {data_dir}", path, f"choose another {option} (or --memory)")
+
+
+def _check_sqlite_contents(where: str, path: Path, elsewhere: str) -> None:
+    """A file that exists must open as a SQLite database (read-only here: nothing is created or changed)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # the service creates it
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            connection.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise SetupError(
+            f"{where}: {path} is not a SQLite database ({exc}); move the file away (the service then starts "
+            f"afresh) or {elsewhere}"
+        ) from None
 
 
 def unreachable(service: str, url: str, exc: BaseException, option: str) -> SetupError:

@@ -60,7 +60,9 @@ class ServiceProcesses:
 
     Each child runs ``python -m leadtocash.child NAME`` (see :mod:`leadtocash.child`): it builds that one service
     from ``config`` as :func:`leadtocash.stack.build_apps` does, serves it with waitress on ``host:ports[NAME]`` (0: any free
-    port) and, when ``bridge_url`` is given, sends its live-sync calls to that bridge's ``/api/live``.
+    port) and, when ``bridge_url`` is given, sends its live-sync calls to that bridge's ``/api/live``. This process
+    binds each port and hands the child the listening socket, so :meth:`reserve` knows every origin before any
+    child starts (and :attr:`config` may still be replaced until :meth:`start`).
     :meth:`start` returns once every child accepts connections; :attr:`urls` are then their origins.
     :meth:`stop` (or leaving the ``with`` block) ends them: SIGTERM, a wait of ``stop_timeout``, then SIGKILL.
     A child also ends by itself when its stdin closes, so none outlives a parent that was killed outright.
@@ -106,6 +108,7 @@ class ServiceProcesses:
         :class:`ServiceStartError`."""
         try:
             deadline = time.monotonic() + self.start_timeout
+            self.reserve()  # every port first: a busy one fails the start before any child runs
             # all at once: they import, build and seed in parallel
             for name in self.names:
                 self.children[name] = self._spawn(name)
@@ -124,10 +127,26 @@ class ServiceProcesses:
             raise
         return self
 
+    def reserve(self) -> dict[str, str]:
+        """Bind every service's listening socket now (unless bound already) and return the origins the children
+        will serve on: known before they start, so their configuration can name each other (the data browsers'
+        links). A port that cannot be bound raises :class:`ServiceStartError`, before any child starts."""
+        origins: dict[str, str] = {}
+        for name in self.names:
+            port = self._listening_socket(name).getsockname()[1]
+            origins[name] = f"http://{self.host}:{port}"
+        return origins
+
     def _listening_socket(self, name: str) -> socket.socket:
-        """The socket every worker of ``name`` accepts on (bound here, once, so none of them races for the port)."""
+        """The socket every worker of ``name`` accepts on (bound here, once, so none of them races for the port
+        and its origin is known before the child starts)."""
         if name not in self._sockets:
-            sock = socket.create_server((self.host, self.ports.get(name, 0)), backlog=1024)
+            port = self.ports.get(name, 0)
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            try:
+                sock = socket.create_server((self.host.strip("[]"), port), family=family, backlog=1024)
+            except OSError as exc:  # the port in use, most often; said as a served service says it
+                raise ServiceStartError(f"{name}: cannot listen on {self.host}:{port}: {exc}") from exc
             sock.set_inheritable(True)
             self._sockets[name] = sock
         return self._sockets[name]
@@ -148,11 +167,8 @@ class ServiceProcesses:
         ]
         if self.bridge_url:
             command += ["--bridge-url", self.bridge_url]
-        inherited: tuple[int, ...] = ()
-        if self.workers > 1:
-            descriptor = self._listening_socket(name).fileno()
-            command += ["--listen-fd", str(descriptor)]
-            inherited = (descriptor,)
+        descriptor = self._listening_socket(name).fileno()
+        command += ["--listen-fd", str(descriptor)]
         # a session of its own: Ctrl+C in a terminal reaches only the parent, which stops the bridge first
         process = subprocess.Popen(
             command,
@@ -163,7 +179,7 @@ class ServiceProcesses:
             bufsize=1,
             env=child_environment(),
             start_new_session=True,
-            pass_fds=inherited,
+            pass_fds=(descriptor,),
         )
         child = ChildService(key, process)
         for stream, is_stdout in ((process.stdout, True), (process.stderr, False)):

@@ -24,12 +24,20 @@ VENDOR = STATIC_DIR / "vendor"
 #: draws every ``<div class="chart" data-chart="N">`` from ``CHARTS[N]``: bars by category or lines over time
 _GLUE = """
 (function () {
+  var MAX_LABEL = 32;
   var COLORS = ["#0b5cad", "#1a7f37", "#cf222e", "#9a6700", "#8250df", "#bf3989"];
   document.querySelectorAll("[data-chart]").forEach(function (el) {
     var c = CHARTS[Number(el.dataset.chart)];
     var bars = c.kind === "bars";
     var x = bars ? c.labels.map(function (_, i) { return i; }) : c.x;
     var width = Math.max(el.clientWidth, 320);
+    // many or long category names: turned on their side and cut short (the table below has them whole),
+    // so they never run into each other
+    var longest = bars ? Math.max.apply(null, c.labels.map(function (l) { return l.length; })) : 0;
+    var crowded = bars && longest * 7 > (width - 80) / Math.max(c.labels.length, 1);
+    var names = !bars ? [] : c.labels.map(function (l) {
+      return crowded && l.length > MAX_LABEL ? l.slice(0, MAX_LABEL - 1) + "\u2026" : l; });
+    var labelSize = crowded ? 16 + 7.5 * Math.min(longest, MAX_LABEL) : 50;
     var series = [{ label: bars ? "" : c.xLabel }].concat(c.series.map(function (s, i) {
       var size = bars ? [Math.max(0.25, 0.8 - 0.2 * i), 80] : null;
       return { label: s.label, stroke: COLORS[i % COLORS.length], width: bars ? 0 : 2,
@@ -39,11 +47,12 @@ _GLUE = """
                points: { show: !bars && x.length < 60 } };
     }));
     var axes = [bars ? { values: function (u, ticks) { return ticks.map(function (t) {
-        return Number.isInteger(t) && c.labels[t] !== undefined ? c.labels[t] : ""; }); },
-        rotate: 0, size: 50, gap: 4 } : { label: c.xLabel }, { label: c.yLabel, size: 60 }];
+        return Number.isInteger(t) && names[t] !== undefined ? names[t] : ""; }); },
+        splits: function () { return x; }, rotate: crowded ? -90 : 0, size: labelSize, gap: 4 } : { label: c.xLabel }, { label: c.yLabel, size: 60 }];
     if (c.y2Label) axes.push({ label: c.y2Label, scale: "y2", side: 1, grid: { show: false }, size: 60 });
     var scales = { x: bars ? { time: false, range: [-0.6, x.length - 0.4] } : { time: false } };
-    new uPlot({ title: c.title, width: width, height: 260, series: series, axes: axes, scales: scales },
+    var height = 260 + (crowded ? labelSize - 50 : 0);
+    new uPlot({ title: c.title, width: width, height: height, series: series, axes: axes, scales: scales },
               [x].concat(c.series.map(function (s) { return s.values; })), el);
   });
 })();
@@ -241,7 +250,9 @@ def load_html(summary: dict[str, Any]) -> str:
         )
         parts.append(
             _table(
-                ["map", "records", "per second"], [[m["map"], m["records"], m["per_second"]] for m in per_map], {1, 2}
+                ["map", "records", "per second"],
+                [[m["map"], m["records"], _number(m["per_second"], 2)] for m in per_map],
+                {1, 2},
             )
         )
     bridge = summary.get("bridge", {})
@@ -288,16 +299,21 @@ def _requests_table(rows: list[dict[str, Any]]) -> str:
                 r["requests"],
                 r["failures"],
                 r.get("throttled", 0),
-                r["rps"],
-                r["p50_ms"],
-                r["p95_ms"],
-                r["p99_ms"],
-                r["max_ms"],
+                _number(r["rps"], 2),
+                _number(r["p50_ms"], 0),
+                _number(r["p95_ms"], 0),
+                _number(r["p99_ms"], 0),
+                _number(r["max_ms"], 0),
             ]
             for r in rows
         ],
         {2, 3, 4, 5, 6, 7, 8, 9},
     )
+
+
+def _number(value: Any, digits: int) -> str:
+    """A figure as the terminal summary prints it (``0.23``, ``358``), not as float arithmetic left it."""
+    return "" if value is None else f"{float(value):,.{digits}f}"
 
 
 def write(path: str | Path, page: str) -> None:

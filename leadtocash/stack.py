@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 from flask import Flask
 
+from leadtocash.browselinks import link_data_browsers, with_browse_links
 from leadtocash.clients import IN_PROCESS_URLS, MOCKS, SERVICE_ROOTS, Clients
 from leadtocash.processes import ServiceProcesses, ServiceStartError
 from sandbox.auth import AuthSettings
@@ -687,6 +688,11 @@ def start_stack(
                 bridge_url=bridge_url if bridge else None,
                 workers=config.workers,
             )
+            if bridge:
+                # the data browsers' links, as link_data_browsers sets them in one process: a child learns them
+                # from its configuration, so the mocks' ports are bound here first (reserve) to know their origins
+                origins = {**stack.children.reserve(), "bridge": bridge_url}
+                stack.children.config = with_browse_links(config, origins, maps_dirs)
             stack.children.start()
             stack.urls.update(stack.children.urls)
             if announce is not None:
@@ -776,33 +782,6 @@ def _with_edge_options(config: StackConfig, serving: Serving, bridge_url: str | 
     edge = {ALLOWED_HOSTS_OPTION: serving.edge_hosts(), ALLOWED_ORIGINS_OPTION: origins}
     options = {name: {**config.options.get(name, {}), **edge} for name in MOCKS}
     return dataclasses.replace(config, options={**config.options, **options})
-
-
-def link_data_browsers(stack: Stack) -> None:
-    """Tell each mock in this process where its data browser links to (the service option
-    :data:`sandbox.browse.BROWSE_OPTION`): the other mock's origin, the bridge console's, and which of its
-    entity sets a map syncs by plain key fields (the bridge knows the maps; the mocks never import it)."""
-    from sandbox.browse import BROWSE_OPTION
-
-    runtime = stack.apps["bridge"].extensions["bridge"] if "bridge" in stack.apps else None
-    synced: dict[str, dict[str, list[dict[str, Any]]]] = {"sales": {}, "scm": {}}
-    for table_map in runtime.maps if runtime is not None else []:
-        if any(key.sales[0].nav is not None or len(key.sales) != 1 for key in table_map.keys):
-            continue  # keyed through a lookup (lines by their header): no plain filter finds the other side
-        pairs = [(key.sales[0].column, key.scm) for key in table_map.keys]
-        synced["sales"].setdefault(table_map.sales_table, []).append(
-            {"map": table_map.id, "peer_set": table_map.scm_entity, "keys": pairs}
-        )
-        synced["scm"].setdefault(table_map.scm_entity, []).append(
-            {"map": table_map.id, "peer_set": table_map.sales_table, "keys": [(b, a) for a, b in pairs]}
-        )
-    for name, peer in (("sales", "scm"), ("scm", "sales")):
-        if name in stack.apps:
-            stack.apps[name].extensions["sandbox"].config.options[BROWSE_OPTION] = {
-                "peer": {"name": peer, "url": stack.urls.get(peer)},
-                "bridge_url": stack.urls.get("bridge"),
-                "synced": synced[name],
-            }
 
 
 def _with_postgres(config: StackConfig, stack: Stack, wire: Wire, serve: Serving | None) -> tuple[StackConfig, Wire]:

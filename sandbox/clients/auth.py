@@ -28,7 +28,7 @@ import httpx
 from sandbox.clients.tls import verify_option
 from sandbox.wellknown import DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID
 
-__all__ = ["DEFAULT_IDENTITY_URL", "ClientCredentials", "TokenError", "challenge_of", "fetch_token"]
+__all__ = ["DEFAULT_IDENTITY_URL", "ClientCredentials", "TokenError", "challenge_of", "fetch_token", "identity_of"]
 
 #: where `sandbox up` serves the identity service
 DEFAULT_IDENTITY_URL = "http://127.0.0.1:5100"
@@ -65,6 +65,27 @@ def challenge_of(response: httpx.Response) -> dict[str, str]:
         m.group(1).lower(): (m.group(3) if m.group(3) is not None else m.group(2))
         for m in _CHALLENGE_PARAM.finditer(header)
     }
+
+
+def identity_of(
+    url: str, *, timeout: float = 10.0, verify: Any = True, transport: httpx.BaseTransport | None = None
+) -> str | None:
+    """The origin of the identity service that the service at ``url`` names in its 401 challenge
+    (``authorization_uri=<identity>/<tenant>/oauth2/authorize``), as ``http://127.0.0.1:5100``; None when it
+    asks for no token, names no such authority, or cannot be reached."""
+    try:
+        with httpx.Client(timeout=timeout, verify=verify, transport=transport) as client:
+            response = client.get(url)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 401:
+        return None
+    named = challenge_of(response).get("authorization_uri", "")
+    if not named.endswith("/oauth2/authorize"):
+        return None
+    authority = named[: -len("/oauth2/authorize")].rstrip("/")
+    identity, _, tenant = authority.rpartition("/")
+    return identity if tenant and "://" in identity else None
 
 
 def fetch_token(

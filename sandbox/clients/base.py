@@ -105,6 +105,9 @@ class ODataClient(HttpOwner):
     namespace: ClassVar[str] = ""
     #: Whether GUID-looking strings are written bare in keys (Dataverse) or quoted (F&O).
     guid_keys: ClassVar[bool] = True
+    #: The query option that widens a read from the caller's company to every company (F&O's
+    #: ``cross-company``), sent as ``=true`` for ``cross_company=True``; None: the service has no companies.
+    cross_company_option: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -165,15 +168,19 @@ class ODataClient(HttpOwner):
             return entity_set
         return entity_set + quote(format_key(key, guid_bare=self.guid_keys), safe=PATH_SAFE)
 
-    @staticmethod
     def _query_params(
+        self,
         filter: str | None = None,
         select: str | Sequence[str] | None = None,
         orderby: str | Sequence[str] | None = None,
         top: int | None = None,
         expand: str | Sequence[str] | None = None,
         extra: Mapping[str, Any] | None = None,
+        cross_company: bool = False,
     ) -> dict[str, Any]:
+        """The query string of a read: the system query options given, ``extra`` as it is, and
+        :attr:`cross_company_option` for ``cross_company`` (a :class:`TypeError` on a service without companies,
+        as an unknown keyword would be)."""
         params: dict[str, Any] = {
             "$select": join_csv(select),
             "$filter": filter,
@@ -182,6 +189,10 @@ class ODataClient(HttpOwner):
             "$expand": join_csv(expand),
         }
         params.update(extra or {})
+        if cross_company:
+            if self.cross_company_option is None:
+                raise TypeError(f"{type(self).__name__} reads no companies: cross_company is an F&O option")
+            params[self.cross_company_option] = "true"
         return {name: value for name, value in params.items() if value is not None}
 
     @staticmethod
@@ -218,15 +229,17 @@ class ODataClient(HttpOwner):
         extra: Mapping[str, Any] | None = None,
         page_size: int | None = None,
         headers: Mapping[str, str] | None = None,
+        cross_company: bool = False,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield the rows of each page, following ``@odata.nextLink`` verbatim until it is absent.
 
         ``page_size`` asks for ``Prefer: odata.maxpagesize=N``; the same headers go with every page.
+        ``cross_company`` reads every company (F&O's ``cross-company=true``; only on a service with companies).
         """
         send_headers = dict(headers or {})
         if page_size is not None:
             send_headers.update(self._prefer(send_headers.pop("Prefer", None), f"odata.maxpagesize={page_size}"))
-        params = self._query_params(filter, select, orderby, top, expand, extra)
+        params = self._query_params(filter, select, orderby, top, expand, extra, cross_company)
         page = json_or_none(self.request("GET", entity_set, params=params, headers=send_headers)) or {}
         seen: set[str] = set()
         while True:
@@ -251,6 +264,7 @@ class ODataClient(HttpOwner):
         extra: Mapping[str, Any] | None = None,
         page_size: int | None = None,
         headers: Mapping[str, str] | None = None,
+        cross_company: bool = False,
     ) -> list[dict[str, Any]]:
         """All rows matching the options, every page followed (see :meth:`iter_pages`)."""
         rows: list[dict[str, Any]] = []
@@ -264,13 +278,21 @@ class ODataClient(HttpOwner):
             extra=extra,
             page_size=page_size,
             headers=headers,
+            cross_company=cross_company,
         ):
             rows.extend(page)
         return rows
 
-    def count(self, entity_set: str, filter: str | None = None, *, extra: Mapping[str, Any] | None = None) -> int:
-        """``GET <set>/$count`` (plain-text number), optionally filtered."""
-        params = self._query_params(filter=filter, extra=extra)
+    def count(
+        self,
+        entity_set: str,
+        filter: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        cross_company: bool = False,
+    ) -> int:
+        """``GET <set>/$count`` (plain-text number), optionally filtered (``cross_company`` as in :meth:`iter_pages`)."""
+        params = self._query_params(filter=filter, extra=extra, cross_company=cross_company)
         response = self.request("GET", f"{entity_set}/$count", params=params, headers={"Accept": "text/plain"})
         return int(response.text.strip().lstrip("\ufeff"))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sandbox.clients.base import ODataClient
@@ -21,13 +21,7 @@ class ScmClient(ODataClient):
     root_path = "data/"
     namespace = "Microsoft.Dynamics.DataEntities"
     guid_keys = False
-
-    @staticmethod
-    def _company(extra: Mapping[str, Any] | None, cross_company: bool) -> dict[str, Any]:
-        params = dict(extra or {})
-        if cross_company:
-            params["cross-company"] = "true"
-        return params
+    cross_company_option = "cross-company"
 
     def create(self, entity_set: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a row; returns the created row (201) with defaults and number-sequence values."""
@@ -43,7 +37,7 @@ class ScmClient(ODataClient):
         expand: str | Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """GET one row by its full key."""
-        params = self._query_params(select=select, expand=expand, extra=self._company(None, cross_company))
+        params = self._query_params(select=select, expand=expand, cross_company=cross_company)
         return self.request("GET", self.entity_path(entity_set, key), params=params).json()
 
     def update(self, entity_set: str, key: Any, body: Mapping[str, Any], *, if_match: str | None = None) -> None:
@@ -64,68 +58,3 @@ class ScmClient(ODataClient):
         """
         path = f"{self.entity_path(entity_set, key)}/{self.namespace}.{name}"
         return json_or_none(self.request("POST", path, json_body=dict(body or {})))
-
-    def iter_pages(
-        self,
-        entity_set: str,
-        *,
-        filter: str | None = None,
-        select: str | Sequence[str] | None = None,
-        orderby: str | Sequence[str] | None = None,
-        top: int | None = None,
-        expand: str | Sequence[str] | None = None,
-        extra: Mapping[str, Any] | None = None,
-        page_size: int | None = None,
-        headers: Mapping[str, str] | None = None,
-        cross_company: bool = False,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """As :meth:`ODataClient.iter_pages`; ``cross_company`` adds ``cross-company=true``."""
-        return super().iter_pages(
-            entity_set,
-            filter=filter,
-            select=select,
-            orderby=orderby,
-            top=top,
-            expand=expand,
-            extra=self._company(extra, cross_company),
-            page_size=page_size,
-            headers=headers,
-        )
-
-    def query(
-        self,
-        entity_set: str,
-        *,
-        filter: str | None = None,
-        select: str | Sequence[str] | None = None,
-        orderby: str | Sequence[str] | None = None,
-        top: int | None = None,
-        expand: str | Sequence[str] | None = None,
-        extra: Mapping[str, Any] | None = None,
-        page_size: int | None = None,
-        headers: Mapping[str, str] | None = None,
-        cross_company: bool = False,
-    ) -> list[dict[str, Any]]:
-        """As :meth:`ODataClient.query`; ``cross_company`` adds ``cross-company=true``."""
-        return super().query(
-            entity_set,
-            filter=filter,
-            select=select,
-            orderby=orderby,
-            top=top,
-            expand=expand,
-            extra=self._company(extra, cross_company),
-            page_size=page_size,
-            headers=headers,
-        )
-
-    def count(
-        self,
-        entity_set: str,
-        filter: str | None = None,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        cross_company: bool = False,
-    ) -> int:
-        """As :meth:`ODataClient.count`; ``cross_company`` adds ``cross-company=true``."""
-        return super().count(entity_set, filter, extra=self._company(extra, cross_company))

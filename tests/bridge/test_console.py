@@ -248,6 +248,7 @@ def test_friendly_404s_for_browsers_and_the_json_error_for_api_clients(sandbox: 
     ):
         html = page(sandbox, path, status=404)
         assert "Not found" in html and 'href="/"' in html
+        assert '<link rel="icon" href="/_static/app/icon.svg"' in html  # no request for /favicon.ico (401 with auth)
     api = sandbox.bridge.get("/nothing")
     assert api.status_code == 404 and api.is_json and set(api.get_json()) == {"error"}
     assert sandbox.bridge.get("/api/maps/no-such-map").is_json

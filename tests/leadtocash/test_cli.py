@@ -199,7 +199,7 @@ def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_
 
 def test_up_wire_processes_with_a_port_in_use_fails_clearly_and_leaves_nothing_serving(tmp_path: Path) -> None:
     """SCM's port taken: exit 1 naming the service, the port and the option to change, found before any child
-    starts (the children's own failure path, for a port taken later, is tested in test_stack.py); nothing of
+    starts (the bind in ServiceProcesses, for a port taken later, is tested in test_stack.py); nothing of
     Sales is left serving."""
     import socket
 

@@ -88,7 +88,7 @@ def test_up_with_a_sqlite_url_in_a_missing_folder_names_the_folder(tmp_path: Pat
 
 
 def test_up_with_a_sqlite_file_that_is_not_a_database_fails_in_one_line(tmp_path: Path) -> None:
-    """A file that exists but is no SQLite database is found when the service opens it: still one line."""
+    """A file that exists but is no SQLite database is found before anything starts: one line naming the file."""
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"not a database " * 200)
     result = invoke(
@@ -106,7 +106,26 @@ def test_up_with_a_sqlite_file_that_is_not_a_database_fails_in_one_line(tmp_path
 
     assert result.exit_code == 1
     line = error_line(result)
-    assert "file is not a database" in line and "--database-url" in line
+    assert "file is not a database" in line and f"--database-url sales=sqlite:///{garbage}" in line
+    assert f"{garbage} is not a SQLite database" in line and "move the file away" in line
+    assert garbage.read_bytes() == b"not a database " * 200  # looked at, never changed
+
+
+def test_up_with_a_data_folder_file_that_is_not_a_database_names_it(tmp_path: Path) -> None:
+    """The data folder's ``scm.sqlite`` overwritten by something else: the line names that file; an empty
+    file, which SQLite takes as a new database, is no mistake."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "scm.sqlite").write_bytes(b"PK\x03\x04 a zip, say " * 100)
+    (data / "sales.sqlite").touch()
+
+    ports = ("--sales-port", "0", "--scm-port", "0", "--bridge-port", "0", "--identity-port", "0")
+    result = invoke("up", "--data-dir", str(data), *ports)
+
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert f"--data-dir {data}: {data / 'scm.sqlite'} is not a SQLite database" in line
+    assert "--memory" in line and "sales.sqlite" not in line
 
 
 def test_up_with_postgresql_but_no_driver_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,6 +96,20 @@ def test_the_load_report_charts_requests_sync_latency_records_and_the_bridge_ove
     assert "PASS" in page
 
 
+def test_the_tables_round_the_figures_as_the_terminal_summary_does(tmp_path: Path) -> None:
+    """Requests per second to two places and milliseconds whole: no float arithmetic's tail in a cell."""
+    summary = load_summary(tmp_path)
+    summary["requests"][0].update(rps=0.23088969782707292, max_ms=358.16482992924246, p95_ms=1234.0)
+
+    page = report.load_html(summary)
+
+    row = re.search(r"<td>Sales: list accounts</td>(.*?)</tr>", page)
+    assert row is not None
+    cells = re.findall(r"<td class=num>([^<]*)</td>", row.group(1))
+    assert cells == ["90", "1", "0.23", "5", "1,234", "30", "358"]
+    assert "0.2308896978" not in page.split("<script>var CHARTS")[0]  # the charts keep the exact values
+
+
 def test_a_load_report_without_bridge_samples_says_so(tmp_path: Path) -> None:
     summary = load_summary(tmp_path)
     summary["bridge"] = {"samples": 0}

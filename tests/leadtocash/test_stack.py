@@ -77,19 +77,40 @@ def test_service_processes_serve_each_mock_from_a_child_of_its_own_and_leave_non
 
 @pytest.mark.live
 def test_a_port_in_use_is_a_clear_error_and_leaves_no_child_running() -> None:
-    """A child that cannot listen fails the start with its own reason; the other child is stopped too."""
+    """A port that cannot be bound fails the start naming the service and port, before any child runs; the
+    port already bound for the other service is let go again."""
+    sales_port = free_port()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         services = ServiceProcesses(
-            StackConfig(memory=True), ["sales", "scm"], ports={"sales": free_port(), "scm": port}
+            StackConfig(memory=True), ["sales", "scm"], ports={"sales": sales_port, "scm": port}
         )
-        with pytest.raises(ServiceStartError, match=f"scm .*cannot listen on 127.0.0.1:{port}.*in use"):
+        with pytest.raises(ServiceStartError, match=f"scm: cannot listen on 127.0.0.1:{port}: .*in use"):
             services.start()
 
-    assert set(services.pids) == {"sales", "scm"}
-    assert all(process_gone(pid) for pid in services.pids.values())
+    assert services.pids == {}
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", sales_port))
+
+
+def test_reserve_names_each_childs_origin_before_it_starts() -> None:
+    """The origins come from sockets bound here (any free port for 0), the same ones the children then serve
+    on; reserving twice binds nothing new."""
+    services = ServiceProcesses(StackConfig(memory=True), ["sales", "scm"], ports={"sales": 0})
+    try:
+        origins = services.reserve()
+        assert set(origins) == {"sales", "scm"} and len(set(origins.values())) == 2
+        for origin in origins.values():
+            host, port = origin.removeprefix("http://").rsplit(":", 1)
+            assert host == "127.0.0.1" and int(port) > 0
+            with socket.create_connection((host, int(port)), timeout=5):
+                pass  # the socket already listens, before any child accepts
+        assert services.reserve() == origins
+        assert services.pids == {}
+    finally:
+        services.stop()
 
 
 @pytest.mark.live

@@ -234,6 +234,8 @@ def test_the_vendored_libraries_are_served_and_nothing_else(sales: FlaskClient, 
             response = client.get(f"/_static/vendor/{name}")
             assert response.status_code == 200 and response.data == (STATIC_DIR / "vendor" / name).read_bytes()
         assert client.get("/_static/app/sandbox.css").status_code == 200
+        icon = client.get("/_static/app/icon.svg")
+        assert icon.status_code == 200 and icon.content_type.startswith("image/svg+xml")
         for path in ("/_static/__init__.py", "/_static/vendor/../__init__.py", "/_static/app/nothing.css"):
             assert client.get(path).status_code == 404
 
@@ -249,3 +251,13 @@ def test_browsing_never_answers_500(sales: FlaskClient, scm: FlaskClient) -> Non
     for client, path in hostile:
         response: Any = client.get(path, headers=BROWSER)
         assert response.status_code < 500, (path, response.get_data(as_text=True)[:300])
+
+
+def test_every_page_declares_its_icon_so_no_browser_asks_favicon_ico(sales: FlaskClient, scm: FlaskClient) -> None:
+    """Behind a token check ``/favicon.ico`` answers 401, an error in the browser's console on every page: the
+    pages name the icon the services serve to everyone instead."""
+    icon = '<link rel="icon" href="/_static/app/icon.svg" type="image/svg+xml">'
+    for client, paths in ((sales, ["/", "/_browse/accounts", "/_browse/nosuchset"]), (scm, ["/_browse/CustomersV3"])):
+        for path in paths:
+            response = client.get(path, headers=BROWSER)
+            assert icon in response.get_data(as_text=True), path

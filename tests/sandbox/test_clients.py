@@ -34,6 +34,7 @@ from sandbox.clients import (
     format_literal,
     parse_entity_id,
 )
+from sandbox.clients.auth import identity_of
 from sandbox.odata import batch as wire
 from sandbox.wellknown import DEFAULT_COMPANY, INTEGRATION_IDENTITY
 
@@ -934,6 +935,68 @@ def test_scm_iter_pages_with_cross_company(script: Script) -> None:
         )
     )
     assert list(scm(script).iter_pages("Warehouses", top=1, cross_company=True)) == [[{"WarehouseId": "11"}]]
+
+
+def test_the_read_methods_are_declared_once_with_the_company_option_on_the_base() -> None:
+    """SCM adds only its query option's name: query, iter_pages and count come from the base client."""
+    for name in ("query", "iter_pages", "count"):
+        assert name not in vars(ScmClient) and name not in vars(SalesClient), name
+    assert (ScmClient.cross_company_option, SalesClient.cross_company_option) == ("cross-company", None)
+
+
+def test_sales_refuses_cross_company_before_sending_anything(script: Script) -> None:
+    """Dataverse has no companies: the option is a TypeError, as an unknown keyword was, and no request goes out."""
+    client = sales(script)
+    with pytest.raises(TypeError, match="SalesClient reads no companies"):
+        client.query("accounts", cross_company=True)
+    with pytest.raises(TypeError, match="SalesClient reads no companies"):
+        client.count("accounts", cross_company=True)
+    with pytest.raises(TypeError, match="SalesClient reads no companies"):
+        next(client.iter_pages("accounts", cross_company=True))
+    script.assert_done()
+
+
+def test_scm_reads_without_cross_company_stay_in_the_default_company(script: Script) -> None:
+    """No ``cross-company`` in the query unless asked for; ``extra`` options pass as they are."""
+    script.steps += [
+        expect("GET", f"{SCM_ROOT}Warehouses?$top=1&x=1", httpx.Response(200, json={"value": []})),
+        expect("GET", f"{SCM_ROOT}Warehouses/$count", httpx.Response(200, text="4")),
+    ]
+    client = scm(script)
+    assert client.query("Warehouses", top=1, extra={"x": 1}) == []
+    assert client.count("Warehouses") == 4
+    script.assert_done()
+
+
+@pytest.mark.parametrize(
+    ("status", "challenge", "found"),
+    [
+        (
+            401,
+            "Bearer authorization_uri=http://127.0.0.1:5310/tenant-1/oauth2/authorize, resource_id=x",
+            "http://127.0.0.1:5310",
+        ),
+        (401, 'Bearer authorization_uri="https://id.example:8443/t/oauth2/authorize"', "https://id.example:8443"),
+        (200, "", None),  # no token asked for
+        (401, "Basic realm=x", None),
+        (401, "Bearer authorization_uri=http://elsewhere/authorize", None),
+        (401, "Bearer authorization_uri=/t/oauth2/authorize", None),
+    ],
+)
+def test_identity_of_reads_the_identity_service_from_the_401_challenge(
+    status: int, challenge: str, found: str | None
+) -> None:
+    """The origin before ``/<tenant>/oauth2/authorize``; anything else names no identity service."""
+    headers = {"WWW-Authenticate": challenge} if challenge else {}
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, headers=headers, json={}))
+    assert identity_of("http://127.0.0.1:5311/api/data/v9.2/", transport=transport) == found
+
+
+def test_identity_of_a_service_that_cannot_be_reached_is_none() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    assert identity_of("http://127.0.0.1:1/", transport=httpx.MockTransport(refuse)) is None
 
 
 # ------------------------------------------------------------------------------------------- $batch

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -81,6 +82,32 @@ def test_summary_splits_requests_from_sync_samples_and_applies_the_failure_thres
 def test_urls_off_loopback_are_refused_without_allow_remote() -> None:
     result = CliRunner().invoke(load, ["--sales-url", "http://192.0.2.10:5101", "--scm-url", "http://192.0.2.10:5102"])
     assert result.exit_code == 2 and "loopback" in result.output
+
+
+def test_a_running_stack_s_identity_service_is_found_from_its_challenge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a stack whose identity service is not on 5100, the Locust users still get tokens: the run is
+    handed the identity service Sales names in its 401 challenge (``SANDBOX_IDENTITY_URL`` for the users)."""
+    import flask
+
+    import leadtocash.loadtest as loadtest
+    from sandbox.server import ServerGroup
+
+    stub = flask.Flask("sales-stub")
+    challenge = "Bearer authorization_uri=http://127.0.0.1:5310/some-tenant/oauth2/authorize, resource_id=x"
+    stub.add_url_rule("/api/data/v9.2/", "root", lambda: ({"error": {}}, 401, {"WWW-Authenticate": challenge}))
+    seen: list[Any] = []
+    monkeypatch.setattr(loadtest, "_run", lambda target, *args, **kwargs: seen.append(target) or 0)
+    group = ServerGroup()
+    try:
+        sales = group.start("sales", stub, 0).url
+        result = CliRunner().invoke(load, ["--sales-url", sales, "--scm-url", sales])
+    finally:
+        group.stop_all()
+
+    assert result.exit_code == 0, result.output
+    (target,) = seen
+    assert target.urls["identity"] == "http://127.0.0.1:5310"
+    assert "identity" not in target.description  # the summary names the services under test
 
 
 @pytest.mark.live
