@@ -174,8 +174,11 @@ class FileSyncGate(SyncGate):
     died (``kill -9`` too) are dropped by the next waiter that finds them, so a crash never blocks the gate.
     Re-entrant per thread."""
 
-    #: seconds between two looks at the queue while another process holds the gate
-    POLL_SECONDS = 0.001
+    #: seconds between two looks at the queue for the request next in line (it is admitted as soon as the
+    #: holders leave), and for the others (they cannot be admitted before it): polling costs each waiter a lock
+    #: and a read of the file, and the processes share few cores
+    POLL_SECONDS = 0.0005
+    POLL_BEHIND_SECONDS = 0.005
     #: seconds between two checks that the processes ahead in line are still alive
     LIVENESS_SECONDS = 0.1
     _HEADER = struct.Struct("<QI")  # next number, how many requests
@@ -189,6 +192,7 @@ class FileSyncGate(SyncGate):
         self._pid = os.getpid()
         self._checked = 0.0
         self._side_of: dict[int, int] = {}  # this process's requests in line: their sides
+        self._next_up = True  # whether the request _admitted last looked at is the next to be admitted
 
     @contextlib.contextmanager
     def _file(self) -> Iterator[int]:
@@ -249,6 +253,8 @@ class FileSyncGate(SyncGate):
                 self._write(fd, max(following, number + 1), queue)
             if admitted(queue, number):
                 return True
+            waiting = [t.number for t in queue if not admitted(queue, t.number)]
+            self._next_up = bool(waiting) and waiting[0] == number
             now = time.monotonic()
             if now - self._checked >= self.LIVENESS_SECONDS:
                 self._checked = now
@@ -259,7 +265,8 @@ class FileSyncGate(SyncGate):
             return False
 
     def _wait_seconds(self, remaining: float) -> float:
-        return min(remaining, self.POLL_SECONDS)
+        # set by the _admitted just before, under the same hold of self._changed
+        return min(remaining, self.POLL_SECONDS if self._next_up else self.POLL_BEHIND_SECONDS)
 
     def close(self) -> None:
         """Close the queue file (no thread of this process may be in line)."""
