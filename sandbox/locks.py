@@ -354,22 +354,33 @@ def _read_pid(fd: int) -> int | None:
 
 def _process_start(pid: int) -> int:
     """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), 0 where that is not known."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat is not None else 0
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """The state letter and start time of process ``pid`` from Linux ``/proc``; None where there is none."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             text = stat.read()
         # the command name (field 2) may hold spaces and parentheses: count from the last ')'
-        return int(text[text.rindex(b")") + 2 :].split()[19])
+        fields = text[text.rindex(b")") + 2 :].split()
+        return fields[0].decode("ascii", errors="replace"), int(fields[19])
     except (OSError, ValueError, IndexError):
-        return 0
+        return None
 
 
 def _alive(ticket: Ticket) -> bool:
-    """Whether the process that put ``ticket`` in line still runs (and is the same process, not a new one
-    that was given its pid)."""
+    """Whether the process that put ``ticket`` in line still runs: not gone, not a zombie its parent has yet to
+    reap, and the same process (not a new one that was given its pid)."""
     try:
         os.kill(ticket.pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # it exists, run by someone else
-    return ticket.started == 0 or _process_start(ticket.pid) in (0, ticket.started)
+    stat = _proc_stat(ticket.pid)
+    if stat is None:
+        return True  # no /proc to ask: the signal said it exists
+    state, started = stat
+    return state not in ("Z", "X") and (ticket.started == 0 or started == ticket.started)

@@ -228,19 +228,26 @@ def _holder_process(path: Path, side: str) -> subprocess.Popen[str]:
     return holder
 
 
-def test_a_process_killed_while_it_holds_the_file_gate_does_not_block_it(tmp_path: Path) -> None:
-    """kill -9 of a holder leaves its request in the file; the next waiter finds the process gone and drops it."""
+@pytest.mark.parametrize("reaped", [True, False])
+def test_a_process_killed_while_it_holds_the_file_gate_does_not_block_it(tmp_path: Path, reaped: bool) -> None:
+    """kill -9 of a holder leaves its request in the file; the next waiter finds the process gone (or a zombie
+    its parent has not reaped yet) and drops it."""
     holder = _holder_process(tmp_path / "gate.lock", "")
     gate = FileSyncGate(tmp_path / "gate.lock")
     try:
         assert not gate.acquire(0)
         holder.send_signal(signal.SIGKILL)
-        holder.wait(WAIT)
+        if reaped:
+            holder.wait(WAIT)
+        else:
+            stat = Path(f"/proc/{holder.pid}/stat")
+            poll_until(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", timeout=WAIT)
         assert gate.acquire(WAIT)
         gate.release()
         assert gate.waiting() == 0
     finally:
         gate.close()
+        holder.wait(WAIT)
 
 
 def test_processes_on_one_side_share_the_file_gate_and_the_other_side_waits(tmp_path: Path) -> None:
