@@ -83,6 +83,9 @@ class Database:
         #: the stack's live-sync gate while live sync is on (see :mod:`sandbox.locks`): taken before the database
         #: lock by every transaction that may call the bridge
         self.sync_gate: SyncGate | None = None
+        #: the service this database belongs to: on a row-locking store, writes that sync from one service share
+        #: the gate (:mod:`sandbox.locks`); on SQLite each takes it alone
+        self.sync_side: str | None = None
 
     # ---- schema -----------------------------------------------------------------------------------
     def create_all(self) -> None:
@@ -151,6 +154,9 @@ class Database:
         (:mod:`sandbox.locks`): one lock order for every write that can sync, so two live syncs crossing each
         other wait in turn, never for each other. Reads and the bridge's own writes say False: they call
         nobody while they hold the database. ``timeout`` bounds each wait (default :data:`LOCK_TIMEOUT_SECONDS`).
+
+        The gate is let go as soon as the before-commit hooks (the live-sync call) are done, before the commit
+        itself: from then on the transaction waits for nothing the other service holds.
         """
         state = self._state
         if state.depth > 0:
@@ -162,22 +168,31 @@ class Database:
             return
         wait = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
         gate = self.sync_gate if may_sync else None
-        if gate is not None and not gate.acquire(wait):
+        side = None if self.is_sqlite else self.sync_side  # SQLite: one writer, so each takes the gate alone
+        if gate is not None and not gate.acquire(wait, side):
             raise ServiceUnavailable("The database is busy; try again.", headers={"Retry-After": "1"})
+        gate_held = gate is not None
+
+        def let_gate_go() -> None:
+            nonlocal gate_held
+            if gate_held and gate is not None:
+                gate_held = False
+                gate.release()
+
         try:
             if self._lock is not None and not self._lock.acquire(timeout=wait):
                 raise ServiceUnavailable("The database is busy; try again.", headers={"Retry-After": "1"})
             try:
-                yield from self._outermost(state)
+                yield from self._outermost(state, let_gate_go)
             finally:
                 if self._lock is not None:
                     self._lock.release()
         finally:
-            if gate is not None:
-                gate.release()
+            let_gate_go()
 
-    def _outermost(self, state: _TxState) -> Iterator[sa.Connection]:
-        """The body of an outermost :meth:`transaction`, its locks held."""
+    def _outermost(self, state: _TxState, synced: Callable[[], None] = lambda: None) -> Iterator[sa.Connection]:
+        """The body of an outermost :meth:`transaction`, its locks held; ``synced`` is called once the
+        before-commit hooks are done, before the commit."""
         connection = self.engine.connect()
         state.connection = connection
         state.transaction = connection.begin()
@@ -190,6 +205,7 @@ class Database:
             # Before-commit hooks may add more hooks (a sync that writes more rows); drain them all.
             while state.before_commit:
                 state.before_commit.pop(0)()
+            synced()
             state.transaction.commit()
         except BaseException:
             if state.transaction.is_active:

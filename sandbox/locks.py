@@ -1,11 +1,30 @@
 """The locks that keep the services of one stack from waiting on each other, and one stack per data folder.
 
-**Live-sync gate.** A live-sync write holds its own service's database (SQLite has one writer) while the bridge
-writes the other service. Two such writes crossing each other, one from each side, would each hold the
-database the other one needs. So every transaction that may call the bridge takes the stack's
-:class:`SyncGate` *before* its own database lock: one lock order (gate, then database) for every write that
-can sync, so no two of them ever hold what the other waits for. The bridge's own writes (the integration
-identity) and plain reads never take the gate: they call nobody while they hold a database.
+**Live-sync gate.** A live-sync write holds its own service's locks while the bridge writes the other service.
+Two such writes crossing each other, one from each side, would each hold what the other one needs. So every
+transaction that may call the bridge takes the stack's :class:`SyncGate` *before* its own database: one lock
+order (gate, then database) for every write that can sync, so no two of them ever hold what the other waits
+for. The bridge's own writes (the integration identity) and plain reads never take the gate: they call nobody
+while they hold a database.
+
+How much the gate serializes depends on the store:
+
+- **SQLite** has one writer per database, held for the whole transaction, so every write that may sync takes
+  the gate alone (``side=None``): one at a time, stack-wide.
+- **Row-locking stores** (PostgreSQL): a lock cycle needs writes from *both* sides, since a write from Sales
+  holds Sales rows and waits for SCM rows, and only a write from SCM can hold SCM rows while it waits for Sales
+  rows. Writes that sync from the same side never wait for each other in a cycle (each waits at most for rows
+  the other holds, or for the bridge's short write on the other side, which waits for nobody). So a
+  transaction names its side (the service whose rows it holds) and the gate lets any number of one side in
+  together; the other side waits until they are all out. Crossing writes on *different* records of opposite
+  sides still take turns: a per-record gate would need the record's key before the first write, which a create
+  with a number sequence, a ``$batch`` or a business action touching several records does not have.
+
+The gate is **fair**: requests are served in arrival order (first come, first served). A request enters when
+every request that came before it and is still there holds or waits for the same side (so a run of
+same-side requests enters together); a request for the other side waits for them to leave, and later arrivals
+of the first side queue behind it. No waiter can be overtaken indefinitely, which a plain ``threading.RLock``
+or ``flock`` polling allows (a releasing thread can take the lock again before a woken waiter runs).
 
 **Data folder lock.** :class:`DirectoryLock` is an OS file lock (``flock``) on a file in a data folder: the
 second stack on a folder in use is refused at once, naming the process that holds it. The OS releases it
@@ -17,73 +36,241 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import struct
 import threading
 import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 #: the file in a data folder that :class:`DirectoryLock` locks (it holds the pid of the holder)
 LOCK_FILE_NAME = "sandbox.lock"
 
+#: the side of a request that shares the gate with nobody
+EXCLUSIVE = 0
+
+
+def side_code(side: str | None) -> int:
+    """The number a side is known by in the gate's queue (the same in every process); 0 for exclusive."""
+    if side is None:
+        return EXCLUSIVE
+    return (zlib.crc32(side.encode("utf-8")) & 0x7FFFFFFF) | 1
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One request in the gate's queue: its place (``number``, increasing), its side and its process."""
+
+    number: int
+    side: int
+    pid: int
+    #: the process's start time (Linux ``/proc``): tells a live process from a new one that reuses a dead pid
+    started: int = 0
+
+
+def admitted(queue: list[Ticket], number: int) -> bool:
+    """Whether the request ``number`` of ``queue`` (in arrival order) may hold the gate: every request before it
+    shares its side, which is not exclusive (the first one always may)."""
+    for index, ticket in enumerate(queue):
+        if ticket.number == number:
+            return index == 0 or (ticket.side != EXCLUSIVE and all(t.side == ticket.side for t in queue[:index]))
+    raise KeyError(number)
+
+
+class _Held(threading.local):
+    def __init__(self) -> None:
+        self.depth = 0
+        self.number = -1
+
 
 class SyncGate:
-    """The live-sync gate of one stack (see the module docstring), shared by the services of that stack.
+    """The live-sync gate of one stack (see the module docstring), shared by the services of one process.
 
-    Re-entrant per thread: in one process the bridge's write to the other service runs in the writing
-    thread, and a write that may sync there must not wait for itself.
+    Fair (arrival order, see :func:`admitted`) and re-entrant per thread: in one process the bridge's write to
+    the other service runs in the writing thread, and a write that may sync there must not wait for itself (a
+    nested acquisition joins the one the thread holds, whatever its side).
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._changed = threading.Condition(threading.Lock())
+        self._queue: list[Ticket] = []
+        self._next = 0
+        self._held = _Held()
 
-    def acquire(self, timeout: float) -> bool:
-        """Take the gate, waiting at most ``timeout`` seconds; whether it was taken."""
-        return self._lock.acquire(timeout=timeout)
+    # ---- the queue: kept in memory here, in a file shared by processes in FileSyncGate -------------------
+    def _enqueue(self, side: int) -> Ticket:
+        """Append a request (under ``self._changed``)."""
+        ticket = Ticket(self._next, side, os.getpid())
+        self._next += 1
+        self._queue.append(ticket)
+        return ticket
+
+    def _remove(self, number: int) -> None:
+        """Drop a request that leaves or gives up (under ``self._changed``)."""
+        self._queue = [t for t in self._queue if t.number != number]
+
+    def _admitted(self, number: int) -> bool:
+        """Whether ``number`` may hold the gate now (under ``self._changed``)."""
+        return admitted(self._queue, number)
+
+    def _snapshot(self) -> list[Ticket]:
+        """The queue as it is (under ``self._changed``)."""
+        return list(self._queue)
+
+    def _wait_seconds(self, remaining: float) -> float:
+        """How long to sleep before looking again: until a release in this process wakes us."""
+        return remaining
+
+    # ---- the interface ----------------------------------------------------------------------------------
+    def acquire(self, timeout: float, side: str | None = None) -> bool:
+        """Take the gate for ``side`` (None: alone), waiting at most ``timeout`` seconds in arrival order;
+        whether it was taken. A thread that holds the gate already takes it again at once."""
+        held = self._held
+        if held.depth > 0:
+            held.depth += 1
+            return True
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            ticket = self._enqueue(side_code(side))
+            while not self._admitted(ticket.number):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._remove(ticket.number)
+                    self._changed.notify_all()  # one behind us may be admitted now
+                    return False
+                self._changed.wait(self._wait_seconds(remaining))
+        held.depth, held.number = 1, ticket.number
+        return True
 
     def release(self) -> None:
-        self._lock.release()
+        """Let go of one acquisition of this thread; the last one hands the gate to the next in line."""
+        held = self._held
+        if held.depth <= 0:
+            raise RuntimeError("release of a live-sync gate this thread does not hold")
+        held.depth -= 1
+        if held.depth == 0:
+            with self._changed:
+                self._remove(held.number)
+                self._changed.notify_all()
+            held.number = -1
+
+    @property
+    def held_by_this_thread(self) -> bool:
+        return self._held.depth > 0
+
+    def waiting(self) -> int:
+        """How many requests are in line and not admitted (for tests and diagnostics)."""
+        with self._changed:
+            queue = self._snapshot()
+        return sum(1 for ticket in queue if not admitted(queue, ticket.number))
 
 
 class FileSyncGate(SyncGate):
-    """The live-sync gate shared by services in different processes (``sandbox up --wire processes``): an OS
-    file lock (``flock``) on ``path``, taken after a lock of this process's threads. Re-entrant per thread."""
+    """The live-sync gate shared by services in different processes (``sandbox up --wire processes`` and
+    ``--workers``): the queue of :class:`SyncGate` kept in the file ``path``, read and rewritten under a short
+    ``flock``. Fair across processes (one queue in arrival order); a waiter looks again every
+    :attr:`POLL_SECONDS` (or at once when a thread of its own process releases). Requests of a process that
+    died (``kill -9`` too) are dropped by the next waiter that finds them, so a crash never blocks the gate.
+    Re-entrant per thread."""
 
-    #: seconds between two tries of the file lock while another process holds it
-    POLL_SECONDS = 0.001
+    #: seconds between two looks at the queue for the request next in line (it is admitted as soon as the
+    #: holders leave), and for the others (they cannot be admitted before it): polling costs each waiter a lock
+    #: and a read of the file, and the processes share few cores
+    POLL_SECONDS = 0.0005
+    POLL_BEHIND_SECONDS = 0.005
+    #: seconds between two checks that the processes ahead in line are still alive
+    LIVENESS_SECONDS = 0.1
+    _HEADER = struct.Struct("<QI")  # next number, how many requests
+    _ENTRY = struct.Struct("<QIIQ")  # number, side, pid, process start time
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
         self._fd: int | None = None
-        self._depth = 0  # guarded by self._lock
+        self._started = _process_start(os.getpid())
+        self._pid = os.getpid()
+        self._checked = 0.0
+        self._side_of: dict[int, int] = {}  # this process's requests in line: their sides
+        self._next_up = True  # whether the request _admitted last looked at is the next to be admitted
 
-    def acquire(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        if not self._lock.acquire(timeout=timeout):
-            return False
-        if self._depth == 0:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            while True:
-                try:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        self._lock.release()
-                        return False
-                    time.sleep(self.POLL_SECONDS)
-        self._depth += 1
-        return True
-
-    def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
+    @contextlib.contextmanager
+    def _file(self) -> Iterator[int]:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._pid, self._started = os.getpid(), _process_start(os.getpid())
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield self._fd
+        finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._lock.release()
+
+    def _snapshot(self) -> list[Ticket]:
+        with self._file() as fd:
+            return self._read(fd)[1]
+
+    def _read(self, fd: int) -> tuple[int, list[Ticket]]:
+        data = os.pread(fd, 1 << 20, 0)
+        if len(data) < self._HEADER.size:
+            return 0, []
+        following, count = self._HEADER.unpack_from(data)
+        queue = []
+        for index in range(count):
+            offset = self._HEADER.size + index * self._ENTRY.size
+            if offset + self._ENTRY.size > len(data):
+                break
+            number, side, pid, started = self._ENTRY.unpack_from(data, offset)
+            queue.append(Ticket(number, side, pid, started))
+        return following, queue
+
+    def _write(self, fd: int, following: int, queue: list[Ticket]) -> None:
+        blob = self._HEADER.pack(following, len(queue)) + b"".join(
+            self._ENTRY.pack(t.number, t.side, t.pid, t.started) for t in queue
+        )
+        os.pwrite(fd, blob, 0)
+        os.ftruncate(fd, len(blob))
+
+    def _enqueue(self, side: int) -> Ticket:
+        with self._file() as fd:
+            following, queue = self._read(fd)
+            ticket = Ticket(following, side, self._pid, self._started)
+            self._write(fd, following + 1, [*queue, ticket])
+        self._side_of[ticket.number] = side
+        return ticket
+
+    def _remove(self, number: int) -> None:
+        with self._file() as fd:
+            following, queue = self._read(fd)
+            self._write(fd, following, [t for t in queue if t.number != number])
+        self._side_of.pop(number, None)
+
+    def _admitted(self, number: int) -> bool:
+        with self._file() as fd:
+            following, queue = self._read(fd)
+            if not any(t.number == number for t in queue):
+                # the file was emptied under us (removed and made again): line up again, at the end
+                queue.append(Ticket(number, self._side_of.get(number, EXCLUSIVE), self._pid, self._started))
+                self._write(fd, max(following, number + 1), queue)
+            if admitted(queue, number):
+                return True
+            waiting = [t.number for t in queue if not admitted(queue, t.number)]
+            self._next_up = bool(waiting) and waiting[0] == number
+            now = time.monotonic()
+            if now - self._checked >= self.LIVENESS_SECONDS:
+                self._checked = now
+                alive = [t for t in queue if t.pid == self._pid or _alive(t)]
+                if len(alive) != len(queue):
+                    self._write(fd, following, alive)
+                    return admitted(alive, number)
+            return False
+
+    def _wait_seconds(self, remaining: float) -> float:
+        # set by the _admitted just before, under the same hold of self._changed
+        return min(remaining, self.POLL_SECONDS if self._next_up else self.POLL_BEHIND_SECONDS)
 
     def close(self) -> None:
-        """Close the lock file (the gate must not be held)."""
-        with self._lock:
+        """Close the queue file (no thread of this process may be in line)."""
+        with self._changed:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -163,3 +350,37 @@ def _read_pid(fd: int) -> int | None:
         return int(text) if text else None
     except (OSError, ValueError):
         return None
+
+
+def _process_start(pid: int) -> int:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), 0 where that is not known."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat is not None else 0
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """The state letter and start time of process ``pid`` from Linux ``/proc``; None where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+        # the command name (field 2) may hold spaces and parentheses: count from the last ')'
+        fields = text[text.rindex(b")") + 2 :].split()
+        return fields[0].decode("ascii", errors="replace"), int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(ticket: Ticket) -> bool:
+    """Whether the process that put ``ticket`` in line still runs: not gone, not a zombie its parent has yet to
+    reap, and the same process (not a new one that was given its pid)."""
+    try:
+        os.kill(ticket.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, run by someone else
+    stat = _proc_stat(ticket.pid)
+    if stat is None:
+        return True  # no /proc to ask: the signal said it exists
+    state, started = stat
+    return state not in ("Z", "X") and (ticket.started == 0 or started == ticket.started)

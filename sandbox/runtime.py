@@ -123,6 +123,7 @@ class Runtime:
             path = self.config.options.get(SYNC_GATE_OPTION)
             gate = FileSyncGate(path) if path else SyncGate()
         self.db.sync_gate = gate
+        self.db.sync_side = self.name  # on a row-locking store, writes from one service share the gate
         self.store.commit_hooks = [LiveSyncHook(self.name, self.model, self.store, sender, self.service)]
 
     def after_import(self) -> None:

@@ -2,10 +2,17 @@
 
 Each service gets its own server thread; :class:`ServerGroup` starts them, reports their URLs when they
 accept connections, and stops them all on SIGINT/SIGTERM.
+
+Waitress serves each app with a pool of :data:`WAITRESS_THREADS` threads. When they are all busy, further
+requests wait in waitress's task queue, and waitress says so at warning level ("Task queue depth is N") on
+every request that queues: under a load test that is a line per request and means only that the stack is
+saturated. :func:`quiet_waitress_queue` turns it into a sandbox log line at info (``sandbox up --log-level
+info``), and at notice only when the queue is longer than the pool several times over.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
@@ -14,10 +21,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sandbox.logs import NOTICE
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-WAITRESS_THREADS = 8
+#: threads per served app. A request holds its thread while it waits (for the live-sync gate, for SQLite's
+#: writer), and with ``--wire http`` the bridge's write to the other service needs a thread of that service while
+#: the source's request waits for it: 16 keeps a thread free for it unless 16 writes of one service wait at once
+#: (more would only add interpreter-lock contention on the 2 to 8 cores the sandbox runs on).
+WAITRESS_THREADS = 16
+#: open connections per app before waitress stops accepting (its default, 100, is two connections per user of a
+#: 50-user load test)
+WAITRESS_CONNECTION_LIMIT = 1000
+#: requests queued per thread beyond which a full task queue is worth a notice (the stack is far behind)
+QUEUE_NOTICE_PER_THREAD = 4
+
+log = logging.getLogger(__name__)
+
+
+class _WaitressQueueLine(logging.Filter):
+    """Takes waitress's "Task queue depth is N" warning off its logger and says it at the sandbox's levels."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "Task queue depth is %d" or not record.args:
+            return True
+        depth = record.args[0] if isinstance(record.args, tuple) else 0
+        level = (
+            NOTICE if isinstance(depth, int) and depth > QUEUE_NOTICE_PER_THREAD * WAITRESS_THREADS else logging.INFO
+        )
+        log.log(level, "all %d server threads are busy; %s requests wait for one", WAITRESS_THREADS, depth)
+        return False
+
+
+_QUEUE_FILTER = _WaitressQueueLine()
+
+
+def quiet_waitress_queue() -> None:
+    """Route waitress's task-queue warnings through :class:`_WaitressQueueLine` (idempotent)."""
+    queue_logger = logging.getLogger("waitress.queue")
+    if _QUEUE_FILTER not in queue_logger.filters:
+        queue_logger.addFilter(_QUEUE_FILTER)
 
 
 @dataclass
@@ -89,11 +133,13 @@ class ServerGroup:
         else:
             from waitress.server import create_server
 
+            quiet_waitress_queue()
             where: dict[str, Any] = {"host": self.host, "port": port} if listening is None else {"sockets": [listening]}
             server = create_server(
                 app,
                 **where,
                 threads=WAITRESS_THREADS,
+                connection_limit=WAITRESS_CONNECTION_LIMIT,
                 ident="lead-to-cash-sandbox",
                 clear_untrusted_proxy_headers=True,
             )
