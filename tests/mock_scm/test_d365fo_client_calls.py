@@ -123,11 +123,13 @@ def test_public_entity_search_and_schema_have_keys_types_and_labels(fo: httpx.Cl
     a ``contains`` filter; ``get_public_entity_info('CustomerV3')`` reads Properties (Name, TypeName, DataType,
     IsKey, IsMandatory, AllowEdit...), NavigationProperties, PropertyGroups and Actions."""
     select = "%24select=Name,EntitySetName,LabelId,IsReadOnly,ConfigurationEnabled"
-    found = _ok(
-        _call(fo, "GET", f"/Metadata/PublicEntities?{select}&%24filter=contains(tolower(Name),+'customer')")
-    )["value"]
+    found = _ok(_call(fo, "GET", f"/Metadata/PublicEntities?{select}&%24filter=contains(tolower(Name),+'customer')"))[
+        "value"
+    ]
     assert "CustomerV3" in {item["Name"] for item in found}
-    assert all(set(item) == {"Name", "EntitySetName", "LabelId", "IsReadOnly", "ConfigurationEnabled"} for item in found)
+    assert all(
+        set(item) == {"Name", "EntitySetName", "LabelId", "IsReadOnly", "ConfigurationEnabled"} for item in found
+    )
     schema = _ok(_call(fo, "GET", "/Metadata/PublicEntities('CustomerV3')"))
     assert schema["EntitySetName"] == "CustomersV3" and schema["LabelId"]
     assert [p["Name"] for p in schema["Properties"] if p["IsKey"]] == ["dataAreaId", "CustomerAccount"]
@@ -155,7 +157,9 @@ def test_enumeration_search_and_members_with_labels(fo: httpx.Client) -> None:
     each member's label resolves through ``Labels(Id=...,Language='en-US')``."""
     assert len(_ok(_call(fo, "GET", "/Metadata/PublicEnumerations?%24top=3"))["value"]) == 3
     found = _ok(
-        _call(fo, "GET", "/Metadata/PublicEnumerations?%24select=Name,LabelId&%24filter=contains(tolower(Name),+'sales')")
+        _call(
+            fo, "GET", "/Metadata/PublicEnumerations?%24select=Name,LabelId&%24filter=contains(tolower(Name),+'sales')"
+        )
     )["value"]
     assert "SalesStatus" in {item["Name"] for item in found}
     status = _ok(_call(fo, "GET", "/Metadata/PublicEnumerations('SalesStatus')"))
@@ -258,7 +262,9 @@ def test_create_update_read_delete_round_trip(fo: httpx.Client, scm_app: Flask) 
 def test_bound_action_call_on_an_entity_set(fo: httpx.Client) -> None:
     """``call_action('GetApplicationVersion', entity_name='DataManagementEntities')`` POSTs ``{}`` to
     ``/data/<set>/Microsoft.Dynamics.DataEntities.<action>`` and reads a JSON answer (``value``)."""
-    body = _ok(_call(fo, "POST", "/data/DataManagementEntities/Microsoft.Dynamics.DataEntities.GetApplicationVersion", {}))
+    body = _ok(
+        _call(fo, "POST", "/data/DataManagementEntities/Microsoft.Dynamics.DataEntities.GetApplicationVersion", {})
+    )
     assert body["value"].startswith("10.0.")
 
 
