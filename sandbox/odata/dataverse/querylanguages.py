@@ -557,7 +557,7 @@ _FETCH_AGGREGATES = {
     "min": "min",
     "max": "max",
 }
-#: ``dategrouping`` values the sandbox groups by (UTC); the fiscal ones need a fiscal calendar it has not
+#: ``dategrouping`` values the sandbox groups by (UTC); the fiscal ones are not emulated
 _DATE_GROUPINGS = {"year", "quarter", "month", "week", "day"}
 
 
@@ -580,9 +580,7 @@ def _aggregate_attribute(entity: EntityType, element: ET.Element, plan: ApplyPla
             if prop.type not in (m.DATETIME, m.DATE):
                 raise BadRequest(f"dategrouping needs a date column, not '{prop.name}'.", codes.INVALID_FETCHXML)
             if grouping in ("fiscal-period", "fiscal-year"):
-                raise NotImplementedYet(
-                    f"dategrouping '{grouping}' needs a fiscal calendar, which the sandbox has not."
-                )
+                raise NotImplementedYet(f"The fiscal dategrouping '{grouping}' is not supported by the sandbox.")
             if grouping not in _DATE_GROUPINGS:
                 raise BadRequest(f"The dategrouping '{grouping}' is not valid.", codes.INVALID_FETCHXML)
         plan.groups.append(GroupTerm((prop.name,), prop, entity, alias, grouping))
