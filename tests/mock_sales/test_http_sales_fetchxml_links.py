@@ -240,13 +240,24 @@ def test_bad_links_answer_the_dataverse_error(sales: Any, link: str, status: int
         assert_dataverse_error(response, status, code)
 
 
-def test_aggregate_with_a_link_is_refused_as_not_supported(sales: Any) -> None:
-    """Aggregation over joined rows is not emulated: 501, never a silently different answer."""
-    xml = (
-        "<fetch aggregate='true'><entity name='account'><attribute name='name' alias='n' aggregate='count'/>"
-        "<link-entity name='contact' from='parentcustomerid' to='accountid'/></entity></fetch>"
+def test_aggregate_over_joined_rows_counts_each_combination_and_link_columns_are_501(
+    sales: Any, family: dict[str, str]
+) -> None:
+    """An aggregate query whose links only filter aggregates the joined rows (an inner 1:N link counts a parent
+    per child; ``exists`` once); grouping or aggregating a linked column is not emulated: 501, never a silently
+    different answer."""
+    base = (
+        "<fetch aggregate='true'><entity name='account'><attribute name='accountid' alias='n' aggregate='count'/>"
+        "<filter><condition attribute='name' operator='begins-with' value='Hier'/></filter>"
+        "<link-entity name='contact' from='parentcustomerid' to='accountid' link-type='{kind}'/></entity></fetch>"
     )
-    assert fetch(sales, "accounts", xml).status_code == 501
+    assert rows(sales, "accounts", base.format(kind="inner")) == [{"n": 2}]
+    assert rows(sales, "accounts", base.format(kind="outer")) == [{"n": 4}]
+    assert rows(sales, "accounts", base.format(kind="exists")) == [{"n": 2}]
+    grouped = base.format(kind="inner").replace(
+        "link-type='inner'/>", "link-type='inner'><attribute name='jobtitle' alias='j' groupby='true'/></link-entity>"
+    )
+    assert fetch(sales, "accounts", grouped).status_code == 501
 
 
 # ---- hierarchy -------------------------------------------------------------------------------------------

@@ -331,7 +331,12 @@ def test_application_required_is_reported_but_not_enforced_by_the_web_api(sales:
 
 @pytest.mark.parametrize(
     ("table", "column"),
-    [("quote", "quotenumber"), ("salesorder", "ordernumber"), ("invoice", "invoicenumber"), ("product", "productnumber")],
+    [
+        ("quote", "quotenumber"),
+        ("salesorder", "ordernumber"),
+        ("invoice", "invoicenumber"),
+        ("product", "productnumber"),
+    ],
 )
 def test_document_and_product_numbers_are_system_required(sales: Any, table: str, column: str) -> None:
     """The reference pages mark the document numbers and the product number SystemRequired."""

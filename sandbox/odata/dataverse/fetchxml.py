@@ -37,6 +37,8 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     fetch = parse_fetchxml(state.args["fetchXml"], service.model, entity, caller_of(service, state))
     query = service.base_query(entity, QueryOptions(filter=fetch.filter), state)
     if fetch.aggregate is not None:
+        if fetch.links or fetch.where is not None:
+            query = _joined_rows(service, entity, state, fetch, query)
         return _aggregate(service, entity, state, fetch, query)
     if fetch.links or fetch.where is not None:
         return _linked(service, entity, state, fetch, query)
@@ -72,6 +74,23 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     # FetchXML, unlike OData, leaves out the columns whose value is null.
     body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
     return json_response(body)
+
+
+def _joined_rows(
+    service: ODataService, entity: EntityType, state: RequestState, fetch: FetchQuery, query: sa.Select[Any]
+) -> sa.Select[Any]:
+    """The entity's rows joined to the fetch's links (one per joined combination, as Dataverse aggregates them)
+    and filtered by conditions on linked tables, for an aggregate query whose links only filter."""
+    builder = LinkBuilder(service, state)
+    plan = builder.plan(entity, fetch.links, returning=False)
+    table = entity.table
+    assert table is not None
+    query = query.select_from(plan.from_clause).where(*plan.conditions)
+    if fetch.where is not None:
+        clause = builder.condition(fetch.where, entity, table, plan)
+        if clause is not None:
+            query = query.where(clause)
+    return query
 
 
 def _linked(

@@ -17,7 +17,7 @@ with ``groupby``/``aggregate`` attributes, ``dategrouping`` by year, quarter, mo
 ``eq-businessid`` (and their ``ne-`` forms) compare with the caller (:class:`Caller`). ``<link-entity>``
 joins and ``entityname`` conditions are parsed into :mod:`.fetchlinks` trees; the hierarchy operators
 (``under``...) and the fiscal ones become the query functions of :mod:`.hierarchy` and :mod:`.fiscal`. Fiscal
-date groupings, aggregates over links and the documented operators the sandbox lacks are refused with 501,
+date groupings, grouping or aggregating linked columns and the documented operators the sandbox lacks are refused with 501,
 never silently ignored; anything Dataverse itself would refuse is a 400 ``0x80041130``.
 """
 
@@ -402,7 +402,11 @@ def parse_fetchxml(
     order_terms: list[tuple[str | None, str, bool]] = []
     where = FilterNode("and")
     counter = [0]
-    links = [_parse_link(child, entity, model, caller, counter) for child in element if child.tag == "link-entity"]
+    links = [
+        _parse_link(child, entity, model, caller, counter, in_aggregate=aggregate is not None)
+        for child in element
+        if child.tag == "link-entity"
+    ]
     aliases = {link.alias: link.entity for link in walk(links)}
     for child in element:
         tag = child.tag
@@ -461,10 +465,11 @@ def parse_fetchxml(
         unknown = next((alias for alias, _ in aggregate_order if alias not in names), None)
         if unknown is not None:
             raise BadRequest(f"The order alias '{unknown}' names no attribute of the query.", codes.INVALID_FETCHXML)
-    if aggregate is not None and (links or where.links_others()):
+    if aggregate is not None and any(link.attributes != [] for link in walk(links)):
+        # links that only filter the aggregated rows are answered; grouping or aggregating a linked column is not
         raise NotImplementedYet(
-            "Aggregate FetchXML with <link-entity> is not supported by the sandbox; aggregate the linked "
-            "table with its own query."
+            "Grouping or aggregating columns of a <link-entity> is not supported by the sandbox; aggregate the "
+            "linked table with its own query."
         )
     linked = where.links_others()
     filter_text = None if linked else where.text() or None
@@ -499,6 +504,7 @@ def _parse_link(
     caller: Caller | None,
     counter: list[int],
     in_filter: bool = False,
+    in_aggregate: bool = False,
 ) -> LinkEntity:
     """One ``<link-entity name from to link-type alias>`` with its attributes, orders, filters and nested links
     (PA ``fetchxml/reference/link-entity``). ``counter`` numbers the links for their generated aliases."""
@@ -525,7 +531,7 @@ def _parse_link(
     for child in element:
         tag = child.tag
         if tag == "attribute":
-            if child.get("aggregate") or child.get("groupby"):
+            if (child.get("aggregate") or child.get("groupby")) and not in_aggregate:
                 raise BadRequest(
                     "An attribute with 'aggregate' or 'groupby' needs <fetch aggregate=\"true\">.",
                     codes.INVALID_FETCHXML,
@@ -542,7 +548,7 @@ def _parse_link(
             node = _filter_node(entity, child, model, caller, counter, {})
             link.filter = node if link.filter is None else FilterNode("and", [link.filter, node])
         elif tag == "link-entity":
-            link.links.append(_parse_link(child, entity, model, caller, counter))
+            link.links.append(_parse_link(child, entity, model, caller, counter, in_aggregate=in_aggregate))
         else:
             raise BadRequest(f"The element '{tag}' is not valid inside <link-entity>.", codes.INVALID_FETCHXML)
     return link
