@@ -386,3 +386,27 @@ def test_fiscal_operators_with_bad_values_are_400(sales: Any) -> None:
         xml = f"<fetch><entity name='account'><attribute name='name'/><filter>{condition}</filter></entity></fetch>"
         response = fetch(sales, "accounts", xml)
         assert response.status_code == 400, (condition, response.get_json())
+
+
+# ---- team and language operators ---------------------------------------------------------------------------
+
+
+def test_team_operators_follow_the_sandboxs_user_only_ownership(sales: Any) -> None:
+    """No team owns a row in the sandbox: ``eq-userteams`` matches none, ``eq-useroruserteams`` the caller's own
+    rows as ``eq-userid`` does; ``eq-userlanguage`` compares with English (1033) and needs a number column."""
+
+    def ids(operator: str) -> list[str]:
+        xml = (
+            "<fetch><entity name='account'><attribute name='accountid'/><filter>"
+            f"<condition attribute='ownerid' operator='{operator}'/></filter></entity></fetch>"
+        )
+        return sorted(r["accountid"] for r in rows(sales, "accounts", xml))
+
+    mine = ids("eq-userid")
+    assert mine and ids("eq-useroruserteams") == mine and ids("eq-userteams") == []
+    language = (
+        "<fetch><entity name='account'><attribute name='accountid'/><filter>"
+        "<condition attribute='{column}' operator='eq-userlanguage'/></filter></entity></fetch>"
+    )
+    assert rows(sales, "accounts", language.format(column="statecode")) == []
+    assert fetch(sales, "accounts", language.format(column="name")).status_code == 400

@@ -221,6 +221,19 @@ def condition(
     name = prop.name
     if op in ("eq-userid", "ne-userid", "eq-businessid", "ne-businessid") and caller is not None:
         return _caller_condition(entity, prop, op, caller)
+    if op in ("eq-userteams", "eq-useroruserteams") and caller is not None:
+        # The sandbox's records are owned by users only (no team owns a row), so "a team of the caller owns it"
+        # holds for none, and "the caller or a team of theirs" is the caller.
+        owned_by_caller = _caller_condition(entity, prop, "eq-userid", caller)
+        return owned_by_caller if op == "eq-useroruserteams" else f"({owned_by_caller}) and {name} eq null"
+    if op == "eq-userlanguage":
+        # every user of the sandbox works in English (United States), language code 1033
+        if prop.type != m.INT32:
+            raise BadRequest(
+                f"The condition operator '{operator}' needs a language code column, not '{attribute}'.",
+                codes.INVALID_FETCHXML,
+            )
+        return f"{name} eq 1033"
 
     def single() -> Any:
         if len(values) != 1:
