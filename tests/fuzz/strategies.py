@@ -225,7 +225,7 @@ def query_options(names: list[str], navigations: list[str]) -> st.SearchStrategy
 
 
 #: FetchXML condition operators the sandbox carries out, and text that is none (a 400): the documented ones it
-#: does not emulate (team and hierarchy-security operators) answer 501 by design and are left out
+#: does not emulate (the hierarchy-security operators) answer 501 by design and are left out
 FETCH_OPERATORS = [
     "eq",
     "ne",
@@ -244,6 +244,9 @@ FETCH_OPERATORS = [
     "on-or-after",
     "eq-userid",
     "eq-businessid",
+    "eq-userteams",
+    "eq-useroruserteams",
+    "eq-userlanguage",
     "under",
     "eq-or-under",
     "not-under",
