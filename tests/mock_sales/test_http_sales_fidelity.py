@@ -401,3 +401,20 @@ def test_address_composite_is_computed_read_only_and_follows_its_parts(sales: An
         headers=JSON,
     )
     assert shipped.get_json()["IsValidForCreate"] is False
+
+
+# ---- $top with paging ------------------------------------------------------------------------------------------
+
+
+def test_top_ends_paging_even_with_maxpagesize(sales: Any) -> None:
+    """``$top`` with ``Prefer: odata.maxpagesize``: at most the smaller of the two rows and no nextLink, as a
+    tenant answered (``$top=3`` with ``maxpagesize=2``: 2 rows, no nextLink); a client that always sends a page
+    size (``dynamics-client``) gets ``$top`` rows (docs/reference/dataverse-web-api.md, "Paging")."""
+    small_page = sales.get(f"{ROOT}/contacts?$select=contactid&$top=3", headers=prefer("odata.maxpagesize=2"))
+    body = small_page.get_json()
+    assert len(body["value"]) == 2 and "@odata.nextLink" not in body
+    big_page = sales.get(f"{ROOT}/contacts?$select=contactid&$top=3", headers=prefer("odata.maxpagesize=5000"))
+    body = big_page.get_json()
+    assert len(body["value"]) == 3 and "@odata.nextLink" not in body
+    paged = sales.get(f"{ROOT}/contacts?$select=contactid", headers=prefer("odata.maxpagesize=2")).get_json()
+    assert len(paged["value"]) == 2 and "@odata.nextLink" in paged
