@@ -432,24 +432,29 @@ class _Table:
         self.choice("statuscode", statuses, description="Reason for the status of the row.")
         return self
 
-    def address(self, prefix: str, *, with_type: bool = False) -> _Table:
+    def address(self, prefix: str, *, with_type: bool = False, composite: bool = True) -> _Table:
         """The columns of one address (``address1``, ``shipto``...) with the lengths of the table reference
         pages, and its read-only ``<prefix>_composite`` (computed by the rules, :func:`composite_address`).
-        The numbered addresses of accounts, contacts and leads carry ``telephone1``-``3``; a document's
-        ship-to and bill-to one ``telephone`` and a contact name."""
+        The numbered addresses of accounts, contacts and leads carry a county and ``telephone1``-``3``; a
+        document's ship-to and bill-to one ``telephone`` and a contact name, and no county (the quote, order
+        and invoice reference pages list none); a document line's ship-to has no composite."""
+        numbered = prefix.startswith("address")
         for part, length in ADDRESS_PARTS.items():
-            self.col(f"{prefix}_{part}", max_length=length)
-        if prefix.startswith("address"):
+            if part != "county" or numbered:
+                self.col(f"{prefix}_{part}", max_length=length)
+        if numbered:
             self.cols([f"{prefix}_telephone{n}" for n in (1, 2, 3)], max_length=50)
         else:
             self.col(f"{prefix}_telephone", max_length=50)
             self.col(f"{prefix}_contactname", max_length=150)
-        self.col(
-            f"{prefix}_composite",
-            max_length=1000,
-            read_only=True,
-            description="The whole address as one text, computed from its lines, city, state, postal code and country.",
-        )
+        if composite:
+            self.col(
+                f"{prefix}_composite",
+                max_length=1000,
+                read_only=True,
+                description="The whole address as one text, computed from its lines, city, state, postal code and "
+                "country.",
+            )
         if with_type:
             self.choice(f"{prefix}_addresstypecode", ADDRESS_TYPE)
         return self
@@ -625,7 +630,9 @@ def _line_common(table: _Table, header: str) -> _Table:
     table.lookup("productid", "product")
     table.lookup("uomid", "uom")
     table.currency()
-    table.col("productdescription", max_length=500, description="Name of a write-in product.")
+    # 850 on invoice lines, 500 on the others (the table reference pages)
+    length = 850 if header == "invoice" else 500
+    table.col("productdescription", max_length=length, description="Name of a write-in product.")
     table.col("isproductoverridden", BOOLEAN, default=False, description="True for a write-in product.")
     table.col(
         "ispriceoverridden",
@@ -658,7 +665,7 @@ def _scm_line_extras(table: _Table) -> _Table:
     table.money("msdyn_totalchargesamount", base=False)
     table.col("msdyn_linetype", INT32, description="Field Service line type (dual-write v2 maps skip 690970000).")
     table.col("requestdeliveryby", DATE)
-    table.address("shipto")
+    table.address("shipto", composite=False)
     table.col("willcall", BOOLEAN, default=False)
     return table
 
@@ -1251,6 +1258,15 @@ APPLICATION_REQUIRED: dict[str, tuple[str, ...]] = {
     "transactioncurrency": ("currencyname", "currencysymbol"),
 }
 
+#: columns whose RequiredLevel is SystemRequired in the table reference pages although the sandbox, as
+#: Dataverse, fills them itself when a create leaves them out (the document numbers) or keeps them nullable
+SYSTEM_REQUIRED: dict[str, tuple[str, ...]] = {
+    "quote": ("quotenumber",),
+    "salesorder": ("ordernumber",),
+    "invoice": ("invoicenumber",),
+    "product": ("productnumber",),
+}
+
 
 GENDER = _enum("contact_gendercode", {"Male": 1, "Female": 2})
 FAMILY_STATUS = _enum("contact_familystatuscode", {"Single": 1, "Married": 2, "Divorced": 3, "Widowed": 4})
@@ -1376,6 +1392,10 @@ def build_model() -> Model:
         entity = model.entities[name]
         assert entity.table is not None and all(c in entity.properties for c in columns), name
         entity.table.info[REQUIRED_LEVELS] = dict.fromkeys(columns, "ApplicationRequired")
+    for name, columns in SYSTEM_REQUIRED.items():
+        entity = model.entities[name]
+        assert entity.table is not None and all(c in entity.properties for c in columns), name
+        entity.table.info.setdefault(REQUIRED_LEVELS, {}).update(dict.fromkeys(columns, "SystemRequired"))
     model.check()
     return model
 

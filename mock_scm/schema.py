@@ -47,14 +47,19 @@ EMPTY_DATE = dt.datetime(1900, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 ZERO = decimal.Decimal("0")
 
 
-def _enum(name: str, *members: str, values: Iterable[int] | None = None) -> EnumType:
+def _enum(
+    name: str, *members: str, values: Iterable[int] | None = None, labels: dict[str, str] | None = None
+) -> EnumType:
     numbers = list(values) if values is not None else list(range(len(members)))
-    return EnumType(name, dict(zip(members, numbers, strict=True)), namespace=NAMESPACE)
+    return EnumType(name, dict(zip(members, numbers, strict=True)), namespace=NAMESPACE, labels=labels or {})
 
 
 # ---- enums (docs/reference/fno-odata.md section 13; integer values as in AX) ----------------------------
 NoYes = _enum("NoYes", "No", "Yes")
-SalesStatus = _enum("SalesStatus", "None", "Backorder", "Delivered", "Invoiced", "Canceled")
+# Backorder's label is "Open order" (AX 2012 SalesStatus enumeration, gg850643): what a new order shows.
+SalesStatus = _enum(
+    "SalesStatus", "None", "Backorder", "Delivered", "Invoiced", "Canceled", labels={"Backorder": "Open order"}
+)
 DocumentStatus = _enum(
     "DocumentStatus",
     "None",

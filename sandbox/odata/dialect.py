@@ -342,6 +342,10 @@ class Dialect(abc.ABC):
     def top_ignored_with_paging(self, state: RequestState) -> bool:
         """Whether ``$top`` yields to the page size in this request."""
 
+    def top_ends_paging(self, state: RequestState) -> bool:
+        """Whether a request with ``$top`` gets one page and never an ``@odata.nextLink`` (Dataverse)."""
+        return False
+
     @abc.abstractmethod
     def next_link(self, state: RequestState, offset: int, page_size: int) -> str:
         """The ``@odata.nextLink`` of the page ending at ``offset``."""

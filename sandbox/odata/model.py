@@ -40,12 +40,14 @@ ROWVERSION = "_rowversion"  # increases on every write; Dataverse versionnumber 
 class EnumType:
     """An enumeration: F&O enums (serialized as member names) or Dataverse choices (serialized as ints).
 
-    ``members`` maps the symbol (F&O) or label (Dataverse) to its integer value.
+    ``members`` maps the symbol (F&O) or label (Dataverse) to its integer value. ``labels`` gives a member's
+    display text where it is not the symbol made readable (F&O's SalesStatus ``Backorder`` shows "Open order").
     """
 
     name: str
     members: dict[str, int]
     namespace: str = ""
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
 
     def name_of(self, value: int | None) -> str | None:
         if value is None:

@@ -471,6 +471,8 @@ class ODataService:
         # per-row fetch and a mapping view each.
         rows = [dict(zip(names, r, strict=True)) for r in result.all()]
         more = len(rows) > limit and (remaining_top is None or remaining_top > limit)
+        if options.top is not None and self.dialect.top_ends_paging(state):
+            more = False
         rows = rows[:limit]
         body["value"] = self.render_rows(entity, rows, options, state)
         if more:

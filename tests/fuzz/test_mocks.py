@@ -24,9 +24,11 @@ from tests.fuzz.strategies import (
     SALES_ROOT,
     SCM_ROOT,
     TEXT,
+    apply_expression,
     batch_body,
     check_answer,
     entity_body,
+    fetchxml_document,
     key_predicate,
     query_options,
 )
@@ -162,3 +164,32 @@ def test_batch_answers_every_body_without_a_5xx(stack: Stack, service: str, data
             if part.status >= 400:
                 error = json.loads(part.body)["error"]
                 assert isinstance(error["message"], str) and error["message"], f"{request}: part {part.body!r}"
+
+
+@FUZZ
+@given(data=st.data())
+def test_fetchxml_with_links_hierarchy_and_fiscal_operators_answers_without_a_5xx(
+    stack: Stack, data: st.DataObject
+) -> None:
+    """``?fetchXml=`` documents from a grammar over mock Sales' tables: links of every kind the sandbox carries
+    out (nested, with filters, orders and aliases), conditions on linked tables, hierarchy and fiscal operators,
+    hostile values and junk elements."""
+    model = stack.apps["sales"].extensions["sandbox"].model
+    tables = {entity.name: sorted(entity.properties) for entity in model.entities.values() if entity.table is not None}
+    name, xml = data.draw(fetchxml_document(tables))
+    entity_set = model.entities[name].entity_set
+    send(stack, "sales", "GET", f"{SALES_ROOT}/{entity_set}", {"fetchXml": xml}, data.draw(HEADERS), b"")
+
+
+@FUZZ
+@given(data=st.data())
+def test_apply_answers_without_a_5xx(stack: Stack, data: st.DataObject) -> None:
+    """``$apply`` from a grammar of filter, groupby and aggregate over mock Sales' own names, alone or with
+    ``$filter``, ``$orderby``, ``$top`` and ``$count``."""
+    sets = vocabulary(stack, "sales")
+    name = data.draw(st.sampled_from(sorted(sets)))
+    query = {"$apply": data.draw(apply_expression(sets[name]["names"], sets[name]["navigations"]))}
+    query.update(
+        data.draw(st.dictionaries(st.sampled_from(["$filter", "$orderby", "$top", "$count"]), TEXT, max_size=2))
+    )
+    send(stack, "sales", "GET", f"{SALES_ROOT}/{name}", query, data.draw(HEADERS), b"")

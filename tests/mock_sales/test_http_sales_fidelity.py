@@ -272,6 +272,17 @@ REFERENCE_LENGTHS = [
     ("pricelevel", "name", 100),
     ("uom", "name", 100),
     ("transactioncurrency", "isocurrencycode", 5),
+    ("contact", "mobilephone", 50),
+    ("lead", "mobilephone", 20),
+    ("quote", "quotenumber", 100),
+    ("quote", "billto_contactname", 150),
+    ("quote", "emailaddress", 100),
+    ("salesorder", "ordernumber", 100),
+    ("invoice", "invoicenumber", 100),
+    ("product", "productnumber", 100),
+    ("quotedetail", "productdescription", 500),
+    ("salesorderdetail", "productdescription", 500),
+    ("invoicedetail", "productdescription", 850),
 ]
 
 
@@ -318,6 +329,43 @@ def test_application_required_is_reported_but_not_enforced_by_the_web_api(sales:
     assert sales.post(f"{ROOT}/accounts", headers=JSON, json={"telephone1": "555"}).status_code == 204
 
 
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("quote", "quotenumber"),
+        ("salesorder", "ordernumber"),
+        ("invoice", "invoicenumber"),
+        ("product", "productnumber"),
+    ],
+)
+def test_document_and_product_numbers_are_system_required(sales: Any, table: str, column: str) -> None:
+    """The reference pages mark the document numbers and the product number SystemRequired."""
+    response = sales.get(
+        f"{ROOT}/EntityDefinitions(LogicalName='{table}')/Attributes(LogicalName='{column}')?$select=RequiredLevel",
+        headers=JSON,
+    )
+    assert response.get_json()["RequiredLevel"]["Value"] == "SystemRequired"
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("quote", "shipto_county"),
+        ("quote", "billto_county"),
+        ("salesorder", "shipto_county"),
+        ("invoice", "billto_county"),
+        ("quotedetail", "shipto_county"),
+        ("quotedetail", "shipto_composite"),
+        ("salesorderdetail", "shipto_composite"),
+    ],
+)
+def test_columns_the_reference_pages_do_not_list_do_not_exist(sales: Any, table: str, column: str) -> None:
+    """Documents' ship-to and bill-to addresses have no county, and document lines no composite ship-to address
+    (the quote, order, invoice and line reference pages list none): EntityDefinitions has no such attribute."""
+    response = sales.get(f"{ROOT}/EntityDefinitions(LogicalName='{table}')/Attributes(LogicalName='{column}')")
+    assert response.status_code == 404
+
+
 # ---- composite columns ---------------------------------------------------------------------------------------
 
 
@@ -353,3 +401,20 @@ def test_address_composite_is_computed_read_only_and_follows_its_parts(sales: An
         headers=JSON,
     )
     assert shipped.get_json()["IsValidForCreate"] is False
+
+
+# ---- $top with paging ------------------------------------------------------------------------------------------
+
+
+def test_top_ends_paging_even_with_maxpagesize(sales: Any) -> None:
+    """``$top`` with ``Prefer: odata.maxpagesize``: at most the smaller of the two rows and no nextLink, as a
+    tenant answered (``$top=3`` with ``maxpagesize=2``: 2 rows, no nextLink); a client that always sends a page
+    size (``dynamics-client``) gets ``$top`` rows (docs/reference/dataverse-web-api.md, "Paging")."""
+    small_page = sales.get(f"{ROOT}/contacts?$select=contactid&$top=3", headers=prefer("odata.maxpagesize=2"))
+    body = small_page.get_json()
+    assert len(body["value"]) == 2 and "@odata.nextLink" not in body
+    big_page = sales.get(f"{ROOT}/contacts?$select=contactid&$top=3", headers=prefer("odata.maxpagesize=5000"))
+    body = big_page.get_json()
+    assert len(body["value"]) == 3 and "@odata.nextLink" not in body
+    paged = sales.get(f"{ROOT}/contacts?$select=contactid", headers=prefer("odata.maxpagesize=2")).get_json()
+    assert len(paged["value"]) == 2 and "@odata.nextLink" in paged

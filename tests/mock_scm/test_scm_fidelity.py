@@ -48,7 +48,9 @@ def test_enum_literal_of_another_type_or_unknown_member_is_refused(scm: Any) -> 
 
 
 def test_new_order_without_lines_is_an_open_order(scm: Any) -> None:
-    """``SalesOrderStatus`` of a new header is Backorder (F&O's "Open order"), on the V2 and the CDS entity."""
+    """``SalesOrderStatus`` of a new header is Backorder, labelled "Open order", on the V2 and the CDS entity: the
+    SalesStatus enum (AX ``gg850643``: None 0 without a label, Backorder 1 "Open order") and the application,
+    where a newly created order is an open order (docs/reference/fno-fields.md, "Status of a new order")."""
     for collection in ("SalesOrderHeadersV2", "CDSSalesOrderHeaders"):
         created = scm.post(f"/data/{collection}", json={"OrderingCustomerAccountNumber": "US-001"})
         assert created.status_code == 201, created.get_json()

@@ -168,7 +168,12 @@ class DataverseDialect(Dialect):
         return size
 
     def top_ignored_with_paging(self, state: RequestState) -> bool:
-        return "odata.maxpagesize" in state.prefer
+        # Observed on a tenant: `$top=3` with `odata.maxpagesize=2` gives 2 rows and no nextLink; the docs
+        # disagree with each other (docs/reference/dataverse-web-api.md, "Paging").
+        return False
+
+    def top_ends_paging(self, state: RequestState) -> bool:
+        return True
 
     def page_offset(self, state: RequestState, options: QueryOptions) -> int:
         token = state.args.get("$skiptoken")

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sandbox.errors import BadRequest, NotFound
+from sandbox.odata.dataverse.hierarchy import HIERARCHICAL_LOOKUPS
 from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import (
     BOOLEAN,
@@ -318,7 +319,7 @@ def relationships(model: Model, namespace: str = DEFAULT_NAMESPACE) -> list[dict
                     "IsCustomRelationship": False,
                     "IsManaged": True,
                     "IsValidForAdvancedFind": True,
-                    "IsHierarchical": entity.name == target.name,
+                    "IsHierarchical": HIERARCHICAL_LOOKUPS.get(entity.name) == nav.name and entity.name == target.name,
                     "SecurityTypes": "Append" if entity.name != target.name else "None",
                     "ReferencedEntity": target.name,
                     "ReferencedAttribute": nav.pairs[0][1],

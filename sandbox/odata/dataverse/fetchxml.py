@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import Response
+from sqlalchemy.sql.util import ClauseAdapter
 
 from sandbox.errors import BadRequest
 from sandbox.odata.dataverse import codes
 from sandbox.odata.dataverse.aggregate import AGGREGATE_LIMIT, render_groups
+from sandbox.odata.dataverse.fetchlinks import LinkBuilder
 from sandbox.odata.dataverse.querylanguages import Caller, FetchQuery, paging_cookie, parse_fetchxml
-from sandbox.odata.dataverse.wire import FORMATTED, LOOKUP_LOGICAL, NAMESPACE, annotation_wanted
+from sandbox.odata.dataverse.wire import FORMATTED, LOOKUP_LOGICAL, NAMESPACE, annotation_wanted, formatted_value
 from sandbox.odata.model import ROWID, EntityType
 from sandbox.odata.query import QueryOptions, parse_orderby
 from sandbox.odata.query.apply import apply_statement, input_count
@@ -35,7 +37,11 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     fetch = parse_fetchxml(state.args["fetchXml"], service.model, entity, caller_of(service, state))
     query = service.base_query(entity, QueryOptions(filter=fetch.filter), state)
     if fetch.aggregate is not None:
+        if fetch.links or fetch.where is not None:
+            query = _joined_rows(service, entity, state, fetch, query)
         return _aggregate(service, entity, state, fetch, query)
+    if fetch.links or fetch.where is not None:
+        return _linked(service, entity, state, fetch, query)
     body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
     if fetch.total_count and annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
         total = service.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
@@ -65,6 +71,97 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     rendered = [dialect.serialize(entity, row, select, formatted) for row in rows]
     if formatted or annotation_wanted(state, LOOKUP_LOGICAL[1:]):
         dialect.annotate(service, entity, rows, rendered, select, state)
+    # FetchXML, unlike OData, leaves out the columns whose value is null.
+    body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
+    return json_response(body)
+
+
+def _joined_rows(
+    service: ODataService, entity: EntityType, state: RequestState, fetch: FetchQuery, query: sa.Select[Any]
+) -> sa.Select[Any]:
+    """The entity's rows joined to the fetch's links (one per joined combination, as Dataverse aggregates them)
+    and filtered by conditions on linked tables, for an aggregate query whose links only filter."""
+    builder = LinkBuilder(service, state)
+    plan = builder.plan(entity, fetch.links, returning=False)
+    table = entity.table
+    assert table is not None
+    query = query.select_from(plan.from_clause).where(*plan.conditions)
+    if fetch.where is not None:
+        clause = builder.condition(fetch.where, entity, table, plan)
+        if clause is not None:
+            query = query.where(clause)
+    return query
+
+
+def _linked(
+    service: ODataService, entity: EntityType, state: RequestState, fetch: FetchQuery, query: sa.Select[Any]
+) -> Response:
+    """A FetchXML read with ``<link-entity>`` joins or conditions on linked tables (:mod:`.fetchlinks`): the
+    entity's columns, then each link's as ``alias.attribute``, one row per joined combination."""
+    dialect = service.dialect
+    builder = LinkBuilder(service, state)
+    plan = builder.plan(entity, fetch.links)
+    table = entity.table
+    assert table is not None
+    query = query.select_from(plan.from_clause).where(*plan.conditions)
+    if fetch.where is not None:
+        clause = builder.condition(fetch.where, entity, table, plan)
+        if clause is not None:
+            query = query.where(clause)
+    query = query.add_columns(*[out.column.label(out.label) for out in plan.outputs])
+    body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
+    if fetch.total_count and annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
+        total = service.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
+        body[f"@{NAMESPACE}.totalrecordcount"] = min(total, TOTAL_COUNT_LIMIT)
+        body[f"@{NAMESPACE}.totalrecordcountlimitexceeded"] = total > TOTAL_COUNT_LIMIT
+    orders: list[Any] = []
+    for alias, name, descending in fetch.order_terms:
+        if alias is None:
+            orders.extend(
+                parse_orderby(f"{name} desc" if descending else name, entity, service.model, dialect.filter_dialect)
+            )
+        else:
+            linked, rows = plan.sources[alias]
+            text = f"{name} desc" if descending else name
+            orders.extend(
+                ClauseAdapter(rows).traverse(order)
+                for order in parse_orderby(text, linked, service.model, dialect.filter_dialect)
+            )
+    query = query.order_by(*orders, *plan.orders, *[table.c[k] for k in entity.key], *plan.tiebreak, table.c[ROWID])
+    if fetch.top is not None:
+        limit, offset = fetch.top, 0
+    else:
+        limit = max(1, min(fetch.count or dialect.max_page_size, dialect.max_page_size))
+        offset = (fetch.page - 1) * limit
+    rows = [dict(r._mapping) for r in service.db.connection.execute(query.offset(offset).limit(limit + 1))]
+    more = fetch.top is None and len(rows) > limit
+    rows = rows[:limit]
+    if more and annotation_wanted(state, f"{NAMESPACE}.fetchxmlpagingcookie"):
+        key = entity.key[0]
+        body[f"@{NAMESPACE}.fetchxmlpagingcookie"] = paging_cookie(
+            fetch.page, str(rows[0][key]), str(rows[-1][key]), key
+        )
+    if annotation_wanted(state, f"{NAMESPACE}.morerecords"):
+        body[f"@{NAMESPACE}.morerecords"] = more
+    select = dialect.effective_select(entity, fetch.select)
+    formatted = annotation_wanted(state, FORMATTED[1:])
+    rendered = [dialect.serialize(entity, row, select, formatted) for row in rows]
+    if formatted or annotation_wanted(state, LOOKUP_LOGICAL[1:]):
+        dialect.annotate(service, entity, rows, rendered, select, state)
+    logical = annotation_wanted(state, LOOKUP_LOGICAL[1:])
+    for row, item in zip(rows, rendered, strict=True):
+        for out in plan.outputs:
+            value = row.get(out.label)
+            if value is None:
+                continue
+            item[out.name] = dialect.out_value(out.prop, value)
+            shown = formatted_value(out.prop, value) if formatted else None
+            if shown is not None:
+                item[out.name + FORMATTED] = shown
+            if logical and out.prop.lookup is not None:
+                nav = out.entity.navigations.get(out.prop.lookup)
+                if nav is not None:
+                    item[out.name + LOOKUP_LOGICAL] = nav.target
     # FetchXML, unlike OData, leaves out the columns whose value is null.
     body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
     return json_response(body)

@@ -1,6 +1,7 @@
 """Dataverse's query functions in ``$filter``: ``Microsoft.Dynamics.CRM.In(PropertyName='x',PropertyValues=[...])``,
 ``Between``, ``NotIn``, ``NotBetween`` and the relative date functions (``Today``, ``LastXDays``,
-``OnOrAfter``...), registered with the shared ``$filter`` translation as :data:`QUERY_FUNCTIONS`.
+``OnOrAfter``...), the hierarchy functions (``Under``, ``Above``...: :mod:`.hierarchy`) and the fiscal ones
+(``ThisFiscalYear``, ``InFiscalPeriodAndYear``...: :mod:`.fiscal`), registered with the shared ``$filter`` translation as :data:`QUERY_FUNCTIONS`.
 
 Parameter values always come as text on the wire; each is read as a value of the named property's type.
 Dates are computed in UTC, weeks start on Sunday (en-US), as the real service does for a UTC user.
@@ -15,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sandbox.odata.dataverse.fiscal import FISCAL_FUNCTIONS, fiscal_condition
+from sandbox.odata.dataverse.hierarchy import HIERARCHY_FUNCTIONS, hierarchy_condition
 from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import BOOLEAN, DATE, DATETIME, DECIMAL, DOUBLE, GUID, STRING
 from sandbox.odata.query import filtering
@@ -236,6 +239,11 @@ for _unit in ("minutes", "hours", "days", "weeks", "months", "years"):
         if _direction != "olderthan" and _unit == "minutes":
             continue
         _HANDLERS[f"{_direction}x{_unit}"] = _window_condition
+
+for _name in HIERARCHY_FUNCTIONS:
+    _HANDLERS[_name] = hierarchy_condition
+for _name in FISCAL_FUNCTIONS:
+    _HANDLERS[_name] = fiscal_condition
 
 #: the query functions Dataverse's ``$filter`` takes (lower-case names without the namespace)
 QUERY_FUNCTIONS = QueryFunctions(NAMESPACE, _HANDLERS)

@@ -14,9 +14,11 @@ Supported FetchXML: ``<fetch top count page paging-cookie returntotalrecordcount
 (``today``, ``last-x-days``, ``on-or-after``...) are understood. Aggregate queries (``aggregate="true"``
 with ``groupby``/``aggregate`` attributes, ``dategrouping`` by year, quarter, month, week or day,
 ``<order alias>``, ``aggregatelimit``) run as the same SQL aggregation as ``$apply``. ``eq-userid`` and
-``eq-businessid`` (and their ``ne-`` forms) compare with the caller (:class:`Caller`). ``<link-entity>``,
-fiscal date groupings and the documented operators the sandbox lacks are refused with 501, never silently
-ignored; anything Dataverse itself would refuse is a 400 ``0x80041130``.
+``eq-businessid`` (and their ``ne-`` forms) compare with the caller (:class:`Caller`). ``<link-entity>``
+joins and ``entityname`` conditions are parsed into :mod:`.fetchlinks` trees; the hierarchy operators
+(``under``...) and the fiscal ones become the query functions of :mod:`.hierarchy` and :mod:`.fiscal`. Fiscal
+date groupings, grouping or aggregating linked columns and the documented operators the sandbox lacks are refused with 501,
+never silently ignored; anything Dataverse itself would refuse is a 400 ``0x80041130``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ from typing import Any
 from sandbox.errors import BadRequest, NotImplementedYet, SandboxError
 from sandbox.odata import model as m
 from sandbox.odata.dataverse import codes
+from sandbox.odata.dataverse.fetchlinks import (
+    EXISTS_TYPES,
+    JOIN_TYPES,
+    FilterLeaf,
+    FilterNode,
+    LinkEntity,
+    logical_name,
+    walk,
+)
 from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.model import EntityType, Model, Property
 from sandbox.odata.query.apply import AggregateTerm, ApplyPlan, GroupTerm
@@ -54,7 +65,40 @@ _NO_VALUE_FUNCTIONS = {
     "last-year",
     "next-year",
 }
-_FUNCTION_ALIASES = {"last-seven-days": "Last7Days", "next-seven-days": "Next7Days"}
+_FUNCTION_ALIASES = {
+    "last-seven-days": "Last7Days",
+    "next-seven-days": "Next7Days",
+    # the hierarchy operators (PA ``query-hierarchical-data``): sandbox/odata/dataverse/hierarchy.py
+    "under": "Under",
+    "eq-or-under": "UnderOrEqual",
+    "not-under": "NotUnder",
+    "above": "Above",
+    "eq-or-above": "AboveOrEqual",
+}
+#: fiscal operators without a value, with one (a count, a year or a period) and with two (period, year):
+#: sandbox/odata/dataverse/fiscal.py
+_FISCAL_NO_VALUE = {
+    "this-fiscal-year",
+    "this-fiscal-period",
+    "next-fiscal-year",
+    "next-fiscal-period",
+    "last-fiscal-year",
+    "last-fiscal-period",
+}
+_FISCAL_ONE_VALUE = {
+    "last-x-fiscal-years",
+    "last-x-fiscal-periods",
+    "next-x-fiscal-years",
+    "next-x-fiscal-periods",
+    "in-fiscal-year",
+    "in-fiscal-period",
+}
+_FISCAL_TWO_VALUES = {
+    "in-fiscal-period-and-year",
+    "in-or-before-fiscal-period-and-year",
+    "in-or-after-fiscal-period-and-year",
+}
+_HIERARCHY_OPERATORS = {"under", "eq-or-under", "not-under", "above", "eq-or-above"}
 
 
 # ---- attribute names and literals -------------------------------------------------------------------------
@@ -127,10 +171,18 @@ def _string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _function(name: str, prop: Property, values: list[str] | None = None, value: str | None = None) -> str:
+def _function(
+    name: str,
+    prop: Property,
+    values: list[str] | None = None,
+    value: str | None = None,
+    pair: tuple[str, str] | None = None,
+) -> str:
     args = f"PropertyName='{prop.name}'"
     if value is not None:
         args += f",PropertyValue={_string(value)}"
+    if pair is not None:
+        args += f",PropertyValue1={_string(pair[0])},PropertyValue2={_string(pair[1])}"
     if values is not None:
         args += ",PropertyValues=[" + ",".join(json.dumps(v) for v in values) + "]"
     return f"{NAMESPACE}.{name}({args})"
@@ -169,6 +221,19 @@ def condition(
     name = prop.name
     if op in ("eq-userid", "ne-userid", "eq-businessid", "ne-businessid") and caller is not None:
         return _caller_condition(entity, prop, op, caller)
+    if op in ("eq-userteams", "eq-useroruserteams") and caller is not None:
+        # The sandbox's records are owned by users only (no team owns a row), so "a team of the caller owns it"
+        # holds for none, and "the caller or a team of theirs" is the caller.
+        owned_by_caller = _caller_condition(entity, prop, "eq-userid", caller)
+        return owned_by_caller if op == "eq-useroruserteams" else f"({owned_by_caller}) and {name} eq null"
+    if op == "eq-userlanguage":
+        # every user of the sandbox works in English (United States), language code 1033
+        if prop.type != m.INT32:
+            raise BadRequest(
+                f"The condition operator '{operator}' needs a language code column, not '{attribute}'.",
+                codes.INVALID_FETCHXML,
+            )
+        return f"{name} eq 1033"
 
     def single() -> Any:
         if len(values) != 1:
@@ -216,8 +281,17 @@ def condition(
             codes.INVALID_FETCHXML,
         )
     function = _FUNCTION_ALIASES.get(op) or "".join(part[:1].upper() + part[1:] for part in op.split("-"))
-    if op in _NO_VALUE_FUNCTIONS:
+    if op in _NO_VALUE_FUNCTIONS or op in _FISCAL_NO_VALUE:
         return _function(function, prop)
+    if op in _HIERARCHY_OPERATORS or op in _FISCAL_ONE_VALUE:
+        return _function(function, prop, value=str(single()))
+    if op in _FISCAL_TWO_VALUES:
+        if len(values) != 2:
+            raise BadRequest(
+                f"The operator '{operator}' needs two values (a period and a year) for attribute '{attribute}'.",
+                codes.INVALID_ARGUMENT,
+            )
+        return _function(function, prop, pair=(str(values[0]), str(values[1])))
     if re.fullmatch(r"(last|next|olderthan)-x-(hours|days|weeks|months|years|minutes)", op) or op in (
         "on",
         "on-or-after",
@@ -287,6 +361,12 @@ class FetchQuery:
     aggregate_order: list[tuple[str, bool]] = field(default_factory=list)
     #: ``aggregatelimit``: a lower limit of rows to aggregate than the service's
     aggregate_limit: int | None = None
+    #: the ``<link-entity>`` trees under the entity (:mod:`.fetchlinks`)
+    links: list[LinkEntity] = field(default_factory=list)
+    #: the entity's filters when a condition names a link or a filter holds one (``filter`` is None then)
+    where: FilterNode | None = None
+    #: every order in document order: (link alias or None for the entity, property name, descending)
+    order_terms: list[tuple[str | None, str, bool]] = field(default_factory=list)
 
 
 def _int_attribute(element: ET.Element, name: str) -> int | None:
@@ -332,7 +412,15 @@ def parse_fetchxml(
         )
     select: list[str] | None = []
     orders: list[str] = []
-    filters: list[str] = []
+    order_terms: list[tuple[str | None, str, bool]] = []
+    where = FilterNode("and")
+    counter = [0]
+    links = [
+        _parse_link(child, entity, model, caller, counter, in_aggregate=aggregate is not None)
+        for child in element
+        if child.tag == "link-entity"
+    ]
+    aliases = {link.alias: link.entity for link in walk(links)}
     for child in element:
         tag = child.tag
         if tag == "all-attributes":
@@ -359,17 +447,21 @@ def parse_fetchxml(
         elif tag == "order":
             if child.get("alias"):
                 raise BadRequest("<order alias=...> is for aggregate queries only.", codes.INVALID_FETCHXML)
-            name = property_for(entity, child.get("attribute") or "").name
-            orders.append(f"{name} desc" if _true(child, "descending") else name)
+            link_alias = child.get("entityname")
+            owner = entity if link_alias is None else aliases.get(link_alias)
+            if owner is None:
+                raise BadRequest(
+                    f"No link-entity has the alias '{link_alias}' that an order names with entityname.",
+                    codes.INVALID_FETCHXML,
+                )
+            name = property_for(owner, child.get("attribute") or "").name
+            order_terms.append((link_alias, name, _true(child, "descending")))
+            if link_alias is None:
+                orders.append(f"{name} desc" if _true(child, "descending") else name)
         elif tag == "filter":
-            text_filter = _fetch_filter(entity, child, caller)
-            if text_filter:
-                filters.append(text_filter)
+            where.parts.append(_filter_node(entity, child, model, caller, counter, aliases))
         elif tag == "link-entity":
-            raise NotImplementedYet(
-                "<link-entity> (joins) in FetchXML is not supported by the sandbox; query the "
-                "related table with $expand or a second request."
-            )
+            pass  # parsed above, before the filters that may name its alias
         else:
             raise BadRequest(f"The element '{tag}' is not valid inside <entity>.", codes.INVALID_FETCHXML)
     if select == []:
@@ -386,11 +478,19 @@ def parse_fetchxml(
         unknown = next((alias for alias, _ in aggregate_order if alias not in names), None)
         if unknown is not None:
             raise BadRequest(f"The order alias '{unknown}' names no attribute of the query.", codes.INVALID_FETCHXML)
+    if aggregate is not None and any(link.attributes != [] for link in walk(links)):
+        # links that only filter the aggregated rows are answered; grouping or aggregating a linked column is not
+        raise NotImplementedYet(
+            "Grouping or aggregating columns of a <link-entity> is not supported by the sandbox; aggregate the "
+            "linked table with its own query."
+        )
+    linked = where.links_others()
+    filter_text = None if linked else where.text() or None
     page = _int_attribute(root, "page") or 1
     return FetchQuery(
         entity=entity,
         select=select,
-        filter=" and ".join(f"({f})" for f in filters) if filters else None,
+        filter=filter_text,
         orderby=",".join(orders) if orders else None,
         top=_int_attribute(root, "top"),
         count=_int_attribute(root, "count"),
@@ -399,7 +499,72 @@ def parse_fetchxml(
         aggregate=aggregate,
         aggregate_order=aggregate_order,
         aggregate_limit=_int_attribute(root, "aggregatelimit"),
+        links=links,
+        where=where if linked else None,
+        order_terms=order_terms,
     )
+
+
+#: link types FetchXML documents that the sandbox does not carry out
+_UNSUPPORTED_LINK_TYPES = {"all", "not all", "matchfirstrowusingcrossapply"}
+_FILTER_LINK_TYPES = {"any", "not any", "all", "not all"}
+
+
+def _parse_link(
+    element: ET.Element,
+    parent: EntityType,
+    model: Model,
+    caller: Caller | None,
+    counter: list[int],
+    in_filter: bool = False,
+    in_aggregate: bool = False,
+) -> LinkEntity:
+    """One ``<link-entity name from to link-type alias>`` with its attributes, orders, filters and nested links
+    (PA ``fetchxml/reference/link-entity``). ``counter`` numbers the links for their generated aliases."""
+    counter[0] += 1
+    name = element.get("name") or ""
+    entity = model.entities.get(name)
+    if entity is None:
+        raise BadRequest(
+            f"The entity with a name = '{name}' was not found in the MetadataCache.", codes.METADATA_NOT_FOUND
+        )
+    link_type = " ".join((element.get("link-type") or "inner").lower().split())
+    if link_type in _UNSUPPORTED_LINK_TYPES:
+        raise NotImplementedYet(f"The link-type '{link_type}' is not supported by the sandbox.")
+    if link_type not in JOIN_TYPES + EXISTS_TYPES:
+        raise BadRequest(f"The link-type '{link_type}' is not valid.", codes.INVALID_FETCHXML)
+    if (link_type in _FILTER_LINK_TYPES) != in_filter:
+        where = "inside a <filter>" if not in_filter else "directly under an <entity> or <link-entity>"
+        raise BadRequest(f"A link-entity of link-type '{link_type}' is not valid {where}.", codes.INVALID_FETCHXML)
+    from_name = element.get("from") or entity.key[0]
+    from_prop = property_for(entity, from_name)
+    to_prop = property_for(parent, element.get("to") or from_name)
+    alias = element.get("alias") or f"{name}{counter[0]}"
+    link = LinkEntity(entity, alias, from_prop, to_prop, link_type)
+    for child in element:
+        tag = child.tag
+        if tag == "attribute":
+            if (child.get("aggregate") or child.get("groupby")) and not in_aggregate:
+                raise BadRequest(
+                    "An attribute with 'aggregate' or 'groupby' needs <fetch aggregate=\"true\">.",
+                    codes.INVALID_FETCHXML,
+                )
+            prop = property_for(entity, child.get("name") or "")
+            if link.attributes is not None:
+                link.attributes.append((child.get("alias") or f"{alias}.{logical_name(prop)}", prop))
+        elif tag == "all-attributes":
+            link.attributes = None
+        elif tag == "order":
+            prop = property_for(entity, child.get("attribute") or "")
+            link.orders.append((prop.name, _true(child, "descending")))
+        elif tag == "filter":
+            node = _filter_node(entity, child, model, caller, counter, {})
+            link.filter = node if link.filter is None else FilterNode("and", [link.filter, node])
+        elif tag == "link-entity":
+            link.links.append(_parse_link(child, entity, model, caller, counter, in_aggregate=in_aggregate))
+        else:
+            raise BadRequest(f"The element '{tag}' is not valid inside <link-entity>.", codes.INVALID_FETCHXML)
+    return link
 
 
 #: FetchXML's aggregate functions and what they are in the aggregation of :mod:`sandbox.odata.query.apply`
@@ -411,7 +576,7 @@ _FETCH_AGGREGATES = {
     "min": "min",
     "max": "max",
 }
-#: ``dategrouping`` values the sandbox groups by (UTC); the fiscal ones need a fiscal calendar it has not
+#: ``dategrouping`` values the sandbox groups by (UTC); the fiscal ones are not emulated
 _DATE_GROUPINGS = {"year", "quarter", "month", "week", "day"}
 
 
@@ -434,9 +599,7 @@ def _aggregate_attribute(entity: EntityType, element: ET.Element, plan: ApplyPla
             if prop.type not in (m.DATETIME, m.DATE):
                 raise BadRequest(f"dategrouping needs a date column, not '{prop.name}'.", codes.INVALID_FETCHXML)
             if grouping in ("fiscal-period", "fiscal-year"):
-                raise NotImplementedYet(
-                    f"dategrouping '{grouping}' needs a fiscal calendar, which the sandbox has not."
-                )
+                raise NotImplementedYet(f"The fiscal dategrouping '{grouping}' is not supported by the sandbox.")
             if grouping not in _DATE_GROUPINGS:
                 raise BadRequest(f"The dategrouping '{grouping}' is not valid.", codes.INVALID_FETCHXML)
         plan.groups.append(GroupTerm((prop.name,), prop, entity, alias, grouping))
@@ -461,26 +624,42 @@ def _aggregate_attribute(entity: EntityType, element: ET.Element, plan: ApplyPla
     plan.aggregates.append(AggregateTerm(method, None if method == "count" else prop, alias))
 
 
-def _fetch_filter(entity: EntityType, element: ET.Element, caller: Caller | None = None) -> str:
+def _filter_node(
+    entity: EntityType,
+    element: ET.Element,
+    model: Model,
+    caller: Caller | None,
+    counter: list[int],
+    aliases: dict[str, EntityType],
+) -> FilterNode:
+    """A ``<filter type="and|or">`` of ``entity``: conditions (on a link's table with ``entityname``, one of
+    ``aliases``), nested filters and ``any``/``not any`` links."""
     kind = (element.get("type") or "and").lower()
     if kind not in ("and", "or"):
         raise BadRequest(f"The filter type '{kind}' is not valid: use 'and' or 'or'.", codes.INVALID_FETCHXML)
-    parts: list[str] = []
+    node = FilterNode(kind)
     for child in element:
         if child.tag == "condition":
-            if child.get("entityname"):
-                raise NotImplementedYet("Conditions on linked entities are not supported by the sandbox.")
+            link_alias = child.get("entityname")
+            owner = entity if link_alias is None else aliases.get(link_alias)
+            if owner is None:
+                raise BadRequest(
+                    f"No link-entity has the alias '{link_alias}' that a condition names with entityname.",
+                    codes.INVALID_FETCHXML,
+                )
             values: list[Any] = [v.text or "" for v in child.findall("value")]
             if child.get("value") is not None:
                 values.insert(0, child.get("value"))
-            parts.append(condition(entity, child.get("attribute") or "", child.get("operator") or "", values, caller))
+            text = condition(owner, child.get("attribute") or "", child.get("operator") or "", values, caller)
+            node.parts.append(FilterLeaf(link_alias, text))
         elif child.tag == "filter":
-            nested = _fetch_filter(entity, child, caller)
-            if nested:
-                parts.append(nested)
+            node.parts.append(_filter_node(entity, child, model, caller, counter, aliases))
+        elif child.tag == "link-entity":
+            link = _parse_link(child, entity, model, caller, counter, in_filter=True)
+            node.parts.append(FilterLeaf(None, "", link))
         else:
             raise BadRequest(f"The element '{child.tag}' is not valid inside <filter>.", codes.INVALID_FETCHXML)
-    return f" {kind} ".join(f"({p})" for p in parts)
+    return node
 
 
 def paging_cookie(page: int, first: str | None, last: str | None, key: str) -> str:

@@ -357,7 +357,7 @@ class MetadataCatalog:
                 {
                     "Name": member,
                     "Value": value,
-                    "LabelId": self.labels.id_for(humanize(member)),
+                    "LabelId": self.labels.id_for(enum.labels.get(member) or humanize(member)),
                     "ConfigurationEnabled": True,
                 }
                 for member, value in enum.members.items()
