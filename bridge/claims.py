@@ -159,7 +159,8 @@ class WorkQueue:
 
     def add(self, source: str, after: int, units: Sequence[Unit], next_seq: int) -> bool:
         """Add the units of a feed page read after seq ``after`` and move the read cursor to ``next_seq``, in one
-        transaction; False (nothing added) when another reader moved the cursor meanwhile."""
+        transaction (and the drainers' cursor to what is now handled); False (nothing added) when another reader
+        moved the read cursor meanwhile."""
         name = read_cursor_name(source)
         cursors, work = self.cursors, self.work
         with self.db.transaction(may_sync=False) as connection:
@@ -184,6 +185,7 @@ class WorkQueue:
                     connection.execute(sa.insert(work), rows)
             if next_seq > after:
                 connection.execute(sa.update(cursors).where(cursors.c.source == name).values(seq=next_seq))
+            self._settle(connection, source)  # a page of nothing to apply is handled once copied
         return True
 
     @staticmethod
