@@ -1,4 +1,4 @@
-"""Async mode: a drainer per source service that applies its change feed to the other side, continuously.
+"""Async mode: drainers per source service that apply its change feed to the other side, continuously.
 
 Like dual-write's async mode, an async map is eventually consistent: the source write commits on its own
 and the bridge catches up from the source outbox (``GET /_sandbox/changes``). The guarantees:
@@ -19,6 +19,10 @@ and the bridge catches up from the source outbox (``GET /_sandbox/changes``). Th
   the map's catch-up "Retry" (which skips rows a newer change has superseded) and counted as failed.
   Keeping the drainer moving rather than blocking the whole feed on one bad record is the trade-off; an
   alert rule can pause the map when errors pile up.
+* **Several drainers.** With ``drain_workers`` above one, that many threads per source share each feed
+  through claims in the bridge's database (:mod:`bridge.claims`): a record's changes are applied in feed
+  order and never two at once, a transaction stays one unit, a unit waits for an earlier unit of a table
+  its maps depend on, and the drainers' cursor stays just below the oldest unit not yet handled.
 * **Where a map starts.** When a map switches to async, its floor is the feed's latest seq at that moment
   (``bridge_cursor`` row ``async:<map>:<source>``): initial sync covers what existed, the worker the rest.
 
