@@ -64,6 +64,8 @@ class BridgeConfig:
     async_poll_wait: float = 1.0
     #: how long an async drainer lets changes gather after a short page (more lag, larger pages)
     async_linger: float = LINGER
+    #: async drainer threads per source service; above one they share the feeds through claims (bridge.claims)
+    async_drain_workers: int = 1
     #: whether (and against which identity service) the bridge checks the tokens of its callers
     auth: AuthSettings = field(default_factory=AuthSettings)
     #: how the bridge gets its tokens for the two services (default: its own well-known app registration, the
@@ -117,6 +119,7 @@ class BridgeRuntime:
             self.controls,
             poll_wait=config.async_poll_wait,
             linger=config.async_linger,
+            drain_workers=config.async_drain_workers,
         )
         self.lifecycle.attach_drainer(self.worker)
         #: what ``/_sandbox/health`` waits for (see :mod:`bridge.readiness`); the worker's recovery reports to it

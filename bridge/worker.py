@@ -1,4 +1,4 @@
-"""Async mode: a drainer per source service that applies its change feed to the other side, continuously.
+"""Async mode: drainers per source service that apply its change feed to the other side, continuously.
 
 Like dual-write's async mode, an async map is eventually consistent: the source write commits on its own
 and the bridge catches up from the source outbox (``GET /_sandbox/changes``). The guarantees:
@@ -19,6 +19,10 @@ and the bridge catches up from the source outbox (``GET /_sandbox/changes``). Th
   the map's catch-up "Retry" (which skips rows a newer change has superseded) and counted as failed.
   Keeping the drainer moving rather than blocking the whole feed on one bad record is the trade-off; an
   alert rule can pause the map when errors pile up.
+* **Several drainers.** With ``drain_workers`` above one, that many threads per source share each feed
+  through claims in the bridge's database (:mod:`bridge.claims`): a record's changes are applied in feed
+  order and never two at once, a transaction stays one unit, a unit waits for an earlier unit of a table
+  its maps depend on, and the drainers' cursor stays just below the oldest unit not yet handled.
 * **Where a map starts.** When a map switches to async, its floor is the feed's latest seq at that moment
   (``bridge_cursor`` row ``async:<map>:<source>``): initial sync covers what existed, the worker the rest.
 
@@ -31,6 +35,7 @@ import datetime as dt
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import tenacity
 
+from bridge.claims import Unit, WorkQueue
 from bridge.drainer import AsyncDrainer
 from bridge.engine import KEY_JSON, Source, SyncEngine, SyncError, Write, record_identity
 from bridge.mapping import TableMap
@@ -259,9 +265,13 @@ def age_seconds(created_at: str | None) -> float | None:
 
 
 class AsyncWorker(AsyncDrainer):
-    """One drainer thread per source service; owns the async cursors and the ordering guard.
+    """The drainer threads of each source service; owns the async cursors and the ordering guard.
 
-    ``deliver`` and ``drain_once`` work without the threads (tests drive them step by step); ``start``
+    ``drain_workers`` 1: one thread per source reads its feed and applies it page by page. More: that many
+    threads per source share the feed through claims in the bridge's database (:mod:`bridge.claims`), keeping
+    per-record order, transactions whole and parents before children.
+
+    ``deliver``, ``drain_once`` and ``drain`` work without the threads (tests drive them step by step); ``start``
     runs them continuously until ``stop``. The lifecycle drives it once it is attached
     (:meth:`bridge.lifecycle.Lifecycle.attach_drainer`).
     """
@@ -276,7 +286,10 @@ class AsyncWorker(AsyncDrainer):
         poll_wait: float = 1.0,
         retry: RetryPolicy | None = None,
         linger: float = LINGER,
+        drain_workers: int = 1,
     ) -> None:
+        if drain_workers < 1:
+            raise ValueError(f"drain_workers must be at least 1, got {drain_workers}")
         self.engine = engine
         self.state = state
         self.lifecycle = lifecycle
@@ -298,6 +311,14 @@ class AsyncWorker(AsyncDrainer):
         #: per map, the unit the drainer is backing off on: attempt so far, of how many, when next, last error
         self.retrying: dict[str, dict[str, Any]] = {}
         self._retrying_lock = threading.Lock()
+        #: drainer threads per source; above one they share the work through claims (:mod:`bridge.claims`)
+        self.drain_workers = drain_workers
+        self.claims: WorkQueue | None = WorkQueue(state.db) if drain_workers > 1 else None
+        #: told when units were copied or finished (a drainer with nothing to claim waits for it)
+        self._news = {source: threading.Condition() for source in SOURCES}
+        #: when the next copy of a feed may read (after a short page: lingers, as one drainer does)
+        self._next_read = {source: 0.0 for source in SOURCES}
+        self._parents: dict[tuple[Source, str], frozenset[str]] = {}
 
     # ---- which maps ----------------------------------------------------------------------------------
     def async_maps(self, source: Source) -> list[TableMap]:
@@ -328,6 +349,12 @@ class AsyncWorker(AsyncDrainer):
                 if cursor is None or cursor > seq:
                     self.state.set_cursor(source, seq)
                     self._epoch[source] += 1
+                if self.claims is not None:
+                    read = self.claims.read_cursor(source)
+                    if read is not None and read > seq:
+                        self.claims.restart_at(source, seq)
+                    # a page being copied now was read with the tables of the maps before this one: copy it again
+                    self._epoch[source] += 1
         self.wake()
 
     def floor(self, table_map: TableMap, source: Source) -> int:
@@ -343,6 +370,9 @@ class AsyncWorker(AsyncDrainer):
 
     def wake(self) -> None:
         self._wake.set()
+        for news in self._news.values():
+            with news:
+                news.notify_all()
 
     # ---- applying ------------------------------------------------------------------------------------
     def deliver(self, source: Source, changes: list[dict[str, Any]], maps: list[TableMap] | None = None) -> GroupResult:
@@ -547,6 +577,8 @@ class AsyncWorker(AsyncDrainer):
         error = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
         message = getattr(error, "message", str(error))
+        if self.claims is not None:
+            self.claims.renew(source)  # a unit being retried stays this drainer's
         now = dt.datetime.now(dt.UTC)
         with self._retrying_lock:
             for map_id in map_ids:
@@ -606,6 +638,8 @@ class AsyncWorker(AsyncDrainer):
             self.state.set_cursor(source, latest)
             for table_map in maps:
                 self.state.set_cursor(floor_name(table_map.id, source), latest)
+            if self.claims is not None:
+                self.claims.restart_at(source, latest)
             self._epoch[source] += 1
         for table_map in maps:
             self.state.activity(
@@ -628,11 +662,152 @@ class AsyncWorker(AsyncDrainer):
         total = 0
         for name in [source] if source else SOURCES:
             for _ in range(max_pages):
+                if self.claims is not None:
+                    read, applied = self.drain_claimed(name, eager=True)
+                    total += read
+                    if not read and not applied:
+                        break
+                    continue
                 read = self.drain_once(name)
                 total += read
                 if not read:
                     break
         return total
+
+    # ---- several drainers: claims (bridge.claims) ------------------------------------------------------
+    def drain_claimed(self, source: Source, wait: float = 0.0, *, eager: bool = False) -> tuple[int, int]:
+        """One step of a drainer sharing ``source``'s feed with others: copy a page of the feed into units when few
+        wait (one drainer at a time), then claim a share of the free units and apply them in feed order. Returns
+        how many changes it copied and how many it applied (both 0: nothing to do now). ``eager``: copy without
+        lingering after a short page (a drain by hand)."""
+        claims = self.claims
+        assert claims is not None, "drain_claimed needs drain_workers > 1"
+        maps = self.async_maps(source)
+        if not maps:
+            return 0, 0
+        floors = {m.id: self.floor(m, source) for m in maps}
+        waiting = claims.waiting(source)
+        copied = 0
+        if waiting < PAGE_SIZE:
+            copied = self._copy(source, maps, floors, wait=0.0 if waiting else wait, eager=eager)
+            if copied:
+                waiting = claims.waiting(source)
+        # A fair share of what waits, so that the other drainers find work too; at most one bulk write's worth.
+        # A drain by hand is the only caller: it takes what one page of a single drainer would.
+        share = BULK_SIZE if eager else max(1, min(BULK_SIZE, -(-waiting // self.drain_workers)))
+        units = claims.claim(source, share)
+        if not units:
+            return copied, 0
+        try:
+            self._deliver_groups(source, [unit.changes for unit in units], {m.id for m in maps}, floors)
+        except BaseException:
+            claims.release(source, units)  # stopping mid-claim (or a bug): another drainer applies the rest
+            raise
+        claims.done(source, units)
+        self._tell(source)
+        return copied, sum(len(unit.changes) for unit in units)
+
+    def _copy(self, source: Source, maps: list[TableMap], floors: dict[str, int], *, wait: float, eager: bool) -> int:
+        """Copy one page of ``source``'s feed after the read cursor into units; returns how many changes it read
+        (0 also when another drainer is copying, or while lingering after a short page)."""
+        claims = self.claims
+        assert claims is not None
+        if not eager and time.monotonic() < self._next_read[source]:
+            return 0
+        reading = claims.reading[source]
+        if not reading.acquire(blocking=False):
+            return 0
+        try:
+            with self._cursor_lock:
+                after = claims.read_cursor(source)
+                if after is None:  # where a single drainer left off, or the maps' floors
+                    after = self.state.cursor(source)
+                    after = min(floors.values()) if after is None else after
+                epoch = self._epoch[source]
+            tables = sorted({self.lifecycle.source_table(m, source) for m in maps})
+            page = self.controls[source].changes(
+                after=after, limit=PAGE_SIZE, tables=tables, exclude_identity=INTEGRATION_IDENTITY, wait=wait
+            )
+            latest = int(page.get("latest") or 0)
+            if latest < max(after, self.state.cursor(source) or 0):
+                self._feed_rewound(source, maps, latest)
+                return 0
+            changes = page.get("changes") or []
+            units = [self._unit(source, group) for group in by_transaction(changes)]
+            with self._cursor_lock:
+                if self._epoch[source] != epoch:  # a map joined async meanwhile: read again with its table
+                    return 0
+                claims.add(source, after, units, int(page.get("next") or after))
+            if 0 < len(changes) < PAGE_SIZE and self.linger > 0:
+                # a short page: let a few more changes gather for the next (as a single drainer does)
+                self._next_read[source] = time.monotonic() + self.linger
+            return len(changes)
+        finally:
+            reading.release()
+            self._tell(source)
+
+    def _unit(self, source: Source, group: list[dict[str, Any]]) -> Unit:
+        """One source transaction as a unit to claim: its records, its tables, and the tables it depends on."""
+        tables = frozenset(str(change["table"]) for change in group)
+        parents: set[str] = set()
+        for table in tables:
+            parents |= self._parent_tables(source, table)
+        seqs = [int(change.get("seq") or 0) for change in group]
+        return Unit(
+            source,
+            min(seqs),
+            max(seqs),
+            group,
+            frozenset(record_key(change) for change in group),
+            tables,
+            frozenset(parents),
+        )
+
+    def _parent_tables(self, source: Source, table: str) -> frozenset[str]:
+        """The ``source`` tables of the maps that the maps of ``table`` depend on (its parents' tables)."""
+        cached = self._parents.get((source, table))
+        if cached is None:
+            found: set[str] = set()
+            for table_map in self.engine.maps_for(source, table):
+                for parent_id in table_map.depends_on:
+                    parent = self.engine.by_id.get(parent_id)
+                    if parent is not None and source in self.lifecycle.sources(parent):
+                        found.add(self.lifecycle.source_table(parent, source))
+            cached = self._parents[(source, table)] = frozenset(found)
+        return cached
+
+    def _tell(self, source: Source) -> None:
+        """Units were copied or finished: drainers waiting for work look again."""
+        news = self._news[source]
+        with news:
+            news.notify_all()
+
+    def _run_claimed(self, source: Source) -> None:
+        """A drainer thread sharing ``source``'s feed with the others (:meth:`drain_claimed` until stopped)."""
+        failures = 0
+        news = self._news[source]
+        while not self._stop.is_set():
+            try:
+                if not self.async_maps(source):
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                copied, applied = self.drain_claimed(source, wait=self.poll_wait)
+                if not copied and not applied:
+                    # nothing free for this drainer: wait for news (a copy, a finished unit) or the next look
+                    pause = max(0.01, min(self.poll_wait, self._next_read[source] - time.monotonic()))
+                    with news:
+                        news.wait(pause)
+                failures = 0
+                self.last_error[source] = None
+            except Stopping:
+                return
+            except Exception as exc:  # noqa: BLE001 - the feed being down must not kill the drainer
+                failures += 1
+                self.last_error[source] = f"{type(exc).__name__}: {exc}"
+                log.warning("async %s drainer: %s", source, exc)
+                if self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6))):
+                    return
 
     def flush(self, table_map: TableMap) -> int:
         """Apply what is pending for one map right now (before it leaves async mode)."""
@@ -706,6 +881,7 @@ class AsyncWorker(AsyncDrainer):
             "cursors": {source: self.state.cursor(source) for source in SOURCES},
             "last_error": dict(self.last_error),
             "poll_wait": self.poll_wait,
+            "drain_workers": self.drain_workers,
             "retry": {"attempts": self.retry.attempts, "initial": self.retry.initial, "maximum": self.retry.maximum},
             "retrying": self._retrying_now(),
         }
@@ -724,10 +900,19 @@ class AsyncWorker(AsyncDrainer):
         if self.running:
             return
         self._stop.clear()
-        self._threads = [
-            threading.Thread(target=self._run, args=(source,), name=f"bridge-async-{source}", daemon=True)
-            for source in SOURCES
-        ]
+        if self.claims is None:
+            self._threads = [
+                threading.Thread(target=self._run, args=(source,), name=f"bridge-async-{source}", daemon=True)
+                for source in SOURCES
+            ]
+        else:
+            self._threads = [
+                threading.Thread(
+                    target=self._run_claimed, args=(source,), name=f"bridge-async-{source}-{number}", daemon=True
+                )
+                for source in SOURCES
+                for number in range(1, self.drain_workers + 1)
+            ]
         if recover:
             # The states a previous run left, read now: a map this run starts meanwhile is Initializing too,
             # and must not look interrupted to the recovery thread.
@@ -743,9 +928,11 @@ class AsyncWorker(AsyncDrainer):
     def stop(self, timeout: float | None = None) -> None:
         """Stop the drainers; an in-flight long poll ends within ``poll_wait``, a backoff sleep at once."""
         self._stop.set()
-        self._wake.set()
+        self.wake()
         for thread in self._threads:
             thread.join(timeout=timeout if timeout is not None else self.poll_wait + 30.0)
+        if self.claims is not None and self._threads and not self.running:
+            self.claims.release()  # what a drainer still held goes back to the queue (a thread stuck: lease ends)
         if not self.running:
             # Stopped for good: drain()/deliver() may still be called by hand (tests, a flush).
             self._threads = []

@@ -112,6 +112,7 @@ def run_bench(
     database_urls: dict[str, str] | None = None,
     postgres: bool = False,
     workers: int = 1,
+    drainers: int = 1,
 ) -> list[BenchResult]:
     """Run the suite (or the groups in ``only``, from :data:`ALL`) and return every result with its baseline.
 
@@ -119,6 +120,7 @@ def run_bench(
     SQLite files (empty ones, or ones a run already used: every run writes rows of its own). ``postgres`` runs
     them on a throwaway PostgreSQL cluster the benchmark starts itself (:mod:`leadtocash.postgres`), and
     ``workers`` (PostgreSQL only) serves each mock from that many processes, as ``sandbox up --workers N``.
+    ``drainers``: the bridge's async drainers per source (``sandbox up --drainers N``) in async-sync-throughput.
     """
     if (
         workers > 1
@@ -143,8 +145,9 @@ def run_bench(
                 {**fresh("sync"), **(database_urls or {})},
                 workers,
                 fresh,
+                drainers,
             )
-    return _run_bench(quick, threads, sizes, only, progress, time_budget, database_urls, workers, None)
+    return _run_bench(quick, threads, sizes, only, progress, time_budget, database_urls, workers, None, drainers)
 
 
 #: new databases for one stack on the benchmark's own PostgreSQL cluster, by a tag naming what they are for
@@ -168,6 +171,7 @@ def _run_bench(
     database_urls: dict[str, str] | None,
     workers: int,
     new_databases: NewDatabases | None,
+    drainers: int = 1,
 ) -> list[BenchResult]:
     say = progress or (lambda _text: None)
     sizes = sizes or (BenchSizes.quick() if quick else BenchSizes.full())
@@ -186,7 +190,7 @@ def _run_bench(
             other = new_databases("processes") if new_databases is not None else {}
             results.append(_initial_sync_in_processes(sizes.customers, say, progress is not None, other))
     if set(SYNC_GROUPS) & set(wanted):
-        with _sync_stack(database_urls or {}, workers) as stack:
+        with _sync_stack(database_urls or {}, workers, drainers) as stack:
             if "initial-sync" in wanted:
                 results.append(_initial_sync(stack, sizes.customers, say, ticking=progress is not None))
             else:
@@ -256,7 +260,7 @@ def _dependencies(engine: Any, map_id: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _sync_stack(database_urls: dict[str, str], workers: int = 1) -> Iterator[_SyncStack]:
+def _sync_stack(database_urls: dict[str, str], workers: int = 1, drainers: int = 1) -> Iterator[_SyncStack]:
     """Sales, SCM and the bridge as ``sandbox up`` runs them (one process, wired in-process, served on loopback
     ports), on SQLite files in a temporary folder (or on the databases ``database_urls`` names); no map runs.
 
@@ -266,7 +270,9 @@ def _sync_stack(database_urls: dict[str, str], workers: int = 1) -> Iterator[_Sy
     folder = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
     handles: dict[str, Runtime] = {}
     try:
-        config = StackConfig(data_dir=folder, seed=1, database_urls=dict(database_urls), workers=workers)
+        config = StackConfig(
+            data_dir=folder, seed=1, database_urls=dict(database_urls), workers=workers, drain_workers=drainers
+        )
         if workers > 1:
             handles = {name: app.extensions["sandbox"] for name, app in build_apps(config).items()}
         with start_stack(config, serve=Serving(), start_maps="none") as stack:
@@ -913,6 +919,7 @@ def _async_throughput(stack: _SyncStack, seconds: float, threads: int, say: Prog
             "lag_p95_seconds": round(p95, 3) if p95 is not None else None,
             "lag_max_seconds": round(max(ordered), 3) if ordered else None,
             "lag_hold_seconds": LAG_HOLD,
+            "drain_workers": worker.drain_workers,
             "errors": writer.errors,
         },
     )

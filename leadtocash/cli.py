@@ -125,6 +125,15 @@ def main() -> None:
     type=click.IntRange(1, 32),
     help="Processes per mock service, all serving its port (needs --postgres or PostgreSQL --database-url).",
 )
+# ---- the bridge's async drainers (docs/bridge.md) ----
+@click.option(
+    "--drainers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Async drainer threads per source service in the bridge; above 1 they share each change feed by "
+    "record, keeping each record's changes in order.",
+)
 # ---- authentication (docs/auth.md) ----
 @click.option(
     "--auth",
@@ -161,6 +170,7 @@ def up(
     log_format: str,
     postgres: bool,
     workers: int,
+    drainers: int,
     auth: str,
     identity_port: int,
     identity_config: Path | None,
@@ -205,6 +215,7 @@ def up(
             database_urls=urls,
             postgres=postgres,
             workers=workers,
+            drain_workers=drainers,
             auth=auth == "on",
             identity_apps=identity_apps,
         )
@@ -539,6 +550,13 @@ def scenario_run(
     type=click.IntRange(1, 32),
     help="With --postgres: each mock as this many processes on one port, as sandbox up --workers runs them.",
 )
+@click.option(
+    "--drainers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="The bridge's async drainers per source in async-sync-throughput, as sandbox up --drainers runs them.",
+)
 def bench(
     quick: bool,
     json_path: str | None,
@@ -547,6 +565,7 @@ def bench(
     database_urls: tuple[str, ...],
     postgres: bool,
     workers: int,
+    drainers: int = 1,
     html_path: str | None = None,
 ) -> None:
     """Run the benchmark suite; each result beside its baseline, measured side by side in this run.
@@ -579,6 +598,7 @@ def bench(
         database_urls=urls,
         postgres=postgres,
         workers=workers,
+        drainers=drainers,
     )
     seconds = time.monotonic() - started
     benchmarks.print_table(results)

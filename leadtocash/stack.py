@@ -115,6 +115,8 @@ class StackConfig:
     auth: bool = False
     #: app registrations of the identity service besides the well-known ones (``sandbox up --identity-config``)
     identity_apps: list[AppRegistration] = field(default_factory=list)
+    #: the bridge's async drainer threads per source service (``sandbox up --drainers N``; bridge.claims)
+    drain_workers: int = 1
 
     def database_url(self, name: str) -> str:
         """The service's own URL if one was given, else its SQLite file in the data folder (or memory)."""
@@ -198,6 +200,7 @@ def bridge_config(
     start_worker: bool = True,
     auth: AuthSettings | None = None,
     credentials: httpx.Auth | None = None,
+    drain_workers: int = 1,
 ) -> BridgeConfig:
     """The bridge's configuration: the mocks at the origins ``urls["sales"]`` and ``urls["scm"]`` (through
     ``transports[name]`` when given), its state in ``database_url``, the shipped maps and ``maps_dirs``.
@@ -222,6 +225,7 @@ def bridge_config(
         start_worker=start_worker,
         auth=auth or AuthSettings(),
         credentials=credentials,
+        async_drain_workers=drain_workers,
     )
 
 
@@ -233,6 +237,7 @@ def build_bridge(
     transports: Mapping[str, httpx.BaseTransport] | None = None,
     auth: AuthSettings | None = None,
     credentials: httpx.Auth | None = None,
+    drain_workers: int = 1,
 ) -> Flask:
     """The bridge app, calling mock Sales and SCM at the origins ``urls["sales"]`` and ``urls["scm"]``
     (through ``transports[name]`` when given).
@@ -250,6 +255,7 @@ def build_bridge(
             maps_dirs=maps_dirs,
             auth=auth,
             credentials=credentials,
+            drain_workers=drain_workers,
         )
     )
 
@@ -311,6 +317,7 @@ def _wire_bridge(
     maps_dirs: list[Path] | None,
     auth: AuthSettings | None = None,
     credentials: httpx.Auth | None = None,
+    drain_workers: int = 1,
 ) -> tuple[Flask, httpx.Client]:
     """:func:`wire_bridge`, also returning the client both mocks' live-sync sender posts with."""
     transports: dict[str, httpx.BaseTransport] | None = None
@@ -323,6 +330,7 @@ def _wire_bridge(
         transports=transports,
         auth=auth,
         credentials=credentials,
+        drain_workers=drain_workers,
     )
     sender, client = live_sync_link(
         urls["bridge"], httpx.WSGITransport(app=bridge_app) if in_process else None, auth=credentials
@@ -720,6 +728,7 @@ def start_stack(
                     maps_dirs=maps_dirs,
                     auth=bridge_settings,
                     credentials=credentials,
+                    drain_workers=config.drain_workers,
                 )
             else:
                 bridge_app, sender = _wire_bridge(
@@ -730,6 +739,7 @@ def start_stack(
                     maps_dirs=maps_dirs,
                     auth=bridge_settings,
                     credentials=credentials,
+                    drain_workers=config.drain_workers,
                 )
                 stack.senders.append(sender)
             stack.apps["bridge"] = bridge_app
