@@ -16,6 +16,8 @@ that each service has an interpreter (and interpreter lock) of its own. The prot
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import os
 import signal
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     stdin = stdin or sys.stdin
+    # as `sandbox` does (leadtocash.cli.freeze_at_exit): no full collections while the interpreter shuts down
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     configure_from_environment()  # the parent's --log-level and --log-format; the lines go to stderr
 
     stopping = threading.Event()

@@ -566,7 +566,7 @@ class Stack:
         1. the bridge's async drainers (no new sync work);
         2. the mocks' live-sync senders, then the bridge's own clients and state (a waitress server stops only
            once the keep-alive connections it serves are closed);
-        3. the servers, then the mocks' child processes;
+        3. the mocks' child processes, then the servers in this process;
         4. the databases of the mocks in this process.
         """
         if self.closed:
@@ -582,11 +582,13 @@ class Stack:
             client.close()
         if bridge is not None:
             bridge.extensions["bridge"].close()
+        if self.children is not None:
+            # before the servers here: a child's live-sync client keeps its connection to the bridge open until
+            # the child stops, and a write the child is finishing still reaches the bridge
+            self.children.stop()
         if self.servers is not None:
             with quiet_waitress():
                 self.servers.stop_all()
-        if self.children is not None:
-            self.children.stop()
         for name in MOCKS:
             if name in self.apps:
                 self.apps[name].extensions["sandbox"].db.dispose()
@@ -900,7 +902,6 @@ def quiet_waitress() -> Iterator[None]:
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        yield
-        time.sleep(0.5)  # its handler threads are not joined: give a late one time to finish quietly
+        yield  # ServerGroup.stop_all returns once the handler threads are done: no late one logs after this
     finally:
         logger.setLevel(level)

@@ -152,10 +152,19 @@ class ServerGroup:
                     if not closing.is_set():
                         raise
                     # close() took the sockets from under the poll loop: that is how waitress stops here
+                if closing.is_set():
+                    # the handler threads finish the requests they hold: joining this thread then means
+                    # that nothing of the server runs any more
+                    server.task_dispatcher.shutdown()
 
             def close_waitress(server: Any = server, closing: threading.Event = closing) -> None:
                 closing.set()
-                server.close()
+                try:
+                    # in the loop's own thread, which the trigger wakes at once: closed from another thread,
+                    # the loop would notice only when its poll times out (asyncore_loop_timeout, a second)
+                    server.trigger.pull_trigger(lambda: _close_in_loop(server))
+                except OSError:  # the trigger is closed already
+                    server.close()
 
             thread = threading.Thread(target=run_waitress, name=f"serve-{name}", daemon=True)
             stop = close_waitress
@@ -175,6 +184,16 @@ class ServerGroup:
         for server in self.servers:
             server.thread.join(timeout=5)
         self.servers.clear()
+
+
+def _close_in_loop(server: Any) -> None:
+    """Stop accepting, and close the keep-alive connections that wait for no answer, as waitress closes them
+    once idle for its ``channel_timeout``: the loop ends when its last connection does, so one a client keeps
+    open would hold :meth:`ServerGroup.stop_all` until its join times out. Requests in progress finish."""
+    for channel in list(server.active_channels.values()):
+        if not channel.requests:
+            channel.will_close = True
+    server.close()
 
 
 def wait_until_listening(host: str, port: int, timeout: float = 10.0) -> None:

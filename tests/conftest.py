@@ -11,8 +11,9 @@ from flask.testing import FlaskClient
 
 from tests.golden import Golden
 
-# the session's PostgreSQL cluster and databases on it (tests/postgres.py)
-pytest_plugins = ["tests.postgres"]
+# the session's PostgreSQL cluster and databases on it (tests/postgres.py); the session's shared `sandbox up`
+# process (served_up in tests/leadtocash/up_process.py)
+pytest_plugins = ["tests.postgres", "tests.leadtocash.up_process"]
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.server import free_port
 from sandbox.testing import poll_until, process_gone
-from tests.leadtocash.up_process import authenticated, start_up, stop
+from tests.leadtocash.up_process import Up, authenticated, start_up, stop
 
 pytestmark = pytest.mark.live
 
@@ -35,21 +35,17 @@ def test_up_serves_both_mocks_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
         assert stop(process) == 0
 
 
-def test_up_prints_one_ready_line_once_every_health_is_200_and_every_map_runs(tmp_path: Path) -> None:
+def test_up_prints_one_ready_line_once_every_health_is_200_and_every_map_runs(served_up: Up) -> None:
     """The ``ready`` line comes last, once: by then every service's health answers 200 and every shipped map
     is Running, so a script that waits for it (or for health) can write at once."""
-    lines: list[str] = []
-    process, urls = start_up(tmp_path, "--memory", lines=lines)
-    try:
-        assert lines[-1].startswith("ready") and sum(line.startswith("ready") for line in lines) == 1
-        bridge = urls["bridge"].rstrip("/")
-        for url in (urls["sales"].replace("/api/data/v9.2/", ""), urls["scm"].replace("/data/", ""), bridge):
-            assert api.get(url + "/_sandbox/health").status_code == 200
-        maps = api.get(bridge + "/api/maps").json()
-        assert maps and {m["state"] for m in maps} == {"Running"}
-        assert lines[-1].split() == ["ready", str(len(maps)), "maps", "Running"]
-    finally:
-        assert stop(process) == 0
+    lines, urls = served_up.lines, served_up.urls
+    assert lines[-1].startswith("ready") and sum(line.startswith("ready") for line in lines) == 1
+    bridge = urls["bridge"].rstrip("/")
+    for url in (urls["sales"].replace("/api/data/v9.2/", ""), urls["scm"].replace("/data/", ""), bridge):
+        assert api.get(url + "/_sandbox/health").status_code == 200
+    maps = api.get(bridge + "/api/maps").json()
+    assert maps and {m["state"] for m in maps} == {"Running"}
+    assert lines[-1].split() == ["ready", str(len(maps)), "maps", "Running"]
 
 
 def test_up_whose_map_cannot_start_says_which_and_exits_non_zero(
@@ -82,45 +78,39 @@ def test_up_whose_map_cannot_start_says_which_and_exits_non_zero(
     assert "ready" not in result.output.split()
 
 
-@pytest.mark.parametrize("wire", ["in-process", "http", "processes"])
-def test_up_syncs_a_new_customer_whichever_way_the_services_are_wired(tmp_path: Path, wire: str) -> None:
+def create_a_customer_in_scm_and_find_it_in_sales(urls: dict[str, str], account: str) -> None:
+    """A customer created in SCM over its port is in Sales when the create returns (live sync)."""
+    created = api.post(
+        urls["scm"] + "CustomersV3",
+        json={
+            "dataAreaId": "usmf",
+            "CustomerAccount": account,
+            "OrganizationName": f"Wired {account}",
+            "CustomerGroupId": "10",
+            "SalesCurrencyCode": "USD",
+        },
+    )
+    assert created.status_code == 201, created.text
+    found = api.get(
+        urls["sales"] + f"accounts?$filter=accountnumber eq '{account}'&$select=name",
+        headers={"Authorization": "Bearer anything"},
+    ).json()["value"]
+    assert [row["name"] for row in found] == [f"Wired {account}"]
+
+
+@pytest.mark.parametrize("wire", ["in-process", "http"])
+def test_up_syncs_a_new_customer_whichever_way_the_services_are_wired(
+    tmp_path: Path, wire: str, request: pytest.FixtureRequest
+) -> None:
     """A customer created in SCM over its port is in Sales at once, with the bridge and the mocks calling
-    each other in-process (the default), over their loopback ports (``--wire http``), or across processes
-    (``--wire processes``: each mock in a child process, the bridge in ``sandbox up``'s own)."""
+    each other in-process (the default: the session's shared `sandbox up`) or over their loopback ports
+    (``--wire http``). Across processes (``--wire processes``): see the test of that wiring below."""
+    if wire == "in-process":
+        create_a_customer_in_scm_and_find_it_in_sales(request.getfixturevalue("served_up").urls, f"W-{wire}")
+        return
     process, urls = start_up(tmp_path, "--memory", "--wire", wire)
     try:
-        created = api.post(
-            urls["scm"] + "CustomersV3",
-            json={
-                "dataAreaId": "usmf",
-                "CustomerAccount": f"W-{wire}",
-                "OrganizationName": f"Wired {wire}",
-                "CustomerGroupId": "10",
-                "SalesCurrencyCode": "USD",
-            },
-        )
-        assert created.status_code == 201, created.text
-        found = api.get(
-            urls["sales"] + f"accounts?$filter=accountnumber eq 'W-{wire}'&$select=name",
-            headers={"Authorization": "Bearer anything"},
-        ).json()["value"]
-        assert [row["name"] for row in found] == [f"Wired {wire}"]
-    finally:
-        assert stop(process) == 0
-
-
-def test_up_keeps_data_in_the_data_dir_across_restarts(tmp_path: Path) -> None:
-    """Without --memory, what was written survives a restart."""
-    process, urls = start_up(tmp_path)
-    try:
-        created = api.post(urls["sales"] + "accounts", json={"name": "Survivor"})
-        assert created.status_code == 204
-    finally:
-        assert stop(process) == 0
-    process, urls = start_up(tmp_path)
-    try:
-        found = api.get(urls["sales"] + "accounts", params={"$filter": "name eq 'Survivor'"}).json()["value"]
-        assert len(found) == 1
+        create_a_customer_in_scm_and_find_it_in_sales(urls, f"W-{wire}")
     finally:
         assert stop(process) == 0
 
@@ -163,7 +153,8 @@ def test_database_url_needs_a_known_service() -> None:
 def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_path: Path) -> None:
     """--wire processes prints the same URL lines and the process ids: Sales and SCM in two children, the
     bridge (maps running) in `sandbox up` itself; a customer group written in Sales is in SCM when the
-    write returns; on SIGTERM everything stops, children included."""
+    write returns, a customer created in SCM is in Sales when the create returns; on SIGTERM everything
+    stops, children included."""
     lines: list[str] = []
     process, urls = start_up(tmp_path, "--memory", "--wire", "processes", lines=lines)
     try:
@@ -192,6 +183,7 @@ def test_up_wire_processes_runs_each_mock_in_a_child_and_leaves_none_behind(tmp_
             params={"$filter": "CustomerGroupId eq 'XP'", "$select": "Description", "cross-company": "true"},
         )
         assert [row["Description"] for row in found.json()["value"]] == ["Across processes"]
+        create_a_customer_in_scm_and_find_it_in_sales(urls, "W-processes")
     finally:
         assert stop(process) == 0
     assert all(process_gone(int(pids[name])) for name in ("sales", "scm"))
@@ -250,12 +242,15 @@ def test_up_refuses_tls_with_wire_processes() -> None:
     assert result.exit_code == 2 and "--tls cannot be combined with --wire processes" in result.output
 
 
-def test_a_second_up_on_a_data_dir_in_use_is_refused_at_once_and_the_first_keeps_running(tmp_path: Path) -> None:
+def test_a_second_up_on_a_data_dir_in_use_is_refused_at_once_and_the_data_survives_a_restart(tmp_path: Path) -> None:
     """The second `sandbox up` on the same --data-dir exits 1 before building anything, naming the folder and
     the pid of the first (not the ports, which a second `up` on one folder most often shares too); the first
-    still serves. `--memory` takes no lock; once the first stops, the folder is free again."""
+    still serves. `--memory` takes no lock; once the first stops, the folder is free again, and without
+    --memory what was written survives the restart."""
     first, urls = start_up(tmp_path)
     try:
+        created = api.post(urls["sales"] + "accounts", json={"name": "Survivor"})
+        assert created.status_code == 204
         same_ports = [
             value
             for name in ("sales", "scm", "bridge")
@@ -285,5 +280,7 @@ def test_a_second_up_on_a_data_dir_in_use_is_refused_at_once_and_the_first_keeps
     again, urls = start_up(tmp_path, lines=lines)
     try:
         assert api.get(urls["scm"].replace("/data/", "/_sandbox/health")).json()["status"] == "ok", "".join(lines)
+        found = api.get(urls["sales"] + "accounts", params={"$filter": "name eq 'Survivor'"}).json()["value"]
+        assert len(found) == 1
     finally:
         assert stop(again) == 0

@@ -17,7 +17,7 @@ from leadtocash.stack import Serving, Stack
 from sandbox.clients import SalesClient, ScmClient
 from sandbox.server import free_port
 from tests.golden import Golden
-from tests.leadtocash.up_process import start_up, stop
+from tests.leadtocash.up_process import Up
 
 # waitress's loop can trip over its socket being closed from ServerGroup.stop_all (EBADF in select): a
 # shutdown race of the server thread, not of the code under test.
@@ -209,30 +209,29 @@ def test_reconcile_of_named_maps_needs_no_bridge(served: Served) -> None:
     assert down.exit_code == 2
 
 
-def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on_the_other_side(tmp_path: Path) -> None:
+def test_up_serves_the_bridge_with_the_maps_running_so_a_new_customer_appears_on_the_other_side(
+    served_up: Up,
+) -> None:
     """`sandbox up` prints the bridge URL once its maps run (initial sync done); a customer created in SCM
     over HTTP is in Sales at once, and `maps list` against it shows every map Running."""
-    process, urls = start_up(tmp_path, "--memory")
-    try:
-        assert urls.get("bridge", "").startswith("http://127.0.0.1:"), urls
-        scm = ScmClient(urls["scm"])
-        scm.create(
-            "CustomersV3",
-            {
-                "dataAreaId": "usmf",
-                "CustomerAccount": "US-777",
-                "OrganizationName": "Up Ltd",
-                "CustomerGroupId": "10",
-                "SalesCurrencyCode": "USD",
-            },
-        )
-        found = SalesClient(urls["sales"]).query("accounts", filter="accountnumber eq 'US-777'")
-        assert [row["name"] for row in found] == ["Up Ltd"]  # live sync: there before the create returned
-        listing = CliRunner().invoke(main, ["maps", "list", "--json", "--bridge-url", urls["bridge"]])
-        assert {row["state"] for row in json.loads(listing.output)} == {"Running"}
-        assert httpx.get(urls["bridge"] + "metrics").status_code == 200
-    finally:
-        assert stop(process) == 0
+    urls = served_up.urls
+    assert urls.get("bridge", "").startswith("http://127.0.0.1:"), urls
+    scm = ScmClient(urls["scm"])
+    scm.create(
+        "CustomersV3",
+        {
+            "dataAreaId": "usmf",
+            "CustomerAccount": "US-777",
+            "OrganizationName": "Up Ltd",
+            "CustomerGroupId": "10",
+            "SalesCurrencyCode": "USD",
+        },
+    )
+    found = SalesClient(urls["sales"]).query("accounts", filter="accountnumber eq 'US-777'")
+    assert [row["name"] for row in found] == ["Up Ltd"]  # live sync: there before the create returned
+    listing = CliRunner().invoke(main, ["maps", "list", "--json", "--bridge-url", urls["bridge"]])
+    assert {row["state"] for row in json.loads(listing.output)} == {"Running"}
+    assert httpx.get(urls["bridge"] + "metrics").status_code == 200
 
 
 def test_maps_run_shows_initial_sync_progress_on_a_terminal(

@@ -1,13 +1,14 @@
 """The README's curl examples run as written against a stack like ``sandbox up``'s, so the README cannot drift.
 
 Each ``curl`` command is taken from the README's bash blocks (with its ``\\`` continuations), its standard ports
-(5100 to 5103) rewritten to the free ports this test serves on, and run by bash in order, after the README's
-``NAME=$(sandbox token ...)`` lines (the stack checks tokens, as ``sandbox up`` does).
+(5100 to 5103) rewritten to the free ports this test serves on, and run by bash in order, with the variables the
+README's ``NAME=$(sandbox token ...)`` lines set, run once before (the stack checks tokens, as ``sandbox up`` does).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -77,16 +78,26 @@ def test_readme_curl_examples_run_as_written(served: Stack) -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = readme_curl_commands(text)
     assert len(commands) >= 3, commands
-    tokens = "; ".join(on_ports(line, served) for line in readme_token_lines(text))
-    assert tokens, "the README shows how to get a token"
+    token_lines = readme_token_lines(text)
+    assert token_lines, "the README shows how to get a token"
+    # the token lines run once, as written (each starts a `sandbox token` process); every curl command then
+    # runs with the variables they set
+    names = [line.split("=", 1)[0] for line in token_lines]
+    script = "; ".join(on_ports(line, served) for line in token_lines) + "".join(f'; echo "${name}"' for name in names)
+    tokens = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert tokens.returncode == 0, tokens.stderr
+    values = tokens.stdout.splitlines()
+    assert len(values) == len(names) and all(values), tokens.stdout + tokens.stderr
+    environment = {**os.environ, **dict(zip(names, values, strict=True))}
     outputs: list[str] = []
     for command in commands:
         # curl's -w appends the status on a line of its own, after the body
         result = subprocess.run(
-            ["bash", "-c", tokens + "; " + on_ports(command, served) + " -w '\\n%{http_code}'"],
+            ["bash", "-c", on_ports(command, served) + " -w '\\n%{http_code}'"],
             capture_output=True,
             text=True,
             timeout=60,
+            env=environment,
         )
         assert result.returncode == 0, f"{command}\n{result.stderr}"
         body, _, status = result.stdout.rpartition("\n")

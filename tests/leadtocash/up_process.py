@@ -7,10 +7,14 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from sandbox.clients import ClientCredentials
 
@@ -59,8 +63,35 @@ def start_up(tmp_path: Path, *extra: str, lines: list[str] | None = None) -> tup
 
 
 def stop(process: subprocess.Popen) -> int:
+    """SIGTERM, then the exit code once the process ended."""
     process.send_signal(signal.SIGTERM)
     return process.wait(timeout=20)
+
+
+@dataclass
+class Up:
+    """A running ``sandbox up``: the process, each service's URL and every line it printed up to ``ready``."""
+
+    process: subprocess.Popen
+    urls: dict[str, str]
+    lines: list[str]
+
+
+@pytest.fixture(scope="session")
+def served_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """One ``sandbox up --memory`` per session (per pytest-xdist worker): a process start costs seconds, so live
+    tests that each check something different on a served stack share it. They write only records of their own
+    (keys no other test uses) and leave every map as they found it; a test that needs a fresh start, a restart
+    or the stop itself starts its own with :func:`start_up`. It must stop cleanly, with exit code 0."""
+    lines: list[str] = []
+    process, urls = start_up(tmp_path_factory.mktemp("served-up"), "--memory", lines=lines)
+    later: list[str] = []
+    # read on what it prints: a pipe nobody reads would block the server once full
+    threading.Thread(target=later.extend, args=(process.stdout,), name="served-up-output", daemon=True).start()
+    try:
+        yield Up(process, urls, lines)
+    finally:
+        assert stop(process) == 0, "the shared `sandbox up` did not stop cleanly"
 
 
 def authenticated(verify: Any = True, **kwargs: Any) -> httpx.Client:
