@@ -203,6 +203,7 @@ class Directory:
         for app in [*builtin_apps(), *apps]:
             self._apps[app.client_id] = app
         for user in [*builtin_users(), *users]:
+            self._check_object_id(user)
             self._users[user.user_principal_name.lower()] = user
         self._resources = {normalize_resource(r) for r in resources}
         if path is not None and path.exists():
@@ -250,12 +251,7 @@ class Directory:
     def add_user(self, user: UserAccount) -> UserAccount:
         """Add (or replace) a user; kept in the data folder (``users.json``) when the directory has one."""
         with self._lock:
-            clash = next(
-                (u for u in self._users.values() if u.object_id == user.object_id and u is not user),
-                None,
-            )
-            if clash is not None and clash.user_principal_name.lower() != user.user_principal_name.lower():
-                raise RegistryError(f"object id {user.object_id} belongs to {clash.user_principal_name}")
+            self._check_object_id(user)
             key = user.user_principal_name.lower()
             self._users[key] = self._added_users[key] = user
             if self.users_path is not None:
@@ -263,6 +259,13 @@ class Directory:
                 data = {"users": [asdict(u) for u in self._added_users.values()]}
                 _write_private(self.users_path, json.dumps(data, indent=2))
         return user
+
+    def _check_object_id(self, user: UserAccount) -> None:
+        """An object id names one user: another user's is refused (the services map users by it)."""
+        for other in self._users.values():
+            same_user = other.user_principal_name.lower() == user.user_principal_name.lower()
+            if other.object_id == user.object_id and not same_user:
+                raise RegistryError(f"object id {user.object_id} belongs to {other.user_principal_name}")
 
     # ---- resources -------------------------------------------------------------------------------------------
     def add_resources(self, resources: Iterable[str]) -> None:
