@@ -36,10 +36,17 @@ IN_PROCESS_IDENTITY_URL = "http://identity.sandbox"
 
 
 def build_identity(config: StackConfig) -> Flask:
-    """The identity app of a stack: its signing key and run-time app registrations in ``<data dir>/identity``
-    (in memory with ``memory``), the apps of ``config.identity_apps`` registered too."""
+    """The identity app of a stack: its signing key and run-time app registrations and users in
+    ``<data dir>/identity`` (in memory with ``memory``), the apps and users of the config file registered too."""
     folder = None if config.memory or config.data_dir is None else config.data_dir / "identity"
-    return create_app(IdentityConfig(data_dir=folder, apps=list(config.identity_apps), require_admin=config.auth))
+    return create_app(
+        IdentityConfig(
+            data_dir=folder,
+            apps=list(config.identity_apps),
+            users=list(config.identity_users),
+            require_admin=config.auth,
+        )
+    )
 
 
 def settings_for(stack: Stack, config: StackConfig) -> AuthSettings:
@@ -49,6 +56,7 @@ def settings_for(stack: Stack, config: StackConfig) -> AuthSettings:
         identity_url=stack.urls["identity"],
         tenant_id=identity_runtime(stack.identity).tenant_id if stack.identity is not None else DEV_TENANT_ID,
         ca_file=None if stack.ca_file is None else str(stack.ca_file),
+        users=list(config.identity_service_users),
     )
 
 

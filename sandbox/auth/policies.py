@@ -130,9 +130,19 @@ class DataverseAccess(CallerPolicy):
     ``systemusers`` row is provisioned again when a reset removed it.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, configured_users: list[dict[str, Any]] | None = None) -> None:
         self.store = store
         self.registrations = Registrations(store)
+        #: users of the identity service's config file (:attr:`sandbox.auth.settings.AuthSettings.users`)
+        self.configured: dict[str, dict[str, Any]] = {
+            str(u["object_id"]): {
+                "firstname": u.get("given_name") or u["user_principal_name"].split("@", 1)[0],
+                "lastname": u.get("surname") or "-",
+                "domainname": u["user_principal_name"],
+                "roles": list(u.get("sales_roles") or []),
+            }
+            for u in configured_users or ()
+        }
         self._lock = threading.Lock()
         self._principals: dict[tuple[str, str], tuple[float, dict[str, Any] | None, list[str]]] = {}
 
@@ -151,6 +161,8 @@ class DataverseAccess(CallerPolicy):
         if cached is not None and now - cached[0] < USER_CACHE_SECONDS:
             return cached[1], cached[2]
         spec = self.registrations.get(kind, key) or self._builtin(kind, key)
+        if spec is None and kind == USER:
+            spec = self.configured.get(key)
         column = "applicationid" if kind == APPLICATION else "azureactivedirectoryobjectid"
         row = self._find({column: key})
         if row is None and spec is not None:
@@ -266,6 +278,7 @@ class DataverseAccess(CallerPolicy):
 
     def describe_users(self) -> list[dict[str, Any]]:
         users = {oid: self._builtin(USER, oid) or {} for oid in BUILTIN_USERS}
+        users.update(self.configured)
         users.update(self.registrations.all(USER))
         return [
             {"azureactivedirectoryobjectid": oid, "domainname": spec.get("domainname"), "roles": spec.get("roles")}
@@ -280,8 +293,14 @@ class FnoAccess(CallerPolicy):
 
     placeholder_tokens = frozenset({D365FO_LOCAL_TOKEN})
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, configured_users: list[dict[str, Any]] | None = None) -> None:
         self.registrations = None if store is None else Registrations(store)
+        #: users of the identity service's config file, by object id (:attr:`AuthSettings.users`)
+        self.configured: dict[str, dict[str, Any]] = {
+            str(u["object_id"]): {"user_id": u["scm_user_id"], "user_principal_name": u["user_principal_name"]}
+            for u in configured_users or ()
+            if u.get("scm_user_id")
+        }
         self._memory: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
@@ -340,7 +359,12 @@ class FnoAccess(CallerPolicy):
     def _user_identity(self, claims: dict[str, Any]) -> str:
         oid = str(claims.get("oid") or "")
         upn = str(claims.get("upn") or claims.get("unique_name") or "").lower()
-        mapped = BUILTIN_FNO_USERS.get(oid) or self._get(USER, oid) or (self._get(USER, f"upn:{upn}") if upn else None)
+        mapped = (
+            BUILTIN_FNO_USERS.get(oid)
+            or self.configured.get(oid)
+            or self._get(USER, oid)
+            or (self._get(USER, f"upn:{upn}") if upn else None)
+        )
         if mapped is None:
             # F&O refuses a signed-in user it has no user for (System administration > Users) with a bare 401
             raise Unauthorized(
@@ -379,7 +403,7 @@ class FnoAccess(CallerPolicy):
         return [{"applicationid": app, **entry} for app, entry in sorted(self.applications.items())]
 
     def describe_users(self) -> list[dict[str, Any]]:
-        entries = [{"object_id": oid, **entry} for oid, entry in BUILTIN_FNO_USERS.items()]
+        entries = [{"object_id": oid, **entry} for oid, entry in {**BUILTIN_FNO_USERS, **self.configured}.items()]
         seen: set[str] = set()
         for spec in self._all(USER).values():
             marker = json.dumps(spec, sort_keys=True)

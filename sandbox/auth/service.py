@@ -42,7 +42,9 @@ def install_service_auth(app: Flask, runtime: _Service) -> AuthGuard:
     """The authentication hook of a mock, from its ``auth`` service option (absent: auth off)."""
     settings = AuthSettings.from_options(runtime.config.options.get(AUTH_OPTION))
     policy: CallerPolicy = (
-        DataverseAccess(runtime.store) if runtime.dialect.name == "dataverse" else FnoAccess(runtime.store)
+        DataverseAccess(runtime.store, settings.users)
+        if runtime.dialect.name == "dataverse"
+        else FnoAccess(runtime.store, settings.users)
     )
     guard = install_auth(app, settings, runtime.render_error, policy=policy, is_open=mock_is_open)
     app.register_blueprint(_control_blueprint(runtime.name, policy, runtime.render_error))

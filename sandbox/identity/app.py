@@ -49,6 +49,7 @@ from sandbox.identity.errors import AadstsError
 from sandbox.identity.keys import SigningKey
 from sandbox.identity.registry import (
     ADMIN_ROLE,
+    DEV_PUBLIC_CLIENT_ID,
     AppRegistration,
     Directory,
     RegistryError,
@@ -56,7 +57,7 @@ from sandbox.identity.registry import (
     user_from,
 )
 from sandbox.identity.signin import USER_GRANTS, SignIns, install_signin, user_grant, v1_user_grant
-from sandbox.identity.tokens import TOKEN_LIFETIME, issuer_for, mint
+from sandbox.identity.tokens import TOKEN_LIFETIME, issuer_for, mint, sign, user_token_claims
 from sandbox.websafety import TOKEN_ENDPOINT, install_edge_safety
 
 SERVICE_NAME = "identity"
@@ -110,6 +111,21 @@ class IdentityRuntime:
         if app is None:
             raise KeyError(client_id)
         return mint(app, self.tenant_id, resource.rstrip("/"), self.key, now=now, lifetime=lifetime)
+
+    def user_token(
+        self,
+        user_principal_name: str,
+        resource: str,
+        *,
+        client_id: str = DEV_PUBLIC_CLIENT_ID,
+        now: float | None = None,
+    ) -> str:
+        """A delegated token of the user through the app ``client_id`` for ``resource`` (no password asked: tests)."""
+        user = self.directory.user(user_principal_name)
+        app = self.directory.app(client_id)
+        if user is None or app is None:
+            raise KeyError(user_principal_name if user is None else client_id)
+        return sign(user_token_claims(user, app, self.tenant_id, resource.rstrip("/"), now=now), self.key)
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [{**self.key.jwk(), "issuer": issuer_for(self.tenant_id)}]}

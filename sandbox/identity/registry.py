@@ -323,14 +323,41 @@ def load_config(path: Path) -> dict[str, Any]:
         except TypeError as exc:
             raise RegistryError(f"identity config {path}: {exc}") from exc
     parsed_users = []
+    service_users = []
     for item in users:
         if not isinstance(item, dict):
             raise RegistryError(f"identity config {path}: each user is a mapping")
         try:
-            parsed_users.append(user_from(item))
+            user = user_from(item)
+            service_users.append(service_user(user, item))
         except RegistryError as exc:
             raise RegistryError(f"identity config {path}: {exc}") from None
-    return {"apps": parsed, "users": parsed_users, "resources": [str(r) for r in resources]}
+        parsed_users.append(user)
+    return {
+        "apps": parsed,
+        "users": parsed_users,
+        "service_users": service_users,
+        "resources": [str(r) for r in resources],
+    }
+
+
+def service_user(user: UserAccount, item: dict[str, Any]) -> dict[str, Any]:
+    """What the services know of a configured user from the start: its Sales security roles (``sales_roles``,
+    default Salesperson; ``[]`` for none) and its F&O user id (``scm_user_id``, default the name before the @)."""
+    roles = item.get("sales_roles", ["Salesperson"])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise RegistryError(f"user {user.user_principal_name}: sales_roles must be a list of security role names")
+    scm_user = item.get("scm_user_id") or user.user_principal_name.split("@", 1)[0]
+    if not isinstance(scm_user, str):
+        raise RegistryError(f"user {user.user_principal_name}: scm_user_id must be a text")
+    return {
+        "object_id": user.object_id,
+        "user_principal_name": user.user_principal_name,
+        "given_name": user.given_name or user.display_name,
+        "surname": user.surname,
+        "sales_roles": list(roles),
+        "scm_user_id": scm_user,
+    }
 
 
 def user_from(item: dict[str, Any]) -> UserAccount:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import jwt
-from flask import Flask, Response, redirect, request
+from flask import Flask, Response, request
 
 from sandbox.identity import errors
 from sandbox.identity.errors import AadstsError
@@ -507,7 +507,10 @@ def _back(params: dict[str, str], answer: dict[str, str]) -> Response:
         )
         return _page("Working...", body)
     separator = "#" if mode == "fragment" else ("&" if urlsplit(uri).query else "?")
-    return redirect(f"{uri}{separator}{urlencode(answer)}", code=302)
+    response = Response("", status=302)
+    response.headers["Location"] = f"{uri}{separator}{urlencode(answer)}"
+    response.headers["Cache-Control"] = "no-store, no-cache"
+    return response
 
 
 def _user_message(error: AadstsError) -> str:
