@@ -48,6 +48,7 @@ from sandbox.identity import errors
 from sandbox.identity.errors import AadstsError
 from sandbox.identity.keys import SigningKey
 from sandbox.identity.registry import (
+    ADFS_ALIAS,
     ADMIN_ROLE,
     DEV_PUBLIC_CLIENT_ID,
     AppRegistration,
@@ -244,6 +245,9 @@ def create_app(config: IdentityConfig | None = None) -> Flask:
     @app.get("/<tenant>/.well-known/openid-configuration")
     def discovery_v1(tenant: str) -> Response:
         _known_tenant(runtime, tenant)
+        if tenant.lower() == ADFS_ALIAS:
+            # MSAL reads an AD FS authority's document here (no /v2.0): the v2 endpoints, as AD FS 2019 serves them
+            return discovery_v2(tenant)
         base = f"{_origin()}/{tenant}"
         return _json(
             {

@@ -44,6 +44,11 @@ ADMIN_ROLE = "Sandbox.Admin"
 INTEGRATION_ROLE = "Sandbox.Integration"
 #: the name of the sandbox's tenant (a tenant may be named by id or by this domain)
 DEV_TENANT_DOMAIN = "sandbox.onmicrosoft.com"
+#: The tenant segment ``adfs`` names the sandbox's tenant too. MSAL Python's username/password call first asks
+#: ``https://<authority host>/common/userrealm/...`` on port 443 whatever the authority's port (it keeps the host
+#: name only), which a sandbox on :5100 cannot answer; for an AD FS authority (``.../adfs``) MSAL skips that call.
+#: So ``https://127.0.0.1:5100/adfs`` is the authority MSAL Python's ROPC works with (see docs/auth.md).
+ADFS_ALIAS = "adfs"
 _NAMESPACE = uuid.UUID("5a4db0c0-0000-4000-8000-000000000000")
 _LOOPBACK = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
@@ -218,7 +223,8 @@ class Directory:
 
     # ---- tenants ---------------------------------------------------------------------------------------------
     def knows_tenant(self, tenant: str) -> bool:
-        return tenant.lower() in self.domains
+        """Whether ``tenant`` names this tenant: its id, its domain, or :data:`ADFS_ALIAS`."""
+        return tenant.lower() in self.domains or tenant.lower() == ADFS_ALIAS
 
     # ---- apps ------------------------------------------------------------------------------------------------
     def app(self, client_id: str) -> AppRegistration | None:
