@@ -17,7 +17,14 @@ from flask import Flask
 from leadtocash.clients import MOCKS
 from sandbox.auth import AUTH_OPTION, AuthSettings, KeySet, auth_guard
 from sandbox.clients.auth import ClientCredentials
-from sandbox.identity import IdentityConfig, create_app, identity_runtime
+from sandbox.identity import (
+    DEV_PUBLIC_CLIENT_ID,
+    DEV_USER_PASSWORD,
+    DEV_USER_UPN,
+    IdentityConfig,
+    create_app,
+    identity_runtime,
+)
 from sandbox.wellknown import (
     BRIDGE_CLIENT_ID,
     BRIDGE_CLIENT_SECRET,
@@ -115,6 +122,7 @@ def identity_lines(stack: Stack) -> list[str]:
             f"auth   on  tenant {tenant}  client id {DEV_CLIENT_ID}  secret {DEV_CLIENT_SECRET}  "
             "(TOKEN=$(sandbox token))"
         )
+        lines.append(f"user   {DEV_USER_UPN}  password {DEV_USER_PASSWORD}  (public client {DEV_PUBLIC_CLIENT_ID})")
     else:
         lines.append("auth   off  any caller, no token needed (X-Sandbox-Identity names the caller)")
     return lines
