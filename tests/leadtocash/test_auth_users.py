@@ -20,7 +20,12 @@ from sandbox.server import ensure_tls_files
 from sandbox.wellknown import DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID
 from tests.leadtocash.up_process import authenticated, start_up, stop
 
-pytestmark = pytest.mark.live
+pytestmark = [
+    pytest.mark.live,
+    # MSAL warns that ROPC is deprecated for public clients and that form_post is safer: what these tests exercise
+    pytest.mark.filterwarnings("ignore:This API has been deprecated for public client flows"),
+    pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended"),
+]
 
 
 @pytest.fixture(scope="module")
