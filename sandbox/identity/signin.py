@@ -233,7 +233,7 @@ def user_grant(
         user = _still_enabled(runtime, tenant, str(claims.get("upn")))
         scope = read_scope(app, form.get("scope") or str(claims.get("scope")), resolve)
         return user_token_answer(runtime, app, user, scope, client_info=client_info)
-    device = _device_approved(runtime, app, form.get("device_code") or _required(form, "code"))
+    device = _device_approved(runtime, app, _required(form, "device_code"))
     user = _still_enabled(runtime, tenant, str(device.upn))
     scope = read_scope(app, device.scope, resolve)
     return user_token_answer(runtime, app, user, scope, client_info=client_info)
