@@ -17,7 +17,14 @@ from flask import Flask
 from leadtocash.clients import MOCKS
 from sandbox.auth import AUTH_OPTION, AuthSettings, KeySet, auth_guard
 from sandbox.clients.auth import ClientCredentials
-from sandbox.identity import IdentityConfig, create_app, identity_runtime
+from sandbox.identity import (
+    DEV_PUBLIC_CLIENT_ID,
+    DEV_USER_PASSWORD,
+    DEV_USER_UPN,
+    IdentityConfig,
+    create_app,
+    identity_runtime,
+)
 from sandbox.wellknown import (
     BRIDGE_CLIENT_ID,
     BRIDGE_CLIENT_SECRET,
@@ -36,10 +43,17 @@ IN_PROCESS_IDENTITY_URL = "http://identity.sandbox"
 
 
 def build_identity(config: StackConfig) -> Flask:
-    """The identity app of a stack: its signing key and run-time app registrations in ``<data dir>/identity``
-    (in memory with ``memory``), the apps of ``config.identity_apps`` registered too."""
+    """The identity app of a stack: its signing key and run-time app registrations and users in
+    ``<data dir>/identity`` (in memory with ``memory``), the apps and users of the config file registered too."""
     folder = None if config.memory or config.data_dir is None else config.data_dir / "identity"
-    return create_app(IdentityConfig(data_dir=folder, apps=list(config.identity_apps), require_admin=config.auth))
+    return create_app(
+        IdentityConfig(
+            data_dir=folder,
+            apps=list(config.identity_apps),
+            users=list(config.identity_users),
+            require_admin=config.auth,
+        )
+    )
 
 
 def settings_for(stack: Stack, config: StackConfig) -> AuthSettings:
@@ -49,6 +63,7 @@ def settings_for(stack: Stack, config: StackConfig) -> AuthSettings:
         identity_url=stack.urls["identity"],
         tenant_id=identity_runtime(stack.identity).tenant_id if stack.identity is not None else DEV_TENANT_ID,
         ca_file=None if stack.ca_file is None else str(stack.ca_file),
+        users=list(config.identity_service_users),
     )
 
 
@@ -107,6 +122,7 @@ def identity_lines(stack: Stack) -> list[str]:
             f"auth   on  tenant {tenant}  client id {DEV_CLIENT_ID}  secret {DEV_CLIENT_SECRET}  "
             "(TOKEN=$(sandbox token))"
         )
+        lines.append(f"user   {DEV_USER_UPN}  password {DEV_USER_PASSWORD}  (public client {DEV_PUBLIC_CLIENT_ID})")
     else:
         lines.append("auth   off  any caller, no token needed (X-Sandbox-Identity names the caller)")
     return lines

@@ -161,8 +161,9 @@ def freeze_at_exit() -> None:
 @click.option(
     "--identity-config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A YAML/JSON file of app registrations for the identity service (apps: [{client_id, client_secret, "
-    "display_name, roles}]).",
+    help="A YAML/JSON file of app registrations and users for the identity service (apps: [{client_id, "
+    "client_secret, display_name, roles, public_client, redirect_uris}], users: [{user_principal_name, password, "
+    "display_name, sales_roles, scm_user_id}]; see docs/auth.md).",
 )
 @limits_options  # --limits, --latency-profile, --latency-seed (leadtocash/limitscli.py, docs/limits.md)
 def up(
@@ -205,7 +206,7 @@ def up(
         raise click.UsageError("--tls cannot be combined with --wire processes; use --wire in-process or http")
     check_postgres_options(postgres, workers, parse_database_urls(database_urls), tls)
     ports = {"sales": sales_port, "scm": scm_port, "bridge": bridge_port, "identity": identity_port}
-    identity_apps = _identity_apps(identity_config)
+    identity = _identity_config(identity_config)
     if tls or not memory:  # with --memory the folder matters only for --tls's certificate
         check_data_dir(data_dir)
     # One stack per data folder: a second `up` on it is refused at once, naming the process that holds it
@@ -230,7 +231,9 @@ def up(
             workers=workers,
             drain_workers=drainers,
             auth=auth == "on",
-            identity_apps=identity_apps,
+            identity_apps=identity["apps"],
+            identity_users=identity["users"],
+            identity_service_users=identity["service_users"],
         )
         config = with_limits(config, limits, latency, latency_seed)
         tls_files = ensure_tls_files(data_dir / "tls") if tls else None
@@ -311,14 +314,15 @@ def storage_line(stack: Stack, memory: bool, data_dir: Path) -> str:
     return "in memory (throwaway)" if memory else str(data_dir)
 
 
-def _identity_apps(path: Path | None) -> list[Any]:
-    """The app registrations of ``--identity-config`` (a bad file is one line and exit 1, before any start)."""
+def _identity_config(path: Path | None) -> dict[str, list[Any]]:
+    """The app registrations and users of ``--identity-config`` (a bad file is one line and exit 1, before any
+    start)."""
     from sandbox.identity import RegistryError, load_config
 
     if path is None:
-        return []
+        return {"apps": [], "users": [], "service_users": []}
     try:
-        return list(load_config(path)["apps"])
+        return load_config(path)
     except RegistryError as exc:
         raise SetupError(str(exc)) from None
 

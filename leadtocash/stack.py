@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from bridge.app import BridgeConfig, BridgeRuntime
     from leadtocash.postgres import EmbeddedPostgres
-    from sandbox.identity import AppRegistration
+    from sandbox.identity import AppRegistration, UserAccount
     from sandbox.runtime import Runtime
     from sandbox.server import ServerGroup, TlsFiles
 
@@ -117,6 +117,10 @@ class StackConfig:
     identity_apps: list[AppRegistration] = field(default_factory=list)
     #: the bridge's async drainer threads per source service (``sandbox up --drainers N``; bridge.claims)
     drain_workers: int = 1
+    #: users of the identity service besides the well-known one, and what the services know of them from the start
+    #: (their Sales roles and F&O user: :func:`sandbox.identity.registry.service_user`), from the same file
+    identity_users: list[UserAccount] = field(default_factory=list)
+    identity_service_users: list[dict[str, Any]] = field(default_factory=list)
 
     def database_url(self, name: str) -> str:
         """The service's own URL if one was given, else its SQLite file in the data folder (or memory)."""

@@ -37,12 +37,20 @@ from mock_sales.pricing import (
     recompute_document,
 )
 from mock_sales.schema import COMPOSITE_SOURCES, STATE_MODELS, composite_address
-from mock_sales.status import ALWAYS_WRITABLE, API_STATE_CHANGES, EDITABLE_STATES, TRANSITION_HINTS, resolve_state
+from mock_sales.status import (
+    ALWAYS_WRITABLE,
+    API_STATE_CHANGES,
+    EDITABLE_STATES,
+    SCM_OWNED_TABLES,
+    TRANSITION_HINTS,
+    resolve_state,
+)
 from mock_sales.values import changed_columns, dec, money
-from sandbox.errors import BadRequest, NotFound
+from sandbox.errors import BadRequest, NotFound, error_for_status
 from sandbox.livesync import INTEGRATION_IDENTITIES
-from sandbox.odata.dataverse.codes import INVALID_ARGUMENT
+from sandbox.odata.dataverse.codes import INVALID_ARGUMENT, PRIVILEGE_DENIED
 from sandbox.odata.store import EntityBehavior, Operation, Row, WriteContext
+from sandbox.wellknown import SYSTEM_IDENTITY
 
 #: tables whose company defaults from the customer (or parent account), then the owner's business unit
 COMPANY_DEFAULTED = frozenset({"account", "contact", "quote", "salesorder", "invoice"})
@@ -453,6 +461,7 @@ class LineBehavior(SalesBehavior):
         self.document, self.fk = LINE_DOCUMENTS[entity_name]
 
     def creating(self, ctx: WriteContext, values: Row) -> None:
+        self._check_scm_owned(ctx, "Create")
         header = self._header(ctx, values)
         if ctx.via_api:
             self._check_header_editable(ctx, header, set(values))
@@ -470,6 +479,7 @@ class LineBehavior(SalesBehavior):
         self._amounts(values, values, given=set(values))
 
     def updating(self, ctx: WriteContext, before: Row, changes: Row, changed: set[str]) -> None:
+        self._check_scm_owned(ctx, "Write")
         if self.fk in changed:
             raise BadRequest(f"A {self.entity_name} cannot be moved to another {self.document}.", INVALID_ARGUMENT)
         header = self._header(ctx, before)
@@ -489,6 +499,7 @@ class LineBehavior(SalesBehavior):
             self._amounts(after, changes, given=set(c for c in changes if changes[c] is not None))
 
     def on_delete(self, ctx: WriteContext, row: Row) -> None:
+        self._check_scm_owned(ctx, "Delete")
         if ctx.via_api:
             header = ctx.store.get(self.document, {f"{self.document}id": row.get(self.fk)})
             if header is not None:
@@ -504,6 +515,27 @@ class LineBehavior(SalesBehavior):
             recompute_document(ctx.store, self.document, header, ctx.identity)
 
     # -- helpers -------------------------------------------------------------------------------------
+    def _check_scm_owned(self, ctx: WriteContext, access: str) -> None:
+        """Refuse an API write of a table SCM owns (:data:`mock_sales.status.SCM_OWNED_TABLES`) by anyone but the
+        integration identity and the system: the missing privilege Dataverse names, whatever the path (single
+        request, ``$batch``, CreateMultiple/UpdateMultiple, deep insert)."""
+        owned = SCM_OWNED_TABLES.get(self.entity_name)
+        if (
+            owned is None
+            or not ctx.via_api
+            or ctx.identity in INTEGRATION_IDENTITIES
+            or ctx.identity == SYSTEM_IDENTITY
+        ):
+            return
+        privilege, type_code = owned
+        raise error_for_status(
+            403,
+            f"Principal user (Id={ctx.identity}, type=8), is missing prv{access}{privilege} privilege on "
+            f"OTC={type_code} for entity '{self.entity_name}'. The {self.entity_name} rows are owned by Supply Chain "
+            "Management: only dual-write (the integration identity) writes them.",
+            PRIVILEGE_DENIED,
+        )
+
     def _header(self, ctx: WriteContext, values: Mapping[str, Any]) -> Row:
         header_id = values.get(self.fk)
         if not header_id:

@@ -76,6 +76,12 @@ ALWAYS_WRITABLE: dict[str, frozenset[str]] = {
 }
 
 
+#: Tables whose rows only the integration identity (dual-write) and the system write over the API: Sales keeps the
+#: invoices SCM posts read-only (docs/reference/dual-write.md, 9.1); other callers get a missing privilege.
+#: Table -> (the entity its privileges are named after, its object type code).
+SCM_OWNED_TABLES: dict[str, tuple[str, int]] = {"invoicedetail": ("Invoice", 1091)}
+
+
 def resolve_state(entity_name: str, state: Any, status: Any, row_id: Any) -> tuple[int, int]:
     """Complete and check a (statecode, statuscode) pair; either may be None (-1 = default reason)."""
     model: StateModel = STATE_MODELS[entity_name]

@@ -30,7 +30,9 @@ class AuthSettings:
     ``identity_url`` is the identity service's origin as clients reach it (``http://127.0.0.1:5100``): the
     ``authorization_uri`` of the 401 challenge and where the signing keys are fetched. ``audiences``: origins a
     token may name besides the one the request came to (the service's public URLs). ``ca_file``: the local CA to
-    trust when the identity service serves TLS.
+    trust when the identity service serves TLS. ``users``: the users of the identity service's config file, as the
+    services know them from the start (:func:`sandbox.identity.registry.service_user`: object id, user principal
+    name, Sales security roles, F&O user id).
     """
 
     enabled: bool = False
@@ -38,6 +40,7 @@ class AuthSettings:
     tenant_id: str = DEV_TENANT_ID
     audiences: list[str] = field(default_factory=list)
     ca_file: str | None = None
+    users: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def authority(self) -> str:

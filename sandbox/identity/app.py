@@ -11,8 +11,15 @@ GET      /common/discovery/instance                          MSAL's instance dis
 GET      /_sandbox/health                                    200 ``{"status": "ok", "service": "identity"}``
 GET      /_sandbox/apps                                      the app registrations (no secrets); admin token
 POST     /_sandbox/apps                                      register an app ``{display_name, roles?, client_id?,
-                                                             client_secret?}`` -> 201 with its secret; admin token
+                                                             client_secret?, public_client?, redirect_uris?}`` -> 201
+                                                             with its secret; admin token
+GET      /_sandbox/users                                     the users (no passwords); admin token
+POST     /_sandbox/users                                     add a user ``{user_principal_name, password?,
+                                                             display_name?, object_id?, account_enabled?}`` -> 201 with
+                                                             its password; admin token
 =======  ==================================================  ==========================================================
+
+User sign-in (password, authorization code with PKCE, refresh token, device code) is :mod:`sandbox.identity.signin`.
 
 The tenant is named by its id or its domain (``sandbox.onmicrosoft.com``). Clients authenticate with
 ``client_id``/``client_secret`` in the form body or HTTP Basic (``client_secret_basic``), as Entra accepts.
@@ -23,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 import time
 import uuid
@@ -39,19 +47,31 @@ from sandbox.errors import SandboxError
 from sandbox.identity import errors
 from sandbox.identity.errors import AadstsError
 from sandbox.identity.keys import SigningKey
-from sandbox.identity.registry import ADMIN_ROLE, AppRegistration, Directory, RegistryError
-from sandbox.identity.tokens import TOKEN_LIFETIME, issuer_for, mint
-from sandbox.websafety import install_identity_service_edge_safety
+from sandbox.identity.registry import (
+    ADFS_ALIAS,
+    ADMIN_ROLE,
+    DEV_PUBLIC_CLIENT_ID,
+    AppRegistration,
+    Directory,
+    RegistryError,
+    UserAccount,
+    user_from,
+)
+from sandbox.identity.signin import USER_GRANTS, SignIns, install_signin, user_grant, v1_user_grant
+from sandbox.identity.tokens import TOKEN_LIFETIME, issuer_for, mint, sign, user_token_claims
+from sandbox.websafety import TOKEN_ENDPOINT, install_edge_safety
 
 SERVICE_NAME = "identity"
+#: the sign-in pages' own form posts (authorization endpoint, device code endpoint and page)
+_SIGNIN_FORMS = re.compile(r"^(/[^/]+/oauth2/v2\.0/(authorize|devicecode)|/devicelogin)/?$")
 
 
 @dataclass
 class IdentityConfig:
     """How to run the identity service.
 
-    ``data_dir``: where the signing key (``signing-key.pem``) and apps registered at run time (``apps.json``) are
-    kept; None keeps both in memory for this run. ``resources``: the service origins tokens may be asked for.
+    ``data_dir``: where the signing key (``signing-key.pem``), apps and users registered at run time (``apps.json``,
+    ``users.json``) are kept; None keeps them in memory for this run. ``resources``: the service origins tokens may be asked for.
     ``require_admin``: the control plane needs a token with the admin role (``sandbox up --auth on``).
     """
 
@@ -59,6 +79,8 @@ class IdentityConfig:
     data_dir: Path | None = None
     apps: list[AppRegistration] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
+    #: users besides the well-known one (``--identity-config``'s ``users``)
+    users: list[UserAccount] = field(default_factory=list)
     require_admin: bool = True
 
 
@@ -73,9 +95,12 @@ class IdentityRuntime:
             apps=config.apps,
             resources=config.resources,
             path=None if folder is None else folder / "apps.json",
+            users=config.users,
             **kwargs,
         )
         self.key = SigningKey.load_or_create(None if folder is None else folder / "signing-key.pem")
+        #: pending authorization and device codes (minutes long; in memory)
+        self.signins = SignIns()
 
     @property
     def tenant_id(self) -> str:
@@ -88,6 +113,21 @@ class IdentityRuntime:
             raise KeyError(client_id)
         return mint(app, self.tenant_id, resource.rstrip("/"), self.key, now=now, lifetime=lifetime)
 
+    def user_token(
+        self,
+        user_principal_name: str,
+        resource: str,
+        *,
+        client_id: str = DEV_PUBLIC_CLIENT_ID,
+        now: float | None = None,
+    ) -> str:
+        """A delegated token of the user through the app ``client_id`` for ``resource`` (no password asked: tests)."""
+        user = self.directory.user(user_principal_name)
+        app = self.directory.app(client_id)
+        if user is None or app is None:
+            raise KeyError(user_principal_name if user is None else client_id)
+        return sign(user_token_claims(user, app, self.tenant_id, resource.rstrip("/"), now=now), self.key)
+
     def jwks(self) -> dict[str, Any]:
         return {"keys": [{**self.key.jwk(), "issuer": issuer_for(self.tenant_id)}]}
 
@@ -97,8 +137,9 @@ def create_app(config: IdentityConfig | None = None) -> Flask:
     runtime = IdentityRuntime(config or IdentityConfig())
     app = Flask(SERVICE_NAME)
     app.extensions["identity"] = runtime
-    # Host and Origin checks outermost (sandbox.websafety); the token endpoints take OAuth's form posts
-    install_identity_service_edge_safety(app, _edge_refusal)
+    # Host and Origin checks outermost (sandbox.websafety); the token endpoints take OAuth's form posts, the sign-in
+    # pages their own forms (same origin: a foreign Origin is still refused)
+    install_edge_safety(app, _edge_refusal, form_routes=(TOKEN_ENDPOINT.match, _SIGNIN_FORMS.match))
 
     @app.errorhandler(AadstsError)
     def aadsts(err: AadstsError) -> Response:
@@ -115,6 +156,8 @@ def create_app(config: IdentityConfig | None = None) -> Flask:
     @app.post("/<tenant>/oauth2/v2.0/token")
     def token_v2(tenant: str) -> Response:
         form = _token_request(runtime, tenant)
+        if form["grant_type"] in USER_GRANTS:
+            return _json(user_grant(runtime, tenant, form, lambda origin: _resource(runtime, tenant, origin)))
         scope = form.get("scope", "").strip()
         if not scope:
             raise errors.missing_parameter("scope")
@@ -140,6 +183,10 @@ def create_app(config: IdentityConfig | None = None) -> Flask:
         resource = form.get("resource", "").strip()
         if not resource:
             raise errors.missing_parameter("resource")
+        if form["grant_type"] in ("password", "refresh_token"):
+            return _json(v1_user_grant(runtime, tenant, form, _resource(runtime, tenant, resource)))
+        if form["grant_type"] != "client_credentials":
+            raise errors.unsupported_grant(form["grant_type"])
         app_reg = _client(runtime, tenant, form)
         audience = _resource(runtime, tenant, resource)
         now = int(time.time())
@@ -178,16 +225,29 @@ def create_app(config: IdentityConfig | None = None) -> Flask:
                 "http_logout_supported": True,
                 "frontchannel_logout_supported": True,
                 "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-                "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "roles", "appid", "ver"],
+                "claims_supported": [
+                    *("sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "roles", "appid", "ver"),
+                    *("scp", "upn", "name", "preferred_username", "nonce"),
+                ],
                 "tenant_region_scope": "EU",
                 "cloud_instance_name": "sandbox",
-                "grant_types_supported": ["client_credentials"],
+                "grant_types_supported": [
+                    "client_credentials",
+                    "password",
+                    "authorization_code",
+                    "refresh_token",
+                    "urn:ietf:params:oauth:grant-type:device_code",
+                ],
+                "code_challenge_methods_supported": ["plain", "S256"],
             }
         )
 
     @app.get("/<tenant>/.well-known/openid-configuration")
     def discovery_v1(tenant: str) -> Response:
         _known_tenant(runtime, tenant)
+        if tenant.lower() == ADFS_ALIAS:
+            # MSAL reads an AD FS authority's document here (no /v2.0): the v2 endpoints, as AD FS 2019 serves them
+            return discovery_v2(tenant)
         base = f"{_origin()}/{tenant}"
         return _json(
             {
@@ -197,7 +257,7 @@ def create_app(config: IdentityConfig | None = None) -> Flask:
                 "issuer": issuer_for(runtime.tenant_id),
                 "authorization_endpoint": f"{base}/oauth2/authorize",
                 "id_token_signing_alg_values_supported": ["RS256"],
-                "grant_types_supported": ["client_credentials"],
+                "grant_types_supported": ["client_credentials", "password", "refresh_token"],
             }
         )
 
@@ -237,18 +297,40 @@ def create_app(config: IdentityConfig | None = None) -> Flask:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise AadstsError("invalid_request", 900144, "The body must be a JSON object naming 'display_name'.")
+        public_client = bool(body.get("public_client", False))
         try:
             app_reg = AppRegistration(
                 client_id=str(body.get("client_id") or uuid.uuid4()),
-                client_secret=str(body.get("client_secret") or secrets.token_urlsafe(30)),
+                client_secret=str(body.get("client_secret") or ("" if public_client else secrets.token_urlsafe(30))),
                 display_name=str(body.get("display_name") or "app"),
                 roles=body.get("roles") or [],
+                public_client=public_client,
+                redirect_uris=body.get("redirect_uris") or [],
             )
         except RegistryError as exc:
             raise AadstsError("invalid_request", 900144, str(exc)) from exc
         runtime.directory.register(app_reg)
         return _json({**app_reg.public(), "client_secret": app_reg.client_secret, "tenant_id": runtime.tenant_id}, 201)
 
+    @app.get("/_sandbox/users")
+    def list_users() -> Response:
+        _require_admin(runtime)
+        return _json({"tenant_id": runtime.tenant_id, "users": [u.public() for u in runtime.directory.users()]})
+
+    @app.post("/_sandbox/users")
+    def add_user() -> Response:
+        _require_admin(runtime)
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise AadstsError("invalid_request", 900144, "The body must be a JSON object naming 'user_principal_name'.")
+        try:
+            user = user_from({**body, "password": body.get("password") or secrets.token_urlsafe(18)})
+            runtime.directory.add_user(user)
+        except RegistryError as exc:
+            raise AadstsError("invalid_request", 900144, str(exc)) from exc
+        return _json({**user.public(), "password": user.password, "tenant_id": runtime.tenant_id}, 201)
+
+    install_signin(app, runtime, lambda tenant: _known_tenant(runtime, tenant))
     return app
 
 
@@ -290,8 +372,9 @@ def _token_request(runtime: IdentityRuntime, tenant: str) -> dict[str, str]:
     grant = form.get("grant_type", "").strip()
     if not grant:
         raise errors.missing_parameter("grant_type")
-    if grant != "client_credentials":
+    if grant != "client_credentials" and grant not in USER_GRANTS:
         raise errors.unsupported_grant(grant)
+    form["grant_type"] = grant
     basic = request.headers.get("Authorization", "")
     if basic.lower().startswith("basic "):
         try:

@@ -121,3 +121,119 @@ def unsupported_media() -> AadstsError:
         "The request body must contain the following parameter: 'grant_type'. The body must be "
         "application/x-www-form-urlencoded.",
     )
+
+
+# ---- the user flows (password, authorization code, refresh token, device code) ----------------------------------
+def invalid_credentials() -> AadstsError:
+    return AadstsError("invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
+
+
+def unknown_user(username: str, tenant: str) -> AadstsError:
+    return AadstsError(
+        "invalid_grant",
+        50034,
+        f"The user account {username} does not exist in the {tenant} directory. To sign into this application, the "
+        "account must be added to the directory.",
+    )
+
+
+def user_disabled() -> AadstsError:
+    return AadstsError(
+        "invalid_grant", 50057, "The user account is disabled. The account has been disabled by an administrator."
+    )
+
+
+def public_client_with_secret() -> AadstsError:
+    return AadstsError(
+        "invalid_client",
+        700025,
+        "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+        status=401,
+    )
+
+
+def redirect_mismatch(uri: str, client_id: str) -> AadstsError:
+    return AadstsError(
+        "invalid_request",
+        50011,
+        f"The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for the "
+        f"application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your "
+        "application in the Azure portal.",
+    )
+
+
+def invalid_scope(scope: str) -> AadstsError:
+    return AadstsError(
+        "invalid_scope",
+        70011,
+        f"The provided request must include a 'scope' input parameter. The provided value for the input parameter "
+        f"'scope' is not valid. The scope {scope} is not valid.",
+    )
+
+
+def unknown_permission(app_name: str, scope: str, resource: str) -> AadstsError:
+    return AadstsError(
+        "invalid_client",
+        65005,
+        f"The application '{app_name}' asked for scope '{scope}' that doesn't exist on the resource '{resource}'. "
+        "Contact the app vendor.",
+    )
+
+
+def malformed_grant(parameter: str) -> AadstsError:
+    return AadstsError(
+        "invalid_grant", 9002313, f"Invalid request. Request is malformed or invalid. (The '{parameter}' is not valid.)"
+    )
+
+
+def code_expired() -> AadstsError:
+    return AadstsError(
+        "invalid_grant",
+        70008,
+        "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive "
+        "authorization request for this user and resource.",
+    )
+
+
+def code_redeemed() -> AadstsError:
+    return AadstsError(
+        "invalid_grant",
+        54005,
+        "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing "
+        "refresh token.",
+    )
+
+
+def code_for_another_client() -> AadstsError:
+    return AadstsError(
+        "invalid_grant",
+        70000,
+        "The provided value for the 'code' parameter is not valid. The code was issued to a different client.",
+    )
+
+
+def redirect_differs() -> AadstsError:
+    return AadstsError(
+        "invalid_grant",
+        70000,
+        "The provided value for the 'redirect_uri' is not valid. The value must exactly match the redirect URI used "
+        "to obtain the authorization code.",
+    )
+
+
+def verifier_mismatch() -> AadstsError:
+    return AadstsError(
+        "invalid_grant",
+        501481,
+        "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+    )
+
+
+def authorization_pending() -> AadstsError:
+    return AadstsError(
+        "authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling."
+    )
+
+
+def device_code_expired() -> AadstsError:
+    return AadstsError("expired_token", 70020, "The provided value for the input parameter 'device_code' has expired.")

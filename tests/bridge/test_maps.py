@@ -1291,7 +1291,11 @@ def test_invoice_changed_in_scm_changes_sales_and_never_syncs_back(world: World)
     line = world.one("invoicedetails", f"_invoiceid_value eq {sales_invoice['invoiceid']}")
     assert line["description"] == "Renamed"
     world.sales.update("invoices", sales_invoice["invoiceid"], {"description": "Changed in Sales"})
-    world.sales.update("invoicedetails", line["invoicedetailid"], {"description": "Changed in Sales"})
+    # invoice lines are SCM's: Sales refuses a user's change outright (only dual-write writes them)
+    with pytest.raises(ServiceError) as refused:
+        world.sales.update("invoicedetails", line["invoicedetailid"], {"description": "Changed in Sales"})
+    assert (refused.value.status, refused.value.code) == (403, "0x80040220")
+    assert world.one("invoicedetails", f"_invoiceid_value eq {sales_invoice['invoiceid']}")["description"] == "Renamed"
     assert (
         world.scm_row("SalesInvoiceHeadersV2", {"dataAreaId": USMF, "InvoiceNumber": invoice})[
             "CustomersOrderReference"

@@ -94,3 +94,16 @@ def test_up_refuses_an_identity_config_it_cannot_read(tmp_path: Path) -> None:
     config.write_text("apps:\n  - client_id: not-a-guid\n    client_secret: x\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["up", "--memory", "--identity-config", str(config), "--identity-port", "0"])
     assert result.exit_code == 1 and "not a GUID" in result.output
+
+
+def test_up_refuses_a_user_of_the_identity_config_it_cannot_take(tmp_path: Path) -> None:
+    config = tmp_path / "users.yaml"
+    config.write_text("users:\n  - user_principal_name: ana\n    password: x\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["up", "--memory", "--identity-config", str(config), "--identity-port", "0"])
+    assert result.exit_code == 1 and "name@domain" in result.output and "Traceback" not in result.output
+    config.write_text(
+        "users:\n  - user_principal_name: ana@contoso.example\n    password: x\n    sales_roles: Salesperson\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["up", "--memory", "--identity-config", str(config), "--identity-port", "0"])
+    assert result.exit_code == 1 and "sales_roles" in result.output

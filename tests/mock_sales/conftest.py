@@ -18,11 +18,13 @@ from mock_sales.actions import register_actions
 from mock_sales.rules import behaviors
 from mock_sales.schema import build_model
 from mock_sales.seed import seed
+from mock_sales.status import SCM_OWNED_TABLES
 from sandbox.db import Database, platform_metadata
 from sandbox.errors import BadRequest, NotFound
 from sandbox.odata.actions import ActionContext, ActionRegistry
 from sandbox.odata.model import EntityType, Model
 from sandbox.odata.store import Row, Store
+from sandbox.wellknown import INTEGRATION_IDENTITY
 from tests.golden import Golden
 
 _REFERENCE = re.compile(r"^/?(?P<set>\w+)\((?P<id>[0-9a-fA-F-]{36})\)$")
@@ -96,14 +98,17 @@ class Sales:
             "invoice": ("invoicedetail", "_invoiceid_value"),
             "opportunity": ("opportunityproduct", "_opportunityid_value"),
         }[entity]
+        # invoice lines are SCM's: only dual-write writes them (mock_sales.status.SCM_OWNED_TABLES)
+        writer = INTEGRATION_IDENTITY if line_entity in SCM_OWNED_TABLES else "user"
         for number, quantity in lines:
-            self.insert(
+            self.store.insert(
                 line_entity,
                 {
                     fk: header[f"{entity}id"],
                     "_productid_value": self.product(number)["productid"],
                     "quantity": Decimal(str(quantity)),
                 },
+                identity=writer,
             )
         return self.get(entity, header)
 

@@ -150,7 +150,7 @@ def test_an_unknown_tenant_is_aadsts90002(identity: FlaskClient) -> None:
 
 
 def test_other_grants_and_missing_parameters_are_refused(identity: FlaskClient) -> None:
-    assert_aadsts(identity.post(V2, data=form(grant_type="password")), 400, "unsupported_grant_type", 70003)
+    assert_aadsts(identity.post(V2, data=form(grant_type="implicit")), 400, "unsupported_grant_type", 70003)
     assert_aadsts(identity.post(V2, data={"client_id": DEV_CLIENT_ID}), 400, "invalid_request", 900144)
     assert_aadsts(identity.post(V2, data=form()), 400, "invalid_request", 900144)  # no scope
     assert_aadsts(
