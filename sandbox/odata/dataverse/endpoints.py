@@ -12,6 +12,7 @@ from flask import Response
 from sandbox import jsonio
 from sandbox.errors import BadRequest, NotFound
 from sandbox.odata.dataverse import bulk, codes
+from sandbox.odata.dataverse.fetchxml import caller_of
 from sandbox.odata.dataverse.metadata import MetadataEndpoints
 from sandbox.odata.dataverse.wire import NAMESPACE
 from sandbox.odata.endpoints import CollectionAction, Endpoints, Resource
@@ -100,25 +101,26 @@ def register(endpoints: Endpoints) -> None:
 
 
 def who_am_i(service: ODataService, segments: list[Segment], state: RequestState) -> Response:
-    """``WhoAmI()``: the first business unit, user and organization rows (stable made-up ids without)."""
+    """``WhoAmI()``: the caller's systemuser and business unit (as Dataverse answers for the token's user or
+    application user), and the organization; stable made-up ids where the organization has no such rows."""
 
     def first_id(entity_name: str, fallback: str) -> str:
         entity = service.model.entities.get(entity_name)
         if entity is not None:
-            with service.db.transaction(may_sync=False):  # a read: never takes the live-sync gate
-                rows = service.store.find(entity_name, limit=1)
+            rows = service.store.find(entity_name, limit=1)
             if rows:
                 return str(rows[0][entity.key[0]])
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:{fallback}"))
 
-    return json_response(
-        {
+    with service.db.transaction(may_sync=False):  # a read: never takes the live-sync gate
+        caller = caller_of(service, state)
+        answer = {
             "@odata.context": f"{state.base_url}$metadata#{NAMESPACE}.WhoAmIResponse",
-            "BusinessUnitId": first_id("businessunit", "businessunit"),
-            "UserId": first_id("systemuser", "systemuser"),
+            "BusinessUnitId": caller.business_unit_id or first_id("businessunit", "businessunit"),
+            "UserId": caller.user_id or first_id("systemuser", "systemuser"),
             "OrganizationId": first_id("organization", "organization"),
         }
-    )
+    return json_response(answer)
 
 
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")

@@ -107,6 +107,19 @@ def test_the_well_known_user_is_a_sales_user_and_writes_as_itself(
     assert journal.get_json()["entries"][0]["identity"] == DEV_USER_UPN
 
 
+def test_who_am_i_names_the_caller_s_own_systemuser(sales: FlaskClient, identity: IdentityRuntime) -> None:
+    """WhoAmI answers the calling user's (or application user's) systemuserid, the one that owns what it creates
+    (docs/reference/dataverse-web-api.md: WhoAmI returns the caller's UserId and BusinessUnitId)."""
+    as_user = user(identity, DEV_USER_UPN, SALES)
+    as_app = admin(identity, SALES)
+    user_answer, app_answer = who_am_i(sales, as_user).get_json(), who_am_i(sales, as_app).get_json()
+    assert user_answer["UserId"] == owner_of_new_account(sales, as_user, identity)["systemuserid"]
+    assert app_answer["UserId"] == owner_of_new_account(sales, as_app, identity)["systemuserid"]
+    assert user_answer["UserId"] != app_answer["UserId"]
+    assert user_answer["OrganizationId"] == app_answer["OrganizationId"]
+    assert user_answer["BusinessUnitId"]
+
+
 def test_a_user_without_a_systemuser_is_403_not_a_member(sales: FlaskClient, identity: IdentityRuntime) -> None:
     response = who_am_i(sales, user(identity, ANA.user_principal_name, SALES))
     assert_dataverse_error(response, 403, code="0x80072560", contains="not a member of the organization")
