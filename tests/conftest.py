@@ -54,3 +54,15 @@ def scm_app(golden: Golden) -> Iterator[Flask]:
 def scm(scm_app: Flask) -> FlaskClient:
     """A Flask test client on mock SCM."""
     return scm_app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def scenario_registry_kept() -> Iterator[None]:
+    """Scenarios a test loads from its own files stay that test's: the registry is one dict per process, and a
+    later `sandbox scenario run --all` on the same xdist worker would otherwise run them too."""
+    from scenarios.registry import REGISTRY, load_builtin
+
+    before = dict(load_builtin())  # the built-in modules register once per process: keep them in the snapshot
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(before)
