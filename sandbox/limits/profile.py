@@ -201,7 +201,8 @@ def _apply(base: _L, values: dict[str, Any], where: str) -> _L:
     changes: dict[str, Any] = {}
     for name, value in values.items():
         if name == "exempt":
-            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            # a list from a file or JSON; a tuple from the options of a stack in this process (asdict keeps it)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
                 raise LimitsError(f"{where}: 'exempt' must be a list of caller identities, e.g. [\"dualwrite\"]")
             changes[name] = tuple(value)
             continue

@@ -55,6 +55,15 @@ def test_stack_options_round_trip_through_json() -> None:
     assert ServiceLimits.from_dict(options["sales"][LIMITS_OPTION]) == load_profile("real").for_service("sales")
 
 
+@pytest.mark.parametrize("spec", ["real", "off"])
+def test_stack_options_round_trip_in_this_process(spec: str) -> None:
+    """In-process stacks (`sandbox up`'s default wiring) hand the options over as they are, tuples included."""
+    profile = load_profile(spec)
+    for name, options in profile.stack_options().items():
+        if name != "bridge":
+            assert ServiceLimits.from_dict(options[LIMITS_OPTION]) == profile.for_service(name)
+
+
 def test_a_toml_file_overrides_real_and_false_turns_a_limit_off(tmp_path: Path) -> None:
     spec = write(
         tmp_path,
