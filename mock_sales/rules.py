@@ -528,9 +528,11 @@ class LineBehavior(SalesBehavior):
         ):
             return
         privilege, type_code = owned
+        users = ctx.store.find("systemuser", {"domainname": ctx.identity}, limit=1)
+        user_id = users[0]["systemuserid"] if users else ctx.identity  # Dataverse names the systemuserid
         raise error_for_status(
             403,
-            f"Principal user (Id={ctx.identity}, type=8), is missing prv{access}{privilege} privilege on "
+            f"Principal user (Id={user_id}, type=8), is missing prv{access}{privilege} privilege on "
             f"OTC={type_code} for entity '{self.entity_name}'. The {self.entity_name} rows are owned by Supply Chain "
             "Management: only dual-write (the integration identity) writes them.",
             PRIVILEGE_DENIED,
