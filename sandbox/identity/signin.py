@@ -40,8 +40,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jwt
 from flask import Flask, Response, request
@@ -563,10 +564,18 @@ def _device_form(error: str = "", *, user_code: str = "", status: int = 200) -> 
     return _page("Enter code", body, status=status)
 
 
+#: the sandbox's icon, inline: the identity service serves no static files, and without an icon declared a browser
+#: asks for /favicon.ico and gets a 404 on every sign-in page
+_ICON = "data:image/svg+xml," + quote(
+    (Path(__file__).resolve().parents[1] / "static" / "app" / "icon.svg").read_text(encoding="utf-8").strip()
+)
+
+
 def _page(title: str, body: str, *, status: int = 200) -> Response:
     document = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><meta name='viewport' content='width=device-width'>"
+        f"<link rel='icon' href='{_ICON}' type='image/svg+xml'>"
         "<style>body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}"
         "input{width:100%;padding:.4rem;margin:.2rem 0 .8rem}#error{color:#a80000}"
         "button{padding:.5rem 1.5rem;background:#0067b8;color:#fff;border:0}</style></head>"
