@@ -97,7 +97,10 @@ def test_up_with_postgres_killed_hard_leaves_no_server_and_the_next_up_keeps_the
     try:
         assert urls, "the second sandbox up did not start"
         with ScmClient(urls["scm"]) as scm:
-            kept = scm.retrieve("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": "PG-KILLED"})
-        assert kept["OrganizationName"] == "Survives a kill"
+            kept = scm.query("CustomersV3", filter="CustomerAccount eq 'PG-KILLED'", cross_company=True)
+        # seen once on a loaded machine: the customer missing after the restart; the server's log says why
+        log = tmp_path / "data" / "postgres.log"
+        log_tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
+        assert [c["OrganizationName"] for c in kept] == ["Survives a kill"], log_tail
     finally:
         assert stop(again) == 0
