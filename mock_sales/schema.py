@@ -218,6 +218,18 @@ RATING = _enum("ratingcode", {"Hot": 1, "Warm": 2, "Cold": 3})
 PRODUCT_TYPE = _enum(
     "producttypecode", {"Sales Inventory": 1, "Miscellaneous Charges": 2, "Services": 3, "Flat Fees": 4}
 )
+#: ``producttypecode`` of opportunity, quote, order and invoice lines: the global choice
+#: ``qooiproduct_producttype`` (CE ``opportunityproduct``), not the product table's own product types
+LINE_PRODUCT_TYPE = _enum(
+    "qooiproduct_producttype",
+    {
+        "Product": 1,
+        "Bundle": 2,
+        "Required Bundle Product": 3,
+        "Optional Bundle Product": 4,
+        "Project-based Service": 5,
+    },
+)
 PRODUCT_STRUCTURE = _enum("productstructure", {"Product": 1, "Product Family": 2, "Product Bundle": 3})
 FIELD_SERVICE_PRODUCT_TYPE = _enum(
     "msdyn_fieldserviceproducttype", {"Inventory": 690970000, "Non-Inventory": 690970001, "Service": 690970002}
@@ -650,7 +662,7 @@ def _line_common(table: _Table, header: str) -> _Table:
     table.col("lineitemnumber", INT32)
     table.col("sequencenumber", INT32, description="Line number within the document (dual-write line key).")
     table.col("description", max_length=2000)
-    table.choice("producttypecode", PRODUCT_TYPE)
+    table.choice("producttypecode", LINE_PRODUCT_TYPE)
     table.choice("propertyconfigurationstatus", PROPERTY_CONFIGURATION)
     table.org_owned()
     return table
@@ -929,6 +941,7 @@ def _tables() -> list[_Table]:
     lead.col("telephone1", max_length=50).col("mobilephone", max_length=20).col("websiteurl", max_length=200)
     lead.col("description", max_length=2000)
     lead.address("address1")
+    lead.col("address1_name", max_length=100)  # 100 on lead (CE ``lead``), 200 on account and contact
     lead.money("estimatedamount").money("budgetamount").money("revenue")
     lead.col("estimatedclosedate", DATE)
     lead.col("numberofemployees", INT32)
@@ -1242,7 +1255,7 @@ APPLICATION_REQUIRED: dict[str, tuple[str, ...]] = {
     "account": ("name",),
     "contact": ("lastname",),
     "lead": ("subject", "lastname"),
-    "opportunity": ("name", "_customerid_value"),
+    "opportunity": ("name", "_customerid_value", "_transactioncurrencyid_value"),
     "quote": ("name", "_customerid_value", "_pricelevelid_value"),
     "salesorder": ("name", "_customerid_value", "_pricelevelid_value"),
     "invoice": ("name", "_customerid_value", "_pricelevelid_value"),
@@ -1252,7 +1265,7 @@ APPLICATION_REQUIRED: dict[str, tuple[str, ...]] = {
     "opportunityproduct": ("quantity",),
     "product": ("name",),
     "pricelevel": ("name",),
-    "productpricelevel": ("_pricelevelid_value", "_productid_value", "_uomid_value"),
+    "productpricelevel": ("_uomid_value", "amount", "percentage", "pricingmethodcode", "quantitysellingcode"),
     "uom": ("name",),
     "uomschedule": ("name",),
     "transactioncurrency": ("currencyname", "currencysymbol"),
@@ -1265,6 +1278,8 @@ SYSTEM_REQUIRED: dict[str, tuple[str, ...]] = {
     "salesorder": ("ordernumber",),
     "invoice": ("invoicenumber",),
     "product": ("productnumber",),
+    "opportunityproduct": ("_opportunityid_value", "producttypecode", "propertyconfigurationstatus"),
+    "productpricelevel": ("_pricelevelid_value", "_productid_value", "productnumber"),
 }
 
 
@@ -1350,6 +1365,10 @@ def _dual_write_sales_fields(tables: dict[str, _Table]) -> None:
     account.cols(["msdyn_primaryfacebookid", "msdyn_primarylinkedinid"], max_length=255)
     contact.cols(["msdyn_primaryfacebookid", "msdyn_primaryinkedinid", "msdyn_primarytwitterid"], max_length=255)
     contact.address("address2", with_type=True).address("address3", with_type=True)
+    contact.col("address2_name", max_length=100)  # PA ``contact``: address2_name 100, address1/3_name 200
+    # only address1 carries Bill To/Ship To/Primary/Other; the other two address types offer one "Default Value"
+    for prefix in ("address2", "address3"):
+        contact.choice(f"{prefix}_addresstypecode", _enum(f"contact_{prefix}_addresstypecode", {"Default Value": 1}))
     contact.cols(["address3_latitude", "address3_longitude"], DOUBLE)
     contact.col("address1_postofficebox", max_length=20)
     contact.choice("gendercode", GENDER).choice("familystatuscode", FAMILY_STATUS)
