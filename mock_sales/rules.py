@@ -602,7 +602,9 @@ class LineBehavior(SalesBehavior):
                 INVALID_ARGUMENT,
             )
         if values.get("producttypecode") is None:
-            values["producttypecode"] = product.get("producttypecode")
+            # the lines' own choice (1 Product, 2 Bundle, ...), not the product table's type (Services, ...): a line
+            # of a bundle is a Bundle, any other product's a Product (docs/reference/dataverse-fields.md)
+            values["producttypecode"] = 2 if product.get("productstructure") == 3 else 1
 
     def _price(self, ctx: WriteContext, header: Row, row: Mapping[str, Any], target: Row) -> None:
         """Take priceperunit from the price list unless overridden, written in, or copied by an action."""

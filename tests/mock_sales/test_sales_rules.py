@@ -437,11 +437,12 @@ def test_line_without_product_or_header_is_refused(env) -> None:
 
 
 def test_line_unit_defaults_from_the_product_and_must_be_in_its_group(env) -> None:
-    """uomid defaults to the product's default unit; a unit of another group is refused."""
+    """uomid defaults to the product's default unit; a unit of another group is refused; a line of a service
+    product is of the lines' type 1 "Product" (the lines' own choice, not the product table's "Services")."""
     quote = env.document("quote", lines=[("S0001", 3)])
     (line,) = env.lines("quote", quote)
     assert line["_uomid_value"] == env.one("uom", msdyn_symbol="hr")["uomid"]
-    assert line["producttypecode"] == 3
+    assert line["producttypecode"] == 1
     other_group = env.insert("uomschedule", {"name": "Time"})
     minute = env.insert("uom", {"name": "min", "_uomscheduleid_value": other_group["uomscheduleid"]})
     with pytest.raises(BadRequest, match="does not belong to the unit group"):
