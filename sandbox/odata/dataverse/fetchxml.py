@@ -42,15 +42,40 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
         return _aggregate(service, entity, state, fetch, query)
     if fetch.links or fetch.where is not None:
         return _linked(service, entity, state, fetch, query)
+    body = _body(service, entity, state, fetch, query)
+    table = entity.table
+    assert table is not None
+    orders = parse_orderby(fetch.orderby, entity, service.model, dialect.filter_dialect)
+    query = query.order_by(*orders, *[table.c[k] for k in entity.key], table.c[ROWID])
+    _, rendered = _page(service, entity, state, fetch, query, body)
+    # FetchXML, unlike OData, leaves out the columns whose value is null.
+    body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
+    return json_response(body)
+
+
+def _body(
+    service: ODataService, entity: EntityType, state: RequestState, fetch: FetchQuery, query: sa.Select[Any]
+) -> dict[str, Any]:
+    """The answer's context, and the total-count annotations when the fetch and the request ask for them."""
     body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
     if fetch.total_count and annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
         total = service.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
         body[f"@{NAMESPACE}.totalrecordcount"] = min(total, TOTAL_COUNT_LIMIT)
         body[f"@{NAMESPACE}.totalrecordcountlimitexceeded"] = total > TOTAL_COUNT_LIMIT
-    table = entity.table
-    assert table is not None
-    orders = parse_orderby(fetch.orderby, entity, service.model, dialect.filter_dialect)
-    query = query.order_by(*orders, *[table.c[k] for k in entity.key], table.c[ROWID])
+    return body
+
+
+def _page(
+    service: ODataService,
+    entity: EntityType,
+    state: RequestState,
+    fetch: FetchQuery,
+    query: sa.Select[Any],
+    body: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One page of ``query`` (``top``, or ``count`` and ``page``), the paging annotations added to ``body``: the
+    rows as read and as rendered (the entity's columns, annotated as the request asks)."""
+    dialect = service.dialect
     if fetch.top is not None:
         limit, offset = fetch.top, 0
     else:
@@ -71,9 +96,7 @@ def fetch_xml(service: ODataService, entity: EntityType, state: RequestState) ->
     rendered = [dialect.serialize(entity, row, select, formatted) for row in rows]
     if formatted or annotation_wanted(state, LOOKUP_LOGICAL[1:]):
         dialect.annotate(service, entity, rows, rendered, select, state)
-    # FetchXML, unlike OData, leaves out the columns whose value is null.
-    body["value"] = [{k: v for k, v in item.items() if v is not None} for item in rendered]
-    return json_response(body)
+    return rows, rendered
 
 
 def _joined_rows(
@@ -81,8 +104,15 @@ def _joined_rows(
 ) -> sa.Select[Any]:
     """The entity's rows joined to the fetch's links (one per joined combination, as Dataverse aggregates them)
     and filtered by conditions on linked tables, for an aggregate query whose links only filter."""
-    builder = LinkBuilder(service, state)
-    plan = builder.plan(entity, fetch.links, returning=False)
+    query, _ = _join(LinkBuilder(service, state), entity, fetch, query, returning=False)
+    return query
+
+
+def _join(
+    builder: LinkBuilder, entity: EntityType, fetch: FetchQuery, query: sa.Select[Any], *, returning: bool
+) -> tuple[sa.Select[Any], Any]:
+    """``query`` joined to the fetch's links and filtered by its conditions on them; and the links' plan."""
+    plan = builder.plan(entity, fetch.links, returning=returning)
     table = entity.table
     assert table is not None
     query = query.select_from(plan.from_clause).where(*plan.conditions)
@@ -90,7 +120,7 @@ def _joined_rows(
         clause = builder.condition(fetch.where, entity, table, plan)
         if clause is not None:
             query = query.where(clause)
-    return query
+    return query, plan
 
 
 def _linked(
@@ -100,20 +130,11 @@ def _linked(
     entity's columns, then each link's as ``alias.attribute``, one row per joined combination."""
     dialect = service.dialect
     builder = LinkBuilder(service, state)
-    plan = builder.plan(entity, fetch.links)
+    query, plan = _join(builder, entity, fetch, query, returning=True)
     table = entity.table
     assert table is not None
-    query = query.select_from(plan.from_clause).where(*plan.conditions)
-    if fetch.where is not None:
-        clause = builder.condition(fetch.where, entity, table, plan)
-        if clause is not None:
-            query = query.where(clause)
     query = query.add_columns(*[out.column.label(out.label) for out in plan.outputs])
-    body: dict[str, Any] = {"@odata.context": service.context_url(state, entity, fetch.select)}
-    if fetch.total_count and annotation_wanted(state, f"{NAMESPACE}.totalrecordcount"):
-        total = service.db.connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar() or 0
-        body[f"@{NAMESPACE}.totalrecordcount"] = min(total, TOTAL_COUNT_LIMIT)
-        body[f"@{NAMESPACE}.totalrecordcountlimitexceeded"] = total > TOTAL_COUNT_LIMIT
+    body = _body(service, entity, state, fetch, query)
     orders: list[Any] = []
     for alias, name, descending in fetch.order_terms:
         if alias is None:
@@ -128,26 +149,8 @@ def _linked(
                 for order in parse_orderby(text, linked, service.model, dialect.filter_dialect)
             )
     query = query.order_by(*orders, *plan.orders, *[table.c[k] for k in entity.key], *plan.tiebreak, table.c[ROWID])
-    if fetch.top is not None:
-        limit, offset = fetch.top, 0
-    else:
-        limit = max(1, min(fetch.count or dialect.max_page_size, dialect.max_page_size))
-        offset = (fetch.page - 1) * limit
-    rows = [dict(r._mapping) for r in service.db.connection.execute(query.offset(offset).limit(limit + 1))]
-    more = fetch.top is None and len(rows) > limit
-    rows = rows[:limit]
-    if more and annotation_wanted(state, f"{NAMESPACE}.fetchxmlpagingcookie"):
-        key = entity.key[0]
-        body[f"@{NAMESPACE}.fetchxmlpagingcookie"] = paging_cookie(
-            fetch.page, str(rows[0][key]), str(rows[-1][key]), key
-        )
-    if annotation_wanted(state, f"{NAMESPACE}.morerecords"):
-        body[f"@{NAMESPACE}.morerecords"] = more
-    select = dialect.effective_select(entity, fetch.select)
+    rows, rendered = _page(service, entity, state, fetch, query, body)
     formatted = annotation_wanted(state, FORMATTED[1:])
-    rendered = [dialect.serialize(entity, row, select, formatted) for row in rows]
-    if formatted or annotation_wanted(state, LOOKUP_LOGICAL[1:]):
-        dialect.annotate(service, entity, rows, rendered, select, state)
     logical = annotation_wanted(state, LOOKUP_LOGICAL[1:])
     for row, item in zip(rows, rendered, strict=True):
         for out in plan.outputs:
