@@ -804,9 +804,7 @@ class AsyncWorker(AsyncDrainer):
                 return
             except Exception as exc:  # noqa: BLE001 - the feed being down must not kill the drainer
                 failures += 1
-                self.last_error[source] = f"{type(exc).__name__}: {exc}"
-                log.warning("async %s drainer: %s", source, exc)
-                if self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6))):
+                if self._back_off(source, exc, failures):
                     return
 
     def flush(self, table_map: TableMap) -> int:
@@ -957,10 +955,15 @@ class AsyncWorker(AsyncDrainer):
                 return
             except Exception as exc:  # noqa: BLE001 - the feed being down must not kill the drainer
                 failures += 1
-                self.last_error[source] = f"{type(exc).__name__}: {exc}"
-                log.warning("async %s drainer: %s", source, exc)
-                if self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6))):
+                if self._back_off(source, exc, failures):
                     return
+
+    def _back_off(self, source: Source, exc: Exception, failures: int) -> bool:
+        """A drainer's step failed for the ``failures``-th time in a row: note and log it, then wait longer each
+        time (at most 30 s); whether the worker is stopping meanwhile."""
+        self.last_error[source] = f"{type(exc).__name__}: {exc}"
+        log.warning("async %s drainer: %s", source, exc)
+        return self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     def recover(self, left: dict[str, str] | None = None) -> None:
         """Finish what a killed bridge left half done: resume interrupted catch-ups, rerun initial syncs.
