@@ -27,25 +27,31 @@ def issuer_for(tenant_id: str) -> str:
     return f"https://sts.windows.net/{tenant_id}/"
 
 
-def access_token_claims(
-    app: AppRegistration, tenant_id: str, audience: str, *, now: float | None = None, lifetime: int = TOKEN_LIFETIME
-) -> dict[str, Any]:
-    """The claims of an app-only (client credentials) access token for ``audience``."""
+def _v1_access_claims(tenant_id: str, audience: str, now: float | None, lifetime: int) -> dict[str, Any]:
+    """What every v1 access token carries, app-only or delegated: audience, issuer, times, tenant, token id."""
     issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {
+    return {
         "aud": audience,
         "iss": issuer_for(tenant_id),
         "iat": issued,
         "nbf": issued,
         "exp": issued + lifetime,
+        "tid": tenant_id,
+        "uti": uuid.uuid4().hex[:22],
+        "ver": "1.0",
+    }
+
+
+def access_token_claims(
+    app: AppRegistration, tenant_id: str, audience: str, *, now: float | None = None, lifetime: int = TOKEN_LIFETIME
+) -> dict[str, Any]:
+    """The claims of an app-only (client credentials) access token for ``audience``."""
+    claims = _v1_access_claims(tenant_id, audience, now, lifetime) | {
         "appid": app.client_id,
         "appidacr": "1",
         "idp": issuer_for(tenant_id),
         "oid": app.object_id,
         "sub": app.object_id,
-        "tid": tenant_id,
-        "uti": uuid.uuid4().hex[:22],
-        "ver": "1.0",
     }
     if app.roles:
         claims["roles"] = list(app.roles)
@@ -87,13 +93,7 @@ def user_token_claims(
     lifetime: int = TOKEN_LIFETIME,
 ) -> dict[str, Any]:
     """The claims of a delegated (user) access token of ``app`` on behalf of ``user`` for ``audience``."""
-    issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {
-        "aud": audience,
-        "iss": issuer_for(tenant_id),
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + lifetime,
+    claims = _v1_access_claims(tenant_id, audience, now, lifetime) | {
         "acr": "1",
         "amr": ["pwd"],
         "appid": app.client_id,
@@ -102,11 +102,8 @@ def user_token_claims(
         "oid": user.object_id,
         "scp": scopes,
         "sub": user.object_id,
-        "tid": tenant_id,
         "unique_name": user.user_principal_name,
         "upn": user.user_principal_name,
-        "uti": uuid.uuid4().hex[:22],
-        "ver": "1.0",
     }
     if user.given_name:
         claims["given_name"] = user.given_name
