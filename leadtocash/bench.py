@@ -47,7 +47,7 @@ from flask import Flask
 
 from leadtocash.stack import MOCKS, Serving, Stack, StackConfig, build_apps, quiet_waitress, start_stack
 from sandbox.runtime import Runtime
-from sandbox.server import ServerGroup
+from sandbox.server import ServerGroup, settle_heap
 from sandbox.wellknown import DEFAULT_COMPANY, SYSTEM_IDENTITY
 
 if TYPE_CHECKING:
@@ -276,6 +276,7 @@ def _sync_stack(database_urls: dict[str, str], workers: int = 1, drainers: int =
         if workers > 1:
             handles = {name: app.extensions["sandbox"] for name, app in build_apps(config).items()}
         with start_stack(config, serve=Serving(), start_maps="none") as stack:
+            settle_heap()  # as `sandbox up` does once it is ready
             yield _SyncStack(stack, handles or {name: stack.runtime(name) for name in MOCKS})
     finally:
         for runtime in handles.values():

@@ -29,7 +29,7 @@ from typing import IO, Any
 from leadtocash.logs import configure_from_environment
 from leadtocash.processes import READY_PREFIX
 from leadtocash.stack import MOCKS, StackConfig, build_apps, live_sync_link
-from sandbox.server import ServerGroup
+from sandbox.server import ServerGroup, settle_heap
 
 
 def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
             print(f"{args.name}: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 1
         print(READY_PREFIX + json.dumps({"service": args.name, "url": server.url, "pid": os.getpid()}), flush=True)
+        settle_heap()
         threading.Thread(target=_stop_at_end_of, args=(stdin, stopping), name="stdin-watch", daemon=True).start()
         # a timed wait: the signal handler runs in this thread, between waits
         while not stopping.wait(0.5):

@@ -42,6 +42,7 @@ from leadtocash.stack import (
 )
 from sandbox.limits import LatencyProfile, LimitsProfile
 from sandbox.locks import DirectoryInUse, DirectoryLock
+from sandbox.server import settle_heap
 
 
 def did_you_mean(name: str, known: list[str] | tuple[str, ...] | set[str]) -> str:
@@ -275,6 +276,7 @@ def up(
             click.echo("storage: " + storage_line(stack, memory, data_dir) + "   Ctrl+C stops.")
             click.echo(ready_line(stack))
             sys.stdout.flush()
+            settle_heap()
             log_ready(log_level)
             wait_for_interrupt(stopped)
     finally:

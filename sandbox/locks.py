@@ -20,11 +20,15 @@ How much the gate serializes depends on the store:
   sides still take turns: a per-record gate would need the record's key before the first write, which a create
   with a number sequence, a ``$batch`` or a business action touching several records does not have.
 
-The gate is **fair**: requests are served in arrival order (first come, first served). A request enters when
-every request that came before it and is still there holds or waits for the same side (so a run of
-same-side requests enters together); a request for the other side waits for them to leave, and later arrivals
-of the first side queue behind it. No waiter can be overtaken indefinitely, which a plain ``threading.RLock``
-or ``flock`` polling allows (a releasing thread can take the lock again before a woken waiter runs).
+The gate is **phase-fair**: the sides take turns in phases, and no waiter is ever overtaken for more than one
+phase. While a side holds the gate, a new request of that side joins the holders only if no request of the
+other side is waiting (so a stream of one side cannot starve the other); otherwise it waits. When the last
+holder leaves, the oldest waiter's side gets the gate, and *every* request of that side then waiting goes in
+together, also those that came after a waiter of the other side (they would otherwise trickle in one per phase
+behind it, and crossing writers on a row-locking store would take turns one by one). A request without a side
+(``EXCLUSIVE``) always goes alone, in arrival order: on SQLite the gate is a fair first-come-first-served lock.
+A plain ``threading.RLock`` or ``flock`` polling is neither: a releasing thread can take the lock again before
+a woken waiter runs.
 
 **Data folder lock.** :class:`DirectoryLock` is an OS file lock (``flock``) on a file in a data folder: the
 second stack on a folder in use is refused at once, naming the process that holds it. The OS releases it
@@ -41,7 +45,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 #: the file in a data folder that :class:`DirectoryLock` locks (it holds the pid of the holder)
@@ -67,14 +71,40 @@ class Ticket:
     pid: int
     #: the process's start time (Linux ``/proc``): tells a live process from a new one that reuses a dead pid
     started: int = 0
+    #: whether the request holds the gate (it was let in; it leaves the queue when it lets go)
+    holding: bool = False
 
 
-def admitted(queue: list[Ticket], number: int) -> bool:
-    """Whether the request ``number`` of ``queue`` (in arrival order) may hold the gate: every request before it
-    shares its side, which is not exclusive (the first one always may)."""
-    for index, ticket in enumerate(queue):
+def admit(queue: list[Ticket]) -> list[Ticket]:
+    """``queue`` (in arrival order) with every request let in that may hold the gate now (see the module
+    docstring): beside holders of a side, the waiters of that side no waiter of the other side came before;
+    with no holder, the oldest waiter, and with it every waiter of its side unless it goes alone."""
+    holders = [ticket for ticket in queue if ticket.holding]
+    waiting = [ticket for ticket in queue if not ticket.holding]
+    if not waiting:
+        return queue
+    let_in: set[int] = set()
+    if holders:
+        side = holders[0].side
+        if side != EXCLUSIVE:
+            for ticket in waiting:  # the leading run of the holders' side
+                if ticket.side != side:
+                    break
+                let_in.add(ticket.number)
+    elif waiting[0].side == EXCLUSIVE:
+        let_in.add(waiting[0].number)
+    else:
+        let_in = {ticket.number for ticket in waiting if ticket.side == waiting[0].side}
+    if not let_in:
+        return queue
+    return [replace(ticket, holding=True) if ticket.number in let_in else ticket for ticket in queue]
+
+
+def holds(queue: list[Ticket], number: int) -> bool:
+    """Whether request ``number`` of ``queue`` holds the gate."""
+    for ticket in queue:
         if ticket.number == number:
-            return index == 0 or (ticket.side != EXCLUSIVE and all(t.side == ticket.side for t in queue[:index]))
+            return ticket.holding
     raise KeyError(number)
 
 
@@ -87,7 +117,7 @@ class _Held(threading.local):
 class SyncGate:
     """The live-sync gate of one stack (see the module docstring), shared by the services of one process.
 
-    Fair (arrival order, see :func:`admitted`) and re-entrant per thread: in one process the bridge's write to
+    Phase-fair (see :func:`admit`) and re-entrant per thread: in one process the bridge's write to
     the other service runs in the writing thread, and a write that may sync there must not wait for itself (a
     nested acquisition joins the one the thread holds, whatever its side).
     """
@@ -111,8 +141,9 @@ class SyncGate:
         self._queue = [t for t in self._queue if t.number != number]
 
     def _admitted(self, number: int) -> bool:
-        """Whether ``number`` may hold the gate now (under ``self._changed``)."""
-        return admitted(self._queue, number)
+        """Whether ``number`` holds the gate now, letting in whoever may (under ``self._changed``)."""
+        self._queue = admit(self._queue)
+        return holds(self._queue, number)
 
     def _snapshot(self) -> list[Ticket]:
         """The queue as it is (under ``self._changed``)."""
@@ -160,10 +191,10 @@ class SyncGate:
         return self._held.depth > 0
 
     def waiting(self) -> int:
-        """How many requests are in line and not admitted (for tests and diagnostics)."""
+        """How many requests are in line and not let in (for tests and diagnostics)."""
         with self._changed:
-            queue = self._snapshot()
-        return sum(1 for ticket in queue if not admitted(queue, ticket.number))
+            queue = admit(self._snapshot())
+        return sum(1 for ticket in queue if not ticket.holding)
 
 
 class FileSyncGate(SyncGate):
@@ -174,15 +205,15 @@ class FileSyncGate(SyncGate):
     died (``kill -9`` too) are dropped by the next waiter that finds them, so a crash never blocks the gate.
     Re-entrant per thread."""
 
-    #: seconds between two looks at the queue for the request next in line (it is admitted as soon as the
-    #: holders leave), and for the others (they cannot be admitted before it): polling costs each waiter a lock
+    #: seconds between two looks at the queue for a request of the side next in line (it is let in as soon as
+    #: the holders leave), and for the others (they cannot be let in before that side): polling costs each waiter a lock
     #: and a read of the file, and the processes share few cores
     POLL_SECONDS = 0.0005
     POLL_BEHIND_SECONDS = 0.005
     #: seconds between two checks that the processes ahead in line are still alive
     LIVENESS_SECONDS = 0.1
     _HEADER = struct.Struct("<QI")  # next number, how many requests
-    _ENTRY = struct.Struct("<QIIQ")  # number, side, pid, process start time
+    _ENTRY = struct.Struct("<QIIQB")  # number, side, pid, process start time, holding
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
@@ -192,7 +223,7 @@ class FileSyncGate(SyncGate):
         self._pid = os.getpid()
         self._checked = 0.0
         self._side_of: dict[int, int] = {}  # this process's requests in line: their sides
-        self._next_up = True  # whether the request _admitted last looked at is the next to be admitted
+        self._next_up = True  # whether the request _admitted last looked at is of the side next in line
 
     @contextlib.contextmanager
     def _file(self) -> Iterator[int]:
@@ -219,13 +250,13 @@ class FileSyncGate(SyncGate):
             offset = self._HEADER.size + index * self._ENTRY.size
             if offset + self._ENTRY.size > len(data):
                 break
-            number, side, pid, started = self._ENTRY.unpack_from(data, offset)
-            queue.append(Ticket(number, side, pid, started))
+            number, side, pid, started, holding = self._ENTRY.unpack_from(data, offset)
+            queue.append(Ticket(number, side, pid, started, bool(holding)))
         return following, queue
 
     def _write(self, fd: int, following: int, queue: list[Ticket]) -> None:
         blob = self._HEADER.pack(following, len(queue)) + b"".join(
-            self._ENTRY.pack(t.number, t.side, t.pid, t.started) for t in queue
+            self._ENTRY.pack(t.number, t.side, t.pid, t.started, t.holding) for t in queue
         )
         os.pwrite(fd, blob, 0)
         os.ftruncate(fd, len(blob))
@@ -250,18 +281,24 @@ class FileSyncGate(SyncGate):
             if not any(t.number == number for t in queue):
                 # the file was emptied under us (removed and made again): line up again, at the end
                 queue.append(Ticket(number, self._side_of.get(number, EXCLUSIVE), self._pid, self._started))
-                self._write(fd, max(following, number + 1), queue)
-            if admitted(queue, number):
-                return True
-            waiting = [t.number for t in queue if not admitted(queue, t.number)]
-            self._next_up = bool(waiting) and waiting[0] == number
+                following = max(following, number + 1)
+                changed = True
+            else:
+                changed = False
             now = time.monotonic()
             if now - self._checked >= self.LIVENESS_SECONDS:
                 self._checked = now
                 alive = [t for t in queue if t.pid == self._pid or _alive(t)]
-                if len(alive) != len(queue):
-                    self._write(fd, following, alive)
-                    return admitted(alive, number)
+                changed, queue = changed or len(alive) != len(queue), alive
+            updated = admit(queue)
+            if changed or updated != queue:
+                self._write(fd, following, updated)
+            if holds(updated, number):
+                return True
+            waiting = [t for t in updated if not t.holding]
+            mine = next(t for t in waiting if t.number == number)
+            # of the side the gate goes to once the holders leave (the oldest waiter's): let in at that moment
+            self._next_up = mine is waiting[0] or (mine.side != EXCLUSIVE and mine.side == waiting[0].side)
             return False
 
     def _wait_seconds(self, remaining: float) -> float:

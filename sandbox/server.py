@@ -12,6 +12,7 @@ info``), and at notice only when the queue is longer than the pool several times
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import ssl
@@ -38,6 +39,19 @@ WAITRESS_CONNECTION_LIMIT = 1000
 QUEUE_NOTICE_PER_THREAD = 4
 
 log = logging.getLogger(__name__)
+
+
+def settle_heap() -> None:
+    """Take what a started service built (apps, models, compiled plans, seeded caches) out of the garbage
+    collector's sight, once, when the service is ready.
+
+    A long-running server allocates a great deal per request, and every full collection would walk all of the
+    start-up objects again: a pause of 100 to 200 ms in which no request moves, measured on a served stack, which
+    lands in the tail of every latency figure. The objects stay alive either way; a collection first, so that
+    start-up garbage is freed rather than kept. Later garbage is collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class _WaitressQueueLine(logging.Filter):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.db import Database
-from sandbox.locks import EXCLUSIVE, FileSyncGate, SyncGate, Ticket, admitted, side_code
+from sandbox.locks import EXCLUSIVE, FileSyncGate, SyncGate, Ticket, admit, holds, side_code
 from sandbox.testing import poll_until
 
 WAIT = 30.0  # seconds a waiter in these tests may wait: only ever reached when the gate is broken
@@ -195,15 +195,51 @@ def test_releasing_a_gate_not_held_is_an_error() -> None:
 
 
 def test_the_admission_rule() -> None:
-    """The first in line always holds; after it, a request holds only if everyone before it shares its side."""
+    """With no holder the oldest waiter goes in, with every waiter of its side; beside holders, only the waiters
+    of their side that no waiter of the other side came before; a request without a side goes alone."""
     sales, scm = side_code("sales"), side_code("scm")
-    queue = [Ticket(1, sales, 1), Ticket(2, sales, 1), Ticket(3, scm, 1), Ticket(4, sales, 1)]
-    assert [admitted(queue, t.number) for t in queue] == [True, True, False, False]
-    alone = [Ticket(1, EXCLUSIVE, 1), Ticket(2, EXCLUSIVE, 1)]
-    assert [admitted(alone, t.number) for t in alone] == [True, False]
+
+    def let_in(queue: list[Ticket]) -> list[bool]:
+        return [ticket.holding for ticket in admit(queue)]
+
+    assert let_in([Ticket(1, sales, 1), Ticket(2, scm, 1), Ticket(3, sales, 1)]) == [True, False, True]
+    holding = Ticket(1, sales, 1, holding=True)
+    assert let_in([holding, Ticket(2, sales, 1), Ticket(3, scm, 1), Ticket(4, sales, 1)]) == [True, True, False, False]
+    assert let_in([Ticket(1, scm, 1, holding=True), Ticket(2, sales, 1)]) == [True, False]
+    alone = [Ticket(1, EXCLUSIVE, 1), Ticket(2, EXCLUSIVE, 1), Ticket(3, sales, 1)]
+    assert let_in(alone) == [True, False, False]
+    assert let_in([Ticket(1, EXCLUSIVE, 1, holding=True), Ticket(2, EXCLUSIVE, 1)]) == [True, False]
     assert side_code(None) == EXCLUSIVE and sales != EXCLUSIVE and sales != scm
+    assert holds(admit(alone), 1) and not holds(admit(alone), 2)
     with pytest.raises(KeyError):
-        admitted(queue, 99)
+        holds(alone, 99)
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_when_a_side_gets_the_gate_all_its_waiters_go_in_together(kind: str, tmp_path: Path) -> None:
+    """sales-1 holds; scm-1, sales-2 and scm-2 line up in that order. When sales-1 lets go, both scm writes go in
+    together (scm-2 too, although sales-2 came before it); sales-2 goes in once both are out."""
+    one, other, close = _gates(kind, tmp_path)
+    log: list[str] = []
+    try:
+        sales = Holder(one, "sales", log, "sales-1")
+        assert sales.taken.wait(WAIT) and sales.result
+        waiters = []
+        for count, (side, name) in enumerate([("scm", "scm-1"), ("sales", "sales-2"), ("scm", "scm-2")], start=1):
+            waiters.append(Holder(other if side == "scm" else one, side, log, name))
+            poll_until(lambda count=count: other.waiting() == count, timeout=WAIT, message=f"{name} did not queue")
+        scm_1, sales_2, scm_2 = waiters
+        sales.let_go()
+        assert scm_1.taken.wait(WAIT) and scm_2.taken.wait(WAIT) and scm_1.result and scm_2.result
+        assert not sales_2.taken.is_set() and other.waiting() == 1
+        scm_1.let_go()
+        assert not sales_2.taken.is_set()  # scm-2 still holds
+        scm_2.let_go()
+        assert sales_2.taken.wait(WAIT) and sales_2.result
+        sales_2.let_go()
+        assert log[0] == "sales-1" and sorted(log[1:3]) == ["scm-1", "scm-2"] and log[3] == "sales-2"
+    finally:
+        close()
 
 
 HOLD_GATE = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Iterable
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from sandbox.logs import NOTICE
-from sandbox.server import QUEUE_NOTICE_PER_THREAD, WAITRESS_THREADS, ServerGroup, quiet_waitress_queue
+from sandbox.server import QUEUE_NOTICE_PER_THREAD, WAITRESS_THREADS, ServerGroup, quiet_waitress_queue, settle_heap
 
 
 def _queue_lines(caplog: pytest.LogCaptureFixture, depth: int) -> list[logging.LogRecord]:
@@ -68,3 +69,26 @@ def test_more_requests_than_the_old_pool_of_eight_are_served_at_once() -> None:
         assert statuses == [200] * parties
     finally:
         group.stop_all()
+
+
+def test_a_ready_service_takes_its_start_up_objects_out_of_the_collectors_sight() -> None:
+    """What exists when the service is ready is frozen (no full collection walks it again); garbage of that
+    moment is freed first, not frozen."""
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    kept = [object() for _ in range(100)]
+    gc.disable()  # no collection between here and the freeze but the one settle_heap makes
+    try:
+        garbage = Cycle()
+        collected_before = gc.get_stats()[2]["collected"]
+        del garbage
+        settle_heap()
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(kept)
+        assert gc.get_stats()[2]["collected"] > collected_before  # the cycle went before the freeze
+    finally:
+        gc.unfreeze()
+        gc.enable()
