@@ -752,9 +752,11 @@ def _concurrent_live_sync(stack: _SyncStack, writes: int, say: Progress) -> list
     totals = {"live": [0, 0.0], "stopped": [0, 0.0]}
     live_latencies: list[float] = []
     single: list[float] = []  # one writer alone, map live: measured in every round, as the crossing writers are
+    rounds: list[dict[str, float]] = []  # each round's own figures: how far the machine drifted between them
     failed_before = writers.failed
     try:
         for round_number in (1, 2):  # alternate, so drift hits both alike
+            this_round: dict[str, float] = {}
             for mode in ("stopped", "live"):
                 if mode == "stopped":
                     lifecycle.stop(MAP_ID)
@@ -769,10 +771,15 @@ def _concurrent_live_sync(stack: _SyncStack, writes: int, say: Progress) -> list
                 )
                 totals[mode][0] += done
                 totals[mode][1] += seconds
+                this_round[f"{mode}_writes_per_s"] = round(done / seconds, 1) if seconds else 0.0
                 if mode == "live":
                     live_latencies += latencies
                     say(f"concurrent-live-sync: round {round_number}, one SCM writer alone, {each:,} writes, map live")
-                    single += writers.run(each, sales_writers=0, scm_writers=1)[2]
+                    alone = writers.run(each, sales_writers=0, scm_writers=1)[2]
+                    single += alone
+                    this_round["p95_ms"] = round(_percentile(latencies, 0.95) * 1000, 1)
+                    this_round["single_writer_p50_ms"] = round(_percentile(alone, 0.5) * 1000, 1)
+            rounds.append(this_round)
     finally:
         if stack.bridge.state.map_row(MAP_ID)["state"] != "Running":
             lifecycle.run(MAP_ID, initial_sync=False, master="scm")
@@ -789,10 +796,11 @@ def _concurrent_live_sync(stack: _SyncStack, writes: int, say: Progress) -> list
         "errors": writers.errors,
         "p95_ms": round(p95, 1),
         "single_writer_p50_ms": round(single_p50, 1),
+        "rounds": rounds,
         "store": store,
         "workers": stack.workers,
         # how the live-sync gate admits these writes (sandbox.locks): SQLite has one writer per database
-        "gate": "one write at a time" if store == "sqlite" else "writes of one service together, services in turn",
+        "gate": "one write at a time" if store == "sqlite" else "writes of one service together, services in phases",
         "goals": CROSSING_GOALS,
     }
     return [
