@@ -53,6 +53,10 @@ def test_suite_at_tiny_sizes_reports_every_benchmark_with_a_baseline_measured_in
     crossing = by_name["concurrent-live-sync"].details
     assert crossing["failed"] == 0 and crossing["errors"] == [] and crossing["writes_live"] > 0
     assert by_name["concurrent-live-sync-p95"].baseline == crossing["single_writer_p50_ms"]
+    assert [set(r) for r in crossing["rounds"]] == [
+        {"stopped_writes_per_s", "live_writes_per_s", "p95_ms", "single_writer_p50_ms"}
+    ] * 2
+    assert all(r["single_writer_p50_ms"] > 0 for r in crossing["rounds"])  # the one writer alone wrote every round
 
 
 def test_sync_benchmarks_on_the_benchmarks_own_postgresql() -> None:
