@@ -18,6 +18,15 @@ end-of-file, stops the server (a fast shutdown) and removes a throwaway cluster'
 the ordinary way closes the pipe after the server is gone, and the watchdog just ends. Should a server still be
 running on a data folder (a watchdog killed as well), the next start stops it before starting its own.
 
+What an answered write survives: on a cluster in a data folder a commit is in the WAL on disk before the service
+answers (``synchronous_commit=on``, PostgreSQL's default), so however the server ends afterwards (the watchdog's
+fast shutdown, its escalation to an immediate one when the shutdown checkpoint takes too long, a ``kill -9`` of the
+server, the machine going down) the next start replays it. Asynchronous commits would be answered from the server's
+WAL buffers, which only a completed shutdown checkpoint writes out; that checkpoint syncs every file the cluster
+changed, and on a loaded machine it can outlast the watchdog's patience. All services share one cluster and so one
+WAL: recovery keeps a prefix of the commits in their order, so a live-sync write is never kept in its source
+without the target's write that preceded it. Throwaway clusters keep nothing and skip all of this.
+
 Connections are trusted on the loopback interface only (``initdb --auth=trust``, ``listen_addresses=127.0.0.1``): a
 sandbox for one machine, like its services.
 """
