@@ -81,11 +81,16 @@ class Kept:
 
 
 def kill_while_writing(
-    tmp_path: Path, *extra: str, prefix: str = "KILL-", after_kill: Callable[[], None] = lambda: None
+    tmp_path: Path,
+    *extra: str,
+    prefix: str = "KILL-",
+    before_kill: Callable[[], None] = lambda: None,
+    after_kill: Callable[[], None] = lambda: None,
 ) -> tuple[Writes, Kept]:
     """Start `sandbox up` (with ``extra`` options) on ``tmp_path``, write from :data:`WRITERS` threads, ``kill -9``
-    it once :data:`ANSWERED_BEFORE_KILL` writes were answered (the writers still writing), call ``after_kill``,
-    start it again on the same data folder and read back which accounts each side has."""
+    it once :data:`ANSWERED_BEFORE_KILL` writes were answered (the writers still writing; ``before_kill`` and
+    ``after_kill`` are called around the kill), start it again on the same data folder and read back which
+    accounts each side has."""
     process, urls = start_up(tmp_path, *extra)
     _drain(process)
     writes, stopping = Writes(prefix), threading.Event()
@@ -104,6 +109,7 @@ def kill_while_writing(
             message=f"{ANSWERED_BEFORE_KILL} answered writes",
         )
         assert writes.count() >= ANSWERED_BEFORE_KILL, f"the writers stopped early: {writes.errors}"
+        before_kill()
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()

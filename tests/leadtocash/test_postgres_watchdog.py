@@ -74,16 +74,19 @@ def test_a_stopped_server_ends_its_watchdog(tmp_path: Path) -> None:
 def test_up_with_postgres_killed_hard_leaves_no_server_and_the_next_up_keeps_the_data(tmp_path: Path) -> None:
     """``sandbox up --postgres`` killed with -9 while clients write: its PostgreSQL stops by itself; a new ``sandbox
     up --postgres`` on the same data folder starts and has every write the first one answered, on both sides."""
-    cluster = tmp_path / "data" / "postgres"
     server_pids: list[int] = []
 
     def orphan_stops() -> None:
-        server_pids.append(_postmaster_pid(cluster))
+        assert server_pids, "the server's pid was not read"
         poll_until(lambda: _stopped(server_pids[0]), timeout=90, message="the orphaned server to stop")
 
-    # the pid file is read after the kill: the server is the orphan until its watchdog stops it
-    writes, kept = kill_while_writing(tmp_path, "--postgres", after_kill=orphan_stops)
-    assert server_pids and _stopped(server_pids[0])
+    writes, kept = kill_while_writing(
+        tmp_path,
+        "--postgres",
+        before_kill=lambda: server_pids.append(_postmaster_pid(tmp_path / "data" / "postgres")),
+        after_kill=orphan_stops,
+    )
+    assert _stopped(server_pids[0])
     assert_every_answered_write_kept(writes, kept, tmp_path / "data" / "postgres.log")
 
 
