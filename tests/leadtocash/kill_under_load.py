@@ -91,15 +91,17 @@ def kill_while_writing(
     it once :data:`ANSWERED_BEFORE_KILL` writes were answered (the writers still writing; ``before_kill`` and
     ``after_kill`` are called around the kill), start it again on the same data folder and read back which
     accounts each side has."""
-    process, urls = start_up(tmp_path, *extra)
+    lines: list[str] = []
+    process, urls = start_up(tmp_path, *extra, lines=lines)
     _drain(process)
     writes, stopping = Writes(prefix), threading.Event()
-    writers = [
-        threading.Thread(target=_write, args=(urls["scm"], writes, n, stopping), name=f"kill-writer-{n}")
-        for n in range(WRITERS)
-    ]
+    writers: list[threading.Thread] = []
     try:
-        assert urls, "sandbox up did not start"
+        assert "scm" in urls, f"sandbox up did not start: {''.join(lines)[-3000:]}"
+        writers += [
+            threading.Thread(target=_write, args=(urls["scm"], writes, n, stopping), name=f"kill-writer-{n}")
+            for n in range(WRITERS)
+        ]
         for writer in writers:
             writer.start()
         poll_until(
@@ -118,10 +120,11 @@ def kill_while_writing(
             writer.join(timeout=120)
     after_kill()
 
-    again, urls = start_up(tmp_path, *extra)
+    lines.clear()
+    again, urls = start_up(tmp_path, *extra, lines=lines)
     _drain(again)
     try:
-        assert urls, "the second sandbox up did not start"
+        assert "scm" in urls, f"the second sandbox up did not start: {''.join(lines)[-3000:]}"
         like = f"{prefix}*"
         with ScmClient(urls["scm"]) as scm:
             in_scm = scm.query(
