@@ -7,9 +7,12 @@ See :data:`leadtocash.postgres.WATCHDOG`.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,18 @@ server = EmbeddedPostgres.temporary().start()
 print(server.process.pid, server.folder, flush=True)
 time.sleep(600)
 """
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A folder for a cluster, outside pytest's temporary root: as root the server runs as ``nobody``, which must
+    pass through every parent folder, and any pytest run starting on the machine takes the search bit off
+    ``pytest-of-<user>`` again."""
+    folder = Path(tempfile.mkdtemp(prefix="sandbox-postgres-test-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stopped(pid: int) -> bool:
@@ -62,16 +77,16 @@ def test_a_throwaway_cluster_stops_and_is_removed_when_its_owner_is_killed() -> 
     poll_until(lambda: not folder.parent.exists(), timeout=30, message="the throwaway cluster's folder to go")
 
 
-def test_a_stopped_server_ends_its_watchdog(tmp_path: Path) -> None:
+def test_a_stopped_server_ends_its_watchdog(home: Path) -> None:
     """Stopped in order, the server takes its watchdog with it (no process is left behind)."""
-    server = embedded.EmbeddedPostgres(tmp_path / "cluster").start()
+    server = embedded.EmbeddedPostgres(home / "cluster").start()
     watchdog = server.watchdog
     assert watchdog is not None and watchdog.poll() is None
     server.stop()
     assert watchdog.poll() is not None and server.watchdog is None
 
 
-def test_up_with_postgres_killed_hard_leaves_no_server_and_the_next_up_keeps_the_data(tmp_path: Path) -> None:
+def test_up_with_postgres_killed_hard_leaves_no_server_and_the_next_up_keeps_the_data(home: Path) -> None:
     """``sandbox up --postgres`` killed with -9 while clients write: its PostgreSQL stops by itself; a new ``sandbox
     up --postgres`` on the same data folder starts and has every write the first one answered, on both sides."""
     server_pids: list[int] = []
@@ -81,22 +96,22 @@ def test_up_with_postgres_killed_hard_leaves_no_server_and_the_next_up_keeps_the
         poll_until(lambda: _stopped(server_pids[0]), timeout=90, message="the orphaned server to stop")
 
     writes, kept = kill_while_writing(
-        tmp_path,
+        home,
         "--postgres",
-        before_kill=lambda: server_pids.append(_postmaster_pid(tmp_path / "data" / "postgres")),
+        before_kill=lambda: server_pids.append(_postmaster_pid(home / "data" / "postgres")),
         after_kill=orphan_stops,
     )
     assert _stopped(server_pids[0])
-    assert_every_answered_write_kept(writes, kept, tmp_path / "data" / "postgres.log")
+    assert_every_answered_write_kept(writes, kept, home / "data" / "postgres.log")
 
 
-def test_an_answered_commit_survives_an_immediate_shutdown(tmp_path: Path) -> None:
+def test_an_answered_commit_survives_an_immediate_shutdown(home: Path) -> None:
     """What the watchdog escalates to when a fast shutdown takes too long (``SIGQUIT``: no shutdown checkpoint)
     loses no commit the server answered: on a cluster in a data folder commits reach the disk before they are
     answered, and the next start replays them."""
     import psycopg
 
-    server = embedded.EmbeddedPostgres(tmp_path / "cluster").start()
+    server = embedded.EmbeddedPostgres(home / "cluster").start()
     try:
         with psycopg.connect(server.url("postgres", driver="postgresql"), autocommit=True) as connection:
             connection.execute("CREATE TABLE answered (n integer)")
@@ -108,18 +123,18 @@ def test_an_answered_commit_survives_an_immediate_shutdown(tmp_path: Path) -> No
     finally:
         server.stop()  # the server is gone: this ends its watchdog
 
-    with embedded.running_postgres(tmp_path / "cluster") as again:
+    with embedded.running_postgres(home / "cluster") as again:
         with psycopg.connect(again.url("postgres", driver="postgresql")) as connection:
             row = connection.execute("SELECT count(*) FROM answered").fetchone()
     assert row is not None and row[0] == 50
 
 
-def test_the_next_start_stops_a_server_left_running_on_its_folder(tmp_path: Path) -> None:
+def test_the_next_start_stops_a_server_left_running_on_its_folder(home: Path) -> None:
     """Owner and watchdog both killed: the server runs on, and the next start on the folder stops it (in order)
     before it starts its own, which has the data."""
     import psycopg
 
-    first = embedded.EmbeddedPostgres(tmp_path / "cluster").start()
+    first = embedded.EmbeddedPostgres(home / "cluster").start()
     assert first.process is not None and first.watchdog is not None
     leftover = first.process.pid
     with psycopg.connect(first.url("postgres", driver="postgresql"), autocommit=True) as connection:
@@ -130,7 +145,7 @@ def test_the_next_start_stops_a_server_left_running_on_its_folder(tmp_path: Path
     first.watchdog = None
     first.process = None  # forget it, as a killed owner would
 
-    with embedded.running_postgres(tmp_path / "cluster") as second:
+    with embedded.running_postgres(home / "cluster") as second:
         assert _stopped(leftover)
         with psycopg.connect(second.url("postgres", driver="postgresql")) as connection:
             row = connection.execute("SELECT n FROM kept").fetchone()
