@@ -18,6 +18,15 @@ end-of-file, stops the server (a fast shutdown) and removes a throwaway cluster'
 the ordinary way closes the pipe after the server is gone, and the watchdog just ends. Should a server still be
 running on a data folder (a watchdog killed as well), the next start stops it before starting its own.
 
+What an answered write survives: on a cluster in a data folder a commit is in the WAL on disk before the service
+answers (``synchronous_commit=on``, PostgreSQL's default), so however the server ends afterwards (the watchdog's
+fast shutdown, its escalation to an immediate one when the shutdown checkpoint takes too long, a ``kill -9`` of the
+server, the machine going down) the next start replays it. Asynchronous commits would be answered from the server's
+WAL buffers, which only a completed shutdown checkpoint writes out; that checkpoint syncs every file the cluster
+changed, and on a loaded machine it can outlast the watchdog's patience. All services share one cluster and so one
+WAL: recovery keeps a prefix of the commits in their order, so a live-sync write is never kept in its source
+without the target's write that preceded it. Throwaway clusters keep nothing and skip all of this.
+
 Connections are trusted on the loopback interface only (``initdb --auth=trust``, ``listen_addresses=127.0.0.1``): a
 sandbox for one machine, like its services.
 """
@@ -53,9 +62,16 @@ INSTALL_HINT = (
 )
 
 
-#: the watchdog's program (``python -c``; arguments: the server's pid, and a folder to remove after it stopped or
-#: ""): it blocks reading its stdin, the read end of a pipe only the server's owner can write to, so end-of-file
-#: means the owner is gone (or closed it after stopping the server itself).
+#: how long a fast shutdown (``SIGINT``: sessions ended, then a shutdown checkpoint) may take before the server is
+#: asked for an immediate one; the checkpoint writes and syncs every file the cluster changed, seconds on a quiet
+#: machine, far more under load
+FAST_SHUTDOWN_PATIENCE = 30.0
+#: how long an immediate shutdown (``SIGQUIT``: no checkpoint, the next start replays the WAL) may take
+IMMEDIATE_SHUTDOWN_PATIENCE = 10.0
+
+#: the watchdog's program (``python -c``; arguments: the server's pid, a folder to remove after it stopped or "",
+#: and the two patiences above): it blocks reading its stdin, the read end of a pipe only the server's owner can
+#: write to, so end-of-file means the owner is gone (or closed it after stopping the server itself).
 WATCHDOG = """
 import os, shutil, signal, sys, time
 
@@ -72,12 +88,12 @@ def running(pid):
             return True
         return True
 
-pid, folder = int(sys.argv[1]), sys.argv[2]
+pid, folder, fast, immediate = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the owner, which stops the server in order
 while sys.stdin.buffer.read(4096):
     pass
 if running(pid):
-    for sig, patience in ((signal.SIGINT, 30.0), (signal.SIGQUIT, 10.0)):
+    for sig, patience in ((signal.SIGINT, fast), (signal.SIGQUIT, immediate)):
         try:
             os.kill(pid, sig)
         except OSError:
@@ -174,6 +190,31 @@ class _RunAs:
                 parent.chmod(mode | stat.S_IXOTH)
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie has stopped, only its parent has not reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _wait_stopped(pid: int, patience: float) -> bool:
+    """Wait up to ``patience`` seconds for process ``pid`` to stop; whether it did."""
+    deadline = time.monotonic() + patience
+    while _running(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -237,12 +278,17 @@ class EmbeddedPostgres:
             "unix_socket_directories=",  # TCP only: socket paths are short-lived and length-limited
             f"max_connections={self.max_connections}",
             "shared_buffers=64MB",
-            # a local sandbox: a crash may lose the last commits, never the cluster's consistency
-            "synchronous_commit=off",
             "log_min_messages=warning",
         ]
         if self.throwaway:
-            options += ["fsync=off", "full_page_writes=off"]
+            # nothing outlives a throwaway cluster, so nothing needs to reach the disk
+            options += ["fsync=off", "full_page_writes=off", "synchronous_commit=off"]
+        else:
+            # An answer (a 201, a 204) leaves only after its commit is in the WAL on disk. With asynchronous
+            # commits a commit waits in the server's WAL buffers for a moment: only a shutdown checkpoint writes
+            # them out, so an immediate shutdown (the watchdog's escalation when the fast one takes too long, as
+            # its checkpoint may on a loaded machine) or a killed server loses writes that were already answered.
+            options += ["synchronous_commit=on"]
         command = [str(binaries / "postgres"), "-D", str(self.folder)]
         for option in options:
             command += ["-c", option]
@@ -269,7 +315,15 @@ class EmbeddedPostgres:
         remove = str(self._temporary_root or self.folder) if self.throwaway else ""
         try:
             self.watchdog = subprocess.Popen(
-                [sys.executable, "-c", WATCHDOG, str(self.process.pid), remove],
+                [
+                    sys.executable,
+                    "-c",
+                    WATCHDOG,
+                    str(self.process.pid),
+                    remove,
+                    str(FAST_SHUTDOWN_PATIENCE),
+                    str(IMMEDIATE_SHUTDOWN_PATIENCE),
+                ],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -317,17 +371,55 @@ class EmbeddedPostgres:
             raise PostgresStartError(f"initdb failed in {self.folder} (exit {result.returncode}): {self._log_tail()}")
 
     def _stop_leftover(self, binaries: Path) -> None:
-        """Stop a server a killed sandbox left running on this folder (the data folder's lock says it is ours)."""
-        pid_file = self.folder / "postmaster.pid"
-        if not pid_file.exists():
+        """Stop a server a killed sandbox left running on this folder (the data folder's lock says it is ours).
+
+        Its watchdog may be stopping it right now (a new ``sandbox up`` right after a ``kill -9``): asking again
+        does no harm, and the same patience as the watchdog's lets that shutdown end as it would have. A fast
+        shutdown first, an immediate one after :data:`FAST_SHUTDOWN_PATIENCE` (the start that follows replays the
+        WAL, and every answered commit is in it: see :meth:`start`). A server that does not stop even then is
+        refused in one line rather than started beside.
+        """
+        pid = self._leftover_pid()
+        if pid is None:
             return
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            pid = int(pid_file.read_text().splitlines()[0])
-            os.kill(pid, signal.SIGINT)  # fast shutdown
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                os.kill(pid, 0)
-                time.sleep(0.05)
+        for sig, patience in ((signal.SIGINT, FAST_SHUTDOWN_PATIENCE), (signal.SIGQUIT, IMMEDIATE_SHUTDOWN_PATIENCE)):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            except PermissionError:  # another user's server: not ours to stop, and PostgreSQL will say it runs
+                return
+            if _wait_stopped(pid, patience):
+                return
+        raise PostgresStartError(
+            f"a PostgreSQL server (pid {pid}) still runs on {self.folder} and did not stop; stop it and start again"
+        )
+
+    def _leftover_pid(self) -> int | None:
+        """The pid of a server still running on this folder, by its ``postmaster.pid``; None when there is none.
+
+        A pid file can outlive its server (one that ended with the machine) and its pid be reused since: on Linux
+        the process must be a ``postgres`` working in this folder, or it is never signalled (PostgreSQL itself
+        sees the file is stale and starts).
+        """
+        try:
+            pid = int((self.folder / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if pid <= 0 or not _running(pid):
+            return None
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except FileNotFoundError:
+            return None if Path("/proc/self").exists() else pid  # ended meanwhile; or no /proc to ask (macOS)
+        except OSError:
+            return pid
+        if Path(arguments[0]).name not in ("postgres", "postmaster"):
+            return None
+        try:  # the server works in its data folder (a relative -D names it from wherever it was started)
+            return pid if os.path.samefile(f"/proc/{pid}/cwd", self.folder) else None
+        except OSError:  # another user's process: PostgreSQL will say whether it is this folder's server
+            return pid
 
     def _wait_ready(self, timeout: float) -> None:
         import psycopg
@@ -367,8 +459,15 @@ class EmbeddedPostgres:
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                # an immediate shutdown still ends the server's own processes (a killed postmaster leaves them);
+                # what it skips, the checkpoint, the next start makes up for from the WAL
+                with contextlib.suppress(OSError):
+                    process.send_signal(signal.SIGQUIT)
+                try:
+                    process.wait(timeout=IMMEDIATE_SHUTDOWN_PATIENCE)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         self._end_watchdog()
         if self.throwaway:
             shutil.rmtree(self._temporary_root or self.folder, ignore_errors=True)
