@@ -266,6 +266,10 @@ def _insert_plans(table: sa.Table) -> dict[tuple[Any, ...], Any]:
     return plans
 
 
+#: PostgreSQL: ``n`` new ids from the sequence of ``table``'s serial ``column`` (see :func:`insert_returning_ids`)
+_PG_NEXT_IDS = sa.text("SELECT nextval(pg_get_serial_sequence(:table, :column)) FROM generate_series(1, :n)")
+
+
 def insert_returning_ids(
     connection: sa.Connection, table: sa.Table, id_column: str, rows: list[dict[str, Any]]
 ) -> list[int]:
@@ -286,15 +290,11 @@ def insert_returning_ids(
     if connection.dialect.name == "postgresql":
         # The ids from the column's own sequence, then a plain executemany: with RETURNING, SQLAlchemy sends
         # one statement of thousands of parameters, which psycopg parses anew on every call.
-        sequence = connection.execute(sa.select(sa.func.pg_get_serial_sequence(table.name, id_column))).scalar()
-        if sequence:
-            ids = [
-                int(value)
-                for value in connection.execute(
-                    sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, len(rows)))
-                ).scalars()
-            ]
-            ids.sort()
+        # One round trip: the sequence found and drawn from in the same statement (NULLs: the column has none).
+        drawn = connection.execute(_PG_NEXT_IDS, {"table": table.name, "column": id_column, "n": len(rows)}).scalars()
+        values = list(drawn)
+        if values and all(value is not None for value in values):
+            ids = sorted(int(value) for value in values)
             for row, new_id in zip(rows, ids, strict=True):
                 row[id_column] = new_id
             connection.execute(table.insert(), rows)
@@ -539,6 +539,24 @@ def create_row_version_sequence(connection: sa.Connection) -> None:
     connection.exec_driver_sql(_PG_ROW_VERSION_DDL)
 
 
+#: PostgreSQL: the statements :func:`reserve_row_versions` runs, built once: a statement built per call costs
+#: SQLAlchemy a cache key computation each time, and every write takes a row version
+_PG_RESERVE = sa.text("SELECT sandbox_reserve_row_versions(:n)")
+_PG_RAISE = sa.text("SELECT sandbox_raise_row_versions(:floor)")
+
+
+@functools.cache
+def _counter_bump() -> sa.Update:
+    """SQLite: the counter's ``UPDATE ... RETURNING``, built once (see ``_PG_RESERVE``)."""
+    table = _counter_table()
+    return (
+        sa.update(table)
+        .where(table.c.id == 1)
+        .values(value=table.c.value + sa.bindparam("sandbox_count", type_=sa.Integer))
+        .returning(table.c.value)
+    )
+
+
 def reserve_row_versions(connection: sa.Connection, count: int, floor: Callable[[], int]) -> int:
     """Take ``count`` consecutive row versions and return the first.
 
@@ -550,20 +568,15 @@ def reserve_row_versions(connection: sa.Connection, count: int, floor: Callable[
     several versions is taken under a short advisory lock (released at once, not at commit) so it is consecutive.
     """
     if connection.dialect.name == "postgresql":
-        reserve = sa.text("SELECT sandbox_reserve_row_versions(:n)")
+        reserve = _PG_RESERVE
         first = connection.execute(reserve, {"n": count}).scalar()
         if first is None:
-            connection.execute(sa.text("SELECT sandbox_raise_row_versions(:floor)"), {"floor": floor()})
+            connection.execute(_PG_RAISE, {"floor": floor()})
             first = connection.execute(reserve, {"n": count}).scalar()
         assert first is not None
         return int(first)
     table = _counter_table()
-    bump = (
-        sa.update(table)
-        .where(table.c.id == 1)
-        .values(value=table.c.value + sa.bindparam("sandbox_count", type_=sa.Integer))
-        .returning(table.c.value)
-    )
+    bump = _counter_bump()
     value = connection.execute(bump, {"sandbox_count": count}).scalar()
     if value is None:
         insert = postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite_dialect.insert(table)
@@ -576,7 +589,7 @@ def reserve_row_versions(connection: sa.Connection, count: int, floor: Callable[
 def raise_row_version_counter(connection: sa.Connection, floor: int) -> None:
     """Make sure the counter is at least ``floor`` (after rows came in around it: a snapshot import)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT sandbox_raise_row_versions(:floor)"), {"floor": floor})
+        connection.execute(_PG_RAISE, {"floor": floor})
         return
     table = _counter_table()
     connection.execute(sa.update(table).where(table.c.id == 1, table.c.value < floor).values(value=floor))

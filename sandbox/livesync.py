@@ -181,9 +181,14 @@ def http_sender(client: httpx.Client) -> Sender:
     """A sender that posts each transaction to the bridge's ``/api/live`` and turns a refusal into the
     error the writing caller sees (in the source service's own error shape)."""
 
+    import httpx
+
+    # parsed once: httpx would parse the path and merge it with the client's base URL on every call
+    live_url = client.base_url.join("api/live") if str(client.base_url) else httpx.URL("/api/live")
+
     def send(payload: dict[str, Any]) -> Any:
         response = client.post(
-            "/api/live", content=dumps(payload).encode("utf-8"), headers={"Content-Type": "application/json"}
+            live_url, content=dumps(payload).encode("utf-8"), headers={"Content-Type": "application/json"}
         )
         if response.status_code < 400:
             try:

@@ -26,6 +26,17 @@ from sandbox.odata import batch as wire
 
 __all__ = ["HttpOwner", "ODataClient"]
 
+#: a URL that names its own scheme (an ``@odata.nextLink``, a caller's absolute URL)
+_ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing. The services set no cookies, and httpx would otherwise read every
+    answer's headers for them through :mod:`http.cookiejar` (a cost on every request the bridge makes)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
 
 class HttpOwner:
     """A client that owns one :class:`httpx.Client` (``http``): closed by :meth:`close` or a ``with`` block."""
@@ -54,13 +65,16 @@ class HttpOwner:
         if identity is not None:
             sent[IDENTITY_HEADER] = identity
         sent.update(headers or {})
-        return httpx.Client(
+        client = httpx.Client(
             base_url=base_url,
             transport=transport,
             timeout=timeout,
             headers=sent,
             auth=auth if auth is not None else ClientCredentials(),
         )
+        # httpx has no option for it; should the attribute ever move, cookies are merely read again
+        client._cookies = _NoCookies()
+        return client
 
     def close(self) -> None:
         """Close the underlying :class:`httpx.Client` (and its transport)."""
@@ -158,9 +172,20 @@ class ODataClient(HttpOwner):
             content = dump_json(json_body)
             send_headers.setdefault("Content-Type", "application/json; charset=utf-8")
         response = self.http.request(
-            method, url, content=content, headers=send_headers, timeout=self.timeout if timeout is None else timeout
+            method,
+            self.absolute_url(url),
+            content=content,
+            headers=send_headers,
+            timeout=self.timeout if timeout is None else timeout,
         )
         return raise_for_status(response)
+
+    def absolute_url(self, url: str) -> str:
+        """``url`` relative to the service root made absolute (an absolute one as it is), as httpx would merge
+        it with the client's base URL: given whole, httpx parses it once instead of twice."""
+        if _ABSOLUTE_URL.match(url):
+            return url
+        return self.root + url.lstrip("/")
 
     def entity_path(self, entity_set: str, key: Any = None) -> str:
         """``entity_set`` or ``entity_set(<key>)``, percent-encoded for a URL path."""
@@ -316,7 +341,7 @@ class ODataClient(HttpOwner):
         send_headers = {"Content-Type": content_type, **(headers or {})}
         if continue_on_error:
             send_headers.update(self._prefer(send_headers.pop("Prefer", None), "odata.continue-on-error"))
-        response = self.http.request("POST", "$batch", content=body, headers=send_headers)
+        response = self.http.request("POST", self.absolute_url("$batch"), content=body, headers=send_headers)
         response_type = response.headers.get("Content-Type", "")
         if not response_type.lower().startswith("multipart/"):
             raise_for_status(response)
@@ -351,7 +376,7 @@ class ODataClient(HttpOwner):
         if op.body is not None:
             content = dump_json(op.body)
             send_headers.setdefault("Content-Type", "application/json; charset=utf-8")
-        response = self.http.request(op.method, url, content=content, headers=send_headers)
+        response = self.http.request(op.method, self.absolute_url(url), content=content, headers=send_headers)
         parsed: Any = None
         if response.content.strip():
             try:

@@ -186,3 +186,29 @@ def test_metadata_lists_the_sales_actions_and_tables(sales) -> None:
         'Name="cdm_companies"',
     ):
         assert name in text
+
+
+def test_a_select_read_answers_the_selected_part_of_the_whole_row(sales) -> None:
+    """A read with ``$select`` reads only the columns it renders (with the key and the currency Dataverse adds);
+    with ``$expand`` or annotations it reads whole rows: the answers are the whole row's, cut to the selection."""
+    root = "/api/data/v9.2/accounts"
+    whole = sales.get(f"{root}?$filter=customertypecode eq 3&$top=3").get_json()["value"]
+    assert len(whole) == 3
+    narrow = sales.get(f"{root}?$filter=customertypecode eq 3&$top=3&$select=name,creditlimit").get_json()["value"]
+    assert narrow == [
+        {
+            "@odata.etag": row["@odata.etag"],
+            **{k: row[k] for k in ("name", "creditlimit", "accountid", "_transactioncurrencyid_value")},
+        }
+        for row in whole
+    ]
+    annotated = sales.get(
+        f"{root}?$filter=customertypecode eq 3&$top=3&$select=name,customertypecode",
+        headers={"Prefer": 'odata.include-annotations="*"'},
+    ).get_json()["value"]
+    assert [row["customertypecode@OData.Community.Display.V1.FormattedValue"] for row in annotated] == ["Customer"] * 3
+    expanded = sales.get(
+        f"{root}?$filter=customertypecode eq 3&$top=3&$select=name&$expand=transactioncurrencyid($select=isocurrencycode)"
+    ).get_json()["value"]
+    assert [row["name"] for row in expanded] == [row["name"] for row in whole]
+    assert all(row["transactioncurrencyid"]["isocurrencycode"] for row in expanded)

@@ -235,3 +235,13 @@ def test_metadata_declares_the_actions_and_enums(scm: Any) -> None:
         '<EntitySet Name="CustomerPaymentJournalLines"',
     ):
         assert fragment in text, fragment
+
+
+def test_a_select_read_answers_the_selected_part_of_the_whole_row(scm: Any) -> None:
+    """A read with ``$select`` reads only the columns it renders: the same values and etag as the whole row's."""
+    query = "cross-company=true&$filter=CustomerAccount eq 'US-013' and dataAreaId eq 'usmf'"
+    whole = scm.get(f"/data/CustomersV3?{query}").get_json()["value"]
+    chosen = ["CustomerAccount", "CreditLimit", "OnHoldStatus", "PartyNumber"]
+    narrow = scm.get(f"/data/CustomersV3?{query}&$select={','.join(chosen)}&$top=1").get_json()["value"]
+    assert len(whole) == 1
+    assert narrow == [{"@odata.etag": whole[0]["@odata.etag"], **{name: whole[0][name] for name in chosen}}]

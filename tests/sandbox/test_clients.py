@@ -229,6 +229,45 @@ def test_generic_odata_client_uses_base_url_as_root() -> None:
         assert str(client.http.base_url) == "http://x.test/odata/"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "accounts",
+        "/accounts",
+        "accounts(7eb682f1-ca75-e511-80d4-00155d2a68d1)?$select=name",
+        "CustomersV3(dataAreaId='usmf',CustomerAccount='a b:c')?cross-company=true",
+        "CustomersV3?$filter=CustomerAccount%20eq%20'x'%20and%20dataAreaId%20eq%20'usmf'&$top=1",
+        "$batch",
+        "",
+        "http://other.test/data/CustomersV3?$skiptoken=2",
+    ],
+)
+def test_absolute_url_is_what_httpx_would_merge_with_the_root(url: str) -> None:
+    """The client hands httpx whole URLs (parsed once): exactly what httpx makes of the relative one."""
+    for client in (
+        SalesClient(ORIGIN, transport=Script().transport),
+        ScmClient(SCM_ORIGIN, transport=Script().transport),
+    ):
+        with client:
+            assert (
+                client.http.build_request("GET", client.absolute_url(url)).url
+                == client.http.build_request("GET", url).url
+            )
+
+
+def test_a_cookie_a_service_sets_is_not_sent_back(script: Script) -> None:
+    """The services set no cookies; should one, the client keeps none (it skips reading them)."""
+    script.steps.append(
+        expect("GET", f"{ROOT}accounts", httpx.Response(200, json={"value": []}, headers={"Set-Cookie": "s=1; Path=/"}))
+    )
+    script.steps.append(expect("GET", f"{ROOT}accounts", httpx.Response(200, json={"value": []}), absent=("Cookie",)))
+    with sales(script) as client:
+        client.query("accounts")
+        client.query("accounts")
+        assert not client.http.cookies
+    script.assert_done()
+
+
 def test_every_request_carries_odata_auth_and_identity_headers(script: Script) -> None:
     """Accept, OData versions, bearer token and the sandbox identity go with every request."""
     script.steps.append(
