@@ -30,14 +30,6 @@ __all__ = ["HttpOwner", "ODataClient"]
 _ABSOLUTE_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing. The services set no cookies, and httpx would otherwise read every
-    answer's headers for them through :mod:`http.cookiejar` (a cost on every request the bridge makes)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
 class HttpOwner:
     """A client that owns one :class:`httpx.Client` (``http``): closed by :meth:`close` or a ``with`` block."""
 
@@ -65,16 +57,13 @@ class HttpOwner:
         if identity is not None:
             sent[IDENTITY_HEADER] = identity
         sent.update(headers or {})
-        client = httpx.Client(
+        return httpx.Client(
             base_url=base_url,
             transport=transport,
             timeout=timeout,
             headers=sent,
             auth=auth if auth is not None else ClientCredentials(),
         )
-        # httpx has no option for it; should the attribute ever move, cookies are merely read again
-        client._cookies = _NoCookies()
-        return client
 
     def close(self) -> None:
         """Close the underlying :class:`httpx.Client` (and its transport)."""

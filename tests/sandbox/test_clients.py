@@ -255,19 +255,6 @@ def test_absolute_url_is_what_httpx_would_merge_with_the_root(url: str) -> None:
             )
 
 
-def test_a_cookie_a_service_sets_is_not_sent_back(script: Script) -> None:
-    """The services set no cookies; should one, the client keeps none (it skips reading them)."""
-    script.steps.append(
-        expect("GET", f"{ROOT}accounts", httpx.Response(200, json={"value": []}, headers={"Set-Cookie": "s=1; Path=/"}))
-    )
-    script.steps.append(expect("GET", f"{ROOT}accounts", httpx.Response(200, json={"value": []}), absent=("Cookie",)))
-    with sales(script) as client:
-        client.query("accounts")
-        client.query("accounts")
-        assert not client.http.cookies
-    script.assert_done()
-
-
 def test_every_request_carries_odata_auth_and_identity_headers(script: Script) -> None:
     """Accept, OData versions, bearer token and the sandbox identity go with every request."""
     script.steps.append(
