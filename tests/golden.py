@@ -192,7 +192,8 @@ class Golden:
         files = self.stack_files()
         # a 2048-bit RSA key costs a few tenths of a second: each restored stack's identity signs with the
         # session's key instead of a fresh one, as a restarted `sandbox up` keeps its key in its data dir
-        with _first_call_replaced(SigningKey, "generate", lambda: self.signing_key(), lambda: True):
+        key = self.signing_key()
+        with _first_call_replaced(SigningKey, "generate", lambda: key, lambda: True):
             identity = stack_auth.build_identity(StackConfig(memory=True, auth=auth))
         settings = AuthSettings(enabled=auth, identity_url=stack_auth.IN_PROCESS_IDENTITY_URL)
         options = {AUTH_OPTION: settings.to_options()}
