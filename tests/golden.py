@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import copy
 import sqlite3
-from collections.abc import Callable
-from contextlib import closing
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from flask import Flask
 
 from leadtocash.stack import Stack, StackConfig, build_stack, factory, wire_bridge
 from sandbox.db import Database
+from sandbox.identity.keys import SigningKey
 from sandbox.odata.store import Store
 from sandbox.runtime import ServiceConfig
 
@@ -67,13 +69,51 @@ def copy_database(source: Path, target: Path) -> None:
         origin.backup(destination)
 
 
+@contextmanager
+def _first_call_replaced(
+    owner: type, name: str, instead: Callable[..., Any], applies: Callable[..., bool]
+) -> Iterator[None]:
+    """Within the block, the first call of ``owner.name`` from this thread for which ``applies(*args)`` holds runs
+    ``instead(*args)``; every other call, in this thread or another, runs the original. Fails if no call was
+    taken over: the shortcut it stands for would silently have stopped applying."""
+    descriptor = owner.__dict__[name]  # put back as it was (a classmethod stays one)
+    original = getattr(owner, name)
+    thread = threading.get_ident()
+    pending = [True]
+
+    def replacement(*args: Any, **kwargs: Any) -> Any:
+        if pending and threading.get_ident() == thread and applies(*args, **kwargs):
+            pending.clear()
+            return instead(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, descriptor)
+    assert not pending, f"{owner.__name__}.{name} was not called: the shortcut no longer applies"
+
+
+def _schema_from(source: Path) -> AbstractContextManager[None]:
+    """While a service app is built in this thread, its database's ``create_all`` restores the golden file
+    ``source`` instead: the copy brings the schema with the rows, so the tables and indexes are not created only
+    to be replaced (that DDL is about half of what building an app costs, and nearly every test builds one)."""
+    return _first_call_replaced(
+        Database,
+        "create_all",
+        lambda db: load_database(source, db),
+        lambda db: isinstance(db, Database) and db.is_sqlite,
+    )
+
+
 def restored_service(name: str, source: Path, options: dict[str, Any] | None = None) -> Flask:
     """The app of mock ``name`` on a private in-memory database holding the golden file ``source``, configured
     with the service ``options`` (which must not change what seeding writes)."""
     make = factory(name)
-    app = make(ServiceConfig(database_url="sqlite://", seed=None, options=dict(options or {})))
+    with _schema_from(source):
+        app = make(ServiceConfig(database_url="sqlite://", seed=None, options=dict(options or {})))
     runtime = app.extensions["sandbox"]
-    load_database(source, runtime.db)
     runtime.after_import()  # the outbox's latest seq comes from the data (row versions: the database's counter)
     return app
 
@@ -91,6 +131,7 @@ class Golden:
     folder: Path
     #: per map, the report of the golden stack's initial sync (kept in the bridge's memory only)
     initial_reports: dict[str, Any] = field(default_factory=dict)
+    _signing_key: SigningKey | None = None
 
     def database(self, name: str, build: Callable[[], Database]) -> Path:
         """The golden file ``name``: the database ``build`` returns (then disposed of), saved the first time."""
@@ -149,7 +190,11 @@ class Golden:
         from sandbox.auth import AUTH_OPTION, AuthSettings
 
         files = self.stack_files()
-        identity = stack_auth.build_identity(StackConfig(memory=True, auth=auth))
+        # a 2048-bit RSA key costs a few tenths of a second: each restored stack's identity signs with the
+        # session's key instead of a fresh one, as a restarted `sandbox up` keeps its key in its data dir
+        key = self.signing_key()
+        with _first_call_replaced(SigningKey, "generate", lambda: key, lambda: True):
+            identity = stack_auth.build_identity(StackConfig(memory=True, auth=auth))
         settings = AuthSettings(enabled=auth, identity_url=stack_auth.IN_PROCESS_IDENTITY_URL)
         options = {AUTH_OPTION: settings.to_options()}
         apps = {name: restored_service(name, files[name], options) for name in MOCKS}
@@ -183,6 +228,12 @@ class Golden:
         apps["bridge"] = bridge_app
         shell.transports.update({name: httpx.WSGITransport(app=app) for name, app in apps.items()})
         return shell
+
+    def signing_key(self) -> SigningKey:
+        """The identity signing key of this session's restored stacks, generated the first time."""
+        if self._signing_key is None:
+            self._signing_key = SigningKey.generate()
+        return self._signing_key
 
     @staticmethod
     def _save(db: Database, path: Path) -> None:

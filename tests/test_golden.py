@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from leadtocash.stack import Stack, StackConfig, build_stack, factory
 from sandbox.db import Database
 from sandbox.runtime import ServiceConfig
-from tests.golden import MOCKS, SEED, Golden
+from tests.golden import MOCKS, SEED, Golden, _first_call_replaced
 
 
 def row_counts(db: Database) -> dict[str, int]:
@@ -144,3 +145,40 @@ def test_a_restored_stack_syncs_live_and_keeps_its_writes_to_itself(golden: Gold
     finally:
         first.close()
         second.close()
+
+
+def test_restoring_leaves_schema_creation_and_key_generation_as_they_were(golden: Golden, tmp_path: Path) -> None:
+    """The shortcuts of a restore (the schema from the golden file, the session's signing key) apply to the
+    restore only: restored stacks share one key, an identity built afterwards gets a fresh one, and a database
+    made afterwards still creates its schema."""
+    from sandbox.identity import create_app
+    from sandbox.identity.app import identity_runtime
+    from sandbox.identity.keys import SigningKey
+
+    generate, create_all = SigningKey.__dict__["generate"], Database.__dict__["create_all"]
+    stacks = [golden.stack(tmp_path / f"bridge-{number}.sqlite") for number in (1, 2)]
+    try:
+        kids = {identity_runtime(stack.identity).key.kid for stack in stacks if stack.identity is not None}
+        assert kids == {golden.signing_key().kid}
+        assert stacks[0].apps["sales"].extensions["sandbox"].db is not stacks[1].apps["sales"].extensions["sandbox"].db
+    finally:
+        for stack in stacks:
+            stack.close()
+    assert SigningKey.__dict__["generate"] is generate and Database.__dict__["create_all"] is create_all
+    assert identity_runtime(create_app()).key.kid != golden.signing_key().kid
+    app = factory("scm")(ServiceConfig(database_url="sqlite://", seed=None))
+    try:
+        db = app.extensions["sandbox"].db
+        assert {table.name for table in db.tables()} <= set(sa.inspect(db.engine).get_table_names())
+    finally:
+        app.extensions["sandbox"].db.dispose()
+
+
+def test_a_shortcut_that_no_longer_applies_fails_the_restore() -> None:
+    """Should a restore stop calling what it replaces, the restore fails instead of silently doing the slow
+    thing (or, worse, skipping it), and what was replaced is put back all the same."""
+    create_all = Database.__dict__["create_all"]
+    with pytest.raises(AssertionError, match="was not called"):
+        with _first_call_replaced(Database, "create_all", lambda db: None, lambda db: True):
+            pass
+    assert Database.__dict__["create_all"] is create_all
