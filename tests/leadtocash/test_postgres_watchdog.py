@@ -1,7 +1,7 @@
 """The stack's own PostgreSQL does not outlive its owner: killed with ``kill -9``, the owner's watchdog stops it;
 and what it answered survives that, however the server ends.
 
-See :data:`leadtocash.postgres.WATCHDOG`.
+See :mod:`leadtocash.pgwatchdog`.
 """
 
 from __future__ import annotations
