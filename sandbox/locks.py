@@ -212,7 +212,10 @@ class FileSyncGate(SyncGate):
     POLL_BEHIND_SECONDS = 0.005
     #: seconds between two checks that the processes ahead in line are still alive
     LIVENESS_SECONDS = 0.1
-    _HEADER = struct.Struct("<QI")  # next number, how many requests
+    #: the file's format, first in the file: a file of another format (an older sandbox's, after a crash) is
+    #: taken for an empty queue rather than misread
+    _MAGIC = b"SGQ2"
+    _HEADER = struct.Struct("<4sQI")  # format, next number, how many requests
     _ENTRY = struct.Struct("<QIIQB")  # number, side, pid, process start time, holding
 
     def __init__(self, path: str | Path) -> None:
@@ -244,7 +247,9 @@ class FileSyncGate(SyncGate):
         data = os.pread(fd, 1 << 20, 0)
         if len(data) < self._HEADER.size:
             return 0, []
-        following, count = self._HEADER.unpack_from(data)
+        magic, following, count = self._HEADER.unpack_from(data)
+        if magic != self._MAGIC:
+            return 0, []
         queue = []
         for index in range(count):
             offset = self._HEADER.size + index * self._ENTRY.size
@@ -255,7 +260,7 @@ class FileSyncGate(SyncGate):
         return following, queue
 
     def _write(self, fd: int, following: int, queue: list[Ticket]) -> None:
-        blob = self._HEADER.pack(following, len(queue)) + b"".join(
+        blob = self._HEADER.pack(self._MAGIC, following, len(queue)) + b"".join(
             self._ENTRY.pack(t.number, t.side, t.pid, t.started, t.holding) for t in queue
         )
         os.pwrite(fd, blob, 0)

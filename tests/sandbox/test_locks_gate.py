@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -368,3 +369,19 @@ def test_a_failed_live_sync_lets_go_of_the_gate_once() -> None:
     finally:
         database.dispose()
     assert events == ["acquire None", "release"] and not gate.held_by_this_thread
+
+
+def test_a_queue_file_of_another_format_is_taken_for_an_empty_queue(tmp_path: Path) -> None:
+    """A file an older sandbox left (its format had no header mark), naming a process that is alive: read as
+    that format it would be garbage, and a request of a live process is never dropped; the gate starts over."""
+    path = tmp_path / "gate.lock"
+    alive = os.getppid()  # a live process that never lets go
+    old_entries = [struct.pack("<QIIQ", number, EXCLUSIVE, alive, 0) for number in (6, 9)]
+    path.write_bytes(struct.pack("<QI", 10, len(old_entries)) + b"".join(old_entries))
+    gate = FileSyncGate(path)
+    try:
+        assert gate.acquire(0)
+        assert gate.waiting() == 0
+        gate.release()
+    finally:
+        gate.close()
