@@ -784,28 +784,17 @@ class AsyncWorker(AsyncDrainer):
 
     def _run_claimed(self, source: Source) -> None:
         """A drainer thread sharing ``source``'s feed with the others (:meth:`drain_claimed` until stopped)."""
-        failures = 0
         news = self._news[source]
-        while not self._stop.is_set():
-            try:
-                if not self.async_maps(source):
-                    self._wake.wait(1.0)
-                    self._wake.clear()
-                    continue
-                copied, applied = self.drain_claimed(source, wait=self.poll_wait)
-                if not copied and not applied:
-                    # nothing free for this drainer: wait for news (a copy, a finished unit) or the next look
-                    pause = max(0.01, min(self.poll_wait, self._next_read[source] - time.monotonic()))
-                    with news:
-                        news.wait(pause)
-                failures = 0
-                self.last_error[source] = None
-            except Stopping:
-                return
-            except Exception as exc:  # noqa: BLE001 - the feed being down must not kill the drainer
-                failures += 1
-                if self._back_off(source, exc, failures):
-                    return
+
+        def step() -> None:
+            copied, applied = self.drain_claimed(source, wait=self.poll_wait)
+            if not copied and not applied:
+                # nothing free for this drainer: wait for news (a copy, a finished unit) or the next look
+                pause = max(0.01, min(self.poll_wait, self._next_read[source] - time.monotonic()))
+                with news:
+                    news.wait(pause)
+
+        self._drain_until_stopped(source, step)
 
     def flush(self, table_map: TableMap) -> int:
         """Apply what is pending for one map right now (before it leaves async mode)."""
@@ -937,6 +926,20 @@ class AsyncWorker(AsyncDrainer):
             self._stop.clear()
 
     def _run(self, source: Source) -> None:
+        """The single drainer of ``source`` (:meth:`drain_once` until stopped)."""
+
+        def step() -> None:
+            read = self.drain_once(source, wait=self.poll_wait)
+            if 0 < read < PAGE_SIZE and self.linger > 0:
+                # A short page: let a few more changes gather, so the next page goes out in one
+                # UpsertMultiple rather than several small ones (lag grows by at most `linger`).
+                self._stop.wait(self.linger)
+
+        self._drain_until_stopped(source, step)
+
+    def _drain_until_stopped(self, source: Source, step: Callable[[], None]) -> None:
+        """Run a drainer's ``step`` until the worker stops: idle while no map of ``source`` is async, and back off
+        from a failing step (see :meth:`_back_off`)."""
         failures = 0
         while not self._stop.is_set():
             try:
@@ -944,11 +947,7 @@ class AsyncWorker(AsyncDrainer):
                     self._wake.wait(1.0)  # begin() wakes us at once when a map switches to async
                     self._wake.clear()
                     continue
-                read = self.drain_once(source, wait=self.poll_wait)
-                if 0 < read < PAGE_SIZE and self.linger > 0:
-                    # A short page: let a few more changes gather, so the next page goes out in one
-                    # UpsertMultiple rather than several small ones (lag grows by at most `linger`).
-                    self._stop.wait(self.linger)
+                step()
                 failures = 0
                 self.last_error[source] = None
             except Stopping:

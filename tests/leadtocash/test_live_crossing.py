@@ -23,18 +23,23 @@ WRITERS_PER_SIDE = 2
 WRITES_PER_WRITER = 30
 
 
-def _cross(stack: Stack, label: str) -> dict[str, Any]:
-    """Two writers create customers in SCM while two update account phones in Sales, all at once; returns what
-    each side was given and every error."""
+def _synced_accounts(stack: Stack, top: int) -> list[tuple[str, str]]:
+    """(accountid, accountnumber) of up to ``top`` USMF customer accounts the customers map keeps in sync."""
     with SalesClient(stack.url("sales"), transport=stack.transport("sales")) as sales:
         company = sales.query("cdm_companies", filter="cdm_companycode eq 'usmf'", select=["cdm_companyid"])[0]
         rows = sales.query(
             "accounts",
             filter=f"customertypecode eq 3 and _msdyn_company_value eq {company['cdm_companyid']}",
             select=["accountid", "accountnumber"],
-            top=8,
+            top=top,
         )
-    accounts = [(row["accountid"], row["accountnumber"]) for row in rows if row.get("accountnumber")]
+    return [(row["accountid"], row["accountnumber"]) for row in rows if row.get("accountnumber")]
+
+
+def _cross(stack: Stack, label: str) -> dict[str, Any]:
+    """Two writers create customers in SCM while two update account phones in Sales, all at once; returns what
+    each side was given and every error."""
+    accounts = _synced_accounts(stack, 8)
     assert len(accounts) >= WRITERS_PER_SIDE
     errors: list[str] = []
     customers: list[str] = []
@@ -92,15 +97,7 @@ def _cross(stack: Stack, label: str) -> dict[str, Any]:
 def _cross_same_records(stack: Stack, label: str, writes: int = WRITES_PER_WRITER) -> dict[str, Any]:
     """Writers on both sides change the phone of the same customers at once (Sales ``telephone1``, SCM
     ``PrimaryContactPhone``, mapped both ways); returns the account numbers written and every error."""
-    with SalesClient(stack.url("sales"), transport=stack.transport("sales")) as sales:
-        company = sales.query("cdm_companies", filter="cdm_companycode eq 'usmf'", select=["cdm_companyid"])[0]
-        rows = sales.query(
-            "accounts",
-            filter=f"customertypecode eq 3 and _msdyn_company_value eq {company['cdm_companyid']}",
-            select=["accountid", "accountnumber"],
-            top=2,
-        )
-    accounts = [(row["accountid"], row["accountnumber"]) for row in rows if row.get("accountnumber")]
+    accounts = _synced_accounts(stack, 2)
     assert len(accounts) == 2
     errors: list[str] = []
     lock = threading.Lock()

@@ -25,9 +25,11 @@ GET,Sales: list accounts,"CatchResponseError('503 [0x80040216] The database is b
 """
 
 
-def summary_of(tmp_path: Path, max_failure_ratio: float) -> dict[str, Any]:
+def summary_of(tmp_path: Path, max_failure_ratio: float, *, with_failures: bool = True) -> dict[str, Any]:
+    """The load summary of ``STATS`` (and of ``FAILURES``, the run's failed requests, unless told not to)."""
     (tmp_path / "run_stats.csv").write_text(STATS)
-    (tmp_path / "run_failures.csv").write_text(FAILURES)
+    if with_failures:
+        (tmp_path / "run_failures.csv").write_text(FAILURES)
     return summarize(
         read_stats(tmp_path / "run_stats.csv"),
         run_seconds=10.0,
@@ -36,7 +38,7 @@ def summary_of(tmp_path: Path, max_failure_ratio: float) -> dict[str, Any]:
         bridge={},
         config={"users": 2, "mode": "live", "workers": 0, "stack": "test", "bridge": False},
         max_failure_ratio=max_failure_ratio,
-        failures=read_failures(tmp_path / "run_failures.csv"),
+        failures=read_failures(tmp_path / "run_failures.csv") if with_failures else None,
     )
 
 
@@ -58,16 +60,7 @@ def test_429s_are_throttled_not_failed_and_do_not_fail_the_run(tmp_path: Path) -
 
 def test_without_throttling_nothing_changes(tmp_path: Path) -> None:
     """A run without 429s counts every failure as before and says nothing about throttling."""
-    (tmp_path / "run_stats.csv").write_text(STATS)
-    summary = summarize(
-        read_stats(tmp_path / "run_stats.csv"),
-        run_seconds=10.0,
-        synced_before={},
-        synced_after={},
-        bridge={},
-        config={"users": 2, "mode": "live", "workers": 0, "stack": "test", "bridge": False},
-        max_failure_ratio=0.02,
-    )
+    summary = summary_of(tmp_path, 0.02, with_failures=False)
     assert summary["totals"]["failures"] == 31 and summary["totals"]["throttled"] == 0
     assert summary["passed"] is False
     lines: list[str] = []
